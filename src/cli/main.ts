@@ -1,0 +1,43 @@
+// `gemma-tune`: the command line on the same engine as the extension, for batch work and CI.
+// Exit code 0 on success; on bad input, 1 with one line "gemma-tune: <reason>" on stderr; 2 on usage errors.
+
+import type { CliCommand } from './command';
+import { UsageError } from './args';
+
+const commands: CliCommand[] = [];
+
+function help(): string {
+  const lines = ['usage: gemma-tune <command> [options]', ''];
+  for (const c of commands) lines.push(`  ${c.usage}`, `      ${c.summary}`);
+  return lines.join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    console.log(help());
+    return name ? 0 : 2;
+  }
+  const cmd = commands.find((c) => c.name === name);
+  if (!cmd) {
+    console.error(`gemma-tune: unknown command "${name}" (try gemma-tune help)`);
+    return 2;
+  }
+  try {
+    await cmd.run(rest);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`gemma-tune ${name}: ${e.message}\nusage: ${cmd.usage}`);
+      return 2;
+    }
+    const msg = e instanceof Error ? e.message : String(e);
+    console.error(`gemma-tune ${name}: ${msg.split('\n')[0]}`);
+    if (process.env.GEMMA_TUNE_DEBUG && e instanceof Error) console.error(e.stack);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

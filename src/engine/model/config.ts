@@ -1,0 +1,236 @@
+// GemmaConfig: every hyperparameter of a Gemma 3 text decoder, read from a Hugging Face config.json
+// (both the 4.5x layout of the real checkpoint and the transformers 5 `rope_parameters` layout) or from
+// GGUF metadata, and passed everywhere as the one description of the model's shape.
+//
+// Shape legend used across the engine:
+//   B batch, T sequence, C hidden (640), H query heads (4), Hkv key/value heads (1), D head_dim (256),
+//   F feed-forward (2048), V vocabulary (262144), L layers (18), R LoRA rank.
+
+export type LayerType = 'sliding' | 'full';
+
+export interface GemmaConfig {
+  vocabSize: number;          // V
+  hidden: number;             // C
+  intermediate: number;       // F
+  layers: number;             // L
+  heads: number;              // H
+  kvHeads: number;            // Hkv
+  headDim: number;            // D
+  queryPreAttnScalar: number; // attention scores are q·kᵀ · queryPreAttnScalar^-0.5
+  slidingWindow: number;      // a sliding layer's query i sees keys i-W+1 … i
+  layerTypes: LayerType[];    // length L
+  ropeThetaGlobal: number;    // base on full-attention layers
+  ropeThetaLocal: number;     // base on sliding layers
+  rmsNormEps: number;
+  finalLogitSoftcap: number | null;
+  maxPositions: number;
+  bosId: number;
+  eosId: number;
+  padId: number;
+}
+
+/** The real Gemma 3 270M shape. */
+export const GEMMA3_270M: GemmaConfig = {
+  vocabSize: 262144,
+  hidden: 640,
+  intermediate: 2048,
+  layers: 18,
+  heads: 4,
+  kvHeads: 1,
+  headDim: 256,
+  queryPreAttnScalar: 256,
+  slidingWindow: 512,
+  layerTypes: layerTypesFromPattern(18, 6),
+  ropeThetaGlobal: 1_000_000,
+  ropeThetaLocal: 10_000,
+  rmsNormEps: 1e-6,
+  finalLogitSoftcap: null,
+  maxPositions: 32768,
+  bosId: 2,
+  eosId: 1,
+  padId: 0,
+};
+
+/** A tiny model with the 270M's ratios, fast enough for unit tests. */
+export const GEMMA3_TINY: GemmaConfig = {
+  vocabSize: 512,
+  hidden: 64,
+  intermediate: 128,
+  layers: 6,
+  heads: 2,
+  kvHeads: 1,
+  headDim: 32,
+  queryPreAttnScalar: 32,
+  slidingWindow: 4,
+  layerTypes: layerTypesFromPattern(6, 6),
+  ropeThetaGlobal: 1_000_000,
+  ropeThetaLocal: 10_000,
+  rmsNormEps: 1e-6,
+  finalLogitSoftcap: null,
+  maxPositions: 32768,
+  bosId: 2,
+  eosId: 1,
+  padId: 0,
+};
+
+/** Layer i is global iff (i+1) % pattern == 0, as transformers and llama.cpp both derive it. */
+export function layerTypesFromPattern(layers: number, pattern: number): LayerType[] {
+  return Array.from({ length: layers }, (_, i) => ((i + 1) % pattern === 0 ? 'full' : 'sliding'));
+}
+
+export class ConfigError extends Error {}
+
+function num(obj: Record<string, unknown>, key: string, fallback?: number): number {
+  const v = obj[key];
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (v === undefined || v === null) {
+    if (fallback !== undefined) return fallback;
+    throw new ConfigError(`config lacks "${key}"`);
+  }
+  throw new ConfigError(`config "${key}" is not a number: ${JSON.stringify(v)}`);
+}
+
+function firstId(v: unknown, fallback: number): number {
+  if (typeof v === 'number') return v;
+  if (Array.isArray(v) && typeof v[0] === 'number') return v[0];
+  return fallback;
+}
+
+/** Reads a Hugging Face Gemma 3 text config.json (4.5x or 5.x layout); a multimodal config's text_config too. */
+export function configFromHf(json: unknown): GemmaConfig {
+  if (typeof json !== 'object' || json === null) throw new ConfigError('config.json is not an object');
+  let c = json as Record<string, unknown>;
+  if (typeof c.text_config === 'object' && c.text_config !== null) c = c.text_config as Record<string, unknown>;
+  const modelType = c.model_type;
+  if (modelType !== undefined && modelType !== 'gemma3_text' && modelType !== 'gemma3') {
+    throw new ConfigError(`model_type "${String(modelType)}" is not Gemma 3 text`);
+  }
+  const act = c.hidden_activation ?? c.hidden_act;
+  if (act !== undefined && act !== 'gelu_pytorch_tanh') throw new ConfigError(`hidden_activation "${String(act)}" is not supported`);
+  if (c.attention_bias === true) throw new ConfigError('attention_bias is not supported');
+  if (c.use_bidirectional_attention === true) throw new ConfigError('use_bidirectional_attention is not supported');
+
+  const layers = num(c, 'num_hidden_layers');
+  const hidden = num(c, 'hidden_size');
+  const heads = num(c, 'num_attention_heads');
+  const headDim = num(c, 'head_dim', hidden / heads);
+  let layerTypes: LayerType[];
+  if (Array.isArray(c.layer_types)) {
+    layerTypes = c.layer_types.map((t, i) => {
+      if (t === 'sliding_attention') return 'sliding';
+      if (t === 'full_attention') return 'full';
+      throw new ConfigError(`layer_types[${i}] "${String(t)}" is unknown`);
+    });
+  } else {
+    const pattern = num(c, 'sliding_window_pattern', num(c, '_sliding_window_pattern', 6));
+    layerTypes = layerTypesFromPattern(layers, pattern);
+  }
+
+  // transformers 5 moved the two bases into rope_parameters keyed by layer type.
+  let ropeThetaGlobal = 1_000_000;
+  let ropeThetaLocal = 10_000;
+  const rp = c.rope_parameters as Record<string, Record<string, unknown>> | undefined;
+  if (rp && typeof rp === 'object') {
+    const full = rp.full_attention, sliding = rp.sliding_attention;
+    if (full) {
+      if (full.rope_type !== undefined && full.rope_type !== 'default') throw new ConfigError(`rope_type "${String(full.rope_type)}" is not supported`);
+      ropeThetaGlobal = num(full, 'rope_theta', ropeThetaGlobal);
+    }
+    if (sliding) ropeThetaLocal = num(sliding, 'rope_theta', ropeThetaLocal);
+  } else {
+    ropeThetaGlobal = num(c, 'rope_theta', ropeThetaGlobal);
+    ropeThetaLocal = num(c, 'rope_local_base_freq', ropeThetaLocal);
+    if (c.rope_scaling !== undefined && c.rope_scaling !== null) throw new ConfigError('rope_scaling is not supported');
+  }
+
+  const softcap = c.final_logit_softcapping;
+  const cfg: GemmaConfig = {
+    vocabSize: num(c, 'vocab_size'),
+    hidden,
+    intermediate: num(c, 'intermediate_size'),
+    layers,
+    heads,
+    kvHeads: num(c, 'num_key_value_heads', heads),
+    headDim,
+    queryPreAttnScalar: num(c, 'query_pre_attn_scalar', headDim),
+    slidingWindow: num(c, 'sliding_window', 4096),
+    layerTypes,
+    ropeThetaGlobal,
+    ropeThetaLocal,
+    rmsNormEps: num(c, 'rms_norm_eps', 1e-6),
+    finalLogitSoftcap: typeof softcap === 'number' ? softcap : null,
+    maxPositions: num(c, 'max_position_embeddings', 32768),
+    bosId: firstId(c.bos_token_id, 2),
+    eosId: firstId(c.eos_token_id, 1),
+    padId: firstId(c.pad_token_id, 0),
+  };
+  validateConfig(cfg);
+  return cfg;
+}
+
+/** Writes the config as the real gemma-3-270m checkpoint's config.json does (transformers 4.5x keys). */
+export function configToHf(cfg: GemmaConfig): Record<string, unknown> {
+  const firstFull = cfg.layerTypes.indexOf('full');
+  return {
+    _sliding_window_pattern: firstFull >= 0 ? firstFull + 1 : cfg.layers,
+    architectures: ['Gemma3ForCausalLM'],
+    attention_bias: false,
+    attention_dropout: 0.0,
+    attn_logit_softcapping: null,
+    bos_token_id: cfg.bosId,
+    eos_token_id: cfg.eosId,
+    final_logit_softcapping: cfg.finalLogitSoftcap,
+    head_dim: cfg.headDim,
+    hidden_activation: 'gelu_pytorch_tanh',
+    hidden_size: cfg.hidden,
+    initializer_range: 0.02,
+    intermediate_size: cfg.intermediate,
+    layer_types: cfg.layerTypes.map((t) => (t === 'full' ? 'full_attention' : 'sliding_attention')),
+    max_position_embeddings: cfg.maxPositions,
+    model_type: 'gemma3_text',
+    num_attention_heads: cfg.heads,
+    num_hidden_layers: cfg.layers,
+    num_key_value_heads: cfg.kvHeads,
+    pad_token_id: cfg.padId,
+    query_pre_attn_scalar: cfg.queryPreAttnScalar,
+    rms_norm_eps: cfg.rmsNormEps,
+    rope_local_base_freq: cfg.ropeThetaLocal,
+    rope_scaling: null,
+    rope_theta: cfg.ropeThetaGlobal,
+    sliding_window: cfg.slidingWindow,
+    tie_word_embeddings: true,
+    torch_dtype: 'float32',
+    use_bidirectional_attention: false,
+    use_cache: true,
+    vocab_size: cfg.vocabSize,
+  };
+}
+
+// Upper bounds far above any Gemma 3 so that a corrupt file cannot make us allocate absurd sizes.
+const LIMITS = { vocabSize: 1 << 20, hidden: 1 << 15, intermediate: 1 << 17, layers: 256, heads: 256, headDim: 1024 };
+
+/** Throws ConfigError when the config is inconsistent or absurd. */
+export function validateConfig(cfg: GemmaConfig): void {
+  const ints: (keyof typeof LIMITS | 'kvHeads' | 'queryPreAttnScalar' | 'slidingWindow' | 'maxPositions')[] =
+    ['vocabSize', 'hidden', 'intermediate', 'layers', 'heads', 'kvHeads', 'headDim', 'queryPreAttnScalar', 'slidingWindow', 'maxPositions'];
+  for (const k of ints) {
+    const v = cfg[k];
+    if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`${k} must be a positive integer, got ${v}`);
+    const lim = (LIMITS as Record<string, number>)[k];
+    if (lim !== undefined && v > lim) throw new ConfigError(`${k} = ${v} is larger than any Gemma 3 (limit ${lim})`);
+  }
+  if (cfg.heads % cfg.kvHeads !== 0) throw new ConfigError(`heads (${cfg.heads}) is not a multiple of kvHeads (${cfg.kvHeads})`);
+  if (cfg.headDim % 2 !== 0) throw new ConfigError(`headDim (${cfg.headDim}) must be even for RoPE`);
+  if (cfg.layerTypes.length !== cfg.layers) throw new ConfigError(`layer_types has ${cfg.layerTypes.length} entries for ${cfg.layers} layers`);
+  for (const id of [cfg.bosId, cfg.eosId, cfg.padId]) {
+    if (!Number.isInteger(id) || id < 0 || id >= cfg.vocabSize) throw new ConfigError(`special token id ${id} is outside the vocabulary`);
+  }
+  if (!(cfg.rmsNormEps > 0)) throw new ConfigError('rms_norm_eps must be positive');
+}
+
+/** Parameter count, embedding included once (the head is tied). */
+export function parameterCount(cfg: GemmaConfig): number {
+  const { hidden: C, intermediate: F, heads: H, kvHeads: Hkv, headDim: D } = cfg;
+  const perLayer = C * H * D + 2 * C * Hkv * D + H * D * C + 3 * C * F + 4 * C + 2 * D;
+  return cfg.vocabSize * C + cfg.layers * perLayer + C;
+}

@@ -3,8 +3,11 @@
 
 import type { CliCommand } from './command';
 import { UsageError } from './args';
+import { makeModelCommand } from './commands/makeModel';
+import { logitsCommand } from './commands/logits';
+import { tokenizeCommand } from './commands/tokenize';
 
-const commands: CliCommand[] = [];
+const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand];
 
 function help(): string {
   const lines = ['usage: gemma-tune <command> [options]', ''];

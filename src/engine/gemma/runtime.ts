@@ -10,6 +10,8 @@ export interface RuntimeOptions {
   precision: Precision;
   /** intra-op threads for ONNX Runtime; default 2. */
   threads?: number;
+  /** q4 only: MatMulNBits accuracy_level, 4 (int8 activations, as llama.cpp's Q8_0 activations; default) or 0 (float). */
+  accuracyLevel?: 0 | 4;
 }
 
 /** One sequence's cache. Sliding layers keep at most slidingWindow-1 past positions. */

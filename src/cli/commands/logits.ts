@@ -1,0 +1,41 @@
+// `gemma-tune logits`: the logits of every position of a token sequence, as little-endian float32
+// [T, vocab], for exactness checks against other implementations.
+
+import * as fs from 'node:fs';
+import type { CliCommand } from '../command';
+import { numberFlag, parseFlags, parseIds, required, UsageError } from '../args';
+import { loadModel } from '../../engine/model/load';
+import { createGemmaRuntime } from '../../engine/gemma/ortRuntime';
+import { readPeftParams } from '../../engine/train/peftParams';
+import { toRuntimeAdapter } from '../../engine/train/lora';
+
+export const logitsCommand: CliCommand = {
+  name: 'logits',
+  usage: 'gemma-tune logits --model PATH [--adapter DIR] --tokens 2,651,… --out FILE [--precision q4|f32] [--threads N]',
+  summary: 'Write the logits of every position as little-endian float32 [T, vocab].',
+  async run(argv) {
+    const p = parseFlags(argv, { values: ['model', 'adapter', 'tokens', 'out', 'precision', 'threads'] });
+    const modelPath = required(p, 'model');
+    const ids = parseIds(required(p, 'tokens'), 'tokens');
+    const out = required(p, 'out');
+    const precision = p.values.get('precision') ?? 'q4';
+    if (precision !== 'q4' && precision !== 'f32') throw new UsageError(`--precision must be q4 or f32, got "${precision}"`);
+    const threads = numberFlag(p, 'threads', 2, 1, 256, true);
+
+    const { weights } = loadModel(modelPath, { precision });
+    const V = weights.config.vocabSize;
+    const bad = ids.find((id) => id >= V);
+    if (bad !== undefined) throw new UsageError(`--tokens: id ${bad} is outside the model's vocabulary of ${V}`);
+    const adapterDir = p.values.get('adapter');
+    const adapter = adapterDir !== undefined ? toRuntimeAdapter(readPeftParams(adapterDir, weights.config)) : null;
+
+    const rt = await createGemmaRuntime(weights, { precision, threads });
+    try {
+      if (adapter) rt.setAdapter('cli', adapter);
+      const logits = await rt.step(rt.newCache(), ids, { logits: 'all', adapter: adapter ? 'cli' : undefined });
+      fs.writeFileSync(out, new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
+    } finally {
+      await rt.dispose();
+    }
+  },
+};

@@ -1,0 +1,54 @@
+// `gemma-tune make-model`: writes a random-weight Gemma 3 model (GGUF file or HF folder) for tests and
+// benchmarks, for a preset shape or any HF config.json.
+
+import * as fs from 'node:fs';
+import type { CliCommand } from '../command';
+import { numberFlag, parseFlags, required, UsageError } from '../args';
+import { configFromHf, ConfigError, GEMMA3_270M, GEMMA3_TINY, type GemmaConfig } from '../../engine/model/config';
+import { writeRandomGguf, writeRandomHf, type RandomGgufDtype } from '../../engine/model/randomModel';
+
+function readConfig(spec: string): GemmaConfig {
+  if (spec === 'tiny') return GEMMA3_TINY;
+  if (spec === '270m') return GEMMA3_270M;
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(spec, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--config must be tiny, 270m or a readable config.json: ${spec}: ${(e as Error).message}`);
+  }
+  try {
+    return configFromHf(json);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new Error(`${spec}: ${e.message}`, { cause: e });
+    throw e;
+  }
+}
+
+export const makeModelCommand: CliCommand = {
+  name: 'make-model',
+  usage: 'gemma-tune make-model --config tiny|270m|FILE.json --format gguf|safetensors --dtype f32|f16|bf16|q4_0 --seed N --out PATH [--embedding q8_0|q4_0]',
+  summary: 'Write a random-weight Gemma 3 model (GGUF file or Hugging Face folder) for tests and benchmarks.',
+  async run(argv) {
+    const p = parseFlags(argv, { values: ['config', 'format', 'dtype', 'seed', 'out', 'embedding'] });
+    const cfg = readConfig(required(p, 'config'));
+    const format = required(p, 'format');
+    const dtype = required(p, 'dtype');
+    const seed = numberFlag(p, 'seed', 0, 0, 2 ** 32 - 1, true);
+    const out = required(p, 'out');
+    const embedding = p.values.get('embedding');
+    if (!['f32', 'f16', 'bf16', 'q4_0'].includes(dtype)) throw new UsageError(`--dtype must be f32, f16, bf16 or q4_0, got "${dtype}"`);
+    if (embedding !== undefined && embedding !== 'q8_0' && embedding !== 'q4_0') throw new UsageError(`--embedding must be q8_0 or q4_0, got "${embedding}"`);
+    if (format === 'gguf') {
+      if (embedding !== undefined && dtype !== 'q4_0') throw new UsageError('--embedding applies only to --dtype q4_0');
+      writeRandomGguf(out, cfg, { seed, dtype: dtype as RandomGgufDtype, embedding: embedding as 'q8_0' | 'q4_0' | undefined });
+    } else if (format === 'safetensors') {
+      if (dtype === 'q4_0') throw new UsageError('--dtype q4_0 needs --format gguf (safetensors holds f32, f16 or bf16)');
+      if (embedding !== undefined) throw new UsageError('--embedding applies only to --format gguf');
+      if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new UsageError(`--out ${out} exists and is not a folder`);
+      writeRandomHf(out, cfg, { seed, dtype: dtype as 'f32' | 'f16' | 'bf16' });
+    } else {
+      throw new UsageError(`--format must be gguf or safetensors, got "${format}"`);
+    }
+    console.log(out);
+  },
+};

@@ -1,0 +1,189 @@
+// GemmaRuntime on onnxruntime-node: one session over the whole-model inference graph (inferenceGraph.ts)
+// serves prefill, decode and every adapter, so the base weights are in memory once. Per step the
+// runtime computes the small inputs (RoPE tables, masks, split sizes), passes the cache's K/V buffers in
+// place, and appends the step's new K/V outputs to the cache.
+
+import type * as ortTypes from 'onnxruntime-node';
+import type { GemmaConfig, LayerType } from '../model/config';
+import type { ModelWeights } from '../model/weights';
+import { ALL_TARGETS, targetFromModuleName, targetShape, type LoraTarget } from '../train/lora';
+import { createSession, f32Tensor, ort, type OptLevel } from '../onnx/session';
+import { buildInferenceGraph, loraInputNames } from './inferenceGraph';
+import { GemmaKvCache, type SlotSet } from './kvCache';
+import { inverseFrequencies, ropeTables } from './rope';
+import type { GemmaRuntime, KvCache, LoraAdapter, Precision, RuntimeOptions, StepOptions } from './runtime';
+
+type Feeds = Record<string, ortTypes.Tensor>;
+
+/** Largest number of score entries (heads × new × visible keys) one run may hold; longer inputs are chunked. */
+const MAX_SCORES = 8 << 20;
+const MAX_CHUNK = 512;
+
+export class AdapterShapeError extends Error {}
+
+/** Builds the graph, creates the session, and returns a runtime; `mw` may be dropped afterwards. */
+export async function createGemmaRuntime(mw: ModelWeights, opts: RuntimeOptions & { optimization?: OptLevel }): Promise<GemmaRuntime> {
+  const accuracyLevel = opts.accuracyLevel ?? 4;
+  const built = buildInferenceGraph(mw, { precision: opts.precision, accuracyLevel, lora: true });
+  const session = await createSession(built, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'basic' });
+  return new OrtGemmaRuntime(mw.config, opts.precision, session);
+}
+
+class OrtGemmaRuntime implements GemmaRuntime {
+  private readonly adapters = new Map<string, Feeds>();
+  private readonly baseLora: Feeds;
+  private readonly invFreq: Map<LayerType, Float32Array>;
+  private disposed = false;
+
+  constructor(readonly config: GemmaConfig, readonly precision: Precision, private readonly session: ortTypes.InferenceSession) {
+    const cfg = config;
+    this.invFreq = new Map([
+      ['sliding', inverseFrequencies(cfg.headDim, cfg.ropeThetaLocal)],
+      ['full', inverseFrequencies(cfg.headDim, cfg.ropeThetaGlobal)],
+    ]);
+    // No adapter = rank 0: the LoRA branch multiplies through an empty inner dimension and adds zeros.
+    this.baseLora = {};
+    for (let i = 0; i < cfg.layers; i++) {
+      for (const t of ALL_TARGETS) {
+        const [out, inp] = targetShape(cfg, t);
+        const n = loraInputNames(i, t);
+        this.baseLora[n.a] = f32Tensor(new Float32Array(0), [0, inp]);
+        this.baseLora[n.b] = f32Tensor(new Float32Array(0), [out, 0]);
+      }
+    }
+  }
+
+  newCache(): KvCache {
+    return new GemmaKvCache(this, this.config);
+  }
+
+  async step(cacheIn: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array> {
+    if (this.disposed) throw new Error('runtime was disposed');
+    const cache = cacheIn as GemmaKvCache;
+    if (!(cache instanceof GemmaKvCache) || cache.owner !== this) throw new Error('step: the cache belongs to another runtime');
+    if (cache.disposed) throw new Error('step: the cache was disposed');
+    const { vocabSize: V, maxPositions } = this.config;
+    if (ids.length === 0) throw new Error('step: no token ids');
+    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`step: token id ${id} is outside the vocabulary (0…${V - 1})`);
+    if (cache.length + ids.length > maxPositions) throw new Error(`step: ${cache.length + ids.length} positions exceed the model's ${maxPositions}`);
+    let lora = this.baseLora;
+    if (opts.adapter !== undefined) {
+      const a = this.adapters.get(opts.adapter);
+      if (!a) throw new Error(`step: no adapter named "${opts.adapter}"`);
+      lora = a;
+    }
+
+    const out = new Float32Array(opts.logits === 'all' ? ids.length * V : V);
+    let done = 0;
+    while (done < ids.length) {
+      const T = Math.min(ids.length - done, this.chunkSize(cache));
+      const last = done + T === ids.length;
+      const index = opts.logits === 'all' ? range(0, T) : last ? [T - 1] : [];
+      const logits = await this.run(cache, ids.slice(done, done + T), index, lora);
+      if (opts.logits === 'all') out.set(logits, done * V);
+      else if (last) out.set(logits);
+      done += T;
+    }
+    return out;
+  }
+
+  private chunkSize(cache: GemmaKvCache): number {
+    const full = cache.sets.get('full');
+    const past = full ? full.filled : 0;
+    let T = MAX_CHUNK;
+    while (T > 16 && this.config.heads * T * (past + T) > MAX_SCORES) T >>= 1;
+    return T;
+  }
+
+  private async run(cache: GemmaKvCache, ids: number[], logitIndex: number[], lora: Feeds): Promise<Float32Array> {
+    const cfg = this.config;
+    const T = ids.length;
+    const start = cache.length;
+    const positions = range(start, start + T);
+    const feeds: Feeds = { ...lora };
+    feeds.input_ids = new ort.Tensor('int64', BigInt64Array.from(ids, (v) => BigInt(v)), [1, T]);
+    feeds.logit_index = new ort.Tensor('int64', BigInt64Array.from(logitIndex, (v) => BigInt(v)), [logitIndex.length]);
+    for (const [type, set] of cache.sets) {
+      const { cos, sin } = ropeTables(this.invFreq.get(type)!, positions);
+      feeds[`cos_${type}`] = f32Tensor(cos, [T, cfg.headDim / 2]);
+      feeds[`sin_${type}`] = f32Tensor(sin, [T, cfg.headDim / 2]);
+      feeds[`mask_${type}`] = f32Tensor(buildMask(set, start, T, type === 'sliding' ? cfg.slidingWindow : Infinity), [1, 1, T, set.filled + T]);
+      feeds[`split_${type}`] = new ort.Tensor('int64', BigInt64Array.from([BigInt(set.filled), BigInt(T)]), [2]);
+      set.layers.forEach((layer, l) => {
+        const dims = [1, cfg.kvHeads, set.filled, cfg.headDim];
+        feeds[`past_k_${layer}`] = f32Tensor(set.view('k', l), dims);
+        feeds[`past_v_${layer}`] = f32Tensor(set.view('v', l), dims);
+      });
+    }
+    const result = await this.session.run(feeds);
+    for (const set of cache.sets.values()) {
+      const newK = set.layers.map((layer) => result[`new_k_${layer}`].data as Float32Array);
+      const newV = set.layers.map((layer) => result[`new_v_${layer}`].data as Float32Array);
+      set.append(start, T, newK, newV);
+    }
+    cache.length += T;
+    return result.logits.data as Float32Array;
+  }
+
+  setAdapter(name: string, adapter: LoraAdapter): void {
+    const cfg = this.config;
+    const { rank: R, alpha } = adapter;
+    if (!Number.isInteger(R) || R < 1 || R > 4096) throw new AdapterShapeError(`adapter ${name}: rank ${R} is not a positive integer`);
+    if (!(alpha > 0) || !Number.isFinite(alpha)) throw new AdapterShapeError(`adapter ${name}: alpha ${alpha} is not positive`);
+    const scale = alpha / R;
+    const feeds: Feeds = { ...this.baseLora };
+    for (const [path, m] of adapter.modules) {
+      const match = /^model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)$/.exec(path);
+      const target: LoraTarget | undefined = match ? targetFromModuleName(match[3]) : undefined;
+      const layer = match ? Number(match[1]) : -1;
+      if (!match || !target || layer >= cfg.layers) throw new AdapterShapeError(`adapter ${name}: module ${path} is not a projection of this model`);
+      const [out, inp] = targetShape(cfg, target);
+      if (m.a.length !== R * inp) throw new AdapterShapeError(`adapter ${name}: ${path} A has ${m.a.length} values, want [${R}, ${inp}]`);
+      if (m.b.length !== out * R) throw new AdapterShapeError(`adapter ${name}: ${path} B has ${m.b.length} values, want [${out}, ${R}]`);
+      const b = new Float32Array(m.b.length);
+      for (let i = 0; i < b.length; i++) b[i] = m.b[i] * scale;
+      const n = loraInputNames(layer, target);
+      feeds[n.a] = f32Tensor(m.a.slice(), [R, inp]);
+      feeds[n.b] = f32Tensor(b, [out, R]);
+    }
+    this.adapters.set(name, feeds);
+  }
+
+  removeAdapter(name: string): void {
+    this.adapters.delete(name);
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.adapters.clear();
+    await this.session.release();
+  }
+}
+
+function range(a: number, b: number): number[] {
+  return Array.from({ length: b - a }, (_, i) => a + i);
+}
+
+/**
+ * Additive mask [T, filled + T]: query t (position start+t) sees a key at position q iff q ≤ start+t and
+ * start+t − q < window (HF: a sliding layer's token i sees i−W+1 … i).
+ */
+function buildMask(set: SlotSet, start: number, T: number, window: number): Float32Array {
+  const P = set.filled;
+  const S = P + T;
+  const mask = new Float32Array(T * S);
+  for (let t = 0; t < T; t++) {
+    const pos = start + t;
+    const row = t * S;
+    for (let j = 0; j < P; j++) {
+      const d = pos - set.positions[j];
+      if (d < 0 || d >= window) mask[row + j] = -Infinity;
+    }
+    for (let u = 0; u < T; u++) {
+      const d = t - u;
+      if (d < 0 || d >= window) mask[row + P + u] = -Infinity;
+    }
+  }
+  return mask;
+}

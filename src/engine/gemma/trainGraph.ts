@@ -1,0 +1,146 @@
+// The LoRA train-step graph: one ONNX graph that runs the forward with LoRA on the chosen projections,
+// the completion-only cross-entropy at label positions, and the backward to every LoRA A and B, as an
+// ordinary inference session (onnxruntime-node has no training API). The decoder layer is the same code
+// as inference (layer.ts); the backward is appended by reverse-mode autodiff over its recorded ops.
+//
+// Inputs (B batch, T sequence, P label positions, R rank; all symbolic but R):
+//   input_ids int64 [B, T]                       right-padded; causality keeps pads out of real rows
+//   cos_{sliding|full}, sin_{…} float32 [T, D/2]   RoPE tables for positions 0…T-1
+//   mask_{sliding|full} float32 [1, 1, T, T]      additive: causal, and the window on sliding layers
+//   label_pos int64 [P]                           flat b·T+t of each position whose next token is a label
+//   label_ids int64 [P]                           that label
+//   grad_scale float32 []                         the backward computes d(grad_scale · Σ CE)/dθ
+//   lora_a_{i}_{t} [R, in], lora_b_{i}_{t} [out, R]   PEFT's A and B (B unscaled; alpha/R is applied here)
+// Outputs:
+//   loss_sum float32 []                           Σ CE over the P positions
+//   grad_a_{i}_{t}, grad_b_{i}_{t}                 d(grad_scale · loss_sum)/dA, /dB
+//
+// Frozen base weights: f32 (exactness) or Q4_0 through MatMulNBits. dX through a 4-bit linear needs
+// dy·W, and MatMulNBits only computes x·Wᵀ, so the q4 graph keeps a second 4-bit copy of each Wᵀ
+// (W dequantised, transposed and requantised to Q4_0 along its output axis): one extra half-byte per
+// weight, and the backward runs on the same int4 kernel as the forward.
+
+import { Graph, type BuiltModel, type NodeRecord, type Value } from '../onnx/graph';
+import * as op from '../onnx/ops';
+import { attr } from '../onnx/graph';
+import { gradients } from '../onnx/autodiff';
+import type { ModelWeights, Weight } from '../model/weights';
+import { EMBED_NAME, FINAL_NORM_NAME } from '../model/weights';
+import type { LayerType } from '../model/config';
+import { dequantizeQ4_0, dequantizeQ8_0, q4_0ToMatMulNBits, quantizeQ4_0 } from '../model/quant';
+import { targetShape, type LoraTarget } from '../train/lora';
+import { GraphParams, type ParamsOptions } from './params';
+import { decoderLayer, type LoraValues } from './layer';
+
+export interface TrainGraphOptions extends ParamsOptions {
+  rank: number;
+  alpha: number;
+  targets: readonly LoraTarget[];
+}
+
+export const trainLoraNames = (layer: number, t: LoraTarget) => ({
+  a: `lora_a_${layer}_${t}`, b: `lora_b_${layer}_${t}`, gradA: `grad_a_${layer}_${t}`, gradB: `grad_b_${layer}_${t}`,
+});
+
+function f32Of(w: Weight): Float32Array {
+  const n = w.shape.reduce((a, b) => a * b, 1);
+  switch (w.value.type) {
+    case 'f32': return w.value.data;
+    case 'q4_0': return dequantizeQ4_0(w.value.data, n);
+    case 'q8_0': return dequantizeQ8_0(w.value.data, n);
+  }
+}
+
+/** W [N, K] → Wᵀ [K, N] as MatMulNBits operands (Q4_0 along N), made a few rows at a time. */
+function transposedQ4(w: Weight): { data: Uint8Array; scales: Float32Array; K: number; N: number } {
+  const [N, K] = w.shape;
+  const f = f32Of(w);
+  const t = new Float32Array(K * N);
+  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[k * N + n] = f[n * K + k];
+  const bq = q4_0ToMatMulNBits(quantizeQ4_0(t), K, N);
+  return { data: bq.data, scales: bq.scales, K: N, N: K };
+}
+
+/** Builds the train-step graph for a model and a LoRA configuration. */
+export function buildTrainGraph(mw: ModelWeights, opts: TrainGraphOptions): BuiltModel {
+  const cfg = mw.config;
+  const { headDim: D, vocabSize: V, hidden: C } = cfg;
+  const g = new Graph('gemma3_train');
+  const p = new GraphParams(g, mw, opts);
+  const scaling = opts.alpha / opts.rank;
+
+  const ids = g.input('input_ids', 'int64', ['B', 'T']);
+  const perType = new Map<LayerType, { cos: Value; sin: Value; mask: Value }>();
+  for (const t of new Set(cfg.layerTypes)) {
+    perType.set(t, {
+      cos: g.input(`cos_${t}`, 'float32', ['T', D / 2]),
+      sin: g.input(`sin_${t}`, 'float32', ['T', D / 2]),
+      mask: g.input(`mask_${t}`, 'float32', [1, 1, 'T', 'T']),
+    });
+  }
+  const labelPos = g.input('label_pos', 'int64', ['P']);
+  const labelIds = g.input('label_ids', 'int64', ['P']);
+  const gradScale = g.input('grad_scale', 'float32', []);
+
+  const params: { layer: number; target: LoraTarget; a: Value; b: Value }[] = [];
+  let x = p.embed(ids);
+  for (let i = 0; i < cfg.layers; i++) {
+    const lora = new Map<LoraTarget, LoraValues>();
+    for (const target of opts.targets) {
+      const [out, inp] = targetShape(cfg, target);
+      const n = trainLoraNames(i, target);
+      const a = g.input(n.a, 'float32', [opts.rank, inp]);
+      const b = g.input(n.b, 'float32', [out, opts.rank]);
+      params.push({ layer: i, target, a, b });
+      lora.set(target, { a, b: op.mul(g, b, g.constF32(scaling)) });
+    }
+    const t = perType.get(cfg.layerTypes[i])!;
+    x = decoderLayer(g, p, i, x, { cos: t.cos, sin: t.sin, mask: t.mask, past: null }, (target) => lora.get(target)).h;
+  }
+
+  // Final norm and the LM head only at label positions: the 262k-wide head dominates otherwise.
+  const rows = op.gather(g, op.reshape(g, x, ['BT', C]), labelPos, 0); // [P, C]
+  let logits = p.head(op.rmsNorm(g, rows, p.norm(FINAL_NORM_NAME), cfg.rmsNormEps)); // [P, V]
+  if (cfg.finalLogitSoftcap !== null) {
+    const cap = g.constF32(cfg.finalLogitSoftcap);
+    logits = op.mul(g, op.tanh(g, op.div(g, logits, cap)), cap);
+  }
+
+  // Cross-entropy, forward beside backward:
+  //   forward:  loss_sum = −Σ_p log softmax(logits_p)[label_p]
+  //   backward: dlogits = grad_scale · (softmax(logits) − onehot(label))
+  const logp = g.node('LogSoftmax', [logits], [{ dtype: 'float32', shape: ['P', V] }], { axis: attr.int(-1) })[0];
+  const tgt = g.node('Unsqueeze', [labelIds, g.constI64([-1])], [{ dtype: 'int64', shape: ['P', 1] }])[0];
+  const picked = g.node('GatherElements', [logp, tgt], [{ dtype: 'float32', shape: ['P', 1] }], { axis: attr.int(1) })[0];
+  const lossSum = op.neg(g, g.node('ReduceSum', [picked], [{ dtype: 'float32', shape: [] }], { keepdims: attr.int(0) })[0]);
+  g.output(lossSum, 'loss_sum');
+  const onehot = g.node('OneHot', [labelIds, g.constI64([V]), g.constF32([0, 1])], [{ dtype: 'float32', shape: ['P', V] }], { axis: attr.int(-1) })[0];
+  const dlogits = op.mul(g, op.sub(g, op.exp(g, logp), onehot), gradScale);
+
+  const transposed = new Map<string, { b: Value; scales: Value; K: number; N: number }>();
+  const matMulNBitsBackward = (gg: Graph, node: NodeRecord, dy: Value): Value => {
+    const bName = node.inputs[1]!.name;
+    const wName = bName.endsWith('.q') ? bName.slice(0, -2) : bName;
+    let tq = transposed.get(wName);
+    if (!tq) {
+      const w = mw.weights.get(wName);
+      if (!w) throw new Error(`train graph: no weight ${wName} behind ${bName}`);
+      const t = transposedQ4(w);
+      tq = {
+        b: gg.initializer(`${wName}.qT`, 'uint8', [t.N, t.K / 32, 16], t.data),
+        scales: gg.initializer(`${wName}.scalesT`, 'float32', [t.N, t.K / 32], t.scales),
+        K: t.K, N: t.N,
+      };
+      transposed.set(wName, tq);
+    }
+    return op.matMulNBits(gg, dy, tq.b, tq.scales, { K: tq.K, N: tq.N, bits: 4, blockSize: 32, accuracyLevel: opts.accuracyLevel });
+  };
+  const grads = gradients(g, [[logits, dlogits]], params.flatMap((q) => [q.a, q.b]), { matMulNBitsBackward });
+  params.forEach((q, k) => {
+    const n = trainLoraNames(q.layer, q.target);
+    g.output(grads[2 * k], n.gradA);
+    g.output(grads[2 * k + 1], n.gradB);
+  });
+  void EMBED_NAME;
+  return g.build();
+}

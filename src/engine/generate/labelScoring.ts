@@ -1,0 +1,124 @@
+// Classification by label scoring: the log-probability of each candidate label's whole token sequence
+// after a prompt, so the answer is always one of the labels, with a probability (softmax over labels).
+//
+// The prompt is run once; each label continues a fork of its KV cache, one runtime step per label
+// with the logits of every label position. Labels that share leading tokens, or differ in length,
+// need no special care: each sequence is scored on its own, and the shared prompt is never re-run.
+//
+// Decision: by default each label is followed by <end_of_turn> (106) and that token is scored too.
+// The answer of a chat-tuned model is `label<end_of_turn>`, so this scores complete answers: without
+// it a label that is a prefix of another ("pos" / "positive") would also collect the probability of
+// every longer answer starting with it, and would always win. Pass terminator null for raw prompts.
+
+import type { GemmaRuntime, KvCache } from '../gemma/runtime';
+import type { GenTokenizer } from './textStream';
+
+/** <end_of_turn>, which closes a model turn in Gemma's chat format. */
+export const END_OF_TURN = 106;
+
+export interface ClassifyOptions {
+  promptIds: number[];
+  labels: string[];
+  /** Token ids of each label, instead of encoding the label text (needed when there is no tokenizer). */
+  labelIds?: number[][];
+  /** Token scored after every label; default END_OF_TURN; null scores the label tokens alone. */
+  terminator?: number | null;
+  adapter?: string;
+  signal?: AbortSignal;
+}
+
+export interface LabelScore {
+  label: string;
+  /** The scored ids, terminator included. */
+  ids: number[];
+  /** log P(ids | prompt), natural log, summed over the ids. */
+  logprob: number;
+  /** exp(logprob) renormalised over the labels. */
+  probability: number;
+}
+
+export interface ClassifyResult {
+  /** The most probable label (the first one on a tie). */
+  label: string;
+  probability: number;
+  /** One entry per label, in the order given. */
+  scores: LabelScore[];
+}
+
+/** log softmax(logits)[id] for row `row` of a [T, V] block, in float64. */
+export function logProbAt(logits: Float32Array, V: number, row: number, id: number): number {
+  const base = row * V;
+  let max = -Infinity;
+  for (let i = 0; i < V; i++) if (logits[base + i] > max) max = logits[base + i];
+  let sum = 0;
+  for (let i = 0; i < V; i++) sum += Math.exp(logits[base + i] - max);
+  return logits[base + id] - max - Math.log(sum);
+}
+
+/** The token ids of each label (terminator appended), checked to be non-empty, in range and distinct. */
+export function labelSequences(tok: GenTokenizer | undefined, o: ClassifyOptions, V: number): number[][] {
+  if (o.labels.length === 0) throw new Error('no labels given');
+  if (o.labelIds && o.labelIds.length !== o.labels.length) throw new Error(`${o.labels.length} labels but ${o.labelIds.length} label id lists`);
+  const terminator = o.terminator === undefined ? END_OF_TURN : o.terminator;
+  const seen = new Map<string, string>();
+  return o.labels.map((label, i) => {
+    if (label.length === 0) throw new Error(`label ${i + 1} is empty`);
+    let ids: number[];
+    if (o.labelIds) ids = o.labelIds[i];
+    else if (tok) ids = tok.encode(label);
+    else throw new Error('labels given as text need a tokenizer, and this model has none');
+    if (ids.length === 0) throw new Error(`label "${label}" has no tokens`);
+    if (terminator !== null) ids = [...ids, terminator];
+    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`label "${label}": token ${id} is outside the vocabulary [0, ${V})`);
+    const key = ids.join(',');
+    const other = seen.get(key);
+    if (other !== undefined) throw new Error(`labels "${other}" and "${label}" are the same tokens`);
+    seen.set(key, label);
+    return ids;
+  });
+}
+
+/** Scores every label after the prompt and returns the probabilities over labels. */
+export async function classify(runtime: GemmaRuntime, tok: GenTokenizer | undefined, o: ClassifyOptions): Promise<ClassifyResult> {
+  const V = runtime.config.vocabSize;
+  if (o.promptIds.length === 0) throw new Error('the prompt has no tokens');
+  for (const id of o.promptIds) if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`prompt token ${id} is outside the vocabulary [0, ${V})`);
+  const sequences = labelSequences(tok, o, V);
+  const longest = sequences.reduce((m, s) => Math.max(m, s.length), 0);
+  if (o.promptIds.length + longest > runtime.config.maxPositions) throw new Error(`prompt and label do not fit the context of ${runtime.config.maxPositions}`);
+
+  const prefix = runtime.newCache();
+  const logprobs: number[] = [];
+  try {
+    const first = await runtime.step(prefix, o.promptIds, { logits: 'last', adapter: o.adapter });
+    for (const ids of sequences) {
+      if (o.signal?.aborted) throw new Error('cancelled');
+      let lp = logProbAt(first, V, 0, ids[0]);
+      if (ids.length > 1) lp += await continuation(runtime, prefix, ids, o.adapter);
+      logprobs.push(lp);
+    }
+  } finally {
+    prefix.dispose();
+  }
+  const max = Math.max(...logprobs);
+  const w = logprobs.map((lp) => Math.exp(lp - max));
+  const z = w.reduce((a, b) => a + b, 0);
+  const scores = o.labels.map((label, i) => ({ label, ids: sequences[i], logprob: logprobs[i], probability: w[i] / z }));
+  let best = 0;
+  for (let i = 1; i < scores.length; i++) if (scores[i].logprob > scores[best].logprob) best = i;
+  return { label: scores[best].label, probability: scores[best].probability, scores };
+}
+
+/** Σ log P(ids[k] | prompt, ids[<k]) for k ≥ 1, on a fork of the prompt's cache. */
+async function continuation(runtime: GemmaRuntime, prefix: KvCache, ids: number[], adapter: string | undefined): Promise<number> {
+  const V = runtime.config.vocabSize;
+  const fork = prefix.fork();
+  try {
+    const logits = await runtime.step(fork, ids.slice(0, -1), { logits: 'all', adapter });
+    let lp = 0;
+    for (let k = 1; k < ids.length; k++) lp += logProbAt(logits, V, k - 1, ids[k]);
+    return lp;
+  } finally {
+    fork.dispose();
+  }
+}

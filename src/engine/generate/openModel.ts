@@ -1,0 +1,68 @@
+// One base model ready to generate: weights loaded, runtime built, tokenizer and chat template at hand.
+// Shared by the worker's handlers and the CLI so both open a model the same way.
+
+import { createGemmaRuntime } from '../gemma/ortRuntime';
+import type { GemmaRuntime, Precision } from '../gemma/runtime';
+import { encodeChatPrompt, type ChatMessage } from '../model/chatTemplate';
+import { loadModel } from '../model/load';
+import { createTokenizer, type Tokenizer } from '../model/tokenizer';
+import { readPeftParams } from '../train/peftParams';
+import { toRuntimeAdapter } from '../train/lora';
+import type { GenTokenizer } from './textStream';
+import { genTokenizer } from './tokenizerView';
+
+export interface OpenModel {
+  runtime: GemmaRuntime;
+  /** null when the model has no tokenizer (a bare HF folder): only token-id requests work. */
+  tokenizer: Tokenizer | null;
+  /** The tokenizer as generate/ uses it, or undefined without one. */
+  gen: GenTokenizer | undefined;
+  format: 'gguf' | 'safetensors';
+  /** Seconds from reading the file to a runnable session. */
+  loadSeconds: number;
+}
+
+export interface OpenOptions {
+  precision: Precision;
+  threads?: number;
+}
+
+/** Loads a .gguf file or HF folder and builds its runtime and tokenizer. */
+export async function openModel(modelPath: string, o: OpenOptions): Promise<OpenModel> {
+  const t0 = performance.now();
+  let loaded: ReturnType<typeof loadModel> | null = loadModel(modelPath, { precision: o.precision });
+  const { format, tokenizerSource } = loaded;
+  const config = loaded.weights.config;
+  const tokenizer = tokenizerSource ? createTokenizer(tokenizerSource) : null;
+  const runtime = await createGemmaRuntime(loaded.weights, { precision: o.precision, threads: o.threads ?? 2 });
+  // The session holds its own copy of the weights; let the loader's go before the first request.
+  loaded = null;
+  return {
+    runtime,
+    tokenizer,
+    gen: tokenizer ? genTokenizer(tokenizer, config.vocabSize) : undefined,
+    format,
+    loadSeconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** Reads a PEFT adapter folder and registers it on the runtime under `name`. */
+export function loadAdapter(runtime: GemmaRuntime, dir: string, name: string): void {
+  runtime.setAdapter(name, toRuntimeAdapter(readPeftParams(dir, runtime.config)));
+}
+
+/** The model's tokenizer, or a one-line error saying why text input cannot work. */
+export function needTokenizer(m: OpenModel, what: string): Tokenizer {
+  if (!m.tokenizer) throw new Error(`${what} needs a tokenizer, and this model has none (no tokenizer.json); give token ids instead`);
+  return m.tokenizer;
+}
+
+/** Prompt ids for a single user message: the chat template with the generation prompt. */
+export function chatPromptIds(tok: Tokenizer, messages: ChatMessage[]): number[] {
+  return encodeChatPrompt(tok, messages);
+}
+
+/** Prompt ids for plain text: BOS then the text, as Hugging Face's tokenizer(text) gives. */
+export function textPromptIds(tok: Tokenizer, text: string, fallbackBos: number): number[] {
+  return [tok.specials.bos ?? fallbackBos, ...tok.encode(text)];
+}

@@ -1,0 +1,272 @@
+// loadModel: a .gguf file or a Hugging Face folder → ModelWeights (weights.ts conventions) + where the
+// tokenizer comes from. Tensors are read one at a time, and converted a few rows at a time, so the file
+// is never in memory whole and an f32 tensor that becomes Q4_0 is never held as f32 whole.
+//
+// precision 'q4': linear weights become Q4_0 — Q4_0 tensors are kept byte for byte; F32/F16/BF16 are
+//   quantised with ggml's reference rule; Q8_0 linear weights are dequantised and requantised to Q4_0
+//   by default (so every linear layer runs one 4-bit kernel), or kept as Q8_0 with `q8Linear: 'keep'`.
+//   The embedding stays Q8_0 or Q4_0 as stored; a float embedding is quantised to Q4_0 (never held f32).
+// precision 'f32': every tensor is dequantised/widened to Float32Array (for exactness checks).
+// Norm weights are always f32 multipliers (1 + w): GGUF stores them so, HF's w gets 1 added in float32.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { configFromHf, ConfigError, type GemmaConfig } from './config';
+import { readFdInto } from './fileRange';
+import { GgufError, readGguf, readGgufTensor } from './gguf';
+import { ggufConfig, ggufToHfName, ggufTokenizerSource } from './ggufGemma';
+import type { TensorDtype } from './ggufFormat';
+import {
+  bf16ArrayToF32, dequantizeQ4_0, dequantizeQ8_0, f16ArrayToF32, Q4_0_BLOCK_BYTES, QK, quantizeQ4_0,
+} from './quant';
+import { readSafetensorsHeader, SafetensorsError, type SafetensorsFile } from './safetensors';
+import type { TokenizerSource } from './tokenizerSource';
+import { EMBED_NAME, expectedShapes, isNormWeight, type ModelWeights, type Weight } from './weights';
+
+export type Precision = 'q4' | 'f32';
+
+export interface LoadOptions {
+  precision: Precision;
+  /** What q4 does with Q8_0 linear weights: requantise to Q4_0 (default) or keep the Q8_0 blocks. */
+  q8Linear?: 'requantize' | 'keep';
+}
+
+export interface LoadedModel {
+  weights: ModelWeights;
+  /** null when an HF folder has no tokenizer.json. */
+  tokenizerSource: TokenizerSource | null;
+  format: 'gguf' | 'safetensors';
+}
+
+export class ModelLoadError extends Error {}
+
+/** One tensor in a file, readable a few rows at a time. A row is the last (contiguous) dimension. */
+interface TensorSource {
+  file: string;
+  /** Its name in the file, for messages. */
+  label: string;
+  /** HF order. */
+  shape: number[];
+  dtype: TensorDtype;
+  rows: number;
+  rowBytes: number;
+  /** The stored values are already the norm multiplier 1+w (GGUF) rather than w (HF). */
+  normHasOne: boolean;
+  read(rowStart: number, rowCount: number, into: Uint8Array, intoOffset: number): void;
+}
+
+const CHUNK_BYTES = 4 << 20;
+
+/** Loads a model from a .gguf file or a Hugging Face folder. */
+export function loadModel(modelPath: string, opts: LoadOptions): LoadedModel {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(modelPath);
+  } catch {
+    throw new ModelLoadError(`${modelPath}: no such file or folder`);
+  }
+  if (stat.isDirectory()) return loadHfFolder(modelPath, opts);
+  return loadGgufFile(modelPath, opts);
+}
+
+function loadGgufFile(file: string, opts: LoadOptions): LoadedModel {
+  const g = readGguf(file);
+  const config = ggufConfig(g);
+  const sources = new Map<string, TensorSource>();
+  for (const t of g.tensors.values()) {
+    const hf = ggufToHfName(t.name);
+    if (hf === null) {
+      if (t.name === 'output.weight') throw new GgufError(file, 'has an untied output.weight; Gemma 3 ties the LM head to token_embd and this loader supports only that');
+      throw new GgufError(file, `unexpected tensor ${t.name} for gemma3 (fused or unknown tensors are not supported)`);
+    }
+    sources.set(hf, {
+      file,
+      label: t.name,
+      shape: t.ne.slice().reverse(),
+      dtype: t.dtype,
+      rows: t.rows,
+      rowBytes: t.rowBytes,
+      normHasOne: true,
+      read: (rowStart, rowCount, into, intoOffset) => void readGgufTensor(g, t.name, rowStart, rowCount, into, intoOffset),
+    });
+  }
+  return { weights: convertAll(file, config, sources, opts), tokenizerSource: ggufTokenizerSource(g), format: 'gguf' };
+}
+
+const ST_DTYPES: Partial<Record<string, TensorDtype>> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
+
+function loadHfFolder(dir: string, opts: LoadOptions): LoadedModel {
+  const configFile = path.join(dir, 'config.json');
+  const config = parseHfConfig(configFile);
+  const files = safetensorsFiles(dir);
+  const sources = new Map<string, TensorSource>();
+  for (const f of files) {
+    let st: SafetensorsFile;
+    try {
+      st = readSafetensorsHeader(f);
+    } catch (e) {
+      if (e instanceof SafetensorsError) throw e;
+      throw new ModelLoadError(`${f}: cannot read: ${(e as Error).message}`);
+    }
+    for (const [name, e] of st.entries) {
+      if (name === 'lm_head.weight') continue; // tied to the embedding in every Gemma 3
+      const dtype = ST_DTYPES[e.dtype];
+      if (!dtype) throw new ModelLoadError(`${f}: tensor ${name} has dtype ${e.dtype}; model weights must be F32, F16 or BF16`);
+      if (sources.has(name)) throw new ModelLoadError(`${f}: tensor ${name} appears in more than one file`);
+      const last = e.shape.length ? e.shape[e.shape.length - 1] : 1;
+      const bytes = dtype === 'f32' ? 4 : 2;
+      sources.set(name, {
+        file: f,
+        label: name,
+        shape: e.shape,
+        dtype,
+        rows: e.shape.slice(0, -1).reduce((a, b) => a * b, 1),
+        rowBytes: last * bytes,
+        normHasOne: false,
+        read: (rowStart, rowCount, into, intoOffset) => {
+          const fd = fs.openSync(f, 'r');
+          try {
+            readFdInto(fd, f, st.dataOffset + e.begin + rowStart * last * bytes, rowCount * last * bytes, into, intoOffset);
+          } finally {
+            fs.closeSync(fd);
+          }
+        },
+      });
+    }
+  }
+  const tok = path.join(dir, 'tokenizer.json');
+  const tokenizerSource: TokenizerSource | null = fs.existsSync(tok) ? { kind: 'tokenizer.json', path: path.resolve(tok) } : null;
+  return { weights: convertAll(dir, config, sources, opts), tokenizerSource, format: 'safetensors' };
+}
+
+function parseHfConfig(file: string): GemmaConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new ModelLoadError(`${file}: missing (a Hugging Face model folder needs config.json)`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ModelLoadError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  try {
+    return configFromHf(json);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ModelLoadError(`${file}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** The weight files of an HF folder: the shards an index names, or model.safetensors. */
+function safetensorsFiles(dir: string): string[] {
+  const index = path.join(dir, 'model.safetensors.index.json');
+  if (fs.existsSync(index)) {
+    let map: unknown;
+    try {
+      map = (JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map?: unknown }).weight_map;
+    } catch (e) {
+      throw new ModelLoadError(`${index}: not valid JSON (${(e as Error).message})`);
+    }
+    if (typeof map !== 'object' || map === null) throw new ModelLoadError(`${index}: no weight_map object`);
+    const shards = new Set<string>();
+    for (const v of Object.values(map)) {
+      if (typeof v !== 'string' || v !== path.basename(v) || !v.endsWith('.safetensors')) throw new ModelLoadError(`${index}: weight_map names a bad shard file ${JSON.stringify(v)}`);
+      shards.add(v);
+    }
+    return [...shards].sort().map((s) => {
+      const f = path.join(dir, s);
+      if (!fs.existsSync(f)) throw new ModelLoadError(`${index}: shard ${s} is missing`);
+      return f;
+    });
+  }
+  const single = path.join(dir, 'model.safetensors');
+  if (fs.existsSync(single)) return [single];
+  throw new ModelLoadError(`${dir}: no model.safetensors or model.safetensors.index.json`);
+}
+
+/** Checks every expected tensor's presence and shape, then converts each to its in-memory form. */
+function convertAll(where: string, config: GemmaConfig, sources: Map<string, TensorSource>, opts: LoadOptions): ModelWeights {
+  const expected = expectedShapes(config);
+  for (const [name, shape] of expected) {
+    const s = sources.get(name);
+    if (!s) throw new ModelLoadError(`${where}: tensor ${name} is missing`);
+    if (s.shape.length !== shape.length || s.shape.some((d, i) => d !== shape[i])) {
+      throw new ModelLoadError(`${s.file}: tensor ${s.label} has shape [${s.shape}] but the config expects [${shape}]`);
+    }
+  }
+  for (const [name, s] of sources) {
+    if (!expected.has(name)) throw new ModelLoadError(`${s.file}: unexpected tensor ${s.label} (layer count or names disagree with the config)`);
+  }
+  const weights = new Map<string, Weight>();
+  for (const [name, shape] of expected) {
+    const s = sources.get(name)!;
+    weights.set(name, { shape, value: convertOne(name, s, opts) });
+  }
+  return { config, weights };
+}
+
+function convertOne(name: string, s: TensorSource, opts: LoadOptions): Weight['value'] {
+  if (isNormWeight(name)) {
+    const data = toF32(s);
+    if (!s.normHasOne) for (let i = 0; i < data.length; i++) data[i] = 1 + data[i];
+    return { type: 'f32', data };
+  }
+  if (opts.precision === 'f32') return { type: 'f32', data: toF32(s) };
+  if (s.dtype === 'q4_0') return { type: 'q4_0', data: readAll(s) };
+  if (s.dtype === 'q8_0' && (name === EMBED_NAME || opts.q8Linear === 'keep')) return { type: 'q8_0', data: readAll(s) };
+  return { type: 'q4_0', data: toQ4_0(s) };
+}
+
+function readAll(s: TensorSource): Uint8Array {
+  const out = new Uint8Array(s.rows * s.rowBytes);
+  s.read(0, s.rows, out, 0);
+  return out;
+}
+
+/** Decodes n values of a dtype from raw bytes into out[outOffset…]. */
+function decode(dtype: TensorDtype, bytes: Uint8Array, n: number, out: Float32Array, outOffset: number): void {
+  switch (dtype) {
+    case 'f32': out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n), outOffset); break;
+    case 'f16': f16ArrayToF32(new Uint16Array(bytes.buffer, bytes.byteOffset, n), out, outOffset); break;
+    case 'bf16': bf16ArrayToF32(new Uint16Array(bytes.buffer, bytes.byteOffset, n), out, outOffset); break;
+    case 'q4_0': dequantizeQ4_0(bytes, n, out, outOffset); break;
+    case 'q8_0': dequantizeQ8_0(bytes, n, out, outOffset); break;
+  }
+}
+
+/** Visits the tensor in row chunks of about CHUNK_BYTES, each read into a reused buffer. */
+function forEachChunk(s: TensorSource, visit: (rowStart: number, rowCount: number, bytes: Uint8Array) => void): void {
+  const per = Math.max(1, Math.floor(CHUNK_BYTES / Math.max(1, s.rowBytes)));
+  const buf = new Uint8Array(Math.min(per, s.rows) * s.rowBytes);
+  for (let r = 0; r < s.rows; r += per) {
+    const n = Math.min(per, s.rows - r);
+    s.read(r, n, buf, 0);
+    visit(r, n, buf.subarray(0, n * s.rowBytes));
+  }
+}
+
+function toF32(s: TensorSource): Float32Array {
+  const rowLen = s.shape.length ? s.shape[s.shape.length - 1] : 1;
+  const out = new Float32Array(s.rows * rowLen);
+  forEachChunk(s, (r, n, bytes) => decode(s.dtype, bytes, n * rowLen, out, r * rowLen));
+  return out;
+}
+
+function toQ4_0(s: TensorSource): Uint8Array {
+  const rowLen = s.shape[s.shape.length - 1];
+  if (rowLen % QK !== 0) {
+    throw new ModelLoadError(`${s.file}: tensor ${s.label} has rows of ${rowLen} values, not a multiple of ${QK}, so it cannot be held as Q4_0; load it with precision f32`);
+  }
+  const q4Row = (rowLen / QK) * Q4_0_BLOCK_BYTES;
+  const out = new Uint8Array(s.rows * q4Row);
+  let scratch = new Float32Array(0);
+  forEachChunk(s, (r, n, bytes) => {
+    if (scratch.length !== n * rowLen) scratch = new Float32Array(n * rowLen);
+    decode(s.dtype, bytes, n * rowLen, scratch, 0);
+    quantizeQ4_0(scratch, out, r * q4Row);
+  });
+  return out;
+}

@@ -1,0 +1,183 @@
+// Random-weight Gemma 3 models for tests and benchmarks, for any GemmaConfig, as a GGUF file (llama.cpp's
+// gemma3 layout) or a Hugging Face folder (config.json, model.safetensors, tokenizer.json).
+//
+// Each tensor's values depend only on (seed, tensor name): a per-tensor generator seeded from both, so the
+// same seed gives the same weights in every format and dtype (up to that dtype's rounding), and a GGUF f32
+// and an HF f32 model of one seed load to identical ModelWeights. Values follow the HF fixtures' init
+// (embedding std 0.1, matrices std 0.02, norm weights w with std 0.1, so `w` vs `1+w` mistakes show).
+// Tensors are generated and encoded in chunks and streamed to disk: the 270M shape never sits in memory.
+
+import * as path from 'node:path';
+import { configToHf, type GemmaConfig } from './config';
+import { fileTypeOf, gemma3Metadata, hfToGgufName } from './ggufGemma';
+import type { TensorDtype } from './ggufFormat';
+import { writeGguf, type GgufTensorOut } from './ggufWriter';
+import { f32ArrayToBf16, f32ArrayToF16, QK, quantizeQ4_0, quantizeQ8_0 } from './quant';
+import { writeSafetensorsStreaming, type SafetensorsOutDtype } from './safetensorsWriter';
+import { writeFileStreaming } from './streamFile';
+import { syntheticTokenizerJson, syntheticVocab } from './syntheticVocab';
+import { EMBED_NAME, expectedShapes, FINAL_NORM_NAME, isNormWeight, layerWeightNames } from './weights';
+
+export const INIT_STD = { embedding: 0.1, matrix: 0.02, norm: 0.1 };
+const CHUNK = 1 << 20; // values per generated chunk (a multiple of the 32-value block)
+
+/** sfc32 seeded through splitmix32 from (seed, name): a fast 32-bit generator, one stream per tensor. */
+class TensorRng {
+  private a: number;
+  private b: number;
+  private c: number;
+  private d: number;
+  private spare: number | null = null;
+
+  constructor(seed: number, name: string) {
+    let h = 0x811c9dc5 ^ (seed >>> 0); // FNV-1a over the name, started from the seed
+    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+    let s = (h ^ Math.imul(seed >>> 0, 0x9e3779b9)) >>> 0;
+    const next = () => {
+      s = (s + 0x9e3779b9) >>> 0;
+      let z = s;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    this.a = next();
+    this.b = next();
+    this.c = next();
+    this.d = next();
+  }
+
+  /** Uniform in (0, 1]. */
+  uniform(): number {
+    const t = (((this.a + this.b) | 0) + this.d) | 0;
+    this.d = (this.d + 1) | 0;
+    this.a = this.b ^ (this.b >>> 9);
+    this.b = (this.c + (this.c << 3)) | 0;
+    this.c = (this.c << 21) | (this.c >>> 11);
+    this.c = (this.c + t) | 0;
+    return ((t >>> 0) + 1) / 4294967296;
+  }
+
+  /** Standard normal (Box–Muller, both outputs used). */
+  normal(): number {
+    if (this.spare !== null) {
+      const s = this.spare;
+      this.spare = null;
+      return s;
+    }
+    const r = Math.sqrt(-2 * Math.log(this.uniform()));
+    const t = 2 * Math.PI * this.uniform();
+    this.spare = r * Math.sin(t);
+    return r * Math.cos(t);
+  }
+}
+
+function stdOf(name: string): number {
+  if (name === EMBED_NAME) return INIT_STD.embedding;
+  return isNormWeight(name) ? INIT_STD.norm : INIT_STD.matrix;
+}
+
+/**
+ * The random values of one tensor as float32 chunks (CHUNK values each, the last one shorter).
+ * Norm weights come as the stored w; `addOne` turns them into the multiplier 1+w that GGUF stores.
+ */
+export function* randomTensorChunks(seed: number, name: string, count: number, addOne = false): Generator<Float32Array> {
+  const rng = new TensorRng(seed, name);
+  const std = stdOf(name);
+  for (let start = 0; start < count; start += CHUNK) {
+    const n = Math.min(CHUNK, count - start);
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = addOne ? Math.fround(1 + Math.fround(rng.normal() * std)) : rng.normal() * std;
+    yield out;
+  }
+}
+
+/** The random values of one tensor, whole (for tests on small configs). */
+export function randomTensor(seed: number, name: string, count: number, addOne = false): Float32Array {
+  const out = new Float32Array(count);
+  let at = 0;
+  for (const c of randomTensorChunks(seed, name, count, addOne)) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+function encode(chunk: Float32Array, dtype: TensorDtype): Uint8Array {
+  switch (dtype) {
+    case 'f32': return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    case 'f16': { const h = f32ArrayToF16(chunk); return new Uint8Array(h.buffer); }
+    case 'bf16': { const h = f32ArrayToBf16(chunk); return new Uint8Array(h.buffer); }
+    case 'q4_0': return quantizeQ4_0(chunk);
+    case 'q8_0': return quantizeQ8_0(chunk);
+  }
+}
+
+function* encodedChunks(seed: number, name: string, count: number, dtype: TensorDtype, addOne: boolean): Generator<Uint8Array> {
+  for (const c of randomTensorChunks(seed, name, count, addOne)) yield encode(c, dtype);
+}
+
+/** HF names in the order the writers emit them: embedding, layer by layer, final norm. */
+function tensorOrder(cfg: GemmaConfig): string[] {
+  const names = [EMBED_NAME];
+  for (let i = 0; i < cfg.layers; i++) names.push(...Object.values(layerWeightNames(i)));
+  names.push(FINAL_NORM_NAME);
+  return names;
+}
+
+// q8_0 (all linear weights Q8_0) exists for tests of the loader's Q8_0 rules; the CLI offers the other four.
+export type RandomGgufDtype = 'f32' | 'f16' | 'bf16' | 'q4_0' | 'q8_0';
+
+export interface RandomGgufOptions {
+  seed: number;
+  /** Linear weights' type; norms are always F32 (as llama.cpp's converter keeps 1-D tensors). */
+  dtype: RandomGgufDtype;
+  /** Embedding type; default: the dtype, except Q8_0 for q4_0 (Google's QAT GGUF layout). */
+  embedding?: TensorDtype;
+  name?: string;
+}
+
+/** Writes a random-weight gemma3 GGUF (norms stored as 1+w, synthetic vocabulary embedded). */
+export function writeRandomGguf(file: string, cfg: GemmaConfig, opts: RandomGgufOptions): void {
+  const vocab = syntheticVocab(cfg.vocabSize);
+  const embedType: TensorDtype = opts.embedding ?? (opts.dtype === 'q4_0' ? 'q8_0' : opts.dtype);
+  const shapes = expectedShapes(cfg);
+  const tensors: GgufTensorOut[] = tensorOrder(cfg).map((name) => {
+    const shape = shapes.get(name)!;
+    const norm = isNormWeight(name);
+    const dtype: TensorDtype = norm ? 'f32' : name === EMBED_NAME ? embedType : opts.dtype;
+    const k = shape[shape.length - 1];
+    if ((dtype === 'q4_0' || dtype === 'q8_0') && k % QK !== 0) {
+      throw new Error(`${name} has rows of ${k} values, not a multiple of ${QK}: it cannot be stored as ${dtype.toUpperCase()}`);
+    }
+    const count = shape.reduce((a, b) => a * b, 1);
+    return {
+      name: hfToGgufName(name)!,
+      ne: shape.slice().reverse(),
+      dtype,
+      data: () => encodedChunks(opts.seed, name, count, dtype, norm),
+    };
+  });
+  writeGguf(file, gemma3Metadata(cfg, vocab, fileTypeOf(opts.dtype), opts.name), tensors);
+}
+
+export type RandomHfDtype = 'f32' | 'f16' | 'bf16';
+
+/** Writes a random-weight HF folder: config.json, model.safetensors (HF names, no lm_head, norms as w), tokenizer.json. */
+export function writeRandomHf(dir: string, cfg: GemmaConfig, opts: { seed: number; dtype: RandomHfDtype }): void {
+  const stDtype: SafetensorsOutDtype = { f32: 'F32', f16: 'F16', bf16: 'BF16' }[opts.dtype] as SafetensorsOutDtype;
+  const shapes = expectedShapes(cfg);
+  // Sorted names, as torch's save_pretrained lays them out.
+  const names = [...shapes.keys()].sort();
+  writeSafetensorsStreaming(path.join(dir, 'model.safetensors'), names.map((name) => {
+    const shape = shapes.get(name)!;
+    const count = shape.reduce((a, b) => a * b, 1);
+    return { name, dtype: stDtype, shape, data: () => encodedChunks(opts.seed, name, count, opts.dtype, false) };
+  }));
+  const config = { ...configToHf(cfg), torch_dtype: { f32: 'float32', f16: 'float16', bf16: 'bfloat16' }[opts.dtype] };
+  writeText(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  writeText(path.join(dir, 'tokenizer.json'), JSON.stringify(syntheticTokenizerJson(syntheticVocab(cfg.vocabSize), cfg.bosId)));
+}
+
+function writeText(file: string, text: string): void {
+  writeFileStreaming(file, (sink) => sink.write(Buffer.from(text, 'utf8')));
+}

@@ -1,0 +1,152 @@
+// The SentencePiece vocabulary embedded in a GGUF (tokenizer.ggml.model "llama": tokens, scores, token
+// types) compiled into VocabTables so that it tokenizes exactly as Hugging Face's tokenizer.json does.
+//
+// SentencePiece BPE as llama.cpp runs it (llm_tokenizer_spm): two adjacent symbols may merge when their
+// concatenation is a piece; the pair whose merged piece has the highest score merges first, leftmost on
+// ties. Hugging Face's tokenizer.json lists exactly those pairs, ranked by the same scores, so both agree,
+// except for what llama.cpp's converter changed when it wrote the GGUF (convert_hf_to_gguf):
+//   - user-defined pieces ("▁▁" … the whitespace runs) were written with " " for "▁" and score -1000.
+//     Hugging Face matches them as literal "▁" runs and builds them by merges ranked above every ordinary
+//     piece, longest first. So here their "▁" comes back and they merge first, longer before shorter.
+//   - control and user-defined tokens are matched whole in the raw text, as Hugging Face's added tokens are.
+
+import type { GgufTokenizerSource } from './tokenizerSource';
+import { TokenType } from './tokenizerSource';
+import { TokenizerError } from './tokenizerJson';
+import { AddedTrie, TokenKind, bytePieceValue, type MergeTable, type VocabTables } from './tokenizerVocab';
+
+/** Compiles a GGUF's embedded SentencePiece vocabulary. */
+export function compileGgufVocab(src: GgufTokenizerSource): VocabTables {
+  const fail = (reason: string): never => {
+    throw new TokenizerError(src.path, reason);
+  };
+  if (src.model !== 'llama') fail(`tokenizer.ggml.model "${src.model}" is not supported (Gemma 3 uses "llama", SentencePiece)`);
+  if (src.addSpacePrefix) fail('tokenizer.ggml.add_space_prefix = true is not supported (Gemma 3 has false)');
+  const n = src.tokens.length;
+  if (n === 0) fail('tokenizer.ggml.tokens is empty');
+  if (src.scores && src.scores.length !== n) fail(`tokenizer.ggml.scores has ${src.scores.length} values for ${n} tokens`);
+  if (src.types && src.types.length !== n) fail(`tokenizer.ggml.token_type has ${src.types.length} values for ${n} tokens`);
+
+  const pieces = new Array<string>(n);
+  const kinds = new Uint8Array(n);
+  const pieceToId = new Map<string, number>();
+  const byteToId = new Int32Array(256).fill(-1);
+  const added = new AddedTrie();
+  for (let id = 0; id < n; id++) {
+    const type = src.types ? src.types[id] : TokenType.NORMAL;
+    let piece = src.tokens[id];
+    let kind: TokenKind;
+    switch (type) {
+      case TokenType.NORMAL:
+        kind = TokenKind.NORMAL;
+        break;
+      case TokenType.UNKNOWN:
+      case TokenType.CONTROL:
+        kind = TokenKind.SPECIAL;
+        break;
+      case TokenType.USER_DEFINED:
+        kind = TokenKind.USER;
+        piece = piece.replaceAll(' ', '▁');
+        break;
+      case TokenType.UNUSED:
+        kind = TokenKind.UNUSED;
+        break;
+      case TokenType.BYTE: {
+        kind = TokenKind.BYTE;
+        const b = bytePieceValue(piece);
+        if (b < 0) fail(`token ${id} ${JSON.stringify(piece)} has the byte type but is not <0xXX>`);
+        if (byteToId[b] < 0) byteToId[b] = id;
+        break;
+      }
+      default:
+        return fail(`token ${id} has unknown token type ${type}`);
+    }
+    pieces[id] = piece;
+    kinds[id] = kind;
+    if (kind !== TokenKind.UNUSED && !pieceToId.has(piece)) pieceToId.set(piece, id);
+    if (kind === TokenKind.SPECIAL || kind === TokenKind.USER) added.add(piece, id);
+  }
+
+  const checkId = (v: number | null, key: string): number | null => {
+    if (v === null) return null;
+    if (!Number.isInteger(v) || v < 0 || v >= n) fail(`tokenizer.ggml.${key} = ${v} is outside the ${n}-token vocabulary`);
+    return v;
+  };
+  const unk = checkId(src.unkId, 'unknown_token_id');
+  return {
+    pieces,
+    pieceToId,
+    kinds,
+    byteToId,
+    added,
+    spaceToMetaspace: true,
+    byteFallback: true,
+    fuseUnk: false,
+    merges: new ScoreTable(pieces, kinds, pieceToId, mergeRanks(src, kinds, pieces)),
+    specials: {
+      bos: checkId(src.bosId, 'bos_token_id'),
+      eos: checkId(src.eosId, 'eos_token_id'),
+      pad: checkId(src.padId, 'padding_token_id'),
+      unk,
+      startOfTurn: pieceToId.get('<start_of_turn>') ?? null,
+      endOfTurn: pieceToId.get('<end_of_turn>') ?? null,
+    },
+  };
+}
+
+/**
+ * Dense merge ranks per piece (lower merges first; -1: never a merge result): user-defined pieces first,
+ * longest first, then ordinary pieces by score, highest first. Equal keys share a rank so that the
+ * leftmost pair wins, as in llama.cpp.
+ */
+function mergeRanks(src: GgufTokenizerSource, kinds: Uint8Array, pieces: string[]): Int32Array {
+  const n = pieces.length;
+  const keys = new Float64Array(n);
+  const order: number[] = [];
+  for (let id = 0; id < n; id++) {
+    if (kinds[id] === TokenKind.USER) keys[id] = -1e12 - [...pieces[id]].length;
+    else if (kinds[id] === TokenKind.NORMAL) keys[id] = src.scores ? -src.scores[id] : 0;
+    else continue;
+    order.push(id);
+  }
+  order.sort((a, b) => keys[a] - keys[b]);
+  const ranks = new Int32Array(n).fill(-1);
+  let rank = -1;
+  for (let i = 0; i < order.length; i++) {
+    if (i === 0 || keys[order[i]] !== keys[order[i - 1]]) rank++;
+    ranks[order[i]] = rank;
+  }
+  return ranks;
+}
+
+/** SentencePiece merging: a pair merges when its concatenation is a piece, ranked by that piece. */
+class ScoreTable implements MergeTable {
+  private lastLeft = -1;
+  private lastRight = -1;
+  private lastResult = -1;
+
+  constructor(
+    private readonly pieces: string[],
+    private readonly kinds: Uint8Array,
+    private readonly pieceToId: Map<string, number>,
+    private readonly ranks: Int32Array,
+  ) {}
+
+  rank(left: number, right: number): number {
+    const kl = this.kinds[left];
+    const kr = this.kinds[right];
+    if ((kl !== TokenKind.NORMAL && kl !== TokenKind.USER) || (kr !== TokenKind.NORMAL && kr !== TokenKind.USER)) return -1;
+    const id = this.pieceToId.get(this.pieces[left] + this.pieces[right]);
+    if (id === undefined) return -1;
+    this.lastLeft = left;
+    this.lastRight = right;
+    this.lastResult = id;
+    return this.ranks[id];
+  }
+
+  result(left: number, right: number): number {
+    // The encoder always asks rank() for the same pair right before result().
+    if (left === this.lastLeft && right === this.lastRight) return this.lastResult;
+    return this.pieceToId.get(this.pieces[left] + this.pieces[right])!;
+  }
+}

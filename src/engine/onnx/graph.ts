@@ -1,0 +1,200 @@
+// The graph builder: named values with dtypes and (partly symbolic) shapes, nodes, graph inputs and
+// outputs, and initializers. Op helpers live in ops.ts; this file only knows how to record a node and
+// how to serialise the whole graph to an ONNX ModelProto.
+//
+// Every node is kept as a NodeRecord (op, inputs, outputs, attributes) in build order, so that a
+// reverse-mode pass (training) can walk `graph.nodes` backwards and emit each op's vector-Jacobian
+// product beside its forward.
+//
+// Initializers larger than INLINE_LIMIT bytes are written as ONNX external data, one ORT `externalData`
+// entry per tensor that points at the caller's own buffer: the model bytes stay small and the weights
+// are never concatenated into a second copy.
+
+import { encodeModel, OnnxDataType, type AttrValue, type TensorMsg, type NodeMsg, type ValueInfoMsg } from './proto';
+
+export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool';
+/** A fixed size or a symbolic name (e.g. 'T'). */
+export type Dim = number | string;
+
+export interface Value {
+  readonly name: string;
+  readonly dtype: DType;
+  /** null where the builder does not track the shape. */
+  readonly shape: readonly Dim[] | null;
+}
+
+export interface NodeRecord {
+  op: string;
+  domain: string;
+  inputs: (Value | null)[];
+  outputs: Value[];
+  attrs: Record<string, AttrValue>;
+}
+
+export interface ExternalBuffer {
+  path: string;
+  data: Uint8Array;
+}
+
+export interface BuiltModel {
+  /** The serialised ModelProto (small: weights are external). */
+  model: Uint8Array;
+  /** Pass as the session option `externalData`. */
+  externalData: ExternalBuffer[];
+}
+
+const ONNX_TYPE: Record<DType, number> = {
+  float32: OnnxDataType.FLOAT, float16: OnnxDataType.FLOAT16, int64: OnnxDataType.INT64, int32: OnnxDataType.INT32,
+  int8: OnnxDataType.INT8, uint8: OnnxDataType.UINT8, bool: OnnxDataType.BOOL,
+};
+
+/** Opset versions the engine's graphs are written against. */
+export const OPSETS = [
+  { domain: '', version: 21 },
+  { domain: 'com.microsoft', version: 1 },
+];
+
+const INLINE_LIMIT = 1024;
+
+type TypedData = Float32Array | Int32Array | Uint8Array | Int8Array | BigInt64Array | Uint16Array;
+
+function bytesOf(data: TypedData): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+export const attr = {
+  int: (value: number): AttrValue => ({ kind: 'int', value }),
+  float: (value: number): AttrValue => ({ kind: 'float', value }),
+  string: (value: string): AttrValue => ({ kind: 'string', value }),
+  ints: (value: number[]): AttrValue => ({ kind: 'ints', value }),
+  floats: (value: number[]): AttrValue => ({ kind: 'floats', value }),
+};
+
+export class Graph {
+  readonly nodes: NodeRecord[] = [];
+  readonly inputs: Value[] = [];
+  readonly outputs: Value[] = [];
+  private readonly initializers: { value: Value; dims: number[]; data: Uint8Array }[] = [];
+  private readonly used = new Set<string>();
+  private readonly constCache = new Map<string, Value>();
+  private counter = 0;
+
+  constructor(readonly name: string) {}
+
+  /** A name not used yet, derived from a readable prefix. */
+  fresh(prefix: string): string {
+    let n = prefix;
+    while (this.used.has(n)) n = `${prefix}_${++this.counter}`;
+    this.used.add(n);
+    return n;
+  }
+
+  private claim(name: string): string {
+    if (this.used.has(name)) throw new Error(`graph ${this.name}: value name "${name}" is used twice`);
+    this.used.add(name);
+    return name;
+  }
+
+  /** Declares a graph input. */
+  input(name: string, dtype: DType, shape: Dim[]): Value {
+    const v: Value = { name: this.claim(name), dtype, shape };
+    this.inputs.push(v);
+    return v;
+  }
+
+  /** Declares a graph output, renaming through Identity when the value already has another name. */
+  output(v: Value, name?: string): Value {
+    let out = v;
+    if (name !== undefined && name !== v.name) {
+      out = { name: this.claim(name), dtype: v.dtype, shape: v.shape };
+      this.nodes.push({ op: 'Identity', domain: '', inputs: [v], outputs: [out], attrs: {} });
+    }
+    this.outputs.push(out);
+    return out;
+  }
+
+  /** A weight or constant tensor; large ones become external data referencing `data` without a copy. */
+  initializer(name: string, dtype: DType, dims: number[], data: TypedData): Value {
+    return this.addInitializer(this.claim(name), dtype, dims, data);
+  }
+
+  private addInitializer(name: string, dtype: DType, dims: number[], data: TypedData): Value {
+    const count = dims.reduce((a, b) => a * b, 1);
+    const bytes = bytesOf(data);
+    const per = dtype === 'float32' || dtype === 'int32' ? 4 : dtype === 'int64' ? 8 : dtype === 'float16' ? 2 : 1;
+    if (bytes.byteLength !== count * per) {
+      throw new Error(`initializer ${name}: ${bytes.byteLength} bytes for [${dims}] ${dtype}`);
+    }
+    const v: Value = { name, dtype, shape: dims };
+    this.initializers.push({ value: v, dims, data: bytes });
+    return v;
+  }
+
+  /** A small float32 constant, shared by value. */
+  constF32(values: number | number[], dims?: number[]): Value {
+    const arr = Array.isArray(values) ? values : [values];
+    const shape = dims ?? (Array.isArray(values) ? [arr.length] : []);
+    const key = `f32:${shape}:${arr.join(',')}`;
+    const hit = this.constCache.get(key);
+    if (hit) return hit;
+    const v = this.addInitializer(this.fresh('const_f32'), 'float32', shape, Float32Array.from(arr));
+    this.constCache.set(key, v);
+    return v;
+  }
+
+  /** A small int64 constant (shapes, axes, indices), shared by value. */
+  constI64(values: number | number[], dims?: number[]): Value {
+    const arr = Array.isArray(values) ? values : [values];
+    const shape = dims ?? (Array.isArray(values) ? [arr.length] : []);
+    const key = `i64:${shape}:${arr.join(',')}`;
+    const hit = this.constCache.get(key);
+    if (hit) return hit;
+    const v = this.addInitializer(this.fresh('const_i64'), 'int64', shape, BigInt64Array.from(arr.map((x) => BigInt(x))));
+    this.constCache.set(key, v);
+    return v;
+  }
+
+  /** Records one node; `outs` gives each output's dtype and shape (null if untracked). */
+  node(op: string, inputs: (Value | null)[], outs: { dtype: DType; shape: readonly Dim[] | null; name?: string }[],
+    attrs: Record<string, AttrValue> = {}, domain = ''): Value[] {
+    const outputs = outs.map((o) => ({ name: o.name !== undefined ? this.claim(o.name) : this.fresh(op.toLowerCase()), dtype: o.dtype, shape: o.shape }));
+    this.nodes.push({ op, domain, inputs, outputs, attrs });
+    return outputs;
+  }
+
+  /** Serialises the graph; initializers over INLINE_LIMIT bytes go out as external data. */
+  build(): BuiltModel {
+    const externalData: ExternalBuffer[] = [];
+    const inits: TensorMsg[] = this.initializers.map(({ value, dims, data }, i) => {
+      const t: TensorMsg = { name: value.name, dataType: ONNX_TYPE[value.dtype], dims };
+      if (data.byteLength <= INLINE_LIMIT) {
+        t.raw = data;
+      } else {
+        const path = `w${i}.bin`;
+        externalData.push({ path, data });
+        t.external = { location: path, offset: 0, length: data.byteLength };
+      }
+      return t;
+    });
+    const nodes: NodeMsg[] = this.nodes.map((n, i) => ({
+      name: `n${i}_${n.op}`,
+      opType: n.op,
+      domain: n.domain,
+      inputs: n.inputs.map((v) => (v ? v.name : '')),
+      outputs: n.outputs.map((v) => v.name),
+      attributes: n.attrs,
+    }));
+    const info = (v: Value): ValueInfoMsg => ({ name: v.name, dataType: ONNX_TYPE[v.dtype], shape: v.shape });
+    const model = encodeModel({
+      irVersion: 10,
+      producer: 'gemma-tune',
+      opsets: OPSETS,
+      graphName: this.name,
+      nodes,
+      initializers: inits,
+      inputs: this.inputs.map(info),
+      outputs: this.outputs.map(info),
+    });
+    return { model, externalData };
+  }
+}

@@ -1,0 +1,72 @@
+// A resumable snapshot of a run in one file (so it is written atomically as a whole): the current
+// LoRA tensors, AdamW's moments, and as JSON metadata the step, the generator state, early-stopping
+// state and the settings that must not change on resume.
+
+import * as fs from 'node:fs';
+import type { AdamWState } from './adamw';
+import type { EarlyStopState } from './earlyStop';
+import { emptyLora, peftTensorNames, type LoraParams, type LoraTarget } from './lora';
+import type { GemmaConfig } from '../model/config';
+import { readSafetensorsHeader, readSafetensorsF32 } from '../model/safetensors';
+import { bytesOf, writeSafetensorsStreaming, type SafetensorsTensorOut } from '../model/safetensorsWriter';
+
+export interface RunState {
+  /** Optimizer steps done. */
+  step: number;
+  /** Completed epochs, and the next batch inside the current epoch. */
+  epoch: number;
+  batchInEpoch: number;
+  /** The order of the current epoch (example ids), so a resumed epoch continues the same shuffle. */
+  epochOrder: string[];
+  rngState: number;
+  earlyStop: EarlyStopState;
+  /** Settings fixed for the run: a resume with different ones is refused. */
+  fingerprint: string;
+  rank: number;
+  alpha: number;
+  dropout: number;
+  targets: LoraTarget[];
+}
+
+/** Writes the run's state to `file` atomically. */
+export function saveCheckpoint(file: string, params: LoraParams, opt: AdamWState, run: RunState): void {
+  const tensors: SafetensorsTensorOut[] = [];
+  const f32 = (name: string, shape: number[], data: Float32Array): SafetensorsTensorOut => ({ name, dtype: 'F32', shape, data: bytesOf(data) });
+  params.modules.forEach((m, i) => {
+    const n = peftTensorNames(m);
+    const a = opt.slots[2 * i], b = opt.slots[2 * i + 1];
+    const sa = [params.rank, m.inFeatures], sb = [m.outFeatures, params.rank];
+    tensors.push(
+      f32(n.a, sa, m.a), f32(`${n.a}.exp_avg`, sa, a.m), f32(`${n.a}.exp_avg_sq`, sa, a.v),
+      f32(n.b, sb, m.b), f32(`${n.b}.exp_avg`, sb, b.m), f32(`${n.b}.exp_avg_sq`, sb, b.v),
+    );
+  });
+  writeSafetensorsStreaming(file, tensors, { run: JSON.stringify(run), optimizer_step: String(opt.step) });
+}
+
+/** Reads a checkpoint written by saveCheckpoint for a model with config cfg. */
+export function loadCheckpoint(file: string, cfg: GemmaConfig): { params: LoraParams; opt: AdamWState; run: RunState } {
+  if (!fs.existsSync(file)) throw new Error(`${file}: no checkpoint to resume from`);
+  const st = readSafetensorsHeader(file);
+  let run: RunState;
+  try {
+    run = JSON.parse(st.metadata.run ?? '');
+  } catch {
+    throw new Error(`${file}: not a gemma-tune checkpoint (no run metadata)`);
+  }
+  const params = emptyLora(cfg, run.rank, run.alpha, run.targets, run.dropout);
+  const slots: AdamWState['slots'] = [];
+  for (const m of params.modules) {
+    const n = peftTensorNames(m);
+    for (const [name, buf] of [[n.a, m.a], [n.b, m.b]] as const) {
+      const read = (k: string) => {
+        const v = readSafetensorsF32(st, k);
+        if (v.length !== buf.length) throw new Error(`${file}: ${k} has ${v.length} values, expected ${buf.length}`);
+        return v;
+      };
+      buf.set(read(name));
+      slots.push({ m: read(`${name}.exp_avg`).slice(), v: read(`${name}.exp_avg_sq`).slice() });
+    }
+  }
+  return { params, opt: { step: Number(st.metadata.optimizer_step), slots }, run };
+}

@@ -1,0 +1,104 @@
+// The production StepEngine: the train-step graph (gemma/trainGraph.ts) in one onnxruntime-node
+// session. Per micro-batch it feeds the ids, the RoPE tables and masks for T, the label positions and
+// the LoRA tensors (views of the trainer's buffers, no copy) and returns Σ CE and the gradients.
+
+import type * as ortTypes from 'onnxruntime-node';
+import type { GemmaConfig, LayerType } from '../model/config';
+import type { ModelWeights } from '../model/weights';
+import { createSession, f32Tensor, ort, type OptLevel } from '../onnx/session';
+import { buildTrainGraph, trainLoraNames } from '../gemma/trainGraph';
+import { inverseFrequencies, ropeTables } from '../gemma/rope';
+import type { Precision } from '../gemma/runtime';
+import type { MicroBatch } from './batch';
+import type { LoraParams, LoraTarget } from './lora';
+import type { StepEngine } from './trainer';
+
+export interface OrtEngineOptions {
+  precision: Precision;
+  rank: number;
+  alpha: number;
+  targets: readonly LoraTarget[];
+  threads?: number;
+  /** MatMulNBits accuracy level for q4 (4: int8 activations, faster; 0: float). */
+  accuracyLevel?: 0 | 4;
+  optimization?: OptLevel;
+}
+
+/** Additive causal mask [T, T], with the window on sliding layers (query i sees keys i−W+1 … i). */
+export function trainMask(T: number, window: number): Float32Array {
+  const m = new Float32Array(T * T);
+  for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) if (j > i || j <= i - window) m[i * T + j] = -Infinity;
+  return m;
+}
+
+/** Builds the step graph and its session. */
+export async function createOrtEngine(mw: ModelWeights, opts: OrtEngineOptions): Promise<OrtStepEngine> {
+  const built = buildTrainGraph(mw, { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets });
+  const session = await createSession(built, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'basic' });
+  return new OrtStepEngine(mw.config, session, opts.rank, opts.targets);
+}
+
+export class OrtStepEngine implements StepEngine {
+  private readonly tables = new Map<number, Record<string, ortTypes.Tensor>>();
+
+  constructor(readonly config: GemmaConfig, private readonly session: ortTypes.InferenceSession, readonly rank: number, readonly targets: readonly LoraTarget[]) {}
+
+  // RoPE tables and masks depend only on T: made once per length.
+  private perLength(T: number): Record<string, ortTypes.Tensor> {
+    let f = this.tables.get(T);
+    if (!f) {
+      const cfg = this.config;
+      f = {};
+      const positions = Array.from({ length: T }, (_, i) => i);
+      for (const type of new Set<LayerType>(cfg.layerTypes)) {
+        const { cos, sin } = ropeTables(inverseFrequencies(cfg.headDim, type === 'full' ? cfg.ropeThetaGlobal : cfg.ropeThetaLocal), positions);
+        f[`cos_${type}`] = f32Tensor(cos, [T, cfg.headDim / 2]);
+        f[`sin_${type}`] = f32Tensor(sin, [T, cfg.headDim / 2]);
+        f[`mask_${type}`] = f32Tensor(trainMask(T, type === 'sliding' ? cfg.slidingWindow : Infinity), [1, 1, T, T]);
+      }
+      if (this.tables.size > 64) this.tables.clear();
+      this.tables.set(T, f);
+    }
+    return f;
+  }
+
+  private feeds(batch: MicroBatch, params: LoraParams, scale: number): Record<string, ortTypes.Tensor> {
+    if (params.rank !== this.rank || params.targets.join() !== this.targets.join()) throw new Error('step engine: LoRA rank/targets differ from the graph');
+    const { B, T } = batch;
+    const i64 = (a: Int32Array, dims: number[]) => new ort.Tensor('int64', BigInt64Array.from(a, (v) => BigInt(v)), dims);
+    const feeds: Record<string, ortTypes.Tensor> = {
+      ...this.perLength(T),
+      input_ids: i64(batch.inputIds, [B, T]),
+      label_pos: i64(batch.labelPositions, [batch.labelPositions.length]),
+      label_ids: i64(batch.labelTargets, [batch.labelTargets.length]),
+      grad_scale: f32Tensor(Float32Array.of(scale), []),
+    };
+    for (const m of params.modules) {
+      const n = trainLoraNames(m.layer, m.target);
+      feeds[n.a] = f32Tensor(m.a, [params.rank, m.inFeatures]);
+      feeds[n.b] = f32Tensor(m.b, [m.outFeatures, params.rank]);
+    }
+    return feeds;
+  }
+
+  /** Σ CE and d(scale·Σ CE)/dθ in flatTensors order. */
+  async lossAndGrads(batch: MicroBatch, params: LoraParams, scale: number): Promise<{ lossSum: number; grads: Float32Array[] }> {
+    const out = await this.session.run(this.feeds(batch, params, scale));
+    const grads: Float32Array[] = [];
+    for (const m of params.modules) {
+      const n = trainLoraNames(m.layer, m.target);
+      grads.push(out[n.gradA].data as Float32Array, out[n.gradB].data as Float32Array);
+    }
+    return { lossSum: (out.loss_sum.data as Float32Array)[0], grads };
+  }
+
+  /** Σ CE only (the backward still runs inside the graph; only the loss is copied out). */
+  async lossSum(batch: MicroBatch, params: LoraParams): Promise<number> {
+    const out = await this.session.run(this.feeds(batch, params, 0), ['loss_sum']);
+    return (out.loss_sum.data as Float32Array)[0];
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,59 @@
+// Saves LoRA parameters as a PEFT adapter folder that `PeftModel.from_pretrained` loads:
+// adapter_config.json (LoraConfig fields PEFT 0.x accepts) and adapter_model.safetensors with PEFT's
+// names (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`). Each file is written
+// atomically, the weights first, so a folder never has a config without its weights.
+
+import * as path from 'node:path';
+import { writeFileAtomic } from './atomicFile';
+import { bytesOf, writeSafetensorsStreaming, type SafetensorsTensorOut } from '../model/safetensorsWriter';
+import { peftTensorNames, targetModule, type LoraParams } from './lora';
+
+export interface PeftWriteOptions {
+  /** Recorded as base_model_name_or_path (null when unknown). */
+  baseModel?: string | null;
+  /** Extra string metadata for the safetensors header. */
+  metadata?: Record<string, string>;
+}
+
+/** The adapter_config.json object for these parameters. */
+export function peftConfig(p: LoraParams, baseModel: string | null): Record<string, unknown> {
+  return {
+    alpha_pattern: {},
+    auto_mapping: null,
+    base_model_name_or_path: baseModel,
+    bias: 'none',
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    layers_pattern: null,
+    layers_to_transform: null,
+    lora_alpha: p.alpha,
+    lora_dropout: p.dropout,
+    modules_to_save: null,
+    peft_type: 'LORA',
+    r: p.rank,
+    rank_pattern: {},
+    revision: null,
+    target_modules: p.targets.map((t) => targetModule(t).split('.')[1]),
+    task_type: 'CAUSAL_LM',
+    use_dora: false,
+    use_rslora: false,
+  };
+}
+
+/** The tensors of adapter_model.safetensors, in module order. */
+export function peftTensors(p: LoraParams): SafetensorsTensorOut[] {
+  return p.modules.flatMap((m) => {
+    const n = peftTensorNames(m);
+    return [
+      { name: n.a, dtype: 'F32' as const, shape: [p.rank, m.inFeatures], data: bytesOf(m.a) },
+      { name: n.b, dtype: 'F32' as const, shape: [m.outFeatures, p.rank], data: bytesOf(m.b) },
+    ];
+  });
+}
+
+/** Writes the adapter folder (created if missing). */
+export function writePeftAdapter(dir: string, p: LoraParams, opts: PeftWriteOptions = {}): void {
+  writeSafetensorsStreaming(path.join(dir, 'adapter_model.safetensors'), peftTensors(p), { format: 'pt', ...opts.metadata });
+  writeFileAtomic(path.join(dir, 'adapter_config.json'), [JSON.stringify(peftConfig(p, opts.baseModel ?? null), null, 2) + '\n']);
+}

@@ -1,0 +1,205 @@
+// The training loop: epochs of shuffled micro-batches, gradient accumulation, clipping, AdamW with a
+// schedule, evaluation with early stopping, events, cancellation and resume. It knows nothing about
+// ONNX: a StepEngine computes losses and gradients (the ORT train-step graph in production), so the
+// loop's bookkeeping is testable on its own and the graph is checked against Hugging Face separately.
+
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { AdamW, clipGradNorm } from './adamw';
+import { planSteps, collate, stepsPerEpoch, type MicroBatch } from './batch';
+import { saveCheckpoint, loadCheckpoint, type RunState } from './checkpoint';
+import { EarlyStopping } from './earlyStop';
+import { cloneLora, flatTensors, parameterCount, type LoraParams } from './lora';
+import { writePeftAdapter } from './peftWriter';
+import { Rng, shuffled } from './rng';
+import { learningRate, type ScheduleKind } from './schedule';
+import type { TokenizedExample } from './tokenize';
+import type { GemmaConfig } from '../model/config';
+
+/** Computes what one optimizer step needs; the ORT step graph implements it. */
+export interface StepEngine {
+  /** Σ cross-entropy over the batch's label tokens, and d(scale · Σ CE)/dθ for every tensor of flatTensors(params). */
+  lossAndGrads(batch: MicroBatch, params: LoraParams, scale: number): Promise<{ lossSum: number; grads: Float32Array[] }>;
+  /** Σ cross-entropy only (validation), dropout off. */
+  lossSum(batch: MicroBatch, params: LoraParams): Promise<number>;
+}
+
+export interface TrainOptions {
+  epochs: number;
+  /** Optimizer steps in all; overrides epochs when set. */
+  maxSteps?: number;
+  lr: number;
+  schedule: ScheduleKind;
+  warmupSteps: number;
+  weightDecay: number;
+  /** 0 turns clipping off. */
+  maxGradNorm: number;
+  batchSize: number;
+  gradAccum: number;
+  seed: number;
+  shuffle: boolean;
+  /** Evaluate every N optimizer steps; 0 = at the end of every epoch. */
+  evalEvery: number;
+  /** Evaluations without improvement before stopping; 0 = never stop early. */
+  patience: number;
+  padId: number;
+  /** The adapter folder; the run's checkpoint lives there too. */
+  outDir: string;
+  baseModel?: string | null;
+  resume?: boolean;
+  signal?: AbortSignal;
+  onEvent?: (e: TrainEvent) => void;
+  /** A task metric on the held-out examples with the current adapter (exact match, label accuracy). */
+  evaluateTask?: (params: LoraParams, val: TokenizedExample[]) => Promise<{ name: string; value: number }>;
+}
+
+export type TrainEvent =
+  | { type: 'start'; totalSteps: number; stepsPerEpoch: number; trainExamples: number; valExamples: number; trainableParams: number; resumedFromStep: number }
+  | { type: 'step'; step: number; epoch: number; loss: number; lr: number; gradNorm: number; tokens: number; tokensPerSec: number; elapsedS: number; etaS: number }
+  | { type: 'eval'; step: number; epoch: number; valLoss: number; metric?: { name: string; value: number }; improved: boolean; bestStep: number; bestValLoss: number }
+  | { type: 'done'; reason: 'completed' | 'early-stop' | 'cancelled'; step: number; bestStep: number; bestValLoss: number | null; outDir: string; elapsedS: number };
+
+export interface TrainResult {
+  reason: 'completed' | 'early-stop' | 'cancelled';
+  step: number;
+  /** The step whose adapter was saved (the best evaluation's, or the last step without validation). */
+  savedStep: number;
+  bestValLoss: number | null;
+  /** The saved adapter. */
+  params: LoraParams;
+}
+
+export const CHECKPOINT_FILE = 'trainer_state.safetensors';
+
+/** Runs training from `params` (modified in place) and writes the chosen adapter to opts.outDir. */
+export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train: TokenizedExample[]; val: TokenizedExample[] }, params: LoraParams, opts: TrainOptions): Promise<TrainResult> {
+  if (data.train.length === 0) throw new RangeError('no training examples');
+  const emit = opts.onEvent ?? (() => {});
+  const spe = stepsPerEpoch(data.train.length, opts.batchSize, opts.gradAccum);
+  const totalSteps = opts.maxSteps ?? opts.epochs * spe;
+  const tensors = flatTensors(params);
+  const opt = new AdamW(tensors.map((t) => t.length), { weightDecay: opts.weightDecay });
+  const early = new EarlyStopping(opts.patience);
+  const ckptFile = path.join(opts.outDir, CHECKPOINT_FILE);
+  const fingerprint = JSON.stringify({
+    lr: opts.lr, schedule: opts.schedule, warmup: opts.warmupSteps, wd: opts.weightDecay, clip: opts.maxGradNorm, batch: opts.batchSize,
+    accum: opts.gradAccum, seed: opts.seed, shuffle: opts.shuffle, train: data.train.map((e) => e.id), val: data.val.map((e) => e.id),
+  });
+  let rng = new Rng(opts.seed);
+  let step = 0, epoch = 0, batchInEpoch = 0;
+  let order: TokenizedExample[] = [];
+  const byId = new Map(data.train.map((e) => [e.id, e]));
+
+  if (opts.resume) {
+    const ck = loadCheckpoint(ckptFile, cfg);
+    if (ck.run.fingerprint !== fingerprint) throw new Error(`${ckptFile}: the run was started with other data or settings; cannot resume`);
+    if (ck.run.rank !== params.rank || ck.run.targets.join() !== params.targets.join()) throw new Error(`${ckptFile}: LoRA rank/targets differ from this run`);
+    ck.params.modules.forEach((m, i) => { params.modules[i].a.set(m.a); params.modules[i].b.set(m.b); });
+    opt.load(ck.opt);
+    early.load(ck.run.earlyStop);
+    rng = Rng.fromState(ck.run.rngState);
+    ({ step, epoch, batchInEpoch } = ck.run);
+    order = ck.run.epochOrder.map((id) => byId.get(id)!);
+  }
+  const resumedFromStep = step;
+  const hasVal = data.val.length > 0;
+  let best: LoraParams | null = null;
+  let savedStep = early.bestStep;
+  emit({ type: 'start', totalSteps, stepsPerEpoch: spe, trainExamples: data.train.length, valExamples: data.val.length, trainableParams: parameterCount(params), resumedFromStep });
+
+  const saveAdapter = (p: LoraParams, atStep: number) => {
+    writePeftAdapter(opts.outDir, p, { baseModel: opts.baseModel ?? null, metadata: { step: String(atStep) } });
+    savedStep = atStep;
+  };
+  const checkpoint = () => saveCheckpoint(ckptFile, params, opt.state(), {
+    step, epoch, batchInEpoch, epochOrder: order.map((e) => e.id), rngState: rng.state, earlyStop: early.state(), fingerprint,
+    rank: params.rank, alpha: params.alpha, dropout: params.dropout, targets: params.targets,
+  } satisfies RunState);
+
+  const evaluate = async (): Promise<boolean> => {
+    let sum = 0, count = 0;
+    for (let i = 0; i < data.val.length; i += opts.batchSize) {
+      const b = collate(data.val.slice(i, i + opts.batchSize), opts.padId);
+      sum += await engine.lossSum(b, params);
+      count += b.labelTargets.length;
+    }
+    const valLoss = sum / count;
+    const metric = opts.evaluateTask ? await opts.evaluateTask(params, data.val) : undefined;
+    const { improved, stop } = early.observe(valLoss, step);
+    if (improved) {
+      best = cloneLora(params);
+      saveAdapter(best, step);
+    }
+    emit({ type: 'eval', step, epoch: step / spe, valLoss, metric, improved, bestStep: early.bestStep, bestValLoss: early.bestLoss });
+    return stop;
+  };
+
+  const t0 = performance.now();
+  let lastEvalStep = -1;
+  let reason: TrainResult['reason'] = 'completed';
+  let plan: MicroBatch[][] = [];
+  // A new epoch draws a new order; a resumed one keeps the order saved with it.
+  const planFor = (newEpoch: boolean) => {
+    if (newEpoch) order = opts.shuffle ? shuffled(data.train, rng) : data.train.slice();
+    plan = planSteps(order, opts.batchSize, opts.gradAccum, opts.padId);
+  };
+  planFor(order.length === 0);
+  while (step < totalSteps) {
+    if (opts.signal?.aborted) {
+      reason = 'cancelled';
+      break;
+    }
+    const ts = performance.now();
+    const group = plan[batchInEpoch];
+    const labels = group.reduce((s, b) => s + b.labelTargets.length, 0);
+    let lossSum = 0, tokens = 0;
+    const acc = tensors.map((t) => new Float32Array(t.length));
+    for (const mb of group) {
+      const r = await engine.lossAndGrads(mb, params, 1 / labels);
+      lossSum += r.lossSum;
+      tokens += mb.tokens;
+      r.grads.forEach((g, i) => { const a = acc[i]; for (let j = 0; j < g.length; j++) a[j] += g[j]; });
+    }
+    const gradNorm = clipGradNorm(acc, opts.maxGradNorm);
+    const lr = learningRate({ kind: opts.schedule, baseLr: opts.lr, warmupSteps: opts.warmupSteps, totalSteps }, step);
+    opt.update(tensors, acc, lr);
+    step += 1;
+    batchInEpoch += 1;
+    const stepS = (performance.now() - ts) / 1000;
+    const elapsedS = (performance.now() - t0) / 1000;
+    const perStep = elapsedS / (step - resumedFromStep);
+    emit({ type: 'step', step, epoch: step / spe, loss: lossSum / labels, lr, gradNorm, tokens, tokensPerSec: tokens / stepS, elapsedS, etaS: perStep * (totalSteps - step) });
+
+    const epochEnded = batchInEpoch >= plan.length;
+    if (epochEnded) {
+      epoch += 1;
+      batchInEpoch = 0;
+    }
+    const evalNow = hasVal && (opts.evalEvery > 0 ? step % opts.evalEvery === 0 : epochEnded);
+    if (evalNow) {
+      lastEvalStep = step;
+      if (await evaluate()) {
+        reason = 'early-stop';
+        break;
+      }
+    }
+    if (epochEnded && step < totalSteps) {
+      planFor(true);
+      checkpoint();
+    }
+  }
+  if (reason === 'completed' && hasVal && lastEvalStep !== step) await evaluate();
+  if (!hasVal) {
+    best = cloneLora(params);
+    saveAdapter(best, step);
+  } else if (!best) {
+    // Resumed after the best evaluation, or cancelled before any: keep what is on disk, else save now.
+    if (!fs.existsSync(path.join(opts.outDir, 'adapter_model.safetensors'))) saveAdapter(params, step);
+    best = cloneLora(params);
+  }
+  checkpoint();
+  const elapsedS = (performance.now() - t0) / 1000;
+  const bestValLoss = hasVal ? early.bestLoss : null;
+  emit({ type: 'done', reason, step, bestStep: savedStep, bestValLoss, outDir: opts.outDir, elapsedS });
+  return { reason, step, savedStep, bestValLoss, params: best };
+}

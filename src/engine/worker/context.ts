@@ -1,0 +1,51 @@
+// What a request handler gets to work with, and the state the worker keeps between requests.
+
+import type { GemmaRuntime } from '../gemma/runtime';
+import type { EngineLogLevel, EngineMethod, EventOf, ModelSummary, ParamsOf, ResultOf } from '../../protocol/engine';
+
+/** A base model resident in the worker: what status reports, and the runtime that runs it. */
+export interface LoadedModel {
+  summary: ModelSummary;
+  runtime: GemmaRuntime;
+}
+
+/** The worker's state between requests; handlers read and replace its fields. */
+export interface EngineState {
+  /** ONNX Runtime intra-op threads (from the host, fixed for the worker's life). */
+  readonly threads: number;
+  /** performance.now() when the worker started. */
+  readonly startedAt: number;
+  model: LoadedModel | null;
+}
+
+export interface HandlerContext<M extends EngineMethod> {
+  /** The request id, for logs. */
+  id: number;
+  /** Aborted when the host cancels this request; long loops should check it between steps. */
+  signal: AbortSignal;
+  /** Streams one event to the host, tagged with this request's id. */
+  emit(event: EventOf<M>): void;
+  log(level: EngineLogLevel, message: string): void;
+  state: EngineState;
+  /** The running and queued exclusive requests, for status. */
+  queue(): { busy: { id: number; method: EngineMethod } | null; queued: number };
+}
+
+/** Serves one method: returns its result or throws (the host gets an error response). */
+export type Handler<M extends EngineMethod> = (params: ParamsOf<M>, ctx: HandlerContext<M>) => Promise<ResultOf<M>>;
+
+/** One handler per protocol method; the compiler reports a method without a handler. */
+export type HandlerTable = { [M in EngineMethod]: Handler<M> };
+
+/** Thrown by handlers that stop because their signal was aborted. */
+export class CancelledError extends Error {
+  constructor(message = 'cancelled') {
+    super(message);
+    this.name = 'CancelledError';
+  }
+}
+
+/** Throws CancelledError when the request has been cancelled. */
+export function throwIfCancelled(signal: AbortSignal): void {
+  if (signal.aborted) throw new CancelledError();
+}

@@ -1,0 +1,31 @@
+// `status`: what the engine is: runtime version, threads, model, queue, memory.
+
+import { threadId } from 'node:worker_threads';
+import { PROTOCOL_VERSION } from '../../protocol/engine';
+import type { Handler } from './context';
+import { loadOrt } from './ort';
+
+const MB = 1024 * 1024;
+
+/** Reports the engine's runtime, threads, loaded model and queue. */
+export const status: Handler<'status'> = async (_params, ctx) => {
+  const ort = await loadOrt();
+  const mem = process.memoryUsage();
+  const { busy, queued } = ctx.queue();
+  return {
+    protocol: PROTOCOL_VERSION,
+    runtime: { name: 'onnxruntime-node', version: ort.env.versions.node ?? ort.env.versions.common },
+    threads: ctx.state.threads,
+    model: ctx.state.model?.summary ?? null,
+    busy,
+    queued,
+    node: process.versions.node,
+    threadId,
+    uptimeMs: Math.round(performance.now() - ctx.state.startedAt),
+    memory: {
+      rssMB: Math.round(mem.rss / MB),
+      heapUsedMB: Math.round(mem.heapUsed / MB),
+      externalMB: Math.round((mem.external + mem.arrayBuffers) / MB),
+    },
+  };
+};

@@ -1,0 +1,21 @@
+// A machine-readable trail of what the extension did, for end-to-end tests: when the environment
+// variable GEMMA_TUNE_EVENTS_FILE names a file, each event is appended to it as one JSON line
+// ({"t": ms since epoch, "event": name, ...data}). Unset (every real install), it does nothing.
+
+import { appendFileSync } from 'node:fs';
+
+export const EVENTS_FILE_ENV = 'GEMMA_TUNE_EVENTS_FILE';
+
+export class EventLog {
+  constructor(private readonly file: string | undefined = process.env[EVENTS_FILE_ENV]) {}
+
+  /** Appends one event; a failing write is reported once to `onError` and never thrown. */
+  write(event: string, data: Record<string, unknown> = {}, onError?: (message: string) => void): void {
+    if (!this.file) return;
+    try {
+      appendFileSync(this.file, `${JSON.stringify({ t: Date.now(), event, ...data })}\n`);
+    } catch (e) {
+      onError?.(`cannot write the events file ${this.file}: ${(e as Error).message}`);
+    }
+  }
+}

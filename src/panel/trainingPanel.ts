@@ -1,0 +1,276 @@
+// The training and labeling panel, host side: one instance owns one WebviewPanel for one task.
+// Every message from the page is validated (protocol/webview.ts) before anything is done with
+// it; a message that does not validate is logged and dropped. Every edit goes straight to the
+// TaskStore (atomic writes), and the page gets an ack per edit. The context is not retained when
+// the panel is hidden: the page restores its own UI state (getState/setState) and asks for the
+// data again with `ready`; after a window reload the serializer reopens the panel on its task.
+
+import * as vscode from 'vscode';
+import type { EventLog } from '../eventLog';
+import {
+  applyTrainingEvent,
+  type Capabilities,
+  type HostToWebview,
+  type PanelState,
+  parseWebviewMessage,
+  type Suggestion,
+  type TrainingView,
+  type WebviewToHost,
+} from '../protocol/webview';
+import { isSafeFolderName } from '../store/names';
+import type { Task, TaskStore } from '../store/taskStore';
+import { formatProblem } from '../store/jsonl';
+import { taskStoreFor, workspaceFolderAt } from '../store/workspaceStore';
+import type { PanelEngine } from './panelEngine';
+import { panelHtml } from './panelHtml';
+
+export const PANEL_VIEW_TYPE = 'gemmaTune.trainingPanel';
+
+export interface PanelDeps {
+  extensionUri: vscode.Uri;
+  log: vscode.LogOutputChannel;
+  events?: EventLog;
+  engine: PanelEngine;
+}
+
+/** What the page keeps in its own state so a reloaded window can reopen the panel. */
+interface RestoreInfo {
+  folder: string;
+  taskId: string;
+}
+
+export class TrainingPanel {
+  private static readonly open = new Map<string, TrainingPanel>();
+
+  private readonly store: TaskStore;
+  private readonly disposables: vscode.Disposable[] = [];
+  private training: { view: TrainingView; abort?: AbortController } | null = null;
+  private suggestions: Suggestion[] = [];
+  private capabilities: Capabilities = { train: false, suggest: false };
+
+  private constructor(
+    private readonly panel: vscode.WebviewPanel,
+    private readonly deps: PanelDeps,
+    private readonly folder: vscode.WorkspaceFolder,
+    private taskId: string,
+  ) {
+    this.store = taskStoreFor(folder.uri, deps.log);
+    const webview = panel.webview;
+    webview.options = {
+      enableScripts: true,
+      localResourceRoots: [vscode.Uri.joinPath(deps.extensionUri, 'dist'), vscode.Uri.joinPath(deps.extensionUri, 'media')],
+    };
+    const asUri = (...p: string[]) => webview.asWebviewUri(vscode.Uri.joinPath(deps.extensionUri, ...p)).toString();
+    webview.html = panelHtml({
+      cspSource: webview.cspSource,
+      scriptUri: asUri('dist', 'webview.js'),
+      styleUris: [asUri('dist', 'webview.css'), asUri('media', 'panel.css')],
+      title: 'Gemma training',
+    });
+    panel.iconPath = vscode.Uri.joinPath(deps.extensionUri, 'media', 'gemma.svg');
+    this.disposables.push(
+      webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
+      panel.onDidDispose(() => this.dispose()),
+    );
+    TrainingPanel.open.set(this.key, this);
+  }
+
+  private get key(): string {
+    return `${this.folder.uri.fsPath}\n${this.taskId}`;
+  }
+
+  /** Opens (or reveals and refreshes) the panel of a task. */
+  static async show(deps: PanelDeps, folder: vscode.WorkspaceFolder, taskId: string): Promise<TrainingPanel> {
+    const existing = TrainingPanel.open.get(`${folder.uri.fsPath}\n${taskId}`);
+    if (existing) {
+      existing.panel.reveal(undefined, false);
+      await existing.sendState();
+      return existing;
+    }
+    const task = await taskStoreFor(folder.uri, deps.log).get(taskId);
+    const panel = vscode.window.createWebviewPanel(PANEL_VIEW_TYPE, `Gemma: ${task.config.name}`, vscode.ViewColumn.Beside, {
+      enableScripts: true,
+      localResourceRoots: [vscode.Uri.joinPath(deps.extensionUri, 'dist'), vscode.Uri.joinPath(deps.extensionUri, 'media')],
+    });
+    deps.events?.write('panelOpened', { taskId });
+    return new TrainingPanel(panel, deps, folder, taskId);
+  }
+
+  /** The serializer's half: reattaches a panel VS Code restored after a reload. */
+  static async restore(deps: PanelDeps, panel: vscode.WebviewPanel, saved: unknown): Promise<void> {
+    const info = readRestoreInfo(saved);
+    const folder = info && workspaceFolderAt(info.folder);
+    if (!info || !folder) {
+      deps.log.warn('training panel: nothing valid to restore, closing it');
+      panel.dispose();
+      return;
+    }
+    try {
+      const task = await taskStoreFor(folder.uri, deps.log).get(info.taskId);
+      panel.title = `Gemma: ${task.config.name}`;
+    } catch (err) {
+      deps.log.warn(`training panel: cannot restore task "${info.taskId}": ${(err as Error).message}`);
+      panel.dispose();
+      return;
+    }
+    deps.events?.write('panelRestored', { taskId: info.taskId });
+    new TrainingPanel(panel, deps, folder, info.taskId);
+  }
+
+  /** Refreshes an open panel of this task (after a command changed its examples). */
+  static async refresh(folder: vscode.WorkspaceFolder, taskId: string): Promise<void> {
+    await TrainingPanel.open.get(`${folder.uri.fsPath}\n${taskId}`)?.sendState();
+  }
+
+  /** Follows a task that was renamed, or closes the panel of one that was deleted. */
+  static taskMoved(folder: vscode.WorkspaceFolder, oldId: string, newTask: Task | undefined): void {
+    const p = TrainingPanel.open.get(`${folder.uri.fsPath}\n${oldId}`);
+    if (!p) return;
+    if (!newTask) return p.panel.dispose();
+    TrainingPanel.open.delete(p.key);
+    p.taskId = newTask.id;
+    TrainingPanel.open.set(p.key, p);
+    p.panel.title = `Gemma: ${newTask.config.name}`;
+    void p.sendState();
+  }
+
+  private post(msg: HostToWebview): void {
+    void this.panel.webview.postMessage(msg);
+  }
+
+  private async sendState(): Promise<void> {
+    try {
+      const [task, read, hasAdapter] = await Promise.all([this.store.get(this.taskId), this.store.examples(this.taskId), this.store.hasAdapter(this.taskId)]);
+      this.capabilities = await this.deps.engine.capabilities().catch((err: Error) => ({ train: false, suggest: false, reason: err.message }));
+      const c = task.config;
+      const state: PanelState = {
+        task: { id: task.id, name: c.name, kind: c.kind, instruction: c.instruction, labels: c.labels, fields: c.fields, hyperparameters: c.hyperparameters, hasAdapter },
+        examples: read.examples,
+        problems: read.problems.map(formatProblem),
+        capabilities: this.capabilities,
+        training: this.training?.view ?? null,
+        suggestions: this.suggestions,
+      };
+      this.post({ type: 'state', state, restore: { folder: this.folder.uri.fsPath, taskId: this.taskId } });
+      this.deps.events?.write('panelState', { taskId: this.taskId, examples: read.examples.length, problems: read.problems.length });
+    } catch (err) {
+      this.deps.log.error(`training panel: ${(err as Error).message}`);
+      this.post({ type: 'notice', level: 'error', message: (err as Error).message });
+    }
+  }
+
+  private async onMessage(raw: unknown): Promise<void> {
+    let msg: WebviewToHost;
+    try {
+      msg = parseWebviewMessage(raw);
+    } catch (err) {
+      // Never acted on: a page that sends malformed messages is buggy or hostile.
+      this.deps.log.warn(`training panel: rejected a message from the webview: ${(err as Error).message}`);
+      this.deps.events?.write('webviewMessageRejected', { error: (err as Error).message });
+      return;
+    }
+    const seq = 'seq' in msg ? msg.seq : undefined;
+    try {
+      await this.handle(msg);
+    } catch (err) {
+      const message = (err as Error).message;
+      this.deps.log.error(`training panel: ${msg.type} failed: ${message}`);
+      if (seq !== undefined) this.post({ type: 'ack', seq, ok: false, error: message });
+      else this.post({ type: 'notice', level: 'error', message });
+    }
+  }
+
+  private async handle(msg: WebviewToHost): Promise<void> {
+    const id = this.taskId;
+    switch (msg.type) {
+      case 'ready':
+        return this.sendState();
+      case 'addExample': {
+        const [example] = await this.store.addExamples(id, [{ input: msg.input, output: msg.output }]);
+        this.post({ type: 'ack', seq: msg.seq, ok: true, example });
+        this.deps.events?.write('exampleAdded', { taskId: id, exampleId: example.id, via: 'panel' });
+        return;
+      }
+      case 'updateExample': {
+        const example = await this.store.updateExample(id, msg.id, { input: msg.input, output: msg.output, heldOut: msg.heldOut });
+        this.post({ type: 'ack', seq: msg.seq, ok: true, example });
+        this.deps.events?.write('exampleSaved', { taskId: id, exampleId: example.id, output: example.output, heldOut: example.heldOut });
+        return;
+      }
+      case 'removeExample': {
+        const removed = await this.store.removeExample(id, msg.id);
+        this.post({ type: 'ack', seq: msg.seq, ok: removed, error: removed ? undefined : 'that example was already gone' });
+        this.deps.events?.write('exampleRemoved', { taskId: id, exampleId: msg.id });
+        return;
+      }
+      case 'setHyperparameters': {
+        const task = await this.store.get(id);
+        await this.store.saveConfig(id, { ...task.config, hyperparameters: msg.hyperparameters });
+        this.post({ type: 'ack', seq: msg.seq, ok: true });
+        return;
+      }
+      case 'train':
+        return this.train(msg.hyperparameters);
+      case 'cancelTraining':
+        this.training?.abort?.abort();
+        return;
+      case 'suggest':
+        return this.suggest(msg.ids);
+    }
+  }
+
+  private async train(hyperparameters: PanelState['task']['hyperparameters']): Promise<void> {
+    this.capabilities = await this.deps.engine.capabilities();
+    if (!this.capabilities.train) throw new Error(this.capabilities.reason ?? 'the engine cannot train now');
+    if (this.training?.abort) throw new Error('a training run is already going');
+    const task = await this.store.get(this.taskId);
+    await this.store.saveConfig(this.taskId, { ...task.config, hyperparameters });
+    const { examples } = await this.store.examples(this.taskId);
+    const abort = new AbortController();
+    this.training = { view: applyTrainingEvent(null, { kind: 'start' }), abort };
+    await this.store.clearMetrics(this.taskId);
+    const onEvent = (event: Parameters<typeof applyTrainingEvent>[1]) => {
+      if (!this.training) return;
+      this.training.view = applyTrainingEvent(this.training.view, event);
+      this.post({ type: 'training', event });
+      void this.store.appendMetrics(this.taskId, [{ type: event.kind, ...event }]).catch((err: Error) => this.deps.log.warn(`metrics: ${err.message}`));
+    };
+    try {
+      await this.deps.engine.train(task, examples, hyperparameters, onEvent, abort.signal);
+    } finally {
+      if (this.training) this.training.abort = undefined;
+    }
+  }
+
+  private async suggest(ids: string[] | undefined): Promise<void> {
+    this.capabilities = await this.deps.engine.capabilities();
+    if (!this.capabilities.suggest) throw new Error(this.capabilities.reason ?? 'the engine cannot make suggestions now');
+    const task = await this.store.get(this.taskId);
+    const { examples } = await this.store.examples(this.taskId);
+    const wanted = ids ? examples.filter((e) => ids.includes(e.id)) : examples.filter((e) => e.output.trim() === '');
+    const items = await this.deps.engine.suggest(task, wanted);
+    const byId = new Map(this.suggestions.map((s) => [s.id, s]));
+    for (const s of items) byId.set(s.id, s);
+    this.suggestions = [...byId.values()];
+    this.post({ type: 'suggestions', items });
+  }
+
+  private dispose(): void {
+    if (TrainingPanel.open.get(this.key) === this) TrainingPanel.open.delete(this.key);
+    this.training?.abort?.abort();
+    for (const d of this.disposables.splice(0)) d.dispose();
+  }
+}
+
+function readRestoreInfo(saved: unknown): RestoreInfo | undefined {
+  const r = (saved as { restore?: unknown } | null | undefined)?.restore as Partial<RestoreInfo> | undefined;
+  if (!r || typeof r.folder !== 'string' || typeof r.taskId !== 'string' || !isSafeFolderName(r.taskId)) return undefined;
+  return { folder: r.folder, taskId: r.taskId };
+}
+
+/** Registers the serializer that reopens training panels after a window reload. */
+export function registerTrainingPanelSerializer(deps: PanelDeps): vscode.Disposable {
+  return vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, {
+    deserializeWebviewPanel: (panel, state: unknown) => TrainingPanel.restore(deps, panel, state),
+  });
+}

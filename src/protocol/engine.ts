@@ -1,0 +1,224 @@
+// The host⇄worker vocabulary: the one place where the extension host (EngineClient) and the
+// engine worker agree. Five message kinds cross the boundary:
+//
+//   host → worker   request  { kind: 'request', id, method, params }
+//                   cancel   { kind: 'cancel', id }              (id of a queued or running request)
+//   worker → host   response { kind: 'response', id, result }
+//                   error    { kind: 'error', id, error: { code, message } }
+//                   event    { kind: 'event', id, event }        (streamed while request `id` runs)
+//                   log      { kind: 'log', level, message }     (engine logs, no request)
+//
+// Every method is one entry in `engineMethods`: its params, result and event schemas. Types are
+// inferred from the schemas, so adding a method (load model, generate, train, ...) means adding
+// an entry here (or in a sibling file imported here) plus a handler in src/engine/worker/.
+// Both sides validate what they receive with `parse*` below.
+
+import { CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
+
+/** Bumped when a message changes shape incompatibly; `status` reports it. */
+export const PROTOCOL_VERSION = 1;
+
+// ---- method schemas -------------------------------------------------------------------------
+
+/** What the worker reports about a loaded base model. */
+export const modelSummary = obj({
+  name: str({ max: 200 }),
+  /** Where it was loaded from (a file or folder). */
+  source: str({ max: 4096 }),
+  format: oneOf('gguf', 'safetensors'),
+  precision: oneOf('q4', 'f32'),
+});
+export type ModelSummary = Infer<typeof modelSummary>;
+
+const statusResult = obj({
+  protocol: num({ int: true }),
+  runtime: obj({ name: oneOf('onnxruntime-node'), version: str({ max: 64 }) }),
+  /** ONNX Runtime intra-op threads the engine uses. */
+  threads: num({ int: true, min: 1 }),
+  /** `null` until a base model is loaded. */
+  model: nullable(modelSummary),
+  /** The request the engine is running now (status itself skips the queue). */
+  busy: nullable(obj({ id: num({ int: true }), method: str({ max: 64 }) })),
+  queued: num({ int: true, min: 0 }),
+  node: str({ max: 64 }),
+  threadId: num({ int: true }),
+  uptimeMs: num({ min: 0 }),
+  memory: obj({ rssMB: num({ min: 0 }), heapUsedMB: num({ min: 0 }), externalMB: num({ min: 0 }) }),
+});
+export type EngineStatus = Infer<typeof statusResult>;
+
+const noEvents: Schema<never> = (v, path = '') => {
+  throw new CheckError(path, `this method streams no events, got one: ${JSON.stringify(v)?.slice(0, 80)}`);
+};
+
+/**
+ * Every method the worker serves. `exclusive: false` methods answer at once, outside the
+ * one-at-a-time queue (they must be quick and must not touch the model mid-use).
+ */
+export const engineMethods = {
+  /** Runtime version, threads, loaded model, queue: what "Gemma: Show Engine Status" shows. */
+  status: { params: obj({}), result: statusResult, event: noEvents, exclusive: false },
+  /**
+   * Round trip through the queue. `delayMs` keeps it running (cancellable) and `ticks` spreads
+   * that many events over the delay: a health check and a probe for queueing and cancellation
+   * that needs no model.
+   */
+  ping: {
+    params: obj({ delayMs: optional(num({ min: 0, max: 60_000 })), ticks: optional(num({ int: true, min: 0, max: 1000 })) }),
+    result: obj({ elapsedMs: num({ min: 0 }), threadId: num({ int: true }) }),
+    event: obj({ type: oneOf('tick'), n: num({ int: true, min: 1 }) }),
+    exclusive: true,
+  },
+} as const satisfies Record<string, MethodSpec>;
+
+interface MethodSpec {
+  params: Schema<unknown>;
+  result: Schema<unknown>;
+  event: Schema<unknown>;
+  exclusive: boolean;
+}
+
+export type EngineMethods = typeof engineMethods;
+export type EngineMethod = keyof EngineMethods;
+export type ParamsOf<M extends EngineMethod> = Infer<EngineMethods[M]['params']>;
+export type ResultOf<M extends EngineMethod> = Infer<EngineMethods[M]['result']>;
+export type EventOf<M extends EngineMethod> = Infer<EngineMethods[M]['event']>;
+
+/** What the host passes to the worker as workerData. */
+export interface EngineWorkerData {
+  /** ONNX Runtime intra-op threads; default: the core count, at most 4. */
+  threads?: number;
+}
+
+// ---- envelopes ------------------------------------------------------------------------------
+
+/** One request; `id` is unique per client and pairs it with its response, error and events. */
+export type EngineRequest = {
+  [M in EngineMethod]: { kind: 'request'; id: number; method: M; params: ParamsOf<M> };
+}[EngineMethod];
+
+export interface EngineCancel {
+  kind: 'cancel';
+  id: number;
+}
+
+export type HostToWorker = EngineRequest | EngineCancel;
+
+export interface EngineResponse {
+  kind: 'response';
+  id: number;
+  /** Checked against the method's result schema by the client, which knows the method. */
+  result: unknown;
+}
+
+/**
+ * Why a request failed. bad-request: the message or its params did not validate (the text
+ * names the field); cancelled: a cancel reached it; failed: the handler threw;
+ * worker-exited: the worker died or was restarted while it was queued or running (client side).
+ */
+export const errorCodes = ['bad-request', 'cancelled', 'failed', 'worker-exited'] as const;
+export type EngineErrorCode = (typeof errorCodes)[number];
+
+export interface EngineErrorResponse {
+  kind: 'error';
+  id: number;
+  error: { code: EngineErrorCode; message: string };
+}
+
+export interface EngineEventMessage {
+  kind: 'event';
+  id: number;
+  /** Checked against the method's event schema by the client. */
+  event: unknown;
+}
+
+export const logLevels = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export type EngineLogLevel = (typeof logLevels)[number];
+
+export interface EngineLog {
+  kind: 'log';
+  level: EngineLogLevel;
+  message: string;
+}
+
+export type WorkerToHost = EngineResponse | EngineErrorResponse | EngineEventMessage | EngineLog;
+
+// ---- validation -----------------------------------------------------------------------------
+
+const requestId = num({ int: true, min: 0, max: Number.MAX_SAFE_INTEGER });
+
+const hostToWorkerEnvelope = obj({
+  kind: oneOf('request', 'cancel'),
+  id: requestId,
+  method: optional(str({ max: 64 })),
+  params: optional((v) => v),
+});
+
+function isMethod(name: string): name is EngineMethod {
+  return Object.prototype.hasOwnProperty.call(engineMethods, name);
+}
+
+/** Checks a message arriving at the worker, params included; throws CheckError. */
+export function parseHostToWorker(msg: unknown): HostToWorker {
+  const env = hostToWorkerEnvelope(msg, 'message');
+  if (env.kind === 'cancel') {
+    if (env.method !== undefined || env.params !== undefined) throw new CheckError('message', 'a cancel carries only an id');
+    return { kind: 'cancel', id: env.id };
+  }
+  if (env.method === undefined) throw new CheckError('message.method', 'missing');
+  if (!isMethod(env.method)) {
+    throw new CheckError('message.method', `unknown method "${env.method}" (known: ${Object.keys(engineMethods).join(', ')})`);
+  }
+  const params = engineMethods[env.method].params(env.params ?? {}, 'params');
+  return { kind: 'request', id: env.id, method: env.method, params } as EngineRequest;
+}
+
+/** Best effort: the id of a message that failed validation, so its sender can be answered. */
+export function idOf(msg: unknown): number | undefined {
+  const id = (msg as { id?: unknown } | null)?.id;
+  return typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? id : undefined;
+}
+
+const workerToHostEnvelope = obj({
+  kind: oneOf('response', 'error', 'event', 'log'),
+  id: optional(requestId),
+  result: optional((v) => v),
+  event: optional((v) => v),
+  error: optional(obj({ code: oneOf(...errorCodes), message: str() })),
+  level: optional(oneOf(...logLevels)),
+  message: optional(str()),
+});
+
+/** Checks the envelope of a message arriving at the host; payloads are checked per method. */
+export function parseWorkerToHost(msg: unknown): WorkerToHost {
+  const env = workerToHostEnvelope(msg, 'message');
+  const need = <T>(v: T | undefined, field: string): T => {
+    if (v === undefined) throw new CheckError(`message.${field}`, `missing in a ${env.kind} message`);
+    return v;
+  };
+  switch (env.kind) {
+    case 'response':
+      return { kind: 'response', id: need(env.id, 'id'), result: env.result };
+    case 'error':
+      return { kind: 'error', id: need(env.id, 'id'), error: need(env.error, 'error') };
+    case 'event':
+      return { kind: 'event', id: need(env.id, 'id'), event: env.event };
+    case 'log':
+      return { kind: 'log', level: need(env.level, 'level'), message: need(env.message, 'message') };
+  }
+}
+
+/** Checks a response's result against its method's schema. */
+export function parseResult<M extends EngineMethod>(method: M, result: unknown): ResultOf<M> {
+  return engineMethods[method].result(result, 'result') as ResultOf<M>;
+}
+
+/** Checks a streamed event against its method's schema. */
+export function parseEvent<M extends EngineMethod>(method: M, event: unknown): EventOf<M> {
+  return engineMethods[method].event(event, 'event') as EventOf<M>;
+}
+
+/** Whether a method runs in the one-at-a-time queue. */
+export function isExclusive(method: EngineMethod): boolean {
+  return engineMethods[method].exclusive;
+}

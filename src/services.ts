@@ -1,0 +1,13 @@
+// What activate() builds once and hands to every command, code action and panel.
+
+import type * as vscode from 'vscode';
+import type { EngineClient } from './client/engineClient';
+import type { EventLog } from './eventLog';
+
+export interface GemmaServices {
+  context: vscode.ExtensionContext;
+  /** The "Gemma Tune" output channel: engine logs and what the commands did. */
+  log: vscode.LogOutputChannel;
+  engine: EngineClient;
+  events: EventLog;
+}

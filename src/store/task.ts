@@ -1,0 +1,170 @@
+// task.json: what a task is (kind, instruction, labels or fields) and how to train it
+// (hyperparameters). The schema below is the one runtime check of a task.json read from disk or
+// sent by the panel; it uses the project's schema kit (src/protocol/check.ts) so the store, the
+// host and the webview validate with the same few lines and no extra dependency. Pure: no vscode.
+
+import { arr, CheckError, Infer, num, obj, oneOf, optional, str } from '../protocol/check';
+
+/** classify: pick one label; extract: fill named fields (JSON) or free text; generate: rewrite. */
+export const TASK_KINDS = ['classify', 'extract', 'generate'] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+
+/** What each kind is called in the UI. */
+export const KIND_TITLES: Record<TaskKind, string> = {
+  classify: 'Classify (pick a label)',
+  extract: 'Extract (fields or text)',
+  generate: 'Rewrite / generate',
+};
+
+export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
+export const SCHEDULES = ['constant', 'linear', 'cosine'] as const;
+
+export const MAX_LABELS = 50;
+export const MAX_FIELDS = 30;
+export const MAX_NAME_LENGTH = 80;
+export const MAX_INSTRUCTION_LENGTH = 4000;
+export const MAX_LABEL_LENGTH = 100;
+
+/**
+ * Training settings, one per flag of `gemma-tune train` (issue 4) so a task trains the same from
+ * the panel and from the command line (see hyperparametersToCliArgs).
+ */
+export const hyperparametersSchema = obj({
+  epochs: num({ int: true, min: 1, max: 100 }),
+  learningRate: num({ min: 1e-7, max: 1e-1 }),
+  schedule: oneOf(...SCHEDULES),
+  warmupSteps: num({ int: true, min: 0, max: 10_000 }),
+  weightDecay: num({ min: 0, max: 1 }),
+  /** 0 turns clipping off. */
+  maxGradNorm: num({ min: 0, max: 1000 }),
+  rank: num({ int: true, min: 1, max: 256 }),
+  alpha: num({ min: 0.0001, max: 4096 }),
+  targets: arr(oneOf(...LORA_TARGETS), { max: LORA_TARGETS.length }),
+  batchSize: num({ int: true, min: 1, max: 256 }),
+  gradAccum: num({ int: true, min: 1, max: 256 }),
+  /** Fraction held out when no example is pinned as held out; 0 turns validation off. */
+  valSplit: num({ min: 0, max: 0.9 }),
+  seed: num({ int: true, min: 0, max: 2 ** 31 - 1 }),
+});
+export type Hyperparameters = Infer<typeof hyperparametersSchema>;
+
+/**
+ * Defaults for 10–20 examples: Google's Gemma 3 270M LoRA recipes use r 16, alpha 32, all
+ * linear layers, lr 5e-5..2e-4 and 3–5 epochs; validation loss turns up after a few epochs on
+ * such data, so 5 epochs with the trainer's early stopping keeps the best checkpoint.
+ */
+export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
+  epochs: 5,
+  learningRate: 1e-4,
+  schedule: 'linear',
+  warmupSteps: 0,
+  weightDecay: 0.01,
+  maxGradNorm: 1,
+  rank: 16,
+  alpha: 32,
+  targets: [...LORA_TARGETS],
+  batchSize: 4,
+  gradAccum: 1,
+  valSplit: 0.2,
+  seed: 42,
+};
+
+const nameSchema = str({ min: 1, max: MAX_NAME_LENGTH });
+const labelSchema = str({ min: 1, max: MAX_LABEL_LENGTH });
+
+export const taskConfigSchema = obj({
+  /** Format version of this file. */
+  version: oneOf(1),
+  name: nameSchema,
+  kind: oneOf(...TASK_KINDS),
+  instruction: str({ max: MAX_INSTRUCTION_LENGTH }),
+  /** classify only: the label set, in display order. */
+  labels: optional(arr(labelSchema, { max: MAX_LABELS })),
+  /** extract only: the JSON keys of the answer; absent or empty means free text. */
+  fields: optional(arr(labelSchema, { max: MAX_FIELDS })),
+  hyperparameters: hyperparametersSchema,
+  createdAt: str({ max: 40 }),
+});
+export type TaskConfig = Infer<typeof taskConfigSchema>;
+
+/** Checks a parsed task.json (shape and cross-field rules); throws CheckError naming the field. */
+export function validateTaskConfig(value: unknown): TaskConfig {
+  const t = taskConfigSchema(value);
+  if (t.name.trim() === '') throw new CheckError('name', 'must not be blank');
+  if (t.kind === 'classify') {
+    if (!t.labels || t.labels.length < 2) throw new CheckError('labels', 'a classify task needs at least 2 labels');
+    checkDistinct(t.labels, 'labels');
+  } else if (t.labels !== undefined) {
+    throw new CheckError('labels', `only a classify task has labels (this one is "${t.kind}")`);
+  }
+  if (t.fields !== undefined) {
+    if (t.kind !== 'extract') throw new CheckError('fields', `only an extract task has fields (this one is "${t.kind}")`);
+    checkDistinct(t.fields, 'fields');
+  }
+  if (t.hyperparameters.targets.length === 0) throw new CheckError('hyperparameters.targets', 'needs at least one projection');
+  checkDistinct(t.hyperparameters.targets, 'hyperparameters.targets');
+  return t;
+}
+
+function checkDistinct(items: readonly string[], path: string): void {
+  const seen = new Set<string>();
+  for (const [i, item] of items.entries()) {
+    const key = item.trim();
+    if (key === '') throw new CheckError(`${path}[${i}]`, 'must not be blank');
+    if (seen.has(key)) throw new CheckError(`${path}[${i}]`, `"${item}" appears twice`);
+    seen.add(key);
+  }
+}
+
+/** What a user chooses when creating a task ("New task…" or the panel). */
+export interface NewTask {
+  name: string;
+  kind: TaskKind;
+  instruction: string;
+  labels?: string[];
+  fields?: string[];
+}
+
+/** A complete, validated task.json for a new task, with default hyperparameters. */
+export function newTaskConfig(input: NewTask, now = new Date()): TaskConfig {
+  const clean = (xs: string[] | undefined) => xs?.map((x) => x.trim()).filter((x) => x !== '');
+  return validateTaskConfig({
+    version: 1,
+    name: input.name.trim(),
+    kind: input.kind,
+    instruction: input.instruction.trim(),
+    ...(input.kind === 'classify' ? { labels: clean(input.labels) ?? [] } : {}),
+    ...(input.kind === 'extract' && clean(input.fields)?.length ? { fields: clean(input.fields) } : {}),
+    hyperparameters: { ...DEFAULT_HYPERPARAMETERS, targets: [...DEFAULT_HYPERPARAMETERS.targets] },
+    createdAt: now.toISOString(),
+  });
+}
+
+/** Splits "a, b, c" (commas or new lines) into trimmed, non-empty, distinct items. */
+export function parseList(text: string): string[] {
+  const out: string[] = [];
+  for (const part of text.split(/[,\n]/)) {
+    const item = part.trim();
+    if (item !== '' && !out.includes(item)) out.push(item);
+  }
+  return out;
+}
+
+/** The `gemma-tune train` flags (issue 4) that reproduce these hyperparameters. */
+export function hyperparametersToCliArgs(h: Hyperparameters): string[] {
+  return [
+    '--epochs', String(h.epochs),
+    '--lr', String(h.learningRate),
+    '--schedule', h.schedule,
+    '--warmup', String(h.warmupSteps),
+    '--weight-decay', String(h.weightDecay),
+    '--max-grad-norm', String(h.maxGradNorm),
+    '--rank', String(h.rank),
+    '--alpha', String(h.alpha),
+    '--targets', h.targets.join(','),
+    '--batch', String(h.batchSize),
+    '--grad-accum', String(h.gradAccum),
+    '--val-split', String(h.valSplit),
+    '--seed', String(h.seed),
+  ];
+}

@@ -1,0 +1,72 @@
+// Runs the mocha suite (test/e2e/suite) inside code-server's extension host with Gemma Tune as
+// the development extension. code-server takes the development and test paths only from the
+// browser (`?payload=`), and only with the smoke-test driver enabled; the workbench then calls
+// window.codeAutomationExit(code) when the suite's run() settles. See vscode-e2e.md section 4.
+
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { format } from 'node:util';
+import { launchBrowser } from './lib/browser';
+import { newSession, ROOT, startServer, stopServer, workbenchUrl } from './lib/codeServer';
+import type { Report } from './lib/report';
+
+const GROUP = 'in-host';
+
+interface SuiteResult {
+  title: string;
+  ok: boolean;
+  ms: number;
+  error?: string;
+}
+
+/** Runs the in-host suite and adds one outcome per mocha test to `report`. */
+export async function runInHost(report: Report, artifacts: string): Promise<void> {
+  const session = await newSession('host', { 'sample.txt': 'hello from the in-host suite\n' });
+  const resultsFile = path.join(session.dir, 'results.json');
+  const suite = path.join(ROOT, 'test/e2e/out/suite/index.js');
+  if (!existsSync(suite)) throw new Error(`${suite} is missing: run node test/e2e/build.mjs`);
+  const remote = (p: string): string => `vscode-remote://127.0.0.1:${session.port}${p}`;
+  const payload = JSON.stringify([
+    ['extensionDevelopmentPath', remote(ROOT)],
+    ['extensionTestsPath', remote(suite)],
+  ]);
+
+  await startServer(session, {
+    env: { GEMMA_TUNE_E2E_RESULTS: resultsFile, GEMMA_TUNE_EVENTS_FILE: session.eventsFile },
+    extraArgs: ['--vscode-option', 'enable-smoke-test-driver'],
+    log: path.join(artifacts, 'code-server-in-host.log'),
+  });
+  const browser = await launchBrowser();
+  const lines: string[] = [];
+  let exitCode: number | undefined;
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
+    const exited = new Promise<number>((resolve) => {
+      void page.exposeFunction('codeAutomationExit', (code: number) => resolve(code));
+    });
+    await page.exposeFunction('codeAutomationLog', (_level: string, args: unknown[]) => lines.push(format(...args)));
+    await page.goto(workbenchUrl(session, { payload }));
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error('the in-host suite did not finish within 120 s')), 120_000).unref(),
+    );
+    exitCode = await Promise.race([exited, timeout]);
+    await page.screenshot({ path: path.join(artifacts, 'in-host-01-finished.png') });
+  } catch (e) {
+    report.add({ group: GROUP, name: 'in-host suite ran to the end', ok: false, ms: 0, error: (e as Error).message });
+  } finally {
+    writeFileSync(path.join(artifacts, 'in-host-console.log'), lines.join('\n'));
+    await browser.close();
+    await stopServer(session);
+  }
+  if (exitCode === undefined) return;
+
+  const results = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as SuiteResult[]) : [];
+  for (const r of results) report.add({ group: GROUP, name: `[in host] ${r.title}`, ok: r.ok, ms: r.ms, error: r.error });
+  // codeAutomationExit is the authoritative verdict; a suite that failed to load writes no results.
+  if (exitCode !== 0 && !results.some((r) => !r.ok)) {
+    report.add({ group: GROUP, name: 'in-host suite loaded and ran', ok: false, ms: 0, error: `exit code ${exitCode}; see in-host-console.log` });
+  }
+  if (results.length === 0 && exitCode === 0) {
+    report.add({ group: GROUP, name: 'in-host suite reported its tests', ok: false, ms: 0, error: 'no results file was written' });
+  }
+}

@@ -1,0 +1,64 @@
+// `npm run test:e2e`: Gemma Tune in a real VS Code (code-server 4.139 = VS Code 1.139).
+//   1. the UI path (ui.ts): palette command, editor selection, notification, output channel;
+//   2. the in-host mocha suite (inHost.ts): the extension API from inside the extension host.
+// Expects `npm run build` and test/e2e/setup.sh to have run. Screenshots and logs go to
+// artifacts/e2e/. Ends with "E2E: N passed, N failed"; exit code 1 when anything failed.
+// GEMMA_TUNE_E2E_VSIX=path.vsix runs the UI part against a packaged extension instead of the tree.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { runInHost } from './inHost';
+import { ROOT } from './lib/codeServer';
+import { Report } from './lib/report';
+import { runUi } from './ui';
+
+async function main(): Promise<number> {
+  const artifacts = path.join(ROOT, 'artifacts/e2e');
+  rmSync(artifacts, { recursive: true, force: true });
+  mkdirSync(artifacts, { recursive: true });
+  for (const f of ['dist/extension.js', 'dist/worker.js']) {
+    if (!existsSync(path.join(ROOT, f))) throw new Error(`${f} is missing: run npm run build first`);
+  }
+  execFileSync(process.execPath, [path.join(ROOT, 'test/e2e/build.mjs')], { stdio: 'inherit' });
+
+  const report = new Report();
+  const t0 = performance.now();
+  const vsix = process.env.GEMMA_TUNE_E2E_VSIX;
+  console.log(`UI in code-server${vsix ? ` (extension from ${vsix})` : ''}`);
+  const timings = await runUi(report, artifacts, vsix ? path.resolve(vsix) : undefined);
+  const tUi = performance.now();
+  console.log('mocha suite in code-server\'s extension host');
+  await runInHost(report, artifacts);
+  const tHost = performance.now();
+
+  const summary = {
+    passed: report.passed,
+    failed: report.failed,
+    uiMs: Math.round(tUi - t0),
+    inHostMs: Math.round(tHost - tUi),
+    timings: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+    outcomes: report.outcomes,
+  };
+  writeFileSync(path.join(artifacts, 'summary.json'), JSON.stringify(summary, null, 2));
+  const t = summary.timings;
+  console.log(
+    `timings: workbench ${t.workbenchMs} ms, activate() ${t.activationMs} ms, ` +
+      `command → notification ${t.commandToNotificationMs} ms (status request ${t.statusRequestMs} ms); ` +
+      `UI part ${(summary.uiMs / 1000).toFixed(1)} s, in-host part ${(summary.inHostMs / 1000).toFixed(1)} s`,
+  );
+  console.log(`screenshots and logs: ${path.relative(ROOT, artifacts)}/`);
+  console.log(`E2E: ${report.passed} passed, ${report.failed} failed`);
+  return report.failed === 0 && report.passed > 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.stack : e);
+    console.log('E2E: 0 passed, 1 failed');
+    process.exitCode = 1;
+  },
+);

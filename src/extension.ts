@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import { EngineClient } from './client/engineClient';
 import { registerShowEngineStatus } from './commands/showEngineStatus';
+import { registerTaskCommands } from './commands/taskCommands';
 import { EventLog } from './eventLog';
 import type { GemmaServices } from './services';
 
@@ -19,6 +20,7 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(log, { dispose: () => void engine.dispose() });
 
   context.subscriptions.push(registerShowEngineStatus(services));
+  context.subscriptions.push(...registerTaskCommands(services));
 
   const activationMs = Math.round((performance.now() - t0) * 10) / 10;
   log.info(`Gemma Tune ${String(context.extension.packageJSON.version)} activated in ${activationMs} ms`);

@@ -6,8 +6,13 @@ import { UsageError } from './args';
 import { makeModelCommand } from './commands/makeModel';
 import { logitsCommand } from './commands/logits';
 import { tokenizeCommand } from './commands/tokenize';
+import { generateCommand } from './commands/generate';
+import { classifyCommand } from './commands/classify';
+import { benchCommand } from './commands/bench';
+import { trainCommand } from './commands/train';
+import { exportAdapterCommand } from './commands/exportAdapter';
 
-const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand];
+const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, exportAdapterCommand];
 
 function help(): string {
   const lines = ['usage: gemma-tune <command> [options]', ''];

@@ -44,7 +44,8 @@ async function main(): Promise<number> {
   const t = summary.timings;
   console.log(
     `timings: workbench ${t.workbenchMs} ms, activate() ${t.activationMs} ms, ` +
-      `command → notification ${t.commandToNotificationMs} ms (status request ${t.statusRequestMs} ms); ` +
+      `command → notification ${t.commandToNotificationMs} ms (of which command → activated ${t.commandToActivatedMs} ms, ` +
+      `status request ${t.statusRequestMs} ms); ` +
       `UI part ${(summary.uiMs / 1000).toFixed(1)} s, in-host part ${(summary.inHostMs / 1000).toFixed(1)} s`,
   );
   console.log(`screenshots and logs: ${path.relative(ROOT, artifacts)}/`);

@@ -145,3 +145,18 @@ test('GGUF and HF tensor names map both ways', () => {
   assert.equal(ggufToHfName('output.weight'), null);
   assert.equal(ggufToHfName('blk.0.attn_qkv.weight'), null);
 });
+
+test("headers larger than the writer's first buffer and the reader's 1 MiB window round-trip", () => {
+  const tokens = Array.from({ length: 90_000 }, (_, i) => `tok-${i}-▁`);
+  const scores = Float32Array.from(tokens, (_, i) => -i);
+  const file = path.join(tmp, 'bighead.gguf');
+  writeGguf(file, [
+    ['tokenizer.ggml.tokens', { type: GgufType.ARRAY, value: { elemType: GgufType.STRING, items: tokens } }],
+    ['tokenizer.ggml.scores', { type: GgufType.ARRAY, value: { elemType: GgufType.FLOAT32, items: scores } }],
+  ], [{ name: 'x', ne: [32], dtype: 'q8_0', data: () => [new Uint8Array(34).fill(1)] }]);
+  const g = readGguf(file);
+  assert.ok(g.dataOffset > 2 << 20);
+  assert.deepEqual(g.metadata.get('tokenizer.ggml.tokens'), { type: GgufType.ARRAY, value: { elemType: GgufType.STRING, items: tokens } });
+  assert.deepEqual(g.metadata.get('tokenizer.ggml.scores'), { type: GgufType.ARRAY, value: { elemType: GgufType.FLOAT32, items: scores } });
+  assert.deepEqual(readGgufTensor(g, 'x'), new Uint8Array(34).fill(1));
+});

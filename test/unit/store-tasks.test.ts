@@ -139,7 +139,7 @@ test('a damaged line is reported with file and line, the rest is kept, and the o
 
 test('a broken task.json is refused with the file named, and listed as broken', async () => {
   const { store } = await newStore();
-  const task = await store.create({ name: 'Good', kind: 'extract', instruction: 'Get the date.', fields: ['date'] });
+  await store.create({ name: 'Good', kind: 'extract', instruction: 'Get the date.', fields: ['date'] });
   const broken = await store.create({ name: 'Broken', kind: 'generate', instruction: '' });
   const brokenFile = path.join(broken.dir, 'task.json');
   await fs.writeFile(brokenFile, '{"version":1,"name":"Broken",');

@@ -13,6 +13,7 @@
 //   lora_a_{i}_{t} [R, in], lora_b_{i}_{t} [out, R]   PEFT's A and B (B unscaled; alpha/R is applied here)
 // Outputs:
 //   loss_sum float32 []                           Σ CE over the P positions
+//   label_hit float32 [P]                         1 where argmax(logits) is the label (exact-match metric)
 //   grad_a_{i}_{t}, grad_b_{i}_{t}                 d(grad_scale · loss_sum)/dA, /dB
 //
 // Frozen base weights: f32 (exactness) or Q4_0 through MatMulNBits. dX through a 4-bit linear needs
@@ -36,6 +37,12 @@ export interface TrainGraphOptions extends ParamsOptions {
   rank: number;
   alpha: number;
   targets: readonly LoraTarget[];
+  /**
+   * How the q4 backward gets dy·W for the layers' linears and for the LM head:
+   *  'transposed': a second Q4_0 copy of Wᵀ (fast int4 kernel, +½ byte per weight, requantisation error);
+   *  'dequant': W unpacked from the forward's own 4-bit bytes in the graph each step (exact, no extra memory).
+   */
+  backward?: { layers: 'transposed' | 'dequant'; head: 'transposed' | 'dequant' };
 }
 
 export const trainLoraNames = (layer: number, t: LoraTarget) => ({
@@ -59,6 +66,47 @@ function transposedQ4(w: Weight): { data: Uint8Array; scales: Float32Array; K: n
   for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[k * N + n] = f[n * K + k];
   const bq = q4_0ToMatMulNBits(quantizeQ4_0(t), K, N);
   return { data: bq.data, scales: bq.scales, K: N, N: K };
+}
+
+/**
+ * dy·W for a MatMulNBits node (y = x·Wᵀ, W [N, K]) with W dequantised in the graph from the node's own
+ * 4-bit operands: B uint8 [N, K/32, 16] holds element 2j in the low and 2j+1 in the high nibble of
+ * byte j, and w = (q − 8)·scale per block of 32. Rows are taken CHUNK at a time, so the 262k-row LM
+ * head never exists as one float32 matrix (that would be 670 MB on the 270M).
+ */
+const DEQUANT_ROWS = 16384;
+function dequantBackward(g: Graph, node: NodeRecord, dy: Value): Value {
+  const [, b, scales] = node.inputs as Value[];
+  const int = (k: string) => { const a = node.attrs[k]; return a?.kind === 'int' ? a.value : NaN; };
+  const N = int('N'), K = int('K');
+  if (int('bits') !== 4 || int('block_size') !== 32) throw new Error('train graph: only 4-bit, block-32 weights can be dequantised');
+  const blocks = K / 32;
+  let acc: Value | null = null;
+  for (let r0 = 0; r0 < N; r0 += DEQUANT_ROWS) {
+    const n = Math.min(DEQUANT_ROWS, N - r0);
+    const whole = n === N;
+    const bc = whole ? b : op.slice(g, b, [r0], [r0 + n], [0], [n, blocks, 16]);
+    const sc = whole ? scales : op.slice(g, scales, [r0], [r0 + n], [0], [n, blocks]);
+    const low = g.node('BitwiseAnd', [bc, u8const(g, 15)], [{ dtype: 'uint8', shape: [n, blocks, 16] }])[0];
+    const high = g.node('BitShift', [bc, u8const(g, 4)], [{ dtype: 'uint8', shape: [n, blocks, 16] }], { direction: attr.string('RIGHT') })[0];
+    const unsq = (v: Value) => g.node('Unsqueeze', [v, g.constI64([-1])], [{ dtype: 'uint8', shape: [n, blocks, 16, 1] }])[0];
+    const q = op.reshape(g, op.concat(g, [unsq(low), unsq(high)], -1), [n, blocks, 32]);
+    const s3 = g.node('Unsqueeze', [sc, g.constI64([-1])], [{ dtype: 'float32', shape: [n, blocks, 1] }])[0];
+    const w = op.reshape(g, op.mul(g, op.sub(g, op.cast(g, q, 'float32'), g.constF32(8)), s3), [n, K]);
+    const dyc = whole ? dy : op.slice(g, dy, [r0], [r0 + n], [-1], dy.shape ? [...dy.shape.slice(0, -1), n] : null);
+    const part = op.matmul(g, dyc, w);
+    acc = acc ? op.add(g, acc, part) : part;
+  }
+  return acc!;
+}
+
+const u8consts = new WeakMap<Graph, Map<number, Value>>();
+function u8const(g: Graph, v: number): Value {
+  let m = u8consts.get(g);
+  if (!m) u8consts.set(g, (m = new Map()));
+  let c = m.get(v);
+  if (!c) m.set(v, (c = g.initializer(`const_u8_${v}`, 'uint8', [], Uint8Array.of(v))));
+  return c;
 }
 
 /** Builds the train-step graph for a model and a LoRA configuration. */
@@ -114,13 +162,19 @@ export function buildTrainGraph(mw: ModelWeights, opts: TrainGraphOptions): Buil
   const picked = g.node('GatherElements', [logp, tgt], [{ dtype: 'float32', shape: ['P', 1] }], { axis: attr.int(1) })[0];
   const lossSum = op.neg(g, g.node('ReduceSum', [picked], [{ dtype: 'float32', shape: [] }], { keepdims: attr.int(0) })[0]);
   g.output(lossSum, 'loss_sum');
+  // 1 where the greedy choice is the label (ties go to the lowest id, as argmax does).
+  const argmax = g.node('ArgMax', [logits], [{ dtype: 'int64', shape: ['P'] }], { axis: attr.int(-1), keepdims: attr.int(0), select_last_index: attr.int(0) })[0];
+  const eq = g.node('Equal', [argmax, labelIds], [{ dtype: 'bool', shape: ['P'] }])[0];
+  g.output(op.cast(g, eq, 'float32'), 'label_hit');
   const onehot = g.node('OneHot', [labelIds, g.constI64([V]), g.constF32([0, 1])], [{ dtype: 'float32', shape: ['P', V] }], { axis: attr.int(-1) })[0];
   const dlogits = op.mul(g, op.sub(g, op.exp(g, logp), onehot), gradScale);
 
   const transposed = new Map<string, { b: Value; scales: Value; K: number; N: number }>();
+  const how = opts.backward ?? { layers: 'dequant', head: 'dequant' };
   const matMulNBitsBackward = (gg: Graph, node: NodeRecord, dy: Value): Value => {
     const bName = node.inputs[1]!.name;
     const wName = bName.endsWith('.q') ? bName.slice(0, -2) : bName;
+    if ((wName === EMBED_NAME ? how.head : how.layers) === 'dequant') return dequantBackward(gg, node, dy);
     let tq = transposed.get(wName);
     if (!tq) {
       const w = mw.weights.get(wName);
@@ -141,6 +195,5 @@ export function buildTrainGraph(mw: ModelWeights, opts: TrainGraphOptions): Buil
     g.output(grads[2 * k], n.gradA);
     g.output(grads[2 * k + 1], n.gradB);
   });
-  void EMBED_NAME;
   return g.build();
 }

@@ -30,13 +30,11 @@ export interface OpenOptions {
 /** Loads a .gguf file or HF folder and builds its runtime and tokenizer. */
 export async function openModel(modelPath: string, o: OpenOptions): Promise<OpenModel> {
   const t0 = performance.now();
-  let loaded: ReturnType<typeof loadModel> | null = loadModel(modelPath, { precision: o.precision });
-  const { format, tokenizerSource } = loaded;
-  const config = loaded.weights.config;
+  // The loader's weights are referenced only here: once the session holds its copy they can be collected.
+  const { weights, format, tokenizerSource } = loadModel(modelPath, { precision: o.precision });
+  const config = weights.config;
   const tokenizer = tokenizerSource ? createTokenizer(tokenizerSource) : null;
-  const runtime = await createGemmaRuntime(loaded.weights, { precision: o.precision, threads: o.threads ?? 2 });
-  // The session holds its own copy of the weights; let the loader's go before the first request.
-  loaded = null;
+  const runtime = await createGemmaRuntime(weights, { precision: o.precision, threads: o.threads ?? 2 });
   return {
     runtime,
     tokenizer,

@@ -124,9 +124,33 @@ export function topKIndices(logits: Float32Array, k: number): Int32Array {
       siftDown(0);
     }
   }
-  const out = Array.from(heap.subarray(0, size));
-  out.sort((a, b) => (before(logits, a, b) ? -1 : 1));
-  return Int32Array.from(out);
+  return rankSort(logits, Array.from(heap.subarray(0, size)));
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/**
+ * Token ids ranked as `before` (higher logit first, then lower id). A flat distribution can put most of
+ * the vocabulary in the nucleus, so this sorts numbers natively instead of calling a comparator: each
+ * id becomes one float64 key, (order-reversed logit bits) · 2^idBits + id, exact below 2^53.
+ */
+export function rankSort(logits: Float32Array, ids: number[]): Int32Array {
+  const idBits = Math.max(1, Math.ceil(Math.log2(logits.length)));
+  if (idBits > 21) return Int32Array.from(ids.sort((a, b) => (before(logits, a, b) ? -1 : 1)));
+  const scale = 2 ** idBits;
+  const keys = new Float64Array(ids.length);
+  for (let i = 0; i < ids.length; i++) {
+    f32[0] = logits[ids[i]];
+    const bits = u32[0];
+    // Unsigned bits that increase with the float's value; inverted so that larger logits sort first.
+    const ordered = bits & 0x80000000 ? ~bits >>> 0 : (bits | 0x80000000) >>> 0;
+    keys[i] = (0xffffffff - ordered) * scale + ids[i];
+  }
+  keys.sort();
+  const out = new Int32Array(ids.length);
+  for (let i = 0; i < ids.length; i++) out[i] = keys[i] % scale;
+  return out;
 }
 
 /** A candidate set ranked best first, with each token's probability after temperature (renormalised). */
@@ -200,10 +224,7 @@ function aboveMass(logits: Float32Array, invT: number, topP: number): Ranked {
         mass += Math.exp((v - maxL) * invT);
       }
     }
-    if (mass >= topP * total || gap === Infinity) {
-      picked.sort((a, b) => (before(logits, a, b) ? -1 : 1));
-      return { ids: Int32Array.from(picked), total };
-    }
+    if (mass >= topP * total || gap === Infinity) return { ids: rankSort(logits, picked), total };
     gap = gap > 1e6 ? Infinity : gap * 8;
   }
 }
@@ -211,6 +232,8 @@ function aboveMass(logits: Float32Array, invT: number, topP: number): Ranked {
 /** Chooses next tokens from logits under fixed options; holds the RNG so a seeded run repeats. */
 export class Sampler {
   private readonly rng: Rng;
+  /** Scratch for fromAll, kept between tokens to avoid a 2 MB allocation per token. */
+  private weights = new Float64Array(0);
 
   constructor(readonly options: SamplingOptions) {
     validateSampling(options);
@@ -225,7 +248,10 @@ export class Sampler {
       if (id < 0) throw new Error('no token is allowed: every logit is masked');
       return id;
     }
-    const c = nucleus(logits, o.temperature, o.topK ?? 0, o.topP ?? 1);
+    const topK = o.topK ?? 0;
+    const topP = o.topP ?? 1;
+    if ((topK === 0 || topK >= logits.length) && topP >= 1) return this.fromAll(logits, o.temperature);
+    const c = nucleus(logits, o.temperature, topK, topP);
     if (c.ids.length === 0) throw new Error('no token is allowed: every logit is masked');
     const u = this.rng.next();
     let acc = 0;
@@ -234,5 +260,27 @@ export class Sampler {
       if (u < acc) return c.ids[i];
     }
     return c.ids[c.ids.length - 1];
+  }
+
+  /** Plain softmax sampling over every token: no ranking needed, one exp per token. */
+  private fromAll(logits: Float32Array, temperature: number): number {
+    const best = argmax(logits);
+    if (best < 0) throw new Error('no token is allowed: every logit is masked');
+    const maxL = logits[best];
+    const invT = 1 / temperature;
+    if (this.weights.length < logits.length) this.weights = new Float64Array(logits.length);
+    const w = this.weights;
+    let total = 0;
+    for (let i = 0; i < logits.length; i++) {
+      const v = logits[i];
+      total += w[i] = v > -Infinity ? Math.exp((v - maxL) * invT) : 0;
+    }
+    const target = this.rng.next() * total;
+    let acc = 0;
+    for (let i = 0; i < logits.length; i++) {
+      acc += w[i];
+      if (target < acc && w[i] > 0) return i;
+    }
+    return best;
   }
 }

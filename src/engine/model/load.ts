@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { configFromHf, ConfigError, type GemmaConfig } from './config';
 import { readFdInto } from './fileRange';
-import { GgufError, readGguf, readGgufTensor } from './gguf';
+import { GgufError, readGguf, readGgufTensor, type GgufTensorInfo } from './gguf';
 import { ggufConfig, ggufToHfName, ggufTokenizerSource } from './ggufGemma';
 import type { TensorDtype } from './ggufFormat';
 import {
@@ -73,22 +73,35 @@ function loadGgufFile(file: string, opts: LoadOptions): LoadedModel {
   const g = readGguf(file);
   const config = ggufConfig(g);
   const sources = new Map<string, TensorSource>();
+  /** Rows [row0, row0+rows) of GGUF tensor t, as the HF weight `hf`. */
+  const add = (hf: string, t: GgufTensorInfo, row0: number, rows: number) => sources.set(hf, {
+    file,
+    label: row0 === 0 && rows === t.rows ? t.name : `${t.name} rows ${row0}…${row0 + rows - 1}`,
+    shape: t.ne.length === 1 ? [t.ne[0]] : [rows, t.ne[0]],
+    dtype: t.dtype,
+    rows,
+    rowBytes: t.rowBytes,
+    normHasOne: true,
+    read: (rowStart, rowCount, into, intoOffset) => void readGgufTensor(g, t.name, row0 + rowStart, rowCount, into, intoOffset),
+  });
   for (const t of g.tensors.values()) {
     const hf = ggufToHfName(t.name);
-    if (hf === null) {
-      if (t.name === 'output.weight') throw new GgufError(file, 'has an untied output.weight; Gemma 3 ties the LM head to token_embd and this loader supports only that');
-      throw new GgufError(file, `unexpected tensor ${t.name} for gemma3 (fused or unknown tensors are not supported)`);
+    const fused = /^blk\.(\d+)\.attn_qkv\.weight$/.exec(t.name);
+    if (hf !== null && t.ne.length <= 2) {
+      add(hf, t, 0, t.rows);
+    } else if (fused && t.ne.length === 2) {
+      // llama.cpp also accepts q, k and v fused along the output dimension: rows q, then k, then v.
+      const q = config.heads * config.headDim, kv = config.kvHeads * config.headDim;
+      if (t.rows !== q + 2 * kv) throw new GgufError(file, `tensor ${t.name} has ${t.rows} rows, q+k+v need ${q + 2 * kv}`);
+      const p = `model.layers.${fused[1]}.self_attn`;
+      add(`${p}.q_proj.weight`, t, 0, q);
+      add(`${p}.k_proj.weight`, t, q, kv);
+      add(`${p}.v_proj.weight`, t, q + kv, kv);
+    } else if (t.name === 'output.weight') {
+      throw new GgufError(file, 'has an untied output.weight; Gemma 3 ties the LM head to token_embd and this loader supports only that');
+    } else {
+      throw new GgufError(file, `unexpected tensor ${t.name} [${t.ne}] for gemma3`);
     }
-    sources.set(hf, {
-      file,
-      label: t.name,
-      shape: t.ne.slice().reverse(),
-      dtype: t.dtype,
-      rows: t.rows,
-      rowBytes: t.rowBytes,
-      normHasOne: true,
-      read: (rowStart, rowCount, into, intoOffset) => void readGgufTensor(g, t.name, rowStart, rowCount, into, intoOffset),
-    });
   }
   return { weights: convertAll(file, config, sources, opts), tokenizerSource: ggufTokenizerSource(g), format: 'gguf' };
 }

@@ -3,6 +3,7 @@
 // file and the reason, rather than tokenized differently from Hugging Face.
 
 import * as fs from 'node:fs';
+import { scanTokenizerJson } from './tokenizerJsonScan';
 import { AddedTrie, TokenKind, bytePiece, bytePieceValue, looksSpecial, type MergeTable, type SpecialIds, type VocabTables } from './tokenizerVocab';
 
 /** A tokenizer file that cannot be used, with the file named in the message. */
@@ -27,9 +28,17 @@ export function loadTokenizerJson(file: string): VocabTables {
     throw new TokenizerError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
   if (size > MAX_TOKENIZER_JSON_BYTES) throw new TokenizerError(file, `${size} bytes is too large for a tokenizer.json`);
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw new TokenizerError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  const scanned = scanTokenizerJson(buf);
+  if (scanned) return compileParts(scanned.rest, scanned.vocab, scanned.mergePairs, file);
   let json: unknown;
   try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    json = JSON.parse(buf.toString('utf8'));
   } catch (e) {
     throw new TokenizerError(file, `not valid JSON (${e instanceof Error ? e.message : String(e)})`);
   }
@@ -47,6 +56,44 @@ export function compileTokenizerJson(json: unknown, file: string): VocabTables {
   if (!isObj(json)) return fail('not a tokenizer.json object');
   const model = json.model;
   if (!isObj(model)) return fail('has no "model" object');
+  const vocabObj = model.vocab;
+  if (!isObj(vocabObj)) return fail('model.vocab is not an object');
+  const vocab = new Map<string, number>();
+  for (const piece in vocabObj) {
+    const id = vocabObj[piece];
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0x7fffffff) fail(`model.vocab[${JSON.stringify(piece)}] is not a token id`);
+    vocab.set(piece, id as number);
+  }
+  const merges = model.merges === undefined ? [] : model.merges;
+  if (!Array.isArray(merges)) return fail('model.merges is not an array');
+  const pairs = new Int32Array(merges.length * 2);
+  for (let rank = 0; rank < merges.length; rank++) {
+    const m: unknown = merges[rank];
+    let a: unknown, b: unknown;
+    if (typeof m === 'string') {
+      const sp = m.indexOf(' ');
+      if (sp < 0 || m.indexOf(' ', sp + 1) >= 0) fail(`merge ${rank} ${JSON.stringify(m)} is not "left right"`);
+      a = m.slice(0, sp);
+      b = m.slice(sp + 1);
+    } else if (Array.isArray(m) && m.length === 2) {
+      [a, b] = m as unknown[];
+    }
+    const left = typeof a === 'string' ? vocab.get(a) : undefined;
+    const right = typeof b === 'string' ? vocab.get(b) : undefined;
+    if (left === undefined || right === undefined) return fail(`merge ${rank} ${JSON.stringify(m).slice(0, 80)} names a piece that is not in the vocabulary`);
+    pairs[2 * rank] = left;
+    pairs[2 * rank + 1] = right;
+  }
+  return compileParts(json, vocab, pairs, file);
+}
+
+/** Builds the tables from the file's other keys, its vocabulary and its merges as id pairs. */
+function compileParts(json: Obj, vocab: Map<string, number>, mergePairs: Int32Array, file: string): VocabTables {
+  const fail = (reason: string): never => {
+    throw new TokenizerError(file, reason);
+  };
+  const model = json.model;
+  if (!isObj(model)) return fail('has no "model" object');
   if (model.type !== undefined && model.type !== 'BPE') fail(`model type ${JSON.stringify(model.type)} is not supported (Gemma uses BPE)`);
   for (const k of ['continuing_subword_prefix', 'end_of_word_suffix'] as const) {
     if (model[k] !== undefined && model[k] !== null && model[k] !== '') fail(`model.${k} is not supported`);
@@ -54,21 +101,13 @@ export function compileTokenizerJson(json: unknown, file: string): VocabTables {
   if (model.dropout !== undefined && model.dropout !== null && model.dropout !== 0) fail('BPE dropout is not supported');
   const spaceToMetaspace = normalizerReplacesSpaces(json.normalizer, fail);
   checkPreTokenizer(json.pre_tokenizer, spaceToMetaspace, fail);
-
-  const vocab = model.vocab;
-  if (!isObj(vocab)) return fail('model.vocab is not an object');
   const addedList = json.added_tokens === undefined ? [] : json.added_tokens;
   if (!Array.isArray(addedList)) return fail('added_tokens is not an array');
 
   // Ids: the vocabulary's, plus added tokens that may lie beyond it (Gemma 3's <image_soft_token> = 262144).
-  const pieceToId = new Map<string, number>();
+  const pieceToId = vocab;
   let maxId = -1;
-  for (const piece in vocab) {
-    const id = vocab[piece];
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0x7fffffff) fail(`model.vocab[${JSON.stringify(piece)}] is not a token id`);
-    pieceToId.set(piece, id as number);
-    if ((id as number) > maxId) maxId = id as number;
-  }
+  for (const id of vocab.values()) if (id > maxId) maxId = id;
   const added: { id: number; content: string; special: boolean }[] = [];
   for (const a of addedList) {
     if (!isObj(a) || typeof a.content !== 'string' || typeof a.id !== 'number' || !Number.isInteger(a.id) || a.id < 0 || a.id > 0x7fffffff) {
@@ -111,7 +150,7 @@ export function compileTokenizerJson(json: unknown, file: string): VocabTables {
     spaceToMetaspace,
     byteFallback: model.byte_fallback === true,
     fuseUnk: model.fuse_unk === true,
-    merges: buildRankTable(model.merges, pieces, pieceToId, fail),
+    merges: buildRankTable(mergePairs, pieces, pieceToId),
     specials: findSpecials(pieceToId, unk, json.post_processor),
   };
 }
@@ -194,26 +233,10 @@ class RankTable implements MergeTable {
   }
 }
 
-function buildRankTable(merges: unknown, pieces: string[], pieceToId: Map<string, number>, fail: (r: string) => never): MergeTable {
-  if (merges === undefined) merges = [];
-  if (!Array.isArray(merges)) return fail('model.merges is not an array');
-  const table = new RankTable(Math.max(1, merges.length), pieces, pieceToId);
-  for (let rank = 0; rank < merges.length; rank++) {
-    const m = merges[rank];
-    let a: unknown, b: unknown;
-    if (typeof m === 'string') {
-      const sp = m.indexOf(' ');
-      if (sp < 0 || m.indexOf(' ', sp + 1) >= 0) fail(`merge ${rank} ${JSON.stringify(m)} is not "left right"`);
-      a = m.slice(0, sp);
-      b = m.slice(sp + 1);
-    } else if (Array.isArray(m) && m.length === 2) {
-      [a, b] = m;
-    }
-    const left = typeof a === 'string' ? pieceToId.get(a) : undefined;
-    const right = typeof b === 'string' ? pieceToId.get(b) : undefined;
-    if (left === undefined || right === undefined) return fail(`merge ${rank} ${JSON.stringify(m).slice(0, 80)} names a piece that is not in the vocabulary`);
-    table.insert(left, right, rank);
-  }
+function buildRankTable(pairs: Int32Array, pieces: string[], pieceToId: Map<string, number>): MergeTable {
+  const count = pairs.length >> 1;
+  const table = new RankTable(Math.max(1, count), pieces, pieceToId);
+  for (let rank = 0; rank < count; rank++) table.insert(pairs[2 * rank], pairs[2 * rank + 1], rank);
   return table;
 }
 

@@ -6,7 +6,7 @@ import type * as ortTypes from 'onnxruntime-node';
 import type { GemmaConfig, LayerType } from '../model/config';
 import type { ModelWeights } from '../model/weights';
 import { createSession, f32Tensor, ort, type OptLevel } from '../onnx/session';
-import { buildTrainGraph, trainLoraNames } from '../gemma/trainGraph';
+import { buildTrainGraph, trainLoraNames, type TrainGraphOptions } from '../gemma/trainGraph';
 import { inverseFrequencies, ropeTables } from '../gemma/rope';
 import type { Precision } from '../gemma/runtime';
 import type { MicroBatch } from './batch';
@@ -22,6 +22,8 @@ export interface OrtEngineOptions {
   /** MatMulNBits accuracy level for q4 (4: int8 activations, faster; 0: float). */
   accuracyLevel?: 0 | 4;
   optimization?: OptLevel;
+  /** q4 only: how the backward multiplies by the 4-bit weights (see TrainGraphOptions.backward). */
+  backward?: TrainGraphOptions['backward'];
 }
 
 /** Additive causal mask [T, T], with the window on sliding layers (query i sees keys i−W+1 … i). */
@@ -33,7 +35,7 @@ export function trainMask(T: number, window: number): Float32Array {
 
 /** Builds the step graph and its session. */
 export async function createOrtEngine(mw: ModelWeights, opts: OrtEngineOptions): Promise<OrtStepEngine> {
-  const built = buildTrainGraph(mw, { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets });
+  const built = buildTrainGraph(mw, { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward });
   const session = await createSession(built, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'basic' });
   return new OrtStepEngine(mw.config, session, opts.rank, opts.targets);
 }
@@ -92,10 +94,10 @@ export class OrtStepEngine implements StepEngine {
     return { lossSum: (out.loss_sum.data as Float32Array)[0], grads };
   }
 
-  /** Σ CE only (the backward still runs inside the graph; only the loss is copied out). */
-  async lossSum(batch: MicroBatch, params: LoraParams): Promise<number> {
-    const out = await this.session.run(this.feeds(batch, params, 0), ['loss_sum']);
-    return (out.loss_sum.data as Float32Array)[0];
+  /** Σ CE and argmax hits (the backward still runs inside the graph; only these are copied out). */
+  async evaluate(batch: MicroBatch, params: LoraParams): Promise<{ lossSum: number; hits: Float32Array }> {
+    const out = await this.session.run(this.feeds(batch, params, 0), ['loss_sum', 'label_hit']);
+    return { lossSum: (out.loss_sum.data as Float32Array)[0], hits: out.label_hit.data as Float32Array };
   }
 
   async dispose(): Promise<void> {

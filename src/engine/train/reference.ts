@@ -335,8 +335,16 @@ export class ReferenceEngine implements StepEngine {
     return { lossSum, grads };
   }
 
-  /** Σ CE only. */
-  async lossSum(batch: MicroBatch, params: LoraParams): Promise<number> {
-    return referenceStep(this.weights, params, batch, 0, false).lossSum;
+  /** Σ CE and argmax hits. */
+  async evaluate(batch: MicroBatch, params: LoraParams): Promise<{ lossSum: number; hits: Float32Array }> {
+    const { lossSum, logits } = referenceStep(this.weights, params, batch, 0, false);
+    const V = this.weights.config.vocabSize;
+    const hits = new Float32Array(batch.labelTargets.length);
+    for (let p = 0; p < hits.length; p++) {
+      let best = 0;
+      for (let v = 1; v < V; v++) if (logits[p * V + v] > logits[p * V + best]) best = v;
+      hits[p] = best === batch.labelTargets[p] ? 1 : 0;
+    }
+    return { lossSum, hits };
   }
 }

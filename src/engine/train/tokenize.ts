@@ -4,6 +4,8 @@
 
 import type { ChatMessage, TrainExample } from './examples';
 import { DataError } from './examples';
+import type { Tokenizer } from '../model/tokenizer';
+import { encodeTrainingExample } from '../model/chatTemplate';
 
 /** What training needs from the model's tokenizer and chat template (C's tokenizer provides it). */
 export interface ExampleRenderer {
@@ -71,4 +73,19 @@ function fromChat(messages: ChatMessage[], r: ExampleRenderer, firstTrained: num
     for (let t = s; t < e; t++) labels[t] = ids[t];
   }
   return { inputIds: ids, labels };
+}
+
+/** The renderer for a model's tokenizer: Gemma's chat template with TRL's assistant-only spans. */
+export function modelRenderer(tok: Tokenizer, cfg: { bosId: number; eosId: number; vocabSize: number }): ExampleRenderer {
+  return {
+    bosId: tok.specials.bos ?? cfg.bosId,
+    eosId: tok.specials.eos ?? cfg.eosId,
+    vocabSize: cfg.vocabSize,
+    encode: (text) => tok.encode(text),
+    renderChat(messages) {
+      const msgs = messages.map((m) => ({ role: (m.role === 'model' ? 'assistant' : m.role) as 'system' | 'user' | 'assistant', content: m.content }));
+      const r = encodeTrainingExample(tok, msgs);
+      return { ids: r.ids, assistantSpans: r.trainSpans };
+    },
+  };
 }

@@ -20,8 +20,8 @@ import type { GemmaConfig } from '../model/config';
 export interface StepEngine {
   /** Σ cross-entropy over the batch's label tokens, and d(scale · Σ CE)/dθ for every tensor of flatTensors(params). */
   lossAndGrads(batch: MicroBatch, params: LoraParams, scale: number): Promise<{ lossSum: number; grads: Float32Array[] }>;
-  /** Σ cross-entropy only (validation), dropout off. */
-  lossSum(batch: MicroBatch, params: LoraParams): Promise<number>;
+  /** Validation: Σ cross-entropy, and per label position 1 where the argmax of the logits is the label. */
+  evaluate(batch: MicroBatch, params: LoraParams): Promise<{ lossSum: number; hits: Float32Array }>;
 }
 
 export interface TrainOptions {
@@ -116,15 +116,21 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
     rank: params.rank, alpha: params.alpha, dropout: params.dropout, targets: params.targets,
   } satisfies RunState);
 
+  // Exact match without generating: greedy decoding reproduces an example's answer exactly iff the
+  // argmax at every label position (teacher-forced on the same prefix) is the label.
   const evaluate = async (): Promise<boolean> => {
-    let sum = 0, count = 0;
+    let sum = 0, count = 0, exact = 0;
     for (let i = 0; i < data.val.length; i += opts.batchSize) {
       const b = collate(data.val.slice(i, i + opts.batchSize), opts.padId);
-      sum += await engine.lossSum(b, params);
+      const r = await engine.evaluate(b, params);
+      sum += r.lossSum;
       count += b.labelTargets.length;
+      const allHit = new Array<boolean>(b.B).fill(true);
+      b.labelPositions.forEach((pos, k) => { if (r.hits[k] !== 1) allHit[Math.floor(pos / b.T)] = false; });
+      exact += allHit.filter(Boolean).length;
     }
     const valLoss = sum / count;
-    const metric = opts.evaluateTask ? await opts.evaluateTask(params, data.val) : undefined;
+    const metric = opts.evaluateTask ? await opts.evaluateTask(params, data.val) : { name: 'exact_match', value: exact / data.val.length };
     const { improved, stop } = early.observe(valLoss, step);
     if (improved) {
       best = cloneLora(params);

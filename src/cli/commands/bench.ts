@@ -1,0 +1,136 @@
+// `gemma-tune bench`: load time, prefill and decode speed, classify latency and peak RSS of one model,
+// measured the way issue 3 states its targets (512-token prefill; 128 tokens decoded after a 64-token
+// prompt; classify of a 100-token input with 4 labels). Prompts are random ids from a fixed seed, so a
+// random-weight model of the real shape measures the same work as the real model.
+//
+// Each measurement is one entry of `sections`; a later section (training) adds its own entry and keys.
+
+import type { CliCommand } from '../command';
+import { numberFlag, parseFlags, type ParsedArgs } from '../args';
+import type { GemmaRuntime } from '../../engine/gemma/runtime';
+import { argmax, Rng } from '../../engine/generate/sampling';
+import { classify } from '../../engine/generate/labelScoring';
+import type { OpenModel } from '../../engine/generate/openModel';
+import { MODEL_FLAGS, openFromFlags } from './modelFlags';
+
+/** What every section can read: the open model and the parsed flags. */
+interface BenchContext {
+  model: OpenModel;
+  flags: ParsedArgs;
+  rng: Rng;
+}
+
+/** One measurement: its result keys (JSON) and the lines it prints. */
+interface BenchSection {
+  name: string;
+  run(ctx: BenchContext): Promise<{ values: Record<string, number>; lines: string[] }>;
+}
+
+/** Random ids that avoid the control tokens at the bottom of Gemma's vocabulary. */
+function randomIds(rng: Rng, n: number, V: number): number[] {
+  const lo = V > 2000 ? 1000 : Math.min(300, V - 1);
+  return Array.from({ length: n }, () => lo + Math.floor(rng.next() * (V - lo)));
+}
+
+async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
+  const t0 = performance.now();
+  const r = await f();
+  return [r, performance.now() - t0];
+}
+
+const prefill: BenchSection = {
+  name: 'prefill',
+  async run({ model, flags, rng }) {
+    const n = numberFlag(flags, 'prompt-tokens', 512, 1, 32768, true);
+    const rt = model.runtime;
+    const ids = randomIds(rng, n, rt.config.vocabSize);
+    const cache = rt.newCache();
+    try {
+      const [, ms] = await timed(() => rt.step(cache, ids, { logits: 'last' }));
+      return {
+        values: { prefill_tok_s: (n * 1000) / ms, ttft_ms: ms },
+        lines: [`prefill: ${n} tokens in ${ms.toFixed(0)} ms = ${((n * 1000) / ms).toFixed(1)} tokens/s (time to first token ${ms.toFixed(0)} ms)`],
+      };
+    } finally {
+      cache.dispose();
+    }
+  },
+};
+
+const decode: BenchSection = {
+  name: 'decode',
+  async run({ model, flags, rng }) {
+    const n = numberFlag(flags, 'gen-tokens', 128, 1, 32768, true);
+    const rt = model.runtime;
+    const cache = rt.newCache();
+    try {
+      let logits = await rt.step(cache, randomIds(rng, 64, rt.config.vocabSize), { logits: 'last' });
+      const [, ms] = await timed(async () => {
+        for (let i = 0; i < n; i++) logits = await rt.step(cache, [argmax(logits)], { logits: 'last' });
+      });
+      return {
+        values: { decode_tok_s: (n * 1000) / ms },
+        lines: [`decode: ${n} tokens after a 64-token prompt in ${ms.toFixed(0)} ms = ${((n * 1000) / ms).toFixed(1)} tokens/s`],
+      };
+    } finally {
+      cache.dispose();
+    }
+  },
+};
+
+const classifyLatency: BenchSection = {
+  name: 'classify',
+  async run({ model, rng }) {
+    const rt: GemmaRuntime = model.runtime;
+    const V = rt.config.vocabSize;
+    const promptIds = randomIds(rng, 100, V);
+    const labels = ['positive', 'negative', 'neutral', 'mixed'];
+    // Without a tokenizer the labels are 1–3 random tokens each, as real label words are.
+    const labelIds = model.gen ? undefined : labels.map((_, i) => randomIds(rng, 1 + (i % 3), V));
+    const runs: number[] = [];
+    for (let i = 0; i < 3; i++) runs.push((await timed(() => classify(rt, model.gen, { promptIds, labels, labelIds })))[1]);
+    runs.sort((a, b) => a - b);
+    const ms = runs[1];
+    return { values: { classify_ms: ms }, lines: [`classify: 100-token input, 4 labels: ${ms.toFixed(0)} ms (median of 3)`] };
+  },
+};
+
+const sections: BenchSection[] = [prefill, decode, classifyLatency];
+
+export const benchCommand: CliCommand = {
+  name: 'bench',
+  usage: 'gemma-tune bench --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads N] [--precision q4|f32] [--json]',
+  summary: 'Print load time, prefill and decode tokens/s, classify latency and peak RSS (--json: one object).',
+  async run(argv) {
+    const flags = parseFlags(argv, { values: [...MODEL_FLAGS, 'prompt-tokens', 'gen-tokens'], booleans: ['json'] });
+    const json = flags.booleans.has('json');
+    const { model } = await openFromFlags(flags, false);
+    const values: Record<string, number> = { load_s: model.loadSeconds };
+    const lines = [`load: ${model.loadSeconds.toFixed(2)} s (${model.format}, ${model.runtime.precision})`];
+    try {
+      // One short step first: ONNX Runtime's first run pays one-time costs a user pays once per load.
+      const warm = model.runtime.newCache();
+      await model.runtime.step(warm, [model.runtime.config.bosId], { logits: 'last' });
+      warm.dispose();
+      const ctx: BenchContext = { model, flags, rng: new Rng(1234) };
+      for (const s of sections) {
+        const r = await s.run(ctx);
+        Object.assign(values, r.values);
+        lines.push(...r.lines);
+      }
+    } finally {
+      await model.runtime.dispose();
+    }
+    values.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
+    lines.push(`peak RSS: ${values.peak_rss_mb.toFixed(0)} MB`);
+    const round = (v: number): number => Math.round(v * 1000) / 1000;
+    if (json) {
+      const out: Record<string, number> = {};
+      for (const k of ['load_s', 'prefill_tok_s', 'decode_tok_s', 'classify_ms', 'peak_rss_mb']) out[k] = round(values[k]);
+      for (const [k, v] of Object.entries(values)) if (!(k in out)) out[k] = round(v);
+      process.stdout.write(JSON.stringify(out) + '\n');
+    } else {
+      process.stdout.write(lines.join('\n') + '\n');
+    }
+  },
+};

@@ -1,0 +1,36 @@
+// Flags shared by the commands that run a model (generate, classify, bench): --model, --precision,
+// --threads, --adapter, and opening all of it in one place.
+
+import { numberFlag, required, UsageError, type ParsedArgs } from '../args';
+import type { Precision } from '../../engine/gemma/runtime';
+import { loadAdapter, openModel, type OpenModel } from '../../engine/generate/openModel';
+
+/** The value flags every model command accepts. */
+export const MODEL_FLAGS = ['model', 'precision', 'threads'];
+
+/** --precision q4|f32 (default q4). */
+export function precisionFlag(p: ParsedArgs): Precision {
+  const v = p.values.get('precision') ?? 'q4';
+  if (v !== 'q4' && v !== 'f32') throw new UsageError(`--precision must be q4 or f32, got "${v}"`);
+  return v;
+}
+
+/** The adapter name used for --adapter on the command line. */
+export const CLI_ADAPTER = 'cli';
+
+/** Opens --model with --precision and --threads, and registers --adapter when given. */
+export async function openFromFlags(p: ParsedArgs, withAdapter: boolean): Promise<{ model: OpenModel; adapter: string | undefined }> {
+  const modelPath = required(p, 'model');
+  const precision = precisionFlag(p);
+  const threads = numberFlag(p, 'threads', 2, 1, 256, true);
+  const model = await openModel(modelPath, { precision, threads });
+  const dir = withAdapter ? p.values.get('adapter') : undefined;
+  if (dir === undefined) return { model, adapter: undefined };
+  try {
+    loadAdapter(model.runtime, dir, CLI_ADAPTER);
+  } catch (e) {
+    await model.runtime.dispose();
+    throw e;
+  }
+  return { model, adapter: CLI_ADAPTER };
+}

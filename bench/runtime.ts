@@ -2,8 +2,8 @@
 // Google's QAT GGUF: Q4_0 linears, Q8_0 embedding by default), 2 threads:
 //   load time, time to first token and prefill tok/s for 512 prompt tokens, decode tok/s for 128 tokens
 //   after a 64-token prompt, peak RSS.
-// usage: node --import tsx bench/runtime.ts [--embedding q8_0|q4_0] [--accuracy 0|4] [--threads N]
-//        [--opt basic|all] [--prompt 512] [--gen 128] [--model FILE]
+// usage: node --expose-gc --import tsx bench/runtime.ts [--embedding q8_0|q4_0] [--accuracy 0|4] [--threads N]
+//        [--opt basic|all] [--spin 0|1] [--prompt 512] [--gen 128] [--model FILE]
 // Without --model the weights are random Q4_0/Q8_0 blocks made in memory (load time then covers graph
 // build + session creation, not file reading); with --model FILE a .gguf (e.g. from make-model) is loaded.
 
@@ -56,6 +56,7 @@ async function main(): Promise<void> {
   const accuracyLevel = Number(flag('accuracy', '4')) as 0 | 4;
   const threads = Number(flag('threads', '2'));
   const optimization = flag('opt', 'basic') as OptLevel;
+  const spinning = flag('spin', '0') === '1';
   const promptLen = Number(flag('prompt', '512'));
   const genLen = Number(flag('gen', '128'));
   const file = flag('model', '');
@@ -63,9 +64,11 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   let rt = await (async () => {
     const weights = file ? loadModel(file, { precision: 'q4' }).weights : randomWeights(embedding);
-    return createGemmaRuntime(weights, { precision: 'q4', threads, accuracyLevel, optimization });
+    return createGemmaRuntime(weights, { precision: 'q4', threads, accuracyLevel, optimization, spinning });
   })();
   const loadS = (performance.now() - t0) / 1000;
+  // Steady state: the JS copies of the weights are garbage once the session holds them.
+  (globalThis as { gc?: () => void }).gc?.();
   const rssAfterLoad = process.memoryUsage().rss / 2 ** 20;
 
   const V = rt.config.vocabSize;
@@ -88,7 +91,7 @@ async function main(): Promise<void> {
   rt = null as never;
   const peak = process.resourceUsage().maxRSS / 1024;
   const result = {
-    model: file ? path.basename(file) : `random-270m-q4_0-${embedding}-in-memory`, threads, accuracyLevel, optimization,
+    model: file ? path.basename(file) : `random-270m-q4_0-${embedding}-in-memory`, threads, spinning, accuracyLevel, optimization,
     load_s: +loadS.toFixed(2),
     ttft_512_s: +ttft.toFixed(3),
     prefill_tok_s: +(promptLen / ttft).toFixed(1),

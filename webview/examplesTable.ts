@@ -41,7 +41,7 @@ export class ExamplesTable {
     const showSuggest = state.capabilities.suggest;
     const head = this.element.querySelector('thead')!;
     head.replaceChildren(
-      h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, 'Input'), h('th', {}, 'Expected output'), showSuggest && h('th', {}, 'Model suggests'), h('th', { class: 'narrow' }, 'Held out'), h('th', { class: 'narrow' }, h('span', { class: 'sr-only' }, 'Remove'))),
+      h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, 'Input'), h('th', { class: 'output' }, 'Expected output'), showSuggest && h('th', { class: 'suggest' }, 'Model suggests'), h('th', { class: 'narrow' }, 'Held out'), h('th', { class: 'narrow' }, h('span', { class: 'sr-only' }, 'Remove'))),
     );
     const rows = state.examples.map((ex, i) => this.row({ ...ex, ...local.get(ex.id) }, i, showSuggest ? suggestions.get(ex.id) : undefined, showSuggest));
     if (rows.length === 0) {

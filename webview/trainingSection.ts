@@ -71,7 +71,7 @@ export class TrainingSection {
     this.fields.clear();
     this.targets.clear();
     const field = ([key, label, help]: [NumberKey, string, string]) => {
-      const tf = h('vscode-textfield', { type: 'number', id: `hp-${key}`, 'aria-label': label, title: help, disabled, step: key === 'learningRate' ? 'any' : undefined }) as ValueElement;
+      const tf = h('vscode-textfield', { id: `hp-${key}`, inputmode: 'decimal', 'aria-label': label, title: help, disabled }) as ValueElement;
       tf.value = String(hp[key]);
       tf.addEventListener('change', () => this.changed());
       this.fields.set(key, tf);

@@ -200,7 +200,7 @@ export class TrainingPanel {
       case 'removeExample': {
         const removed = await this.store.removeExample(id, msg.id);
         this.post({ type: 'ack', seq: msg.seq, ok: removed, error: removed ? undefined : 'that example was already gone' });
-        this.deps.events?.write('exampleRemoved', { taskId: id, exampleId: msg.id });
+        if (removed) this.deps.events?.write('exampleRemoved', { taskId: id, exampleId: msg.id });
         return;
       }
       case 'setHyperparameters': {

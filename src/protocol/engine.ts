@@ -14,6 +14,7 @@
 // Both sides validate what they receive with `parse*` below.
 
 import { CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
+import { generateMethods } from './generate';
 
 /** Bumped when a message changes shape incompatibly; `status` reports it. */
 export const PROTOCOL_VERSION = 1;
@@ -69,6 +70,8 @@ export const engineMethods = {
     event: obj({ type: oneOf('tick'), n: num({ int: true, min: 1 }) }),
     exclusive: true,
   },
+  /** loadModel, loadAdapter, unloadAdapter, generate, classify, extract (protocol/generate.ts). */
+  ...generateMethods,
 } as const satisfies Record<string, MethodSpec>;
 
 interface MethodSpec {

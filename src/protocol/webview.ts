@@ -18,7 +18,12 @@ const MAX_EXAMPLES = 10_000;
 const MAX_POINTS = 100_000;
 const MAX_MESSAGE = 2_000;
 
-const exampleId = str({ min: 1, max: 64 });
+/** An example id as the store makes them; anything path-like is refused here already. */
+const exampleId: Schema<string> = (v, path = '') => {
+  const id = str({ min: 1, max: 64 })(v, path);
+  if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new CheckError(path, `expected an example id (letters, digits, "-", "_"), got ${JSON.stringify(id)}`);
+  return id;
+};
 /** Sequence number of an edit, echoed in its ack. */
 const seq = num({ int: true, min: 0, max: Number.MAX_SAFE_INTEGER });
 

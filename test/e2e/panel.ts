@@ -13,6 +13,8 @@ import { newSession, ROOT, startServer, stopServer, workbenchUrl } from './lib/c
 import type { Report } from './lib/report';
 
 const GROUP = 'panel';
+// Generous: the machine is shared, and a loaded 2-core box slows the workbench down a lot.
+const UI_TIMEOUT = 30_000;
 const FIRST = 'The app crashes when I click Save twice.';
 const SAMPLE = `${FIRST}\nPlease add a dark mode to the settings page.\nHow do I export my data?\n`;
 const TASK_DIR = '.gemma/tasks/bug-or-feature';
@@ -54,19 +56,37 @@ function panelFrame(page: Page): FrameLocator {
 async function palette(page: Page, command: string): Promise<void> {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ timeout: 10_000 });
+  await input.waitFor({ timeout: UI_TIMEOUT });
   await input.fill(`>${command}`);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: command }).first().waitFor({ timeout: 10_000 });
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: command }).first().waitFor({ timeout: UI_TIMEOUT });
   await page.keyboard.press('Enter');
 }
 
 /** Types into the open quick input and accepts it. */
 async function answer(page: Page, text: string, expectTitle: RegExp): Promise<void> {
   const widget = page.locator('.quick-input-widget');
-  await widget.locator('.quick-input-title, .quick-input-header', { hasText: expectTitle }).first().waitFor({ timeout: 10_000 });
+  await widget.locator('.quick-input-title, .quick-input-header', { hasText: expectTitle }).first().waitFor({ timeout: UI_TIMEOUT });
   const input = widget.locator('input');
   await input.fill(text);
   await page.waitForTimeout(150); // validation runs on input
+  await page.keyboard.press('Enter');
+}
+
+/** Switches the colour theme the way a user does: "Preferences: Color Theme", then its name. */
+async function pickTheme(page: Page, label: string): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.fill('>Preferences: Color Theme');
+  // Not "Browse Color Themes in Marketplace", which needs the network.
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Preferences: Color Theme' }).filter({ hasNotText: 'Marketplace' }).first().click({ timeout: UI_TIMEOUT });
+  await page.locator('.quick-input-widget .monaco-list-row').first().waitFor({ timeout: UI_TIMEOUT });
+  await input.fill(label);
+  try {
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first().waitFor({ timeout: UI_TIMEOUT });
+  } catch (e) {
+    await page.screenshot({ path: path.join(ROOT, 'artifacts/e2e/panel-theme-picker-failed.png') });
+    throw e;
+  }
   await page.keyboard.press('Enter');
 }
 
@@ -83,6 +103,7 @@ export async function runPanel(report: Report, artifacts: string): Promise<Recor
   const timings: Record<string, number> = {};
   const session = await newSession('panel', { 'issues.txt': SAMPLE });
   symlinkSync(ROOT, path.join(session.extensionsDir, `${pkg.publisher}.${pkg.name}-${pkg.version}`), 'dir');
+  await setTheme(session.userDataDir, 'Dark 2026'); // theme ids of VS Code 1.139's theme-defaults
   let shot = 0;
   const screenshot = async (page: Page, name: string): Promise<void> => {
     await page.waitForTimeout(400);
@@ -108,7 +129,7 @@ export async function runPanel(report: Report, artifacts: string): Promise<Recor
       await lines.click();
       await page.keyboard.press('Control+Home');
       await page.keyboard.press('Shift+End');
-      await page.locator('.statusbar', { hasText: `(${FIRST.length} selected)` }).waitFor({ timeout: 10_000 });
+      await page.locator('.statusbar', { hasText: `(${FIRST.length} selected)` }).waitFor({ timeout: UI_TIMEOUT });
       await screenshot(page, 'selection');
     });
 
@@ -122,7 +143,7 @@ export async function runPanel(report: Report, artifacts: string): Promise<Recor
     await report.check(GROUP, 'the quick inputs create a classify task with three labels', async () => {
       await answer(page, 'Bug or feature', /New Gemma task \(1\/4\)/);
       const kind = page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Classify (pick a label)' });
-      await kind.waitFor({ timeout: 10_000 });
+      await kind.waitFor({ timeout: UI_TIMEOUT });
       await kind.click();
       await answer(page, 'bug, feature, question', /New Gemma task \(3\/4\)/);
       await screenshot(page, 'instruction');
@@ -169,7 +190,7 @@ export async function runPanel(report: Report, artifacts: string): Promise<Recor
       await waitFor('heldOut on disk', () => (examplesOnDisk(session.workspace)[0]?.heldOut === true ? true : undefined));
       await frame.locator('#add-example').click();
       // The new example's input gets the keyboard focus, so typing goes straight into it.
-      await frame.locator('tr[data-id]:nth-child(2) vscode-textarea[data-col="input"]:focus').waitFor({ timeout: 10_000 });
+      await frame.locator('tr[data-id]:nth-child(2) vscode-textarea[data-col="input"]:focus').waitFor({ timeout: UI_TIMEOUT });
       await page.keyboard.type('Export to CSV would be great.');
       await waitFor('the typed input on disk', () => (examplesOnDisk(session.workspace)[1]?.input === 'Export to CSV would be great.' ? true : undefined));
       await screenshot(page, 'two-examples');
@@ -201,11 +222,12 @@ export async function runPanel(report: Report, artifacts: string): Promise<Recor
     });
 
     await report.check(GROUP, 'the panel follows light and high-contrast themes', async () => {
-      await setTheme(session.userDataDir, 'Default Light Modern');
-      await page.locator('.monaco-workbench.vs').waitFor({ timeout: 15_000 });
+      assert.equal(await page.locator('.monaco-workbench.vs-dark').count(), 1, 'the session started dark');
+      await pickTheme(page, 'Light 2026');
+      await page.locator('.monaco-workbench.vs').waitFor({ timeout: UI_TIMEOUT });
       await screenshot(page, 'light');
-      await setTheme(session.userDataDir, 'Default High Contrast');
-      await page.locator('.monaco-workbench.hc-black').waitFor({ timeout: 15_000 });
+      await pickTheme(page, 'Dark High Contrast');
+      await page.locator('.monaco-workbench.hc-black').waitFor({ timeout: UI_TIMEOUT });
       await screenshot(page, 'high-contrast');
     });
   } finally {

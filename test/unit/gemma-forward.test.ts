@@ -40,6 +40,7 @@ for (const name of ['tiny', 'mini-270m-shape']) {
     const pos = Array.from({ length: T }, (_, i) => i);
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, T]),
+      rope_pos: new ort.Tensor('int64', BigInt64Array.from(pos, BigInt), [1, T]),
       logit_index: new ort.Tensor('int64', BigInt64Array.from([BigInt(T - 1)]), [1]),
     };
     for (const type of ['sliding', 'full'] as const) {

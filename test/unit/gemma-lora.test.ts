@@ -35,7 +35,7 @@ test('PEFT adapter logits match the fixture; base and adapter switch per step', 
   // The adapter changes them (B ≠ 0 in the fixture), and cached decode with the adapter matches a full pass.
   const cache = rt.newCache();
   await rt.step(cache, ids.slice(0, 20), { logits: 'last', adapter: 'fixture' });
-  let last = new Float32Array(0);
+  let last: Float32Array = new Float32Array(0);
   for (const id of ids.slice(20)) last = await rt.step(cache, [id], { logits: 'last', adapter: 'fixture' });
   const V = weights.config.vocabSize;
   assert.ok(maxAbsDiff(last, want.subarray((ids.length - 1) * V)) <= 1e-4);

@@ -148,3 +148,31 @@ test('top-p on a 262144-token vocabulary stays fast on a peaked distribution', (
   const ms = (performance.now() - t0) / 20;
   assert.ok(ms < 50, `${ms.toFixed(1)} ms per token`);
 });
+
+test('plain temperature sampling (no top-k/top-p) follows the softmax and skips masked tokens', () => {
+  const l = new Float32Array([1, -Infinity, 0, 2, -1]);
+  const T = 1.3;
+  const s = new Sampler({ temperature: T, seed: 21 });
+  const want = bruteForce(l, T, 0, 1);
+  const n = 40000;
+  const counts = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const id = s.sample(l);
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  assert.equal(counts.get(1), undefined);
+  want.ids.forEach((id, i) => {
+    const f = (counts.get(id) ?? 0) / n;
+    const sd = Math.sqrt((want.probs[i] * (1 - want.probs[i])) / n);
+    assert.ok(Math.abs(f - want.probs[i]) < 5 * sd, `token ${id}: ${f} vs ${want.probs[i]}`);
+  });
+});
+
+test('top-p on a flat 262144-token distribution (most of the vocabulary in the nucleus) matches the reference', () => {
+  const rng = new Rng(4);
+  const l = randomLogits(rng, 262144, 0.5);
+  const got = nucleus(l, 1, 0, 0.9);
+  const want = bruteForce(l, 1, 0, 0.9);
+  assert.ok(got.ids.length > 200000);
+  assert.deepEqual(Array.from(got.ids), want.ids);
+});

@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
-import { readGguf } from '../../src/engine/model/gguf';
+import { readGguf, readGgufTensor } from '../../src/engine/model/gguf';
+import { writeGguf } from '../../src/engine/model/ggufWriter';
 import { loadModel } from '../../src/engine/model/load';
 import { writeRandomGguf, writeRandomHf } from '../../src/engine/model/randomModel';
 
@@ -127,4 +128,15 @@ test('HF folders: shape disagreeing with config.json, missing tensors, integer w
   const bytes = fs.readFileSync(st);
   fs.writeFileSync(st, bytes.subarray(0, bytes.length - 100));
   refused(dir, /truncated/);
+});
+
+test('extra tensors (an untied output.weight, an unknown name) are refused by name', () => {
+  const src = readGguf(good);
+  const tensors = [...src.tensors.values()].map((t) => ({ name: t.name, ne: t.ne, dtype: t.dtype, data: () => [readGgufTensor(src, t.name)] }));
+  const embd = src.tensors.get('token_embd.weight')!;
+  for (const [name, re] of [['output.weight', /untied output\.weight/], ['rope_freqs.weight', /unexpected tensor rope_freqs\.weight/]] as const) {
+    const file = path.join(tmp, `extra-${name}.gguf`);
+    writeGguf(file, [...src.metadata], [...tensors, { name, ne: embd.ne, dtype: embd.dtype, data: () => [readGgufTensor(src, 'token_embd.weight')] }]);
+    refused(file, re);
+  }
 });

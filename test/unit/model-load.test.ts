@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { readGguf, readGgufTensor } from '../../src/engine/model/gguf';
+import { writeGguf } from '../../src/engine/model/ggufWriter';
 import { loadModel, type LoadedModel } from '../../src/engine/model/load';
 import {
   bf16ToF32, dequantizeQ4_0, dequantizeQ8_0, f16ToF32, f32ArrayToBf16, f32ArrayToF16, quantizeQ4_0, quantizeQ8_0,
@@ -184,4 +185,28 @@ test('the mini-270m-shape fixture loads as f32, and q4 refuses its 40-wide rows 
   const m = loadModel(dir, { precision: 'f32' });
   assert.equal(m.weights.config.hidden, 40);
   assert.throws(() => loadModel(dir, { precision: 'q4' }), /rows of 40 values, not a multiple of 32.*precision f32/);
+});
+
+test('a fused blk.N.attn_qkv.weight (q, k, v rows stacked) loads as the three projections', () => {
+  const src = readGguf(path.join(tmp, 'tiny-q4.gguf'));
+  const tensors = [];
+  for (const t of src.tensors.values()) {
+    if (/^blk\.0\.attn_[kv]\.weight$/.test(t.name)) continue;
+    const parts = t.name === 'blk.0.attn_q.weight' ? ['blk.0.attn_q.weight', 'blk.0.attn_k.weight', 'blk.0.attn_v.weight'] : [t.name];
+    const rows = parts.reduce((a, p) => a + src.tensors.get(p)!.rows, 0);
+    tensors.push({
+      name: parts.length > 1 ? 'blk.0.attn_qkv.weight' : t.name,
+      ne: t.ne.length === 1 ? t.ne : [t.ne[0], rows],
+      dtype: t.dtype,
+      data: () => parts.map((p) => readGgufTensor(src, p)),
+    });
+  }
+  const file = path.join(tmp, 'tiny-fused.gguf');
+  writeGguf(file, [...src.metadata], tensors);
+  const fused = loadModel(file, { precision: 'q4' });
+  const plain = loadModel(path.join(tmp, 'tiny-q4.gguf'), { precision: 'q4' });
+  for (const p of ['q_proj', 'k_proj', 'v_proj']) {
+    const name = `model.layers.0.self_attn.${p}.weight`;
+    assert.deepEqual(fused.weights.weights.get(name), plain.weights.weights.get(name), name);
+  }
 });

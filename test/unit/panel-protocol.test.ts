@@ -34,6 +34,8 @@ test('hostile or malformed webview messages are rejected, naming the problem', (
     [{ type: 'updateExample', seq: 1, id: 'ex-1', heldOut: 'true' }, /message\.heldOut: expected a boolean/],
     [{ type: 'addExample', seq: 1, input: 'x'.repeat(100_001), output: '' }, /message\.input/],
     [{ type: 'removeExample', seq: 1 }, /message\.id/],
+    [{ type: 'removeExample', seq: 1, id: '../../etc' }, /message\.id: expected an example id/],
+    [{ type: 'updateExample', seq: 1, id: 'ex 1"', output: 'x' }, /message\.id: expected an example id/],
     [{ type: 'train', hyperparameters: { ...hp, epochs: 1e9 } }, /message\.hyperparameters\.epochs/],
     [{ type: 'train', hyperparameters: { ...hp, learningRate: Number.NaN } }, /message\.hyperparameters\.learningRate/],
     [{ type: 'train', hyperparameters: { ...hp, targets: ['q', 'embed_tokens'] } }, /hyperparameters\.targets\[1\]/],

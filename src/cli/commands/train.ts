@@ -72,7 +72,7 @@ export const trainCommand: CliCommand = {
     const initDir = p.values.get('init-adapter');
     const json = p.booleans.has('json');
 
-    const loaded = loadModel(modelPath, { precision });
+    let loaded: ReturnType<typeof loadModel> | null = loadModel(modelPath, { precision });
     const cfg = loaded.weights.config;
     const examples = readExamples(dataPath);
     const needsText = examples.some((e) => e.kind !== 'tokens');
@@ -104,6 +104,7 @@ export const trainCommand: CliCommand = {
     }
 
     const engine = await createOrtEngine(loaded.weights, { precision, rank: params.rank, alpha: params.alpha, targets: params.targets, threads });
+    loaded = null; // the session holds its own copy of the weights
     const print = json ? (e: TrainEvent) => process.stdout.write(JSON.stringify(e) + '\n') : progressPrinter(process.stdout);
     // Ctrl-C stops between steps and leaves the best adapter so far on disk; a second one exits at once.
     const abort = new AbortController();

@@ -4,23 +4,27 @@
 //
 // Inputs (B = 1 at inference, kept symbolic):
 //   input_ids int64 [B, T]
+//   rope_pos int64 [B, T] = 0…T-1                     row of the tables below for each token
 //   cos_{sliding|full}, sin_{…} float32 [T, D/2]       RoPE tables of the new positions, per layer type
 //   mask_{sliding|full} float32 [1, 1, T, P+T]         additive; the window/causality live here
 //   split_{sliding|full} int64 [2] = [P, T]
 //   past_k_{i}, past_v_{i} float32 [B, Hkv, P, D]     P = Ps on sliding layers, Pf on full ones
-//   logit_index int64 [N]                              positions (0…T-1) whose logits are wanted
-//   lora_a_{i}_{t} [R, in], lora_b_{i}_{t} [out, R]    (with `lora`) b pre-scaled by alpha/R; R = 0: none
+//   logit_index int64 [N]                              rows of the flattened [B·T] positions whose logits are wanted
+//   lora_a_{i}_{g} [n·R, in], lora_b_{i}_{g} [out, n·R]  (with `lora`) per group g of layer.ts's LORA_GROUPS:
+//                                                      A of the group's n targets stacked, B block-diagonal
+//                                                      and pre-scaled by alpha/R; n·R = 0: no adapter
 // Outputs:
-//   logits float32 [B, N, V]; new_k_{i}, new_v_{i} [B, Hkv, T, D]; (debugHidden) hidden_{0…L}
+//   logits float32 [N, V]; new_k_{i}, new_v_{i} [B, Hkv, T, D]; (debugHidden) hidden_{0…L} [B·T, C]
 
-import { Graph, type BuiltModel, type Value } from '../onnx/graph';
+import { Graph, type BuiltModel, type InitializerSink, type Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
 import type { ModelWeights } from '../model/weights';
 import { FINAL_NORM_NAME } from '../model/weights';
 import type { LayerType } from '../model/config';
-import { ALL_TARGETS, targetShape, type LoraTarget } from '../train/lora';
+import { targetShape, type LoraTarget } from '../train/lora';
+import type { GemmaConfig } from '../model/config';
 import { GraphParams, type ParamsOptions } from './params';
-import { decoderLayer, type LoraValues } from './layer';
+import { addLoraGemm, gemmaLayer, LORA_GROUPS, type LoraGroup } from './layer';
 
 export interface InferenceGraphOptions extends ParamsOptions {
   /** Adds LoRA inputs for all seven targets on every layer. */
@@ -29,16 +33,38 @@ export interface InferenceGraphOptions extends ParamsOptions {
   debugHidden?: boolean;
 }
 
-export const loraInputNames = (layer: number, t: LoraTarget) => ({ a: `lora_a_${layer}_${t}`, b: `lora_b_${layer}_${t}` });
+/** Graph input names of a layer's LoRA pair for one group. */
+export const loraInputNames = (layer: number, group: LoraGroup) => ({ a: `lora_a_${layer}_${group}`, b: `lora_b_${layer}_${group}` });
 
-/** Builds the inference graph for a model; the weights are referenced, not copied, until the session loads them. */
+function groupOf(targets: readonly LoraTarget[]): LoraGroup {
+  const key = targets.join(',');
+  const hit = (Object.keys(LORA_GROUPS) as LoraGroup[]).find((gname) => LORA_GROUPS[gname].join(',') === key);
+  if (!hit) throw new Error(`no LoRA group for projections ${key}`);
+  return hit;
+}
+
+/** [out, in] of a LoRA group: the outputs of its targets stacked, their shared input. */
+export function loraGroupShape(cfg: GemmaConfig, group: LoraGroup): [number, number] {
+  const shapes = LORA_GROUPS[group].map((t) => targetShape(cfg, t));
+  return [shapes.reduce((s, [o]) => s + o, 0), shapes[0][1]];
+}
+
+/** Serialises the inference graph with in-memory external weights (tests, small models). */
 export function buildInferenceGraph(mw: ModelWeights, opts: InferenceGraphOptions): BuiltModel {
+  return inferenceGraph(mw, opts).build();
+}
+
+/** The inference graph for a model; with a sink, each converted weight goes to it as soon as it exists. */
+export function inferenceGraph(mw: ModelWeights, opts: InferenceGraphOptions, sink?: InitializerSink): Graph {
   const cfg = mw.config;
   const { headDim: D, kvHeads: Hkv } = cfg;
   const g = new Graph('gemma3_infer');
+  if (sink) g.streamInitializers(sink);
   const p = new GraphParams(g, mw, opts);
 
-  const ids = g.input('input_ids', 'int64', ['B', 'T']);
+  const B = 1;
+  const ids = g.input('input_ids', 'int64', [B, 'T']);
+  const ropePos = g.input('rope_pos', 'int64', [B, 'T']);
   const perType = new Map<LayerType, { cos: Value; sin: Value; mask: Value; split: Value }>();
   for (const t of new Set(cfg.layerTypes)) {
     const P = t === 'sliding' ? 'Ps' : 'Pf';
@@ -51,24 +77,24 @@ export function buildInferenceGraph(mw: ModelWeights, opts: InferenceGraphOption
   }
   const logitIndex = g.input('logit_index', 'int64', ['N']);
 
-  let x = p.embed(ids);
+  let x = op.reshape(g, p.embed(ids), ['BT', cfg.hidden]);
   if (opts.debugHidden) g.output(x, 'hidden_0');
   for (let i = 0; i < cfg.layers; i++) {
     const type = cfg.layerTypes[i];
     const P = type === 'sliding' ? 'Ps' : 'Pf';
     const t = perType.get(type)!;
-    const pastK = g.input(`past_k_${i}`, 'float32', ['B', Hkv, P, D]);
-    const pastV = g.input(`past_v_${i}`, 'float32', ['B', Hkv, P, D]);
-    const lora = new Map<LoraTarget, LoraValues>();
-    if (opts.lora) {
-      for (const target of ALL_TARGETS) {
-        const [out, inp] = targetShape(cfg, target);
-        const names = loraInputNames(i, target);
-        lora.set(target, { a: g.input(names.a, 'float32', ['R', inp]), b: g.input(names.b, 'float32', [out, 'R']) });
-      }
-    }
-    const r = decoderLayer(g, p, i, x, { cos: t.cos, sin: t.sin, mask: t.mask, past: { k: pastK, v: pastV, split: t.split } },
-      (target) => lora.get(target));
+    const pastK = g.input(`past_k_${i}`, 'float32', [B, Hkv, P, D]);
+    const pastV = g.input(`past_v_${i}`, 'float32', [B, Hkv, P, D]);
+    const lora = (xin: Value, y: Value, targets: readonly LoraTarget[]): Value => {
+      if (!opts.lora) return y;
+      const group = groupOf(targets);
+      const [out, inp] = loraGroupShape(cfg, group);
+      const names = loraInputNames(i, group);
+      return addLoraGemm(g, xin, y, g.input(names.a, 'float32', ['R', inp]), g.input(names.b, 'float32', [out, 'R']));
+    };
+    const r = gemmaLayer(g, p, i, x,
+      { batch: B, positions: ropePos, cos: t.cos, sin: t.sin, mask: t.mask, past: { k: pastK, v: pastV, split: t.split } },
+      { fuse: true, rope: 'fused', lora });
     g.output(r.k, `new_k_${i}`);
     g.output(r.v, `new_v_${i}`);
     x = r.h;
@@ -77,12 +103,12 @@ export function buildInferenceGraph(mw: ModelWeights, opts: InferenceGraphOption
   if (opts.debugHidden) g.output(op.rmsNorm(g, x, p.norm(FINAL_NORM_NAME), cfg.rmsNormEps), `hidden_${cfg.layers}`);
 
   // Norm and head only where logits are wanted: the 262k-wide head dominates otherwise.
-  const picked = op.gather(g, x, logitIndex, 1); // [B, N, C]
+  const picked = op.gather(g, x, logitIndex, 0); // [N, C]
   let logits = p.head(op.rmsNorm(g, picked, p.norm(FINAL_NORM_NAME), cfg.rmsNormEps));
   if (cfg.finalLogitSoftcap !== null) {
     const cap = g.constF32(cfg.finalLogitSoftcap);
     logits = op.mul(g, op.tanh(g, op.div(g, logits, cap)), cap);
   }
   g.output(logits, 'logits');
-  return g.build();
+  return g;
 }

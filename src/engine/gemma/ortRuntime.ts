@@ -6,9 +6,10 @@
 import type * as ortTypes from 'onnxruntime-node';
 import type { GemmaConfig, LayerType } from '../model/config';
 import type { ModelWeights } from '../model/weights';
-import { ALL_TARGETS, targetFromModuleName, targetShape, type LoraTarget } from '../train/lora';
-import { createSession, f32Tensor, ort, type OptLevel } from '../onnx/session';
-import { buildInferenceGraph, loraInputNames } from './inferenceGraph';
+import { targetFromModuleName, targetShape, type LoraTarget } from '../train/lora';
+import { ExternalDataFile, f32Tensor, ort, type OptLevel } from '../onnx/session';
+import { inferenceGraph, loraGroupShape, loraInputNames } from './inferenceGraph';
+import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
 import { inverseFrequencies, ropeTables } from './rope';
 import type { GemmaRuntime, KvCache, LoraAdapter, Precision, RuntimeOptions, StepOptions } from './runtime';
@@ -22,10 +23,18 @@ const MAX_CHUNK = 512;
 export class AdapterShapeError extends Error {}
 
 /** Builds the graph, creates the session, and returns a runtime; `mw` may be dropped afterwards. */
-export async function createGemmaRuntime(mw: ModelWeights, opts: RuntimeOptions & { optimization?: OptLevel }): Promise<GemmaRuntime> {
+export async function createGemmaRuntime(mw: ModelWeights, opts: RuntimeOptions & { optimization?: OptLevel; spinning?: boolean }): Promise<GemmaRuntime> {
   const accuracyLevel = opts.accuracyLevel ?? 4;
-  const built = buildInferenceGraph(mw, { precision: opts.precision, accuracyLevel, lora: true });
-  const session = await createSession(built, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'basic' });
+  // Weights go to a temporary file as they are converted; ORT maps it, so no second copy is held.
+  const file = new ExternalDataFile();
+  let graph;
+  try {
+    graph = inferenceGraph(mw, { precision: opts.precision, accuracyLevel, lora: true }, file);
+  } catch (e) {
+    file.remove();
+    throw e;
+  }
+  const session = await file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'basic', spinning: opts.spinning });
   return new OrtGemmaRuntime(mw.config, opts.precision, session);
 }
 
@@ -44,9 +53,9 @@ class OrtGemmaRuntime implements GemmaRuntime {
     // No adapter = rank 0: the LoRA branch multiplies through an empty inner dimension and adds zeros.
     this.baseLora = {};
     for (let i = 0; i < cfg.layers; i++) {
-      for (const t of ALL_TARGETS) {
-        const [out, inp] = targetShape(cfg, t);
-        const n = loraInputNames(i, t);
+      for (const group of Object.keys(LORA_GROUPS) as LoraGroup[]) {
+        const [out, inp] = loraGroupShape(cfg, group);
+        const n = loraInputNames(i, group);
         this.baseLora[n.a] = f32Tensor(new Float32Array(0), [0, inp]);
         this.baseLora[n.b] = f32Tensor(new Float32Array(0), [out, 0]);
       }
@@ -102,6 +111,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     const positions = range(start, start + T);
     const feeds: Feeds = { ...lora };
     feeds.input_ids = new ort.Tensor('int64', BigInt64Array.from(ids, (v) => BigInt(v)), [1, T]);
+    feeds.rope_pos = new ort.Tensor('int64', BigInt64Array.from(range(0, T), (v) => BigInt(v)), [1, T]);
     feeds.logit_index = new ort.Tensor('int64', BigInt64Array.from(logitIndex, (v) => BigInt(v)), [logitIndex.length]);
     for (const [type, set] of cache.sets) {
       const { cos, sin } = ropeTables(this.invFreq.get(type)!, positions);
@@ -131,7 +141,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     if (!Number.isInteger(R) || R < 1 || R > 4096) throw new AdapterShapeError(`adapter ${name}: rank ${R} is not a positive integer`);
     if (!(alpha > 0) || !Number.isFinite(alpha)) throw new AdapterShapeError(`adapter ${name}: alpha ${alpha} is not positive`);
     const scale = alpha / R;
-    const feeds: Feeds = { ...this.baseLora };
+    const byLayer = new Map<number, Map<LoraTarget, { a: Float32Array; b: Float32Array }>>();
     for (const [path, m] of adapter.modules) {
       const match = /^model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)$/.exec(path);
       const target: LoraTarget | undefined = match ? targetFromModuleName(match[3]) : undefined;
@@ -140,11 +150,37 @@ class OrtGemmaRuntime implements GemmaRuntime {
       const [out, inp] = targetShape(cfg, target);
       if (m.a.length !== R * inp) throw new AdapterShapeError(`adapter ${name}: ${path} A has ${m.a.length} values, want [${R}, ${inp}]`);
       if (m.b.length !== out * R) throw new AdapterShapeError(`adapter ${name}: ${path} B has ${m.b.length} values, want [${out}, ${R}]`);
-      const b = new Float32Array(m.b.length);
-      for (let i = 0; i < b.length; i++) b[i] = m.b[i] * scale;
-      const n = loraInputNames(layer, target);
-      feeds[n.a] = f32Tensor(m.a.slice(), [R, inp]);
-      feeds[n.b] = f32Tensor(b, [out, R]);
+      if (!byLayer.has(layer)) byLayer.set(layer, new Map());
+      byLayer.get(layer)!.set(target, m);
+    }
+    const feeds: Feeds = { ...this.baseLora };
+    for (const [layer, targets] of byLayer) {
+      for (const group of Object.keys(LORA_GROUPS) as LoraGroup[]) {
+        const present = LORA_GROUPS[group].filter((t) => targets.has(t));
+        if (present.length === 0) continue;
+        // A: the present targets' A stacked [n·R, in]; B: [out_group, n·R] block-diagonal, scaled, with
+        // zero rows for the group's targets the adapter leaves alone.
+        const [outAll, inp] = loraGroupShape(cfg, group);
+        const nR = present.length * R;
+        const a = new Float32Array(nR * inp);
+        const b = new Float32Array(outAll * nR);
+        let row = 0;
+        for (const t of LORA_GROUPS[group]) {
+          const [out] = targetShape(cfg, t);
+          const j = present.indexOf(t);
+          if (j >= 0) {
+            const m = targets.get(t)!;
+            a.set(m.a, j * R * inp);
+            for (let o = 0; o < out; o++) {
+              for (let r = 0; r < R; r++) b[(row + o) * nR + j * R + r] = m.b[o * R + r] * scale;
+            }
+          }
+          row += out;
+        }
+        const n = loraInputNames(layer, group);
+        feeds[n.a] = f32Tensor(a, [nR, inp]);
+        feeds[n.b] = f32Tensor(b, [outAll, nR]);
+      }
     }
     this.adapters.set(name, feeds);
   }

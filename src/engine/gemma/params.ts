@@ -2,7 +2,7 @@
 //   f32: every weight float32; linears as FusedMatMul(x, W[out,in], transB) so no transposed copy exists.
 //   q4:  linears through MatMulNBits (bits 4, block 32) from Q4_0 blocks, bit-exact; the tied
 //        embedding/LM head is one uint8 [V, C/32, bytes] buffer read by GatherBlockQuantized (lookup) and
-//        MatMulNBits (head). A Q8_0 embedding (Google's QAT GGUF) runs the same way with bits 8.
+//        MatMulNBits (head) (two initializers over the same bytes, see embedQuantized). A Q8_0 embedding (Google's QAT GGUF) runs the same way with bits 8.
 // Weights that arrive in another form are converted here: Q4_0/Q8_0 dequantised for f32, float weights
 // quantised to Q4_0 (ggml's reference rule) for q4.
 
@@ -50,7 +50,7 @@ export class GraphParams {
   readonly config: GemmaConfig;
   private readonly cache = new Map<string, Value>();
   private readonly linears = new Map<string, LinearOperand>();
-  private embedQ: { b: Value; scales2d: Value; scales3d: Value; bits: 4 | 8 } | null = null;
+  private embedQ: { b: Value; scales2d: Value; lookup: Value; scales3d: Value; bits: 4 | 8 } | null = null;
 
   constructor(private readonly g: Graph, private readonly mw: ModelWeights, readonly opts: ParamsOptions) {
     this.config = mw.config;
@@ -95,16 +95,76 @@ export class GraphParams {
     return l;
   }
 
+  /**
+   * Several linears that read the same input, as one operand whose output rows are theirs concatenated
+   * (q|k|v, gate|up): one larger MatMulNBits instead of several small ones. Each output element is the
+   * same dot product as before, so the result is unchanged.
+   */
+  fusedLinear(names: string[]): LinearOperand {
+    const key = names.join('|');
+    let l = this.linears.get(key);
+    if (l) return l;
+    if (names.length === 1) return this.linear(names[0]);
+    const ws = names.map((n) => this.weight(n));
+    const k = ws[0].shape[1];
+    if (ws.some((w) => w.shape[1] !== k)) throw new Error(`fused linear ${key}: input sizes differ`);
+    const n = ws.reduce((s, w) => s + w.shape[0], 0);
+    if (this.opts.precision === 'f32') {
+      const data = new Float32Array(n * k);
+      let off = 0;
+      ws.forEach((w, i) => {
+        data.set(f32Of(names[i], w), off);
+        off += w.shape[0] * k;
+      });
+      l = { kind: 'f32', w: this.g.initializer(`${key}.weight`, 'float32', [n, k], data) };
+    } else {
+      const parts = ws.map((w, i) => blockQuantized(names[i], w));
+      const bits = parts[0].bits;
+      if (parts.some((p) => p.bits !== bits)) {
+        throw new Error(`fused linear ${key}: mixed 4- and 8-bit weights`);
+      }
+      const data = new Uint8Array(parts.reduce((s, p) => s + p.bq.data.length, 0));
+      const scales = new Float32Array(parts.reduce((s, p) => s + p.bq.scales.length, 0));
+      let d = 0;
+      let c = 0;
+      for (const p of parts) {
+        data.set(p.bq.data, d);
+        scales.set(p.bq.scales, c);
+        d += p.bq.data.length;
+        c += p.bq.scales.length;
+      }
+      l = {
+        kind: 'nbits',
+        b: this.g.initializer(`${key}.q`, 'uint8', [n, k / 32, (32 * bits) / 8], data),
+        scales: this.g.initializer(`${key}.scales`, 'float32', [n, k / 32], scales),
+        spec: { K: k, N: n, bits, blockSize: 32, accuracyLevel: this.opts.accuracyLevel },
+      };
+    }
+    this.linears.set(key, l);
+    return l;
+  }
+
+  /** Whether these weights can share one operand (same storage width after conversion). */
+  canFuse(names: string[]): boolean {
+    if (this.opts.precision === 'f32') return true;
+    const kinds = new Set(names.map((n) => (this.weight(n).value.type === 'q8_0' ? 8 : 4)));
+    return kinds.size === 1;
+  }
+
   private embedQuantized() {
     if (!this.embedQ) {
       const w = this.weight(EMBED_NAME);
       const [V, C] = w.shape;
       const { bq, bits } = blockQuantized(EMBED_NAME, w);
       const per = (32 * bits) / 8;
+      // Two initializers over the same bytes: the head's MatMulNBits prepacks its copy (after which ORT
+      // drops it), while the lookup's copy stays file-mapped and only the rows it gathers become
+      // resident. Sharing one initializer would keep all of it resident next to the prepacked head.
       this.embedQ = {
         b: this.g.initializer(`${EMBED_NAME}.q`, 'uint8', [V, C / 32, per], bq.data),
         scales2d: this.g.initializer(`${EMBED_NAME}.scales`, 'float32', [V, C / 32], bq.scales),
-        // GatherBlockQuantized wants scales of the data's rank; same numbers, second ORT copy (V·C/32 floats).
+        lookup: this.g.initializer(`${EMBED_NAME}.lookup`, 'uint8', [V, C / 32, per], bq.data),
+        // GatherBlockQuantized wants scales of the data's rank.
         scales3d: this.g.initializer(`${EMBED_NAME}.scales3d`, 'float32', [V, C / 32, 1], bq.scales),
         bits,
       };
@@ -120,7 +180,7 @@ export class GraphParams {
       x = op.gather(this.g, this.norm(EMBED_NAME), ids, 0);
     } else {
       const e = this.embedQuantized();
-      const blocks = op.gatherBlockQuantized(this.g, e.b, ids, e.scales3d, { bits: e.bits, blockSize: 32, quantizeAxis: 2, columns: C });
+      const blocks = op.gatherBlockQuantized(this.g, e.lookup, ids, e.scales3d, { bits: e.bits, blockSize: 32, quantizeAxis: 2, columns: C });
       x = op.reshape(this.g, blocks, ids.shape ? [...ids.shape, C] : ['B', 'T', C]);
     }
     return op.mul(this.g, x, this.g.constF32(Math.fround(Math.sqrt(C))));

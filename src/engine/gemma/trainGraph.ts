@@ -25,6 +25,7 @@ import { Graph, type BuiltModel, type NodeRecord, type Value } from '../onnx/gra
 import * as op from '../onnx/ops';
 import { attr } from '../onnx/graph';
 import { gradients } from '../onnx/autodiff';
+import { shapeOf as shapeOfValue } from '../onnx/vjp';
 import type { ModelWeights, Weight } from '../model/weights';
 import { EMBED_NAME, FINAL_NORM_NAME } from '../model/weights';
 import type { LayerType } from '../model/config';
@@ -71,7 +72,7 @@ function transposedQ4(w: Weight): { data: Uint8Array; scales: Float32Array; K: n
 /**
  * dy·W for a MatMulNBits node (y = x·Wᵀ, W [N, K]) with W dequantised in the graph from the node's own
  * 4-bit operands: B uint8 [N, K/32, 16] holds element 2j in the low and 2j+1 in the high nibble of
- * byte j, and w = (q − 8)·scale per block of 32. Rows are taken CHUNK at a time, so the 262k-row LM
+ * byte j, and w = (q − 8)·scale per block of 32 (8-bit, e.g. a Q8_0 embedding: one byte, w = (q − 128)·scale). Rows are taken CHUNK at a time, so the 262k-row LM
  * head never exists as one float32 matrix (that would be 670 MB on the 270M).
  */
 const DEQUANT_ROWS = 16384;
@@ -79,20 +80,32 @@ function dequantBackward(g: Graph, node: NodeRecord, dy: Value): Value {
   const [, b, scales] = node.inputs as Value[];
   const int = (k: string) => { const a = node.attrs[k]; return a?.kind === 'int' ? a.value : NaN; };
   const N = int('N'), K = int('K');
-  if (int('bits') !== 4 || int('block_size') !== 32) throw new Error('train graph: only 4-bit, block-32 weights can be dequantised');
+  const bits = int('bits');
+  if ((bits !== 4 && bits !== 8) || int('block_size') !== 32) throw new Error(`train graph: ${bits}-bit weights with block ${int('block_size')} cannot be dequantised`);
   const blocks = K / 32;
+  // The dequantisation reads only initializers, so ORT would constant-fold it at session creation
+  // (every weight in float32: GBs) or run it first and keep it alive. Slicing from a start that depends
+  // on dy ties each chunk to the backward: made just before its MatMul, freed right after.
+  const dyRows = op.gather(g, shapeOfValue(g, dy), g.constI64([0]), 0);
+  const zero = op.mul(g, dyRows, g.constI64([0]));
   let acc: Value | null = null;
   for (let r0 = 0; r0 < N; r0 += DEQUANT_ROWS) {
     const n = Math.min(DEQUANT_ROWS, N - r0);
+    const start = op.add(g, zero, g.constI64([r0]));
+    const end = op.add(g, zero, g.constI64([r0 + n]));
+    const axis0 = g.constI64([0]);
+    const bc = g.node('Slice', [b, start, end, axis0], [{ dtype: 'uint8', shape: [n, blocks, b.shape?.[2] ?? 16] }])[0];
+    const sc = g.node('Slice', [scales, start, end, axis0], [{ dtype: 'float32', shape: [n, blocks] }])[0];
     const whole = n === N;
-    const bc = whole ? b : op.slice(g, b, [r0], [r0 + n], [0], [n, blocks, 16]);
-    const sc = whole ? scales : op.slice(g, scales, [r0], [r0 + n], [0], [n, blocks]);
-    const low = g.node('BitwiseAnd', [bc, u8const(g, 15)], [{ dtype: 'uint8', shape: [n, blocks, 16] }])[0];
-    const high = g.node('BitShift', [bc, u8const(g, 4)], [{ dtype: 'uint8', shape: [n, blocks, 16] }], { direction: attr.string('RIGHT') })[0];
-    const unsq = (v: Value) => g.node('Unsqueeze', [v, g.constI64([-1])], [{ dtype: 'uint8', shape: [n, blocks, 16, 1] }])[0];
-    const q = op.reshape(g, op.concat(g, [unsq(low), unsq(high)], -1), [n, blocks, 32]);
+    let q = bc; // 8-bit: one byte per weight, zero point 128
+    if (bits === 4) {
+      const low = g.node('BitwiseAnd', [bc, u8const(g, 15)], [{ dtype: 'uint8', shape: [n, blocks, 16] }])[0];
+      const high = g.node('BitShift', [bc, u8const(g, 4)], [{ dtype: 'uint8', shape: [n, blocks, 16] }], { direction: attr.string('RIGHT') })[0];
+      const unsq = (v: Value) => g.node('Unsqueeze', [v, g.constI64([-1])], [{ dtype: 'uint8', shape: [n, blocks, 16, 1] }])[0];
+      q = op.reshape(g, op.concat(g, [unsq(low), unsq(high)], -1), [n, blocks, 32]);
+    }
     const s3 = g.node('Unsqueeze', [sc, g.constI64([-1])], [{ dtype: 'float32', shape: [n, blocks, 1] }])[0];
-    const w = op.reshape(g, op.mul(g, op.sub(g, op.cast(g, q, 'float32'), g.constF32(8)), s3), [n, K]);
+    const w = op.reshape(g, op.mul(g, op.sub(g, op.cast(g, q, 'float32'), g.constF32(bits === 4 ? 8 : 128)), s3), [n, K]);
     const dyc = whole ? dy : op.slice(g, dy, [r0], [r0 + n], [-1], dy.shape ? [...dy.shape.slice(0, -1), n] : null);
     const part = op.matmul(g, dyc, w);
     acc = acc ? op.add(g, acc, part) : part;

@@ -44,9 +44,11 @@ export async function openModel(modelPath: string, o: OpenOptions): Promise<Open
   };
 }
 
-/** Reads a PEFT adapter folder and registers it on the runtime under `name`. */
-export function loadAdapter(runtime: GemmaRuntime, dir: string, name: string): void {
-  runtime.setAdapter(name, toRuntimeAdapter(readPeftParams(dir, runtime.config)));
+/** Reads a PEFT adapter folder and registers it on the runtime under `name`; returns its size. */
+export function loadAdapter(runtime: GemmaRuntime, dir: string, name: string): { rank: number; alpha: number; modules: number } {
+  const adapter = toRuntimeAdapter(readPeftParams(dir, runtime.config));
+  runtime.setAdapter(name, adapter);
+  return { rank: adapter.rank, alpha: adapter.alpha, modules: adapter.modules.size };
 }
 
 /** The model's tokenizer, or a one-line error saying why text input cannot work. */

@@ -3,6 +3,7 @@
 // that a truncated or hostile file fails with a message instead of a huge buffer.
 
 import * as fs from 'node:fs';
+import { bf16ArrayToF32, f16ArrayToF32 } from './quant';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8' | 'I8' | 'F64' | 'I16' | 'U16' | 'BOOL';
 
@@ -114,43 +115,12 @@ export function readSafetensorsF32(st: SafetensorsFile, name: string): Float32Ar
     case 'F32':
       return new Float32Array(bytes.buffer, bytes.byteOffset, n);
     case 'F16': {
-      const src = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = f16ToF32(src[i]);
-      return out;
+      return f16ArrayToF32(new Uint16Array(bytes.buffer, bytes.byteOffset, n));
     }
     case 'BF16': {
-      const src = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
-      const out = new Float32Array(n);
-      const u = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) u[i] = src[i] << 16;
-      return out;
+      return bf16ArrayToF32(new Uint16Array(bytes.buffer, bytes.byteOffset, n));
     }
     default:
       throw new SafetensorsError(st.path, `tensor ${name}: dtype ${e.dtype} is not a float type`);
   }
-}
-
-const f16Scratch = new Float32Array(1);
-const f16ScratchU = new Uint32Array(f16Scratch.buffer);
-
-/** Exact IEEE half → single conversion. */
-export function f16ToF32(h: number): number {
-  const sign = (h & 0x8000) << 16;
-  const exp = (h >> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) {
-    if (mant === 0) {
-      f16ScratchU[0] = sign;
-      return f16Scratch[0];
-    }
-    const v = mant * 2 ** -24;
-    return sign ? -v : v;
-  }
-  if (exp === 31) {
-    f16ScratchU[0] = sign | 0x7f800000 | (mant << 13);
-    return f16Scratch[0];
-  }
-  f16ScratchU[0] = sign | ((exp + 112) << 23) | (mant << 13);
-  return f16Scratch[0];
 }

@@ -34,7 +34,7 @@ class Scanner {
   private vocab: Map<string, number> | null = null;
   private bytes: PieceBytes | null = null;
   private mergeList: Int32Array | null = null;
-  private pendingMerges: [number, number] | null = null;
+  private pendingMerges = -1;
 
   constructor(private readonly buf: Buffer) {}
 
@@ -47,7 +47,10 @@ class Scanner {
     this.ws();
     if (this.pos !== this.buf.length) throw new Unsupported();
     if (!this.vocab) throw new Unsupported();
-    if (this.pendingMerges) this.mergeList = this.resolveMerges(this.pendingMerges[0], this.pendingMerges[1]);
+    if (this.pendingMerges >= 0) {
+      this.pos = this.pendingMerges;
+      this.mergeList = this.resolveMerges(this.pendingMerges);
+    }
     return { rest, vocab: this.vocab, mergePairs: this.mergeList ?? new Int32Array(0) };
   }
 
@@ -56,10 +59,14 @@ class Scanner {
     this.objectEntries((key) => {
       if (key === 'vocab') this.scanVocab();
       else if (key === 'merges') {
-        // Merges may come before the vocabulary; remember where they are and resolve them at the end.
+        this.ws();
         const start = this.pos;
-        this.skipValue();
-        this.pendingMerges = [start, this.pos];
+        if (this.bytes) this.mergeList = this.resolveMerges(start);
+        else {
+          // Merges before the vocabulary: remember where they are and resolve them at the end.
+          this.skipValue();
+          this.pendingMerges = start;
+        }
       } else model[key] = this.parsedValue();
     });
     return model;
@@ -80,7 +87,7 @@ class Scanner {
         this.expect(0x3a); // :
         this.ws();
         const id = this.uint();
-        const piece = escaped ? (JSON.parse(this.buf.toString('utf8', start - 1, end + 1)) as string) : this.buf.toString('utf8', start, end);
+        const piece = escaped ? (JSON.parse(this.buf.toString('utf8', start - 1, end + 1)) as string) : utf8(this.buf, start, end);
         vocab.set(piece, id);
         if (escaped) bytes.addDecoded(Buffer.from(piece, 'utf8'), id);
         else bytes.addRange(start, end, id);
@@ -90,14 +97,15 @@ class Scanner {
         if (c !== 0x2c) throw new Unsupported();
       }
     }
+    bytes.build();
     this.vocab = vocab;
     this.bytes = bytes;
   }
 
-  private resolveMerges(from: number, to: number): Int32Array {
+  /** Reads the merges array at `from` as id pairs; leaves pos after it. */
+  private resolveMerges(from: number): Int32Array {
     const bytes = this.bytes;
     if (!bytes) throw new Unsupported();
-    const saved = this.pos;
     this.pos = from;
     let pairs = new Int32Array(1 << 16);
     let n = 0;
@@ -142,15 +150,30 @@ class Scanner {
         if (c !== 0x2c) throw new Unsupported();
       }
     }
-    if (this.pos !== to) throw new Unsupported();
-    this.pos = saved;
     return pairs.subarray(0, n);
   }
 
   /** The id of the JSON string at pos (a vocabulary piece); Unsupported when it is not one. */
   private lookupString(bytes: PieceBytes): number {
-    const [start, end, escaped] = this.string();
-    const id = escaped ? bytes.findDecoded(Buffer.from(JSON.parse(this.buf.toString('utf8', start - 1, end + 1)) as string, 'utf8')) : bytes.find(start, end);
+    // One pass: find the closing quote and hash the bytes on the way (most merge pieces have no escapes).
+    const buf = this.buf;
+    if (buf[this.pos] !== Q) throw new Unsupported();
+    const start = ++this.pos;
+    let h = FNV_OFFSET;
+    let c = 0;
+    while (this.pos < buf.length && (c = buf[this.pos]) !== Q && c !== BS) {
+      h = Math.imul(h ^ c, FNV_PRIME);
+      this.pos++;
+    }
+    let id: number;
+    if (c === Q) {
+      id = bytes.findHashed(h >>> 0, start, this.pos);
+      this.pos++;
+    } else {
+      this.pos = start - 1;
+      const [s0, e0] = this.string();
+      id = bytes.findDecoded(Buffer.from(JSON.parse(buf.toString('utf8', s0 - 1, e0 + 1)) as string, 'utf8'));
+    }
     if (id < 0) throw new Unsupported(); // the JSON.parse path reports the missing piece
     return id;
   }
@@ -264,91 +287,122 @@ class Scanner {
   }
 }
 
-/** Vocabulary pieces keyed by their UTF-8 bytes (open addressing, FNV-1a). */
+/**
+ * Vocabulary pieces keyed by their UTF-8 bytes: collected in file order, then put in an open-addressing
+ * table (FNV-1a, linear probing) whose slots hold [id, start, end] side by side, so that a lookup costs
+ * one cache miss in the table and one in the file.
+ */
 class PieceBytes {
-  private ids = new Int32Array(1 << 10).fill(-1);
-  private starts = new Int32Array(1 << 10);
-  private ends = new Int32Array(1 << 10);
+  private entries = new Int32Array(3 << 12);
   private count = 0;
-  /** Pieces whose JSON had escapes: their decoded bytes, by slot. */
-  private readonly decoded = new Map<number, Buffer>();
+  /** Decoded bytes of pieces whose JSON had escapes; their entry's start is -(index + 1). */
+  private readonly decoded: Buffer[] = [];
+  private table = new Int32Array(0);
+  private mask = 0;
 
   constructor(private readonly buf: Buffer) {}
 
   addRange(start: number, end: number, id: number): void {
-    this.insert(hashRange(this.buf, start, end), id, start, end, null);
+    if (3 * (this.count + 1) > this.entries.length) {
+      const grown = new Int32Array(this.entries.length * 2);
+      grown.set(this.entries);
+      this.entries = grown;
+    }
+    const e = 3 * this.count++;
+    this.entries[e] = id;
+    this.entries[e + 1] = start;
+    this.entries[e + 2] = end;
   }
 
   addDecoded(bytes: Buffer, id: number): void {
-    this.insert(hashRange(bytes, 0, bytes.length), id, 0, bytes.length, bytes);
+    this.decoded.push(bytes);
+    this.addRange(-this.decoded.length, bytes.length, id);
+  }
+
+  /** Builds the hash table; call once, after the last add. */
+  build(): void {
+    let cap = 16;
+    while (cap < this.count * 2) cap *= 2;
+    this.mask = cap - 1;
+    const t = (this.table = new Int32Array(cap * 4).fill(-1));
+    for (let e = 0; e < 3 * this.count; e += 3) {
+      const id = this.entries[e];
+      const start = this.entries[e + 1];
+      const end = this.entries[e + 2];
+      const src = start < 0 ? this.decoded[-start - 1] : this.buf;
+      const s0 = start < 0 ? 0 : start;
+      let s = hashRange(src, s0, end) & this.mask;
+      while (true) {
+        const b = s << 2;
+        if (t[b] === -1) {
+          t[b] = id;
+          t[b + 1] = start;
+          t[b + 2] = end;
+          break;
+        }
+        if (this.equal(b, src, s0, end)) {
+          t[b] = id; // a repeated key: the last one wins, as in JSON.parse
+          break;
+        }
+        s = (s + 1) & this.mask;
+      }
+    }
+    this.entries = new Int32Array(0);
   }
 
   find(start: number, end: number): number {
-    return this.probe(this.buf, start, end);
+    return this.findHashed(hashRange(this.buf, start, end), start, end);
+  }
+
+  /** find() with the FNV-1a hash of buf[start, end) already computed. */
+  findHashed(h: number, start: number, end: number): number {
+    return this.probe(h, this.buf, start, end);
   }
 
   findDecoded(bytes: Buffer): number {
-    return this.probe(bytes, 0, bytes.length);
+    return this.probe(hashRange(bytes, 0, bytes.length), bytes, 0, bytes.length);
   }
 
-  private insert(h: number, id: number, start: number, end: number, own: Buffer | null): void {
-    if ((this.count + 1) * 2 > this.ids.length) this.grow();
-    const mask = this.ids.length - 1;
-    let s = h & mask;
-    const src = own ?? this.buf;
-    while (this.ids[s] !== -1) {
-      if (this.equal(s, src, start, end)) {
-        this.ids[s] = id; // a repeated key: the last one wins, as in JSON.parse
-        return;
-      }
-      s = (s + 1) & mask;
+  private probe(h: number, src: Buffer, start: number, end: number): number {
+    const t = this.table;
+    let s = h & this.mask;
+    while (true) {
+      const b = s << 2;
+      const id = t[b];
+      if (id === -1) return -1;
+      if (this.equal(b, src, start, end)) return id;
+      s = (s + 1) & this.mask;
     }
-    this.ids[s] = id;
-    this.starts[s] = start;
-    this.ends[s] = end;
-    if (own) this.decoded.set(s, own);
-    this.count++;
   }
 
-  private probe(src: Buffer, start: number, end: number): number {
-    const mask = this.ids.length - 1;
-    let s = hashRange(src, start, end) & mask;
-    while (this.ids[s] !== -1) {
-      if (this.equal(s, src, start, end)) return this.ids[s];
-      s = (s + 1) & mask;
-    }
-    return -1;
-  }
-
-  private equal(slot: number, src: Buffer, start: number, end: number): boolean {
-    const own = this.decoded.get(slot);
-    const b = own ?? this.buf;
-    const s0 = this.starts[slot];
-    const len = this.ends[slot] - s0;
+  /** Whether the piece in table slot offset `b` has the bytes src[start, end). */
+  private equal(b: number, src: Buffer, start: number, end: number): boolean {
+    const t = this.table;
+    let s0 = t[b + 1];
+    let len = t[b + 2];
+    let bytes = this.buf;
+    if (s0 < 0) {
+      bytes = this.decoded[-s0 - 1];
+      s0 = 0;
+    } else len -= s0;
     if (len !== end - start) return false;
-    for (let i = 0; i < len; i++) if (b[s0 + i] !== src[start + i]) return false;
+    for (let i = 0; i < len; i++) if (bytes[s0 + i] !== src[start + i]) return false;
     return true;
-  }
-
-  private grow(): void {
-    const old = { ids: this.ids, starts: this.starts, ends: this.ends, decoded: new Map(this.decoded) };
-    const cap = this.ids.length * 2;
-    this.ids = new Int32Array(cap).fill(-1);
-    this.starts = new Int32Array(cap);
-    this.ends = new Int32Array(cap);
-    this.decoded.clear();
-    this.count = 0;
-    for (let s = 0; s < old.ids.length; s++) {
-      if (old.ids[s] === -1) continue;
-      const own = old.decoded.get(s) ?? null;
-      const src = own ?? this.buf;
-      this.insert(hashRange(src, old.starts[s], old.ends[s]), old.ids[s], old.starts[s], old.ends[s], own);
-    }
   }
 }
 
+// Buffer's own utf8Slice skips toString()'s argument handling, which costs more than the decoding for
+// 262144 short keys; it has been on Buffer.prototype since Node 0.x, and toString() is the fallback.
+const utf8Slice = (Buffer.prototype as unknown as { utf8Slice?: (start: number, end: number) => string }).utf8Slice;
+function utf8(buf: Buffer, start: number, end: number): string {
+  return utf8Slice ? utf8Slice.call(buf, start, end) : buf.toString('utf8', start, end);
+}
+
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
 function hashRange(b: Buffer, start: number, end: number): number {
-  let h = 0x811c9dc5;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  let h = FNV_OFFSET;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i], FNV_PRIME);
   return h >>> 0;
 }

@@ -34,6 +34,8 @@ export interface NodeRecord {
 export interface ExternalBuffer {
   path: string;
   data: Uint8Array;
+  /** Byte offset in `path` when several tensors share one external file. */
+  offset?: number;
 }
 
 export interface BuiltModel {
@@ -56,6 +58,15 @@ export const OPSETS = [
 
 const INLINE_LIMIT = 1024;
 
+function bytesPer(dtype: DType): number {
+  return dtype === 'float32' || dtype === 'int32' ? 4 : dtype === 'int64' ? 8 : dtype === 'float16' ? 2 : 1;
+}
+
+/** Receives a large initializer's bytes as soon as it is created and says where they now live. */
+export interface InitializerSink {
+  write(bytes: Uint8Array): { location: string; offset: number };
+}
+
 type TypedData = Float32Array | Int32Array | Uint8Array | Int8Array | BigInt64Array | Uint16Array;
 
 function bytesOf(data: TypedData): Uint8Array {
@@ -74,12 +85,23 @@ export class Graph {
   readonly nodes: NodeRecord[] = [];
   readonly inputs: Value[] = [];
   readonly outputs: Value[] = [];
-  private readonly initializers: { value: Value; dims: number[]; data: Uint8Array }[] = [];
+  private readonly initializers: { value: Value; dims: number[]; data: Uint8Array | null; external?: { location: string; offset: number } }[] = [];
+  private sink: InitializerSink | null = null;
   private readonly used = new Set<string>();
   private readonly constCache = new Map<string, Value>();
+  /** Node outputs renamed to graph output names, applied when serialising. */
+  private readonly aliases = new Map<string, string>();
   private counter = 0;
 
   constructor(readonly name: string) {}
+
+  /**
+   * From now on, initializers over INLINE_LIMIT bytes are handed to `sink` when created (e.g. written to
+   * the external data file) and not kept, so converted weights never pile up in memory.
+   */
+  streamInitializers(sink: InitializerSink): void {
+    this.sink = sink;
+  }
 
   /** A name not used yet, derived from a readable prefix. */
   fresh(prefix: string): string {
@@ -102,15 +124,28 @@ export class Graph {
     return v;
   }
 
-  /** Declares a graph output, renaming through Identity when the value already has another name. */
+  /**
+   * Declares a graph output under `name`. A node's output is renamed in place (no Identity node, which
+   * would cost a kernel call per run); a graph input or initializer goes through Identity.
+   */
   output(v: Value, name?: string): Value {
     let out = v;
     if (name !== undefined && name !== v.name) {
       out = { name: this.claim(name), dtype: v.dtype, shape: v.shape };
-      this.nodes.push({ op: 'Identity', domain: '', inputs: [v], outputs: [out], attrs: {} });
+      const isNodeOutput = this.nodes.some((n) => n.outputs.includes(v));
+      const alreadyOutput = this.outputs.some((o) => o.name === this.resolve(v.name));
+      if (isNodeOutput && !alreadyOutput && !this.aliases.has(v.name)) {
+        this.aliases.set(v.name, name);
+      } else {
+        this.nodes.push({ op: 'Identity', domain: '', inputs: [v], outputs: [out], attrs: {} });
+      }
     }
     this.outputs.push(out);
     return out;
+  }
+
+  private resolve(name: string): string {
+    return this.aliases.get(name) ?? name;
   }
 
   /** A weight or constant tensor; large ones become external data referencing `data` without a copy. */
@@ -121,12 +156,16 @@ export class Graph {
   private addInitializer(name: string, dtype: DType, dims: number[], data: TypedData): Value {
     const count = dims.reduce((a, b) => a * b, 1);
     const bytes = bytesOf(data);
-    const per = dtype === 'float32' || dtype === 'int32' ? 4 : dtype === 'int64' ? 8 : dtype === 'float16' ? 2 : 1;
+    const per = bytesPer(dtype);
     if (bytes.byteLength !== count * per) {
       throw new Error(`initializer ${name}: ${bytes.byteLength} bytes for [${dims}] ${dtype}`);
     }
     const v: Value = { name, dtype, shape: dims };
-    this.initializers.push({ value: v, dims, data: bytes });
+    if (this.sink && bytes.byteLength > INLINE_LIMIT) {
+      this.initializers.push({ value: v, dims, data: null, external: this.sink.write(bytes) });
+    } else {
+      this.initializers.push({ value: v, dims, data: bytes });
+    }
     return v;
   }
 
@@ -162,13 +201,26 @@ export class Graph {
     return outputs;
   }
 
-  /** Serialises the graph; initializers over INLINE_LIMIT bytes go out as external data. */
-  build(): BuiltModel {
+  /**
+   * Serialises the graph; initializers over INLINE_LIMIT bytes go out as external data: by default one
+   * in-memory `externalData` entry per tensor; with `file`, as segments of one file at `align`-byte
+   * offsets (so ORT can map them), which the caller writes next to the model.
+   */
+  build(file?: { name: string; align: number }): BuiltModel {
     const externalData: ExternalBuffer[] = [];
-    const inits: TensorMsg[] = this.initializers.map(({ value, dims, data }, i) => {
+    let offset = 0;
+    const inits: TensorMsg[] = this.initializers.map(({ value, dims, data, external }, i) => {
       const t: TensorMsg = { name: value.name, dataType: ONNX_TYPE[value.dtype], dims };
-      if (data.byteLength <= INLINE_LIMIT) {
+      if (!data) {
+        const len = dims.reduce((a, b) => a * b, 1) * bytesPer(value.dtype);
+        t.external = { location: external!.location, offset: external!.offset, length: len };
+      } else if (data.byteLength <= INLINE_LIMIT) {
         t.raw = data;
+      } else if (file) {
+        offset = Math.ceil(offset / file.align) * file.align;
+        externalData.push({ path: file.name, data, offset });
+        t.external = { location: file.name, offset, length: data.byteLength };
+        offset += data.byteLength;
       } else {
         const path = `w${i}.bin`;
         externalData.push({ path, data });
@@ -180,8 +232,8 @@ export class Graph {
       name: `n${i}_${n.op}`,
       opType: n.op,
       domain: n.domain,
-      inputs: n.inputs.map((v) => (v ? v.name : '')),
-      outputs: n.outputs.map((v) => v.name),
+      inputs: n.inputs.map((v) => (v ? this.resolve(v.name) : '')),
+      outputs: n.outputs.map((v) => this.resolve(v.name)),
       attributes: n.attrs,
     }));
     const info = (v: Value): ValueInfoMsg => ({ name: v.name, dataType: ONNX_TYPE[v.dtype], shape: v.shape });

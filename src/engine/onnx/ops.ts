@@ -133,6 +133,13 @@ export function fusedMatMul(g: Graph, a: Value, b: Value, o: { transA?: boolean;
   }, MS)[0];
 }
 
+/** alpha · op(a) · op(b) + beta · c for 2-D a, b (ONNX Gemm); c broadcasts to the result. */
+export function gemm(g: Graph, a: Value, b: Value, c: Value | null, o: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number } = {}): Value {
+  return g.node('Gemm', c ? [a, b, c] : [a, b], [{ dtype: a.dtype, shape: matmulShape(a.shape, b.shape, o.transA, o.transB) }], {
+    transA: attr.int(o.transA ? 1 : 0), transB: attr.int(o.transB ? 1 : 0), alpha: attr.float(o.alpha ?? 1), beta: attr.float(o.beta ?? 1),
+  })[0];
+}
+
 export interface NBitsSpec {
   /** Input features. */
   K: number;
@@ -155,6 +162,15 @@ export function matMulNBits(g: Graph, x: Value, b: Value, scales: Value, s: NBit
     K: attr.int(s.K), N: attr.int(s.N), bits: attr.int(s.bits), block_size: attr.int(s.blockSize),
     accuracy_level: attr.int(s.accuracyLevel),
   }, MS)[0];
+}
+
+/**
+ * Rotary position embedding, NeoX half split (com.microsoft RotaryEmbedding, interleaved = 0) of
+ * x [B, heads, T, D]: row t rotates by cos/sin[positions[b, t]], tables [*, D/2]. With −sin it is the
+ * inverse rotation, which is also its vector-Jacobian product.
+ */
+export function rotaryEmbedding(g: Graph, x: Value, positions: Value, cos: Value, sin: Value): Value {
+  return g.node('RotaryEmbedding', [x, positions, cos, sin], [{ dtype: x.dtype, shape: x.shape }], { interleaved: attr.int(0) }, MS)[0];
 }
 
 // ---- gathers ----------------------------------------------------------------------------------------

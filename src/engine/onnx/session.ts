@@ -1,8 +1,11 @@
 // Creating ONNX Runtime sessions from built graphs, with the engine's threading choices, and small
 // helpers to make input tensors. Only the worker and the CLI import this (it loads the native addon).
 
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { BuiltModel } from './graph';
+import type { BuiltModel, Graph, InitializerSink } from './graph';
 
 export type OptLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
@@ -11,21 +14,67 @@ export interface SessionConfig {
   threads?: number;
   /** Graph optimisation level; 'basic' builds large hand-made graphs ~3× faster than 'all'. */
   optimization?: OptLevel;
+  /** Let idle pool threads spin between kernels (faster small runs, burns CPU); default off. */
+  spinning?: boolean;
 }
 
-/** An InferenceSession over a built model; the external weight buffers are handed over, not copied here. */
-export async function createSession(built: BuiltModel, cfg: SessionConfig = {}): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(built.model, {
+function sessionOptions(cfg: SessionConfig): ort.InferenceSession.SessionOptions {
+  return {
     executionProviders: ['cpu'],
     intraOpNumThreads: cfg.threads ?? 2,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: cfg.optimization ?? 'basic',
-    externalData: built.externalData,
     logSeverityLevel: 3,
     // Spinning threads would burn the shared CPU between the tiny runs of a decode loop.
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-  });
+    extra: { session: { intra_op: { allow_spinning: cfg.spinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } } },
+  };
+}
+
+/** An InferenceSession over a model built with in-memory external data (small graphs, tests). */
+export async function createSession(built: BuiltModel, cfg: SessionConfig = {}): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(built.model, { ...sessionOptions(cfg), externalData: built.externalData });
+}
+
+const WEIGHTS_FILE = 'weights.bin';
+
+/** Writes initializers into one external data file at page-aligned offsets (so ORT can map them). */
+export class ExternalDataFile implements InitializerSink {
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-tune-ort-'));
+  private readonly fd = fs.openSync(path.join(this.dir, WEIGHTS_FILE), 'w');
+  private offset = 0;
+
+  write(bytes: Uint8Array): { location: string; offset: number } {
+    const at = Math.ceil(this.offset / 4096) * 4096;
+    let done = 0;
+    while (done < bytes.byteLength) done += fs.writeSync(this.fd, bytes, done, bytes.byteLength - done, at + done);
+    this.offset = at + bytes.byteLength;
+    return { location: WEIGHTS_FILE, offset: at };
+  }
+
+  /** Writes the model next to the data and opens a session on it; the files are removed afterwards. */
+  async open(g: Graph, cfg: SessionConfig = {}): Promise<ort.InferenceSession> {
+    try {
+      const built = g.build();
+      if (built.externalData.length) throw new Error('ExternalDataFile.open: the graph holds initializers that were not streamed to the file');
+      fs.closeSync(this.fd);
+      const modelPath = path.join(this.dir, 'model.onnx');
+      fs.writeFileSync(modelPath, built.model);
+      return await ort.InferenceSession.create(modelPath, sessionOptions(cfg));
+    } finally {
+      this.remove();
+    }
+  }
+
+  /** Deletes the temporary files (a session already created keeps its mapping). */
+  remove(): void {
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
 }
 
 /** A float32 tensor over `data` (no copy). */

@@ -1,12 +1,20 @@
 // What a request handler gets to work with, and the state the worker keeps between requests.
 
 import type { GemmaRuntime } from '../gemma/runtime';
+import type { Tokenizer } from '../model/tokenizer';
+import type { GenTokenizer } from '../generate/textStream';
 import type { EngineLogLevel, EngineMethod, EventOf, ModelSummary, ParamsOf, ResultOf } from '../../protocol/engine';
 
 /** A base model resident in the worker: what status reports, and the runtime that runs it. */
 export interface LoadedModel {
   summary: ModelSummary;
   runtime: GemmaRuntime;
+  /** null when the model has no tokenizer: only promptIds requests work. */
+  tokenizer: Tokenizer | null;
+  /** The tokenizer as generate/ uses it (one object per model: constraint tables are cached on it). */
+  gen: GenTokenizer | undefined;
+  /** Registered adapters: name → the folder it was read from. */
+  adapters: Map<string, string>;
 }
 
 /** The worker's state between requests; handlers read and replace its fields. */

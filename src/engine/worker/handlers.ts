@@ -4,9 +4,17 @@
 import type { HandlerTable } from './context';
 import { ping } from './ping';
 import { status } from './status';
+import { loadAdapter, loadModel, unloadAdapter } from './model';
+import { classify, extract, generate } from './generate';
 
 /** Every method's handler. */
 export const handlers: HandlerTable = {
   status,
   ping,
+  loadModel,
+  loadAdapter,
+  unloadAdapter,
+  generate,
+  classify,
+  extract,
 };

@@ -1,0 +1,69 @@
+// The vscode side of the model download: a cancellable progress notification around
+// ensureModel (store/modelCache.ts), the Hugging Face token from SecretStorage (asked for, and
+// kept, only when the server answers 401/403), and the file in the extension's global storage.
+// Not registered as a palette command yet: the first-use flow that offers it belongs with the
+// engine's model loading (issue 5, "Model").
+
+import * as vscode from 'vscode';
+import { ensureModel } from '../store/modelCache';
+import { DownloadError } from '../store/modelDownload';
+import { DEFAULT_MODEL, type ModelManifest } from '../store/modelManifest';
+import type { GemmaServices } from '../services';
+
+/** SecretStorage key of the Hugging Face token. */
+export const HF_TOKEN_SECRET = 'gemmaTune.huggingFaceToken';
+
+function mb(bytes: number): string {
+  return (bytes / 1e6).toFixed(1);
+}
+
+/**
+ * Downloads (or finds) a model in global storage with a progress notification; resolves with
+ * its path, or undefined when the user cancelled (the partial file is kept for a resume).
+ */
+export async function downloadModel(s: GemmaServices, manifest: ModelManifest = DEFAULT_MODEL): Promise<string | undefined> {
+  const storage = s.context.globalStorageUri.fsPath;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const token = await s.context.secrets.get(HF_TOKEN_SECRET);
+    try {
+      return await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Gemma: downloading ${manifest.title}`, cancellable: true },
+        async (progress, cancel) => {
+          const abort = new AbortController();
+          cancel.onCancellationRequested(() => abort.abort());
+          let reported = 0;
+          const result = await ensureModel(storage, manifest, {
+            token,
+            signal: abort.signal,
+            onProgress: (p) => {
+              if (!p.total) return progress.report({ message: `${mb(p.received)} MB` });
+              const pct = (100 * p.received) / p.total;
+              progress.report({ increment: pct - reported, message: `${mb(p.received)} of ${mb(p.total)} MB${p.resumedFrom ? ' (resumed)' : ''}` });
+              reported = pct;
+            },
+          });
+          if (result.download) s.log.info(`downloaded ${manifest.file}: ${result.download.size} bytes, sha256 ${result.download.sha256} (checked: ${result.download.verifiedBy})`);
+          return result.path;
+        },
+      );
+    } catch (err) {
+      if (err instanceof DownloadError && err.code === 'aborted') {
+        s.log.info(err.message);
+        return undefined;
+      }
+      if (err instanceof DownloadError && (err.status === 401 || err.status === 403) && attempt === 0) {
+        const entered = await vscode.window.showInputBox({
+          title: `${manifest.repo} needs a Hugging Face token`,
+          prompt: 'A read token from huggingface.co/settings/tokens (kept in VS Code\'s secret storage)',
+          password: true,
+          ignoreFocusOut: true,
+        });
+        if (!entered) return undefined;
+        await s.context.secrets.store(HF_TOKEN_SECRET, entered.trim());
+        continue;
+      }
+      throw err;
+    }
+  }
+  return undefined;
+}

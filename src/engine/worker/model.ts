@@ -1,0 +1,43 @@
+// `loadModel`, `loadAdapter`, `unloadAdapter`: the one base model of the worker and its named adapters.
+
+import * as path from 'node:path';
+import { loadAdapter as readAdapterInto, openModel } from '../generate/openModel';
+import { throwIfCancelled, type Handler, type LoadedModel } from './context';
+
+/** The loaded model, or an error that says to load one first. */
+export function requireModel(model: LoadedModel | null): LoadedModel {
+  if (!model) throw new Error('no model is loaded (send loadModel first)');
+  return model;
+}
+
+/** Loads a base model, replacing (and first freeing) the current one and its adapters. */
+export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precision = 'q4', threads }, ctx) => {
+  const old = ctx.state.model;
+  // Free the old model before reading the new one: two 270M models at once would double peak memory.
+  ctx.state.model = null;
+  if (old) await old.runtime.dispose();
+  throwIfCancelled(ctx.signal);
+  const m = await openModel(modelPath, { precision, threads: threads ?? ctx.state.threads });
+  const summary = { name: path.basename(modelPath), source: path.resolve(modelPath), format: m.format, precision };
+  ctx.state.model = { summary, runtime: m.runtime, tokenizer: m.tokenizer, gen: m.gen, adapters: new Map() };
+  ctx.log('info', `loaded ${summary.source} (${m.format}, ${precision}) in ${m.loadSeconds.toFixed(2)} s`);
+  return { model: summary, loadSeconds: m.loadSeconds, vocabSize: m.runtime.config.vocabSize, hasTokenizer: m.tokenizer !== null };
+};
+
+/** Reads a PEFT adapter folder and registers it under a name; the base model is not reloaded. */
+export const loadAdapter: Handler<'loadAdapter'> = async ({ name, path: dir }, ctx) => {
+  const model = requireModel(ctx.state.model);
+  const size = readAdapterInto(model.runtime, dir, name);
+  model.adapters.set(name, path.resolve(dir));
+  ctx.log('info', `adapter "${name}" loaded from ${dir} (rank ${size.rank}, ${size.modules} modules)`);
+  return { name, ...size };
+};
+
+/** Removes a registered adapter; `removed` is false when there was none of that name. */
+export const unloadAdapter: Handler<'unloadAdapter'> = async ({ name }, ctx) => {
+  const model = requireModel(ctx.state.model);
+  if (!model.adapters.has(name)) return { removed: false };
+  model.runtime.removeAdapter(name);
+  model.adapters.delete(name);
+  return { removed: true };
+};

@@ -3,7 +3,7 @@
 //   load time, time to first token and prefill tok/s for 512 prompt tokens, decode tok/s for 128 tokens
 //   after a 64-token prompt, peak RSS.
 // usage: node --expose-gc --import tsx bench/runtime.ts [--embedding q8_0|q4_0] [--accuracy 0|4] [--threads N]
-//        [--opt basic|all] [--spin 0|1] [--prompt 512] [--gen 128] [--model FILE]
+//        [--head-accuracy 0|4] [--opt basic|all] [--spin 0|1] [--prompt 512] [--gen 128] [--model FILE]
 // Without --model the weights are random Q4_0/Q8_0 blocks made in memory (load time then covers graph
 // build + session creation, not file reading); with --model FILE a .gguf (e.g. from make-model) is loaded.
 
@@ -57,6 +57,7 @@ async function main(): Promise<void> {
   const threads = Number(flag('threads', '2'));
   const optimization = flag('opt', 'basic') as OptLevel;
   const spinning = flag('spin', '0') === '1';
+  const headAccuracyLevel = Number(flag('head-accuracy', String(accuracyLevel))) as 0 | 4;
   const promptLen = Number(flag('prompt', '512'));
   const genLen = Number(flag('gen', '128'));
   const file = flag('model', '');
@@ -64,7 +65,7 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   let rt = await (async () => {
     const weights = file ? loadModel(file, { precision: 'q4' }).weights : randomWeights(embedding);
-    return createGemmaRuntime(weights, { precision: 'q4', threads, accuracyLevel, optimization, spinning });
+    return createGemmaRuntime(weights, { precision: 'q4', threads, accuracyLevel, headAccuracyLevel, optimization, spinning });
   })();
   const loadS = (performance.now() - t0) / 1000;
   // Steady state: the JS copies of the weights are garbage once the session holds them.
@@ -91,7 +92,7 @@ async function main(): Promise<void> {
   rt = null as never;
   const peak = process.resourceUsage().maxRSS / 1024;
   const result = {
-    model: file ? path.basename(file) : `random-270m-q4_0-${embedding}-in-memory`, threads, spinning, accuracyLevel, optimization,
+    model: file ? path.basename(file) : `random-270m-q4_0-${embedding}-in-memory`, threads, spinning, accuracyLevel, headAccuracyLevel, optimization,
     load_s: +loadS.toFixed(2),
     ttft_512_s: +ttft.toFixed(3),
     prefill_tok_s: +(promptLen / ttft).toFixed(1),

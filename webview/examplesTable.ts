@@ -41,7 +41,7 @@ export class ExamplesTable {
     const showSuggest = state.capabilities.suggest;
     const head = this.element.querySelector('thead')!;
     head.replaceChildren(
-      h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, 'Input'), h('th', { class: 'output' }, 'Expected output'), showSuggest && h('th', { class: 'suggest' }, 'Model suggests'), h('th', { class: 'narrow' }, 'Held out'), h('th', { class: 'narrow' }, h('span', { class: 'sr-only' }, 'Remove'))),
+      h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, 'Input'), h('th', { class: 'output' }, 'Expected output'), showSuggest && h('th', { class: 'suggest' }, 'Model suggests'), h('th', { class: 'narrow' }, 'Held out'), h('th', { class: 'narrow remove' }, h('span', { class: 'sr-only' }, 'Remove'))),
     );
     const rows = state.examples.map((ex, i) => this.row({ ...ex, ...local.get(ex.id) }, i, showSuggest ? suggestions.get(ex.id) : undefined, showSuggest));
     if (rows.length === 0) {
@@ -62,7 +62,7 @@ export class ExamplesTable {
   }
 
   private row(ex: ExampleView, index: number, suggestion: Suggestion | undefined, showSuggest: boolean): HTMLTableRowElement {
-    const input = h('vscode-textarea', { 'data-col': 'input', rows: 2, resize: 'vertical', 'aria-label': `Input of example ${index + 1}` }) as ValueElement;
+    const input = h('vscode-textarea', { 'data-col': 'input', rows: 3, resize: 'vertical', 'aria-label': `Input of example ${index + 1}` }) as ValueElement;
     input.value = ex.input;
     input.addEventListener('input', () => this.events.edit(ex.id, { input: input.value }, false));
     input.addEventListener('change', () => this.events.edit(ex.id, { input: input.value }, true));

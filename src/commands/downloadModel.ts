@@ -21,7 +21,12 @@ function mb(bytes: number): string {
  * Downloads (or finds) a model in global storage with a progress notification; resolves with
  * its path, or undefined when the user cancelled (the partial file is kept for a resume).
  */
-export async function downloadModel(s: GemmaServices, manifest: ModelManifest = DEFAULT_MODEL): Promise<string | undefined> {
+export async function downloadModel(
+  s: Pick<GemmaServices, 'context' | 'log'>,
+  manifest: ModelManifest = DEFAULT_MODEL,
+  /** Also told the fraction done (undefined while the size is unknown), e.g. for the status bar. */
+  onFraction?: (fraction: number | undefined) => void,
+): Promise<string | undefined> {
   const storage = s.context.globalStorageUri.fsPath;
   for (let attempt = 0; attempt < 2; attempt++) {
     const token = await s.context.secrets.get(HF_TOKEN_SECRET);
@@ -36,6 +41,7 @@ export async function downloadModel(s: GemmaServices, manifest: ModelManifest = 
             token,
             signal: abort.signal,
             onProgress: (p) => {
+              onFraction?.(p.total ? p.received / p.total : undefined);
               if (!p.total) return progress.report({ message: `${mb(p.received)} MB` });
               const pct = (100 * p.received) / p.total;
               progress.report({ increment: pct - reported, message: `${mb(p.received)} of ${mb(p.total)} MB${p.resumedFrom ? ' (resumed)' : ''}` });

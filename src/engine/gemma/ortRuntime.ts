@@ -23,13 +23,14 @@ const MAX_CHUNK = 512;
 export class AdapterShapeError extends Error {}
 
 /** Builds the graph, creates the session, and returns a runtime; `mw` may be dropped afterwards. */
-export async function createGemmaRuntime(mw: ModelWeights, opts: RuntimeOptions & { optimization?: OptLevel; spinning?: boolean }): Promise<GemmaRuntime> {
+export async function createGemmaRuntime(mw: ModelWeights,
+  opts: RuntimeOptions & { optimization?: OptLevel; spinning?: boolean; headAccuracyLevel?: 0 | 4 }): Promise<GemmaRuntime> {
   const accuracyLevel = opts.accuracyLevel ?? 4;
   // Weights go to a temporary file as they are converted; ORT maps it, so no second copy is held.
   const file = new ExternalDataFile();
   let graph;
   try {
-    graph = inferenceGraph(mw, { precision: opts.precision, accuracyLevel, lora: true }, file);
+    graph = inferenceGraph(mw, { precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel, lora: true }, file);
   } catch (e) {
     file.remove();
     throw e;

@@ -22,6 +22,8 @@ export interface ParamsOptions {
   precision: Precision;
   /** MatMulNBits accuracy_level for q4: 0 exact float, 4 int8 activations. */
   accuracyLevel: 0 | 4;
+  /** The LM head's level when it should differ (its int8 prepacked form is ~1.8× the 4-bit bytes). */
+  headAccuracyLevel?: 0 | 4;
 }
 
 function f32Of(name: string, w: Weight): Float32Array {
@@ -193,7 +195,7 @@ export class GraphParams {
     }
     const e = this.embedQuantized();
     const { hidden: C, vocabSize: V } = this.config;
-    return op.matMulNBits(this.g, h, e.b, e.scales2d, { K: C, N: V, bits: e.bits, blockSize: 32, accuracyLevel: this.opts.accuracyLevel });
+    return op.matMulNBits(this.g, h, e.b, e.scales2d, { K: C, N: V, bits: e.bits, blockSize: 32, accuracyLevel: this.opts.headAccuracyLevel ?? this.opts.accuracyLevel });
   }
 }
 

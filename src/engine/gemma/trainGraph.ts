@@ -21,7 +21,7 @@
 // (W dequantised, transposed and requantised to Q4_0 along its output axis): one extra half-byte per
 // weight, and the backward runs on the same int4 kernel as the forward.
 
-import { Graph, type BuiltModel, type NodeRecord, type Value } from '../onnx/graph';
+import { Graph, type BuiltModel, type InitializerSink, type NodeRecord, type Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
 import { attr } from '../onnx/graph';
 import { gradients } from '../onnx/autodiff';
@@ -122,11 +122,17 @@ function u8const(g: Graph, v: number): Value {
   return c;
 }
 
-/** Builds the train-step graph for a model and a LoRA configuration. */
+/** Serialises the train-step graph with in-memory external weights (tests, small models). */
 export function buildTrainGraph(mw: ModelWeights, opts: TrainGraphOptions): BuiltModel {
+  return trainGraph(mw, opts).build();
+}
+
+/** The train-step graph for a model and a LoRA configuration; with a sink, weights stream to it as made. */
+export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: InitializerSink): Graph {
   const cfg = mw.config;
   const { headDim: D, vocabSize: V, hidden: C } = cfg;
   const g = new Graph('gemma3_train');
+  if (sink) g.streamInitializers(sink);
   const p = new GraphParams(g, mw, opts);
   const scaling = opts.alpha / opts.rank;
 
@@ -208,5 +214,5 @@ export function buildTrainGraph(mw: ModelWeights, opts: TrainGraphOptions): Buil
     g.output(grads[2 * k], n.gradA);
     g.output(grads[2 * k + 1], n.gradB);
   });
-  return g.build();
+  return g;
 }

@@ -15,7 +15,11 @@ export type TokenPiece =
 
 /** Options of decode and the stream decoder. */
 export interface DecodeOptions {
-  /** Leave out control tokens (<bos>, <end_of_turn>, <unusedN>…). Default false, as Hugging Face's decode. */
+  /**
+   * Leave out control tokens (<bos>, <end_of_turn>, <unusedN>, <mask>…). Default false, as Hugging Face's
+   * decode. Unlike HF's skip_special_tokens this also drops <unusedN> and <mask>, which HF does not flag
+   * special but llama.cpp's converter types as control, so that both model sources behave the same.
+   */
   skipSpecial?: boolean;
 }
 

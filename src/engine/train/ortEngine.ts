@@ -5,8 +5,8 @@
 import type * as ortTypes from 'onnxruntime-node';
 import type { GemmaConfig, LayerType } from '../model/config';
 import type { ModelWeights } from '../model/weights';
-import { createSession, f32Tensor, ort, type OptLevel } from '../onnx/session';
-import { buildTrainGraph, trainLoraNames, type TrainGraphOptions } from '../gemma/trainGraph';
+import { ExternalDataFile, f32Tensor, ort, type OptLevel } from '../onnx/session';
+import { trainGraph, trainLoraNames, type TrainGraphOptions } from '../gemma/trainGraph';
 import { inverseFrequencies, ropeTables } from '../gemma/rope';
 import type { Precision } from '../gemma/runtime';
 import type { MicroBatch } from './batch';
@@ -35,8 +35,16 @@ export function trainMask(T: number, window: number): Float32Array {
 
 /** Builds the step graph and its session. */
 export async function createOrtEngine(mw: ModelWeights, opts: OrtEngineOptions): Promise<OrtStepEngine> {
-  const built = buildTrainGraph(mw, { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward });
-  const session = await createSession(built, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'basic' });
+  // Weights stream to a temporary file as they are converted; ORT maps it, so no second copy is held.
+  const file = new ExternalDataFile();
+  let graph;
+  try {
+    graph = trainGraph(mw, { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward }, file);
+  } catch (e) {
+    file.remove();
+    throw e;
+  }
+  const session = await file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'basic' });
   return new OrtStepEngine(mw.config, session, opts.rank, opts.targets);
 }
 

@@ -1,0 +1,126 @@
+// Which model the engine runs, as the user configured it: `gemmaTune.model.path` (a .gguf file or
+// a Hugging Face folder; empty = the default model downloaded into global storage),
+// `gemmaTune.model.precision` and `gemmaTune.engine.threads`. Settings come from outside (a
+// settings.json anyone can edit), so each value is checked and falls back to its default with a
+// note instead of reaching the engine as garbage. Pure: no vscode.
+
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { findModel, modelPath } from '../store/modelCache';
+import { DEFAULT_MODEL, type ModelManifest } from '../store/modelManifest';
+
+export const CONFIG_SECTION = 'gemmaTune';
+/** Keys under `gemmaTune.` whose change means a different model load. */
+export const MODEL_PATH_KEY = 'model.path';
+export const PRECISION_KEY = 'model.precision';
+export const THREADS_KEY = 'engine.threads';
+export const MODEL_KEYS = [MODEL_PATH_KEY, PRECISION_KEY, THREADS_KEY] as const;
+
+export const DEFAULT_THREADS = 2;
+export const MAX_THREADS = 64;
+export type Precision = 'q4' | 'f32';
+
+/** The model settings, checked. */
+export interface ModelSettings {
+  /** As written by the user ('' = the default model). */
+  path: string;
+  precision: Precision;
+  threads: number;
+}
+
+/** Reads the settings through `get` (a WorkspaceConfiguration's get); `problems` lists ignored values. */
+export function readModelSettings(get: (key: string) => unknown): { settings: ModelSettings; problems: string[] } {
+  const problems: string[] = [];
+  const rawPath = get(MODEL_PATH_KEY) ?? '';
+  let p = '';
+  if (typeof rawPath === 'string') p = rawPath.trim();
+  else problems.push(`${CONFIG_SECTION}.${MODEL_PATH_KEY} must be a string; using the default model`);
+
+  const rawPrecision = get(PRECISION_KEY) ?? 'q4';
+  let precision: Precision = 'q4';
+  if (rawPrecision === 'q4' || rawPrecision === 'f32') precision = rawPrecision;
+  else problems.push(`${CONFIG_SECTION}.${PRECISION_KEY} must be "q4" or "f32", got ${JSON.stringify(rawPrecision)}; using "q4"`);
+
+  const rawThreads = get(THREADS_KEY) ?? DEFAULT_THREADS;
+  let threads = DEFAULT_THREADS;
+  if (typeof rawThreads === 'number' && Number.isInteger(rawThreads) && rawThreads >= 1 && rawThreads <= MAX_THREADS) threads = rawThreads;
+  else problems.push(`${CONFIG_SECTION}.${THREADS_KEY} must be an integer from 1 to ${MAX_THREADS}, got ${JSON.stringify(rawThreads)}; using ${DEFAULT_THREADS}`);
+
+  return { settings: { path: p, precision, threads }, problems };
+}
+
+/**
+ * The absolute path a configured model path names: `~` is the home folder, a relative path is
+ * taken from the first workspace folder (so a team can commit `.vscode/settings.json`).
+ */
+export function expandModelPath(raw: string, opts: { home?: string; workspaceFolder?: string } = {}): string {
+  const home = opts.home ?? os.homedir();
+  let p = raw;
+  if (p === '~') p = home;
+  else if (p.startsWith('~/') || p.startsWith('~\\')) p = path.join(home, p.slice(2));
+  if (!path.isAbsolute(p)) p = path.resolve(opts.workspaceFolder ?? process.cwd(), p);
+  return path.normalize(p);
+}
+
+/** Where the engine's model comes from, resolved against the disk. */
+export type ModelSource =
+  /** A configured file or folder that exists. */
+  | { kind: 'configured'; path: string }
+  /** The configured path does not exist. */
+  | { kind: 'configured-missing'; path: string }
+  /** The default model, downloaded and verified. */
+  | { kind: 'default'; path: string; manifest: ModelManifest }
+  /** No path configured and the default model is not downloaded yet. */
+  | { kind: 'not-downloaded'; path: string; manifest: ModelManifest };
+
+/** Resolves the settings to a model on disk (nothing is loaded or downloaded). */
+export async function resolveModelSource(
+  settings: ModelSettings,
+  storageDir: string,
+  opts: { home?: string; workspaceFolder?: string; manifest?: ModelManifest } = {},
+): Promise<ModelSource> {
+  const manifest = opts.manifest ?? DEFAULT_MODEL;
+  if (settings.path === '') {
+    const found = await findModel(storageDir, manifest);
+    return found ? { kind: 'default', path: found, manifest } : { kind: 'not-downloaded', path: modelPath(storageDir, manifest), manifest };
+  }
+  const p = expandModelPath(settings.path, opts);
+  try {
+    await fs.stat(p);
+    return { kind: 'configured', path: p };
+  } catch {
+    return { kind: 'configured-missing', path: p };
+  }
+}
+
+/** One string per distinct engine load, so a settings change that does not alter it reloads nothing. */
+export function loadKey(modelFile: string, settings: Pick<ModelSettings, 'precision' | 'threads'>): string {
+  return JSON.stringify([path.resolve(modelFile), settings.precision, settings.threads]);
+}
+
+/** A short display name for a model path: the file, or the folder of a Hugging Face model. */
+export function modelDisplayName(p: string): string {
+  const base = path.basename(p.replace(/[\\/]+$/, ''));
+  return base.replace(/\.gguf$/i, '') || p;
+}
+
+/** Whether a path looks like something the engine can load: a .gguf file or a folder with config.json. */
+export async function checkModelCandidate(p: string): Promise<string | undefined> {
+  let stat;
+  try {
+    stat = await fs.stat(p);
+  } catch {
+    return `${p} does not exist`;
+  }
+  if (stat.isDirectory()) {
+    try {
+      await fs.access(path.join(p, 'config.json'));
+      return undefined;
+    } catch {
+      return `${p} is a folder without config.json: pick a Hugging Face model folder or a .gguf file`;
+    }
+  }
+  if (!/\.gguf$/i.test(p)) return `${p} is not a .gguf file: pick a .gguf file or a Hugging Face model folder`;
+  return undefined;
+}

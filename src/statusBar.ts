@@ -1,0 +1,28 @@
+// The status bar item that says what the model is doing (no model, downloading %, loading, ready
+// with its name, failed). A click does the useful next thing: download when there is no model,
+// pick another when it is missing or broken, otherwise "Gemma: Show Engine Status".
+
+import * as vscode from 'vscode';
+import { SHOW_ENGINE_STATUS } from './commands/showEngineStatus';
+import { DOWNLOAD_MODEL_COMMAND, type ModelService, USE_LOCAL_MODEL_COMMAND } from './model/modelService';
+import { type ModelState, statusView } from './model/modelState';
+
+const COMMANDS = { download: DOWNLOAD_MODEL_COMMAND, status: SHOW_ENGINE_STATUS, useLocal: USE_LOCAL_MODEL_COMMAND } as const;
+
+/** Creates the item, keeps it in step with the model, and checks the disk once for the first state. */
+export function registerStatusBar(models: ModelService): vscode.Disposable {
+  const item = vscode.window.createStatusBarItem('gemmaTune.model', vscode.StatusBarAlignment.Right, 100);
+  item.name = 'Gemma Tune model';
+  const show = (state: ModelState): void => {
+    const view = statusView(state);
+    item.text = view.text;
+    item.tooltip = view.tooltip;
+    item.command = COMMANDS[view.action];
+    item.accessibilityInformation = { label: view.ariaLabel, role: 'button' };
+  };
+  show(models.state);
+  item.show();
+  const sub = models.onDidChangeState(show);
+  void models.refresh();
+  return vscode.Disposable.from(sub, item);
+}

@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const file = flag('model', '');
 
   const t0 = performance.now();
-  let rt = await (async () => {
+  const rt = await (async () => {
     const weights = file ? loadModel(file, { precision: 'q4' }).weights : randomWeights(embedding);
     return createGemmaRuntime(weights, { precision: 'q4', threads, accuracyLevel, headAccuracyLevel, optimization, spinning });
   })();
@@ -89,7 +89,6 @@ async function main(): Promise<void> {
   const decodeS = (performance.now() - td) / 1000;
 
   await rt.dispose();
-  rt = null as never;
   const peak = process.resourceUsage().maxRSS / 1024;
   const result = {
     model: file ? path.basename(file) : `random-270m-q4_0-${embedding}-in-memory`, threads, spinning, accuracyLevel, headAccuracyLevel, optimization,

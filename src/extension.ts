@@ -4,10 +4,14 @@
 
 import * as vscode from 'vscode';
 import { EngineClient } from './client/engineClient';
+import { registerCodeActions } from './codeActions/register';
+import { registerModelCommands } from './commands/modelCommands';
 import { registerShowEngineStatus } from './commands/showEngineStatus';
 import { registerTaskCommands } from './commands/taskCommands';
 import { EventLog } from './eventLog';
+import { ModelService } from './model/modelService';
 import type { GemmaServices } from './services';
+import { registerStatusBar } from './statusBar';
 
 /** Called by VS Code on the first Gemma command. */
 export function activate(context: vscode.ExtensionContext): void {
@@ -16,11 +20,14 @@ export function activate(context: vscode.ExtensionContext): void {
   const events = new EventLog();
   // The worker starts on the first request, so activation does not pay for it.
   const engine = new EngineClient({ workerPath: context.asAbsolutePath('dist/worker.js'), logger: log });
-  const services: GemmaServices = { context, log, engine, events };
-  context.subscriptions.push(log, { dispose: () => void engine.dispose() });
+  const models = new ModelService({ context, log, engine, events });
+  const services: GemmaServices = { context, log, engine, events, models };
+  context.subscriptions.push(log, { dispose: () => void engine.dispose() }, models);
 
   context.subscriptions.push(registerShowEngineStatus(services));
   context.subscriptions.push(...registerTaskCommands(services));
+  context.subscriptions.push(...registerModelCommands(services, models), registerStatusBar(models));
+  context.subscriptions.push(...registerCodeActions(services));
 
   const activationMs = Math.round((performance.now() - t0) * 10) / 10;
   log.info(`Gemma Tune ${String(context.extension.packageJSON.version)} activated in ${activationMs} ms`);

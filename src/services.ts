@@ -3,6 +3,7 @@
 import type * as vscode from 'vscode';
 import type { EngineClient } from './client/engineClient';
 import type { EventLog } from './eventLog';
+import type { ModelService } from './model/modelService';
 
 export interface GemmaServices {
   context: vscode.ExtensionContext;
@@ -10,4 +11,6 @@ export interface GemmaServices {
   log: vscode.LogOutputChannel;
   engine: EngineClient;
   events: EventLog;
+  /** The engine's base model: ensureLoaded() before any request that needs one. */
+  models: ModelService;
 }

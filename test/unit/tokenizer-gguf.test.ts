@@ -59,6 +59,17 @@ test('random text over real pieces matches Hugging Face', () => {
   }
 });
 
+test('encodes 2 KB of text in a few ms through the GGUF path', () => {
+  const text = tokenizerCorpus().filter((s) => !s.includes('<image_soft_token>')).join(' ').slice(0, 2048);
+  assert.deepEqual(tok.encode(text), referenceTokenizer().encode(text, { add_special_tokens: false }));
+  const t0 = performance.now();
+  const n = 20;
+  for (let i = 0; i < n; i++) tok.encode(text + i);
+  const ms = (performance.now() - t0) / n;
+  console.log(`GGUF-path encode 2 KB: ${ms.toFixed(2)} ms`);
+  assert.ok(ms < 50, `encode took ${ms} ms`);
+});
+
 test('decode(encode(x)) == x through the GGUF path', () => {
   for (const s of tokenizerCorpus()) {
     if (s.includes('<image_soft_token>')) continue;

@@ -173,20 +173,22 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
     logits = op.mul(g, op.tanh(g, op.div(g, logits, cap)), cap);
   }
 
-  // Cross-entropy, forward beside backward:
-  //   forward:  loss_sum = −Σ_p log softmax(logits_p)[label_p]
-  //   backward: dlogits = grad_scale · (softmax(logits) − onehot(label))
-  const logp = g.node('LogSoftmax', [logits], [{ dtype: 'float32', shape: ['P', V] }], { axis: attr.int(-1) })[0];
+  // Cross-entropy, forward beside backward, with as few [P, V] tensors as possible (each is 168 MB for
+  // 160 label tokens of the 262k vocabulary):
+  //   forward:  loss_sum = Σ_p (logsumexp(logits_p) − logits_p[label_p])
+  //   backward: dlogits = softmax(logits) − onehot(label); grad_scale is applied to the small LoRA
+  //             gradients at the end instead (the backward is linear in its seed).
   const tgt = g.node('Unsqueeze', [labelIds, g.constI64([-1])], [{ dtype: 'int64', shape: ['P', 1] }])[0];
-  const picked = g.node('GatherElements', [logp, tgt], [{ dtype: 'float32', shape: ['P', 1] }], { axis: attr.int(1) })[0];
-  const lossSum = op.neg(g, g.node('ReduceSum', [picked], [{ dtype: 'float32', shape: [] }], { keepdims: attr.int(0) })[0]);
+  const lse = g.node('ReduceLogSumExp', [logits, g.constI64([-1])], [{ dtype: 'float32', shape: ['P', 1] }], { keepdims: attr.int(1) })[0];
+  const picked = g.node('GatherElements', [logits, tgt], [{ dtype: 'float32', shape: ['P', 1] }], { axis: attr.int(1) })[0];
+  const lossSum = g.node('ReduceSum', [op.sub(g, lse, picked)], [{ dtype: 'float32', shape: [] }], { keepdims: attr.int(0) })[0];
   g.output(lossSum, 'loss_sum');
   // 1 where the greedy choice is the label (ties go to the lowest id, as argmax does).
   const argmax = g.node('ArgMax', [logits], [{ dtype: 'int64', shape: ['P'] }], { axis: attr.int(-1), keepdims: attr.int(0), select_last_index: attr.int(0) })[0];
   const eq = g.node('Equal', [argmax, labelIds], [{ dtype: 'bool', shape: ['P'] }])[0];
   g.output(op.cast(g, eq, 'float32'), 'label_hit');
-  const onehot = g.node('OneHot', [labelIds, g.constI64([V]), g.constF32([0, 1])], [{ dtype: 'float32', shape: ['P', V] }], { axis: attr.int(-1) })[0];
-  const dlogits = op.mul(g, op.sub(g, op.exp(g, logp), onehot), gradScale);
+  const minusOne = g.node('Expand', [g.constF32([-1]), g.node('Shape', [tgt], [{ dtype: 'int64', shape: [2] }])[0]], [{ dtype: 'float32', shape: ['P', 1] }])[0];
+  const dlogits = g.node('ScatterElements', [op.softmax(g, logits, -1), tgt, minusOne], [{ dtype: 'float32', shape: ['P', V] }], { axis: attr.int(1), reduction: attr.string('add') })[0];
 
   const transposed = new Map<string, { b: Value; scales: Value; K: number; N: number }>();
   const how = opts.backward ?? { layers: 'dequant', head: 'dequant' };
@@ -211,8 +213,8 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
   const grads = gradients(g, [[logits, dlogits]], params.flatMap((q) => [q.a, q.b]), { matMulNBitsBackward });
   params.forEach((q, k) => {
     const n = trainLoraNames(q.layer, q.target);
-    g.output(grads[2 * k], n.gradA);
-    g.output(grads[2 * k + 1], n.gradB);
+    g.output(op.mul(g, grads[2 * k], gradScale), n.gradA);
+    g.output(op.mul(g, grads[2 * k + 1], gradScale), n.gradB);
   });
   return g;
 }

@@ -119,8 +119,18 @@ function mergeRanks(src: GgufTokenizerSource, kinds: Uint8Array, pieces: string[
   return ranks;
 }
 
-/** SentencePiece merging: a pair merges when its concatenation is a piece, ranked by that piece. */
+/**
+ * SentencePiece merging: a pair merges when its concatenation is a piece, ranked by that piece. Looking a
+ * pair up means building the concatenated string and hashing it, so answers are kept in a bounded
+ * open-addressing cache keyed by the two ids (emptied when half full): text repeats its pairs a lot.
+ */
 class ScoreTable implements MergeTable {
+  private static readonly CACHE_SLOTS = 1 << 17;
+  private readonly cacheLeft = new Int32Array(ScoreTable.CACHE_SLOTS).fill(-1);
+  private readonly cacheRight = new Int32Array(ScoreTable.CACHE_SLOTS);
+  /** Merged id, or -1 when the pair never merges. */
+  private readonly cacheResult = new Int32Array(ScoreTable.CACHE_SLOTS);
+  private cached = 0;
   private lastLeft = -1;
   private lastRight = -1;
   private lastResult = -1;
@@ -133,20 +143,43 @@ class ScoreTable implements MergeTable {
   ) {}
 
   rank(left: number, right: number): number {
-    const kl = this.kinds[left];
-    const kr = this.kinds[right];
-    if ((kl !== TokenKind.NORMAL && kl !== TokenKind.USER) || (kr !== TokenKind.NORMAL && kr !== TokenKind.USER)) return -1;
-    const id = this.pieceToId.get(this.pieces[left] + this.pieces[right]);
-    if (id === undefined) return -1;
+    const id = this.merged(left, right);
     this.lastLeft = left;
     this.lastRight = right;
     this.lastResult = id;
-    return this.ranks[id];
+    return id < 0 ? -1 : this.ranks[id];
   }
 
   result(left: number, right: number): number {
     // The encoder always asks rank() for the same pair right before result().
     if (left === this.lastLeft && right === this.lastRight) return this.lastResult;
-    return this.pieceToId.get(this.pieces[left] + this.pieces[right])!;
+    return this.merged(left, right);
+  }
+
+  /** The id of the piece the pair merges into, or -1. */
+  private merged(left: number, right: number): number {
+    const mask = ScoreTable.CACHE_SLOTS - 1;
+    let s = (Math.imul(left, 0x9e3779b1) ^ Math.imul(right + 0x7f4a7c15, 0x85ebca77)) & mask;
+    while (this.cacheLeft[s] !== -1) {
+      if (this.cacheLeft[s] === left && this.cacheRight[s] === right) return this.cacheResult[s];
+      s = (s + 1) & mask;
+    }
+    const kl = this.kinds[left];
+    const kr = this.kinds[right];
+    let id = -1;
+    if ((kl === TokenKind.NORMAL || kl === TokenKind.USER) && (kr === TokenKind.NORMAL || kr === TokenKind.USER)) {
+      const found = this.pieceToId.get(this.pieces[left] + this.pieces[right]);
+      if (found !== undefined && this.ranks[found] >= 0) id = found;
+    }
+    if (this.cached * 2 >= ScoreTable.CACHE_SLOTS) {
+      this.cacheLeft.fill(-1);
+      this.cached = 0;
+      s = (Math.imul(left, 0x9e3779b1) ^ Math.imul(right + 0x7f4a7c15, 0x85ebca77)) & mask;
+    }
+    this.cacheLeft[s] = left;
+    this.cacheRight[s] = right;
+    this.cacheResult[s] = id;
+    this.cached++;
+    return id;
   }
 }

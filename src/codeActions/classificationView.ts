@@ -1,0 +1,92 @@
+// A classification shown where it was asked: a short text after the selection (a decoration), a
+// hover with every label's probability and an "Insert as comment" link, and the same insert as a
+// code action. A result describes the text it was computed on, so any edit to the document drops
+// its results rather than leave them beside text they no longer describe.
+
+import * as vscode from 'vscode';
+import { decorationText, hoverMarkdown } from './resultFormat';
+
+export const INSERT_CLASSIFICATION = 'gemmaTune.insertClassification';
+
+/** One classification of a range of a document. */
+export interface Classification {
+  uri: vscode.Uri;
+  range: vscode.Range;
+  /** The document version it was computed on. */
+  version: number;
+  taskName: string;
+  label: string;
+  probability: number;
+  scores: { label: string; probability: number }[];
+  ms: number;
+}
+
+export class ClassificationView implements vscode.Disposable {
+  private readonly decoration = vscode.window.createTextEditorDecorationType({
+    after: { margin: '0 0 0 1.5em', color: new vscode.ThemeColor('editorCodeLens.foreground'), fontStyle: 'italic' },
+    rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
+  });
+  private readonly byDocument = new Map<string, Classification[]>();
+  private readonly disposables: vscode.Disposable[] = [this.decoration];
+
+  constructor() {
+    this.disposables.push(
+      vscode.workspace.onDidChangeTextDocument((e) => {
+        if (e.contentChanges.length > 0 && this.byDocument.delete(e.document.uri.toString())) this.render(e.document.uri);
+      }),
+      vscode.workspace.onDidCloseTextDocument((d) => this.byDocument.delete(d.uri.toString())),
+      // Decorations belong to an editor: a document shown again in a new editor gets them back.
+      vscode.window.onDidChangeVisibleTextEditors((editors) => {
+        for (const e of editors) this.renderEditor(e);
+      }),
+    );
+  }
+
+  /** Shows a result (replacing one for the same range). */
+  show(c: Classification): void {
+    const key = c.uri.toString();
+    const list = (this.byDocument.get(key) ?? []).filter((x) => !x.range.isEqual(c.range));
+    list.push(c);
+    this.byDocument.set(key, list);
+    this.render(c.uri);
+  }
+
+  /** The current result for a range of a document (one that ends on the same line counts), if any. */
+  at(document: vscode.TextDocument, range: vscode.Range): Classification | undefined {
+    const list = this.byDocument.get(document.uri.toString()) ?? [];
+    return list.find((c) => c.version === document.version && (c.range.isEqual(range) || c.range.contains(range) || range.contains(c.range)));
+  }
+
+  /** The result whose range starts on `line`, if any (for the hover's insert link). */
+  onLine(uri: vscode.Uri, line: number): Classification | undefined {
+    return (this.byDocument.get(uri.toString()) ?? []).find((c) => c.range.start.line === line);
+  }
+
+  dispose(): void {
+    for (const d of this.disposables) d.dispose();
+  }
+
+  private render(uri: vscode.Uri): void {
+    for (const e of vscode.window.visibleTextEditors) if (e.document.uri.toString() === uri.toString()) this.renderEditor(e);
+  }
+
+  private renderEditor(editor: vscode.TextEditor): void {
+    const list = this.byDocument.get(editor.document.uri.toString()) ?? [];
+    editor.setDecorations(
+      this.decoration,
+      list.map((c) => ({
+        range: c.range,
+        hoverMessage: hover(c),
+        renderOptions: { after: { contentText: `Gemma · ${decorationText(c.taskName, c.label, c.probability)}` } },
+      })),
+    );
+  }
+}
+
+function hover(c: Classification): vscode.MarkdownString {
+  const args = encodeURIComponent(JSON.stringify([{ uri: c.uri.toString(), line: c.range.start.line }]));
+  const md = new vscode.MarkdownString(`${hoverMarkdown(c.taskName, c.scores, c.ms)}\n\n[Insert as comment](command:${INSERT_CLASSIFICATION}?${args} "Insert the label above the selection")`);
+  // Only our own insert command may run from this hover.
+  md.isTrusted = { enabledCommands: [INSERT_CLASSIFICATION] };
+  return md;
+}

@@ -1,0 +1,102 @@
+// The host's model settings and state: checking settings.json values, resolving the model on disk
+// (a configured path, or the default model in global storage with its .verified stamp), and what
+// the status bar says in each state.
+
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { checkModelCandidate, expandModelPath, loadKey, modelDisplayName, readModelSettings, resolveModelSource } from '../../src/model/modelSettings';
+import { percent, statusView } from '../../src/model/modelState';
+import { modelPath } from '../../src/store/modelCache';
+import type { ModelManifest } from '../../src/store/modelManifest';
+
+const settingsFrom = (values: Record<string, unknown>) => readModelSettings((k) => values[k]);
+
+test('settings default to the downloaded model, q4 and 2 threads', () => {
+  assert.deepEqual(settingsFrom({}), { settings: { path: '', precision: 'q4', threads: 2 }, problems: [] });
+  assert.deepEqual(settingsFrom({ 'model.path': '  /m/a.gguf ', 'model.precision': 'f32', 'engine.threads': 4 }).settings, { path: '/m/a.gguf', precision: 'f32', threads: 4 });
+});
+
+test('bad setting values fall back to their defaults and are reported by name', () => {
+  const r = settingsFrom({ 'model.path': 42, 'model.precision': 'int8', 'engine.threads': 0.5 });
+  assert.deepEqual(r.settings, { path: '', precision: 'q4', threads: 2 });
+  assert.equal(r.problems.length, 3);
+  assert.match(r.problems[0], /gemmaTune\.model\.path/);
+  assert.match(r.problems[1], /gemmaTune\.model\.precision .*"int8"/);
+  assert.match(r.problems[2], /gemmaTune\.engine\.threads .*0\.5/);
+  assert.equal(settingsFrom({ 'engine.threads': 65 }).settings.threads, 2);
+});
+
+test('model paths expand ~ and resolve relative paths from the workspace folder', () => {
+  assert.equal(expandModelPath('~/models/a.gguf', { home: '/home/u' }), '/home/u/models/a.gguf');
+  assert.equal(expandModelPath('models/a.gguf', { workspaceFolder: '/ws' }), '/ws/models/a.gguf');
+  assert.equal(expandModelPath('/abs/../a.gguf', { workspaceFolder: '/ws' }), '/a.gguf');
+});
+
+test('the load key changes with the file, precision or threads, and nothing else', () => {
+  const k = loadKey('/m/a.gguf', { precision: 'q4', threads: 2 });
+  assert.equal(loadKey('/m/../m/a.gguf', { precision: 'q4', threads: 2 }), k);
+  assert.notEqual(loadKey('/m/b.gguf', { precision: 'q4', threads: 2 }), k);
+  assert.notEqual(loadKey('/m/a.gguf', { precision: 'f32', threads: 2 }), k);
+  assert.notEqual(loadKey('/m/a.gguf', { precision: 'q4', threads: 3 }), k);
+  assert.equal(modelDisplayName('/m/gemma-3-270m-it-qat-Q4_0.gguf'), 'gemma-3-270m-it-qat-Q4_0');
+  assert.equal(modelDisplayName('/m/tiny/'), 'tiny');
+});
+
+test('the source is the configured path, the verified default model, or what is missing', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hostmodel-'));
+  const storage = path.join(dir, 'storage');
+  const manifest: ModelManifest = { id: 'm', title: 'M', repo: 'o/r', revision: 'abc', file: 'm.gguf', size: 4, gated: false };
+  const settings = { path: '', precision: 'q4' as const, threads: 2 };
+
+  assert.deepEqual(await resolveModelSource(settings, storage, { manifest }), { kind: 'not-downloaded', path: modelPath(storage, manifest), manifest });
+  // The file alone is not enough: only a download that was verified counts.
+  const file = modelPath(storage, manifest);
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, 'GGUF');
+  assert.equal((await resolveModelSource(settings, storage, { manifest })).kind, 'not-downloaded');
+  writeFileSync(`${file}.verified`, JSON.stringify({ size: 4, sha256: 'x' }));
+  assert.deepEqual(await resolveModelSource(settings, storage, { manifest }), { kind: 'default', path: file, manifest });
+
+  const local = path.join(dir, 'local.gguf');
+  assert.deepEqual(await resolveModelSource({ ...settings, path: 'local.gguf' }, storage, { workspaceFolder: dir }), { kind: 'configured-missing', path: local });
+  writeFileSync(local, 'GGUF');
+  assert.deepEqual(await resolveModelSource({ ...settings, path: 'local.gguf' }, storage, { workspaceFolder: dir }), { kind: 'configured', path: local });
+});
+
+test('a local pick must be a .gguf file or a folder with config.json', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hostmodel-pick-'));
+  writeFileSync(path.join(dir, 'a.gguf'), 'GGUF');
+  writeFileSync(path.join(dir, 'notes.txt'), 'x');
+  mkdirSync(path.join(dir, 'hf'));
+  assert.equal(await checkModelCandidate(path.join(dir, 'a.gguf')), undefined);
+  assert.match((await checkModelCandidate(path.join(dir, 'notes.txt')))!, /not a \.gguf file/);
+  assert.match((await checkModelCandidate(path.join(dir, 'hf')))!, /without config\.json/);
+  writeFileSync(path.join(dir, 'hf', 'config.json'), '{}');
+  assert.equal(await checkModelCandidate(path.join(dir, 'hf')), undefined);
+  assert.match((await checkModelCandidate(path.join(dir, 'gone.gguf')))!, /does not exist/);
+});
+
+test('the status bar says every state in words and clicks through to the next useful step', () => {
+  const cases = [
+    [{ kind: 'not-downloaded', sizeMB: 241 }, /no model/, 'download', /241 MB/],
+    [{ kind: 'missing', path: '/m/x.gguf' }, /model not found/, 'useLocal', /\/m\/x\.gguf/],
+    [{ kind: 'downloading', fraction: 0.426 }, /downloading 42%/, 'status', /42%/],
+    [{ kind: 'downloading' }, /downloading$/, 'status', /downloading/],
+    [{ kind: 'available', name: 'tiny' }, /Gemma: tiny/, 'status', /loads on first use/],
+    [{ kind: 'loading', name: 'tiny' }, /loading/, 'status', /loading tiny/],
+    [{ kind: 'ready', name: 'tiny', precision: 'q4', loadSeconds: 1.23 }, /Gemma: tiny/, 'status', /ready \(q4, loaded in 1\.2 s\)/],
+    [{ kind: 'error', name: 'tiny', message: 'bad magic' }, /model failed/, 'useLocal', /bad magic/],
+  ] as const;
+  for (const [state, text, action, tooltip] of cases) {
+    const v = statusView(state);
+    assert.match(v.text, text, JSON.stringify(state));
+    assert.equal(v.action, action, JSON.stringify(state));
+    assert.match(v.tooltip, tooltip, JSON.stringify(state));
+    assert.match(v.ariaLabel, /^Gemma: \w/);
+  }
+  assert.equal(percent(1.5), 100);
+  assert.equal(percent(-1), 0);
+});

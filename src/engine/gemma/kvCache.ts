@@ -108,11 +108,13 @@ export class GemmaKvCache implements KvCache {
   disposed = false;
   readonly sets: Map<LayerType, SlotSet>;
 
-  constructor(readonly owner: object, cfg: GemmaConfig, sets?: Map<LayerType, SlotSet>) {
-    if (sets) {
-      this.sets = sets;
+  /** A fresh cache for cfg, or (fork) one over existing slot sets. */
+  constructor(readonly owner: object, from: GemmaConfig | Map<LayerType, SlotSet>) {
+    if (from instanceof Map) {
+      this.sets = from;
       return;
     }
+    const cfg = from;
     this.sets = new Map();
     for (const type of new Set(cfg.layerTypes)) {
       const layers = cfg.layerTypes.flatMap((t, i) => (t === type ? [i] : []));
@@ -123,7 +125,7 @@ export class GemmaKvCache implements KvCache {
 
   fork(): GemmaKvCache {
     if (this.disposed) throw new Error('KvCache.fork: the cache was disposed');
-    const c = new GemmaKvCache(this.owner, null as unknown as GemmaConfig, new Map([...this.sets].map(([t, s]) => [t, s.clone()])));
+    const c = new GemmaKvCache(this.owner, new Map([...this.sets].map(([t, s]) => [t, s.clone()])));
     c.length = this.length;
     return c;
   }

@@ -1,0 +1,42 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadModel } from '../src/engine/model/load';
+import { trainGraph } from '../src/engine/gemma/trainGraph';
+import { ExternalDataFile, ort } from '../src/engine/onnx/session';
+import { OrtStepEngine } from '../src/engine/train/ortEngine';
+import { ALL_TARGETS, initLora } from '../src/engine/train/lora';
+import { collate } from '../src/engine/train/batch';
+import { syntheticExamples } from '../src/engine/train/benchTrain';
+const rss = (what: string) => console.log(what, 'rss MB', (process.memoryUsage().rss / 1048576).toFixed(0), 'peak', (process.resourceUsage().maxRSS / 1024).toFixed(0));
+(async () => {
+  const arena = process.argv[2] !== 'noarena';
+  const prof = process.argv[3] === 'prof';
+  let mw: ReturnType<typeof loadModel>['weights'] | null = loadModel('/tmp/g/m270.gguf', { precision: 'q4' }).weights;
+  const cfg = mw.config;
+  rss('loaded');
+  const file = new ExternalDataFile();
+  const g = trainGraph(mw, { precision: 'q4', accuracyLevel: 4, rank: 16, alpha: 32, targets: ALL_TARGETS }, file);
+  mw = null;
+  rss('graph built');
+  const built = g.build();
+  fs.closeSync((file as unknown as { fd: number }).fd);
+  const mp = path.join(file.dir, 'model.onnx');
+  fs.writeFileSync(mp, built.model);
+  console.log('nodes', g.nodes.length);
+  let t = Date.now();
+  const sess = await ort.InferenceSession.create(mp, { executionProviders: ['cpu'], intraOpNumThreads: 2, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'basic',
+    enableCpuMemArena: arena, enableMemPattern: arena, enableProfiling: prof, profileFilePrefix: '/tmp/g/prof', logSeverityLevel: 3,
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } });
+  file.remove();
+  console.log('session s', (Date.now() - t) / 1000); rss('session');
+  const eng = new OrtStepEngine(cfg, sess, 16, ALL_TARGETS);
+  const p = initLora(cfg, 16, 32, ALL_TARGETS, 1);
+  const ex = syntheticExamples(4, 120, 40, cfg.vocabSize, 3);
+  const b = collate(ex, 0);
+  for (let i = 0; i < 3; i++) {
+    t = Date.now();
+    await eng.lossAndGrads(b, p, 1 / 160);
+    console.log('step s', (Date.now() - t) / 1000); rss('step');
+  }
+  if (prof) console.log(sess.endProfiling());
+})();

@@ -4,7 +4,8 @@
 // side reads (languageComments.ts); the table below covers common languages when that fails.
 // Pure: no vscode.
 
-import { parse, type ParseError } from 'jsonc-parser';
+// The ESM build: the package's UMD main loads its parts with a require() esbuild cannot follow.
+import { parse, type ParseError } from 'jsonc-parser/lib/esm/main.js';
 
 /** A language's comment tokens; either may be missing. */
 export interface CommentSyntax {

@@ -7,7 +7,8 @@ export function formatProbability(p: number): string {
   const pct = p * 100;
   if (pct < 0.1) return '<0.1%';
   if (pct > 99.9 && pct < 100) return '>99.9%';
-  return `${pct < 10 ? pct.toFixed(1) : Math.round(pct)}%`;
+  // One decimal at both ends, so 99.7% never rounds up to a certain-looking 100%.
+  return `${pct < 10 || (pct >= 99.5 && pct < 100) ? pct.toFixed(1) : Math.round(pct)}%`;
 }
 
 /** The inline text after the selection and the comment "Insert" writes, e.g. `Bug or feature: bug (87%)`. */

@@ -171,7 +171,12 @@ export class TaskRunner {
     const eol = document.eol === vscode.EndOfLine.CRLF ? '\r\n' : '\n';
     if (replace) return this.applyEdit(document, version, (edit) => edit.replace(range, text));
     const ins = insertBelow(range.start, range.end, (l) => document.lineAt(l).text, text, eol);
-    return this.applyEdit(document, version, (edit) => edit.insert(new vscode.Position(ins.at.line, ins.at.character), ins.text));
+    const editor = vscode.window.visibleTextEditors.find((e) => e.document === document);
+    const selections = editor?.selections;
+    const ok = await this.applyEdit(document, version, (edit) => edit.insert(new vscode.Position(ins.at.line, ins.at.character), ins.text));
+    // An insert at the selection's end would grow the selection over the answer; keep what the user selected.
+    if (ok && editor && selections) editor.selections = selections;
+    return ok;
   }
 
   /**

@@ -116,7 +116,9 @@ async function selectLine(page: Page, line: number, chars: number): Promise<void
 
 /** Waits for the light bulb, opens the code action menu with Ctrl+. and picks `title`. */
 async function pickCodeAction(page: Page, title: string, shot?: () => Promise<void>): Promise<void> {
-  await page.locator('.monaco-editor [class*="codicon-gutter-lightbulb"]').first().waitFor({ timeout: UI_TIMEOUT });
+  // In the gutter, or in the line's indentation when the selected line is indented.
+  const bulb = '.monaco-editor [class*="codicon-gutter-lightbulb"], .monaco-editor .lightBulbWidget[class*="codicon-light"]';
+  await page.locator(bulb).first().waitFor({ timeout: UI_TIMEOUT });
   const row = page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
   for (let attempt = 0; ; attempt++) {
     await page.keyboard.press('Control+.');
@@ -185,7 +187,6 @@ export async function runCodeActions(report: Report, artifacts: string): Promise
     });
 
     await report.check(GROUP, 'picking it loads the model and shows the label and its probability beside the selection', async () => {
-      const clicked = Date.now();
       const loaded = await waitForEvent(events, 'modelLoaded');
       const result = await waitForEvent(events, 'classifyResult');
       assert.equal(result.stale, false);
@@ -193,7 +194,6 @@ export async function runCodeActions(report: Report, artifacts: string): Promise
       assert.ok(LABELS.includes(label), `"${label}" is one of the task's labels`);
       timings.firstClassifyMs = result.ms as number;
       timings.modelLoadMs = loaded.ms as number;
-      timings.pickToFirstResultMs = result.t - clicked;
       const expected = `Gemma · ${CLASSIFY_TASK}: ${label} (`;
       const deadline = Date.now() + UI_TIMEOUT;
       let texts: string[] = [];

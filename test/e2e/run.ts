@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { runCodeActions } from './codeActions';
 import { runInHost } from './inHost';
 import { ROOT } from './lib/codeServer';
 import { Report } from './lib/report';
@@ -31,6 +32,9 @@ async function main(): Promise<number> {
   console.log('mocha suite in code-server\'s extension host');
   await runInHost(report, artifacts);
   const tHost = performance.now();
+  console.log('code actions in code-server (tiny model, trained adapters)');
+  const actionTimings = await runCodeActions(report, artifacts);
+  console.log(`code action timings: ${JSON.stringify(Object.fromEntries(Object.entries(actionTimings).map(([k, v]) => [k, Math.round(v)])))}`);
 
   const summary = {
     passed: report.passed,

@@ -107,7 +107,13 @@ export async function runUi(report: Report, artifacts: string, vsix?: string): P
       enterEpoch = Date.now();
       await page.keyboard.press('Enter');
       const toast = page.locator('.notifications-toasts .notification-toast', { hasText: `onnxruntime-node ${m.ortVersion}` });
-      await toast.waitFor({ timeout: 60_000 });
+      try {
+        await toast.waitFor({ timeout: 60_000 });
+      } catch (e) {
+        // Say what the user saw instead (an activation error, an engine error...).
+        const seen = await page.locator('.notifications-toasts .notification-toast').allInnerTexts();
+        throw new Error(`${(e as Error).message.split('\n')[0]}; notifications shown: ${JSON.stringify(seen)}`, { cause: e });
+      }
       notificationMs = performance.now() - c0;
       timings.commandToNotificationMs = notificationMs;
       const text = (await toast.innerText()).replace(/\u00a0/g, ' ');

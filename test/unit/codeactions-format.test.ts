@@ -17,6 +17,7 @@ test('probabilities read as whole percents, with small and near-certain values k
   assert.equal(formatProbability(0.032), '3.2%');
   assert.equal(formatProbability(0.0004), '<0.1%');
   assert.equal(formatProbability(0.99995), '>99.9%');
+  assert.equal(formatProbability(0.997), '99.7%', 'not rounded up to 100%');
   assert.equal(formatProbability(Number.NaN), '?');
 });
 

@@ -2,15 +2,20 @@
 //   f32: every weight float32; linears as FusedMatMul(x, W[out,in], transB) so no transposed copy exists.
 //   q4:  linears through MatMulNBits (bits 4, block 32) from Q4_0 blocks, bit-exact; the tied
 //        embedding/LM head is one uint8 [V, C/32, bytes] buffer read by GatherBlockQuantized (lookup) and
-//        MatMulNBits (head) (two initializers over the same bytes, see embedQuantized). A Q8_0 embedding (Google's QAT GGUF) runs the same way with bits 8.
+//        MatMulNBits (head), see embedQuantized. A Q8_0 embedding (Google's QAT GGUF) runs the same way with bits 8.
 // Weights that arrive in another form are converted here: Q4_0/Q8_0 dequantised for f32, float weights
 // quantised to Q4_0 (ggml's reference rule) for q4.
+//
+// Weights are read from a WeightSource a few rows at a time and converted straight into graph blobs
+// (with a streaming graph: the external data file), so neither the source model nor the converted
+// weights are ever held whole in JS.
 
-import type { Graph, Value } from '../onnx/graph';
+import type { Blob, Graph, Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
 import type { NBitsSpec } from '../onnx/ops';
 import type { GemmaConfig } from '../model/config';
-import { EMBED_NAME, type ModelWeights, type Weight } from '../model/weights';
+import { EMBED_NAME, type ModelWeights, type WeightData } from '../model/weights';
+import { asWeightSource, rowCount, storageRowBytes, type WeightSource } from '../model/weightSource';
 import { dequantizeQ4_0, dequantizeQ8_0, q4_0ToMatMulNBits, q8_0ToMatMulNBits, quantizeQ4_0, type BlockQuantized } from '../model/quant';
 import type { Precision } from './runtime';
 
@@ -24,52 +29,110 @@ export interface ParamsOptions {
   accuracyLevel: 0 | 4;
   /** The LM head's level when it should differ (its int8 prepacked form is ~1.8× the 4-bit bytes). */
   headAccuracyLevel?: 0 | 4;
+  /**
+   * q4: split the LM head into about this many MatMulNBits over consecutive vocabulary rows, joined by a
+   * Concat (default 1: one node). ORT prepacks each part and drops its unpacked bytes before the next,
+   * so loading peaks at one part's bytes above the packed head instead of the whole head's.
+   */
+  headParts?: number;
 }
 
-function f32Of(name: string, w: Weight): Float32Array {
-  const n = w.shape.reduce((a, b) => a * b, 1);
-  switch (w.value.type) {
-    case 'f32': return w.value.data;
-    case 'q4_0': return dequantizeQ4_0(w.value.data, n);
-    case 'q8_0': return dequantizeQ8_0(w.value.data, n);
+/** Source bytes converted per step when streaming a weight. */
+const CHUNK_BYTES = 4 << 20;
+/** Head parts hold a multiple of this many rows, so every part's bytes start page-aligned in the file. */
+const PART_ROW_MULTIPLE = 1024;
+
+function f32Of(name: string, d: WeightData, n: number): Float32Array {
+  switch (d.type) {
+    case 'f32': return d.data;
+    case 'q4_0': return dequantizeQ4_0(d.data, n);
+    case 'q8_0': return dequantizeQ8_0(d.data, n);
     default: throw new Error(`weight ${name}: unknown storage`);
   }
 }
 
-/** Block-quantised operands of a [N, K] weight: Q4_0 and Q8_0 as stored, float weights quantised to Q4_0. */
-function blockQuantized(name: string, w: Weight): { bq: BlockQuantized; bits: 4 | 8 } {
-  const [n, k] = w.shape;
-  switch (w.value.type) {
-    case 'q4_0': return { bq: q4_0ToMatMulNBits(w.value.data, n, k), bits: 4 };
-    case 'q8_0': return { bq: q8_0ToMatMulNBits(w.value.data, n, k), bits: 8 };
-    case 'f32': return { bq: q4_0ToMatMulNBits(quantizeQ4_0(w.value.data), n, k), bits: 4 };
+/** Block-quantised operands of rows [N, K]: Q4_0 and Q8_0 as stored, float weights quantised to Q4_0. */
+function blockQuantized(name: string, d: WeightData, n: number, k: number): BlockQuantized {
+  switch (d.type) {
+    case 'q4_0': return q4_0ToMatMulNBits(d.data, n, k);
+    case 'q8_0': return q8_0ToMatMulNBits(d.data, n, k);
+    case 'f32': return q4_0ToMatMulNBits(quantizeQ4_0(d.data), n, k);
     default: throw new Error(`weight ${name}: unknown storage`);
   }
+}
+
+function asBytes(a: Float32Array | Uint8Array): Uint8Array {
+  return a instanceof Uint8Array ? a : new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
 /** Creates initializers on demand, once per weight. */
 export class GraphParams {
   readonly config: GemmaConfig;
+  private readonly src: WeightSource;
   private readonly cache = new Map<string, Value>();
   private readonly linears = new Map<string, LinearOperand>();
-  private embedQ: { b: Value; scales2d: Value; lookup: Value; scales3d: Value; bits: 4 | 8 } | null = null;
+  private embedQ: { heads: { b: Value; scales: Value; rows: number }[]; lookup: Value; scales3d: Value; bits: 4 | 8 } | null = null;
 
-  constructor(private readonly g: Graph, private readonly mw: ModelWeights, readonly opts: ParamsOptions) {
-    this.config = mw.config;
+  constructor(private readonly g: Graph, weights: ModelWeights | WeightSource, readonly opts: ParamsOptions) {
+    this.src = asWeightSource(weights);
+    this.config = this.src.config;
   }
 
-  private weight(name: string): Weight {
-    const w = this.mw.weights.get(name);
-    if (!w) throw new Error(`model has no weight ${name}`);
-    return w;
+  /** Bits a weight runs with in q4: 8 for Q8_0 storage, else 4. */
+  private bitsOf(name: string): 4 | 8 {
+    return this.src.storage(name) === 'q8_0' ? 8 : 4;
   }
 
-  /** A norm's (1+w) multiplier, float32 [n]. */
+  /** Visits the rows of a weight in chunks of about CHUNK_BYTES of its storage. */
+  private forEachChunk(name: string, visit: (rows: number, data: WeightData) => void): void {
+    const shape = this.src.shape(name);
+    const total = rowCount(shape);
+    const rowBytes = storageRowBytes(this.src.storage(name), shape[shape.length - 1] ?? 1);
+    const per = Math.max(1, Math.floor(CHUNK_BYTES / Math.max(1, rowBytes)));
+    for (let r = 0; r < total; r += per) {
+      const n = Math.min(per, total - r);
+      visit(n, this.src.rows(name, r, n));
+    }
+  }
+
+  /** The weights `names` (all [*, K]) stacked by rows as one float32 initializer. */
+  private f32Stacked(key: string, names: string[]): Value {
+    const shapes = names.map((n) => this.src.shape(n));
+    const width = shapes[0][shapes[0].length - 1] ?? 1;
+    const rows = shapes.reduce((s, sh) => s + rowCount(sh), 0);
+    const dims = names.length === 1 ? shapes[0] : [rows, width];
+    const blob = this.g.blob(rows * width * 4);
+    for (const name of names) {
+      this.forEachChunk(name, (n, d) => blob.write(asBytes(f32Of(name, d, n * width))));
+    }
+    return this.g.initializerIn(key, 'float32', dims, blob);
+  }
+
+  /** The weights `names` (all [*, K], same bits) stacked by rows as MatMulNBits' B and scales blobs. */
+  private nbitsStacked(names: string[]): { data: Blob; scales: Blob; N: number; K: number; bits: 4 | 8 } {
+    const K = this.src.shape(names[0])[1];
+    const N = names.reduce((s, n) => s + this.src.shape(n)[0], 0);
+    const bits = this.bitsOf(names[0]);
+    if (names.some((n) => this.src.shape(n)[1] !== K)) throw new Error(`fused linear ${names.join('|')}: input sizes differ`);
+    if (names.some((n) => this.bitsOf(n) !== bits)) throw new Error(`fused linear ${names.join('|')}: mixed 4- and 8-bit weights`);
+    if (K % 32 !== 0) throw new Error(`weight ${names[0]}: ${K} inputs is not a multiple of the block size 32`);
+    const data = this.g.blob(N * (K / 32) * 4 * bits);
+    const scales = this.g.blob(N * (K / 32) * 4);
+    for (const name of names) {
+      this.forEachChunk(name, (n, d) => {
+        const bq = blockQuantized(name, d, n, K);
+        data.write(bq.data);
+        scales.write(asBytes(bq.scales));
+      });
+    }
+    return { data, scales, N, K, bits };
+  }
+
+  /** A norm's (1+w) multiplier, float32 [n] (or any weight as float32). */
   norm(name: string): Value {
     let v = this.cache.get(name);
     if (!v) {
-      const w = this.weight(name);
-      v = this.g.initializer(name, 'float32', w.shape, f32Of(name, w));
+      v = this.f32Stacked(name, [name]);
       this.cache.set(name, v);
     }
     return v;
@@ -77,24 +140,7 @@ export class GraphParams {
 
   /** A linear layer's weight [out, in] in this precision's form. */
   linear(name: string): LinearOperand {
-    let l = this.linears.get(name);
-    if (l) return l;
-    const w = this.weight(name);
-    const [n, k] = w.shape;
-    if (this.opts.precision === 'f32') {
-      l = { kind: 'f32', w: this.g.initializer(name, 'float32', [n, k], f32Of(name, w)) };
-    } else {
-      const { bq, bits } = blockQuantized(name, w);
-      const per = (32 * bits) / 8;
-      l = {
-        kind: 'nbits',
-        b: this.g.initializer(`${name}.q`, 'uint8', [n, k / 32, per], bq.data),
-        scales: this.g.initializer(`${name}.scales`, 'float32', [n, k / 32], bq.scales),
-        spec: { K: k, N: n, bits, blockSize: 32, accuracyLevel: this.opts.accuracyLevel },
-      };
-    }
-    this.linears.set(name, l);
-    return l;
+    return this.fusedLinear([name]);
   }
 
   /**
@@ -106,40 +152,16 @@ export class GraphParams {
     const key = names.join('|');
     let l = this.linears.get(key);
     if (l) return l;
-    if (names.length === 1) return this.linear(names[0]);
-    const ws = names.map((n) => this.weight(n));
-    const k = ws[0].shape[1];
-    if (ws.some((w) => w.shape[1] !== k)) throw new Error(`fused linear ${key}: input sizes differ`);
-    const n = ws.reduce((s, w) => s + w.shape[0], 0);
+    const single = names.length === 1;
     if (this.opts.precision === 'f32') {
-      const data = new Float32Array(n * k);
-      let off = 0;
-      ws.forEach((w, i) => {
-        data.set(f32Of(names[i], w), off);
-        off += w.shape[0] * k;
-      });
-      l = { kind: 'f32', w: this.g.initializer(`${key}.weight`, 'float32', [n, k], data) };
+      l = { kind: 'f32', w: this.f32Stacked(single ? key : `${key}.weight`, names) };
     } else {
-      const parts = ws.map((w, i) => blockQuantized(names[i], w));
-      const bits = parts[0].bits;
-      if (parts.some((p) => p.bits !== bits)) {
-        throw new Error(`fused linear ${key}: mixed 4- and 8-bit weights`);
-      }
-      const data = new Uint8Array(parts.reduce((s, p) => s + p.bq.data.length, 0));
-      const scales = new Float32Array(parts.reduce((s, p) => s + p.bq.scales.length, 0));
-      let d = 0;
-      let c = 0;
-      for (const p of parts) {
-        data.set(p.bq.data, d);
-        scales.set(p.bq.scales, c);
-        d += p.bq.data.length;
-        c += p.bq.scales.length;
-      }
+      const { data, scales, N, K, bits } = this.nbitsStacked(names);
       l = {
         kind: 'nbits',
-        b: this.g.initializer(`${key}.q`, 'uint8', [n, k / 32, (32 * bits) / 8], data),
-        scales: this.g.initializer(`${key}.scales`, 'float32', [n, k / 32], scales),
-        spec: { K: k, N: n, bits, blockSize: 32, accuracyLevel: this.opts.accuracyLevel },
+        b: this.g.initializerIn(`${key}.q`, 'uint8', [N, K / 32, 4 * bits], data),
+        scales: this.g.initializerIn(`${key}.scales`, 'float32', [N, K / 32], scales),
+        spec: { K, N, bits, blockSize: 32, accuracyLevel: this.opts.accuracyLevel },
       };
     }
     this.linears.set(key, l);
@@ -149,25 +171,34 @@ export class GraphParams {
   /** Whether these weights can share one operand (same storage width after conversion). */
   canFuse(names: string[]): boolean {
     if (this.opts.precision === 'f32') return true;
-    const kinds = new Set(names.map((n) => (this.weight(n).value.type === 'q8_0' ? 8 : 4)));
-    return kinds.size === 1;
+    return new Set(names.map((n) => this.bitsOf(n))).size === 1;
   }
 
   private embedQuantized() {
     if (!this.embedQ) {
-      const w = this.weight(EMBED_NAME);
-      const [V, C] = w.shape;
-      const { bq, bits } = blockQuantized(EMBED_NAME, w);
-      const per = (32 * bits) / 8;
-      // Two initializers over the same bytes: the head's MatMulNBits prepacks its copy (after which ORT
-      // drops it), while the lookup's copy stays file-mapped and only the rows it gathers become
-      // resident. Sharing one initializer would keep all of it resident next to the prepacked head.
+      const [V, C] = this.src.shape(EMBED_NAME);
+      const { data, scales, bits } = this.nbitsStacked([EMBED_NAME]);
+      const rowBytes = (C / 32) * 4 * bits;
+      // The lookup and the head view the same bytes through separate initializers: the head's
+      // MatMulNBits prepacks its copy (after which ORT drops it), while the lookup's stays file-mapped and
+      // only the rows it gathers become resident.
+      const parts = Math.max(1, Math.min(this.opts.headParts ?? 1, Math.floor(V / PART_ROW_MULTIPLE)));
+      const partRows = parts === 1 ? V : Math.ceil(V / parts / PART_ROW_MULTIPLE) * PART_ROW_MULTIPLE;
+      const heads: { b: Value; scales: Value; rows: number }[] = [];
+      for (let r0 = 0, i = 0; r0 < V; r0 += partRows, i++) {
+        const rows = Math.min(partRows, V - r0);
+        const suffix = parts === 1 ? '' : `.part${i}`;
+        heads.push({
+          b: this.g.initializerIn(`${EMBED_NAME}.q${suffix}`, 'uint8', [rows, C / 32, 4 * bits], data, r0 * rowBytes),
+          scales: this.g.initializerIn(`${EMBED_NAME}.scales${suffix}`, 'float32', [rows, C / 32], scales, r0 * (C / 32) * 4),
+          rows,
+        });
+      }
       this.embedQ = {
-        b: this.g.initializer(`${EMBED_NAME}.q`, 'uint8', [V, C / 32, per], bq.data),
-        scales2d: this.g.initializer(`${EMBED_NAME}.scales`, 'float32', [V, C / 32], bq.scales),
-        lookup: this.g.initializer(`${EMBED_NAME}.lookup`, 'uint8', [V, C / 32, per], bq.data),
+        heads,
+        lookup: this.g.initializerIn(`${EMBED_NAME}.lookup`, 'uint8', [V, C / 32, 4 * bits], data),
         // GatherBlockQuantized wants scales of the data's rank.
-        scales3d: this.g.initializer(`${EMBED_NAME}.scales3d`, 'float32', [V, C / 32, 1], bq.scales),
+        scales3d: this.g.initializerIn(`${EMBED_NAME}.scales3d`, 'float32', [V, C / 32, 1], scales),
         bits,
       };
     }
@@ -194,8 +225,10 @@ export class GraphParams {
       return op.fusedMatMul(this.g, h, this.norm(EMBED_NAME), { transB: true });
     }
     const e = this.embedQuantized();
-    const { hidden: C, vocabSize: V } = this.config;
-    return op.matMulNBits(this.g, h, e.b, e.scales2d, { K: C, N: V, bits: e.bits, blockSize: 32, accuracyLevel: this.opts.headAccuracyLevel ?? this.opts.accuracyLevel });
+    const { hidden: C } = this.config;
+    const level = this.opts.headAccuracyLevel ?? this.opts.accuracyLevel;
+    const parts = e.heads.map((p) => op.matMulNBits(this.g, h, p.b, p.scales, { K: C, N: p.rows, bits: e.bits, blockSize: 32, accuracyLevel: level }));
+    return parts.length === 1 ? parts[0] : op.concat(this.g, parts, -1);
   }
 }
 

@@ -69,48 +69,78 @@ function transposedQ4(w: Weight): { data: Uint8Array; scales: Float32Array; K: n
   return { data: bq.data, scales: bq.scales, K: N, N: K };
 }
 
-/**
- * dy·W for a MatMulNBits node (y = x·Wᵀ, W [N, K]) with W dequantised in the graph from the node's own
- * 4-bit operands: B uint8 [N, K/32, 16] holds element 2j in the low and 2j+1 in the high nibble of
- * byte j, and w = (q − 8)·scale per block of 32 (8-bit, e.g. a Q8_0 embedding: one byte, w = (q − 128)·scale). Rows are taken CHUNK at a time, so the 262k-row LM
- * head never exists as one float32 matrix (that would be 670 MB on the 270M).
- */
-const DEQUANT_ROWS = 16384;
-function dequantBackward(g: Graph, node: NodeRecord, dy: Value): Value {
+/** A MatMulNBits node's weight operands: B uint8 [N, K/32, 32·bits/8], scales [N, K/32]. */
+interface NBitsWeight { b: Value; scales: Value; N: number; K: number; bits: number }
+
+function nbitsWeight(node: NodeRecord): NBitsWeight {
   const [, b, scales] = node.inputs as Value[];
   const int = (k: string) => { const a = node.attrs[k]; return a?.kind === 'int' ? a.value : NaN; };
-  const N = int('N'), K = int('K');
   const bits = int('bits');
   if ((bits !== 4 && bits !== 8) || int('block_size') !== 32) throw new Error(`train graph: ${bits}-bit weights with block ${int('block_size')} cannot be dequantised`);
-  const blocks = K / 32;
-  // The dequantisation reads only initializers, so ORT would constant-fold it at session creation
-  // (every weight in float32: GBs) or run it first and keep it alive. Slicing from a start that depends
-  // on dy ties each chunk to the backward: made just before its MatMul, freed right after.
-  const dyRows = op.gather(g, shapeOfValue(g, dy), g.constI64([0]), 0);
-  const zero = op.mul(g, dyRows, g.constI64([0]));
+  return { b, scales, N: int('N'), K: int('K'), bits };
+}
+
+/**
+ * Rows r0 … r0+n of a MatMulNBits weight as float32 [n, K], unpacked in the graph from the forward's own
+ * bytes: element 2j in the low and 2j+1 in the high nibble of byte j, w = (q − 8)·scale per block of 32
+ * (8-bit, e.g. a Q8_0 embedding: one byte, w = (q − 128)·scale). The weights are initializers, so ORT
+ * would constant-fold this at session creation (every weight in float32: GBs) or run it first and keep
+ * it alive; a slice start that depends on `dep` (the incoming gradient) ties each chunk to its use.
+ */
+function dequantRows(g: Graph, w: NBitsWeight, r0: number, n: number, dep: Value): Value {
+  const blocks = w.K / 32;
+  const zero = op.mul(g, op.gather(g, shapeOfValue(g, dep), g.constI64([0]), 0), g.constI64([0]));
+  const start = op.add(g, zero, g.constI64([r0]));
+  const end = op.add(g, zero, g.constI64([r0 + n]));
+  const axis0 = g.constI64([0]);
+  const bc = g.node('Slice', [w.b, start, end, axis0], [{ dtype: 'uint8', shape: [n, blocks, (32 * w.bits) / 8] }])[0];
+  const sc = g.node('Slice', [w.scales, start, end, axis0], [{ dtype: 'float32', shape: [n, blocks] }])[0];
+  let q = bc;
+  if (w.bits === 4) {
+    const low = g.node('BitwiseAnd', [bc, u8const(g, 15)], [{ dtype: 'uint8', shape: [n, blocks, 16] }])[0];
+    const high = g.node('BitShift', [bc, u8const(g, 4)], [{ dtype: 'uint8', shape: [n, blocks, 16] }], { direction: attr.string('RIGHT') })[0];
+    const unsq = (v: Value) => g.node('Unsqueeze', [v, g.constI64([-1])], [{ dtype: 'uint8', shape: [n, blocks, 16, 1] }])[0];
+    q = op.reshape(g, op.concat(g, [unsq(low), unsq(high)], -1), [n, blocks, 32]);
+  }
+  const s3 = g.node('Unsqueeze', [sc, g.constI64([-1])], [{ dtype: 'float32', shape: [n, blocks, 1] }])[0];
+  return op.reshape(g, op.mul(g, op.sub(g, op.cast(g, q, 'float32'), g.constF32(w.bits === 4 ? 8 : 128)), s3), [n, w.K]);
+}
+
+/** Weight rows are dequantised this many at a time: the 262k-row head never exists whole in float32 (670 MB). */
+const DEQUANT_ROWS = 16384;
+
+/** dy·W for a MatMulNBits node (y = x·Wᵀ), W dequantised chunk by chunk: exact, no extra memory. */
+function dequantBackward(g: Graph, node: NodeRecord, dy: Value): Value {
+  const w = nbitsWeight(node);
   let acc: Value | null = null;
-  for (let r0 = 0; r0 < N; r0 += DEQUANT_ROWS) {
-    const n = Math.min(DEQUANT_ROWS, N - r0);
-    const start = op.add(g, zero, g.constI64([r0]));
-    const end = op.add(g, zero, g.constI64([r0 + n]));
-    const axis0 = g.constI64([0]);
-    const bc = g.node('Slice', [b, start, end, axis0], [{ dtype: 'uint8', shape: [n, blocks, b.shape?.[2] ?? 16] }])[0];
-    const sc = g.node('Slice', [scales, start, end, axis0], [{ dtype: 'float32', shape: [n, blocks] }])[0];
-    const whole = n === N;
-    let q = bc; // 8-bit: one byte per weight, zero point 128
-    if (bits === 4) {
-      const low = g.node('BitwiseAnd', [bc, u8const(g, 15)], [{ dtype: 'uint8', shape: [n, blocks, 16] }])[0];
-      const high = g.node('BitShift', [bc, u8const(g, 4)], [{ dtype: 'uint8', shape: [n, blocks, 16] }], { direction: attr.string('RIGHT') })[0];
-      const unsq = (v: Value) => g.node('Unsqueeze', [v, g.constI64([-1])], [{ dtype: 'uint8', shape: [n, blocks, 16, 1] }])[0];
-      q = op.reshape(g, op.concat(g, [unsq(low), unsq(high)], -1), [n, blocks, 32]);
-    }
-    const s3 = g.node('Unsqueeze', [sc, g.constI64([-1])], [{ dtype: 'float32', shape: [n, blocks, 1] }])[0];
-    const w = op.reshape(g, op.mul(g, op.sub(g, op.cast(g, q, 'float32'), g.constF32(bits === 4 ? 8 : 128)), s3), [n, K]);
-    const dyc = whole ? dy : op.slice(g, dy, [r0], [r0 + n], [-1], dy.shape ? [...dy.shape.slice(0, -1), n] : null);
-    const part = op.matmul(g, dyc, w);
+  for (let r0 = 0; r0 < w.N; r0 += DEQUANT_ROWS) {
+    const n = Math.min(DEQUANT_ROWS, w.N - r0);
+    const dyc = n === w.N ? dy : op.slice(g, dy, [r0], [r0 + n], [-1], dy.shape ? [...dy.shape.slice(0, -1), n] : null);
+    const part = op.matmul(g, dyc, dequantRows(g, w, r0, n, dyc));
     acc = acc ? op.add(g, acc, part) : part;
   }
   return acc!;
+}
+
+/**
+ * The LM head's backward fused with the cross-entropy's, chunked over the vocabulary so that no
+ * [P, V] gradient exists (each [P, V] float32 tensor is 168 MB for 160 labels of the 262k vocabulary):
+ *   forward:  logits = h·Eᵀ, loss = Σ_p logsumexp(logits_p) − logits_p[label_p]
+ *   backward: dh = softmax(logits)·E − E[label] = Σ_chunks exp(logits_c − lse)·E_c − E[label]
+ */
+function headBackward(g: Graph, head: NodeRecord, logits: Value, lse: Value, labelRows: Value, V: number): Value {
+  let acc: Value | null = null;
+  const nbits = head.domain === 'com.microsoft' && head.op === 'MatMulNBits' ? nbitsWeight(head) : null;
+  const E = nbits ? null : head.inputs[1]!; // f32: FusedMatMul(h, E, transB)
+  for (let c0 = 0; c0 < V; c0 += DEQUANT_ROWS) {
+    const n = Math.min(DEQUANT_ROWS, V - c0);
+    const lc = n === V ? logits : op.slice(g, logits, [c0], [c0 + n], [-1], ['P', n]);
+    const sm = op.exp(g, op.sub(g, lc, lse));
+    const Ec = nbits ? dequantRows(g, nbits, c0, n, sm) : n === V ? E! : op.slice(g, E!, [c0], [c0 + n], [0], [n, E!.shape![1]]);
+    const part = op.matmul(g, sm, Ec);
+    acc = acc ? op.add(g, acc, part) : part;
+  }
+  return op.sub(g, acc!, labelRows);
 }
 
 const u8consts = new WeakMap<Graph, Map<number, Value>>();
@@ -167,17 +197,17 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
 
   // Final norm and the LM head only at label positions: the 262k-wide head dominates otherwise.
   const rows = op.gather(g, op.reshape(g, x, ['BT', C]), labelPos, 0); // [P, C]
-  let logits = p.head(op.rmsNorm(g, rows, p.norm(FINAL_NORM_NAME), cfg.rmsNormEps)); // [P, V]
+  const fin = op.rmsNorm(g, rows, p.norm(FINAL_NORM_NAME), cfg.rmsNormEps);
+  const headOut = p.head(fin); // [P, V]
+  let logits = headOut;
   if (cfg.finalLogitSoftcap !== null) {
     const cap = g.constF32(cfg.finalLogitSoftcap);
     logits = op.mul(g, op.tanh(g, op.div(g, logits, cap)), cap);
   }
 
-  // Cross-entropy, forward beside backward, with as few [P, V] tensors as possible (each is 168 MB for
-  // 160 label tokens of the 262k vocabulary):
-  //   forward:  loss_sum = Σ_p (logsumexp(logits_p) − logits_p[label_p])
-  //   backward: dlogits = softmax(logits) − onehot(label); grad_scale is applied to the small LoRA
-  //             gradients at the end instead (the backward is linear in its seed).
+  // Cross-entropy: loss_sum = Σ_p (logsumexp(logits_p) − logits_p[label_p]); its backward is fused
+  // with the head's below. grad_scale is applied to the small LoRA gradients at the end (the backward
+  // is linear in its seed).
   const tgt = g.node('Unsqueeze', [labelIds, g.constI64([-1])], [{ dtype: 'int64', shape: ['P', 1] }])[0];
   const lse = g.node('ReduceLogSumExp', [logits, g.constI64([-1])], [{ dtype: 'float32', shape: ['P', 1] }], { keepdims: attr.int(1) })[0];
   const picked = g.node('GatherElements', [logits, tgt], [{ dtype: 'float32', shape: ['P', 1] }], { axis: attr.int(1) })[0];
@@ -187,11 +217,21 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
   const argmax = g.node('ArgMax', [logits], [{ dtype: 'int64', shape: ['P'] }], { axis: attr.int(-1), keepdims: attr.int(0), select_last_index: attr.int(0) })[0];
   const eq = g.node('Equal', [argmax, labelIds], [{ dtype: 'bool', shape: ['P'] }])[0];
   g.output(op.cast(g, eq, 'float32'), 'label_hit');
-  const minusOne = g.node('Expand', [g.constF32([-1]), g.node('Shape', [tgt], [{ dtype: 'int64', shape: [2] }])[0]], [{ dtype: 'float32', shape: ['P', 1] }])[0];
-  const dlogits = g.node('ScatterElements', [op.softmax(g, logits, -1), tgt, minusOne], [{ dtype: 'float32', shape: ['P', V] }], { axis: attr.int(1), reduction: attr.string('add') })[0];
+
+  const how = opts.backward ?? { layers: 'dequant', head: 'dequant' };
+  let seed: [Value, Value];
+  if (cfg.finalLogitSoftcap === null && how.head === 'dequant') {
+    const headNode = g.nodes.find((nd) => nd.outputs[0] === headOut)!;
+    // E[label] = embed(label)/√C: the embedding lookup scales by √C (rounded to float32, exactly invertible here up to 1 ulp).
+    const labelRows = op.div(g, p.embed(labelIds), g.constF32(Math.fround(Math.sqrt(C))));
+    seed = [fin, headBackward(g, headNode, logits, lse, labelRows, V)];
+  } else {
+    // dlogits = softmax(logits) − onehot(label), through the softcap's tanh by autodiff.
+    const minusOne = g.node('Expand', [g.constF32([-1]), g.node('Shape', [tgt], [{ dtype: 'int64', shape: [2] }])[0]], [{ dtype: 'float32', shape: ['P', 1] }])[0];
+    seed = [logits, g.node('ScatterElements', [op.softmax(g, logits, -1), tgt, minusOne], [{ dtype: 'float32', shape: ['P', V] }], { axis: attr.int(1), reduction: attr.string('add') })[0]];
+  }
 
   const transposed = new Map<string, { b: Value; scales: Value; K: number; N: number }>();
-  const how = opts.backward ?? { layers: 'dequant', head: 'dequant' };
   const matMulNBitsBackward = (gg: Graph, node: NodeRecord, dy: Value): Value => {
     const bName = node.inputs[1]!.name;
     const wName = bName.endsWith('.q') ? bName.slice(0, -2) : bName;
@@ -210,7 +250,7 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
     }
     return op.matMulNBits(gg, dy, tq.b, tq.scales, { K: tq.K, N: tq.N, bits: 4, blockSize: 32, accuracyLevel: opts.accuracyLevel });
   };
-  const grads = gradients(g, [[logits, dlogits]], params.flatMap((q) => [q.a, q.b]), { matMulNBitsBackward });
+  const grads = gradients(g, [seed], params.flatMap((q) => [q.a, q.b]), { matMulNBitsBackward });
   params.forEach((q, k) => {
     const n = trainLoraNames(q.layer, q.target);
     g.output(op.mul(g, grads[2 * k], gradScale), n.gradA);

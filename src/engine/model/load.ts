@@ -22,6 +22,7 @@ import {
 import { readSafetensorsHeader, SafetensorsError, type SafetensorsFile } from './safetensors';
 import type { TokenizerSource } from './tokenizerSource';
 import { EMBED_NAME, expectedShapes, isNormWeight, type ModelWeights, type Weight } from './weights';
+import type { WeightSource } from './weightSource';
 
 export type Precision = 'q4' | 'f32';
 
@@ -57,19 +58,66 @@ interface TensorSource {
 
 const CHUNK_BYTES = 4 << 20;
 
+/** A model file opened for reading its weights on demand (openWeights). */
+export interface OpenedWeights {
+  source: WeightSource;
+  tokenizerSource: TokenizerSource | null;
+  format: 'gguf' | 'safetensors';
+}
+
+/** One model file's tensors, checked against the config, not yet read. */
+interface Located {
+  where: string;
+  config: GemmaConfig;
+  sources: Map<string, TensorSource>;
+  tokenizerSource: TokenizerSource | null;
+  format: 'gguf' | 'safetensors';
+}
+
 /** Loads a model from a .gguf file or a Hugging Face folder. */
 export function loadModel(modelPath: string, opts: LoadOptions): LoadedModel {
+  const m = locate(modelPath);
+  return { weights: convertAll(m.where, m.config, m.sources, opts), tokenizerSource: m.tokenizerSource, format: m.format };
+}
+
+/**
+ * Opens a model like loadModel (same checks, same errors, same converted values) but reads each weight
+ * only when asked, a few rows at a time: the runtime streams weights into its own storage without the
+ * whole model ever being held in memory.
+ */
+export function openWeights(modelPath: string, opts: LoadOptions): OpenedWeights {
+  const m = locate(modelPath);
+  const expected = checkSources(m.where, m.config, m.sources);
+  const source = (name: string): TensorSource => {
+    const s = m.sources.get(name);
+    if (!s || !expected.has(name)) throw new Error(`model has no weight ${name}`);
+    return s;
+  };
+  const weights: WeightSource = {
+    config: m.config,
+    shape: (name) => [...expected.get(name) ?? source(name).shape],
+    storage: (name) => storageOf(name, source(name), opts),
+    rows: (name, row0, count) => {
+      const s = source(name);
+      if (row0 < 0 || count < 0 || row0 + count > s.rows) throw new Error(`weight ${name}: rows ${row0}+${count} outside 0…${s.rows}`);
+      return convertRows(name, s, opts, row0, count);
+    },
+  };
+  return { source: weights, tokenizerSource: m.tokenizerSource, format: m.format };
+}
+
+function locate(modelPath: string): Located {
   let stat: fs.Stats;
   try {
     stat = fs.statSync(modelPath);
   } catch {
     throw new ModelLoadError(`${modelPath}: no such file or folder`);
   }
-  if (stat.isDirectory()) return loadHfFolder(modelPath, opts);
-  return loadGgufFile(modelPath, opts);
+  if (stat.isDirectory()) return locateHfFolder(modelPath);
+  return locateGgufFile(modelPath);
 }
 
-function loadGgufFile(file: string, opts: LoadOptions): LoadedModel {
+function locateGgufFile(file: string): Located {
   const g = readGguf(file);
   const config = ggufConfig(g);
   const sources = new Map<string, TensorSource>();
@@ -103,12 +151,12 @@ function loadGgufFile(file: string, opts: LoadOptions): LoadedModel {
       throw new GgufError(file, `unexpected tensor ${t.name} [${t.ne}] for gemma3`);
     }
   }
-  return { weights: convertAll(file, config, sources, opts), tokenizerSource: ggufTokenizerSource(g), format: 'gguf' };
+  return { where: file, config, sources, tokenizerSource: ggufTokenizerSource(g), format: 'gguf' };
 }
 
 const ST_DTYPES: Partial<Record<string, TensorDtype>> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
-function loadHfFolder(dir: string, opts: LoadOptions): LoadedModel {
+function locateHfFolder(dir: string): Located {
   const configFile = path.join(dir, 'config.json');
   const config = parseHfConfig(configFile);
   const files = safetensorsFiles(dir);
@@ -149,7 +197,7 @@ function loadHfFolder(dir: string, opts: LoadOptions): LoadedModel {
   }
   const tok = path.join(dir, 'tokenizer.json');
   const tokenizerSource: TokenizerSource | null = fs.existsSync(tok) ? { kind: 'tokenizer.json', path: path.resolve(tok) } : null;
-  return { weights: convertAll(dir, config, sources, opts), tokenizerSource, format: 'safetensors' };
+  return { where: dir, config, sources, tokenizerSource, format: 'safetensors' };
 }
 
 function parseHfConfig(file: string): GemmaConfig {
@@ -200,8 +248,8 @@ function safetensorsFiles(dir: string): string[] {
   throw new ModelLoadError(`${dir}: no model.safetensors or model.safetensors.index.json`);
 }
 
-/** Checks every expected tensor's presence and shape, then converts each to its in-memory form. */
-function convertAll(where: string, config: GemmaConfig, sources: Map<string, TensorSource>, opts: LoadOptions): ModelWeights {
+/** Checks every expected tensor's presence and shape; returns the expected shapes. */
+function checkSources(where: string, config: GemmaConfig, sources: Map<string, TensorSource>): Map<string, number[]> {
   const expected = expectedShapes(config);
   for (const [name, shape] of expected) {
     const s = sources.get(name);
@@ -213,6 +261,12 @@ function convertAll(where: string, config: GemmaConfig, sources: Map<string, Ten
   for (const [name, s] of sources) {
     if (!expected.has(name)) throw new ModelLoadError(`${s.file}: unexpected tensor ${s.label} (layer count or names disagree with the config)`);
   }
+  return expected;
+}
+
+/** Checks the tensors, then converts each to its in-memory form. */
+function convertAll(where: string, config: GemmaConfig, sources: Map<string, TensorSource>, opts: LoadOptions): ModelWeights {
+  const expected = checkSources(where, config, sources);
   const weights = new Map<string, Weight>();
   for (const [name, shape] of expected) {
     const s = sources.get(name)!;
@@ -222,20 +276,32 @@ function convertAll(where: string, config: GemmaConfig, sources: Map<string, Ten
 }
 
 function convertOne(name: string, s: TensorSource, opts: LoadOptions): Weight['value'] {
-  if (isNormWeight(name)) {
-    const data = toF32(s);
-    if (!s.normHasOne) for (let i = 0; i < data.length; i++) data[i] = 1 + data[i];
-    return { type: 'f32', data };
-  }
-  if (opts.precision === 'f32') return { type: 'f32', data: toF32(s) };
-  if (s.dtype === 'q4_0') return { type: 'q4_0', data: readAll(s) };
-  if (s.dtype === 'q8_0' && (name === EMBED_NAME || opts.q8Linear === 'keep')) return { type: 'q8_0', data: readAll(s) };
-  return { type: 'q4_0', data: toQ4_0(s) };
+  return convertRows(name, s, opts, 0, s.rows);
 }
 
-function readAll(s: TensorSource): Uint8Array {
-  const out = new Uint8Array(s.rows * s.rowBytes);
-  s.read(0, s.rows, out, 0);
+/** The in-memory form a tensor takes under these options. */
+function storageOf(name: string, s: TensorSource, opts: LoadOptions): Weight['value']['type'] {
+  if (isNormWeight(name) || opts.precision === 'f32') return 'f32';
+  if (s.dtype === 'q4_0') return 'q4_0';
+  if (s.dtype === 'q8_0' && (name === EMBED_NAME || opts.q8Linear === 'keep')) return 'q8_0';
+  return 'q4_0';
+}
+
+/** Rows [row0, row0+count) of a tensor in its in-memory form (each row converts on its own, so any range gives the same bytes). */
+function convertRows(name: string, s: TensorSource, opts: LoadOptions, row0: number, count: number): Weight['value'] {
+  const storage = storageOf(name, s, opts);
+  if (storage === 'f32') {
+    const data = toF32(s, row0, count);
+    if (isNormWeight(name) && !s.normHasOne) for (let i = 0; i < data.length; i++) data[i] = 1 + data[i];
+    return { type: 'f32', data };
+  }
+  if (storage === s.dtype) return { type: storage, data: readRows(s, row0, count) } as Weight['value'];
+  return { type: 'q4_0', data: toQ4_0(s, row0, count) };
+}
+
+function readRows(s: TensorSource, row0: number, count: number): Uint8Array {
+  const out = new Uint8Array(count * s.rowBytes);
+  s.read(row0, count, out, 0);
   return out;
 }
 
@@ -250,33 +316,33 @@ function decode(dtype: TensorDtype, bytes: Uint8Array, n: number, out: Float32Ar
   }
 }
 
-/** Visits the tensor in row chunks of about CHUNK_BYTES, each read into a reused buffer. */
-function forEachChunk(s: TensorSource, visit: (rowStart: number, rowCount: number, bytes: Uint8Array) => void): void {
+/** Visits rows [row0, row0+count) in chunks of about CHUNK_BYTES, each read into a reused buffer; rowStart is relative to row0. */
+function forEachChunk(s: TensorSource, row0: number, count: number, visit: (rowStart: number, rowCount: number, bytes: Uint8Array) => void): void {
   const per = Math.max(1, Math.floor(CHUNK_BYTES / Math.max(1, s.rowBytes)));
-  const buf = new Uint8Array(Math.min(per, s.rows) * s.rowBytes);
-  for (let r = 0; r < s.rows; r += per) {
-    const n = Math.min(per, s.rows - r);
-    s.read(r, n, buf, 0);
+  const buf = new Uint8Array(Math.min(per, count) * s.rowBytes);
+  for (let r = 0; r < count; r += per) {
+    const n = Math.min(per, count - r);
+    s.read(row0 + r, n, buf, 0);
     visit(r, n, buf.subarray(0, n * s.rowBytes));
   }
 }
 
-function toF32(s: TensorSource): Float32Array {
+function toF32(s: TensorSource, row0: number, count: number): Float32Array {
   const rowLen = s.shape.length ? s.shape[s.shape.length - 1] : 1;
-  const out = new Float32Array(s.rows * rowLen);
-  forEachChunk(s, (r, n, bytes) => decode(s.dtype, bytes, n * rowLen, out, r * rowLen));
+  const out = new Float32Array(count * rowLen);
+  forEachChunk(s, row0, count, (r, n, bytes) => decode(s.dtype, bytes, n * rowLen, out, r * rowLen));
   return out;
 }
 
-function toQ4_0(s: TensorSource): Uint8Array {
+function toQ4_0(s: TensorSource, row0: number, count: number): Uint8Array {
   const rowLen = s.shape[s.shape.length - 1];
   if (rowLen % QK !== 0) {
     throw new ModelLoadError(`${s.file}: tensor ${s.label} has rows of ${rowLen} values, not a multiple of ${QK}, so it cannot be held as Q4_0; load it with precision f32`);
   }
   const q4Row = (rowLen / QK) * Q4_0_BLOCK_BYTES;
-  const out = new Uint8Array(s.rows * q4Row);
+  const out = new Uint8Array(count * q4Row);
   let scratch = new Float32Array(0);
-  forEachChunk(s, (r, n, bytes) => {
+  forEachChunk(s, row0, count, (r, n, bytes) => {
     if (scratch.length !== n * rowLen) scratch = new Float32Array(n * rowLen);
     decode(s.dtype, bytes, n * rowLen, scratch, 0);
     quantizeQ4_0(scratch, out, r * q4Row);

@@ -62,9 +62,44 @@ function bytesPer(dtype: DType): number {
   return dtype === 'float32' || dtype === 'int32' ? 4 : dtype === 'int64' ? 8 : dtype === 'float16' ? 2 : 1;
 }
 
-/** Receives a large initializer's bytes as soon as it is created and says where they now live. */
+/** A reserved byte range of an external data file, filled in order by `write`. */
+export interface SinkRegion {
+  location: string;
+  offset: number;
+  /** Appends the next bytes of the range. */
+  write(bytes: Uint8Array): void;
+}
+
+/** Receives large initializers' bytes as they are produced and says where they now live. */
 export interface InitializerSink {
-  write(bytes: Uint8Array): { location: string; offset: number };
+  /** Reserves `byteLength` bytes at an offset ORT can map (page-aligned). */
+  reserve(byteLength: number): SinkRegion;
+}
+
+/**
+ * Bytes that several initializers may view (e.g. one weight read by two ops), written once, in order,
+ * a chunk at a time: to the sink when the graph streams, else into one in-memory buffer.
+ */
+export interface Blob {
+  readonly byteLength: number;
+  /** Appends the next bytes. */
+  write(bytes: Uint8Array): void;
+}
+
+class BlobImpl implements Blob {
+  written = 0;
+  readonly data: Uint8Array | null;
+
+  constructor(readonly byteLength: number, readonly region: SinkRegion | null) {
+    this.data = region ? null : new Uint8Array(byteLength);
+  }
+
+  write(bytes: Uint8Array): void {
+    if (this.written + bytes.byteLength > this.byteLength) throw new Error(`blob of ${this.byteLength} bytes: write past its end`);
+    if (this.region) this.region.write(bytes);
+    else this.data!.set(bytes, this.written);
+    this.written += bytes.byteLength;
+  }
 }
 
 type TypedData = Float32Array | Int32Array | Uint8Array | Int8Array | BigInt64Array | Uint16Array;
@@ -86,6 +121,7 @@ export class Graph {
   readonly inputs: Value[] = [];
   readonly outputs: Value[] = [];
   private readonly initializers: { value: Value; dims: number[]; data: Uint8Array | null; external?: { location: string; offset: number } }[] = [];
+  private readonly blobs: BlobImpl[] = [];
   private sink: InitializerSink | null = null;
   private readonly used = new Set<string>();
   private readonly constCache = new Map<string, Value>();
@@ -162,9 +198,33 @@ export class Graph {
     }
     const v: Value = { name, dtype, shape: dims };
     if (this.sink && bytes.byteLength > INLINE_LIMIT) {
-      this.initializers.push({ value: v, dims, data: null, external: this.sink.write(bytes) });
+      const region = this.sink.reserve(bytes.byteLength);
+      region.write(bytes);
+      this.initializers.push({ value: v, dims, data: null, external: { location: region.location, offset: region.offset } });
     } else {
       this.initializers.push({ value: v, dims, data: bytes });
+    }
+    return v;
+  }
+
+  /** Reserves `byteLength` bytes for initializers to view (initializerIn); fill them with blob.write. */
+  blob(byteLength: number): Blob {
+    const b = new BlobImpl(byteLength, this.sink && byteLength > INLINE_LIMIT ? this.sink.reserve(byteLength) : null);
+    this.blobs.push(b);
+    return b;
+  }
+
+  /** An initializer over bytes [byteOffset, byteOffset + size) of a blob; several may view the same bytes. */
+  initializerIn(name: string, dtype: DType, dims: number[], blob: Blob, byteOffset = 0): Value {
+    const b = blob as BlobImpl;
+    if (!this.blobs.includes(b)) throw new Error(`initializer ${name}: the blob belongs to another graph`);
+    const len = dims.reduce((a, c) => a * c, 1) * bytesPer(dtype);
+    if (byteOffset < 0 || byteOffset + len > b.byteLength) throw new Error(`initializer ${name}: bytes ${byteOffset}+${len} outside a blob of ${b.byteLength}`);
+    const v: Value = { name: this.claim(name), dtype, shape: dims };
+    if (b.region) {
+      this.initializers.push({ value: v, dims, data: null, external: { location: b.region.location, offset: b.region.offset + byteOffset } });
+    } else {
+      this.initializers.push({ value: v, dims, data: b.data!.subarray(byteOffset, byteOffset + len) });
     }
     return v;
   }
@@ -207,6 +267,8 @@ export class Graph {
    * offsets (so ORT can map them), which the caller writes next to the model.
    */
   build(file?: { name: string; align: number }): BuiltModel {
+    const unfinished = this.blobs.find((b) => b.written !== b.byteLength);
+    if (unfinished) throw new Error(`graph ${this.name}: a blob has ${unfinished.written} of its ${unfinished.byteLength} bytes written`);
     const externalData: ExternalBuffer[] = [];
     let offset = 0;
     const inits: TensorMsg[] = this.initializers.map(({ value, dims, data, external }, i) => {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { BuiltModel, Graph, InitializerSink } from './graph';
+import type { BuiltModel, Graph, InitializerSink, SinkRegion } from './graph';
 
 export type OptLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
@@ -44,12 +44,21 @@ export class ExternalDataFile implements InitializerSink {
   private readonly fd = fs.openSync(path.join(this.dir, WEIGHTS_FILE), 'w');
   private offset = 0;
 
-  write(bytes: Uint8Array): { location: string; offset: number } {
+  reserve(byteLength: number): SinkRegion {
     const at = Math.ceil(this.offset / 4096) * 4096;
-    let done = 0;
-    while (done < bytes.byteLength) done += fs.writeSync(this.fd, bytes, done, bytes.byteLength - done, at + done);
-    this.offset = at + bytes.byteLength;
-    return { location: WEIGHTS_FILE, offset: at };
+    this.offset = at + byteLength;
+    let pos = at;
+    const end = at + byteLength;
+    return {
+      location: WEIGHTS_FILE,
+      offset: at,
+      write: (bytes: Uint8Array) => {
+        if (pos + bytes.byteLength > end) throw new Error(`external data: write past the ${byteLength} bytes reserved at ${at}`);
+        let done = 0;
+        while (done < bytes.byteLength) done += fs.writeSync(this.fd, bytes, done, bytes.byteLength - done, pos + done);
+        pos += bytes.byteLength;
+      },
+    };
   }
 
   /** Writes the model next to the data and opens a session on it; the files are removed afterwards. */

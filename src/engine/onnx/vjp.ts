@@ -176,10 +176,20 @@ const matMulNBitsVjp: Vjp = (g, n, dOuts, needs, ctx) => {
 const identityVjp: Vjp = (_g, _n, dOuts) => [dOut(dOuts)];
 
 // forward: y = reshape(x, s)                → dx = reshape(dy, shape(x))
+// x's shape is written from its known (symbolic) dims when they determine it, because Shape(x) at
+// backward time would keep every reshaped activation alive from the forward to the backward.
 const reshapeVjp: Vjp = (g, n, dOuts) => {
-  const x = n.inputs[0]!;
-  return [node1(g, 'Reshape', [dOut(dOuts), shapeOf(g, x)], 'float32', x.shape), null];
+  const x = n.inputs[0]!, dy = dOut(dOuts);
+  if (staticTarget(dy.shape, x.shape)) return [op.reshape(g, dy, x.shape as Dim[]), null];
+  return [node1(g, 'Reshape', [dy, shapeOf(g, x)], 'float32', x.shape), null];
 };
+
+// True when op.reshape can express `to` from `from` alone: numbers, names equal at the same index,
+// and at most one other name (inferred as -1).
+function staticTarget(from: readonly Dim[] | null, to: readonly Dim[] | null): boolean {
+  if (!from || !to) return false;
+  return to.filter((d, i) => typeof d === 'string' && from[i] !== d).length <= 1;
+}
 
 // forward: y = transpose(x, perm)           → dx = transpose(dy, perm⁻¹)
 const transposeVjp: Vjp = (g, n, dOuts) => {

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Mocha from 'mocha';
 
-const TEST_FILES = ['extension.test.js'];
+const TEST_FILES = ['extension.test.js', 'model.test.js'];
 
 interface Result {
   title: string;

@@ -15,7 +15,7 @@ const rss = (what: string) => console.log(what, 'rss MB', (process.memoryUsage()
   const cfg = mw.config;
   rss('loaded');
   const file = new ExternalDataFile();
-  const g = trainGraph(mw, { precision: 'q4', accuracyLevel: 4, rank: 16, alpha: 32, targets: ALL_TARGETS }, file);
+  const g = trainGraph(mw, { precision: 'q4', accuracyLevel: 4, rank: 16, alpha: 32, targets: ALL_TARGETS, recompute: process.argv[4] !== 'norecompute' }, file);
   mw = null;
   rss('graph built');
   const built = g.build();

@@ -12,6 +12,7 @@ import { argmax, Rng } from '../../engine/generate/sampling';
 import { classify } from '../../engine/generate/labelScoring';
 import type { OpenModel } from '../../engine/generate/openModel';
 import { MODEL_FLAGS, openFromFlags } from './modelFlags';
+import { runTrainBench } from './benchTrain';
 
 /** What every section can read: the open model and the parsed flags. */
 interface BenchContext {
@@ -100,11 +101,12 @@ const sections: BenchSection[] = [prefill, decode, classifyLatency];
 
 export const benchCommand: CliCommand = {
   name: 'bench',
-  usage: 'gemma-tune bench --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads N] [--precision q4|f32] [--json]',
+  usage: 'gemma-tune bench --model PATH [--train] [--prompt-tokens N] [--gen-tokens N] [--threads N] [--precision q4|f32] [--json]',
   summary: 'Print load time, prefill and decode tokens/s, classify latency and peak RSS (--json: one object).',
   async run(argv) {
-    const flags = parseFlags(argv, { values: [...MODEL_FLAGS, 'prompt-tokens', 'gen-tokens'], booleans: ['json'] });
+    const flags = parseFlags(argv, { values: [...MODEL_FLAGS, 'prompt-tokens', 'gen-tokens'], booleans: ['json', 'train'] });
     const json = flags.booleans.has('json');
+    if (flags.booleans.has('train')) return runTrainBench(flags, json);
     const { model } = await openFromFlags(flags, false);
     const values: Record<string, number> = { load_s: model.loadSeconds };
     const lines = [`load: ${model.loadSeconds.toFixed(2)} s (${model.format}, ${model.runtime.precision})`];

@@ -19,6 +19,7 @@
 import { Graph, type BuiltModel, type InitializerSink, type Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
 import type { ModelWeights } from '../model/weights';
+import type { WeightSource } from '../model/weightSource';
 import { FINAL_NORM_NAME } from '../model/weights';
 import type { LayerType } from '../model/config';
 import { targetShape, type LoraTarget } from '../train/lora';
@@ -55,7 +56,7 @@ export function buildInferenceGraph(mw: ModelWeights, opts: InferenceGraphOption
 }
 
 /** The inference graph for a model; with a sink, each converted weight goes to it as soon as it exists. */
-export function inferenceGraph(mw: ModelWeights, opts: InferenceGraphOptions, sink?: InitializerSink): Graph {
+export function inferenceGraph(mw: ModelWeights | WeightSource, opts: InferenceGraphOptions, sink?: InitializerSink): Graph {
   const cfg = mw.config;
   const { headDim: D, kvHeads: Hkv } = cfg;
   const g = new Graph('gemma3_infer');

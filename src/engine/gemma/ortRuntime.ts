@@ -6,6 +6,7 @@
 import type * as ortTypes from 'onnxruntime-node';
 import type { GemmaConfig, LayerType } from '../model/config';
 import type { ModelWeights } from '../model/weights';
+import type { WeightSource } from '../model/weightSource';
 import { targetFromModuleName, targetShape, type LoraTarget } from '../train/lora';
 import { ExternalDataFile, f32Tensor, ort, type OptLevel } from '../onnx/session';
 import { inferenceGraph, loraGroupShape, loraInputNames } from './inferenceGraph';
@@ -22,21 +23,30 @@ const MAX_CHUNK = 512;
 
 export class AdapterShapeError extends Error {}
 
-/** Builds the graph, creates the session, and returns a runtime; `mw` may be dropped afterwards. */
-export async function createGemmaRuntime(mw: ModelWeights,
-  opts: RuntimeOptions & { optimization?: OptLevel; spinning?: boolean; headAccuracyLevel?: 0 | 4 }): Promise<GemmaRuntime> {
+/** The LM head runs as this many MatMulNBits over vocabulary slices (see ParamsOptions.headParts). */
+const HEAD_PARTS = 8;
+
+/**
+ * Builds the graph, creates the session, and returns a runtime; `weights` may be dropped afterwards. A
+ * WeightSource (load.ts's openWeights) is read a few rows at a time, so the model is never whole in JS.
+ */
+export async function createGemmaRuntime(weights: ModelWeights | WeightSource,
+  opts: RuntimeOptions & { optimization?: OptLevel; spinning?: boolean; headAccuracyLevel?: 0 | 4; headParts?: number }): Promise<GemmaRuntime> {
   const accuracyLevel = opts.accuracyLevel ?? 4;
+  const config = weights.config;
   // Weights go to a temporary file as they are converted; ORT maps it, so no second copy is held.
   const file = new ExternalDataFile();
   let graph;
   try {
-    graph = inferenceGraph(mw, { precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel, lora: true }, file);
+    graph = inferenceGraph(weights, {
+      precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel, headParts: opts.headParts ?? HEAD_PARTS, lora: true,
+    }, file);
   } catch (e) {
     file.remove();
     throw e;
   }
   const session = await file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'basic', spinning: opts.spinning });
-  return new OrtGemmaRuntime(mw.config, opts.precision, session);
+  return new OrtGemmaRuntime(config, opts.precision, session);
 }
 
 class OrtGemmaRuntime implements GemmaRuntime {

@@ -4,7 +4,7 @@
 import { createGemmaRuntime } from '../gemma/ortRuntime';
 import type { GemmaRuntime, Precision } from '../gemma/runtime';
 import { encodeChatPrompt, type ChatMessage } from '../model/chatTemplate';
-import { loadModel } from '../model/load';
+import { openWeights } from '../model/load';
 import { createTokenizer, type Tokenizer } from '../model/tokenizer';
 import { readPeftParams } from '../train/peftParams';
 import { toRuntimeAdapter } from '../train/lora';
@@ -30,11 +30,11 @@ export interface OpenOptions {
 /** Loads a .gguf file or HF folder and builds its runtime and tokenizer. */
 export async function openModel(modelPath: string, o: OpenOptions): Promise<OpenModel> {
   const t0 = performance.now();
-  // The loader's weights are referenced only here: once the session holds its copy they can be collected.
-  const { weights, format, tokenizerSource } = loadModel(modelPath, { precision: o.precision });
-  const config = weights.config;
+  // Weights are read from the file as the runtime converts them: the model is never held whole in JS.
+  const { source, format, tokenizerSource } = openWeights(modelPath, { precision: o.precision });
+  const config = source.config;
   const tokenizer = tokenizerSource ? createTokenizer(tokenizerSource) : null;
-  const runtime = await createGemmaRuntime(weights, { precision: o.precision, threads: o.threads ?? 2 });
+  const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2 });
   return {
     runtime,
     tokenizer,

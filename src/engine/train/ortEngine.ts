@@ -24,6 +24,8 @@ export interface OrtEngineOptions {
   optimization?: OptLevel;
   /** q4 only: how the backward multiplies by the 4-bit weights (see TrainGraphOptions.backward). */
   backward?: TrainGraphOptions['backward'];
+  /** Recompute layer activations in the backward (less memory, one more forward); default on. */
+  recompute?: boolean;
 }
 
 /** Additive causal mask [T, T], with the window on sliding layers (query i sees keys i−W+1 … i). */
@@ -39,7 +41,7 @@ export async function createOrtEngine(mw: ModelWeights, opts: OrtEngineOptions):
   const file = new ExternalDataFile();
   let graph;
   try {
-    graph = trainGraph(mw, { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward }, file);
+    graph = trainGraph(mw, { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true }, file);
   } catch (e) {
     file.remove();
     throw e;

@@ -1,18 +1,20 @@
-// Runtime benchmark on the real 270M shape with Q4_0 weights (random values, same bytes and shapes as
-// Google's QAT GGUF: Q4_0 linears, Q8_0 embedding by default), 2 threads:
+// Runtime benchmark on the real 270M shape with Q4_0 weights, 2 threads, on the path `gemma-tune bench`
+// takes (openWeights → tokenizer → createGemmaRuntime), with the runtime's tuning knobs exposed so that
+// one change can be measured against another in the same run:
 //   load time, time to first token and prefill tok/s for 512 prompt tokens, decode tok/s for 128 tokens
-//   after a 64-token prompt, peak RSS.
-// usage: node --expose-gc --import tsx bench/runtime.ts [--embedding q8_0|q4_0] [--accuracy 0|4] [--threads N]
-//        [--head-accuracy 0|4] [--opt basic|all] [--spin 0|1] [--prompt 512] [--gen 128] [--model FILE]
-// Without --model the weights are random Q4_0/Q8_0 blocks made in memory (load time then covers graph
-// build + session creation, not file reading); with --model FILE a .gguf (e.g. from make-model) is loaded.
+//   after a 64-token prompt, classify latency (100-token input, 4 labels), RSS after each phase and peak.
+// usage: node --import tsx bench/runtime.ts --model FILE.gguf [--accuracy 0|4] [--head-accuracy 0|4]
+//        [--head-parts N] [--arena 0|1] [--threads N] [--opt basic|all] [--spin 0|1] [--prompt 512] [--gen 128]
+//        [--chunk 512] [--session key=value,...] [--repeat N]
+// Make the model with: node dist/cli.js make-model --config 270m --format gguf --dtype q4_0 --seed 1
+//   --out bench/out/270m-q4.gguf   (Q8_0 embedding as in Google's QAT GGUF; --embedding q4_0 for Q4_0)
 
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GEMMA3_270M } from '../src/engine/model/config';
-import { loadModel } from '../src/engine/model/load';
-import { expectedShapes, isNormWeight, EMBED_NAME, type ModelWeights, type Weight } from '../src/engine/model/weights';
-import { f32ToF16 } from '../src/engine/model/quant';
+import { openWeights } from '../src/engine/model/load';
+import { createTokenizer } from '../src/engine/model/tokenizer';
 import { createGemmaRuntime } from '../src/engine/gemma/ortRuntime';
+import { classify } from '../src/engine/generate/labelScoring';
 import type { OptLevel } from '../src/engine/onnx/session';
 
 function flag(name: string, fallback: string): string {
@@ -26,80 +28,99 @@ function argmax(x: Float32Array): number {
   return best;
 }
 
-/** Random 270M-shape weights: Q4_0 linears, Q4_0 or Q8_0 embedding, norms near 1. */
-function randomWeights(embedding: 'q8_0' | 'q4_0'): ModelWeights {
-  let seed = 12345;
-  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
-  const weights = new Map<string, Weight>();
-  for (const [name, shape] of expectedShapes(GEMMA3_270M)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (isNormWeight(name)) {
-      weights.set(name, { shape, value: { type: 'f32', data: Float32Array.from({ length: n }, () => 1 + 0.1 * (rnd() - 0.5)) } });
-      continue;
-    }
-    const q8 = name === EMBED_NAME && embedding === 'q8_0';
-    const per = q8 ? 34 : 18;
-    const data = new Uint8Array((n / 32) * per);
-    for (let i = 0; i < data.length; i++) data[i] = (rnd() * 256) | 0;
-    const d = f32ToF16(q8 ? 0.1 / 64 : 0.02 / 4);
-    for (let b = 0; b < n / 32; b++) {
-      data[b * per] = d & 0xff;
-      data[b * per + 1] = d >> 8;
-    }
-    weights.set(name, { shape, value: q8 ? { type: 'q8_0', data } : { type: 'q4_0', data } });
-  }
-  return { config: GEMMA3_270M, weights };
+/** Current RSS in MB (from /proc, which also counts file-mapped weights). */
+function rssMb(): number {
+  const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : Math.round(process.memoryUsage().rss / 2 ** 20);
+}
+
+function cpuSeconds(since: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1e6;
+}
+
+function ids(n: number, V: number, salt: number): number[] {
+  return Array.from({ length: n }, (_, i) => 1000 + ((i * 7919 + salt * 104729) % (V - 1000)));
 }
 
 async function main(): Promise<void> {
-  const embedding = flag('embedding', 'q8_0') as 'q8_0' | 'q4_0';
+  const file = flag('model', '');
+  if (!file) throw new Error('--model FILE.gguf is required (see the header for how to make one)');
   const accuracyLevel = Number(flag('accuracy', '4')) as 0 | 4;
+  const headAccuracyLevel = Number(flag('head-accuracy', String(accuracyLevel))) as 0 | 4;
+  const headParts = Number(flag('head-parts', '8'));
   const threads = Number(flag('threads', '2'));
+  const memArena = flag('arena', '1') === '1';
   const optimization = flag('opt', 'basic') as OptLevel;
   const spinning = flag('spin', '0') === '1';
-  const headAccuracyLevel = Number(flag('head-accuracy', String(accuracyLevel))) as 0 | 4;
   const promptLen = Number(flag('prompt', '512'));
   const genLen = Number(flag('gen', '128'));
-  const file = flag('model', '');
+  const repeat = Number(flag('repeat', '1'));
+  const maxChunk = Number(flag('chunk', '512'));
+  const sessionEntries = Object.fromEntries(flag('session', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+  const rss: Record<string, number> = {};
 
   const t0 = performance.now();
-  const rt = await (async () => {
-    const weights = file ? loadModel(file, { precision: 'q4' }).weights : randomWeights(embedding);
-    return createGemmaRuntime(weights, { precision: 'q4', threads, accuracyLevel, headAccuracyLevel, optimization, spinning });
-  })();
+  const { source, tokenizerSource } = openWeights(file, { precision: 'q4' });
+  const tok = tokenizerSource ? createTokenizer(tokenizerSource) : null;
+  rss.tokenizer = rssMb();
+  const rt = await createGemmaRuntime(source, {
+    precision: 'q4', threads, accuracyLevel, headAccuracyLevel, headParts, maxChunk,
+    session: { optimization, spinning, memArena, sessionEntries },
+  });
   const loadS = (performance.now() - t0) / 1000;
-  // Steady state: the JS copies of the weights are garbage once the session holds them.
-  (globalThis as { gc?: () => void }).gc?.();
-  const rssAfterLoad = process.memoryUsage().rss / 2 ** 20;
+  rss.load = rssMb();
+  void tok;
 
   const V = rt.config.vocabSize;
-  const prompt = Array.from({ length: promptLen }, (_, i) => 3 + ((i * 7919) % (V - 3)));
-  prompt[0] = 2;
-  // Warm-up run (first-run allocations), not counted.
-  await rt.step(rt.newCache(), prompt.slice(0, 8), { logits: 'last' });
+  await rt.step(rt.newCache(), ids(8, V, 0), { logits: 'last' }); // first-run allocations, not counted
 
-  const tp = performance.now();
-  await rt.step(rt.newCache(), prompt, { logits: 'last' });
-  const ttft = (performance.now() - tp) / 1000;
+  const results: Record<string, number>[] = [];
+  for (let rep = 0; rep < repeat; rep++) {
+    const prompt = ids(promptLen, V, 1 + rep);
+    const tp = performance.now();
+    const up = process.cpuUsage();
+    const c0 = rt.newCache();
+    await rt.step(c0, prompt, { logits: 'last' });
+    const ttft = (performance.now() - tp) / 1000;
+    const prefillCpu = cpuSeconds(up);
+    c0.dispose();
+    rss.prefill = rssMb();
 
-  const cache = rt.newCache();
-  let logits = await rt.step(cache, prompt.slice(0, 64), { logits: 'last' });
-  const td = performance.now();
-  for (let i = 0; i < genLen; i++) logits = await rt.step(cache, [argmax(logits)], { logits: 'last' });
-  const decodeS = (performance.now() - td) / 1000;
+    const cache = rt.newCache();
+    let logits = await rt.step(cache, prompt.slice(0, 64), { logits: 'last' });
+    const td = performance.now();
+    const ud = process.cpuUsage();
+    for (let i = 0; i < genLen; i++) logits = await rt.step(cache, [argmax(logits)], { logits: 'last' });
+    const decodeS = (performance.now() - td) / 1000;
+    const decodeCpu = cpuSeconds(ud);
+    cache.dispose();
+    rss.decode = rssMb();
 
+    const labels = ['positive', 'negative', 'neutral', 'mixed'];
+    const labelIds = labels.map((_, i) => ids(1 + (i >> 1), V, 10 + i));
+    const runs: number[] = [];
+    const uc = process.cpuUsage();
+    for (let i = 0; i < 3; i++) {
+      const tc = performance.now();
+      await classify(rt, undefined, { promptIds: ids(100, V, 20 + i), labels, labelIds });
+      runs.push(performance.now() - tc);
+    }
+    const classifyCpu = cpuSeconds(uc) / 3;
+    runs.sort((a, b) => a - b);
+    rss.classify = rssMb();
+    results.push({
+      ttft_512_s: +ttft.toFixed(3), prefill_tok_s: +(promptLen / ttft).toFixed(1), decode_tok_s: +(genLen / decodeS).toFixed(1), classify_ms: Math.round(runs[1]),
+      // CPU seconds (all threads) per unit of work: steadier than wall time on a shared machine.
+      prefill_cpu_s: +prefillCpu.toFixed(3), decode_cpu_ms_per_tok: +((decodeCpu * 1000) / genLen).toFixed(2), classify_cpu_ms: Math.round(classifyCpu * 1000),
+    });
+  }
   await rt.dispose();
-  const peak = process.resourceUsage().maxRSS / 1024;
-  const result = {
-    model: file ? path.basename(file) : `random-270m-q4_0-${embedding}-in-memory`, threads, spinning, accuracyLevel, headAccuracyLevel, optimization,
-    load_s: +loadS.toFixed(2),
-    ttft_512_s: +ttft.toFixed(3),
-    prefill_tok_s: +(promptLen / ttft).toFixed(1),
-    decode_tok_s: +(genLen / decodeS).toFixed(1),
-    rss_after_load_mb: Math.round(rssAfterLoad),
-    peak_rss_mb: Math.round(peak),
-  };
-  console.log(JSON.stringify(result));
+  const peak = Math.round(process.resourceUsage().maxRSS / 1024);
+  console.log(JSON.stringify({
+    model: path.basename(file), threads, accuracyLevel, headAccuracyLevel, headParts, maxChunk, memArena, optimization, spinning, sessionEntries,
+    load_s: +loadS.toFixed(2), runs: results, rss_mb: rss, peak_rss_mb: peak, loadavg: +fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0],
+  }));
 }
 
 main().catch((e) => {

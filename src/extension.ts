@@ -10,6 +10,7 @@ import { registerShowEngineStatus } from './commands/showEngineStatus';
 import { registerTaskCommands } from './commands/taskCommands';
 import { EventLog } from './eventLog';
 import { ModelService } from './model/modelService';
+import { WorkerPanelEngine } from './panel/workerPanelEngine';
 import type { GemmaServices } from './services';
 import { registerStatusBar } from './statusBar';
 
@@ -25,8 +26,9 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(log, { dispose: () => void engine.dispose() }, models);
 
   context.subscriptions.push(registerShowEngineStatus(services));
-  context.subscriptions.push(...registerTaskCommands(services));
-  context.subscriptions.push(...registerModelCommands(services, models), registerStatusBar(models));
+  const panelEngine = new WorkerPanelEngine(services);
+  context.subscriptions.push(panelEngine, ...registerTaskCommands(services, panelEngine));
+  context.subscriptions.push(...registerModelCommands(services, models), registerStatusBar(models, panelEngine.onDidChangeTraining));
   context.subscriptions.push(...registerCodeActions(services));
 
   const activationMs = Math.round((performance.now() - t0) * 10) / 10;

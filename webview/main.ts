@@ -23,6 +23,8 @@ class App {
   private readonly lastSeq = new Map<string, number>();
   private readonly pendingAdds = new Set<number>();
   private suggestions = new Map<string, Suggestion>();
+  /** Examples whose suggestion was asked for already. */
+  private readonly asked = new Set<string>();
   private seq = 0;
 
   private readonly header = h('header', { class: 'task-header' });
@@ -76,6 +78,7 @@ class App {
         save(this.saved);
         this.render();
         document.getElementById('app')?.setAttribute('aria-busy', 'false');
+        this.askSuggestions();
         return;
       case 'ack':
         return this.onAck(msg.seq, msg.ok, msg.error, msg.example);
@@ -92,6 +95,16 @@ class App {
         this.showStatus(msg.message, msg.level === 'error' ? 'error' : 'muted');
         return;
     }
+  }
+
+  /** Pre-fills the model's answer for unlabeled examples it has not answered yet (once each; never while training). */
+  private askSuggestions(): void {
+    const s = this.state;
+    if (!s?.capabilities.suggest || s.training?.status === 'running') return;
+    const ids = s.examples.filter((e) => e.output.trim() === '' && !this.suggestions.has(e.id) && !this.asked.has(e.id)).map((e) => e.id);
+    if (ids.length === 0) return;
+    ids.forEach((id) => this.asked.add(id));
+    send({ type: 'suggest', ids });
   }
 
   private render(): void {

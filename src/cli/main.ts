@@ -11,8 +11,9 @@ import { classifyCommand } from './commands/classify';
 import { benchCommand } from './commands/bench';
 import { trainCommand } from './commands/train';
 import { exportAdapterCommand } from './commands/exportAdapter';
+import { demoCommand } from './commands/demo';
 
-const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, exportAdapterCommand];
+const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, exportAdapterCommand, demoCommand];
 
 function help(): string {
   const lines = ['usage: gemma-tune <command> [options]', ''];

@@ -1,7 +1,7 @@
 // Wiring for the task commands and the training panel: one call from activate().
 
 import * as vscode from 'vscode';
-import { engineWithoutTraining } from '../panel/panelEngine';
+import type { PanelEngine } from '../panel/panelEngine';
 import { type PanelDeps, registerTrainingPanelSerializer } from '../panel/trainingPanel';
 import type { GemmaServices } from '../services';
 import { registerFineTuneOnSelection } from './fineTuneOnSelection';
@@ -9,8 +9,7 @@ import { registerManageTasks } from './manageTasks';
 import { registerOpenTrainingPanel } from './openTrainingPanel';
 
 /** Registers "Fine-tune on selection", "Open training panel", rename/delete and the panel serializer. */
-export function registerTaskCommands(s: GemmaServices): vscode.Disposable[] {
-  // The panel offers training and suggestions once the engine can do them (issues 3 and 4).
-  const deps: PanelDeps = { extensionUri: s.context.extensionUri, log: s.log, events: s.events, engine: engineWithoutTraining };
+export function registerTaskCommands(s: GemmaServices, engine: PanelEngine): vscode.Disposable[] {
+  const deps: PanelDeps = { extensionUri: s.context.extensionUri, log: s.log, events: s.events, engine };
   return [registerFineTuneOnSelection(deps), registerOpenTrainingPanel(deps), ...registerManageTasks(deps), registerTrainingPanelSerializer(deps)];
 }

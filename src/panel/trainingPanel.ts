@@ -239,6 +239,8 @@ export class TrainingPanel {
       await this.deps.engine.train(task, examples, hyperparameters, onEvent, abort.signal);
     } finally {
       if (this.training) this.training.abort = undefined;
+      // The task may have an adapter now (header, suggestions): the page gets the whole state again.
+      await this.sendState();
     }
   }
 

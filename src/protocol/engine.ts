@@ -15,6 +15,7 @@
 
 import { CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
 import { generateMethods } from './generate';
+import { trainMethods } from './train';
 
 /** Bumped when a message changes shape incompatibly; `status` reports it. */
 export const PROTOCOL_VERSION = 1;
@@ -72,6 +73,8 @@ export const engineMethods = {
   },
   /** loadModel, loadAdapter, unloadAdapter, generate, classify, extract (protocol/generate.ts). */
   ...generateMethods,
+  /** train (protocol/train.ts). */
+  ...trainMethods,
 } as const satisfies Record<string, MethodSpec>;
 
 interface MethodSpec {

@@ -4,6 +4,7 @@
 // host and the webview validate with the same few lines and no extra dependency. Pure: no vscode.
 
 import { arr, CheckError, Infer, num, obj, oneOf, optional, str } from '../protocol/check';
+import { ALL_LORA_TARGETS, TRAIN_DEFAULTS } from '../engine/train/defaults';
 
 /** classify: pick one label; extract: fill named fields (JSON) or free text; generate: rewrite. */
 export const TASK_KINDS = ['classify', 'extract', 'generate'] as const;
@@ -16,7 +17,7 @@ export const KIND_TITLES: Record<TaskKind, string> = {
   generate: 'Rewrite / generate',
 };
 
-export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
+export const LORA_TARGETS = ALL_LORA_TARGETS;
 export const SCHEDULES = ['constant', 'linear', 'cosine'] as const;
 
 export const MAX_LABELS = 50;
@@ -48,25 +49,21 @@ export const hyperparametersSchema = obj({
 });
 export type Hyperparameters = Infer<typeof hyperparametersSchema>;
 
-/**
- * Defaults for 10–20 examples: Google's Gemma 3 270M LoRA recipes use r 16, alpha 32, all
- * linear layers, lr 5e-5..2e-4 and 3–5 epochs; validation loss turns up after a few epochs on
- * such data, so 5 epochs with the trainer's early stopping keeps the best checkpoint.
- */
+/** Defaults: the trainer's own (engine/train/defaults.ts, where they are justified), so the panel and the CLI train alike. */
 export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
-  epochs: 5,
-  learningRate: 1e-4,
-  schedule: 'linear',
-  warmupSteps: 0,
-  weightDecay: 0.01,
-  maxGradNorm: 1,
-  rank: 16,
-  alpha: 32,
-  targets: [...LORA_TARGETS],
-  batchSize: 4,
-  gradAccum: 1,
-  valSplit: 0.2,
-  seed: 42,
+  epochs: TRAIN_DEFAULTS.epochs,
+  learningRate: TRAIN_DEFAULTS.lr,
+  schedule: TRAIN_DEFAULTS.schedule,
+  warmupSteps: TRAIN_DEFAULTS.warmupSteps,
+  weightDecay: TRAIN_DEFAULTS.weightDecay,
+  maxGradNorm: TRAIN_DEFAULTS.maxGradNorm,
+  rank: TRAIN_DEFAULTS.rank,
+  alpha: TRAIN_DEFAULTS.alpha,
+  targets: [...TRAIN_DEFAULTS.targets],
+  batchSize: TRAIN_DEFAULTS.batchSize,
+  gradAccum: TRAIN_DEFAULTS.gradAccum,
+  valSplit: TRAIN_DEFAULTS.valSplit,
+  seed: TRAIN_DEFAULTS.seed,
 };
 
 const nameSchema = str({ min: 1, max: MAX_NAME_LENGTH });

@@ -49,7 +49,7 @@ test('task.json validation names the bad field', () => {
 
 test('hyperparameters map onto the gemma-tune train flags', () => {
   const args = hyperparametersToCliArgs(DEFAULT_HYPERPARAMETERS);
-  assert.deepEqual(args.slice(0, 4), ['--epochs', '5', '--lr', '0.0001']);
+  assert.deepEqual(args.slice(0, 4), ['--epochs', '3', '--lr', '0.0002']);
   assert.equal(args[args.indexOf('--targets') + 1], 'q,k,v,o,gate,up,down');
   assert.deepEqual(parseList('a, b\nc,,a'), ['a', 'b', 'c']);
 });

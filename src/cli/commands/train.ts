@@ -2,10 +2,8 @@
 // With --json every event is one JSON object per line; a step event's `loss` is the loss of that step's
 // forward pass, before its update (as the Hugging Face Trainer logs it).
 //
-// Defaults, for 10–20 examples on the 270M (Google's Gemma 3 270M recipes: LoRA r16/alpha 32 on all
-// linear layers, lr 5e-5…2e-4, 3–5 epochs): r 16, alpha 32, all seven projections, lr 2e-4 (the top of
-// that range, since 20 examples give only ~15 optimizer steps), linear decay without warmup (the
-// Trainer's default), batch 4, 3 epochs, clipping at 1.0, 20% held out with early stopping (patience 2).
+// Defaults (r 16, alpha 32, all seven projections, lr 2e-4, linear, batch 4, 3 epochs, clip 1.0, 20%
+// held out, patience 2) live in engine/train/defaults.ts, shared with task.json; the reasons are there.
 
 import * as path from 'node:path';
 import type { CliCommand } from '../command';
@@ -21,6 +19,7 @@ import { train, type TrainEvent } from '../../engine/train/trainer';
 import { createOrtEngine } from '../../engine/train/ortEngine';
 import type { ScheduleKind } from '../../engine/train/schedule';
 import { progressPrinter } from '../trainProgress';
+import { TRAIN_DEFAULTS as D } from '../../engine/train/defaults';
 
 const TARGET_NAMES: Record<string, LoraTarget> = {
   q: 'q', k: 'k', v: 'v', o: 'o', gate: 'gate', up: 'up', down: 'down',
@@ -53,22 +52,22 @@ export const trainCommand: CliCommand = {
     const outDir = path.resolve(required(p, 'out'));
     const precision = p.values.get('precision') ?? 'q4';
     if (precision !== 'q4' && precision !== 'f32') throw new UsageError(`--precision must be q4 or f32, got "${precision}"`);
-    const schedule = (p.values.get('schedule') ?? 'linear') as ScheduleKind;
+    const schedule = (p.values.get('schedule') ?? D.schedule) as ScheduleKind;
     if (!['constant', 'linear', 'cosine'].includes(schedule)) throw new UsageError(`--schedule must be constant, linear or cosine, got "${schedule}"`);
-    const epochs = numberFlag(p, 'epochs', 3, 1, 1000, true);
+    const epochs = numberFlag(p, 'epochs', D.epochs, 1, 1000, true);
     const steps = p.values.has('steps') ? numberFlag(p, 'steps', 0, 1, 1e7, true) : undefined;
-    const lr = numberFlag(p, 'lr', 2e-4, 0, 10);
-    const warmup = numberFlag(p, 'warmup', 0, 0, 1e7, true);
-    const weightDecay = numberFlag(p, 'weight-decay', 0, 0, 10);
-    const maxGradNorm = numberFlag(p, 'max-grad-norm', 1, 0, 1e6);
-    const batchSize = numberFlag(p, 'batch', 4, 1, 4096, true);
-    const gradAccum = numberFlag(p, 'grad-accum', 1, 1, 4096, true);
-    const valSplit = numberFlag(p, 'val-split', 0.2, 0, 0.9);
-    const patience = numberFlag(p, 'patience', 2, 0, 1000, true);
-    const evalEvery = numberFlag(p, 'eval-every', 0, 0, 1e7, true);
-    const seed = numberFlag(p, 'seed', 42, 0, 2 ** 32 - 1, true);
-    const threads = numberFlag(p, 'threads', 2, 1, 256, true);
-    const maxTokens = numberFlag(p, 'max-tokens', 1024, 2, 32768, true);
+    const lr = numberFlag(p, 'lr', D.lr, 0, 10);
+    const warmup = numberFlag(p, 'warmup', D.warmupSteps, 0, 1e7, true);
+    const weightDecay = numberFlag(p, 'weight-decay', D.weightDecay, 0, 10);
+    const maxGradNorm = numberFlag(p, 'max-grad-norm', D.maxGradNorm, 0, 1e6);
+    const batchSize = numberFlag(p, 'batch', D.batchSize, 1, 4096, true);
+    const gradAccum = numberFlag(p, 'grad-accum', D.gradAccum, 1, 4096, true);
+    const valSplit = numberFlag(p, 'val-split', D.valSplit, 0, 0.9);
+    const patience = numberFlag(p, 'patience', D.patience, 0, 1000, true);
+    const evalEvery = numberFlag(p, 'eval-every', D.evalEvery, 0, 1e7, true);
+    const seed = numberFlag(p, 'seed', D.seed, 0, 2 ** 32 - 1, true);
+    const threads = numberFlag(p, 'threads', D.threads, 1, 256, true);
+    const maxTokens = numberFlag(p, 'max-tokens', D.maxTokens, 2, 32768, true);
     const initDir = p.values.get('init-adapter');
     const json = p.booleans.has('json');
 
@@ -97,7 +96,7 @@ export const trainCommand: CliCommand = {
       }
       if (p.values.has('targets') && parseTargets(p.values.get('targets')!).join() !== params.targets.join()) throw new UsageError('--targets differ from the --init-adapter\'s');
     } else {
-      const rank = numberFlag(p, 'rank', 16, 1, 1024, true);
+      const rank = numberFlag(p, 'rank', D.rank, 1, 1024, true);
       const alpha = numberFlag(p, 'alpha', 2 * rank, 1e-6, 1e6);
       const targets = p.values.has('targets') ? parseTargets(p.values.get('targets')!) : [...ALL_TARGETS];
       params = initLora(cfg, rank, alpha, targets, seed);

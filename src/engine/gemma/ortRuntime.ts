@@ -8,7 +8,7 @@ import type { GemmaConfig, LayerType } from '../model/config';
 import type { ModelWeights } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
 import { targetFromModuleName, targetShape, type LoraTarget } from '../train/lora';
-import { ExternalDataFile, f32Tensor, ort, type OptLevel } from '../onnx/session';
+import { ExternalDataFile, f32Tensor, ort, type SessionConfig } from '../onnx/session';
 import { inferenceGraph, loraGroupShape, loraInputNames } from './inferenceGraph';
 import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
@@ -19,6 +19,7 @@ type Feeds = Record<string, ortTypes.Tensor>;
 
 /** Largest number of score entries (heads × new × visible keys) one run may hold; longer inputs are chunked. */
 const MAX_SCORES = 8 << 20;
+/** Most new tokens per run (longer prompts run in pieces): bounds the activations a run holds. */
 const MAX_CHUNK = 512;
 
 export class AdapterShapeError extends Error {}
@@ -31,7 +32,7 @@ const HEAD_PARTS = 8;
  * WeightSource (load.ts's openWeights) is read a few rows at a time, so the model is never whole in JS.
  */
 export async function createGemmaRuntime(weights: ModelWeights | WeightSource,
-  opts: RuntimeOptions & { optimization?: OptLevel; spinning?: boolean; headAccuracyLevel?: 0 | 4; headParts?: number }): Promise<GemmaRuntime> {
+  opts: RuntimeOptions & { headAccuracyLevel?: 0 | 4; headParts?: number; maxChunk?: number; session?: SessionConfig }): Promise<GemmaRuntime> {
   const accuracyLevel = opts.accuracyLevel ?? 4;
   const config = weights.config;
   // Weights go to a temporary file as they are converted; ORT maps it, so no second copy is held.
@@ -45,8 +46,8 @@ export async function createGemmaRuntime(weights: ModelWeights | WeightSource,
     file.remove();
     throw e;
   }
-  const session = await file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'basic', spinning: opts.spinning });
-  return new OrtGemmaRuntime(config, opts.precision, session);
+  const session = await file.open(graph, { optimization: 'basic', ...opts.session, threads: opts.threads ?? 2 });
+  return new OrtGemmaRuntime(config, opts.precision, session, opts.maxChunk ?? MAX_CHUNK);
 }
 
 class OrtGemmaRuntime implements GemmaRuntime {
@@ -55,7 +56,8 @@ class OrtGemmaRuntime implements GemmaRuntime {
   private readonly invFreq: Map<LayerType, Float32Array>;
   private disposed = false;
 
-  constructor(readonly config: GemmaConfig, readonly precision: Precision, private readonly session: ortTypes.InferenceSession) {
+  constructor(readonly config: GemmaConfig, readonly precision: Precision, private readonly session: ortTypes.InferenceSession,
+    private readonly maxChunk: number) {
     const cfg = config;
     this.invFreq = new Map([
       ['sliding', inverseFrequencies(cfg.headDim, cfg.ropeThetaLocal)],
@@ -110,7 +112,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
   private chunkSize(cache: GemmaKvCache): number {
     const full = cache.sets.get('full');
     const past = full ? full.filled : 0;
-    let T = MAX_CHUNK;
+    let T = this.maxChunk;
     while (T > 16 && this.config.heads * T * (past + T) > MAX_SCORES) T >>= 1;
     return T;
   }

@@ -29,7 +29,7 @@ import { shapeOf as shapeOfValue } from '../onnx/vjp';
 import type { ModelWeights, Weight } from '../model/weights';
 import { EMBED_NAME, FINAL_NORM_NAME } from '../model/weights';
 import type { LayerType } from '../model/config';
-import { dequantizeQ4_0, dequantizeQ8_0, q4_0ToMatMulNBits, quantizeQ4_0 } from '../model/quant';
+import { dequantizeQ4_0, dequantizeQ8_0, q4_0ToMatMulNBits, q8_0ToMatMulNBits, quantizeQ4_0, quantizeQ8_0 } from '../model/quant';
 import { targetShape, type LoraTarget } from '../train/lora';
 import { GraphParams, type ParamsOptions } from './params';
 import { decoderLayer, type LoraValues } from './layer';
@@ -40,7 +40,8 @@ export interface TrainGraphOptions extends ParamsOptions {
   targets: readonly LoraTarget[];
   /**
    * How the q4 backward gets dy·W for the layers' linears and for the LM head:
-   *  'transposed': a second Q4_0 copy of Wᵀ (fast int4 kernel, +½ byte per weight, requantisation error);
+   *  'transposed': a second copy of Wᵀ, Q4_0 for layers and Q8_0 for the head (fast int kernels, +½ or
+   *                1 byte per weight, requantisation error);
    *  'dequant': W unpacked from the forward's own 4-bit bytes in the graph each step (exact, no extra memory).
    */
   backward?: { layers: 'transposed' | 'dequant'; head: 'transposed' | 'dequant' };
@@ -65,13 +66,13 @@ function f32Of(w: Weight): Float32Array {
   }
 }
 
-/** W [N, K] → Wᵀ [K, N] as MatMulNBits operands (Q4_0 along N), made a few rows at a time. */
-function transposedQ4(w: Weight): { data: Uint8Array; scales: Float32Array; K: number; N: number } {
+/** W [N, K] → Wᵀ [K, N] as MatMulNBits operands, requantised along N to Q4_0 (bits 4) or Q8_0 (bits 8). */
+function transposedNBits(w: Weight, bits: 4 | 8): { data: Uint8Array; scales: Float32Array; K: number; N: number } {
   const [N, K] = w.shape;
   const f = f32Of(w);
   const t = new Float32Array(K * N);
   for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[k * N + n] = f[n * K + k];
-  const bq = q4_0ToMatMulNBits(quantizeQ4_0(t), K, N);
+  const bq = bits === 4 ? q4_0ToMatMulNBits(quantizeQ4_0(t), K, N) : q8_0ToMatMulNBits(quantizeQ8_0(t), K, N);
   return { data: bq.data, scales: bq.scales, K: N, N: K };
 }
 
@@ -248,7 +249,7 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
     seed = [logits, g.node('ScatterElements', [op.softmax(g, logits, -1), tgt, minusOne], [{ dtype: 'float32', shape: ['P', V] }], { axis: attr.int(1), reduction: attr.string('add') })[0]];
   }
 
-  const transposed = new Map<string, { b: Value; scales: Value; K: number; N: number }>();
+  const transposed = new Map<string, { b: Value; scales: Value; K: number; N: number; bits: 4 | 8 }>();
   const matMulNBitsBackward = (gg: Graph, node: NodeRecord, dy: Value): Value => {
     const bName = node.inputs[1]!.name;
     const wName = bName.endsWith('.q') ? bName.slice(0, -2) : bName;
@@ -257,15 +258,17 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
     if (!tq) {
       const w = mw.weights.get(wName);
       if (!w) throw new Error(`train graph: no weight ${wName} behind ${bName}`);
-      const t = transposedQ4(w);
+      // The head's copy is 8-bit: its requantisation error would otherwise reach every gradient.
+      const bits = wName === EMBED_NAME ? 8 : 4;
+      const t = transposedNBits(w, bits);
       tq = {
-        b: gg.initializer(`${wName}.qT`, 'uint8', [t.N, t.K / 32, 16], t.data),
+        b: gg.initializer(`${wName}.qT`, 'uint8', [t.N, t.K / 32, 4 * bits], t.data),
         scales: gg.initializer(`${wName}.scalesT`, 'float32', [t.N, t.K / 32], t.scales),
-        K: t.K, N: t.N,
+        K: t.K, N: t.N, bits,
       };
       transposed.set(wName, tq);
     }
-    return op.matMulNBits(gg, dy, tq.b, tq.scales, { K: tq.K, N: tq.N, bits: 4, blockSize: 32, accuracyLevel: opts.accuracyLevel });
+    return op.matMulNBits(gg, dy, tq.b, tq.scales, { K: tq.K, N: tq.N, bits: tq.bits, blockSize: 32, accuracyLevel: opts.accuracyLevel });
   };
   let grads: Value[];
   if (!opts.recompute) {

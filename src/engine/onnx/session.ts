@@ -16,6 +16,12 @@ export interface SessionConfig {
   optimization?: OptLevel;
   /** Let idle pool threads spin between kernels (faster small runs, burns CPU); default off. */
   spinning?: boolean;
+  /** ORT's CPU memory arena (keeps freed activation memory for reuse); default on. */
+  memArena?: boolean;
+  /** ORT's per-shape memory pattern planning; default on. */
+  memPattern?: boolean;
+  /** Extra `session.*` config entries (e.g. { disable_prepacking: '1' }), for experiments. */
+  sessionEntries?: Record<string, string>;
 }
 
 function sessionOptions(cfg: SessionConfig): ort.InferenceSession.SessionOptions {
@@ -26,8 +32,10 @@ function sessionOptions(cfg: SessionConfig): ort.InferenceSession.SessionOptions
     executionMode: 'sequential',
     graphOptimizationLevel: cfg.optimization ?? 'basic',
     logSeverityLevel: 3,
+    enableCpuMemArena: cfg.memArena ?? true,
+    enableMemPattern: cfg.memPattern ?? true,
     // Spinning threads would burn the shared CPU between the tiny runs of a decode loop.
-    extra: { session: { intra_op: { allow_spinning: cfg.spinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } } },
+    extra: { session: { ...cfg.sessionEntries, intra_op: { allow_spinning: cfg.spinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } } },
   };
 }
 

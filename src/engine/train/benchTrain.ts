@@ -23,7 +23,9 @@ export interface TrainBenchOptions {
   tokens?: number;
   completion?: number;
   epochs?: number;
+  /** Examples per optimizer step (default 4), run as micro-batches of `microBatch` (default 2) with accumulation. */
   batch?: number;
+  microBatch?: number;
   rank?: number;
   onEvent?: (e: TrainEvent) => void;
 }
@@ -60,11 +62,14 @@ export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): 
   const setup = (performance.now() - t0) / 1000;
   const data = splitValidation(syntheticExamples(o.examples ?? 20, o.tokens ?? 120, o.completion ?? 40, cfg.vocabSize, 7), { fraction: 0.2, seed: 1 });
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-bench-train-'));
+  // Two examples per run and accumulation to four per step: the same updates as batches of four, with
+  // half the [labels × vocabulary] logits alive at once (the step's largest tensor).
+  const micro = o.microBatch ?? 2;
   let stepTokens = 0, stepSeconds = 0, steps = 0;
   try {
     const t1 = performance.now();
     await train(cfg, engine, data, params, {
-      epochs: o.epochs ?? 3, lr: 2e-4, schedule: 'linear', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, batchSize: o.batch ?? 4, gradAccum: 1,
+      epochs: o.epochs ?? 3, lr: 2e-4, schedule: 'linear', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, batchSize: micro, gradAccum: Math.max(1, Math.round((o.batch ?? 4) / micro)),
       seed: 1, shuffle: true, evalEvery: 0, patience: 0, padId: cfg.padId, outDir: out,
       onEvent: (e) => {
         if (e.type === 'step') {

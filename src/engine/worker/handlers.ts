@@ -6,6 +6,7 @@ import { ping } from './ping';
 import { status } from './status';
 import { loadAdapter, loadModel, unloadAdapter } from './model';
 import { classify, extract, generate } from './generate';
+import { train } from './train';
 
 /** Every method's handler. */
 export const handlers: HandlerTable = {
@@ -17,4 +18,5 @@ export const handlers: HandlerTable = {
   generate,
   classify,
   extract,
+  train,
 };

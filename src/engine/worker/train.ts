@@ -1,0 +1,131 @@
+// `train`: LoRA fine-tuning on the worker's loaded base model. The examples arrive as chat messages;
+// they are tokenised with the model's chat template (loss on the assistant's tokens), split, and
+// trained by the same trainer as `gemma-tune train`. Memory: the train-step session holds its own
+// 4-bit copy of the base (plus the transposed copy its backward uses), so the inference session is
+// released for the run and rebuilt afterwards with its adapters: one base in memory, not two, for the
+// price of a reload (about a second on the 270M). A cancel stops between steps; the best adapter so
+// far stays in outDir and the result names its step.
+
+import * as fs from 'node:fs';
+import { openModel, loadAdapter as readAdapterInto } from '../generate/openModel';
+import { loadModel as loadWeights } from '../model/load';
+import { TRAIN_DEFAULTS } from '../train/defaults';
+import type { TrainExample } from '../train/examples';
+import { initLora, type LoraTarget } from '../train/lora';
+import { createOrtEngine, type OrtStepEngine } from '../train/ortEngine';
+import { splitValidation } from '../train/split';
+import { modelRenderer, tokenizeExample } from '../train/tokenize';
+import { train as runTrainer, type TrainEvent, type TrainResult } from '../train/trainer';
+import type { TrainEventMessage } from '../../protocol/train';
+import { throwIfCancelled, type Handler, type LoadedModel } from './context';
+import { requireModel } from './model';
+
+const MB = 1024 * 1024;
+
+/** The protocol's copy of a trainer event (only the fields the protocol names, so it validates). */
+export function eventMessage(e: TrainEvent): TrainEventMessage {
+  switch (e.type) {
+    case 'start':
+      return { type: 'start', totalSteps: e.totalSteps, stepsPerEpoch: e.stepsPerEpoch, trainExamples: e.trainExamples, valExamples: e.valExamples, trainableParams: e.trainableParams, resumedFromStep: e.resumedFromStep };
+    case 'step':
+      return { type: 'step', step: e.step, epoch: e.epoch, loss: e.loss, lr: e.lr, gradNorm: e.gradNorm, tokens: e.tokens, tokensPerSec: finite(e.tokensPerSec), elapsedS: e.elapsedS, etaS: finite(e.etaS) };
+    case 'eval':
+      return { type: 'eval', step: e.step, epoch: e.epoch, valLoss: e.valLoss, ...(e.metric ? { metric: { name: e.metric.name, value: e.metric.value } } : {}), improved: e.improved, bestStep: e.bestStep, bestValLoss: e.bestValLoss };
+    case 'done':
+      return { type: 'done', reason: e.reason, step: e.step, bestStep: e.bestStep, bestValLoss: e.bestValLoss, outDir: e.outDir, elapsedS: e.elapsedS };
+  }
+}
+
+function finite(x: number): number {
+  return Number.isFinite(x) && x >= 0 ? x : 0;
+}
+
+/** Rebuilds the inference runtime of `model` and registers its adapters again (dropping any that no longer load). */
+async function reopen(model: LoadedModel, threads: number, log: (m: string) => void): Promise<void> {
+  const m = await openModel(model.summary.source, { precision: model.summary.precision, threads });
+  model.runtime = m.runtime;
+  for (const [name, dir] of [...model.adapters]) {
+    try {
+      readAdapterInto(model.runtime, dir, name);
+    } catch (e) {
+      model.adapters.delete(name);
+      log(`adapter "${name}" could not be loaded again after training: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** Fine-tunes a LoRA adapter on the loaded model; streams trainer events; returns where the adapter is. */
+export const train: Handler<'train'> = async (params, ctx) => {
+  const model = requireModel(ctx.state.model);
+  const tok = model.tokenizer;
+  if (!tok) throw new Error('training on text needs the model tokenizer, and this model has none');
+  const cfg = model.runtime.config;
+  const hp = params.hyperparameters;
+  const threads = params.threads ?? ctx.state.threads;
+  const maxTokens = params.maxTokens ?? TRAIN_DEFAULTS.maxTokens;
+
+  // Everything that can be wrong with the data fails here, before the model is touched.
+  const renderer = modelRenderer(tok, cfg);
+  const examples: TrainExample[] = params.examples.map((e, i) => ({ kind: 'conversation', id: e.id, line: i + 1, messages: e.messages }));
+  if (examples.length === 0) throw new Error('no labeled examples to train on');
+  const tokenized = examples.map((e) => tokenizeExample(e, renderer, maxTokens));
+  const pinned = params.valIds?.length ? new Set(params.valIds) : undefined;
+  const split = splitValidation(tokenized, { fraction: hp.valSplit, seed: hp.seed, pinned });
+  const lora = initLora(cfg, hp.rank, hp.alpha, hp.targets as LoraTarget[], hp.seed);
+  fs.mkdirSync(params.outDir, { recursive: true });
+  throwIfCancelled(ctx.signal);
+
+  let peakRss = process.memoryUsage.rss();
+  const sample = () => {
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  };
+  const sampler = setInterval(sample, 200);
+  const t0 = performance.now();
+  let setupS = 0, reloadS = 0;
+  let engine: OrtStepEngine | undefined;
+  let result: TrainResult;
+  await model.runtime.dispose();
+  try {
+    let weights: ReturnType<typeof loadWeights> | null = loadWeights(model.summary.source, { precision: model.summary.precision });
+    engine = await createOrtEngine(weights.weights, { precision: model.summary.precision, rank: lora.rank, alpha: lora.alpha, targets: lora.targets, threads });
+    weights = null; // the session holds its own copy
+    sample();
+    setupS = (performance.now() - t0) / 1000;
+    ctx.log('info', `train: ${split.train.length} training and ${split.val.length} held-out examples; step session built in ${setupS.toFixed(2)} s`);
+    result = await runTrainer(cfg, engine, split, lora, {
+      epochs: hp.epochs, lr: hp.learningRate, schedule: hp.schedule, warmupSteps: hp.warmupSteps, weightDecay: hp.weightDecay,
+      maxGradNorm: hp.maxGradNorm, batchSize: hp.batchSize, gradAccum: hp.gradAccum, seed: hp.seed, shuffle: true,
+      evalEvery: TRAIN_DEFAULTS.evalEvery, patience: params.patience ?? TRAIN_DEFAULTS.patience, padId: cfg.padId,
+      outDir: params.outDir, baseModel: model.summary.source, signal: ctx.signal,
+      onEvent: (e) => {
+        sample();
+        ctx.emit(eventMessage(e));
+      },
+    });
+  } finally {
+    clearInterval(sampler);
+    await engine?.dispose();
+    const r0 = performance.now();
+    try {
+      await reopen(model, threads, (m) => ctx.log('warn', m));
+    } catch (e) {
+      // Without a runtime the model is gone: the host's next request finds none and loads it again.
+      if (ctx.state.model === model) ctx.state.model = null;
+      ctx.log('error', `train: the model could not be reopened after training: ${(e as Error).message}`);
+    }
+    reloadS = (performance.now() - r0) / 1000;
+  }
+  return {
+    reason: result.reason,
+    step: result.step,
+    savedStep: result.savedStep,
+    bestValLoss: result.bestValLoss,
+    outDir: params.outDir,
+    trainIds: split.train.map((e) => e.id),
+    valIds: split.val.map((e) => e.id),
+    elapsedS: (performance.now() - t0) / 1000,
+    setupS,
+    reloadS,
+    peakRssMB: Math.round(peakRss / MB),
+  };
+};

@@ -1,0 +1,182 @@
+// The panel's engine: training and suggestions through the worker (EngineClient). Training renders
+// the labeled examples with store/prompt.ts (the runner's own rendering), pins the held-out ones,
+// stages the adapter beside the task's `adapter/` and promotes it when the run saved one, then runs
+// the held-out examples through the base model and the new adapter for the before/after table.
+// Progress also goes to the status bar (onDidChangeTraining). Capabilities are true only when a
+// model is on disk to run (ModelService), so the panel never offers work the engine cannot do.
+
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { EngineError } from '../client/engineClient';
+import { AdapterCache } from '../codeActions/adapterCache';
+import { errorText } from '../model/modelService';
+import type { Capabilities, ComparisonRow, Suggestion, TrainingEvent } from '../protocol/webview';
+import type { TrainEventMessage } from '../protocol/train';
+import type { ResultOf } from '../protocol/engine';
+import type { GemmaServices } from '../services';
+import { clearStaging, promoteStaged } from '../store/adapterStage';
+import { type Example, isLabeled } from '../store/examples';
+import { renderMessages } from '../store/prompt';
+import type { Hyperparameters } from '../store/task';
+import { ADAPTER_DIR, type Task } from '../store/taskStore';
+import type { PanelEngine } from './panelEngine';
+import { taskAnswer } from './taskAnswers';
+import type { TrainingProgress } from './trainingProgress';
+
+/** At most this many held-out examples go into the before/after table. */
+const MAX_COMPARISON = 50;
+
+export const NO_MODEL_REASON = 'Training and suggestions need a model: download the default one or pick a local one (click the Gemma status bar item).';
+
+export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
+  private readonly progress = new vscode.EventEmitter<TrainingProgress | undefined>();
+  /** Fires with each step of a run, and undefined when it ends. */
+  readonly onDidChangeTraining = this.progress.event;
+  private readonly adapters: AdapterCache;
+
+  constructor(private readonly s: Pick<GemmaServices, 'engine' | 'models' | 'log' | 'events'>) {
+    this.adapters = new AdapterCache(s.engine);
+  }
+
+  async capabilities(): Promise<Capabilities> {
+    const src = await this.s.models.source();
+    if (src.kind === 'configured' || src.kind === 'default') return { train: true, suggest: true };
+    return { train: false, suggest: false, reason: NO_MODEL_REASON };
+  }
+
+  async train(task: Task, examples: Example[], hp: Hyperparameters, onEvent: (e: TrainingEvent) => void, signal: AbortSignal): Promise<void> {
+    const labeled = examples.filter(isLabeled);
+    if (labeled.length === 0) throw new Error('Label at least one example before training.');
+    const model = await this.s.models.ensureLoaded({ interactive: true });
+    if (!model) throw new Error('No model is loaded: training needs one.');
+    const cfg = task.config;
+    const adapterDir = path.join(task.dir, ADAPTER_DIR);
+    const outDir = await clearStaging(adapterDir);
+    const progress: TrainingProgress = { taskName: cfg.name, step: 0, totalSteps: 0, etaSeconds: null };
+    this.progress.fire(progress);
+    this.s.events.write('trainingStarted', { task: task.id, examples: labeled.length });
+    const t0 = performance.now();
+    let result: ResultOf<'train'>;
+    try {
+      result = await this.s.engine.request(
+        'train',
+        {
+          examples: labeled.map((e) => ({ id: e.id, messages: renderMessages(cfg, e.input, e.output) })),
+          valIds: labeled.filter((e) => e.heldOut).map((e) => e.id),
+          hyperparameters: hp,
+          threads: this.s.models.settings().threads,
+          outDir,
+        },
+        {
+          signal,
+          onEvent: (e) => {
+            const ev = relay(e);
+            if (!ev) return;
+            if (e.type === 'start') progress.totalSteps = e.totalSteps;
+            if (e.type === 'step') Object.assign(progress, { step: e.step, etaSeconds: e.etaS });
+            this.progress.fire({ ...progress });
+            onEvent(ev);
+          },
+        },
+      );
+    } catch (e) {
+      await clearStaging(adapterDir);
+      this.progress.fire(undefined);
+      const cancelled = e instanceof EngineError && e.code === 'cancelled';
+      const message = cancelled ? 'Training was cancelled before it started; the task\'s adapter is unchanged.' : `Training failed: ${errorText(e)}`;
+      this.s.log[cancelled ? 'info' : 'error'](`train "${task.id}": ${message}`);
+      this.s.events.write('trainingDone', { task: task.id, reason: cancelled ? 'cancelled' : 'failed', error: cancelled ? undefined : errorText(e) });
+      onEvent({ kind: cancelled ? 'cancelled' : 'failed', message });
+      return;
+    }
+    this.progress.fire(undefined);
+    // A run cancelled before its first update saved the untrained start: not worth replacing anything.
+    const promoted = result.savedStep > 0 ? await promoteStaged(adapterDir) : false;
+    if (!promoted) await clearStaging(adapterDir);
+    const cancelled = result.reason === 'cancelled';
+    let comparison: ComparisonRow[] = [];
+    let compareNote = '';
+    if (promoted && !cancelled && result.valIds.length > 0) {
+      try {
+        comparison = await this.compare(task, labeled, result.valIds, adapterDir, model.generation, signal);
+      } catch (e) {
+        compareNote = ` The before/after comparison failed: ${errorText(e)}`;
+      }
+    }
+    const message = summary(result, promoted) + compareNote;
+    const wallS = (performance.now() - t0) / 1000;
+    this.s.log.info(`train "${task.id}": ${message} (${wallS.toFixed(1)} s, step session ${result.setupS.toFixed(1)} s, reload ${result.reloadS.toFixed(1)} s, peak worker RSS ${result.peakRssMB} MB)`);
+    this.s.events.write('trainingDone', {
+      task: task.id, reason: result.reason, step: result.step, savedStep: result.savedStep, promoted, valIds: result.valIds, trainSeconds: result.elapsedS,
+      wallSeconds: wallS, setupSeconds: result.setupS, reloadSeconds: result.reloadS, peakRssMB: result.peakRssMB, comparison: comparison.length,
+    });
+    onEvent({ kind: cancelled ? 'cancelled' : 'done', step: result.step, ...(promoted ? { bestStep: result.savedStep } : {}), comparison, message });
+  }
+
+  async suggest(task: Task, examples: Example[], signal?: AbortSignal): Promise<Suggestion[]> {
+    const model = await this.s.models.ensureLoaded({ interactive: true });
+    if (!model) throw new Error('No model is loaded: suggestions need one.');
+    const adapter = await this.adapterIfTrained(task, model.generation);
+    const out: Suggestion[] = [];
+    for (const ex of examples) {
+      if (signal?.aborted) break;
+      const a = await taskAnswer(this.s.engine, task.config, ex.input, adapter, signal);
+      out.push({ id: ex.id, output: a.output, ...(a.probability !== undefined ? { probability: a.probability } : {}) });
+    }
+    return out;
+  }
+
+  dispose(): void {
+    this.progress.dispose();
+  }
+
+  private async adapterIfTrained(task: Task, generation: number): Promise<string | undefined> {
+    try {
+      return await this.adapters.ensure(path.join(task.dir, ADAPTER_DIR), task.id, generation);
+    } catch {
+      return undefined; // not trained yet: the base model answers
+    }
+  }
+
+  /** The held-out examples through the base model and through the new adapter. */
+  private async compare(task: Task, labeled: Example[], valIds: string[], adapterDir: string, generation: number, signal: AbortSignal): Promise<ComparisonRow[]> {
+    const adapter = await this.adapters.ensure(adapterDir, task.id, generation);
+    const rows: ComparisonRow[] = [];
+    for (const id of valIds.slice(0, MAX_COMPARISON)) {
+      const ex = labeled.find((e) => e.id === id);
+      if (!ex || signal.aborted) continue;
+      const before = await taskAnswer(this.s.engine, task.config, ex.input, undefined, signal);
+      const after = await taskAnswer(this.s.engine, task.config, ex.input, adapter, signal);
+      rows.push({ id, input: ex.input, expected: ex.output, before: before.output, after: after.output });
+    }
+    return rows;
+  }
+}
+
+/** The panel's event for an engine event; `done` is sent later, with the comparison. */
+function relay(e: TrainEventMessage): TrainingEvent | undefined {
+  switch (e.type) {
+    case 'start':
+      return { kind: 'start', totalSteps: e.totalSteps, step: e.resumedFromStep, epoch: 0 };
+    case 'step':
+      return { kind: 'step', step: e.step, epoch: e.epoch, loss: e.loss, etaSeconds: e.etaS };
+    case 'eval':
+      return { kind: 'eval', step: e.step, valLoss: e.valLoss, bestStep: e.bestStep };
+    case 'done':
+      return undefined;
+  }
+}
+
+/** One sentence on how the run ended and which adapter the task has now. */
+function summary(r: ResultOf<'train'>, promoted: boolean): string {
+  const best = r.bestValLoss !== null ? ` (validation loss ${r.bestValLoss.toFixed(4)})` : '';
+  const kept = promoted ? `the adapter from step ${r.savedStep}${best} is saved` : 'no adapter from this run: the task keeps the one it had, if any';
+  switch (r.reason) {
+    case 'completed':
+      return `Trained ${r.step} steps in ${r.elapsedS.toFixed(1)} s; ${kept}.`;
+    case 'early-stop':
+      return `Stopped early at step ${r.step} (validation loss stopped improving); ${kept}.`;
+    case 'cancelled':
+      return `Cancelled at step ${r.step}; ${promoted ? `the best adapter so far (step ${r.savedStep}${best}) is saved` : kept}.`;
+  }
+}

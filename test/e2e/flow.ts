@@ -1,0 +1,310 @@
+// The whole path as a user walks it, in a real VS Code (code-server in headless chromium), with a
+// tiny random Gemma 3 GGUF made by `gemma-tune make-model` and set through gemmaTune.model.path:
+// select a line, "Gemma: Fine-tune on selection", create a classify task through the quick inputs,
+// label ten examples in the panel (typing into the table), Train, watch the loss chart draw points
+// and the status bar count steps, see the before/after table, select new text, pick "Classify with
+// <task>" from the light bulb (Ctrl+.) and see the answer in the editor. Then start training again
+// and cancel it (the panel says so and names the adapter kept), reload the window and find the
+// examples intact. Screenshots: artifacts/e2e/flow-*.png (dark, and light at the end).
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { FrameLocator, Page } from 'playwright-core';
+import { launchBrowser } from './lib/browser';
+import { newSession, ROOT, startServer, stopServer, workbenchUrl } from './lib/codeServer';
+import type { Report } from './lib/report';
+
+const GROUP = 'flow';
+const UI_TIMEOUT = 30_000;
+const TASK = 'Bug or feature';
+const TASK_DIR = '.gemma/tasks/bug-or-feature';
+const LABELS = ['bug', 'feature'];
+/** The ten examples: the first comes from the editor selection, the rest are typed in the panel. */
+const EXAMPLES: [string, string][] = [
+  ['The app crashes when I click Save twice.', 'bug'],
+  ['Please add a dark mode.', 'feature'],
+  ['Error 500 when uploading a file.', 'bug'],
+  ['Export to CSV would be great.', 'feature'],
+  ['It freezes when I scroll.', 'bug'],
+  ['Add a keyboard shortcut for search.', 'feature'],
+  ['Login fails with a blank page.', 'bug'],
+  ['Allow renaming projects.', 'feature'],
+  ['The counter shows negative numbers.', 'bug'],
+  ['Support a French translation.', 'feature'],
+];
+const NEW_TEXT = 'The window goes blank after an update.';
+const FILE = 'issues.txt';
+const SAMPLE = `${EXAMPLES[0][0]}\n${NEW_TEXT}\n`;
+
+type Event = { event: string; [k: string]: unknown };
+
+function readEvents(file: string): Event[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Event);
+}
+
+async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = UI_TIMEOUT): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+/** The n-th event named `name` (1-based), failing fast when the extension reported a failure. */
+function waitForEvent(file: string, name: string, count = 1, timeoutMs = 120_000): Promise<Event> {
+  return waitFor(`event "${name}" #${count}`, () => {
+    const bad = readEvents(file).find((e) => e.event === 'modelLoadFailed' || e.event === 'taskFailed' || (e.event === 'trainingDone' && e.reason === 'failed'));
+    if (bad) throw new Error(`the extension reported ${bad.event}: ${JSON.stringify(bad)}`);
+    return readEvents(file).filter((e) => e.event === name)[count - 1];
+  }, timeoutMs);
+}
+
+function examplesOnDisk(workspace: string): { id: string; input: string; heldOut: boolean; messages: { role: string; content: string }[] }[] {
+  const file = path.join(workspace, TASK_DIR, 'examples.jsonl');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+function panelFrame(page: Page): FrameLocator {
+  return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+}
+
+async function palette(page: Page, command: string): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: UI_TIMEOUT });
+  await input.fill(`>${command}`);
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: command }).first().waitFor({ timeout: UI_TIMEOUT });
+  await page.keyboard.press('Enter');
+}
+
+async function answer(page: Page, text: string, expectTitle: RegExp): Promise<void> {
+  const widget = page.locator('.quick-input-widget');
+  await widget.locator('.quick-input-title, .quick-input-header', { hasText: expectTitle }).first().waitFor({ timeout: UI_TIMEOUT });
+  await widget.locator('input').fill(text);
+  await page.waitForTimeout(150);
+  await page.keyboard.press('Enter');
+}
+
+/** Selects line `line` (1-based) of the editor in the first group. */
+async function selectLine(page: Page, line: number, chars: number): Promise<void> {
+  await page.keyboard.press('Control+1');
+  await page.locator('.monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+Home');
+  for (let i = 1; i < line; i++) await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Home');
+  await page.keyboard.press('Shift+End');
+  await page.locator('.statusbar', { hasText: `(${chars} selected)` }).waitFor({ timeout: UI_TIMEOUT });
+}
+
+async function pickCodeAction(page: Page, title: string): Promise<void> {
+  const bulb = '.monaco-editor [class*="codicon-gutter-lightbulb"], .monaco-editor .lightBulbWidget[class*="codicon-light"]';
+  await page.locator(bulb).first().waitFor({ timeout: UI_TIMEOUT });
+  const row = page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
+  for (let attempt = 0; ; attempt++) {
+    await page.keyboard.press('Control+.');
+    try {
+      await row.waitFor({ timeout: 5000 });
+      break;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      await page.keyboard.press('Escape');
+    }
+  }
+}
+
+/** Chooses `label` in the output dropdown of the example row `row` (a locator string inside the panel). */
+async function chooseLabel(frame: FrameLocator, row: string, label: string): Promise<void> {
+  const select = frame.locator(`${row} vscode-single-select[data-col="output"]`);
+  await select.click();
+  await select.getByRole('option', { name: label, exact: true }).click();
+}
+
+async function pickTheme(page: Page, label: string): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.fill('>Preferences: Color Theme');
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Preferences: Color Theme' }).filter({ hasNotText: 'Marketplace' }).first().click({ timeout: UI_TIMEOUT });
+  await page.locator('.quick-input-widget .monaco-list-row').first().waitFor({ timeout: UI_TIMEOUT });
+  await input.fill(label);
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first().waitFor({ timeout: UI_TIMEOUT });
+  await page.keyboard.press('Enter');
+}
+
+/** Runs the flow checks into `report`; returns timings in ms. */
+export async function runFlow(report: Report, artifacts: string): Promise<Record<string, number>> {
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { publisher: string; name: string; version: string };
+  const timings: Record<string, number> = {};
+  const session = await newSession('flow', { [FILE]: SAMPLE });
+  mkdirSync(path.join(session.dir, 'models'));
+  const model = path.join(session.dir, 'models', 'tiny-q4.gguf');
+  execFileSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'make-model', '--config', 'tiny', '--format', 'gguf', '--dtype', 'q4_0', '--seed', '1', '--out', model], { stdio: 'pipe' });
+  const settingsFile = path.join(session.userDataDir, 'User/settings.json');
+  const settings = JSON.parse(readFileSync(settingsFile, 'utf8')) as Record<string, unknown>;
+  writeFileSync(settingsFile, JSON.stringify({ ...settings, 'gemmaTune.model.path': model, 'gemmaTune.engine.threads': 1, 'workbench.colorTheme': 'Dark 2026' }, null, 2));
+  symlinkSync(ROOT, path.join(session.extensionsDir, `${pkg.publisher}.${pkg.name}-${pkg.version}`), 'dir');
+  const events = session.eventsFile;
+  const ws = session.workspace;
+  let shot = 0;
+  const screenshot = async (page: Page, name: string): Promise<void> => {
+    await page.waitForTimeout(400);
+    await page.screenshot({ path: path.join(artifacts, `flow-${String(++shot).padStart(2, '0')}-${name}.png`) });
+  };
+
+  await startServer(session, { env: { GEMMA_TUNE_EVENTS_FILE: events }, log: path.join(artifacts, 'code-server-flow.log') });
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
+    page.on('console', (m) => {
+      if (m.type() === 'error' && /Content Security Policy|Gemma panel/.test(m.text())) console.log(`    [page] ${m.text()}`);
+    });
+    const frame = panelFrame(page);
+
+    await report.check(GROUP, 'select a line of issues.txt', async () => {
+      await page.goto(workbenchUrl(session));
+      await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+      await page.getByRole('treeitem', { name: FILE }).click({ timeout: 60_000 });
+      await page.locator('.monaco-editor .view-lines').first().waitFor({ timeout: UI_TIMEOUT });
+      await selectLine(page, 1, EXAMPLES[0][0].length);
+      await screenshot(page, 'selection');
+    });
+
+    await report.check(GROUP, '"Gemma: Fine-tune on selection" creates a classify task through the quick inputs', async () => {
+      await palette(page, 'Gemma: Fine-tune on selection');
+      await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'New task…' }).waitFor({ timeout: 60_000 });
+      await page.keyboard.press('Enter');
+      await answer(page, TASK, /New Gemma task \(1\/4\)/);
+      const kind = page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Classify (pick a label)' });
+      await kind.click({ timeout: UI_TIMEOUT });
+      await answer(page, LABELS.join(', '), /New Gemma task \(3\/4\)/);
+      await answer(page, 'Is this issue a bug report or a feature request?', /New Gemma task \(4\/4\)/);
+      await waitFor('task.json', () => (existsSync(path.join(ws, TASK_DIR, 'task.json')) ? true : undefined));
+      const config = JSON.parse(readFileSync(path.join(ws, TASK_DIR, 'task.json'), 'utf8')) as { kind: string; labels: string[]; hyperparameters: { learningRate: number; epochs: number } };
+      assert.equal(config.kind, 'classify');
+      assert.deepEqual(config.labels, LABELS);
+      assert.deepEqual([config.hyperparameters.learningRate, config.hyperparameters.epochs], [2e-4, 3], 'the trainer\'s defaults');
+    });
+
+    await report.check(GROUP, 'the panel opens with the example, offers training, and the model suggests an answer', async () => {
+      await frame.locator('tr[data-id] vscode-textarea[data-col="input"]').first().waitFor({ timeout: 60_000 });
+      await frame.locator('#train').waitFor({ timeout: UI_TIMEOUT });
+      // The suggestion loads the model in the worker and classifies with the base model.
+      const cell = frame.locator('tr[data-id] td.suggestion').first();
+      await waitFor('a suggestion', async () => (/\b(bug|feature)\b/.test((await cell.textContent({ timeout: 1000 }).catch(() => '')) ?? '') ? true : undefined), 90_000);
+      await screenshot(page, 'panel');
+    });
+
+    await report.check(GROUP, 'label ten examples in the panel, typing nine of them into the table', async () => {
+      const t0 = performance.now();
+      await chooseLabel(frame, 'tr[data-id]:nth-child(1)', EXAMPLES[0][1]);
+      for (let i = 1; i < EXAMPLES.length; i++) {
+        await frame.locator('#add-example').click();
+        await frame.locator(`tr[data-id]:nth-child(${i + 1}) vscode-textarea[data-col="input"]:focus`).waitFor({ timeout: UI_TIMEOUT });
+        await page.keyboard.type(EXAMPLES[i][0]);
+        await chooseLabel(frame, `tr[data-id]:nth-child(${i + 1})`, EXAMPLES[i][1]);
+      }
+      const onDisk = await waitFor('ten labeled examples on disk', () => {
+        const ex = examplesOnDisk(ws);
+        return ex.length === EXAMPLES.length && ex.every((e, i) => e.input === EXAMPLES[i][0] && e.messages[1].content === EXAMPLES[i][1]) ? ex : undefined;
+      });
+      assert.equal(onDisk.length, 10);
+      timings.labelTenMs = performance.now() - t0;
+      await screenshot(page, 'labeled');
+    });
+
+    await report.check(GROUP, 'Train: the chart draws points as steps arrive, the status bar counts steps, training completes', async () => {
+      await frame.locator('#train').click();
+      const chart = frame.locator('.loss-chart');
+      await waitFor('two plotted points', async () => (Number((await chart.getAttribute('data-points', { timeout: 1000 }).catch(() => '0')) ?? 0) >= 2 ? true : undefined), 120_000);
+      assert.equal(await chart.locator('canvas').count(), 1, 'uPlot drew on a canvas');
+      await page.locator('.statusbar-item', { hasText: /Gemma: training \d+\/\d+/ }).first().waitFor({ timeout: UI_TIMEOUT }).catch(() => undefined);
+      await screenshot(page, 'training');
+      const done = await waitForEvent(events, 'trainingDone', 1, 180_000);
+      assert.ok(done.reason === 'completed' || done.reason === 'early-stop', `reason ${String(done.reason)}`);
+      assert.equal(done.promoted, true, 'the adapter was saved');
+      timings.trainWallMs = (done.wallSeconds as number) * 1000;
+      timings.trainStepsMs = (done.trainSeconds as number) * 1000;
+      timings.trainSetupMs = (done.setupSeconds as number) * 1000;
+      timings.trainPeakRssMB = done.peakRssMB as number;
+      await frame.locator('#training-status', { hasText: /Training done/ }).waitFor({ timeout: UI_TIMEOUT });
+      const points = Number(await chart.getAttribute('data-points'));
+      assert.ok(points >= (done.step as number), `${points} points plotted for ${String(done.step)} steps`);
+      // 10 examples, 20% held out: 2 rows in the before/after table.
+      await frame.locator('#comparison tbody tr').nth(1).waitFor({ timeout: UI_TIMEOUT });
+      assert.equal(await frame.locator('#comparison tbody tr').count(), 2);
+      assert.ok(existsSync(path.join(ws, TASK_DIR, 'adapter/adapter_model.safetensors')));
+      assert.ok(!existsSync(path.join(ws, TASK_DIR, 'adapter/trainer_state.safetensors')), 'the run state stays out of the task folder');
+      const metrics = readFileSync(path.join(ws, TASK_DIR, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; comparison?: unknown[] });
+      assert.ok(metrics.filter((m) => m.type === 'step').length >= 2);
+      assert.equal(metrics.at(-1)?.type, 'done');
+      assert.equal(metrics.at(-1)?.comparison?.length, 2);
+      await frame.locator('#comparison').scrollIntoViewIfNeeded();
+      await screenshot(page, 'trained');
+    });
+
+    await report.check(GROUP, 'new text in the editor: "Classify with Bug or feature" from the light bulb shows the answer', async () => {
+      await selectLine(page, 2, NEW_TEXT.length);
+      await pickCodeAction(page, `Classify with ${TASK}`);
+      await screenshot(page, 'code-action');
+      await page.locator('.action-widget .monaco-list-row', { hasText: `Classify with ${TASK}` }).first().click();
+      const result = await waitForEvent(events, 'classifyResult');
+      assert.ok(LABELS.includes(result.label as string));
+      timings.classifyMs = result.ms as number;
+      const expected = `Gemma · ${TASK}: ${String(result.label)} (`;
+      await waitFor(`"${expected}" beside the text`, () =>
+        page.locator('.monaco-editor .view-lines').first().evaluate((root, want) => Array.from(root.querySelectorAll('span')).some((el) => {
+          const c = getComputedStyle(el, '::after').content;
+          return (c && c.replace(/\u00a0/g, ' ').includes(want)) || (el.children.length === 0 && (el.textContent ?? '').replace(/\u00a0/g, ' ').includes(want));
+        }), expected).then((ok) => (ok ? true : undefined)));
+      await screenshot(page, 'classified');
+    });
+
+    await report.check(GROUP, 'a second run cancelled from the panel says so and names the adapter it kept', async () => {
+      const epochs = frame.locator('#hp-epochs');
+      await epochs.click();
+      await page.keyboard.press('Control+a');
+      await page.keyboard.type('50');
+      await page.keyboard.press('Tab');
+      await waitFor('epochs saved', () => (JSON.parse(readFileSync(path.join(ws, TASK_DIR, 'task.json'), 'utf8')).hyperparameters.epochs === 50 ? true : undefined));
+      await frame.locator('#train').click();
+      await frame.locator('#training-status', { hasText: /Step [1-9]/ }).waitFor({ timeout: 120_000 });
+      await screenshot(page, 'second-run');
+      await frame.locator('#cancel-training').click();
+      const done = await waitForEvent(events, 'trainingDone', 2, 60_000);
+      assert.equal(done.reason, 'cancelled');
+      assert.ok((done.step as number) < 100, `stopped at step ${String(done.step)} of 100`);
+      await frame.locator('#training-status', { hasText: /Training cancelled/ }).waitFor({ timeout: UI_TIMEOUT });
+      await frame.locator('.training-section', { hasText: /Cancelled at step \d+; (the best adapter so far \(step \d+|no adapter from this run)/ }).waitFor({ timeout: UI_TIMEOUT });
+      assert.ok(existsSync(path.join(ws, TASK_DIR, 'adapter/adapter_model.safetensors')), 'an adapter is still there');
+      await screenshot(page, 'cancelled');
+    });
+
+    await report.check(GROUP, 'after "Developer: Reload Window" the panel comes back with all ten examples', async () => {
+      const before = readFileSync(path.join(ws, TASK_DIR, 'examples.jsonl'), 'utf8');
+      await palette(page, 'Developer: Reload Window');
+      await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+      await waitForEvent(events, 'panelRestored', 1, 60_000);
+      await panelFrame(page).locator('tr[data-id]').nth(9).waitFor({ timeout: 60_000 });
+      assert.equal(await panelFrame(page).locator('tr[data-id]').count(), 10);
+      const values = await panelFrame(page).locator('tr[data-id] vscode-single-select[data-col="output"]').evaluateAll((els) => els.map((el) => (el as HTMLElement & { value: string }).value));
+      assert.deepEqual(values, EXAMPLES.map((e) => e[1]));
+      assert.equal(readFileSync(path.join(ws, TASK_DIR, 'examples.jsonl'), 'utf8'), before, 'examples.jsonl unchanged by the reload');
+      await screenshot(page, 'reloaded');
+    });
+
+    await report.check(GROUP, 'the panel with its chart in the light theme', async () => {
+      await pickTheme(page, 'Light 2026');
+      await page.locator('.monaco-workbench.vs').waitFor({ timeout: UI_TIMEOUT });
+      await screenshot(page, 'light');
+    });
+  } finally {
+    await browser.close();
+    await stopServer(session);
+  }
+  return timings;
+}

@@ -121,8 +121,17 @@ async function pickCodeAction(page: Page, title: string): Promise<void> {
 /** Chooses `label` in the output dropdown of the example row `row` (a locator string inside the panel). */
 async function chooseLabel(frame: FrameLocator, row: string, label: string): Promise<void> {
   const select = frame.locator(`${row} vscode-single-select[data-col="output"]`);
+  await select.scrollIntoViewIfNeeded();
   await select.click();
-  await select.getByRole('option', { name: label, exact: true }).click();
+  const option = select.getByRole('option', { name: label, exact: true });
+  await option.waitFor({ timeout: UI_TIMEOUT });
+  // Low rows open their list under the workbench's status bar: pick with the keyboard, as a user would.
+  const index = Number(await option.getAttribute('data-index'));
+  const current = await select.evaluate((el) => (el as HTMLElement & { selectedIndex: number }).selectedIndex);
+  const key = index > current ? 'ArrowDown' : 'ArrowUp';
+  for (let i = 0; i < Math.abs(index - current); i++) await select.press(key);
+  await select.press('Enter');
+  await waitFor(`"${label}" chosen`, async () => ((await select.evaluate((el) => (el as HTMLElement & { value: string }).value)) === label ? true : undefined), 5000);
 }
 
 async function pickTheme(page: Page, label: string): Promise<void> {
@@ -170,6 +179,9 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
       await page.getByRole('treeitem', { name: FILE }).click({ timeout: 60_000 });
       await page.locator('.monaco-editor .view-lines').first().waitFor({ timeout: UI_TIMEOUT });
+      // The panel opens beside the editor: hide the side bar (Ctrl+B) so both have room.
+      await page.keyboard.press('Control+b');
+      await page.locator('.part.sidebar').waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
       await selectLine(page, 1, EXAMPLES[0][0].length);
       await screenshot(page, 'selection');
     });
@@ -219,10 +231,12 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
 
     await report.check(GROUP, 'Train: the chart draws points as steps arrive, the status bar counts steps, training completes', async () => {
       await frame.locator('#train').click();
+      // Watched from the click on: on the tiny model the whole run takes seconds.
+      const statusBar = page.locator('.statusbar-item', { hasText: /Gemma: training \d+\/\d+/ }).first().waitFor({ timeout: 120_000 });
       const chart = frame.locator('.loss-chart');
       await waitFor('two plotted points', async () => (Number((await chart.getAttribute('data-points', { timeout: 1000 }).catch(() => '0')) ?? 0) >= 2 ? true : undefined), 120_000);
       assert.equal(await chart.locator('canvas').count(), 1, 'uPlot drew on a canvas');
-      await page.locator('.statusbar-item', { hasText: /Gemma: training \d+\/\d+/ }).first().waitFor({ timeout: UI_TIMEOUT }).catch(() => undefined);
+      await statusBar;
       await screenshot(page, 'training');
       const done = await waitForEvent(events, 'trainingDone', 1, 180_000);
       assert.ok(done.reason === 'completed' || done.reason === 'early-stop', `reason ${String(done.reason)}`);

@@ -34,7 +34,7 @@ function modelConfig(modelPath: string): GemmaConfig {
     try {
       return configFromHf(JSON.parse(fs.readFileSync(file, 'utf8')));
     } catch (e) {
-      throw new Error(`${file}: ${(e as Error).message}`);
+      throw new Error(`${file}: ${(e as Error).message}`, { cause: e });
     }
   }
   return ggufConfig(readGguf(modelPath));

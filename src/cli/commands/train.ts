@@ -71,14 +71,16 @@ export const trainCommand: CliCommand = {
     const initDir = p.values.get('init-adapter');
     const json = p.booleans.has('json');
 
-    let loaded: ReturnType<typeof loadModel> | null = loadModel(modelPath, { precision });
-    const cfg = loaded.weights.config;
+    // Held in a box so the weights can be let go once the session has its own copy.
+    const box: { loaded: ReturnType<typeof loadModel> | null } = { loaded: loadModel(modelPath, { precision }) };
+    const cfg = box.loaded!.weights.config;
+    const tokenizerSource = box.loaded!.tokenizerSource;
     const examples = readExamples(dataPath);
     const needsText = examples.some((e) => e.kind !== 'tokens');
     let renderer: ExampleRenderer | undefined;
     if (needsText) {
-      if (!loaded.tokenizerSource) throw new Error(`${dataPath} has text examples but ${modelPath} has no tokenizer; give pre-tokenised input_ids`);
-      renderer = modelRenderer(createTokenizer(loaded.tokenizerSource), cfg);
+      if (!tokenizerSource) throw new Error(`${dataPath} has text examples but ${modelPath} has no tokenizer; give pre-tokenised input_ids`);
+      renderer = modelRenderer(createTokenizer(tokenizerSource), cfg);
     }
     const tokenized = examples.map((e) => tokenizeExample(e, renderer, maxTokens));
     for (const e of tokenized) {
@@ -102,8 +104,8 @@ export const trainCommand: CliCommand = {
       params = initLora(cfg, rank, alpha, targets, seed);
     }
 
-    const engine = await createOrtEngine(loaded.weights, { precision, rank: params.rank, alpha: params.alpha, targets: params.targets, threads });
-    loaded = null; // the session holds its own copy of the weights
+    const engine = await createOrtEngine(box.loaded!.weights, { precision, rank: params.rank, alpha: params.alpha, targets: params.targets, threads });
+    box.loaded = null; // the session holds its own copy of the weights
     const print = json ? (e: TrainEvent) => process.stdout.write(JSON.stringify(e) + '\n') : progressPrinter(process.stdout);
     // Ctrl-C stops between steps and leaves the best adapter so far on disk; a second one exits at once.
     const abort = new AbortController();

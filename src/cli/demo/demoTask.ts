@@ -21,12 +21,12 @@ function readJson(file: string): unknown {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new Error(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`, { cause: e });
   }
 }
 
@@ -35,7 +35,7 @@ function readLines(file: string): Example[] {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new Error(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
   }
   const out: Example[] = [];
   text.split('\n').forEach((raw, i) => {
@@ -45,7 +45,7 @@ function readLines(file: string): Example[] {
       if (!isLabeled(ex)) throw new CheckError('messages', 'the assistant answer is empty');
       out.push(ex);
     } catch (e) {
-      throw new Error(`${file}:${i + 1}: ${(e as Error).message}`);
+      throw new Error(`${file}:${i + 1}: ${(e as Error).message}`, { cause: e });
     }
   });
   if (out.length === 0) throw new Error(`${file}: no examples`);
@@ -59,7 +59,7 @@ export function readDemoTask(dir: string): DemoTask {
   try {
     config = validateTaskConfig(readJson(taskFile));
   } catch (e) {
-    if (e instanceof CheckError) throw new Error(`${taskFile}: ${e.message}`);
+    if (e instanceof CheckError) throw new Error(`${taskFile}: ${e.message}`, { cause: e });
     throw e;
   }
   if (config.kind === 'extract' && !config.fields?.length) throw new Error(`${taskFile}: the demo runs extract tasks with named fields only`);
@@ -80,8 +80,8 @@ export function listDemoTasks(examplesDir: string): string[] {
   let names: string[];
   try {
     names = fs.readdirSync(examplesDir);
-  } catch {
-    throw new Error(`${examplesDir}: no examples folder`);
+  } catch (e) {
+    throw new Error(`${examplesDir}: no examples folder`, { cause: e });
   }
   return names.sort().map((n) => path.join(examplesDir, n)).filter((d) => fs.existsSync(path.join(d, 'task.json')));
 }

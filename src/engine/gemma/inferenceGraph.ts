@@ -3,7 +3,7 @@
 // outputs for the cache kept outside. One session, one copy of the base weights, any T.
 //
 // Inputs (B = 1 at inference, kept symbolic):
-//   input_ids int64 [B, T]
+//   input_ids int64 [B, T]  (or inputs_embeds float32 [B, T, C], see InferenceGraphOptions.embeddings)
 //   rope_pos int64 [B, T] = 0…T-1                     row of the tables below for each token
 //   cos_{sliding|full}, sin_{…} float32 [T, D/2]       RoPE tables of the new positions, per layer type
 //   mask_{sliding|full} float32 [1, 1, T, P+T]         additive; the window/causality live here
@@ -32,6 +32,12 @@ export interface InferenceGraphOptions extends ParamsOptions {
   lora: boolean;
   /** Adds hidden-state outputs as HF's output_hidden_states (index L after the final norm), all positions. */
   debugHidden?: boolean;
+  /**
+   * 'ids' (default): input_ids int64 [B, T], looked up in the graph. 'vectors': inputs_embeds float32
+   * [B, T, C], the unscaled embedding rows read by the caller (embeddingReader.ts); the graph then holds
+   * no lookup table, only the head's copy of the embedding.
+   */
+  embeddings?: 'ids' | 'vectors';
 }
 
 /** Graph input names of a layer's LoRA pair for one group. */
@@ -57,6 +63,11 @@ export function buildInferenceGraph(mw: ModelWeights, opts: InferenceGraphOption
 
 /** The inference graph for a model; with a sink, each converted weight goes to it as soon as it exists. */
 export function inferenceGraph(mw: ModelWeights | WeightSource, opts: InferenceGraphOptions, sink?: InitializerSink): Graph {
+  return inferenceGraphWithParams(mw, opts, sink).graph;
+}
+
+/** inferenceGraph, with the weights it holds (e.g. to read embedding rows for `embeddings: 'vectors'`). */
+export function inferenceGraphWithParams(mw: ModelWeights | WeightSource, opts: InferenceGraphOptions, sink?: InitializerSink): { graph: Graph; params: GraphParams } {
   const cfg = mw.config;
   const { headDim: D, kvHeads: Hkv } = cfg;
   const g = new Graph('gemma3_infer');
@@ -64,7 +75,9 @@ export function inferenceGraph(mw: ModelWeights | WeightSource, opts: InferenceG
   const p = new GraphParams(g, mw, opts);
 
   const B = 1;
-  const ids = g.input('input_ids', 'int64', [B, 'T']);
+  const embedded = opts.embeddings === 'vectors'
+    ? p.scaleEmbedding(g.input('inputs_embeds', 'float32', [B, 'T', cfg.hidden]))
+    : p.embed(g.input('input_ids', 'int64', [B, 'T']));
   const ropePos = g.input('rope_pos', 'int64', [B, 'T']);
   const perType = new Map<LayerType, { cos: Value; sin: Value; mask: Value; split: Value }>();
   for (const t of new Set(cfg.layerTypes)) {
@@ -78,7 +91,7 @@ export function inferenceGraph(mw: ModelWeights | WeightSource, opts: InferenceG
   }
   const logitIndex = g.input('logit_index', 'int64', ['N']);
 
-  let x = op.reshape(g, p.embed(ids), ['BT', cfg.hidden]);
+  let x = op.reshape(g, embedded, ['BT', cfg.hidden]);
   if (opts.debugHidden) g.output(x, 'hidden_0');
   for (let i = 0; i < cfg.layers; i++) {
     const type = cfg.layerTypes[i];
@@ -111,5 +124,5 @@ export function inferenceGraph(mw: ModelWeights | WeightSource, opts: InferenceG
     logits = op.mul(g, op.tanh(g, op.div(g, logits, cap)), cap);
   }
   g.output(logits, 'logits');
-  return g;
+  return { graph: g, params: p };
 }

@@ -3,13 +3,15 @@
 // runtime computes the small inputs (RoPE tables, masks, split sizes), passes the cache's K/V buffers in
 // place, and appends the step's new K/V outputs to the cache.
 
+import * as fs from 'node:fs';
 import type * as ortTypes from 'onnxruntime-node';
 import type { GemmaConfig, LayerType } from '../model/config';
 import type { ModelWeights } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
 import { targetFromModuleName, targetShape, type LoraTarget } from '../train/lora';
 import { ExternalDataFile, f32Tensor, ort, type SessionConfig } from '../onnx/session';
-import { inferenceGraph, loraGroupShape, loraInputNames } from './inferenceGraph';
+import { inferenceGraphWithParams, loraGroupShape, loraInputNames } from './inferenceGraph';
+import { EmbeddingReader } from './embeddingReader';
 import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
 import { inverseFrequencies, ropeTables } from './rope';
@@ -35,19 +37,29 @@ export async function createGemmaRuntime(weights: ModelWeights | WeightSource,
   opts: RuntimeOptions & { headAccuracyLevel?: 0 | 4; headParts?: number; maxChunk?: number; session?: SessionConfig }): Promise<GemmaRuntime> {
   const accuracyLevel = opts.accuracyLevel ?? 4;
   const config = weights.config;
-  // Weights go to a temporary file as they are converted; ORT maps it, so no second copy is held.
+  // Weights go to a temporary file as they are converted; ORT maps it, so no second copy is held. The
+  // runtime keeps a read descriptor on it for embedding rows (the file itself is unlinked at once).
   const file = new ExternalDataFile();
-  let graph;
+  let built;
+  let fd: number | null = null;
   try {
-    graph = inferenceGraph(weights, {
-      precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel, headParts: opts.headParts ?? HEAD_PARTS, lora: true,
+    built = inferenceGraphWithParams(weights, {
+      precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel, headParts: opts.headParts ?? HEAD_PARTS,
+      lora: true, embeddings: 'vectors',
     }, file);
+    fd = file.openReader();
   } catch (e) {
     file.remove();
     throw e;
   }
-  const session = await file.open(graph, { optimization: 'basic', ...opts.session, threads: opts.threads ?? 2 });
-  return new OrtGemmaRuntime(config, opts.precision, session, opts.maxChunk ?? MAX_CHUNK);
+  const embedding = new EmbeddingReader(built.params.embeddingTable(), fd);
+  try {
+    const session = await file.open(built.graph, { optimization: 'basic', ...opts.session, threads: opts.threads ?? 2 });
+    return new OrtGemmaRuntime(config, opts.precision, session, embedding, fd, opts.maxChunk ?? MAX_CHUNK);
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
 }
 
 class OrtGemmaRuntime implements GemmaRuntime {
@@ -57,7 +69,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
   private disposed = false;
 
   constructor(readonly config: GemmaConfig, readonly precision: Precision, private readonly session: ortTypes.InferenceSession,
-    private readonly maxChunk: number) {
+    private readonly embedding: EmbeddingReader, private readonly dataFd: number, private readonly maxChunk: number) {
     const cfg = config;
     this.invFreq = new Map([
       ['sliding', inverseFrequencies(cfg.headDim, cfg.ropeThetaLocal)],
@@ -123,7 +135,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     const start = cache.length;
     const positions = range(start, start + T);
     const feeds: Feeds = { ...lora };
-    feeds.input_ids = new ort.Tensor('int64', BigInt64Array.from(ids, (v) => BigInt(v)), [1, T]);
+    feeds.inputs_embeds = f32Tensor(this.embedding.rows(ids), [1, T, cfg.hidden]);
     feeds.rope_pos = new ort.Tensor('int64', BigInt64Array.from(range(0, T), (v) => BigInt(v)), [1, T]);
     feeds.logit_index = new ort.Tensor('int64', BigInt64Array.from(logitIndex, (v) => BigInt(v)), [logitIndex.length]);
     for (const [type, set] of cache.sets) {
@@ -206,7 +218,11 @@ class OrtGemmaRuntime implements GemmaRuntime {
     if (this.disposed) return;
     this.disposed = true;
     this.adapters.clear();
-    await this.session.release();
+    try {
+      await this.session.release();
+    } finally {
+      fs.closeSync(this.dataFd);
+    }
   }
 }
 

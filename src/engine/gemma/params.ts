@@ -23,6 +23,11 @@ export type LinearOperand =
   | { kind: 'f32'; w: Value }
   | { kind: 'nbits'; b: Value; scales: Value; spec: NBitsSpec };
 
+/** Where the embedding table's bytes are, for reading rows outside the graph (embeddingReader.ts). */
+export type EmbeddingTable =
+  | { kind: 'nbits'; bits: 4 | 8; columns: number; data: Blob; scales: Blob }
+  | { kind: 'f32'; columns: number; data: Blob };
+
 export interface ParamsOptions {
   precision: Precision;
   /** MatMulNBits accuracy_level for q4: 0 exact float, 4 int8 activations. */
@@ -71,7 +76,9 @@ export class GraphParams {
   private readonly src: WeightSource;
   private readonly cache = new Map<string, Value>();
   private readonly linears = new Map<string, LinearOperand>();
-  private embedQ: { heads: { b: Value; scales: Value; rows: number }[]; lookup: Value; scales3d: Value; bits: 4 | 8 } | null = null;
+  private embedQ: { heads: { b: Value; scales: Value; rows: number }[]; data: Blob; scales: Blob; bits: 4 | 8 } | null = null;
+  private lookupQ: { lookup: Value; scales3d: Value } | null = null;
+  private readonly f32Blobs = new Map<string, Blob>();
 
   constructor(private readonly g: Graph, weights: ModelWeights | WeightSource, readonly opts: ParamsOptions) {
     this.src = asWeightSource(weights);
@@ -105,6 +112,7 @@ export class GraphParams {
     for (const name of names) {
       this.forEachChunk(name, (n, d) => blob.write(asBytes(f32Of(name, d, n * width))));
     }
+    this.f32Blobs.set(key, blob);
     return this.g.initializerIn(key, 'float32', dims, blob);
   }
 
@@ -179,9 +187,6 @@ export class GraphParams {
       const [V, C] = this.src.shape(EMBED_NAME);
       const { data, scales, bits } = this.nbitsStacked([EMBED_NAME]);
       const rowBytes = (C / 32) * 4 * bits;
-      // The lookup and the head view the same bytes through separate initializers: the head's
-      // MatMulNBits prepacks its copy (after which ORT drops it), while the lookup's stays file-mapped and
-      // only the rows it gathers become resident.
       const parts = Math.max(1, Math.min(this.opts.headParts ?? 1, Math.floor(V / PART_ROW_MULTIPLE)));
       const partRows = parts === 1 ? V : Math.ceil(V / parts / PART_ROW_MULTIPLE) * PART_ROW_MULTIPLE;
       const heads: { b: Value; scales: Value; rows: number }[] = [];
@@ -194,15 +199,26 @@ export class GraphParams {
           rows,
         });
       }
-      this.embedQ = {
-        heads,
-        lookup: this.g.initializerIn(`${EMBED_NAME}.lookup`, 'uint8', [V, C / 32, 4 * bits], data),
-        // GatherBlockQuantized wants scales of the data's rank.
-        scales3d: this.g.initializerIn(`${EMBED_NAME}.scales3d`, 'float32', [V, C / 32, 1], scales),
-        bits,
-      };
+      this.embedQ = { heads, data, scales, bits };
     }
     return this.embedQ;
+  }
+
+  /**
+   * The lookup's own initializers over the head's bytes: the head's MatMulNBits prepacks its copy (after
+   * which ORT drops it), while the lookup's stays file-mapped and only the rows it gathers become resident.
+   */
+  private lookupQuantized() {
+    if (!this.lookupQ) {
+      const e = this.embedQuantized();
+      const [V, C] = this.src.shape(EMBED_NAME);
+      this.lookupQ = {
+        lookup: this.g.initializerIn(`${EMBED_NAME}.lookup`, 'uint8', [V, C / 32, 4 * e.bits], e.data),
+        // GatherBlockQuantized wants scales of the data's rank.
+        scales3d: this.g.initializerIn(`${EMBED_NAME}.scales3d`, 'float32', [V, C / 32, 1], e.scales),
+      };
+    }
+    return this.lookupQ;
   }
 
   /** E[ids] · sqrt(C), the scale rounded to the weight dtype (float32) as HF does. ids int64 [B, T] → [B, T, C]. */
@@ -213,10 +229,27 @@ export class GraphParams {
       x = op.gather(this.g, this.norm(EMBED_NAME), ids, 0);
     } else {
       const e = this.embedQuantized();
-      const blocks = op.gatherBlockQuantized(this.g, e.lookup, ids, e.scales3d, { bits: e.bits, blockSize: 32, quantizeAxis: 2, columns: C });
+      const l = this.lookupQuantized();
+      const blocks = op.gatherBlockQuantized(this.g, l.lookup, ids, l.scales3d, { bits: e.bits, blockSize: 32, quantizeAxis: 2, columns: C });
       x = op.reshape(this.g, blocks, ids.shape ? [...ids.shape, C] : ['B', 'T', C]);
     }
-    return op.mul(this.g, x, this.g.constF32(Math.fround(Math.sqrt(C))));
+    return this.scaleEmbedding(x);
+  }
+
+  /** Embedding rows (as embed gathers them, before scaling) times sqrt(C) rounded to float32. */
+  scaleEmbedding(rows: Value): Value {
+    return op.mul(this.g, rows, this.g.constF32(Math.fround(Math.sqrt(this.config.hidden))));
+  }
+
+  /** Where the embedding table's bytes are (the head's operand), so rows can be read outside the graph. */
+  embeddingTable(): EmbeddingTable {
+    const C = this.config.hidden;
+    if (this.opts.precision === 'f32') {
+      this.norm(EMBED_NAME);
+      return { kind: 'f32', columns: C, data: this.f32Blobs.get(EMBED_NAME)! };
+    }
+    const e = this.embedQuantized();
+    return { kind: 'nbits', bits: e.bits, columns: C, data: e.data, scales: e.scales };
   }
 
   /** Tied LM head: h [.., C] → logits [.., V] = h·Eᵀ. */

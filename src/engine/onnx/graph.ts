@@ -84,6 +84,8 @@ export interface Blob {
   readonly byteLength: number;
   /** Appends the next bytes. */
   write(bytes: Uint8Array): void;
+  /** Where the bytes live: a range of an external data file, or (not streamed) an in-memory buffer. */
+  placement(): { location: string; offset: number } | { data: Uint8Array };
 }
 
 class BlobImpl implements Blob {
@@ -99,6 +101,10 @@ class BlobImpl implements Blob {
     if (this.region) this.region.write(bytes);
     else this.data!.set(bytes, this.written);
     this.written += bytes.byteLength;
+  }
+
+  placement(): { location: string; offset: number } | { data: Uint8Array } {
+    return this.region ? { location: this.region.location, offset: this.region.offset } : { data: this.data! };
   }
 }
 

@@ -69,6 +69,14 @@ export class ExternalDataFile implements InitializerSink {
     };
   }
 
+  /**
+   * A read-only descriptor on the data file (call before `open`, which removes the file): it stays
+   * readable through the descriptor until closed, so a runtime can read weights back without keeping a copy.
+   */
+  openReader(): number {
+    return fs.openSync(path.join(this.dir, WEIGHTS_FILE), 'r');
+  }
+
   /** Writes the model next to the data and opens a session on it; the files are removed afterwards. */
   async open(g: Graph, cfg: SessionConfig = {}): Promise<ort.InferenceSession> {
     try {

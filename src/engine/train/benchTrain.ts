@@ -36,6 +36,8 @@ export interface TrainBenchResult {
   peak_rss_mb: number;
   /** Model load, graph build and session creation, before the fine-tune starts. */
   setup_s: number;
+  /** CPU seconds of the fine-tune (all threads): on a loaded machine, cpu_s / threads estimates the idle wall time. */
+  finetune_cpu_s: number;
   steps: number;
   step_s_mean: number;
 }
@@ -53,12 +55,13 @@ export function syntheticExamples(n: number, tokens: number, completion: number,
 export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): Promise<TrainBenchResult> {
   const t0 = performance.now();
   const precision = o.precision ?? 'q4';
-  let mw: ModelWeights | null = loadModel(modelPath, { precision }).weights;
-  const cfg = mw.config;
+  // Held in a box so the weights can be let go once the session has its own copy.
+  const box: { mw: ModelWeights | null } = { mw: loadModel(modelPath, { precision }).weights };
+  const cfg = box.mw!.config;
   const rank = o.rank ?? 16;
   const params = initLora(cfg, rank, 2 * rank, ALL_TARGETS, 1);
-  const engine = await createOrtEngine(mw, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2 });
-  mw = null; // the session holds its own copy of the weights
+  const engine = await createOrtEngine(box.mw!, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2 });
+  box.mw = null; // the session holds its own copy of the weights
   const setup = (performance.now() - t0) / 1000;
   const data = splitValidation(syntheticExamples(o.examples ?? 20, o.tokens ?? 120, o.completion ?? 40, cfg.vocabSize, 7), { fraction: 0.2, seed: 1 });
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-bench-train-'));
@@ -68,6 +71,7 @@ export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): 
   let stepTokens = 0, stepSeconds = 0, steps = 0;
   try {
     const t1 = performance.now();
+    const c1 = process.cpuUsage();
     await train(cfg, engine, data, params, {
       epochs: o.epochs ?? 3, lr: 2e-4, schedule: 'linear', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, batchSize: micro, gradAccum: Math.max(1, Math.round((o.batch ?? 4) / micro)),
       seed: 1, shuffle: true, evalEvery: 0, patience: 0, padId: cfg.padId, outDir: out,
@@ -81,11 +85,13 @@ export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): 
       },
     });
     const finetune = (performance.now() - t1) / 1000;
+    const cpu = process.cpuUsage(c1);
     return {
       train_tok_s: stepTokens / stepSeconds,
       finetune_s: finetune,
       peak_rss_mb: process.resourceUsage().maxRSS / 1024,
       setup_s: setup,
+      finetune_cpu_s: (cpu.user + cpu.system) / 1e6,
       steps,
       step_s_mean: stepSeconds / steps,
     };

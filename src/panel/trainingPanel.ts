@@ -12,6 +12,7 @@ import {
   type Capabilities,
   type HostToWebview,
   type PanelState,
+  parseHostMessage,
   parseWebviewMessage,
   type Suggestion,
   type TrainingView,
@@ -148,7 +149,7 @@ export class TrainingPanel {
         examples: read.examples,
         problems: read.problems.map(formatProblem),
         capabilities: this.capabilities,
-        training: this.training?.view ?? null,
+        training: this.training?.view ?? (await this.lastRun()),
         suggestions: this.suggestions,
       };
       this.post({ type: 'state', state, restore: { folder: this.folder.uri.fsPath, taskId: this.taskId } });
@@ -157,6 +158,26 @@ export class TrainingPanel {
       this.deps.log.error(`training panel: ${(err as Error).message}`);
       this.post({ type: 'notice', level: 'error', message: (err as Error).message });
     }
+  }
+
+  /**
+   * The last run as metrics.jsonl recorded it, so a reopened or reloaded panel shows its chart and
+   * before/after table; a run the window closed on is shown as stopped, not as running forever.
+   */
+  private async lastRun(): Promise<TrainingView | null> {
+    const read = await this.store.metrics(this.taskId).catch(() => undefined);
+    let view: TrainingView | null = null;
+    for (const r of read?.records ?? []) {
+      const { type: _type, ...event } = r.value;
+      try {
+        const msg = parseHostMessage({ type: 'training', event });
+        if (msg.type === 'training') view = applyTrainingEvent(view, msg.event);
+      } catch {
+        // a line written by another version: skipped, the rest still draws
+      }
+    }
+    if (view?.status === 'running') view = { ...view, status: 'cancelled', etaSeconds: null, message: 'This run stopped when the window closed; the best adapter it saved, if any, is kept.' };
+    return view;
   }
 
   private async onMessage(raw: unknown): Promise<void> {

@@ -177,6 +177,6 @@ function summary(r: ResultOf<'train'>, promoted: boolean): string {
     case 'early-stop':
       return `Stopped early at step ${r.step} (validation loss stopped improving); ${kept}.`;
     case 'cancelled':
-      return `Cancelled at step ${r.step}; ${promoted ? `the best adapter so far (step ${r.savedStep}${best}) is saved` : kept}.`;
+      return `Cancelled at step ${r.step}; ${promoted ? `the best adapter so far, from step ${r.savedStep}${best}, is saved` : kept}.`;
   }
 }

@@ -293,9 +293,18 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       assert.equal(done.reason, 'cancelled');
       assert.ok((done.step as number) < 100, `stopped at step ${String(done.step)} of 100`);
       await frame.locator('#training-status', { hasText: /Training cancelled/ }).waitFor({ timeout: UI_TIMEOUT });
-      await frame.locator('.training-section', { hasText: /Cancelled at step \d+; (the best adapter so far \(step \d+|no adapter from this run)/ }).waitFor({ timeout: UI_TIMEOUT });
+      await frame.locator('.training-section', { hasText: /Cancelled at step \d+; (the best adapter so far, from step \d+|no adapter from this run)/ }).waitFor({ timeout: UI_TIMEOUT });
       assert.ok(existsSync(path.join(ws, TASK_DIR, 'adapter/adapter_model.safetensors')), 'an adapter is still there');
       await screenshot(page, 'cancelled');
+    });
+
+    await report.check(GROUP, 'the panel, its chart and table in the light theme', async () => {
+      await pickTheme(page, 'Light 2026');
+      await page.locator('.monaco-workbench.vs').waitFor({ timeout: UI_TIMEOUT });
+      await frame.locator('.loss-chart').scrollIntoViewIfNeeded();
+      await screenshot(page, 'cancelled-light');
+      await pickTheme(page, 'Dark 2026');
+      await page.locator('.monaco-workbench.vs-dark').waitFor({ timeout: UI_TIMEOUT });
     });
 
     await report.check(GROUP, 'after "Developer: Reload Window" the panel comes back with all ten examples', async () => {
@@ -308,14 +317,12 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       const values = await panelFrame(page).locator('tr[data-id] vscode-single-select[data-col="output"]').evaluateAll((els) => els.map((el) => (el as HTMLElement & { value: string }).value));
       assert.deepEqual(values, EXAMPLES.map((e) => e[1]));
       assert.equal(readFileSync(path.join(ws, TASK_DIR, 'examples.jsonl'), 'utf8'), before, 'examples.jsonl unchanged by the reload');
+      // The last run comes back from metrics.jsonl: its status and its chart.
+      await panelFrame(page).locator('#training-status', { hasText: /Training cancelled/ }).waitFor({ timeout: UI_TIMEOUT });
+      assert.ok(Number(await panelFrame(page).locator('.loss-chart').getAttribute('data-points')) > 0);
       await screenshot(page, 'reloaded');
     });
 
-    await report.check(GROUP, 'the panel with its chart in the light theme', async () => {
-      await pickTheme(page, 'Light 2026');
-      await page.locator('.monaco-workbench.vs').waitFor({ timeout: UI_TIMEOUT });
-      await screenshot(page, 'light');
-    });
   } finally {
     await browser.close();
     await stopServer(session);

@@ -70,6 +70,9 @@ export const trainCommand: CliCommand = {
     const maxTokens = numberFlag(p, 'max-tokens', D.maxTokens, 2, 32768, true);
     const initDir = p.values.get('init-adapter');
     const json = p.booleans.has('json');
+    const rank = numberFlag(p, 'rank', 16, 1, 1024, true);
+    const alpha = numberFlag(p, 'alpha', 2 * rank, 1e-6, 1e6);
+    const targets = p.values.has('targets') ? parseTargets(p.values.get('targets')!) : [...ALL_TARGETS];
 
     // Held in a box so the weights can be let go once the session has its own copy.
     const box: { loaded: ReturnType<typeof loadModel> | null } = { loaded: loadModel(modelPath, { precision }) };

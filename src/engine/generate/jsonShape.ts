@@ -1,5 +1,5 @@
-// The byte-level automaton of one JSON object shape: `{"f1": "…", "f2": "…"}` with the fields in a fixed
-// order, one space after each colon and comma, and each value either any JSON string (valid UTF-8,
+// The byte-level automaton of one JSON object shape: `{"f1":"…","f2":"…"}` (compact, as JSON.stringify writes it and the task store trains on) with the fields in a fixed
+// order, no whitespace, and each value either any JSON string (valid UTF-8,
 // escapes \" \\ \/ \b \f \n \r \t \uXXXX, no raw control characters) or one of an enum of strings.
 // Every byte sequence it accepts up to DONE is a JSON text that parses to exactly those fields.
 //
@@ -63,7 +63,7 @@ export class JsonAutomaton {
     for (let i = shape.fields.length - 1; i >= 0; i--) {
       const f = shape.fields[i];
       const value = f.enum ? b.enumValue(f.enum, next) : b.stringValue(next);
-      const key = `${i === 0 ? '{' : ', '}${JSON.stringify(f.name)}: "`;
+      const key = `${i === 0 ? '{' : ','}${JSON.stringify(f.name)}:"`;
       next = b.literal(enc.encode(key), value);
     }
     this.start = next;

@@ -5,7 +5,7 @@
 //   after a 64-token prompt, classify latency (100-token input, 4 labels), RSS after each phase and peak.
 // usage: node --import tsx bench/runtime.ts --model FILE.gguf [--accuracy 0|4] [--head-accuracy 0|4]
 //        [--head-parts N] [--arena 0|1] [--threads N] [--opt basic|all] [--spin 0|1] [--prompt 512] [--gen 128]
-//        [--chunk 512] [--session key=value,...] [--repeat N]
+//        [--chunk 512] [--lora 0|1] [--config ort.key=value,...] [--repeat N] [--maps]
 // Make the model with: node dist/cli.js make-model --config 270m --format gguf --dtype q4_0 --seed 1
 //   --out bench/out/270m-q4.gguf   (Q8_0 embedding as in Google's QAT GGUF; --embedding q4_0 for Q4_0)
 
@@ -34,6 +34,24 @@ function rssMb(): number {
   return m ? Math.round(Number(m[1]) / 1024) : Math.round(process.memoryUsage().rss / 2 ** 20);
 }
 
+/** Resident MB by mapping (heap, anonymous regions, files), largest first, for --maps. */
+function mapsSummary(): string {
+  const agg = new Map<string, number>();
+  let cur = '';
+  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      const size = (parseInt(head[2], 16) - parseInt(head[1], 16)) / 2 ** 20;
+      cur = head[3] ? path.basename(head[3]) : size >= 64 ? `[anon ${Math.round(size)}M]` : '[anon small]';
+    } else if (line.startsWith('Rss:')) {
+      agg.set(cur, (agg.get(cur) ?? 0) + Number(line.split(/\s+/)[1]) / 1024);
+    }
+  }
+  const m = process.memoryUsage();
+  const js = `js heap ${Math.round(m.heapUsed / 2 ** 20)}/${Math.round(m.heapTotal / 2 ** 20)} MB, array buffers ${Math.round(m.arrayBuffers / 2 ** 20)} MB`;
+  return `${js}; ` + [...agg].filter(([, mb]) => mb >= 1).sort((a, b) => b[1] - a[1]).slice(0, 10).map(([n, mb]) => `${Math.round(mb)} ${n}`).join(' | ');
+}
+
 function cpuSeconds(since: NodeJS.CpuUsage): number {
   const u = process.cpuUsage(since);
   return (u.user + u.system) / 1e6;
@@ -57,19 +75,23 @@ async function main(): Promise<void> {
   const genLen = Number(flag('gen', '128'));
   const repeat = Number(flag('repeat', '1'));
   const maxChunk = Number(flag('chunk', '512'));
-  const sessionEntries = Object.fromEntries(flag('session', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+  const lora = flag('lora', '1') === '1';
+  const configEntries = Object.fromEntries(flag('config', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
   const rss: Record<string, number> = {};
 
   const t0 = performance.now();
   const { source, tokenizerSource } = openWeights(file, { precision: 'q4' });
   const tok = tokenizerSource ? createTokenizer(tokenizerSource) : null;
   rss.tokenizer = rssMb();
+  if (process.argv.includes('--maps')) console.error(`tokenizer: ${mapsSummary()}`);
   const rt = await createGemmaRuntime(source, {
-    precision: 'q4', threads, accuracyLevel, headAccuracyLevel, headParts, maxChunk,
-    session: { optimization, spinning, memArena, sessionEntries },
+    precision: 'q4', threads, accuracyLevel, headAccuracyLevel, headParts, maxChunk, lora,
+    session: { optimization, spinning, memArena, configEntries },
   });
   const loadS = (performance.now() - t0) / 1000;
   rss.load = rssMb();
+  const showMaps = process.argv.includes('--maps');
+  if (showMaps) console.error(`load: ${mapsSummary()}`);
   void tok;
 
   const V = rt.config.vocabSize;
@@ -86,6 +108,7 @@ async function main(): Promise<void> {
     const prefillCpu = cpuSeconds(up);
     c0.dispose();
     rss.prefill = rssMb();
+    if (showMaps) console.error(`prefill: ${mapsSummary()}`);
 
     const cache = rt.newCache();
     let logits = await rt.step(cache, prompt.slice(0, 64), { logits: 'last' });
@@ -109,6 +132,7 @@ async function main(): Promise<void> {
     const classifyCpu = cpuSeconds(uc) / 3;
     runs.sort((a, b) => a - b);
     rss.classify = rssMb();
+    if (showMaps) console.error(`classify: ${mapsSummary()}`);
     results.push({
       ttft_512_s: +ttft.toFixed(3), prefill_tok_s: +(promptLen / ttft).toFixed(1), decode_tok_s: +(genLen / decodeS).toFixed(1), classify_ms: Math.round(runs[1]),
       // CPU seconds (all threads) per unit of work: steadier than wall time on a shared machine.
@@ -118,7 +142,7 @@ async function main(): Promise<void> {
   await rt.dispose();
   const peak = Math.round(process.resourceUsage().maxRSS / 1024);
   console.log(JSON.stringify({
-    model: path.basename(file), threads, accuracyLevel, headAccuracyLevel, headParts, maxChunk, memArena, optimization, spinning, sessionEntries,
+    model: path.basename(file), threads, accuracyLevel, headAccuracyLevel, headParts, maxChunk, lora, memArena, optimization, spinning, configEntries,
     load_s: +loadS.toFixed(2), runs: results, rss_mb: rss, peak_rss_mb: peak, loadavg: +fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0],
   }));
 }

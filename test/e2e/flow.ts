@@ -279,12 +279,15 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
     });
 
     await report.check(GROUP, 'a second run cancelled from the panel says so and names the adapter it kept', async () => {
-      const epochs = frame.locator('#hp-epochs');
-      await epochs.click();
-      await page.keyboard.press('Control+a');
-      await page.keyboard.type('50');
-      await page.keyboard.press('Tab');
-      await waitFor('epochs saved', () => (JSON.parse(readFileSync(path.join(ws, TASK_DIR, 'task.json'), 'utf8')).hyperparameters.epochs === 50 ? true : undefined));
+      const epochs = frame.locator('#hp-epochs input');
+      const saved = () => (JSON.parse(readFileSync(path.join(ws, TASK_DIR, 'task.json'), 'utf8')) as { hyperparameters: { epochs: number } }).hyperparameters.epochs === 50;
+      for (let attempt = 0; attempt < 3 && !saved(); attempt++) {
+        await epochs.fill('50');
+        await epochs.press('Enter');
+        await epochs.press('Tab');
+        await waitFor('epochs saved', () => (saved() ? true : undefined), 5000).catch(() => undefined);
+      }
+      assert.ok(saved(), 'epochs = 50 saved to task.json');
       await frame.locator('#train').click();
       await frame.locator('#training-status', { hasText: /Step [1-9]/ }).waitFor({ timeout: 120_000 });
       await screenshot(page, 'second-run');

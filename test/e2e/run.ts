@@ -1,6 +1,7 @@
 // `npm run test:e2e`: Gemma Tune in a real VS Code (code-server 4.139 = VS Code 1.139).
 //   1. the UI path (ui.ts): palette command, editor selection, notification, output channel;
-//   2. the in-host mocha suite (inHost.ts): the extension API from inside the extension host.
+//   2. the in-host mocha suite (inHost.ts): the extension API from inside the extension host;
+//   3. code actions on trained tasks (codeActions.ts); 4. the whole flow: label, train, classify, cancel, reload (flow.ts).
 // Expects `npm run build` and test/e2e/setup.sh to have run. Screenshots and logs go to
 // artifacts/e2e/. Ends with "E2E: N passed, N failed"; exit code 1 when anything failed.
 // GEMMA_TUNE_E2E_VSIX=path.vsix runs the UI part against a packaged extension instead of the tree.
@@ -9,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { runCodeActions } from './codeActions';
+import { runFlow } from './flow';
 import { runInHost } from './inHost';
 import { ROOT } from './lib/codeServer';
 import { Report } from './lib/report';
@@ -35,6 +37,9 @@ async function main(): Promise<number> {
   console.log('code actions in code-server (tiny model, trained adapters)');
   const actionTimings = await runCodeActions(report, artifacts);
   console.log(`code action timings: ${JSON.stringify(Object.fromEntries(Object.entries(actionTimings).map(([k, v]) => [k, Math.round(v)])))}`);
+  console.log('the whole flow in code-server (tiny model): label, train, classify, cancel, reload');
+  const flowTimings = await runFlow(report, artifacts);
+  console.log(`flow timings: ${JSON.stringify(Object.fromEntries(Object.entries(flowTimings).map(([k, v]) => [k, Math.round(v)])))}`);
 
   const summary = {
     passed: report.passed,

@@ -118,6 +118,12 @@ test('padding never changes the loss or gradients; accumulation equals the big b
     const rr = referenceStep(mw, p, collate([a, b], 0), 1);
     assert.ok(Math.abs(rr.lossSum - rab.lossSum) / rr.lossSum < 1e-5);
     assert.ok(maxRelPerTensor(rab.grads, rr.grads) < 1e-3);
+    // without recomputation (every activation kept from the forward) the graph gives the same numbers
+    const keep = await createOrtEngine(mw, { precision: 'f32', rank: 2, alpha: 4, targets: p.targets, threads: 1, recompute: false });
+    const rk = await keep.lossAndGrads(collate([a, b], 0), p, 1);
+    await keep.dispose();
+    assert.ok(Math.abs(rk.lossSum - rab.lossSum) < 1e-5 * rab.lossSum);
+    assert.ok(maxRelPerTensor(rk.grads, rab.grads) < 1e-5);
 
     // one step of batch 2 vs batch 1 × accumulation 2: the same update
     const data = { train: [a, b], val: [] };

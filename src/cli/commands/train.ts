@@ -70,7 +70,8 @@ export const trainCommand: CliCommand = {
     const maxTokens = numberFlag(p, 'max-tokens', D.maxTokens, 2, 32768, true);
     const initDir = p.values.get('init-adapter');
     const json = p.booleans.has('json');
-    const rank = numberFlag(p, 'rank', 16, 1, 1024, true);
+    // LoRA shape flags are checked before the model and data load, so a typo fails at once.
+    const rank = numberFlag(p, 'rank', D.rank, 1, 1024, true);
     const alpha = numberFlag(p, 'alpha', 2 * rank, 1e-6, 1e6);
     const targets = p.values.has('targets') ? parseTargets(p.values.get('targets')!) : [...ALL_TARGETS];
 
@@ -99,11 +100,8 @@ export const trainCommand: CliCommand = {
       for (const [flag, v] of [['rank', params.rank], ['alpha', params.alpha]] as const) {
         if (p.values.has(flag) && Number(p.values.get(flag)) !== v) throw new UsageError(`--${flag} ${p.values.get(flag)} differs from the --init-adapter's ${v}`);
       }
-      if (p.values.has('targets') && parseTargets(p.values.get('targets')!).join() !== params.targets.join()) throw new UsageError('--targets differ from the --init-adapter\'s');
+      if (p.values.has('targets') && targets.join() !== params.targets.join()) throw new UsageError('--targets differ from the --init-adapter\'s');
     } else {
-      const rank = numberFlag(p, 'rank', D.rank, 1, 1024, true);
-      const alpha = numberFlag(p, 'alpha', 2 * rank, 1e-6, 1e6);
-      const targets = p.values.has('targets') ? parseTargets(p.values.get('targets')!) : [...ALL_TARGETS];
       params = initLora(cfg, rank, alpha, targets, seed);
     }
 

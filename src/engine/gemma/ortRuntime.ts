@@ -34,7 +34,11 @@ const HEAD_PARTS = 8;
  * WeightSource (load.ts's openWeights) is read a few rows at a time, so the model is never whole in JS.
  */
 export async function createGemmaRuntime(weights: ModelWeights | WeightSource,
-  opts: RuntimeOptions & { headAccuracyLevel?: 0 | 4; headParts?: number; maxChunk?: number; session?: SessionConfig }): Promise<GemmaRuntime> {
+  opts: RuntimeOptions & {
+    headAccuracyLevel?: 0 | 4; headParts?: number; maxChunk?: number; session?: SessionConfig;
+    /** false: a graph without LoRA inputs (setAdapter then throws); for measuring what the LoRA branch costs. */
+    lora?: boolean;
+  }): Promise<GemmaRuntime> {
   const accuracyLevel = opts.accuracyLevel ?? 4;
   const config = weights.config;
   // Weights go to a temporary file as they are converted; ORT maps it, so no second copy is held. The
@@ -45,7 +49,7 @@ export async function createGemmaRuntime(weights: ModelWeights | WeightSource,
   try {
     built = inferenceGraphWithParams(weights, {
       precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel, headParts: opts.headParts ?? HEAD_PARTS,
-      lora: true, embeddings: 'vectors',
+      lora: opts.lora ?? true, embeddings: 'vectors',
     }, file);
     fd = file.openReader();
   } catch (e) {
@@ -55,7 +59,7 @@ export async function createGemmaRuntime(weights: ModelWeights | WeightSource,
   const embedding = new EmbeddingReader(built.params.embeddingTable(), fd);
   try {
     const session = await file.open(built.graph, { optimization: 'basic', ...opts.session, threads: opts.threads ?? 2 });
-    return new OrtGemmaRuntime(config, opts.precision, session, embedding, fd, opts.maxChunk ?? MAX_CHUNK);
+    return new OrtGemmaRuntime(config, opts.precision, session, embedding, fd, opts.maxChunk ?? MAX_CHUNK, opts.lora ?? true);
   } catch (e) {
     fs.closeSync(fd);
     throw e;
@@ -69,7 +73,8 @@ class OrtGemmaRuntime implements GemmaRuntime {
   private disposed = false;
 
   constructor(readonly config: GemmaConfig, readonly precision: Precision, private readonly session: ortTypes.InferenceSession,
-    private readonly embedding: EmbeddingReader, private readonly dataFd: number, private readonly maxChunk: number) {
+    private readonly embedding: EmbeddingReader, private readonly dataFd: number, private readonly maxChunk: number,
+    private readonly hasLora: boolean) {
     const cfg = config;
     this.invFreq = new Map([
       ['sliding', inverseFrequencies(cfg.headDim, cfg.ropeThetaLocal)],
@@ -77,7 +82,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     ]);
     // No adapter = rank 0: the LoRA branch multiplies through an empty inner dimension and adds zeros.
     this.baseLora = {};
-    for (let i = 0; i < cfg.layers; i++) {
+    for (let i = 0; i < (hasLora ? cfg.layers : 0); i++) {
       for (const group of Object.keys(LORA_GROUPS) as LoraGroup[]) {
         const [out, inp] = loraGroupShape(cfg, group);
         const n = loraInputNames(i, group);
@@ -162,6 +167,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
 
   setAdapter(name: string, adapter: LoraAdapter): void {
     const cfg = this.config;
+    if (!this.hasLora) throw new AdapterShapeError(`adapter ${name}: this runtime was built without LoRA inputs`);
     const { rank: R, alpha } = adapter;
     if (!Number.isInteger(R) || R < 1 || R > 4096) throw new AdapterShapeError(`adapter ${name}: rank ${R} is not a positive integer`);
     if (!(alpha > 0) || !Number.isFinite(alpha)) throw new AdapterShapeError(`adapter ${name}: alpha ${alpha} is not positive`);

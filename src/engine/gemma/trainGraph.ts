@@ -17,9 +17,16 @@
 //   grad_a_{i}_{t}, grad_b_{i}_{t}                 d(grad_scale · loss_sum)/dA, /dB
 //
 // Frozen base weights: f32 (exactness) or Q4_0 through MatMulNBits. dX through a 4-bit linear needs
-// dy·W, and MatMulNBits only computes x·Wᵀ, so the q4 graph keeps a second 4-bit copy of each Wᵀ
-// (W dequantised, transposed and requantised to Q4_0 along its output axis): one extra half-byte per
-// weight, and the backward runs on the same int4 kernel as the forward.
+// dy·W, and MatMulNBits only computes x·Wᵀ. By default W is dequantised inside the graph from the
+// forward's own 4-bit bytes, a chunk of rows at a time, just before its use (exact gradients of the
+// 4-bit model, no extra resident memory); the alternative keeps a transposed requantised copy of each
+// W (`backward: 'transposed'`: int kernels, but +½ byte per weight and a requantisation error that
+// reached 25% of the largest gradient on the tiny test model). Measured on the 270M shape, 2 threads,
+// under load: the dequantisation is ~16% of a step's kernel time.
+//
+// Memory: the LM head's [P, V] tensors are the step's largest (168 MB per 160 labels of the 262k
+// vocabulary), so its backward is fused with the cross-entropy's and chunked over V; layers are
+// recomputed in the backward from their saved inputs (`recompute`, default on in the engine).
 
 import { Graph, type BuiltModel, type InitializerSink, type NodeRecord, type Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
@@ -109,8 +116,9 @@ function dequantRows(g: Graph, w: NBitsWeight, r0: number, n: number, dep: Value
     const unsq = (v: Value) => g.node('Unsqueeze', [v, g.constI64([-1])], [{ dtype: 'uint8', shape: [n, blocks, 16, 1] }])[0];
     q = op.reshape(g, op.concat(g, [unsq(low), unsq(high)], -1), [n, blocks, 32]);
   }
-  const s3 = g.node('Unsqueeze', [sc, g.constI64([-1])], [{ dtype: 'float32', shape: [n, blocks, 1] }])[0];
-  return op.reshape(g, op.mul(g, op.sub(g, op.cast(g, q, 'float32'), g.constF32(w.bits === 4 ? 8 : 128)), s3), [n, w.K]);
+  // One DequantizeLinear (opset 21, blocked along K) instead of Cast, Sub and Mul: one pass, not three.
+  const zp = g.node('Expand', [u8const(g, w.bits === 4 ? 8 : 128), g.constI64([n, blocks])], [{ dtype: 'uint8', shape: [n, blocks] }])[0];
+  return g.node('DequantizeLinear', [op.reshape(g, q, [n, w.K]), sc, zp], [{ dtype: 'float32', shape: [n, w.K] }], { axis: attr.int(1), block_size: attr.int(32) })[0];
 }
 
 /** Weight rows are dequantised this many at a time: the 262k-row head never exists whole in float32 (670 MB). */

@@ -20,8 +20,10 @@ export interface SessionConfig {
   memArena?: boolean;
   /** ORT's per-shape memory pattern planning; default on. */
   memPattern?: boolean;
-  /** Extra `session.*` config entries (e.g. { disable_prepacking: '1' }), for experiments. */
-  sessionEntries?: Record<string, string>;
+  /** Writes ORT's per-node profile (JSON) to a file starting with this prefix, for performance work. */
+  profilePrefix?: string;
+  /** Extra ORT config entries by full key (e.g. { 'session.disable_prepacking': '1' }), for experiments. */
+  configEntries?: Record<string, string>;
 }
 
 function sessionOptions(cfg: SessionConfig): ort.InferenceSession.SessionOptions {
@@ -34,9 +36,26 @@ function sessionOptions(cfg: SessionConfig): ort.InferenceSession.SessionOptions
     logSeverityLevel: 3,
     enableCpuMemArena: cfg.memArena ?? true,
     enableMemPattern: cfg.memPattern ?? true,
+    ...(cfg.profilePrefix ? { enableProfiling: true, profileFilePrefix: cfg.profilePrefix } : {}),
     // Spinning threads would burn the shared CPU between the tiny runs of a decode loop.
-    extra: { session: { ...cfg.sessionEntries, intra_op: { allow_spinning: cfg.spinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } } },
+    extra: withEntries({ session: { intra_op: { allow_spinning: cfg.spinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } } }, cfg.configEntries ?? {}),
   };
+}
+
+type Nested = { [k: string]: string | Nested };
+
+/** `extra` nests config keys by their dots ('session.x' → { session: { x } }), as the binding flattens them. */
+function withEntries(base: Nested, entries: Record<string, string>): Nested {
+  for (const [key, value] of Object.entries(entries)) {
+    const parts = key.split('.');
+    let at = base;
+    for (const p of parts.slice(0, -1)) {
+      const next = at[p];
+      at = typeof next === 'object' ? next : (at[p] = {});
+    }
+    at[parts[parts.length - 1]] = value;
+  }
+  return base;
 }
 
 /** An InferenceSession over a model built with in-memory external data (small graphs, tests). */

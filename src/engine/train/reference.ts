@@ -136,8 +136,6 @@ function geluGrad(x: number): number {
 
 // ---- the model ------------------------------------------------------------------------------------------
 
-const PROJ: Record<LoraTarget, 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down'> = { q: 'q', k: 'k', v: 'v', o: 'o', gate: 'gate', up: 'up', down: 'down' };
-
 function f32Weight(w: ModelWeights, name: string): Float32Array {
   const t = w.weights.get(name);
   if (!t) throw new Error(`reference: model lacks ${name}`);
@@ -164,7 +162,7 @@ export function referenceStep(weights: ModelWeights, params: LoraParams, batch: 
   for (let r = 0; r < N; r++) for (let i = 0; i < C; i++) h[r * C + i] = E[batch.inputIds[r] * C + i] * embScale;
 
   const lin = (x: F64, n: number, layer: number, t: LoraTarget, inF: number, outF: number) =>
-    linearForward(x, n, f32Weight(weights, layerWeightNames(layer)[PROJ[t]]), inF, outF, lora.get(`${layer}.${t}`), R, s);
+    linearForward(x, n, f32Weight(weights, layerWeightNames(layer)[t]), inF, outF, lora.get(`${layer}.${t}`), R, s);
 
   type LayerCache = ReturnType<typeof layerForward>;
   const layerForward = (l: number, hIn: F64) => {
@@ -255,7 +253,7 @@ export function referenceStep(weights: ModelWeights, params: LoraParams, batch: 
 
   let dh = rmsBackward(dFin, h, fin.rs, N, C, f32Weight(weights, FINAL_NORM_NAME));
   const linB = (dy: F64, n: number, layer: number, t: LoraTarget, inF: number, outF: number, c: LinCache) =>
-    linearBackward(dy, n, f32Weight(weights, layerWeightNames(layer)[PROJ[t]]), inF, outF, lora.get(`${layer}.${t}`), R, s, c, grads);
+    linearBackward(dy, n, f32Weight(weights, layerWeightNames(layer)[t]), inF, outF, lora.get(`${layer}.${t}`), R, s, c, grads);
   for (let l = cfg.layers - 1; l >= 0; l--) {
     const c = caches[l], n = layerWeightNames(l), { cos, sin } = ropes[c.type];
     // h2 = h1 + pf(dn(act)), act = gelu(gate)·up

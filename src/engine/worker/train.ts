@@ -81,7 +81,7 @@ export const train: Handler<'train'> = async (params, ctx) => {
   };
   const sampler = setInterval(sample, 200);
   const t0 = performance.now();
-  let setupS = 0, reloadS = 0;
+  const times = { setupS: 0, reloadS: 0 };
   let engine: OrtStepEngine | undefined;
   let result: TrainResult;
   await model.runtime.dispose();
@@ -90,8 +90,8 @@ export const train: Handler<'train'> = async (params, ctx) => {
     engine = await createOrtEngine(weights.weights, { precision: model.summary.precision, rank: lora.rank, alpha: lora.alpha, targets: lora.targets, threads });
     weights = null; // the session holds its own copy
     sample();
-    setupS = (performance.now() - t0) / 1000;
-    ctx.log('info', `train: ${split.train.length} training and ${split.val.length} held-out examples; step session built in ${setupS.toFixed(2)} s`);
+    times.setupS = (performance.now() - t0) / 1000;
+    ctx.log('info', `train: ${split.train.length} training and ${split.val.length} held-out examples; step session built in ${times.setupS.toFixed(2)} s`);
     result = await runTrainer(cfg, engine, split, lora, {
       epochs: hp.epochs, lr: hp.learningRate, schedule: hp.schedule, warmupSteps: hp.warmupSteps, weightDecay: hp.weightDecay,
       maxGradNorm: hp.maxGradNorm, batchSize: hp.batchSize, gradAccum: hp.gradAccum, seed: hp.seed, shuffle: true,
@@ -113,7 +113,7 @@ export const train: Handler<'train'> = async (params, ctx) => {
       if (ctx.state.model === model) ctx.state.model = null;
       ctx.log('error', `train: the model could not be reopened after training: ${(e as Error).message}`);
     }
-    reloadS = (performance.now() - r0) / 1000;
+    times.reloadS = (performance.now() - r0) / 1000;
   }
   return {
     reason: result.reason,
@@ -124,8 +124,8 @@ export const train: Handler<'train'> = async (params, ctx) => {
     trainIds: split.train.map((e) => e.id),
     valIds: split.val.map((e) => e.id),
     elapsedS: (performance.now() - t0) / 1000,
-    setupS,
-    reloadS,
+    setupS: times.setupS,
+    reloadS: times.reloadS,
     peakRssMB: Math.round(peakRss / MB),
   };
 };

@@ -125,9 +125,9 @@ test('cancel stops the running request and drops a queued one', async () => {
 test('a bad request gets an error response and the worker keeps serving', async () => {
   const c = client();
   const { threadId } = await c.request('status', {});
-  const unknown = await rejection(c.request('train' as 'status', {}));
+  const unknown = await rejection(c.request('fly' as 'status', {}));
   assert.equal(unknown.code, 'bad-request');
-  assert.match(unknown.message, /unknown method "train"/);
+  assert.match(unknown.message, /unknown method "fly"/);
   const badParams = await rejection(c.request('ping', { delayMs: -5 }));
   assert.equal(badParams.code, 'bad-request');
   assert.match(badParams.message, /params\.delayMs: expected a number in \[0, 60000\], got -5/);

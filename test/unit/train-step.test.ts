@@ -165,22 +165,47 @@ test('q4 step graph: forward exact on the 4-bit weights; backward exact when deq
   }
 });
 
-// The same model with its linear weights (and embedding) as Q4_0, or those Q4_0 values dequantised.
-function loadFrom(mw: ModelWeights, to: 'q4' | 'f32'): ModelWeights {
+// The same model with its linear weights (and embedding) as Q4_0 (with `q8Embedding`, a Q8_0
+// embedding as in Google's QAT GGUF), or those quantised values dequantised.
+function loadFrom(mw: ModelWeights, to: 'q4' | 'f32', q8Embedding = false): ModelWeights {
   const weights = new Map();
   for (const [name, w] of mw.weights) {
+    const n = w.shape.reduce((a, b) => a * b, 1);
     if (isNormWeight(name)) weights.set(name, w);
     else if (to === 'q4') {
       if (w.value.type !== 'f32') throw new Error('expected f32');
-      weights.set(name, { shape: w.shape, value: { type: 'q4_0', data: quantize(w.value.data) } });
+      const q8 = q8Embedding && name === EMBED_NAME;
+      weights.set(name, { shape: w.shape, value: q8 ? { type: 'q8_0', data: quantizeQ8_0(w.value.data) } : { type: 'q4_0', data: quantize(w.value.data) } });
+    } else if (w.value.type === 'q8_0') {
+      weights.set(name, { shape: w.shape, value: { type: 'f32', data: dequantizeQ8_0(w.value.data, n) } });
     } else {
       if (w.value.type !== 'q4_0') throw new Error('expected q4_0');
-      weights.set(name, { shape: w.shape, value: { type: 'f32', data: dequantizeQ4_0(w.value.data, w.shape.reduce((a, b) => a * b, 1)) } });
+      weights.set(name, { shape: w.shape, value: { type: 'f32', data: dequantizeQ4_0(w.value.data, n) } });
     }
   }
   return { config: mw.config, weights };
 }
-import { quantizeQ4_0 as quantize } from '../../src/engine/model/quant';
+import { quantizeQ4_0 as quantize, quantizeQ8_0, dequantizeQ8_0 } from '../../src/engine/model/quant';
+import { EMBED_NAME } from '../../src/engine/model/weights';
+
+test('q4 step graph with a Q8_0 embedding (Google\'s QAT layout): the 8-bit head dequantises exactly too', async () => {
+  const cfg: GemmaConfig = { ...SMALL, hidden: 64, intermediate: 128, vocabSize: 128 };
+  const mwQ = loadFrom(randomWeights(cfg, 5), 'q4', true);
+  assert.equal(mwQ.weights.get(EMBED_NAME)!.value.type, 'q8_0');
+  const p = initLora(cfg, 2, 4, ['q', 'up'], 3);
+  p.modules.forEach((m) => m.b.forEach((_, i) => (m.b[i] = 0.05 * Math.sin(i))));
+  const rng = new Rng(2);
+  const batch = collate([example('a', rng, 9, 3), example('b', rng, 11, 4)], 0);
+  const rr = referenceStep(loadFrom(mwQ, 'f32'), p, batch, 1);
+  const eng = await createOrtEngine(mwQ, { precision: 'q4', rank: 2, alpha: 4, targets: p.targets, threads: 1, accuracyLevel: 0 });
+  try {
+    const r = await eng.lossAndGrads(batch, p, 1);
+    assert.ok(Math.abs(r.lossSum - rr.lossSum) / rr.lossSum < 1e-5, `loss ${r.lossSum} vs ${rr.lossSum}`);
+    assert.ok(maxRelPerTensor(r.grads, rr.grads) < 1e-4, `grads max rel ${maxRelPerTensor(r.grads, rr.grads)}`);
+  } finally {
+    await eng.dispose();
+  }
+});
 
 test('trainer: validation with exact match, early stopping keeps the best adapter, cancel leaves it, resume continues exactly', async () => {
   const mw = randomWeights(SMALL, 6);

@@ -66,13 +66,18 @@ export function inferenceGraph(mw: ModelWeights | WeightSource, opts: InferenceG
   return inferenceGraphWithParams(mw, opts, sink).graph;
 }
 
-/** inferenceGraph, with the weights it holds (e.g. to read embedding rows for `embeddings: 'vectors'`). */
-export function inferenceGraphWithParams(mw: ModelWeights | WeightSource, opts: InferenceGraphOptions, sink?: InitializerSink): { graph: Graph; params: GraphParams } {
+/**
+ * inferenceGraph, with the weights it holds (e.g. to read embedding rows for `embeddings: 'vectors'`).
+ * With `reuse` (the params of a graph built earlier over the same sink) the weights already written are
+ * viewed, not converted again: a second variant of the graph costs no weight bytes.
+ */
+export function inferenceGraphWithParams(mw: ModelWeights | WeightSource, opts: InferenceGraphOptions, sink?: InitializerSink,
+  reuse?: GraphParams): { graph: Graph; params: GraphParams } {
   const cfg = mw.config;
   const { headDim: D, kvHeads: Hkv } = cfg;
   const g = new Graph('gemma3_infer');
   if (sink) g.streamInitializers(sink);
-  const p = new GraphParams(g, mw, opts);
+  const p = new GraphParams(g, mw, opts, reuse);
 
   const B = 1;
   const embedded = opts.embeddings === 'vectors'

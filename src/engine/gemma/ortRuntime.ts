@@ -1,7 +1,9 @@
 // GemmaRuntime on onnxruntime-node: one session over the whole-model inference graph (inferenceGraph.ts)
-// serves prefill, decode and every adapter, so the base weights are in memory once. Per step the
-// runtime computes the small inputs (RoPE tables, masks, split sizes), passes the cache's K/V buffers in
-// place, and appends the step's new K/V outputs to the cache.
+// serves prefill, decode and every adapter, so the base weights are in memory once (until an adapter is
+// first used, the session runs the graph variant without LoRA inputs; see LoraMode). Per step the
+// runtime reads the tokens' embedding rows (embeddingReader.ts), computes the small inputs (RoPE tables,
+// masks, split sizes), passes the cache's K/V buffers in place, and appends the step's new K/V outputs to
+// the cache.
 
 import * as fs from 'node:fs';
 import type * as ortTypes from 'onnxruntime-node';
@@ -9,7 +11,7 @@ import type { GemmaConfig, LayerType } from '../model/config';
 import type { ModelWeights } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
 import { targetFromModuleName, targetShape, type LoraTarget } from '../train/lora';
-import { ExternalDataFile, f32Tensor, ort, type SessionConfig } from '../onnx/session';
+import { ExternalDataFile, f32Tensor, ort, sessionFromDataFd, type SessionConfig } from '../onnx/session';
 import { inferenceGraphWithParams, loraGroupShape, loraInputNames } from './inferenceGraph';
 import { EmbeddingReader } from './embeddingReader';
 import { LORA_GROUPS, type LoraGroup } from './layer';
@@ -30,40 +32,72 @@ export class AdapterShapeError extends Error {}
 const HEAD_PARTS = 8;
 
 /**
+ * How the runtime carries LoRA. 'lazy' (default): run the base model on a graph without LoRA inputs (the
+ * rank-0 LoRA branch of 144 small kernels costs ~20% of a decode step) and move to the LoRA graph, for
+ * good, the first time a step names an adapter (a one-off session rebuild of a few seconds; the weights
+ * are not converted again). 'always': the LoRA graph from the start. 'never': no LoRA (setAdapter throws).
+ */
+export type LoraMode = 'lazy' | 'always' | 'never';
+
+export interface OrtRuntimeOptions extends RuntimeOptions {
+  headAccuracyLevel?: 0 | 4;
+  headParts?: number;
+  maxChunk?: number;
+  lora?: LoraMode;
+  session?: SessionConfig;
+}
+
+/**
  * Builds the graph, creates the session, and returns a runtime; `weights` may be dropped afterwards. A
  * WeightSource (load.ts's openWeights) is read a few rows at a time, so the model is never whole in JS.
  */
-export async function createGemmaRuntime(weights: ModelWeights | WeightSource,
-  opts: RuntimeOptions & {
-    headAccuracyLevel?: 0 | 4; headParts?: number; maxChunk?: number; session?: SessionConfig;
-    /** false: a graph without LoRA inputs (setAdapter then throws); for measuring what the LoRA branch costs. */
-    lora?: boolean;
-  }): Promise<GemmaRuntime> {
+export async function createGemmaRuntime(weights: ModelWeights | WeightSource, opts: OrtRuntimeOptions): Promise<GemmaRuntime> {
   const accuracyLevel = opts.accuracyLevel ?? 4;
   const config = weights.config;
+  const mode = opts.lora ?? 'lazy';
+  const graphOpts = {
+    precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel, headParts: opts.headParts ?? HEAD_PARTS,
+    embeddings: 'vectors' as const,
+  };
+  const sessionCfg: SessionConfig = { optimization: 'basic', ...opts.session, threads: opts.threads ?? 2 };
   // Weights go to a temporary file as they are converted; ORT maps it, so no second copy is held. The
-  // runtime keeps a read descriptor on it for embedding rows (the file itself is unlinked at once).
+  // runtime keeps a read descriptor on it (embedding rows; the LoRA graph's data later), the file itself
+  // is unlinked at once.
   const file = new ExternalDataFile();
-  let built;
+  let first;
+  let loraModel: Uint8Array | null = null;
   let fd: number | null = null;
   try {
-    built = inferenceGraphWithParams(weights, {
-      precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel, headParts: opts.headParts ?? HEAD_PARTS,
-      lora: opts.lora ?? true, embeddings: 'vectors',
-    }, file);
+    first = inferenceGraphWithParams(weights, { ...graphOpts, lora: mode === 'always' }, file);
+    if (mode === 'lazy') loraModel = inferenceGraphWithParams(weights, { ...graphOpts, lora: true }, file, first.params).graph.build().model;
     fd = file.openReader();
   } catch (e) {
     file.remove();
     throw e;
   }
-  const embedding = new EmbeddingReader(built.params.embeddingTable(), fd);
+  const embedding = new EmbeddingReader(first.params.embeddingTable(), fd);
   try {
-    const session = await file.open(built.graph, { optimization: 'basic', ...opts.session, threads: opts.threads ?? 2 });
-    return new OrtGemmaRuntime(config, opts.precision, session, embedding, fd, opts.maxChunk ?? MAX_CHUNK, opts.lora ?? true);
+    const baseModel = first.graph.build().model;
+    const session = await file.open(first.graph, sessionCfg);
+    return new OrtGemmaRuntime(config, opts.precision, { session, fd, baseModel, loraModel, loraActive: mode === 'always', mode, cfg: sessionCfg },
+      embedding, opts.maxChunk ?? MAX_CHUNK);
   } catch (e) {
     fs.closeSync(fd);
     throw e;
   }
+}
+
+/** The runtime's ORT session and what it needs to rebuild it as the LoRA variant. */
+interface SessionState {
+  session: ortTypes.InferenceSession;
+  /** Read descriptor on the (unlinked) external data file both graph variants use. */
+  fd: number;
+  baseModel: Uint8Array;
+  /** The LoRA variant's model bytes while the base graph runs ('lazy'), else null. */
+  loraModel: Uint8Array | null;
+  loraActive: boolean;
+  mode: LoraMode;
+  cfg: SessionConfig;
 }
 
 class OrtGemmaRuntime implements GemmaRuntime {
@@ -71,10 +105,10 @@ class OrtGemmaRuntime implements GemmaRuntime {
   private readonly baseLora: Feeds;
   private readonly invFreq: Map<LayerType, Float32Array>;
   private disposed = false;
+  private switching: Promise<void> | null = null;
 
-  constructor(readonly config: GemmaConfig, readonly precision: Precision, private readonly session: ortTypes.InferenceSession,
-    private readonly embedding: EmbeddingReader, private readonly dataFd: number, private readonly maxChunk: number,
-    private readonly hasLora: boolean) {
+  constructor(readonly config: GemmaConfig, readonly precision: Precision, private readonly s: SessionState,
+    private readonly embedding: EmbeddingReader, private readonly maxChunk: number) {
     const cfg = config;
     this.invFreq = new Map([
       ['sliding', inverseFrequencies(cfg.headDim, cfg.ropeThetaLocal)],
@@ -82,7 +116,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     ]);
     // No adapter = rank 0: the LoRA branch multiplies through an empty inner dimension and adds zeros.
     this.baseLora = {};
-    for (let i = 0; i < (hasLora ? cfg.layers : 0); i++) {
+    for (let i = 0; i < cfg.layers; i++) {
       for (const group of Object.keys(LORA_GROUPS) as LoraGroup[]) {
         const [out, inp] = loraGroupShape(cfg, group);
         const n = loraInputNames(i, group);
@@ -92,38 +126,119 @@ class OrtGemmaRuntime implements GemmaRuntime {
     }
   }
 
+  /** Moves to the LoRA graph (once): the base session is released first, so memory never holds both. */
+  private async ensureLora(): Promise<void> {
+    const s = this.s;
+    if (s.loraActive) return;
+    if (!s.loraModel) throw new Error('this runtime was built without LoRA inputs');
+    this.switching ??= (async () => {
+      await s.session.release();
+      try {
+        s.session = await sessionFromDataFd(s.loraModel!, s.fd, s.cfg);
+        s.loraActive = true;
+        s.loraModel = null;
+      } catch (e) {
+        s.session = await sessionFromDataFd(s.baseModel, s.fd, s.cfg);
+        throw e;
+      } finally {
+        this.switching = null;
+      }
+    })();
+    await this.switching;
+  }
+
   newCache(): KvCache {
     return new GemmaKvCache(this, this.config);
   }
 
-  async step(cacheIn: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array> {
+  /** The cache as this runtime's, checked usable, and the token ids checked against the vocabulary and context. */
+  private checked(what: string, cacheIn: KvCache, ids: number[], extent: number): GemmaKvCache {
     if (this.disposed) throw new Error('runtime was disposed');
     const cache = cacheIn as GemmaKvCache;
-    if (!(cache instanceof GemmaKvCache) || cache.owner !== this) throw new Error('step: the cache belongs to another runtime');
-    if (cache.disposed) throw new Error('step: the cache was disposed');
+    if (!(cache instanceof GemmaKvCache) || cache.owner !== this) throw new Error(`${what}: the cache belongs to another runtime`);
+    if (cache.disposed) throw new Error(`${what}: the cache was disposed`);
     const { vocabSize: V, maxPositions } = this.config;
-    if (ids.length === 0) throw new Error('step: no token ids');
-    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`step: token id ${id} is outside the vocabulary (0…${V - 1})`);
-    if (cache.length + ids.length > maxPositions) throw new Error(`step: ${cache.length + ids.length} positions exceed the model's ${maxPositions}`);
-    let lora = this.baseLora;
-    if (opts.adapter !== undefined) {
-      const a = this.adapters.get(opts.adapter);
-      if (!a) throw new Error(`step: no adapter named "${opts.adapter}"`);
-      lora = a;
-    }
+    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`${what}: token id ${id} is outside the vocabulary (0…${V - 1})`);
+    if (cache.length + extent > maxPositions) throw new Error(`${what}: ${cache.length + extent} positions exceed the model's ${maxPositions}`);
+    return cache;
+  }
 
-    const out = new Float32Array(opts.logits === 'all' ? ids.length * V : V);
+  /** The LoRA feeds for a request (switching to the LoRA graph when an adapter is named). */
+  private async loraFeeds(what: string, adapter: string | undefined): Promise<Feeds> {
+    let lora = this.baseLora;
+    if (adapter !== undefined) {
+      const a = this.adapters.get(adapter);
+      if (!a) throw new Error(`${what}: no adapter named "${adapter}"`);
+      lora = a;
+      await this.ensureLora();
+    }
+    if (this.switching) await this.switching;
+    return this.s.loraActive ? lora : {};
+  }
+
+  async step(cacheIn: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array> {
+    if (ids.length === 0) throw new Error('step: no token ids');
+    const cache = this.checked('step', cacheIn, ids, ids.length);
+    const V = this.config.vocabSize;
+    const lora = await this.loraFeeds('step', opts.adapter);
+
+    let out: Float32Array | null = null;
     let done = 0;
     while (done < ids.length) {
       const T = Math.min(ids.length - done, this.chunkSize(cache));
       const last = done + T === ids.length;
       const index = opts.logits === 'all' ? range(0, T) : last ? [T - 1] : [];
-      const logits = await this.run(cache, ids.slice(done, done + T), index, lora);
-      if (opts.logits === 'all') out.set(logits, done * V);
-      else if (last) out.set(logits);
+      const chunk = ids.slice(done, done + T);
+      const logits = await this.run(cache, chunk, range(cache.length, cache.length + T), null, index, lora, true);
+      // One run gives the whole answer as is; pieces are gathered (the ORT output is already a fresh copy).
+      if (done === 0 && last) out = logits;
+      else {
+        out ??= new Float32Array(opts.logits === 'all' ? ids.length * V : V);
+        if (opts.logits === 'all') out.set(logits, done * V);
+        else if (last) out.set(logits);
+      }
       done += T;
     }
-    return out;
+    return out!;
+  }
+
+  async scoreBranches(cacheIn: KvCache, branches: number[][], opts: { adapter?: string } = {}): Promise<Float32Array[]> {
+    const all = branches.flat();
+    const longest = branches.reduce((m, b) => Math.max(m, b.length), 0);
+    const cache = this.checked('scoreBranches', cacheIn, all, longest);
+    const V = this.config.vocabSize;
+    const lora = await this.loraFeeds('scoreBranches', opts.adapter);
+    if (all.length === 0) return branches.map(() => new Float32Array(0));
+    if (all.length > this.chunkSize(cache)) {
+      // Too many tokens for one run: each branch on its own fork.
+      const out: Float32Array[] = [];
+      for (const b of branches) {
+        if (b.length === 0) {
+          out.push(new Float32Array(0));
+          continue;
+        }
+        const fork = cache.fork();
+        try {
+          out.push(await this.step(fork, b, { logits: 'all', adapter: opts.adapter }));
+        } finally {
+          fork.dispose();
+        }
+      }
+      return out;
+    }
+    const positions: number[] = [];
+    const branchOf: number[] = [];
+    branches.forEach((b, i) => b.forEach((_, t) => {
+      positions.push(cache.length + t);
+      branchOf.push(i);
+    }));
+    const logits = await this.run(cache, all, positions, branchOf, range(0, all.length), lora, false);
+    let row = 0;
+    return branches.map((b) => {
+      const part = logits.subarray(row * V, (row + b.length) * V);
+      row += b.length;
+      return part;
+    });
   }
 
   private chunkSize(cache: GemmaKvCache): number {
@@ -134,11 +249,16 @@ class OrtGemmaRuntime implements GemmaRuntime {
     return T;
   }
 
-  private async run(cache: GemmaKvCache, ids: number[], logitIndex: number[], lora: Feeds): Promise<Float32Array> {
+  /**
+   * One session run of T new tokens at `positions` after the cache. branchOf null: one sequence (token t
+   * sees every earlier new token); else new token t sees new token u only within its own branch. With
+   * `commit` the new keys/values join the cache; without, the cache is left as it was.
+   */
+  private async run(cache: GemmaKvCache, ids: number[], positions: number[], branchOf: number[] | null, logitIndex: number[],
+    lora: Feeds, commit: boolean): Promise<Float32Array> {
     const cfg = this.config;
     const T = ids.length;
     const start = cache.length;
-    const positions = range(start, start + T);
     const feeds: Feeds = { ...lora };
     feeds.inputs_embeds = f32Tensor(this.embedding.rows(ids), [1, T, cfg.hidden]);
     feeds.rope_pos = new ort.Tensor('int64', BigInt64Array.from(range(0, T), (v) => BigInt(v)), [1, T]);
@@ -147,7 +267,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
       const { cos, sin } = ropeTables(this.invFreq.get(type)!, positions);
       feeds[`cos_${type}`] = f32Tensor(cos, [T, cfg.headDim / 2]);
       feeds[`sin_${type}`] = f32Tensor(sin, [T, cfg.headDim / 2]);
-      feeds[`mask_${type}`] = f32Tensor(buildMask(set, start, T, type === 'sliding' ? cfg.slidingWindow : Infinity), [1, 1, T, set.filled + T]);
+      feeds[`mask_${type}`] = f32Tensor(buildMask(set, positions, branchOf, type === 'sliding' ? cfg.slidingWindow : Infinity), [1, 1, T, set.filled + T]);
       feeds[`split_${type}`] = new ort.Tensor('int64', BigInt64Array.from([BigInt(set.filled), BigInt(T)]), [2]);
       set.layers.forEach((layer, l) => {
         const dims = [1, cfg.kvHeads, set.filled, cfg.headDim];
@@ -155,7 +275,8 @@ class OrtGemmaRuntime implements GemmaRuntime {
         feeds[`past_v_${layer}`] = f32Tensor(set.view('v', l), dims);
       });
     }
-    const result = await this.session.run(feeds);
+    const result = await this.s.session.run(feeds);
+    if (!commit) return result.logits.data as Float32Array;
     for (const set of cache.sets.values()) {
       const newK = set.layers.map((layer) => result[`new_k_${layer}`].data as Float32Array);
       const newV = set.layers.map((layer) => result[`new_v_${layer}`].data as Float32Array);
@@ -167,7 +288,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
 
   setAdapter(name: string, adapter: LoraAdapter): void {
     const cfg = this.config;
-    if (!this.hasLora) throw new AdapterShapeError(`adapter ${name}: this runtime was built without LoRA inputs`);
+    if (this.s.mode === 'never') throw new AdapterShapeError(`adapter ${name}: this runtime was built without LoRA inputs`);
     const { rank: R, alpha } = adapter;
     if (!Number.isInteger(R) || R < 1 || R > 4096) throw new AdapterShapeError(`adapter ${name}: rank ${R} is not a positive integer`);
     if (!(alpha > 0) || !Number.isFinite(alpha)) throw new AdapterShapeError(`adapter ${name}: alpha ${alpha} is not positive`);
@@ -225,9 +346,10 @@ class OrtGemmaRuntime implements GemmaRuntime {
     this.disposed = true;
     this.adapters.clear();
     try {
-      await this.session.release();
+      if (this.switching) await this.switching.catch(() => undefined);
+      await this.s.session.release();
     } finally {
-      fs.closeSync(this.dataFd);
+      fs.closeSync(this.s.fd);
     }
   }
 }
@@ -237,23 +359,25 @@ function range(a: number, b: number): number[] {
 }
 
 /**
- * Additive mask [T, filled + T]: query t (position start+t) sees a key at position q iff q ≤ start+t and
- * start+t − q < window (HF: a sliding layer's token i sees i−W+1 … i).
+ * Additive mask [T, filled + T]: new token t (at positions[t]) sees a key at position q iff q ≤ positions[t]
+ * and positions[t] − q < window (HF: a sliding layer's token i sees i−W+1 … i); among the new tokens, only
+ * those of its own branch (branchOf; null: one branch).
  */
-function buildMask(set: SlotSet, start: number, T: number, window: number): Float32Array {
+function buildMask(set: SlotSet, positions: number[], branchOf: number[] | null, window: number): Float32Array {
   const P = set.filled;
+  const T = positions.length;
   const S = P + T;
   const mask = new Float32Array(T * S);
   for (let t = 0; t < T; t++) {
-    const pos = start + t;
+    const pos = positions[t];
     const row = t * S;
     for (let j = 0; j < P; j++) {
       const d = pos - set.positions[j];
       if (d < 0 || d >= window) mask[row + j] = -Infinity;
     }
     for (let u = 0; u < T; u++) {
-      const d = t - u;
-      if (d < 0 || d >= window) mask[row + P + u] = -Infinity;
+      const d = pos - positions[u];
+      if (d < 0 || d >= window || (branchOf !== null && branchOf[u] !== branchOf[t])) mask[row + P + u] = -Infinity;
     }
   }
   return mask;

@@ -79,10 +79,32 @@ export class GraphParams {
   private embedQ: { heads: { b: Value; scales: Value; rows: number }[]; data: Blob; scales: Blob; bits: 4 | 8 } | null = null;
   private lookupQ: { lookup: Value; scales3d: Value } | null = null;
   private readonly f32Blobs = new Map<string, Blob>();
+  /** Every blob made, by weight key, so that another graph can reuse them (see `reuse`). */
+  private readonly blobs = new Map<string, Blob>();
 
-  constructor(private readonly g: Graph, weights: ModelWeights | WeightSource, readonly opts: ParamsOptions) {
+  /**
+   * `reuse`: the params of another graph over the same weights and sink; blobs it already wrote are viewed,
+   * not converted again (two graph variants, one external data file).
+   */
+  constructor(private readonly g: Graph, weights: ModelWeights | WeightSource, readonly opts: ParamsOptions,
+    private readonly reuse?: GraphParams) {
     this.src = asWeightSource(weights);
     this.config = this.src.config;
+  }
+
+  /** The blob stored under `key`: adopted from `reuse` when it has it, else made and filled by `fill`. */
+  private blobFor(key: string, byteLength: number, fill: (b: Blob) => void): Blob {
+    const old = this.reuse?.blobs.get(key);
+    let b: Blob;
+    if (old) {
+      if (old.byteLength !== byteLength) throw new Error(`weight ${key}: reused blob has ${old.byteLength} bytes, want ${byteLength}`);
+      b = this.g.adoptBlob(old);
+    } else {
+      b = this.g.blob(byteLength);
+      fill(b);
+    }
+    this.blobs.set(key, b);
+    return b;
   }
 
   /** Bits a weight runs with in q4: 8 for Q8_0 storage, else 4. */
@@ -108,10 +130,9 @@ export class GraphParams {
     const width = shapes[0][shapes[0].length - 1] ?? 1;
     const rows = shapes.reduce((s, sh) => s + rowCount(sh), 0);
     const dims = names.length === 1 ? shapes[0] : [rows, width];
-    const blob = this.g.blob(rows * width * 4);
-    for (const name of names) {
-      this.forEachChunk(name, (n, d) => blob.write(asBytes(f32Of(name, d, n * width))));
-    }
+    const blob = this.blobFor(`f32:${key}`, rows * width * 4, (b) => {
+      for (const name of names) this.forEachChunk(name, (n, d) => b.write(asBytes(f32Of(name, d, n * width))));
+    });
     this.f32Blobs.set(key, blob);
     return this.g.initializerIn(key, 'float32', dims, blob);
   }
@@ -124,15 +145,24 @@ export class GraphParams {
     if (names.some((n) => this.src.shape(n)[1] !== K)) throw new Error(`fused linear ${names.join('|')}: input sizes differ`);
     if (names.some((n) => this.bitsOf(n) !== bits)) throw new Error(`fused linear ${names.join('|')}: mixed 4- and 8-bit weights`);
     if (K % 32 !== 0) throw new Error(`weight ${names[0]}: ${K} inputs is not a multiple of the block size 32`);
-    const data = this.g.blob(N * (K / 32) * 4 * bits);
-    const scales = this.g.blob(N * (K / 32) * 4);
-    for (const name of names) {
-      this.forEachChunk(name, (n, d) => {
-        const bq = blockQuantized(name, d, n, K);
-        data.write(bq.data);
-        scales.write(asBytes(bq.scales));
-      });
-    }
+    const key = names.join('|');
+    const dataBytes = N * (K / 32) * 4 * bits;
+    const scaleBytes = N * (K / 32) * 4;
+    const reused = this.reuse?.blobs.has(`nbits:${key}:data`);
+    let scalesFill: Blob | null = null;
+    // Data and scales come from the same converted chunks: fill both while visiting the rows once.
+    const data = this.blobFor(`nbits:${key}:data`, dataBytes, (d) => {
+      scalesFill = this.g.blob(scaleBytes);
+      for (const name of names) {
+        this.forEachChunk(name, (n, w) => {
+          const bq = blockQuantized(name, w, n, K);
+          d.write(bq.data);
+          scalesFill!.write(asBytes(bq.scales));
+        });
+      }
+    });
+    const scales = reused ? this.blobFor(`nbits:${key}:scales`, scaleBytes, () => undefined) : scalesFill!;
+    this.blobs.set(`nbits:${key}:scales`, scales);
     return { data, scales, N, K, bits };
   }
 

@@ -44,6 +44,12 @@ export interface GemmaRuntime {
   newCache(): KvCache;
   /** Feeds ids after the cache's contents, extends the cache, returns the requested logits. */
   step(cache: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array>;
+  /**
+   * Optional: the logits after every token of several continuations ("branches") of the cache's sequence,
+   * in one run where it can: each branch sees the cache and its own earlier tokens, never another branch.
+   * The cache is left unchanged. Result i is branch i's [length, V]. Callers fall back to fork + step.
+   */
+  scoreBranches?(cache: KvCache, branches: number[][], opts?: { adapter?: string }): Promise<Float32Array[]>;
   /** Registers (or replaces) an adapter under a name; the base weights are not reloaded. */
   setAdapter(name: string, adapter: LoraAdapter): void;
   removeAdapter(name: string): void;

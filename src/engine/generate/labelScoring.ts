@@ -1,8 +1,9 @@
 // Classification by label scoring: the log-probability of each candidate label's whole token sequence
 // after a prompt, so the answer is always one of the labels, with a probability (softmax over labels).
 //
-// The prompt is run once; each label continues a fork of its KV cache, one runtime step per label
-// with the logits of every label position. Labels that share leading tokens, or differ in length,
+// The prompt is run once; then every label's continuation is scored after it: in one run for all labels
+// when the runtime offers scoreBranches (each label sees the prompt and its own tokens only), else one
+// step per label on a fork of the prompt's cache. Labels that share leading tokens, or differ in length,
 // need no special care: each sequence is scored on its own, and the shared prompt is never re-run.
 //
 // Decision: by default each label is followed by <end_of_turn> (106) and that token is scored too.
@@ -47,12 +48,21 @@ export interface ClassifyResult {
 
 /** log softmax(logits)[id] for row `row` of a [T, V] block, in float64. */
 export function logProbAt(logits: Float32Array, V: number, row: number, id: number): number {
+  return logProbWith(logits, V, row, id, rowNormalizer(logits, V, row));
+}
+
+/** A row's max and log Σ exp(x − max): what log softmax subtracts, computed once per row. */
+function rowNormalizer(logits: Float32Array, V: number, row: number): { max: number; logSum: number } {
   const base = row * V;
   let max = -Infinity;
   for (let i = 0; i < V; i++) if (logits[base + i] > max) max = logits[base + i];
   let sum = 0;
   for (let i = 0; i < V; i++) sum += Math.exp(logits[base + i] - max);
-  return logits[base + id] - max - Math.log(sum);
+  return { max, logSum: Math.log(sum) };
+}
+
+function logProbWith(logits: Float32Array, V: number, row: number, id: number, n: { max: number; logSum: number }): number {
+  return logits[row * V + id] - n.max - n.logSum;
 }
 
 /** The token ids of each label (terminator appended), checked to be non-empty, in range and distinct. */
@@ -91,11 +101,18 @@ export async function classify(runtime: GemmaRuntime, tok: GenTokenizer | undefi
   const logprobs: number[] = [];
   try {
     const first = await runtime.step(prefix, o.promptIds, { logits: 'last', adapter: o.adapter });
-    for (const ids of sequences) {
+    const firstNorm = rowNormalizer(first, V, 0);
+    if (runtime.scoreBranches) {
       if (o.signal?.aborted) throw new Error('cancelled');
-      let lp = logProbAt(first, V, 0, ids[0]);
-      if (ids.length > 1) lp += await continuation(runtime, prefix, ids, o.adapter);
-      logprobs.push(lp);
+      const rows = await runtime.scoreBranches(prefix, sequences.map((ids) => ids.slice(0, -1)), { adapter: o.adapter });
+      sequences.forEach((ids, i) => logprobs.push(logProbWith(first, V, 0, ids[0], firstNorm) + continuationLogProb(rows[i], V, ids)));
+    } else {
+      for (const ids of sequences) {
+        if (o.signal?.aborted) throw new Error('cancelled');
+        let lp = logProbWith(first, V, 0, ids[0], firstNorm);
+        if (ids.length > 1) lp += await continuation(runtime, prefix, ids, o.adapter);
+        logprobs.push(lp);
+      }
     }
   } finally {
     prefix.dispose();
@@ -114,11 +131,15 @@ async function continuation(runtime: GemmaRuntime, prefix: KvCache, ids: number[
   const V = runtime.config.vocabSize;
   const fork = prefix.fork();
   try {
-    const logits = await runtime.step(fork, ids.slice(0, -1), { logits: 'all', adapter });
-    let lp = 0;
-    for (let k = 1; k < ids.length; k++) lp += logProbAt(logits, V, k - 1, ids[k]);
-    return lp;
+    return continuationLogProb(await runtime.step(fork, ids.slice(0, -1), { logits: 'all', adapter }), V, ids);
   } finally {
     fork.dispose();
   }
+}
+
+/** Σ log P(ids[k] | …) for k ≥ 1 from the logits after ids[0…k−1] (rows of a [len−1, V] block). */
+function continuationLogProb(logits: Float32Array, V: number, ids: number[]): number {
+  let lp = 0;
+  for (let k = 1; k < ids.length; k++) lp += logProbAt(logits, V, k - 1, ids[k]);
+  return lp;
 }

@@ -92,8 +92,9 @@ class BlobImpl implements Blob {
   written = 0;
   readonly data: Uint8Array | null;
 
-  constructor(readonly byteLength: number, readonly region: SinkRegion | null) {
-    this.data = region ? null : new Uint8Array(byteLength);
+  /** `data`: an existing buffer to view (adopting another graph's in-memory blob). */
+  constructor(readonly byteLength: number, readonly region: SinkRegion | null, data?: Uint8Array | null) {
+    this.data = region ? null : data ?? new Uint8Array(byteLength);
   }
 
   write(bytes: Uint8Array): void {
@@ -216,6 +217,19 @@ export class Graph {
   /** Reserves `byteLength` bytes for initializers to view (initializerIn); fill them with blob.write. */
   blob(byteLength: number): Blob {
     const b = new BlobImpl(byteLength, this.sink && byteLength > INLINE_LIMIT ? this.sink.reserve(byteLength) : null);
+    this.blobs.push(b);
+    return b;
+  }
+
+  /**
+   * A blob of another graph, already written, for this graph's initializers to view too (two graphs over
+   * one external data file).
+   */
+  adoptBlob(blob: Blob): Blob {
+    const src = blob as BlobImpl;
+    if (src.written !== src.byteLength) throw new Error('adoptBlob: the blob is not fully written');
+    const b = new BlobImpl(src.byteLength, src.region, src.data);
+    b.written = src.byteLength;
     this.blobs.push(b);
     return b;
   }

@@ -70,6 +70,14 @@ export class ExternalDataFile implements InitializerSink {
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-tune-ort-'));
   private readonly fd = fs.openSync(path.join(this.dir, WEIGHTS_FILE), 'w');
   private offset = 0;
+  /** Closing twice could close a descriptor the number was reused for (ORT's, or the host's own). */
+  private fdOpen = true;
+
+  private closeFd(): void {
+    if (!this.fdOpen) return;
+    this.fdOpen = false;
+    fs.closeSync(this.fd);
+  }
 
   reserve(byteLength: number): SinkRegion {
     const at = Math.ceil(this.offset / 4096) * 4096;
@@ -101,7 +109,7 @@ export class ExternalDataFile implements InitializerSink {
     try {
       const built = g.build();
       if (built.externalData.length) throw new Error('ExternalDataFile.open: the graph holds initializers that were not streamed to the file');
-      fs.closeSync(this.fd);
+      this.closeFd();
       const modelPath = path.join(this.dir, 'model.onnx');
       fs.writeFileSync(modelPath, built.model);
       return await ort.InferenceSession.create(modelPath, sessionOptions(cfg));
@@ -113,11 +121,39 @@ export class ExternalDataFile implements InitializerSink {
   /** Deletes the temporary files (a session already created keeps its mapping). */
   remove(): void {
     try {
-      fs.closeSync(this.fd);
+      this.closeFd();
     } catch {
-      // already closed
+      // a failed close still releases the descriptor
     }
     fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A session on a model whose external data is the file behind `dataFd` (a descriptor from
+ * ExternalDataFile.openReader, whose file is already unlinked): the data is copied into a fresh temporary
+ * file for ORT to map, and the files are removed once the session exists.
+ */
+export async function sessionFromDataFd(model: Uint8Array, dataFd: number, cfg: SessionConfig = {}): Promise<ort.InferenceSession> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-tune-ort-'));
+  try {
+    const out = fs.openSync(path.join(dir, WEIGHTS_FILE), 'w');
+    try {
+      const buf = Buffer.allocUnsafe(8 << 20);
+      for (let pos = 0; ;) {
+        const n = fs.readSync(dataFd, buf, 0, buf.length, pos);
+        if (n <= 0) break;
+        for (let done = 0; done < n;) done += fs.writeSync(out, buf, done, n - done, pos + done);
+        pos += n;
+      }
+    } finally {
+      fs.closeSync(out);
+    }
+    const modelPath = path.join(dir, 'model.onnx');
+    fs.writeFileSync(modelPath, model);
+    return await ort.InferenceSession.create(modelPath, sessionOptions(cfg));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

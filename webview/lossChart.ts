@@ -71,7 +71,8 @@ export class LossChart {
         legend: { show: true },
         cursor: { drag: { x: false, y: false } },
         axes: [
-          { ...axis, label: 'step', labelFont: t.font },
+          // Steps are whole numbers: no tick at 1.5.
+          { ...axis, label: 'step', labelFont: t.font, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000] },
           { ...axis, label: 'loss', labelFont: t.font },
         ],
         series: [

@@ -237,6 +237,7 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       await waitFor('two plotted points', async () => (Number((await chart.getAttribute('data-points', { timeout: 1000 }).catch(() => '0')) ?? 0) >= 2 ? true : undefined), 120_000);
       assert.equal(await chart.locator('canvas').count(), 1, 'uPlot drew on a canvas');
       await statusBar;
+      await chart.scrollIntoViewIfNeeded();
       await screenshot(page, 'training');
       const done = await waitForEvent(events, 'trainingDone', 1, 180_000);
       assert.ok(done.reason === 'completed' || done.reason === 'early-stop', `reason ${String(done.reason)}`);

@@ -42,6 +42,8 @@ export type LoraMode = 'lazy' | 'always' | 'never';
 export interface OrtRuntimeOptions extends RuntimeOptions {
   headAccuracyLevel?: 0 | 4;
   headParts?: number;
+  /** See ParamsOptions.headBits (opt-in, inexact for a Q8_0 embedding). */
+  headBits?: 4 | 8;
   maxChunk?: number;
   lora?: LoraMode;
   session?: SessionConfig;
@@ -57,7 +59,7 @@ export async function createGemmaRuntime(weights: ModelWeights | WeightSource, o
   const mode = opts.lora ?? 'lazy';
   const graphOpts = {
     precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel, headParts: opts.headParts ?? HEAD_PARTS,
-    embeddings: 'vectors' as const,
+    headBits: opts.headBits, embeddings: 'vectors' as const,
   };
   const sessionCfg: SessionConfig = { optimization: 'basic', ...opts.session, threads: opts.threads ?? 2 };
   // Weights go to a temporary file as they are converted; ORT maps it, so no second copy is held. The
@@ -66,7 +68,7 @@ export async function createGemmaRuntime(weights: ModelWeights | WeightSource, o
   const file = new ExternalDataFile();
   let first;
   let loraModel: Uint8Array | null = null;
-  let fd: number | null = null;
+  let fd: number;
   try {
     first = inferenceGraphWithParams(weights, { ...graphOpts, lora: mode === 'always' }, file);
     if (mode === 'lazy') loraModel = inferenceGraphWithParams(weights, { ...graphOpts, lora: true }, file, first.params).graph.build().model;

@@ -58,6 +58,11 @@ export interface TrainGraphOptions extends ParamsOptions {
    * activation (~33 MB per layer for 4 × 120 tokens at the 270M shape), for one more forward of compute.
    */
   recompute?: boolean;
+  /**
+   * Only the forward, loss_sum and label_hit (no backward, no grad_* outputs): validation needs no
+   * gradients, and ORT runs every node of a graph whatever outputs are fetched.
+   */
+  forwardOnly?: boolean;
 }
 
 export const trainLoraNames = (layer: number, t: LoraTarget) => ({
@@ -243,6 +248,7 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
   const argmax = g.node('ArgMax', [logits], [{ dtype: 'int64', shape: ['P'] }], { axis: attr.int(-1), keepdims: attr.int(0), select_last_index: attr.int(0) })[0];
   const eq = g.node('Equal', [argmax, labelIds], [{ dtype: 'bool', shape: ['P'] }])[0];
   g.output(op.cast(g, eq, 'float32'), 'label_hit');
+  if (opts.forwardOnly) return g;
 
   const how = opts.backward ?? { layers: 'dequant', head: 'dequant' };
   let seed: [Value, Value];

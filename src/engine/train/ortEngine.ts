@@ -26,6 +26,11 @@ export interface OrtEngineOptions {
   backward?: TrainGraphOptions['backward'];
   /** Recompute layer activations in the backward (less memory, one more forward); default on. */
   recompute?: boolean;
+  /**
+   * Validate with a second, forward-only session (no backward: about a third of a step's work) instead
+   * of the step graph; default on. Costs that session's creation and its copy of the packed weights.
+   */
+  evalGraph?: boolean;
 }
 
 /** Additive causal mask [T, T], with the window on sliding layers (query i sees keys i−W+1 … i). */
@@ -38,22 +43,35 @@ export function trainMask(T: number, window: number): Float32Array {
 /** Builds the step graph and its session. */
 export async function createOrtEngine(mw: ModelWeights, opts: OrtEngineOptions): Promise<OrtStepEngine> {
   // Weights stream to a temporary file as they are converted; ORT maps it, so no second copy is held.
-  const file = new ExternalDataFile();
-  let graph;
+  const graphOpts = { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true };
+  const open = async (forwardOnly: boolean) => {
+    const file = new ExternalDataFile();
+    let graph;
+    try {
+      graph = trainGraph(mw, { ...graphOpts, forwardOnly }, file);
+    } catch (e) {
+      file.remove();
+      throw e;
+    }
+    return file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'basic' });
+  };
+  const session = await open(false);
+  let evalSession: ortTypes.InferenceSession | null = null;
   try {
-    graph = trainGraph(mw, { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true }, file);
+    if (opts.evalGraph ?? true) evalSession = await open(true);
   } catch (e) {
-    file.remove();
+    await session.release();
     throw e;
   }
-  const session = await file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'basic' });
-  return new OrtStepEngine(mw.config, session, opts.rank, opts.targets);
+  return new OrtStepEngine(mw.config, session, opts.rank, opts.targets, evalSession);
 }
 
 export class OrtStepEngine implements StepEngine {
   private readonly tables = new Map<number, Record<string, ortTypes.Tensor>>();
 
-  constructor(readonly config: GemmaConfig, private readonly session: ortTypes.InferenceSession, readonly rank: number, readonly targets: readonly LoraTarget[]) {}
+  /** `evalSession`: the forward-only graph for `evaluate`; without it the step graph serves (its backward runs and is discarded). */
+  constructor(readonly config: GemmaConfig, private readonly session: ortTypes.InferenceSession, readonly rank: number, readonly targets: readonly LoraTarget[],
+    private readonly evalSession: ortTypes.InferenceSession | null = null) {}
 
   // RoPE tables and masks depend only on T: made once per length.
   private perLength(T: number): Record<string, ortTypes.Tensor> {
@@ -104,13 +122,18 @@ export class OrtStepEngine implements StepEngine {
     return { lossSum: (out.loss_sum.data as Float32Array)[0], grads };
   }
 
-  /** Σ CE and argmax hits (the backward still runs inside the graph; only these are copied out). */
+  /** Σ CE and argmax hits, from the forward-only session when there is one. */
   async evaluate(batch: MicroBatch, params: LoraParams): Promise<{ lossSum: number; hits: Float32Array }> {
-    const out = await this.session.run(this.feeds(batch, params, 0), ['loss_sum', 'label_hit']);
+    const session = this.evalSession ?? this.session;
+    const all = this.feeds(batch, params, 0);
+    // Only the inputs the session declares (a forward-only graph may have dropped the unused grad_scale).
+    const feeds = Object.fromEntries(session.inputNames.filter((n) => n in all).map((n) => [n, all[n]]));
+    const out = await session.run(feeds, ['loss_sum', 'label_hit']);
     return { lossSum: (out.loss_sum.data as Float32Array)[0], hits: out.label_hit.data as Float32Array };
   }
 
   async dispose(): Promise<void> {
     await this.session.release();
+    await this.evalSession?.release();
   }
 }

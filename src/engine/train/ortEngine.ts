@@ -53,7 +53,9 @@ export async function createOrtEngine(mw: ModelWeights, opts: OrtEngineOptions):
       file.remove();
       throw e;
     }
-    return file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'basic' });
+    // The eval session runs a few times per epoch: without an arena its activations go back to the
+    // allocator between runs instead of being held beside the step session's.
+    return file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'basic', memArena: !forwardOnly });
   };
   const session = await open(false);
   let evalSession: ortTypes.InferenceSession | null = null;

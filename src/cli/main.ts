@@ -32,6 +32,10 @@ async function main(argv: string[]): Promise<number> {
     console.error(`gemma-tune: unknown command "${name}" (try gemma-tune help)`);
     return 2;
   }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(`usage: ${cmd.usage}\n\n${cmd.summary}`);
+    return 0;
+  }
   try {
     await cmd.run(rest);
     return 0;

@@ -5,7 +5,7 @@
 //   after a 64-token prompt, classify latency (100-token input, 4 labels), RSS after each phase and peak.
 // usage: node --import tsx bench/runtime.ts --model FILE.gguf [--accuracy 0|4] [--head-accuracy 0|4]
 //        [--head-parts N] [--head-bits 4|8] [--arena 0|1] [--threads N] [--opt basic|all] [--spin 0|1] [--prompt 512] [--gen 128]
-//        [--chunk 512] [--lora lazy|always|never] [--config ort.key=value,...] [--repeat N] [--maps]
+//        [--chunk 256] [--lora lazy|always|never] [--config ort.key=value,...] [--repeat N] [--maps]
 // Make the model with: node dist/cli.js make-model --config 270m --format gguf --dtype q4_0 --seed 1
 //   --out bench/out/270m-q4.gguf   (Q8_0 embedding as in Google's QAT GGUF; --embedding q4_0 for Q4_0)
 
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   const promptLen = Number(flag('prompt', '512'));
   const genLen = Number(flag('gen', '128'));
   const repeat = Number(flag('repeat', '1'));
-  const maxChunk = Number(flag('chunk', '512'));
+  const maxChunk = Number(flag('chunk', '256'));
   const lora = flag('lora', 'lazy') as LoraMode;
   const configEntries = Object.fromEntries(flag('config', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
   const rss: Record<string, number> = {};

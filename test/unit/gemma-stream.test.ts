@@ -1,7 +1,8 @@
 // The runtime's memory-saving paths compute exactly what the plain ones do, on real random-weight GGUF
 // files: weights streamed from the file (openWeights) vs loaded whole (loadModel); the LM head split into
 // vocabulary parts vs one MatMulNBits; the base graph without LoRA inputs, and its switch to the LoRA
-// graph when an adapter is first used; all labels scored in one run (scoreBranches) vs one fork per label.
+// graph when an adapter is first used; a prompt and all labels scored in one run (scoreBranches) vs a
+// step and one fork per label.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -126,32 +127,39 @@ test('lazy LoRA: the base graph matches the LoRA graph at rank 0, and the first 
   await never.dispose();
 });
 
-test('scoreBranches: every branch in one run equals its own fork + step, and leaves the cache as it was', async () => {
+test('scoreBranches: a prefix and every branch in one run equal a step and one fork + step per branch', async () => {
   const rt = await createGemmaRuntime(openWeights(files.q8_0, { precision: 'f32' }).source, { precision: 'f32', threads: 1 });
+  const maxDiff = (x: Float32Array, y: Float32Array) => x.reduce((m, v, k) => Math.max(m, Math.abs(v - y[k])), 0);
   try {
-    const V = CFG.vocabSize;
-    const cache = rt.newCache();
-    // Past the sliding window (4), so the window rules apply across the prompt/branch boundary too.
-    await rt.step(cache, PROMPT, { logits: 'last' });
     const branches = [[300], [300, 301, 302], [], [4000, 12, 13, 14, 15, 16], [301, 300]];
-    const got = await rt.scoreBranches!(cache, branches);
-    assert.equal(cache.length, PROMPT.length);
-    for (let i = 0; i < branches.length; i++) {
-      assert.equal(got[i].length, branches[i].length * V);
-      if (branches[i].length === 0) continue;
-      const fork = cache.fork();
-      const want = await rt.step(fork, branches[i], { logits: 'all' });
+    // Cache past the sliding window (4), so the window rules apply across the prompt/branch boundary too.
+    const ref = rt.newCache();
+    const refLast = await rt.step(ref, PROMPT, { logits: 'last' });
+    for (const split of [0, 5, PROMPT.length]) {
+      // `split` prompt ids already in the cache, the rest passed as the prefix.
+      const cache = rt.newCache();
+      if (split) await rt.step(cache, PROMPT.slice(0, split), { logits: 'last' });
+      const prefix = PROMPT.slice(split);
+      const got = await rt.scoreBranches!(cache, branches, { prefix });
+      assert.equal(cache.length, PROMPT.length, 'the prefix joins the cache, the branches do not');
+      if (prefix.length) assert.ok(maxDiff(got.prefixLast!, refLast) <= 1e-4, 'logits after the prefix');
+      else assert.equal(got.prefixLast, null);
+      for (let i = 0; i < branches.length; i++) {
+        assert.equal(got.branches[i].length, branches[i].length * CFG.vocabSize);
+        if (branches[i].length === 0) continue;
+        const fork = ref.fork();
+        const want = await rt.step(fork, branches[i], { logits: 'all' });
+        fork.dispose();
+        assert.ok(maxDiff(got.branches[i], want) <= 1e-4, `split ${split}, branch ${i}: max|Δ| ${maxDiff(got.branches[i], want)}`);
+      }
+      // The cache continues as if only the prefix had been stepped.
+      const next = await rt.step(cache, [300], { logits: 'last' });
+      const fork = ref.fork();
+      assert.ok(maxDiff(next, await rt.step(fork, [300], { logits: 'last' })) <= 1e-4, `split ${split}: cache after`);
       fork.dispose();
-      const d = got[i].reduce((m, v, k) => Math.max(m, Math.abs(v - want[k])), 0);
-      assert.ok(d <= 1e-4, `branch ${i}: max|Δ| ${d}`);
+      cache.dispose();
     }
-    // The cache still continues as if scoreBranches had not run.
-    const after1 = await rt.step(cache, [300], { logits: 'last' });
-    const fresh = rt.newCache();
-    const ref = await rt.step(fresh, [...PROMPT, 300], { logits: 'last' });
-    fresh.dispose();
-    assert.ok(after1.reduce((m, v, k) => Math.max(m, Math.abs(v - ref[k])), 0) <= 1e-4);
-    cache.dispose();
+    ref.dispose();
   } finally {
     await rt.dispose();
   }

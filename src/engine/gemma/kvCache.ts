@@ -49,14 +49,15 @@ export class SlotSet {
 
   /**
    * Stores the last keys/values of a run: newK[l] is layer l's [1, Hkv, T, D] output for positions
-   * start…start+T-1. A ring keeps only the newest maxSlots of them.
+   * start…start+T-1, of which the first `count` (default all) are kept. A ring keeps only the newest
+   * maxSlots of them.
    */
-  append(start: number, T: number, newK: Float32Array[], newV: Float32Array[]): void {
+  append(start: number, T: number, newK: Float32Array[], newV: Float32Array[], count = T): void {
     if (this.maxSlots === 0) return;
     const { kvHeads: Hkv, headDim: D } = this;
-    const first = Math.max(0, T - this.maxSlots);
-    if (this.filled + (T - first) > this.capacity) this.grow(this.filled + (T - first));
-    for (let t = first; t < T; t++) {
+    const first = Math.max(0, count - this.maxSlots);
+    if (this.filled + (count - first) > this.capacity) this.grow(this.filled + (count - first));
+    for (let t = first; t < count; t++) {
       let slot: number;
       if (this.filled < this.capacity) {
         slot = this.filled++;

@@ -38,6 +38,19 @@ export interface StepOptions {
   adapter?: string;
 }
 
+export interface BranchOptions {
+  adapter?: string;
+  /** Ids appended to the cache before the branches (e.g. a classification prompt). */
+  prefix?: number[];
+}
+
+export interface BranchLogits {
+  /** The logits after the last prefix id, [V]; null when there is no prefix. */
+  prefixLast: Float32Array | null;
+  /** Per branch, the logits after each of its ids, [length, V]. */
+  branches: Float32Array[];
+}
+
 export interface GemmaRuntime {
   readonly config: GemmaConfig;
   readonly precision: Precision;
@@ -45,11 +58,13 @@ export interface GemmaRuntime {
   /** Feeds ids after the cache's contents, extends the cache, returns the requested logits. */
   step(cache: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array>;
   /**
-   * Optional: the logits after every token of several continuations ("branches") of the cache's sequence,
-   * in one run where it can: each branch sees the cache and its own earlier tokens, never another branch.
-   * The cache is left unchanged. Result i is branch i's [length, V]. Callers fall back to fork + step.
+   * Optional: the logits after every token of several continuations ("branches") of a sequence, in one
+   * run where it can. `prefix` ids (may be empty) first extend the cache as step would; each branch then
+   * sees the cache and its own earlier tokens, never another branch, and is not kept in the cache.
+   * Returns the logits after the prefix's last token ([V], null without a prefix) and, per branch, its
+   * [length, V]. Callers without it use step and fork.
    */
-  scoreBranches?(cache: KvCache, branches: number[][], opts?: { adapter?: string }): Promise<Float32Array[]>;
+  scoreBranches?(cache: KvCache, branches: number[][], opts?: BranchOptions): Promise<BranchLogits>;
   /** Registers (or replaces) an adapter under a name; the base weights are not reloaded. */
   setAdapter(name: string, adapter: LoraAdapter): void;
   removeAdapter(name: string): void;

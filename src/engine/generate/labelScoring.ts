@@ -1,9 +1,9 @@
 // Classification by label scoring: the log-probability of each candidate label's whole token sequence
 // after a prompt, so the answer is always one of the labels, with a probability (softmax over labels).
 //
-// The prompt is run once; then every label's continuation is scored after it: in one run for all labels
-// when the runtime offers scoreBranches (each label sees the prompt and its own tokens only), else one
-// step per label on a fork of the prompt's cache. Labels that share leading tokens, or differ in length,
+// The prompt is run once, and every label's continuation is scored after it: when the runtime offers
+// scoreBranches, prompt and labels go in one run (each label sees the prompt and its own tokens only),
+// else one step for the prompt and one per label on a fork of its cache. Labels that share leading tokens, or differ in length,
 // need no special care: each sequence is scored on its own, and the shared prompt is never re-run.
 //
 // Decision: by default each label is followed by <end_of_turn> (106) and that token is scored too.
@@ -100,13 +100,15 @@ export async function classify(runtime: GemmaRuntime, tok: GenTokenizer | undefi
   const prefix = runtime.newCache();
   const logprobs: number[] = [];
   try {
-    const first = await runtime.step(prefix, o.promptIds, { logits: 'last', adapter: o.adapter });
-    const firstNorm = rowNormalizer(first, V, 0);
     if (runtime.scoreBranches) {
-      if (o.signal?.aborted) throw new Error('cancelled');
-      const rows = await runtime.scoreBranches(prefix, sequences.map((ids) => ids.slice(0, -1)), { adapter: o.adapter });
-      sequences.forEach((ids, i) => logprobs.push(logProbWith(first, V, 0, ids[0], firstNorm) + continuationLogProb(rows[i], V, ids)));
+      // The prompt and every label's continuation in one run.
+      const r = await runtime.scoreBranches(prefix, sequences.map((ids) => ids.slice(0, -1)), { adapter: o.adapter, prefix: o.promptIds });
+      const first = r.prefixLast!;
+      const firstNorm = rowNormalizer(first, V, 0);
+      sequences.forEach((ids, i) => logprobs.push(logProbWith(first, V, 0, ids[0], firstNorm) + continuationLogProb(r.branches[i], V, ids)));
     } else {
+      const first = await runtime.step(prefix, o.promptIds, { logits: 'last', adapter: o.adapter });
+      const firstNorm = rowNormalizer(first, V, 0);
       for (const ids of sequences) {
         if (o.signal?.aborted) throw new Error('cancelled');
         let lp = logProbWith(first, V, 0, ids[0], firstNorm);

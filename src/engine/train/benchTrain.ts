@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { loadModel } from '../model/load';
 import type { ModelWeights } from '../model/weights';
 import type { Precision } from '../gemma/runtime';
-import { createOrtEngine } from './ortEngine';
+import { createOrtEngine, type OrtEngineOptions } from './ortEngine';
 import { ALL_TARGETS, initLora } from './lora';
 import { Rng } from './rng';
 import { splitValidation } from './split';
@@ -27,6 +27,9 @@ export interface TrainBenchOptions {
   batch?: number;
   microBatch?: number;
   rank?: number;
+  /** Engine settings to compare (OrtEngineOptions): graph optimisation level and the forward-only eval session. */
+  optimization?: OrtEngineOptions['optimization'];
+  evalGraph?: boolean;
   onEvent?: (e: TrainEvent) => void;
 }
 
@@ -60,7 +63,7 @@ export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): 
   const cfg = box.mw!.config;
   const rank = o.rank ?? 16;
   const params = initLora(cfg, rank, 2 * rank, ALL_TARGETS, 1);
-  const engine = await createOrtEngine(box.mw!, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2 });
+  const engine = await createOrtEngine(box.mw!, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2, optimization: o.optimization, evalGraph: o.evalGraph });
   box.mw = null; // the session holds its own copy of the weights
   const setup = (performance.now() - t0) / 1000;
   const data = splitValidation(syntheticExamples(o.examples ?? 20, o.tokens ?? 120, o.completion ?? 40, cfg.vocabSize, 7), { fraction: 0.2, seed: 1 });

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import type { CliCommand } from '../command';
 import { numberFlag, parseFlags, parseIds, required, UsageError } from '../args';
-import { loadModel } from '../../engine/model/load';
+import { openWeights } from '../../engine/model/load';
 import { createGemmaRuntime } from '../../engine/gemma/ortRuntime';
 import { readPeftParams } from '../../engine/train/peftParams';
 import { toRuntimeAdapter } from '../../engine/train/lora';
@@ -22,14 +22,15 @@ export const logitsCommand: CliCommand = {
     if (precision !== 'q4' && precision !== 'f32') throw new UsageError(`--precision must be q4 or f32, got "${precision}"`);
     const threads = numberFlag(p, 'threads', 2, 1, 256, true);
 
-    const { weights } = loadModel(modelPath, { precision });
+    // Read on demand: the runtime streams the weights, the model is never held whole.
+    const { source: weights } = openWeights(modelPath, { precision });
     const V = weights.config.vocabSize;
     const bad = ids.find((id) => id >= V);
     if (bad !== undefined) throw new UsageError(`--tokens: id ${bad} is outside the model's vocabulary of ${V}`);
     const adapterDir = p.values.get('adapter');
     const adapter = adapterDir !== undefined ? toRuntimeAdapter(readPeftParams(adapterDir, weights.config)) : null;
 
-    const rt = await createGemmaRuntime(weights, { precision, threads });
+    const rt = await createGemmaRuntime(weights, { precision, threads, lora: adapter ? 'always' : 'never' });
     try {
       if (adapter) rt.setAdapter('cli', adapter);
       const logits = await rt.step(rt.newCache(), ids, { logits: 'all', adapter: adapter ? 'cli' : undefined });

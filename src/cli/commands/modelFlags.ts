@@ -23,8 +23,8 @@ export async function openFromFlags(p: ParsedArgs, withAdapter: boolean): Promis
   const modelPath = required(p, 'model');
   const precision = precisionFlag(p);
   const threads = numberFlag(p, 'threads', 2, 1, 256, true);
-  const model = await openModel(modelPath, { precision, threads });
   const dir = withAdapter ? p.values.get('adapter') : undefined;
+  const model = await openModel(modelPath, { precision, threads, lora: dir === undefined ? 'lazy' : 'always' });
   if (dir === undefined) return { model, adapter: undefined };
   try {
     loadAdapter(model.runtime, dir, CLI_ADAPTER);

@@ -80,14 +80,15 @@ export async function createGemmaRuntime(weights: ModelWeights | WeightSource, o
     file.remove();
     throw e;
   }
-  const embedding = new EmbeddingReader(first.params.embeddingTable(), fd);
   try {
+    const embedding = new EmbeddingReader(first.params.embeddingTable(), fd);
     const baseModel = first.graph.build().model;
     const session = await file.open(first.graph, sessionCfg);
     return new OrtGemmaRuntime(config, opts.precision, { session, fd, baseModel, loraModel, loraActive: mode === 'always', mode, cfg: sessionCfg },
       embedding, opts.maxChunk ?? MAX_CHUNK);
   } catch (e) {
     fs.closeSync(fd);
+    file.remove();
     throw e;
   }
 }

@@ -1,7 +1,7 @@
 // One base model ready to generate: weights loaded, runtime built, tokenizer and chat template at hand.
 // Shared by the worker's handlers and the CLI so both open a model the same way.
 
-import { createGemmaRuntime } from '../gemma/ortRuntime';
+import { createGemmaRuntime, type LoraMode } from '../gemma/ortRuntime';
 import type { GemmaRuntime, Precision } from '../gemma/runtime';
 import { encodeChatPrompt, type ChatMessage } from '../model/chatTemplate';
 import { openWeights } from '../model/load';
@@ -25,6 +25,8 @@ export interface OpenModel {
 export interface OpenOptions {
   precision: Precision;
   threads?: number;
+  /** 'always' when an adapter will be used from the start (saves the one-off switch of 'lazy', the default). */
+  lora?: LoraMode;
 }
 
 /** Loads a .gguf file or HF folder and builds its runtime and tokenizer. */
@@ -34,7 +36,7 @@ export async function openModel(modelPath: string, o: OpenOptions): Promise<Open
   const { source, format, tokenizerSource } = openWeights(modelPath, { precision: o.precision });
   const config = source.config;
   const tokenizer = tokenizerSource ? createTokenizer(tokenizerSource) : null;
-  const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2 });
+  const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora });
   return {
     runtime,
     tokenizer,

@@ -1,6 +1,8 @@
 // loadModel: a .gguf file or a Hugging Face folder → ModelWeights (weights.ts conventions) + where the
 // tokenizer comes from. Tensors are read one at a time, and converted a few rows at a time, so the file
 // is never in memory whole and an f32 tensor that becomes Q4_0 is never held as f32 whole.
+// openWeights: the same checks and conversions, but as a WeightSource read on demand, row ranges at a
+// time, so a runtime can stream the weights into its own storage without holding the model at all.
 //
 // precision 'q4': linear weights become Q4_0 — Q4_0 tensors are kept byte for byte; F32/F16/BF16 are
 //   quantised with ggml's reference rule; Q8_0 linear weights are dequantised and requantised to Q4_0

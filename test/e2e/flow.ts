@@ -291,8 +291,9 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       assert.ok(saved(), 'epochs = 50 saved to task.json');
       await frame.locator('#train').click();
       await frame.locator('#training-status', { hasText: /Step [1-9]/ }).waitFor({ timeout: 120_000 });
-      await screenshot(page, 'second-run');
+      // Cancel at once: a few steps later early stopping (patience 2) may end the run by itself.
       await frame.locator('#cancel-training').click();
+      await screenshot(page, 'second-run');
       const done = await waitForEvent(events, 'trainingDone', 2, 60_000);
       assert.equal(done.reason, 'cancelled');
       assert.ok((done.step as number) < 100, `stopped at step ${String(done.step)} of 100`);

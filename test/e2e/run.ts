@@ -1,7 +1,9 @@
 // `npm run test:e2e`: Gemma Tune in a real VS Code (code-server 4.139 = VS Code 1.139).
 //   1. the UI path (ui.ts): palette command, editor selection, notification, output channel;
 //   2. the in-host mocha suite (inHost.ts): the extension API from inside the extension host;
-//   3. code actions on trained tasks (codeActions.ts); 4. the whole flow: label, train, classify, cancel, reload (flow.ts).
+//   3. the training panel: labeling, hostile messages, reload, themes (panel.ts); 4. code actions on
+//   trained tasks (codeActions.ts); 5. the whole flow: label, train, classify, cancel, reload (flow.ts).
+// One part alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow`.
 // Expects `npm run build` and test/e2e/setup.sh to have run. Screenshots and logs go to
 // artifacts/e2e/. Ends with "E2E: N passed, N failed"; exit code 1 when anything failed.
 // GEMMA_TUNE_E2E_VSIX=path.vsix runs the UI part against a packaged extension instead of the tree.
@@ -12,9 +14,15 @@ import path from 'node:path';
 import { runCodeActions } from './codeActions';
 import { runFlow } from './flow';
 import { runInHost } from './inHost';
+import { runPanel } from './panel';
 import { ROOT } from './lib/codeServer';
 import { Report } from './lib/report';
 import { runUi } from './ui';
+
+/** Timings in whole milliseconds, for the log. */
+function rounded(timings: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)]));
+}
 
 async function main(): Promise<number> {
   const artifacts = path.join(ROOT, 'artifacts/e2e');
@@ -34,12 +42,15 @@ async function main(): Promise<number> {
   console.log('mocha suite in code-server\'s extension host');
   await runInHost(report, artifacts);
   const tHost = performance.now();
+  console.log('training panel in code-server');
+  const panelTimings = await runPanel(report, artifacts);
+  console.log(`panel timings: ${JSON.stringify(rounded(panelTimings))}`);
   console.log('code actions in code-server (tiny model, trained adapters)');
   const actionTimings = await runCodeActions(report, artifacts);
-  console.log(`code action timings: ${JSON.stringify(Object.fromEntries(Object.entries(actionTimings).map(([k, v]) => [k, Math.round(v)])))}`);
+  console.log(`code action timings: ${JSON.stringify(rounded(actionTimings))}`);
   console.log('the whole flow in code-server (tiny model): label, train, classify, cancel, reload');
   const flowTimings = await runFlow(report, artifacts);
-  console.log(`flow timings: ${JSON.stringify(Object.fromEntries(Object.entries(flowTimings).map(([k, v]) => [k, Math.round(v)])))}`);
+  console.log(`flow timings: ${JSON.stringify(rounded(flowTimings))}`);
 
   const summary = {
     passed: report.passed,

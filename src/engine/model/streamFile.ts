@@ -1,6 +1,6 @@
 // Streaming atomic writes for model files: bytes go through a 4 MiB buffer into a temporary file beside
-// the target, which is fsynced and renamed over it at the end. Unlike the chunk-list writers elsewhere,
-// the producer pushes bytes as it makes them, so a 240 MB model is never assembled in memory.
+// the target, which is fsynced and renamed over it at the end. The producer pushes bytes as it makes
+// them, so a 240 MB model is never assembled in memory; small files use the chunk-list form below.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -63,4 +63,11 @@ export function writeFileStreaming(file: string, produce: (sink: FileSink) => vo
   }
   fs.closeSync(fd);
   fs.renameSync(tmp, file);
+}
+
+/** Writes a list of chunks to `file` atomically, through the same temp-file, fsync and rename path. */
+export function writeFileAtomic(file: string, chunks: Array<Uint8Array | string>): void {
+  writeFileStreaming(file, (sink) => {
+    for (const c of chunks) sink.write(typeof c === 'string' ? Buffer.from(c, 'utf8') : c);
+  });
 }

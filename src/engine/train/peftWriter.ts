@@ -4,7 +4,7 @@
 // atomically, the weights first, so a folder never has a config without its weights.
 
 import * as path from 'node:path';
-import { writeFileAtomic } from './atomicFile';
+import { writeFileAtomic } from '../model/streamFile';
 import { bytesOf, writeSafetensorsStreaming, type SafetensorsTensorOut } from '../model/safetensorsWriter';
 import { peftTensorNames, targetModule, type LoraParams } from './lora';
 

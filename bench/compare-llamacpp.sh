@@ -52,7 +52,8 @@ trap 'rm -rf "$tmp"' EXIT
 echo "model: $model ($(du -m "$model" | cut -f1) MB), threads $threads, $(nproc) cores"
 for round in $(seq 1 "$rounds"); do
   load=$(cut -d' ' -f1 /proc/loadavg)
-  peak "$tmp/llama.rss" "$bin" -m "$model" -p 512 -n 128 -t "$threads" -r 3 -o json > "$tmp/llama.json" 2> "$tmp/llama.err" \
+  # A llama.cpp build keeps its ggml libraries next to llama-bench; put them on the loader path.
+  peak "$tmp/llama.rss" env LD_LIBRARY_PATH="$(dirname "$bin")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$bin" -m "$model" -p 512 -n 128 -t "$threads" -r 3 -o json > "$tmp/llama.json" 2> "$tmp/llama.err" \
     || { cat "$tmp/llama.err" >&2; exit 1; }
   node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));

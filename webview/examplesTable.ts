@@ -1,25 +1,43 @@
 // The examples table: input, expected output (a label dropdown for classify, one field per key
-// for extract with fields, free text otherwise), the model's suggestion when the engine can make
-// one, the held-out toggle, and remove. Keyboard: Alt+↑/↓ moves to the same column of the
-// previous/next example (plain ↑/↓ too in one-line fields), Ctrl+Enter accepts the suggestion.
+// for extract with fields, free text otherwise) with the model's answer right under it as a
+// suggestion to accept or correct, the held-out toggle, and remove. Keyboard: Alt+↑/↓ moves to the
+// same column of the previous/next example (plain ↑/↓ too in one-line fields), Ctrl+Enter accepts
+// the row's suggestion. Below ~480 px (a panel beside the editor) each row stacks into a card (CSS).
 
 import type { ExampleView, PanelState, Suggestion } from '../src/protocol/webview';
 import { formatFieldsOutput, parseFieldsOutput } from '../src/store/prompt';
 import { CheckElement, h, ValueElement } from './dom';
+import { sameAnswer } from './format';
 
 export type Column = 'input' | 'output' | 'accept' | 'held' | 'remove';
 
 export interface TableEvents {
   /** A field changed; `now` when the edit is finished (change/blur), else while typing. */
   edit(id: string, patch: Partial<Pick<ExampleView, 'input' | 'output' | 'heldOut'>>, now: boolean): void;
+  /** The user took the model's answer as the expected output. */
+  accept(id: string, output: string): void;
+  /** Accept every suggestion of an example that has no expected output yet. */
+  acceptAll(): void;
+  /** Ask the model again for the unlabeled examples. */
+  suggest(): void;
   remove(id: string): void;
   add(): void;
   focus(id: string, col: Column): void;
 }
 
+/** What the table shows besides the examples: suggestions and whether the model is busy. */
+export interface TableView {
+  suggestions: ReadonlyMap<string, Suggestion>;
+  /** Examples whose suggestion was asked for and has not arrived. */
+  waiting: ReadonlySet<string>;
+  /** Training runs: the model cannot answer now. */
+  training: boolean;
+}
+
 export class ExamplesTable {
   readonly element: HTMLElement;
   private readonly body: HTMLTableSectionElement;
+  private readonly tools: HTMLElement;
   private state: PanelState | undefined;
 
   constructor(private readonly events: TableEvents) {
@@ -27,7 +45,8 @@ export class ExamplesTable {
     const table = h('table', { class: 'examples', 'aria-label': 'Examples' }, h('thead'), this.body);
     const add = h('vscode-button', { id: 'add-example', secondary: true }, 'Add example');
     add.addEventListener('click', () => this.events.add());
-    this.element = h('section', { class: 'examples-section' }, table, h('div', { class: 'row-actions' }, add));
+    this.tools = h('div', { class: 'row-actions table-tools' });
+    this.element = h('section', { class: 'examples-section', 'aria-label': 'Examples' }, this.tools, table, h('div', { class: 'row-actions' }, add));
     table.addEventListener('keydown', (e) => this.onKey(e));
     table.addEventListener('focusin', (e) => {
       const at = locate(e.target);
@@ -36,23 +55,26 @@ export class ExamplesTable {
   }
 
   /** Rebuilds the table from `state` with local unsaved values laid over it. */
-  render(state: PanelState, local: ReadonlyMap<string, Partial<ExampleView>>, suggestions: ReadonlyMap<string, Suggestion>): void {
+  render(state: PanelState, local: ReadonlyMap<string, Partial<ExampleView>>, view: TableView): void {
     this.state = state;
     const showSuggest = state.capabilities.suggest;
+    this.renderTools(state, local, view);
     const head = this.element.querySelector('thead')!;
     head.replaceChildren(
-      h('tr', {}, h('th', { class: 'num' }, '#'), h('th', {}, 'Input'), h('th', { class: 'output' }, 'Expected output'), showSuggest && h('th', { class: 'suggest' }, 'Model suggests'), h('th', { class: 'narrow' }, 'Held out'), h('th', { class: 'narrow remove' }, h('span', { class: 'sr-only' }, 'Remove'))),
+      h('tr', {}, h('th', { class: 'num' }, '#'), h('th', { class: 'input' }, 'Input'), h('th', { class: 'output' }, showSuggest ? 'Expected output · model\'s answer' : 'Expected output'), h('th', { class: 'narrow held' }, 'Held out'), h('th', { class: 'narrow remove' }, h('span', { class: 'sr-only' }, 'Remove'))),
     );
-    const rows = state.examples.map((ex, i) => this.row({ ...ex, ...local.get(ex.id) }, i, showSuggest ? suggestions.get(ex.id) : undefined, showSuggest));
+    const rows = state.examples.map((ex, i) => this.row({ ...ex, ...local.get(ex.id) }, i, showSuggest ? view.suggestions.get(ex.id) : undefined, showSuggest && view.waiting.has(ex.id)));
     if (rows.length === 0) {
-      rows.push(h('tr', {}, h('td', { colspan: showSuggest ? 6 : 5, class: 'empty' }, 'No examples yet. Select text in an editor and run "Gemma: Fine-tune on selection", or add one here.')));
+      rows.push(h('tr', { class: 'empty-row' }, h('td', { colspan: 5, class: 'empty' }, 'No examples yet. Select text in an editor and run "Gemma: Fine-tune on selection", or add one here.')));
     }
     this.body.replaceChildren(...rows);
   }
 
   /** Puts the keyboard focus on a cell (after a re-render or a move). */
   focusCell(id: string, col: Column): boolean {
-    const target = this.body.querySelector<HTMLElement>(`tr[data-id="${cssEscape(id)}"] [data-col="${col}"]`);
+    const row = this.body.querySelector<HTMLElement>(`tr[data-id="${cssEscape(id)}"]`);
+    // An accepted suggestion's button is gone after the re-render: its output editor takes the focus.
+    const target = row?.querySelector<HTMLElement>(`[data-col="${col}"]`) ?? (col === 'accept' ? row?.querySelector<HTMLElement>('[data-col="output"]') : null);
     if (!target) return false;
     // A <vscode-…> element just created has no shadow content until lit's first update.
     const lit = target as HTMLElement & { updateComplete?: Promise<unknown> };
@@ -61,31 +83,45 @@ export class ExamplesTable {
     return true;
   }
 
-  private row(ex: ExampleView, index: number, suggestion: Suggestion | undefined, showSuggest: boolean): HTMLTableRowElement {
-    const input = h('vscode-textarea', { 'data-col': 'input', rows: 3, resize: 'vertical', 'aria-label': `Input of example ${index + 1}` }) as ValueElement;
+  private renderTools(state: PanelState, local: ReadonlyMap<string, Partial<ExampleView>>, view: TableView): void {
+    if (!state.capabilities.suggest) {
+      this.tools.replaceChildren();
+      return;
+    }
+    const unlabeled = state.examples.filter((e) => (local.get(e.id)?.output ?? e.output).trim() === '');
+    const acceptable = unlabeled.filter((e) => view.suggestions.has(e.id)).length;
+    const busy = view.waiting.size > 0 || view.training;
+    const suggest = h('vscode-button', { id: 'suggest', secondary: true, disabled: busy || unlabeled.length === 0, title: 'Ask the model (with the task\'s adapter, if trained) for its answer to every unlabeled example' }, view.waiting.size > 0 ? 'Asking the model…' : 'Suggest answers');
+    suggest.addEventListener('click', () => this.events.suggest());
+    const acceptAll = h('vscode-button', { id: 'accept-all', secondary: true, disabled: acceptable === 0, title: 'Use the model\'s answer as the expected output of every unlabeled example that has one' }, acceptable > 0 ? `Accept ${acceptable} suggestion${acceptable === 1 ? '' : 's'}` : 'Accept suggestions');
+    acceptAll.addEventListener('click', () => this.events.acceptAll());
+    this.tools.replaceChildren(suggest, acceptAll);
+  }
+
+  private row(ex: ExampleView, index: number, suggestion: Suggestion | undefined, waiting: boolean): HTMLTableRowElement {
+    const n = index + 1;
+    const input = h('vscode-textarea', { 'data-col': 'input', rows: 3, resize: 'vertical', 'aria-label': `Input of example ${n}`, label: `Input of example ${n}` }) as ValueElement;
     input.value = ex.input;
     input.addEventListener('input', () => this.events.edit(ex.id, { input: input.value }, false));
     input.addEventListener('change', () => this.events.edit(ex.id, { input: input.value }, true));
 
-    const held = h('vscode-checkbox', { 'data-col': 'held', 'aria-label': `Hold out example ${index + 1} for validation`, title: 'Held out: used for validation, not training' }) as CheckElement;
+    const held = h('vscode-checkbox', { 'data-col': 'held', 'aria-label': `Hold out example ${n} for validation`, title: 'Held out: used for validation, not training' }, h('span', { class: 'narrow-label' }, 'Held out')) as CheckElement;
     held.checked = ex.heldOut;
     held.addEventListener('change', () => this.events.edit(ex.id, { heldOut: held.checked }, true));
 
-    const remove = h('vscode-button', { 'data-col': 'remove', secondary: true, title: 'Remove this example', 'aria-label': `Remove example ${index + 1}` }, '✕');
+    const remove = h('vscode-button', { 'data-col': 'remove', secondary: true, title: 'Remove this example', 'aria-label': `Remove example ${n}` }, '✕');
     remove.addEventListener('click', () => this.events.remove(ex.id));
 
-    const cells: HTMLElement[] = [h('td', { class: 'num' }, String(index + 1)), h('td', {}, input), h('td', {}, this.outputEditor(ex, index))];
-    if (showSuggest) cells.push(h('td', { class: 'suggestion' }, ...this.suggestionCell(ex, suggestion)));
-    cells.push(h('td', { class: 'narrow' }, held), h('td', { class: 'narrow' }, remove));
-    const tr = h('tr', { 'data-id': ex.id, class: ex.output.trim() === '' ? 'unlabeled' : undefined }, ...cells);
-    return tr;
+    const output = h('td', { class: 'output' }, this.outputEditor(ex, n, suggestion), this.suggestionLine(ex, n, suggestion, waiting));
+    const cells: HTMLElement[] = [h('td', { class: 'num' }, String(n)), h('td', { class: 'input' }, input), output, h('td', { class: 'narrow held' }, held), h('td', { class: 'narrow remove' }, remove)];
+    return h('tr', { 'data-id': ex.id, class: ex.output.trim() === '' ? 'unlabeled' : undefined }, ...cells);
   }
 
-  private outputEditor(ex: ExampleView, index: number): HTMLElement {
+  private outputEditor(ex: ExampleView, n: number, suggestion: Suggestion | undefined): HTMLElement {
     const task = this.state!.task;
-    const label = `Expected output of example ${index + 1}`;
+    const label = `Expected output of example ${n}`;
     if (task.kind === 'classify' && task.labels) {
-      const select = h('vscode-single-select', { 'data-col': 'output', 'aria-label': label }) as ValueElement;
+      const select = h('vscode-single-select', { 'data-col': 'output', 'aria-label': label, label }) as ValueElement;
       const options = ['', ...task.labels];
       if (ex.output !== '' && !task.labels.includes(ex.output)) options.push(ex.output); // a label since removed
       for (const o of options) {
@@ -98,8 +134,9 @@ export class ExamplesTable {
     if (task.kind === 'extract' && task.fields && task.fields.length > 0) {
       const fields = task.fields;
       const values = parseFieldsOutput(fields, ex.output) ?? Object.fromEntries(fields.map((f) => [f, '']));
+      const suggested = suggestion ? parseFieldsOutput(fields, suggestion.output) : null;
       const inputs = fields.map((f, j) => {
-        const tf = h('vscode-textfield', { 'data-col': j === 0 ? 'output' : undefined, 'data-field': f, placeholder: f, 'aria-label': `${f} of example ${index + 1}` }) as ValueElement;
+        const tf = h('vscode-textfield', { 'data-col': j === 0 ? 'output' : undefined, 'data-field': f, placeholder: suggested?.[f] || f, 'aria-label': `${f} of example ${n}`, label: `${f} of example ${n}` }) as ValueElement;
         tf.value = values[f] ?? '';
         return tf;
       });
@@ -110,24 +147,30 @@ export class ExamplesTable {
       }
       return h('div', { class: 'fields' }, ...inputs.map((tf, j) => h('label', { class: 'field' }, h('span', {}, fields[j]), tf)));
     }
-    const area = h('vscode-textarea', { 'data-col': 'output', rows: 2, resize: 'vertical', 'aria-label': label }) as ValueElement;
+    // Free text: an empty field shows the model's answer greyed out until it is accepted or typed over.
+    const area = h('vscode-textarea', { 'data-col': 'output', rows: 2, resize: 'vertical', 'aria-label': label, label, placeholder: suggestion?.output }) as ValueElement;
     area.value = ex.output;
     area.addEventListener('input', () => this.events.edit(ex.id, { output: area.value }, false));
     area.addEventListener('change', () => this.events.edit(ex.id, { output: area.value }, true));
     return area;
   }
 
-  private suggestionCell(ex: ExampleView, s: Suggestion | undefined): HTMLElement[] {
-    if (!s) return [h('span', { class: 'muted' }, '—')];
-    const prob = s.probability !== undefined ? ` (${Math.round(s.probability * 100)}%)` : '';
-    const text = h('span', { class: s.output.trim() === ex.output.trim() ? 'agrees' : undefined }, s.output + prob);
-    const accept = h('vscode-button', { 'data-col': 'accept', secondary: true, title: 'Use the suggestion as the expected output (Ctrl+Enter)' }, 'Accept');
-    accept.addEventListener('click', () => this.accept(ex.id, s));
-    return [text, accept];
-  }
-
-  private accept(id: string, s: Suggestion): void {
-    this.events.edit(id, { output: s.output }, true);
+  /** The model's answer under the expected output: accept it, or see that it agrees / differs. */
+  private suggestionLine(ex: ExampleView, n: number, s: Suggestion | undefined, waiting: boolean): HTMLElement | null {
+    if (!s) return waiting ? h('div', { class: 'suggestion muted' }, 'Asking the model…') : null;
+    const prob = s.probability !== undefined ? ` · ${Math.round(s.probability * 100)}%` : '';
+    if (ex.output.trim() !== '' && sameAnswer(s.output, ex.output)) {
+      return h('div', { class: 'suggestion agrees' }, `✓ the model answers the same${prob}`);
+    }
+    const shown = s.output.trim() === '' ? '(empty answer)' : s.output;
+    const accept = h(
+      'vscode-button',
+      { 'data-col': 'accept', secondary: true, title: 'Use the model\'s answer as the expected output (Ctrl+Enter)', 'aria-label': `Accept the model's answer for example ${n}: ${shown.slice(0, 80)}` },
+      'Accept',
+    );
+    accept.addEventListener('click', () => this.events.accept(ex.id, s.output));
+    const lead = ex.output.trim() === '' ? 'Model suggests' : 'Model said';
+    return h('div', { class: `suggestion${ex.output.trim() === '' ? ' open' : ' differs'}` }, h('span', { class: 'suggested' }, `${lead}: `, h('strong', {}, shown), prob), accept);
   }
 
   private onKey(e: KeyboardEvent): void {

@@ -19,6 +19,7 @@ function theme() {
     grid: cssVar('--vscode-editorWidget-border', cssVar('--vscode-panel-border', 'rgba(128,128,128,0.35)')),
     train: cssVar('--vscode-charts-blue', '#3794ff'),
     val: cssVar('--vscode-charts-orange', '#d18616'),
+    best: cssVar('--vscode-charts-green', '#89d185'),
     font: `${cssVar('--vscode-font-size', '12px')} ${cssVar('--vscode-font-family', 'sans-serif')}`,
   };
 }
@@ -28,6 +29,7 @@ export class LossChart {
   private plot: uPlot | undefined;
   private train: Points = [];
   private val: Points = [];
+  private best: number | null = null;
   private readonly resize: ResizeObserver;
   private readonly themeWatch: MutationObserver;
 
@@ -43,13 +45,17 @@ export class LossChart {
     this.themeWatch.observe(document.body, { attributes: true, attributeFilter: ['class'] });
   }
 
-  /** Replaces both series (a full state from the host). */
-  setData(train: Points, val: Points): void {
+  /** Replaces both series; `best` is the kept checkpoint's step, drawn as a dashed line. */
+  setData(train: Points, val: Points, best: number | null = null): void {
     this.train = train;
     this.val = val;
+    this.best = best;
     if (!this.plot) this.rebuild();
     else this.plot.setData(alignSeries(train, val));
     this.element.dataset.points = String(train.length + val.length);
+    if (best !== null) this.element.dataset.bestStep = String(best);
+    else delete this.element.dataset.bestStep;
+    this.element.setAttribute('aria-label', describe(train, val, best));
   }
 
   private size() {
@@ -75,6 +81,7 @@ export class LossChart {
           { ...axis, label: 'step', labelFont: t.font, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000] },
           { ...axis, label: 'loss', labelFont: t.font },
         ],
+        hooks: { draw: [(u: uPlot) => this.drawBest(u, t.best)] },
         series: [
           { label: 'step' },
           { label: 'training loss', stroke: t.train, width: 2, points: { show: false } },
@@ -86,10 +93,33 @@ export class LossChart {
     );
   }
 
+  /** The kept checkpoint: a dashed vertical line at its step. */
+  private drawBest(u: uPlot, colour: string): void {
+    if (this.best === null) return;
+    const x = u.valToPos(this.best, 'x', true);
+    if (!Number.isFinite(x)) return;
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = 2 * devicePixelRatio;
+    ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+    ctx.beginPath();
+    ctx.moveTo(x, u.bbox.top);
+    ctx.lineTo(x, u.bbox.top + u.bbox.height);
+    ctx.stroke();
+    ctx.restore();
+  }
+
   /** Stops watching size and theme. */
   dispose(): void {
     this.resize.disconnect();
     this.themeWatch.disconnect();
     this.plot?.destroy();
   }
+}
+
+/** The chart in words, for screen readers (it is a canvas). */
+function describe(train: Points, val: Points, best: number | null): string {
+  const last = (p: Points) => (p.length > 0 ? p[p.length - 1][1].toFixed(3) : 'none yet');
+  return `Loss by step: ${train.length} training points (latest ${last(train)}), ${val.length} validation points (latest ${last(val)})${best !== null ? `; the kept checkpoint is step ${best}` : ''}`;
 }

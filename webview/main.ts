@@ -23,8 +23,10 @@ class App {
   private readonly lastSeq = new Map<string, number>();
   private readonly pendingAdds = new Set<number>();
   private suggestions = new Map<string, Suggestion>();
-  /** Examples whose suggestion was asked for already. */
+  /** Examples whose suggestion was asked for already (each is asked once by itself; "Suggest answers" asks again). */
   private readonly asked = new Set<string>();
+  /** Examples whose suggestion is on its way. */
+  private readonly waiting = new Set<string>();
   private seq = 0;
 
   private readonly header = h('header', { class: 'task-header' });
@@ -32,13 +34,22 @@ class App {
   private readonly problems = h('div', { class: 'problems' });
   private readonly table = new ExamplesTable({
     edit: (id, patch, now) => this.edit(id, patch, now),
+    accept: (id, output) => this.accept(id, output),
+    acceptAll: () => this.acceptAll(),
+    suggest: () => this.askSuggestions(true),
     remove: (id) => this.remove(id),
     add: () => this.add(),
     focus: (id, col) => this.remember({ focus: { id, col } }),
   });
   private readonly training = new TrainingSection({
-    save: (hp) => send({ type: 'setHyperparameters', seq: ++this.seq, hyperparameters: hp }),
-    train: (hp) => send({ type: 'train', hyperparameters: hp }),
+    save: (hp) => {
+      this.keepHyperparameters(hp);
+      send({ type: 'setHyperparameters', seq: ++this.seq, hyperparameters: hp });
+    },
+    train: (hp) => {
+      this.keepHyperparameters(hp);
+      send({ type: 'train', hyperparameters: hp });
+    },
     cancel: () => send({ type: 'cancelTraining' }),
     advancedToggled: (open) => this.remember({ advancedOpen: open }),
   });
@@ -74,6 +85,8 @@ class App {
       case 'state':
         this.state = msg.state;
         this.suggestions = new Map(msg.state.suggestions.map((s) => [s.id, s]));
+        // The host drops its suggestions when a run changed the model: ask the new one.
+        if (msg.state.suggestions.length === 0) this.asked.clear();
         this.saved = { ...this.saved, data: msg.state, restore: msg.restore };
         save(this.saved);
         this.render();
@@ -86,25 +99,68 @@ class App {
         if (!this.state) return;
         this.state = { ...this.state, training: applyTrainingEvent(this.state.training, msg.event) };
         this.persist();
-        this.training.render(this.state, this.saved.ui.advancedOpen ?? false);
+        // Start and end change what the table offers (no suggestions while training); steps redraw the chart only.
+        if (msg.event.kind === 'step' || msg.event.kind === 'eval') this.training.renderRun(this.state);
+        else this.render();
         return;
       case 'suggestions':
         for (const s of msg.items) this.suggestions.set(s.id, s);
+        this.waiting.clear();
+        this.showStatus(msg.items.length === 0 ? 'The model gave no answers.' : `The model answered ${msg.items.length} example${msg.items.length === 1 ? '' : 's'}: accept or correct each answer.`, 'muted');
         return this.render();
       case 'notice':
+        if (msg.level === 'error' && this.waiting.size > 0) {
+          this.waiting.clear();
+          this.render();
+        }
         this.showStatus(msg.message, msg.level === 'error' ? 'error' : 'muted');
         return;
     }
   }
 
-  /** Pre-fills the model's answer for unlabeled examples it has not answered yet (once each; never while training). */
-  private askSuggestions(): void {
+  /**
+   * Asks the model for its answer to unlabeled examples: by itself once per example it has not
+   * answered yet, or, from the "Suggest answers" button (`again`), for every unlabeled one. Never
+   * while training or while an answer is on its way.
+   */
+  private askSuggestions(again = false): void {
     const s = this.state;
-    if (!s?.capabilities.suggest || s.training?.status === 'running') return;
-    const ids = s.examples.filter((e) => e.output.trim() === '' && !this.suggestions.has(e.id) && !this.asked.has(e.id)).map((e) => e.id);
+    if (!s?.capabilities.suggest || s.training?.status === 'running' || this.waiting.size > 0) return;
+    const unlabeled = s.examples.filter((e) => (this.local.get(e.id)?.output ?? e.output).trim() === '');
+    const ids = (again ? unlabeled : unlabeled.filter((e) => !this.suggestions.has(e.id) && !this.asked.has(e.id))).map((e) => e.id);
     if (ids.length === 0) return;
-    ids.forEach((id) => this.asked.add(id));
+    ids.forEach((id) => {
+      this.asked.add(id);
+      this.waiting.add(id);
+    });
     send({ type: 'suggest', ids });
+    this.showStatus(`Asking the model for ${ids.length} answer${ids.length === 1 ? '' : 's'}…`, 'muted');
+    this.render();
+  }
+
+  /** The form's settings as the page's own state, so a later redraw shows them and not the ones the panel opened with. */
+  private keepHyperparameters(hp: PanelState['task']['hyperparameters']): void {
+    if (!this.state) return;
+    this.state = { ...this.state, task: { ...this.state.task, hyperparameters: hp } };
+    this.persist();
+  }
+
+  /** The model's answer becomes the expected output; the focus stays on that example. */
+  private accept(id: string, output: string): void {
+    this.edit(id, { output }, true);
+    this.render();
+    this.table.focusCell(id, 'output');
+  }
+
+  /** Accepts the suggestion of every example that has no expected output yet. */
+  private acceptAll(): void {
+    const s = this.state;
+    if (!s) return;
+    const open = s.examples.filter((e) => (this.local.get(e.id)?.output ?? e.output).trim() === '' && this.suggestions.has(e.id));
+    for (const e of open) this.edit(e.id, { output: this.suggestions.get(e.id)!.output }, true);
+    this.render();
+    document.getElementById('accept-all')?.focus();
+    this.showStatus(`Accepted ${open.length} suggestion${open.length === 1 ? '' : 's'}; correct any that are wrong.`, 'muted');
   }
 
   private render(): void {
@@ -121,7 +177,7 @@ class App {
     this.problems.replaceChildren(...s.problems.map((p) => h('p', { class: 'warning' }, `Unreadable line kept aside: ${p}`)));
     const focus = this.saved.ui.focus;
     const hadFocus = document.activeElement && this.table.element.contains(document.activeElement);
-    this.table.render(s, this.local, this.suggestions);
+    this.table.render(s, this.local, { suggestions: this.suggestions, waiting: this.waiting, training: s.training?.status === 'running' });
     this.training.render(s, this.saved.ui.advancedOpen ?? false);
     if (focus && (hadFocus || !this.rendered)) this.table.focusCell(focus.id, focus.col as Column);
     if (!this.rendered && this.saved.ui.scrollY) window.scrollTo(0, this.saved.ui.scrollY);
@@ -183,11 +239,16 @@ class App {
 
   private remove(id: string): void {
     if (!this.state) return;
+    const ids = this.state.examples.map((e) => e.id);
+    const at = ids.indexOf(id);
+    // The keyboard focus goes to the next example's remove button (or the previous one, or "Add example").
+    const next = ids[at + 1] ?? ids[at - 1];
     send({ type: 'removeExample', seq: ++this.seq, id });
     this.local.delete(id);
     this.state = { ...this.state, examples: this.state.examples.filter((e) => e.id !== id) };
     this.persist();
     this.render();
+    if (!next || !this.table.focusCell(next, 'remove')) document.getElementById('add-example')?.focus();
   }
 
   private remember(ui: Partial<SavedState['ui']>): void {

@@ -1,11 +1,14 @@
-// Training: the hyperparameter form (saved to task.json as it changes), Train / Cancel, progress
-// with ETA, the live loss chart, and after a run the before/after table on held-out examples.
-// Shown only when the engine reports it can train; otherwise one line says why it is absent.
+// Training: the hyperparameter form (checked field by field, saved to task.json as it changes),
+// Train / Cancel, progress with ETA, the live loss chart with the kept checkpoint marked, and after a
+// run the before/after table on held-out examples. Shown only when the engine reports it can train;
+// otherwise one line says why it is absent. Steps redraw only the run's part, so the keyboard focus
+// (on Cancel, say) survives a running training.
 
 import type { Capabilities, PanelState, TrainingView } from '../src/protocol/webview';
-import { type Hyperparameters, hyperparametersSchema, LORA_TARGETS, SCHEDULES } from '../src/store/task';
+import { DEFAULT_HYPERPARAMETERS, type Hyperparameters, LORA_TARGETS, SCHEDULES } from '../src/store/task';
 import { CheckElement, h, ValueElement } from './dom';
 import { formatEta, progressFraction, sameAnswer } from './format';
+import { ADVANCED_FIELDS, BASIC_FIELDS, checkForm, type FieldSpec, fieldText, type NumberKey } from './hyperparameterForm';
 import { LossChart } from './lossChart';
 
 export interface TrainingEvents {
@@ -15,28 +18,13 @@ export interface TrainingEvents {
   advancedToggled(open: boolean): void;
 }
 
-type NumberKey = Exclude<keyof Hyperparameters, 'schedule' | 'targets'>;
-
-const BASIC: [NumberKey, string, string][] = [
-  ['epochs', 'Epochs', 'Passes over the training examples (early stopping keeps the best)'],
-  ['learningRate', 'Learning rate', 'AdamW step size'],
-  ['rank', 'LoRA rank', 'Rank r of the adapter matrices'],
-  ['alpha', 'LoRA alpha', 'Scale: updates are multiplied by alpha / r'],
-  ['batchSize', 'Batch size', 'Examples per step'],
-  ['valSplit', 'Validation split', 'Fraction held out when no example is pinned (0 = none)'],
-];
-const ADVANCED: [NumberKey, string, string][] = [
-  ['warmupSteps', 'Warmup steps', 'Steps of linear learning-rate warmup'],
-  ['weightDecay', 'Weight decay', 'AdamW decoupled weight decay'],
-  ['maxGradNorm', 'Max grad norm', 'Gradient clipping (0 = off)'],
-  ['gradAccum', 'Gradient accumulation', 'Batches per optimizer step'],
-  ['seed', 'Seed', 'Makes a run repeatable'],
-];
+type Field = ValueElement & { invalid?: boolean };
 
 export class TrainingSection {
   readonly element: HTMLElement;
   private readonly chart = new LossChart();
-  private fields = new Map<NumberKey, ValueElement>();
+  private readonly run = h('div', { class: 'run' });
+  private fields = new Map<NumberKey, Field>();
   private schedule: ValueElement | undefined;
   private targets = new Map<string, CheckElement>();
   private current: Hyperparameters | undefined;
@@ -52,64 +40,93 @@ export class TrainingSection {
       this.element.replaceChildren(h('p', { class: 'muted', id: 'training-unavailable' }, caps.reason ?? 'Training is not available.'));
       return;
     }
+    const focused = (document.activeElement as HTMLElement | null)?.id;
     this.current = state.task.hyperparameters;
     const running = state.training?.status === 'running';
+    const labeled = state.examples.filter((e) => e.output.trim() !== '').length;
     const form = this.form(state.task.hyperparameters, running, advancedOpen);
-    const train = h('vscode-button', { id: 'train', disabled: running || state.examples.every((e) => e.output.trim() === '') }, 'Train');
+    const train = h('vscode-button', { id: 'train', disabled: running || labeled === 0 }, 'Train');
     train.addEventListener('click', () => {
       const hp = this.read();
       if (hp) this.events.train(hp);
+      else this.focusFirstInvalid();
     });
     const cancel = h('vscode-button', { id: 'cancel-training', secondary: true, disabled: !running }, 'Cancel');
     cancel.addEventListener('click', () => this.events.cancel());
-    this.element.replaceChildren(h('h2', {}, 'Training'), form, h('div', { class: 'row-actions' }, train, cancel), this.progress(state.training));
-    if (state.training) this.element.append(this.chart.element, ...this.comparison(state.training));
-    this.chart.setData(state.training?.trainLoss ?? [], state.training?.valLoss ?? []);
+    const why = labeled === 0 ? h('span', { class: 'muted', id: 'train-hint' }, 'Label at least one example to train.') : null;
+    this.element.replaceChildren(h('h2', {}, 'Training'), form, h('div', { class: 'row-actions' }, train, cancel, why), this.run);
+    this.renderRun(state);
+    // A rebuilt control takes back the focus its predecessor had.
+    if (focused) {
+      const again = this.element.querySelector<HTMLElement>(`#${focused}`);
+      if (again) void (again as HTMLElement & { updateComplete?: Promise<unknown> }).updateComplete?.then(() => again.focus());
+    }
+  }
+
+  /** Redraws the run's progress, chart and results only (one training event). */
+  renderRun(state: PanelState): void {
+    const t = state.training;
+    this.run.replaceChildren(this.progress(t));
+    if (!t) return;
+    this.run.append(this.chart.element, ...this.kept(t), ...this.comparison(t));
+    this.chart.setData(t.trainLoss, t.valLoss, t.status === 'running' ? null : t.bestStep);
   }
 
   private form(hp: Hyperparameters, disabled: boolean, advancedOpen: boolean): HTMLElement {
     this.fields.clear();
     this.targets.clear();
-    const field = ([key, label, help]: [NumberKey, string, string]) => {
-      const tf = h('vscode-textfield', { id: `hp-${key}`, inputmode: 'decimal', 'aria-label': label, title: help, disabled }) as ValueElement;
-      tf.value = String(hp[key]);
+    const field = (spec: FieldSpec) => {
+      const tf = h('vscode-textfield', { id: `hp-${spec.key}`, inputmode: 'decimal', 'aria-label': spec.label, label: spec.label, title: spec.help, disabled }) as Field;
+      tf.value = fieldText(hp, spec.key);
+      tf.addEventListener('input', () => this.read());
       tf.addEventListener('change', () => this.changed());
-      this.fields.set(key, tf);
-      return h('label', { class: 'hp' }, h('span', {}, label), tf);
+      this.fields.set(spec.key, tf);
+      return h('label', { class: 'hp' }, h('span', {}, spec.label), tf);
     };
-    const schedule = h('vscode-single-select', { id: 'hp-schedule', 'aria-label': 'Learning-rate schedule', disabled }) as ValueElement;
+    const schedule = h('vscode-single-select', { id: 'hp-schedule', 'aria-label': 'Learning-rate schedule', label: 'Learning-rate schedule', disabled }) as ValueElement;
     for (const s of SCHEDULES) schedule.append(h('vscode-option', { value: s, selected: s === hp.schedule }, s));
     schedule.addEventListener('change', () => this.changed());
     this.schedule = schedule;
     const targets = LORA_TARGETS.map((t) => {
-      const cb = h('vscode-checkbox', { 'aria-label': `LoRA on ${t}_proj`, disabled }, `${t}`) as CheckElement;
+      const cb = h('vscode-checkbox', { id: `hp-target-${t}`, 'aria-label': `LoRA on ${t}_proj`, disabled }, `${t}`) as CheckElement;
       cb.checked = hp.targets.includes(t);
       cb.addEventListener('change', () => this.changed());
       this.targets.set(t, cb);
       return cb;
     });
-    const advanced = h('vscode-collapsible', { title: 'Advanced', open: advancedOpen }, h('div', { class: 'hp-grid' }, ...ADVANCED.map(field), h('label', { class: 'hp' }, h('span', {}, 'Schedule'), schedule)), h('div', { class: 'targets' }, h('span', {}, 'LoRA targets'), ...targets));
+    const defaults = h('vscode-button', { id: 'hp-defaults', secondary: true, disabled, title: 'Put every setting back to the trainer\'s defaults' }, 'Reset to defaults');
+    defaults.addEventListener('click', () => this.reset());
+    const advanced = h(
+      'vscode-collapsible',
+      { title: 'Advanced', open: advancedOpen },
+      h('div', { class: 'hp-grid' }, ...ADVANCED_FIELDS.map(field), h('label', { class: 'hp' }, h('span', {}, 'Schedule'), schedule)),
+      h('div', { class: 'targets', role: 'group', 'aria-label': 'LoRA targets' }, h('span', {}, 'LoRA targets'), ...targets),
+      h('div', { class: 'row-actions' }, defaults),
+    );
     advanced.addEventListener('vsc-collapsible-toggle', () => this.events.advancedToggled((advanced as unknown as { open: boolean }).open));
-    return h('div', { class: 'hp-form' }, h('div', { class: 'hp-grid' }, ...BASIC.map(field)), advanced, h('p', { class: 'error', id: 'hp-error', role: 'alert' }));
+    return h('div', { class: 'hp-form' }, h('div', { class: 'hp-grid' }, ...BASIC_FIELDS.map(field)), advanced, h('div', { class: 'error', id: 'hp-error', role: 'alert' }));
   }
 
-  /** The form's values, validated; undefined (with the problem shown) when invalid. */
+  /** The form's values, validated; undefined (each bad field marked and explained) when invalid. */
   private read(): Hyperparameters | undefined {
     if (!this.current) return undefined;
-    const raw: Record<string, unknown> = { ...this.current };
-    for (const [key, tf] of this.fields) raw[key] = tf.value.trim() === '' ? NaN : Number(tf.value);
-    if (this.schedule) raw.schedule = this.schedule.value;
-    raw.targets = LORA_TARGETS.filter((t) => this.targets.get(t)?.checked);
-    const error = this.element.querySelector('#hp-error');
-    try {
-      const hp = hyperparametersSchema(raw, 'hyperparameters');
-      if (hp.targets.length === 0) throw new Error('choose at least one LoRA target');
-      if (error) error.textContent = '';
-      return hp;
-    } catch (err) {
-      if (error) error.textContent = (err as Error).message;
-      return undefined;
+    const numbers = Object.fromEntries([...this.fields].map(([k, tf]) => [k, tf.value]));
+    const targets = LORA_TARGETS.filter((t) => this.targets.get(t)?.checked);
+    const { value, errors } = checkForm(this.current, { numbers, schedule: this.schedule?.value, targets });
+    for (const [key, tf] of this.fields) {
+      const bad = errors.has(key);
+      tf.invalid = bad;
+      if (bad) tf.setAttribute('aria-invalid', 'true');
+      else tf.removeAttribute('aria-invalid');
     }
+    const box = this.element.querySelector('#hp-error');
+    box?.replaceChildren(...[...errors.values()].map((m) => h('p', {}, m)));
+    return value;
+  }
+
+  private focusFirstInvalid(): void {
+    const bad = [...this.fields.values()].find((tf) => tf.invalid);
+    bad?.focus();
   }
 
   private changed(): void {
@@ -118,6 +135,13 @@ export class TrainingSection {
       this.current = hp;
       this.events.save(hp);
     }
+  }
+
+  private reset(): void {
+    for (const [key, tf] of this.fields) tf.value = fieldText(DEFAULT_HYPERPARAMETERS, key);
+    if (this.schedule) this.schedule.value = DEFAULT_HYPERPARAMETERS.schedule;
+    for (const [t, cb] of this.targets) cb.checked = (DEFAULT_HYPERPARAMETERS.targets as readonly string[]).includes(t);
+    this.changed();
   }
 
   private progress(t: TrainingView | null): HTMLElement {
@@ -132,18 +156,28 @@ export class TrainingSection {
       t.status === 'running' && t.etaSeconds !== null ? `about ${formatEta(t.etaSeconds)} left` : '',
       t.bestStep !== null ? `best checkpoint: step ${t.bestStep}` : '',
     ].filter((p) => p !== '');
-    return h('div', { class: 'progress' }, t.status === 'running' ? bar : null, h('p', { id: 'training-status', 'aria-live': 'polite' }, parts.join(' · ')), t.message ? h('p', { class: t.status === 'failed' ? 'error' : 'muted' }, t.message) : null);
+    return h('div', { class: 'progress' }, t.status === 'running' ? bar : null, h('p', { id: 'training-status', 'aria-live': 'polite' }, parts.join(' · ')), t.message ? h('p', { class: t.status === 'failed' ? 'error' : 'muted', id: 'training-message' }, t.message) : null);
+  }
+
+  /** Which checkpoint the task kept, said once the run is over (the chart marks it too). */
+  private kept(t: TrainingView): HTMLElement[] {
+    if (t.status === 'running' || t.bestStep === null) return [];
+    const val = t.valLoss.find(([s]) => s === t.bestStep)?.[1];
+    const why = val !== undefined ? `lowest validation loss, ${val.toFixed(4)}` : 'the last step (no validation)';
+    return [h('p', { id: 'kept-checkpoint' }, h('span', { class: 'kept-mark', 'aria-hidden': 'true' }), `Kept: the adapter from step ${t.bestStep} of ${t.step} (${why}); the dashed line marks it.`)];
   }
 
   private comparison(t: TrainingView): HTMLElement[] {
     if (t.comparison.length === 0) return [];
-    const right = (a: string, b: string) => (sameAnswer(a, b) ? '✓ ' : '✗ ');
+    const mark = (a: string, b: string) => (sameAnswer(a, b) ? h('span', { class: 'right', title: 'matches the expected output' }, '✓ ') : h('span', { class: 'wrong', title: 'differs from the expected output' }, '✗ '));
     const before = t.comparison.filter((r) => sameAnswer(r.before, r.expected)).length;
     const after = t.comparison.filter((r) => sameAnswer(r.after, r.expected)).length;
-    const rows = t.comparison.map((r) => h('tr', {}, h('td', {}, r.input), h('td', {}, r.expected), h('td', {}, right(r.before, r.expected) + r.before), h('td', {}, right(r.after, r.expected) + r.after)));
+    const n = t.comparison.length;
+    const rows = t.comparison.map((r) => h('tr', {}, h('td', {}, r.input), h('td', {}, r.expected), h('td', {}, mark(r.before, r.expected), r.before), h('td', {}, mark(r.after, r.expected), r.after)));
+    const title = `Held-out examples: ${before}/${n} right before training, ${after}/${n} after`;
     return [
-      h('h3', {}, `Held-out examples: ${before}/${t.comparison.length} right before, ${after}/${t.comparison.length} after`),
-      h('table', { class: 'comparison', id: 'comparison' }, h('thead', {}, h('tr', {}, h('th', {}, 'Input'), h('th', {}, 'Expected'), h('th', {}, 'Before'), h('th', {}, 'After'))), h('tbody', {}, ...rows)),
+      h('h3', { id: 'comparison-title' }, title),
+      h('table', { class: 'comparison', id: 'comparison', 'aria-labelledby': 'comparison-title' }, h('thead', {}, h('tr', {}, h('th', {}, 'Input'), h('th', {}, 'Expected'), h('th', {}, 'Before'), h('th', {}, `After (step ${t.bestStep ?? t.step})`))), h('tbody', {}, ...rows)),
     ];
   }
 }

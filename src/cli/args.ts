@@ -64,6 +64,19 @@ export function numberFlag(p: ParsedArgs, name: string, fallback: number, min = 
   return v;
 }
 
+/**
+ * A flag whose value must be one of `choices`: required when there is no fallback, the fallback when
+ * the flag is absent.
+ */
+export function choiceFlag<T extends string>(p: ParsedArgs, name: string, choices: readonly T[], fallback?: T): T {
+  const v = fallback === undefined ? required(p, name) : (p.values.get(name) ?? fallback);
+  if (!(choices as readonly string[]).includes(v)) {
+    const list = choices.length > 1 ? `${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}` : choices[0];
+    throw new UsageError(`--${name} must be ${list}, got "${v}"`);
+  }
+  return v as T;
+}
+
 /** Parses "2,651,106" into token ids. */
 export function parseIds(raw: string, flag: string): number[] {
   const parts = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');

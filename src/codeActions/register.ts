@@ -9,7 +9,7 @@ import { CLASSIFY_SELECTION, ClassifyActionProvider } from './classifyProvider';
 import { EXTRACT_SELECTION, ExtractActionProvider } from './extractProvider';
 import { LANGUAGES_KEY, languageSelector } from './languages';
 import { documentAndRange, isTaskRef, resolveTaskRef } from './taskRef';
-import { TaskRunner } from './taskRunner';
+import { PRECOMPUTE_KEY, TaskRunner } from './taskRunner';
 import { TrainedTasks } from './trainedTasks';
 import { registerRunTaskOnSelection } from '../commands/runTaskOnSelection';
 
@@ -24,7 +24,7 @@ export function registerCodeActions(s: GemmaServices): vscode.Disposable[] {
     const { selector, problems } = languageSelector(vscode.workspace.getConfiguration('gemmaTune').get(LANGUAGES_KEY));
     for (const p of problems) s.log.warn(p);
     providers = vscode.Disposable.from(
-      vscode.languages.registerCodeActionsProvider(selector, new ClassifyActionProvider(tasks, view), { providedCodeActionKinds: ClassifyActionProvider.providedCodeActionKinds }),
+      vscode.languages.registerCodeActionsProvider(selector, new ClassifyActionProvider(tasks, view, (list, document, range) => runner.precomputeClassify(list, document, range)), { providedCodeActionKinds: ClassifyActionProvider.providedCodeActionKinds }),
       vscode.languages.registerCodeActionsProvider(selector, new ExtractActionProvider(tasks), { providedCodeActionKinds: ExtractActionProvider.providedCodeActionKinds }),
     );
   };
@@ -47,9 +47,11 @@ export function registerCodeActions(s: GemmaServices): vscode.Disposable[] {
   return [
     tasks,
     view,
+    runner,
     { dispose: () => providers?.dispose() },
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration(`gemmaTune.${LANGUAGES_KEY}`)) registerProviders();
+      if (e.affectsConfiguration(`gemmaTune.${PRECOMPUTE_KEY}`)) runner.resetPrecompute();
     }),
     vscode.commands.registerCommand(CLASSIFY_SELECTION, runFromAction('classify')),
     vscode.commands.registerCommand(EXTRACT_SELECTION, runFromAction('extract')),

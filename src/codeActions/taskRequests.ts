@@ -17,10 +17,14 @@ export function taskMessages(task: TaskConfig, input: string): ParamsOf<'classif
   return [{ role: 'user', content: renderUserMessage(task, input) }];
 }
 
-/** The engine's classify params for a classify task. */
+/**
+ * The engine's classify params for a classify task. The user message up to the input (instruction,
+ * labels) is the same for every request of the task, so it goes as sharedPrefix: the worker keeps
+ * the model's state after it and runs only the input and the labels.
+ */
 export function classifyParams(task: TaskConfig, input: string, adapter: string | undefined): ParamsOf<'classify'> {
   if (task.kind !== 'classify' || !task.labels?.length) throw new Error(`task "${task.name}" is not a classify task with labels`);
-  return { messages: taskMessages(task, input), labels: [...task.labels], ...(adapter ? { adapter } : {}) };
+  return { messages: taskMessages(task, input), labels: [...task.labels], sharedPrefix: renderUserMessage(task, ''), ...(adapter ? { adapter } : {}) };
 }
 
 /** How an extract task is run: a JSON object with the task's fields, or free text. */

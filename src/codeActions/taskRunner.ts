@@ -6,12 +6,15 @@
 // changed while the engine worked, nothing is applied at a range that may now be wrong; the user
 // is told, and can copy the answer.
 
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EngineError } from '../client/engineClient';
 import { errorText } from '../model/modelService';
 import type { ResultOf } from '../protocol/engine';
 import type { GemmaServices } from '../services';
-import { AdapterCache } from './adapterCache';
+import { ADAPTER_WEIGHTS, AdapterCache, adapterStamp } from './adapterCache';
+import { Precompute, PRECOMPUTE_DEBOUNCE_MS, type PrecomputeJob } from './precompute';
 import { type Classification, ClassificationView } from './classificationView';
 import { commentSyntaxOf } from './languageComments';
 import { asComment } from './commentSyntax';
@@ -23,6 +26,12 @@ import type { TrainedTask } from './trainedTasks';
 /** How long a request may run before a cancellable notification appears. */
 export const PROGRESS_DELAY_MS = 600;
 export const EXTRACT_PLACEMENT_KEY = 'extract.placement';
+export const PRECOMPUTE_KEY = 'codeActions.precompute';
+/** Longest selection classified in the background (~1000 tokens): longer ones wait for the user's pick. */
+export const PRECOMPUTE_MAX_CHARS = 4000;
+/** Classify tasks precomputed per selection (one after another). */
+const PRECOMPUTE_MAX_TASKS = 3;
+const PRECOMPUTE_KEPT = 32;
 
 /** Runs `work` with a status bar spinner at once and a cancellable notification after `delayMs`. */
 export async function withDelayedProgress<T>(title: string, delayMs: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -54,14 +63,57 @@ function lostState(e: unknown): boolean {
   return e instanceof EngineError && (e.code === 'worker-exited' || /no adapter named|no model is loaded/.test(e.message));
 }
 
-export class TaskRunner {
+export class TaskRunner implements vscode.Disposable {
   private readonly adapters: AdapterCache;
+  private readonly precomputed: Precompute<ResultOf<'classify'>>;
 
   constructor(
     private readonly s: GemmaServices,
     readonly view: ClassificationView,
   ) {
     this.adapters = new AdapterCache(s.engine);
+    this.precomputed = new Precompute({ debounceMs: PRECOMPUTE_DEBOUNCE_MS, maxEntries: PRECOMPUTE_KEPT, canRun: () => this.engineIdle() });
+  }
+
+  /**
+   * The selection changed to `range` (empty: no selection) with these classify tasks applying: starts
+   * classifying it in the background when the setting allows, the model is loaded and the selection is
+   * not too long; cancels what the previous selection started.
+   */
+  async precomputeClassify(tasks: TrainedTask[], document: vscode.TextDocument, range: vscode.Range): Promise<void> {
+    const ticket = this.precomputed.begin();
+    const input = range.isEmpty ? '' : document.getText(range);
+    const enabled = vscode.workspace.getConfiguration('gemmaTune').get<boolean>(PRECOMPUTE_KEY, true);
+    // A model is never loaded for a guess: only the user's pick loads it.
+    if (!enabled || tasks.length === 0 || input.trim() === '' || input.length > PRECOMPUTE_MAX_CHARS || this.s.models.state.kind !== 'ready') {
+      this.precomputed.cancel();
+      return;
+    }
+    const model = await this.s.models.ensureLoaded({ interactive: false });
+    if (!model) return this.precomputed.cancel();
+    const jobs: PrecomputeJob<ResultOf<'classify'>>[] = [];
+    for (const t of tasks.slice(0, PRECOMPUTE_MAX_TASKS)) {
+      const key = await this.classifyKey(t, input, model.generation).catch(() => undefined);
+      if (!key) continue;
+      jobs.push({
+        key,
+        run: async (signal) => {
+          const adapter = await this.adapters.ensure(t.adapterDir, t.task.id, model.generation);
+          return this.s.engine.request('classify', classifyParams(t.task.config, input, adapter), { signal });
+        },
+      });
+    }
+    this.precomputed.schedule(ticket, jobs);
+  }
+
+  /** Forgets background answers and stops background work (the setting was turned off). */
+  resetPrecompute(): void {
+    this.precomputed.cancel();
+    this.precomputed.clear();
+  }
+
+  dispose(): void {
+    this.precomputed.dispose();
   }
 
   /** Classifies the text of `range` and shows the label beside it; resolves with the result shown. */
@@ -71,15 +123,16 @@ export class TaskRunner {
     if (input.trim() === '') return this.nothingSelected();
     const version = document.version;
     const t0 = performance.now();
-    const r = await this.run(`Gemma: classifying with “${cfg.name}”…`, t, (adapter, signal) =>
+    const ask = () => this.run(`Gemma: classifying with “${cfg.name}”…`, t, (adapter, signal) =>
       this.s.engine.request('classify', classifyParams(cfg, input, adapter), { signal }),
     );
+    const { value: r, precomputed } = await this.answerClassify(t, input, ask);
     if (!r) return undefined;
     const ms = performance.now() - t0;
     const text = decorationText(cfg.name, r.label, r.probability);
     const stale = document.version !== version || document.isClosed;
-    this.s.events.write('classifyResult', { task: t.task.id, label: r.label, probability: r.probability, ms: Math.round(ms * 10) / 10, inputChars: input.length, stale });
-    this.s.log.info(`classify "${t.task.id}": ${text} in ${Math.round(ms)} ms${stale ? ' (document changed meanwhile)' : ''}`);
+    this.s.events.write('classifyResult', { task: t.task.id, label: r.label, probability: r.probability, ms: Math.round(ms * 10) / 10, inputChars: input.length, stale, precomputed });
+    this.s.log.info(`classify "${t.task.id}": ${text} in ${Math.round(ms)} ms${precomputed ? ' (precomputed)' : ''}${stale ? ' (document changed meanwhile)' : ''}`);
     if (stale) {
       this.tellStale(`the text changed while Gemma was classifying, so the answer is not shown beside it. It was: ${text}.`, r.label);
       return undefined;
@@ -132,6 +185,31 @@ export class TaskRunner {
   }
 
   // ---- internals --------------------------------------------------------------------------
+
+  /** The background answer for this task and text when there is one (done or on its way), else `ask`'s. */
+  private async answerClassify(t: TrainedTask, input: string, ask: () => Promise<ResultOf<'classify'> | undefined>): Promise<{ value: ResultOf<'classify'> | undefined; precomputed: boolean }> {
+    const model = this.s.models.state.kind === 'ready' ? await this.s.models.ensureLoaded({ interactive: false }) : undefined;
+    const key = model && (await this.classifyKey(t, input, model.generation).catch(() => undefined));
+    if (!key) return { value: await ask(), precomputed: false };
+    return this.precomputed.answer(key, ask);
+  }
+
+  /** What a classify answer depends on: the model load, the adapter file's version, and the request (task text, labels, input). */
+  private async classifyKey(t: TrainedTask, input: string, generation: number): Promise<string> {
+    const stat = await fs.stat(path.join(t.adapterDir, ADAPTER_WEIGHTS));
+    return JSON.stringify([generation, path.resolve(t.adapterDir), adapterStamp(stat), classifyParams(t.task.config, input, undefined)]);
+  }
+
+  /** Whether a background request would run at once: a model loaded and nothing running or queued (training, a user's request). */
+  private async engineIdle(): Promise<boolean> {
+    if (!this.s.engine.running) return false;
+    try {
+      const st = await this.s.engine.request('status', {});
+      return st.model !== null && st.busy === null && st.queued === 0;
+    } catch {
+      return false;
+    }
+  }
 
   /**
    * Loads the model (with its own notification) and the task's adapter, then runs `request`;

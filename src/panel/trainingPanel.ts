@@ -260,6 +260,8 @@ export class TrainingPanel {
       await this.deps.engine.train(task, examples, hyperparameters, onEvent, abort.signal);
     } finally {
       if (this.training) this.training.abort = undefined;
+      // Suggestions came from the model before this run: the page asks the new one again.
+      this.suggestions = [];
       // The task may have an adapter now (header, suggestions): the page gets the whole state again.
       await this.sendState();
     }

@@ -100,6 +100,12 @@ export const generateMethods = {
       labels: arr(str({ min: 1, max: 1000 }), { max: MAX_LABELS }),
       /** Score labels alone, without the <end_of_turn> that ends a chat reply (for raw prompts). */
       noTerminator: optional(oneOf(true, false)),
+      /**
+       * Text that the last message's content (or `text`) starts with and that other requests share, e.g.
+       * a task's instruction and labels: the worker keeps the model's state after it (per model and
+       * adapter) and runs only the rest. Results are the same with or without it.
+       */
+      sharedPrefix: optional(str({ max: MAX_TEXT })),
     }),
     result: obj({
       label: str(),

@@ -6,7 +6,7 @@
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { syncDir } from './atomicWrite';
+import { syncDir } from '../engine/atomicWrite';
 
 /** The trainer's resume state (engine/train/trainer.ts CHECKPOINT_FILE): large and not part of a shared task. */
 const RUN_STATE_FILE = 'trainer_state.safetensors';

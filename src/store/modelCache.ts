@@ -8,7 +8,7 @@
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { writeJsonAtomic } from './atomicWrite';
+import { writeJsonAtomic } from '../engine/atomicWrite';
 import { downloadFile, DownloadProgress, DownloadResult } from './modelDownload';
 import { manifestUrl, ModelManifest } from './modelManifest';
 

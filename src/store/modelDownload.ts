@@ -16,7 +16,7 @@
 import { createHash, Hash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { syncDir, writeJsonAtomic } from './atomicWrite';
+import { syncDir, writeJsonAtomic } from '../engine/atomicWrite';
 
 /** What went wrong; `aborted` and `network` keep the partial file for a later resume. */
 export type DownloadErrorCode = 'http' | 'size' | 'checksum' | 'redirect' | 'network' | 'aborted';

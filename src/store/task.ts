@@ -46,6 +46,8 @@ export const hyperparametersSchema = obj({
   /** Fraction held out when no example is pinned as held out; 0 turns validation off. */
   valSplit: num({ min: 0, max: 0.9 }),
   seed: num({ int: true, min: 0, max: 2 ** 31 - 1 }),
+  /** Evaluations without improvement before early stopping (0 = never); absent in older task.json files: the trainer's default. */
+  patience: optional(num({ int: true, min: 0, max: 1000 })),
 });
 export type Hyperparameters = Infer<typeof hyperparametersSchema>;
 
@@ -64,6 +66,7 @@ export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
   gradAccum: TRAIN_DEFAULTS.gradAccum,
   valSplit: TRAIN_DEFAULTS.valSplit,
   seed: TRAIN_DEFAULTS.seed,
+  patience: TRAIN_DEFAULTS.patience,
 };
 
 const nameSchema = str({ min: 1, max: MAX_NAME_LENGTH });
@@ -163,5 +166,6 @@ export function hyperparametersToCliArgs(h: Hyperparameters): string[] {
     '--grad-accum', String(h.gradAccum),
     '--val-split', String(h.valSplit),
     '--seed', String(h.seed),
+    ...(h.patience !== undefined ? ['--patience', String(h.patience)] : []),
   ];
 }

@@ -5,7 +5,7 @@
 //   .gemma/tasks/<task>/adapter/        PEFT adapter written by the trainer
 //   .gemma/tasks/<task>/metrics.jsonl   training events, one JSON object per line
 //
-// Every write is atomic (atomicWrite.ts). Edits re-read the file, apply the change and write the
+// Every write is atomic (engine/atomicWrite.ts). Edits re-read the file, apply the change and write the
 // whole file back, one at a time per task, so edits from the panel, a command and the trainer
 // never interleave. A file with unreadable lines is copied to `<file>.bad-<time>` before the
 // first rewrite, so nothing a user wrote is lost. Pure Node: no vscode.
@@ -13,7 +13,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CheckError } from '../protocol/check';
-import { writeFileAtomic, writeJsonAtomic } from './atomicWrite';
+import { writeFileAtomic, writeJsonAtomic } from '../engine/atomicWrite';
 import { Example, exampleFromLine, exampleToLine, isExampleId, MAX_INPUT_LENGTH, MAX_OUTPUT_LENGTH, newExampleId } from './examples';
 import { JsonlRead, LineProblem, readJsonl, toJsonl } from './jsonl';
 import { isSafeFolderName, safeFolderName, uniqueFolderName } from './names';

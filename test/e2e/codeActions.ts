@@ -10,17 +10,16 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { TaskStore } from '../../src/store/taskStore';
 import { launchBrowser } from './lib/browser';
-import { newSession, ROOT, startServer, stopServer, workbenchUrl } from './lib/codeServer';
+import { endSession, newSession, ROOT, startServer, workbenchUrl } from './lib/codeServer';
 import type { Report } from './lib/report';
+import { addUserSettings, linkExtension, openCodeActions, readEvents, screenshotter, selectLine, UI_TIMEOUT, waitForEvent } from './lib/workbench';
 
 const GROUP = 'code actions';
-// Generous: the machine is shared, and a loaded 2-core box slows the workbench down a lot.
-const UI_TIMEOUT = 30_000;
 const CLASSIFY_TASK = 'Bug or feature';
 const EXTRACT_TASK = 'Invoice fields';
 const LABELS = ['bug', 'feature'];
@@ -34,29 +33,6 @@ const SAMPLE = [
   '',
 ].join('\n');
 const FILE = 'triage.py';
-
-type Event = { event: string; t: number; [k: string]: unknown };
-
-function readEvents(file: string): Event[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Event);
-}
-
-/** Waits until the events file holds `count` events named `name`; returns the last of them. */
-async function waitForEvent(file: string, name: string, count = 1, timeoutMs = 60_000): Promise<Event> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const hits = readEvents(file).filter((e) => e.event === name);
-    if (hits.length >= count) return hits[count - 1];
-    const failed = readEvents(file).find((e) => e.event === 'taskFailed' || e.event === 'modelLoadFailed');
-    if (failed) throw new Error(`the extension reported ${failed.event}: ${JSON.stringify(failed)}`);
-    if (Date.now() > deadline) throw new Error(`no "${name}" event #${count} within ${timeoutMs} ms (events: ${readEvents(file).map((e) => e.event).join(', ')})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function cli(args: string[]): string {
   return execFileSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -104,40 +80,14 @@ async function decorationTexts(page: Page): Promise<string[]> {
   });
 }
 
-/** Selects line `line` (1-based) from its first non-blank character to its end. */
-async function selectLine(page: Page, line: number, chars: number): Promise<void> {
-  await page.locator('.monaco-editor .view-lines').first().click();
-  await page.keyboard.press('Control+Home');
-  for (let i = 1; i < line; i++) await page.keyboard.press('ArrowDown');
-  await page.keyboard.press('Home');
-  await page.keyboard.press('Shift+End');
-  await page.locator('.statusbar', { hasText: `(${chars} selected)` }).waitFor({ timeout: UI_TIMEOUT });
-}
-
-/** Waits for the light bulb, opens the code action menu with Ctrl+. and picks `title`. */
+/** Opens the light bulb menu on the selection and picks `title`; `shot` runs with the menu open. */
 async function pickCodeAction(page: Page, title: string, shot?: () => Promise<void>): Promise<void> {
-  // In the gutter, or in the line's indentation when the selected line is indented.
-  const bulb = '.monaco-editor [class*="codicon-gutter-lightbulb"], .monaco-editor .lightBulbWidget[class*="codicon-light"]';
-  await page.locator(bulb).first().waitFor({ timeout: UI_TIMEOUT });
-  const row = page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
-  for (let attempt = 0; ; attempt++) {
-    await page.keyboard.press('Control+.');
-    try {
-      await row.waitFor({ timeout: 5000 });
-      break;
-    } catch (e) {
-      // The menu can miss a selection whose actions were still being computed: ask again.
-      if (attempt >= 3) throw e;
-      await page.keyboard.press('Escape');
-    }
-  }
-  await shot?.();
-  await row.click();
+  await openCodeActions(page, title, shot);
+  await page.locator('.action-widget .monaco-list-row', { hasText: title }).first().click();
 }
 
 /** Runs the code action checks into `report`. */
 export async function runCodeActions(report: Report, artifacts: string): Promise<Record<string, number>> {
-  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { publisher: string; name: string; version: string };
   const timings: Record<string, number> = {};
   const session = await newSession('actions', { [FILE]: SAMPLE });
   const models = path.join(session.dir, 'models');
@@ -147,16 +97,9 @@ export async function runCodeActions(report: Report, artifacts: string): Promise
   cli(['make-model', '--config', 'tiny', '--format', 'gguf', '--dtype', 'q4_0', '--seed', '1', '--out', model]);
   await makeTrainedTasks(session.workspace, model);
   timings.setupMs = performance.now() - s0;
-  const settingsFile = path.join(session.userDataDir, 'User/settings.json');
-  const settings = JSON.parse(readFileSync(settingsFile, 'utf8')) as Record<string, unknown>;
-  writeFileSync(settingsFile, JSON.stringify({ ...settings, 'gemmaTune.model.path': model, 'gemmaTune.engine.threads': 1 }, null, 2));
-  symlinkSync(ROOT, path.join(session.extensionsDir, `${pkg.publisher}.${pkg.name}-${pkg.version}`), 'dir');
-
-  let shot = 0;
-  const screenshot = async (page: Page, name: string): Promise<void> => {
-    await page.waitForTimeout(400); // let toasts and menus finish sliding in
-    await page.screenshot({ path: path.join(artifacts, `actions-${String(++shot).padStart(2, '0')}-${name}.png`) });
-  };
+  addUserSettings(session, { 'gemmaTune.model.path': model, 'gemmaTune.engine.threads': 1 });
+  linkExtension(session);
+  const screenshot = screenshotter(artifacts, 'actions');
   const events = session.eventsFile;
 
   await startServer(session, { env: { GEMMA_TUNE_EVENTS_FILE: events }, log: path.join(artifacts, 'code-server-actions.log') });
@@ -277,7 +220,7 @@ export async function runCodeActions(report: Report, artifacts: string): Promise
     });
   } finally {
     await browser.close();
-    await stopServer(session);
+    await endSession(session);
   }
   return timings;
 }

@@ -9,15 +9,18 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { launchBrowser } from './lib/browser';
-import { newSession, ROOT, startServer, stopServer, workbenchUrl } from './lib/codeServer';
+import { endSession, newSession, ROOT, startServer, workbenchUrl } from './lib/codeServer';
 import type { Report } from './lib/report';
+import {
+  addUserSettings, examplesOnDisk, linkExtension, logPageErrors, newClassifyTask, openCodeActions, palette, panelFrame, pickTheme, screenshotter,
+  selectLine as selectLineIn, UI_TIMEOUT, waitFor, waitForEvent,
+} from './lib/workbench';
 
 const GROUP = 'flow';
-const UI_TIMEOUT = 30_000;
 const TASK = 'Bug or feature';
 const TASK_DIR = '.gemma/tasks/bug-or-feature';
 const LABELS = ['bug', 'feature'];
@@ -38,84 +41,10 @@ const NEW_TEXT = 'The window goes blank after an update.';
 const FILE = 'issues.txt';
 const SAMPLE = `${EXAMPLES[0][0]}\n${NEW_TEXT}\n`;
 
-type Event = { event: string; [k: string]: unknown };
-
-function readEvents(file: string): Event[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Event);
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = UI_TIMEOUT): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
-
-/** The n-th event named `name` (1-based), failing fast when the extension reported a failure. */
-function waitForEvent(file: string, name: string, count = 1, timeoutMs = 120_000): Promise<Event> {
-  return waitFor(`event "${name}" #${count}`, () => {
-    const bad = readEvents(file).find((e) => e.event === 'modelLoadFailed' || e.event === 'taskFailed' || (e.event === 'trainingDone' && e.reason === 'failed'));
-    if (bad) throw new Error(`the extension reported ${bad.event}: ${JSON.stringify(bad)}`);
-    return readEvents(file).filter((e) => e.event === name)[count - 1];
-  }, timeoutMs);
-}
-
-function examplesOnDisk(workspace: string): { id: string; input: string; heldOut: boolean; messages: { role: string; content: string }[] }[] {
-  const file = path.join(workspace, TASK_DIR, 'examples.jsonl');
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-}
-
-function panelFrame(page: Page): FrameLocator {
-  return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
-}
-
-async function palette(page: Page, command: string): Promise<void> {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input');
-  await input.waitFor({ timeout: UI_TIMEOUT });
-  await input.fill(`>${command}`);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: command }).first().waitFor({ timeout: UI_TIMEOUT });
-  await page.keyboard.press('Enter');
-}
-
-async function answer(page: Page, text: string, expectTitle: RegExp): Promise<void> {
-  const widget = page.locator('.quick-input-widget');
-  await widget.locator('.quick-input-title, .quick-input-header', { hasText: expectTitle }).first().waitFor({ timeout: UI_TIMEOUT });
-  await widget.locator('input').fill(text);
-  await page.waitForTimeout(150);
-  await page.keyboard.press('Enter');
-}
-
 /** Selects line `line` (1-based) of the editor in the first group. */
 async function selectLine(page: Page, line: number, chars: number): Promise<void> {
   await page.keyboard.press('Control+1');
-  await page.locator('.monaco-editor .view-lines').first().click();
-  await page.keyboard.press('Control+Home');
-  for (let i = 1; i < line; i++) await page.keyboard.press('ArrowDown');
-  await page.keyboard.press('Home');
-  await page.keyboard.press('Shift+End');
-  await page.locator('.statusbar', { hasText: `(${chars} selected)` }).waitFor({ timeout: UI_TIMEOUT });
-}
-
-async function pickCodeAction(page: Page, title: string): Promise<void> {
-  const bulb = '.monaco-editor [class*="codicon-gutter-lightbulb"], .monaco-editor .lightBulbWidget[class*="codicon-light"]';
-  await page.locator(bulb).first().waitFor({ timeout: UI_TIMEOUT });
-  const row = page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
-  for (let attempt = 0; ; attempt++) {
-    await page.keyboard.press('Control+.');
-    try {
-      await row.waitFor({ timeout: 5000 });
-      break;
-    } catch (e) {
-      if (attempt >= 3) throw e;
-      await page.keyboard.press('Escape');
-    }
-  }
+  await selectLineIn(page, line, chars);
 }
 
 /** Chooses `label` in the output dropdown of the example row `row` (a locator string inside the panel). */
@@ -134,44 +63,25 @@ async function chooseLabel(frame: FrameLocator, row: string, label: string): Pro
   await waitFor(`"${label}" chosen`, async () => ((await select.evaluate((el) => (el as HTMLElement & { value: string }).value)) === label ? true : undefined), 5000);
 }
 
-async function pickTheme(page: Page, label: string): Promise<void> {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input');
-  await input.fill('>Preferences: Color Theme');
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Preferences: Color Theme' }).filter({ hasNotText: 'Marketplace' }).first().click({ timeout: UI_TIMEOUT });
-  await page.locator('.quick-input-widget .monaco-list-row').first().waitFor({ timeout: UI_TIMEOUT });
-  await input.fill(label);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first().waitFor({ timeout: UI_TIMEOUT });
-  await page.keyboard.press('Enter');
-}
-
 /** Runs the flow checks into `report`; returns timings in ms. */
 export async function runFlow(report: Report, artifacts: string): Promise<Record<string, number>> {
-  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { publisher: string; name: string; version: string };
   const timings: Record<string, number> = {};
   const session = await newSession('flow', { [FILE]: SAMPLE });
   mkdirSync(path.join(session.dir, 'models'));
   const model = path.join(session.dir, 'models', 'tiny-q4.gguf');
   execFileSync(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'make-model', '--config', 'tiny', '--format', 'gguf', '--dtype', 'q4_0', '--seed', '1', '--out', model], { stdio: 'pipe' });
-  const settingsFile = path.join(session.userDataDir, 'User/settings.json');
-  const settings = JSON.parse(readFileSync(settingsFile, 'utf8')) as Record<string, unknown>;
-  writeFileSync(settingsFile, JSON.stringify({ ...settings, 'gemmaTune.model.path': model, 'gemmaTune.engine.threads': 1, 'workbench.colorTheme': 'Dark 2026' }, null, 2));
-  symlinkSync(ROOT, path.join(session.extensionsDir, `${pkg.publisher}.${pkg.name}-${pkg.version}`), 'dir');
+  addUserSettings(session, { 'gemmaTune.model.path': model, 'gemmaTune.engine.threads': 1, 'workbench.colorTheme': 'Dark 2026' });
+  linkExtension(session);
   const events = session.eventsFile;
   const ws = session.workspace;
-  let shot = 0;
-  const screenshot = async (page: Page, name: string): Promise<void> => {
-    await page.waitForTimeout(400);
-    await page.screenshot({ path: path.join(artifacts, `flow-${String(++shot).padStart(2, '0')}-${name}.png`) });
-  };
+  const screenshot = screenshotter(artifacts, 'flow');
+  const examples = () => examplesOnDisk(ws, TASK_DIR);
 
   await startServer(session, { env: { GEMMA_TUNE_EVENTS_FILE: events }, log: path.join(artifacts, 'code-server-flow.log') });
   const browser = await launchBrowser();
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
-    page.on('console', (m) => {
-      if (m.type() === 'error' && /Content Security Policy|Gemma panel/.test(m.text())) console.log(`    [page] ${m.text()}`);
-    });
+    logPageErrors(page);
     const frame = panelFrame(page);
 
     await report.check(GROUP, 'select a line of issues.txt', async () => {
@@ -190,11 +100,7 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       await palette(page, 'Gemma: Fine-tune on selection');
       await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'New task…' }).waitFor({ timeout: 60_000 });
       await page.keyboard.press('Enter');
-      await answer(page, TASK, /New Gemma task \(1\/4\)/);
-      const kind = page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Classify (pick a label)' });
-      await kind.click({ timeout: UI_TIMEOUT });
-      await answer(page, LABELS.join(', '), /New Gemma task \(3\/4\)/);
-      await answer(page, 'Is this issue a bug report or a feature request?', /New Gemma task \(4\/4\)/);
+      await newClassifyTask(page, TASK, LABELS, 'Is this issue a bug report or a feature request?');
       await waitFor('task.json', () => (existsSync(path.join(ws, TASK_DIR, 'task.json')) ? true : undefined));
       const config = JSON.parse(readFileSync(path.join(ws, TASK_DIR, 'task.json'), 'utf8')) as { kind: string; labels: string[]; hyperparameters: { learningRate: number; epochs: number } };
       assert.equal(config.kind, 'classify');
@@ -206,7 +112,7 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       await frame.locator('tr[data-id] vscode-textarea[data-col="input"]').first().waitFor({ timeout: 60_000 });
       await frame.locator('#train').waitFor({ timeout: UI_TIMEOUT });
       // The suggestion loads the model in the worker and classifies with the base model.
-      const cell = frame.locator('tr[data-id] td.suggestion').first();
+      const cell = frame.locator('tr[data-id] .suggestion').first();
       await waitFor('a suggestion', async () => (/\b(bug|feature)\b/.test((await cell.textContent({ timeout: 1000 }).catch(() => '')) ?? '') ? true : undefined), 90_000);
       await screenshot(page, 'panel');
     });
@@ -221,7 +127,7 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
         await chooseLabel(frame, `tr[data-id]:nth-child(${i + 1})`, EXAMPLES[i][1]);
       }
       const onDisk = await waitFor('ten labeled examples on disk', () => {
-        const ex = examplesOnDisk(ws);
+        const ex = examples();
         return ex.length === EXAMPLES.length && ex.every((e, i) => e.input === EXAMPLES[i][0] && e.messages[1].content === EXAMPLES[i][1]) ? ex : undefined;
       });
       assert.equal(onDisk.length, 10);
@@ -252,6 +158,10 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       // 10 examples, 20% held out: 2 rows in the before/after table.
       await frame.locator('#comparison tbody tr').nth(1).waitFor({ timeout: UI_TIMEOUT });
       assert.equal(await frame.locator('#comparison tbody tr').count(), 2);
+      // The kept checkpoint is named in words and marked on the chart.
+      await frame.locator('#kept-checkpoint', { hasText: `Kept: the adapter from step ${String(done.savedStep)} of ${String(done.step)}` }).waitFor({ timeout: UI_TIMEOUT });
+      assert.equal(await chart.getAttribute('data-best-step'), String(done.savedStep));
+      assert.match((await chart.getAttribute('aria-label')) ?? '', new RegExp(`kept checkpoint is step ${String(done.savedStep)}`));
       assert.ok(existsSync(path.join(ws, TASK_DIR, 'adapter/adapter_model.safetensors')));
       assert.ok(!existsSync(path.join(ws, TASK_DIR, 'adapter/trainer_state.safetensors')), 'the run state stays out of the task folder');
       const metrics = readFileSync(path.join(ws, TASK_DIR, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; comparison?: unknown[] });
@@ -264,7 +174,7 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
 
     await report.check(GROUP, 'new text in the editor: "Classify with Bug or feature" from the light bulb shows the answer', async () => {
       await selectLine(page, 2, NEW_TEXT.length);
-      await pickCodeAction(page, `Classify with ${TASK}`);
+      await openCodeActions(page, `Classify with ${TASK}`);
       await screenshot(page, 'code-action');
       await page.locator('.action-widget .monaco-list-row', { hasText: `Classify with ${TASK}` }).first().click();
       const result = await waitForEvent(events, 'classifyResult');
@@ -330,7 +240,7 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
 
   } finally {
     await browser.close();
-    await stopServer(session);
+    await endSession(session);
   }
   return timings;
 }

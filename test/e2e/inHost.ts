@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { format } from 'node:util';
 import { launchBrowser } from './lib/browser';
-import { newSession, ROOT, startServer, stopServer, workbenchUrl } from './lib/codeServer';
+import { endSession, newSession, ROOT, startServer, stopServer, workbenchUrl } from './lib/codeServer';
 import type { Report } from './lib/report';
 
 const GROUP = 'in-host';
@@ -39,6 +39,7 @@ export async function runInHost(report: Report, artifacts: string): Promise<void
   const browser = await launchBrowser();
   const lines: string[] = [];
   let exitCode: number | undefined;
+  let results: SuiteResult[];
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
     const exited = new Promise<number>((resolve) => {
@@ -57,10 +58,12 @@ export async function runInHost(report: Report, artifacts: string): Promise<void
     writeFileSync(path.join(artifacts, 'in-host-console.log'), lines.join('\n'));
     await browser.close();
     await stopServer(session);
+    // Read before the session folder (which holds the results file) is removed.
+    results = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as SuiteResult[]) : [];
+    await endSession(session);
   }
   if (exitCode === undefined) return;
 
-  const results = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as SuiteResult[]) : [];
   for (const r of results) report.add({ group: GROUP, name: `[in host] ${r.title}`, ok: r.ok, ms: r.ms, error: r.error });
   // codeAutomationExit is the authoritative verdict; a suite that failed to load writes no results.
   if (exitCode !== 0 && !results.some((r) => !r.ok)) {

@@ -16,15 +16,10 @@ import { runFlow } from './flow';
 import { runInHost } from './inHost';
 import { runPanel } from './panel';
 import { ROOT } from './lib/codeServer';
-import { Report } from './lib/report';
+import { exitCode, Report, rounded, runMain } from './lib/report';
 import { runUi } from './ui';
 
-/** Timings in whole milliseconds, for the log. */
-function rounded(timings: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)]));
-}
-
-async function main(): Promise<number> {
+runMain(async () => {
   const artifacts = path.join(ROOT, 'artifacts/e2e');
   rmSync(artifacts, { recursive: true, force: true });
   mkdirSync(artifacts, { recursive: true });
@@ -70,16 +65,5 @@ async function main(): Promise<number> {
   );
   console.log(`screenshots and logs: ${path.relative(ROOT, artifacts)}/`);
   console.log(`E2E: ${report.passed} passed, ${report.failed} failed`);
-  return report.failed === 0 && report.passed > 0 ? 0 : 1;
-}
-
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    console.error(e instanceof Error ? e.stack : e);
-    console.log('E2E: 0 passed, 1 failed');
-    process.exitCode = 1;
-  },
-);
+  return exitCode(report);
+});

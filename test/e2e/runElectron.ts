@@ -3,7 +3,7 @@
 // offline build machine; there `npm run test:e2e` runs the suite in code-server instead.
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runTests } from '@vscode/test-electron';
@@ -13,12 +13,16 @@ async function main(): Promise<void> {
   execFileSync(process.execPath, [path.join(ROOT, 'test/e2e/build.mjs')], { stdio: 'inherit' });
   const workspace = mkdtempSync(path.join(tmpdir(), 'gemma-vscode-'));
   writeFileSync(path.join(workspace, 'sample.txt'), 'hello from the desktop suite\n');
-  await runTests({
-    version: process.env.GEMMA_TUNE_VSCODE_VERSION ?? 'stable',
-    extensionDevelopmentPath: ROOT,
-    extensionTestsPath: path.join(ROOT, 'test/e2e/out/suite/index.js'),
-    launchArgs: [workspace, '--disable-extensions', '--disable-workspace-trust'],
-  });
+  try {
+    await runTests({
+      version: process.env.GEMMA_TUNE_VSCODE_VERSION ?? 'stable',
+      extensionDevelopmentPath: ROOT,
+      extensionTestsPath: path.join(ROOT, 'test/e2e/out/suite/index.js'),
+      launchArgs: [workspace, '--disable-extensions', '--disable-workspace-trust'],
+    });
+  } finally {
+    rmSync(workspace, { recursive: true, force: true });
+  }
 }
 
 main().catch((e: unknown) => {

@@ -3,61 +3,30 @@
 // notification, open the log from its button. Each step leaves a screenshot in artifacts/e2e/.
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, symlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Page } from 'playwright-core';
 import { launchBrowser } from './lib/browser';
-import { installVsix, newSession, ROOT, startServer, stopServer, workbenchUrl } from './lib/codeServer';
+import { endSession, installVsix, newSession, ROOT, startServer, workbenchUrl } from './lib/codeServer';
 import type { Report } from './lib/report';
+import { linkExtension, readEvents, screenshotter, waitForEvent } from './lib/workbench';
 
 const GROUP = 'ui';
 const SAMPLE = 'Invoice 4471: 3 licenses, due 2026-12-01. Contact: ana@example.com\nSecond line of the sample.\n';
 
-interface ManifestInfo {
-  id: string;
-  folder: string;
-  ortVersion: string;
-}
-
-function manifest(): ManifestInfo {
-  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { publisher: string; name: string; version: string };
-  const ort = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/onnxruntime-node/package.json'), 'utf8')) as { version: string };
-  return { id: `${pkg.publisher}.${pkg.name}`, folder: `${pkg.publisher}.${pkg.name}-${pkg.version}`, ortVersion: ort.version };
-}
-
-type Events = { event: string; [k: string]: unknown }[];
-
-function readEvents(file: string): Events {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Events[number]);
-}
-
-async function waitForEvent(file: string, name: string, timeoutMs: number): Promise<Events[number]> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const hit = readEvents(file).find((e) => e.event === name);
-    if (hit) return hit;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`the extension did not log "${name}" within ${timeoutMs} ms (events: ${JSON.stringify(readEvents(file))})`);
+/** The onnxruntime-node version the status notification must name. */
+function ortVersion(): string {
+  return (JSON.parse(readFileSync(path.join(ROOT, 'node_modules/onnxruntime-node/package.json'), 'utf8')) as { version: string }).version;
 }
 
 /** Runs the UI checks into `report`; `vsix` installs a packaged extension instead of linking the tree. */
 export async function runUi(report: Report, artifacts: string, vsix?: string): Promise<Record<string, number>> {
-  const m = manifest();
+  const m = { ortVersion: ortVersion() };
   const timings: Record<string, number> = {};
   const session = await newSession('ui', { 'sample.txt': SAMPLE });
-  let shot = 0;
-  const screenshot = async (page: Page, name: string): Promise<void> => {
-    await page.waitForTimeout(400); // let toasts finish sliding in
-    await page.screenshot({ path: path.join(artifacts, `ui-${String(++shot).padStart(2, '0')}-${name}.png`) });
-  };
+  const screenshot = screenshotter(artifacts, 'ui');
 
   if (vsix) installVsix(session, vsix);
-  else symlinkSync(ROOT, path.join(session.extensionsDir, m.folder), 'dir');
+  else linkExtension(session);
 
   const t0 = performance.now();
   await startServer(session, { env: { GEMMA_TUNE_EVENTS_FILE: session.eventsFile }, log: path.join(artifacts, 'code-server-ui.log') });
@@ -122,8 +91,8 @@ export async function runUi(report: Report, artifacts: string, vsix?: string): P
     });
 
     await report.check(GROUP, 'the extension logged its activation and the same status', async () => {
-      const activated = await waitForEvent(session.eventsFile, 'activated', 5000);
-      const status = await waitForEvent(session.eventsFile, 'engineStatus', 5000);
+      const activated = await waitForEvent(session.eventsFile, 'activated', 1, 5000);
+      const status = await waitForEvent(session.eventsFile, 'engineStatus', 1, 5000);
       assert.equal((status.runtime as { version: string }).version, m.ortVersion);
       assert.equal(status.model, null);
       assert.equal(typeof activated.activationMs, 'number');
@@ -146,7 +115,7 @@ export async function runUi(report: Report, artifacts: string, vsix?: string): P
     });
   } finally {
     await browser.close();
-    await stopServer(session);
+    await endSession(session);
   }
   return timings;
 }

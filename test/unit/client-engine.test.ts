@@ -5,12 +5,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { build } from 'esbuild';
-import { EngineClient, EngineError, type EngineLogger } from '../../src/client/engineClient';
+import { EngineClient, type EngineLogger } from '../../src/client/engineClient';
+import { buildWorker, engineRejection as rejection, repoRoot as root } from './worker-helpers';
 
-const root = path.resolve(__dirname, '../..');
-// Inside the repository, so require('onnxruntime-node') resolves from its node_modules.
-const workerPath = path.join(root, '.cache/test-client-engine/worker.js');
+let workerPath: string;
 const ortVersion = (JSON.parse(readFileSync(path.join(root, 'node_modules/onnxruntime-node/package.json'), 'utf8')) as { version: string })
   .version;
 
@@ -30,27 +28,8 @@ function client(opts: Partial<ConstructorParameters<typeof EngineClient>[0]> = {
   return c;
 }
 
-async function rejection(p: Promise<unknown>): Promise<EngineError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof EngineError, `expected EngineError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected the request to reject');
-}
-
 before(async () => {
-  await build({
-    entryPoints: [path.join(root, 'src/engine/worker.ts')],
-    outfile: workerPath,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    external: ['onnxruntime-node'],
-    logLevel: 'warning',
-  });
+  workerPath = await buildWorker('client-engine');
 });
 
 after(async () => {

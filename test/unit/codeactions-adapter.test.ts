@@ -4,11 +4,9 @@
 // request built from a task answers with one of its labels using that adapter.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, utimesSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { utimesSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { build } from 'esbuild';
 import { EngineClient } from '../../src/client/engineClient';
 import { AdapterCache, adapterName } from '../../src/codeActions/adapterCache';
 import { classifyParams } from '../../src/codeActions/taskRequests';
@@ -18,10 +16,10 @@ import { ALL_TARGETS, initLora } from '../../src/engine/train/lora';
 import { writePeftAdapter } from '../../src/engine/train/peftWriter';
 import type { EngineMethod } from '../../src/protocol/engine';
 import { newTaskConfig } from '../../src/store/task';
+import { tempDir } from './temp-helpers';
+import { buildWorker } from './worker-helpers';
 
-const root = path.resolve(__dirname, '../..');
-const workerPath = path.join(root, '.cache/test-codeactions-adapter/worker.js');
-const dir = mkdtempSync(path.join(tmpdir(), 'codeactions-adapter-'));
+const dir = tempDir('codeactions-adapter-');
 const modelFile = path.join(dir, 'tiny.gguf');
 const adapterDir = path.join(dir, 'task', 'adapter');
 let engine: EngineClient;
@@ -43,16 +41,7 @@ function writeAdapter(seed: number): void {
 }
 
 before(async () => {
-  await build({
-    entryPoints: [path.join(root, 'src/engine/worker.ts')],
-    outfile: workerPath,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    external: ['onnxruntime-node'],
-    logLevel: 'warning',
-  });
+  const workerPath = await buildWorker('codeactions-adapter');
   writeRandomGguf(modelFile, GEMMA3_TINY, { seed: 1, dtype: 'q4_0' });
   writeAdapter(1);
   engine = new EngineClient({ workerPath, threads: 1 });

@@ -2,18 +2,13 @@
 // prompt + greedy continuation); sliding layers' memory must stop at the window; fork must be independent.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as path from 'node:path';
-import { loadModel } from '../../src/engine/model/load';
-import { createGemmaRuntime } from '../../src/engine/gemma/ortRuntime';
 import { GemmaKvCache } from '../../src/engine/gemma/kvCache';
-import { FIXTURES, readRef, maxAbsDiff } from './gemma-helpers';
+import { fixtureRuntime, readRef, maxAbsDiff } from './gemma-helpers';
 
 for (const name of ['tiny', 'mini-270m-shape']) {
   test(`prefill + cached decode reproduces HF logits_full (${name})`, async () => {
-    const dir = path.join(FIXTURES, name);
+    const { dir, weights, rt } = await fixtureRuntime(name);
     const ref = readRef(dir);
-    const { weights } = loadModel(dir, { precision: 'f32' });
-    const rt = await createGemmaRuntime(weights, { precision: 'f32', threads: 1 });
     const [B, T] = ref.idsShape;
     const V = weights.config.vocabSize;
     const N = T + 16;
@@ -41,10 +36,8 @@ for (const name of ['tiny', 'mini-270m-shape']) {
 }
 
 test('sliding layers hold at most W-1 positions; full layers grow; fork is independent', async () => {
-  const dir = path.join(FIXTURES, 'tiny');
-  const { weights } = loadModel(dir, { precision: 'f32' });
+  const { weights, rt } = await fixtureRuntime('tiny');
   const cfg = weights.config;
-  const rt = await createGemmaRuntime(weights, { precision: 'f32', threads: 1 });
   const cache = rt.newCache() as GemmaKvCache;
   const ids = Array.from({ length: 100 }, (_, i) => 3 + ((i * 37) % 500));
   await rt.step(cache, ids.slice(0, 70), { logits: 'last' });

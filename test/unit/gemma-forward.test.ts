@@ -6,16 +6,13 @@ import * as path from 'node:path';
 import { loadModel } from '../../src/engine/model/load';
 import { buildInferenceGraph } from '../../src/engine/gemma/inferenceGraph';
 import { createSession, f32Tensor, ort } from '../../src/engine/onnx/session';
-import { createGemmaRuntime } from '../../src/engine/gemma/ortRuntime';
 import { inverseFrequencies, ropeTables } from '../../src/engine/gemma/rope';
-import { FIXTURES, readRef, maxAbsDiff } from './gemma-helpers';
+import { FIXTURES, fixtureRuntime, readRef, maxAbsDiff } from './gemma-helpers';
 
 for (const name of ['tiny', 'mini-270m-shape']) {
   test(`f32 logits of every position match HF (${name})`, async () => {
-    const dir = path.join(FIXTURES, name);
+    const { dir, weights, rt } = await fixtureRuntime(name);
     const ref = readRef(dir);
-    const { weights } = loadModel(dir, { precision: 'f32' });
-    const rt = await createGemmaRuntime(weights, { precision: 'f32', threads: 1 });
     const [B, T] = ref.idsShape;
     const V = weights.config.vocabSize;
     let worst = 0;

@@ -1,6 +1,11 @@
-// Shared by the gemma-*.test.ts files: where the HF fixtures are and how to read their references.
+// Shared by the gemma-*.test.ts files: where the HF fixtures are, how to read their references, and a
+// fixture's model on the runtime.
 import * as path from 'node:path';
+import { createGemmaRuntime } from '../../src/engine/gemma/ortRuntime';
+import type { GemmaRuntime } from '../../src/engine/gemma/runtime';
+import { loadModel } from '../../src/engine/model/load';
 import { readSafetensorsHeader, readSafetensorsBytes, readSafetensorsF32 } from '../../src/engine/model/safetensors';
+import type { ModelWeights } from '../../src/engine/model/weights';
 
 export const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures/hf-gemma3');
 
@@ -25,6 +30,13 @@ export function readRef(dir: string): Reference {
     logitsFull: readSafetensorsF32(st, 'logits_full'),
     hidden: readSafetensorsF32(st, 'hidden_states'), hiddenShape: st.entries.get('hidden_states')!.shape,
   };
+}
+
+/** The f32 weights of fixture `name` (e.g. 'tiny') on a fresh one-thread runtime; dispose it when done. */
+export async function fixtureRuntime(name: string): Promise<{ dir: string; weights: ModelWeights; rt: GemmaRuntime }> {
+  const dir = path.join(FIXTURES, name);
+  const { weights } = loadModel(dir, { precision: 'f32' });
+  return { dir, weights, rt: await createGemmaRuntime(weights, { precision: 'f32', threads: 1 }) };
 }
 
 /** max |a − b| (Infinity when lengths differ or a value is NaN). */

@@ -3,17 +3,13 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { loadModel } from '../../src/engine/model/load';
 import { readSafetensorsHeader, readSafetensorsF32, readSafetensorsBytes } from '../../src/engine/model/safetensors';
-import { createGemmaRuntime } from '../../src/engine/gemma/ortRuntime';
 import { readPeftParams } from '../../src/engine/train/peftParams';
 import { toRuntimeAdapter } from '../../src/engine/train/lora';
-import { FIXTURES, readRef, maxAbsDiff } from './gemma-helpers';
+import { fixtureRuntime, readRef, maxAbsDiff } from './gemma-helpers';
 
 test('PEFT adapter logits match the fixture; base and adapter switch per step', async () => {
-  const dir = path.join(FIXTURES, 'tiny');
-  const { weights } = loadModel(dir, { precision: 'f32' });
-  const rt = await createGemmaRuntime(weights, { precision: 'f32', threads: 1 });
+  const { dir, weights, rt } = await fixtureRuntime('tiny');
   const adapter = toRuntimeAdapter(readPeftParams(dir, weights.config));
   rt.setAdapter('fixture', adapter);
   const st = readSafetensorsHeader(path.join(dir, 'lora_logits.safetensors'));
@@ -46,9 +42,7 @@ test('PEFT adapter logits match the fixture; base and adapter switch per step', 
 });
 
 test('adapters with wrong shapes or modules are refused by name', async () => {
-  const dir = path.join(FIXTURES, 'tiny');
-  const { weights } = loadModel(dir, { precision: 'f32' });
-  const rt = await createGemmaRuntime(weights, { precision: 'f32', threads: 1 });
+  const { dir, weights, rt } = await fixtureRuntime('tiny');
   const good = toRuntimeAdapter(readPeftParams(dir, weights.config));
   const [key, m] = [...good.modules][0];
   assert.throws(() => rt.setAdapter('x', { ...good, modules: new Map([[key, { a: m.a.subarray(1), b: m.b }]]) }), /A has/);

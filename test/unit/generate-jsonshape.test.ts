@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { JsonAutomaton, REJECT, validateShape, type JsonShape } from '../../src/engine/generate/jsonShape';
-import { Rng } from '../../src/engine/generate/sampling';
+import { Rng } from '../../src/engine/rng';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });

@@ -2,7 +2,8 @@
 // repeatability and distribution.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng, Sampler, argmax, nucleus, topKIndices, validateSampling } from '../../src/engine/generate/sampling';
+import { Sampler, argmax, nucleus, topKIndices, validateSampling } from '../../src/engine/generate/sampling';
+import { Rng, Sfc32 } from '../../src/engine/rng';
 
 function randomLogits(rng: Rng, V: number, scale: number): Float32Array {
   const l = new Float32Array(V);
@@ -117,19 +118,25 @@ test('sampled frequencies follow the softmax at the temperature, within the top-
   });
 });
 
-test('the RNG is uniform on [0,1) in mean and variance', () => {
-  const r = new Rng(1);
-  let s = 0;
-  let s2 = 0;
-  const n = 100000;
-  for (let i = 0; i < n; i++) {
-    const u = r.next();
-    assert.ok(u >= 0 && u < 1);
-    s += u;
-    s2 += u * u;
+test('both generators are uniform on [0,1) and standard normal in mean and variance', () => {
+  for (const r of [new Rng(1), new Sfc32(1)]) {
+    let s = 0, s2 = 0, z = 0, z2 = 0;
+    const n = 100000;
+    for (let i = 0; i < n; i++) {
+      const u = r.next();
+      assert.ok(u >= 0 && u < 1);
+      s += u;
+      s2 += u * u;
+      const g = r.normal();
+      z += g;
+      z2 += g * g;
+    }
+    const name = r.constructor.name;
+    assert.ok(Math.abs(s / n - 0.5) < 0.005, name);
+    assert.ok(Math.abs(s2 / n - s * s / n / n - 1 / 12) < 0.003, name);
+    assert.ok(Math.abs(z / n) < 0.02 && Math.abs(z2 / n - 1) < 0.03, `${name}: normal mean ${z / n}, variance ${z2 / n}`);
+    assert.ok(Array.from({ length: 1000 }, () => r.int(7)).every((k) => Number.isInteger(k) && k >= 0 && k < 7), name);
   }
-  assert.ok(Math.abs(s / n - 0.5) < 0.005);
-  assert.ok(Math.abs(s2 / n - s * s / n / n - 1 / 12) < 0.003);
 });
 
 test('bad sampling options are refused with a reason', () => {

@@ -5,27 +5,21 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { build } from 'esbuild';
-import { EngineClient, EngineError } from '../../src/client/engineClient';
+import { EngineClient } from '../../src/client/engineClient';
 import { generate } from '../../src/engine/generate/generator';
 import { argmax } from '../../src/engine/generate/sampling';
 import { readSafetensorsHeader, readSafetensorsF32 } from '../../src/engine/model/safetensors';
 import { openModel } from '../../src/engine/generate/openModel';
 import { encodeChatPrompt } from '../../src/engine/model/chatTemplate';
 import { lastLogits, openTiny } from './generate-helpers';
+import { buildWorker, engineRejection as rejection } from './worker-helpers';
 
-const root = path.resolve(__dirname, '../..');
-const workerPath = path.join(root, '.cache/test-generate-worker/worker.js');
 const fixture = '/work/shared/fixtures/hf-gemma3/tiny';
 let engine: EngineClient;
 let local: Awaited<ReturnType<typeof openTiny>>;
 
 before(async () => {
-  await build({
-    entryPoints: [path.join(root, 'src/engine/worker.ts')], outfile: workerPath, bundle: true, platform: 'node',
-    format: 'cjs', target: 'node20', external: ['onnxruntime-node'], logLevel: 'warning',
-  });
-  engine = new EngineClient({ workerPath, threads: 1 });
+  engine = new EngineClient({ workerPath: await buildWorker('generate-worker'), threads: 1 });
   local = await openTiny(6);
 });
 after(async () => {
@@ -33,16 +27,6 @@ after(async () => {
   await local.runtime.dispose();
   fs.rmSync(local.dir, { recursive: true, force: true });
 });
-
-async function rejection(p: Promise<unknown>): Promise<EngineError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof EngineError, String(e));
-    return e;
-  }
-  assert.fail('expected a rejection');
-}
 
 test('requests before loadModel fail with a reason, and the worker keeps serving', async () => {
   const e = await rejection(engine.request('generate', { promptIds: [2], maxTokens: 1 }));

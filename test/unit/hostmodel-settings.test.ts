@@ -3,14 +3,14 @@
 // the status bar says in each state.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { checkModelCandidate, expandModelPath, loadKey, modelDisplayName, readModelSettings, resolveModelSource } from '../../src/model/modelSettings';
 import { percent, statusView } from '../../src/model/modelState';
 import { modelPath } from '../../src/store/modelCache';
 import type { ModelManifest } from '../../src/store/modelManifest';
+import { tempDir } from './temp-helpers';
 
 const settingsFrom = (values: Record<string, unknown>) => readModelSettings((k) => values[k]);
 
@@ -45,8 +45,8 @@ test('the load key changes with the file, precision or threads, and nothing else
   assert.equal(modelDisplayName('/m/tiny/'), 'tiny');
 });
 
-test('the source is the configured path, the verified default model, or what is missing', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'hostmodel-'));
+test('the source is the configured path, the verified default model, or what is missing', async (t) => {
+  const dir = tempDir('hostmodel-', t);
   const storage = path.join(dir, 'storage');
   const manifest: ModelManifest = { id: 'm', title: 'M', repo: 'o/r', revision: 'abc', file: 'm.gguf', size: 4, gated: false };
   const settings = { path: '', precision: 'q4' as const, threads: 2 };
@@ -66,8 +66,8 @@ test('the source is the configured path, the verified default model, or what is 
   assert.deepEqual(await resolveModelSource({ ...settings, path: 'local.gguf' }, storage, { workspaceFolder: dir }), { kind: 'configured', path: local });
 });
 
-test('a local pick must be a .gguf file or a folder with config.json', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'hostmodel-pick-'));
+test('a local pick must be a .gguf file or a folder with config.json', async (t) => {
+  const dir = tempDir('hostmodel-pick-', t);
   writeFileSync(path.join(dir, 'a.gguf'), 'GGUF');
   writeFileSync(path.join(dir, 'notes.txt'), 'x');
   mkdirSync(path.join(dir, 'hf'));

@@ -11,6 +11,7 @@ import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { loadModel } from '../../src/engine/model/load';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { syntheticTokenizerJson, syntheticVocab } from '../../src/engine/model/syntheticVocab';
+import { isTempName } from '../../src/engine/atomicWrite';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'model-random-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -63,7 +64,7 @@ test('the same seed writes the same bytes; another seed does not', () => {
   writeRandomGguf(c, GEMMA3_TINY, { seed: 6, dtype: 'f16' });
   assert.ok(fs.readFileSync(a).equals(fs.readFileSync(b)));
   assert.ok(!fs.readFileSync(a).equals(fs.readFileSync(c)));
-  assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.includes('.tmp-')), [], 'no temp files left behind');
+  assert.deepEqual(fs.readdirSync(tmp).filter(isTempName), [], 'no temp files left behind');
 });
 
 test('random weights have the intended spread (embedding 0.1, matrices 0.02, norms 1±0.1)', () => {

@@ -6,7 +6,7 @@ import { Graph, type Dim, type Value } from '../../src/engine/onnx/graph';
 import * as op from '../../src/engine/onnx/ops';
 import { createSession, f32Tensor, i64Tensor, ort } from '../../src/engine/onnx/session';
 import { dequantizeBlockQuantized, q4_0ToMatMulNBits, q8_0ToMatMulNBits, quantizeQ4_0, quantizeQ8_0 } from '../../src/engine/model/quant';
-import { Rng } from '../../src/engine/train/rng';
+import { Rng } from '../../src/engine/rng';
 
 const rng = new Rng(7);
 const rand = (n: number, s = 1) => Float32Array.from({ length: n }, () => rng.normal() * s);

@@ -7,13 +7,13 @@ import { Graph, attr, type Value } from '../../src/engine/onnx/graph';
 import * as op from '../../src/engine/onnx/ops';
 import { gradients } from '../../src/engine/onnx/autodiff';
 import { createSession, f32Tensor } from '../../src/engine/onnx/session';
-import { Rng } from '../../src/engine/train/rng';
+import { Rng } from '../../src/engine/rng';
 import { decoderLayer } from '../../src/engine/gemma/layer';
 import { GraphParams } from '../../src/engine/gemma/params';
 import { GEMMA3_TINY, type GemmaConfig } from '../../src/engine/model/config';
-import { expectedShapes, isNormWeight, type ModelWeights } from '../../src/engine/model/weights';
 import { inverseFrequencies, ropeTables } from '../../src/engine/gemma/rope';
 import { trainMask } from '../../src/engine/train/ortEngine';
+import { randomF32Weights } from './train-helpers';
 
 interface Case {
   /** Graph inputs (name, shape) differentiated, plus frozen ones given as data. */
@@ -117,20 +117,9 @@ test('shape VJPs: Reshape, Transpose, Split, Concat, Gather, Identity', async ()
   });
 });
 
-function tinyWeights(cfg: GemmaConfig, seed: number): ModelWeights {
-  const rng = new Rng(seed);
-  const weights = new Map();
-  for (const [name, shape] of expectedShapes(cfg)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = Float32Array.from({ length: n }, () => (isNormWeight(name) ? 1 + 0.1 * rng.normal() : 0.1 * rng.normal()));
-    weights.set(name, { shape, value: { type: 'f32', data } });
-  }
-  return { config: cfg, weights };
-}
-
 test('a whole decoder layer with LoRA on all seven projections: d/dx and d/d(every A, B)', async () => {
   const cfg: GemmaConfig = { ...GEMMA3_TINY, hidden: 16, intermediate: 32, heads: 2, kvHeads: 1, headDim: 8, queryPreAttnScalar: 8, slidingWindow: 3, layers: 1, layerTypes: ['sliding'], vocabSize: 32 };
-  const mw = tinyWeights(cfg, 3);
+  const mw = randomF32Weights(cfg, 3, { embedding: 0.1, matrix: 0.1 });
   const T = 5, D = cfg.headDim, R = 2;
   const { cos, sin } = ropeTables(inverseFrequencies(D, cfg.ropeThetaLocal), [0, 1, 2, 3, 4]);
   const shapes: Record<string, [number, number]> = { q: [16, 16], k: [8, 16], v: [8, 16], o: [16, 16], gate: [32, 16], up: [32, 16], down: [16, 32] };

@@ -2,13 +2,13 @@
 // staged adapter's promotion (real files in a temp folder), and the status bar's words for a run.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { TRAIN_DEFAULTS } from '../../src/engine/train/defaults';
 import { clearStaging, promoteStaged, stagingDir } from '../../src/store/adapterStage';
 import { DEFAULT_HYPERPARAMETERS, hyperparametersToCliArgs, newTaskConfig } from '../../src/store/task';
 import { formatDuration, trainingStatusView } from '../../src/panel/trainingProgress';
+import { tempDir } from './temp-helpers';
 
 test('a new task trains with exactly the CLI\'s defaults', () => {
   const hp = newTaskConfig({ name: 't', kind: 'generate', instruction: '' }).hyperparameters;
@@ -25,33 +25,29 @@ test('a new task trains with exactly the CLI\'s defaults', () => {
   assert.deepEqual([TRAIN_DEFAULTS.lr, TRAIN_DEFAULTS.epochs, TRAIN_DEFAULTS.weightDecay, TRAIN_DEFAULTS.patience], [2e-4, 3, 0, 2]);
 });
 
-test('a staged adapter replaces the old one without its run state; an empty stage keeps the old one', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stage-'));
-  try {
-    const adapter = path.join(dir, 'adapter');
-    fs.mkdirSync(adapter);
-    fs.writeFileSync(path.join(adapter, 'adapter_model.safetensors'), 'old');
-    const stage = await clearStaging(adapter);
-    assert.equal(stage, stagingDir(adapter));
-    fs.mkdirSync(stage);
-    assert.equal(await promoteStaged(adapter), false, 'nothing staged');
-    assert.equal(fs.readFileSync(path.join(adapter, 'adapter_model.safetensors'), 'utf8'), 'old');
-    fs.writeFileSync(path.join(stage, 'adapter_model.safetensors'), 'new');
-    fs.writeFileSync(path.join(stage, 'adapter_config.json'), '{}');
-    fs.writeFileSync(path.join(stage, 'trainer_state.safetensors'), 'state');
-    assert.equal(await promoteStaged(adapter), true);
-    assert.equal(fs.readFileSync(path.join(adapter, 'adapter_model.safetensors'), 'utf8'), 'new');
-    assert.deepEqual(fs.readdirSync(adapter).sort(), ['adapter_config.json', 'adapter_model.safetensors']);
-    assert.deepEqual(fs.readdirSync(dir), ['adapter'], 'no staging or old folder left behind');
-    // First training of a task: no old adapter.
-    fs.rmSync(adapter, { recursive: true });
-    fs.mkdirSync(stage);
-    fs.writeFileSync(path.join(stage, 'adapter_model.safetensors'), 'first');
-    assert.equal(await promoteStaged(adapter), true);
-    assert.equal(fs.readFileSync(path.join(adapter, 'adapter_model.safetensors'), 'utf8'), 'first');
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+test('a staged adapter replaces the old one without its run state; an empty stage keeps the old one', async (t) => {
+  const dir = tempDir('stage-', t);
+  const adapter = path.join(dir, 'adapter');
+  fs.mkdirSync(adapter);
+  fs.writeFileSync(path.join(adapter, 'adapter_model.safetensors'), 'old');
+  const stage = await clearStaging(adapter);
+  assert.equal(stage, stagingDir(adapter));
+  fs.mkdirSync(stage);
+  assert.equal(await promoteStaged(adapter), false, 'nothing staged');
+  assert.equal(fs.readFileSync(path.join(adapter, 'adapter_model.safetensors'), 'utf8'), 'old');
+  fs.writeFileSync(path.join(stage, 'adapter_model.safetensors'), 'new');
+  fs.writeFileSync(path.join(stage, 'adapter_config.json'), '{}');
+  fs.writeFileSync(path.join(stage, 'trainer_state.safetensors'), 'state');
+  assert.equal(await promoteStaged(adapter), true);
+  assert.equal(fs.readFileSync(path.join(adapter, 'adapter_model.safetensors'), 'utf8'), 'new');
+  assert.deepEqual(fs.readdirSync(adapter).sort(), ['adapter_config.json', 'adapter_model.safetensors']);
+  assert.deepEqual(fs.readdirSync(dir), ['adapter'], 'no staging or old folder left behind');
+  // First training of a task: no old adapter.
+  fs.rmSync(adapter, { recursive: true });
+  fs.mkdirSync(stage);
+  fs.writeFileSync(path.join(stage, 'adapter_model.safetensors'), 'first');
+  assert.equal(await promoteStaged(adapter), true);
+  assert.equal(fs.readFileSync(path.join(adapter, 'adapter_model.safetensors'), 'utf8'), 'first');
 });
 
 test('the status bar says the step, the total and the time left in words', () => {

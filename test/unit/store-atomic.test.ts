@@ -1,18 +1,15 @@
-// Atomic writes: the old file survives a process killed in the middle of replacing it.
+// Atomic writes, async (the host) and sync (worker, CLI): the old file survives a failing producer and a
+// process killed in the middle of replacing it, and no temporary file is left behind.
 import { spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
+import { promises as fs, readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isTempName, writeFileAtomic, writeJsonAtomic } from '../../src/store/atomicWrite';
+import { isTempName, writeFileAtomic, writeFileAtomicSync, writeFileStreaming, writeJsonAtomic } from '../../src/engine/atomicWrite';
+import { tempDir } from './temp-helpers';
 
-async function tmpDir(): Promise<string> {
-  return fs.mkdtemp(path.join(os.tmpdir(), 'gemma-atomic-'));
-}
-
-test('writeFileAtomic replaces the content and leaves no temporary file', async () => {
-  const dir = await tmpDir();
+test('writeFileAtomic replaces the content and leaves no temporary file', async (t) => {
+  const dir = tempDir('gemma-atomic-', t);
   const file = path.join(dir, 'a.jsonl');
   await fs.writeFile(file, 'old\n');
   await writeFileAtomic(file, 'new\n');
@@ -22,8 +19,8 @@ test('writeFileAtomic replaces the content and leaves no temporary file', async 
   assert.deepEqual(JSON.parse(await fs.readFile(file, 'utf8')), { a: 1 });
 });
 
-test('writeFileAtomic streams chunks from an async iterable', async () => {
-  const dir = await tmpDir();
+test('writeFileAtomic streams chunks from an async iterable', async (t) => {
+  const dir = tempDir('gemma-atomic-', t);
   const file = path.join(dir, 'b.txt');
   async function* gen() {
     yield 'one ';
@@ -33,8 +30,8 @@ test('writeFileAtomic streams chunks from an async iterable', async () => {
   assert.equal(await fs.readFile(file, 'utf8'), 'one two');
 });
 
-test('a failing source leaves the old file and removes the temporary file', async () => {
-  const dir = await tmpDir();
+test('a failing source leaves the old file and removes the temporary file', async (t) => {
+  const dir = tempDir('gemma-atomic-', t);
   const file = path.join(dir, 'c.txt');
   await fs.writeFile(file, 'precious');
   async function* gen() {
@@ -46,12 +43,32 @@ test('a failing source leaves the old file and removes the temporary file', asyn
   assert.deepEqual(await fs.readdir(dir), ['c.txt']);
 });
 
-test('a process killed (SIGKILL) mid-write leaves the old file intact', async () => {
-  const dir = await tmpDir();
+test('the sync writers replace the file, create its folder, and leave the old file when the producer throws', (t) => {
+  const dir = tempDir('gemma-atomic-', t);
+  const file = path.join(dir, 'sub', 'm.bin');
+  writeFileAtomicSync(file, ['ab', Buffer.from('cd')]);
+  assert.equal(readFileSync(file, 'utf8'), 'abcd');
+  // Larger than the sink's 4 MiB buffer, in pieces that straddle it.
+  const big = Buffer.alloc((5 << 20) + 7, 0x61);
+  writeFileStreaming(file, (sink) => {
+    for (let at = 0; at < big.length; at += 3 << 20) sink.write(big.subarray(at, at + (3 << 20)));
+    assert.equal(sink.written, big.length);
+  });
+  assert.ok(readFileSync(file).equals(big));
+  assert.throws(() => writeFileStreaming(file, (sink) => {
+    sink.write(Buffer.from('half'));
+    throw new Error('producer broke');
+  }), /producer broke/);
+  assert.ok(readFileSync(file).equals(big));
+  assert.deepEqual(readdirSync(path.dirname(file)), ['m.bin']);
+});
+
+test('a process killed (SIGKILL) mid-write leaves the old file intact', async (t) => {
+  const dir = tempDir('gemma-atomic-', t);
   const file = path.join(dir, 'examples.jsonl');
   const old = '{"id":"ex-1","messages":[]}\n'.repeat(100);
   await fs.writeFile(file, old);
-  const modulePath = path.resolve(__dirname, '../../src/store/atomicWrite.ts');
+  const modulePath = path.resolve(__dirname, '../../src/engine/atomicWrite.ts');
   // The child writes 1 MiB of the new content, says "mid", then waits to be killed.
   const script = `
     const { writeFileAtomic } = require(${JSON.stringify(modulePath)});

@@ -4,13 +4,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findModel, ensureModel } from '../../src/store/modelCache';
 import { DownloadError, downloadFile, DownloadProgress, parseContentRange, partPath } from '../../src/store/modelDownload';
 import { DEFAULT_MODEL, manifestUrl, ModelManifest } from '../../src/store/modelManifest';
+import { tempDir } from './temp-helpers';
 
 const BODY = randomBytes(3 * 1024 * 1024 + 123);
 const SHA = createHash('sha256').update(BODY).digest('hex');
@@ -114,8 +114,10 @@ async function startServer(): Promise<Server> {
   return s;
 }
 
+const root = tempDir('gemma-dl-');
+
 async function tmpDest(): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'gemma-dl-'));
+  const dir = await fs.mkdtemp(path.join(root, 'dest-'));
   return path.join(dir, 'model.gguf');
 }
 
@@ -149,7 +151,8 @@ test('an interrupted transfer keeps the part file and resumes with a Range reque
   srv.state.cutNext = 1024 * 1024;
   await assert.rejects(downloadFile({ url: `${srv.base}/file`, dest, expectedSha256: SHA }), rejectsWith('network', /run the download again to resume/));
   const partial = await fs.stat(partPath(dest));
-  assert.ok(partial.size >= 1024 * 1024 && partial.size < BODY.length, `part holds ${partial.size} bytes`);
+  // Not always the whole 1 MiB sent: chunks still queued in fetch's stream when the socket drops are lost.
+  assert.ok(partial.size > 0 && partial.size <= 1024 * 1024, `part holds ${partial.size} bytes`);
   assert.deepEqual(await ls(dest), ['model.gguf.part', 'model.gguf.part.json']);
 
   const res = await downloadFile({ url: `${srv.base}/file`, dest, expectedSha256: SHA });
@@ -296,7 +299,7 @@ test('redirect loops and non-HTTP redirects are refused', async () => {
 
 test('ensureModel downloads once into global storage, then finds the verified file', async () => {
   const srv = await startServer();
-  const storage = await fs.mkdtemp(path.join(os.tmpdir(), 'gemma-storage-'));
+  const storage = await fs.mkdtemp(path.join(root, 'storage-'));
   const manifest: ModelManifest = { id: 'test-model', title: 't', repo: 'org/repo', revision: 'main', file: 'm.gguf', size: BODY.length, sha256: SHA, gated: false };
   srv.state.redirectTo = '/cdn/file';
   assert.equal(await findModel(storage, manifest), undefined);

@@ -1,6 +1,5 @@
 // The task store on a real temporary folder: layout, TRL lines, validation, damaged files.
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,9 +8,12 @@ import { parseJsonl } from '../../src/store/jsonl';
 import { isSafeFolderName, safeFolderName, uniqueFolderName } from '../../src/store/names';
 import { DEFAULT_HYPERPARAMETERS, hyperparametersToCliArgs, newTaskConfig, parseList, validateTaskConfig } from '../../src/store/task';
 import { TaskFileError, TaskStore } from '../../src/store/taskStore';
+import { tempDir } from './temp-helpers';
+
+const root = tempDir('gemma-store-');
 
 async function newStore(onBackup?: (file: string, backup: string) => void) {
-  const ws = await fs.mkdtemp(path.join(os.tmpdir(), 'gemma-store-'));
+  const ws = await fs.mkdtemp(path.join(root, 'ws-'));
   return { ws, store: TaskStore.forWorkspace(ws, { onBackup }) };
 }
 

@@ -4,8 +4,6 @@
 
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { createTokenizer, Tokenizer, TokenizerError } from '../../src/engine/model/tokenizer';
 import { compileTokenizerJson } from '../../src/engine/model/tokenizerJson';
@@ -15,6 +13,7 @@ import { tokenizerForModel } from '../../src/engine/model/tokenizerForModel';
 import { writeRandomGguf, writeRandomHf } from '../../src/engine/model/randomModel';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { GEMMA3_TOKENIZER_JSON, ggufSourceFromTokenizerJson, referenceTokenizer, seededRandom, tokenizerCorpus } from './tokenizer-helpers';
+import { tempDir } from './temp-helpers';
 
 let tok: Tokenizer;
 
@@ -95,22 +94,18 @@ test('the synthetic test vocabulary tokenizes the same from its GGUF arrays and 
   }
 });
 
-test('models written by the project’s writers load their tokenizers (GGUF file and HF folder)', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tokm-'));
-  try {
-    const gguf = path.join(dir, 'tiny.gguf');
-    writeRandomGguf(gguf, GEMMA3_TINY, { seed: 1, dtype: 'f32' });
-    const hf = path.join(dir, 'hf');
-    writeRandomHf(hf, GEMMA3_TINY, { seed: 1, dtype: 'f32' });
-    const a = tokenizerForModel(gguf);
-    const b = tokenizerForModel(hf);
-    assert.equal(a.vocabSize, GEMMA3_TINY.vocabSize);
-    assert.equal(b.vocabSize, GEMMA3_TINY.vocabSize);
-    for (const s of tokenizerCorpus().slice(0, 60)) assert.deepEqual(a.encode(s), b.encode(s), JSON.stringify(s));
-    assert.throws(() => tokenizerForModel(path.join(dir, 'nope.gguf')), /no such file/);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+test('models written by the project’s writers load their tokenizers (GGUF file and HF folder)', (t) => {
+  const dir = tempDir('tokm-', t);
+  const gguf = path.join(dir, 'tiny.gguf');
+  writeRandomGguf(gguf, GEMMA3_TINY, { seed: 1, dtype: 'f32' });
+  const hf = path.join(dir, 'hf');
+  writeRandomHf(hf, GEMMA3_TINY, { seed: 1, dtype: 'f32' });
+  const a = tokenizerForModel(gguf);
+  const b = tokenizerForModel(hf);
+  assert.equal(a.vocabSize, GEMMA3_TINY.vocabSize);
+  assert.equal(b.vocabSize, GEMMA3_TINY.vocabSize);
+  for (const s of tokenizerCorpus().slice(0, 60)) assert.deepEqual(a.encode(s), b.encode(s), JSON.stringify(s));
+  assert.throws(() => tokenizerForModel(path.join(dir, 'nope.gguf')), /no such file/);
 });
 
 test('refuses GGUF vocabularies it cannot tokenize as Hugging Face does', () => {

@@ -4,6 +4,7 @@
 
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
+import { Rng } from '../../src/engine/rng';
 import { TokenType, type GgufTokenizerSource } from '../../src/engine/model/tokenizerSource';
 
 const require = createRequire(__filename);
@@ -85,16 +86,13 @@ export function ggufSourceFromTokenizerJson(file: string, vocabSize = 262144): G
   };
 }
 
-/** A seeded generator (mulberry32), so random corpora are the same on every run. */
+/**
+ * Uniform numbers in [0, 1) from the engine's Rng, so random corpora are the same on every run. It starts
+ * at state `seed` rather than `new Rng(seed)` to keep the corpora these tests were written against.
+ */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = Rng.fromState(seed);
+  return () => rng.next();
 }
 
 const PIECES = [

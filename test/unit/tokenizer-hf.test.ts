@@ -4,10 +4,10 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { createTokenizer, TokenizerError, type Tokenizer } from '../../src/engine/model/tokenizer';
 import { GEMMA3_TOKENIZER_JSON, referenceTokenizer, tokenizerCorpus } from './tokenizer-helpers';
+import { tempDir } from './temp-helpers';
 
 let tok: Tokenizer;
 let constructMs = 0;
@@ -80,27 +80,23 @@ test('encodes 2 KB of text in a few ms', () => {
   assert.ok(ms < 50, `encode took ${ms} ms`);
 });
 
-test('refuses unreadable and unsupported tokenizer.json files, naming the file', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tok-'));
-  try {
-    const write = (name: string, body: string): string => {
-      const f = path.join(dir, name);
-      fs.writeFileSync(f, body);
-      return f;
-    };
-    const cases: [string, string, RegExp][] = [
-      ['missing.json', '', /cannot read/],
-      ['bad.json', '{"model": ', /not valid JSON/],
-      ['wordpiece.json', JSON.stringify({ model: { type: 'WordPiece', vocab: {} } }), /model type "WordPiece" is not supported/],
-      ['bytelevel.json', JSON.stringify({ pre_tokenizer: { type: 'ByteLevel' }, model: { type: 'BPE', vocab: { a: 0 }, merges: [] } }), /pre_tokenizer/],
-      ['merge.json', JSON.stringify({ model: { type: 'BPE', vocab: { a: 0 }, merges: [['a', 'zz']] } }), /merge 0 .* not in the vocabulary/],
-      ['ids.json', JSON.stringify({ model: { type: 'BPE', vocab: { a: -1 }, merges: [] } }), /is not a token id/],
-    ];
-    for (const [name, body, re] of cases) {
-      const f = name === 'missing.json' ? path.join(dir, name) : write(name, body);
-      assert.throws(() => createTokenizer({ kind: 'tokenizer.json', path: f }), (e: unknown) => e instanceof TokenizerError && e.message.startsWith(f) && re.test(e.message));
-    }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+test('refuses unreadable and unsupported tokenizer.json files, naming the file', (t) => {
+  const dir = tempDir('tok-', t);
+  const write = (name: string, body: string): string => {
+    const f = path.join(dir, name);
+    fs.writeFileSync(f, body);
+    return f;
+  };
+  const cases: [string, string, RegExp][] = [
+    ['missing.json', '', /cannot read/],
+    ['bad.json', '{"model": ', /not valid JSON/],
+    ['wordpiece.json', JSON.stringify({ model: { type: 'WordPiece', vocab: {} } }), /model type "WordPiece" is not supported/],
+    ['bytelevel.json', JSON.stringify({ pre_tokenizer: { type: 'ByteLevel' }, model: { type: 'BPE', vocab: { a: 0 }, merges: [] } }), /pre_tokenizer/],
+    ['merge.json', JSON.stringify({ model: { type: 'BPE', vocab: { a: 0 }, merges: [['a', 'zz']] } }), /merge 0 .* not in the vocabulary/],
+    ['ids.json', JSON.stringify({ model: { type: 'BPE', vocab: { a: -1 }, merges: [] } }), /is not a token id/],
+  ];
+  for (const [name, body, re] of cases) {
+    const f = name === 'missing.json' ? path.join(dir, name) : write(name, body);
+    assert.throws(() => createTokenizer({ kind: 'tokenizer.json', path: f }), (e: unknown) => e instanceof TokenizerError && e.message.startsWith(f) && re.test(e.message));
   }
 });

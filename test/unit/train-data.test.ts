@@ -3,7 +3,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseExamples, readExamples, DataError } from '../../src/engine/train/examples';
 import { tokenizeExample, IGNORE, type ExampleRenderer } from '../../src/engine/train/tokenize';
@@ -11,6 +10,7 @@ import { collate, planSteps, stepsPerEpoch } from '../../src/engine/train/batch'
 import { splitValidation } from '../../src/engine/train/split';
 import { exactMatch, exactMatchRate, labelAccuracy } from '../../src/engine/train/metrics';
 import { EarlyStopping } from '../../src/engine/train/earlyStop';
+import { tempDir } from './temp-helpers';
 
 test('parses the three JSONL formats, with ids', () => {
   const text = [
@@ -145,10 +145,9 @@ test('early stopping keeps the best step and stops after `patience` evaluations 
   for (let i = 0; i < 5; i++) assert.equal(never.observe(1 + i, i).stop, false);
 });
 
-test('readExamples reads a file from disk', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'train-data-'));
+test('readExamples reads a file from disk', (t) => {
+  const dir = tempDir('train-data-', t);
   const f = path.join(dir, 'x.jsonl');
   fs.writeFileSync(f, '{"input_ids":[2,3,4]}\n');
   assert.equal(readExamples(f).length, 1);
-  fs.rmSync(dir, { recursive: true });
 });

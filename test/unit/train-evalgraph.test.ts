@@ -3,23 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
-import { expectedShapes, isNormWeight, type ModelWeights } from '../../src/engine/model/weights';
 import { createOrtEngine } from '../../src/engine/train/ortEngine';
 import { initLora, ALL_TARGETS } from '../../src/engine/train/lora';
 import { collate } from '../../src/engine/train/batch';
-import { Rng } from '../../src/engine/train/rng';
+import { Rng } from '../../src/engine/rng';
 import { IGNORE, type TokenizedExample } from '../../src/engine/train/tokenize';
+import { randomF32Weights } from './train-helpers';
 
-function tinyModel(seed: number): ModelWeights {
-  const rng = new Rng(seed);
-  const weights = new Map();
-  for (const [name, shape] of expectedShapes(GEMMA3_TINY)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const std = name.includes('embed') ? 0.5 : 0.02;
-    weights.set(name, { shape, value: { type: 'f32', data: Float32Array.from({ length: n }, () => (isNormWeight(name) ? 1 + 0.1 * rng.normal() : std * rng.normal())) } });
-  }
-  return { config: GEMMA3_TINY, weights };
-}
+const tinyModel = (seed: number) => randomF32Weights(GEMMA3_TINY, seed, { embedding: 0.5, matrix: 0.02 });
 
 test('the forward-only eval session gives the step graph\'s loss and hits', async () => {
   const mw = tinyModel(3);

@@ -11,23 +11,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
-import { expectedShapes, isNormWeight, type ModelWeights } from '../../src/engine/model/weights';
 import { createOrtEngine } from '../../src/engine/train/ortEngine';
 import { initLora, ALL_TARGETS } from '../../src/engine/train/lora';
 import { train, type TrainEvent } from '../../src/engine/train/trainer';
-import { Rng } from '../../src/engine/train/rng';
+import { Rng } from '../../src/engine/rng';
 import { IGNORE, type TokenizedExample } from '../../src/engine/train/tokenize';
+import { randomF32Weights } from './train-helpers';
 
-function tinyModel(seed: number): ModelWeights {
-  const rng = new Rng(seed);
-  const weights = new Map();
-  for (const [name, shape] of expectedShapes(GEMMA3_TINY)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const std = name.includes('embed') ? 0.5 : 0.02;
-    weights.set(name, { shape, value: { type: 'f32', data: Float32Array.from({ length: n }, () => (isNormWeight(name) ? 1 + 0.1 * rng.normal() : std * rng.normal())) } });
-  }
-  return { config: GEMMA3_TINY, weights };
-}
+const tinyModel = (seed: number) => randomF32Weights(GEMMA3_TINY, seed, { embedding: 0.5, matrix: 0.02 });
 const opts = { lr: 3e-3, schedule: 'constant' as const, warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, gradAccum: 1, seed: 1, shuffle: true, evalEvery: 0, padId: 0 };
 
 test('training loss on 20 examples falls by more than 90%', async () => {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AdamW, clipGradNorm } from '../../src/engine/train/adamw';
 import { learningRate, scheduleFactor } from '../../src/engine/train/schedule';
-import { Rng, shuffled } from '../../src/engine/train/rng';
+import { Rng, shuffled } from '../../src/engine/rng';
 
 // torch.optim.AdamW written out in float64 for one scalar, step by step.
 function torchAdamW(p0: number, grads: number[], lr: number, wd: number, b1 = 0.9, b2 = 0.999, eps = 1e-8): number[] {

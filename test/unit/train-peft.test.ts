@@ -3,7 +3,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { GEMMA3_TINY, GEMMA3_270M } from '../../src/engine/model/config';
 import { readSafetensorsHeader, readSafetensorsF32 } from '../../src/engine/model/safetensors';
@@ -14,9 +13,12 @@ import { readPeftParams } from '../../src/engine/train/peftParams';
 import { writeGgufLora } from '../../src/engine/train/ggufLora';
 import { saveCheckpoint, loadCheckpoint } from '../../src/engine/train/checkpoint';
 import { AdamW } from '../../src/engine/train/adamw';
+import { isTempName } from '../../src/engine/atomicWrite';
+import { tempDir } from './temp-helpers';
 
 const FX = '/work/shared/fixtures/hf-gemma3/tiny';
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'train-peft-'));
+const root = tempDir('train-peft-');
+const tmp = () => fs.mkdtempSync(path.join(root, 'run-'));
 
 test('PEFT init: A ~ U(±1/√in) (kaiming_uniform a=√5), B = 0, seeded; r16 on all seven projections of the 270M is 3.8M parameters', () => {
   const p = initLora(GEMMA3_TINY, 4, 8, ['q', 'down'], 7);
@@ -51,8 +53,7 @@ test('a written adapter reads back identically, with PEFT names and config', () 
   assert.deepEqual(back.targets, p.targets);
   assert.equal(back.alpha, 16);
   flatTensors(back).forEach((t, i) => assert.deepEqual(t, flatTensors(p)[i]));
-  assert.ok(!fs.readdirSync(dir).some((f) => f.includes('.tmp')), 'no temp files left');
-  fs.rmSync(dir, { recursive: true });
+  assert.ok(!fs.readdirSync(dir).some(isTempName), 'no temp files left');
 });
 
 test('the PEFT fixture adapter (written by PeftModel.save_pretrained) loads with every tensor intact', () => {
@@ -83,7 +84,6 @@ test('adapters that cannot be Gemma 3 LoRA are refused with the file and the rea
   fs.writeFileSync(cfgFile, '{not json');
   assert.throws(() => readPeftParams(dir, GEMMA3_TINY), /adapter_config\.json/);
   assert.throws(() => readPeftParams(path.join(dir, 'nope'), GEMMA3_TINY), /adapter_config\.json: not found/);
-  fs.rmSync(dir, { recursive: true });
 });
 
 test('GGUF LoRA export: adapter metadata, blk.N names, lora_a ne [in, R] and lora_b ne [R, out], data as PEFT A and B', () => {
@@ -104,7 +104,6 @@ test('GGUF LoRA export: adapter metadata, blk.N names, lora_a ne [in, R] and lor
   assert.deepEqual(g.tensors.get('blk.2.attn_output.weight.lora_b')!.ne, [4, 64]);
   const bytes = readGgufTensor(g, 'blk.5.ffn_down.weight.lora_b');
   assert.deepEqual(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), p.modules[17].b);
-  fs.rmSync(dir, { recursive: true });
 });
 
 test('a checkpoint keeps parameters, AdamW moments and run state in one file', () => {
@@ -121,5 +120,4 @@ test('a checkpoint keeps parameters, AdamW moments and run state in one file', (
   flatTensors(back.params).forEach((t, i) => assert.deepEqual(t, flatTensors(p)[i]));
   back.opt.slots.forEach((s, i) => { assert.deepEqual(s.m, opt.slots[i].m); assert.deepEqual(s.v, opt.slots[i].v); });
   assert.throws(() => loadCheckpoint(path.join(dir, 'none'), GEMMA3_TINY), /no checkpoint/);
-  fs.rmSync(dir, { recursive: true });
 });

@@ -4,11 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadModel } from '../../src/engine/model/load';
 import { GEMMA3_TINY, type GemmaConfig } from '../../src/engine/model/config';
-import { expectedShapes, isNormWeight, type ModelWeights } from '../../src/engine/model/weights';
+import { isNormWeight, type ModelWeights } from '../../src/engine/model/weights';
 import { dequantizeQ4_0 } from '../../src/engine/model/quant';
 import { readSafetensorsHeader, readSafetensorsF32 } from '../../src/engine/model/safetensors';
 import { readExamples } from '../../src/engine/train/examples';
@@ -19,11 +18,14 @@ import { referenceStep } from '../../src/engine/train/reference';
 import { readPeftParams } from '../../src/engine/train/peftParams';
 import { cloneLora, flatTensors, initLora, peftTensorNames, type LoraParams } from '../../src/engine/train/lora';
 import { train, type TrainEvent, type TrainOptions } from '../../src/engine/train/trainer';
-import { Rng } from '../../src/engine/train/rng';
+import { Rng } from '../../src/engine/rng';
+import { tempDir } from './temp-helpers';
+import { randomF32Weights } from './train-helpers';
 
 const FX = '/work/shared/fixtures/hf-gemma3/tiny';
 const ref = JSON.parse(fs.readFileSync(path.join(FX, 'lora_reference.json'), 'utf8'));
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'train-step-'));
+const root = tempDir('train-step-');
+const tmp = () => fs.mkdtempSync(path.join(root, 'run-'));
 
 function maxRelPerTensor(got: Float32Array[], want: Float32Array[]): number {
   let worst = 0;
@@ -76,23 +78,12 @@ test('f32 step graph = Hugging Face + PEFT: loss to 1e-5, every gradient to 1e-3
     assert.ok(wAbs < 1e-4, `weights after 5 steps max abs ${wAbs}`);
     console.log(`# fixture: 5-step losses max rel ${Math.max(...losses.map((l, i) => Math.abs(l - ref.loss_before_step[i]) / ref.loss_before_step[i])).toExponential(2)}, weights max abs ${wAbs.toExponential(2)} (rel ${wRel.toExponential(2)})`);
     assert.deepEqual(readPeftParams(dir, mw.config).modules[0].a, res.params.modules[0].a, 'the saved adapter is the trained one');
-    fs.rmSync(dir, { recursive: true });
   } finally {
     await eng.dispose();
   }
 });
 
-function randomWeights(cfg: GemmaConfig, seed: number): ModelWeights {
-  const rng = new Rng(seed);
-  const weights = new Map();
-  for (const [name, shape] of expectedShapes(cfg)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const std = name.includes('embed') ? 0.5 : 0.05;
-    const data = Float32Array.from({ length: n }, () => (isNormWeight(name) ? 1 + 0.1 * rng.normal() : std * rng.normal()));
-    weights.set(name, { shape, value: { type: 'f32', data } });
-  }
-  return { config: cfg, weights };
-}
+const randomWeights = (cfg: GemmaConfig, seed: number) => randomF32Weights(cfg, seed, { embedding: 0.5, matrix: 0.05 });
 
 const SMALL: GemmaConfig = { ...GEMMA3_TINY, vocabSize: 64, hidden: 32, intermediate: 64, layers: 2, layerTypes: ['sliding', 'full'], heads: 2, kvHeads: 1, headDim: 32, queryPreAttnScalar: 32, slidingWindow: 4 };
 
@@ -136,8 +127,6 @@ test('padding never changes the loss or gradients; accumulation equals the big b
     assert.ok(Math.abs(s1.loss - s2.loss) < 1e-5 * s1.loss, `accumulated loss ${s2.loss} vs ${s1.loss}`);
     assert.ok(Math.abs(s1.loss - rab.lossSum / (collate([a, b], 0).labelTargets.length)) < 1e-5 * s1.loss, 'the step loss is the mean over all label tokens');
     flatTensors(p1).forEach((t, i) => t.forEach((v, j) => assert.ok(Math.abs(v - flatTensors(p2)[i][j]) < 1e-6)));
-    fs.rmSync(d1, { recursive: true });
-    fs.rmSync(d2, { recursive: true });
   } finally {
     await eng.dispose();
   }

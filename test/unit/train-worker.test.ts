@@ -4,20 +4,18 @@
 // cancel leaves the best adapter so far and says which step it is, and bad input fails with a reason.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { build } from 'esbuild';
 import { EngineClient, EngineError } from '../../src/client/engineClient';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import type { TrainEventMessage } from '../../src/protocol/train';
 import { DEFAULT_HYPERPARAMETERS } from '../../src/store/task';
 import { renderMessages } from '../../src/store/prompt';
+import { tempDir } from './temp-helpers';
+import { buildWorker } from './worker-helpers';
 
-const root = path.resolve(__dirname, '../..');
-const workerPath = path.join(root, '.cache/test-train-worker/worker.js');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'train-worker-'));
+const tmp = tempDir('train-worker-');
 const modelFile = path.join(tmp, 'tiny-q4.gguf');
 let engine: EngineClient;
 
@@ -31,17 +29,13 @@ const examples = inputs.map(([input, output], i) => ({ id: `ex-${i}`, messages: 
 const hp = { ...DEFAULT_HYPERPARAMETERS, epochs: 3, learningRate: 5e-3, rank: 4, alpha: 8, batchSize: 4 };
 
 before(async () => {
-  await build({
-    entryPoints: [path.join(root, 'src/engine/worker.ts')], outfile: workerPath, bundle: true, platform: 'node',
-    format: 'cjs', target: 'node20', external: ['onnxruntime-node'], logLevel: 'warning',
-  });
+  const workerPath = await buildWorker('train-worker');
   writeRandomGguf(modelFile, GEMMA3_TINY, { seed: 1, dtype: 'q4_0' });
   engine = new EngineClient({ workerPath, threads: 1 });
   await engine.request('loadModel', { path: modelFile, precision: 'q4' });
 });
 after(async () => {
   await engine.dispose();
-  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 test('train streams start, steps, evals and done, writes a PEFT adapter, and the model still answers', async () => {

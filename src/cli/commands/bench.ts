@@ -6,13 +6,13 @@
 // Each measurement is one entry of `sections`; a later section (training) adds its own entry and keys.
 
 import type { CliCommand } from '../command';
-import { numberFlag, parseFlags, type ParsedArgs } from '../args';
+import { numberFlag, parseFlags, UsageError, type ParsedArgs } from '../args';
 import type { GemmaRuntime } from '../../engine/gemma/runtime';
 import { argmax, Rng } from '../../engine/generate/sampling';
 import { classify } from '../../engine/generate/labelScoring';
 import type { OpenModel } from '../../engine/generate/openModel';
 import { MODEL_FLAGS, openFromFlags } from './modelFlags';
-import { runTrainBench } from './benchTrain';
+import { runTrainBench, TRAIN_BENCH_FLAGS } from './benchTrain';
 
 /** What every section can read: the open model and the parsed flags. */
 interface BenchContext {
@@ -101,12 +101,18 @@ const sections: BenchSection[] = [prefill, decode, classifyLatency];
 
 export const benchCommand: CliCommand = {
   name: 'bench',
-  usage: 'gemma-tune bench --model PATH [--train] [--prompt-tokens N] [--gen-tokens N] [--threads N] [--precision q4|f32] [--json]',
-  summary: 'Print load time, prefill and decode tokens/s, classify latency and peak RSS (--json: one object).',
+  usage: 'gemma-tune bench --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads N] [--precision q4|f32] [--json]\n' +
+    '       gemma-tune bench --model PATH --train [--examples N] [--tokens N] [--completion N] [--epochs N] [--batch B] [--micro-batch M] [--rank R] [--warmup-steps N] [--threads N] [--precision q4|f32] [--json]',
+  summary: 'Print load time, prefill and decode tokens/s, classify latency and peak RSS (--json: one object). With --train: training tokens/s, ' +
+    'the wall time of a fine-tune (default 20 synthetic examples of 120 tokens, 40 completion, 3 epochs, batch 4 as 2 micro-batches of 2, r16) and peak RSS; ' +
+    '--warmup-steps N leaves the first N steps out of tokens/s.',
   async run(argv) {
-    const flags = parseFlags(argv, { values: [...MODEL_FLAGS, 'prompt-tokens', 'gen-tokens'], booleans: ['json', 'train'] });
+    const flags = parseFlags(argv, { values: [...MODEL_FLAGS, 'prompt-tokens', 'gen-tokens', ...TRAIN_BENCH_FLAGS], booleans: ['json', 'train'] });
     const json = flags.booleans.has('json');
-    if (flags.booleans.has('train')) return runTrainBench(flags, json);
+    const train = flags.booleans.has('train');
+    // Each mode's flags mean nothing to the other: say so rather than ignore them.
+    for (const f of train ? ['prompt-tokens', 'gen-tokens'] : TRAIN_BENCH_FLAGS) if (flags.values.has(f)) throw new UsageError(`--${f} ${train ? 'is not used with' : 'needs'} --train`);
+    if (train) return runTrainBench(flags, json);
     const { model } = await openFromFlags(flags, false);
     const values: Record<string, number> = { load_s: model.loadSeconds };
     const lines = [`load: ${model.loadSeconds.toFixed(2)} s (${model.format}, ${model.runtime.precision})`];

@@ -1,22 +1,79 @@
 // `gemma-tune bench --train`: the training benchmark of issue 4 (a 20-example × 3-epoch fine-tune of
 // synthetic 120-token examples with 40 completion tokens, validation on, r16 on all seven projections)
-// printing training tokens/s, the fine-tune's wall time and peak RSS (--json: one object).
+// printing training tokens/s, the fine-tune's wall time and peak RSS (--json: one object). The flags
+// below change the workload, e.g. to the PyTorch reference's (bench/compare-pytorch.sh): rank 8, steps
+// of 4 × 128 tokens with 32 labelled, the first steps left out of tokens/s as warm-up.
 
 import { numberFlag, required, UsageError, type ParsedArgs } from '../args';
-import { benchTrain } from '../../engine/train/benchTrain';
+import { benchTrain, type TrainBenchOptions } from '../../engine/train/benchTrain';
+import { splitValidation } from '../../engine/train/split';
+import { stepsPerEpoch } from '../../engine/train/batch';
+import type { TrainEvent } from '../../engine/train/trainer';
+
+/** The value flags only `bench --train` takes. */
+export const TRAIN_BENCH_FLAGS = ['examples', 'tokens', 'completion', 'epochs', 'batch', 'micro-batch', 'rank', 'warmup-steps'];
+
+/** The workload `bench --train` runs, from its flags. */
+export interface TrainBenchWorkload {
+  options: TrainBenchOptions & Required<Pick<TrainBenchOptions, 'examples' | 'tokens' | 'completion' | 'epochs' | 'batch' | 'microBatch' | 'rank' | 'threads' | 'precision'>>;
+  /** Optimizer steps the fine-tune will take. */
+  steps: number;
+  /** Leading steps left out of train_tok_s (one-time costs of the first runs). */
+  warmupSteps: number;
+}
+
+/** Reads and checks the `bench --train` flags (defaults: issue 4's fine-tune); UsageError on bad values. */
+export function trainBenchWorkload(flags: ParsedArgs): TrainBenchWorkload {
+  const precision = flags.values.get('precision') ?? 'q4';
+  if (precision !== 'q4' && precision !== 'f32') throw new UsageError(`--precision must be q4 or f32, got "${precision}"`);
+  const examples = numberFlag(flags, 'examples', 20, 1, 100000, true);
+  const tokens = numberFlag(flags, 'tokens', 120, 2, 32768, true);
+  const completion = numberFlag(flags, 'completion', 40, 1, tokens - 1, true);
+  const epochs = numberFlag(flags, 'epochs', 3, 1, 1000, true);
+  const batch = numberFlag(flags, 'batch', 4, 1, 4096, true);
+  const microBatch = numberFlag(flags, 'micro-batch', Math.min(2, batch), 1, batch, true);
+  if (batch % microBatch !== 0) throw new UsageError(`--batch (${batch}) must be a multiple of --micro-batch (${microBatch})`);
+  const rank = numberFlag(flags, 'rank', 16, 1, 1024, true);
+  const threads = numberFlag(flags, 'threads', 2, 1, 256, true);
+  // The same split the benchmark makes, to know the step count before the model is loaded.
+  const train = splitValidation(Array.from({ length: examples }, (_, i) => ({ id: `s${i}` })), { fraction: 0.2, seed: 1 }).train.length;
+  const steps = stepsPerEpoch(train, microBatch, batch / microBatch) * epochs;
+  const warmupSteps = numberFlag(flags, 'warmup-steps', 0, 0, Math.max(0, steps - 1), true);
+  return { options: { precision, threads, examples, tokens, completion, epochs, batch, microBatch, rank }, steps, warmupSteps };
+}
+
+/** Training tokens/s over the step events after the first `skip`: tokens in the steps / their step time. */
+export function tokensPerSecond(steps: Array<Extract<TrainEvent, { type: 'step' }>>, skip: number): number {
+  let tokens = 0, seconds = 0;
+  for (const e of steps.slice(skip)) {
+    tokens += e.tokens;
+    seconds += e.tokens / e.tokensPerSec;
+  }
+  return tokens / seconds;
+}
 
 /** Runs the training benchmark for `gemma-tune bench --train`. */
 export async function runTrainBench(flags: ParsedArgs, json: boolean): Promise<void> {
-  const precision = flags.values.get('precision') ?? 'q4';
-  if (precision !== 'q4' && precision !== 'f32') throw new UsageError(`--precision must be q4 or f32, got "${precision}"`);
-  const r = await benchTrain(required(flags, 'model'), { precision, threads: numberFlag(flags, 'threads', 2, 1, 256, true) });
+  const w = trainBenchWorkload(flags);
+  const o = w.options;
+  const steps: Array<Extract<TrainEvent, { type: 'step' }>> = [];
+  const r = await benchTrain(required(flags, 'model'), { ...o, onEvent: (e) => { if (e.type === 'step') steps.push(e); } });
+  const tokS = w.warmupSteps > 0 ? tokensPerSecond(steps, w.warmupSteps) : r.train_tok_s;
+  const timed = steps.length - w.warmupSteps;
+  const stepS = w.warmupSteps > 0 ? steps.slice(w.warmupSteps).reduce((s, e) => s + e.tokens / e.tokensPerSec, 0) / timed : r.step_s_mean;
   const round = (v: number): number => Math.round(v * 1000) / 1000;
   if (json) {
-    process.stdout.write(JSON.stringify({ train_tok_s: round(r.train_tok_s), finetune_s: round(r.finetune_s), peak_rss_mb: round(r.peak_rss_mb), setup_s: round(r.setup_s), finetune_cpu_s: round(r.finetune_cpu_s), steps: r.steps }) + '\n');
+    process.stdout.write(JSON.stringify({
+      train_tok_s: round(tokS), finetune_s: round(r.finetune_s), peak_rss_mb: round(r.peak_rss_mb), setup_s: round(r.setup_s),
+      finetune_cpu_s: round(r.finetune_cpu_s), steps: r.steps, step_s: round(stepS), warmup_steps: w.warmupSteps,
+    }) + '\n');
   } else {
+    const micro = o.batch / o.microBatch;
+    const shape = `${o.batch} × ${o.tokens} tokens${micro > 1 ? ` as ${micro} micro-batches of ${o.microBatch}` : ''}, last ${o.completion} labelled, r${o.rank}`;
+    const counted = w.warmupSteps > 0 ? `, steps ${w.warmupSteps + 1}–${steps.length} (first ${w.warmupSteps} as warm-up)` : '';
     process.stdout.write([
-      `training: ${r.train_tok_s.toFixed(1)} tokens/s (forward + backward + AdamW, ${r.steps} steps of 4 × 120 tokens as 2 micro-batches of 2, ${r.step_s_mean.toFixed(2)} s/step)`,
-      `fine-tune: 20 examples × 3 epochs with validation in ${r.finetune_s.toFixed(1)} s (+ ${r.setup_s.toFixed(1)} s to load the model and build the step graph)`,
+      `training: ${tokS.toFixed(1)} tokens/s (forward + backward + AdamW, ${r.steps} steps of ${shape}, ${stepS.toFixed(2)} s/step${counted})`,
+      `fine-tune: ${o.examples} examples × ${o.epochs} epochs with validation in ${r.finetune_s.toFixed(1)} s (+ ${r.setup_s.toFixed(1)} s to load the model and build the step graph)`,
       `CPU time of the fine-tune: ${r.finetune_cpu_s.toFixed(1)} s (all threads; on a busy machine CPU time / threads estimates the idle wall time)`,
       `peak RSS: ${r.peak_rss_mb.toFixed(0)} MB`,
     ].join('\n') + '\n');

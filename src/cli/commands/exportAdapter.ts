@@ -2,7 +2,7 @@
 // (--lora) and Ollama (ADAPTER) can use what was trained here.
 
 import type { CliCommand } from '../command';
-import { parseFlags, required, UsageError } from '../args';
+import { choiceFlag, parseFlags, required } from '../args';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { configFromHf, GEMMA3_270M, type GemmaConfig } from '../../engine/model/config';
@@ -18,8 +18,7 @@ export const exportAdapterCommand: CliCommand = {
   async run(argv) {
     const p = parseFlags(argv, { values: ['adapter', 'format', 'out', 'model'] });
     const dir = required(p, 'adapter');
-    const format = required(p, 'format');
-    if (format !== 'gguf') throw new UsageError(`--format must be gguf, got "${format}"`);
+    choiceFlag(p, 'format', ['gguf']);
     const out = required(p, 'out');
     const modelPath = p.values.get('model');
     const cfg = modelPath ? modelConfig(modelPath) : GEMMA3_270M;

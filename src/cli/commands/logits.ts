@@ -8,6 +8,7 @@ import { openWeights } from '../../engine/model/load';
 import { createGemmaRuntime } from '../../engine/gemma/ortRuntime';
 import { readPeftParams } from '../../engine/train/peftParams';
 import { toRuntimeAdapter } from '../../engine/train/lora';
+import { precisionFlag } from './modelFlags';
 
 export const logitsCommand: CliCommand = {
   name: 'logits',
@@ -18,8 +19,7 @@ export const logitsCommand: CliCommand = {
     const modelPath = required(p, 'model');
     const ids = parseIds(required(p, 'tokens'), 'tokens');
     const out = required(p, 'out');
-    const precision = p.values.get('precision') ?? 'q4';
-    if (precision !== 'q4' && precision !== 'f32') throw new UsageError(`--precision must be q4 or f32, got "${precision}"`);
+    const precision = precisionFlag(p);
     const threads = numberFlag(p, 'threads', 2, 1, 256, true);
 
     // Read on demand: the runtime streams the weights, the model is never held whole.

@@ -3,9 +3,9 @@
 
 import * as fs from 'node:fs';
 import type { CliCommand } from '../command';
-import { numberFlag, parseFlags, required, UsageError } from '../args';
+import { choiceFlag, numberFlag, parseFlags, required, UsageError } from '../args';
 import { configFromHf, ConfigError, GEMMA3_270M, GEMMA3_TINY, type GemmaConfig } from '../../engine/model/config';
-import { writeRandomGguf, writeRandomHf, type RandomGgufDtype } from '../../engine/model/randomModel';
+import { writeRandomGguf, writeRandomHf } from '../../engine/model/randomModel';
 
 function readConfig(spec: string): GemmaConfig {
   if (spec === 'tiny') return GEMMA3_TINY;
@@ -31,23 +31,19 @@ export const makeModelCommand: CliCommand = {
   async run(argv) {
     const p = parseFlags(argv, { values: ['config', 'format', 'dtype', 'seed', 'out', 'embedding'] });
     const cfg = readConfig(required(p, 'config'));
-    const format = required(p, 'format');
-    const dtype = required(p, 'dtype');
+    const format = choiceFlag(p, 'format', ['gguf', 'safetensors']);
+    const dtype = choiceFlag(p, 'dtype', ['f32', 'f16', 'bf16', 'q4_0']);
     const seed = numberFlag(p, 'seed', 0, 0, 2 ** 32 - 1, true);
     const out = required(p, 'out');
-    const embedding = p.values.get('embedding');
-    if (!['f32', 'f16', 'bf16', 'q4_0'].includes(dtype)) throw new UsageError(`--dtype must be f32, f16, bf16 or q4_0, got "${dtype}"`);
-    if (embedding !== undefined && embedding !== 'q8_0' && embedding !== 'q4_0') throw new UsageError(`--embedding must be q8_0 or q4_0, got "${embedding}"`);
+    const embedding = p.values.has('embedding') ? choiceFlag(p, 'embedding', ['q8_0', 'q4_0']) : undefined;
     if (format === 'gguf') {
       if (embedding !== undefined && dtype !== 'q4_0') throw new UsageError('--embedding applies only to --dtype q4_0');
-      writeRandomGguf(out, cfg, { seed, dtype: dtype as RandomGgufDtype, embedding: embedding as 'q8_0' | 'q4_0' | undefined });
-    } else if (format === 'safetensors') {
+      writeRandomGguf(out, cfg, { seed, dtype, embedding });
+    } else {
       if (dtype === 'q4_0') throw new UsageError('--dtype q4_0 needs --format gguf (safetensors holds f32, f16 or bf16)');
       if (embedding !== undefined) throw new UsageError('--embedding applies only to --format gguf');
       if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new UsageError(`--out ${out} exists and is not a folder`);
-      writeRandomHf(out, cfg, { seed, dtype: dtype as 'f32' | 'f16' | 'bf16' });
-    } else {
-      throw new UsageError(`--format must be gguf or safetensors, got "${format}"`);
+      writeRandomHf(out, cfg, { seed, dtype });
     }
     console.log(out);
   },

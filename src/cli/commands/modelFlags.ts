@@ -1,7 +1,7 @@
 // Flags shared by the commands that run a model (generate, classify, bench): --model, --precision,
 // --threads, --adapter, and opening all of it in one place.
 
-import { numberFlag, required, UsageError, type ParsedArgs } from '../args';
+import { choiceFlag, numberFlag, required, type ParsedArgs } from '../args';
 import type { Precision } from '../../engine/gemma/runtime';
 import { loadAdapter, openModel, type OpenModel } from '../../engine/generate/openModel';
 
@@ -10,9 +10,7 @@ export const MODEL_FLAGS = ['model', 'precision', 'threads'];
 
 /** --precision q4|f32 (default q4). */
 export function precisionFlag(p: ParsedArgs): Precision {
-  const v = p.values.get('precision') ?? 'q4';
-  if (v !== 'q4' && v !== 'f32') throw new UsageError(`--precision must be q4 or f32, got "${v}"`);
-  return v;
+  return choiceFlag(p, 'precision', ['q4', 'f32'], 'q4');
 }
 
 /** The adapter name used for --adapter on the command line. */

@@ -7,7 +7,7 @@
 
 import * as path from 'node:path';
 import type { CliCommand } from '../command';
-import { numberFlag, parseFlags, required, UsageError } from '../args';
+import { choiceFlag, numberFlag, parseFlags, required, UsageError } from '../args';
 import { loadModel } from '../../engine/model/load';
 import { createTokenizer } from '../../engine/model/tokenizer';
 import { readExamples } from '../../engine/train/examples';
@@ -19,6 +19,7 @@ import { train, type TrainEvent } from '../../engine/train/trainer';
 import { createOrtEngine } from '../../engine/train/ortEngine';
 import type { ScheduleKind } from '../../engine/train/schedule';
 import { progressPrinter } from '../trainProgress';
+import { precisionFlag } from './modelFlags';
 import { TRAIN_DEFAULTS as D } from '../../engine/train/defaults';
 
 const TARGET_NAMES: Record<string, LoraTarget> = {
@@ -50,10 +51,8 @@ export const trainCommand: CliCommand = {
     const modelPath = required(p, 'model');
     const dataPath = required(p, 'data');
     const outDir = path.resolve(required(p, 'out'));
-    const precision = p.values.get('precision') ?? 'q4';
-    if (precision !== 'q4' && precision !== 'f32') throw new UsageError(`--precision must be q4 or f32, got "${precision}"`);
-    const schedule = (p.values.get('schedule') ?? D.schedule) as ScheduleKind;
-    if (!['constant', 'linear', 'cosine'].includes(schedule)) throw new UsageError(`--schedule must be constant, linear or cosine, got "${schedule}"`);
+    const precision = precisionFlag(p);
+    const schedule = choiceFlag<ScheduleKind>(p, 'schedule', ['constant', 'linear', 'cosine'], D.schedule);
     const epochs = numberFlag(p, 'epochs', D.epochs, 1, 1000, true);
     const steps = p.values.has('steps') ? numberFlag(p, 'steps', 0, 1, 1e7, true) : undefined;
     const lr = numberFlag(p, 'lr', D.lr, 0, 10);

@@ -7,14 +7,16 @@
 //   rope_pos int64 [B, T] = 0…T-1                     row of the tables below for each token
 //   cos_{sliding|full}, sin_{…} float32 [T, D/2]       RoPE tables of the new positions, per layer type
 //   mask_{sliding|full} float32 [1, 1, T, P+T]         additive; the window/causality live here
-//   split_{sliding|full} int64 [2] = [P, T]
+//   split_{sliding|full} int64 [2] = [P, T]           (attention 'matmul')
+//   seqlens_{sliding|full} int32 [B] = P+T−1, total_{sliding|full} int32 [] = P+T   (attention 'gqa')
 //   past_k_{i}, past_v_{i} float32 [B, Hkv, P, D]     P = Ps on sliding layers, Pf on full ones
 //   logit_index int64 [N]                              rows of the flattened [B·T] positions whose logits are wanted
 //   lora_a_{i}_{g} [n·R, in], lora_b_{i}_{g} [out, n·R]  (with `lora`) per group g of layer.ts's LORA_GROUPS:
 //                                                      A of the group's n targets stacked, B block-diagonal
 //                                                      and pre-scaled by alpha/R; n·R = 0: no adapter
 // Outputs:
-//   logits float32 [N, V]; new_k_{i}, new_v_{i} [B, Hkv, T, D]; (debugHidden) hidden_{0…L} [B·T, C]
+//   logits float32 [N, V]; new_k_{i}, new_v_{i} [B, Hkv, T, D] (with one kv head and 'gqa' declared
+//   [B, T, D], the same bytes); (debugHidden) hidden_{0…L} [B·T, C]
 
 import { Graph, type BuiltModel, type InitializerSink, type Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
@@ -38,6 +40,8 @@ export interface InferenceGraphOptions extends ParamsOptions {
    * no lookup table, only the head's copy of the embedding.
    */
   embeddings?: 'ids' | 'vectors';
+  /** The layers' attention lowering (layer.ts LayerOptions.attention); default 'matmul'. The runtime uses 'gqa'. */
+  attention?: 'matmul' | 'gqa';
 }
 
 /** Graph input names of a layer's LoRA pair for one group. */
@@ -83,15 +87,19 @@ export function inferenceGraphWithParams(mw: ModelWeights | WeightSource, opts: 
   const embedded = opts.embeddings === 'vectors'
     ? p.scaleEmbedding(g.input('inputs_embeds', 'float32', [B, 'T', cfg.hidden]))
     : p.embed(g.input('input_ids', 'int64', [B, 'T']));
-  const ropePos = g.input('rope_pos', 'int64', [B, 'T']);
-  const perType = new Map<LayerType, { cos: Value; sin: Value; mask: Value; split: Value }>();
+  const gqa = opts.attention === 'gqa';
+  const ropeIn = g.input('rope_pos', 'int64', [B, 'T']);
+  // 'gqa' rotates per-row heads [B·T, heads, 1, D]: one position per row.
+  const ropePos = gqa ? op.reshape(g, ropeIn, ['BT', 1]) : ropeIn;
+  const perType = new Map<LayerType, { cos: Value; sin: Value; mask: Value; split?: Value; gqa?: { seqlensK: Value; total: Value } }>();
   for (const t of new Set(cfg.layerTypes)) {
     const P = t === 'sliding' ? 'Ps' : 'Pf';
     perType.set(t, {
       cos: g.input(`cos_${t}`, 'float32', ['T', D / 2]),
       sin: g.input(`sin_${t}`, 'float32', ['T', D / 2]),
       mask: g.input(`mask_${t}`, 'float32', [1, 1, 'T', `${P}+T`]),
-      split: g.input(`split_${t}`, 'int64', [2]),
+      split: gqa ? undefined : g.input(`split_${t}`, 'int64', [2]),
+      gqa: gqa ? { seqlensK: g.input(`seqlens_${t}`, 'int32', [B]), total: g.input(`total_${t}`, 'int32', []) } : undefined,
     });
   }
   const logitIndex = g.input('logit_index', 'int64', ['N']);
@@ -112,8 +120,8 @@ export function inferenceGraphWithParams(mw: ModelWeights | WeightSource, opts: 
       return addLoraGemm(g, xin, y, g.input(names.a, 'float32', ['R', inp]), g.input(names.b, 'float32', [out, 'R']));
     };
     const r = gemmaLayer(g, p, i, x,
-      { batch: B, positions: ropePos, cos: t.cos, sin: t.sin, mask: t.mask, past: { k: pastK, v: pastV, split: t.split } },
-      { fuse: true, rope: 'fused', lora });
+      { batch: B, positions: ropePos, cos: t.cos, sin: t.sin, mask: t.mask, past: { k: pastK, v: pastV, split: t.split }, gqa: t.gqa },
+      { fuse: true, rope: 'fused', lora, attention: opts.attention });
     g.output(r.k, `new_k_${i}`);
     g.output(r.v, `new_v_${i}`);
     x = r.h;

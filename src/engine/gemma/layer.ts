@@ -23,7 +23,7 @@
 // `decoderLayer` is the original entry point (x [B, T, C], unfused, primitive RoPE, per-target LoRA
 // pairs), kept for the training graph.
 
-import type { Graph, Value } from '../onnx/graph';
+import { attr, type Graph, type Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
 import { layerWeightNames } from '../model/weights';
 import { applyLinear, type GraphParams } from './params';
@@ -55,13 +55,25 @@ export interface AttentionInputs {
   sin: Value;
   mask: Value;
   /** Keys/values of earlier positions and the run-time sizes [P, T] to split the scores by; null: none. */
-  past: { k: Value; v: Value; split: Value } | null;
+  past: { k: Value; v: Value; split?: Value } | null;
+  /**
+   * For attention 'gqa': int32 [B] = P+T−1 and int32 scalar P+T (GroupQueryAttention's seqlens_k and
+   * total_sequence_length); `positions` is then int64 [B·T, 1].
+   */
+  gqa?: { seqlensK: Value; total: Value };
 }
 
 export interface LayerOptions {
   fuse: boolean;
   rope: 'fused' | 'primitive';
   lora: LoraHook;
+  /**
+   * 'matmul' (default): attention in MatMul/Softmax ops (differentiable; the training graph's form).
+   * 'gqa': inference only, x 2-D with B = 1, fuse and fused RoPE: com.microsoft GroupQueryAttention with
+   * the mask as its attention_bias, and the attention residual add joined to the pre-FFN norm
+   * (SkipSimplifiedLayerNormalization): 23 kernels a layer instead of 38, the same function.
+   */
+  attention?: 'matmul' | 'gqa';
 }
 
 export interface LayerOutputs {
@@ -124,6 +136,8 @@ export function gemmaLayer(g: Graph, p: GraphParams, layer: number, x: Value, at
     : rope(g, y, att.cos, att.sin, D));
   if (o.rope === 'fused' && !att.positions) throw new Error('gemmaLayer: rope "fused" needs att.positions');
 
+  if (o.attention === 'gqa') return gqaLayer(g, p, layer, x, att, o);
+
   // ---- attention ----
   const xn = op.rmsNorm(g, x, p.norm(n.inputNorm), eps);
   const [qf, kf, vf] = project(xn, ['q', 'k', 'v']);
@@ -152,6 +166,7 @@ export function gemmaLayer(g: Graph, p: GraphParams, layer: number, x: Value, at
   probs = op.reshape(g, probs, [B, Hkv, 'GT', S]);
   let ctx: Value;
   if (att.past) {
+    if (!att.past.split) throw new Error('gemmaLayer: attention "matmul" with a past needs past.split');
     const [pPast, pNew] = op.split(g, probs, -1, att.past.split, ['P', 'T']);
     ctx = op.add(g, op.matmul(g, pPast, att.past.v), op.matmul(g, pNew, v));
   } else {
@@ -169,6 +184,57 @@ export function gemmaLayer(g: Graph, p: GraphParams, layer: number, x: Value, at
   const [down] = project(act, ['down']);
   const f = op.rmsNorm(g, down, p.norm(n.postFfnNorm), eps);
   return { h: op.add(g, h, f), k, v };
+}
+
+/** RMSNorm(a + skip)·scale and a + skip (com.microsoft SkipSimplifiedLayerNormalization): [normed, sum]. */
+function skipRmsNorm(g: Graph, a: Value, skip: Value, scale: Value, eps: number): [Value, Value] {
+  const stat = { dtype: a.dtype, shape: null };
+  const [normed, , , sum] = g.node('SkipSimplifiedLayerNormalization', [a, skip, scale],
+    [{ dtype: a.dtype, shape: a.shape }, stat, stat, { dtype: a.dtype, shape: a.shape }], { epsilon: attr.float(eps) }, 'com.microsoft');
+  return [normed, sum];
+}
+
+/**
+ * gemmaLayer with attention 'gqa' (see LayerOptions.attention). q|k|v come out of one linear as
+ * [B·T, (H+2·Hkv)·D] and are viewed as [B·T, H+2·Hkv, 1, D], so that one Split yields per-head rows the
+ * q/k norms and RoPE (B·T "batches" of one position each, positions [B·T, 1]) work on without a transpose;
+ * GroupQueryAttention reads them as [B, T, heads·D]. Its causal rule (new token i sees every past slot and
+ * new tokens ≤ i) allows a superset of what the mask allows, so the mask alone decides, as in 'matmul'.
+ */
+function gqaLayer(g: Graph, p: GraphParams, layer: number, x: Value, att: AttentionInputs, o: LayerOptions): LayerOutputs {
+  const cfg = p.config;
+  const { heads: H, kvHeads: Hkv, headDim: D, rmsNormEps: eps } = cfg;
+  if (x.shape?.length !== 2 || (att.batch ?? 1) !== 1 || !o.fuse || o.rope !== 'fused' || !att.past || !att.gqa || !att.positions) {
+    throw new Error('gemmaLayer: attention "gqa" needs x [T, C] with batch 1, fused projections and RoPE, a past and gqa inputs');
+  }
+  const n = layerWeightNames(layer);
+  const linear = (xin: Value, names: string[], targets: LoraTarget[]): Value => o.lora(xin, groupLinear(g, xin, p, names), targets);
+
+  // ---- attention ----
+  const xn = op.rmsNorm(g, x, p.norm(n.inputNorm), eps);
+  const qkv = op.reshape(g, linear(xn, [n.q, n.k, n.v], ['q', 'k', 'v']), ['BT', H + 2 * Hkv, 1, D]);
+  const [qh, kh, vh] = op.split(g, qkv, 1, [H, Hkv, Hkv]);
+  const q = op.rotaryEmbedding(g, op.rmsNorm(g, qh, p.norm(n.qNorm), eps), att.positions, att.cos, att.sin);
+  const kr = op.rotaryEmbedding(g, op.rmsNorm(g, kh, p.norm(n.kNorm), eps), att.positions, att.cos, att.sin);
+  const k = op.reshape(g, kr, [1, 'T', Hkv * D]);
+  const v = op.reshape(g, vh, [1, 'T', Hkv * D]);
+  const f32 = (shape: (number | string)[] | null) => ({ dtype: 'float32' as const, shape });
+  const [ctx] = g.node('GroupQueryAttention',
+    [op.reshape(g, q, [1, 'T', H * D]), k, v, att.past.k, att.past.v, att.gqa.seqlensK, att.gqa.total, null, null, null, att.mask],
+    [f32([1, 'T', H * D]), f32(null), f32(null)],
+    { num_heads: attr.int(H), kv_num_heads: attr.int(Hkv), scale: attr.float(1 / Math.sqrt(cfg.queryPreAttnScalar)) }, 'com.microsoft');
+  const attnOut = linear(op.reshape(g, ctx, ['BT', H * D]), [n.o], ['o']);
+  // h = x + post_attn_norm(attn), m = pre_ffn_norm(h) in one kernel.
+  const [m, h] = skipRmsNorm(g, op.rmsNorm(g, attnOut, p.norm(n.postAttnNorm), eps), x, p.norm(n.preFfnNorm), eps);
+
+  // ---- MLP ----
+  const [gate, up] = op.split(g, linear(m, [n.gate, n.up], ['gate', 'up']), -1, [cfg.intermediate, cfg.intermediate]);
+  const down = linear(op.mul(g, op.geluTanh(g, gate), up), [n.down], ['down']);
+  const f = op.rmsNorm(g, down, p.norm(n.postFfnNorm), eps);
+  // The cache wants [B, Hkv, T, D]: with one kv head that is k's and v's own bytes.
+  const kOut = Hkv === 1 ? k : op.transpose(g, kr, [2, 1, 0, 3]);
+  const vOut = Hkv === 1 ? v : op.transpose(g, vh, [2, 1, 0, 3]);
+  return { h: op.add(g, h, f), k: kOut, v: vOut };
 }
 
 /** The layer on x [B, T, C], unfused, RoPE in primitive ops, LoRA per target (the training graph's form). */

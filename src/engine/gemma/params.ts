@@ -16,7 +16,7 @@ import type { NBitsSpec } from '../onnx/ops';
 import type { GemmaConfig } from '../model/config';
 import { EMBED_NAME, type ModelWeights, type WeightData } from '../model/weights';
 import { asWeightSource, rowCount, storageRowBytes, type WeightSource } from '../model/weightSource';
-import { dequantizeQ4_0, dequantizeQ8_0, q4_0ToMatMulNBits, q8_0ToMatMulNBits, quantizeQ4_0, type BlockQuantized } from '../model/quant';
+import { dequantizeQ4_0, dequantizeQ8_0, q4_0ToMatMulNBits, q8_0ToMatMulNBits, q8_0ToQ4MatMulNBits, quantizeQ4_0, type BlockQuantized } from '../model/quant';
 import type { Precision } from './runtime';
 
 export type LinearOperand =
@@ -42,7 +42,8 @@ export interface ParamsOptions {
   headParts?: number;
   /**
    * q4 with an 8-bit (Q8_0) embedding: 4 runs the LM head on a Q4_0 requantisation of it (about 40% less
-   * memory and time for the head; logits move, so opt-in), while embedding lookups keep the exact rows.
+   * memory and time for the head; logits move slightly), while embedding lookups keep the exact rows.
+   * Unset or 8: the head as stored (the runtime defaults to 4, see OrtRuntimeOptions.headBits).
    */
   headBits?: 4 | 8;
 }
@@ -163,7 +164,9 @@ export class GraphParams {
       scalesFill = this.g.blob(scaleBytes);
       for (const name of names) {
         this.forEachChunk(name, (n, w) => {
-          const bq = to4 ? q4_0ToMatMulNBits(quantizeQ4_0(f32Of(name, w, n * K)), n, K) : blockQuantized(name, w, n, K);
+          const bq = !to4 ? blockQuantized(name, w, n, K)
+            : w.type === 'q8_0' ? q8_0ToQ4MatMulNBits(w.data, n, K)
+              : q4_0ToMatMulNBits(quantizeQ4_0(f32Of(name, w, n * K)), n, K);
           d.write(bq.data);
           scalesFill!.write(asBytes(bq.scales));
         });

@@ -2,9 +2,17 @@
 // after a prompt, so the answer is always one of the labels, with a probability (softmax over labels).
 //
 // The prompt is run once, and every label's continuation is scored after it: when the runtime offers
-// scoreBranches, prompt and labels go in one run (each label sees the prompt and its own tokens only),
-// else one step for the prompt and one per label on a fork of its cache. Labels that share leading tokens, or differ in length,
-// need no special care: each sequence is scored on its own, and the shared prompt is never re-run.
+// scoreBranches, the prompt's end and all labels go in one run (each label sees the prompt and its own
+// tokens only), else one step for the prompt and one per label on a fork of its cache. Labels that share
+// leading tokens, or differ in length, need no special care: each sequence is scored on its own, and the
+// shared prompt is never re-run.
+//
+// Why the prompt's head may run on its own first: a run holds at most ONE_RUN new tokens, and when the
+// prompt plus the labels exceed it the runtime would fall back to a step for the prompt (itself cut in
+// pieces) and then one run per label on a fork — five or more runs for a 264-token prompt and 4 labels,
+// each paying the fixed cost of a whole-model run. Running the head first leaves one run for the tail
+// and every label: two runs in all. A `start` cache (the worker's prompt-prefix cache) holds the first
+// start.length prompt ids already, so only the rest runs.
 //
 // Decision: by default each label is followed by <end_of_turn> (106) and that token is scored too.
 // The answer of a chat-tuned model is `label<end_of_turn>`, so this scores complete answers: without
@@ -26,7 +34,15 @@ export interface ClassifyOptions {
   terminator?: number | null;
   adapter?: string;
   signal?: AbortSignal;
+  /**
+   * A cache that already holds the first start.length ids of promptIds (computed with the same adapter),
+   * e.g. a task's instruction kept by the worker. It is forked, never changed.
+   */
+  start?: KvCache;
 }
+
+/** Tokens the runtime takes in one run (ortRuntime's chunk): the prompt's tail and all labels should fit. */
+export const ONE_RUN = 256;
 
 export interface LabelScore {
   label: string;
@@ -44,6 +60,9 @@ export interface ClassifyResult {
   probability: number;
   /** One entry per label, in the order given. */
   scores: LabelScore[];
+  /** Prompt ids that came from the `start` cache, and those this call ran (prompt part only). */
+  cachedTokens: number;
+  ranTokens: number;
 }
 
 /** log softmax(logits)[id] for row `row` of a [T, V] block, in float64. */
@@ -97,17 +116,29 @@ export async function classify(runtime: GemmaRuntime, tok: GenTokenizer | undefi
   const longest = sequences.reduce((m, s) => Math.max(m, s.length), 0);
   if (o.promptIds.length + longest > runtime.config.maxPositions) throw new Error(`prompt and label do not fit the context of ${runtime.config.maxPositions}`);
 
-  const prefix = runtime.newCache();
+  const cached = o.start?.length ?? 0;
+  if (cached >= o.promptIds.length) throw new Error(`the start cache holds ${cached} ids, the prompt only ${o.promptIds.length}: at least one must run`);
+  const prefix = o.start ? o.start.fork() : runtime.newCache();
+  let rest = o.promptIds.slice(cached);
+  const ranTokens = rest.length;
   const logprobs: number[] = [];
   try {
     if (runtime.scoreBranches) {
-      // The prompt and every label's continuation in one run.
-      const r = await runtime.scoreBranches(prefix, sequences.map((ids) => ids.slice(0, -1)), { adapter: o.adapter, prefix: o.promptIds });
+      const branches = sequences.map((ids) => ids.slice(0, -1));
+      const branchTokens = branches.reduce((n, b) => n + b.length, 0);
+      const tail = Math.max(1, ONE_RUN - branchTokens);
+      if (rest.length > tail) {
+        await runtime.step(prefix, rest.slice(0, rest.length - tail), { logits: 'last', adapter: o.adapter });
+        rest = rest.slice(rest.length - tail);
+        if (o.signal?.aborted) throw new Error('cancelled');
+      }
+      // The prompt's tail and every label's continuation in one run.
+      const r = await runtime.scoreBranches(prefix, branches, { adapter: o.adapter, prefix: rest });
       const first = r.prefixLast!;
       const firstNorm = rowNormalizer(first, V, 0);
       sequences.forEach((ids, i) => logprobs.push(logProbWith(first, V, 0, ids[0], firstNorm) + continuationLogProb(r.branches[i], V, ids)));
     } else {
-      const first = await runtime.step(prefix, o.promptIds, { logits: 'last', adapter: o.adapter });
+      const first = await runtime.step(prefix, rest, { logits: 'last', adapter: o.adapter });
       const firstNorm = rowNormalizer(first, V, 0);
       for (const ids of sequences) {
         if (o.signal?.aborted) throw new Error('cancelled');
@@ -125,7 +156,7 @@ export async function classify(runtime: GemmaRuntime, tok: GenTokenizer | undefi
   const scores = o.labels.map((label, i) => ({ label, ids: sequences[i], logprob: logprobs[i], probability: w[i] / z }));
   let best = 0;
   for (let i = 1; i < scores.length; i++) if (scores[i].logprob > scores[best].logprob) best = i;
-  return { label: scores[best].label, probability: scores[best].probability, scores };
+  return { label: scores[best].label, probability: scores[best].probability, scores, cachedTokens: cached, ranTokens };
 }
 
 /** Σ log P(ids[k] | prompt, ids[<k]) for k ≥ 1, on a fork of the prompt's cache. */

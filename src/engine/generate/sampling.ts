@@ -6,6 +6,11 @@
 // at least top_p of the mass (one or two passes on a peaked distribution). Logits of -Infinity are
 // masked tokens (constrained decoding) and are never chosen.
 
+import { Rng } from '../rng';
+
+// src/cli/commands/bench.ts still imports Rng from here; it lives in ../rng.
+export { Rng };
+
 export interface SamplingOptions {
   /** 0 is greedy (argmax); otherwise logits are divided by it. */
   temperature: number;
@@ -23,46 +28,6 @@ export function validateSampling(o: SamplingOptions): void {
   if (o.topK !== undefined && (!Number.isInteger(o.topK) || o.topK < 0)) throw new Error(`top-k must be an integer ≥ 0, got ${o.topK}`);
   if (o.topP !== undefined && (!Number.isFinite(o.topP) || o.topP <= 0 || o.topP > 1)) throw new Error(`top-p must be in (0, 1], got ${o.topP}`);
   if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new Error(`seed must be an integer, got ${o.seed}`);
-}
-
-/** A small, fast, seedable PRNG (sfc32 seeded through splitmix32); uniform floats in [0, 1). */
-export class Rng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-
-  constructor(seed: number) {
-    let s = seed >>> 0;
-    const mix = (): number => {
-      s = (s + 0x9e3779b9) | 0;
-      let z = s;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      return (z ^ (z >>> 16)) >>> 0;
-    };
-    this.a = mix();
-    this.b = mix();
-    this.c = mix();
-    this.d = mix();
-    for (let i = 0; i < 12; i++) this.nextU32();
-  }
-
-  /** The next 32 random bits. */
-  nextU32(): number {
-    const t = (((this.a + this.b) | 0) + this.d) | 0;
-    this.d = (this.d + 1) | 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) | 0;
-    this.c = (this.c << 21) | (this.c >>> 11);
-    this.c = (this.c + t) | 0;
-    return t >>> 0;
-  }
-
-  /** A uniform float in [0, 1) with 53 random bits. */
-  next(): number {
-    return ((this.nextU32() >>> 5) * 67108864 + (this.nextU32() >>> 6)) / 9007199254740992;
-  }
 }
 
 /** Index of the largest finite logit (the lowest index on ties); -1 if every logit is -Infinity or NaN. */

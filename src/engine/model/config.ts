@@ -29,6 +29,18 @@ export interface GemmaConfig {
   padId: number;
 }
 
+/** What every Gemma 3 text model here shares: RoPE bases, norm epsilon, context length, special ids. */
+const GEMMA3_COMMON = {
+  ropeThetaGlobal: 1_000_000,
+  ropeThetaLocal: 10_000,
+  rmsNormEps: 1e-6,
+  finalLogitSoftcap: null,
+  maxPositions: 32768,
+  bosId: 2,
+  eosId: 1,
+  padId: 0,
+} as const satisfies Partial<GemmaConfig>;
+
 /** The real Gemma 3 270M shape. */
 export const GEMMA3_270M: GemmaConfig = {
   vocabSize: 262144,
@@ -41,14 +53,7 @@ export const GEMMA3_270M: GemmaConfig = {
   queryPreAttnScalar: 256,
   slidingWindow: 512,
   layerTypes: layerTypesFromPattern(18, 6),
-  ropeThetaGlobal: 1_000_000,
-  ropeThetaLocal: 10_000,
-  rmsNormEps: 1e-6,
-  finalLogitSoftcap: null,
-  maxPositions: 32768,
-  bosId: 2,
-  eosId: 1,
-  padId: 0,
+  ...GEMMA3_COMMON,
 };
 
 /** A tiny model with the 270M's ratios, fast enough for unit tests. */
@@ -63,14 +68,7 @@ export const GEMMA3_TINY: GemmaConfig = {
   queryPreAttnScalar: 32,
   slidingWindow: 4,
   layerTypes: layerTypesFromPattern(6, 6),
-  ropeThetaGlobal: 1_000_000,
-  ropeThetaLocal: 10_000,
-  rmsNormEps: 1e-6,
-  finalLogitSoftcap: null,
-  maxPositions: 32768,
-  bosId: 2,
-  eosId: 1,
-  padId: 0,
+  ...GEMMA3_COMMON,
 };
 
 /** Layer i is global iff (i+1) % pattern == 0, as transformers and llama.cpp both derive it. */

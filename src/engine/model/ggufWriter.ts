@@ -7,7 +7,7 @@ import {
   alignUp, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GgufType, ggmlTypeInfo, ggmlTypeOf, rowBytes,
   type GgufArray, type GgufValue, type TensorDtype,
 } from './ggufFormat';
-import { writeFileStreaming } from './streamFile';
+import { writeFileStreaming } from '../atomicWrite';
 
 export interface GgufTensorOut {
   name: string;

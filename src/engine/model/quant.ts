@@ -278,3 +278,47 @@ export function dequantizeBlockQuantized(bq: BlockQuantized, n: number, k: numbe
   }
   return out;
 }
+
+/**
+ * Q8_0 blocks [N, K] requantised to Q4_0 in MatMulNBits' 4-bit layout in one pass: the same bytes as
+ * q4_0ToMatMulNBits(quantizeQ4_0(dequantizeQ8_0(src))), without the intermediate arrays (the 262k-row
+ * head of a Q8_0 embedding is converted at every load).
+ */
+export function q8_0ToQ4MatMulNBits(src: Uint8Array, n: number, k: number): BlockQuantized {
+  const kb = checkBlocks(k, 'Q8_0 → Q4 MatMulNBits');
+  const blocks = n * kb;
+  if (src.length !== blocks * Q8_0_BLOCK_BYTES) throw new Error(`Q8_0 → Q4 MatMulNBits: ${src.length} bytes for [${n}, ${k}] (want ${blocks * Q8_0_BLOCK_BYTES})`);
+  const data = new Uint8Array(blocks * 16);
+  const scales = new Float32Array(blocks);
+  const t = f16Table32();
+  const q8 = new Int8Array(src.buffer, src.byteOffset, src.length);
+  for (let b = 0; b < blocks; b++) {
+    const o = b * Q8_0_BLOCK_BYTES;
+    const d8 = t[src[o] | (src[o + 1] << 8)];
+    // The largest |value| is the largest |q| (d8 ≥ 0 scales all alike; the first one wins ties, as in ggml).
+    let qmax = 0;
+    let amax = 0;
+    for (let j = o + 2; j < o + 2 + QK; j++) {
+      const q = q8[j];
+      const a = q < 0 ? -q : q;
+      if (a > amax) {
+        amax = a;
+        qmax = q;
+      }
+    }
+    // Values q·d8 are exact in float32 (8-bit q times an f16 scale), so doubles give the same products.
+    const d = Math.fround((qmax * d8) / -8);
+    const id = d ? Math.fround(1 / d) : 0;
+    scales[b] = t[f32ToF16(d)];
+    const out = b * 16;
+    for (let i = 0; i < 16; i++) {
+      // x·id ≥ −8 within rounding, so +8.5 is positive and truncation is `| 0`; only the top needs a clamp.
+      let c0 = Math.fround(Math.fround(q8[o + 2 + 2 * i] * d8 * id) + 8.5) | 0;
+      let c1 = Math.fround(Math.fround(q8[o + 3 + 2 * i] * d8 * id) + 8.5) | 0;
+      if (c0 > 15) c0 = 15;
+      if (c1 > 15) c1 = 15;
+      data[out + i] = c0 | (c1 << 4);
+    }
+  }
+  return { data, scales, zeroPoint: 8 };
+}

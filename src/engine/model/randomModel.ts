@@ -8,67 +8,25 @@
 // Tensors are generated and encoded in chunks and streamed to disk: the 270M shape never sits in memory.
 
 import * as path from 'node:path';
+import { Sfc32 } from '../rng';
 import { configToHf, type GemmaConfig } from './config';
 import { fileTypeOf, gemma3Metadata, hfToGgufName } from './ggufGemma';
 import type { TensorDtype } from './ggufFormat';
 import { writeGguf, type GgufTensorOut } from './ggufWriter';
 import { f32ArrayToBf16, f32ArrayToF16, QK, quantizeQ4_0, quantizeQ8_0 } from './quant';
 import { writeSafetensorsStreaming, type SafetensorsOutDtype } from './safetensorsWriter';
-import { writeFileStreaming } from './streamFile';
+import { writeFileStreaming } from '../atomicWrite';
 import { syntheticTokenizerJson, syntheticVocab } from './syntheticVocab';
 import { EMBED_NAME, expectedShapes, FINAL_NORM_NAME, isNormWeight, layerWeightNames } from './weights';
 
 export const INIT_STD = { embedding: 0.1, matrix: 0.02, norm: 0.1 };
 const CHUNK = 1 << 20; // values per generated chunk (a multiple of the 32-value block)
 
-/** sfc32 seeded through splitmix32 from (seed, name): a fast 32-bit generator, one stream per tensor. */
-class TensorRng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-  private spare: number | null = null;
-
-  constructor(seed: number, name: string) {
-    let h = 0x811c9dc5 ^ (seed >>> 0); // FNV-1a over the name, started from the seed
-    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
-    let s = (h ^ Math.imul(seed >>> 0, 0x9e3779b9)) >>> 0;
-    const next = () => {
-      s = (s + 0x9e3779b9) >>> 0;
-      let z = s;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      return (z ^ (z >>> 16)) >>> 0;
-    };
-    this.a = next();
-    this.b = next();
-    this.c = next();
-    this.d = next();
-  }
-
-  /** Uniform in (0, 1]. */
-  uniform(): number {
-    const t = (((this.a + this.b) | 0) + this.d) | 0;
-    this.d = (this.d + 1) | 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) | 0;
-    this.c = (this.c << 21) | (this.c >>> 11);
-    this.c = (this.c + t) | 0;
-    return ((t >>> 0) + 1) / 4294967296;
-  }
-
-  /** Standard normal (Box–Muller, both outputs used). */
-  normal(): number {
-    if (this.spare !== null) {
-      const s = this.spare;
-      this.spare = null;
-      return s;
-    }
-    const r = Math.sqrt(-2 * Math.log(this.uniform()));
-    const t = 2 * Math.PI * this.uniform();
-    this.spare = r * Math.sin(t);
-    return r * Math.cos(t);
-  }
+/** The seed of one tensor's generator: FNV-1a over its name, started from the model seed. */
+function tensorSeed(seed: number, name: string): number {
+  let h = 0x811c9dc5 ^ (seed >>> 0);
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return (h ^ Math.imul(seed >>> 0, 0x9e3779b9)) >>> 0;
 }
 
 function stdOf(name: string): number {
@@ -81,7 +39,7 @@ function stdOf(name: string): number {
  * Norm weights come as the stored w; `addOne` turns them into the multiplier 1+w that GGUF stores.
  */
 export function* randomTensorChunks(seed: number, name: string, count: number, addOne = false): Generator<Float32Array> {
-  const rng = new TensorRng(seed, name);
+  const rng = new Sfc32(tensorSeed(seed, name));
   const std = stdOf(name);
   for (let start = 0; start < count; start += CHUNK) {
     const n = Math.min(CHUNK, count - start);

@@ -4,7 +4,7 @@
 
 import type { GemmaConfig } from '../model/config';
 import type { LoraAdapter } from '../gemma/runtime';
-import { Rng } from './rng';
+import { Rng } from '../rng';
 
 export type LoraTarget = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
 export const ALL_TARGETS: readonly LoraTarget[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];

@@ -4,7 +4,7 @@
 // atomically, the weights first, so a folder never has a config without its weights.
 
 import * as path from 'node:path';
-import { writeFileAtomic } from '../model/streamFile';
+import { writeFileAtomicSync } from '../atomicWrite';
 import { bytesOf, writeSafetensorsStreaming, type SafetensorsTensorOut } from '../model/safetensorsWriter';
 import { peftTensorNames, targetModule, type LoraParams } from './lora';
 
@@ -55,5 +55,5 @@ export function peftTensors(p: LoraParams): SafetensorsTensorOut[] {
 /** Writes the adapter folder (created if missing). */
 export function writePeftAdapter(dir: string, p: LoraParams, opts: PeftWriteOptions = {}): void {
   writeSafetensorsStreaming(path.join(dir, 'adapter_model.safetensors'), peftTensors(p), { format: 'pt', ...opts.metadata });
-  writeFileAtomic(path.join(dir, 'adapter_config.json'), [JSON.stringify(peftConfig(p, opts.baseModel ?? null), null, 2) + '\n']);
+  writeFileAtomicSync(path.join(dir, 'adapter_config.json'), [JSON.stringify(peftConfig(p, opts.baseModel ?? null), null, 2) + '\n']);
 }

@@ -1,7 +1,7 @@
 // The held-out validation split: about 20% of the examples once there are at least 10 (fewer leaves
 // too little to train on), chosen by the run's seed, or exactly the examples the user pinned.
 
-import { Rng, shuffled } from './rng';
+import { Rng, shuffled } from '../rng';
 
 export interface SplitOptions {
   /** Fraction held out; 0 turns validation off. */

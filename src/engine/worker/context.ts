@@ -3,6 +3,7 @@
 import type { GemmaRuntime } from '../gemma/runtime';
 import type { Tokenizer } from '../model/tokenizer';
 import type { GenTokenizer } from '../generate/textStream';
+import type { PrefixCache } from '../generate/prefixCache';
 import type { EngineLogLevel, EngineMethod, EventOf, ModelSummary, ParamsOf, ResultOf } from '../../protocol/engine';
 
 /** A base model resident in the worker: what status reports, and the runtime that runs it. */
@@ -15,6 +16,8 @@ export interface LoadedModel {
   gen: GenTokenizer | undefined;
   /** Registered adapters: name → the folder it was read from. */
   adapters: Map<string, string>;
+  /** Shared prompt prefixes' KV caches (classify's sharedPrefix); cleared with the model, per adapter on (un)load. */
+  prefixes: PrefixCache;
 }
 
 /** The worker's state between requests; handlers read and replace its fields. */

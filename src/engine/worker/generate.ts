@@ -7,8 +7,10 @@ import { generate as generateText } from '../generate/generator';
 import { classify as classifyLabels, END_OF_TURN } from '../generate/labelScoring';
 import type { JsonShape } from '../generate/jsonShape';
 import type { GenTokenizer } from '../generate/textStream';
+import { commonPrefixLength, MIN_PREFIX_TOKENS } from '../generate/prefixCache';
 import type { PromptParams } from '../../protocol/generate';
-import { CancelledError, type Handler, type LoadedModel } from './context';
+import type { ParamsOf } from '../../protocol/engine';
+import { CancelledError, throwIfCancelled, type Handler, type LoadedModel } from './context';
 import { requireModel } from './model';
 
 /** The request's prompt as ids: exactly one of messages, text or promptIds. */
@@ -49,17 +51,59 @@ export const generate: Handler<'generate'> = async (params, ctx) => {
   return { tokens: r.tokens, text: r.text, finishReason: r.finishReason, promptTokens: promptIds.length };
 };
 
+/**
+ * How many leading ids of `ids` the request shares with others (0: none worth caching): those of the
+ * prompt rendered with the last message's content (or the text) cut to `sharedPrefix`. The cut render
+ * and the whole prompt may tokenize differently around the cut, so only their common ids count; and
+ * at least one id is left to run (the first label is scored on its logits).
+ */
+export function sharedPrefixLength(p: ParamsOf<'classify'>, model: LoadedModel, ids: number[]): number {
+  const shared = p.sharedPrefix;
+  if (shared === undefined) return 0;
+  const tok = model.tokenizer;
+  if (!tok) throw new Error('sharedPrefix needs the model tokenizer, and this model has none');
+  let reference: number[];
+  if (p.messages) {
+    const last = p.messages[p.messages.length - 1];
+    if (!last?.content.startsWith(shared)) throw new Error("sharedPrefix is not the start of the last message's content");
+    reference = encodeChatPrompt(tok, [...p.messages.slice(0, -1), { role: last.role, content: shared }]);
+  } else if (p.text !== undefined) {
+    if (!p.text.startsWith(shared)) throw new Error('sharedPrefix is not the start of the text');
+    reference = [tok.specials.bos ?? model.runtime.config.bosId, ...tok.encode(shared)];
+  } else {
+    throw new Error('sharedPrefix needs messages or text, not promptIds');
+  }
+  const k = Math.min(commonPrefixLength(ids, reference), ids.length - 1);
+  return k >= MIN_PREFIX_TOKENS ? k : 0;
+}
+
 /** Scores the labels as the model's reply and returns every label's probability. */
 export const classify: Handler<'classify'> = async (params, ctx) => {
   const model = requireModel(ctx.state.model);
-  const r = await classifyLabels(model.runtime, model.gen, {
-    promptIds: promptIdsOf(params, model),
-    labels: params.labels,
-    terminator: params.noTerminator ? null : END_OF_TURN,
-    adapter: adapterOf(params, model),
-    signal: ctx.signal,
-  });
-  return { label: r.label, probability: r.probability, scores: r.scores.map((s) => ({ label: s.label, probability: s.probability, logprob: s.logprob })) };
+  const t0 = performance.now();
+  const promptIds = promptIdsOf(params, model);
+  const adapter = adapterOf(params, model);
+  const k = sharedPrefixLength(params, model, promptIds);
+  const t1 = performance.now();
+  const start = k > 0 ? await model.prefixes.take(promptIds.slice(0, k), adapter) : undefined;
+  const t2 = performance.now();
+  try {
+    throwIfCancelled(ctx.signal);
+    const r = await classifyLabels(model.runtime, model.gen, {
+      promptIds,
+      labels: params.labels,
+      terminator: params.noTerminator ? null : END_OF_TURN,
+      adapter,
+      signal: ctx.signal,
+      start: start?.cache,
+    });
+    const ms = (a: number, b: number) => (b - a).toFixed(1);
+    ctx.log('debug', `classify#${ctx.id}: ${promptIds.length} prompt ids (tokenize ${ms(t0, t1)} ms), `
+      + `prefix ${k ? `${k} ids ${start!.hit ? 'hit' : 'miss'} ${ms(t1, t2)} ms` : 'none'}, scoring ${r.ranTokens} ids + ${params.labels.length} labels ${ms(t2, performance.now())} ms`);
+    return { label: r.label, probability: r.probability, scores: r.scores.map((s) => ({ label: s.label, probability: s.probability, logprob: s.logprob })) };
+  } finally {
+    start?.cache.dispose();
+  }
 };
 
 // Compiled shapes per tokenizer: a task's extract requests reuse one table (its masks are built lazily).

@@ -2,6 +2,7 @@
 
 import * as path from 'node:path';
 import { loadAdapter as readAdapterInto, openModel } from '../generate/openModel';
+import { PrefixCache } from '../generate/prefixCache';
 import { throwIfCancelled, type Handler, type LoadedModel } from './context';
 
 /** The loaded model, or an error that says to load one first. */
@@ -15,11 +16,14 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
   const old = ctx.state.model;
   // Free the old model before reading the new one: two 270M models at once would double peak memory.
   ctx.state.model = null;
-  if (old) await old.runtime.dispose();
+  if (old) {
+    old.prefixes.clear();
+    await old.runtime.dispose();
+  }
   throwIfCancelled(ctx.signal);
   const m = await openModel(modelPath, { precision, threads: threads ?? ctx.state.threads });
   const summary = { name: path.basename(modelPath), source: path.resolve(modelPath), format: m.format, precision };
-  ctx.state.model = { summary, runtime: m.runtime, tokenizer: m.tokenizer, gen: m.gen, adapters: new Map() };
+  ctx.state.model = { summary, runtime: m.runtime, tokenizer: m.tokenizer, gen: m.gen, adapters: new Map(), prefixes: new PrefixCache(m.runtime) };
   ctx.log('info', `loaded ${summary.source} (${m.format}, ${precision}) in ${m.loadSeconds.toFixed(2)} s`);
   return { model: summary, loadSeconds: m.loadSeconds, vocabSize: m.runtime.config.vocabSize, hasTokenizer: m.tokenizer !== null };
 };
@@ -29,6 +33,8 @@ export const loadAdapter: Handler<'loadAdapter'> = async ({ name, path: dir }, c
   const model = requireModel(ctx.state.model);
   const size = readAdapterInto(model.runtime, dir, name);
   model.adapters.set(name, path.resolve(dir));
+  // The name may be reused for new weights (a retrained task): prefixes computed with the old ones go.
+  model.prefixes.invalidate(name);
   ctx.log('info', `adapter "${name}" loaded from ${dir} (rank ${size.rank}, ${size.modules} modules)`);
   return { name, ...size };
 };
@@ -39,5 +45,6 @@ export const unloadAdapter: Handler<'unloadAdapter'> = async ({ name }, ctx) => 
   if (!model.adapters.has(name)) return { removed: false };
   model.runtime.removeAdapter(name);
   model.adapters.delete(name);
+  model.prefixes.invalidate(name);
   return { removed: true };
 };

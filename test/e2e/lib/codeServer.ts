@@ -2,7 +2,7 @@
 // own user data, extensions folder, settings and workspace, on a free port of 127.0.0.1.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -47,9 +47,25 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Session folders not removed yet: a part that throws before its own cleanup still leaves nothing behind. */
+const liveDirs = new Set<string>();
+const keep = () => process.env.GEMMA_TUNE_E2E_KEEP === '1';
+let exitHook = false;
+
+function removeDir(dir: string): void {
+  liveDirs.delete(dir);
+  if (keep()) console.log(`  (kept ${dir})`);
+  else rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+}
+
 /** Fresh folders for one session: user data, extensions, a workspace with `files`. */
 export async function newSession(name: string, files: Record<string, string>): Promise<Session> {
   const dir = mkdtempSync(path.join(tmpdir(), `gemma-e2e-${name}-`));
+  liveDirs.add(dir);
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => [...liveDirs].forEach(removeDir));
+  }
   const workspace = path.join(dir, 'workspace');
   const extensionsDir = path.join(dir, 'ext');
   const userDataDir = path.join(dir, 'ud');
@@ -111,7 +127,7 @@ export async function startServer(s: Session, opts: { env?: Record<string, strin
 /** Stops code-server and everything it started (its process group). */
 export async function stopServer(s: Session): Promise<void> {
   const server = s.server;
-  if (!server?.pid || server.exitCode !== null) return;
+  if (!server?.pid || server.exitCode !== null || server.signalCode !== null) return;
   const exited = new Promise((r) => server.once('exit', r));
   try {
     process.kill(-server.pid, 'SIGTERM');
@@ -127,6 +143,18 @@ export async function stopServer(s: Session): Promise<void> {
   }, 5000);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * Stops the session's code-server and removes its temporary folder (workspace, user data, events);
+ * GEMMA_TUNE_E2E_KEEP=1 keeps the folder to look into after a failure.
+ */
+export async function endSession(s: Session): Promise<void> {
+  try {
+    await stopServer(s);
+  } finally {
+    removeDir(s.dir);
+  }
 }
 
 /** The workbench URL that opens `folder`, with optional query parameters. */

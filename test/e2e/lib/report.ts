@@ -50,3 +50,27 @@ export class Report {
     return this.outcomes.filter((o) => !o.ok).length + this.notRun;
   }
 }
+
+/** The exit code of a run: 0 only when something ran and nothing failed. */
+export function exitCode(report: Report): number {
+  return report.failed === 0 && report.passed > 0 ? 0 : 1;
+}
+
+/** Runs an e2e entry point and sets the process exit code from it; a crash prints its stack and a failed count. */
+export function runMain(main: () => Promise<number>, label = 'E2E'): void {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      console.error(e instanceof Error ? e.stack : e);
+      console.log(`${label}: 0 passed, 1 failed`);
+      process.exitCode = 1;
+    },
+  );
+}
+
+/** Timings in whole milliseconds, for the log. */
+export function rounded(timings: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)]));
+}

@@ -1,0 +1,161 @@
+// What the e2e parts do in the workbench and read back from disk, written once: the extension's
+// events file (the test oracle), waiting, the palette and quick inputs, editor selections, the light
+// bulb menu, the colour theme, the training panel's frame and a task's examples.jsonl, screenshots.
+
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { FrameLocator, Page } from 'playwright-core';
+import { ROOT, type Session } from './codeServer';
+
+/** Generous: the machine is shared, and a loaded 2-core box slows the workbench down a lot. */
+export const UI_TIMEOUT = 30_000;
+
+export type ExtensionEvent = { event: string; [k: string]: unknown };
+
+/** The JSON lines the extension appended to GEMMA_TUNE_EVENTS_FILE. */
+export function readEvents(file: string): ExtensionEvent[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ExtensionEvent);
+}
+
+/** Polls `fn` until it returns something other than undefined. */
+export async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = UI_TIMEOUT): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 120));
+  }
+}
+
+/** Events that end a wait at once: the extension said something failed. */
+const FAILURES = (e: ExtensionEvent) => e.event === 'modelLoadFailed' || e.event === 'taskFailed' || (e.event === 'trainingDone' && e.reason === 'failed');
+
+/** The `count`-th event named `name` (1-based); fails fast when the extension reported a failure. */
+export function waitForEvent(file: string, name: string, count = 1, timeoutMs = 60_000): Promise<ExtensionEvent> {
+  return waitFor(`event "${name}" #${count}`, () => {
+    const events = readEvents(file);
+    const bad = events.find(FAILURES);
+    if (bad) throw new Error(`the extension reported ${bad.event}: ${JSON.stringify(bad)}`);
+    return events.filter((e) => e.event === name)[count - 1];
+  }, timeoutMs);
+}
+
+export interface StoredExample {
+  id: string;
+  input: string;
+  heldOut: boolean;
+  messages: { role: string; content: string }[];
+}
+
+/** The examples.jsonl of the task folder `taskDir` (relative to the workspace). */
+export function examplesOnDisk(workspace: string, taskDir: string): StoredExample[] {
+  const file = path.join(workspace, taskDir, 'examples.jsonl');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as StoredExample);
+}
+
+/** The training panel's page (the inner frame of the webview). */
+export function panelFrame(page: Page): FrameLocator {
+  return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+}
+
+/** Runs a command from the palette (F1). */
+export async function palette(page: Page, command: string): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: UI_TIMEOUT });
+  await input.fill(`>${command}`);
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: command }).first().waitFor({ timeout: UI_TIMEOUT });
+  await page.keyboard.press('Enter');
+}
+
+/** Types into the open quick input whose title matches `expectTitle` and accepts it. */
+export async function answer(page: Page, text: string, expectTitle: RegExp): Promise<void> {
+  const widget = page.locator('.quick-input-widget');
+  await widget.locator('.quick-input-title, .quick-input-header', { hasText: expectTitle }).first().waitFor({ timeout: UI_TIMEOUT });
+  await widget.locator('input').fill(text);
+  await page.waitForTimeout(150); // validation runs on input
+  await page.keyboard.press('Enter');
+}
+
+/** Creates a task through "New task…"'s quick inputs (name, kind, labels, instruction). */
+export async function newClassifyTask(page: Page, name: string, labels: string[], instruction: string): Promise<void> {
+  await answer(page, name, /New Gemma task \(1\/4\)/);
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Classify (pick a label)' }).click({ timeout: UI_TIMEOUT });
+  await answer(page, labels.join(', '), /New Gemma task \(3\/4\)/);
+  await answer(page, instruction, /New Gemma task \(4\/4\)/);
+}
+
+/** Selects line `line` (1-based) of the focused editor, from its start to its end, and waits for the status bar to confirm. */
+export async function selectLine(page: Page, line: number, chars: number): Promise<void> {
+  await page.locator('.monaco-editor .view-lines').first().click();
+  await page.keyboard.press('Control+Home');
+  for (let i = 1; i < line; i++) await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Home');
+  await page.keyboard.press('Shift+End');
+  await page.locator('.statusbar', { hasText: `(${chars} selected)` }).waitFor({ timeout: UI_TIMEOUT });
+}
+
+/** Waits for the light bulb, opens the code action menu with Ctrl+. until `title` shows; `shot` runs with the menu open. */
+export async function openCodeActions(page: Page, title: string, shot?: () => Promise<void>): Promise<void> {
+  // In the gutter, or in the line's indentation when the selected line is indented.
+  const bulb = '.monaco-editor [class*="codicon-gutter-lightbulb"], .monaco-editor .lightBulbWidget[class*="codicon-light"]';
+  await page.locator(bulb).first().waitFor({ timeout: UI_TIMEOUT });
+  const row = page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
+  for (let attempt = 0; ; attempt++) {
+    await page.keyboard.press('Control+.');
+    try {
+      await row.waitFor({ timeout: 5000 });
+      break;
+    } catch (e) {
+      // The menu can miss a selection whose actions were still being computed: ask again.
+      if (attempt >= 3) throw e;
+      await page.keyboard.press('Escape');
+    }
+  }
+  await shot?.();
+}
+
+/** Switches the colour theme the way a user does: "Preferences: Color Theme", then its name. */
+export async function pickTheme(page: Page, label: string): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.fill('>Preferences: Color Theme');
+  // Not "Browse Color Themes in Marketplace", which needs the network.
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Preferences: Color Theme' }).filter({ hasNotText: 'Marketplace' }).first().click({ timeout: UI_TIMEOUT });
+  await page.locator('.quick-input-widget .monaco-list-row').first().waitFor({ timeout: UI_TIMEOUT });
+  await input.fill(label);
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first().waitFor({ timeout: UI_TIMEOUT });
+  await page.keyboard.press('Enter');
+}
+
+/** Merges `extra` into the session's user settings.json. */
+export function addUserSettings(s: Session, extra: Record<string, unknown>): void {
+  const file = path.join(s.userDataDir, 'User/settings.json');
+  const settings = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  writeFileSync(file, JSON.stringify({ ...settings, ...extra }, null, 2));
+}
+
+/** Installs the working tree as the extension (a symlink named <publisher>.<name>-<version>). */
+export function linkExtension(s: Session): void {
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { publisher: string; name: string; version: string };
+  symlinkSync(ROOT, path.join(s.extensionsDir, `${pkg.publisher}.${pkg.name}-${pkg.version}`), 'dir');
+}
+
+/** Numbered screenshots `<prefix>-NN-<name>.png` in `artifacts`, taken after toasts and menus settle. */
+export function screenshotter(artifacts: string, prefix: string): (page: Page, name: string) => Promise<void> {
+  let shot = 0;
+  return async (page, name) => {
+    await page.waitForTimeout(400);
+    await page.screenshot({ path: path.join(artifacts, `${prefix}-${String(++shot).padStart(2, '0')}-${name}.png`) });
+  };
+}
+
+/** Logs the page's CSP violations and the panel's own errors (they are bugs worth seeing in the output). */
+export function logPageErrors(page: Page): void {
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|Gemma panel/.test(m.text())) console.log(`    [page] ${m.text()}`);
+  });
+}

@@ -1,0 +1,40 @@
+// Shared set-up of the tests that run the real engine worker: the worker bundle, built from
+// src/engine/worker.ts with esbuild as `npm run build` does, and the EngineError a request rejects with.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { build } from 'esbuild';
+import { EngineError } from '../../src/client/engineClient';
+
+/** The repository root. */
+export const repoRoot = path.resolve(__dirname, '../..');
+
+/**
+ * Bundles the engine worker to `.cache/test-<name>/worker.js` and returns that path. One folder per test
+ * file, because node --test runs files at once; inside the repository, so that the bundle's
+ * require('onnxruntime-node') resolves from its node_modules.
+ */
+export async function buildWorker(name: string): Promise<string> {
+  const outfile = path.join(repoRoot, '.cache', `test-${name}`, 'worker.js');
+  await build({
+    entryPoints: [path.join(repoRoot, 'src/engine/worker.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: ['onnxruntime-node'],
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
+/** The EngineError that `p` rejects with; fails the test if it resolves or rejects with anything else. */
+export async function engineRejection(p: Promise<unknown>): Promise<EngineError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof EngineError, `expected EngineError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail('expected the request to reject');
+}

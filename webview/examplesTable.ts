@@ -90,8 +90,9 @@ export class ExamplesTable {
     }
     const unlabeled = state.examples.filter((e) => (local.get(e.id)?.output ?? e.output).trim() === '');
     const acceptable = unlabeled.filter((e) => view.suggestions.has(e.id)).length;
-    const busy = view.waiting.size > 0 || view.training;
-    const suggest = h('vscode-button', { id: 'suggest', secondary: true, disabled: busy || unlabeled.length === 0, title: 'Ask the model (with the task\'s adapter, if trained) for its answer to every unlabeled example' }, view.waiting.size > 0 ? 'Asking the model…' : 'Suggest answers');
+    const busy = view.waiting.size > 0;
+    // Not disabled while an answer is on its way (a disabled button drops the keyboard focus); a click then does nothing.
+    const suggest = h('vscode-button', { id: 'suggest', secondary: true, disabled: view.training || unlabeled.length === 0, 'aria-busy': busy ? 'true' : undefined, title: 'Ask the model (with the task\'s adapter, if trained) for its answer to every unlabeled example' }, view.waiting.size > 0 ? 'Asking the model…' : 'Suggest answers');
     suggest.addEventListener('click', () => this.events.suggest());
     const acceptAll = h('vscode-button', { id: 'accept-all', secondary: true, disabled: acceptable === 0, title: 'Use the model\'s answer as the expected output of every unlabeled example that has one' }, acceptable > 0 ? `Accept ${acceptable} suggestion${acceptable === 1 ? '' : 's'}` : 'Accept suggestions');
     acceptAll.addEventListener('click', () => this.events.acceptAll());
@@ -160,7 +161,7 @@ export class ExamplesTable {
     if (!s) return waiting ? h('div', { class: 'suggestion muted' }, 'Asking the model…') : null;
     const prob = s.probability !== undefined ? ` · ${Math.round(s.probability * 100)}%` : '';
     if (ex.output.trim() !== '' && sameAnswer(s.output, ex.output)) {
-      return h('div', { class: 'suggestion agrees' }, `✓ the model answers the same${prob}`);
+      return h('div', { class: 'suggestion agrees' }, h('span', { class: 'right', 'aria-hidden': 'true' }, '✓'), `the model answers the same${prob}`);
     }
     const shown = s.output.trim() === '' ? '(empty answer)' : s.output;
     const accept = h(

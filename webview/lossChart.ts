@@ -74,7 +74,8 @@ export class LossChart {
       {
         ...this.size(),
         scales: { x: { time: false } },
-        legend: { show: true },
+        // Not live: without a cursor over the chart a live legend shows "--" for every value.
+        legend: { show: true, live: false },
         cursor: { drag: { x: false, y: false } },
         axes: [
           // Steps are whole numbers: no tick at 1.5.

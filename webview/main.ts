@@ -159,7 +159,8 @@ class App {
     const open = s.examples.filter((e) => (this.local.get(e.id)?.output ?? e.output).trim() === '' && this.suggestions.has(e.id));
     for (const e of open) this.edit(e.id, { output: this.suggestions.get(e.id)!.output }, true);
     this.render();
-    document.getElementById('accept-all')?.focus();
+    // The button is disabled now (nothing left to accept): the first accepted answer takes the focus, to check or correct.
+    if (open.length > 0) this.table.focusCell(open[0].id, 'output');
     this.showStatus(`Accepted ${open.length} suggestion${open.length === 1 ? '' : 's'}; correct any that are wrong.`, 'muted');
   }
 
@@ -176,10 +177,14 @@ class App {
     );
     this.problems.replaceChildren(...s.problems.map((p) => h('p', { class: 'warning' }, `Unreadable line kept aside: ${p}`)));
     const focus = this.saved.ui.focus;
-    const hadFocus = document.activeElement && this.table.element.contains(document.activeElement);
+    const active = document.activeElement as HTMLElement | null;
+    const hadFocus = !!active && !!this.table.element.querySelector('table')?.contains(active);
+    // "Suggest answers" and "Accept suggestions" are drawn anew: the new one takes the focus back.
+    const tool = active && (active.id === 'suggest' || active.id === 'accept-all') ? active.id : undefined;
     this.table.render(s, this.local, { suggestions: this.suggestions, waiting: this.waiting, training: s.training?.status === 'running' });
     this.training.render(s, this.saved.ui.advancedOpen ?? false);
-    if (focus && (hadFocus || !this.rendered)) this.table.focusCell(focus.id, focus.col as Column);
+    if (tool) refocus(document.getElementById(tool));
+    else if (focus && (hadFocus || !this.rendered)) this.table.focusCell(focus.id, focus.col as Column);
     if (!this.rendered && this.saved.ui.scrollY) window.scrollTo(0, this.saved.ui.scrollY);
     this.rendered = true;
   }
@@ -270,6 +275,13 @@ class App {
     this.status.textContent = text;
     this.status.className = cls;
   }
+}
+
+/** Focuses a <vscode-…> element once it has drawn itself. */
+function refocus(el: HTMLElement | null): void {
+  const lit = el as (HTMLElement & { updateComplete?: Promise<unknown> }) | null;
+  if (lit?.updateComplete) void lit.updateComplete.then(() => lit.focus());
+  else lit?.focus();
 }
 
 new App().start();

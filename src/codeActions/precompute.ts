@@ -9,8 +9,12 @@
 // kept by key (task, adapter version, model, request text), least-recently-used, bounded in count.
 // Pure Node: no vscode, so the latency bench drives the same code.
 
-/** Quiet time after a selection change before the background classification starts (VS Code itself waits ~250 ms before asking for the light bulb's actions). */
-export const PRECOMPUTE_DEBOUNCE_MS = 250;
+/**
+ * Quiet time after the provider is asked before the background classification starts. VS Code itself
+ * waits 250 ms after a selection change before asking for the light bulb's actions, so this only
+ * gathers the calls that come together (light bulb and menu) into one job.
+ */
+export const PRECOMPUTE_DEBOUNCE_MS = 100;
 
 export interface PrecomputeJob<R> {
   /** Everything the answer depends on: equal keys, equal answers. */
@@ -86,8 +90,8 @@ export class Precompute<R> {
 
   /**
    * The answer for `key`: the finished one, else the running job's (if it fails or is cancelled,
-   * `compute` runs instead), else `compute`, whose answer is kept too. `precomputed` says whether it
-   * came from the background.
+   * `compute` runs instead), else `compute`, whose answer is kept too (a running job for another key
+   * is cancelled first). `precomputed` says whether it came from the background.
    */
   async answer(key: string, compute: () => Promise<R | undefined>): Promise<{ value: R | undefined; precomputed: boolean }> {
     const hit = this.result(key);
@@ -99,6 +103,9 @@ export class Precompute<R> {
       } catch {
         // Cancelled or failed in the background: ask in the foreground, where errors are shown.
       }
+    } else if (running) {
+      // The user asked for something else: the background job must not hold the engine in front of it.
+      running.controller.abort();
     }
     const value = await compute();
     if (value !== undefined) this.keep(key, value);

@@ -155,13 +155,31 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       await frame.locator('#training-status', { hasText: /Training done/ }).waitFor({ timeout: UI_TIMEOUT });
       const points = Number(await chart.getAttribute('data-points'));
       assert.ok(points >= (done.step as number), `${points} points plotted for ${String(done.step)} steps`);
-      // 10 examples, 20% held out: 2 rows in the before/after table.
-      await frame.locator('#comparison tbody tr').nth(1).waitFor({ timeout: UI_TIMEOUT });
-      assert.equal(await frame.locator('#comparison tbody tr').count(), 2);
       // The kept checkpoint is named in words and marked on the chart.
       await frame.locator('#kept-checkpoint', { hasText: `Kept: the adapter from step ${String(done.savedStep)} of ${String(done.step)}` }).waitFor({ timeout: UI_TIMEOUT });
       assert.equal(await chart.getAttribute('data-best-step'), String(done.savedStep));
       assert.match((await chart.getAttribute('aria-label')) ?? '', new RegExp(`kept checkpoint is step ${String(done.savedStep)}`));
+      await frame.locator('#kept-checkpoint').scrollIntoViewIfNeeded();
+      await screenshot(page, 'kept-checkpoint');
+      // Beside the editor at ~420 px the chart still fits: no sideways scrolling, the canvas inside the page.
+      await page.setViewportSize({ width: 900, height: 760 });
+      const fit = await waitFor('the chart resized to the narrow panel', () => frame.locator('body').evaluate(() => {
+        const canvas = document.querySelector('.loss-chart canvas') as HTMLCanvasElement | null;
+        const width = window.innerWidth;
+        const right = canvas?.getBoundingClientRect().right ?? Infinity;
+        return width < 480 && right <= width && document.documentElement.scrollWidth <= width + 1 ? { width, right } : undefined;
+      }), 10_000);
+      timings.narrowPanelPx = fit.width;
+      await frame.locator('.loss-chart').scrollIntoViewIfNeeded();
+      await screenshot(page, 'kept-checkpoint-narrow');
+      await page.setViewportSize({ width: 1280, height: 760 });
+      // 10 examples, 20% held out: 2 rows in the before/after table.
+      await frame.locator('#comparison tbody tr').nth(1).waitFor({ timeout: UI_TIMEOUT }).catch(async (e: Error) => {
+        // Say what the panel says instead (a failed comparison names its error there).
+        const said = await frame.locator('#training-message').textContent({ timeout: 1000 }).catch(() => null);
+        throw new Error(`${e.message.split('\n')[0]}; the panel says: ${said ?? '(nothing)'}`, { cause: e });
+      });
+      assert.equal(await frame.locator('#comparison tbody tr').count(), 2);
       assert.ok(existsSync(path.join(ws, TASK_DIR, 'adapter/adapter_model.safetensors')));
       assert.ok(!existsSync(path.join(ws, TASK_DIR, 'adapter/trainer_state.safetensors')), 'the run state stays out of the task folder');
       const metrics = readFileSync(path.join(ws, TASK_DIR, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; comparison?: unknown[] });

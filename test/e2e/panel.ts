@@ -289,10 +289,12 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     await frame.locator('#suggest').focus();
     await page.keyboard.press('Enter');
     await frame.locator(`tr[data-id="${third}"] .suggestion.open`).waitFor({ timeout: 60_000 });
+    await waitFor('the focus still on "Suggest answers"', async () => ((await focused(frame)) === 'suggest' ? true : undefined), 5000);
     await frame.locator('#accept-all', { hasText: 'Accept 1 suggestion' }).focus();
     await page.keyboard.press('Enter');
     const label = await waitFor('the third label on disk', () => (LABELS.includes(onDisk()[2]?.messages[1].content ?? '') ? onDisk()[2].messages[1].content : undefined));
     assert.equal(await valueOf(frame, `tr[data-id="${third}"] vscode-single-select[data-col="output"]`), label);
+    await waitFor('the focus on the accepted answer', async () => ((await focused(frame)) === `output@${third}` ? true : undefined), 5000);
     await frame.locator(`tr[data-id="${third}"] vscode-button[data-col="remove"]`).focus();
     await page.keyboard.press('Enter');
     await waitFor('two examples on disk', () => (onDisk().length === 2 ? true : undefined));

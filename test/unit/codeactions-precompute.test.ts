@@ -138,10 +138,17 @@ test('the user\'s pick takes the kept answer, joins the running job, or computes
   const pick = p.answer('c', compute);
   p.cancel();
   assert.deepEqual(await pick, { value: 'computed 2', precomputed: false });
-  // maxEntries 2: 'k' (least recently used) went when 'c' was kept.
+  // A pick for another key cancels the running background job first.
+  p.schedule(p.begin(), [job('bg', 300, log)]);
+  await until(() => log.includes('start bg'));
+  assert.deepEqual(await p.answer('fg', compute), { value: 'computed 3', precomputed: false });
+  await until(() => log.includes('abort bg'));
+  // maxEntries 2: 'k' and 'other' (least recently used) went when 'c' and 'fg' were kept.
   assert.equal(p.size, 2);
   assert.equal(p.result('k'), undefined);
-  assert.equal(p.result('other'), 'computed 1');
+  assert.equal(p.result('other'), undefined);
+  assert.equal(p.result('c'), 'computed 2');
+  assert.equal(p.result('fg'), 'computed 3');
   p.dispose();
 });
 

@@ -57,20 +57,33 @@ export async function runTrainBench(flags: ParsedArgs, json: boolean): Promise<v
   const w = trainBenchWorkload(flags);
   const o = w.options;
   const steps: Array<Extract<TrainEvent, { type: 'step' }>> = [];
-  const r = await benchTrain(required(flags, 'model'), { ...o, onEvent: (e) => { if (e.type === 'step') steps.push(e); } });
+  // CPU time at each step event: the difference between the last event and the warm-up's last one is the
+  // CPU of exactly the counted steps (validation runs after the last step's event).
+  const cpuAt: number[] = [];
+  const r = await benchTrain(required(flags, 'model'), {
+    ...o,
+    onEvent: (e) => {
+      if (e.type !== 'step') return;
+      steps.push(e);
+      const c = process.cpuUsage();
+      cpuAt.push((c.user + c.system) / 1e6);
+    },
+  });
   const tokS = w.warmupSteps > 0 ? tokensPerSecond(steps, w.warmupSteps) : r.train_tok_s;
   const timed = steps.length - w.warmupSteps;
   const stepS = w.warmupSteps > 0 ? steps.slice(w.warmupSteps).reduce((s, e) => s + e.tokens / e.tokensPerSec, 0) / timed : r.step_s_mean;
+  const cpuPerStep = w.warmupSteps > 0 ? (cpuAt[cpuAt.length - 1] - cpuAt[w.warmupSteps - 1]) / timed : undefined;
   const round = (v: number): number => Math.round(v * 1000) / 1000;
   if (json) {
     process.stdout.write(JSON.stringify({
       train_tok_s: round(tokS), finetune_s: round(r.finetune_s), peak_rss_mb: round(r.peak_rss_mb), setup_s: round(r.setup_s),
       finetune_cpu_s: round(r.finetune_cpu_s), steps: r.steps, step_s: round(stepS), warmup_steps: w.warmupSteps,
+      ...(cpuPerStep === undefined ? {} : { cpu_s_per_step: round(cpuPerStep) }),
     }) + '\n');
   } else {
     const micro = o.batch / o.microBatch;
     const shape = `${o.batch} × ${o.tokens} tokens${micro > 1 ? ` as ${micro} micro-batches of ${o.microBatch}` : ''}, last ${o.completion} labelled, r${o.rank}`;
-    const counted = w.warmupSteps > 0 ? `, steps ${w.warmupSteps + 1}–${steps.length} (first ${w.warmupSteps} as warm-up)` : '';
+    const counted = cpuPerStep !== undefined ? `, steps ${w.warmupSteps + 1}–${steps.length} (first ${w.warmupSteps} as warm-up) using ${cpuPerStep.toFixed(2)} CPU s/step` : '';
     process.stdout.write([
       `training: ${tokS.toFixed(1)} tokens/s (forward + backward + AdamW, ${r.steps} steps of ${shape}, ${stepS.toFixed(2)} s/step${counted})`,
       `fine-tune: ${o.examples} examples × ${o.epochs} epochs with validation in ${r.finetune_s.toFixed(1)} s (+ ${r.setup_s.toFixed(1)} s to load the model and build the step graph)`,

@@ -51,7 +51,7 @@ export interface TrainGraphOptions extends ParamsOptions {
    *                1 byte per weight, requantisation error);
    *  'dequant': W unpacked from the forward's own 4-bit bytes in the graph each step (exact, no extra memory).
    */
-  backward?: { layers: 'transposed' | 'dequant'; head: 'transposed' | 'dequant' };
+  backward?: { layers: 'transposed' | 'dequant'; head: 'transposed' | 'dequant'; layerBits?: 4 | 8; accuracyLevel?: 0 | 4 };
   /**
    * Recompute each layer's forward during the backward from its saved input (activation
    * checkpointing): only the L layer inputs live from the forward to the backward instead of every
@@ -188,6 +188,7 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
   const cfg = mw.config;
   const { headDim: D, vocabSize: V, hidden: C } = cfg;
   const g = new Graph('gemma3_train');
+  g.omitInputShapes = true;
   if (sink) g.streamInitializers(sink);
   const p = new GraphParams(g, mw, opts);
   const scaling = opts.alpha / opts.rank;
@@ -249,6 +250,9 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
   const eq = g.node('Equal', [argmax, labelIds], [{ dtype: 'bool', shape: ['P'] }])[0];
   g.output(op.cast(g, eq, 'float32'), 'label_hit');
   if (opts.forwardOnly) return g;
+  // Everything from here on is the backward, which runs only when the `backward` input is true.
+  const withGrads = g.input('backward', 'bool', []);
+  const backwardStart = g.nodes.length;
 
   const how = opts.backward ?? { layers: 'dequant', head: 'dequant' };
   let seed: [Value, Value];
@@ -273,7 +277,7 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
       const w = mw.weights.get(wName);
       if (!w) throw new Error(`train graph: no weight ${wName} behind ${bName}`);
       // The head's copy is 8-bit: its requantisation error would otherwise reach every gradient.
-      const bits = wName === EMBED_NAME ? 8 : 4;
+      const bits = wName === EMBED_NAME ? 8 : how.layerBits ?? 4;
       const t = transposedNBits(w, bits);
       tq = {
         b: gg.initializer(`${wName}.qT`, 'uint8', [t.N, t.K / 32, 4 * bits], t.data),
@@ -282,7 +286,7 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
       };
       transposed.set(wName, tq);
     }
-    return op.matMulNBits(gg, dy, tq.b, tq.scales, { K: tq.K, N: tq.N, bits: tq.bits, blockSize: 32, accuracyLevel: opts.accuracyLevel });
+    return op.matMulNBits(gg, dy, tq.b, tq.scales, { K: tq.K, N: tq.N, bits: tq.bits, blockSize: 32, accuracyLevel: how.accuracyLevel ?? opts.accuracyLevel });
   };
   let grads: Value[];
   if (!opts.recompute) {
@@ -304,10 +308,14 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
     }
     grads = params.flatMap((q) => [byParam.get(q.a.name)!, byParam.get(q.b.name)!]);
   }
+  const scaled = grads.map((d) => op.mul(g, d, gradScale));
+  // Validation runs the step graph with `backward` false: the forward alone, on the same weights (a second
+  // forward-only session would prepack its own copy), every grad_* output then being grad_scale.
+  const outs = g.conditional(backwardStart, withGrads, scaled, scaled.map(() => gradScale));
   params.forEach((q, k) => {
     const n = trainLoraNames(q.layer, q.target);
-    g.output(op.mul(g, grads[2 * k], gradScale), n.gradA);
-    g.output(op.mul(g, grads[2 * k + 1], gradScale), n.gradB);
+    g.output(outs[2 * k], n.gradA);
+    g.output(outs[2 * k + 1], n.gradB);
   });
   return g;
 }

@@ -13,7 +13,7 @@ export const OnnxDataType = {
 } as const;
 
 /** ONNX AttributeProto.AttributeType numbers. */
-const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
+const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
 
 const WIRE_VARINT = 0;
 const WIRE_FIXED32 = 5;
@@ -127,7 +127,15 @@ export type AttrValue =
   | { kind: 'string'; value: string }
   | { kind: 'ints'; value: number[] }
   | { kind: 'floats'; value: number[] }
-  | { kind: 'tensor'; value: TensorMsg };
+  | { kind: 'tensor'; value: TensorMsg }
+  | { kind: 'graph'; value: SubgraphMsg };
+
+/** A control-flow body (If branch): nodes and outputs; values of the enclosing graphs are read by name. */
+export interface SubgraphMsg {
+  name: string;
+  nodes: NodeMsg[];
+  outputs: ValueInfoMsg[];
+}
 
 export interface TensorMsg {
   name: string;
@@ -191,6 +199,7 @@ function attributeMsg(name: string, a: AttrValue): PbWriter {
     case 'ints': w.packedInts(8, a.value).int(20, AttrType.INTS); break;
     case 'floats': w.packedFloats(7, a.value).int(20, AttrType.FLOATS); break;
     case 'tensor': w.message(5, tensorMsg(a.value)).int(20, AttrType.TENSOR); break;
+    case 'graph': w.message(6, subgraphMsg(a.value)).int(20, AttrType.GRAPH); break;
   }
   return w;
 }
@@ -215,6 +224,14 @@ function valueInfoMsg(v: ValueInfoMsg): PbWriter {
     tensorType.message(2, shape);
   }
   return new PbWriter().string(1, v.name).message(2, new PbWriter().message(1, tensorType));
+}
+
+function subgraphMsg(sg: SubgraphMsg): PbWriter {
+  const g = new PbWriter();
+  for (const n of sg.nodes) g.message(1, nodeMsg(n));
+  g.string(2, sg.name);
+  for (const v of sg.outputs) g.message(12, valueInfoMsg(v));
+  return g;
 }
 
 /** Serialises a ModelProto. */

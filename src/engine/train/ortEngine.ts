@@ -101,7 +101,7 @@ export class OrtStepEngine implements StepEngine {
     return f;
   }
 
-  private feeds(batch: MicroBatch, params: LoraParams, scale: number): Record<string, ortTypes.Tensor> {
+  private feeds(batch: MicroBatch, params: LoraParams, scale: number, backward: boolean): Record<string, ortTypes.Tensor> {
     if (params.rank !== this.rank || params.targets.join() !== this.targets.join()) throw new Error('step engine: LoRA rank/targets differ from the graph');
     const { B, T } = batch;
     const i64 = (a: Int32Array, dims: number[]) => new ort.Tensor('int64', BigInt64Array.from(a, (v) => BigInt(v)), dims);
@@ -111,6 +111,7 @@ export class OrtStepEngine implements StepEngine {
       label_pos: i64(batch.labelPositions, [batch.labelPositions.length]),
       label_ids: i64(batch.labelTargets, [batch.labelTargets.length]),
       grad_scale: f32Tensor(Float32Array.of(scale), []),
+      backward: new ort.Tensor('bool', Uint8Array.of(backward ? 1 : 0), []),
     };
     for (const m of params.modules) {
       const n = trainLoraNames(m.layer, m.target);
@@ -122,7 +123,7 @@ export class OrtStepEngine implements StepEngine {
 
   /** Σ CE and d(scale·Σ CE)/dθ in flatTensors order. */
   async lossAndGrads(batch: MicroBatch, params: LoraParams, scale: number): Promise<{ lossSum: number; grads: Float32Array[] }> {
-    const out = await this.session.run(this.feeds(batch, params, scale));
+    const out = await this.session.run(this.feeds(batch, params, scale, true));
     const grads: Float32Array[] = [];
     for (const m of params.modules) {
       const n = trainLoraNames(m.layer, m.target);
@@ -134,7 +135,7 @@ export class OrtStepEngine implements StepEngine {
   /** Σ CE and argmax hits, from the forward-only session when there is one. */
   async evaluate(batch: MicroBatch, params: LoraParams): Promise<{ lossSum: number; hits: Float32Array }> {
     const session = this.evalSession ?? this.session;
-    const all = this.feeds(batch, params, 0);
+    const all = this.feeds(batch, params, 0, false);
     // Only the inputs the session declares (a forward-only graph may have dropped the unused grad_scale).
     const feeds = Object.fromEntries(session.inputNames.filter((n) => n in all).map((n) => [n, all[n]]));
     const out = await session.run(feeds, ['loss_sum', 'label_hit']);

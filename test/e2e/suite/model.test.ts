@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as vscode from 'vscode';
@@ -27,6 +27,10 @@ describe('Gemma: Use local model… (in the extension host)', () => {
 
   before(async () => {
     await vscode.extensions.getExtension(ID)!.activate();
+  });
+
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('refuses a file that is not a model, with the engine\'s reason, and keeps the setting', async () => {

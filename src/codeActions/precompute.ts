@@ -112,6 +112,11 @@ export class Precompute<R> {
     return { value, precomputed: false };
   }
 
+  /** Whether the background job for `key` is running now. */
+  isRunning(key: string): boolean {
+    return this.running?.key === key;
+  }
+
   /** Forgets every finished answer (the model or the tasks changed). */
   clear(): void {
     this.done.clear();

@@ -85,12 +85,12 @@ export class TaskRunner implements vscode.Disposable {
     const input = range.isEmpty ? '' : document.getText(range);
     const enabled = vscode.workspace.getConfiguration('gemmaTune').get<boolean>(PRECOMPUTE_KEY, true);
     // A model is never loaded for a guess: only the user's pick loads it.
+    // schedule(ticket, []) stops the previous selection's work, unless a newer selection already took over.
     if (!enabled || tasks.length === 0 || input.trim() === '' || input.length > PRECOMPUTE_MAX_CHARS || this.s.models.state.kind !== 'ready') {
-      this.precomputed.cancel();
-      return;
+      return this.precomputed.schedule(ticket, []);
     }
     const model = await this.s.models.ensureLoaded({ interactive: false });
-    if (!model) return this.precomputed.cancel();
+    if (!model) return this.precomputed.schedule(ticket, []);
     const jobs: PrecomputeJob<ResultOf<'classify'>>[] = [];
     for (const t of tasks.slice(0, PRECOMPUTE_MAX_TASKS)) {
       const key = await this.classifyKey(t, input, model.generation).catch(() => undefined);
@@ -191,7 +191,11 @@ export class TaskRunner implements vscode.Disposable {
     const model = this.s.models.state.kind === 'ready' ? await this.s.models.ensureLoaded({ interactive: false }) : undefined;
     const key = model && (await this.classifyKey(t, input, model.generation).catch(() => undefined));
     if (!key) return { value: await ask(), precomputed: false };
-    return this.precomputed.answer(key, ask);
+    const joining = this.precomputed.isRunning(key);
+    const answer = this.precomputed.answer(key, ask);
+    // Joining the background job: the same spinner a request of its own shows (ask() brings its own).
+    if (joining) vscode.window.setStatusBarMessage(`$(sync~spin) Gemma: classifying with “${t.task.config.name}”…`, answer.then(() => undefined, () => undefined));
+    return answer;
   }
 
   /** What a classify answer depends on: the model load, the adapter file's version, and the request (task text, labels, input). */

@@ -104,6 +104,16 @@ test('a late-arriving older round is ignored', async () => {
   await until(() => p.result('new') !== undefined);
   await sleep(30);
   assert.deepEqual(log, ['start new', 'end new']);
+  // An older round that ends with nothing to do does not stop the newer round's job; the current one does.
+  const stale = p.begin();
+  const fresh = p.begin();
+  p.schedule(fresh, [job('long', 200, log)]);
+  await until(() => log.includes('start long'));
+  p.schedule(stale, []);
+  await sleep(20);
+  assert.ok(!log.includes('abort long'));
+  p.schedule(fresh, []);
+  await until(() => log.includes('abort long'));
   p.dispose();
 });
 
@@ -128,7 +138,9 @@ test('the user\'s pick takes the kept answer, joins the running job, or computes
   const compute = async () => `computed ${++computed}`;
   p.schedule(p.begin(), [job('k', 80, log)]);
   await until(() => log.includes('start k'));
+  assert.equal(p.isRunning('k'), true);
   assert.deepEqual(await p.answer('k', compute), { value: 'k!', precomputed: true });
+  assert.equal(p.isRunning('k'), false);
   assert.deepEqual(await p.answer('k', compute), { value: 'k!', precomputed: true });
   assert.deepEqual(await p.answer('other', compute), { value: 'computed 1', precomputed: false });
   assert.deepEqual(await p.answer('other', compute), { value: 'computed 1', precomputed: true });

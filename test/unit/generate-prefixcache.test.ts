@@ -80,6 +80,14 @@ test('classify from a kept prefix gives the probabilities of a full run, with an
   }
   // One miss per adapter, then hits: the three inputs share the task's prefix.
   assert.deepEqual({ hits: cache.stats().hits, misses: cache.stats().misses, entries: cache.stats().entries }, { hits: 4, misses: 2, entries: 2 });
+  // The base model's entry was made before the first adapter moved the runtime to its LoRA graph
+  // (ortRuntime's lazy mode); it still gives what the LoRA graph computes with no adapter.
+  const { ids, shared } = prompt(INPUTS[1]);
+  const start = await cache.take(ids.slice(0, shared), undefined);
+  assert.equal(start.hit, true);
+  const got = await classify(m.runtime, m.gen, { promptIds: ids, labels: task.labels!, start: start.cache });
+  start.cache.dispose();
+  assertSameScores(got, await classify(m.runtime, m.gen, { promptIds: ids, labels: task.labels! }));
   cache.clear();
 });
 
@@ -193,6 +201,17 @@ test('the worker: sharedPrefix answers as without it, hits on the next request, 
 
     const bad = await engineRejection(engine.request('classify', { ...params, sharedPrefix: 'Something else' }));
     assert.match(bad.message, /sharedPrefix is not the start/);
+    const noText = await engineRejection(engine.request('classify', { promptIds: [2, 300, 301], labels: ['a', 'b'], sharedPrefix: 'x' }));
+    assert.match(noText.message, /sharedPrefix needs messages or text/);
+
+    // A raw text prompt: the same answer with and without, and a hit on the second request.
+    const head = renderUserMessage(task, '');
+    for (const input of INPUTS.slice(0, 2)) {
+      const text = renderUserMessage(task, input);
+      const [got, want] = [await engine.request('classify', { text, labels: task.labels!, sharedPrefix: head }), await engine.request('classify', { text, labels: task.labels! })];
+      got.scores.forEach((s, i) => assert.ok(Math.abs(s.probability - want.scores[i].probability) < 1e-5, `text: ${s.label}`));
+    }
+    assert.match(logs.filter((l) => /classify#\d+: /.test(l)).at(-2)!, /prefix \d+ ids hit/);
   } finally {
     await engine.dispose();
   }

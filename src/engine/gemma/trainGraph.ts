@@ -33,8 +33,9 @@ import * as op from '../onnx/ops';
 import { attr } from '../onnx/graph';
 import { gradients } from '../onnx/autodiff';
 import { shapeOf as shapeOfValue } from '../onnx/vjp';
-import type { ModelWeights, Weight } from '../model/weights';
-import { EMBED_NAME, FINAL_NORM_NAME } from '../model/weights';
+import type { ModelWeights } from '../model/weights';
+import { asWeightSource, rowCount, type WeightSource } from '../model/weightSource';
+import { EMBED_NAME, FINAL_NORM_NAME, layerWeightNames } from '../model/weights';
 import type { LayerType } from '../model/config';
 import { dequantizeQ4_0, dequantizeQ8_0, q4_0ToMatMulNBits, q8_0ToMatMulNBits, quantizeQ4_0, quantizeQ8_0 } from '../model/quant';
 import { targetShape, type LoraTarget } from '../train/lora';
@@ -59,6 +60,12 @@ export interface TrainGraphOptions extends ParamsOptions {
    */
   recompute?: boolean;
   /**
+   * With recompute, the projections whose base (frozen-weight) outputs the forward keeps for the
+   * backward instead of recomputing them: their MatMulNBits runs once, for [B·T, out] floats held per
+   * layer until the backward has passed it. Default none.
+   */
+  keepProjections?: readonly LoraTarget[];
+  /**
    * Only the forward, loss_sum and label_hit (no backward, no grad_* outputs): validation needs no
    * gradients, and ORT runs every node of a graph whatever outputs are fetched.
    */
@@ -69,19 +76,22 @@ export const trainLoraNames = (layer: number, t: LoraTarget) => ({
   a: `lora_a_${layer}_${t}`, b: `lora_b_${layer}_${t}`, gradA: `grad_a_${layer}_${t}`, gradB: `grad_b_${layer}_${t}`,
 });
 
-function f32Of(w: Weight): Float32Array {
-  const n = w.shape.reduce((a, b) => a * b, 1);
-  switch (w.value.type) {
-    case 'f32': return w.value.data;
-    case 'q4_0': return dequantizeQ4_0(w.value.data, n);
-    case 'q8_0': return dequantizeQ8_0(w.value.data, n);
+function f32Of(src: WeightSource, name: string): Float32Array {
+  const shape = src.shape(name);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const d = src.rows(name, 0, rowCount(shape));
+  switch (d.type) {
+    case 'f32': return d.data;
+    case 'q4_0': return dequantizeQ4_0(d.data, n);
+    case 'q8_0': return dequantizeQ8_0(d.data, n);
+    default: throw new Error(`train graph: weight ${name} has an unknown storage`);
   }
 }
 
 /** W [N, K] → Wᵀ [K, N] as MatMulNBits operands, requantised along N to Q4_0 (bits 4) or Q8_0 (bits 8). */
-function transposedNBits(w: Weight, bits: 4 | 8): { data: Uint8Array; scales: Float32Array; K: number; N: number } {
-  const [N, K] = w.shape;
-  const f = f32Of(w);
+function transposedNBits(src: WeightSource, name: string, bits: 4 | 8): { data: Uint8Array; scales: Float32Array; K: number; N: number } {
+  const [N, K] = src.shape(name);
+  const f = f32Of(src, name);
   const t = new Float32Array(K * N);
   for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[k * N + n] = f[n * K + k];
   const bq = bits === 4 ? q4_0ToMatMulNBits(quantizeQ4_0(t), K, N) : q8_0ToMatMulNBits(quantizeQ8_0(t), K, N);
@@ -163,6 +173,41 @@ function headBackward(g: Graph, head: NodeRecord, logits: Value, lse: Value, lab
   return op.sub(g, acc!, labelRows);
 }
 
+/** The weight name behind a linear node (MatMulNBits' B is `<weight>.q`), or null for other nodes. */
+function nbitsWeightName(n: NodeRecord): string | null {
+  if (n.domain !== 'com.microsoft' || n.op !== 'MatMulNBits') return null;
+  const b = n.inputs[1]!.name;
+  return b.endsWith('.q') ? b.slice(0, -2) : b;
+}
+
+/**
+ * Drops the recomputed layer's MatMulNBits for `weights` (nodes [rs, re)) and points every later reader
+ * at the forward's output of the same weight (nodes [fs, fe)): same input values, same frozen weight,
+ * so the same result; autodiff has already used the dropped nodes' records to route dX.
+ */
+function reuseForwardProjections(g: Graph, [fs, fe]: [number, number], [rs, re]: [number, number], weights: string[]): void {
+  const forward = new Map<string, Value>();
+  for (let k = fs; k < fe; k++) {
+    const w = nbitsWeightName(g.nodes[k]);
+    if (w && weights.includes(w)) forward.set(w, g.nodes[k].outputs[0]);
+  }
+  const replace = new Map<Value, Value>();
+  const drop = new Set<NodeRecord>();
+  for (let k = rs; k < re; k++) {
+    const nd = g.nodes[k];
+    const w = nbitsWeightName(nd);
+    const f = w ? forward.get(w) : undefined;
+    if (f) { replace.set(nd.outputs[0], f); drop.add(nd); }
+  }
+  for (let k = rs; k < g.nodes.length; k++) {
+    const nd = g.nodes[k];
+    nd.inputs = nd.inputs.map((v) => (v && replace.get(v)) ?? v);
+  }
+  const kept = g.nodes.filter((nd) => !drop.has(nd));
+  g.nodes.length = 0;
+  g.nodes.push(...kept);
+}
+
 /** x unchanged, but computed only once `after` exists (a slice whose start is 0·rows(after)). */
 function tiedTo(g: Graph, x: Value, after: Value): Value {
   const zero = op.mul(g, op.gather(g, shapeOfValue(g, after), g.constI64([0]), 0), g.constI64([0]));
@@ -179,18 +224,19 @@ function u8const(g: Graph, v: number): Value {
 }
 
 /** Serialises the train-step graph with in-memory external weights (tests, small models). */
-export function buildTrainGraph(mw: ModelWeights, opts: TrainGraphOptions): BuiltModel {
+export function buildTrainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOptions): BuiltModel {
   return trainGraph(mw, opts).build();
 }
 
 /** The train-step graph for a model and a LoRA configuration; with a sink, weights stream to it as made. */
-export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: InitializerSink): Graph {
-  const cfg = mw.config;
+export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOptions, sink?: InitializerSink): Graph {
+  const src = asWeightSource(mw);
+  const cfg = src.config;
   const { headDim: D, vocabSize: V, hidden: C } = cfg;
   const g = new Graph('gemma3_train');
   g.omitInputShapes = true;
   if (sink) g.streamInitializers(sink);
-  const p = new GraphParams(g, mw, opts);
+  const p = new GraphParams(g, src, opts);
   const scaling = opts.alpha / opts.rank;
 
   const ids = g.input('input_ids', 'int64', ['B', 'T']);
@@ -209,9 +255,11 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
   const params: { layer: number; target: LoraTarget; a: Value; b: Value }[] = [];
   const layerInputs: Value[] = [];
   const layerLora: Map<LoraTarget, LoraValues>[] = [];
+  const layerNodes: [number, number][] = [];
   let x = p.embed(ids);
   for (let i = 0; i < cfg.layers; i++) {
     layerInputs.push(x);
+    const layerStart = g.nodes.length;
     const lora = new Map<LoraTarget, LoraValues>();
     for (const target of opts.targets) {
       const [out, inp] = targetShape(cfg, target);
@@ -224,6 +272,7 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
     layerLora.push(lora);
     const t = perType.get(cfg.layerTypes[i])!;
     x = decoderLayer(g, p, i, x, { cos: t.cos, sin: t.sin, mask: t.mask, past: null }, (target) => lora.get(target)).h;
+    layerNodes.push([layerStart, g.nodes.length]);
   }
   const lastHidden = x;
 
@@ -274,11 +323,9 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
     if ((wName === EMBED_NAME ? how.head : how.layers) === 'dequant') return dequantBackward(gg, node, dy);
     let tq = transposed.get(wName);
     if (!tq) {
-      const w = mw.weights.get(wName);
-      if (!w) throw new Error(`train graph: no weight ${wName} behind ${bName}`);
       // The head's copy is 8-bit: its requantisation error would otherwise reach every gradient.
       const bits = wName === EMBED_NAME ? 8 : how.layerBits ?? 4;
-      const t = transposedNBits(w, bits);
+      const t = transposedNBits(src, wName, bits);
       tq = {
         b: gg.initializer(`${wName}.qT`, 'uint8', [t.N, t.K / 32, 4 * bits], t.data),
         scales: gg.initializer(`${wName}.scalesT`, 'float32', [t.N, t.K / 32], t.scales),
@@ -300,9 +347,12 @@ export function trainGraph(mw: ModelWeights, opts: TrainGraphOptions, sink?: Ini
     for (let i = cfg.layers - 1; i >= 0; i--) {
       const xi = tiedTo(g, layerInputs[i], dx);
       const t = perType.get(cfg.layerTypes[i])!;
+      const start = g.nodes.length;
       const h = decoderLayer(g, p, i, xi, { cos: t.cos, sin: t.sin, mask: t.mask, past: null }, (target) => layerLora[i].get(target)).h;
+      const end = g.nodes.length;
       const mine = params.filter((q) => q.layer === i).flatMap((q) => [q.a, q.b]);
       const r = gradients(g, [[h, dx]], [xi, ...mine], { matMulNBitsBackward });
+      if (opts.keepProjections?.length) reuseForwardProjections(g, layerNodes[i], [start, end], opts.keepProjections.map((tg) => layerWeightNames(i)[tg]));
       mine.forEach((v, k) => byParam.set(v.name, r[k + 1]));
       dx = r[0];
     }

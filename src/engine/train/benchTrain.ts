@@ -6,8 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadModel } from '../model/load';
-import type { ModelWeights } from '../model/weights';
+import { openWeights } from '../model/load';
 import type { Precision } from '../gemma/runtime';
 import { createOrtEngine, type OrtEngineOptions } from './ortEngine';
 import { ALL_TARGETS, initLora } from './lora';
@@ -58,13 +57,12 @@ export function syntheticExamples(n: number, tokens: number, completion: number,
 export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): Promise<TrainBenchResult> {
   const t0 = performance.now();
   const precision = o.precision ?? 'q4';
-  // Held in a box so the weights can be let go once the session has its own copy.
-  const box: { mw: ModelWeights | null } = { mw: loadModel(modelPath, { precision }).weights };
-  const cfg = box.mw!.config;
+  // Streamed from the file into the session's data file: the weights are never held in JS.
+  const source = openWeights(modelPath, { precision }).source;
+  const cfg = source.config;
   const rank = o.rank ?? 16;
   const params = initLora(cfg, rank, 2 * rank, ALL_TARGETS, 1);
-  const engine = await createOrtEngine(box.mw!, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2, optimization: o.optimization, evalGraph: o.evalGraph });
-  box.mw = null; // the session holds its own copy of the weights
+  const engine = await createOrtEngine(source, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2, optimization: o.optimization, evalGraph: o.evalGraph });
   const setup = (performance.now() - t0) / 1000;
   const data = splitValidation(syntheticExamples(o.examples ?? 20, o.tokens ?? 120, o.completion ?? 40, cfg.vocabSize, 7), { fraction: 0.2, seed: 1 });
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-bench-train-'));

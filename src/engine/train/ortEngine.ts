@@ -5,6 +5,7 @@
 import type * as ortTypes from 'onnxruntime-node';
 import type { GemmaConfig, LayerType } from '../model/config';
 import type { ModelWeights } from '../model/weights';
+import type { WeightSource } from '../model/weightSource';
 import { ExternalDataFile, f32Tensor, ort, type OptLevel } from '../onnx/session';
 import { trainGraph, trainLoraNames, type TrainGraphOptions } from '../gemma/trainGraph';
 import { inverseFrequencies, ropeTables } from '../gemma/rope';
@@ -31,6 +32,8 @@ export interface OrtEngineOptions {
   backward?: TrainGraphOptions['backward'];
   /** Recompute layer activations in the backward (less memory, one more forward); default on. */
   recompute?: boolean;
+  /** q4 with recompute: projections whose base outputs the backward reuses from the forward (TrainGraphOptions.keepProjections). */
+  keepProjections?: TrainGraphOptions['keepProjections'];
   /**
    * Validate with a second, forward-only session (no backward: about a third of a step's work) instead
    * of the step graph; default off. Measured on the 270M shape (q4, 2 threads): an evaluation of 2 × 120
@@ -47,10 +50,13 @@ export function trainMask(T: number, window: number): Float32Array {
   return m;
 }
 
-/** Builds the step graph and its session. */
-export async function createOrtEngine(mw: ModelWeights, opts: OrtEngineOptions): Promise<OrtStepEngine> {
+/**
+ * Builds the step graph and its session. A WeightSource (model/load.ts openWeights) streams the weights
+ * from the model file into the session's data file, so they are never held in JS.
+ */
+export async function createOrtEngine(mw: ModelWeights | WeightSource, opts: OrtEngineOptions): Promise<OrtStepEngine> {
   // Weights stream to a temporary file as they are converted; ORT maps it, so no second copy is held.
-  const graphOpts = { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true };
+  const graphOpts = { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true, keepProjections: opts.precision === 'q4' ? opts.keepProjections ?? (process.env.GT_KEEP ? JSON.parse(process.env.GT_KEEP) : undefined) : undefined };
   const open = async (forwardOnly: boolean) => {
     const file = new ExternalDataFile();
     let graph;

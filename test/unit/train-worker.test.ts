@@ -78,6 +78,16 @@ test('an adapter registered before training is registered again after it', async
   assert.ok(task.labels.includes(out.label));
 });
 
+test('classify with a shared prefix works before and after training (prefix caches follow the new runtime)', async () => {
+  const shared = 'Classify this report as bug or feature. Report: ';
+  const messages = [{ role: 'user' as const, content: shared + examples[1].messages[0].content }];
+  const before = await engine.request('classify', { messages, labels: task.labels, sharedPrefix: shared });
+  await engine.request('train', { examples: examples.slice(0, 4), hyperparameters: { ...hp, epochs: 1 }, outDir: path.join(tmp, 'run-prefix') });
+  const after = await engine.request('classify', { messages, labels: task.labels, sharedPrefix: shared });
+  assert.equal(after.label, before.label, 'same base model, same answer');
+  assert.ok(Math.abs(after.probability - before.probability) < 1e-4, `${after.probability} vs ${before.probability}`);
+});
+
 test('a cancel after the first step stops training and leaves the best adapter so far', async () => {
   const outDir = path.join(tmp, 'run3');
   const abort = new AbortController();

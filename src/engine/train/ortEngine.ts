@@ -56,7 +56,7 @@ export function trainMask(T: number, window: number): Float32Array {
  */
 export async function createOrtEngine(mw: ModelWeights | WeightSource, opts: OrtEngineOptions): Promise<OrtStepEngine> {
   // Weights stream to a temporary file as they are converted; ORT maps it, so no second copy is held.
-  const graphOpts = { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true, keepProjections: opts.precision === 'q4' ? opts.keepProjections ?? (process.env.GT_KEEP ? JSON.parse(process.env.GT_KEEP) : undefined) : undefined };
+  const graphOpts = { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true, keepProjections: opts.precision === 'q4' ? opts.keepProjections : undefined };
   const open = async (forwardOnly: boolean) => {
     const file = new ExternalDataFile();
     let graph;

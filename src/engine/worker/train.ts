@@ -8,6 +8,7 @@
 
 import * as fs from 'node:fs';
 import { openModel, loadAdapter as readAdapterInto } from '../generate/openModel';
+import { PrefixCache } from '../generate/prefixCache';
 import { loadModel as loadWeights } from '../model/load';
 import { TRAIN_DEFAULTS } from '../train/defaults';
 import type { TrainExample } from '../train/examples';
@@ -44,6 +45,7 @@ function finite(x: number): number {
 async function reopen(model: LoadedModel, threads: number, log: (m: string) => void): Promise<void> {
   const m = await openModel(model.summary.source, { precision: model.summary.precision, threads });
   model.runtime = m.runtime;
+  model.prefixes = new PrefixCache(m.runtime);
   for (const [name, dir] of [...model.adapters]) {
     try {
       readAdapterInto(model.runtime, dir, name);
@@ -84,6 +86,7 @@ export const train: Handler<'train'> = async (params, ctx) => {
   const times = { setupS: 0, reloadS: 0 };
   let engine: OrtStepEngine | undefined;
   let result: TrainResult;
+  model.prefixes.clear(); // its KV caches belong to the runtime disposed here
   await model.runtime.dispose();
   try {
     let weights: ReturnType<typeof loadWeights> | null = loadWeights(model.summary.source, { precision: model.summary.precision });

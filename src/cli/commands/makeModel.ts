@@ -1,11 +1,13 @@
 // `gemma-tune make-model`: writes a random-weight Gemma 3 model (GGUF file or HF folder) for tests and
-// benchmarks, for a preset shape or any HF config.json.
+// benchmarks, for a preset shape or any HF config.json, with a synthetic vocabulary or, with --tokenizer,
+// a real Hugging Face tokenizer.json (so that benchmarks see real token counts).
 
 import * as fs from 'node:fs';
 import type { CliCommand } from '../command';
 import { choiceFlag, numberFlag, parseFlags, required, UsageError } from '../args';
 import { configFromHf, ConfigError, GEMMA3_270M, GEMMA3_TINY, type GemmaConfig } from '../../engine/model/config';
 import { writeRandomGguf, writeRandomHf } from '../../engine/model/randomModel';
+import { ggufVocabFromTokenizerJson, type TokenizerJsonVocab } from '../../engine/model/tokenizerJsonToGguf';
 
 function readConfig(spec: string): GemmaConfig {
   if (spec === 'tiny') return GEMMA3_TINY;
@@ -24,26 +26,42 @@ function readConfig(spec: string): GemmaConfig {
   }
 }
 
+/** The tokenizer.json's vocabulary, refused unless its size and special ids are the config's. */
+function readTokenizer(file: string, cfg: GemmaConfig, configSpec: string): TokenizerJsonVocab {
+  const v = ggufVocabFromTokenizerJson(file);
+  if (v.tokens.length !== cfg.vocabSize) {
+    throw new Error(`--tokenizer ${file} has ${v.tokens.length} tokens but --config ${configSpec} has vocab size ${cfg.vocabSize}; they must be equal`);
+  }
+  for (const [name, ours, theirs] of [['bos', cfg.bosId, v.bosId], ['eos', cfg.eosId, v.eosId], ['pad', cfg.padId, v.padId]] as const) {
+    if (theirs !== null && theirs !== ours) throw new Error(`--tokenizer ${file} has <${name}> = ${theirs} but --config ${configSpec} has ${name} id ${ours}`);
+  }
+  return v;
+}
+
 export const makeModelCommand: CliCommand = {
   name: 'make-model',
-  usage: 'gemma-tune make-model --config tiny|270m|FILE.json --format gguf|safetensors --dtype f32|f16|bf16|q4_0 --seed N --out PATH [--embedding q8_0|q4_0]',
-  summary: 'Write a random-weight Gemma 3 model (GGUF file or Hugging Face folder) for tests and benchmarks.',
+  usage: 'gemma-tune make-model --config tiny|270m|FILE.json --format gguf|safetensors --dtype f32|f16|bf16|q4_0 --seed N --out PATH [--embedding q8_0|q4_0] [--tokenizer tokenizer.json]',
+  summary: 'Write a random-weight Gemma 3 model (GGUF file or Hugging Face folder) for tests and benchmarks; --tokenizer embeds a real tokenizer.json (its vocabulary size must equal the config vocab size) instead of the synthetic vocabulary.',
   async run(argv) {
-    const p = parseFlags(argv, { values: ['config', 'format', 'dtype', 'seed', 'out', 'embedding'] });
-    const cfg = readConfig(required(p, 'config'));
+    const p = parseFlags(argv, { values: ['config', 'format', 'dtype', 'seed', 'out', 'embedding', 'tokenizer'] });
+    const configSpec = required(p, 'config');
+    const cfg = readConfig(configSpec);
     const format = choiceFlag(p, 'format', ['gguf', 'safetensors']);
     const dtype = choiceFlag(p, 'dtype', ['f32', 'f16', 'bf16', 'q4_0']);
     const seed = numberFlag(p, 'seed', 0, 0, 2 ** 32 - 1, true);
     const out = required(p, 'out');
     const embedding = p.values.has('embedding') ? choiceFlag(p, 'embedding', ['q8_0', 'q4_0']) : undefined;
+    const tokenizerFile = p.values.get('tokenizer');
     if (format === 'gguf') {
       if (embedding !== undefined && dtype !== 'q4_0') throw new UsageError('--embedding applies only to --dtype q4_0');
-      writeRandomGguf(out, cfg, { seed, dtype, embedding });
+      const vocab = tokenizerFile === undefined ? undefined : readTokenizer(tokenizerFile, cfg, configSpec);
+      writeRandomGguf(out, cfg, { seed, dtype, embedding, vocab });
     } else {
       if (dtype === 'q4_0') throw new UsageError('--dtype q4_0 needs --format gguf (safetensors holds f32, f16 or bf16)');
       if (embedding !== undefined) throw new UsageError('--embedding applies only to --format gguf');
       if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new UsageError(`--out ${out} exists and is not a folder`);
-      writeRandomHf(out, cfg, { seed, dtype });
+      if (tokenizerFile !== undefined) readTokenizer(tokenizerFile, cfg, configSpec);
+      writeRandomHf(out, cfg, { seed, dtype, tokenizerJson: tokenizerFile });
     }
     console.log(out);
   },

@@ -10,6 +10,7 @@
 //   label_pos int64 [P]                           flat b·T+t of each position whose next token is a label
 //   label_ids int64 [P]                           that label
 //   grad_scale float32 []                         the backward computes d(grad_scale · Σ CE)/dθ
+//   backward bool []                              false: the forward alone (validation); every grad_* is then grad_scale
 //   lora_a_{i}_{t} [R, in], lora_b_{i}_{t} [out, R]   PEFT's A and B (B unscaled; alpha/R is applied here)
 // Outputs:
 //   loss_sum float32 []                           Σ CE over the P positions
@@ -24,9 +25,15 @@
 // reached 25% of the largest gradient on the tiny test model). Measured on the 270M shape, 2 threads,
 // under load: the dequantisation is ~16% of a step's kernel time.
 //
+// The backward sits in the then-branch of an ONNX If on `backward`: validation runs the same session (the
+// same prepacked weights) without it, about a third of a step's work. Graph inputs are serialised
+// without shapes (Graph.omitInputShapes): ORT's allocation planner is quadratic in the values with known
+// shapes, and session creation of this ~9k-node graph took 37 s with them, ~5 s without (and the If).
+//
 // Memory: the LM head's [P, V] tensors are the step's largest (168 MB per 160 labels of the 262k
 // vocabulary), so its backward is fused with the cross-entropy's and chunked over V; layers are
-// recomputed in the backward from their saved inputs (`recompute`, default on in the engine).
+// recomputed in the backward from their saved inputs (`recompute`, default on in the engine), optionally
+// reusing the forward's projection outputs instead of running their 4-bit matmuls again (`keepProjections`).
 
 import { Graph, type BuiltModel, type InitializerSink, type NodeRecord, type Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
@@ -136,6 +143,9 @@ function dequantRows(g: Graph, w: NBitsWeight, r0: number, n: number, dep: Value
   return g.node('DequantizeLinear', [op.reshape(g, q, [n, w.K]), sc, zp], [{ dtype: 'float32', shape: [n, w.K] }], { axis: attr.int(1), block_size: attr.int(32) })[0];
 }
 
+/** Layers per nested backward branch (session set-up time; see the recompute loop). */
+const LAYERS_PER_BRANCH = Number(process.env.GT_LPB ?? 6);
+
 /** Weight rows are dequantised this many at a time: the 262k-row head never exists whole in float32 (670 MB). */
 const DEQUANT_ROWS = 16384;
 
@@ -155,17 +165,16 @@ function dequantBackward(g: Graph, node: NodeRecord, dy: Value): Value {
 /**
  * The LM head's backward fused with the cross-entropy's, chunked over the vocabulary so that no
  * [P, V] gradient exists (each [P, V] float32 tensor is 168 MB for 160 labels of the 262k vocabulary):
- *   forward:  logits = h·Eᵀ, loss = Σ_p logsumexp(logits_p) − logits_p[label_p]
- *   backward: dh = softmax(logits)·E − E[label] = Σ_chunks exp(logits_c − lse)·E_c − E[label]
+ *   forward:  logits = h·Eᵀ, lsm = log_softmax(logits), loss = −Σ_p lsm_p[label_p]
+ *   backward: dh = softmax(logits)·E − E[label] = Σ_chunks exp(lsm_c)·E_c − E[label]
  */
-function headBackward(g: Graph, head: NodeRecord, logits: Value, lse: Value, labelRows: Value, V: number): Value {
+function headBackward(g: Graph, head: NodeRecord, lsm: Value, labelRows: Value, V: number): Value {
   let acc: Value | null = null;
   const nbits = head.domain === 'com.microsoft' && head.op === 'MatMulNBits' ? nbitsWeight(head) : null;
   const E = nbits ? null : head.inputs[1]!; // f32: FusedMatMul(h, E, transB)
   for (let c0 = 0; c0 < V; c0 += DEQUANT_ROWS) {
     const n = Math.min(DEQUANT_ROWS, V - c0);
-    const lc = n === V ? logits : op.slice(g, logits, [c0], [c0 + n], [-1], ['P', n]);
-    const sm = op.exp(g, op.sub(g, lc, lse));
+    const sm = op.exp(g, n === V ? lsm : op.slice(g, lsm, [c0], [c0 + n], [-1], ['P', n]));
     const Ec = nbits ? dequantRows(g, nbits, c0, n, sm) : n === V ? E! : op.slice(g, E!, [c0], [c0 + n], [0], [n, E!.shape![1]]);
     const part = op.matmul(g, sm, Ec);
     acc = acc ? op.add(g, acc, part) : part;
@@ -286,13 +295,13 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
     logits = op.mul(g, op.tanh(g, op.div(g, logits, cap)), cap);
   }
 
-  // Cross-entropy: loss_sum = Σ_p (logsumexp(logits_p) − logits_p[label_p]); its backward is fused
-  // with the head's below. grad_scale is applied to the small LoRA gradients at the end (the backward
-  // is linear in its seed).
+  // Cross-entropy: loss_sum = −Σ_p log_softmax(logits_p)[label_p]; its backward is fused with the
+  // head's below. LogSoftmax is one vectorised pass (ReduceLogSumExp took ~4× as long on 80 × 262k).
+  // grad_scale is applied to the small LoRA gradients at the end (the backward is linear in its seed).
   const tgt = g.node('Unsqueeze', [labelIds, g.constI64([-1])], [{ dtype: 'int64', shape: ['P', 1] }])[0];
-  const lse = g.node('ReduceLogSumExp', [logits, g.constI64([-1])], [{ dtype: 'float32', shape: ['P', 1] }], { keepdims: attr.int(1) })[0];
-  const picked = g.node('GatherElements', [logits, tgt], [{ dtype: 'float32', shape: ['P', 1] }], { axis: attr.int(1) })[0];
-  const lossSum = g.node('ReduceSum', [op.sub(g, lse, picked)], [{ dtype: 'float32', shape: [] }], { keepdims: attr.int(0) })[0];
+  const lsm = g.node('LogSoftmax', [logits], [{ dtype: 'float32', shape: logits.shape }], { axis: attr.int(-1) })[0];
+  const picked = g.node('GatherElements', [lsm, tgt], [{ dtype: 'float32', shape: ['P', 1] }], { axis: attr.int(1) })[0];
+  const lossSum = op.neg(g, g.node('ReduceSum', [picked], [{ dtype: 'float32', shape: [] }], { keepdims: attr.int(0) })[0]);
   g.output(lossSum, 'loss_sum');
   // 1 where the greedy choice is the label (ties go to the lowest id, as argmax does).
   const argmax = g.node('ArgMax', [logits], [{ dtype: 'int64', shape: ['P'] }], { axis: attr.int(-1), keepdims: attr.int(0), select_last_index: attr.int(0) })[0];
@@ -309,7 +318,7 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
     const headNode = g.nodes.find((nd) => nd.outputs[0] === headOut)!;
     // E[label] = embed(label)/√C: the embedding lookup scales by √C (rounded to float32, exactly invertible here up to 1 ulp).
     const labelRows = op.div(g, p.embed(labelIds), g.constF32(Math.fround(Math.sqrt(C))));
-    seed = [fin, headBackward(g, headNode, logits, lse, labelRows, V)];
+    seed = [fin, headBackward(g, headNode, lsm, labelRows, V)];
   } else {
     // dlogits = softmax(logits) − onehot(label), through the softcap's tanh by autodiff.
     const minusOne = g.node('Expand', [g.constF32([-1]), g.node('Shape', [tgt], [{ dtype: 'int64', shape: [2] }])[0]], [{ dtype: 'float32', shape: ['P', 1] }])[0];
@@ -344,6 +353,8 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
     // and differentiate that copy; the first forward's activations are then dead once it has passed.
     let [dx] = gradients(g, [seed], [lastHidden], { matMulNBitsBackward });
     const byParam = new Map<string, Value>();
+    let groupStart = g.nodes.length;
+    let groupParams: string[] = [];
     for (let i = cfg.layers - 1; i >= 0; i--) {
       const xi = tiedTo(g, layerInputs[i], dx);
       const t = perType.get(cfg.layerTypes[i])!;
@@ -354,7 +365,18 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
       const r = gradients(g, [[h, dx]], [xi, ...mine], { matMulNBitsBackward });
       if (opts.keepProjections?.length) reuseForwardProjections(g, layerNodes[i], [start, end], opts.keepProjections.map((tg) => layerWeightNames(i)[tg]));
       mine.forEach((v, k) => byParam.set(v.name, r[k + 1]));
+      groupParams.push(...mine.map((v) => v.name));
       dx = r[0];
+      if ((cfg.layers - i) % LAYERS_PER_BRANCH === 0 || i === 0) {
+        // These layers' backward as a nested If on the same condition: ORT plans each (sub)graph's memory
+        // on its own, in time quadratic in its size, so a few smaller bodies are set up faster than one.
+        const made = [dx, ...groupParams.map((n) => byParam.get(n)!)];
+        const outs = g.conditional(groupStart, withGrads, made, made.map(() => gradScale));
+        dx = outs[0];
+        groupParams.forEach((n, k) => byParam.set(n, outs[k + 1]));
+        groupStart = g.nodes.length;
+        groupParams = [];
+      }
     }
     grads = params.flatMap((q) => [byParam.get(q.a.name)!, byParam.get(q.b.name)!]);
   }

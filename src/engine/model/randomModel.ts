@@ -1,5 +1,6 @@
 // Random-weight Gemma 3 models for tests and benchmarks, for any GemmaConfig, as a GGUF file (llama.cpp's
-// gemma3 layout) or a Hugging Face folder (config.json, model.safetensors, tokenizer.json).
+// gemma3 layout) or a Hugging Face folder (config.json, model.safetensors, tokenizer.json). The vocabulary is
+// the synthetic one (syntheticVocab.ts) unless a real tokenizer is given; the weights do not depend on it.
 //
 // Each tensor's values depend only on (seed, tensor name): a per-tensor generator seeded from both, so the
 // same seed gives the same weights in every format and dtype (up to that dtype's rounding), and a GGUF f32
@@ -7,10 +8,11 @@
 // (embedding std 0.1, matrices std 0.02, norm weights w with std 0.1, so `w` vs `1+w` mistakes show).
 // Tensors are generated and encoded in chunks and streamed to disk: the 270M shape never sits in memory.
 
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Sfc32 } from '../rng';
 import { configToHf, type GemmaConfig } from './config';
-import { fileTypeOf, gemma3Metadata, hfToGgufName } from './ggufGemma';
+import { fileTypeOf, gemma3Metadata, hfToGgufName, type GgufVocab } from './ggufGemma';
 import type { TensorDtype } from './ggufFormat';
 import { writeGguf, type GgufTensorOut } from './ggufWriter';
 import { f32ArrayToBf16, f32ArrayToF16, QK, quantizeQ4_0, quantizeQ8_0 } from './quant';
@@ -92,11 +94,14 @@ export interface RandomGgufOptions {
   /** Embedding type; default: the dtype, except Q8_0 for q4_0 (Google's QAT GGUF layout). */
   embedding?: TensorDtype;
   name?: string;
+  /** The vocabulary to embed (as tokenizerJsonToGguf.ts makes from a tokenizer.json); default: the synthetic one. */
+  vocab?: GgufVocab;
 }
 
-/** Writes a random-weight gemma3 GGUF (norms stored as 1+w, synthetic vocabulary embedded). */
+/** Writes a random-weight gemma3 GGUF (norms stored as 1+w, the given or the synthetic vocabulary embedded). */
 export function writeRandomGguf(file: string, cfg: GemmaConfig, opts: RandomGgufOptions): void {
-  const vocab = syntheticVocab(cfg.vocabSize);
+  const vocab = opts.vocab ?? syntheticVocab(cfg.vocabSize);
+  if (vocab.tokens.length !== cfg.vocabSize) throw new Error(`the vocabulary has ${vocab.tokens.length} tokens but the config's vocab size is ${cfg.vocabSize}`);
   const embedType: TensorDtype = opts.embedding ?? (opts.dtype === 'q4_0' ? 'q8_0' : opts.dtype);
   const shapes = expectedShapes(cfg);
   const tensors: GgufTensorOut[] = tensorOrder(cfg).map((name) => {
@@ -120,8 +125,12 @@ export function writeRandomGguf(file: string, cfg: GemmaConfig, opts: RandomGguf
 
 export type RandomHfDtype = 'f32' | 'f16' | 'bf16';
 
-/** Writes a random-weight HF folder: config.json, model.safetensors (HF names, no lm_head, norms as w), tokenizer.json. */
-export function writeRandomHf(dir: string, cfg: GemmaConfig, opts: { seed: number; dtype: RandomHfDtype }): void {
+/**
+ * Writes a random-weight HF folder: config.json, model.safetensors (HF names, no lm_head, norms as w), and
+ * tokenizer.json: a copy of `opts.tokenizerJson` (the caller checks that its vocabulary fits the config) or
+ * the synthetic one.
+ */
+export function writeRandomHf(dir: string, cfg: GemmaConfig, opts: { seed: number; dtype: RandomHfDtype; tokenizerJson?: string }): void {
   const stDtype: SafetensorsOutDtype = { f32: 'F32', f16: 'F16', bf16: 'BF16' }[opts.dtype] as SafetensorsOutDtype;
   const shapes = expectedShapes(cfg);
   // Sorted names, as torch's save_pretrained lays them out.
@@ -133,7 +142,12 @@ export function writeRandomHf(dir: string, cfg: GemmaConfig, opts: { seed: numbe
   }));
   const config = { ...configToHf(cfg), torch_dtype: { f32: 'float32', f16: 'float16', bf16: 'bfloat16' }[opts.dtype] };
   writeText(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  writeText(path.join(dir, 'tokenizer.json'), JSON.stringify(syntheticTokenizerJson(syntheticVocab(cfg.vocabSize), cfg.bosId)));
+  const tokenizerFile = path.join(dir, 'tokenizer.json');
+  if (opts.tokenizerJson === undefined) writeText(tokenizerFile, JSON.stringify(syntheticTokenizerJson(syntheticVocab(cfg.vocabSize), cfg.bosId)));
+  else {
+    const bytes = fs.readFileSync(opts.tokenizerJson);
+    writeFileStreaming(tokenizerFile, (sink) => sink.write(bytes));
+  }
 }
 
 function writeText(file: string, text: string): void {

@@ -290,6 +290,18 @@ export class Graph {
     return outputs;
   }
 
+  /** Every node, those moved into If branches included. */
+  allNodes(): NodeRecord[] {
+    const out: NodeRecord[] = [];
+    const visit = (list: NodeRecord[]) => list.forEach((n) => {
+      out.push(n);
+      const br = this.branches.get(n);
+      if (br) Object.values(br).forEach((b) => visit(b.nodes));
+    });
+    visit(this.nodes);
+    return out;
+  }
+
   /**
    * Moves the nodes recorded from index `from` on into the then-branch of an If on `cond` (bool []), so
    * that they run only when it is true; `then` (values those nodes make) become the If's outputs, and

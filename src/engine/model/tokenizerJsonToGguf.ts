@@ -1,0 +1,141 @@
+// A Hugging Face tokenizer.json (Gemma's SentencePiece-style BPE) turned into the `tokenizer.ggml.*` arrays
+// llama.cpp's convert_hf_to_gguf (_create_vocab_sentencepiece) writes for it, so that a GGUF model can
+// carry a real vocabulary (make-model --tokenizer) and tests can build the GGUF tokenizer path from the
+// same file the Hugging Face path reads.
+
+import * as fs from 'node:fs';
+import type { GgufVocab } from './ggufGemma';
+import { TokenizerError } from './tokenizerJson';
+import { TokenType, type GgufTokenizerSource } from './tokenizerSource';
+
+const MAX_TOKENIZER_JSON_BYTES = 512 * 1024 * 1024;
+const MAX_VOCAB = 16_777_216;
+
+/** The GGUF arrays of a tokenizer.json, with the ids of its specials (null where the file has none). */
+export interface TokenizerJsonVocab extends GgufVocab {
+  bosId: number | null;
+  eosId: number | null;
+  padId: number | null;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function readJson(file: string): unknown {
+  let buf: Buffer;
+  try {
+    const size = fs.statSync(file).size;
+    if (size > MAX_TOKENIZER_JSON_BYTES) throw new TokenizerError(file, `${size} bytes is too large for a tokenizer.json`);
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    if (e instanceof TokenizerError) throw e;
+    throw new TokenizerError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch (e) {
+    throw new TokenizerError(file, `not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
+/**
+ * The GGUF arrays llama.cpp's convert_hf_to_gguf (_create_vocab_sentencepiece) would write for this
+ * tokenizer.json: SentencePiece pieces with their scores, byte pieces typed BYTE, added tokens CONTROL when
+ * special (or looking special) and otherwise USER_DEFINED with "▁" written as " ", all added tokens scored
+ * -1000, ids past `vocabSize` (default: the size of model.vocab) dropped, ids below it that the file does
+ * not name left empty and UNUSED. tokenizer.model's scores are not in tokenizer.json; Hugging Face ranked
+ * its merges by them, so a piece's score here is minus the rank of its first merge.
+ */
+export function ggufVocabFromTokenizerJson(file: string, vocabSize?: number): TokenizerJsonVocab {
+  const fail = (reason: string): never => {
+    throw new TokenizerError(file, reason);
+  };
+  const j = readJson(file);
+  if (!isObj(j) || !isObj(j.model) || !isObj(j.model.vocab)) return fail('has no model.vocab object (not a Hugging Face tokenizer.json)');
+  if (j.model.type !== undefined && j.model.type !== 'BPE') fail(`model type ${JSON.stringify(j.model.type)} is not supported (Gemma uses BPE)`);
+  const vocab = j.model.vocab;
+  const idOf = new Map<string, number>();
+  let maxId = -1;
+  for (const piece in vocab) {
+    const id = vocab[piece];
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= MAX_VOCAB) fail(`model.vocab[${JSON.stringify(piece)}] is not a token id`);
+    idOf.set(piece, id as number);
+    if ((id as number) > maxId) maxId = id as number;
+  }
+  if (maxId < 0) fail('model.vocab is empty');
+  const size = vocabSize ?? maxId + 1;
+  if (!Number.isInteger(size) || size <= 0 || size > MAX_VOCAB) fail(`vocabulary size ${size} is not usable`);
+
+  const tokens = new Array<string>(size).fill('');
+  const scores = new Float32Array(size).fill(-1e9);
+  const types = new Int32Array(size).fill(TokenType.UNUSED);
+  for (const [piece, id] of idOf) {
+    if (id >= size) continue;
+    tokens[id] = piece;
+    types[id] = /^<0x[0-9A-F]{2}>$/.test(piece) ? TokenType.BYTE : TokenType.NORMAL;
+  }
+
+  const merges = j.model.merges ?? [];
+  if (!Array.isArray(merges)) return fail('model.merges is not an array');
+  // From the last rank down, so the first (lowest-ranked) merge that makes a piece sets its score.
+  for (let rank = merges.length - 1; rank >= 0; rank--) {
+    const m: unknown = merges[rank];
+    const pair = typeof m === 'string' ? m.split(' ') : m;
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
+      return fail(`merge ${rank} ${JSON.stringify(m).slice(0, 80)} is not "left right"`);
+    }
+    const id = idOf.get(pair[0] + pair[1]);
+    if (id === undefined) return fail(`merge ${rank} ${JSON.stringify(m).slice(0, 80)} makes a piece that is not in the vocabulary`);
+    if (id < size) scores[id] = -rank;
+  }
+
+  const added = j.added_tokens ?? [];
+  if (!Array.isArray(added)) return fail('added_tokens is not an array');
+  // convert_hf_to_gguf marks these CONTROL even when tokenizer.json does not call them special.
+  const looksSpecial = (t: string): boolean => t === '<mask>' || t === '<pad>' || (t.startsWith('<unused') && t.endsWith('>')) || (t.startsWith('<|') && t.endsWith('|>'));
+  for (const a of added) {
+    if (!isObj(a) || typeof a.content !== 'string' || typeof a.id !== 'number' || !Number.isInteger(a.id) || a.id < 0) {
+      return fail(`added_tokens entry ${JSON.stringify(a).slice(0, 80)} needs an integer "id" and a string "content"`);
+    }
+    if (a.id >= size) continue;
+    if (a.special === true || looksSpecial(a.content)) {
+      types[a.id] = TokenType.CONTROL;
+      tokens[a.id] = a.content;
+    } else {
+      types[a.id] = TokenType.USER_DEFINED;
+      tokens[a.id] = a.content.replaceAll('▁', ' ');
+    }
+    scores[a.id] = -1000;
+  }
+
+  const special = (piece: string): number | null => {
+    const id = tokens.indexOf(piece);
+    return id >= 0 ? id : null;
+  };
+  const unkPiece = typeof j.model.unk_token === 'string' ? j.model.unk_token : '<unk>';
+  const unkId = special(unkPiece) ?? fail(`the unknown token ${JSON.stringify(unkPiece)} is not in the vocabulary`);
+  return { tokens, scores, types, unkId, bosId: special('<bos>'), eosId: special('<eos>'), padId: special('<pad>') };
+}
+
+/** The tokenizer source the model loader would read from a GGUF file holding this tokenizer.json's arrays. */
+export function ggufSourceFromTokenizerJson(file: string, vocabSize = 262144): GgufTokenizerSource {
+  const v = ggufVocabFromTokenizerJson(file, vocabSize);
+  return {
+    kind: 'gguf',
+    path: `${file} (as GGUF arrays)`,
+    model: 'llama',
+    pre: 'default',
+    tokens: v.tokens,
+    scores: v.scores,
+    types: v.types,
+    merges: null,
+    bosId: v.bosId,
+    eosId: v.eosId,
+    unkId: v.unkId,
+    padId: v.padId,
+    addBosToken: true,
+    addEosToken: false,
+    addSpacePrefix: false,
+    chatTemplate: null,
+  };
+}

@@ -1,0 +1,92 @@
+// The step graph's speed paths must not change what it computes: validation with the backward branch
+// off (an ONNX If), the forward's projections reused by the recomputed layers (keepProjections), and
+// weights streamed from the model file (a WeightSource) instead of loaded into JS.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { GEMMA3_TINY } from '../../src/engine/model/config';
+import { loadModel, openWeights } from '../../src/engine/model/load';
+import { writeRandomGguf } from '../../src/engine/model/randomModel';
+import { trainGraph } from '../../src/engine/gemma/trainGraph';
+import { createOrtEngine } from '../../src/engine/train/ortEngine';
+import { ALL_TARGETS, initLora } from '../../src/engine/train/lora';
+import { collate } from '../../src/engine/train/batch';
+import { IGNORE, type TokenizedExample } from '../../src/engine/train/tokenize';
+import { Graph } from '../../src/engine/onnx/graph';
+import * as op from '../../src/engine/onnx/ops';
+import { createSession, ort } from '../../src/engine/onnx/session';
+import { Rng } from '../../src/engine/rng';
+import { tempDir } from './temp-helpers';
+
+const dir = tempDir('train-fastpath-');
+
+function maxRel(got: Float32Array[], want: Float32Array[]): number {
+  let worst = 0;
+  got.forEach((g, i) => {
+    let num = 0, den = 0;
+    for (let j = 0; j < g.length; j++) { num = Math.max(num, Math.abs(g[j] - want[i][j])); den = Math.max(den, Math.abs(want[i][j])); }
+    worst = Math.max(worst, den === 0 ? num : num / den);
+  });
+  return worst;
+}
+
+test('Graph.conditional: the moved nodes run only when the condition is true', async () => {
+  const g = new Graph('cond');
+  const x = g.input('x', 'float32', [3]);
+  const c = g.input('c', 'bool', []);
+  const from = g.nodes.length;
+  const y = op.mul(g, op.add(g, x, g.constF32(1)), g.constF32(2));
+  const [out] = g.conditional(from, c, [y], [x]);
+  g.output(out, 'y');
+  assert.equal(g.nodes.length, 1, 'only the If is left in the outer graph');
+  const s = await createSession(g.build(), { threads: 1 });
+  try {
+    const feeds = (on: boolean) => ({ x: new ort.Tensor('float32', Float32Array.of(1, 2, 3), [3]), c: new ort.Tensor('bool', Uint8Array.of(on ? 1 : 0), []) });
+    assert.deepEqual(Array.from((await s.run(feeds(true))).y.data as Float32Array), [4, 6, 8]);
+    assert.deepEqual(Array.from((await s.run(feeds(false))).y.data as Float32Array), [1, 2, 3]);
+  } finally {
+    await s.release();
+  }
+});
+
+test('q4: kept projections, a streamed WeightSource and the backward-off evaluation change nothing', async () => {
+  const file = path.join(dir, 'tiny-q4.gguf');
+  writeRandomGguf(file, GEMMA3_TINY, { seed: 11, dtype: 'q4_0' });
+  const cfg = GEMMA3_TINY;
+  const rng = new Rng(4);
+  const examples: TokenizedExample[] = [13, 9].map((len, i) => {
+    const ids = [2, ...Array.from({ length: len - 1 }, () => 3 + rng.int(cfg.vocabSize - 3))];
+    return { id: `e${i}`, inputIds: ids, labels: ids.map((t, j) => (j >= len - 5 ? t : IGNORE)) };
+  });
+  const batch = collate(examples, 0);
+  const params = initLora(cfg, 4, 8, ALL_TARGETS, 2);
+  for (const m of params.modules) for (let j = 0; j < m.b.length; j++) m.b[j] = 0.05 * rng.normal();
+
+  // Every projection kept: the recomputed layers run no MatMulNBits of their own (only the forward's 7 per layer and the head).
+  const source = openWeights(file, { precision: 'q4' }).source;
+  const count = (keep: boolean) => trainGraph(source, { precision: 'q4', accuracyLevel: 0, rank: 4, alpha: 8, targets: ALL_TARGETS, recompute: true, keepProjections: keep ? ALL_TARGETS : [] })
+    .allNodes().filter((n) => n.op === 'MatMulNBits').length;
+  assert.equal(count(true), 7 * cfg.layers + 1);
+  assert.equal(count(false), 14 * cfg.layers + 1);
+
+  const plain = await createOrtEngine(loadModel(file, { precision: 'q4' }).weights, { precision: 'q4', rank: 4, alpha: 8, targets: ALL_TARGETS, threads: 1, accuracyLevel: 0 });
+  const fast = await createOrtEngine(source, { precision: 'q4', rank: 4, alpha: 8, targets: ALL_TARGETS, threads: 1, accuracyLevel: 0, keepProjections: ALL_TARGETS });
+  try {
+    const a = await plain.lossAndGrads(batch, params, 0.5);
+    const b = await fast.lossAndGrads(batch, params, 0.5);
+    assert.ok(Math.abs(a.lossSum - b.lossSum) <= 1e-6 * Math.abs(a.lossSum), `loss ${b.lossSum} vs ${a.lossSum}`);
+    const rel = maxRel(b.grads, a.grads);
+    assert.ok(rel < 1e-5, `gradients max rel ${rel}`);
+    assert.ok(a.grads.some((g) => g.some((v) => v !== 0)), 'the gradients are not all zero');
+    // Validation runs the same graph with its backward branch off: the step's own loss.
+    const e = await fast.evaluate(batch, params);
+    assert.ok(Math.abs(e.lossSum - b.lossSum) <= 1e-6 * Math.abs(b.lossSum), `eval loss ${e.lossSum} vs step ${b.lossSum}`);
+    assert.deepEqual(Array.from(e.hits), Array.from((await plain.evaluate(batch, params)).hits));
+    assert.equal(e.hits.length, 10);
+    // And the step after an evaluation still returns the gradients.
+    assert.ok(maxRel((await fast.lossAndGrads(batch, params, 0.5)).grads, b.grads) < 1e-6);
+  } finally {
+    await plain.dispose();
+    await fast.dispose();
+  }
+});

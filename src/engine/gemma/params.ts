@@ -26,6 +26,7 @@ export type LinearOperand =
 /** Where the embedding table's bytes are, for reading rows outside the graph (embeddingReader.ts). */
 export type EmbeddingTable =
   | { kind: 'nbits'; bits: 4 | 8; columns: number; data: Blob; scales: Blob }
+  | { kind: 'q8_0'; columns: number; data: Blob }
   | { kind: 'f32'; columns: number; data: Blob };
 
 export interface ParamsOptions {
@@ -46,6 +47,13 @@ export interface ParamsOptions {
    * Unset or 8: the head as stored (the runtime defaults to 4, see OrtRuntimeOptions.headBits).
    */
   headBits?: 4 | 8;
+}
+
+/** MatMulNBits operand blobs of a weight (B data and scales). */
+interface NbitsTable {
+  data: Blob;
+  scales: Blob;
+  bits: 4 | 8;
 }
 
 /** Source bytes converted per step when streaming a weight. */
@@ -82,8 +90,9 @@ export class GraphParams {
   private readonly src: WeightSource;
   private readonly cache = new Map<string, Value>();
   private readonly linears = new Map<string, LinearOperand>();
-  private embedQ: { heads: { b: Value; scales: Value; rows: number }[]; headBits: 4 | 8; data: Blob; scales: Blob; bits: 4 | 8 } | null = null;
-  private lookupQ: { lookup: Value; scales3d: Value } | null = null;
+  private embedQ: { heads: { b: Value; scales: Value; rows: number }[]; head: NbitsTable; requant: boolean } | null = null;
+  private lookupNbits: NbitsTable | null = null;
+  private lookupQ: { bits: 4 | 8; lookup: Value; scales3d: Value } | null = null;
   private readonly f32Blobs = new Map<string, Blob>();
   /** Every blob made, by weight key, so that another graph can reuse them (see `reuse`). */
   private readonly blobs = new Map<string, Blob>();
@@ -116,6 +125,13 @@ export class GraphParams {
   /** Bits a weight runs with in q4: 8 for Q8_0 storage, else 4. */
   private bitsOf(name: string): 4 | 8 {
     return this.src.storage(name) === 'q8_0' ? 8 : 4;
+  }
+
+  /** A weight's stored bytes as they are (e.g. GGUF Q8_0 blocks), for reading rows outside the graph. */
+  private storedBlocks(name: string): Blob {
+    const shape = this.src.shape(name);
+    const bytes = rowCount(shape) * storageRowBytes(this.src.storage(name), shape[shape.length - 1] ?? 1);
+    return this.blobFor(`stored:${name}`, bytes, (b) => this.forEachChunk(name, (_, d) => b.write(asBytes(d.data))));
   }
 
   /** Visits the rows of a weight in chunks of about CHUNK_BYTES of its storage. */
@@ -226,9 +242,9 @@ export class GraphParams {
   private embedQuantized() {
     if (!this.embedQ) {
       const [V, C] = this.src.shape(EMBED_NAME);
-      const { data, scales, bits } = this.nbitsStacked([EMBED_NAME]);
-      // The head may run a 4-bit requantisation of an 8-bit table (opt-in: not exact); lookups keep the table.
-      const head = this.opts.headBits === 4 && bits === 8 ? this.nbitsStacked([EMBED_NAME], true) : { data, scales, bits };
+      // The head may run a 4-bit requantisation of an 8-bit table (not exact); lookups keep the stored rows.
+      const requant = this.opts.headBits === 4 && this.bitsOf(EMBED_NAME) === 8;
+      const head = this.nbitsStacked([EMBED_NAME], requant);
       const rowBytes = (C / 32) * 4 * head.bits;
       const parts = Math.max(1, Math.min(this.opts.headParts ?? 1, Math.floor(V / PART_ROW_MULTIPLE)));
       const partRows = parts === 1 ? V : Math.ceil(V / parts / PART_ROW_MULTIPLE) * PART_ROW_MULTIPLE;
@@ -242,23 +258,32 @@ export class GraphParams {
           rows,
         });
       }
-      this.embedQ = { heads, headBits: head.bits, data, scales, bits };
+      this.embedQ = { heads, head, requant };
     }
     return this.embedQ;
   }
 
+  /** The table in MatMulNBits layout that lookups read: the head's own, unless the head is a requantisation. */
+  private lookupTable(): NbitsTable {
+    const e = this.embedQuantized();
+    if (!e.requant) return e.head;
+    this.lookupNbits ??= this.nbitsStacked([EMBED_NAME]);
+    return this.lookupNbits;
+  }
+
   /**
-   * The lookup's own initializers over the head's bytes: the head's MatMulNBits prepacks its copy (after
+   * The lookup's own initializers over the table's bytes: the head's MatMulNBits prepacks its copy (after
    * which ORT drops it), while the lookup's stays file-mapped and only the rows it gathers become resident.
    */
   private lookupQuantized() {
     if (!this.lookupQ) {
-      const e = this.embedQuantized();
+      const t = this.lookupTable();
       const [V, C] = this.src.shape(EMBED_NAME);
       this.lookupQ = {
-        lookup: this.g.initializerIn(`${EMBED_NAME}.lookup`, 'uint8', [V, C / 32, 4 * e.bits], e.data),
+        bits: t.bits,
+        lookup: this.g.initializerIn(`${EMBED_NAME}.lookup`, 'uint8', [V, C / 32, 4 * t.bits], t.data),
         // GatherBlockQuantized wants scales of the data's rank.
-        scales3d: this.g.initializerIn(`${EMBED_NAME}.scales3d`, 'float32', [V, C / 32, 1], e.scales),
+        scales3d: this.g.initializerIn(`${EMBED_NAME}.scales3d`, 'float32', [V, C / 32, 1], t.scales),
       };
     }
     return this.lookupQ;
@@ -271,9 +296,8 @@ export class GraphParams {
     if (this.opts.precision === 'f32') {
       x = op.gather(this.g, this.norm(EMBED_NAME), ids, 0);
     } else {
-      const e = this.embedQuantized();
       const l = this.lookupQuantized();
-      const blocks = op.gatherBlockQuantized(this.g, l.lookup, ids, l.scales3d, { bits: e.bits, blockSize: 32, quantizeAxis: 2, columns: C });
+      const blocks = op.gatherBlockQuantized(this.g, l.lookup, ids, l.scales3d, { bits: l.bits, blockSize: 32, quantizeAxis: 2, columns: C });
       x = op.reshape(this.g, blocks, ids.shape ? [...ids.shape, C] : ['B', 'T', C]);
     }
     return this.scaleEmbedding(x);
@@ -292,7 +316,10 @@ export class GraphParams {
       return { kind: 'f32', columns: C, data: this.f32Blobs.get(EMBED_NAME)! };
     }
     const e = this.embedQuantized();
-    return { kind: 'nbits', bits: e.bits, columns: C, data: e.data, scales: e.scales };
+    // A requantised head's 4-bit bytes are not the lookup's values: read the stored Q8_0 rows as they are
+    // (a plain copy into the data file, rather than an 8-bit MatMulNBits table converted for nothing).
+    if (e.requant) return { kind: 'q8_0', columns: C, data: this.storedBlocks(EMBED_NAME) };
+    return { kind: 'nbits', bits: e.head.bits, columns: C, data: e.head.data, scales: e.head.scales };
   }
 
   /** Tied LM head: h [.., C] → logits [.., V] = h·Eᵀ. */
@@ -303,7 +330,7 @@ export class GraphParams {
     const e = this.embedQuantized();
     const { hidden: C } = this.config;
     const level = this.opts.headAccuracyLevel ?? this.opts.accuracyLevel;
-    const parts = e.heads.map((p) => op.matMulNBits(this.g, h, p.b, p.scales, { K: C, N: p.rows, bits: e.headBits, blockSize: 32, accuracyLevel: level }));
+    const parts = e.heads.map((p) => op.matMulNBits(this.g, h, p.b, p.scales, { K: C, N: p.rows, bits: e.head.bits, blockSize: 32, accuracyLevel: level }));
     return parts.length === 1 ? parts[0] : op.concat(this.g, parts, -1);
   }
 }

@@ -299,7 +299,7 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
   // head's below. LogSoftmax is one vectorised pass (ReduceLogSumExp took ~4× as long on 80 × 262k).
   // grad_scale is applied to the small LoRA gradients at the end (the backward is linear in its seed).
   const tgt = g.node('Unsqueeze', [labelIds, g.constI64([-1])], [{ dtype: 'int64', shape: ['P', 1] }])[0];
-  const lsm = g.node('LogSoftmax', [logits], [{ dtype: 'float32', shape: logits.shape }], { axis: attr.int(-1) })[0];
+  const lsm = process.env.GT_LSE ? op.sub(g, logits, g.node('ReduceLogSumExp', [logits, g.constI64([-1])], [{ dtype: 'float32', shape: ['P', 1] }], { keepdims: attr.int(1) })[0]) : g.node('LogSoftmax', [logits], [{ dtype: 'float32', shape: logits.shape }], { axis: attr.int(-1) })[0];
   const picked = g.node('GatherElements', [lsm, tgt], [{ dtype: 'float32', shape: ['P', 1] }], { axis: attr.int(1) })[0];
   const lossSum = op.neg(g, g.node('ReduceSum', [picked], [{ dtype: 'float32', shape: [] }], { keepdims: attr.int(0) })[0]);
   g.output(lossSum, 'loss_sum');

@@ -11,7 +11,6 @@
 import * as fs from 'node:fs';
 import type { Blob } from '../onnx/graph';
 import type { EmbeddingTable } from './params';
-import { f16Table32, Q8_0_BLOCK_BYTES } from '../model/quant';
 
 /** Reads the bytes of a blob: from the runtime's data file through a descriptor, or from memory. */
 function blobReader(blob: Blob, fd: number | null): (offset: number, into: Uint8Array) => void {
@@ -43,21 +42,6 @@ export class EmbeddingReader {
       this.row = (id, out, at) => {
         readData(id * C * 4, bytes);
         out.set(vals, at);
-      };
-      return;
-    }
-    if (table.kind === 'q8_0') {
-      // GGUF Q8_0 blocks as stored (34 bytes: f16 d, 32 int8 q): value q·d, the same float as
-      // GatherBlockQuantized computes from the converted table ((q + 128 − 128)·d).
-      const f16 = f16Table32();
-      const row = new Uint8Array((C / 32) * Q8_0_BLOCK_BYTES);
-      const q8 = new Int8Array(row.buffer);
-      this.row = (id, out, at) => {
-        readData(id * row.length, row);
-        for (let b = 0, o = 0; b < C / 32; b++, o += Q8_0_BLOCK_BYTES) {
-          const d = f16[row[o] | (row[o + 1] << 8)];
-          for (let j = 0; j < 32; j++) out[at + b * 32 + j] = Math.fround(q8[o + 2 + j] * d);
-        }
       };
       return;
     }

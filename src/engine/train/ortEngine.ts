@@ -68,7 +68,7 @@ export async function createOrtEngine(mw: ModelWeights | WeightSource, opts: Ort
     }
     // The eval session runs a few times per epoch: without an arena its activations go back to the
     // allocator between runs instead of being held beside the step session's.
-    return file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'disabled', memArena: !forwardOnly && process.env.GT_ARENA !== '0', memPattern: process.env.GT_PATTERN !== '0' });
+    return file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'disabled', memArena: !forwardOnly });
   };
   const session = await open(false);
   let evalSession: ortTypes.InferenceSession | null = null;

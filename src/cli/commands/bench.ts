@@ -8,7 +8,8 @@
 import type { CliCommand } from '../command';
 import { numberFlag, parseFlags, UsageError, type ParsedArgs } from '../args';
 import type { GemmaRuntime } from '../../engine/gemma/runtime';
-import { argmax, Rng } from '../../engine/generate/sampling';
+import { argmax } from '../../engine/generate/sampling';
+import { Rng } from '../../engine/rng';
 import { classify } from '../../engine/generate/labelScoring';
 import type { OpenModel } from '../../engine/generate/openModel';
 import { MODEL_FLAGS, openFromFlags } from './modelFlags';

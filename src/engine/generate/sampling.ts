@@ -8,9 +8,6 @@
 
 import { Rng } from '../rng';
 
-// src/cli/commands/bench.ts still imports Rng from here; it lives in ../rng.
-export { Rng };
-
 export interface SamplingOptions {
   /** 0 is greedy (argmax); otherwise logits are divided by it. */
   temperature: number;

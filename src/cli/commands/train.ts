@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import type { CliCommand } from '../command';
 import { choiceFlag, numberFlag, parseFlags, required, UsageError } from '../args';
-import { loadModel } from '../../engine/model/load';
+import { openWeights } from '../../engine/model/load';
 import { createTokenizer } from '../../engine/model/tokenizer';
 import { readExamples } from '../../engine/train/examples';
 import { modelRenderer, tokenizeExample, type ExampleRenderer } from '../../engine/train/tokenize';
@@ -74,10 +74,10 @@ export const trainCommand: CliCommand = {
     const alpha = numberFlag(p, 'alpha', 2 * rank, 1e-6, 1e6);
     const targets = p.values.has('targets') ? parseTargets(p.values.get('targets')!) : [...ALL_TARGETS];
 
-    // Held in a box so the weights can be let go once the session has its own copy.
-    const box: { loaded: ReturnType<typeof loadModel> | null } = { loaded: loadModel(modelPath, { precision }) };
-    const cfg = box.loaded!.weights.config;
-    const tokenizerSource = box.loaded!.tokenizerSource;
+    // Streamed from the file into the session's data file: the weights are never whole in JS.
+    const opened = openWeights(modelPath, { precision });
+    const cfg = opened.source.config;
+    const tokenizerSource = opened.tokenizerSource;
     const examples = readExamples(dataPath);
     const needsText = examples.some((e) => e.kind !== 'tokens');
     let renderer: ExampleRenderer | undefined;
@@ -104,8 +104,7 @@ export const trainCommand: CliCommand = {
       params = initLora(cfg, rank, alpha, targets, seed);
     }
 
-    const engine = await createOrtEngine(box.loaded!.weights, { precision, rank: params.rank, alpha: params.alpha, targets: params.targets, threads });
-    box.loaded = null; // the session holds its own copy of the weights
+    const engine = await createOrtEngine(opened.source, { precision, rank: params.rank, alpha: params.alpha, targets: params.targets, threads });
     const print = json ? (e: TrainEvent) => process.stdout.write(JSON.stringify(e) + '\n') : progressPrinter(process.stdout);
     // Ctrl-C stops between steps and leaves the best adapter so far on disk; a second one exits at once.
     const abort = new AbortController();

@@ -103,14 +103,10 @@ class HeaderCursor {
     return Number(v);
   }
 
-  /** `what` may be a function so that a string array's items do not each build a message that is never shown. */
-  string(what: string | (() => string), max = LIMITS.stringBytes): string {
-    const name = (): string => (typeof what === 'string' ? what : what());
-    const v = this.u64('string length');
-    if (v > BigInt(max)) throw new GgufError(this.file, `length of ${name()} is ${v}, beyond the limit ${max}: corrupt or not a GGUF model`);
-    const len = Number(v);
-    if (len > this.remaining) throw new GgufError(this.file, `${name()} claims ${len} bytes but only ${this.remaining} remain: truncated`);
-    const at = this.need(len, 'string');
+  string(what: string, max = LIMITS.stringBytes): string {
+    const len = this.count(`length of ${what}`, max);
+    if (len > this.remaining) throw new GgufError(this.file, `${what} claims ${len} bytes but only ${this.remaining} remain: truncated`);
+    const at = this.need(len, what);
     return this.win.toString('utf8', at, at + len);
   }
 
@@ -150,7 +146,7 @@ function readArray(c: HeaderCursor, file: string, key: string, depth: number): G
   if (elemType === GgufType.STRING) {
     if (n * 8 > c.remaining) throw new GgufError(file, `metadata ${key}: ${n} strings cannot fit in the ${c.remaining} remaining bytes: truncated`);
     const items: string[] = new Array(n);
-    for (let i = 0; i < n; i++) items[i] = c.string(() => `${key}[${i}]`);
+    for (let i = 0; i < n; i++) items[i] = c.string(`${key}[${i}]`);
     return { elemType: GgufType.STRING, items };
   }
   if (elemType === GgufType.ARRAY) {

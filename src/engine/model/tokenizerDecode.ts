@@ -23,18 +23,22 @@ export interface DecodeOptions {
   skipSpecial?: boolean;
 }
 
-/** Caches the text of each token ("▁" → " "), computed on first use. */
+/**
+ * Caches the text of each token ("▁" → " "), computed on first use. A Map rather than an array of the
+ * vocabulary's length: a run decodes a small part of a 262144-token vocabulary, and the array cost 2 MB.
+ */
 export class PieceTexts {
-  private readonly texts: (string | undefined)[];
+  private readonly texts = new Map<number, string>();
 
-  constructor(private readonly t: VocabTables) {
-    this.texts = new Array<string | undefined>(t.pieces.length);
-  }
+  constructor(private readonly t: VocabTables) {}
 
   /** The text a token stands for; for a byte piece, its `<0xXX>` spelling. */
   text(id: number): string {
-    let s = this.texts[id];
-    if (s === undefined) s = this.texts[id] = this.t.pieces[id].replaceAll('▁', ' ');
+    let s = this.texts.get(id);
+    if (s === undefined) {
+      s = this.t.pieces[id].replaceAll('▁', ' ');
+      this.texts.set(id, s);
+    }
     return s;
   }
 

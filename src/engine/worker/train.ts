@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import { openModel, loadAdapter as readAdapterInto } from '../generate/openModel';
 import { PrefixCache } from '../generate/prefixCache';
-import { loadModel as loadWeights } from '../model/load';
+import { openWeights } from '../model/load';
 import { TRAIN_DEFAULTS } from '../train/defaults';
 import type { TrainExample } from '../train/examples';
 import { initLora, type LoraTarget } from '../train/lora';
@@ -89,9 +89,9 @@ export const train: Handler<'train'> = async (params, ctx) => {
   model.prefixes.clear(); // its KV caches belong to the runtime disposed here
   await model.runtime.dispose();
   try {
-    let weights: ReturnType<typeof loadWeights> | null = loadWeights(model.summary.source, { precision: model.summary.precision });
-    engine = await createOrtEngine(weights.weights, { precision: model.summary.precision, rank: lora.rank, alpha: lora.alpha, targets: lora.targets, threads });
-    weights = null; // the session holds its own copy
+    // Streamed from the file into the session's data file: the weights are never whole in JS.
+    const weights = openWeights(model.summary.source, { precision: model.summary.precision }).source;
+    engine = await createOrtEngine(weights, { precision: model.summary.precision, rank: lora.rank, alpha: lora.alpha, targets: lora.targets, threads });
     sample();
     times.setupS = (performance.now() - t0) / 1000;
     ctx.log('info', `train: ${split.train.length} training and ${split.val.length} held-out examples; step session built in ${times.setupS.toFixed(2)} s`);

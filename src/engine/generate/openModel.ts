@@ -5,6 +5,7 @@ import { createGemmaRuntime, type LoraMode } from '../gemma/ortRuntime';
 import type { GemmaRuntime, Precision } from '../gemma/runtime';
 import { encodeChatPrompt, type ChatMessage } from '../model/chatTemplate';
 import { openWeights } from '../model/load';
+import type { WeightSource } from '../model/weightSource';
 import { createTokenizer, type Tokenizer } from '../model/tokenizer';
 import { readPeftParams } from '../train/peftParams';
 import { toRuntimeAdapter } from '../train/lora';
@@ -32,10 +33,8 @@ export interface OpenOptions {
 /** Loads a .gguf file or HF folder and builds its runtime and tokenizer. */
 export async function openModel(modelPath: string, o: OpenOptions): Promise<OpenModel> {
   const t0 = performance.now();
-  // Weights are read from the file as the runtime converts them: the model is never held whole in JS.
-  const { source, format, tokenizerSource } = openWeights(modelPath, { precision: o.precision });
+  const { source, format, tokenizer } = openParts(modelPath, o.precision);
   const config = source.config;
-  const tokenizer = tokenizerSource ? createTokenizer(tokenizerSource) : null;
   const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora });
   return {
     runtime,
@@ -44,6 +43,17 @@ export async function openModel(modelPath: string, o: OpenOptions): Promise<Open
     format,
     loadSeconds: (performance.now() - t0) / 1000,
   };
+}
+
+/**
+ * The weight source and the built tokenizer. Synchronous and separate so that the GGUF vocabulary arrays
+ * the tokenizer was built from (tokens, scores, types: several MB) are garbage before openModel awaits the
+ * runtime, instead of living in its suspended frame while ONNX Runtime builds its session.
+ */
+function openParts(modelPath: string, precision: Precision): { source: WeightSource; format: OpenModel['format']; tokenizer: Tokenizer | null } {
+  // Weights are read from the file as the runtime converts them: the model is never held whole in JS.
+  const { source, format, tokenizerSource } = openWeights(modelPath, { precision });
+  return { source, format, tokenizer: tokenizerSource ? createTokenizer(tokenizerSource) : null };
 }
 
 /** Reads a PEFT adapter folder and registers it on the runtime under `name`; returns its size. */

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { configFromHf, ConfigError, type GemmaConfig } from './config';
 import { readFdInto } from './fileRange';
-import { GgufError, readGguf, readGgufTensor, type GgufTensorInfo } from './gguf';
+import { GgufError, readGguf, readGgufTensor, type GgufFile, type GgufTensorInfo } from './gguf';
 import { ggufConfig, ggufToHfName, ggufTokenizerSource } from './ggufGemma';
 import type { TensorDtype } from './ggufFormat';
 import {
@@ -90,8 +90,10 @@ export function loadModel(modelPath: string, opts: LoadOptions): LoadedModel {
 export function openWeights(modelPath: string, opts: LoadOptions): OpenedWeights {
   const m = locate(modelPath);
   const expected = checkSources(m.where, m.config, m.sources);
+  // The closures below capture `sources`, not `m`, so the tokenizer source can be collected once built.
+  const sources = m.sources;
   const source = (name: string): TensorSource => {
-    const s = m.sources.get(name);
+    const s = sources.get(name);
     if (!s || !expected.has(name)) throw new Error(`model has no weight ${name}`);
     return s;
   };
@@ -122,6 +124,9 @@ function locate(modelPath: string): Located {
 function locateGgufFile(file: string): Located {
   const g = readGguf(file);
   const config = ggufConfig(g);
+  // The read closures keep only the tensor table: the metadata (262144 vocabulary strings, scores and
+  // types) must not live as long as the weight source does.
+  const data: GgufFile = { ...g, metadata: new Map() };
   const sources = new Map<string, TensorSource>();
   /** Rows [row0, row0+rows) of GGUF tensor t, as the HF weight `hf`. */
   const add = (hf: string, t: GgufTensorInfo, row0: number, rows: number) => sources.set(hf, {
@@ -132,7 +137,7 @@ function locateGgufFile(file: string): Located {
     rows,
     rowBytes: t.rowBytes,
     normHasOne: true,
-    read: (rowStart, rowCount, into, intoOffset) => void readGgufTensor(g, t.name, row0 + rowStart, rowCount, into, intoOffset),
+    read: (rowStart, rowCount, into, intoOffset) => void readGgufTensor(data, t.name, row0 + rowStart, rowCount, into, intoOffset),
   });
   for (const t of g.tensors.values()) {
     const hf = ggufToHfName(t.name);

@@ -10,7 +10,7 @@ import { openWeights } from '../model/load';
 import type { Precision } from '../gemma/runtime';
 import { createOrtEngine, type OrtEngineOptions } from './ortEngine';
 import { ALL_TARGETS, initLora } from './lora';
-import { Rng } from './rng';
+import { Rng } from '../rng';
 import { splitValidation } from './split';
 import { IGNORE, type TokenizedExample } from './tokenize';
 import { train, type TrainEvent } from './trainer';

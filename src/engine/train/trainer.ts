@@ -11,7 +11,7 @@ import { saveCheckpoint, loadCheckpoint, type RunState } from './checkpoint';
 import { EarlyStopping } from './earlyStop';
 import { cloneLora, flatTensors, parameterCount, type LoraParams } from './lora';
 import { writePeftAdapter } from './peftWriter';
-import { Rng, shuffled } from './rng';
+import { Rng, shuffled } from '../rng';
 import { learningRate, type ScheduleKind } from './schedule';
 import type { TokenizedExample } from './tokenize';
 import type { GemmaConfig } from '../model/config';

@@ -81,19 +81,19 @@ async function main(): Promise<void> {
   const lora = flag('lora', 'lazy') as LoraMode;
   const configEntries = Object.fromEntries(flag('config', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
   const rss: Record<string, number> = {};
+  const showMaps = process.argv.includes('--maps');
 
   const t0 = performance.now();
   const { source, tokenizerSource } = openWeights(file, { precision: 'q4' });
   const tok = tokenizerSource ? createTokenizer(tokenizerSource) : null;
   rss.tokenizer = rssMb();
-  if (process.argv.includes('--maps')) console.error(`tokenizer: ${mapsSummary()}`);
+  if (showMaps) console.error(`tokenizer: ${mapsSummary()}`);
   const rt = await createGemmaRuntime(source, {
     precision: 'q4', threads, accuracyLevel, headAccuracyLevel, headParts, headBits, maxChunk, lora, attention,
     session: { optimization, spinning, memArena, memPattern, configEntries },
   });
   const loadS = (performance.now() - t0) / 1000;
   rss.load = rssMb();
-  const showMaps = process.argv.includes('--maps');
   if (showMaps) console.error(`load: ${mapsSummary()}`);
   void tok;
 

@@ -63,10 +63,11 @@ export function parseNumber(text: string): number {
 /** Checks the form against task.json's schema, field by field, starting from `base` (the saved settings). */
 export function checkForm(base: Hyperparameters, input: FormInput): FormCheck {
   const errors = new Map<string, string>();
-  const merged: Record<string, unknown> = { ...DEFAULT_HYPERPARAMETERS, ...base };
+  const start = { ...DEFAULT_HYPERPARAMETERS, ...base };
+  const merged: Record<string, unknown> = { ...start };
   const tryField = (key: string, value: unknown) => {
     try {
-      hyperparametersSchema({ ...DEFAULT_HYPERPARAMETERS, ...base, [key]: value });
+      hyperparametersSchema({ ...start, [key]: value });
       merged[key] = value;
     } catch (e) {
       const problem = e instanceof CheckError ? e.problem : (e as Error).message;

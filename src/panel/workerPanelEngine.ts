@@ -64,7 +64,6 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
           examples: labeled.map((e) => ({ id: e.id, messages: renderMessages(cfg, e.input, e.output) })),
           valIds: labeled.filter((e) => e.heldOut).map((e) => e.id),
           hyperparameters: hp,
-          ...(hp.patience !== undefined ? { patience: hp.patience } : {}),
           threads: this.s.models.settings().threads,
           outDir,
         },

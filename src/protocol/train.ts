@@ -21,8 +21,6 @@ const trainParams = obj({
   /** Examples pinned to validation; when empty, `hyperparameters.valSplit` chooses (seeded). */
   valIds: optional(arr(exampleId, { max: MAX_EXAMPLES })),
   hyperparameters: hyperparametersSchema,
-  /** Evaluations without improvement before stopping (default: the trainer's). */
-  patience: optional(num({ int: true, min: 0, max: 1000 })),
   /** Examples longer than this many tokens are cut (default: the trainer's). */
   maxTokens: optional(num({ int: true, min: 2, max: 32_768 })),
   /** ONNX Runtime threads for the train step (default: the worker's). */

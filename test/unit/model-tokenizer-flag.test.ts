@@ -32,6 +32,17 @@ function makeModel(...args: string[]): { code: number | null; stdout: string; st
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Writes `real<suffix>` (with the real tokenizer.json) and `synthetic<suffix>` from seed 5; returns both paths. */
+function makeRealAndSynthetic(suffix: string, format: string, dtype: string): { real: string; synthetic: string } {
+  const real = path.join(dir, `real${suffix}`);
+  const synthetic = path.join(dir, `synthetic${suffix}`);
+  for (const [out, extra] of [[real, ['--tokenizer', GEMMA3_TOKENIZER_JSON]], [synthetic, []]] as const) {
+    const r = makeModel('--config', configFile, '--format', format, '--dtype', dtype, '--seed', '5', '--out', out, ...extra);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  return { real, synthetic };
+}
+
 function assertReferenceIds(modelPath: string): void {
   const tok = tokenizerForModel(modelPath);
   const ref = referenceTokenizer();
@@ -51,12 +62,7 @@ test('the converter gives llama.cpp-style arrays of Gemma 3 (sizes, types, speci
 });
 
 test('--format gguf --tokenizer: loads, tokenizes as Hugging Face, same weight bytes as without', () => {
-  const real = path.join(dir, 'real.gguf');
-  const synthetic = path.join(dir, 'synthetic.gguf');
-  for (const [out, extra] of [[real, ['--tokenizer', GEMMA3_TOKENIZER_JSON]], [synthetic, []]] as const) {
-    const r = makeModel('--config', configFile, '--format', 'gguf', '--dtype', 'q4_0', '--seed', '5', '--out', out, ...extra);
-    assert.equal(r.code, 0, r.stderr);
-  }
+  const { real, synthetic } = makeRealAndSynthetic('.gguf', 'gguf', 'q4_0');
   const model = loadModel(real, { precision: 'q4' });
   assert.equal(model.weights.config.vocabSize, 262144);
   assert.equal(model.tokenizerSource?.kind, 'gguf');
@@ -69,12 +75,7 @@ test('--format gguf --tokenizer: loads, tokenizes as Hugging Face, same weight b
 });
 
 test('--format safetensors --tokenizer: the folder holds a copy of the tokenizer.json and the same weights', () => {
-  const real = path.join(dir, 'real-hf');
-  const synthetic = path.join(dir, 'synthetic-hf');
-  for (const [out, extra] of [[real, ['--tokenizer', GEMMA3_TOKENIZER_JSON]], [synthetic, []]] as const) {
-    const r = makeModel('--config', configFile, '--format', 'safetensors', '--dtype', 'bf16', '--seed', '5', '--out', out, ...extra);
-    assert.equal(r.code, 0, r.stderr);
-  }
+  const { real, synthetic } = makeRealAndSynthetic('-hf', 'safetensors', 'bf16');
   assert.ok(fs.readFileSync(path.join(real, 'tokenizer.json')).equals(fs.readFileSync(GEMMA3_TOKENIZER_JSON)));
   assert.ok(fs.readFileSync(path.join(real, 'model.safetensors')).equals(fs.readFileSync(path.join(synthetic, 'model.safetensors'))));
   assert.equal(loadModel(real, { precision: 'q4' }).weights.config.vocabSize, 262144);

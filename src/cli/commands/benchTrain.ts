@@ -69,9 +69,10 @@ export async function runTrainBench(flags: ParsedArgs, json: boolean): Promise<v
       cpuAt.push((c.user + c.system) / 1e6);
     },
   });
-  const tokS = w.warmupSteps > 0 ? tokensPerSecond(steps, w.warmupSteps) : r.train_tok_s;
+  // With no warm-up these equal benchTrain's own train_tok_s and step_s_mean (the same sums).
+  const tokS = tokensPerSecond(steps, w.warmupSteps);
   const timed = steps.length - w.warmupSteps;
-  const stepS = w.warmupSteps > 0 ? steps.slice(w.warmupSteps).reduce((s, e) => s + e.tokens / e.tokensPerSec, 0) / timed : r.step_s_mean;
+  const stepS = steps.slice(w.warmupSteps).reduce((s, e) => s + e.tokens / e.tokensPerSec, 0) / timed;
   const cpuPerStep = w.warmupSteps > 0 ? (cpuAt[cpuAt.length - 1] - cpuAt[w.warmupSteps - 1]) / timed : undefined;
   const round = (v: number): number => Math.round(v * 1000) / 1000;
   if (json) {

@@ -15,13 +15,13 @@ import { DEMO_CONFIG, findLocalDefaultModel, writeDemoModel, cacheDir, MODEL_ENV
 import { runDemoTask, type DemoSettings } from '../demo/runDemo';
 import { formatDemoResult } from '../demo/report';
 import { DEFAULT_MODEL } from '../../store/modelManifest';
-import type { TaskConfig } from '../../store/task';
+import { LORA_TARGETS, type TaskConfig } from '../../store/task';
 
 /** Settings for the built-in random-weight model: it starts from nothing, so it needs a far higher
  *  learning rate and more epochs than the 270M's recipe; the best validation adapter is kept. */
 export const BUILT_IN_SETTINGS: Omit<DemoSettings, 'threads'> = {
   epochs: 8, lr: 3e-3, schedule: 'linear', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, rank: 16, alpha: 32,
-  targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'], batchSize: 4, valSplit: 0.2, patience: 0, seed: 42, precision: 'q4',
+  targets: [...LORA_TARGETS], batchSize: 4, valSplit: 0.2, patience: 0, seed: 42, precision: 'q4',
 };
 
 /** The task's own hyperparameters (what the extension trains with), for the real model. */

@@ -16,13 +16,16 @@ export interface DemoTask {
   test: Example[];
 }
 
-function readJson(file: string): unknown {
-  let text: string;
+function readText(file: string): string {
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return fs.readFileSync(file, 'utf8');
   } catch (e) {
     throw new Error(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
   }
+}
+
+function readJson(file: string): unknown {
+  const text = readText(file);
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -31,12 +34,7 @@ function readJson(file: string): unknown {
 }
 
 function readLines(file: string): Example[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new Error(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
-  }
+  const text = readText(file);
   const out: Example[] = [];
   text.split('\n').forEach((raw, i) => {
     if (raw.trim() === '') return;

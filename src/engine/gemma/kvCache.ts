@@ -49,10 +49,10 @@ export class SlotSet {
 
   /**
    * Stores the last keys/values of a run: newK[l] is layer l's [1, Hkv, T, D] output for positions
-   * start…start+T-1, of which the first `count` (default all) are kept. A ring keeps only the newest
+   * start…start+T-1, of which the first `count` are kept. A ring keeps only the newest
    * maxSlots of them.
    */
-  append(start: number, T: number, newK: Float32Array[], newV: Float32Array[], count = T): void {
+  append(start: number, T: number, newK: Float32Array[], newV: Float32Array[], count: number): void {
     if (this.maxSlots === 0) return;
     const { kvHeads: Hkv, headDim: D } = this;
     const first = Math.max(0, count - this.maxSlots);

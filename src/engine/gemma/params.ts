@@ -60,7 +60,8 @@ const CHUNK_BYTES = 4 << 20;
 /** Head parts hold a multiple of this many rows, so every part's bytes start page-aligned in the file. */
 const PART_ROW_MULTIPLE = 1024;
 
-function f32Of(name: string, d: WeightData, n: number): Float32Array {
+/** n values of a weight's stored data as float32 (dequantised when block-quantised). */
+export function f32Of(name: string, d: WeightData, n: number): Float32Array {
   switch (d.type) {
     case 'f32': return d.data;
     case 'q4_0': return dequantizeQ4_0(d.data, n);
@@ -92,7 +93,6 @@ export class GraphParams {
   private embedQ: { heads: { b: Value; scales: Value; rows: number }[]; head: NbitsTable; requant: boolean } | null = null;
   private lookupNbits: NbitsTable | null = null;
   private lookupQ: { bits: 4 | 8; lookup: Value; scales3d: Value } | null = null;
-  private readonly f32Blobs = new Map<string, Blob>();
   /** Every blob made, by weight key, so that another graph can reuse them (see `reuse`). */
   private readonly blobs = new Map<string, Blob>();
 
@@ -147,7 +147,6 @@ export class GraphParams {
     const blob = this.blobFor(`f32:${key}`, rows * width * 4, (b) => {
       for (const name of names) this.forEachChunk(name, (n, d) => b.write(asBytes(f32Of(name, d, n * width))));
     });
-    this.f32Blobs.set(key, blob);
     return this.g.initializerIn(key, 'float32', dims, blob);
   }
 
@@ -305,7 +304,7 @@ export class GraphParams {
     const C = this.config.hidden;
     if (this.opts.precision === 'f32') {
       this.norm(EMBED_NAME);
-      return { kind: 'f32', columns: C, data: this.f32Blobs.get(EMBED_NAME)! };
+      return { kind: 'f32', columns: C, data: this.blobs.get(`f32:${EMBED_NAME}`)! };
     }
     // A requantised head's 4-bit bytes are not the lookup's values: rows come from the 8-bit table. (Reading
     // the stored Q8_0 rows instead saves ~1 s of load but measured ~30 MB more peak RSS.)

@@ -41,12 +41,12 @@ import { attr } from '../onnx/graph';
 import { gradients } from '../onnx/autodiff';
 import { shapeOf as shapeOfValue } from '../onnx/vjp';
 import type { ModelWeights } from '../model/weights';
-import { asWeightSource, rowCount, type WeightSource } from '../model/weightSource';
+import { asWeightSource, type WeightSource } from '../model/weightSource';
 import { EMBED_NAME, FINAL_NORM_NAME, layerWeightNames } from '../model/weights';
 import type { LayerType } from '../model/config';
-import { dequantizeQ4_0, dequantizeQ8_0, q4_0ToMatMulNBits, q8_0ToMatMulNBits, quantizeQ4_0, quantizeQ8_0 } from '../model/quant';
+import { q4_0ToMatMulNBits, q8_0ToMatMulNBits, quantizeQ4_0, quantizeQ8_0 } from '../model/quant';
 import { targetShape, type LoraTarget } from '../train/lora';
-import { GraphParams, type ParamsOptions } from './params';
+import { f32Of, GraphParams, type ParamsOptions } from './params';
 import { decoderLayer, type LoraValues } from './layer';
 
 export interface TrainGraphOptions extends ParamsOptions {
@@ -59,7 +59,7 @@ export interface TrainGraphOptions extends ParamsOptions {
    *                1 byte per weight, requantisation error);
    *  'dequant': W unpacked from the forward's own 4-bit bytes in the graph each step (exact, no extra memory).
    */
-  backward?: { layers: 'transposed' | 'dequant'; head: 'transposed' | 'dequant'; layerBits?: 4 | 8; accuracyLevel?: 0 | 4 };
+  backward?: { layers: 'transposed' | 'dequant'; head: 'transposed' | 'dequant' };
   /**
    * Recompute each layer's forward during the backward from its saved input (activation
    * checkpointing): only the L layer inputs live from the forward to the backward instead of every
@@ -83,22 +83,10 @@ export const trainLoraNames = (layer: number, t: LoraTarget) => ({
   a: `lora_a_${layer}_${t}`, b: `lora_b_${layer}_${t}`, gradA: `grad_a_${layer}_${t}`, gradB: `grad_b_${layer}_${t}`,
 });
 
-function f32Of(src: WeightSource, name: string): Float32Array {
-  const shape = src.shape(name);
-  const n = shape.reduce((a, b) => a * b, 1);
-  const d = src.rows(name, 0, rowCount(shape));
-  switch (d.type) {
-    case 'f32': return d.data;
-    case 'q4_0': return dequantizeQ4_0(d.data, n);
-    case 'q8_0': return dequantizeQ8_0(d.data, n);
-    default: throw new Error(`train graph: weight ${name} has an unknown storage`);
-  }
-}
-
 /** W [N, K] → Wᵀ [K, N] as MatMulNBits operands, requantised along N to Q4_0 (bits 4) or Q8_0 (bits 8). */
 function transposedNBits(src: WeightSource, name: string, bits: 4 | 8): { data: Uint8Array; scales: Float32Array; K: number; N: number } {
   const [N, K] = src.shape(name);
-  const f = f32Of(src, name);
+  const f = f32Of(name, src.rows(name, 0, N), N * K);
   const t = new Float32Array(K * N);
   for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[k * N + n] = f[n * K + k];
   const bq = bits === 4 ? q4_0ToMatMulNBits(quantizeQ4_0(t), K, N) : q8_0ToMatMulNBits(quantizeQ8_0(t), K, N);
@@ -328,13 +316,12 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
 
   const transposed = new Map<string, { b: Value; scales: Value; K: number; N: number; bits: 4 | 8 }>();
   const matMulNBitsBackward = (gg: Graph, node: NodeRecord, dy: Value): Value => {
-    const bName = node.inputs[1]!.name;
-    const wName = bName.endsWith('.q') ? bName.slice(0, -2) : bName;
+    const wName = nbitsWeightName(node)!;
     if ((wName === EMBED_NAME ? how.head : how.layers) === 'dequant') return dequantBackward(gg, node, dy);
     let tq = transposed.get(wName);
     if (!tq) {
       // The head's copy is 8-bit: its requantisation error would otherwise reach every gradient.
-      const bits = wName === EMBED_NAME ? 8 : how.layerBits ?? 4;
+      const bits = wName === EMBED_NAME ? 8 : 4;
       const t = transposedNBits(src, wName, bits);
       tq = {
         b: gg.initializer(`${wName}.qT`, 'uint8', [t.N, t.K / 32, 4 * bits], t.data),
@@ -343,7 +330,7 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
       };
       transposed.set(wName, tq);
     }
-    return op.matMulNBits(gg, dy, tq.b, tq.scales, { K: tq.K, N: tq.N, bits: tq.bits, blockSize: 32, accuracyLevel: how.accuracyLevel ?? opts.accuracyLevel });
+    return op.matMulNBits(gg, dy, tq.b, tq.scales, { K: tq.K, N: tq.N, bits: tq.bits, blockSize: 32, accuracyLevel: opts.accuracyLevel });
   };
   let grads: Value[];
   if (!opts.recompute) {

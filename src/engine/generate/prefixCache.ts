@@ -25,7 +25,6 @@ export const MIN_PREFIX_TOKENS = 8;
 
 interface Entry {
   adapter: string | undefined;
-  ids: number[];
   cache: KvCache;
   bytes: number;
 }
@@ -81,7 +80,7 @@ export class PrefixCache {
     }
     const bytes = cacheBytes(this.runtime, cache);
     if (bytes > this.limits.maxBytes || this.limits.maxEntries < 1) return { cache, hit: false };
-    this.entries.set(key, { adapter, ids: [...ids], cache, bytes });
+    this.entries.set(key, { adapter, cache, bytes });
     this.evict();
     return { cache: cache.fork(), hit: false };
   }

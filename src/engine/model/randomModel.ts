@@ -17,7 +17,7 @@ import type { TensorDtype } from './ggufFormat';
 import { writeGguf, type GgufTensorOut } from './ggufWriter';
 import { f32ArrayToBf16, f32ArrayToF16, QK, quantizeQ4_0, quantizeQ8_0 } from './quant';
 import { writeSafetensorsStreaming, type SafetensorsOutDtype } from './safetensorsWriter';
-import { writeFileStreaming } from '../atomicWrite';
+import { writeFileAtomicSync } from '../atomicWrite';
 import { syntheticTokenizerJson, syntheticVocab } from './syntheticVocab';
 import { EMBED_NAME, expectedShapes, FINAL_NORM_NAME, isNormWeight, layerWeightNames } from './weights';
 
@@ -141,15 +141,7 @@ export function writeRandomHf(dir: string, cfg: GemmaConfig, opts: { seed: numbe
     return { name, dtype: stDtype, shape, data: () => encodedChunks(opts.seed, name, count, opts.dtype, false) };
   }));
   const config = { ...configToHf(cfg), torch_dtype: { f32: 'float32', f16: 'float16', bf16: 'bfloat16' }[opts.dtype] };
-  writeText(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  const tokenizerFile = path.join(dir, 'tokenizer.json');
-  if (opts.tokenizerJson === undefined) writeText(tokenizerFile, JSON.stringify(syntheticTokenizerJson(syntheticVocab(cfg.vocabSize), cfg.bosId)));
-  else {
-    const bytes = fs.readFileSync(opts.tokenizerJson);
-    writeFileStreaming(tokenizerFile, (sink) => sink.write(bytes));
-  }
-}
-
-function writeText(file: string, text: string): void {
-  writeFileStreaming(file, (sink) => sink.write(Buffer.from(text, 'utf8')));
+  writeFileAtomicSync(path.join(dir, 'config.json'), [JSON.stringify(config, null, 2) + '\n']);
+  const tokenizer = opts.tokenizerJson === undefined ? JSON.stringify(syntheticTokenizerJson(syntheticVocab(cfg.vocabSize), cfg.bosId)) : fs.readFileSync(opts.tokenizerJson);
+  writeFileAtomicSync(path.join(dir, 'tokenizer.json'), [tokenizer]);
 }

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openWeights } from '../model/load';
 import type { Precision } from '../gemma/runtime';
-import { createOrtEngine, type OrtEngineOptions } from './ortEngine';
+import { createOrtEngine } from './ortEngine';
 import { ALL_TARGETS, initLora } from './lora';
 import { Rng } from '../rng';
 import { splitValidation } from './split';
@@ -26,15 +26,6 @@ export interface TrainBenchOptions {
   batch?: number;
   microBatch?: number;
   rank?: number;
-  /** Engine settings to compare (OrtEngineOptions): graph optimisation level and the forward-only eval session. */
-  optimization?: OrtEngineOptions['optimization'];
-  evalGraph?: boolean;
-  /**
-   * Projections whose forward outputs the backward reuses instead of recomputing (default none). On the
-   * 270M shape, micro-batches of 2 × 120 tokens, 1 epoch: all seven −20% CPU for +420 MB of peak RSS
-   * (1.39 → 1.82 GB); o and down −5% for +90 MB: past or at the 1.5 GB target, so off.
-   */
-  keepProjections?: OrtEngineOptions['keepProjections'];
   onEvent?: (e: TrainEvent) => void;
 }
 
@@ -68,8 +59,7 @@ export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): 
   const cfg = source.config;
   const rank = o.rank ?? 16;
   const params = initLora(cfg, rank, 2 * rank, ALL_TARGETS, 1);
-  const engine = await createOrtEngine(source, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2, optimization: o.optimization, evalGraph: o.evalGraph,
-    keepProjections: o.keepProjections });
+  const engine = await createOrtEngine(source, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2 });
   const setup = (performance.now() - t0) / 1000;
   const data = splitValidation(syntheticExamples(o.examples ?? 20, o.tokens ?? 120, o.completion ?? 40, cfg.vocabSize, 7), { fraction: 0.2, seed: 1 });
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-bench-train-'));

@@ -60,20 +60,19 @@ export const generate: Handler<'generate'> = async (params, ctx) => {
 export function sharedPrefixLength(p: ParamsOf<'classify'>, model: LoadedModel, ids: number[]): number {
   const shared = p.sharedPrefix;
   if (shared === undefined) return 0;
-  const tok = model.tokenizer;
-  if (!tok) throw new Error('sharedPrefix needs the model tokenizer, and this model has none');
-  let reference: number[];
+  if (!model.tokenizer) throw new Error('sharedPrefix needs the model tokenizer, and this model has none');
+  let cut: PromptParams;
   if (p.messages) {
     const last = p.messages[p.messages.length - 1];
     if (!last?.content.startsWith(shared)) throw new Error("sharedPrefix is not the start of the last message's content");
-    reference = encodeChatPrompt(tok, [...p.messages.slice(0, -1), { role: last.role, content: shared }]);
+    cut = { messages: [...p.messages.slice(0, -1), { role: last.role, content: shared }] };
   } else if (p.text !== undefined) {
     if (!p.text.startsWith(shared)) throw new Error('sharedPrefix is not the start of the text');
-    reference = [tok.specials.bos ?? model.runtime.config.bosId, ...tok.encode(shared)];
+    cut = { text: shared };
   } else {
     throw new Error('sharedPrefix needs messages or text, not promptIds');
   }
-  const k = Math.min(commonPrefixLength(ids, reference), ids.length - 1);
+  const k = Math.min(commonPrefixLength(ids, promptIdsOf(cut, model)), ids.length - 1);
   return k >= MIN_PREFIX_TOKENS ? k : 0;
 }
 

@@ -98,7 +98,7 @@ export const train: Handler<'train'> = async (params, ctx) => {
     result = await runTrainer(cfg, engine, split, lora, {
       epochs: hp.epochs, lr: hp.learningRate, schedule: hp.schedule, warmupSteps: hp.warmupSteps, weightDecay: hp.weightDecay,
       maxGradNorm: hp.maxGradNorm, batchSize: hp.batchSize, gradAccum: hp.gradAccum, seed: hp.seed, shuffle: true,
-      evalEvery: TRAIN_DEFAULTS.evalEvery, patience: params.patience ?? TRAIN_DEFAULTS.patience, padId: cfg.padId,
+      evalEvery: TRAIN_DEFAULTS.evalEvery, patience: hp.patience ?? TRAIN_DEFAULTS.patience, padId: cfg.padId,
       outDir: params.outDir, baseModel: model.summary.source, signal: ctx.signal,
       onEvent: (e) => {
         sample();

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseExamples, readExamples, DataError } from '../../src/engine/train/examples';
 import { tokenizeExample, IGNORE, type ExampleRenderer } from '../../src/engine/train/tokenize';
-import { collate, planSteps, stepsPerEpoch } from '../../src/engine/train/batch';
+import { collate, planSteps, runsOf, stepsPerEpoch } from '../../src/engine/train/batch';
 import { splitValidation } from '../../src/engine/train/split';
 import { exactMatch, exactMatchRate, labelAccuracy } from '../../src/engine/train/metrics';
 import { EarlyStopping } from '../../src/engine/train/earlyStop';
@@ -109,6 +109,22 @@ test('collate right-pads, shifts labels and counts every label token of the batc
   assert.deepEqual(plan.map((s) => s.map((m) => m.B)), [[2, 2], [1]]);
   assert.equal(stepsPerEpoch(5, 2, 2), 2);
   assert.equal(stepsPerEpoch(20, 4, 1), 5);
+});
+
+test('a batch runs in pieces of at most the token budget, longest first, every label kept', () => {
+  const ex = (id: string, n: number) => ({ id, inputIds: Array.from({ length: n }, (_, i) => 3 + i), labels: Array.from({ length: n }, (_, i) => (i >= n - 2 ? 3 + i : IGNORE)) });
+  const batch = [ex('a', 3), ex('b', 10), ex('c', 4), ex('d', 9)];
+  const runs = runsOf(batch, 0, 20);
+  assert.deepEqual(runs.map((r) => r.ids), [['b', 'd'], ['c', 'a']]);
+  assert.deepEqual(runs.map((r) => r.T), [10, 4], 'short examples are padded to their own run, not to the longest');
+  assert.equal(runs.reduce((s, r) => s + r.labelTargets.length, 0), collate(batch, 0).labelTargets.length);
+  assert.equal(runs.reduce((s, r) => s + r.tokens, 0), 26);
+  // an example longer than the budget still runs, alone
+  assert.deepEqual(runsOf([ex('x', 30), ex('y', 2)], 0, 20).map((r) => r.ids), [['x'], ['y']]);
+  // a step is its batches' runs: 4 examples per batch, 2 batches accumulated
+  const plan = planSteps([...batch, ...batch], 4, 2, 0, 20);
+  assert.deepEqual(plan.map((s) => s.map((m) => m.B)), [[2, 2, 2, 2]]);
+  assert.deepEqual(planSteps(batch, 4, 1, 0).map((s) => s.map((m) => m.B)), [[4]], 'within the default budget one run');
 });
 
 test('validation split: ~20% from 10 examples, none below, seeded, pinnable', () => {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { loadModel, openWeights } from '../../src/engine/model/load';
+import { EMBED_NAME } from '../../src/engine/model/weights';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { trainGraph } from '../../src/engine/gemma/trainGraph';
 import { createOrtEngine } from '../../src/engine/train/ortEngine';
@@ -64,12 +65,18 @@ test('q4: kept projections, a streamed WeightSource and the backward-off evaluat
 
   // Every projection kept: the recomputed layers run no MatMulNBits of their own (only the forward's 7 per layer and the head).
   const source = openWeights(file, { precision: 'q4' }).source;
-  const count = (keep: boolean) => trainGraph(source, { precision: 'q4', accuracyLevel: 0, rank: 4, alpha: 8, targets: ALL_TARGETS, recompute: true, keepProjections: keep ? ALL_TARGETS : [] })
-    .allNodes().filter((n) => n.op === 'MatMulNBits').length;
+  const nodes = (keep: boolean) => trainGraph(source, { precision: 'q4', accuracyLevel: 0, rank: 4, alpha: 8, targets: ALL_TARGETS, recompute: true, keepProjections: keep ? ALL_TARGETS : [] }).allNodes();
+  const count = (keep: boolean) => nodes(keep).filter((n) => n.op === 'MatMulNBits').length;
   assert.equal(count(true), 7 * cfg.layers + 1);
   assert.equal(count(false), 14 * cfg.layers + 1);
+  // The embedding lookups read the head's own bytes (one mapping of the table, not two).
+  const all = nodes(true);
+  const headB = all.filter((n) => n.op === 'MatMulNBits').find((n) => n.inputs[1]!.name.startsWith(EMBED_NAME))!.inputs[1];
+  const lookups = all.filter((n) => n.op === 'GatherBlockQuantized');
+  assert.ok(lookups.length >= 2, 'input ids and label rows');
+  for (const l of lookups) assert.equal(l.inputs[0], headB);
 
-  const plain = await createOrtEngine(loadModel(file, { precision: 'q4' }).weights, { precision: 'q4', rank: 4, alpha: 8, targets: ALL_TARGETS, threads: 1, accuracyLevel: 0 });
+  const plain = await createOrtEngine(loadModel(file, { precision: 'q4' }).weights, { precision: 'q4', rank: 4, alpha: 8, targets: ALL_TARGETS, threads: 1, accuracyLevel: 0, keepProjections: [] });
   const fast = await createOrtEngine(source, { precision: 'q4', rank: 4, alpha: 8, targets: ALL_TARGETS, threads: 1, accuracyLevel: 0, keepProjections: ALL_TARGETS });
   try {
     const a = await plain.lossAndGrads(batch, params, 0.5);

@@ -233,7 +233,9 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
   const g = new Graph('gemma3_train');
   g.omitInputShapes = true;
   if (sink) g.streamInitializers(sink);
-  const p = new GraphParams(g, src, opts);
+  const how = opts.backward ?? { layers: 'dequant', head: 'dequant' };
+  // A 'dequant' backward reads the head's own bytes, so they stay mapped: lookups read the same ones.
+  const p = new GraphParams(g, src, { ...opts, lookupSharesHead: !opts.forwardOnly && how.head === 'dequant' });
   const scaling = opts.alpha / opts.rank;
 
   const ids = g.input('input_ids', 'int64', ['B', 'T']);
@@ -301,7 +303,6 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
   const withGrads = g.input('backward', 'bool', []);
   const backwardStart = g.nodes.length;
 
-  const how = opts.backward ?? { layers: 'dequant', head: 'dequant' };
   let seed: [Value, Value];
   if (cfg.finalLogitSoftcap === null && how.head === 'dequant') {
     const headNode = g.nodes.find((nd) => nd.outputs[0] === headOut)!;

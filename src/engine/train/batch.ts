@@ -43,12 +43,35 @@ export function collate(examples: TokenizedExample[], padId: number): MicroBatch
   return { B, T, inputIds, labelPositions: Int32Array.from(pos), labelTargets: Int32Array.from(tgt), tokens, ids: examples.map((e) => e.id) };
 }
 
-/** Splits an epoch's examples into micro-batches of at most `batch`, grouped `accum` to an optimizer step. */
-export function planSteps(examples: TokenizedExample[], batch: number, accum: number, padId: number): MicroBatch[][] {
-  const micro: MicroBatch[] = [];
-  for (let i = 0; i < examples.length; i += batch) micro.push(collate(examples.slice(i, i + batch), padId));
+/**
+ * Padded tokens per session run above which a batch is run in pieces. A run's activations grow with its
+ * tokens (~0.5 MB per token on the 270M shape with the projections kept for the backward), and the sum of
+ * the pieces' losses and gradients is the batch's, so splitting bounds memory without changing the step.
+ */
+export const RUN_TOKENS = 256;
+
+/**
+ * One batch's examples as micro-batches of at most `budget` padded tokens (one example at least), longest
+ * first so that examples of similar length share a run and its padding.
+ */
+export function runsOf(examples: TokenizedExample[], padId: number, budget = RUN_TOKENS): MicroBatch[] {
+  const sorted = examples.slice().sort((a, b) => b.inputIds.length - a.inputIds.length);
+  const runs: MicroBatch[] = [];
+  for (let i = 0; i < sorted.length;) {
+    const longest = sorted[i].inputIds.length;
+    const n = Math.max(1, Math.min(sorted.length - i, Math.floor(budget / longest)));
+    runs.push(collate(sorted.slice(i, i + n), padId));
+    i += n;
+  }
+  return runs;
+}
+
+/** Splits an epoch's examples into batches of at most `batch`, grouped `accum` to an optimizer step, each batch as its runs. */
+export function planSteps(examples: TokenizedExample[], batch: number, accum: number, padId: number, budget = RUN_TOKENS): MicroBatch[][] {
+  const batches: MicroBatch[][] = [];
+  for (let i = 0; i < examples.length; i += batch) batches.push(runsOf(examples.slice(i, i + batch), padId, budget));
   const steps: MicroBatch[][] = [];
-  for (let i = 0; i < micro.length; i += accum) steps.push(micro.slice(i, i + accum));
+  for (let i = 0; i < batches.length; i += accum) steps.push(batches.slice(i, i + accum).flat());
   return steps;
 }
 

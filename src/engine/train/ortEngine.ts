@@ -11,7 +11,7 @@ import { trainGraph, trainLoraNames, type TrainGraphOptions } from '../gemma/tra
 import { inverseFrequencies, ropeTables } from '../gemma/rope';
 import type { Precision } from '../gemma/runtime';
 import type { MicroBatch } from './batch';
-import type { LoraParams, LoraTarget } from './lora';
+import { ALL_TARGETS, type LoraParams, type LoraTarget } from './lora';
 import type { StepEngine } from './trainer';
 
 export interface OrtEngineOptions {
@@ -34,9 +34,10 @@ export interface OrtEngineOptions {
   recompute?: boolean;
   /**
    * q4 with recompute: projections whose base outputs the backward reuses from the forward
-   * (TrainGraphOptions.keepProjections); default none. On the 270M shape, micro-batches of 2 × 120 tokens:
-   * all seven −20% CPU for +420 MB of peak RSS (1.39 → 1.82 GB); o and down −5% for +90 MB: past or at
-   * the 1.5 GB target, so off.
+   * (TrainGraphOptions.keepProjections); default all seven (LoRA targets or not). On the 270M shape, runs of 2 × 120
+   * tokens: a step's wall time 3.66 → ~2.9 s for +~120 MB of activations (peak RSS 1.07 → 1.19 GB), with
+   * ORT's memory patterns off (below); recompute off entirely was ~5% faster again but holds 2.5× the
+   * activations per token.
    */
   keepProjections?: TrainGraphOptions['keepProjections'];
   /**
@@ -61,7 +62,7 @@ export function trainMask(T: number, window: number): Float32Array {
  */
 export async function createOrtEngine(mw: ModelWeights | WeightSource, opts: OrtEngineOptions): Promise<OrtStepEngine> {
   // Weights stream to a temporary file as they are converted; ORT maps it, so no second copy is held.
-  const graphOpts = { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true, keepProjections: opts.precision === 'q4' ? opts.keepProjections : undefined };
+  const graphOpts = { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true, keepProjections: opts.precision === 'q4' ? opts.keepProjections ?? ALL_TARGETS : undefined };
   const open = async (forwardOnly: boolean) => {
     const file = new ExternalDataFile();
     let graph;
@@ -73,7 +74,9 @@ export async function createOrtEngine(mw: ModelWeights | WeightSource, opts: Ort
     }
     // The eval session runs a few times per epoch: without an arena its activations go back to the
     // allocator between runs instead of being held beside the step session's.
-    return file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'disabled', memArena: !forwardOnly });
+    // No memory patterns: from the second run ORT would allocate the whole recorded pattern as one more block
+    // beside the arena's chunks from the first (+400 MB peak with kept projections, for ~3% of speed).
+    return file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'disabled', memArena: !forwardOnly, memPattern: false });
   };
   const session = await open(false);
   let evalSession: ortTypes.InferenceSession | null = null;

@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { AdamW, clipGradNorm } from './adamw';
-import { planSteps, collate, stepsPerEpoch, type MicroBatch } from './batch';
+import { planSteps, runsOf, stepsPerEpoch, type MicroBatch } from './batch';
 import { saveCheckpoint, loadCheckpoint, type RunState } from './checkpoint';
 import { EarlyStopping } from './earlyStop';
 import { cloneLora, flatTensors, parameterCount, type LoraParams } from './lora';
@@ -120,8 +120,7 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   // argmax at every label position (teacher-forced on the same prefix) is the label.
   const evaluate = async (): Promise<boolean> => {
     let sum = 0, count = 0, exact = 0;
-    for (let i = 0; i < data.val.length; i += opts.batchSize) {
-      const b = collate(data.val.slice(i, i + opts.batchSize), opts.padId);
+    for (const b of runsOf(data.val, opts.padId)) {
       const r = await engine.evaluate(b, params);
       sum += r.lossSum;
       count += b.labelTargets.length;

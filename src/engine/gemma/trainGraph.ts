@@ -126,16 +126,21 @@ function dequantRows(g: Graph, w: NBitsWeight, r0: number, n: number, dep: Value
     const unsq = (v: Value) => g.node('Unsqueeze', [v, g.constI64([-1])], [{ dtype: 'uint8', shape: [n, blocks, 16, 1] }])[0];
     q = op.reshape(g, op.concat(g, [unsq(low), unsq(high)], -1), [n, blocks, 32]);
   }
-  // One DequantizeLinear (opset 21, blocked along K) instead of Cast, Sub and Mul: one pass, not three.
-  const zp = g.node('Expand', [u8const(g, w.bits === 4 ? 8 : 128), g.constI64([n, blocks])], [{ dtype: 'uint8', shape: [n, blocks] }])[0];
-  return g.node('DequantizeLinear', [op.reshape(g, q, [n, w.K]), sc, zp], [{ dtype: 'float32', shape: [n, w.K] }], { axis: attr.int(1), block_size: attr.int(32) })[0];
+  // Cast, Sub and Mul rather than one blocked DequantizeLinear: ORT's blocked dequantisation is scalar
+  // (~2 ns per weight on 2 threads), while these three vectorised passes over a chunk that stays in cache
+  // take ~30% less for the head's 168M weights; (q − zero point) is exact in float32, so the values are identical.
+  const centered = op.sub(g, op.cast(g, q, 'float32'), g.constF32(w.bits === 4 ? 8 : 128));
+  return op.reshape(g, op.mul(g, centered, op.reshape(g, sc, [n, blocks, 1])), [n, w.K]);
 }
 
 /** Layers per nested backward branch (session set-up time; see the recompute loop). */
 const LAYERS_PER_BRANCH = 6;
 
-/** Weight rows are dequantised this many at a time: the 262k-row head never exists whole in float32 (670 MB). */
-const DEQUANT_ROWS = 16384;
+/**
+ * Weight rows are dequantised this many at a time: the 262k-row head never exists whole in float32 (670 MB),
+ * and a chunk's 2.6 MB of floats stay in cache between its dequantisation passes and its matmul.
+ */
+const DEQUANT_ROWS = 1024;
 
 /** dy·W for a MatMulNBits node (y = x·Wᵀ), W dequantised chunk by chunk: exact, no extra memory. */
 function dequantBackward(g: Graph, node: NodeRecord, dy: Value): Value {

@@ -50,6 +50,7 @@ class App {
       this.keepHyperparameters(hp);
       send({ type: 'train', hyperparameters: hp });
     },
+    resume: () => send({ type: 'resumeTraining' }),
     cancel: () => send({ type: 'cancelTraining' }),
     advancedToggled: (open) => this.remember({ advancedOpen: open }),
   });

@@ -1,5 +1,5 @@
 // Training: the hyperparameter form (checked field by field, saved to task.json as it changes),
-// Train / Cancel, progress with ETA, the live loss chart with the kept checkpoint marked, and after a
+// Train / Resume / Cancel, progress with ETA, the live loss chart with the kept checkpoint marked, and after a
 // run the before/after table on held-out examples. Shown only when the engine reports it can train;
 // otherwise one line says why it is absent. Steps redraw only the run's part, so the keyboard focus
 // (on Cancel, say) survives a running training.
@@ -14,6 +14,8 @@ import { LossChart } from './lossChart';
 export interface TrainingEvents {
   save(h: Hyperparameters): void;
   train(h: Hyperparameters): void;
+  /** Go on with the interrupted run (PanelState.resumable). */
+  resume(): void;
   cancel(): void;
   advancedToggled(open: boolean): void;
 }
@@ -45,16 +47,29 @@ export class TrainingSection {
     const running = state.training?.status === 'running';
     const labeled = state.examples.filter((e) => e.output.trim() !== '').length;
     const form = this.form(state.task.hyperparameters, running, advancedOpen);
-    const train = h('vscode-button', { id: 'train', disabled: running || labeled === 0 }, 'Train');
+    const interrupted = running ? null : (state.resumable ?? null);
+    // Train starts over; with an interrupted run around, its tooltip says that run is dropped.
+    const trainTitle = interrupted
+      ? `Start a new run from step 0 with these settings; the interrupted run (step ${interrupted.step} of ${interrupted.totalSteps}) is discarded`
+      : 'Start a new run with these settings';
+    const train = h('vscode-button', { id: 'train', disabled: running || labeled === 0, title: trainTitle }, 'Train');
     train.addEventListener('click', () => {
       const hp = this.read();
       if (hp) this.events.train(hp);
       else this.focusFirstInvalid();
     });
+    const resume = interrupted
+      ? h(
+          'vscode-button',
+          { id: 'resume-training', secondary: true, disabled: labeled === 0, title: 'Go on from the interrupted run\'s last checkpoint, with the settings it started with' },
+          `Resume training (step ${interrupted.step} of ${interrupted.totalSteps})`,
+        )
+      : null;
+    resume?.addEventListener('click', () => this.events.resume());
     const cancel = h('vscode-button', { id: 'cancel-training', secondary: true, disabled: !running }, 'Cancel');
     cancel.addEventListener('click', () => this.events.cancel());
     const why = labeled === 0 ? h('span', { class: 'muted', id: 'train-hint' }, 'Label at least one example to train.') : null;
-    this.element.replaceChildren(h('h2', {}, 'Training'), form, h('div', { class: 'row-actions' }, train, cancel, why), this.run);
+    this.element.replaceChildren(h('h2', {}, 'Training'), form, h('div', { class: 'row-actions' }, train, resume, cancel, why), this.run);
     this.renderRun(state);
     // A rebuilt control takes back the focus its predecessor had.
     if (focused) {

@@ -4,6 +4,7 @@
 // classify/generate methods exist (issues 3 and 4), `engineWithoutTraining` is what the panel gets.
 
 import type { Capabilities, Suggestion, TrainingEvent } from '../protocol/webview';
+import type { InterruptedRun } from '../store/adapterStage';
 import type { Example } from '../store/examples';
 import type { Hyperparameters } from '../store/task';
 import type { Task } from '../store/taskStore';
@@ -13,9 +14,10 @@ export interface PanelEngine {
   capabilities(): Promise<Capabilities>;
   /**
    * Trains the task's adapter on `examples`, reporting every event; resolves after the final
-   * event (done, cancelled or failed). Aborting `signal` cancels between steps.
+   * event (done, cancelled or failed). Aborting `signal` cancels between steps. With `resume`, the
+   * task's interrupted run goes on from its checkpoint (`hyperparameters` are then the run's own).
    */
-  train(task: Task, examples: Example[], hyperparameters: Hyperparameters, onEvent: (e: TrainingEvent) => void, signal: AbortSignal): Promise<void>;
+  train(task: Task, examples: Example[], hyperparameters: Hyperparameters, onEvent: (e: TrainingEvent) => void, signal: AbortSignal, resume?: InterruptedRun): Promise<void>;
   /** The model's current answer for each example. */
   suggest(task: Task, examples: Example[], signal?: AbortSignal): Promise<Suggestion[]>;
 }

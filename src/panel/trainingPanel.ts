@@ -18,6 +18,7 @@ import {
   type TrainingView,
   type WebviewToHost,
 } from '../protocol/webview';
+import { findInterruptedRun, type InterruptedRun } from '../store/adapterStage';
 import { isSafeFolderName } from '../store/names';
 import type { Task, TaskStore } from '../store/taskStore';
 import { formatProblem } from '../store/jsonl';
@@ -141,7 +142,9 @@ export class TrainingPanel {
 
   private async sendState(): Promise<void> {
     try {
-      const [task, read, hasAdapter] = await Promise.all([this.store.get(this.taskId), this.store.examples(this.taskId), this.store.hasAdapter(this.taskId)]);
+      const [task, read, hasAdapter, interrupted] = await Promise.all([
+        this.store.get(this.taskId), this.store.examples(this.taskId), this.store.hasAdapter(this.taskId), this.interruptedRun(),
+      ]);
       this.capabilities = await this.deps.engine.capabilities().catch((err: Error) => ({ train: false, suggest: false, reason: err.message }));
       const c = task.config;
       const state: PanelState = {
@@ -151,6 +154,7 @@ export class TrainingPanel {
         capabilities: this.capabilities,
         training: this.training?.view ?? (await this.lastRun()),
         suggestions: this.suggestions,
+        resumable: interrupted && { step: interrupted.step, totalSteps: interrupted.totalSteps },
       };
       this.post({ type: 'state', state, restore: { folder: this.folder.uri.fsPath, taskId: this.taskId } });
       this.deps.events?.write('panelState', { taskId: this.taskId, examples: read.examples.length, problems: read.problems.length });
@@ -158,6 +162,12 @@ export class TrainingPanel {
       this.deps.log.error(`training panel: ${(err as Error).message}`);
       this.post({ type: 'notice', level: 'error', message: (err as Error).message });
     }
+  }
+
+  /** The task's cancelled or cut-off run that can be resumed; none while a run of this panel is going. */
+  private async interruptedRun(): Promise<InterruptedRun | null> {
+    if (this.training?.abort) return null;
+    return findInterruptedRun(this.store.adapterDir(this.taskId));
   }
 
   /**
@@ -176,7 +186,7 @@ export class TrainingPanel {
         // a line written by another version: skipped, the rest still draws
       }
     }
-    if (view?.status === 'running') view = { ...view, status: 'cancelled', etaSeconds: null, message: 'This run stopped when the window closed; the best adapter it saved, if any, is kept.' };
+    if (view?.status === 'running') view = { ...view, status: 'cancelled', etaSeconds: null, message: 'This run stopped when the window closed, so the task keeps the adapter it had before. Where a resume is offered, it goes on from the run\'s last checkpoint.' };
     return view;
   }
 
@@ -232,6 +242,11 @@ export class TrainingPanel {
       }
       case 'train':
         return this.train(msg.hyperparameters);
+      case 'resumeTraining': {
+        const run = await this.interruptedRun();
+        if (!run) throw new Error('There is no interrupted run to resume: start a new one with Train.');
+        return this.train(run.hyperparameters, run);
+      }
       case 'cancelTraining':
         this.training?.abort?.abort();
         return;
@@ -240,16 +255,22 @@ export class TrainingPanel {
     }
   }
 
-  private async train(hyperparameters: PanelState['task']['hyperparameters']): Promise<void> {
+  /**
+   * Runs training: a new run with `hyperparameters` (any interrupted run is dropped: the Train button
+   * says so), or with `resume` the interrupted run from its checkpoint, with the settings it started
+   * with (the form's may have changed since), its curve and metrics kept.
+   */
+  private async train(hyperparameters: PanelState['task']['hyperparameters'], resume?: InterruptedRun): Promise<void> {
     this.capabilities = await this.deps.engine.capabilities();
     if (!this.capabilities.train) throw new Error(this.capabilities.reason ?? 'the engine cannot train now');
     if (this.training?.abort) throw new Error('a training run is already going');
     const task = await this.store.get(this.taskId);
-    await this.store.saveConfig(this.taskId, { ...task.config, hyperparameters });
+    if (!resume) await this.store.saveConfig(this.taskId, { ...task.config, hyperparameters });
     const { examples } = await this.store.examples(this.taskId);
     const abort = new AbortController();
-    this.training = { view: applyTrainingEvent(null, { kind: 'start' }), abort };
-    await this.store.clearMetrics(this.taskId);
+    const before = resume ? (this.training?.view ?? (await this.lastRun())) : null;
+    this.training = { view: applyTrainingEvent(before, { kind: 'start', step: resume?.step ?? 0, totalSteps: resume?.totalSteps ?? 0 }), abort };
+    if (!resume) await this.store.clearMetrics(this.taskId);
     const onEvent = (event: Parameters<typeof applyTrainingEvent>[1]) => {
       if (!this.training) return;
       this.training.view = applyTrainingEvent(this.training.view, event);
@@ -257,7 +278,7 @@ export class TrainingPanel {
       void this.store.appendMetrics(this.taskId, [{ type: event.kind, ...event }]).catch((err: Error) => this.deps.log.warn(`metrics: ${err.message}`));
     };
     try {
-      await this.deps.engine.train(task, examples, hyperparameters, onEvent, abort.signal);
+      await this.deps.engine.train(task, examples, hyperparameters, onEvent, abort.signal, resume);
     } finally {
       if (this.training) this.training.abort = undefined;
       // Suggestions came from the model before this run: the page asks the new one again.

@@ -2,8 +2,11 @@
 // the labeled examples with store/prompt.ts (the runner's own rendering), pins the held-out ones,
 // stages the adapter beside the task's `adapter/` and promotes it when the run saved one, then runs
 // the held-out examples through the base model and the new adapter for the before/after table.
-// Progress also goes to the status bar (onDidChangeTraining). Capabilities are true only when a
-// model is on disk to run (ModelService), so the panel never offers work the engine cannot do.
+// A cancelled run (or one cut off by a crash) keeps its staging folder with the trainer's checkpoint,
+// and a resume trains into that same folder with the run's own settings (run.json) so that the
+// trainer's fingerprint matches. Progress also goes to the status bar (onDidChangeTraining).
+// Capabilities are true only when a model is on disk to run (ModelService), so the panel never
+// offers work the engine cannot do.
 
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -14,7 +17,7 @@ import type { Capabilities, ComparisonRow, Suggestion, TrainingEvent } from '../
 import type { TrainEventMessage } from '../protocol/train';
 import type { ResultOf } from '../protocol/engine';
 import type { GemmaServices } from '../services';
-import { clearStaging, promoteStaged } from '../store/adapterStage';
+import { clearStaging, findInterruptedRun, type InterruptedRun, promoteStaged, stagingDir, writeRunMarker } from '../store/adapterStage';
 import { type Example, isLabeled } from '../store/examples';
 import { renderMessages } from '../store/prompt';
 import type { Hyperparameters } from '../store/task';
@@ -44,19 +47,22 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
     return { train: false, suggest: false, reason: NO_MODEL_REASON };
   }
 
-  async train(task: Task, examples: Example[], hp: Hyperparameters, onEvent: (e: TrainingEvent) => void, signal: AbortSignal): Promise<void> {
+  async train(task: Task, examples: Example[], hp: Hyperparameters, onEvent: (e: TrainingEvent) => void, signal: AbortSignal, resume?: InterruptedRun): Promise<void> {
     const labeled = examples.filter(isLabeled);
     if (labeled.length === 0) throw new Error('Label at least one example before training.');
     const model = await this.s.models.ensureLoaded({ interactive: true });
     if (!model) throw new Error('No model is loaded: training needs one.');
     const cfg = task.config;
     const adapterDir = path.join(task.dir, ADAPTER_DIR);
-    const outDir = await clearStaging(adapterDir);
-    const progress: TrainingProgress = { taskName: cfg.name, step: 0, totalSteps: 0, etaSeconds: null };
+    // A resume goes on in the interrupted run's folder, with its settings; a new run starts clean.
+    if (resume) hp = resume.hyperparameters;
+    const outDir = resume ? stagingDir(adapterDir) : await clearStaging(adapterDir);
+    const progress: TrainingProgress = { taskName: cfg.name, step: resume?.step ?? 0, totalSteps: resume?.totalSteps ?? 0, etaSeconds: null };
     this.progress.fire(progress);
-    this.s.events.write('trainingStarted', { task: task.id, examples: labeled.length });
+    this.s.events.write('trainingStarted', { task: task.id, examples: labeled.length, ...(resume ? { resumeFromStep: resume.step } : {}) });
     const t0 = performance.now();
     let result: ResultOf<'train'>;
+    let marker: Promise<void> = Promise.resolve();
     try {
       result = await this.s.engine.request(
         'train',
@@ -66,13 +72,18 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
           hyperparameters: hp,
           threads: this.s.models.settings().threads,
           outDir,
+          ...(resume ? { resume: true } : {}),
         },
         {
           signal,
           onEvent: (e) => {
             const ev = relay(e);
             if (!ev) return;
-            if (e.type === 'start') progress.totalSteps = e.totalSteps;
+            if (e.type === 'start') {
+              progress.totalSteps = e.totalSteps;
+              // What a later resume must train with; written once the run's step count is known.
+              if (!resume) marker = writeRunMarker(adapterDir, { totalSteps: e.totalSteps, hyperparameters: hp }).catch((err: Error) => this.s.log.warn(`train "${task.id}": run.json: ${err.message}`));
+            }
             if (e.type === 'step') Object.assign(progress, { step: e.step, etaSeconds: e.etaS });
             this.progress.fire({ ...progress });
             onEvent(ev);
@@ -80,20 +91,31 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
         },
       );
     } catch (e) {
-      await clearStaging(adapterDir);
+      await marker;
+      // A run that checkpointed before it failed (the worker died, say) stays resumable, and so does
+      // one whose resume was refused (the examples changed: undoing that makes it resumable again).
+      const kept = await findInterruptedRun(adapterDir);
+      if (!kept) await clearStaging(adapterDir);
       this.progress.fire(undefined);
       const cancelled = e instanceof EngineError && e.code === 'cancelled';
-      const message = cancelled ? 'Training was cancelled before it started; the task\'s adapter is unchanged.' : `Training failed: ${errorText(e)}`;
+      const message = cancelled
+        ? 'Training was cancelled before it started; the task\'s adapter is unchanged.'
+        : resume
+          ? `Resuming failed: ${errorText(e)}. Train starts a new run instead.`
+          : `Training failed: ${errorText(e)}${kept ? ` The run can be resumed from step ${kept.step}.` : ''}`;
       this.s.log[cancelled ? 'info' : 'error'](`train "${task.id}": ${message}`);
       this.s.events.write('trainingDone', { task: task.id, reason: cancelled ? 'cancelled' : 'failed', error: cancelled ? undefined : errorText(e) });
       onEvent({ kind: cancelled ? 'cancelled' : 'failed', message });
       return;
     }
+    await marker;
     this.progress.fire(undefined);
     // A run cancelled before its first update saved the untrained start: not worth replacing anything.
-    const promoted = result.savedStep > 0 ? await promoteStaged(adapterDir) : false;
-    if (!promoted) await clearStaging(adapterDir);
+    // One cancelled later keeps its staged checkpoint for a resume, and the task gets a copy of its adapter.
     const cancelled = result.reason === 'cancelled';
+    const resumable = cancelled && result.step > 0;
+    const promoted = result.savedStep > 0 ? await promoteStaged(adapterDir, { keepRunState: resumable }) : false;
+    if (!resumable && !promoted) await clearStaging(adapterDir);
     let comparison: ComparisonRow[] = [];
     let compareNote = '';
     if (promoted && !cancelled && result.valIds.length > 0) {
@@ -157,7 +179,7 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
 function relay(e: TrainEventMessage): TrainingEvent | undefined {
   switch (e.type) {
     case 'start':
-      return { kind: 'start', totalSteps: e.totalSteps, step: e.resumedFromStep, epoch: 0 };
+      return { kind: 'start', totalSteps: e.totalSteps, step: e.resumedFromStep, epoch: e.stepsPerEpoch > 0 ? e.resumedFromStep / e.stepsPerEpoch : 0 };
     case 'step':
       return { kind: 'step', step: e.step, epoch: e.epoch, loss: e.loss, etaSeconds: e.etaS };
     case 'eval':
@@ -177,6 +199,6 @@ function summary(r: ResultOf<'train'>, promoted: boolean): string {
     case 'early-stop':
       return `Stopped early at step ${r.step} (validation loss stopped improving); ${kept}.`;
     case 'cancelled':
-      return `Cancelled at step ${r.step}; ${promoted ? `the best adapter so far, from step ${r.savedStep}${best}, is saved` : kept}.`;
+      return `Cancelled at step ${r.step}; ${promoted ? `the best adapter so far, from step ${r.savedStep}${best}, is saved` : kept}.${r.step > 0 ? ' Resume training goes on from here.' : ''}`;
   }
 }

@@ -5,7 +5,7 @@
 // to. The worker trains on the loaded base model and streams the trainer's events; a cancel stops
 // between steps and the result says which step's adapter is on disk.
 
-import { arr, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
+import { arr, bool, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
 import { hyperparametersSchema } from '../store/task';
 
 const MAX_TEXT = 200_000;
@@ -27,6 +27,11 @@ const trainParams = obj({
   threads: optional(num({ int: true, min: 1, max: 256 })),
   /** Where the PEFT adapter (and the run's checkpoint) is written; created when missing. */
   outDir: str({ min: 1, max: MAX_PATH }),
+  /**
+   * Continue the run checkpointed in outDir instead of starting at step 0. The same examples, held-out
+   * ids and hyperparameters must be sent: the trainer refuses a checkpoint made with other ones.
+   */
+  resume: optional(bool),
 });
 export type TrainParams = Infer<typeof trainParams>;
 

@@ -5,7 +5,7 @@
 // message shape is written once. Pure: no vscode, no DOM.
 //
 //   webview → host: ready | addExample | updateExample | removeExample | setHyperparameters |
-//                   train | cancelTraining | suggest
+//                   train | resumeTraining | cancelTraining | suggest
 //   host → webview: state | ack | training | suggestions | notice
 
 import { arr, bool, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
@@ -44,6 +44,8 @@ const webviewMessages = {
   removeExample: obj({ type: oneOf('removeExample'), seq, id: exampleId }),
   setHyperparameters: obj({ type: oneOf('setHyperparameters'), seq, hyperparameters: hyperparametersSchema }),
   train: obj({ type: oneOf('train'), hyperparameters: hyperparametersSchema }),
+  /** Continue the task's interrupted run (PanelState.resumable) with the settings it started with. */
+  resumeTraining: obj({ type: oneOf('resumeTraining') }),
   cancelTraining: obj({ type: oneOf('cancelTraining') }),
   /** Ask the model for its current answer to these examples (all unlabeled ones when absent). */
   suggest: obj({ type: oneOf('suggest'), ids: optional(arr(exampleId, { max: MAX_EXAMPLES })) }),
@@ -137,6 +139,8 @@ const panelState = obj({
   capabilities,
   training: nullable(trainingView),
   suggestions: arr(suggestion, { max: MAX_EXAMPLES }),
+  /** A cancelled or cut-off run that can go on from its checkpoint; absent or null when there is none. */
+  resumable: optional(nullable(obj({ step: num({ int: true, min: 1 }), totalSteps: num({ int: true, min: 1 }) }))),
 });
 export type PanelState = Infer<typeof panelState>;
 
@@ -182,10 +186,15 @@ export function parsePanelState(value: unknown): PanelState {
 
 /** Folds one training event into the view the panel draws (pure; used by host and webview). */
 export function applyTrainingEvent(view: TrainingView | null, ev: TrainingEvent): TrainingView {
+  // A resumed run starts at its checkpoint's step: the curve so far is kept up to that step (a run cut
+  // off by a crash may have drawn a few steps past its last checkpoint; those are run again).
+  const from = ev.kind === 'start' ? (ev.step ?? 0) : 0;
   const base: TrainingView =
-    view === null || ev.kind === 'start'
+    view === null || (ev.kind === 'start' && from === 0)
       ? { status: 'running', totalSteps: 0, step: 0, epoch: 0, etaSeconds: null, trainLoss: [], valLoss: [], bestStep: null, comparison: [] }
-      : { ...view, trainLoss: [...view.trainLoss], valLoss: [...view.valLoss] };
+      : ev.kind === 'start'
+        ? { ...view, status: 'running', step: from, etaSeconds: null, trainLoss: view.trainLoss.filter(([s]) => s <= from), valLoss: view.valLoss.filter(([s]) => s <= from), comparison: [], message: undefined }
+        : { ...view, trainLoss: [...view.trainLoss], valLoss: [...view.valLoss] };
   if (ev.totalSteps !== undefined) base.totalSteps = ev.totalSteps;
   if (ev.epoch !== undefined) base.epoch = ev.epoch;
   if (ev.etaSeconds !== undefined) base.etaSeconds = ev.etaSeconds;

@@ -5,7 +5,7 @@
 // and the status bar count steps, see the before/after table, select new text, pick "Classify with
 // <task>" from the light bulb (Ctrl+.) and see the answer in the editor. Then start training again
 // and cancel it (the panel says so and names the adapter kept), reload the window and find the
-// examples intact. Screenshots: artifacts/e2e/flow-*.png (dark, and light at the end).
+// examples intact, then resume the cancelled run from the keyboard and see it go on from its step. Screenshots: artifacts/e2e/flow-*.png (dark, and light at the end).
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -16,7 +16,7 @@ import { launchBrowser } from './lib/browser';
 import { endSession, newSession, ROOT, startServer, workbenchUrl } from './lib/codeServer';
 import type { Report } from './lib/report';
 import {
-  addUserSettings, examplesOnDisk, linkExtension, logPageErrors, newClassifyTask, openCodeActions, palette, panelFrame, pickTheme, screenshotter,
+  addUserSettings, examplesOnDisk, readEvents, linkExtension, logPageErrors, newClassifyTask, openCodeActions, palette, panelFrame, pickTheme, screenshotter,
   selectLine as selectLineIn, UI_TIMEOUT, waitFor, waitForEvent,
 } from './lib/workbench';
 
@@ -254,6 +254,30 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       await panelFrame(page).locator('#training-status', { hasText: /Training cancelled/ }).waitFor({ timeout: UI_TIMEOUT });
       assert.ok(Number(await panelFrame(page).locator('.loss-chart').getAttribute('data-points')) > 0);
       await screenshot(page, 'reloaded');
+    });
+
+    await report.check(GROUP, 'the cancelled run is offered as "Resume training (step N of M)" and, from the keyboard, goes on from step N', async () => {
+      const f = panelFrame(page);
+      const cancelledAt = readEvents(events).filter((e) => e.event === 'trainingDone')[1].step as number;
+      const resume = f.locator('#resume-training');
+      await resume.waitFor({ timeout: UI_TIMEOUT });
+      const offered = /Resume training \(step (\d+) of (\d+)\)/.exec((await resume.textContent()) ?? '');
+      assert.ok(offered, 'the button names the step and the total');
+      assert.equal(Number(offered[1]), cancelledAt);
+      assert.match((await f.locator('#train').getAttribute('title')) ?? '', /interrupted run \(step \d+ of \d+\) is discarded/);
+      await screenshot(page, 'resume-offered');
+      await resume.focus();
+      await page.keyboard.press('Enter');
+      const started = await waitForEvent(events, 'trainingStarted', 3, 60_000);
+      assert.equal(started.resumeFromStep, cancelledAt);
+      const done = await waitForEvent(events, 'trainingDone', 3, 300_000);
+      assert.ok(['completed', 'early-stop'].includes(done.reason as string), `reason ${String(done.reason)}`);
+      assert.ok((done.step as number) > cancelledAt, `went on past step ${cancelledAt} to ${String(done.step)}`);
+      await f.locator('#training-status', { hasText: /Training done/ }).waitFor({ timeout: UI_TIMEOUT });
+      assert.equal(await f.locator('#resume-training').count(), 0, 'nothing left to resume');
+      assert.ok(!existsSync(path.join(ws, TASK_DIR, 'adapter.training')), 'the finished run\'s staging folder is gone');
+      assert.ok(!existsSync(path.join(ws, TASK_DIR, 'adapter/trainer_state.safetensors')));
+      await screenshot(page, 'resumed');
     });
 
   } finally {

@@ -356,18 +356,21 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
       const h = decoderLayer(g, p, i, xi, { cos: t.cos, sin: t.sin, mask: t.mask, past: null }, (target) => layerLora[i].get(target)).h;
       const end = g.nodes.length;
       const mine = params.filter((q) => q.layer === i).flatMap((q) => [q.a, q.b]);
-      const r = gradients(g, [[h, dx]], [xi, ...mine], { matMulNBitsBackward });
+      // Layer 0's input is the (frozen) embedding: no gradient for it, so no dy·W into its q, k and v inputs.
+      const wantInput = i > 0;
+      const r = gradients(g, [[h, dx]], wantInput ? [xi, ...mine] : mine, { matMulNBitsBackward });
       if (opts.keepProjections?.length) reuseForwardProjections(g, layerNodes[i], [start, end], opts.keepProjections.map((tg) => layerWeightNames(i)[tg]));
-      mine.forEach((v, k) => byParam.set(v.name, r[k + 1]));
+      const off = wantInput ? 1 : 0;
+      mine.forEach((v, k) => byParam.set(v.name, r[k + off]));
       groupParams.push(...mine.map((v) => v.name));
-      dx = r[0];
+      if (wantInput) dx = r[0];
       if ((cfg.layers - i) % LAYERS_PER_BRANCH === 0 || i === 0) {
         // These layers' backward as a nested If on the same condition: ORT plans each (sub)graph's memory
         // on its own, in time quadratic in its size, so a few smaller bodies are set up faster than one.
-        const made = [dx, ...groupParams.map((n) => byParam.get(n)!)];
+        const made = [...(wantInput ? [dx] : []), ...groupParams.map((n) => byParam.get(n)!)];
         const outs = g.conditional(groupStart, withGrads, made, made.map(() => gradScale));
-        dx = outs[0];
-        groupParams.forEach((n, k) => byParam.set(n, outs[k + 1]));
+        if (wantInput) dx = outs[0];
+        groupParams.forEach((n, k) => byParam.set(n, outs[k + off]));
         groupStart = g.nodes.length;
         groupParams = [];
       }

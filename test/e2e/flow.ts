@@ -265,6 +265,7 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       assert.ok(offered, 'the button names the step and the total');
       assert.equal(Number(offered[1]), cancelledAt);
       assert.match((await f.locator('#train').getAttribute('title')) ?? '', /interrupted run \(step \d+ of \d+\) is discarded/);
+      await resume.scrollIntoViewIfNeeded();
       await screenshot(page, 'resume-offered');
       await resume.focus();
       await page.keyboard.press('Enter');

@@ -250,6 +250,9 @@ test('trainer: validation with exact match, early stopping keeps the best adapte
     assert.equal(rr.step, 6);
     flatTensors(resumed).forEach((t, i) => t.forEach((v, j) => assert.ok(Math.abs(v - flatTensors(straight)[i][j]) < 1e-6, 'resumed run = straight run')));
     await assert.rejects(train(SMALL, eng, { train: trainSet, val: [] }, cloneLora(init), { ...opts, lr: 0.5, outDir: dirR, resume: true }), /other data or settings/);
+    // An example edited under the same id is other data too.
+    const edited = trainSet.map((e, i) => (i === 0 ? { ...e, labels: e.labels.map((l) => (l === IGNORE ? l : (l + 1) % SMALL.vocabSize)) } : e));
+    await assert.rejects(train(SMALL, eng, { train: edited, val: [] }, cloneLora(init), { ...opts, outDir: dirR, resume: true }), /other data or settings/);
   } finally {
     await eng.dispose();
   }

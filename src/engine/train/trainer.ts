@@ -5,6 +5,7 @@
 
 import * as path from 'node:path';
 import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import { AdamW, clipGradNorm } from './adamw';
 import { planSteps, runsOf, stepsPerEpoch, type MicroBatch } from './batch';
 import { saveCheckpoint, loadCheckpoint, type RunState } from './checkpoint';
@@ -71,6 +72,13 @@ export interface TrainResult {
 
 export const CHECKPOINT_FILE = 'trainer_state.safetensors';
 
+/** A digest of the examples' ids, input ids and labels (what a resumed run must train on again). */
+function examplesDigest(examples: readonly TokenizedExample[]): string {
+  const h = createHash('sha256');
+  for (const e of examples) h.update(JSON.stringify([e.id, e.inputIds, e.labels]));
+  return h.digest('hex');
+}
+
 /** Runs training from `params` (modified in place) and writes the chosen adapter to opts.outDir. */
 export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train: TokenizedExample[]; val: TokenizedExample[] }, params: LoraParams, opts: TrainOptions): Promise<TrainResult> {
   if (data.train.length === 0) throw new RangeError('no training examples');
@@ -84,6 +92,8 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   const fingerprint = JSON.stringify({
     lr: opts.lr, schedule: opts.schedule, warmup: opts.warmupSteps, wd: opts.weightDecay, clip: opts.maxGradNorm, batch: opts.batchSize,
     accum: opts.gradAccum, seed: opts.seed, shuffle: opts.shuffle, train: data.train.map((e) => e.id), val: data.val.map((e) => e.id),
+    // The examples' tokens too: an example edited under the same id would otherwise resume silently.
+    tokens: examplesDigest([...data.train, ...data.val]),
   });
   let rng = new Rng(opts.seed);
   let step = 0, epoch = 0, batchInEpoch = 0;

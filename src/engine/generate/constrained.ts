@@ -7,7 +7,7 @@
 // Control tokens (no bytes) are never allowed; the object ends when the automaton reaches DONE, with
 // no stop token needed.
 
-import type { GemmaRuntime } from '../gemma/runtime';
+import type { GemmaRuntime, KvCache } from '../gemma/runtime';
 import { generate, type FinishReason, type GenerateOptions } from './generator';
 import { JsonAutomaton, type JsonShape, REJECT } from './jsonShape';
 import type { GenTokenizer } from './textStream';
@@ -144,6 +144,8 @@ export interface ExtractOptions {
   onToken?: GenerateOptions['onToken'];
   /** A compiled table to reuse across requests with the same shape and tokenizer. */
   table?: JsonConstraintTable;
+  /** A cache holding the prompt's first start.length ids (see GenerateOptions.start). */
+  start?: KvCache;
 }
 
 export interface ExtractResult {
@@ -169,6 +171,7 @@ export async function extract(runtime: GemmaRuntime, tok: GenTokenizer, o: Extra
     adapter: o.adapter,
     signal: o.signal,
     onToken: o.onToken,
+    start: o.start,
     constraint: {
       mask: (logits, remaining) => {
         // Ids past the tokenizer (padding rows of the embedding) are never allowed.

@@ -9,7 +9,7 @@
 //   StopStringCriteria leaves them.
 // - The last token is not fed back to the model: the budget's final step costs no forward pass.
 
-import type { GemmaRuntime } from '../gemma/runtime';
+import type { GemmaRuntime, KvCache } from '../gemma/runtime';
 import { Sampler, type SamplingOptions } from './sampling';
 import { type GenTokenizer, StopMatcher, TextStream } from './textStream';
 
@@ -37,6 +37,12 @@ export interface GenerateOptions {
   onToken?: (id: number | null, text: string) => void;
   /** Restricts each choice (constrained decoding) and can end generation when its output is complete. */
   constraint?: TokenConstraint;
+  /**
+   * A cache that already holds the first start.length ids of promptIds (computed with the same adapter),
+   * e.g. a task's instruction kept by the worker's prefix cache: only the rest is prefilled. It is
+   * forked, never changed.
+   */
+  start?: KvCache;
 }
 
 /** A rule over the output, consulted at every token. */
@@ -64,6 +70,8 @@ export function validateGenerate(runtime: GemmaRuntime, o: GenerateOptions, tok:
   if (o.promptIds.length >= runtime.config.maxPositions) throw new Error(`the prompt (${o.promptIds.length} tokens) does not fit the context of ${runtime.config.maxPositions}`);
   if (o.stop?.length && !tok) throw new Error('stop strings need a tokenizer, and this model has none');
   if (o.stop?.some((s) => s.length === 0)) throw new Error('a stop string is empty');
+  const cached = o.start?.length ?? 0;
+  if (cached >= o.promptIds.length) throw new Error(`the start cache holds ${cached} ids, the prompt only ${o.promptIds.length}: at least one must run`);
 }
 
 /** Yields to the event loop so that a cancel message (a macrotask) can be seen between tokens. */
@@ -94,9 +102,9 @@ export async function generate(runtime: GemmaRuntime, tok: GenTokenizer | undefi
   if (o.signal?.aborted || budget === 0) {
     return { tokens, text: '', finishReason: o.signal?.aborted ? 'cancelled' : 'length' };
   }
-  const cache = runtime.newCache();
+  const cache = o.start ? o.start.fork() : runtime.newCache();
   try {
-    let logits = await runtime.step(cache, o.promptIds, { logits: 'last', adapter: o.adapter });
+    let logits = await runtime.step(cache, o.promptIds.slice(cache.length), { logits: 'last', adapter: o.adapter });
     for (;;) {
       if (o.signal?.aborted) {
         finishReason = 'cancelled';

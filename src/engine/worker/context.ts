@@ -16,7 +16,7 @@ export interface LoadedModel {
   gen: GenTokenizer | undefined;
   /** Registered adapters: name → the folder it was read from. */
   adapters: Map<string, string>;
-  /** Shared prompt prefixes' KV caches (classify's sharedPrefix); cleared with the model, per adapter on (un)load. */
+  /** Shared prompt prefixes' KV caches (sharedPrefix of classify, extract, generate); cleared with the model, per adapter on (un)load. */
   prefixes: PrefixCache;
 }
 

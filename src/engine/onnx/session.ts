@@ -20,6 +20,8 @@ export interface SessionConfig {
   memArena?: boolean;
   /** ORT's per-shape memory pattern planning; default on. */
   memPattern?: boolean;
+  /** Write ORT's per-kernel profile (JSON) to files starting with this path (benchmarks only). */
+  profilePrefix?: string;
   /** Extra ORT config entries by full key (e.g. { 'session.disable_prepacking': '1' }), for experiments. */
   configEntries?: Record<string, string>;
 }
@@ -34,6 +36,7 @@ function sessionOptions(cfg: SessionConfig): ort.InferenceSession.SessionOptions
     logSeverityLevel: 3,
     enableCpuMemArena: cfg.memArena ?? true,
     enableMemPattern: cfg.memPattern ?? true,
+    ...(cfg.profilePrefix ? { enableProfiling: true, profileFilePrefix: cfg.profilePrefix } : {}),
     // Spinning threads would burn the shared CPU between the tiny runs of a decode loop.
     extra: withEntries({ session: { intra_op: { allow_spinning: cfg.spinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } } }, cfg.configEntries ?? {}),
   };

@@ -47,6 +47,8 @@ export interface OrtEngineOptions {
    * peak RSS) and setup time; kept for comparison.
    */
   evalGraph?: boolean;
+  /** Profile the step session's kernels into files starting with this path (bench/trainStep.ts). */
+  profilePrefix?: string;
 }
 
 /** Additive causal mask [T, T], with the window on sliding layers (query i sees keys i−W+1 … i). */
@@ -76,7 +78,7 @@ export async function createOrtEngine(mw: ModelWeights | WeightSource, opts: Ort
     // allocator between runs instead of being held beside the step session's.
     // No memory patterns: from the second run ORT would allocate the whole recorded pattern as one more block
     // beside the arena's chunks from the first (+400 MB peak with kept projections, for ~3% of speed).
-    return file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'disabled', memArena: !forwardOnly, memPattern: false });
+    return file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'disabled', memArena: !forwardOnly, memPattern: false, profilePrefix: forwardOnly ? undefined : opts.profilePrefix });
   };
   const session = await open(false);
   let evalSession: ortTypes.InferenceSession | null = null;
@@ -154,6 +156,11 @@ export class OrtStepEngine implements StepEngine {
     const feeds = Object.fromEntries(session.inputNames.filter((n) => n in all).map((n) => [n, all[n]]));
     const out = await session.run(feeds, ['loss_sum', 'label_hit']);
     return { lossSum: (out.loss_sum.data as Float32Array)[0], hits: out.label_hit.data as Float32Array };
+  }
+
+  /** Ends a profiled session's profile, so its file is complete. */
+  async endProfiling(): Promise<void> {
+    await this.session.endProfiling();
   }
 
   async dispose(): Promise<void> {

@@ -1,0 +1,107 @@
+// One train-step session on a model file, run by run: wall and CPU seconds and RSS (anonymous and
+// file-mapped: ORT maps the weights) after each run, then a forward-only evaluation. With --profile,
+// ORT's kernel profile of the last training run, summed by op type and by (op, input shapes): where a step's time
+// goes, which the whole fine-tune (bench/train.ts) cannot say.
+//   node --import tsx bench/trainStep.ts [MODEL] [--runs N] [--micro M] [--tokens T] [--completion C]
+//        [--rank R] [--keep all|none|q,k,…] [--no-recompute] [--threads N] [--profile]
+// MODEL defaults to bench/out/270m-q4.gguf (`gemma-tune make-model --config 270m --format gguf
+// --dtype q4_0 --embedding q8_0 --seed 1 --out bench/out/270m-q4.gguf`).
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { openWeights } from '../src/engine/model/load';
+import { createOrtEngine } from '../src/engine/train/ortEngine';
+import { ALL_TARGETS, initLora, type LoraTarget } from '../src/engine/train/lora';
+import { syntheticExamples } from '../src/engine/train/benchTrain';
+import { collate } from '../src/engine/train/batch';
+
+const args = process.argv.slice(2);
+const flag = (n: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1] : undefined; };
+const has = (n: string) => args.includes(`--${n}`);
+const model = args[0] && !args[0].startsWith('--') ? args[0] : 'bench/out/270m-q4.gguf';
+const runs = Number(flag('runs') ?? 4);
+const micro = Number(flag('micro') ?? 2);
+const tokens = Number(flag('tokens') ?? 120);
+const completion = Number(flag('completion') ?? 40);
+const rank = Number(flag('rank') ?? 16);
+const keepFlag = flag('keep') ?? 'all';
+const keep: readonly LoraTarget[] = keepFlag === 'all' ? ALL_TARGETS : keepFlag === 'none' ? [] : (keepFlag.split(',') as LoraTarget[]);
+
+/** VmRSS, RssAnon and RssFile of this process in MB. */
+function memory(): { rss: number; anon: number; file: number } {
+  const status = fs.readFileSync('/proc/self/status', 'utf8');
+  const mb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024;
+  return { rss: mb('VmRSS'), anon: mb('RssAnon'), file: mb('RssFile') };
+}
+
+interface ProfileEvent { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string; input_type_shape?: Record<string, number[]>[] } }
+
+/** Kernel time of model_run number `index` in an ORT profile, by op and by (op, input shapes). */
+function summarise(file: string, index: number): string[] {
+  const events = JSON.parse(fs.readFileSync(file, 'utf8')) as ProfileEvent[];
+  const run = events.filter((e) => e.cat === 'Session' && e.name === 'model_run')[index];
+  if (!run) return ['profile: no model_run recorded'];
+  const byOp = new Map<string, number>(), byShape = new Map<string, { us: number; n: number }>();
+  let kernels = 0;
+  for (const e of events) {
+    const op = e.args?.op_name;
+    // An If's time contains its branches' kernels, which are listed too.
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || !op || op === 'If' || e.ts < run.ts || e.ts > run.ts + run.dur) continue;
+    kernels++;
+    byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
+    const key = `${op} ${JSON.stringify((e.args?.input_type_shape ?? []).map((s) => Object.values(s)[0]))}`;
+    const s = byShape.get(key) ?? { us: 0, n: 0 };
+    s.us += e.dur;
+    s.n++;
+    byShape.set(key, s);
+  }
+  const total = [...byOp.values()].reduce((a, b) => a + b, 0);
+  const lines = [`profile of run ${index}: ${kernels} kernels, ${(total / 1e6).toFixed(3)} s of kernel time in a ${(run.dur / 1e6).toFixed(3)} s run`];
+  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12)) lines.push(`  ${op.padEnd(30)} ${(us / 1e6).toFixed(3)} s  ${((100 * us) / total).toFixed(1)}%`);
+  lines.push('by op and input shapes:');
+  for (const [k, s] of [...byShape].sort((a, b) => b[1].us - a[1].us).slice(0, 20)) lines.push(`  ${(s.us / 1e6).toFixed(3)} s  n=${String(s.n).padStart(4)}  ${k.slice(0, 130)}`);
+  return lines;
+}
+
+async function main(): Promise<void> {
+  const source = openWeights(model, { precision: 'q4' }).source;
+  const cfg = source.config;
+  const params = initLora(cfg, rank, 2 * rank, ALL_TARGETS, 1);
+  const profileDir = has('profile') ? fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-train-profile-')) : null;
+  const t0 = performance.now();
+  const engine = await createOrtEngine(source, {
+    precision: 'q4', rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: Number(flag('threads') ?? 2),
+    recompute: !has('no-recompute'), keepProjections: keep, profilePrefix: profileDir ? path.join(profileDir, 'step') : undefined,
+  });
+  const m0 = memory();
+  console.log(`${model}: ${micro} × ${tokens} tokens per run (last ${completion} labelled), r${rank}, kept projections: ${keep.join(',') || 'none'}${has('no-recompute') ? ', no recompute' : ''}`);
+  console.log(`session ${((performance.now() - t0) / 1000).toFixed(1)} s, RSS ${m0.rss.toFixed(0)} MB (anon ${m0.anon.toFixed(0)}, file ${m0.file.toFixed(0)})  [${os.loadavg().map((l) => l.toFixed(2)).join(' ')}]`);
+  const batch = collate(syntheticExamples(micro, tokens, completion, cfg.vocabSize, 7), cfg.padId);
+  try {
+    for (let r = 0; r < runs; r++) {
+      const c = process.cpuUsage();
+      const t = performance.now();
+      await engine.lossAndGrads(batch, params, 1);
+      const cpu = process.cpuUsage(c);
+      const m = memory();
+      console.log(`run ${r}: ${((performance.now() - t) / 1000).toFixed(2)} s wall, ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s CPU, RSS ${m.rss.toFixed(0)} MB (anon ${m.anon.toFixed(0)}, file ${m.file.toFixed(0)})`);
+    }
+    const t = performance.now();
+    await engine.evaluate(batch, params);
+    console.log(`evaluation (forward only): ${((performance.now() - t) / 1000).toFixed(2)} s; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB  [${os.loadavg().map((l) => l.toFixed(2)).join(' ')}]`);
+    if (profileDir) {
+      await engine.endProfiling();
+      const file = fs.readdirSync(profileDir).map((f) => path.join(profileDir, f)).find((f) => f.endsWith('.json'));
+      for (const line of file ? summarise(file, runs - 1) : ['profile: no file written']) console.log(line);
+    }
+  } finally {
+    await engine.dispose();
+    if (profileDir) fs.rmSync(profileDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

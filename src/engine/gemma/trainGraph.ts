@@ -106,32 +106,47 @@ function nbitsWeight(node: NodeRecord): NBitsWeight {
 }
 
 /**
- * Rows r0 … r0+n of a MatMulNBits weight as float32 [n, K], unpacked in the graph from the forward's own
- * bytes: element 2j in the low and 2j+1 in the high nibble of byte j, w = (q − 8)·scale per block of 32
- * (8-bit, e.g. a Q8_0 embedding: one byte, w = (q − 128)·scale). The weights are initializers, so ORT
- * would constant-fold this at session creation (every weight in float32: GBs) or run it first and keep
- * it alive; a slice start that depends on `dep` (the incoming gradient) ties each chunk to its use.
+ * Rows r0 … r0+n of a MatMulNBits weight as float32, unpacked in the graph from the forward's own bytes,
+ * w = (q − 8)·scale per block of 32 (8-bit, e.g. a Q8_0 embedding: w = (q − 128)·scale). 8-bit: one [n, K]
+ * matrix. 4-bit: byte j of a block holds element 2j in its low and 2j+1 in its high nibble, so the rows come
+ * as two [n, K/2] matrices, the even columns and the odd ones: interleaving them here would be one more pass
+ * over the weights (a Concat), while interleaving the two products dy·W_even and dy·W_odd (`interleave`)
+ * touches only [.., K] activations. The weights are initializers, so ORT would constant-fold this at
+ * session creation (every weight in float32: GBs) or run it first and keep it alive; a slice start that
+ * depends on `dep` (the incoming gradient) ties each chunk to its use.
  */
-function dequantRows(g: Graph, w: NBitsWeight, r0: number, n: number, dep: Value): Value {
+function dequantRows(g: Graph, w: NBitsWeight, r0: number, n: number, dep: Value): Value[] {
   const blocks = w.K / 32;
   const zero = op.mul(g, op.gather(g, shapeOfValue(g, dep), g.constI64([0]), 0), g.constI64([0]));
   const start = op.add(g, zero, g.constI64([r0]));
   const end = op.add(g, zero, g.constI64([r0 + n]));
   const axis0 = g.constI64([0]);
   const bc = g.node('Slice', [w.b, start, end, axis0], [{ dtype: 'uint8', shape: [n, blocks, (32 * w.bits) / 8] }])[0];
-  const sc = g.node('Slice', [w.scales, start, end, axis0], [{ dtype: 'float32', shape: [n, blocks] }])[0];
-  let q = bc;
-  if (w.bits === 4) {
-    const low = g.node('BitwiseAnd', [bc, u8const(g, 15)], [{ dtype: 'uint8', shape: [n, blocks, 16] }])[0];
-    const high = g.node('BitShift', [bc, u8const(g, 4)], [{ dtype: 'uint8', shape: [n, blocks, 16] }], { direction: attr.string('RIGHT') })[0];
-    const unsq = (v: Value) => g.node('Unsqueeze', [v, g.constI64([-1])], [{ dtype: 'uint8', shape: [n, blocks, 16, 1] }])[0];
-    q = op.reshape(g, op.concat(g, [unsq(low), unsq(high)], -1), [n, blocks, 32]);
-  }
+  const sc = op.reshape(g, g.node('Slice', [w.scales, start, end, axis0], [{ dtype: 'float32', shape: [n, blocks] }])[0], [n, blocks, 1]);
   // Cast, Sub and Mul rather than one blocked DequantizeLinear: ORT's blocked dequantisation is scalar
   // (~2 ns per weight on 2 threads), while these three vectorised passes over a chunk that stays in cache
   // take ~30% less for the head's 168M weights; (q − zero point) is exact in float32, so the values are identical.
-  const centered = op.sub(g, op.cast(g, q, 'float32'), g.constF32(w.bits === 4 ? 8 : 128));
-  return op.reshape(g, op.mul(g, centered, op.reshape(g, sc, [n, blocks, 1])), [n, w.K]);
+  const scaled = (q: Value, width: number) =>
+    op.reshape(g, op.mul(g, op.sub(g, op.cast(g, q, 'float32'), g.constF32(w.bits === 4 ? 8 : 128)), sc), [n, blocks * width]);
+  if (w.bits === 8) return [scaled(bc, 32)];
+  const low = g.node('BitwiseAnd', [bc, u8const(g, 15)], [{ dtype: 'uint8', shape: [n, blocks, 16] }])[0];
+  const high = g.node('BitShift', [bc, u8const(g, 4)], [{ dtype: 'uint8', shape: [n, blocks, 16] }], { direction: attr.string('RIGHT') })[0];
+  return [scaled(low, 16), scaled(high, 16)];
+}
+
+/** The columns of x·W from its parts x·W_even and x·W_odd (or the one part of an 8-bit W): [.., K]. */
+function interleave(g: Graph, parts: Value[], K: number): Value {
+  if (parts.length === 1) return parts[0];
+  const shape = parts[0].shape;
+  if (!shape) throw new Error('train graph: interleaving products of unknown shape');
+  const unsq = (v: Value) => g.node('Unsqueeze', [v, g.constI64([-1])], [{ dtype: 'float32', shape: [...shape, 1] }])[0];
+  const pairs = op.concat(g, parts.map(unsq), -1);
+  return op.reshape(g, pairs, [...shape.slice(0, -1), K]);
+}
+
+/** Adds `parts` into the running sums `acc` (one per column phase). */
+function accumulate(g: Graph, acc: Value[] | null, parts: Value[]): Value[] {
+  return acc ? acc.map((a, k) => op.add(g, a, parts[k])) : parts;
 }
 
 /** Layers per nested backward branch (session set-up time; see the recompute loop). */
@@ -146,14 +161,13 @@ const DEQUANT_ROWS = 1024;
 /** dy·W for a MatMulNBits node (y = x·Wᵀ), W dequantised chunk by chunk: exact, no extra memory. */
 function dequantBackward(g: Graph, node: NodeRecord, dy: Value): Value {
   const w = nbitsWeight(node);
-  let acc: Value | null = null;
+  let acc: Value[] | null = null;
   for (let r0 = 0; r0 < w.N; r0 += DEQUANT_ROWS) {
     const n = Math.min(DEQUANT_ROWS, w.N - r0);
     const dyc = n === w.N ? dy : op.slice(g, dy, [r0], [r0 + n], [-1], dy.shape ? [...dy.shape.slice(0, -1), n] : null);
-    const part = op.matmul(g, dyc, dequantRows(g, w, r0, n, dyc));
-    acc = acc ? op.add(g, acc, part) : part;
+    acc = accumulate(g, acc, dequantRows(g, w, r0, n, dyc).map((wc) => op.matmul(g, dyc, wc)));
   }
-  return acc!;
+  return interleave(g, acc!, w.K);
 }
 
 /**
@@ -162,18 +176,17 @@ function dequantBackward(g: Graph, node: NodeRecord, dy: Value): Value {
  *   forward:  logits = h·Eᵀ, lsm = log_softmax(logits), loss = −Σ_p lsm_p[label_p]
  *   backward: dh = softmax(logits)·E − E[label] = Σ_chunks exp(lsm_c)·E_c − E[label]
  */
-function headBackward(g: Graph, head: NodeRecord, lsm: Value, labelRows: Value, V: number): Value {
-  let acc: Value | null = null;
+function headBackward(g: Graph, head: NodeRecord, lsm: Value, labelRows: Value, V: number, C: number): Value {
+  let acc: Value[] | null = null;
   const nbits = head.domain === 'com.microsoft' && head.op === 'MatMulNBits' ? nbitsWeight(head) : null;
   const E = nbits ? null : head.inputs[1]!; // f32: FusedMatMul(h, E, transB)
   for (let c0 = 0; c0 < V; c0 += DEQUANT_ROWS) {
     const n = Math.min(DEQUANT_ROWS, V - c0);
     const sm = op.exp(g, n === V ? lsm : op.slice(g, lsm, [c0], [c0 + n], [-1], ['P', n]));
-    const Ec = nbits ? dequantRows(g, nbits, c0, n, sm) : n === V ? E! : op.slice(g, E!, [c0], [c0 + n], [0], [n, E!.shape![1]]);
-    const part = op.matmul(g, sm, Ec);
-    acc = acc ? op.add(g, acc, part) : part;
+    const Ec = nbits ? dequantRows(g, nbits, c0, n, sm) : [n === V ? E! : op.slice(g, E!, [c0], [c0 + n], [0], [n, E!.shape![1]])];
+    acc = accumulate(g, acc, Ec.map((ec) => op.matmul(g, sm, ec)));
   }
-  return op.sub(g, acc!, labelRows);
+  return op.sub(g, interleave(g, acc!, C), labelRows);
 }
 
 /** The weight name behind a linear node (MatMulNBits' B is `<weight>.q`), or null for other nodes. */
@@ -314,7 +327,7 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
     const headNode = g.nodes.find((nd) => nd.outputs[0] === headOut)!;
     // E[label] = embed(label)/√C: the embedding lookup scales by √C (rounded to float32, exactly invertible here up to 1 ulp).
     const labelRows = op.div(g, p.embed(labelIds), g.constF32(Math.fround(Math.sqrt(C))));
-    seed = [fin, headBackward(g, headNode, lsm, labelRows, V)];
+    seed = [fin, headBackward(g, headNode, lsm, labelRows, V, C)];
   } else {
     // dlogits = softmax(logits) − onehot(label), through the softcap's tanh by autodiff.
     const minusOne = g.node('Expand', [g.constF32([-1]), g.node('Shape', [tgt], [{ dtype: 'int64', shape: [2] }])[0]], [{ dtype: 'float32', shape: ['P', 1] }])[0];

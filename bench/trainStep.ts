@@ -3,7 +3,7 @@
 // ORT's kernel profile of the last training run, summed by op type and by (op, input shapes): where a step's time
 // goes, which the whole fine-tune (bench/train.ts) cannot say.
 //   node --import tsx bench/trainStep.ts [MODEL] [--runs N] [--micro M] [--tokens T] [--completion C]
-//        [--rank R] [--keep all|none|q,k,…] [--no-recompute] [--threads N] [--profile]
+//        [--rank R] [--keep all|none|q,k,…] [--no-recompute] [--head-bits 4|8] [--threads N] [--profile]
 // MODEL defaults to bench/out/270m-q4.gguf (`gemma-tune make-model --config 270m --format gguf
 // --dtype q4_0 --embedding q8_0 --seed 1 --out bench/out/270m-q4.gguf`).
 
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const engine = await createOrtEngine(source, {
     precision: 'q4', rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: Number(flag('threads') ?? 2),
-    recompute: !has('no-recompute'), keepProjections: keep, profilePrefix: profileDir ? path.join(profileDir, 'step') : undefined,
+    recompute: !has('no-recompute'), keepProjections: keep, headBits: flag('head-bits') === '4' ? 4 : 8, profilePrefix: profileDir ? path.join(profileDir, 'step') : undefined,
   });
   const m0 = memory();
   console.log(`${model}: ${micro} × ${tokens} tokens per run (last ${completion} labelled), r${rank}, kept projections: ${keep.join(',') || 'none'}${has('no-recompute') ? ', no recompute' : ''}`);

@@ -28,6 +28,13 @@ export interface OrtEngineOptions {
    * 47 s vs 84 s at load 9) with ~65 MB less peak RSS.
    */
   optimization?: OptLevel;
+  /**
+   * q4 with an 8-bit (Q8_0) embedding: the LM head's bits (ParamsOptions.headBits). Default 8, the head
+   * exactly as stored. 4 trains against the requantised head the runtime runs by default; on the 270M
+   * shape it was no faster per step (noise-level either way), took ~4 s more to set up and ~110 MB more
+   * peak RSS (the lookups then read their own 8-bit view and the head's 4-bit bytes are mapped besides).
+   */
+  headBits?: 4 | 8;
   /** q4 only: how the backward multiplies by the 4-bit weights (see TrainGraphOptions.backward). */
   backward?: TrainGraphOptions['backward'];
   /** Recompute layer activations in the backward (less memory, one more forward); default on. */
@@ -64,7 +71,7 @@ export function trainMask(T: number, window: number): Float32Array {
  */
 export async function createOrtEngine(mw: ModelWeights | WeightSource, opts: OrtEngineOptions): Promise<OrtStepEngine> {
   // Weights stream to a temporary file as they are converted; ORT maps it, so no second copy is held.
-  const graphOpts = { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true, keepProjections: opts.precision === 'q4' ? opts.keepProjections ?? ALL_TARGETS : undefined };
+  const graphOpts = { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, headBits: opts.headBits ?? 8, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true, keepProjections: opts.precision === 'q4' ? opts.keepProjections ?? ALL_TARGETS : undefined };
   const open = async (forwardOnly: boolean) => {
     const file = new ExternalDataFile();
     let graph;

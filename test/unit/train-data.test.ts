@@ -121,6 +121,9 @@ test('a batch runs in pieces of at most the token budget, longest first, every l
   assert.equal(runs.reduce((s, r) => s + r.tokens, 0), 26);
   // an example longer than the budget still runs, alone
   assert.deepEqual(runsOf([ex('x', 30), ex('y', 2)], 0, 20).map((r) => r.ids), [['x'], ['y']]);
+  // label positions are budgeted too (each example here has 2)
+  assert.deepEqual(runsOf(batch, 0, 40, 4).map((r) => r.ids), [['b', 'd'], ['c', 'a']]);
+  assert.deepEqual(runsOf(batch, 0, 40, 3).map((r) => r.ids), [['b'], ['d'], ['c'], ['a']]);
   // a step is its batches' runs: 4 examples per batch, 2 batches accumulated
   const plan = planSteps([...batch, ...batch], 4, 2, 0, 20);
   assert.deepEqual(plan.map((s) => s.map((m) => m.B)), [[2, 2, 2, 2]]);

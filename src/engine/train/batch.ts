@@ -49,17 +49,27 @@ export function collate(examples: TokenizedExample[], padId: number): MicroBatch
  * the pieces' losses and gradients is the batch's, so splitting bounds memory without changing the step.
  */
 export const RUN_TOKENS = 256;
+/** Label positions per run likewise: each holds a row of logits and one of log-probabilities over the vocabulary (2 MB at 262k). */
+export const RUN_LABELS = 128;
+
+/** Positions of an example whose next token is a label (what a run computes the LM head for). */
+function labelCount(e: TokenizedExample): number {
+  let n = 0;
+  for (let t = 1; t < e.labels.length; t++) if (e.labels[t] !== IGNORE) n++;
+  return n;
+}
 
 /**
- * One batch's examples as micro-batches of at most `budget` padded tokens (one example at least), longest
- * first so that examples of similar length share a run and its padding.
+ * One batch's examples as micro-batches of at most `budget` padded tokens and RUN_LABELS label positions
+ * (one example at least), longest first so that examples of similar length share a run and its padding.
  */
-export function runsOf(examples: TokenizedExample[], padId: number, budget = RUN_TOKENS): MicroBatch[] {
+export function runsOf(examples: TokenizedExample[], padId: number, budget = RUN_TOKENS, labelBudget = RUN_LABELS): MicroBatch[] {
   const sorted = examples.slice().sort((a, b) => b.inputIds.length - a.inputIds.length);
   const runs: MicroBatch[] = [];
   for (let i = 0; i < sorted.length;) {
     const longest = sorted[i].inputIds.length;
-    const n = Math.max(1, Math.min(sorted.length - i, Math.floor(budget / longest)));
+    let n = 1, labels = labelCount(sorted[i]);
+    while (i + n < sorted.length && (n + 1) * longest <= budget && labels + labelCount(sorted[i + n]) <= labelBudget) labels += labelCount(sorted[i + n++]);
     runs.push(collate(sorted.slice(i, i + n), padId));
     i += n;
   }

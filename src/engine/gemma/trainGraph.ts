@@ -158,7 +158,7 @@ const LAYERS_PER_BRANCH = 6;
 
 /**
  * Weight rows are dequantised this many at a time: the 262k-row head never exists whole in float32 (670 MB),
- * and a chunk's 2.6 MB of floats stay in cache between its dequantisation passes and its matmul.
+ * and a chunk's 2.6 MB of floats stay in cache between its dequantisation and its matmul.
  */
 const DEQUANT_ROWS = 1024;
 

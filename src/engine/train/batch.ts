@@ -60,7 +60,7 @@ function labelCount(e: TokenizedExample): number {
 }
 
 /**
- * One batch's examples as micro-batches of at most `budget` padded tokens and RUN_LABELS label positions
+ * One batch's examples as micro-batches of at most `budget` padded tokens and `labelBudget` label positions
  * (one example at least), longest first so that examples of similar length share a run and its padding.
  */
 export function runsOf(examples: TokenizedExample[], padId: number, budget = RUN_TOKENS, labelBudget = RUN_LABELS): MicroBatch[] {

@@ -43,7 +43,7 @@ export interface OrtEngineOptions {
    * q4 with recompute: projections whose base outputs the backward reuses from the forward
    * (TrainGraphOptions.keepProjections); default all seven (LoRA targets or not). On the 270M shape, runs of 2 × 120
    * tokens: a step's wall time 3.66 → ~2.9 s for +~120 MB of activations (peak RSS 1.07 → 1.19 GB), with
-   * ORT's memory patterns off (below); recompute off entirely was ~5% faster again but holds 2.5× the
+   * ORT's memory patterns off (below); recompute off entirely was about as fast but holds 2.5× the
    * activations per token.
    */
   keepProjections?: TrainGraphOptions['keepProjections'];

@@ -6,11 +6,13 @@ import * as path from 'node:path';
 import { GEMMA3_TINY, layerTypesFromPattern, type GemmaConfig } from '../../src/engine/model/config';
 import { writeRandomGguf, writeRandomHf } from '../../src/engine/model/randomModel';
 import { createTokenizer, type Tokenizer } from '../../src/engine/model/tokenizer';
-import { openModel, type OpenModel } from '../../src/engine/generate/openModel';
+import { chatPromptIds, openModel, type OpenModel } from '../../src/engine/generate/openModel';
+import { commonPrefixLength } from '../../src/engine/generate/prefixCache';
+import { renderUserMessage, type PromptTask } from '../../src/store/prompt';
 import { genTokenizer } from '../../src/engine/generate/tokenizerView';
 import type { GenTokenizer } from '../../src/engine/generate/textStream';
 import type { GemmaRuntime } from '../../src/engine/gemma/runtime';
-import { ALL_TARGETS, initLora, type LoraParams } from '../../src/engine/train/lora';
+import { ALL_TARGETS, initLora, toRuntimeAdapter, type LoraParams } from '../../src/engine/train/lora';
 
 /** Writes a random HF model folder (with its synthetic tokenizer.json) and returns its path. */
 export function writeTinyModel(seed = 1, cfg: GemmaConfig = GEMMA3_TINY): string {
@@ -23,6 +25,26 @@ export function writeTinyModel(seed = 1, cfg: GemmaConfig = GEMMA3_TINY): string
 export async function openTiny(seed = 1, cfg: GemmaConfig = GEMMA3_TINY): Promise<OpenModel & { dir: string }> {
   const dir = writeTinyModel(seed, cfg);
   return { ...(await openModel(dir, { precision: 'f32', threads: 1 })), dir };
+}
+
+/** A tiny f32 model with trainedLora(1) registered as adapter 'tuned'; `close` disposes it and removes its folder. */
+export async function openTunedTiny(seed: number): Promise<OpenModel & { dir: string; close(): Promise<void> }> {
+  const m = await openTiny(seed);
+  m.runtime.setAdapter('tuned', toRuntimeAdapter(trainedLora(1)));
+  return {
+    ...m,
+    close: async () => {
+      await m.runtime.dispose();
+      fs.rmSync(m.dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The chat prompt ids of `task` on `input`, and how many of them the task's fixed start (its input left empty) covers. */
+export function taskPromptIds(tok: Tokenizer, task: PromptTask, input: string): { ids: number[]; shared: number } {
+  const ids = chatPromptIds(tok, [{ role: 'user', content: renderUserMessage(task, input) }]);
+  const ref = chatPromptIds(tok, [{ role: 'user', content: renderUserMessage(task, '') }]);
+  return { ids, shared: commonPrefixLength(ids, ref) };
 }
 
 /** Logits of the last position of `ids` from a fresh cache: the no-cache reference. */

@@ -5,45 +5,32 @@
 // on its second request, and follows an adapter reloaded under the same name. Tiny random models, f32
 // in-process and Q4 GGUF in the worker.
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { EngineClient } from '../../src/client/engineClient';
 import { classifyParams } from '../../src/codeActions/taskRequests';
 import { classify, type ClassifyResult } from '../../src/engine/generate/labelScoring';
 import type { GemmaRuntime } from '../../src/engine/gemma/runtime';
-import { chatPromptIds, type OpenModel } from '../../src/engine/generate/openModel';
-import { commonPrefixLength, PrefixCache } from '../../src/engine/generate/prefixCache';
+import { PrefixCache } from '../../src/engine/generate/prefixCache';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
-import { toRuntimeAdapter } from '../../src/engine/train/lora';
 import { writePeftAdapter } from '../../src/engine/train/peftWriter';
 import { renderUserMessage } from '../../src/store/prompt';
 import { newTaskConfig } from '../../src/store/task';
-import { openTiny, trainedLora } from './generate-helpers';
+import { openTunedTiny, taskPromptIds, trainedLora } from './generate-helpers';
 import { tempDir } from './temp-helpers';
 import { buildWorker, engineRejection } from './worker-helpers';
 
 const task = newTaskConfig({ name: 'Bug or feature', kind: 'classify', instruction: 'Is this issue a bug report or a feature request?', labels: ['bug', 'feature', 'question'] });
 const INPUTS = ['The app crashes when I click Save twice.', 'Please add a dark mode.', 'How do I export to CSV?'];
 
-let m: OpenModel & { dir: string };
+let m: Awaited<ReturnType<typeof openTunedTiny>>;
 
 before(async () => {
-  m = await openTiny(3);
-  m.runtime.setAdapter('tuned', toRuntimeAdapter(trainedLora(1)));
+  m = await openTunedTiny(3);
 });
-after(async () => {
-  await m.runtime.dispose();
-  fs.rmSync(m.dir, { recursive: true, force: true });
-});
+after(() => m.close());
 
-/** The prompt ids for an input, and how many of them the task's shared text covers. */
-function prompt(input: string): { ids: number[]; shared: number } {
-  const ids = chatPromptIds(m.tokenizer!, [{ role: 'user', content: renderUserMessage(task, input) }]);
-  const ref = chatPromptIds(m.tokenizer!, [{ role: 'user', content: renderUserMessage(task, '') }]);
-  return { ids, shared: commonPrefixLength(ids, ref) };
-}
 
 function assertSameScores(got: ClassifyResult, want: ClassifyResult, tol = 1e-5): void {
   assert.equal(got.label, want.label);
@@ -57,7 +44,7 @@ test('classify from a kept prefix gives the probabilities of a full run, with an
   const cache = new PrefixCache(m.runtime);
   for (const adapter of [undefined, 'tuned']) {
     for (const input of INPUTS) {
-      const { ids, shared } = prompt(input);
+      const { ids, shared } = taskPromptIds(m.tokenizer!, task, input);
       assert.ok(shared > 20 && shared < ids.length, `the task text covers ${shared} of ${ids.length} ids`);
       const want = await classify(m.runtime, m.gen, { promptIds: ids, labels: task.labels!, adapter });
       const start = await cache.take(ids.slice(0, shared), adapter);
@@ -75,7 +62,7 @@ test('classify from a kept prefix gives the probabilities of a full run, with an
   assert.deepEqual({ hits: cache.stats().hits, misses: cache.stats().misses, entries: cache.stats().entries }, { hits: 4, misses: 2, entries: 2 });
   // The base model's entry was made before the first adapter moved the runtime to its LoRA graph
   // (ortRuntime's lazy mode); it still gives what the LoRA graph computes with no adapter.
-  const { ids, shared } = prompt(INPUTS[1]);
+  const { ids, shared } = taskPromptIds(m.tokenizer!, task, INPUTS[1]);
   const start = await cache.take(ids.slice(0, shared), undefined);
   assert.equal(start.hit, true);
   const got = await classify(m.runtime, m.gen, { promptIds: ids, labels: task.labels!, start: start.cache });
@@ -86,7 +73,7 @@ test('classify from a kept prefix gives the probabilities of a full run, with an
 
 test('a prompt longer than one run (head, then tail and labels) scores as the full forward does', async () => {
   const long = INPUTS.join(' ').repeat(12);
-  const { ids } = prompt(long);
+  const { ids } = taskPromptIds(m.tokenizer!, task, long);
   assert.ok(ids.length > 300, `${ids.length} ids`);
   const labels = task.labels!;
   // The same runtime without scoreBranches: a step for the prompt, then one fork and step per label.
@@ -102,7 +89,7 @@ test('a prompt longer than one run (head, then tail and labels) scores as the fu
 
 test('hits and misses are per adapter and prefix; a returned cache is the caller\'s own copy', async () => {
   const cache = new PrefixCache(m.runtime);
-  const { ids, shared } = prompt(INPUTS[0]);
+  const { ids, shared } = taskPromptIds(m.tokenizer!, task, INPUTS[0]);
   const head = ids.slice(0, shared);
   const a = await cache.take(head, undefined);
   assert.equal(a.hit, false);
@@ -125,7 +112,7 @@ test('hits and misses are per adapter and prefix; a returned cache is the caller
 });
 
 test('the count and byte bounds evict the least recently used entries; an entry over the byte bound is not kept', async () => {
-  const { ids } = prompt(INPUTS[0]);
+  const { ids } = taskPromptIds(m.tokenizer!, task, INPUTS[0]);
   const byCount = new PrefixCache(m.runtime, { maxEntries: 2, maxBytes: 1 << 30 });
   const p = (n: number) => ids.slice(0, n);
   for (const n of [10, 11, 12]) (await byCount.take(p(n), undefined)).cache.dispose();

@@ -5,7 +5,6 @@
 // the next request, follow a reloaded adapter, reject a sharedPrefix that is not the prompt's start
 // and keep serving, and stop on cancel.
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { EngineClient } from '../../src/client/engineClient';
@@ -14,17 +13,13 @@ import { extract, JsonConstraintTable, packVocab } from '../../src/engine/genera
 import { generate } from '../../src/engine/generate/generator';
 import type { GemmaRuntime } from '../../src/engine/gemma/runtime';
 import type { JsonShape } from '../../src/engine/generate/jsonShape';
-import { chatPromptIds, type OpenModel } from '../../src/engine/generate/openModel';
-import { commonPrefixLength, PrefixCache } from '../../src/engine/generate/prefixCache';
+import { PrefixCache } from '../../src/engine/generate/prefixCache';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
-import type { Tokenizer } from '../../src/engine/model/tokenizer';
-import { toRuntimeAdapter } from '../../src/engine/train/lora';
 import { writePeftAdapter } from '../../src/engine/train/peftWriter';
 import type { ParamsOf } from '../../src/protocol/engine';
-import { renderUserMessage } from '../../src/store/prompt';
 import { newTaskConfig } from '../../src/store/task';
-import { openRealVocab, openTiny, trainedLora } from './generate-helpers';
+import { openRealVocab, openTunedTiny, taskPromptIds, trainedLora } from './generate-helpers';
 import { tempDir } from './temp-helpers';
 import { buildWorker, engineRejection } from './worker-helpers';
 
@@ -33,23 +28,13 @@ const freeTask = newTaskConfig({ name: 'Polite', kind: 'generate', instruction: 
 const INPUTS = ['Ana Ruiz <ana@example.org>, platform team', 'Send me the logs now.', 'Bo Li — bo@li.dev (search)'];
 const shape: JsonShape = { fields: fieldsTask.fields!.map((name) => ({ name })) };
 
-let m: OpenModel & { dir: string };
+let m: Awaited<ReturnType<typeof openTunedTiny>>;
 
 before(async () => {
-  m = await openTiny(5);
-  m.runtime.setAdapter('tuned', toRuntimeAdapter(trainedLora(1)));
+  m = await openTunedTiny(5);
 });
-after(async () => {
-  await m.runtime.dispose();
-  fs.rmSync(m.dir, { recursive: true, force: true });
-});
+after(() => m.close());
 
-/** The prompt ids for an input, and how many of them the task's shared text covers. */
-function prompt(tok: Tokenizer, task: typeof fieldsTask, input: string): { ids: number[]; shared: number } {
-  const ids = chatPromptIds(tok, [{ role: 'user', content: renderUserMessage(task, input) }]);
-  const ref = chatPromptIds(tok, [{ role: 'user', content: renderUserMessage(task, '') }]);
-  return { ids, shared: commonPrefixLength(ids, ref) };
-}
 
 test('generate and extract from a kept prefix give the tokens of a full run, with and without an adapter', async () => {
   // The real runtime, recording how many ids each step runs.
@@ -64,7 +49,7 @@ test('generate and extract from a kept prefix give the tokens of a full run, wit
   const table = new JsonConstraintTable(shape, packVocab(m.gen!));
   for (const adapter of [undefined, 'tuned']) {
     for (const input of INPUTS) {
-      const ex = prompt(m.tokenizer!, fieldsTask, input);
+      const ex = taskPromptIds(m.tokenizer!, fieldsTask, input);
       assert.ok(ex.shared > 15 && ex.shared < ex.ids.length, `the task text covers ${ex.shared} of ${ex.ids.length} ids`);
       const exOpts = { promptIds: ex.ids, shape, table, maxTokens: 40, sampling: { temperature: 0 }, adapter };
       const want = await extract(m.runtime, m.gen!, exOpts);
@@ -78,7 +63,7 @@ test('generate and extract from a kept prefix give the tokens of a full run, wit
         start.cache.dispose();
       }
 
-      const gen = prompt(m.tokenizer!, freeTask, input);
+      const gen = taskPromptIds(m.tokenizer!, freeTask, input);
       const genOpts = { promptIds: gen.ids, maxTokens: 24, stopIds: [], sampling: { temperature: 0 }, adapter };
       const wantText = await generate(m.runtime, m.gen, genOpts);
       const s2 = await cache.take(gen.ids.slice(0, gen.shared), adapter);
@@ -96,7 +81,7 @@ test('generate and extract from a kept prefix give the tokens of a full run, wit
   // Per adapter: one miss per task, then hits.
   assert.deepEqual({ hits: cache.stats().hits, misses: cache.stats().misses }, { hits: 8, misses: 4 });
   // A start cache that holds the whole prompt leaves nothing to run: refused before any work.
-  const { ids } = prompt(m.tokenizer!, fieldsTask, INPUTS[0]);
+  const { ids } = taskPromptIds(m.tokenizer!, fieldsTask, INPUTS[0]);
   const whole = await cache.take(ids, undefined);
   await assert.rejects(generate(m.runtime, m.gen, { promptIds: ids, maxTokens: 2, sampling: { temperature: 0 }, start: whole.cache }), /at least one must run/);
   whole.cache.dispose();
@@ -110,7 +95,7 @@ test('with the real Gemma 3 tokenizer on a full-vocabulary random model, extract
     const table = new JsonConstraintTable(shape, packVocab(gen));
     const cache = new PrefixCache(big.runtime);
     for (const input of INPUTS.slice(0, 2)) {
-      const { ids, shared } = prompt(gemma, fieldsTask, input);
+      const { ids, shared } = taskPromptIds(gemma, fieldsTask, input);
       assert.ok(shared >= 20, `${shared} shared ids`);
       const opts = { promptIds: ids, shape, table, maxTokens: 40, sampling: { temperature: 0 } };
       const want = await extract(big.runtime, gen, opts);

@@ -7,36 +7,25 @@ import * as fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { EngineClient } from '../../src/client/engineClient';
-import { GEMMA3_TINY } from '../../src/engine/model/config';
-import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { readSafetensorsF32, readSafetensorsHeader } from '../../src/engine/model/safetensors';
 import type { TrainEventMessage } from '../../src/protocol/train';
-import { renderMessages } from '../../src/store/prompt';
 import { DEFAULT_HYPERPARAMETERS } from '../../src/store/task';
 import { tempDir } from './temp-helpers';
-import { buildWorker, engineRejection } from './worker-helpers';
+import { bugOrFeature, bugOrFeatureExamples, tinyQ4Worker } from './train-worker-helpers';
+import { engineRejection } from './worker-helpers';
 
 const tmp = tempDir('train-worker-resume-');
-const modelFile = path.join(tmp, 'tiny-q4.gguf');
 let engine: EngineClient;
 
-const task = { kind: 'classify' as const, instruction: 'Bug or feature?', labels: ['bug', 'feature'] };
-const inputs: [string, string][] = [
-  ['The app crashes on save.', 'bug'], ['Add a dark mode.', 'feature'], ['Error 500 on upload.', 'bug'], ['Please support CSV export.', 'feature'],
-  ['It freezes when I scroll.', 'bug'], ['A keyboard shortcut for search would help.', 'feature'], ['Login fails with a blank page.', 'bug'],
-  ['Allow renaming projects.', 'feature'], ['The counter shows negative numbers.', 'bug'], ['Add a French translation.', 'feature'],
-];
-const examples = inputs.map(([input, output], i) => ({ id: `ex-${i}`, messages: renderMessages(task, input, output) }));
+const task = bugOrFeature;
+const examples = bugOrFeatureExamples;
 const valIds = ['ex-0', 'ex-1'];
 // 8 training examples, batch 4: 2 steps an epoch, 20 in all; no early stop, so every run ends at step 20.
 const hp = { ...DEFAULT_HYPERPARAMETERS, epochs: 10, learningRate: 5e-3, rank: 4, alpha: 8, batchSize: 4, patience: 0 };
 const TOTAL = 20;
 
 before(async () => {
-  const workerPath = await buildWorker('train-worker-resume');
-  writeRandomGguf(modelFile, GEMMA3_TINY, { seed: 1, dtype: 'q4_0' });
-  engine = new EngineClient({ workerPath, threads: 1 });
-  await engine.request('loadModel', { path: modelFile, precision: 'q4' });
+  engine = await tinyQ4Worker('train-worker-resume', tmp);
 });
 after(async () => {
   await engine.dispose();
@@ -47,19 +36,24 @@ function adapterTensors(dir: string): Map<string, Float32Array> {
   return new Map([...st.entries.keys()].map((name) => [name, readSafetensorsF32(st, name)]));
 }
 
+/** A run into `outDir` cancelled as its first step is reported. */
+function cancelledAtFirstStep(outDir: string) {
+  const abort = new AbortController();
+  return engine.request('train', { examples, valIds, hyperparameters: hp, outDir }, {
+    signal: abort.signal,
+    onEvent: (e) => {
+      if (e.type === 'step') abort.abort();
+    },
+  });
+}
+
 test('a cancelled run resumes from its step and ends like an uninterrupted one', async () => {
   const whole = await engine.request('train', { examples, valIds, hyperparameters: hp, outDir: path.join(tmp, 'whole') });
   assert.equal(whole.reason, 'completed');
   assert.equal(whole.step, TOTAL);
 
   const outDir = path.join(tmp, 'interrupted');
-  const abort = new AbortController();
-  const first = await engine.request('train', { examples, valIds, hyperparameters: hp, outDir }, {
-    signal: abort.signal,
-    onEvent: (e) => {
-      if (e.type === 'step') abort.abort();
-    },
-  });
+  const first = await cancelledAtFirstStep(outDir);
   assert.equal(first.reason, 'cancelled');
   assert.ok(first.step > 0 && first.step < TOTAL, `cancelled at step ${first.step}`);
   assert.ok(fs.existsSync(path.join(outDir, 'trainer_state.safetensors')), 'the cancel left a checkpoint');
@@ -89,13 +83,7 @@ test('a cancelled run resumes from its step and ends like an uninterrupted one',
 
 test('a resume with other examples fails with the trainer\'s reason and the worker still answers', async () => {
   const outDir = path.join(tmp, 'changed');
-  const abort = new AbortController();
-  const first = await engine.request('train', { examples, valIds, hyperparameters: hp, outDir }, {
-    signal: abort.signal,
-    onEvent: (e) => {
-      if (e.type === 'step') abort.abort();
-    },
-  });
+  const first = await cancelledAtFirstStep(outDir);
   assert.equal(first.reason, 'cancelled');
   const fewer = examples.filter((e) => e.id !== 'ex-9');
   const err = await engineRejection(engine.request('train', { examples: fewer, valIds, hyperparameters: hp, outDir, resume: true }));

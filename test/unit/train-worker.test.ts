@@ -7,32 +7,20 @@ import * as fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { EngineClient, EngineError } from '../../src/client/engineClient';
-import { GEMMA3_TINY } from '../../src/engine/model/config';
-import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import type { TrainEventMessage } from '../../src/protocol/train';
 import { DEFAULT_HYPERPARAMETERS } from '../../src/store/task';
-import { renderMessages } from '../../src/store/prompt';
 import { tempDir } from './temp-helpers';
-import { buildWorker } from './worker-helpers';
+import { bugOrFeature, bugOrFeatureExamples, tinyQ4Worker } from './train-worker-helpers';
 
 const tmp = tempDir('train-worker-');
-const modelFile = path.join(tmp, 'tiny-q4.gguf');
 let engine: EngineClient;
 
-const task = { kind: 'classify' as const, instruction: 'Bug or feature?', labels: ['bug', 'feature'] };
-const inputs: [string, string][] = [
-  ['The app crashes on save.', 'bug'], ['Add a dark mode.', 'feature'], ['Error 500 on upload.', 'bug'], ['Please support CSV export.', 'feature'],
-  ['It freezes when I scroll.', 'bug'], ['A keyboard shortcut for search would help.', 'feature'], ['Login fails with a blank page.', 'bug'],
-  ['Allow renaming projects.', 'feature'], ['The counter shows negative numbers.', 'bug'], ['Add a French translation.', 'feature'],
-];
-const examples = inputs.map(([input, output], i) => ({ id: `ex-${i}`, messages: renderMessages(task, input, output) }));
+const task = bugOrFeature;
+const examples = bugOrFeatureExamples;
 const hp = { ...DEFAULT_HYPERPARAMETERS, epochs: 3, learningRate: 5e-3, rank: 4, alpha: 8, batchSize: 4 };
 
 before(async () => {
-  const workerPath = await buildWorker('train-worker');
-  writeRandomGguf(modelFile, GEMMA3_TINY, { seed: 1, dtype: 'q4_0' });
-  engine = new EngineClient({ workerPath, threads: 1 });
-  await engine.request('loadModel', { path: modelFile, precision: 'q4' });
+  engine = await tinyQ4Worker('train-worker', tmp);
 });
 after(async () => {
   await engine.dispose();

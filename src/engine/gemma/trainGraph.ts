@@ -128,7 +128,7 @@ function dequantRows(g: Graph, w: NBitsWeight, r0: number, n: number, dep: Value
   // cache-sized chunks, with identical values ((q − zero point)·scale in float32).
   const rows = n * blocks;
   const scaled = (q: Value, width: number) => {
-    const deq = g.node('DequantizeLinear', [op.reshape(g, q, [rows, width]), op.reshape(g, sc, [rows]), zeroPoints(g, rows, w.bits === 4 ? 8 : 128)],
+    const deq = g.node('DequantizeLinear', [op.reshape(g, q, [rows, width]), op.reshape(g, sc, [rows]), u8const(g, w.bits === 4 ? 8 : 128, rows)],
       [{ dtype: 'float32', shape: [rows, width] }], { axis: attr.int(0) })[0];
     return op.reshape(g, deq, [n, blocks * width]);
   };
@@ -234,23 +234,14 @@ function tiedTo(g: Graph, x: Value, after: Value): Value {
   return g.node('Slice', [x, zero, g.constI64([2 ** 53 - 1]), g.constI64([0])], [{ dtype: x.dtype, shape: x.shape }])[0];
 }
 
-const zeroPointConsts = new WeakMap<Graph, Map<string, Value>>();
-/** A uint8 [rows] initializer of `value` (DequantizeLinear's per-row zero points), one per graph and size. */
-function zeroPoints(g: Graph, rows: number, value: number): Value {
-  let m = zeroPointConsts.get(g);
-  if (!m) zeroPointConsts.set(g, (m = new Map()));
-  const key = `${rows}_${value}`;
-  let c = m.get(key);
-  if (!c) m.set(key, (c = g.initializer(`zero_points_${key}`, 'uint8', [rows], new Uint8Array(rows).fill(value))));
-  return c;
-}
-
-const u8consts = new WeakMap<Graph, Map<number, Value>>();
-function u8const(g: Graph, v: number): Value {
+const u8consts = new WeakMap<Graph, Map<string, Value>>();
+/** A uint8 initializer of `count` copies of `v` (a scalar when count is null), made once per graph. */
+function u8const(g: Graph, v: number, count: number | null = null): Value {
   let m = u8consts.get(g);
   if (!m) u8consts.set(g, (m = new Map()));
-  let c = m.get(v);
-  if (!c) m.set(v, (c = g.initializer(`const_u8_${v}`, 'uint8', [], Uint8Array.of(v))));
+  const name = count === null ? `const_u8_${v}` : `const_u8_${v}_x${count}`;
+  let c = m.get(name);
+  if (!c) m.set(name, (c = g.initializer(name, 'uint8', count === null ? [] : [count], new Uint8Array(count ?? 1).fill(v))));
   return c;
 }
 

@@ -65,11 +65,12 @@ function labelCount(e: TokenizedExample): number {
  */
 export function runsOf(examples: TokenizedExample[], padId: number, budget = RUN_TOKENS, labelBudget = RUN_LABELS): MicroBatch[] {
   const sorted = examples.slice().sort((a, b) => b.inputIds.length - a.inputIds.length);
+  const labels = sorted.map(labelCount);
   const runs: MicroBatch[] = [];
   for (let i = 0; i < sorted.length;) {
     const longest = sorted[i].inputIds.length;
-    let n = 1, labels = labelCount(sorted[i]);
-    while (i + n < sorted.length && (n + 1) * longest <= budget && labels + labelCount(sorted[i + n]) <= labelBudget) labels += labelCount(sorted[i + n++]);
+    let n = 1, held = labels[i];
+    while (i + n < sorted.length && (n + 1) * longest <= budget && held + labels[i + n] <= labelBudget) held += labels[i + n++];
     runs.push(collate(sorted.slice(i, i + n), padId));
     i += n;
   }

@@ -7,19 +7,16 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { EngineClient } from '../../src/client/engineClient';
 import { classifyParams } from '../../src/codeActions/taskRequests';
 import { classify, type ClassifyResult } from '../../src/engine/generate/labelScoring';
 import type { GemmaRuntime } from '../../src/engine/gemma/runtime';
 import { PrefixCache } from '../../src/engine/generate/prefixCache';
-import { GEMMA3_TINY } from '../../src/engine/model/config';
-import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { writePeftAdapter } from '../../src/engine/train/peftWriter';
 import { renderUserMessage } from '../../src/store/prompt';
 import { newTaskConfig } from '../../src/store/task';
 import { openTunedTiny, taskPromptIds, trainedLora } from './generate-helpers';
 import { tempDir } from './temp-helpers';
-import { buildWorker, engineRejection } from './worker-helpers';
+import { engineRejection, tinyModelEngine } from './worker-helpers';
 
 const task = newTaskConfig({ name: 'Bug or feature', kind: 'classify', instruction: 'Is this issue a bug report or a feature request?', labels: ['bug', 'feature', 'question'] });
 const INPUTS = ['The app crashes when I click Save twice.', 'Please add a dark mode.', 'How do I export to CSV?'];
@@ -79,7 +76,7 @@ test('a prompt longer than one run (head, then tail and labels) scores as the fu
   // The same runtime without scoreBranches: a step for the prompt, then one fork and step per label.
   const rt = m.runtime;
   const stepsOnly: GemmaRuntime = {
-    config: rt.config, precision: rt.precision, newCache: () => rt.newCache(), step: (c, x, o) => rt.step(c, x, o),
+    config: rt.config, precision: rt.precision, maxRunTokens: rt.maxRunTokens, newCache: () => rt.newCache(), step: (c, x, o) => rt.step(c, x, o),
     setAdapter: (n, a) => rt.setAdapter(n, a), removeAdapter: (n) => rt.removeAdapter(n), dispose: () => rt.dispose(),
   };
   const oneByOne = await classify(stepsOnly, m.gen, { promptIds: ids, labels });
@@ -144,11 +141,7 @@ const modelFile = path.join(dir, 'tiny.gguf');
 const adapterDir = path.join(dir, 'adapter');
 
 test('the worker: sharedPrefix answers as without it, hits on the next request, and follows a reloaded adapter', async () => {
-  const workerPath = await buildWorker('generate-prefixcache');
-  writeRandomGguf(modelFile, GEMMA3_TINY, { seed: 2, dtype: 'q4_0' });
-  const logs: string[] = [];
-  const quiet = (): void => undefined;
-  const engine = new EngineClient({ workerPath, threads: 1, logger: { trace: quiet, debug: (s) => logs.push(s), info: quiet, warn: quiet, error: quiet } });
+  const { engine, logs } = await tinyModelEngine('generate-prefixcache', modelFile);
   try {
     await engine.request('loadModel', { path: modelFile });
     for (const adapter of [undefined, 'task']) {

@@ -7,21 +7,18 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { EngineClient } from '../../src/client/engineClient';
 import { extractRequest, freeTextParams } from '../../src/codeActions/taskRequests';
 import { extract, JsonConstraintTable, packVocab } from '../../src/engine/generate/constrained';
 import { generate } from '../../src/engine/generate/generator';
 import type { GemmaRuntime } from '../../src/engine/gemma/runtime';
 import type { JsonShape } from '../../src/engine/generate/jsonShape';
 import { PrefixCache } from '../../src/engine/generate/prefixCache';
-import { GEMMA3_TINY } from '../../src/engine/model/config';
-import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { writePeftAdapter } from '../../src/engine/train/peftWriter';
 import type { ParamsOf } from '../../src/protocol/engine';
 import { newTaskConfig } from '../../src/store/task';
 import { openRealVocab, openTunedTiny, taskPromptIds, trainedLora } from './generate-helpers';
 import { tempDir } from './temp-helpers';
-import { buildWorker, engineRejection } from './worker-helpers';
+import { engineRejection, tinyModelEngine } from './worker-helpers';
 
 const fieldsTask = newTaskConfig({ name: 'Contact', kind: 'extract', instruction: 'Extract the contact details from the signature.', fields: ['name', 'email', 'team'] });
 const freeTask = newTaskConfig({ name: 'Polite', kind: 'generate', instruction: 'Rewrite the message so that it sounds polite and short.' });
@@ -41,7 +38,7 @@ test('generate and extract from a kept prefix give the tokens of a full run, wit
   const rt = m.runtime;
   const stepped: number[] = [];
   const counting: GemmaRuntime = {
-    config: rt.config, precision: rt.precision, newCache: () => rt.newCache(),
+    config: rt.config, precision: rt.precision, maxRunTokens: rt.maxRunTokens, newCache: () => rt.newCache(),
     step: (c, x, o) => (stepped.push(x.length), rt.step(c, x, o)),
     setAdapter: (n, a) => rt.setAdapter(n, a), removeAdapter: (n) => rt.removeAdapter(n), dispose: () => rt.dispose(),
   };
@@ -130,11 +127,7 @@ const modelFile = path.join(dir, 'tiny.gguf');
 const adapterDir = path.join(dir, 'adapter');
 
 test('the worker: extract and generate with sharedPrefix answer as without it, hit the cache, and fail or cancel cleanly', async () => {
-  const workerPath = await buildWorker('generate-sharedprefix');
-  writeRandomGguf(modelFile, GEMMA3_TINY, { seed: 2, dtype: 'q4_0' });
-  const logs: string[] = [];
-  const quiet = (): void => undefined;
-  const engine = new EngineClient({ workerPath, threads: 1, logger: { trace: quiet, debug: (s) => logs.push(s), info: quiet, warn: quiet, error: quiet } });
+  const { engine, logs } = await tinyModelEngine('generate-sharedprefix', modelFile);
   const lines = (method: string) => logs.filter((l) => new RegExp(`${method}#\\d+: `).test(l));
   try {
     await engine.request('loadModel', { path: modelFile });

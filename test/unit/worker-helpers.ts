@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { build } from 'esbuild';
-import { EngineError } from '../../src/client/engineClient';
+import { EngineClient, EngineError } from '../../src/client/engineClient';
+import { GEMMA3_TINY } from '../../src/engine/model/config';
+import { writeRandomGguf } from '../../src/engine/model/randomModel';
 
 /** The repository root. */
 export const repoRoot = path.resolve(__dirname, '../..');
@@ -26,6 +28,19 @@ export async function buildWorker(name: string): Promise<string> {
     logLevel: 'warning',
   });
   return outfile;
+}
+
+/**
+ * A one-thread engine on a worker built for `name`, over a tiny random Q4_0 model written to `modelFile`
+ * (seed 2), and the engine's debug log lines (the prefix-cache tests read its hit/miss lines).
+ */
+export async function tinyModelEngine(name: string, modelFile: string): Promise<{ engine: EngineClient; logs: string[] }> {
+  const workerPath = await buildWorker(name);
+  writeRandomGguf(modelFile, GEMMA3_TINY, { seed: 2, dtype: 'q4_0' });
+  const logs: string[] = [];
+  const quiet = (): void => undefined;
+  const engine = new EngineClient({ workerPath, threads: 1, logger: { trace: quiet, debug: (s) => logs.push(s), info: quiet, warn: quiet, error: quiet } });
+  return { engine, logs };
 }
 
 /** The EngineError that `p` rejects with; fails the test if it resolves or rejects with anything else. */

@@ -122,7 +122,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
   private switching: Promise<void> | null = null;
 
   constructor(readonly config: GemmaConfig, readonly precision: Precision, private readonly s: SessionState,
-    private readonly embedding: EmbeddingReader, private readonly maxChunk: number) {
+    private readonly embedding: EmbeddingReader, readonly maxRunTokens: number) {
     const cfg = config;
     this.invFreq = new Map([
       ['sliding', inverseFrequencies(cfg.headDim, cfg.ropeThetaLocal)],
@@ -266,7 +266,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
   private chunkSize(cache: GemmaKvCache): number {
     const full = cache.sets.get('full');
     const past = full ? full.filled : 0;
-    let T = this.maxChunk;
+    let T = this.maxRunTokens;
     while (T > 16 && this.config.heads * T * (past + T) > MAX_SCORES) T >>= 1;
     return T;
   }

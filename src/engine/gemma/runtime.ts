@@ -54,6 +54,8 @@ export interface BranchLogits {
 export interface GemmaRuntime {
   readonly config: GemmaConfig;
   readonly precision: Precision;
+  /** Most new tokens one run takes; step and scoreBranches cut longer inputs into runs of this size. */
+  readonly maxRunTokens: number;
   newCache(): KvCache;
   /** Feeds ids after the cache's contents, extends the cache, returns the requested logits. */
   step(cache: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array>;

@@ -7,7 +7,7 @@
 // leading tokens, or differ in length, need no special care: each sequence is scored on its own, and the
 // shared prompt is never re-run.
 //
-// Why the prompt's head may run on its own first: a run holds at most ONE_RUN new tokens, and when the
+// Why the prompt's head may run on its own first: a run holds at most maxRunTokens new tokens, and when the
 // prompt plus the labels exceed it the runtime would fall back to a step for the prompt (itself cut in
 // pieces) and then one run per label on a fork — five or more runs for a 264-token prompt and 4 labels,
 // each paying the fixed cost of a whole-model run. Running the head first leaves one run for the tail
@@ -40,9 +40,6 @@ export interface ClassifyOptions {
    */
   start?: KvCache;
 }
-
-/** Tokens the runtime takes in one run (ortRuntime's chunk): the prompt's tail and all labels should fit. */
-export const ONE_RUN = 256;
 
 export interface LabelScore {
   label: string;
@@ -126,7 +123,7 @@ export async function classify(runtime: GemmaRuntime, tok: GenTokenizer | undefi
     if (runtime.scoreBranches) {
       const branches = sequences.map((ids) => ids.slice(0, -1));
       const branchTokens = branches.reduce((n, b) => n + b.length, 0);
-      const tail = Math.max(1, ONE_RUN - branchTokens);
+      const tail = Math.max(1, runtime.maxRunTokens - branchTokens);
       if (rest.length > tail) {
         await runtime.step(prefix, rest.slice(0, rest.length - tail), { logits: 'last', adapter: o.adapter });
         rest = rest.slice(rest.length - tail);

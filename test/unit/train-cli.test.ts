@@ -26,7 +26,7 @@ test('train on TRL conversational JSONL with --json, then export the adapter to 
   })).join('\n') + '\n');
   const out = path.join(dir, 'adapter');
   const r = cli(['train', '--model', model, '--data', data, '--out', out, '--epochs', '2', '--batch', '4', '--rank', '4', '--alpha', '8',
-    '--targets', 'q,v,down', '--lr', '1e-3', '--schedule', 'cosine', '--warmup', '1', '--val-ids', 'e0,e5', '--precision', 'f32', '--json', '--threads', '1']);
+    '--targets', 'q,v,down', '--lr', '1e-3', '--schedule', 'cosine', '--warmup', '1', '--val-ids', 'e0,e5', '--precision', 'f32', '--json', '--threads', '1', '--checkpoint-every', '0.5']);
   assert.equal(r.status, 0, r.stderr);
   const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
   const start = events[0];
@@ -67,6 +67,11 @@ test('bad input ends with one line naming the problem', (t) => {
   r = cli(['train', '--model', fx, '--data', bad, '--out', path.join(dir, 'o'), '--targets', 'q,lm_head']);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--targets: "lm_head" is not one of/);
+  r = cli(['train', '--model', fx, '--data', bad, '--out', path.join(dir, 'o'), '--checkpoint-every', '-5']);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--checkpoint-every must be between 0 and/);
+  assert.match(r.stderr.split('\n')[0], /^gemma-tune train: --checkpoint-every must be between 0 and 10000000, got -5$/);
+  assert.match(r.stderr, /usage: .*\[--checkpoint-every SECONDS\]/);
   r = cli(['export-adapter', '--adapter', fx, '--format', 'safetensors', '--out', path.join(dir, 'x')]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--format must be gguf/);

@@ -40,12 +40,12 @@ export function parseTargets(raw: string): LoraTarget[] {
 
 export const trainCommand: CliCommand = {
   name: 'train',
-  usage: 'gemma-tune train --model PATH --data FILE.jsonl --out DIR [--epochs N] [--steps N] [--lr X] [--schedule constant|linear|cosine] [--warmup N] [--weight-decay X] [--max-grad-norm X] [--rank R] [--alpha A] [--targets q,k,v,o,gate,up,down] [--batch B] [--grad-accum N] [--val-split F] [--val-ids ID,…] [--patience N] [--eval-every N] [--seed S] [--init-adapter DIR] [--resume] [--no-shuffle] [--precision q4|f32] [--threads N] [--max-tokens N] [--json]',
+  usage: 'gemma-tune train --model PATH --data FILE.jsonl --out DIR [--epochs N] [--steps N] [--lr X] [--schedule constant|linear|cosine] [--warmup N] [--weight-decay X] [--max-grad-norm X] [--rank R] [--alpha A] [--targets q,k,v,o,gate,up,down] [--batch B] [--grad-accum N] [--val-split F] [--val-ids ID,…] [--patience N] [--eval-every N] [--checkpoint-every SECONDS] [--seed S] [--init-adapter DIR] [--resume] [--no-shuffle] [--precision q4|f32] [--threads N] [--max-tokens N] [--json]',
   summary: 'Fine-tune LoRA adapters on JSONL examples (TRL conversational, prompt-completion or pre-tokenised); saves a PEFT adapter.',
   async run(argv) {
     const p = parseFlags(argv, {
       values: ['model', 'data', 'out', 'epochs', 'steps', 'lr', 'schedule', 'warmup', 'weight-decay', 'max-grad-norm', 'rank', 'alpha', 'targets',
-        'batch', 'grad-accum', 'val-split', 'val-ids', 'patience', 'eval-every', 'seed', 'init-adapter', 'precision', 'threads', 'max-tokens'],
+        'batch', 'grad-accum', 'val-split', 'val-ids', 'patience', 'eval-every', 'checkpoint-every', 'seed', 'init-adapter', 'precision', 'threads', 'max-tokens'],
       booleans: ['no-shuffle', 'json', 'resume'],
     });
     const modelPath = required(p, 'model');
@@ -64,6 +64,8 @@ export const trainCommand: CliCommand = {
     const valSplit = numberFlag(p, 'val-split', D.valSplit, 0, 0.9);
     const patience = numberFlag(p, 'patience', D.patience, 0, 1000, true);
     const evalEvery = numberFlag(p, 'eval-every', D.evalEvery, 0, 1e7, true);
+    // Seconds between resumable checkpoints (and one at every epoch's end); 0 = epoch ends only.
+    const checkpointEverySeconds = numberFlag(p, 'checkpoint-every', D.checkpointEverySeconds, 0, 1e7);
     const seed = numberFlag(p, 'seed', D.seed, 0, 2 ** 32 - 1, true);
     const threads = numberFlag(p, 'threads', D.threads, 1, 256, true);
     const maxTokens = numberFlag(p, 'max-tokens', D.maxTokens, 2, 32768, true);
@@ -116,7 +118,7 @@ export const trainCommand: CliCommand = {
     try {
       await train(cfg, engine, split, params, {
         epochs, maxSteps: steps, lr, schedule, warmupSteps: warmup, weightDecay, maxGradNorm, batchSize, gradAccum, seed,
-        shuffle: !p.booleans.has('no-shuffle'), evalEvery, patience, padId: cfg.padId, outDir,
+        shuffle: !p.booleans.has('no-shuffle'), evalEvery, checkpointEverySeconds, patience, padId: cfg.padId, outDir,
         baseModel: path.resolve(modelPath), resume: p.booleans.has('resume'), signal: abort.signal, onEvent: print,
       });
     } finally {

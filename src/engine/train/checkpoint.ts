@@ -54,6 +54,8 @@ export function loadCheckpoint(file: string, cfg: GemmaConfig): { params: LoraPa
   } catch {
     throw new Error(`${file}: not a gemma-tune checkpoint (no run metadata)`);
   }
+  const bad = runStateProblem(run);
+  if (bad) throw new Error(`${file}: damaged checkpoint (${bad})`);
   const params = emptyLora(cfg, run.rank, run.alpha, run.targets, run.dropout);
   const slots: AdamWState['slots'] = [];
   for (const m of params.modules) {
@@ -69,4 +71,19 @@ export function loadCheckpoint(file: string, cfg: GemmaConfig): { params: LoraPa
     }
   }
   return { params, opt: { step: Number(st.metadata.optimizer_step), slots }, run };
+}
+
+/** What is wrong with run metadata read from a file, or null when it has RunState's shape. */
+function runStateProblem(run: unknown): string | null {
+  if (typeof run !== 'object' || run === null) return 'run metadata is not an object';
+  const r = run as Record<string, unknown>;
+  const count = (k: string) => Number.isInteger(r[k]) && (r[k] as number) >= 0;
+  for (const k of ['step', 'epoch', 'batchInEpoch', 'rngState', 'rank']) if (!count(k)) return `${k} is not a non-negative integer`;
+  if (typeof r.alpha !== 'number' || typeof r.dropout !== 'number') return 'alpha or dropout is not a number';
+  if (typeof r.fingerprint !== 'string') return 'no fingerprint';
+  if (!Array.isArray(r.epochOrder) || !r.epochOrder.every((id) => typeof id === 'string')) return 'epochOrder is not a list of example ids';
+  if (!Array.isArray(r.targets) || !r.targets.every((t) => typeof t === 'string')) return 'targets is not a list';
+  const es = r.earlyStop as Record<string, unknown> | null;
+  if (typeof es !== 'object' || es === null || !Number.isInteger(es.bestStep) || !Number.isInteger(es.badEvals)) return 'early-stopping state is missing';
+  return null;
 }

@@ -4,7 +4,10 @@
 // range, since 20 examples give only ~15 optimizer steps; linear decay without warmup (the HF
 // Trainer's default); no weight decay (a few steps barely move the weights, and PEFT's recipes use 0);
 // batch 4, 3 epochs; clipping at 1.0; 20% held out with early stopping after 2 evaluations without
-// improvement, so the best adapter is kept when validation loss turns up. Pure: no vscode, no I/O.
+// improvement, so the best adapter is kept when validation loss turns up. A resumable checkpoint every
+// 30 s of training (and at each epoch's end), so a crash loses at most about that much work: on the
+// 270M one is a 46 MB file at r16 (LoRA + AdamW moments), about 0.15 s to write and fsync, under 1% of
+// the time. Pure: no vscode, no I/O.
 
 import type { ScheduleKind } from './schedule';
 
@@ -27,6 +30,8 @@ export const TRAIN_DEFAULTS = {
   valSplit: 0.2,
   patience: 2,
   evalEvery: 0,
+  /** Seconds of training between resumable checkpoints; 0 = only at epoch ends. */
+  checkpointEverySeconds: 30,
   seed: 42,
   threads: 2,
   maxTokens: 1024,

@@ -35,7 +35,9 @@ export class EarlyStopping {
 
   /** Restores a saved state. */
   load(s: EarlyStopState): void {
-    this.bestLoss = s.bestLoss;
+    // Before the first evaluation bestLoss is Infinity, which a checkpoint's JSON holds as null; read
+    // back as null, `valLoss < null` would be false and no later evaluation would count as better.
+    this.bestLoss = typeof s.bestLoss === 'number' ? s.bestLoss : Infinity;
     this.bestStep = s.bestStep;
     this.badEvals = s.badEvals;
   }

@@ -1,7 +1,8 @@
 // The training loop: epochs of shuffled micro-batches, gradient accumulation, clipping, AdamW with a
-// schedule, evaluation with early stopping, events, cancellation and resume. It knows nothing about
-// ONNX: a StepEngine computes losses and gradients (the ORT train-step graph in production), so the
-// loop's bookkeeping is testable on its own and the graph is checked against Hugging Face separately.
+// schedule, evaluation with early stopping, events, cancellation and resume (from a checkpoint written
+// at epoch ends and every checkpointEverySeconds, so a crash mid-epoch loses little). It knows nothing
+// about ONNX: a StepEngine computes losses and gradients (the ORT train-step graph in production), so
+// the loop's bookkeeping is testable on its own and the graph is checked against Hugging Face separately.
 
 import * as path from 'node:path';
 import * as fs from 'node:fs';
@@ -14,6 +15,7 @@ import { cloneLora, flatTensors, parameterCount, type LoraParams } from './lora'
 import { writePeftAdapter } from './peftWriter';
 import { Rng, shuffled } from '../rng';
 import { learningRate, type ScheduleKind } from './schedule';
+import { TRAIN_DEFAULTS } from './defaults';
 import type { TokenizedExample } from './tokenize';
 import type { GemmaConfig } from '../model/config';
 
@@ -48,6 +50,8 @@ export interface TrainOptions {
   outDir: string;
   baseModel?: string | null;
   resume?: boolean;
+  /** Also checkpoint after a step once this many seconds passed since the last write; 0 = only at epoch ends. Default TRAIN_DEFAULTS.checkpointEverySeconds. */
+  checkpointEverySeconds?: number;
   signal?: AbortSignal;
   onEvent?: (e: TrainEvent) => void;
   /** A task metric on the held-out examples with the current adapter (exact match, label accuracy). */
@@ -121,10 +125,15 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
     writePeftAdapter(opts.outDir, p, { baseModel: opts.baseModel ?? null, metadata: { step: String(atStep) } });
     savedStep = atStep;
   };
-  const checkpoint = () => saveCheckpoint(ckptFile, params, opt.state(), {
-    step, epoch, batchInEpoch, epochOrder: order.map((e) => e.id), rngState: rng.state, earlyStop: early.state(), fingerprint,
-    rank: params.rank, alpha: params.alpha, dropout: params.dropout, targets: params.targets,
-  } satisfies RunState);
+  const checkpointEveryMs = 1000 * (opts.checkpointEverySeconds ?? TRAIN_DEFAULTS.checkpointEverySeconds);
+  let lastCheckpointAt = performance.now();
+  const checkpoint = () => {
+    saveCheckpoint(ckptFile, params, opt.state(), {
+      step, epoch, batchInEpoch, epochOrder: order.map((e) => e.id), rngState: rng.state, earlyStop: early.state(), fingerprint,
+      rank: params.rank, alpha: params.alpha, dropout: params.dropout, targets: params.targets,
+    } satisfies RunState);
+    lastCheckpointAt = performance.now();
+  };
 
   // Exact match without generating: greedy decoding reproduces an example's answer exactly iff the
   // argmax at every label position (teacher-forced on the same prefix) is the label.
@@ -189,6 +198,9 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
     if (epochEnded) {
       epoch += 1;
       batchInEpoch = 0;
+      // The next epoch's order is not drawn yet: a checkpoint written now (the last step, an early
+      // stop) saves none, so a run resumed with more epochs shuffles as an uninterrupted one would.
+      order = [];
     }
     const evalNow = hasVal && (opts.evalEvery > 0 ? step % opts.evalEvery === 0 : epochEnded);
     if (evalNow) {
@@ -200,6 +212,11 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
     }
     if (epochEnded && step < totalSteps) {
       planFor(true);
+      checkpoint();
+    } else if (!epochEnded && step < totalSteps && checkpointEveryMs > 0 && performance.now() - lastCheckpointAt >= checkpointEveryMs) {
+      // Mid-epoch the saved order is this epoch's and the rng is past its shuffle, so a resume replans
+      // the same batches. At an epoch's end only the branch above may write (after the next epoch's
+      // shuffle: batchInEpoch 0 must come with the new order); the last step is written after the loop.
       checkpoint();
     }
   }

@@ -5,7 +5,8 @@
 // released for the run and rebuilt afterwards with its adapters: one base in memory, not two, for the
 // price of a reload (about a second on the 270M). A cancel stops between steps; the best adapter so
 // far stays in outDir and the result names its step. With `resume` the trainer goes on from the
-// checkpoint in outDir; one made with other examples or settings is refused with the trainer's reason.
+// checkpoint in outDir (written every TRAIN_DEFAULTS.checkpointEverySeconds and at epoch ends); one made
+// with other examples or settings is refused with the trainer's reason.
 
 import * as fs from 'node:fs';
 import { openModel, loadAdapter as readAdapterInto } from '../generate/openModel';
@@ -99,7 +100,8 @@ export const train: Handler<'train'> = async (params, ctx) => {
     result = await runTrainer(cfg, engine, split, lora, {
       epochs: hp.epochs, lr: hp.learningRate, schedule: hp.schedule, warmupSteps: hp.warmupSteps, weightDecay: hp.weightDecay,
       maxGradNorm: hp.maxGradNorm, batchSize: hp.batchSize, gradAccum: hp.gradAccum, seed: hp.seed, shuffle: true,
-      evalEvery: TRAIN_DEFAULTS.evalEvery, patience: hp.patience ?? TRAIN_DEFAULTS.patience, padId: cfg.padId,
+      evalEvery: TRAIN_DEFAULTS.evalEvery, checkpointEverySeconds: TRAIN_DEFAULTS.checkpointEverySeconds,
+      patience: hp.patience ?? TRAIN_DEFAULTS.patience, padId: cfg.padId,
       outDir: params.outDir, baseModel: model.summary.source, resume: params.resume === true, signal: ctx.signal,
       onEvent: (e) => {
         sample();

@@ -4,7 +4,8 @@
 // interrupted (the first crash comes before any evaluation, so early stopping's "no best yet" must
 // survive the checkpoint's JSON); with checkpointEverySeconds 0 (or the 30 s default on steps of
 // milliseconds) nothing is written before the first epoch's end, and that epoch-end checkpoint is still
-// written; a finished run resumed with more epochs goes on like a run started with them.
+// written; a finished run resumed with more epochs goes on like a run started with them, and resumed
+// as it was does nothing again; damaged run metadata is refused by name.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -149,4 +150,17 @@ test('a finished run resumed with more epochs ends like one started with them (t
   assert.equal(longer.step, TOTAL);
   assert.equal(longer.bestValLoss, whole.bestValLoss);
   assertSameTensors(tensors(path.join(wholeDir, CHECKPOINT_FILE)), tensors(path.join(dir, CHECKPOINT_FILE)), 'extended run');
+});
+
+test('a finished run resumed as it was runs no step and no evaluation again', async () => {
+  const o = { checkpointEverySeconds: 0 };
+  const dir = path.join(tmp, 'finished-twice');
+  const first = await run(dir, o);
+  const before = loadCheckpoint(path.join(dir, CHECKPOINT_FILE), cfg).run;
+  const events: string[] = [];
+  const again = await run(dir, { ...o, resume: true, onEvent: (e) => events.push(e.type) });
+  assert.deepEqual(events, ['start', 'done']);
+  assert.equal(again.step, first.step);
+  assert.equal(again.bestValLoss, first.bestValLoss);
+  assert.deepEqual(loadCheckpoint(path.join(dir, CHECKPOINT_FILE), cfg).run.earlyStop, before.earlyStop, 'no evaluation was counted again');
 });

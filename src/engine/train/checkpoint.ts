@@ -20,6 +20,8 @@ export interface RunState {
   epochOrder: string[];
   rngState: number;
   earlyStop: EarlyStopState;
+  /** The step of the latest evaluation (−1: none); absent in checkpoints written before it was kept. */
+  lastEvalStep?: number;
   /** Settings fixed for the run: a resume with different ones is refused. */
   fingerprint: string;
   rank: number;
@@ -81,6 +83,7 @@ function runStateProblem(run: unknown): string | null {
   for (const k of ['step', 'epoch', 'batchInEpoch', 'rngState', 'rank']) if (!count(k)) return `${k} is not a non-negative integer`;
   if (typeof r.alpha !== 'number' || typeof r.dropout !== 'number') return 'alpha or dropout is not a number';
   if (typeof r.fingerprint !== 'string') return 'no fingerprint';
+  if (r.lastEvalStep !== undefined && !Number.isInteger(r.lastEvalStep)) return 'lastEvalStep is not an integer';
   if (!Array.isArray(r.epochOrder) || !r.epochOrder.every((id) => typeof id === 'string')) return 'epochOrder is not a list of example ids';
   if (!Array.isArray(r.targets) || !r.targets.every((t) => typeof t === 'string')) return 'targets is not a list';
   const es = r.earlyStop as Record<string, unknown> | null;

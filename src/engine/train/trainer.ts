@@ -101,6 +101,8 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   });
   let rng = new Rng(opts.seed);
   let step = 0, epoch = 0, batchInEpoch = 0;
+  // The step of the latest evaluation, so that a run resumed at its last step does not evaluate it again.
+  let lastEvalStep = -1;
   let order: TokenizedExample[] = [];
   const byId = new Map(data.train.map((e) => [e.id, e]));
 
@@ -113,6 +115,7 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
     early.load(ck.run.earlyStop);
     rng = Rng.fromState(ck.run.rngState);
     ({ step, epoch, batchInEpoch } = ck.run);
+    lastEvalStep = ck.run.lastEvalStep ?? -1;
     order = ck.run.epochOrder.map((id) => byId.get(id)!);
   }
   const resumedFromStep = step;
@@ -129,7 +132,7 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   let lastCheckpointAt = performance.now();
   const checkpoint = () => {
     saveCheckpoint(ckptFile, params, opt.state(), {
-      step, epoch, batchInEpoch, epochOrder: order.map((e) => e.id), rngState: rng.state, earlyStop: early.state(), fingerprint,
+      step, epoch, batchInEpoch, epochOrder: order.map((e) => e.id), rngState: rng.state, earlyStop: early.state(), lastEvalStep, fingerprint,
       rank: params.rank, alpha: params.alpha, dropout: params.dropout, targets: params.targets,
     } satisfies RunState);
     lastCheckpointAt = performance.now();
@@ -159,7 +162,6 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   };
 
   const t0 = performance.now();
-  let lastEvalStep = -1;
   let reason: TrainResult['reason'] = 'completed';
   let plan: MicroBatch[][] = [];
   // A new epoch draws a new order; a resumed one keeps the order saved with it.

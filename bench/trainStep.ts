@@ -15,6 +15,7 @@ import { createOrtEngine } from '../src/engine/train/ortEngine';
 import { ALL_TARGETS, initLora, type LoraTarget } from '../src/engine/train/lora';
 import { syntheticExamples } from '../src/engine/train/benchTrain';
 import { collate } from '../src/engine/train/batch';
+import { summariseProfile } from './ortProfile';
 
 const args = process.argv.slice(2);
 const flag = (n: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1] : undefined; };
@@ -33,35 +34,6 @@ function memory(): { rss: number; anon: number; file: number } {
   const status = fs.readFileSync('/proc/self/status', 'utf8');
   const mb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024;
   return { rss: mb('VmRSS'), anon: mb('RssAnon'), file: mb('RssFile') };
-}
-
-interface ProfileEvent { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string; input_type_shape?: Record<string, number[]>[] } }
-
-/** Kernel time of model_run number `index` in an ORT profile, by op and by (op, input shapes). */
-function summarise(file: string, index: number): string[] {
-  const events = JSON.parse(fs.readFileSync(file, 'utf8')) as ProfileEvent[];
-  const run = events.filter((e) => e.cat === 'Session' && e.name === 'model_run')[index];
-  if (!run) return ['profile: no model_run recorded'];
-  const byOp = new Map<string, number>(), byShape = new Map<string, { us: number; n: number }>();
-  let kernels = 0;
-  for (const e of events) {
-    const op = e.args?.op_name;
-    // An If's time contains its branches' kernels, which are listed too.
-    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || !op || op === 'If' || e.ts < run.ts || e.ts > run.ts + run.dur) continue;
-    kernels++;
-    byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
-    const key = `${op} ${JSON.stringify((e.args?.input_type_shape ?? []).map((s) => Object.values(s)[0]))}`;
-    const s = byShape.get(key) ?? { us: 0, n: 0 };
-    s.us += e.dur;
-    s.n++;
-    byShape.set(key, s);
-  }
-  const total = [...byOp.values()].reduce((a, b) => a + b, 0);
-  const lines = [`profile of run ${index}: ${kernels} kernels, ${(total / 1e6).toFixed(3)} s of kernel time in a ${(run.dur / 1e6).toFixed(3)} s run`];
-  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12)) lines.push(`  ${op.padEnd(30)} ${(us / 1e6).toFixed(3)} s  ${((100 * us) / total).toFixed(1)}%`);
-  lines.push('by op and input shapes:');
-  for (const [k, s] of [...byShape].sort((a, b) => b[1].us - a[1].us).slice(0, 20)) lines.push(`  ${(s.us / 1e6).toFixed(3)} s  n=${String(s.n).padStart(4)}  ${k.slice(0, 130)}`);
-  return lines;
 }
 
 async function main(): Promise<void> {
@@ -93,7 +65,7 @@ async function main(): Promise<void> {
     if (profileDir) {
       await engine.endProfiling();
       const file = fs.readdirSync(profileDir).map((f) => path.join(profileDir, f)).find((f) => f.endsWith('.json'));
-      for (const line of file ? summarise(file, runs - 1) : ['profile: no file written']) console.log(line);
+      for (const line of file ? summariseProfile(file, runs - 1) : ['profile: no file written']) console.log(line);
     }
   } finally {
     await engine.dispose();

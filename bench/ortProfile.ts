@@ -1,0 +1,40 @@
+// Reading ORT's per-kernel profile (SessionOptions.enableProfiling; our SessionConfig.profilePrefix) for the
+// benchmarks: kernel time by op type and by (op, input shapes), per run, over a range of model_run events.
+// Profiling adds ~10 µs to every kernel, so absolute times of small kernels are inflated; shares of the
+// large ones (MatMulNBits, attention) are what to read.
+
+import * as fs from 'node:fs';
+
+interface ProfileEvent { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string; input_type_shape?: Record<string, number[]>[] } }
+
+/** Kernel time per run of model_run events first…last (default: only `first`), by op and by (op, input shapes). */
+export function summariseProfile(file: string, first: number, last = first): string[] {
+  const events = JSON.parse(fs.readFileSync(file, 'utf8')) as ProfileEvent[];
+  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').slice(first, last + 1);
+  if (runs.length === 0) return ['profile: no model_run recorded'];
+  const byOp = new Map<string, number>(), byShape = new Map<string, { us: number; n: number }>();
+  let kernels = 0;
+  const inRun = (ts: number) => runs.some((r) => ts >= r.ts && ts <= r.ts + r.dur);
+  for (const e of events) {
+    const op = e.args?.op_name;
+    // An If's time contains its branches' kernels, which are listed too.
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || !op || op === 'If' || !inRun(e.ts)) continue;
+    kernels++;
+    byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
+    const key = `${op} ${JSON.stringify((e.args?.input_type_shape ?? []).map((s) => Object.values(s)[0]))}`;
+    const s = byShape.get(key) ?? { us: 0, n: 0 };
+    s.us += e.dur;
+    s.n++;
+    byShape.set(key, s);
+  }
+  const n = runs.length;
+  const ms = (us: number) => `${(us / n / 1000).toFixed(2).padStart(8)} ms`;
+  const total = [...byOp.values()].reduce((a, b) => a + b, 0);
+  const runUs = runs.reduce((a, r) => a + r.dur, 0);
+  const what = n === 1 ? `run ${first}` : `runs ${first}…${last}, per run`;
+  const lines = [`profile of ${what}: ${Math.round(kernels / n)} kernels, ${ms(total).trim()} of kernel time in a ${ms(runUs).trim()} run`];
+  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12)) lines.push(`  ${op.padEnd(34)} ${ms(us)}  ${((100 * us) / total).toFixed(1)}%`);
+  lines.push('by op and input shapes:');
+  for (const [k, s] of [...byShape].sort((a, b) => b[1].us - a[1].us).slice(0, 20)) lines.push(`  ${ms(s.us)}  ×${String(Math.round(s.n / n)).padStart(3)}  ${k.slice(0, 130)}`);
+  return lines;
+}

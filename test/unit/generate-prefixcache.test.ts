@@ -16,7 +16,7 @@ import { renderUserMessage } from '../../src/store/prompt';
 import { newTaskConfig } from '../../src/store/task';
 import { openTunedTiny, taskPromptIds, trainedLora } from './generate-helpers';
 import { tempDir } from './temp-helpers';
-import { engineRejection, tinyModelEngine } from './worker-helpers';
+import { baseThenAdapter, engineRejection, tinyModelEngine } from './worker-helpers';
 
 const task = newTaskConfig({ name: 'Bug or feature', kind: 'classify', instruction: 'Is this issue a bug report or a feature request?', labels: ['bug', 'feature', 'question'] });
 const INPUTS = ['The app crashes when I click Save twice.', 'Please add a dark mode.', 'How do I export to CSV?'];
@@ -144,11 +144,7 @@ test('the worker: sharedPrefix answers as without it, hits on the next request, 
   const { engine, logs } = await tinyModelEngine('generate-prefixcache', modelFile);
   try {
     await engine.request('loadModel', { path: modelFile });
-    for (const adapter of [undefined, 'task']) {
-      if (adapter) {
-        writePeftAdapter(adapterDir, trainedLora(1));
-        await engine.request('loadAdapter', { name: adapter, path: adapterDir });
-      }
+    await baseThenAdapter(engine, adapterDir, async (adapter) => {
       for (const input of INPUTS) {
         const params = classifyParams(task, input, adapter);
         assert.ok(params.sharedPrefix && params.messages![0].content.startsWith(params.sharedPrefix));
@@ -157,7 +153,7 @@ test('the worker: sharedPrefix answers as without it, hits on the next request, 
         assert.equal(got.label, want.label);
         got.scores.forEach((s, i) => assert.ok(Math.abs(s.probability - want.scores[i].probability) < 1e-5, `${input}: ${s.label}`));
       }
-    }
+    });
     const hits = logs.filter((l) => /prefix \d+ ids hit/.test(l)).length;
     const misses = logs.filter((l) => /prefix \d+ ids miss/.test(l)).length;
     assert.deepEqual({ hits, misses }, { hits: 4, misses: 2 }, logs.join('\n'));

@@ -18,7 +18,7 @@ import type { ParamsOf } from '../../src/protocol/engine';
 import { newTaskConfig } from '../../src/store/task';
 import { openRealVocab, openTunedTiny, taskPromptIds, trainedLora } from './generate-helpers';
 import { tempDir } from './temp-helpers';
-import { engineRejection, tinyModelEngine } from './worker-helpers';
+import { baseThenAdapter, engineRejection, tinyModelEngine } from './worker-helpers';
 
 const fieldsTask = newTaskConfig({ name: 'Contact', kind: 'extract', instruction: 'Extract the contact details from the signature.', fields: ['name', 'email', 'team'] });
 const freeTask = newTaskConfig({ name: 'Polite', kind: 'generate', instruction: 'Rewrite the message so that it sounds polite and short.' });
@@ -131,11 +131,7 @@ test('the worker: extract and generate with sharedPrefix answer as without it, h
   const lines = (method: string) => logs.filter((l) => new RegExp(`${method}#\\d+: `).test(l));
   try {
     await engine.request('loadModel', { path: modelFile });
-    for (const adapter of [undefined, 'task']) {
-      if (adapter) {
-        writePeftAdapter(adapterDir, trainedLora(1));
-        await engine.request('loadAdapter', { name: adapter, path: adapterDir });
-      }
+    await baseThenAdapter(engine, adapterDir, async (adapter) => {
       for (const input of INPUTS) {
         const params = extractParams(input, adapter);
         assert.ok(params.sharedPrefix && params.messages![0].content.startsWith(params.sharedPrefix));
@@ -151,7 +147,7 @@ test('the worker: extract and generate with sharedPrefix answer as without it, h
         assert.deepEqual(g.tokens, w.tokens, `generate "${input}"`);
         assert.equal(g.promptTokens, w.promptTokens);
       }
-    }
+    });
     const count = (re: RegExp) => logs.filter((l) => re.test(l)).length;
     // Two tasks × two adapters: one miss each, then hits.
     assert.deepEqual({ hits: count(/prefix \d+ ids hit/), misses: count(/prefix \d+ ids miss/) }, { hits: 8, misses: 4 }, logs.join('\n'));

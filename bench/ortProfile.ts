@@ -4,8 +4,14 @@
 // large ones (MatMulNBits, attention) are what to read.
 
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 interface ProfileEvent { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string; input_type_shape?: Record<string, number[]>[] } }
+
+/** The profile ORT wrote into `dir` (the folder of a profilePrefix), or null when there is none. */
+export function profileIn(dir: string): string | null {
+  return fs.readdirSync(dir).map((f) => path.join(dir, f)).find((f) => f.endsWith('.json')) ?? null;
+}
 
 /** Kernel time per run of model_run events first…last (default: only `first`), by op and by (op, input shapes). */
 export function summariseProfile(file: string, first: number, last = first): string[] {

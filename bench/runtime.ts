@@ -16,11 +16,7 @@ import { createTokenizer } from '../src/engine/model/tokenizer';
 import { createGemmaRuntime, type LoraMode } from '../src/engine/gemma/ortRuntime';
 import { classify } from '../src/engine/generate/labelScoring';
 import type { OptLevel } from '../src/engine/onnx/session';
-
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
-}
+import { flag, has } from './flags';
 
 function argmax(x: Float32Array): number {
   let best = 0;
@@ -81,7 +77,7 @@ async function main(): Promise<void> {
   const lora = flag('lora', 'lazy') as LoraMode;
   const configEntries = Object.fromEntries(flag('config', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
   const rss: Record<string, number> = {};
-  const showMaps = process.argv.includes('--maps');
+  const showMaps = has('maps');
 
   const t0 = performance.now();
   const { source, tokenizerSource } = openWeights(file, { precision: 'q4' });

@@ -11,12 +11,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openWeights } from '../src/engine/model/load';
 import { createGemmaRuntime } from '../src/engine/gemma/ortRuntime';
-import { summariseProfile } from './ortProfile';
-
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
-}
+import { profileIn, summariseProfile } from './ortProfile';
+import { flag } from './flags';
 
 async function main(): Promise<void> {
   const file = flag('model', '');
@@ -41,7 +37,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < decodeSteps; i++) await rt.step(cache, [1000 + i], { logits: 'last' });
     const decodeMs = (performance.now() - t) / decodeSteps;
     await rt.dispose(); // releasing the session writes the profile
-    const profile = fs.readdirSync(dir).map((f) => path.join(dir, f)).find((f) => f.endsWith('.json'));
+    const profile = profileIn(dir);
     if (!profile) throw new Error('ORT wrote no profile');
     console.log(`prefill 512 tokens: ${prefillMs.toFixed(0)} ms wall (profiled); decode: ${decodeMs.toFixed(2)} ms a step wall (profiled)`);
     for (const line of summariseProfile(profile, 1, 2)) console.log(line);

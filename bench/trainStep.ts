@@ -15,18 +15,17 @@ import { createOrtEngine } from '../src/engine/train/ortEngine';
 import { ALL_TARGETS, initLora, type LoraTarget } from '../src/engine/train/lora';
 import { syntheticExamples } from '../src/engine/train/benchTrain';
 import { collate } from '../src/engine/train/batch';
-import { summariseProfile } from './ortProfile';
+import { flag, has } from './flags';
+import { profileIn, summariseProfile } from './ortProfile';
 
-const args = process.argv.slice(2);
-const flag = (n: string) => { const i = args.indexOf(`--${n}`); return i >= 0 ? args[i + 1] : undefined; };
-const has = (n: string) => args.includes(`--${n}`);
-const model = args[0] && !args[0].startsWith('--') ? args[0] : 'bench/out/270m-q4.gguf';
-const runs = Number(flag('runs') ?? 4);
-const micro = Number(flag('micro') ?? 2);
-const tokens = Number(flag('tokens') ?? 120);
-const completion = Number(flag('completion') ?? 40);
-const rank = Number(flag('rank') ?? 16);
-const keepFlag = flag('keep') ?? 'all';
+const first = process.argv[2];
+const model = first && !first.startsWith('--') ? first : 'bench/out/270m-q4.gguf';
+const runs = Number(flag('runs', '4'));
+const micro = Number(flag('micro', '2'));
+const tokens = Number(flag('tokens', '120'));
+const completion = Number(flag('completion', '40'));
+const rank = Number(flag('rank', '16'));
+const keepFlag = flag('keep', 'all');
 const keep: readonly LoraTarget[] = keepFlag === 'all' ? ALL_TARGETS : keepFlag === 'none' ? [] : (keepFlag.split(',') as LoraTarget[]);
 
 /** VmRSS, RssAnon and RssFile of this process in MB. */
@@ -43,8 +42,8 @@ async function main(): Promise<void> {
   const profileDir = has('profile') ? fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-train-profile-')) : null;
   const t0 = performance.now();
   const engine = await createOrtEngine(source, {
-    precision: 'q4', rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: Number(flag('threads') ?? 2),
-    recompute: !has('no-recompute'), keepProjections: keep, headBits: flag('head-bits') === '4' ? 4 : 8, profilePrefix: profileDir ? path.join(profileDir, 'step') : undefined,
+    precision: 'q4', rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: Number(flag('threads', '2')),
+    recompute: !has('no-recompute'), keepProjections: keep, headBits: flag('head-bits', '8') === '4' ? 4 : 8, profilePrefix: profileDir ? path.join(profileDir, 'step') : undefined,
   });
   const m0 = memory();
   console.log(`${model}: ${micro} × ${tokens} tokens per run (last ${completion} labelled), r${rank}, kept projections: ${keep.join(',') || 'none'}${has('no-recompute') ? ', no recompute' : ''}`);
@@ -64,7 +63,7 @@ async function main(): Promise<void> {
     console.log(`evaluation (forward only): ${((performance.now() - t) / 1000).toFixed(2)} s; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB  [${os.loadavg().map((l) => l.toFixed(2)).join(' ')}]`);
     if (profileDir) {
       await engine.endProfiling();
-      const file = fs.readdirSync(profileDir).map((f) => path.join(profileDir, f)).find((f) => f.endsWith('.json'));
+      const file = profileIn(profileDir);
       for (const line of file ? summariseProfile(file, runs - 1) : ['profile: no file written']) console.log(line);
     }
   } finally {

@@ -6,17 +6,15 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import path from 'node:path';
-import { build } from 'esbuild';
 import { EngineClient } from '../src/client/engineClient';
 import { renderMessages } from '../src/store/prompt';
 import { DEFAULT_HYPERPARAMETERS } from '../src/store/task';
+import { buildWorker } from '../test/unit/worker-helpers';
 
 async function main(): Promise<void> {
   const [model, nArg = '20', epochsArg = '1', threadsArg = '2'] = process.argv.slice(2);
   if (!model) throw new Error('usage: bench/trainWorker.ts MODEL.gguf [examples] [epochs] [threads]');
-  const root = path.resolve(__dirname, '..');
-  const workerPath = path.join(root, '.cache/bench-train-worker/worker.js');
-  await build({ entryPoints: [path.join(root, 'src/engine/worker.ts')], outfile: workerPath, bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['onnxruntime-node'], logLevel: 'warning' });
+  const workerPath = await buildWorker('bench-train-worker');
   const threads = Number(threadsArg);
   const engine = new EngineClient({ workerPath, threads });
   const task = { kind: 'classify' as const, instruction: 'Is this issue a bug report or a feature request?', labels: ['bug', 'feature'] };

@@ -13,6 +13,8 @@ import { genTokenizer } from '../../src/engine/generate/tokenizerView';
 import type { GenTokenizer } from '../../src/engine/generate/textStream';
 import type { GemmaRuntime } from '../../src/engine/gemma/runtime';
 import { ALL_TARGETS, initLora, toRuntimeAdapter, type LoraParams } from '../../src/engine/train/lora';
+import type { EngineClient } from '../../src/client/engineClient';
+import { writePeftAdapter } from '../../src/engine/train/peftWriter';
 
 /** Writes a random HF model folder (with its synthetic tokenizer.json) and returns its path. */
 export function writeTinyModel(seed = 1, cfg: GemmaConfig = GEMMA3_TINY): string {
@@ -87,4 +89,12 @@ export async function openRealVocab(seed: number): Promise<{ runtime: GemmaRunti
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Runs `each` on the base model, then again after loading a trained adapter (written to `adapterDir`) as 'task'. */
+export async function baseThenAdapter(engine: EngineClient, adapterDir: string, each: (adapter: string | undefined) => Promise<void>): Promise<void> {
+  await each(undefined);
+  writePeftAdapter(adapterDir, trainedLora(1));
+  await engine.request('loadAdapter', { name: 'task', path: adapterDir });
+  await each('task');
 }

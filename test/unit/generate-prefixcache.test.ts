@@ -14,9 +14,9 @@ import { PrefixCache } from '../../src/engine/generate/prefixCache';
 import { writePeftAdapter } from '../../src/engine/train/peftWriter';
 import { renderUserMessage } from '../../src/store/prompt';
 import { newTaskConfig } from '../../src/store/task';
-import { openTunedTiny, taskPromptIds, trainedLora } from './generate-helpers';
+import { baseThenAdapter, openTunedTiny, taskPromptIds, trainedLora } from './generate-helpers';
 import { tempDir } from './temp-helpers';
-import { baseThenAdapter, engineRejection, tinyModelEngine } from './worker-helpers';
+import { engineRejection, tinyModelEngine } from './worker-helpers';
 
 const task = newTaskConfig({ name: 'Bug or feature', kind: 'classify', instruction: 'Is this issue a bug report or a feature request?', labels: ['bug', 'feature', 'question'] });
 const INPUTS = ['The app crashes when I click Save twice.', 'Please add a dark mode.', 'How do I export to CSV?'];

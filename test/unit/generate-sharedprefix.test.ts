@@ -16,9 +16,9 @@ import { PrefixCache } from '../../src/engine/generate/prefixCache';
 import { writePeftAdapter } from '../../src/engine/train/peftWriter';
 import type { ParamsOf } from '../../src/protocol/engine';
 import { newTaskConfig } from '../../src/store/task';
-import { openRealVocab, openTunedTiny, taskPromptIds, trainedLora } from './generate-helpers';
+import { baseThenAdapter, openRealVocab, openTunedTiny, taskPromptIds, trainedLora } from './generate-helpers';
 import { tempDir } from './temp-helpers';
-import { baseThenAdapter, engineRejection, tinyModelEngine } from './worker-helpers';
+import { engineRejection, tinyModelEngine } from './worker-helpers';
 
 const fieldsTask = newTaskConfig({ name: 'Contact', kind: 'extract', instruction: 'Extract the contact details from the signature.', fields: ['name', 'email', 'team'] });
 const freeTask = newTaskConfig({ name: 'Polite', kind: 'generate', instruction: 'Rewrite the message so that it sounds polite and short.' });

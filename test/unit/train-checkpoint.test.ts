@@ -11,14 +11,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
-import { readSafetensorsF32, readSafetensorsHeader } from '../../src/engine/model/safetensors';
 import { loadCheckpoint, saveCheckpoint, type RunState } from '../../src/engine/train/checkpoint';
 import { ALL_TARGETS, initLora } from '../../src/engine/train/lora';
 import { createOrtEngine, type OrtStepEngine } from '../../src/engine/train/ortEngine';
 import { IGNORE, type TokenizedExample } from '../../src/engine/train/tokenize';
 import { CHECKPOINT_FILE, train, type TrainEvent, type TrainOptions, type TrainResult } from '../../src/engine/train/trainer';
 import { Rng } from '../../src/engine/rng';
-import { randomF32Weights } from './train-helpers';
+import { randomF32Weights, safetensorsTensors, tensorDiffs } from './train-helpers';
 import { tempDir } from './temp-helpers';
 
 const mw = randomF32Weights(GEMMA3_TINY, 1, { embedding: 0.5, matrix: 0.02 });
@@ -53,20 +52,10 @@ function run(outDir: string, o: Partial<TrainOptions> & { crashAt?: number }): P
   });
 }
 
-function tensors(file: string): Map<string, Float32Array> {
-  const st = readSafetensorsHeader(file);
-  return new Map([...st.entries.keys()].map((name) => [name, readSafetensorsF32(st, name)]));
-}
-
 /** Every tensor of `b` equals `a`'s: the engine is deterministic on one thread, so a resume is exact. */
 function assertSameTensors(a: Map<string, Float32Array>, b: Map<string, Float32Array>, what: string): void {
   assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort(), what);
-  for (const [name, x] of a) {
-    const y = b.get(name)!;
-    let worst = 0;
-    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
-    assert.equal(worst, 0, `${what}: ${name} differs from the uninterrupted run's by up to ${worst}`);
-  }
+  for (const [name, worst] of tensorDiffs(a, b)) assert.equal(worst, 0, `${what}: ${name} differs from the uninterrupted run's by up to ${worst}`);
 }
 
 before(async () => {
@@ -113,9 +102,9 @@ test('a run that crashes mid-epoch resumes from its last step checkpoint and end
   assert.equal(resumed.step, whole.step);
   assert.equal(resumed.savedStep, whole.savedStep, 'the same evaluation was the best');
   assert.equal(resumed.bestValLoss, whole.bestValLoss);
-  assertSameTensors(tensors(path.join(wholeDir, 'adapter_model.safetensors')), tensors(path.join(dir, 'adapter_model.safetensors')), 'saved adapter');
+  assertSameTensors(safetensorsTensors(path.join(wholeDir, 'adapter_model.safetensors')), safetensorsTensors(path.join(dir, 'adapter_model.safetensors')), 'saved adapter');
   // The final run state too: LoRA tensors with AdamW's moments, and the optimizer's step.
-  assertSameTensors(tensors(path.join(wholeDir, CHECKPOINT_FILE)), tensors(ckpt), 'final checkpoint');
+  assertSameTensors(safetensorsTensors(path.join(wholeDir, CHECKPOINT_FILE)), safetensorsTensors(ckpt), 'final checkpoint');
   assert.equal(loadCheckpoint(ckpt, cfg).opt.step, loadCheckpoint(path.join(wholeDir, CHECKPOINT_FILE), cfg).opt.step);
 });
 
@@ -149,7 +138,7 @@ test('a finished run resumed with more epochs ends like one started with them (t
   const longer = await run(dir, { ...o, epochs: 2, resume: true });
   assert.equal(longer.step, TOTAL);
   assert.equal(longer.bestValLoss, whole.bestValLoss);
-  assertSameTensors(tensors(path.join(wholeDir, CHECKPOINT_FILE)), tensors(path.join(dir, CHECKPOINT_FILE)), 'extended run');
+  assertSameTensors(safetensorsTensors(path.join(wholeDir, CHECKPOINT_FILE)), safetensorsTensors(path.join(dir, CHECKPOINT_FILE)), 'extended run');
 });
 
 test('a finished run resumed as it was runs no step and no evaluation again', async () => {

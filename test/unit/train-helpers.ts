@@ -1,7 +1,10 @@
-// Shared set-up of the training and autodiff tests: random f32 weights built in memory, no files.
+// Shared set-up of the training and autodiff tests: random f32 weights built in memory, and every tensor
+// of a written adapter or checkpoint to compare runs by.
 import type { GemmaConfig } from '../../src/engine/model/config';
+import { readSafetensorsF32, readSafetensorsHeader } from '../../src/engine/model/safetensors';
 import { expectedShapes, isNormWeight, type ModelWeights } from '../../src/engine/model/weights';
 import { Rng } from '../../src/engine/rng';
+import { maxAbsDiff } from './gemma-helpers';
 
 /**
  * f32 weights of `cfg` drawn from Rng(seed) in expectedShapes order: norm multipliers 1 + 0.1·N(0,1),
@@ -17,4 +20,15 @@ export function randomF32Weights(cfg: GemmaConfig, seed: number, std: { embeddin
     weights.set(name, { shape, value: { type: 'f32', data } });
   }
   return { config: cfg, weights };
+}
+
+/** Every tensor of a safetensors file (an adapter, a trainer checkpoint) as float32, by name. */
+export function safetensorsTensors(file: string): Map<string, Float32Array> {
+  const st = readSafetensorsHeader(file);
+  return new Map([...st.entries.keys()].map((name) => [name, readSafetensorsF32(st, name)]));
+}
+
+/** For each tensor of `a`, max |a − b| against `b`'s tensor of the same name (Infinity where `b` has none). */
+export function tensorDiffs(a: Map<string, Float32Array>, b: Map<string, Float32Array>): [string, number][] {
+  return [...a].map(([name, x]) => [name, b.has(name) ? maxAbsDiff(x, b.get(name)!) : Infinity]);
 }

@@ -7,11 +7,11 @@ import * as fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { EngineClient } from '../../src/client/engineClient';
-import { readSafetensorsF32, readSafetensorsHeader } from '../../src/engine/model/safetensors';
 import type { TrainEventMessage } from '../../src/protocol/train';
 import { DEFAULT_HYPERPARAMETERS } from '../../src/store/task';
 import { tempDir } from './temp-helpers';
 import { bugOrFeature, bugOrFeatureExamples, tinyQ4Worker } from './train-worker-helpers';
+import { safetensorsTensors, tensorDiffs } from './train-helpers';
 import { engineRejection } from './worker-helpers';
 
 const tmp = tempDir('train-worker-resume-');
@@ -31,10 +31,8 @@ after(async () => {
   await engine.dispose();
 });
 
-function adapterTensors(dir: string): Map<string, Float32Array> {
-  const st = readSafetensorsHeader(path.join(dir, 'adapter_model.safetensors'));
-  return new Map([...st.entries.keys()].map((name) => [name, readSafetensorsF32(st, name)]));
-}
+/** The adapter a run saved into `dir`. */
+const adapterTensors = (dir: string) => safetensorsTensors(path.join(dir, 'adapter_model.safetensors'));
 
 /** A run into `outDir` cancelled as its first step is reported. */
 function cancelledAtFirstStep(outDir: string) {
@@ -73,12 +71,7 @@ test('a cancelled run resumes from its step and ends like an uninterrupted one',
   const a = adapterTensors(path.join(tmp, 'whole'));
   const b = adapterTensors(outDir);
   assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
-  for (const [name, x] of a) {
-    const y = b.get(name)!;
-    let worst = 0;
-    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
-    assert.ok(worst < 1e-5, `${name}: the resumed adapter differs from the uninterrupted one by ${worst}`);
-  }
+  for (const [name, worst] of tensorDiffs(a, b)) assert.ok(worst < 1e-5, `${name}: the resumed adapter differs from the uninterrupted one by ${worst}`);
 });
 
 test('a resume with other examples fails with the trainer\'s reason and the worker still answers', async () => {

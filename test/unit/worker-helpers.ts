@@ -6,8 +6,6 @@ import { build } from 'esbuild';
 import { EngineClient, EngineError } from '../../src/client/engineClient';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
-import { writePeftAdapter } from '../../src/engine/train/peftWriter';
-import { trainedLora } from './generate-helpers';
 
 /** The repository root. */
 export const repoRoot = path.resolve(__dirname, '../..');
@@ -43,14 +41,6 @@ export async function tinyModelEngine(name: string, modelFile: string): Promise<
   const quiet = (): void => undefined;
   const engine = new EngineClient({ workerPath, threads: 1, logger: { trace: quiet, debug: (s) => logs.push(s), info: quiet, warn: quiet, error: quiet } });
   return { engine, logs };
-}
-
-/** Runs `each` on the base model, then again after loading a trained adapter (written to `adapterDir`) as 'task'. */
-export async function baseThenAdapter(engine: EngineClient, adapterDir: string, each: (adapter: string | undefined) => Promise<void>): Promise<void> {
-  await each(undefined);
-  writePeftAdapter(adapterDir, trainedLora(1));
-  await engine.request('loadAdapter', { name: 'task', path: adapterDir });
-  await each('task');
 }
 
 /** The EngineError that `p` rejects with; fails the test if it resolves or rejects with anything else. */

@@ -10,6 +10,7 @@
 // - The last token is not fed back to the model: the budget's final step costs no forward pass.
 
 import type { GemmaRuntime, KvCache } from '../gemma/runtime';
+import { startLength } from './prefixCache';
 import { Sampler, type SamplingOptions } from './sampling';
 import { type GenTokenizer, StopMatcher, TextStream } from './textStream';
 
@@ -70,8 +71,7 @@ export function validateGenerate(runtime: GemmaRuntime, o: GenerateOptions, tok:
   if (o.promptIds.length >= runtime.config.maxPositions) throw new Error(`the prompt (${o.promptIds.length} tokens) does not fit the context of ${runtime.config.maxPositions}`);
   if (o.stop?.length && !tok) throw new Error('stop strings need a tokenizer, and this model has none');
   if (o.stop?.some((s) => s.length === 0)) throw new Error('a stop string is empty');
-  const cached = o.start?.length ?? 0;
-  if (cached >= o.promptIds.length) throw new Error(`the start cache holds ${cached} ids, the prompt only ${o.promptIds.length}: at least one must run`);
+  startLength(o.start, o.promptIds);
 }
 
 /** Yields to the event loop so that a cancel message (a macrotask) can be seen between tokens. */

@@ -20,6 +20,7 @@
 // every longer answer starting with it, and would always win. Pass terminator null for raw prompts.
 
 import type { GemmaRuntime, KvCache } from '../gemma/runtime';
+import { startLength } from './prefixCache';
 import type { GenTokenizer } from './textStream';
 
 /** <end_of_turn>, which closes a model turn in Gemma's chat format. */
@@ -113,8 +114,7 @@ export async function classify(runtime: GemmaRuntime, tok: GenTokenizer | undefi
   const longest = sequences.reduce((m, s) => Math.max(m, s.length), 0);
   if (o.promptIds.length + longest > runtime.config.maxPositions) throw new Error(`prompt and label do not fit the context of ${runtime.config.maxPositions}`);
 
-  const cached = o.start?.length ?? 0;
-  if (cached >= o.promptIds.length) throw new Error(`the start cache holds ${cached} ids, the prompt only ${o.promptIds.length}: at least one must run`);
+  const cached = startLength(o.start, o.promptIds);
   const prefix = o.start ? o.start.fork() : runtime.newCache();
   let rest = o.promptIds.slice(cached);
   const ranTokens = rest.length;

@@ -23,6 +23,13 @@ export const DEFAULT_PREFIX_LIMITS: PrefixCacheLimits = { maxEntries: 8, maxByte
 /** Shortest prefix worth keeping: below this the saving is smaller than the bookkeeping. */
 export const MIN_PREFIX_TOKENS = 8;
 
+/** How many leading prompt ids a request's start cache already holds (0 without one); at least one must be left to run. */
+export function startLength(start: KvCache | undefined, promptIds: readonly number[]): number {
+  const cached = start?.length ?? 0;
+  if (cached >= promptIds.length) throw new Error(`the start cache holds ${cached} ids, the prompt only ${promptIds.length}: at least one must run`);
+  return cached;
+}
+
 interface Entry {
   adapter: string | undefined;
   cache: KvCache;

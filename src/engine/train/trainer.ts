@@ -140,9 +140,10 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
 
   // Exact match without generating: greedy decoding reproduces an example's answer exactly iff the
   // argmax at every label position (teacher-forced on the same prefix) is the label.
+  const valRuns = runsOf(data.val, opts.padId);
   const evaluate = async (): Promise<boolean> => {
     let sum = 0, count = 0, exact = 0;
-    for (const b of runsOf(data.val, opts.padId)) {
+    for (const b of valRuns) {
       const r = await engine.evaluate(b, params);
       sum += r.lossSum;
       count += b.labelTargets.length;

@@ -9,16 +9,12 @@ import type { JsonShape } from '../generate/jsonShape';
 import type { GenTokenizer } from '../generate/textStream';
 import { CancelledError, throwIfCancelled, type Handler } from './context';
 import { requireModel } from './model';
-import { preparePrompt } from './prompt';
-
-const ms = (t0: number): string => (performance.now() - t0).toFixed(1);
+import { withPrompt } from './prompt';
 
 /** Generates text, streaming token events; a cancel ends it with a `cancelled` error after the last token sent. */
 export const generate: Handler<'generate'> = async (params, ctx) => {
   const model = requireModel(ctx.state.model);
-  const prompt = await preparePrompt(params, model);
-  const t0 = performance.now();
-  try {
+  return withPrompt(params, model, async (prompt) => {
     const r = await generateText(model.runtime, model.gen, {
       promptIds: prompt.ids,
       maxTokens: params.maxTokens,
@@ -30,20 +26,16 @@ export const generate: Handler<'generate'> = async (params, ctx) => {
       onToken: (id, text) => ctx.emit({ type: 'token', id, text }),
       start: prompt.start,
     });
-    ctx.log('debug', `generate#${ctx.id}: ${prompt.describe()}, ${r.tokens.length} tokens ${ms(t0)} ms`);
+    ctx.log('debug', `generate#${ctx.id}: ${prompt.describe()}, ${r.tokens.length} tokens`);
     if (r.finishReason === 'cancelled') throw new CancelledError(`generate cancelled after ${r.tokens.length} tokens`);
     return { tokens: r.tokens, text: r.text, finishReason: r.finishReason, promptTokens: prompt.ids.length };
-  } finally {
-    prompt.start?.dispose();
-  }
+  });
 };
 
 /** Scores the labels as the model's reply and returns every label's probability. */
 export const classify: Handler<'classify'> = async (params, ctx) => {
   const model = requireModel(ctx.state.model);
-  const prompt = await preparePrompt(params, model);
-  const t0 = performance.now();
-  try {
+  return withPrompt(params, model, async (prompt) => {
     throwIfCancelled(ctx.signal);
     const r = await classifyLabels(model.runtime, model.gen, {
       promptIds: prompt.ids,
@@ -53,11 +45,9 @@ export const classify: Handler<'classify'> = async (params, ctx) => {
       signal: ctx.signal,
       start: prompt.start,
     });
-    ctx.log('debug', `classify#${ctx.id}: ${prompt.describe()}, scoring ${r.ranTokens} ids + ${params.labels.length} labels ${ms(t0)} ms`);
+    ctx.log('debug', `classify#${ctx.id}: ${prompt.describe()}, scored ${r.ranTokens} ids + ${params.labels.length} labels`);
     return { label: r.label, probability: r.probability, scores: r.scores.map((s) => ({ label: s.label, probability: s.probability, logprob: s.logprob })) };
-  } finally {
-    prompt.start?.dispose();
-  }
+  });
 };
 
 // Compiled shapes per tokenizer: a task's extract requests reuse one table (its masks are built lazily).
@@ -80,13 +70,12 @@ function tableFor(gen: GenTokenizer, shape: JsonShape): JsonConstraintTable {
 /** Generates a JSON object with exactly the requested fields; streams token events. */
 export const extract: Handler<'extract'> = async (params, ctx) => {
   const model = requireModel(ctx.state.model);
-  if (!model.gen) throw new Error('extract needs the model tokenizer, and this model has none');
+  const gen = model.gen;
+  if (!gen) throw new Error('extract needs the model tokenizer, and this model has none');
   const shape: JsonShape = { fields: params.fields.map((f) => (f.enum ? { name: f.name, enum: f.enum } : { name: f.name })) };
-  const table = tableFor(model.gen, shape);
-  const prompt = await preparePrompt(params, model);
-  const t0 = performance.now();
-  try {
-    const r = await extractJson(model.runtime, model.gen, {
+  const table = tableFor(gen, shape);
+  return withPrompt(params, model, async (prompt) => {
+    const r = await extractJson(model.runtime, gen, {
       promptIds: prompt.ids,
       shape,
       table,
@@ -97,11 +86,9 @@ export const extract: Handler<'extract'> = async (params, ctx) => {
       onToken: (id, text) => ctx.emit({ type: 'token', id, text }),
       start: prompt.start,
     });
-    ctx.log('debug', `extract#${ctx.id}: ${prompt.describe()}, ${r.tokens.length} tokens ${ms(t0)} ms`);
+    ctx.log('debug', `extract#${ctx.id}: ${prompt.describe()}, ${r.tokens.length} tokens`);
     if (!r.value) throw new CancelledError(`extract cancelled after ${r.tokens.length} tokens`);
     const value = r.value;
     return { text: r.text, tokens: r.tokens, values: shape.fields.map((f) => ({ name: f.name, value: value[f.name] })) };
-  } finally {
-    prompt.start?.dispose();
-  }
+  });
 };

@@ -57,17 +57,20 @@ export function sharedPrefixLength(p: SharedPromptParams, model: LoadedModel, id
 export interface PreparedPrompt {
   ids: number[];
   adapter: string | undefined;
-  /** The shared start's cache, the caller's own (dispose it); undefined without sharedPrefix. */
+  /** The shared start's cache (disposed by withPrompt); undefined without sharedPrefix. */
   start: KvCache | undefined;
-  /** One log line's worth: prompt size, prefix hit/miss, and the time each took. */
+  /** One log line's worth: prompt size, prefix hit/miss, the time each took, and the time since (`run`'s). */
   describe(): string;
 }
 
+/** Milliseconds since t0, for log lines. */
+const since = (t0: number): string => (performance.now() - t0).toFixed(1);
+
 /**
- * Tokenizes the request's prompt, checks its adapter and sharedPrefix, and takes the shared start from
- * the model's prefix cache (computing and keeping it on a miss). Errors leave nothing to dispose.
+ * Tokenizes the request's prompt, checks its adapter and sharedPrefix, takes the shared start from the
+ * model's prefix cache (computing and keeping it on a miss), runs `run` on it and disposes the start.
  */
-export async function preparePrompt(p: SharedPromptParams, model: LoadedModel): Promise<PreparedPrompt> {
+export async function withPrompt<T>(p: SharedPromptParams, model: LoadedModel, run: (prompt: PreparedPrompt) => Promise<T>): Promise<T> {
   const t0 = performance.now();
   const ids = promptIdsOf(p, model);
   const adapter = adapterOf(p, model);
@@ -75,11 +78,11 @@ export async function preparePrompt(p: SharedPromptParams, model: LoadedModel): 
   const t1 = performance.now();
   const taken = k > 0 ? await model.prefixes.take(ids.slice(0, k), adapter) : undefined;
   const t2 = performance.now();
-  const ms = (a: number, b: number) => (b - a).toFixed(1);
-  return {
-    ids,
-    adapter,
-    start: taken?.cache,
-    describe: () => `${ids.length} prompt ids (tokenize ${ms(t0, t1)} ms), prefix ${taken ? `${k} ids ${taken.hit ? 'hit' : 'miss'} ${ms(t1, t2)} ms` : 'none'}`,
-  };
+  const tokenized = (t1 - t0).toFixed(1);
+  const prefix = taken ? `${k} ids ${taken.hit ? 'hit' : 'miss'} ${(t2 - t1).toFixed(1)} ms` : 'none';
+  try {
+    return await run({ ids, adapter, start: taken?.cache, describe: () => `${ids.length} prompt ids (tokenize ${tokenized} ms), prefix ${prefix}, ran ${since(t2)} ms` });
+  } finally {
+    taken?.cache.dispose();
+  }
 }

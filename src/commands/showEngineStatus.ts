@@ -1,4 +1,4 @@
-// "Gemma: Show Engine Status": asks the worker what it runs (runtime version, threads, model,
+// "Gemma: Show Engine Status": asks the engine what it runs (runtime version, threads, model,
 // queue) and shows it as a notification, with the details in the "Gemma Tune" log.
 
 import * as vscode from 'vscode';
@@ -12,7 +12,7 @@ export const SHOW_ENGINE_STATUS = 'gemmaTune.showEngineStatus';
 export function statusLine(s: EngineStatus): string {
   const model = s.model ? `model ${s.model.name} (${s.model.precision}, ${s.model.format})` : 'no model loaded';
   const busy = s.busy ? `, running ${s.busy.method}${s.queued ? ` (+${s.queued} queued)` : ''}` : '';
-  return `Gemma engine: ${s.runtime.name} ${s.runtime.version}, ${s.threads} threads, ${model}${busy}`;
+  return `Gemma engine: ${s.runtime.name} ${s.runtime.version}, ${s.threads} threads, ${model}${busy}, pid ${s.pid}`;
 }
 
 /** Asks the engine for its status and shows it; resolves with the status (undefined on failure). */
@@ -26,11 +26,12 @@ export async function showEngineStatus(s: GemmaServices): Promise<EngineStatus |
     const ms = Math.round(performance.now() - t0);
     const line = statusLine(status);
     s.log.info(`${line} (answered in ${ms} ms)`);
+    const m = status.memory;
     s.log.info(
-      `engine: node ${status.node}, thread ${status.threadId}, up ${Math.round(status.uptimeMs)} ms, ` +
-        `rss ${status.memory.rssMB} MB, heap ${status.memory.heapUsedMB} MB, external ${status.memory.externalMB} MB`,
+      `engine: pid ${status.pid}, node ${status.node}, up ${Math.round(status.uptimeMs)} ms, ` +
+        `rss ${m.rssMB} MB (cap ${m.capMB === null ? 'none' : `${m.capMB} MB`}), heap ${m.heapUsedMB} of ${m.heapLimitMB} MB, external ${m.externalMB} MB`,
     );
-    s.events.write('engineStatus', { line, ms, runtime: status.runtime, threads: status.threads, model: status.model });
+    s.events.write('engineStatus', { line, ms, runtime: status.runtime, threads: status.threads, model: status.model, pid: status.pid });
     // Not awaited: the promise settles only when the user dismisses the toast.
     void vscode.window.showInformationMessage(line, 'Show Log').then((pick) => pick && s.log.show(true));
     return status;

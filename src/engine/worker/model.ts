@@ -3,7 +3,8 @@
 import * as path from 'node:path';
 import { loadAdapter as readAdapterInto, openModel } from '../generate/openModel';
 import { PrefixCache } from '../generate/prefixCache';
-import { throwIfCancelled, type Handler, type LoadedModel } from './context';
+import { grownCapMB, modelNeedMB } from '../memoryCap';
+import { CancelledError, throwIfCancelled, type Handler, type LoadedModel } from './context';
 
 /** The loaded model, or an error that says to load one first. */
 export function requireModel(model: LoadedModel | null): LoadedModel {
@@ -21,7 +22,24 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
     await old.runtime.dispose();
   }
   throwIfCancelled(ctx.signal);
-  const m = await openModel(modelPath, { precision, threads: threads ?? ctx.state.threads });
+  const { watchdog, hostCapMB } = ctx.state;
+  const m = await openModel(modelPath, {
+    precision,
+    threads: threads ?? ctx.state.threads,
+    // The header is read: give the engine the room this model needs, or stop if the host gave up
+    // meanwhile (one turn of the event loop lets a cancel that arrived during the read in).
+    beforeBuild: async (config) => {
+      await new Promise((resolve) => setImmediate(resolve));
+      throwIfCancelled(ctx.signal);
+      const cap = grownCapMB(watchdog.capMB, modelNeedMB(config, precision), hostCapMB);
+      if (cap !== watchdog.capMB) ctx.log('info', `memory cap ${cap} MB for this model (${precision})`);
+      watchdog.setCap(cap);
+    },
+  });
+  if (ctx.signal.aborted) {
+    await m.runtime.dispose();
+    throw new CancelledError(`loading ${path.basename(modelPath)} was cancelled`);
+  }
   const summary = { name: path.basename(modelPath), source: path.resolve(modelPath), format: m.format, precision };
   ctx.state.model = { summary, runtime: m.runtime, tokenizer: m.tokenizer, gen: m.gen, adapters: new Map(), prefixes: new PrefixCache(m.runtime) };
   ctx.log('info', `loaded ${summary.source} (${m.format}, ${precision}) in ${m.loadSeconds.toFixed(2)} s`);

@@ -1,6 +1,6 @@
 // `status`: what the engine is: runtime version, threads, model, queue, memory.
 
-import { threadId } from 'node:worker_threads';
+import { getHeapStatistics } from 'node:v8';
 import { PROTOCOL_VERSION } from '../../protocol/engine';
 import type { Handler } from './context';
 import { loadOrt } from './ort';
@@ -20,12 +20,14 @@ export const status: Handler<'status'> = async (_params, ctx) => {
     busy,
     queued,
     node: process.versions.node,
-    threadId,
+    pid: process.pid,
     uptimeMs: Math.round(performance.now() - ctx.state.startedAt),
     memory: {
       rssMB: Math.round(mem.rss / MB),
       heapUsedMB: Math.round(mem.heapUsed / MB),
       externalMB: Math.round((mem.external + mem.arrayBuffers) / MB),
+      capMB: ctx.state.watchdog.capMB,
+      heapLimitMB: Math.round(getHeapStatistics().heap_size_limit / MB),
     },
   };
 };

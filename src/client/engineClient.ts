@@ -124,7 +124,7 @@ export class EngineClient {
   /** Sends one request; resolves with its validated result or rejects with EngineError. */
   request<M extends EngineMethod>(method: M, params: ParamsOf<M>, opts: RequestOptions<M> = {}): Promise<ResultOf<M>> {
     if (this.disposed) return Promise.reject(new EngineError('worker-exited', 'the engine has been disposed', method));
-    if (this.current.kind === 'stopped') return Promise.reject(new EngineError('crashed', `${method} was not sent: ${this.current.reason}`, method));
+    if (this.current.kind === 'stopped') return Promise.reject(new EngineError('crashed', this.current.reason, method));
     const { signal, onEvent } = opts;
     if (signal?.aborted) return Promise.reject(new EngineError('cancelled', `${method} cancelled before it was sent`, method));
     const proc = this.ensureProcess();
@@ -363,8 +363,8 @@ export class EngineClient {
       if (proc && p.proc !== proc) continue;
       this.pending.delete(id);
       // A request the caller cancelled that the host had to end the engine for was still cancelled.
-      if (p.graceTimer && code === 'worker-exited') p.reject(new EngineError('cancelled', `${p.method} cancelled: ${why}`, p.method));
-      else p.reject(new EngineError(code, `${p.method} failed: ${why}`, p.method));
+      // The reason alone: callers say what failed ("Training failed: the engine was killed …").
+      p.reject(new EngineError(p.graceTimer && code === 'worker-exited' ? 'cancelled' : code, why, p.method));
     }
   }
 

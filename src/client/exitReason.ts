@@ -41,10 +41,11 @@ export function describeExit(f: ExitFacts): string {
   const own = lastLine(f.stderr, (l) => l.startsWith(ENGINE_FATAL_PREFIX));
   if (own) return clean(own.slice(ENGINE_FATAL_PREFIX.length));
   const v8 = lastLine(f.stderr, (l) => /^FATAL ERROR:|^# Fatal (error|JavaScript|process out of memory)/.test(l));
-  if (v8 && /heap out of memory|Reached heap limit|process out of memory/i.test(v8)) {
+  // "invalid table size … heap out of memory" is V8 refusing an absurd size, not a heap that filled up.
+  if (v8 && !/invalid/i.test(v8) && /heap out of memory|Reached heap limit|process out of memory/i.test(v8)) {
     return `the engine ran out of JavaScript heap memory${f.heapMB ? ` (its limit is ${f.heapMB} MB)` : ''}`;
   }
-  if (v8) return `the engine hit a V8 fatal error: ${clean(v8.replace(/^#\s*/, ''))}`;
+  if (v8) return `the engine hit a V8 fatal error: ${clean(v8.replace(/^#\s*|^FATAL ERROR:\s*/, ''))}`;
   const how = f.signal ? (SIGNALS[f.signal] ?? `was ended by ${f.signal}`) : f.code !== null ? codeText(f.code) : 'ended';
   const cpp = cppAbort(f.stderr);
   const detail = cpp ?? (f.signal === 'SIGKILL' ? undefined : lastLine(f.stderr, (l) => /error|abort|fail|fatal|what\(\)/i.test(l)));

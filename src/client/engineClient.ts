@@ -31,7 +31,7 @@ export const CRASH_WINDOW_MS = 60_000;
 /** How long a request the host gave up on may run on in the engine before the engine is restarted. */
 export const CANCEL_GRACE_MS = 10_000;
 /** How long the engine gets to stop by itself when the client is disposed. */
-const DISPOSE_GRACE_MS = 2000;
+const DISPOSE_GRACE_MS = 3000;
 
 export interface EngineClientOptions {
   /** Absolute path of the bundled engine (dist/worker.js). */
@@ -134,12 +134,7 @@ export class EngineClient {
       const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
         this.giveUp(id, new EngineError('timeout', `${method} did not answer within ${seconds(opts.timeoutMs!)}; the engine was told to stop it`, method));
       }, opts.timeoutMs);
-      const settle = (): void => {
-        signal?.removeEventListener('abort', onAbort);
-        clearTimeout(timer);
-        clearTimeout(this.pending.get(id)?.graceTimer);
-      };
-      this.pending.set(id, {
+      const entry: Pending = {
         method,
         proc,
         graceMs: opts.cancelGraceMs ?? this.options.cancelGraceMs ?? CANCEL_GRACE_MS,
@@ -152,7 +147,14 @@ export class EngineClient {
           settle();
           reject(e);
         },
-      });
+      };
+      // Once answered, neither the timeout nor the cancel's grace may act on it.
+      const settle = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        clearTimeout(timer);
+        clearTimeout(entry.graceTimer);
+      };
+      this.pending.set(id, entry);
       signal?.addEventListener('abort', onAbort, { once: true });
       proc.send({ kind: 'request', id, method, params } as HostToWorker);
     });

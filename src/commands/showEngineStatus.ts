@@ -7,6 +7,8 @@ import type { EngineStatus } from '../protocol/engine';
 import type { GemmaServices } from '../services';
 
 export const SHOW_ENGINE_STATUS = 'gemmaTune.showEngineStatus';
+/** Status answers at once, even mid-training; an engine silent this long is stuck, and the user is told. */
+const STATUS_TIMEOUT_MS = 15_000;
 
 /** The one-line summary the notification shows. */
 export function statusLine(s: EngineStatus): string {
@@ -21,7 +23,7 @@ export async function showEngineStatus(s: GemmaServices): Promise<EngineStatus |
   try {
     const status = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Window, title: 'Gemma: asking the engine' },
-      () => s.engine.request('status', {}),
+      () => s.engine.request('status', {}, { timeoutMs: STATUS_TIMEOUT_MS }),
     );
     const ms = Math.round(performance.now() - t0);
     const line = statusLine(status);

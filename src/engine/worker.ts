@@ -13,7 +13,7 @@ import { idleCapMB } from './memoryCap';
 import { startWatchdog, watchdogMain, type WatchdogData } from './watchdog';
 
 /** After the host disconnects, how long a running request gets to stop before the engine exits anyway. */
-const DISCONNECT_GRACE_MS = 2000;
+const DISCONNECT_GRACE_MS = 3000;
 
 function main(): void {
   const send = process.send?.bind(process);

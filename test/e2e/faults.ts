@@ -3,7 +3,8 @@
 // and while it generates. Each time the extension host stays up (it never re-activates, other
 // commands answer), the user is told (a notification or the panel, and the status bar's "Gemma:
 // engine crashed", read from the DOM), nothing on disk changes (examples.jsonl and the adapter, byte
-// for byte), and the next action works. Then three crashes within a minute: the status bar says
+// for byte), and the next action works. "Loading Gemma…" is cancelled from its notification first.
+// Then three crashes within a minute: the status bar says
 // "engine stopped", a notification offers "Restart engine", and its button brings the engine back.
 // The model is a random Gemma 3 with 6 layers of the 270M's width and its 262144-token vocabulary:
 // a load of a few seconds and a few tokens a second, so each kill lands inside what it targets.
@@ -156,6 +157,21 @@ export async function runFaults(report: Report, artifacts: string): Promise<Reco
       await page.getByRole('treeitem', { name: FILE }).click({ timeout: UI_TIMEOUT });
       await page.locator('.monaco-editor .view-lines').first().waitFor({ timeout: UI_TIMEOUT });
       await statusBarSays(page, 'Gemma: gemma3-6layer-q4');
+    });
+
+    await report.check(GROUP, '"Loading Gemma…" can be cancelled: the load stops in the engine, nothing is reported as failed', async () => {
+      await selectLine(page, 1, LINES[0].length);
+      await openCodeActions(page, `Classify with ${CLASSIFY_TASK}`);
+      await page.locator('.action-widget .monaco-list-row', { hasText: `Classify with ${CLASSIFY_TASK}` }).first().click();
+      const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Loading Gemma…' }).first();
+      await toast.getByRole('button', { name: 'Cancel' }).click({ timeout: UI_TIMEOUT });
+      await nth(events, 'modelLoadCancelled', 1);
+      await toast.waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
+      await statusBarSays(page, 'Gemma: gemma3-6layer-q4');
+      await screenshot(page, 'load-cancelled');
+      const seen = readEvents(events).map((e) => e.event);
+      for (const bad of ['modelLoaded', 'modelLoadFailed', 'engineCrashed', 'classifyResult', 'taskFailed']) assert.ok(!seen.includes(bad), `no ${bad} event`);
+      assert.equal(await page.locator('.notifications-toasts .notification-toast', { hasText: /could not load|failed/ }).count(), 0, 'no error is shown');
     });
 
     await report.check(GROUP, 'killed while loading the model: the load fails with the reason, the status bar says the engine crashed, nothing on disk changes', async () => {

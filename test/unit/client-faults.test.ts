@@ -14,6 +14,7 @@ import { EngineClient, type EngineLogger, type EngineState } from '../../src/cli
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { readGguf } from '../../src/engine/model/gguf';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
+import { readSafetensorsHeader } from '../../src/engine/model/safetensors';
 import { DEFAULT_HYPERPARAMETERS } from '../../src/store/task';
 import { tempDir } from './temp-helpers';
 import { bugOrFeatureExamples } from './train-worker-helpers';
@@ -244,6 +245,18 @@ test('a cancelled load stops in the engine; one the engine cannot stop within th
   assert.notEqual((await c.request('status', {})).pid, pid);
 });
 
+test('a cancel the engine answers in time restarts nothing, however long after', async () => {
+  const c = client();
+  const { pid } = await c.request('status', {});
+  const abort = new AbortController();
+  const p = c.request('ping', { delayMs: 30_000, ticks: 300 }, { signal: abort.signal, cancelGraceMs: 300 });
+  abort.abort();
+  assert.equal((await rejection(p)).code, 'cancelled');
+  await new Promise((r) => setTimeout(r, 600));
+  assert.deepEqual(c.state, { kind: 'running', pid });
+  assert.equal((await c.request('status', {})).pid, pid);
+});
+
 test('a model path that is a FIFO is refused at once, by the engine and by the CLI, instead of waiting for a writer', async () => {
   const fifo = path.join(tmp, 'model.gguf');
   execFileSync('mkfifo', [fifo]);
@@ -290,4 +303,25 @@ test('an engine whose extension host dies ends by itself', async () => {
   assert.ok(alive(pid));
   host.kill('SIGKILL');
   await until('the orphaned engine to end', () => !alive(pid), 5000);
+});
+
+test('disposing the client (the window closes) cancels a training run in the engine, which saves and ends', async () => {
+  const c = client();
+  await c.request('loadModel', { path: tiny, precision: 'q4' });
+  const outDir = path.join(tmp, 'closed-run');
+  // Batch 1: 8 steps an epoch, so a checkpoint at any other step was written for the cancel.
+  const hp = { ...DEFAULT_HYPERPARAMETERS, epochs: 100, rank: 4, alpha: 8, batchSize: 1, patience: 0 };
+  let stepped!: () => void;
+  const firstStep = new Promise<void>((r) => (stepped = r));
+  const training = rejection(c.request('train', { examples: bugOrFeatureExamples, hyperparameters: hp, outDir }, { onEvent: (e) => void (e.type === 'step' && stepped()) }));
+  await firstStep;
+  const { pid } = await c.request('status', {});
+  const t0 = performance.now();
+  await c.dispose();
+  assert.ok(performance.now() - t0 < 4500, 'dispose waits at most its grace (3 s)');
+  assert.equal((await training).code, 'worker-exited');
+  assert.ok(!alive(pid), 'the engine process has ended');
+  // The trainer saw the cancel and checkpointed where it stopped, rather than being cut off.
+  const run = JSON.parse(readSafetensorsHeader(path.join(outDir, 'trainer_state.safetensors')).metadata.run) as { step: number };
+  assert.ok(run.step > 0 && run.step % 8 !== 0, `checkpoint at step ${run.step}: written at the cancel, not at an epoch's end`);
 });

@@ -4,7 +4,7 @@
 // process; the engine runs as the extension runs it (EngineClient and the bundled dist/worker.js).
 // `--ipc` first compares Node's two IPC serializations on the message shapes the protocol carries,
 // against an echo child: the host's CPU per round trip (what chose `serialization: 'json'`).
-//   node --import tsx bench/engineHost.ts [--model MODEL.gguf] [--precision q4|f32] [--examples 20] [--epochs 1] [--threads 2] [--json]
+//   node --import tsx bench/engineHost.ts [--ipc] [--model MODEL.gguf] [--precision q4|f32] [--examples 20] [--chars N] [--epochs 1] [--threads 2] [--json]
 
 import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -109,10 +109,12 @@ async function main(): Promise<void> {
       const precision = flag('precision', 'q4') === 'f32' ? 'f32' : 'q4';
       const load = await hostCost(() => engine.request('loadModel', { path: model, precision, threads }));
       const task = { kind: 'classify' as const, instruction: 'Is this issue a bug report or a feature request?', labels: ['bug', 'feature'] };
-      const examples = Array.from({ length: Number(flag('examples', '20')) }, (_, i) => ({
-        id: `ex-${i}`,
-        messages: renderMessages(task, `Issue ${i}: ${i % 2 ? 'please add an option to export the report as CSV' : 'the app crashes when I press save twice'} (#${i * 7})`, i % 2 ? 'feature' : 'bug'),
-      }));
+      // --chars N pads each input to N characters (the trainer cuts examples at 1024 tokens): the activations' worst case.
+      const pad = Number(flag('chars', '0'));
+      const examples = Array.from({ length: Number(flag('examples', '20')) }, (_, i) => {
+        const input = `Issue ${i}: ${i % 2 ? 'please add an option to export the report as CSV' : 'the app crashes when I press save twice'} (#${i * 7})`;
+        return { id: `ex-${i}`, messages: renderMessages(task, pad > input.length ? `${input} ${'and then it happens again. '.repeat(Math.ceil(pad / 27))}`.slice(0, pad) : input, i % 2 ? 'feature' : 'bug') };
+      });
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-engine-host-'));
       try {
         const loaded = await engine.request('status', {});
@@ -122,7 +124,7 @@ async function main(): Promise<void> {
         );
         h.disable();
         out.model = {
-          file: path.basename(model), precision, loadS: ms(load.value.loadSeconds), engineRssAfterLoadMB: loaded.memory.rssMB, steps, trainS: ms(train.wallMs / 1000),
+          file: path.basename(model), precision, examples: examples.length, chars: pad || undefined, loadS: ms(load.value.loadSeconds), engineRssAfterLoadMB: loaded.memory.rssMB, steps, trainS: ms(train.wallMs / 1000),
           enginePeakRssMB: train.value.peakRssMB, hostCpuMsDuringLoad: ms(load.cpuMs), hostCpuMsDuringTrain: ms(train.cpuMs),
           hostLoopDelayMs: { p50: ms(h.percentile(50) / 1e6), p99: ms(h.percentile(99) / 1e6), max: ms(h.max / 1e6) },
         };

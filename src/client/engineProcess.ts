@@ -108,13 +108,14 @@ export class EngineProcess {
     return this.child.pid;
   }
 
-  /** Sends one message; false when the process has gone (its exit rejects what was waiting). */
-  send(msg: HostToWorker): boolean {
-    if (this.done || !this.child.connected) return false;
+  /** Sends one message; dropped when the process has gone (its exit then rejects what was waiting on it). */
+  send(msg: HostToWorker): void {
+    if (this.done || !this.child.connected) return;
     try {
-      return this.child.send(msg);
+      // A false return only means the channel is backed up: the message is queued all the same.
+      this.child.send(msg);
     } catch {
-      return false;
+      // closed between the check and the send: the exit is on its way
     }
   }
 

@@ -3,7 +3,8 @@
 // and while it generates. Each time the extension host stays up (it never re-activates, other
 // commands answer), the user is told (a notification or the panel, and the status bar's "Gemma:
 // engine crashed", read from the DOM), nothing on disk changes (examples.jsonl and the adapter, byte
-// for byte), and the next action works. "Loading Gemma…" is cancelled from its notification first.
+// for byte), and the next action works. "Loading Gemma…" is cancelled from its notification first,
+// and a training run stops in the engine when its panel is closed.
 // Then three crashes within a minute: the status bar says
 // "engine stopped", a notification offers "Restart engine", and its button brings the engine back.
 // The model is a random Gemma 3 with 6 layers of the 270M's width and its 262144-token vocabulary:
@@ -227,7 +228,22 @@ export async function runFaults(report: Report, artifacts: string): Promise<Reco
       assert.equal(result.promoted, true);
       await frame.locator('#training-status', { hasText: /Training done/ }).waitFor({ timeout: UI_TIMEOUT });
       await screenshot(page, 'trained-after-crash');
-      await page.keyboard.press('Control+1');
+    });
+
+    await report.check(GROUP, 'closing the panel while it trains stops the run in the engine: the engine is idle afterwards', async () => {
+      const frame = panelFrame(page);
+      const done = count(events, 'trainingDone');
+      await frame.locator('#train').click({ timeout: UI_TIMEOUT });
+      await statusBarSays(page, /Gemma: training [1-9]\d*\/\d+/, 120_000);
+      await palette(page, 'View: Close Editor');
+      await frame.locator('#train').waitFor({ state: 'detached', timeout: UI_TIMEOUT });
+      const result = await nth(events, 'trainingDone', done + 1, 60_000);
+      assert.equal(result.reason, 'cancelled');
+      const statuses = count(events, 'engineStatus');
+      await palette(page, 'Gemma: Show Engine Status');
+      const status = await nth(events, 'engineStatus', statuses + 1);
+      assert.doesNotMatch(status.line as string, /running/, 'nothing runs on in the engine');
+      await closeNotifications(page);
     });
 
     await report.check(GROUP, 'killed while generating: the user is told why, the editor and the files are unchanged', async () => {

@@ -51,8 +51,8 @@ async function makeTasks(workspace: string, model: string): Promise<{ classifyId
     ['Export to CSV would be great.', 'feature'], ['It freezes when I scroll.', 'bug'], ['Add a keyboard shortcut for search.', 'feature'],
     ['Login fails with a blank page.', 'bug'], ['Allow renaming projects.', 'feature'], ['The counter shows negative numbers.', 'bug'], ['Support a French translation.', 'feature'],
   ].map(([input, output]) => ({ input, output })));
-  // Long enough to be killed in the middle: 8 training examples, batch 4, 20 epochs, no early stop.
-  await store.saveConfig(classify.id, { ...classify.config, hyperparameters: { ...classify.config.hyperparameters, epochs: 20, patience: 0, learningRate: 1e-3 } });
+  // Long enough to be killed in the middle: 8 training examples, batch 4, 6 epochs (12 steps), no early stop.
+  await store.saveConfig(classify.id, { ...classify.config, hyperparameters: { ...classify.config.hyperparameters, epochs: 6, patience: 0, learningRate: 1e-3 } });
   const summary = await store.create({ name: SUMMARY_TASK, kind: 'extract', instruction: 'Summarize the issue in a few words.' });
   await store.addExamples(summary.id, [{ input: 'The app crashes when I click Save twice.', output: 'crash on save' }, { input: 'Please add a dark mode.', output: 'dark mode' }]);
   for (const id of [classify.id, summary.id]) {
@@ -186,6 +186,7 @@ export async function runFaults(report: Report, artifacts: string): Promise<Reco
       const said = await notification(page, /Gemma could not load/);
       assert.match(said, /the engine was killed \(SIGKILL\)/);
       await statusBarSays(page, CRASHED);
+      await page.locator('.notifications-toasts .notification-toast', { hasText: 'Loading Gemma…' }).waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
       assert.equal(count(events, 'modelLoaded'), 0, 'the load did not finish');
       await screenshot(page, 'killed-loading');
       assert.deepEqual(fingerprint(kept), before, 'examples and adapters unchanged');
@@ -250,6 +251,7 @@ export async function runFaults(report: Report, artifacts: string): Promise<Reco
       // More than a minute after the first crash, so that this third one does not stop the engine.
       await waitFor('a minute since the first crash', () => (Date.now() - firstCrashAt > 61_000 ? true : undefined), 120_000);
       const before = fingerprint(kept);
+      await page.keyboard.press('Control+1');
       await selectLine(page, 2, LINES[1].length);
       const text = await page.locator('.monaco-editor .view-lines').first().innerText();
       await openCodeActions(page, `Extract with ${SUMMARY_TASK}`);

@@ -80,6 +80,7 @@ export function inferenceGraphWithParams(mw: ModelWeights | WeightSource, opts: 
   const cfg = mw.config;
   const { headDim: D, kvHeads: Hkv } = cfg;
   const g = new Graph('gemma3_infer');
+  g.target = opts.target ?? 'cpu';
   if (sink) g.streamInitializers(sink);
   const p = new GraphParams(g, mw, opts, reuse);
 

@@ -4,7 +4,8 @@
 // a wrong kernel or a different activation quantisation gives). Exit code 1 when a case fails.
 //
 // usage: node --import tsx bench/webgpuCheck.ts --model FILE.gguf [--precision q4|f32] [--prompt 300]
-//        [--threads 8] [--tolerance 1e-4] [--no-train]
+//        [--threads 8] [--tolerance 1e-4] [--max-chunk N] [--no-train]
+// --max-chunk caps the tokens of one run (OrtRuntimeOptions.maxChunk) on both sides.
 // Both sides run MatMulNBits at accuracy level 0 (the WebGPU default); the CPU's own default, level 4
 // (int8 activations), is compared too, for information.
 
@@ -34,6 +35,17 @@ function compare(c: Case, tolerance: number, informational = false): boolean {
   return ok;
 }
 
+/** The arrays one after another (spreading a 262k-vocabulary row into push() overflows the stack). */
+function joined(parts: ArrayLike<number>[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** A random LoRA adapter on every projection (B nonzero, so it changes the logits). */
 function randomAdapter(rt: GemmaRuntime, rank: number, seed: number): LoraAdapter {
   const p = initLora(rt.config, rank, 2 * rank, ALL_TARGETS, seed);
@@ -58,12 +70,12 @@ async function inferenceCases(rt: GemmaRuntime, promptLen: number): Promise<Map<
     const key = (s: string) => (tag ? `${s} (${tag})` : s);
     const cache = rt.newCache();
     out.set(key('prefill, all positions'), await rt.step(cache, prompt, { logits: 'all', adapter }));
-    const decoded: number[] = [];
-    for (let i = 0; i < 8; i++) decoded.push(...await rt.step(cache, [id(1000 + 37 * i)], { logits: 'last', adapter }));
-    out.set(key('decode, 8 steps'), Float32Array.from(decoded));
+    const decoded: Float32Array[] = [];
+    for (let i = 0; i < 8; i++) decoded.push(await rt.step(cache, [id(1000 + 37 * i)], { logits: 'last', adapter }));
+    out.set(key('decode, 8 steps'), joined(decoded));
     if (rt.scoreBranches) {
       const b = await rt.scoreBranches(cache, [[id(500)], [id(501), id(502)], [id(503), id(504), id(505)]], { prefix: ids(20), adapter });
-      out.set(key('branches after a prefix'), Float32Array.from([...b.prefixLast!, ...b.branches.flatMap((x) => [...x])]));
+      out.set(key('branches after a prefix'), joined([b.prefixLast!, ...b.branches]));
     }
     cache.dispose();
     const labels = ['alpha', 'beta', 'gamma', 'delta'];
@@ -74,7 +86,8 @@ async function inferenceCases(rt: GemmaRuntime, promptLen: number): Promise<Map<
 }
 
 async function runtimeOn(model: string, precision: Precision, device: Device, threads: number, accuracyLevel: 0 | 4): Promise<GemmaRuntime> {
-  return createGemmaRuntime(openWeights(model, { precision }).source, { precision, threads, device, accuracyLevel, lora: 'always' });
+  const maxChunk = has('max-chunk') ? Number(flag('max-chunk', '256')) : undefined;
+  return createGemmaRuntime(openWeights(model, { precision }).source, { precision, threads, device, accuracyLevel, lora: 'always', maxChunk });
 }
 
 /** Loss and every gradient of one micro-batch (2 × 64 tokens, the last 24 labelled) on one device. */
@@ -124,7 +137,7 @@ async function main(): Promise<void> {
     const gpu = await trainStep(model, precision, 'webgpu', threads);
     console.log(`train step, ${precision}, 2 × 64 tokens, LoRA r8 on all projections:`);
     ok = compare({ name: 'loss (step, validation)', cpu: cpu[0], gpu: gpu[0] }, tolerance) && ok;
-    const flat = (xs: Float32Array[]) => Float32Array.from(xs.slice(1).flatMap((x) => [...x]));
+    const flat = (xs: Float32Array[]) => joined(xs.slice(1));
     ok = compare({ name: 'every LoRA gradient', cpu: flat(cpu), gpu: flat(gpu) }, tolerance) && ok;
   }
   console.log(ok ? 'webgpu check: all cases ok' : 'webgpu check: FAILED');

@@ -307,9 +307,13 @@ class OrtGemmaRuntime implements GemmaRuntime {
     }
     const result = await this.s.session.run(feeds);
     if (commit === 0) return result.logits.data as Float32Array;
+    // new_kv holds k_0 v_0 k_1 v_1 …, each [Hkv, T, D] (B = 1).
+    const kv = result.new_kv.data as Float32Array;
+    const size = cfg.kvHeads * T * cfg.headDim;
+    const part = (i: number) => kv.subarray(i * size, (i + 1) * size);
     for (const set of cache.sets.values()) {
-      const newK = set.layers.map((layer) => result[`new_k_${layer}`].data as Float32Array);
-      const newV = set.layers.map((layer) => result[`new_v_${layer}`].data as Float32Array);
+      const newK = set.layers.map((layer) => part(2 * layer));
+      const newV = set.layers.map((layer) => part(2 * layer + 1));
       set.append(start, T, newK, newV, commit);
     }
     cache.length += commit;

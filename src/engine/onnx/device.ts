@@ -50,8 +50,8 @@ export function shortOrtError(message: string): string {
 }
 
 /** Session options that put a session on `device` (WebGPU first, the CPU for what WebGPU lacks). */
-export function executionProviders(device: Device): ort.InferenceSession.SessionOptions['executionProviders'] {
-  return device === 'webgpu' ? [{ name: 'webgpu' }, 'cpu'] : ['cpu'];
+export function executionProviders(device: Device, webgpuOptions: Record<string, string> = {}): ort.InferenceSession.SessionOptions['executionProviders'] {
+  return device === 'webgpu' ? [{ ...webgpuOptions, name: 'webgpu' }, 'cpu'] : ['cpu'];
 }
 
 /**

@@ -27,11 +27,13 @@ export interface SessionConfig {
   profilePrefix?: string;
   /** Extra ORT config entries by full key (e.g. { 'session.disable_prepacking': '1' }), for experiments. */
   configEntries?: Record<string, string>;
+  /** Extra WebGPU EP options (e.g. { validationMode: 'disabled' }), for experiments. */
+  webgpuOptions?: Record<string, string>;
 }
 
 function sessionOptions(cfg: SessionConfig): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: executionProviders(cfg.device ?? 'cpu'),
+    executionProviders: executionProviders(cfg.device ?? 'cpu', cfg.webgpuOptions),
     intraOpNumThreads: cfg.threads ?? 2,
     interOpNumThreads: 1,
     executionMode: 'sequential',

@@ -15,7 +15,9 @@
 #           (the default fine-tune: 20 examples × 120 tokens, 40 labelled, 3 epochs, r16) on WebGPU and on
 #           the CPU (all cores), and PyTorch on CUDA running the same LoRA step (r16, 4 × 120 tokens, 40 labelled)
 #      Results: OUT/results.jsonl (one JSON object a run, tagged), OUT/log.txt (everything).
-#      STEPS (env) picks steps: check placement decode infer train traincpu3 (default: check placement infer train).
+#      SHAPES (env): 270m 1b (default both).
+#      STEPS (env) picks steps: checktiny check placement decode infer train traincpu3 (default: checktiny check
+#      placement infer train).
 # Random-weight models of the real shapes (Q4_0 layers, Q8_0 embedding) are generated there by make-model.
 set -uo pipefail
 
@@ -85,16 +87,17 @@ stamp "1. onnxruntime-node's backends (the adapter itself is probed by step 2)"
 
 models=/tmp/webgpu-models && mkdir -p "$models"
 stamp "making the 270M and 1B models (background)"
+shapes=${SHAPES:-270m 1b}
 ("${cli[@]}" make-model --config 270m --format gguf --dtype q4_0 --embedding q8_0 --seed 1 --out "$models/270m-q4.gguf" >/dev/null &&
- "${cli[@]}" make-model --config "$dir/gemma3-1b.config.json" --format gguf --dtype q4_0 --embedding q8_0 --seed 1 --out "$models/1b-q4.gguf" >/dev/null) &
+ if [[ " $shapes " == *" 1b "* ]]; then "${cli[@]}" make-model --config "$dir/gemma3-1b.config.json" --format gguf --dtype q4_0 --embedding q8_0 --seed 1 --out "$models/1b-q4.gguf" >/dev/null; fi) &
 makers=$!
 
-want() { [[ " ${STEPS:-check placement infer train} " == *" $1 "* ]]; }
+want() { [[ " ${STEPS:-checktiny check placement infer train} " == *" $1 "* ]]; }
 made=false
 models_made() { $made || { wait $makers; made=true; stamp "models made: $(ls $models | tr '\n' ' ')"; }; }
 
-if want check; then
-  stamp "2. GPU against CPU (tiny f32 and q4 first, then the 270M shape)"
+if want checktiny; then
+  stamp "2. GPU against CPU on the tiny model (f32, q4)"
   "${cli[@]}" make-model --config tiny --format gguf --dtype f32 --seed 3 --out "$models/tiny-f32.gguf" >/dev/null
   "${cli[@]}" make-model --config tiny --format gguf --dtype q4_0 --seed 3 --out "$models/tiny-q4.gguf" >/dev/null
   timeout 120 "$node" "$app/bench/webgpuCheck.js" --model "$models/tiny-f32.gguf" --precision f32 --prompt 300 --threads "$threads"
@@ -112,18 +115,23 @@ if want check; then
     exit 1
   fi
   timeout 120 "$node" "$app/bench/webgpuCheck.js" --model "$models/tiny-q4.gguf" --precision q4 --prompt 300 --threads "$threads"
-  models_made
+fi
+if want check; then
+  stamp "2. GPU against CPU on the 270M shape (q4)"
+  while [ ! -f "$models/270m-q4.gguf" ]; do sleep 1; done
   timeout 180 "$node" "$app/bench/webgpuCheck.js" --model "$models/270m-q4.gguf" --precision q4 --prompt 300 --threads "$threads"
 fi
 
-models_made
 if want placement; then
   stamp "3. placement under the WebGPU EP (270M, q4)"
+  while [ ! -f "$models/270m-q4.gguf" ]; do sleep 1; done
   timeout 120 "$node" "$app/bench/webgpuPlacement.js" --model "$models/270m-q4.gguf" --precision q4 --threads "$threads"
 fi
 
-for shape in 270m 1b; do
+for shape in $shapes; do
   m="$models/$shape-q4.gguf"
+  [ "$shape" = 1b ] && models_made
+  while [ ! -f "$m" ]; do sleep 1; done
   [ "$shape" = 1b ] && cfg=(--config "$dir/gemma3-1b.config.json") || cfg=()
   if want decode; then
     stamp "4. $shape: WebGPU decode, step by step"

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { Graph, type NodeRecord } from '../../src/engine/onnx/graph';
 import * as op from '../../src/engine/onnx/ops';
 import { createSession, f32Tensor } from '../../src/engine/onnx/session';
-import { openOnDevice, resolveDevice, shortOrtError, webGpuProblem, WebGpuUnavailableError } from '../../src/engine/onnx/device';
+import { deviceRoles, openOnDevice, resolveDevice, shortOrtError, webGpuProblem, WebGpuUnavailableError } from '../../src/engine/onnx/device';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { openWeights } from '../../src/engine/model/load';
@@ -43,6 +43,13 @@ const NOT_ON_WEBGPU = ['com.microsoft:FusedMatMul', 'LogSoftmax', 'BitwiseAnd', 
 
 test('cpu resolves to the CPU without asking for a GPU', async () => {
   assert.deepEqual(await resolveDevice('cpu'), { requested: 'cpu', device: 'cpu', tried: false });
+});
+
+test('roles: webgpu runs both on the GPU, auto trains there and infers on the CPU, a fallback runs both on the CPU', () => {
+  assert.deepEqual(deviceRoles({ requested: 'webgpu', device: 'webgpu' }), { inference: 'webgpu', training: 'webgpu' });
+  assert.deepEqual(deviceRoles({ requested: 'auto', device: 'webgpu' }), { inference: 'cpu', training: 'webgpu' });
+  assert.deepEqual(deviceRoles({ requested: 'auto', device: 'cpu' }), { inference: 'cpu', training: 'cpu' });
+  assert.deepEqual(deviceRoles({ requested: 'cpu', device: 'cpu' }), { inference: 'cpu', training: 'cpu' });
 });
 
 test('auto falls back to the CPU with its reason where WebGPU has no adapter; webgpu then fails with it', async (t) => {
@@ -78,7 +85,7 @@ test('under auto, a runtime WebGPU cannot build is built on the CPU, and the rea
   }
   const file = model('q4');
   const open = (device: 'cpu' | 'webgpu') => createGemmaRuntime(openWeights(file, { precision: 'q4' }).source, { precision: 'q4', threads: 1, device });
-  const { value: rt, resolution } = await openOnDevice({ requested: 'auto', device: 'webgpu', tried: true }, open);
+  const { value: rt, resolution } = await openOnDevice({ requested: 'auto', device: 'webgpu', tried: true }, 'webgpu', open);
   try {
     assert.equal(rt.device, 'cpu');
     assert.equal(resolution.device, 'cpu');
@@ -87,7 +94,7 @@ test('under auto, a runtime WebGPU cannot build is built on the CPU, and the rea
   } finally {
     await rt.dispose();
   }
-  await assert.rejects(openOnDevice({ requested: 'webgpu', device: 'webgpu', tried: true }, open), /adapter/i);
+  await assert.rejects(openOnDevice({ requested: 'webgpu', device: 'webgpu', tried: true }, 'webgpu', open), /adapter/i);
 });
 
 test('FusedMatMul and LogSoftmax are rewritten for WebGPU into ops it has, with the same values', async () => {
@@ -206,9 +213,9 @@ test('the engine worker loads on the resolved device, reports it in status, and 
     const auto = await engine.request('loadModel', { path: file });
     const status = await engine.request('status', {});
     assert.equal(status.device?.requested, 'auto');
-    assert.equal(status.device?.inference, auto.model.device);
-    assert.equal(status.device?.training, auto.model.device);
-    if (auto.model.device === 'cpu') assert.ok(status.device?.fallbackReason, 'auto on the CPU says why');
+    assert.equal(auto.model.device, 'cpu', 'auto infers on the CPU');
+    assert.equal(status.device?.inference, 'cpu');
+    if (status.device?.training === 'cpu') assert.ok(status.device?.fallbackReason, 'auto training on the CPU says why');
   }
   const told = lines.filter((l) => l.startsWith('engine: engine device: CPU ('));
   assert.equal(told.length, (await hasWebGpu()) ? 0 : 1, `the fallback is logged once: ${JSON.stringify(told)}`);

@@ -13,7 +13,7 @@ import { Rng } from '../../engine/rng';
 import { classify } from '../../engine/generate/labelScoring';
 import type { OpenModel } from '../../engine/generate/openModel';
 import { MODEL_FLAGS, openFromFlags } from './modelFlags';
-import { describeDevice } from '../../engine/onnx/device';
+import { describeRole } from '../../engine/onnx/device';
 import { runTrainBench, TRAIN_BENCH_FLAGS } from './benchTrain';
 
 /** What every section can read: the open model and the parsed flags. */
@@ -117,7 +117,7 @@ export const benchCommand: CliCommand = {
     if (train) return runTrainBench(flags, json);
     const { model, device } = await openFromFlags(flags, false);
     const values: Record<string, number> = { load_s: model.loadSeconds };
-    const lines = [`device: ${describeDevice(device)}`, `load: ${model.loadSeconds.toFixed(2)} s (${model.format}, ${model.runtime.precision})`];
+    const lines = [`device: inference on ${describeRole(device, 'inference')}`, `load: ${model.loadSeconds.toFixed(2)} s (${model.format}, ${model.runtime.precision})`];
     try {
       // One short step first: ONNX Runtime's first run pays one-time costs a user pays once per load.
       const warm = model.runtime.newCache();
@@ -139,7 +139,7 @@ export const benchCommand: CliCommand = {
       const out: Record<string, number> = {};
       for (const k of ['load_s', 'prefill_tok_s', 'decode_tok_s', 'classify_ms', 'peak_rss_mb']) out[k] = round(values[k]);
       for (const [k, v] of Object.entries(values)) if (!(k in out)) out[k] = round(v);
-      process.stdout.write(JSON.stringify({ ...out, device: device.device }) + '\n');
+      process.stdout.write(JSON.stringify({ ...out, device: model.runtime.device }) + '\n');
     } else {
       process.stdout.write(lines.join('\n') + '\n');
     }

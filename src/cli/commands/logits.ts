@@ -30,7 +30,7 @@ export const logitsCommand: CliCommand = {
     const adapterDir = p.values.get('adapter');
     const adapter = adapterDir !== undefined ? toRuntimeAdapter(readPeftParams(adapterDir, weights.config)) : null;
 
-    const rt = await createGemmaRuntime(weights, { precision, threads, lora: adapter ? 'always' : 'never', device: await deviceFlag(p) });
+    const rt = await createGemmaRuntime(weights, { precision, threads, lora: adapter ? 'always' : 'never', device: (await deviceFlag(p)).inference });
     try {
       if (adapter) rt.setAdapter('cli', adapter);
       const logits = await rt.step(rt.newCache(), ids, { logits: 'all', adapter: adapter ? 'cli' : undefined });

@@ -3,7 +3,7 @@
 
 import { choiceFlag, numberFlag, required, type ParsedArgs } from '../args';
 import type { Precision } from '../../engine/gemma/runtime';
-import { DEVICE_CHOICES, resolveDevice, type Device, type DeviceResolution } from '../../engine/onnx/device';
+import { DEVICE_CHOICES, deviceRoles, resolveDevice, type DeviceRoles, type DeviceResolution } from '../../engine/onnx/device';
 import { loadAdapter, openModel, type OpenModel } from '../../engine/generate/openModel';
 
 /** The value flags every model command accepts. */
@@ -22,9 +22,9 @@ export async function deviceFromFlags(p: ParsedArgs): Promise<DeviceResolution> 
   return r;
 }
 
-/** The device of --device, for the commands that need only it. */
-export async function deviceFlag(p: ParsedArgs): Promise<Device> {
-  return (await deviceFromFlags(p)).device;
+/** Where --device runs inference and training, for the commands that need only that. */
+export async function deviceFlag(p: ParsedArgs): Promise<DeviceRoles> {
+  return deviceRoles(await deviceFromFlags(p));
 }
 
 /** The adapter name used for --adapter on the command line. */
@@ -37,7 +37,7 @@ export async function openFromFlags(p: ParsedArgs, withAdapter: boolean): Promis
   const threads = numberFlag(p, 'threads', 2, 1, 256, true);
   const dir = withAdapter ? p.values.get('adapter') : undefined;
   const device = await deviceFromFlags(p);
-  const model = await openModel(modelPath, { precision, threads, lora: dir === undefined ? 'lazy' : 'always', device: device.device });
+  const model = await openModel(modelPath, { precision, threads, lora: dir === undefined ? 'lazy' : 'always', device: deviceRoles(device).inference });
   if (dir === undefined) return { model, adapter: undefined, device };
   try {
     loadAdapter(model.runtime, dir, CLI_ADAPTER);

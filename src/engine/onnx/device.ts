@@ -1,6 +1,7 @@
 // Which device runs the ONNX Runtime sessions: the CPU, or a GPU through the WebGPU execution provider
-// that onnxruntime-node bundles (Dawn over Vulkan, D3D12 or Metal). 'auto' uses WebGPU where a GPU
-// answers and the CPU otherwise; the answer is found once per process and its reason kept for status.
+// that onnxruntime-node bundles (Dawn over Vulkan, D3D12 or Metal). Whether WebGPU works is found once per
+// process, and the reason when it does not is kept for status. 'webgpu' runs everything there; 'auto' runs
+// training there where a GPU answers and inference on the CPU (deviceRoles says why); 'cpu' runs on the CPU.
 //
 // ORT's WebGPU EP does not fall back by itself: with no adapter, session creation throws. So the engine
 // asks first, with a one-node session whose result it checks, and builds its graphs for the device found
@@ -102,6 +103,30 @@ export async function resolveDevice(requested: DeviceChoice, o: { platformCheck?
   return { requested, device: 'cpu', fallbackReason: `WebGPU is not available: ${problem}`, tried: true };
 }
 
+/** Which device runs inference (the runtime: prefill, decode, scoring) and which the train step. */
+export interface DeviceRoles {
+  inference: Device;
+  training: Device;
+}
+
+/**
+ * The devices for a resolution. 'auto' trains on WebGPU but infers on the CPU: on an H100 against its 16 CPU
+ * cores (bench/webgpu-device.sh), WebGPU trained 1.2× (270M) and 2× (1B) as fast, but decoded at 12 and 8
+ * tokens/s against 135 and 69, and classified in 160 ms against 75 ms (270M): a run of the inference graph
+ * is dozens of small kernels and read-backs that each wait for the GPU, which no GPU makes up for at one
+ * token a run. 'webgpu' puts both on the GPU.
+ */
+export function deviceRoles(r: Pick<DeviceResolution, 'requested' | 'device'>): DeviceRoles {
+  if (r.device === 'cpu') return { inference: 'cpu', training: 'cpu' };
+  return { inference: r.requested === 'webgpu' ? 'webgpu' : 'cpu', training: 'webgpu' };
+}
+
+/** Where one role runs, for a bench line: "WebGPU", "the CPU", or "the CPU (why WebGPU is not used)". */
+export function describeRole(r: DeviceResolution, role: keyof DeviceRoles): string {
+  if (deviceRoles(r)[role] === 'webgpu') return 'WebGPU';
+  return r.fallbackReason ? `the CPU (${r.fallbackReason})` : r.device === 'webgpu' ? 'the CPU (auto: WebGPU trains, the CPU infers)' : 'the CPU';
+}
+
 /** One line for logs and status: "WebGPU", or "CPU (WebGPU is not available: …)". */
 export function describeDevice(r: DeviceResolution): string {
   const name = r.device === 'webgpu' ? 'WebGPU' : 'CPU';
@@ -109,12 +134,12 @@ export function describeDevice(r: DeviceResolution): string {
 }
 
 /**
- * Runs `open` (building a graph and its session) on the resolved device. Under 'auto', a WebGPU session
- * that fails to build or run (an op or size the adapter cannot take) is built again on the CPU, and the
- * resolution returned says why; an explicit 'webgpu' passes the error on.
+ * Runs `open` (building a graph and its session) on `device` (one of r's roles). Under 'auto', a WebGPU
+ * session that fails to build (an op or size the adapter cannot take) is built again on the CPU, and the
+ * resolution returned says why (WebGPU is then off for this resolution); 'webgpu' passes the error on.
  */
-export async function openOnDevice<T>(r: DeviceResolution, open: (device: Device) => Promise<T>): Promise<{ value: T; resolution: DeviceResolution }> {
-  if (r.device === 'cpu') return { value: await open('cpu'), resolution: r };
+export async function openOnDevice<T>(r: DeviceResolution, device: Device, open: (device: Device) => Promise<T>): Promise<{ value: T; resolution: DeviceResolution }> {
+  if (device === 'cpu') return { value: await open('cpu'), resolution: r };
   try {
     return { value: await open('webgpu'), resolution: r };
   } catch (e) {

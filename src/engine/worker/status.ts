@@ -2,17 +2,17 @@
 
 import { threadId } from 'node:worker_threads';
 import { PROTOCOL_VERSION, type EngineStatus } from '../../protocol/engine';
-import type { Device, DeviceResolution } from '../onnx/device';
+import { deviceRoles, type Device, type DeviceResolution } from '../onnx/device';
 import type { Handler } from './context';
 import { loadOrt } from './ort';
 
 const MB = 1024 * 1024;
 
-/** Which device runs what: the model's (inference and training on it) as the last load resolved it. */
+/** Which device runs what, as the last model load (or training run) resolved the choice. */
 function deviceStatus(r: DeviceResolution | null, modelDevice: Device | null): EngineStatus['device'] {
   if (!r) return null;
-  const on = modelDevice ?? r.device;
-  return { requested: r.requested, inference: on, training: on, ...(r.fallbackReason ? { fallbackReason: r.fallbackReason } : {}) };
+  const roles = deviceRoles(r);
+  return { requested: r.requested, inference: modelDevice ?? roles.inference, training: roles.training, ...(r.fallbackReason ? { fallbackReason: r.fallbackReason } : {}) };
 }
 
 /** Reports the engine's runtime, threads, device, loaded model and queue. */

@@ -190,9 +190,10 @@ export class EngineClient {
     const p = this.proc;
     if (p) {
       this.log.info('engine: restarting');
-      await p.kill('the engine was restarted');
+      await p.kill('the engine was restarted'); // its exit sets the state to idle
+    } else if (!this.disposed && this.current.kind !== 'idle') {
+      this.setState({ kind: 'idle' });
     }
-    if (!this.disposed) this.setState({ kind: 'idle' });
   }
 
   /** Rejects everything in flight and ends the engine (it gets a moment to stop by itself); later requests reject. */

@@ -1,4 +1,4 @@
-// "Gemma: Show Engine Status": asks the engine what it runs (runtime version, threads, model,
+// "Gemma: Show Engine Status": asks the engine what it runs (runtime version, device, threads, model,
 // queue) and shows it as a notification, with the details in the "Gemma Tune" log.
 
 import * as vscode from 'vscode';
@@ -10,11 +10,20 @@ export const SHOW_ENGINE_STATUS = 'gemmaTune.showEngineStatus';
 /** Status answers at once, even mid-training; an engine silent this long is stuck, and the user is told. */
 const STATUS_TIMEOUT_MS = 15_000;
 
+/** Which device runs what: "inference and training on WebGPU", "… on the CPU (no GPU …)", or that none is chosen yet. */
+export function deviceLine(s: EngineStatus): string {
+  const d = s.device;
+  if (!d) return 'device chosen at the first model load';
+  const name = (x: 'cpu' | 'webgpu') => (x === 'webgpu' ? 'WebGPU' : 'the CPU');
+  const where = d.inference === d.training ? `inference and training on ${name(d.inference)}` : `inference on ${name(d.inference)}, training on ${name(d.training)}`;
+  return d.fallbackReason ? `${where} (${d.fallbackReason})` : where;
+}
+
 /** The one-line summary the notification shows. */
 export function statusLine(s: EngineStatus): string {
   const model = s.model ? `model ${s.model.name} (${s.model.precision}, ${s.model.format})` : 'no model loaded';
   const busy = s.busy ? `, running ${s.busy.method}${s.queued ? ` (+${s.queued} queued)` : ''}` : '';
-  return `Gemma engine: ${s.runtime.name} ${s.runtime.version}, ${s.threads} threads, ${model}${busy}, pid ${s.pid}`;
+  return `Gemma engine: ${s.runtime.name} ${s.runtime.version}, ${deviceLine(s)}, ${s.threads} threads, ${model}${busy}, pid ${s.pid}`;
 }
 
 /** Asks the engine for its status and shows it; resolves with the status (undefined on failure). */
@@ -33,7 +42,7 @@ export async function showEngineStatus(s: GemmaServices): Promise<EngineStatus |
       `engine: pid ${status.pid}, node ${status.node}, up ${Math.round(status.uptimeMs)} ms, ` +
         `rss ${m.rssMB} MB (cap ${m.capMB === null ? 'none' : `${m.capMB} MB`}), heap ${m.heapUsedMB} of ${m.heapLimitMB} MB, external ${m.externalMB} MB`,
     );
-    s.events.write('engineStatus', { line, ms, runtime: status.runtime, threads: status.threads, model: status.model, pid: status.pid });
+    s.events.write('engineStatus', { line, ms, runtime: status.runtime, threads: status.threads, device: status.device, model: status.model, pid: status.pid });
     // Not awaited: the promise settles only when the user dismisses the toast.
     void vscode.window.showInformationMessage(line, 'Show Log').then((pick) => pick && s.log.show(true));
     return status;

@@ -3,6 +3,7 @@
 
 import { createGemmaRuntime, type LoraMode } from '../gemma/ortRuntime';
 import type { GemmaRuntime, Precision } from '../gemma/runtime';
+import type { Device } from '../onnx/device';
 import { encodeChatPrompt, type ChatMessage } from '../model/chatTemplate';
 import type { GemmaConfig } from '../model/config';
 import { openWeights } from '../model/load';
@@ -29,6 +30,8 @@ export interface OpenOptions {
   threads?: number;
   /** 'always' when an adapter will be used from the start (saves the one-off switch of 'lazy', the default). */
   lora?: LoraMode;
+  /** Where the runtime's sessions run (onnx/device.ts resolves a user's choice); default the CPU. */
+  device?: Device;
   /** Called with the model's shape once its header is read, before the runtime is built (the costly part); may throw to stop. */
   beforeBuild?: (config: GemmaConfig) => void | Promise<void>;
 }
@@ -39,7 +42,7 @@ export async function openModel(modelPath: string, o: OpenOptions): Promise<Open
   const { source, format, tokenizer } = openParts(modelPath, o.precision);
   const config = source.config;
   await o.beforeBuild?.(config);
-  const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora });
+  const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora, device: o.device });
   return {
     runtime,
     tokenizer,

@@ -1,6 +1,7 @@
 // What a request handler gets to work with, and the state the engine keeps between requests.
 
 import type { GemmaRuntime } from '../gemma/runtime';
+import type { DeviceResolution } from '../onnx/device';
 import type { Tokenizer } from '../model/tokenizer';
 import type { GenTokenizer } from '../generate/textStream';
 import type { PrefixCache } from '../generate/prefixCache';
@@ -28,6 +29,8 @@ export interface EngineState {
   /** performance.now() when the engine started. */
   readonly startedAt: number;
   model: LoadedModel | null;
+  /** How the last model load resolved its device choice (status shows it); null before any. */
+  device?: DeviceResolution | null;
   /** The host's memory ceiling in MB (null: none); a model's cap never goes above it. */
   readonly hostCapMB: number | null;
   /** Enforces the memory cap in force; loadModel sets it to what the model needs. */

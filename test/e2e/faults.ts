@@ -244,6 +244,7 @@ export async function runFaults(report: Report, artifacts: string): Promise<Reco
       await palette(page, 'Gemma: Show Engine Status');
       const status = await nth(events, 'engineStatus', statuses + 1);
       assert.doesNotMatch(status.line as string, /running/, 'nothing runs on in the engine');
+      await screenshot(page, 'panel-closed');
       await closeNotifications(page);
     });
 
@@ -251,7 +252,7 @@ export async function runFaults(report: Report, artifacts: string): Promise<Reco
       // More than a minute after the first crash, so that this third one does not stop the engine.
       await waitFor('a minute since the first crash', () => (Date.now() - firstCrashAt > 61_000 ? true : undefined), 120_000);
       const before = fingerprint(kept);
-      await page.keyboard.press('Control+1');
+      await page.getByRole('treeitem', { name: FILE }).click({ timeout: UI_TIMEOUT });
       await selectLine(page, 2, LINES[1].length);
       const text = await page.locator('.monaco-editor .view-lines').first().innerText();
       await openCodeActions(page, `Extract with ${SUMMARY_TASK}`);
@@ -272,6 +273,7 @@ export async function runFaults(report: Report, artifacts: string): Promise<Reco
     });
 
     await report.check(GROUP, 'after it, the same extraction runs on a fresh engine and is inserted', async () => {
+      await page.getByRole('treeitem', { name: FILE }).click({ timeout: UI_TIMEOUT });
       await selectLine(page, 2, LINES[1].length);
       await openCodeActions(page, `Extract with ${SUMMARY_TASK}`);
       await page.locator('.action-widget .monaco-list-row', { hasText: `Extract with ${SUMMARY_TASK}` }).first().click();

@@ -7,15 +7,13 @@
 import { availableParallelism } from 'node:os';
 import { isMainThread, workerData } from 'node:worker_threads';
 import { parseEngineArgs, type WorkerToHost } from '../protocol/engine';
-import { Dispatcher } from './worker/dispatcher';
-import { handlers } from './worker/handlers';
 import { idleCapMB } from './memoryCap';
 import { startWatchdog, watchdogMain, type WatchdogData } from './watchdog';
 
 /** After the host disconnects, how long a running request gets to stop before the engine exits anyway. */
 const DISCONNECT_GRACE_MS = 3000;
 
-function main(): void {
+async function main(): Promise<void> {
   const send = process.send?.bind(process);
   if (!send) {
     console.error('gemma-tune: dist/worker.js is the engine process; the extension host starts it through EngineClient (the CLI runs the engine in-process)');
@@ -24,17 +22,26 @@ function main(): void {
   }
   const opts = parseEngineArgs(process.argv.slice(2));
   const threads = opts.threads ?? Math.min(4, availableParallelism());
+  // First, before the engine's code and onnxruntime-node are loaded: the cap holds from the start.
   const watchdog = startWatchdog(__filename, idleCapMB(opts.memoryCapMB ?? null));
-  // A message to a host that has gone is dropped: the disconnect handler below ends the process.
+  // Messages that arrive while the handlers load wait for them.
+  const early: unknown[] = [];
+  let deliver = (msg: unknown): void => void early.push(msg);
+  process.on('message', (msg: unknown) => deliver(msg));
+  // Imported here, not at the top, so that the watchdog thread (this same bundle) never loads them.
+  const [{ Dispatcher }, { handlers }] = await Promise.all([import('./worker/dispatcher.js'), import('./worker/handlers.js')]);
+  // A message to a host that has gone is dropped (the callback takes the EPIPE of a channel closing
+  // under it, which would otherwise be thrown as an 'error' event): the disconnect handler ends the process.
   const post = (msg: WorkerToHost): void => {
-    if (process.connected) send(msg);
+    if (process.connected) send(msg, undefined, {}, () => undefined);
   };
   const dispatcher = new Dispatcher(handlers, { threads, startedAt: performance.now(), model: null, hostCapMB: opts.memoryCapMB ?? null, watchdog }, post);
   // A stray rejection in a handler's background work must not take the model down with it.
   process.on('unhandledRejection', (e) => {
     post({ kind: 'log', level: 'error', message: `unhandled rejection in the engine: ${e instanceof Error ? e.stack : String(e)}` });
   });
-  process.on('message', (msg: unknown) => dispatcher.receive(msg));
+  deliver = (msg) => dispatcher.receive(msg);
+  for (const msg of early.splice(0)) dispatcher.receive(msg);
   // The host closed the channel (it was disposed, or died): stop what runs, then end.
   process.on('disconnect', () => {
     dispatcher.cancelAll();
@@ -44,5 +51,10 @@ function main(): void {
   post({ kind: 'log', level: 'info', message: `engine started (pid ${process.pid}, node ${process.versions.node}, ${threads} threads, memory cap ${watchdog.capMB === null ? 'none' : `${watchdog.capMB} MB (ceiling ${opts.memoryCapMB} MB)`})` });
 }
 
-if (isMainThread) main();
+if (isMainThread) {
+  main().catch((e: unknown) => {
+    console.error(`gemma-tune engine: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exit(1);
+  });
+}
 else if ((workerData as WatchdogData | null)?.role === 'watchdog') watchdogMain(workerData as WatchdogData);

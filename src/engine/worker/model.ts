@@ -27,9 +27,10 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
   const { watchdog, hostCapMB } = ctx.state;
   // The header is read: give the engine the room this model needs, or stop if the host gave up
   // meanwhile (one turn of the event loop lets a cancel that arrived during the read in).
+  const cancelled = (): CancelledError => new CancelledError(`loading ${path.basename(modelPath)} was cancelled`);
   const beforeBuild = async (config: GemmaConfig): Promise<void> => {
     await new Promise((resolve) => setImmediate(resolve));
-    throwIfCancelled(ctx.signal);
+    if (ctx.signal.aborted) throw cancelled();
     const cap = grownCapMB(watchdog.capMB, modelNeedMB(config, precision), hostCapMB);
     if (cap !== watchdog.capMB) ctx.log('info', `memory cap ${cap} MB for this model (${precision})`);
     watchdog.setCap(cap);
@@ -39,7 +40,7 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
     (d) => openModel(modelPath, { precision, threads: threads ?? ctx.state.threads, device: d, beforeBuild }));
   if (ctx.signal.aborted) {
     await m.runtime.dispose();
-    throw new CancelledError(`loading ${path.basename(modelPath)} was cancelled`);
+    throw cancelled();
   }
   // The reason for a CPU fallback is logged once, not at every load that meets it again.
   const before = ctx.state.device;

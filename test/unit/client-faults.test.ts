@@ -13,6 +13,7 @@ import { after, before, test } from 'node:test';
 import { EngineClient, type EngineLogger, type EngineState } from '../../src/client/engineClient';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { readGguf } from '../../src/engine/model/gguf';
+import { modelNeedMB, trainNeedMB } from '../../src/engine/memoryCap';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { readSafetensorsHeader } from '../../src/engine/model/safetensors';
 import { DEFAULT_HYPERPARAMETERS } from '../../src/store/task';
@@ -158,13 +159,22 @@ test('the memory cap ends an engine whose resident size runs past it, with the n
   assert.ok(!alive(s.pid));
 });
 
-test('a loaded model raises the cap to what it needs, never above the host\'s ceiling', async () => {
-  const c = client({ memory: { capMB: 1100 } });
+test('a loaded model and a training run raise the cap to what they need, never above the host\'s ceiling', async () => {
+  const { logger, lines } = logged();
+  const c = client({ memory: { capMB: 1200 }, logger });
   assert.equal((await c.request('status', {})).memory.capMB, 1024, 'idle');
   await c.request('loadModel', { path: tiny, precision: 'q4' });
-  assert.equal((await c.request('status', {})).memory.capMB, 1026, 'tiny: 1024 MB and eight copies of its weights');
+  assert.equal((await c.request('status', {})).memory.capMB, modelNeedMB(GEMMA3_TINY, 'q4'));
+  const hp = { ...DEFAULT_HYPERPARAMETERS, epochs: 1, rank: 4, alpha: 8, batchSize: 8 };
+  await c.request('train', { examples: bugOrFeatureExamples, hyperparameters: hp, outDir: path.join(tmp, 'cap-run') });
+  const said = lines.map((l) => /train: memory cap (\d+) MB for batches of 8 × (\d+) tokens/.exec(l)).find((m) => m);
+  assert.ok(said, 'the run says the room it took');
+  const tokens = Number(said[2]);
+  assert.ok(tokens > 20 && tokens < 200, `the longest example has ${tokens} tokens`);
+  assert.equal(Number(said[1]), trainNeedMB(GEMMA3_TINY, 'q4', 8, tokens));
+  assert.equal((await c.request('status', {})).memory.capMB, trainNeedMB(GEMMA3_TINY, 'q4', 8, tokens));
   await c.request('loadModel', { path: wide, precision: 'f32' });
-  assert.equal((await c.request('status', {})).memory.capMB, 1100, 'the wide model in f32 would need more: the ceiling holds');
+  assert.equal((await c.request('status', {})).memory.capMB, 1200, 'the wide model in f32 would need more: the ceiling holds');
 });
 
 test('a request that times out rejects at once and is stopped in the engine: the next one runs promptly', async () => {

@@ -335,3 +335,12 @@ test('disposing the client (the window closes) cancels a training run in the eng
   const run = JSON.parse(readSafetensorsHeader(path.join(outDir, 'trainer_state.safetensors')).metadata.run) as { step: number };
   assert.ok(run.step > 0 && run.step % 8 !== 0, `checkpoint at step ${run.step}: written at the cancel, not at an epoch's end`);
 });
+
+test('an engine that cannot start says why', async () => {
+  const missing = path.join(tmp, 'no-such-worker.js');
+  const c = new EngineClient({ workerPath: missing, threads: 1 });
+  clients.push(c);
+  const e = await rejection(c.request('status', {}));
+  assert.equal(e.code, 'crashed');
+  assert.match(e.message, /^the engine exited with code 1: Error: Cannot find module '.*no-such-worker\.js'/);
+});

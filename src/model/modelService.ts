@@ -264,7 +264,9 @@ export class ModelService implements vscode.Disposable {
   }
 
   private showLoadError(path: string, e: unknown): void {
-    void vscode.window.showErrorMessage(`Gemma could not load ${path}: ${errorText(e)}`, 'Use local model…', 'Show Log').then((pick) => {
+    // When the engine died, the model is not to blame: no offer to pick another.
+    const buttons = e instanceof EngineError && e.code === 'crashed' ? ['Show Log'] : ['Use local model…', 'Show Log'];
+    void vscode.window.showErrorMessage(`Gemma could not load ${path}: ${errorText(e)}`, ...buttons).then((pick) => {
       if (pick === 'Use local model…') void vscode.commands.executeCommand(USE_LOCAL_MODEL_COMMAND);
       else if (pick === 'Show Log') this.s.log.show(true);
     });

@@ -185,6 +185,7 @@ export async function runFaults(report: Report, artifacts: string): Promise<Reco
       firstCrashAt = Date.now();
       const said = await notification(page, /Gemma could not load/);
       assert.match(said, /the engine was killed \(SIGKILL\)/);
+      assert.doesNotMatch(said, /Use local model/, 'the model is not to blame');
       await statusBarSays(page, CRASHED);
       await page.locator('.notifications-toasts .notification-toast', { hasText: 'Loading Gemma…' }).waitFor({ state: 'hidden', timeout: UI_TIMEOUT });
       assert.equal(count(events, 'modelLoaded'), 0, 'the load did not finish');
@@ -286,10 +287,13 @@ export async function runFaults(report: Report, artifacts: string): Promise<Reco
       await page.keyboard.press('Escape');
       for (let kills = 0; ; kills++) {
         assert.ok(kills < 3, 'three crashes within a minute stop the engine');
+        // Counted before each action: its event may be written before the action returns.
+        const statuses = count(events, 'engineStatus');
         await palette(page, 'Gemma: Show Engine Status');
-        await nth(events, 'engineStatus', count(events, 'engineStatus') + 1);
+        await nth(events, 'engineStatus', statuses + 1);
+        const crashes = count(events, 'engineCrashed');
         await killEngine(enginePid(readEvents(events)));
-        await nth(events, 'engineCrashed', count(events, 'engineCrashed') + 1);
+        await nth(events, 'engineCrashed', crashes + 1);
         if (readEvents(events).filter((e) => e.event === 'engineCrashed').at(-1)?.stopped === true) break;
       }
       await statusBarSays(page, 'Gemma: engine stopped');

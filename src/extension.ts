@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { EngineClient } from './client/engineClient';
 import { registerCodeActions } from './codeActions/register';
 import { registerModelCommands } from './commands/modelCommands';
+import { registerRestartEngine } from './commands/restartEngine';
 import { registerShowEngineStatus } from './commands/showEngineStatus';
 import { registerTaskCommands } from './commands/taskCommands';
 import { EventLog } from './eventLog';
@@ -19,13 +20,14 @@ export function activate(context: vscode.ExtensionContext): void {
   const t0 = performance.now();
   const log = vscode.window.createOutputChannel('Gemma Tune', { log: true });
   const events = new EventLog();
-  // The worker starts on the first request, so activation does not pay for it.
+  // The engine process starts on the first request, so activation does not pay for it.
   const engine = new EngineClient({ workerPath: context.asAbsolutePath('dist/worker.js'), logger: log });
+  stopEngine = () => engine.dispose();
   const models = new ModelService({ context, log, engine, events });
   const services: GemmaServices = { context, log, engine, events, models };
   context.subscriptions.push(log, { dispose: () => void engine.dispose() }, models);
 
-  context.subscriptions.push(registerShowEngineStatus(services));
+  context.subscriptions.push(registerShowEngineStatus(services), registerRestartEngine(services));
   const panelEngine = new WorkerPanelEngine(services);
   context.subscriptions.push(panelEngine, ...registerTaskCommands(services, panelEngine));
   context.subscriptions.push(...registerModelCommands(services, models), registerStatusBar(models, panelEngine.onDidChangeTraining));
@@ -36,5 +38,9 @@ export function activate(context: vscode.ExtensionContext): void {
   events.write('activated', { activationMs, version: vscode.version, appName: vscode.env.appName });
 }
 
-/** Everything is on context.subscriptions; VS Code disposes it. */
-export function deactivate(): void {}
+let stopEngine: (() => Promise<void>) | undefined;
+
+/** Stops the engine (what runs is cancelled, the process ends) before VS Code disposes the rest. */
+export function deactivate(): Promise<void> | undefined {
+  return stopEngine?.();
+}

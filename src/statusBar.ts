@@ -1,14 +1,16 @@
 // The status bar item that says what the model is doing (no model, downloading %, loading, ready
-// with its name, failed, training step/ETA). A click does the useful next thing: download when there is no model,
-// pick another when it is missing or broken, otherwise "Gemma: Show Engine Status".
+// with its name, failed, engine crashed or stopped, training step/ETA). A click does the useful next thing:
+// download when there is no model, pick another when it is missing or broken, restart a stopped engine,
+// otherwise "Gemma: Show Engine Status".
 
 import * as vscode from 'vscode';
+import { RESTART_ENGINE_COMMAND } from './commands/restartEngine';
 import { SHOW_ENGINE_STATUS } from './commands/showEngineStatus';
 import { DOWNLOAD_MODEL_COMMAND, type ModelService, USE_LOCAL_MODEL_COMMAND } from './model/modelService';
 import { type ModelState, statusView } from './model/modelState';
 import { type TrainingProgress, trainingStatusView } from './panel/trainingProgress';
 
-const COMMANDS = { download: DOWNLOAD_MODEL_COMMAND, status: SHOW_ENGINE_STATUS, useLocal: USE_LOCAL_MODEL_COMMAND } as const;
+const COMMANDS = { download: DOWNLOAD_MODEL_COMMAND, status: SHOW_ENGINE_STATUS, useLocal: USE_LOCAL_MODEL_COMMAND, restart: RESTART_ENGINE_COMMAND } as const;
 
 /** Creates the item, keeps it in step with the model, and checks the disk once for the first state. */
 export function registerStatusBar(models: ModelService, training?: vscode.Event<TrainingProgress | undefined>): vscode.Disposable {

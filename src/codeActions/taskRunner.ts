@@ -208,7 +208,8 @@ export class TaskRunner implements vscode.Disposable {
   private async engineIdle(): Promise<boolean> {
     if (!this.s.engine.running) return false;
     try {
-      const st = await this.s.engine.request('status', {});
+      // A background check: an engine too busy to answer at once is not idle.
+      const st = await this.s.engine.request('status', {}, { timeoutMs: 2000 });
       return st.model !== null && st.busy === null && st.queued === 0;
     } catch {
       return false;

@@ -3,7 +3,7 @@
 // refused with the engine's own reason and the setting never points at something unusable.
 
 import * as vscode from 'vscode';
-import { DOWNLOAD_MODEL_COMMAND, errorText, type ModelService, USE_LOCAL_MODEL_COMMAND } from '../model/modelService';
+import { DOWNLOAD_MODEL_COMMAND, errorText, isCancelled, type ModelService, USE_LOCAL_MODEL_COMMAND } from '../model/modelService';
 import { checkModelCandidate, CONFIG_SECTION, MODEL_PATH_KEY } from '../model/modelSettings';
 import type { GemmaServices } from '../services';
 import { downloadModel } from './downloadModel';
@@ -65,6 +65,7 @@ export async function useLocalModel(s: GemmaServices, models: ModelService, give
     void vscode.window.showInformationMessage(`Gemma: now using ${loaded.summary.name} (${loaded.summary.format}, loaded in ${loaded.loadSeconds.toFixed(1)} s).`);
     return picked;
   } catch (e) {
+    if (isCancelled(e)) return undefined; // the user stopped the check: nothing to say, nothing saved
     const why = errorText(e);
     s.events.write('modelRejected', { path: picked, error: why });
     void vscode.window.showErrorMessage(`Gemma cannot use ${picked}: ${why}`, 'Show Log').then((pick) => pick && s.log.show(true));

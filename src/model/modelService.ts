@@ -1,11 +1,12 @@
-// The host side of the engine's model: which model the worker runs (settings, or the default model
-// in global storage), loading it on first need behind a "Loading Gemma…" notification, reloading it
-// when the settings change, and telling listeners (the status bar) each change of state. When
-// there is no model it says so once per need, offering the download and "Use local model…".
-// Everything heavy happens in the worker; this class only sends requests and keeps the state.
+// The host side of the engine's model: which model the engine runs (settings, or the default model
+// in global storage), loading it on first need behind a "Loading Gemma…" notification (which the user
+// can cancel, stopping the load in the engine), reloading it when the settings change, and telling
+// listeners (the status bar) each change of state, the engine's crashes included: a crashed engine
+// took its model with it. When there is no model it says so once per need, offering the download and
+// "Use local model…". Everything heavy happens in the engine; this class only sends requests.
 
 import * as vscode from 'vscode';
-import { EngineError } from '../client/engineClient';
+import { EngineError, type EngineState } from '../client/engineClient';
 import type { ModelSummary } from '../protocol/engine';
 import type { GemmaServices } from '../services';
 import { DEFAULT_MODEL } from '../store/modelManifest';
@@ -22,6 +23,8 @@ import {
 import type { ModelState } from './modelState';
 
 export const DOWNLOAD_MODEL_COMMAND = 'gemmaTune.downloadModel';
+/** A cancelled load stops in the engine within this, or the engine is restarted (nothing is lost: no model was loaded). */
+const LOAD_CANCEL_GRACE_MS = 3000;
 export const USE_LOCAL_MODEL_COMMAND = 'gemmaTune.useLocalModel';
 
 /** The model the worker holds now. `generation` changes with every load (adapters must be re-sent). */
@@ -59,6 +62,7 @@ export class ModelService implements vscode.Disposable {
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (MODEL_KEYS.some((k) => e.affectsConfiguration(`${CONFIG_SECTION}.${k}`))) void this.settingsChanged();
       }),
+      s.engine.onDidChangeState((st) => this.engineChanged(st)),
     );
   }
 
@@ -100,7 +104,7 @@ export class ModelService implements vscode.Disposable {
    * error was shown with `interactive`).
    */
   async ensureLoaded(opts: { interactive?: boolean } = {}): Promise<LoadedModel | undefined> {
-    // A fresh worker (after a crash or a restart) starts without a model.
+    // A fresh engine (after a crash or a restart) starts without a model.
     if (this.loaded && !this.s.engine.running) this.lost();
     const settings = this.settings();
     const src = await this.source(settings);
@@ -114,7 +118,7 @@ export class ModelService implements vscode.Disposable {
     try {
       return await this.load(src.path, settings, key);
     } catch (e) {
-      if (opts.interactive) this.showLoadError(src.path, e);
+      if (opts.interactive && !isCancelled(e)) this.showLoadError(src.path, e);
       return undefined;
     }
   }
@@ -128,10 +132,10 @@ export class ModelService implements vscode.Disposable {
     return this.load(path, settings, loadKey(path, settings));
   }
 
-  /** Called when a request found the worker without our model (it was restarted). */
+  /** Called when a request found the engine without our model (it was restarted). */
   lost(): void {
     if (!this.loaded) return;
-    this.s.log.info('engine: the worker restarted; the model loads again on the next request');
+    this.s.log.info('engine: restarted; the model loads again on the next request');
     this.loaded = undefined;
     void this.refresh();
   }
@@ -164,7 +168,7 @@ export class ModelService implements vscode.Disposable {
     const local = 'Use local model…';
     const message =
       src.kind === 'configured-missing'
-        ? `Gemma: the model ${src.path} does not exist (setting gemmaTune.model.path).`
+        ? `Gemma: the model ${src.path} ${src.problem ?? 'does not exist'} (setting gemmaTune.model.path).`
         : 'Gemma needs a model to run tasks: download the default one (Gemma 3 270M, QAT Q4_0) or use one you have.';
     const buttons = src.kind === 'configured-missing' ? [local, download] : [download, local];
     this.s.events.write('modelOffered', { reason: src.kind });
@@ -208,10 +212,16 @@ export class ModelService implements vscode.Disposable {
     this.s.log.info(`loading ${path} (${settings.precision}, ${settings.threads} threads, device ${settings.device})`);
     try {
       const r = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: 'Loading Gemma…', cancellable: false },
-        async (progress) => {
+        { location: vscode.ProgressLocation.Notification, title: 'Loading Gemma…', cancellable: true },
+        async (progress, token) => {
           progress.report({ message: name });
-          return this.s.engine.request('loadModel', { path, precision: settings.precision, threads: settings.threads, device: settings.device });
+          const abort = new AbortController();
+          const sub = token.onCancellationRequested(() => abort.abort());
+          try {
+            return await this.s.engine.request('loadModel', { path, precision: settings.precision, threads: settings.threads, device: settings.device }, { signal: abort.signal, cancelGraceMs: LOAD_CANCEL_GRACE_MS });
+          } finally {
+            sub.dispose();
+          }
         },
       );
       const model: LoadedModel = { path, summary: r.model, generation: ++this.generation, loadSeconds: r.loadSeconds };
@@ -224,15 +234,39 @@ export class ModelService implements vscode.Disposable {
     } catch (e) {
       const message = errorText(e);
       this.loaded = undefined;
-      this.s.log.error(`loading ${path} failed: ${message}`);
-      this.s.events.write('modelLoadFailed', { path, error: message });
-      this.setState({ kind: 'error', name, message });
+      if (isCancelled(e)) {
+        this.s.log.info(`loading ${path} cancelled`);
+        this.s.events.write('modelLoadCancelled', { path });
+        this.setState({ kind: 'available', name });
+      } else {
+        this.s.log.error(`loading ${path} failed: ${message}`);
+        this.s.events.write('modelLoadFailed', { path, error: message });
+        // A crash has set the state already (engineChanged): the engine, not the model, failed.
+        if (!(e instanceof EngineError && e.code === 'crashed')) this.setState({ kind: 'error', name, message });
+      }
       throw e;
     }
   }
 
+  /** The engine started, died or was restarted: a dead engine's model is gone, and the status bar says what happened. */
+  private engineChanged(st: EngineState): void {
+    if (st.kind === 'running') {
+      this.s.events.write('engineStarted', { pid: st.pid });
+      return;
+    }
+    this.loaded = undefined;
+    if (st.kind === 'idle') {
+      void this.refresh();
+      return;
+    }
+    this.s.events.write('engineCrashed', { reason: st.reason, stopped: st.kind === 'stopped' });
+    this.setState(st.kind === 'stopped' ? { kind: 'engine-stopped', message: st.reason } : { kind: 'engine-crashed', message: st.reason });
+  }
+
   private showLoadError(path: string, e: unknown): void {
-    void vscode.window.showErrorMessage(`Gemma could not load ${path}: ${errorText(e)}`, 'Use local model…', 'Show Log').then((pick) => {
+    // When the engine died, the model is not to blame: no offer to pick another.
+    const buttons = e instanceof EngineError && e.code === 'crashed' ? ['Show Log'] : ['Use local model…', 'Show Log'];
+    void vscode.window.showErrorMessage(`Gemma could not load ${path}: ${errorText(e)}`, ...buttons).then((pick) => {
       if (pick === 'Use local model…') void vscode.commands.executeCommand(USE_LOCAL_MODEL_COMMAND);
       else if (pick === 'Show Log') this.s.log.show(true);
     });
@@ -257,10 +291,15 @@ function idleState(src: ModelSource): ModelState {
     case 'not-downloaded':
       return { kind: 'not-downloaded', sizeMB: Math.round((src.manifest.size ?? 0) / 1e6) };
     case 'configured-missing':
-      return { kind: 'missing', path: src.path };
+      return { kind: 'missing', path: src.path, ...(src.problem ? { problem: src.problem } : {}) };
     default:
       return { kind: 'available', name: modelDisplayName(src.path) };
   }
+}
+
+/** Whether `e` says the user (or the host on their behalf) cancelled the request. */
+export function isCancelled(e: unknown): boolean {
+  return e instanceof EngineError && e.code === 'cancelled';
 }
 
 /** The message of an engine or other error, without the class name. */

@@ -7,6 +7,7 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileKind } from '../engine/model/regularFile';
 import { findModel, modelPath } from '../store/modelCache';
 import { DEFAULT_MODEL, type ModelManifest } from '../store/modelManifest';
 
@@ -76,8 +77,8 @@ export function expandModelPath(raw: string, opts: { home?: string; workspaceFol
 export type ModelSource =
   /** A configured file or folder that exists. */
   | { kind: 'configured'; path: string }
-  /** The configured path does not exist. */
-  | { kind: 'configured-missing'; path: string }
+  /** The configured path does not exist, or (`problem`) is something no model can be, such as a FIFO. */
+  | { kind: 'configured-missing'; path: string; problem?: string }
   /** The default model, downloaded and verified. */
   | { kind: 'default'; path: string; manifest: ModelManifest }
   /** No path configured and the default model is not downloaded yet. */
@@ -95,12 +96,15 @@ export async function resolveModelSource(
     return found ? { kind: 'default', path: found, manifest } : { kind: 'not-downloaded', path: modelPath(storageDir, manifest), manifest };
   }
   const p = expandModelPath(settings.path, opts);
+  let st;
   try {
-    await fs.stat(p);
-    return { kind: 'configured', path: p };
+    st = await fs.stat(p);
   } catch {
     return { kind: 'configured-missing', path: p };
   }
+  // Only a file or a folder is handed to the engine: opening a FIFO would wait for a writer forever.
+  if (st.isFile() || st.isDirectory()) return { kind: 'configured', path: p };
+  return { kind: 'configured-missing', path: p, problem: `is ${fileKind(st)}, not a model file or folder` };
 }
 
 /** One string per distinct engine load, so a settings change that does not alter it reloads nothing. */
@@ -122,6 +126,7 @@ export async function checkModelCandidate(p: string): Promise<string | undefined
   } catch {
     return `${p} does not exist`;
   }
+  if (!stat.isFile() && !stat.isDirectory()) return `${p} is ${fileKind(stat)}: pick a .gguf file or a Hugging Face model folder`;
   if (stat.isDirectory()) {
     try {
       await fs.access(path.join(p, 'config.json'));

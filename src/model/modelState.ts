@@ -8,8 +8,8 @@ export type ModelState =
   | { kind: 'unknown' }
   /** No model: nothing configured and the default model is not downloaded. */
   | { kind: 'not-downloaded'; sizeMB: number }
-  /** The configured model path does not exist. */
-  | { kind: 'missing'; path: string }
+  /** The configured model path does not exist, or (`problem`) cannot be a model. */
+  | { kind: 'missing'; path: string; problem?: string }
   /** The default model is downloading; `fraction` is unknown until the server says the size. */
   | { kind: 'downloading'; fraction?: number }
   /** A model is on disk and will load on first use. */
@@ -17,13 +17,17 @@ export type ModelState =
   | { kind: 'loading'; name: string }
   | { kind: 'ready'; name: string; precision: string; loadSeconds: number }
   /** Loading failed; `message` is the engine's reason. */
-  | { kind: 'error'; name: string; message: string };
+  | { kind: 'error'; name: string; message: string }
+  /** The engine process died (`message` says how); it starts again on the next request. */
+  | { kind: 'engine-crashed'; message: string }
+  /** It crashed too often in a short time: nothing runs until the user restarts it. */
+  | { kind: 'engine-stopped'; message: string };
 
 /** What the status bar item shows; `action` picks the command a click runs. */
 export interface StatusView {
   text: string;
   tooltip: string;
-  action: 'download' | 'status' | 'useLocal';
+  action: 'download' | 'status' | 'useLocal' | 'restart';
   /** Accessibility label (what a screen reader says). */
   ariaLabel: string;
 }
@@ -42,7 +46,7 @@ export function statusView(state: ModelState): StatusView {
     case 'not-downloaded':
       return view('$(cloud-download) Gemma: no model', `Gemma Tune: no model yet. Click to download the default model (${state.sizeMB} MB).`, 'download', 'no model, click to download');
     case 'missing':
-      return view('$(warning) Gemma: model not found', `Gemma Tune: the model ${state.path} does not exist. Click to pick another one (setting gemmaTune.model.path).`, 'useLocal', 'model not found');
+      return view('$(warning) Gemma: model not found', `Gemma Tune: the model ${state.path} ${state.problem ?? 'does not exist'}. Click to pick another one (setting gemmaTune.model.path).`, 'useLocal', 'model not found');
     case 'downloading': {
       const pct = state.fraction === undefined ? undefined : percent(state.fraction);
       const amount = pct === undefined ? '' : ` ${pct}%`;
@@ -61,5 +65,14 @@ export function statusView(state: ModelState): StatusView {
       );
     case 'error':
       return view('$(error) Gemma: model failed', `Gemma Tune: ${state.name} could not be loaded: ${state.message}. Click to pick another model.`, 'useLocal', 'the model failed to load');
+    case 'engine-crashed':
+      return view(
+        '$(warning) Gemma: engine crashed',
+        `Gemma Tune: ${state.message}. It starts again on the next request; your tasks, examples and adapters are unchanged. Click for the engine status.`,
+        'status',
+        'the engine crashed and starts again on the next request',
+      );
+    case 'engine-stopped':
+      return view('$(error) Gemma: engine stopped', `Gemma Tune: ${state.message}. Click to restart the engine.`, 'restart', 'the engine stopped after crashing, click to restart it');
   }
 }

@@ -46,6 +46,8 @@ export class TrainingPanel {
 
   private readonly store: TaskStore;
   private readonly disposables: vscode.Disposable[] = [];
+  /** Aborted when the panel closes: what the engine still does for it (suggestions) is stopped. */
+  private readonly closed = new AbortController();
   private training: { view: TrainingView; abort?: AbortController } | null = null;
   private suggestions: Suggestion[] = [];
   private capabilities: Capabilities = { train: false, suggest: false };
@@ -294,7 +296,11 @@ export class TrainingPanel {
     const task = await this.store.get(this.taskId);
     const { examples } = await this.store.examples(this.taskId);
     const wanted = ids ? examples.filter((e) => ids.includes(e.id)) : examples.filter((e) => e.output.trim() === '');
-    const items = await this.deps.engine.suggest(task, wanted);
+    const items = await this.deps.engine.suggest(task, wanted, this.closed.signal).catch((e: unknown) => {
+      if (this.closed.signal.aborted) return undefined; // the panel closed: nobody to tell
+      throw e;
+    });
+    if (!items) return;
     const byId = new Map(this.suggestions.map((s) => [s.id, s]));
     for (const s of items) byId.set(s.id, s);
     this.suggestions = [...byId.values()];
@@ -304,6 +310,7 @@ export class TrainingPanel {
   private dispose(): void {
     if (TrainingPanel.open.get(this.key) === this) TrainingPanel.open.delete(this.key);
     this.training?.abort?.abort();
+    this.closed.abort();
     for (const d of this.disposables.splice(0)) d.dispose();
   }
 }

@@ -1,5 +1,5 @@
-// The host⇄worker vocabulary: the one place where the extension host (EngineClient) and the
-// engine worker agree. Five message kinds cross the boundary:
+// The host⇄engine vocabulary: the one place where the extension host (EngineClient) and the
+// engine process (dist/worker.js, forked by the host) agree. Five message kinds cross the boundary:
 //
 //   host → worker   request  { kind: 'request', id, method, params }
 //                   cancel   { kind: 'cancel', id }              (id of a queued or running request)
@@ -18,7 +18,7 @@ import { generateMethods } from './generate';
 import { trainMethods } from './train';
 
 /** Bumped when a message changes shape incompatibly; `status` reports it. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 // ---- method schemas -------------------------------------------------------------------------
 
@@ -55,9 +55,18 @@ const statusResult = obj({
   busy: nullable(obj({ id: num({ int: true }), method: str({ max: 64 }) })),
   queued: num({ int: true, min: 0 }),
   node: str({ max: 64 }),
-  threadId: num({ int: true }),
+  /** The engine process's id (what a fault test kills, what a user finds in a process list). */
+  pid: num({ int: true, min: 0 }),
   uptimeMs: num({ min: 0 }),
-  memory: obj({ rssMB: num({ min: 0 }), heapUsedMB: num({ min: 0 }), externalMB: num({ min: 0 }) }),
+  memory: obj({
+    rssMB: num({ min: 0 }),
+    heapUsedMB: num({ min: 0 }),
+    externalMB: num({ min: 0 }),
+    /** Past this resident size the engine's watchdog ends the process (null: no cap). */
+    capMB: nullable(num({ min: 0 })),
+    /** The V8 heap limit the engine was started with. */
+    heapLimitMB: num({ min: 0 }),
+  }),
 });
 export type EngineStatus = Infer<typeof statusResult>;
 
@@ -79,7 +88,7 @@ export const engineMethods = {
    */
   ping: {
     params: obj({ delayMs: optional(num({ min: 0, max: 60_000 })), ticks: optional(num({ int: true, min: 0, max: 1000 })) }),
-    result: obj({ elapsedMs: num({ min: 0 }), threadId: num({ int: true }) }),
+    result: obj({ elapsedMs: num({ min: 0 }), pid: num({ int: true, min: 0 }) }),
     event: obj({ type: oneOf('tick'), n: num({ int: true, min: 1 }) }),
     exclusive: true,
   },
@@ -102,10 +111,46 @@ export type ParamsOf<M extends EngineMethod> = Infer<EngineMethods[M]['params']>
 export type ResultOf<M extends EngineMethod> = Infer<EngineMethods[M]['result']>;
 export type EventOf<M extends EngineMethod> = Infer<EngineMethods[M]['event']>;
 
-/** What the host passes to the worker as workerData. */
-export interface EngineWorkerData {
+/** What the host tells the engine process when it starts it (on its command line, engineArgs). */
+export interface EngineStartOptions {
   /** ONNX Runtime intra-op threads; default: the core count, at most 4. */
   threads?: number;
+  /**
+   * Resident-size ceiling in MB: the engine's watchdog ends the process past it, or past what the
+   * model being loaded needs when that is less (memoryCap.ts). Absent: no cap.
+   */
+  memoryCapMB?: number;
+}
+
+/**
+ * The line prefix the engine writes to stderr just before it ends itself (memory cap, orphaned):
+ * the rest of the line is the one-line reason the host shows.
+ */
+export const ENGINE_FATAL_PREFIX = 'gemma-engine fatal: ';
+
+/** The engine's command-line arguments for `opts`. */
+export function engineArgs(opts: EngineStartOptions): string[] {
+  const args: string[] = [];
+  if (opts.threads !== undefined) args.push(`--threads=${opts.threads}`);
+  if (opts.memoryCapMB !== undefined) args.push(`--memory-cap-mb=${opts.memoryCapMB}`);
+  return args;
+}
+
+/** Reads engineArgs back; anything unknown or out of range is an error (the host wrote them). */
+export function parseEngineArgs(argv: readonly string[]): EngineStartOptions {
+  const opts: EngineStartOptions = {};
+  const int = (v: string, name: string, min: number, max: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`engine argument ${name}=${v}: expected an integer in [${min}, ${max}]`);
+    return n;
+  };
+  for (const a of argv) {
+    const [name, value = ''] = a.split('=', 2);
+    if (name === '--threads') opts.threads = int(value, name, 1, 256);
+    else if (name === '--memory-cap-mb') opts.memoryCapMB = int(value, name, 16, 1 << 24);
+    else throw new Error(`unknown engine argument ${a}`);
+  }
+  return opts;
 }
 
 // ---- envelopes ------------------------------------------------------------------------------
@@ -130,11 +175,14 @@ export interface EngineResponse {
 }
 
 /**
- * Why a request failed. bad-request: the message or its params did not validate (the text
- * names the field); cancelled: a cancel reached it; failed: the handler threw;
- * worker-exited: the worker died or was restarted while it was queued or running (client side).
+ * Why a request failed. From the engine: bad-request: the message or its params did not validate
+ * (the text names the field); cancelled: a cancel reached it; failed: the handler threw (or, client
+ * side, the engine broke the protocol). From the client: worker-exited: the host stopped the engine
+ * (restart, dispose, or an engine that did not stop a request it was told to) while the request was
+ * queued or running; crashed: the engine process died on its own (crash, kill, memory cap), or is
+ * stopped after crashing too often; timeout: the host stopped waiting (the engine was told to stop).
  */
-export const errorCodes = ['bad-request', 'cancelled', 'failed', 'worker-exited'] as const;
+export const errorCodes = ['bad-request', 'cancelled', 'failed', 'worker-exited', 'crashed', 'timeout'] as const;
 export type EngineErrorCode = (typeof errorCodes)[number];
 
 export interface EngineErrorResponse {

@@ -2,8 +2,9 @@
 //   1. the UI path (ui.ts): palette command, editor selection, notification, output channel;
 //   2. the in-host mocha suite (inHost.ts): the extension API from inside the extension host;
 //   3. the training panel: labeling, hostile messages, reload, themes (panel.ts); 4. code actions on
-//   trained tasks (codeActions.ts); 5. the whole flow: label, train, classify, cancel, reload (flow.ts).
-// One part alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow`.
+//   trained tasks (codeActions.ts); 5. the whole flow: label, train, classify, cancel, reload (flow.ts);
+//   6. the engine process killed while it loads, trains and generates (faults.ts).
+// One part alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow|faults`.
 // Expects `npm run build` and test/e2e/setup.sh to have run. Screenshots and logs go to
 // artifacts/e2e/. Ends with "E2E: N passed, N failed"; exit code 1 when anything failed.
 // GEMMA_TUNE_E2E_VSIX=path.vsix runs the UI part against a packaged extension instead of the tree.
@@ -12,6 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { runCodeActions } from './codeActions';
+import { runFaults } from './faults';
 import { runFlow } from './flow';
 import { runInHost } from './inHost';
 import { runPanel } from './panel';
@@ -46,6 +48,9 @@ runMain(async () => {
   console.log('the whole flow in code-server (tiny model): label, train, classify, cancel, reload');
   const flowTimings = await runFlow(report, artifacts);
   console.log(`flow timings: ${JSON.stringify(rounded(flowTimings))}`);
+  console.log('engine faults in code-server: the engine killed while it loads, trains and generates');
+  const faultTimings = await runFaults(report, artifacts);
+  console.log(`fault timings: ${JSON.stringify(rounded(faultTimings))}`);
 
   const summary = {
     passed: report.passed,

@@ -1,9 +1,10 @@
-// Runs one part of the e2e suite alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow`
+// Runs one part of the e2e suite alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow|faults`
 // after `npm run build` and test/e2e/setup.sh. Screenshots go to artifacts/e2e/<part>-*.png.
 
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { runCodeActions } from './codeActions';
+import { runFaults } from './faults';
 import { runFlow } from './flow';
 import { ROOT } from './lib/codeServer';
 import { exitCode, Report, rounded, runMain } from './lib/report';
@@ -13,6 +14,7 @@ const PARTS: Record<string, (report: Report, artifacts: string) => Promise<Recor
   panel: runPanel,
   actions: runCodeActions,
   flow: runFlow,
+  faults: runFaults,
 };
 
 runMain(async () => {

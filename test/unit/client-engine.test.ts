@@ -1,5 +1,5 @@
-// EngineClient against the real engine worker: the worker bundle is built from src/engine/worker.ts
-// with esbuild (as `npm run build` does) and runs in a real worker thread with onnxruntime-node.
+// EngineClient against the real engine: the bundle is built from src/engine/worker.ts with esbuild
+// (as `npm run build` does) and runs as a process of its own with onnxruntime-node.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -36,18 +36,24 @@ after(async () => {
   await Promise.all(clients.map((c) => c.dispose()));
 });
 
-test('status reports the onnxruntime-node version, the threads asked for and no model', async () => {
-  const c = client();
-  assert.equal(c.running, false, 'the worker starts on the first request, not before');
+test('status reports the onnxruntime-node version, the threads asked for, no model, and its own process', async () => {
+  const c = client({ memory: { heapMB: 512, capMB: 4000 } });
+  assert.equal(c.running, false, 'the engine starts on the first request, not before');
+  assert.deepEqual(c.state, { kind: 'idle' });
   const s = await c.request('status', {});
   assert.equal(s.runtime.name, 'onnxruntime-node');
   assert.equal(s.runtime.version, ortVersion);
   assert.equal(s.threads, 3);
   assert.equal(s.model, null);
-  assert.equal(s.protocol, 1);
+  assert.equal(s.protocol, 2);
   assert.equal(s.node, process.versions.node);
+  assert.notEqual(s.pid, process.pid, 'a process of its own');
+  assert.equal(s.pid, c.pid);
+  assert.deepEqual(c.state, { kind: 'running', pid: s.pid });
   assert.ok(s.memory.rssMB > 0);
-  assert.ok(logs.some((l) => l.includes('engine: worker started')), 'worker logs reach the logger');
+  assert.equal(s.memory.capMB, 1024, 'no model yet: the idle cap, under the 4000 MB ceiling');
+  assert.ok(Math.abs(s.memory.heapLimitMB - 512) < 64, `heap limit ${s.memory.heapLimitMB} MB, asked for 512`);
+  assert.ok(logs.some((l) => l.includes(`engine: engine started (pid ${s.pid}`)), 'engine logs reach the logger');
 });
 
 test('events reach the listener of the request that streams them', async () => {
@@ -103,7 +109,7 @@ test('cancel stops the running request and drops a queued one', async () => {
 
 test('a bad request gets an error response and the worker keeps serving', async () => {
   const c = client();
-  const { threadId } = await c.request('status', {});
+  const { pid } = await c.request('status', {});
   const unknown = await rejection(c.request('fly' as 'status', {}));
   assert.equal(unknown.code, 'bad-request');
   assert.match(unknown.message, /unknown method "fly"/);
@@ -112,10 +118,10 @@ test('a bad request gets an error response and the worker keeps serving', async 
   assert.match(badParams.message, /params\.delayMs: expected a number in \[0, 60000\], got -5/);
   const extra = await rejection(c.request('ping', { delayMs: 1, verbose: true } as { delayMs: number }));
   assert.match(extra.message, /unknown field "verbose"/);
-  assert.equal((await c.request('status', {})).threadId, threadId, 'same worker after the bad requests');
+  assert.equal((await c.request('status', {})).pid, pid, 'same engine after the bad requests');
 });
 
-test('restart rejects what is in flight and the next request gets a new worker', async () => {
+test('restart rejects what is in flight and the next request gets a new engine', async () => {
   const c = client();
   const first = await c.request('status', {});
   const inFlight = c.request('ping', { delayMs: 10_000 });
@@ -125,27 +131,23 @@ test('restart rejects what is in flight and the next request gets a new worker',
   for (const p of [inFlight, queued]) {
     const e = await rejection(p);
     assert.equal(e.code, 'worker-exited');
-    assert.match(e.message, /ping failed: the engine worker stopped/);
+    assert.equal(e.message, 'the engine was restarted');
   }
   assert.equal(c.running, false);
+  assert.deepEqual(c.state, { kind: 'idle' });
+  assert.throws(() => process.kill(first.pid, 0), /ESRCH/, 'the old engine process is gone');
   const second = await c.request('status', {});
-  assert.notEqual(second.threadId, first.threadId);
+  assert.notEqual(second.pid, first.pid);
 });
 
-test('a worker that dies (out of memory) rejects its requests with the reason', async () => {
-  const c = client({ resourceLimits: { maxOldGenerationSizeMb: 1, maxYoungGenerationSizeMb: 1 } });
-  const e = await rejection(c.request('status', {}));
-  assert.equal(e.code, 'worker-exited');
-  assert.match(e.message, /memory limit/);
-  assert.ok(logs.some((l) => l.startsWith('warn engine: worker stopped')));
-});
-
-test('dispose rejects what is in flight and every later request', async () => {
+test('dispose rejects what is in flight and every later request, and ends the engine process', async () => {
   const c = client();
+  const { pid } = await c.request('status', {});
   const inFlight = rejection(c.request('ping', { delayMs: 10_000 }));
   await c.dispose();
   assert.equal((await inFlight).code, 'worker-exited');
   const later = await rejection(c.request('status', {}));
   assert.match(later.message, /disposed/);
   assert.equal(c.running, false);
+  assert.throws(() => process.kill(pid, 0), /ESRCH/, 'the engine process is gone once dispose resolves');
 });

@@ -3,6 +3,7 @@
 // the status bar says in each state.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -67,6 +68,11 @@ test('the source is the configured path, the verified default model, or what is 
   assert.deepEqual(await resolveModelSource({ ...settings, path: 'local.gguf' }, storage, { workspaceFolder: dir }), { kind: 'configured-missing', path: local });
   writeFileSync(local, 'GGUF');
   assert.deepEqual(await resolveModelSource({ ...settings, path: 'local.gguf' }, storage, { workspaceFolder: dir }), { kind: 'configured', path: local });
+  // A FIFO is never handed to the engine: reading it would wait for a writer forever.
+  execFileSync('mkfifo', [path.join(dir, 'pipe.gguf')]);
+  assert.deepEqual(await resolveModelSource({ ...settings, path: 'pipe.gguf' }, storage, { workspaceFolder: dir }), {
+    kind: 'configured-missing', path: path.join(dir, 'pipe.gguf'), problem: 'is a FIFO (named pipe), not a model file or folder',
+  });
 });
 
 test('a local pick must be a .gguf file or a folder with config.json', async (t) => {
@@ -80,6 +86,8 @@ test('a local pick must be a .gguf file or a folder with config.json', async (t)
   writeFileSync(path.join(dir, 'hf', 'config.json'), '{}');
   assert.equal(await checkModelCandidate(path.join(dir, 'hf')), undefined);
   assert.match((await checkModelCandidate(path.join(dir, 'gone.gguf')))!, /does not exist/);
+  execFileSync('mkfifo', [path.join(dir, 'pipe.gguf')]);
+  assert.equal(await checkModelCandidate(path.join(dir, 'pipe.gguf')), `${path.join(dir, 'pipe.gguf')} is a FIFO (named pipe): pick a .gguf file or a Hugging Face model folder`);
 });
 
 test('the status bar says every state in words and clicks through to the next useful step', () => {
@@ -92,6 +100,9 @@ test('the status bar says every state in words and clicks through to the next us
     [{ kind: 'loading', name: 'tiny' }, /loading/, 'status', /loading tiny/],
     [{ kind: 'ready', name: 'tiny', precision: 'q4', loadSeconds: 1.23 }, /Gemma: tiny/, 'status', /ready \(q4, loaded in 1\.2 s\)/],
     [{ kind: 'error', name: 'tiny', message: 'bad magic' }, /model failed/, 'useLocal', /bad magic/],
+    [{ kind: 'missing', path: '/m/p.gguf', problem: 'is a FIFO (named pipe), not a model file or folder' }, /model not found/, 'useLocal', /\/m\/p\.gguf is a FIFO/],
+    [{ kind: 'engine-crashed', message: 'the engine was killed (SIGKILL)' }, /engine crashed/, 'status', /killed \(SIGKILL\)\. It starts again on the next request; your tasks, examples and adapters are unchanged/],
+    [{ kind: 'engine-stopped', message: 'the engine crashed 3 times within 60 s' }, /engine stopped/, 'restart', /3 times within 60 s\. Click to restart the engine/],
   ] as const;
   for (const [state, text, action, tooltip] of cases) {
     const v = statusView(state);

@@ -5,6 +5,7 @@ import { createGemmaRuntime, type LoraMode } from '../gemma/ortRuntime';
 import type { GemmaRuntime, Precision } from '../gemma/runtime';
 import type { Device } from '../onnx/device';
 import { encodeChatPrompt, type ChatMessage } from '../model/chatTemplate';
+import type { GemmaConfig } from '../model/config';
 import { openWeights } from '../model/load';
 import type { WeightSource } from '../model/weightSource';
 import { createTokenizer, type Tokenizer } from '../model/tokenizer';
@@ -31,6 +32,8 @@ export interface OpenOptions {
   lora?: LoraMode;
   /** Where the runtime's sessions run (onnx/device.ts resolves a user's choice); default the CPU. */
   device?: Device;
+  /** Called with the model's shape once its header is read, before the runtime is built (the costly part); may throw to stop. */
+  beforeBuild?: (config: GemmaConfig) => void | Promise<void>;
 }
 
 /** Loads a .gguf file or HF folder and builds its runtime and tokenizer. */
@@ -38,6 +41,7 @@ export async function openModel(modelPath: string, o: OpenOptions): Promise<Open
   const t0 = performance.now();
   const { source, format, tokenizer } = openParts(modelPath, o.precision);
   const config = source.config;
+  await o.beforeBuild?.(config);
   const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora, device: o.device });
   return {
     runtime,

@@ -2,10 +2,11 @@
 // at a time (or a few rows at a time) and a model file is never held whole in memory.
 
 import * as fs from 'node:fs';
+import { openRegularFile } from './regularFile';
 
 /** Reads exactly `length` bytes at file position `position` into dst[dstOffset…]; throws naming the file if it ends early. */
 export function readRangeInto(file: string, position: number, length: number, dst: Uint8Array, dstOffset = 0): void {
-  const fd = fs.openSync(file, 'r');
+  const fd = openRegularFile(file);
   try {
     readFdInto(fd, file, position, length, dst, dstOffset);
   } finally {

@@ -10,6 +10,7 @@ import {
   type GgmlTypeId, type GgufArray, type GgufArrayItems, type GgufTypeId, type GgufValue, type TensorDtype,
 } from './ggufFormat';
 import { readFdInto, readRangeInto } from './fileRange';
+import { NotRegularFileError, openRegularFile } from './regularFile';
 
 export class GgufError extends Error {
   constructor(file: string, problem: string) {
@@ -185,8 +186,9 @@ function readValue(c: HeaderCursor, file: string, key: string, type: number): Gg
 export function readGguf(file: string): GgufFile {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    fd = openRegularFile(file);
   } catch (e) {
+    if (e instanceof NotRegularFileError) throw e;
     throw new GgufError(file, `cannot open: ${(e as Error).message}`);
   }
   try {

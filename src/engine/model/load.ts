@@ -21,6 +21,7 @@ import type { TensorDtype } from './ggufFormat';
 import {
   bf16ArrayToF32, dequantizeQ4_0, dequantizeQ8_0, f16ArrayToF32, Q4_0_BLOCK_BYTES, QK, quantizeQ4_0,
 } from './quant';
+import { modelPathKind, NotRegularFileError, openRegularFile, readRegularFile } from './regularFile';
 import { readSafetensorsHeader, SafetensorsError, type SafetensorsFile } from './safetensors';
 import type { TokenizerSource } from './tokenizerSource';
 import { EMBED_NAME, expectedShapes, isNormWeight, type ModelWeights, type Weight } from './weights';
@@ -59,6 +60,8 @@ interface TensorSource {
 }
 
 const CHUNK_BYTES = 4 << 20;
+/** config.json and the shard index are a few KB; past this they are not what they claim. */
+const MAX_JSON_BYTES = 16 << 20;
 
 /** A model file opened for reading its weights on demand (openWeights). */
 export interface OpenedWeights {
@@ -111,14 +114,14 @@ export function openWeights(modelPath: string, opts: LoadOptions): OpenedWeights
 }
 
 function locate(modelPath: string): Located {
-  let stat: fs.Stats;
+  let kind: 'file' | 'folder';
   try {
-    stat = fs.statSync(modelPath);
-  } catch {
+    kind = modelPathKind(modelPath);
+  } catch (e) {
+    if (e instanceof NotRegularFileError) throw new ModelLoadError(e.message);
     throw new ModelLoadError(`${modelPath}: no such file or folder`);
   }
-  if (stat.isDirectory()) return locateHfFolder(modelPath);
-  return locateGgufFile(modelPath);
+  return kind === 'folder' ? locateHfFolder(modelPath) : locateGgufFile(modelPath);
 }
 
 function locateGgufFile(file: string): Located {
@@ -192,7 +195,7 @@ function locateHfFolder(dir: string): Located {
         rowBytes: last * bytes,
         normHasOne: false,
         read: (rowStart, rowCount, into, intoOffset) => {
-          const fd = fs.openSync(f, 'r');
+          const fd = openRegularFile(f);
           try {
             readFdInto(fd, f, st.dataOffset + e.begin + rowStart * last * bytes, rowCount * last * bytes, into, intoOffset);
           } finally {
@@ -210,8 +213,9 @@ function locateHfFolder(dir: string): Located {
 function parseHfConfig(file: string): GemmaConfig {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
+    text = readRegularFile(file, MAX_JSON_BYTES).toString('utf8');
+  } catch (e) {
+    if (e instanceof NotRegularFileError) throw new ModelLoadError(e.message);
     throw new ModelLoadError(`${file}: missing (a Hugging Face model folder needs config.json)`);
   }
   let json: unknown;
@@ -234,8 +238,9 @@ function safetensorsFiles(dir: string): string[] {
   if (fs.existsSync(index)) {
     let map: unknown;
     try {
-      map = (JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map?: unknown }).weight_map;
+      map = (JSON.parse(readRegularFile(index, MAX_JSON_BYTES).toString('utf8')) as { weight_map?: unknown }).weight_map;
     } catch (e) {
+      if (e instanceof NotRegularFileError) throw new ModelLoadError(e.message);
       throw new ModelLoadError(`${index}: not valid JSON (${(e as Error).message})`);
     }
     if (typeof map !== 'object' || map === null) throw new ModelLoadError(`${index}: no weight_map object`);

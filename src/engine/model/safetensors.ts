@@ -4,6 +4,7 @@
 
 import * as fs from 'node:fs';
 import { bf16ArrayToF32, f16ArrayToF32 } from './quant';
+import { openRegularFile } from './regularFile';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8' | 'I8' | 'F64' | 'I16' | 'U16' | 'BOOL';
 
@@ -37,7 +38,7 @@ const MAX_HEADER = 100 * 1024 * 1024;
 
 /** Reads and validates the header of a .safetensors file without touching its data. */
 export function readSafetensorsHeader(file: string): SafetensorsFile {
-  const fd = fs.openSync(file, 'r');
+  const fd = openRegularFile(file);
   try {
     const size = fs.fstatSync(fd).size;
     if (size < 8) throw new SafetensorsError(file, `file is ${size} bytes, too short for a safetensors header`);
@@ -91,7 +92,7 @@ export function readSafetensorsBytes(st: SafetensorsFile, name: string): Uint8Ar
   const e = st.entries.get(name);
   if (!e) throw new SafetensorsError(st.path, `no tensor named ${name}`);
   const out = new Uint8Array(e.end - e.begin);
-  const fd = fs.openSync(st.path, 'r');
+  const fd = openRegularFile(st.path);
   try {
     let done = 0;
     while (done < out.length) {

@@ -2,7 +2,7 @@
 // effective pre-tokenizer) compiled into VocabTables. Anything outside that family is refused with the
 // file and the reason, rather than tokenized differently from Hugging Face.
 
-import * as fs from 'node:fs';
+import { FileTooLargeError, NotRegularFileError, readRegularFile } from './regularFile';
 import { scanTokenizerJson } from './tokenizerJsonScan';
 import { AddedTrie, TokenKind, bytePiece, bytePieceValue, looksSpecial, type MergeTable, type SpecialIds, type VocabTables } from './tokenizerVocab';
 
@@ -19,21 +19,20 @@ export class TokenizerError extends Error {
 
 const MAX_TOKENIZER_JSON_BYTES = 512 * 1024 * 1024;
 
+/** The bytes of a tokenizer.json: a regular file of sane size, or a TokenizerError naming the file. */
+export function readTokenizerFile(file: string): Buffer {
+  try {
+    return readRegularFile(file, MAX_TOKENIZER_JSON_BYTES);
+  } catch (e) {
+    if (e instanceof NotRegularFileError) throw new TokenizerError(file, `${e.kind}, not a regular file`);
+    if (e instanceof FileTooLargeError) throw new TokenizerError(file, `${e.size} bytes is too large for a tokenizer.json`);
+    throw new TokenizerError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
 /** Reads and compiles a tokenizer.json file. */
 export function loadTokenizerJson(file: string): VocabTables {
-  let size: number;
-  try {
-    size = fs.statSync(file).size;
-  } catch (e) {
-    throw new TokenizerError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-  if (size > MAX_TOKENIZER_JSON_BYTES) throw new TokenizerError(file, `${size} bytes is too large for a tokenizer.json`);
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (e) {
-    throw new TokenizerError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
+  const buf = readTokenizerFile(file);
   const scanned = scanTokenizerJson(buf);
   if (scanned) return compileParts(scanned.rest, scanned.vocab, scanned.mergePairs, file);
   let json: unknown;

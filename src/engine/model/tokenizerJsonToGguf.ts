@@ -3,12 +3,10 @@
 // carry a real vocabulary (make-model --tokenizer) and tests can build the GGUF tokenizer path from the
 // same file the Hugging Face path reads.
 
-import * as fs from 'node:fs';
 import type { GgufVocab } from './ggufGemma';
-import { TokenizerError } from './tokenizerJson';
+import { readTokenizerFile, TokenizerError } from './tokenizerJson';
 import { TokenType, type GgufTokenizerSource } from './tokenizerSource';
 
-const MAX_TOKENIZER_JSON_BYTES = 512 * 1024 * 1024;
 const MAX_VOCAB = 16_777_216;
 
 /** The GGUF arrays of a tokenizer.json, with the ids of its specials (null where the file has none). */
@@ -22,15 +20,7 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function readJson(file: string): unknown {
-  let buf: Buffer;
-  try {
-    const size = fs.statSync(file).size;
-    if (size > MAX_TOKENIZER_JSON_BYTES) throw new TokenizerError(file, `${size} bytes is too large for a tokenizer.json`);
-    buf = fs.readFileSync(file);
-  } catch (e) {
-    if (e instanceof TokenizerError) throw e;
-    throw new TokenizerError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
+  const buf = readTokenizerFile(file);
   try {
     return JSON.parse(buf.toString('utf8'));
   } catch (e) {

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { GemmaConfig } from '../model/config';
+import { FileTooLargeError, NotRegularFileError, readRegularFile } from '../model/regularFile';
 import { readSafetensorsHeader, readSafetensorsF32 } from '../model/safetensors';
 import { emptyLora, peftTensorNames, targetFromModuleName, type LoraParams, type LoraTarget } from './lora';
 
@@ -16,8 +17,9 @@ export function readPeftParams(dir: string, cfg: GemmaConfig): LoraParams {
   const cfgFile = path.join(dir, 'adapter_config.json');
   let json: Record<string, unknown>;
   try {
-    json = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+    json = JSON.parse(readRegularFile(cfgFile, 1 << 20).toString('utf8'));
   } catch (e) {
+    if (e instanceof NotRegularFileError || e instanceof FileTooLargeError) throw new AdapterError(e.message);
     throw new AdapterError(`${cfgFile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (e as Error).message}`);
   }
   if (typeof json !== 'object' || json === null) throw new AdapterError(`${cfgFile}: not a JSON object`);

@@ -1,4 +1,4 @@
-// What a request handler gets to work with, and the state the worker keeps between requests.
+// What a request handler gets to work with, and the state the engine keeps between requests.
 
 import type { GemmaRuntime } from '../gemma/runtime';
 import type { DeviceResolution } from '../onnx/device';
@@ -6,6 +6,7 @@ import type { Tokenizer } from '../model/tokenizer';
 import type { GenTokenizer } from '../generate/textStream';
 import type { PrefixCache } from '../generate/prefixCache';
 import type { EngineLogLevel, EngineMethod, EventOf, ModelSummary, ParamsOf, ResultOf } from '../../protocol/engine';
+import type { Watchdog } from '../watchdog';
 
 /** A base model resident in the worker: what status reports, and the runtime that runs it. */
 export interface LoadedModel {
@@ -21,15 +22,19 @@ export interface LoadedModel {
   prefixes: PrefixCache;
 }
 
-/** The worker's state between requests; handlers read and replace its fields. */
+/** The engine's state between requests; handlers read and replace its fields. */
 export interface EngineState {
-  /** ONNX Runtime intra-op threads (from the host, fixed for the worker's life). */
+  /** ONNX Runtime intra-op threads (from the host, fixed for the process's life). */
   readonly threads: number;
-  /** performance.now() when the worker started. */
+  /** performance.now() when the engine started. */
   readonly startedAt: number;
   model: LoadedModel | null;
   /** How the last model load resolved its device choice (status shows it); null before any. */
   device?: DeviceResolution | null;
+  /** The host's memory ceiling in MB (null: none); a model's cap never goes above it. */
+  readonly hostCapMB: number | null;
+  /** Enforces the memory cap in force; loadModel sets it to what the model needs. */
+  readonly watchdog: Watchdog;
 }
 
 export interface HandlerContext<M extends EngineMethod> {

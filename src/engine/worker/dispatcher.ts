@@ -25,6 +25,7 @@ export class Dispatcher {
   /** Every request that has started and not yet answered, exclusive or not. */
   private readonly active = new Map<number, Job>();
   private running: Job | null = null;
+  private readonly idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly handlers: HandlerTable,
@@ -67,6 +68,18 @@ export class Dispatcher {
     }
     // Unknown ids are requests that already finished: the answer is on its way, nothing to do.
     this.active.get(id)?.controller.abort();
+  }
+
+  /** Cancels every queued and running request (the host has gone). */
+  cancelAll(): void {
+    for (const job of this.queue.splice(0)) this.reply(job.request.id, 'cancelled', `${job.request.method} cancelled before it started`);
+    for (const job of this.active.values()) job.controller.abort();
+  }
+
+  /** Resolves once no request is running. */
+  idle(): Promise<void> {
+    if (this.active.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private pump(): void {
@@ -114,6 +127,7 @@ export class Dispatcher {
         this.reply(id, 'failed', errorText(e));
       }
     }
+    if (this.active.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   private reply(id: number, code: EngineErrorCode, message: string): void {

@@ -3,7 +3,9 @@
 import * as path from 'node:path';
 import { loadAdapter as readAdapterInto, openModel } from '../generate/openModel';
 import { PrefixCache } from '../generate/prefixCache';
-import { throwIfCancelled, type Handler, type LoadedModel } from './context';
+import type { GemmaConfig } from '../model/config';
+import { grownCapMB, modelNeedMB } from '../memoryCap';
+import { CancelledError, throwIfCancelled, type Handler, type LoadedModel } from './context';
 import { describeDevice, deviceRoles, openOnDevice, resolveDevice } from '../onnx/device';
 
 /** The loaded model, or an error that says to load one first. */
@@ -22,9 +24,24 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
     await old.runtime.dispose();
   }
   throwIfCancelled(ctx.signal);
+  const { watchdog, hostCapMB } = ctx.state;
+  // The header is read: give the engine the room this model needs, or stop if the host gave up
+  // meanwhile (one turn of the event loop lets a cancel that arrived during the read in).
+  const cancelled = (): CancelledError => new CancelledError(`loading ${path.basename(modelPath)} was cancelled`);
+  const beforeBuild = async (config: GemmaConfig): Promise<void> => {
+    await new Promise((resolve) => setImmediate(resolve));
+    if (ctx.signal.aborted) throw cancelled();
+    const cap = grownCapMB(watchdog.capMB, modelNeedMB(config, precision), hostCapMB);
+    if (cap !== watchdog.capMB) ctx.log('info', `memory cap ${cap} MB for this model (${precision})`);
+    watchdog.setCap(cap);
+  };
   const resolved = await resolveDevice(device);
   const { value: m, resolution } = await openOnDevice(resolved, deviceRoles(resolved).inference,
-    (d) => openModel(modelPath, { precision, threads: threads ?? ctx.state.threads, device: d }));
+    (d) => openModel(modelPath, { precision, threads: threads ?? ctx.state.threads, device: d, beforeBuild }));
+  if (ctx.signal.aborted) {
+    await m.runtime.dispose();
+    throw cancelled();
+  }
   // The reason for a CPU fallback is logged once, not at every load that meets it again.
   const before = ctx.state.device;
   if (resolution.fallbackReason && (before?.fallbackReason !== resolution.fallbackReason || before.device !== resolution.device)) {

@@ -2,7 +2,6 @@
 // emits ticks and stops when cancelled.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { threadId } from 'node:worker_threads';
 import { CancelledError, type Handler } from './context';
 
 /** Waits `delayMs`, emitting `ticks` evenly spaced events, then reports the time it took. */
@@ -17,5 +16,5 @@ export const ping: Handler<'ping'> = async ({ delayMs = 0, ticks = 0 }, ctx) => 
     }
     if (n <= ticks) ctx.emit({ type: 'tick', n });
   }
-  return { elapsedMs: performance.now() - t0, threadId };
+  return { elapsedMs: performance.now() - t0, pid: process.pid };
 };

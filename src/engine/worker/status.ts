@@ -1,6 +1,6 @@
 // `status`: what the engine is: runtime version, threads, device, model, queue, memory.
 
-import { threadId } from 'node:worker_threads';
+import { getHeapStatistics } from 'node:v8';
 import { PROTOCOL_VERSION, type EngineStatus } from '../../protocol/engine';
 import { deviceRoles, type Device, type DeviceResolution } from '../onnx/device';
 import type { Handler } from './context';
@@ -29,12 +29,14 @@ export const status: Handler<'status'> = async (_params, ctx) => {
     busy,
     queued,
     node: process.versions.node,
-    threadId,
+    pid: process.pid,
     uptimeMs: Math.round(performance.now() - ctx.state.startedAt),
     memory: {
       rssMB: Math.round(mem.rss / MB),
       heapUsedMB: Math.round(mem.heapUsed / MB),
       externalMB: Math.round((mem.external + mem.arrayBuffers) / MB),
+      capMB: ctx.state.watchdog.capMB,
+      heapLimitMB: Math.round(getHeapStatistics().heap_size_limit / MB),
     },
   };
 };

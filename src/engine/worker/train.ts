@@ -11,6 +11,7 @@
 import * as fs from 'node:fs';
 import { openModel, loadAdapter as readAdapterInto } from '../generate/openModel';
 import { PrefixCache } from '../generate/prefixCache';
+import { grownCapMB, trainNeedMB } from '../memoryCap';
 import { openWeights } from '../model/load';
 import { TRAIN_DEFAULTS } from '../train/defaults';
 import type { TrainExample } from '../train/examples';
@@ -79,6 +80,12 @@ export const train: Handler<'train'> = async (params, ctx) => {
   const lora = initLora(cfg, hp.rank, hp.alpha, hp.targets as LoraTarget[], hp.seed);
   fs.mkdirSync(params.outDir, { recursive: true });
   throwIfCancelled(ctx.signal);
+  // Room for this run's batches (their activations) under the memory cap.
+  const longest = Math.max(...tokenized.map((e) => e.inputIds.length));
+  const { watchdog, hostCapMB } = ctx.state;
+  const cap = grownCapMB(watchdog.capMB, trainNeedMB(cfg, model.summary.precision, hp.batchSize, longest), hostCapMB);
+  if (cap !== watchdog.capMB) ctx.log('info', `train: memory cap ${cap} MB for batches of ${hp.batchSize} × ${longest} tokens`);
+  watchdog.setCap(cap);
 
   let peakRss = process.memoryUsage.rss();
   const sample = () => {

@@ -1,0 +1,25 @@
+// The engine process's memory limits as the host sets them when it starts one. The V8 heap holds
+// only JS objects (token lists, the tokenizer's tables, datasets): model weights live outside it, in
+// ONNX Runtime's memory and mapped files. The resident-size ceiling bounds everything, native memory
+// included; the engine lowers it to what the model it loads needs (src/engine/memoryCap.ts), so a
+// runaway allocation ends in the engine long before the machine runs short.
+
+import * as os from 'node:os';
+
+export interface EngineMemory {
+  /** V8 heap limit in MB (--max-old-space-size). */
+  heapMB: number;
+  /** Resident-size ceiling in MB that the engine's watchdog enforces; null: none. */
+  capMB: number | null;
+}
+
+const MB = 1024 * 1024;
+/** The 270M's tokenizer and a training run's token lists use a few hundred MB of heap at most. */
+export const ENGINE_HEAP_MB = 2048;
+/** The share of the machine's memory the engine may take at most, whatever model it loads. */
+const CEILING_SHARE = 0.6;
+
+/** The limits for an engine on a machine with `totalBytes` of memory. */
+export function defaultMemory(totalBytes = os.totalmem()): EngineMemory {
+  return { heapMB: ENGINE_HEAP_MB, capMB: Math.floor((totalBytes * CEILING_SHARE) / MB) };
+}

@@ -24,6 +24,7 @@ import type { Hyperparameters } from '../store/task';
 import { ADAPTER_DIR, type Task } from '../store/taskStore';
 import type { PanelEngine } from './panelEngine';
 import { taskAnswer } from './taskAnswers';
+import { countExamples, NotReadyError, trainBlocker } from './trainReadiness';
 import type { TrainingProgress } from './trainingProgress';
 
 /** At most this many held-out examples go into the before/after table. */
@@ -48,8 +49,9 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
   }
 
   async train(task: Task, examples: Example[], hp: Hyperparameters, onEvent: (e: TrainingEvent) => void, signal: AbortSignal, resume?: InterruptedRun): Promise<void> {
+    const blocker = trainBlocker(countExamples(examples));
+    if (blocker) throw new NotReadyError(blocker);
     const labeled = examples.filter(isLabeled);
-    if (labeled.length === 0) throw new Error('Label at least one example before training.');
     const model = await this.s.models.ensureLoaded({ interactive: true });
     if (!model) throw new Error('No model is loaded: training needs one.');
     const cfg = task.config;

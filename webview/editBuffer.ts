@@ -6,6 +6,7 @@
 // about the model's answer.
 
 import { type ExampleCounts, hasLabel } from '../src/panel/trainReadiness';
+import { plural } from '../src/plural';
 import type { ExampleView, Suggestion } from '../src/protocol/webview';
 import { sameAnswer } from './format';
 
@@ -68,11 +69,6 @@ export class EditBuffer {
   snapshot(): Record<string, ExamplePatch> {
     return Object.fromEntries(this.local);
   }
-}
-
-/** "1 example", "2 examples". */
-export function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 /** The header's summary: "11 examples, 3 labeled, 2 held out". */

@@ -8,6 +8,7 @@ import type { ExampleView, PanelState, Suggestion } from '../src/protocol/webvie
 import { formatFieldsOutput, parseFieldsOutput } from '../src/store/prompt';
 import { CheckElement, h, keepDropdownInView, refocus, ValueElement } from './dom';
 import { hasLabel } from '../src/panel/trainReadiness';
+import { plural } from '../src/plural';
 import { suggestionStatus } from './editBuffer';
 
 export type Column = 'input' | 'output' | 'accept' | 'held' | 'remove';
@@ -115,7 +116,7 @@ export class ExamplesTable {
     // Not disabled while an answer is on its way (a disabled button drops the keyboard focus); a click then does nothing.
     const suggest = h('vscode-button', { id: 'suggest', secondary: true, disabled: view.training || unlabeled.length === 0, 'aria-busy': busy ? 'true' : undefined, title: 'Ask the model (with the task\'s adapter, if trained) for its answer to every unlabeled example' }, view.waiting.size > 0 ? 'Asking the model…' : 'Suggest answers');
     suggest.addEventListener('click', () => this.events.suggest());
-    const acceptAll = h('vscode-button', { id: 'accept-all', secondary: true, disabled: acceptable === 0, title: 'Use the model\'s answer as the expected output of every unlabeled example that has one' }, acceptable > 0 ? `Accept ${acceptable} suggestion${acceptable === 1 ? '' : 's'}` : 'Accept suggestions');
+    const acceptAll = h('vscode-button', { id: 'accept-all', secondary: true, disabled: acceptable === 0, title: 'Use the model\'s answer as the expected output of every unlabeled example that has one' }, acceptable > 0 ? `Accept ${plural(acceptable, 'suggestion')}` : 'Accept suggestions');
     acceptAll.addEventListener('click', () => this.events.acceptAll());
     this.tools.replaceChildren(suggest, acceptAll);
     // A redrawn button takes back the focus its predecessor had.

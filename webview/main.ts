@@ -12,7 +12,8 @@ import { KIND_TITLES } from '../src/store/task';
 import { loadSaved, save, type SavedState, send } from './api';
 import { h, refocus } from './dom';
 import { countExamples, hasLabel } from '../src/panel/trainReadiness';
-import { countsText, EditBuffer, type ExamplePatch, plural } from './editBuffer';
+import { plural } from '../src/plural';
+import { countsText, EditBuffer, type ExamplePatch } from './editBuffer';
 import { type Column, ExamplesTable } from './examplesTable';
 import { TrainingSection } from './trainingSection';
 

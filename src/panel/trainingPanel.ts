@@ -77,8 +77,21 @@ export class TrainingPanel {
     this.disposables.push(
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
       panel.onDidDispose(() => this.dispose()),
+      panel.onDidChangeViewState((e) => {
+        if (e.webviewPanel.active) TrainingPanel.lastActive = this;
+      }),
     );
     TrainingPanel.open.set(this.key, this);
+    TrainingPanel.lastActive = this;
+  }
+
+  /** The panel the user was in last (it leads the task pick of "Fine-tune on selection"). */
+  private static lastActive: TrainingPanel | undefined;
+
+  /** The task of the panel the user was in last, if it is open and in `folder`. */
+  static lastActiveTask(folder: vscode.WorkspaceFolder): string | undefined {
+    const p = TrainingPanel.lastActive;
+    return p && TrainingPanel.open.get(p.key) === p && p.folder.uri.fsPath === folder.uri.fsPath ? p.taskId : undefined;
   }
 
   private get key(): string {

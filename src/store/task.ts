@@ -18,6 +18,9 @@ export const KIND_TITLES: Record<TaskKind, string> = {
 };
 
 export const LORA_TARGETS = ALL_LORA_TARGETS;
+/** How a selection of several lines becomes examples: one per line, or the whole selection as one. */
+export const SELECTION_MODES = ['lines', 'whole'] as const;
+export type SelectionMode = (typeof SELECTION_MODES)[number];
 export const SCHEDULES = ['constant', 'linear', 'cosine'] as const;
 
 export const MAX_LABELS = 50;
@@ -84,6 +87,8 @@ export const taskConfigSchema = obj({
   fields: optional(arr(labelSchema, { max: MAX_FIELDS })),
   hyperparameters: hyperparametersSchema,
   createdAt: str({ max: 40 }),
+  /** The answer to "One example per line / The whole selection", asked the first time a selection of several lines is added. */
+  selection: optional(oneOf(...SELECTION_MODES)),
 });
 export type TaskConfig = Infer<typeof taskConfigSchema>;
 

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { countExamples, NotReadyError, trainBlocker } from '../../src/panel/trainReadiness';
 import type { ExampleView } from '../../src/protocol/webview';
-import { countsText, EditBuffer, plural, suggestionStatus } from '../../webview/editBuffer';
+import { plural } from '../../src/plural';
+import { countsText, EditBuffer, suggestionStatus } from '../../webview/editBuffer';
 import { dropdownHeight, opensAbove } from '../../webview/format';
 
 const host = (): ExampleView[] => [

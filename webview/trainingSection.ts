@@ -9,7 +9,7 @@ import { DEFAULT_HYPERPARAMETERS, type Hyperparameters, LORA_TARGETS, SCHEDULES 
 import { CheckElement, h, keepDropdownInView, refocus, ValueElement } from './dom';
 import { countExamples, trainBlocker } from '../src/panel/trainReadiness';
 import { formatEta, progressFraction, sameAnswer } from './format';
-import { ADVANCED_FIELDS, BASIC_FIELDS, checkForm, type FieldSpec, fieldText, type NumberKey } from './hyperparameterForm';
+import { ADVANCED_FIELDS, BASIC_FIELDS, checkForm, type FieldSpec, fieldText, type NumberKey, planText } from './hyperparameterForm';
 import { LossChart } from './lossChart';
 
 export interface TrainingEvents {
@@ -29,6 +29,9 @@ export class TrainingSection {
   private readonly run = h('div', { class: 'run' });
   /** Train, Resume, Cancel and why Train cannot start. */
   private readonly actions = h('div', { class: 'row-actions', id: 'training-actions' });
+  /** How long a run of the form's settings is on the examples as they are: epochs and steps. */
+  private readonly plan = h('p', { class: 'muted', id: 'training-plan' });
+  private examples: readonly ExampleView[] = [];
   private fields = new Map<NumberKey, Field>();
   private schedule: ValueElement | undefined;
   private targets = new Map<string, CheckElement>();
@@ -58,7 +61,7 @@ export class TrainingSection {
     const cancel = h('vscode-button', { id: 'cancel-training', secondary: true, disabled: !running }, 'Cancel');
     cancel.addEventListener('click', () => this.events.cancel());
     this.actions.replaceChildren(train, cancel);
-    this.element.replaceChildren(h('h2', {}, 'Training'), form, this.actions, this.run);
+    this.element.replaceChildren(h('h2', {}, 'Training'), form, this.plan, this.actions, this.run);
     this.refreshReadiness(state, examples);
     this.renderRun(state);
     // A rebuilt control takes back the focus its predecessor had.
@@ -72,6 +75,8 @@ export class TrainingSection {
   refreshReadiness(state: PanelState, examples: readonly ExampleView[]): void {
     const train = this.actions.querySelector<HTMLElement & { disabled: boolean }>('#train');
     if (!train) return;
+    this.examples = examples;
+    this.showPlan(state.task.hyperparameters);
     const running = state.training?.status === 'running';
     const blocker = trainBlocker(countExamples(examples));
     const interrupted = running ? null : (state.resumable ?? null);
@@ -96,6 +101,10 @@ export class TrainingSection {
       if (hint) hint.replaceWith(text);
       else this.actions.append(text);
     } else hint?.remove();
+  }
+
+  private showPlan(hp: Hyperparameters | undefined): void {
+    this.plan.textContent = hp ? planText(this.examples, hp) : '';
   }
 
   /** Scrolls the run's progress line or its chart into view (as a run starts, and as its chart first draws). */
@@ -165,6 +174,7 @@ export class TrainingSection {
     }
     const box = this.element.querySelector('#hp-error');
     box?.replaceChildren(...[...errors.values()].map((m) => h('p', {}, m)));
+    if (value) this.showPlan(value);
     return value;
   }
 

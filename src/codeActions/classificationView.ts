@@ -1,7 +1,9 @@
-// A classification shown where it was asked: a short text after the selection (a decoration), a
-// hover with every label's probability and an "Insert as comment" link, and the same insert as a
-// code action. A result describes the text it was computed on, so any edit to the document drops
-// its results rather than leave them beside text they no longer describe.
+// A classification shown where it was asked: a line above the selection (a CodeLens, so it shows at
+// any editor width, where the eye already is) with "Insert as comment" beside it, a hover over the
+// selection with every label's probability, and the same insert as a code action. With CodeLens
+// turned off (editor.codeLens) the short text goes after the selection instead. A result describes
+// the text it was computed on, so any edit to the document drops its results rather than leave them
+// beside text they no longer describe.
 
 import * as vscode from 'vscode';
 import { decorationText, hoverMarkdown } from './resultFormat';
@@ -21,16 +23,23 @@ export interface Classification {
   ms: number;
 }
 
-export class ClassificationView implements vscode.Disposable {
+export class ClassificationView implements vscode.Disposable, vscode.CodeLensProvider {
   private readonly decoration = vscode.window.createTextEditorDecorationType({
     after: { margin: '0 0 0 1.5em', color: new vscode.ThemeColor('editorCodeLens.foreground'), fontStyle: 'italic' },
     rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
   });
   private readonly byDocument = new Map<string, Classification[]>();
-  private readonly disposables: vscode.Disposable[] = [this.decoration];
+  private readonly lensesChanged = new vscode.EventEmitter<void>();
+  readonly onDidChangeCodeLenses = this.lensesChanged.event;
+  private readonly disposables: vscode.Disposable[] = [this.decoration, this.lensesChanged];
 
   constructor() {
     this.disposables.push(
+      // Every language: "Run task on selection" classifies in any file.
+      vscode.languages.registerCodeLensProvider('*', this),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('editor.codeLens')) for (const ed of vscode.window.visibleTextEditors) this.renderEditor(ed);
+      }),
       vscode.workspace.onDidChangeTextDocument((e) => {
         if (e.contentChanges.length > 0 && this.byDocument.delete(e.document.uri.toString())) this.render(e.document.uri);
       }),
@@ -62,22 +71,38 @@ export class ClassificationView implements vscode.Disposable {
     return (this.byDocument.get(uri.toString()) ?? []).find((c) => c.range.start.line === line);
   }
 
+  /** The line above each shown result: the answer, and "Insert as comment". */
+  provideCodeLenses(document: vscode.TextDocument): vscode.CodeLens[] {
+    const list = (this.byDocument.get(document.uri.toString()) ?? []).filter((c) => c.version === document.version);
+    return list.flatMap((c) => {
+      const at = new vscode.Range(c.range.start.line, 0, c.range.start.line, 0);
+      return [
+        // No command: the lens reads as text (hovering the selection lists every label).
+        new vscode.CodeLens(at, { title: `Gemma · ${decorationText(c.taskName, c.label, c.probability)}`, command: '' }),
+        new vscode.CodeLens(at, { title: 'Insert as comment', command: INSERT_CLASSIFICATION, arguments: [{ uri: c.uri.toString(), line: c.range.start.line }], tooltip: 'Insert the label above the selection' }),
+      ];
+    });
+  }
+
   dispose(): void {
     for (const d of this.disposables) d.dispose();
   }
 
   private render(uri: vscode.Uri): void {
     for (const e of vscode.window.visibleTextEditors) if (e.document.uri.toString() === uri.toString()) this.renderEditor(e);
+    this.lensesChanged.fire();
   }
 
   private renderEditor(editor: vscode.TextEditor): void {
     const list = this.byDocument.get(editor.document.uri.toString()) ?? [];
+    // With CodeLens on, the answer is above the selection; after the line it may be out of sight in a narrow editor.
+    const lenses = vscode.workspace.getConfiguration('editor', editor.document).get<boolean>('codeLens', true);
     editor.setDecorations(
       this.decoration,
       list.map((c) => ({
         range: c.range,
         hoverMessage: hover(c),
-        renderOptions: { after: { contentText: `Gemma · ${decorationText(c.taskName, c.label, c.probability)}` } },
+        ...(lenses ? {} : { renderOptions: { after: { contentText: `Gemma · ${decorationText(c.taskName, c.label, c.probability)}` } } }),
       })),
     );
   }

@@ -51,6 +51,8 @@ export const hyperparametersSchema = obj({
   seed: num({ int: true, min: 0, max: 2 ** 31 - 1 }),
   /** Evaluations without improvement before early stopping (0 = never); absent in older task.json files: the trainer's default. */
   patience: optional(num({ int: true, min: 0, max: 1000 })),
+  /** Optimizer steps at least: with few examples more epochs run to reach it (0 = epochs alone); absent in older task.json files: the trainer's default. */
+  minSteps: optional(num({ int: true, min: 0, max: 100_000 })),
 });
 export type Hyperparameters = Infer<typeof hyperparametersSchema>;
 
@@ -70,6 +72,7 @@ export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
   valSplit: TRAIN_DEFAULTS.valSplit,
   seed: TRAIN_DEFAULTS.seed,
   patience: TRAIN_DEFAULTS.patience,
+  minSteps: TRAIN_DEFAULTS.minSteps,
 };
 
 const nameSchema = str({ min: 1, max: MAX_NAME_LENGTH });
@@ -172,5 +175,6 @@ export function hyperparametersToCliArgs(h: Hyperparameters): string[] {
     '--val-split', String(h.valSplit),
     '--seed', String(h.seed),
     ...(h.patience !== undefined ? ['--patience', String(h.patience)] : []),
+    ...(h.minSteps !== undefined ? ['--min-steps', String(h.minSteps)] : []),
   ];
 }

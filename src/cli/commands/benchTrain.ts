@@ -7,7 +7,7 @@
 import { numberFlag, required, UsageError, type ParsedArgs } from '../args';
 import { benchTrain, type TrainBenchOptions } from '../../engine/train/benchTrain';
 import { splitValidation } from '../../engine/train/split';
-import { stepsPerEpoch } from '../../engine/train/batch';
+import { stepsPerEpoch } from '../../engine/train/plan';
 import type { TrainEvent } from '../../engine/train/trainer';
 
 /** The value flags only `bench --train` takes. */

@@ -16,11 +16,12 @@ import { runDemoTask, type DemoSettings } from '../demo/runDemo';
 import { formatDemoResult } from '../demo/report';
 import { DEFAULT_MODEL } from '../../store/modelManifest';
 import { LORA_TARGETS, type TaskConfig } from '../../store/task';
+import { TRAIN_DEFAULTS } from '../../engine/train/defaults';
 
 /** Settings for the built-in random-weight model: it starts from nothing, so it needs a far higher
  *  learning rate and more epochs than the 270M's recipe; the best validation adapter is kept. */
 export const BUILT_IN_SETTINGS: Omit<DemoSettings, 'threads'> = {
-  epochs: 8, lr: 3e-3, schedule: 'linear', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, rank: 16, alpha: 32,
+  epochs: 8, minSteps: 0, lr: 3e-3, schedule: 'linear', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, rank: 16, alpha: 32,
   targets: [...LORA_TARGETS], batchSize: 4, valSplit: 0.2, patience: 0, seed: 42, precision: 'q4',
 };
 
@@ -28,8 +29,9 @@ export const BUILT_IN_SETTINGS: Omit<DemoSettings, 'threads'> = {
 export function taskSettings(t: TaskConfig): Omit<DemoSettings, 'threads'> {
   const h = t.hyperparameters;
   return {
-    epochs: h.epochs, lr: h.learningRate, schedule: h.schedule, warmupSteps: h.warmupSteps, weightDecay: h.weightDecay, maxGradNorm: h.maxGradNorm,
-    rank: h.rank, alpha: h.alpha, targets: [...h.targets], batchSize: h.batchSize, valSplit: h.valSplit, patience: 2, seed: h.seed, precision: 'q4',
+    epochs: h.epochs, minSteps: h.minSteps ?? TRAIN_DEFAULTS.minSteps, lr: h.learningRate, schedule: h.schedule, warmupSteps: h.warmupSteps, weightDecay: h.weightDecay,
+    maxGradNorm: h.maxGradNorm, rank: h.rank, alpha: h.alpha, targets: [...h.targets], batchSize: h.batchSize, valSplit: h.valSplit,
+    patience: h.patience ?? TRAIN_DEFAULTS.patience, seed: h.seed, precision: 'q4',
   };
 }
 

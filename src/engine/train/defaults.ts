@@ -29,6 +29,7 @@ export const TRAIN_DEFAULTS = {
   gradAccum: 1,
   valSplit: 0.2,
   patience: 2,
+  minSteps: 100,
   evalEvery: 0,
   /** Seconds of training between resumable checkpoints; 0 = only at epoch ends. */
   checkpointEverySeconds: 30,

@@ -207,15 +207,17 @@ export class ExamplesTable {
     if (status === 'waiting' || !s) return h('div', { class: 'suggestion muted' }, 'Asking the model…');
     const prob = s.probability !== undefined ? ` · ${Math.round(s.probability * 100)}%` : '';
     if (status === 'agrees') return h('div', { class: 'suggestion agrees' }, h('span', { class: 'right', 'aria-hidden': 'true' }, '✓'), `the model answers the same${prob}`);
-    const shown = s.output.trim() === '' ? '(empty answer)' : s.output;
-    if (status === 'differs') return h('div', { class: 'suggestion differs' }, h('span', { class: 'suggested' }, 'Model said: ', h('strong', {}, shown), prob));
+    // A long (or runaway) answer is cut to a few lines; the whole one is in the tooltip and on Accept.
+    const shown = s.output.trim() === '' ? '(empty answer)' : clip(s.output, MAX_SHOWN_ANSWER);
+    const answer = h('strong', { title: s.output.length > MAX_SHOWN_ANSWER ? s.output.slice(0, 2000) : undefined }, shown);
+    if (status === 'differs') return h('div', { class: 'suggestion differs' }, h('span', { class: 'suggested' }, 'Model said: ', answer, prob));
     const accept = h(
       'vscode-button',
       { 'data-col': 'accept', secondary: true, title: 'Use the model\'s answer as the expected output (Ctrl+Enter)', 'aria-label': `Accept the model's answer for example ${n}: ${shown.slice(0, 80)}` },
       'Accept',
     );
     accept.addEventListener('click', () => this.events.accept(ex.id, s.output));
-    return h('div', { class: 'suggestion open' }, h('span', { class: 'suggested' }, 'Model suggests: ', h('strong', {}, shown), prob), accept);
+    return h('div', { class: 'suggestion open' }, h('span', { class: 'suggested' }, 'Model suggests: ', answer, prob), accept);
   }
 
   private onKey(e: KeyboardEvent): void {
@@ -246,6 +248,13 @@ function locate(target: EventTarget | null): { id: string; col: Column } | undef
   if (!row || !cell) return undefined;
   const col = (cell.getAttribute('data-col') ?? 'output') as Column;
   return { id: row.getAttribute('data-id')!, col };
+}
+
+/** Characters of a model's answer shown under an example. */
+const MAX_SHOWN_ANSWER = 200;
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 function cssEscape(s: string): string {

@@ -196,11 +196,7 @@ class App {
     const examples = this.examples();
     this.renderHeader(s, examples);
     const omitted = s.omitted;
-    this.problems.replaceChildren(
-      ...s.problems.map((p) => h('p', { class: 'warning' }, `Unreadable line kept aside: ${p}`)),
-      ...(omitted && omitted.problems > 0 ? [h('p', { class: 'warning', id: 'problems-omitted' }, `… and ${plural(omitted.problems, 'more unreadable line')}, all listed in the "Gemma Tune" output. Fix or delete them in examples.jsonl (a copy of the file as it was is kept beside it).`)] : []),
-      ...(omitted && omitted.examples > 0 ? [h('p', { class: 'warning', id: 'examples-omitted' }, `This task has ${omitted.examples + s.examples.length} examples; the panel shows the first ${s.examples.length}. Training uses every labeled one. To label the others here, move them into a task of their own (examples.jsonl holds one per line).`)] : []),
-    );
+    this.renderProblems(s);
     const focus = this.saved.ui.focus;
     const active = document.activeElement as HTMLElement | null;
     const hadFocus = !!active && !!this.table.element.querySelector('table')?.contains(active);
@@ -214,6 +210,26 @@ class App {
     this.rendered = true;
   }
   private rendered = false;
+
+  /** What the page could not show: examples past its limit, and the unreadable lines of examples.jsonl (the list on demand). */
+  private renderProblems(s: PanelState): void {
+    const omitted = s.omitted ?? { examples: 0, problems: 0 };
+    const unreadable = s.problems.length + omitted.problems;
+    const parts: HTMLElement[] = [];
+    if (omitted.examples > 0) {
+      parts.push(h('p', { class: 'warning', id: 'examples-omitted' }, `This task has ${omitted.examples + s.examples.length} examples; the panel shows the first ${s.examples.length}. Training uses every labeled one. To label the others here, move them into a task of their own (examples.jsonl holds one per line).`));
+    }
+    if (unreadable > 0) {
+      parts.push(h(
+        'details',
+        { id: 'problems' },
+        h('summary', { class: 'warning' }, `${plural(unreadable, 'line')} of examples.jsonl could not be read and ${unreadable === 1 ? 'is' : 'are'} kept aside: fix or delete ${unreadable === 1 ? 'it' : 'them'} there (a copy of the file as it was is kept beside it on the next save).`),
+        h('ul', {}, ...s.problems.map((p) => h('li', {}, p))),
+        omitted.problems > 0 ? h('p', { id: 'problems-omitted' }, `… and ${plural(omitted.problems, 'more line')}, all listed in the "Gemma Tune" output.`) : null,
+      ));
+    }
+    this.problems.replaceChildren(...parts);
+  }
 
   private renderHeader(s: PanelState, examples: readonly ExampleView[]): void {
     const t = s.task;

@@ -3,6 +3,7 @@
 // PANEL_MAX_PROBLEMS unreadable lines, with what was left out counted so the page says so. What the
 // page cannot draw at all becomes a message naming the problem and what to do. Pure: no vscode.
 
+import * as path from 'node:path';
 import { type Capabilities, PANEL_MAX_EXAMPLES, PANEL_MAX_PROBLEMS, type PanelState, parsePanelState, type Suggestion, type TrainingView } from '../protocol/webview';
 import type { Example } from '../store/examples';
 import { formatProblem, type LineProblem } from '../store/jsonl';
@@ -35,7 +36,8 @@ export function buildPanelState(input: PanelStateInput): { state: PanelState } |
   const state: PanelState = {
     task: { id: input.task.id, name: c.name, kind: c.kind, instruction: c.instruction, labels: c.labels, fields: c.fields, hyperparameters: c.hyperparameters, hasAdapter: input.hasAdapter },
     examples: examples.map((e) => ({ id: e.id, input: e.input, output: e.output, heldOut: e.heldOut })),
-    problems: input.problems.slice(0, PANEL_MAX_PROBLEMS).map(formatProblem),
+    // "examples.jsonl:12: why": the task's folder is the panel's, no need to spell it out on every line.
+    problems: input.problems.slice(0, PANEL_MAX_PROBLEMS).map((p) => formatProblem({ ...p, file: path.relative(input.task.dir, p.file) || p.file })),
     capabilities: input.capabilities,
     training: input.training,
     suggestions: input.suggestions.filter((s) => shown.has(s.id)),
@@ -55,9 +57,10 @@ export function buildPanelState(input: PanelStateInput): { state: PanelState } |
   }
 }
 
-/** Why a task's files could not be read at all, and what to do. */
-export function unreadableTask(taskId: string, err: unknown): Unavailable {
-  const message = err instanceof Error ? err.message : String(err);
+/** Why a task's files could not be read at all, and what to do; paths inside `root` (the workspace folder) are shown relative to it. */
+export function unreadableTask(taskId: string, err: unknown, root?: string): Unavailable {
+  const raw = err instanceof Error ? err.message : String(err);
+  const message = root ? raw.split(root + path.sep).join('') : raw;
   return {
     problem: `The task "${taskId}" cannot be read: ${message}`,
     remedy: 'Fix the file the message names (if the task is committed, git has its last good version), then press Try again. Nothing was written to it.',

@@ -176,7 +176,7 @@ export class TrainingPanel {
       };
       this.logProblems(read.problems.map(formatProblem));
     } catch (err) {
-      return this.showUnavailable(unreadableTask(this.taskId, err));
+      return this.showUnavailable(unreadableTask(this.taskId, err, this.folder.uri.fsPath));
     }
     const built = buildPanelState(input);
     if ('unavailable' in built) return this.showUnavailable(built.unavailable);

@@ -23,6 +23,7 @@ import { renderMessages } from '../store/prompt';
 import type { Hyperparameters } from '../store/task';
 import { ADAPTER_DIR, type Task } from '../store/taskStore';
 import type { PanelEngine } from './panelEngine';
+import { plural } from '../plural';
 import { taskAnswer } from './taskAnswers';
 import { countExamples, NotReadyError, trainBlocker } from './trainReadiness';
 import type { TrainingProgress } from './trainingProgress';
@@ -197,7 +198,7 @@ function summary(r: ResultOf<'train'>, promoted: boolean): string {
   const kept = promoted ? `the adapter from step ${r.savedStep}${best} is saved` : 'no adapter from this run: the task keeps the one it had, if any';
   switch (r.reason) {
     case 'completed':
-      return `Trained ${r.step} steps in ${r.elapsedS.toFixed(1)} s; ${kept}.`;
+      return `Trained ${plural(r.step, 'step')} in ${r.elapsedS.toFixed(1)} s; ${kept}.`;
     case 'early-stop':
       return `Stopped early at step ${r.step} (validation loss stopped improving); ${kept}.`;
     case 'cancelled':

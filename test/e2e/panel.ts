@@ -228,7 +228,7 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     });
     await waitFor('four rejection events', () => (readEvents(events).filter((e) => e.event === 'webviewMessageRejected').length >= 4 ? true : undefined));
     assert.equal(onDisk().length, 2);
-    assert.equal(taskJson(ws).hyperparameters.patience, 2, 'task.json untouched');
+    assert.equal(taskJson(ws).hyperparameters.patience, 5, 'task.json untouched');
   });
 
   await report.check(GROUP, 'with a model set, "Developer: Reload Window" brings the panel back with the label and training offered', async () => {
@@ -251,7 +251,7 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
   });
 
   await report.check(GROUP, 'the training form shows the trainer\'s defaults, names a bad field, and saves patience', async () => {
-    const defaults = { epochs: '3', minSteps: '100', learningRate: '0.0002', rank: '16', alpha: '32', batchSize: '4', valSplit: '0.2', patience: '2' };
+    const defaults = { epochs: '3', minSteps: '100', learningRate: '0.0002', rank: '16', alpha: '32', batchSize: '4', valSplit: '0.2', patience: '5' };
     for (const [k, v] of Object.entries(defaults)) assert.equal(await valueOf(frame, `#hp-${k}`), v, `#hp-${k}`);
     const lr = frame.locator('#hp-learningRate input');
     await lr.fill('fast');
@@ -488,7 +488,10 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Calm reply' }).click({ timeout: UI_TIMEOUT });
     await f.locator('#examples-omitted').waitFor({ timeout: 60_000 });
     assert.match(await f.locator('#examples-omitted').innerText(), /This task has 1005 examples; the panel shows the first 1000\. Training uses every labeled one/);
-    assert.match(await f.locator('#problems-omitted').innerText(), /and 5 more unreadable lines, all listed in the "Gemma Tune" output/);
+    assert.match(await f.locator('#problems summary').innerText(), /^25 lines of examples\.jsonl could not be read and are kept aside/);
+    await f.locator('#problems summary').click();
+    assert.match(await f.locator('#problems li').first().innerText(), /^examples\.jsonl:1006: not valid JSON/);
+    assert.match(await f.locator('#problems-omitted').innerText(), /and 5 more lines, all listed in the "Gemma Tune" output/);
     assert.equal(await f.locator('tr[data-id]').count(), 1000);
     await screenshot(page, 'past-limits');
   });
@@ -503,7 +506,7 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     const f = panelFrame(page);
     const problem = f.locator('#unavailable-problem');
     await problem.waitFor({ timeout: 60_000 });
-    assert.match(await problem.innerText(), /The task "calm-reply" cannot be read: .*task\.json: not valid JSON/);
+    assert.match(await problem.innerText(), /^The task "calm-reply" cannot be read: \.gemma\/tasks\/calm-reply\/task\.json: not valid JSON/);
     assert.match(await f.locator('#unavailable-remedy').innerText(), /Fix the file the message names/);
     await screenshot(page, 'damaged-task');
     writeFileSync(file, good);

@@ -17,7 +17,7 @@ function input(examples: number, problems: number): PanelStateInput {
   const ex: Example[] = Array.from({ length: examples }, (_, i) => ({ id: `ex-${i}`, input: `ticket ${i}`, output: i % 2 ? 'bug' : '', heldOut: false }));
   return {
     task, hasAdapter: false, examples: ex,
-    problems: Array.from({ length: problems }, (_, i) => ({ file: 'examples.jsonl', line: i + 1, message: 'not valid JSON' })),
+    problems: Array.from({ length: problems }, (_, i) => ({ file: `${task.dir}/examples.jsonl`, line: i + 1, message: 'not valid JSON' })),
     capabilities: { train: true, suggest: true }, training: null,
     suggestions: ex.map((e) => ({ id: e.id, output: 'bug', probability: 0.5 })), resumable: null,
   };
@@ -27,7 +27,7 @@ test('a task within the limits is sent whole, and the page accepts it', () => {
   const built = buildPanelState(input(12, 2));
   assert.ok('state' in built);
   assert.equal(built.state.examples.length, 12);
-  assert.deepEqual(built.state.problems, ['examples.jsonl:1: not valid JSON', 'examples.jsonl:2: not valid JSON']);
+  assert.deepEqual(built.state.problems, ['examples.jsonl:1: not valid JSON', 'examples.jsonl:2: not valid JSON'], 'named within the task\'s folder');
   assert.equal(built.state.omitted, undefined);
   // What the page runs every state through.
   assert.doesNotThrow(() => parseHostMessage({ type: 'state', state: built.state, restore: { folder: '/ws', taskId: 'triage' } }));
@@ -54,8 +54,8 @@ test('a state the page would refuse becomes a message naming the problem and wha
 });
 
 test('a task whose task.json is damaged is named with the file and the way back', () => {
-  const u = unreadableTask('triage', new TaskFileError('/ws/.gemma/tasks/triage/task.json', 'not valid JSON (Unexpected end of JSON input)'));
-  assert.equal(u.problem, 'The task "triage" cannot be read: /ws/.gemma/tasks/triage/task.json: not valid JSON (Unexpected end of JSON input)');
+  const u = unreadableTask('triage', new TaskFileError('/ws/.gemma/tasks/triage/task.json', 'not valid JSON (Unexpected end of JSON input)'), '/ws');
+  assert.equal(u.problem, 'The task "triage" cannot be read: .gemma/tasks/triage/task.json: not valid JSON (Unexpected end of JSON input)');
   assert.match(u.remedy, /git has its last good version/);
 });
 

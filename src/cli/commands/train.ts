@@ -2,8 +2,9 @@
 // With --json every event is one JSON object per line; a step event's `loss` is the loss of that step's
 // forward pass, before its update (as the Hugging Face Trainer logs it).
 //
-// Defaults (r 16, alpha 32, all seven projections, lr 2e-4, linear, batch 4, 3 epochs, clip 1.0, 20%
-// held out, patience 2) live in engine/train/defaults.ts, shared with task.json; the reasons are there.
+// Defaults (r 16, alpha 32, all seven projections, lr 2e-4, linear, batch 4, 3 epochs and at least 100
+// steps, clip 1.0, 20% held out, patience 5) live in engine/train/defaults.ts, shared with task.json;
+// the reasons and the recipes they come from are there.
 
 import * as path from 'node:path';
 import type { CliCommand } from '../command';

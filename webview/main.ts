@@ -195,7 +195,6 @@ class App {
     if (!s) return;
     const examples = this.examples();
     this.renderHeader(s, examples);
-    const omitted = s.omitted;
     this.renderProblems(s);
     const focus = this.saved.ui.focus;
     const active = document.activeElement as HTMLElement | null;

@@ -1,10 +1,10 @@
 // `gemma-tune demo` (`npm run demo`): fine-tunes the example tasks of examples/ and prints, for each,
 // the held-out test inputs answered before and after training. It runs on the default model (Gemma 3
-// 270M IT QAT Q4_0) when a copy is on this machine (see demo/modelLocation.ts), with each task's own
-// task.json hyperparameters as the extension would train it; otherwise on a small random-weight model it
-// generates (GEMMA3_TINY's layers with the real Gemma 3 tokenizer), which knows nothing before training,
-// with settings of its own that let such a model learn a keyword rule from 20 examples (said so in the
-// output); `--defaults` trains it with the tasks' own settings, the extension's defaults, instead.
+// 270M IT QAT Q4_0) when a copy is on this machine (see demo/modelLocation.ts), otherwise on a small
+// random-weight model it generates (GEMMA3_TINY's layers with the real Gemma 3 tokenizer), which
+// knows nothing before training. Either way every task trains with its own task.json settings, which
+// are the extension's defaults (engine/train/defaults.ts): what the demo shows is what a user's
+// first run does.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,17 +16,10 @@ import { DEMO_CONFIG, findLocalDefaultModel, writeDemoModel, cacheDir, MODEL_ENV
 import { runDemoTask, type DemoSettings } from '../demo/runDemo';
 import { formatDemoResult } from '../demo/report';
 import { DEFAULT_MODEL } from '../../store/modelManifest';
-import { LORA_TARGETS, type TaskConfig } from '../../store/task';
+import type { TaskConfig } from '../../store/task';
 import { TRAIN_DEFAULTS } from '../../engine/train/defaults';
 
-/** Settings for the built-in random-weight model: it starts from nothing, so it needs a far higher
- *  learning rate and more epochs than the 270M's recipe; the best validation adapter is kept. */
-export const BUILT_IN_SETTINGS: Omit<DemoSettings, 'threads'> = {
-  epochs: 8, minSteps: 0, lr: 3e-3, schedule: 'linear', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, rank: 16, alpha: 32,
-  targets: [...LORA_TARGETS], batchSize: 4, valSplit: 0.2, patience: 0, seed: 42, precision: 'q4',
-};
-
-/** The task's own hyperparameters (what the extension trains with), for the real model. */
+/** The task's own hyperparameters: what the extension trains with. */
 export function taskSettings(t: TaskConfig): Omit<DemoSettings, 'threads'> {
   const h = t.hyperparameters;
   return {
@@ -49,10 +42,10 @@ export function examplesDir(): string {
 
 export const demoCommand: CliCommand = {
   name: 'demo',
-  usage: 'gemma-tune demo [--task NAME,…] [--examples DIR] [--model PATH] [--defaults] [--out DIR] [--epochs N] [--tests N] [--threads N] [--json]',
+  usage: 'gemma-tune demo [--task NAME,…] [--examples DIR] [--model PATH] [--out DIR] [--epochs N] [--tests N] [--threads N] [--json]',
   summary: 'Fine-tune the example tasks (examples/) and print their held-out inputs answered before and after training.',
   async run(argv) {
-    const p = parseFlags(argv, { values: ['task', 'examples', 'model', 'out', 'epochs', 'tests', 'threads'], booleans: ['json', 'defaults'] });
+    const p = parseFlags(argv, { values: ['task', 'examples', 'model', 'out', 'epochs', 'tests', 'threads'], booleans: ['json'] });
     const exDir = p.values.get('examples') ?? examplesDir();
     const all = listDemoTasks(exDir);
     const wanted = p.values.get('task')?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -99,15 +92,12 @@ export const demoCommand: CliCommand = {
     if (run.length < tasks.length) say(`       It runs the classify task${run.length > 1 ? 's' : ''} only (extraction needs the real model; try --task ${tasks.filter((t) => !run.includes(t)).map((t) => path.basename(t.dir)).join(',')}).`);
     const results = [];
     for (const task of run) {
-      const own = builtIn && !p.booleans.has('defaults');
-      const base = own ? BUILT_IN_SETTINGS : taskSettings(task.config);
+      const base = taskSettings(task.config);
       const s: DemoSettings = { ...base, threads, ...(epochs !== undefined ? { epochs } : {}), ...(maxTests !== undefined ? { maxTests } : {}) };
       say('');
       say(`== ${task.config.name} (${task.config.kind}, ${path.relative(process.cwd(), task.dir) || task.dir}): ${task.train.length} training examples, ${Math.min(task.test.length, maxTests ?? Infinity)} held-out test inputs`);
       say(`   LoRA r ${s.rank}, alpha ${s.alpha}, ${s.targets.join(',')}; lr ${s.lr} ${s.schedule}; ${s.epochs} epochs${s.minSteps > 0 ? ` and at least ${s.minSteps} steps` : ''}, batch ${s.batchSize}, patience ${s.patience}; ${s.precision} base`);
-      say(own
-        ? '   (the built-in model\'s own settings, not the extension\'s defaults: a model that starts from nothing needs a higher learning rate; --defaults trains with the task\'s task.json)'
-        : `   (the task's task.json settings, as the extension trains it${builtIn ? ', on the built-in random-weight model' : ''})`);
+      say('   (the task\'s task.json settings: the extension\'s defaults, as a first run in the panel trains it)');
       let lastStep = 0;
       const r = await runDemoTask(task, modelPath, path.join(outRoot, path.basename(task.dir)), s, (e) => {
         if (json || e.type !== 'step') return;

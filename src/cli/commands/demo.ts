@@ -14,13 +14,14 @@ import { numberFlag, parseFlags, UsageError } from '../args';
 import { listDemoTasks, readDemoTask } from '../demo/demoTask';
 import { DEMO_CONFIG, findLocalDefaultModel, writeDemoModel, cacheDir, MODEL_ENV } from '../demo/modelLocation';
 import { runDemoTask, type DemoSettings } from '../demo/runDemo';
+import { deviceFlag } from './modelFlags';
 import { formatDemoResult } from '../demo/report';
 import { DEFAULT_MODEL } from '../../store/modelManifest';
 import type { TaskConfig } from '../../store/task';
 import { TRAIN_DEFAULTS } from '../../engine/train/defaults';
 
 /** The task's own hyperparameters: what the extension trains with. */
-export function taskSettings(t: TaskConfig): Omit<DemoSettings, 'threads'> {
+export function taskSettings(t: TaskConfig): Omit<DemoSettings, 'threads' | 'devices'> {
   const h = t.hyperparameters;
   return {
     epochs: h.epochs, minSteps: h.minSteps ?? TRAIN_DEFAULTS.minSteps, lr: h.learningRate, schedule: h.schedule, warmupSteps: h.warmupSteps, weightDecay: h.weightDecay,
@@ -42,10 +43,10 @@ export function examplesDir(): string {
 
 export const demoCommand: CliCommand = {
   name: 'demo',
-  usage: 'gemma-tune demo [--task NAME,…] [--examples DIR] [--model PATH] [--out DIR] [--epochs N] [--tests N] [--threads N] [--json]',
+  usage: 'gemma-tune demo [--task NAME,…] [--examples DIR] [--model PATH] [--out DIR] [--epochs N] [--tests N] [--threads N] [--device auto|cpu|webgpu] [--json]',
   summary: 'Fine-tune the example tasks (examples/) and print their held-out inputs answered before and after training.',
   async run(argv) {
-    const p = parseFlags(argv, { values: ['task', 'examples', 'model', 'out', 'epochs', 'tests', 'threads'], booleans: ['json'] });
+    const p = parseFlags(argv, { values: ['task', 'examples', 'model', 'out', 'epochs', 'tests', 'threads', 'device'], booleans: ['json'] });
     const exDir = p.values.get('examples') ?? examplesDir();
     const all = listDemoTasks(exDir);
     const wanted = p.values.get('task')?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -57,6 +58,7 @@ export const demoCommand: CliCommand = {
     if (dirs.length === 0) throw new Error(`${exDir}: no task folders (with a task.json)`);
     const tasks = dirs.map(readDemoTask);
     const threads = numberFlag(p, 'threads', 2, 1, 256, true);
+    const devices = await deviceFlag(p);
     const json = p.booleans.has('json');
     const say = (s: string) => { if (!json) process.stdout.write(s + '\n'); };
     const outRoot = path.resolve(p.values.get('out') ?? fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-tune-demo-')));
@@ -93,7 +95,7 @@ export const demoCommand: CliCommand = {
     const results = [];
     for (const task of run) {
       const base = taskSettings(task.config);
-      const s: DemoSettings = { ...base, threads, ...(epochs !== undefined ? { epochs } : {}), ...(maxTests !== undefined ? { maxTests } : {}) };
+      const s: DemoSettings = { ...base, threads, devices, ...(epochs !== undefined ? { epochs } : {}), ...(maxTests !== undefined ? { maxTests } : {}) };
       say('');
       say(`== ${task.config.name} (${task.config.kind}, ${path.relative(process.cwd(), task.dir) || task.dir}): ${task.train.length} training examples, ${Math.min(task.test.length, maxTests ?? Infinity)} held-out test inputs`);
       say(`   LoRA r ${s.rank}, alpha ${s.alpha}, ${s.targets.join(',')}; lr ${s.lr} ${s.schedule}; ${s.epochs} epochs${s.minSteps > 0 ? ` and at least ${s.minSteps} steps` : ''}, batch ${s.batchSize}, patience ${s.patience}; ${s.precision} base`);

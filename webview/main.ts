@@ -70,6 +70,8 @@ class App {
     this.root.replaceChildren(this.unavailable, this.content);
     window.addEventListener('message', (e: MessageEvent) => this.onMessage(e.data));
     window.addEventListener('scroll', () => this.remember({ scrollY: window.scrollY }), { passive: true });
+    // A user who scrolls or types during a run has gone elsewhere: the panel stops bringing the run into view.
+    for (const type of ['wheel', 'touchmove', 'keydown'] as const) window.addEventListener(type, () => (this.followRun = false), { passive: true, capture: true });
     // Edits typed just before the panel was hidden (the page is torn down then) go out now.
     for (const id of this.edits.ids()) this.flush(id);
     // Draw the last known data at once; the host's fresh copy follows `ready`.
@@ -130,17 +132,19 @@ class App {
 
   private onTraining(event: Extract<HostToWebview, { type: 'training' }>['event']): void {
     if (!this.state) return;
-    const hadPoints = (this.state.training?.trainLoss.length ?? 0) > 0;
     this.state = { ...this.state, training: applyTrainingEvent(this.state.training, event) };
     this.persist();
     // Start and end change what the table offers (no suggestions while training); steps redraw the run's part only.
     if (event.kind === 'step' || event.kind === 'eval') this.training.renderRun(this.state);
     else this.render();
-    // What the run shows appears below the form: bring it into view as it appears, unless the user is typing elsewhere.
-    const typing = this.table.element.contains(document.activeElement);
-    if (event.kind === 'start' || event.kind === 'failed') this.training.reveal('progress');
-    else if (!hadPoints && event.kind === 'step' && !typing) this.training.reveal('chart');
+    // What the run shows appears below the form: it is brought into view as the run starts and kept
+    // there as its lines and chart grow, until the user scrolls or types somewhere else.
+    if (event.kind === 'start') this.followRun = true;
+    if (this.followRun && !this.table.element.contains(document.activeElement)) this.training.reveal();
+    if (event.kind !== 'start' && event.kind !== 'step' && event.kind !== 'eval') this.followRun = false;
   }
+  /** Whether the panel keeps the running training's progress and chart in view. */
+  private followRun = false;
 
   /**
    * Asks the model for its answer to unlabeled examples: by itself once per example it has not

@@ -107,10 +107,10 @@ export class TrainingSection {
     this.plan.textContent = hp ? planText(this.examples, hp) : '';
   }
 
-  /** Scrolls the run's progress line or its chart into view (as a run starts, and as its chart first draws). */
-  reveal(part: 'progress' | 'chart'): void {
-    const el = part === 'chart' && this.chart.element.isConnected ? this.chart.element : this.run;
-    el.scrollIntoView({ block: 'nearest' });
+  /** Scrolls the run's progress and chart into view, as little as needed (the progress line first when both do not fit). */
+  reveal(): void {
+    if (this.chart.element.isConnected) this.chart.element.scrollIntoView({ block: 'nearest' });
+    this.run.querySelector('.progress')?.scrollIntoView({ block: 'nearest' });
   }
 
   /** Redraws the run's progress, chart and results only (one training event). */

@@ -1,7 +1,8 @@
-// A classification shown where it was asked: a line above the selection (a CodeLens, so it shows at
-// any editor width, where the eye already is) with "Insert as comment" beside it, a hover over the
-// selection with every label's probability, and the same insert as a code action. With CodeLens
-// turned off (editor.codeLens) the short text goes after the selection instead. A result describes
+// A classification shown where it was asked: a hover opened at the cursor as the answer arrives (so it
+// is where the user looks, at any editor width and horizontal scroll) with every label's probability
+// and an "Insert as comment" link, then a line that stays above the selection (a CodeLens with
+// "Insert as comment" beside it; hovering the selection shows the hover again), and the same insert as
+// a code action. With CodeLens turned off (editor.codeLens) the short text goes after the selection. A result describes
 // the text it was computed on, so any edit to the document drops its results rather than leave them
 // beside text they no longer describe.
 
@@ -23,7 +24,7 @@ export interface Classification {
   ms: number;
 }
 
-export class ClassificationView implements vscode.Disposable, vscode.CodeLensProvider {
+export class ClassificationView implements vscode.Disposable, vscode.CodeLensProvider, vscode.HoverProvider {
   private readonly decoration = vscode.window.createTextEditorDecorationType({
     after: { margin: '0 0 0 1.5em', color: new vscode.ThemeColor('editorCodeLens.foreground'), fontStyle: 'italic' },
     rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
@@ -37,6 +38,7 @@ export class ClassificationView implements vscode.Disposable, vscode.CodeLensPro
     this.disposables.push(
       // Every language: "Run task on selection" classifies in any file.
       vscode.languages.registerCodeLensProvider('*', this),
+      vscode.languages.registerHoverProvider('*', this),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('editor.codeLens')) for (const ed of vscode.window.visibleTextEditors) this.renderEditor(ed);
       }),
@@ -58,6 +60,15 @@ export class ClassificationView implements vscode.Disposable, vscode.CodeLensPro
     list.push(c);
     this.byDocument.set(key, list);
     this.render(c.uri);
+    // The answer opens at the cursor when the cursor is on the text it describes (a hover VS Code places in view).
+    const editor = vscode.window.activeTextEditor;
+    if (editor?.document.uri.toString() === key && c.range.contains(editor.selection.active)) void vscode.commands.executeCommand('editor.action.showHover');
+  }
+
+  /** Every label's probability, over the text a result describes (its range, both ends included). */
+  provideHover(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {
+    const c = (this.byDocument.get(document.uri.toString()) ?? []).find((x) => x.version === document.version && x.range.contains(position));
+    return c && new vscode.Hover(hover(c), c.range);
   }
 
   /** The current result for a range of a document (one that ends on the same line counts), if any. */
@@ -94,17 +105,11 @@ export class ClassificationView implements vscode.Disposable, vscode.CodeLensPro
   }
 
   private renderEditor(editor: vscode.TextEditor): void {
-    const list = this.byDocument.get(editor.document.uri.toString()) ?? [];
-    // With CodeLens on, the answer is above the selection; after the line it may be out of sight in a narrow editor.
+    // With CodeLens on, the answer is above the selection (after the line it may be out of sight in a
+    // narrow editor); with it off, the text after the selection is all that stays in view.
     const lenses = vscode.workspace.getConfiguration('editor', editor.document).get<boolean>('codeLens', true);
-    editor.setDecorations(
-      this.decoration,
-      list.map((c) => ({
-        range: c.range,
-        hoverMessage: hover(c),
-        ...(lenses ? {} : { renderOptions: { after: { contentText: `Gemma · ${decorationText(c.taskName, c.label, c.probability)}` } } }),
-      })),
-    );
+    const list = lenses ? [] : (this.byDocument.get(editor.document.uri.toString()) ?? []);
+    editor.setDecorations(this.decoration, list.map((c) => ({ range: c.range, renderOptions: { after: { contentText: `Gemma · ${decorationText(c.taskName, c.label, c.probability)}` } } })));
   }
 }
 

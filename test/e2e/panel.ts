@@ -312,8 +312,18 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     assert.match(await summary(frame), /2 examples, 2 labeled, 1 held out/);
     assert.deepEqual(await trainState(frame), { enabled: true, hint: '' });
     assert.match(await frame.locator('#training-plan').innerText(), /^1 training example, 1 held out: 100 epochs of 1 step, 100 steps; early stopping may end it sooner$/);
+
+    // Held out with the mouse: nothing left to train on, and Train says so; back again.
+    const held = frame.locator(`tr[data-id="${second}"] vscode-checkbox[data-col="held"]`);
+    await held.click();
+    assert.match(await summary(frame), /2 examples, 2 labeled, 2 held out/);
+    const blocked = await trainState(frame);
+    assert.equal(blocked.enabled, false);
+    assert.match(blocked.hint, /Every labeled example is held out/);
+    await held.click();
+    assert.deepEqual(await trainState(frame), { enabled: true, hint: '' });
     assert.ok(await rowsKept(frame), 'every edit was drawn in place');
-    await waitFor('the accepted label on disk', () => (onDisk()[1]?.messages[1].content === suggested ? true : undefined));
+    await waitFor('the accepted label and held-out flag on disk', () => (onDisk()[1]?.messages[1].content === suggested && onDisk()[1]?.heldOut === false ? true : undefined));
     assert.equal(stateCount(events), states, 'no new state from the host in between');
     assert.equal(await valueOf(frame, `tr[data-id="${second}"] vscode-single-select[data-col="output"]`), suggested, 'the dropdown shows it');
     assert.equal(await focused(frame), `output@${second}`, 'the focus stays on the example');
@@ -371,6 +381,7 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     await frame.locator(`tr[data-id="${third}"] vscode-button[data-col="remove"]`).focus();
     await page.keyboard.press('Enter');
     assert.match(await summary(frame), /2 examples, 2 labeled, 1 held out/, 'the header follows the removal at once');
+    assert.deepEqual(await trainState(frame), { enabled: true, hint: '' });
     await waitFor('two examples on disk', () => (onDisk().length === 2 ? true : undefined));
     assert.equal(await focused(frame), `remove@${second}`, 'the focus lands on the previous example\'s remove button, not nowhere');
   });

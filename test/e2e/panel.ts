@@ -312,6 +312,11 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     assert.match(await summary(frame), /2 examples, 2 labeled, 1 held out/);
     assert.deepEqual(await trainState(frame), { enabled: true, hint: '' });
     assert.match(await frame.locator('#training-plan').innerText(), /^1 training example, 1 held out: 100 epochs of 1 step, 100 steps; early stopping may end it sooner$/);
+    assert.ok(await rowsKept(frame), 'every edit was drawn in place');
+    await waitFor('the accepted label on disk', () => (onDisk()[1]?.messages[1].content === suggested ? true : undefined));
+    assert.equal(stateCount(events), states, 'no new state from the host in between');
+    assert.equal(await valueOf(frame, `tr[data-id="${second}"] vscode-single-select[data-col="output"]`), suggested, 'the dropdown shows it');
+    assert.equal(await focused(frame), `output@${second}`, 'the focus stays on the example');
 
     // Held out with the mouse: nothing left to train on, and Train says so; back again.
     const held = frame.locator(`tr[data-id="${second}"] vscode-checkbox[data-col="held"]`);
@@ -322,11 +327,9 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     assert.match(blocked.hint, /Every labeled example is held out/);
     await held.click();
     assert.deepEqual(await trainState(frame), { enabled: true, hint: '' });
-    assert.ok(await rowsKept(frame), 'every edit was drawn in place');
-    await waitFor('the accepted label and held-out flag on disk', () => (onDisk()[1]?.messages[1].content === suggested && onDisk()[1]?.heldOut === false ? true : undefined));
+    assert.ok(await rowsKept(frame));
+    await waitFor('held out cleared on disk', () => (onDisk()[1]?.heldOut === false ? true : undefined));
     assert.equal(stateCount(events), states, 'no new state from the host in between');
-    assert.equal(await valueOf(frame, `tr[data-id="${second}"] vscode-single-select[data-col="output"]`), suggested, 'the dropdown shows it');
-    assert.equal(await focused(frame), `output@${second}`, 'the focus stays on the example');
     // The settings saved a moment ago are what the form shows, not the ones the panel opened with.
     assert.equal(await valueOf(frame, '#hp-learningRate'), '0.001');
     assert.equal(await valueOf(frame, '#hp-patience'), '1');

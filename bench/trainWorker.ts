@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     const load = await engine.request('loadModel', { path: model, precision: 'q4', threads });
     const before = (await engine.request('status', {})).memory.rssMB;
     let steps = 0;
-    const r = await engine.request('train', { examples, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: Number(epochsArg) }, outDir: out }, { onEvent: (e) => void (e.type === 'step' && steps++) });
+    const r = await engine.request('train', { examples, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: Number(epochsArg), minSteps: 0 }, outDir: out }, { onEvent: (e) => void (e.type === 'step' && steps++) });
     const after = (await engine.request('status', {})).memory.rssMB;
     const c = await engine.request('classify', { messages: [examples[0].messages[0]], labels: task.labels });
     console.log(JSON.stringify({

@@ -6,8 +6,10 @@
 
 import type { ExampleView, PanelState, Suggestion } from '../src/protocol/webview';
 import { formatFieldsOutput, parseFieldsOutput } from '../src/store/prompt';
-import { CheckElement, h, ValueElement } from './dom';
-import { sameAnswer } from './format';
+import { CheckElement, h, keepDropdownInView, refocus, ValueElement } from './dom';
+import { hasLabel } from '../src/panel/trainReadiness';
+import { plural } from '../src/plural';
+import { suggestionStatus } from './editBuffer';
 
 export type Column = 'input' | 'output' | 'accept' | 'held' | 'remove';
 
@@ -39,6 +41,8 @@ export class ExamplesTable {
   private readonly body: HTMLTableSectionElement;
   private readonly tools: HTMLElement;
   private state: PanelState | undefined;
+  /** Each drawn example's row and the parts an edit redraws in place. */
+  private readonly rows = new Map<string, { row: HTMLTableRowElement; n: number; output: HTMLElement; line: HTMLElement }>();
 
   constructor(private readonly events: TableEvents) {
     this.body = h('tbody');
@@ -54,20 +58,38 @@ export class ExamplesTable {
     });
   }
 
-  /** Rebuilds the table from `state` with local unsaved values laid over it. */
-  render(state: PanelState, local: ReadonlyMap<string, Partial<ExampleView>>, view: TableView): void {
+  /** Rebuilds the table from `state`; `examples` are its examples with the unconfirmed edits laid over. */
+  render(state: PanelState, examples: readonly ExampleView[], view: TableView): void {
     this.state = state;
     const showSuggest = state.capabilities.suggest;
-    this.renderTools(state, local, view);
+    this.refreshTools(state, examples, view);
     const head = this.element.querySelector('thead')!;
     head.replaceChildren(
       h('tr', {}, h('th', { class: 'num' }, '#'), h('th', { class: 'input' }, 'Input'), h('th', { class: 'output' }, showSuggest ? 'Expected output · model\'s answer' : 'Expected output'), h('th', { class: 'narrow held' }, 'Held out'), h('th', { class: 'narrow remove' }, h('span', { class: 'sr-only' }, 'Remove'))),
     );
-    const rows = state.examples.map((ex, i) => this.row({ ...ex, ...local.get(ex.id) }, i, showSuggest ? view.suggestions.get(ex.id) : undefined, showSuggest && view.waiting.has(ex.id)));
+    this.rows.clear();
+    const rows = examples.map((ex, i) => this.row(ex, i, view));
     if (rows.length === 0) {
       rows.push(h('tr', { class: 'empty-row' }, h('td', { colspan: 5, class: 'empty' }, 'No examples yet. Select text in an editor and run "Gemma: Fine-tune on selection", or add one here.')));
     }
     this.body.replaceChildren(...rows);
+  }
+
+  /**
+   * Redraws one example after an edit without rebuilding its row: the unlabeled mark, the line about
+   * the model's answer, and, with `outputChanged` (Accept set it, not the field), the expected output.
+   */
+  refreshRow(ex: ExampleView, view: TableView, outputChanged = false): void {
+    const r = this.rows.get(ex.id);
+    if (!r) return;
+    r.row.classList.toggle('unlabeled', !hasLabel(ex));
+    if (outputChanged) {
+      const editor = this.outputEditor(ex, r.n, this.suggestionFor(ex.id, view));
+      r.output.replaceWith(editor);
+      r.output = editor;
+    }
+    const line = this.suggestionLine(ex, r.n, this.suggestionFor(ex.id, view), this.isWaiting(ex.id, view));
+    r.line.replaceChildren(...(line ? [line] : []));
   }
 
   /** Puts the keyboard focus on a cell (after a re-render or a move). */
@@ -77,30 +99,41 @@ export class ExamplesTable {
     const target = row?.querySelector<HTMLElement>(`[data-col="${col}"]`) ?? (col === 'accept' ? row?.querySelector<HTMLElement>('[data-col="output"]') : null);
     if (!target) return false;
     // A <vscode-…> element just created has no shadow content until lit's first update.
-    const lit = target as HTMLElement & { updateComplete?: Promise<unknown> };
-    if (lit.updateComplete) void lit.updateComplete.then(() => target.focus());
-    else target.focus();
+    refocus(target);
     return true;
   }
 
-  private renderTools(state: PanelState, local: ReadonlyMap<string, Partial<ExampleView>>, view: TableView): void {
+  /** Redraws "Suggest answers" and "Accept N suggestions" for the examples as they are now. */
+  refreshTools(state: PanelState, examples: readonly ExampleView[], view: TableView): void {
     if (!state.capabilities.suggest) {
       this.tools.replaceChildren();
       return;
     }
-    const unlabeled = state.examples.filter((e) => (local.get(e.id)?.output ?? e.output).trim() === '');
+    const focused = (document.activeElement as HTMLElement | null)?.id;
+    const unlabeled = examples.filter((e) => !hasLabel(e));
     const acceptable = unlabeled.filter((e) => view.suggestions.has(e.id)).length;
     const busy = view.waiting.size > 0;
     // Not disabled while an answer is on its way (a disabled button drops the keyboard focus); a click then does nothing.
     const suggest = h('vscode-button', { id: 'suggest', secondary: true, disabled: view.training || unlabeled.length === 0, 'aria-busy': busy ? 'true' : undefined, title: 'Ask the model (with the task\'s adapter, if trained) for its answer to every unlabeled example' }, view.waiting.size > 0 ? 'Asking the model…' : 'Suggest answers');
     suggest.addEventListener('click', () => this.events.suggest());
-    const acceptAll = h('vscode-button', { id: 'accept-all', secondary: true, disabled: acceptable === 0, title: 'Use the model\'s answer as the expected output of every unlabeled example that has one' }, acceptable > 0 ? `Accept ${acceptable} suggestion${acceptable === 1 ? '' : 's'}` : 'Accept suggestions');
+    const acceptAll = h('vscode-button', { id: 'accept-all', secondary: true, disabled: acceptable === 0, title: 'Use the model\'s answer as the expected output of every unlabeled example that has one' }, acceptable > 0 ? `Accept ${plural(acceptable, 'suggestion')}` : 'Accept suggestions');
     acceptAll.addEventListener('click', () => this.events.acceptAll());
     this.tools.replaceChildren(suggest, acceptAll);
+    // A redrawn button takes back the focus its predecessor had.
+    if (focused === 'suggest' || focused === 'accept-all') refocus(document.getElementById(focused));
   }
 
-  private row(ex: ExampleView, index: number, suggestion: Suggestion | undefined, waiting: boolean): HTMLTableRowElement {
+  private suggestionFor(id: string, view: TableView): Suggestion | undefined {
+    return this.state?.capabilities.suggest ? view.suggestions.get(id) : undefined;
+  }
+
+  private isWaiting(id: string, view: TableView): boolean {
+    return !!this.state?.capabilities.suggest && view.waiting.has(id);
+  }
+
+  private row(ex: ExampleView, index: number, view: TableView): HTMLTableRowElement {
     const n = index + 1;
+    const suggestion = this.suggestionFor(ex.id, view);
     const input = h('vscode-textarea', { 'data-col': 'input', rows: 3, resize: 'vertical', 'aria-label': `Input of example ${n}`, label: `Input of example ${n}` }) as ValueElement;
     input.value = ex.input;
     input.addEventListener('input', () => this.events.edit(ex.id, { input: input.value }, false));
@@ -113,11 +146,18 @@ export class ExamplesTable {
     const remove = h('vscode-button', { 'data-col': 'remove', secondary: true, title: 'Remove this example', 'aria-label': `Remove example ${n}` }, '✕');
     remove.addEventListener('click', () => this.events.remove(ex.id));
 
-    const output = h('td', { class: 'output' }, this.outputEditor(ex, n, suggestion), this.suggestionLine(ex, n, suggestion, waiting));
+    const editor = this.outputEditor(ex, n, suggestion);
+    const lineSlot = h('div', { class: 'suggestion-slot' });
+    const line = this.suggestionLine(ex, n, suggestion, this.isWaiting(ex.id, view));
+    if (line) lineSlot.append(line);
+    const output = h('td', { class: 'output' }, editor, lineSlot);
     const cells: HTMLElement[] = [h('td', { class: 'num' }, String(n)), h('td', { class: 'input' }, input), output, h('td', { class: 'narrow held' }, held), h('td', { class: 'narrow remove' }, remove)];
-    return h('tr', { 'data-id': ex.id, class: ex.output.trim() === '' ? 'unlabeled' : undefined }, ...cells);
+    const row = h('tr', { 'data-id': ex.id, class: hasLabel(ex) ? undefined : 'unlabeled' }, ...cells);
+    this.rows.set(ex.id, { row, n, output: editor, line: lineSlot });
+    return row;
   }
 
+  /** The expected-output editor of one example: a label dropdown, one field per key, or free text. */
   private outputEditor(ex: ExampleView, n: number, suggestion: Suggestion | undefined): HTMLElement {
     const task = this.state!.task;
     const label = `Expected output of example ${n}`;
@@ -129,6 +169,7 @@ export class ExamplesTable {
         const opt = h('vscode-option', { value: o, selected: o === ex.output }, o === '' ? '— choose a label —' : task.labels.includes(o) ? o : `${o} (not a label)`);
         select.append(opt);
       }
+      keepDropdownInView(select);
       select.addEventListener('change', () => this.events.edit(ex.id, { output: select.value }, true));
       return select;
     }
@@ -156,22 +197,27 @@ export class ExamplesTable {
     return area;
   }
 
-  /** The model's answer under the expected output: accept it, or see that it agrees / differs. */
+  /**
+   * The model's answer under the expected output: accept it while the example has no label, or see
+   * whether it agrees with the label given (no Accept then: the user's choice stands).
+   */
   private suggestionLine(ex: ExampleView, n: number, s: Suggestion | undefined, waiting: boolean): HTMLElement | null {
-    if (!s) return waiting ? h('div', { class: 'suggestion muted' }, 'Asking the model…') : null;
+    const status = suggestionStatus(ex, s, waiting);
+    if (status === 'none') return null;
+    if (status === 'waiting' || !s) return h('div', { class: 'suggestion muted' }, 'Asking the model…');
     const prob = s.probability !== undefined ? ` · ${Math.round(s.probability * 100)}%` : '';
-    if (ex.output.trim() !== '' && sameAnswer(s.output, ex.output)) {
-      return h('div', { class: 'suggestion agrees' }, h('span', { class: 'right', 'aria-hidden': 'true' }, '✓'), `the model answers the same${prob}`);
-    }
-    const shown = s.output.trim() === '' ? '(empty answer)' : s.output;
+    if (status === 'agrees') return h('div', { class: 'suggestion agrees' }, h('span', { class: 'right', 'aria-hidden': 'true' }, '✓'), `the model answers the same${prob}`);
+    // A long (or runaway) answer is cut to a few lines; the whole one is in the tooltip and on Accept.
+    const shown = s.output.trim() === '' ? '(empty answer)' : clip(s.output, MAX_SHOWN_ANSWER);
+    const answer = h('strong', { title: s.output.length > MAX_SHOWN_ANSWER ? s.output.slice(0, 2000) : undefined }, shown);
+    if (status === 'differs') return h('div', { class: 'suggestion differs' }, h('span', { class: 'suggested' }, 'Model said: ', answer, prob));
     const accept = h(
       'vscode-button',
       { 'data-col': 'accept', secondary: true, title: 'Use the model\'s answer as the expected output (Ctrl+Enter)', 'aria-label': `Accept the model's answer for example ${n}: ${shown.slice(0, 80)}` },
       'Accept',
     );
     accept.addEventListener('click', () => this.events.accept(ex.id, s.output));
-    const lead = ex.output.trim() === '' ? 'Model suggests' : 'Model said';
-    return h('div', { class: `suggestion${ex.output.trim() === '' ? ' open' : ' differs'}` }, h('span', { class: 'suggested' }, `${lead}: `, h('strong', {}, shown), prob), accept);
+    return h('div', { class: 'suggestion open' }, h('span', { class: 'suggested' }, 'Model suggests: ', answer, prob), accept);
   }
 
   private onKey(e: KeyboardEvent): void {
@@ -202,6 +248,13 @@ function locate(target: EventTarget | null): { id: string; col: Column } | undef
   if (!row || !cell) return undefined;
   const col = (cell.getAttribute('data-col') ?? 'output') as Column;
   return { id: row.getAttribute('data-id')!, col };
+}
+
+/** Characters of a model's answer shown under an example. */
+const MAX_SHOWN_ANSWER = 200;
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 function cssEscape(s: string): string {

@@ -32,3 +32,17 @@ export function progressFraction(step: number, totalSteps: number): number {
 export function sameAnswer(a: string, b: string): boolean {
   return a.trim() === b.trim();
 }
+
+/** Height of an open @vscode-elements dropdown: 22 px per option, at most 10 shown, plus its border. */
+export function dropdownHeight(options: number): number {
+  return Math.min(Math.max(options, 1), 10) * 22 + 4;
+}
+
+/**
+ * Whether a dropdown whose field spans [top, bottom] (px from the top of a viewport `viewport` px
+ * high) should open above the field: when the list does not fit below it and there is more room above.
+ */
+export function opensAbove(top: number, bottom: number, viewport: number, listHeight: number): boolean {
+  const below = viewport - bottom;
+  return below < listHeight && top > below;
+}

@@ -2,6 +2,11 @@
 // Every field is checked on its own against task.json's schema, so the form can mark each bad field
 // and say in words what it accepts, instead of stopping at the first problem.
 
+import { TRAIN_DEFAULTS } from '../src/engine/train/defaults';
+import { trainingPlan } from '../src/engine/train/plan';
+import { validationSize } from '../src/engine/train/split';
+import { hasLabel, type LabelState } from '../src/panel/trainReadiness';
+import { plural } from '../src/plural';
 import { CheckError } from '../src/protocol/check';
 import { DEFAULT_HYPERPARAMETERS, type Hyperparameters, hyperparametersSchema, LORA_TARGETS } from '../src/store/task';
 
@@ -15,7 +20,8 @@ export interface FieldSpec {
 
 /** The fields always shown: what a user tunes for 10–20 examples. */
 export const BASIC_FIELDS: FieldSpec[] = [
-  { key: 'epochs', label: 'Epochs', help: 'Passes over the training examples (early stopping keeps the best)' },
+  { key: 'epochs', label: 'Epochs', help: 'Passes over the training examples, at least (early stopping keeps the best adapter)' },
+  { key: 'minSteps', label: 'Minimum steps', help: 'Optimizer steps at least: with few examples, more epochs run to reach it (0 = the epochs alone)' },
   { key: 'learningRate', label: 'Learning rate', help: 'AdamW step size, e.g. 0.0002' },
   { key: 'rank', label: 'LoRA rank', help: 'Rank r of the adapter matrices' },
   { key: 'alpha', label: 'LoRA alpha', help: 'Scale: updates are multiplied by alpha / r' },
@@ -83,4 +89,18 @@ export function checkForm(base: Hyperparameters, input: FormInput): FormCheck {
   }
   if (errors.size > 0) return { errors };
   return { value: hyperparametersSchema(merged), errors };
+}
+
+/**
+ * The run these settings make on these examples, in words, e.g. "16 training examples, 4 held out:
+ * 25 epochs of 4 steps, 100 steps; early stopping may end it sooner". '' when nothing can train.
+ */
+export function planText(examples: readonly LabelState[], hp: Hyperparameters): string {
+  const labeled = examples.filter(hasLabel);
+  const held = validationSize(labeled.length, labeled.filter((e) => e.heldOut).length, hp.valSplit);
+  const train = labeled.length - held;
+  if (train <= 0) return '';
+  const plan = trainingPlan(train, { epochs: hp.epochs, minSteps: hp.minSteps ?? TRAIN_DEFAULTS.minSteps, batchSize: hp.batchSize, gradAccum: hp.gradAccum });
+  const stop = held > 0 && (hp.patience ?? TRAIN_DEFAULTS.patience) > 0 ? '; early stopping may end it sooner' : '';
+  return `${plural(train, 'training example')}, ${held} held out: ${plural(plan.epochs, 'epoch')} of ${plural(plan.stepsPerEpoch, 'step')}, ${plural(plan.totalSteps, 'step')}${stop}`;
 }

@@ -1,13 +1,19 @@
 // The training panel's page. It draws what the host sends (every message validated first), sends
 // each edit as soon as it is made (typing is batched for 300 ms, a finished edit goes at once),
-// and keeps its UI state with setState so a hidden and re-shown panel comes back as it was.
+// and keeps its UI state with setState so a hidden and re-shown panel comes back as it was. Every
+// edit redraws what depends on it at once (the header's counts, the row's line about the model's
+// answer, the Accept button's count, Train), without waiting for the host. A task the page cannot
+// show (a damaged file, a state past the page's limits) is shown as a message saying what to do.
 
 import './elements.js';
 
 import { applyTrainingEvent, type ExampleView, type HostToWebview, type PanelState, parseHostMessage, type Suggestion } from '../src/protocol/webview';
 import { KIND_TITLES } from '../src/store/task';
 import { loadSaved, save, type SavedState, send } from './api';
-import { h } from './dom';
+import { h, refocus } from './dom';
+import { countExamples, hasLabel } from '../src/panel/trainReadiness';
+import { plural } from '../src/plural';
+import { countsText, EditBuffer, type ExamplePatch } from './editBuffer';
 import { type Column, ExamplesTable } from './examplesTable';
 import { TrainingSection } from './trainingSection';
 
@@ -15,12 +21,11 @@ const TYPING_DELAY_MS = 300;
 
 class App {
   private saved: SavedState = loadSaved();
+  /** The host's data, with every edit it confirmed. */
   private state: PanelState | undefined = this.saved.data;
-  /** Values typed here that the host has not confirmed yet, laid over the host's data. */
-  private readonly local = new Map<string, Partial<ExampleView>>();
+  /** Edits the host has not confirmed yet, laid over `state` wherever the page draws examples. */
+  private readonly edits = new EditBuffer(this.saved.pending);
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
-  /** The last seq sent per example, so an older ack does not clear a newer edit. */
-  private readonly lastSeq = new Map<string, number>();
   private readonly pendingAdds = new Set<number>();
   private suggestions = new Map<string, Suggestion>();
   /** Examples whose suggestion was asked for already (each is asked once by itself; "Suggest answers" asks again). */
@@ -29,9 +34,12 @@ class App {
   private readonly waiting = new Set<string>();
   private seq = 0;
 
+  private readonly root = document.getElementById('app')!;
   private readonly header = h('header', { class: 'task-header' });
   private readonly status = h('p', { id: 'save-status', class: 'muted', 'aria-live': 'polite' });
   private readonly problems = h('div', { class: 'problems' });
+  /** Shown instead of everything else when the task cannot be drawn. */
+  private readonly unavailable = h('section', { id: 'panel-unavailable', class: 'unavailable', role: 'alert', hidden: true });
   private readonly table = new ExamplesTable({
     edit: (id, patch, now) => this.edit(id, patch, now),
     accept: (id, output) => this.accept(id, output),
@@ -54,18 +62,18 @@ class App {
     cancel: () => send({ type: 'cancelTraining' }),
     advancedToggled: (open) => this.remember({ advancedOpen: open }),
   });
+  private readonly content = h('div', { class: 'panel-content' });
 
   start(): void {
-    const root = document.getElementById('app')!;
     const hint = h('p', { class: 'muted hint' }, 'Alt+↑/↓ moves between examples · Ctrl+Enter accepts a suggestion · every edit is saved to .gemma/tasks at once');
-    root.replaceChildren(this.header, this.problems, this.table.element, h('div', { class: 'status-row' }, this.status, hint), this.training.element);
+    this.content.replaceChildren(this.header, this.problems, this.table.element, h('div', { class: 'status-row' }, this.status, hint), this.training.element);
+    this.root.replaceChildren(this.unavailable, this.content);
     window.addEventListener('message', (e: MessageEvent) => this.onMessage(e.data));
     window.addEventListener('scroll', () => this.remember({ scrollY: window.scrollY }), { passive: true });
+    // A user who scrolls or types during a run has gone elsewhere: the panel stops bringing the run into view.
+    for (const type of ['wheel', 'touchmove', 'keydown'] as const) window.addEventListener(type, () => (this.followRun = false), { passive: true, capture: true });
     // Edits typed just before the panel was hidden (the page is torn down then) go out now.
-    for (const [id, patch] of Object.entries(this.saved.pending ?? {})) {
-      this.local.set(id, patch);
-      this.flush(id);
-    }
+    for (const id of this.edits.ids()) this.flush(id);
     // Draw the last known data at once; the host's fresh copy follows `ready`.
     if (this.state) this.render();
     // A hidden panel's page is destroyed without warning: send what is typed when focus leaves.
@@ -79,7 +87,12 @@ class App {
     try {
       msg = parseHostMessage(raw);
     } catch (err) {
-      console.error(`Gemma panel: ignored a malformed message from the host: ${(err as Error).message}`);
+      const reason = (err as Error).message;
+      console.error(`Gemma panel: ignored a malformed message from the host: ${reason}`);
+      // The task itself did not arrive: say so in the panel rather than leave it empty or stale.
+      if ((raw as { type?: unknown } | null)?.type === 'state') {
+        this.showUnavailable(`The panel cannot show this task: ${reason}.`, 'Check the task\'s files in .gemma/tasks (the "Gemma Tune" output names any unreadable line), then press Try again.');
+      }
       return;
     }
     switch (msg.type) {
@@ -90,24 +103,22 @@ class App {
         if (msg.state.suggestions.length === 0) this.asked.clear();
         this.saved = { ...this.saved, data: msg.state, restore: msg.restore };
         save(this.saved);
+        this.hideUnavailable();
         this.render();
-        document.getElementById('app')?.setAttribute('aria-busy', 'false');
+        this.root.setAttribute('aria-busy', 'false');
         this.askSuggestions();
+        return;
+      case 'unavailable':
+        this.showUnavailable(msg.problem, msg.remedy);
         return;
       case 'ack':
         return this.onAck(msg.seq, msg.ok, msg.error, msg.example);
       case 'training':
-        if (!this.state) return;
-        this.state = { ...this.state, training: applyTrainingEvent(this.state.training, msg.event) };
-        this.persist();
-        // Start and end change what the table offers (no suggestions while training); steps redraw the chart only.
-        if (msg.event.kind === 'step' || msg.event.kind === 'eval') this.training.renderRun(this.state);
-        else this.render();
-        return;
+        return this.onTraining(msg.event);
       case 'suggestions':
         for (const s of msg.items) this.suggestions.set(s.id, s);
         this.waiting.clear();
-        this.showStatus(msg.items.length === 0 ? 'The model gave no answers.' : `The model answered ${msg.items.length} example${msg.items.length === 1 ? '' : 's'}: accept or correct each answer.`, 'muted');
+        this.showStatus(msg.items.length === 0 ? 'The model gave no answers.' : `The model answered ${plural(msg.items.length, 'example')}: accept or correct each answer.`, 'muted');
         return this.render();
       case 'notice':
         if (msg.level === 'error' && this.waiting.size > 0) {
@@ -119,6 +130,22 @@ class App {
     }
   }
 
+  private onTraining(event: Extract<HostToWebview, { type: 'training' }>['event']): void {
+    if (!this.state) return;
+    this.state = { ...this.state, training: applyTrainingEvent(this.state.training, event) };
+    this.persist();
+    // Start and end change what the table offers (no suggestions while training); steps redraw the run's part only.
+    if (event.kind === 'step' || event.kind === 'eval') this.training.renderRun(this.state);
+    else this.render();
+    // What the run shows appears below the form: it is brought into view as the run starts and kept
+    // there as its lines and chart grow, until the user scrolls or types somewhere else.
+    if (event.kind === 'start') this.followRun = true;
+    if (this.followRun && !this.table.element.contains(document.activeElement)) this.training.reveal();
+    if (event.kind !== 'start' && event.kind !== 'step' && event.kind !== 'eval') this.followRun = false;
+  }
+  /** Whether the panel keeps the running training's progress and chart in view. */
+  private followRun = false;
+
   /**
    * Asks the model for its answer to unlabeled examples: by itself once per example it has not
    * answered yet, or, from the "Suggest answers" button (`again`), for every unlabeled one. Never
@@ -127,7 +154,7 @@ class App {
   private askSuggestions(again = false): void {
     const s = this.state;
     if (!s?.capabilities.suggest || s.training?.status === 'running' || this.waiting.size > 0) return;
-    const unlabeled = s.examples.filter((e) => (this.local.get(e.id)?.output ?? e.output).trim() === '');
+    const unlabeled = this.examples().filter((e) => !hasLabel(e));
     const ids = (again ? unlabeled : unlabeled.filter((e) => !this.suggestions.has(e.id) && !this.asked.has(e.id))).map((e) => e.id);
     if (ids.length === 0) return;
     ids.forEach((id) => {
@@ -135,7 +162,7 @@ class App {
       this.waiting.add(id);
     });
     send({ type: 'suggest', ids });
-    this.showStatus(`Asking the model for ${ids.length} answer${ids.length === 1 ? '' : 's'}…`, 'muted');
+    this.showStatus(`Asking the model for ${plural(ids.length, 'answer')}…`, 'muted');
     this.render();
   }
 
@@ -146,44 +173,40 @@ class App {
     this.persist();
   }
 
+  /** The examples as the user sees them: the host's data with unconfirmed edits laid over. */
+  private examples(): ExampleView[] {
+    return this.edits.merge(this.state?.examples ?? []);
+  }
+
   /** The model's answer becomes the expected output; the focus stays on that example. */
   private accept(id: string, output: string): void {
-    this.edit(id, { output }, true);
-    this.render();
+    this.edit(id, { output }, true, true);
     this.table.focusCell(id, 'output');
   }
 
   /** Accepts the suggestion of every example that has no expected output yet. */
   private acceptAll(): void {
-    const s = this.state;
-    if (!s) return;
-    const open = s.examples.filter((e) => (this.local.get(e.id)?.output ?? e.output).trim() === '' && this.suggestions.has(e.id));
-    for (const e of open) this.edit(e.id, { output: this.suggestions.get(e.id)!.output }, true);
-    this.render();
+    const open = this.examples().filter((e) => !hasLabel(e) && this.suggestions.has(e.id));
+    for (const e of open) this.edit(e.id, { output: this.suggestions.get(e.id)!.output }, true, true);
     // The button is disabled now (nothing left to accept): the first accepted answer takes the focus, to check or correct.
     if (open.length > 0) this.table.focusCell(open[0].id, 'output');
-    this.showStatus(`Accepted ${open.length} suggestion${open.length === 1 ? '' : 's'}; correct any that are wrong.`, 'muted');
+    this.showStatus(`Accepted ${plural(open.length, 'suggestion')}; correct any that are wrong.`, 'muted');
   }
 
+  /** Draws the whole panel from the state. */
   private render(): void {
     const s = this.state;
     if (!s) return;
-    const t = s.task;
-    const labeled = s.examples.filter((e) => e.output.trim() !== '').length;
-    const what = t.kind === 'classify' ? `labels: ${t.labels?.join(', ')}` : t.kind === 'extract' && t.fields?.length ? `fields: ${t.fields.join(', ')}` : '';
-    this.header.replaceChildren(
-      h('h1', {}, t.name),
-      h('p', { class: 'muted' }, [KIND_TITLES[t.kind], what, `${s.examples.length} examples, ${labeled} labeled, ${s.examples.filter((e) => e.heldOut).length} held out`, t.hasAdapter ? 'adapter trained' : ''].filter(Boolean).join(' · ')),
-      t.instruction ? h('p', { class: 'instruction' }, t.instruction) : '',
-    );
-    this.problems.replaceChildren(...s.problems.map((p) => h('p', { class: 'warning' }, `Unreadable line kept aside: ${p}`)));
+    const examples = this.examples();
+    this.renderHeader(s, examples);
+    this.renderProblems(s);
     const focus = this.saved.ui.focus;
     const active = document.activeElement as HTMLElement | null;
     const hadFocus = !!active && !!this.table.element.querySelector('table')?.contains(active);
     // "Suggest answers" and "Accept suggestions" are drawn anew: the new one takes the focus back.
     const tool = active && (active.id === 'suggest' || active.id === 'accept-all') ? active.id : undefined;
-    this.table.render(s, this.local, { suggestions: this.suggestions, waiting: this.waiting, training: s.training?.status === 'running' });
-    this.training.render(s, this.saved.ui.advancedOpen ?? false);
+    this.table.render(s, examples, this.view());
+    this.training.render(s, examples, this.saved.ui.advancedOpen ?? false);
     if (tool) refocus(document.getElementById(tool));
     else if (focus && (hadFocus || !this.rendered)) this.table.focusCell(focus.id, focus.col as Column);
     if (!this.rendered && this.saved.ui.scrollY) window.scrollTo(0, this.saved.ui.scrollY);
@@ -191,24 +214,74 @@ class App {
   }
   private rendered = false;
 
-  private edit(id: string, patch: Partial<ExampleView>, now: boolean): void {
-    this.local.set(id, { ...this.local.get(id), ...patch });
+  /** What the page could not show: examples past its limit, and the unreadable lines of examples.jsonl (the list on demand). */
+  private renderProblems(s: PanelState): void {
+    const omitted = s.omitted ?? { examples: 0, problems: 0 };
+    const unreadable = s.problems.length + omitted.problems;
+    const parts: HTMLElement[] = [];
+    if (omitted.examples > 0) {
+      parts.push(h('p', { class: 'warning', id: 'examples-omitted' }, `This task has ${omitted.examples + s.examples.length} examples; the panel shows the first ${s.examples.length}. Training uses every labeled one. To label the others here, move them into a task of their own (examples.jsonl holds one per line).`));
+    }
+    if (unreadable > 0) {
+      parts.push(h(
+        'details',
+        { id: 'problems' },
+        h('summary', { class: 'warning' }, `${plural(unreadable, 'line')} of examples.jsonl could not be read and ${unreadable === 1 ? 'is' : 'are'} kept aside: fix or delete ${unreadable === 1 ? 'it' : 'them'} there (a copy of the file as it was is kept beside it on the next save).`),
+        h('ul', {}, ...s.problems.map((p) => h('li', {}, p))),
+        omitted.problems > 0 ? h('p', { id: 'problems-omitted' }, `… and ${plural(omitted.problems, 'more line')}, all listed in the "Gemma Tune" output.`) : null,
+      ));
+    }
+    this.problems.replaceChildren(...parts);
+  }
+
+  private renderHeader(s: PanelState, examples: readonly ExampleView[]): void {
+    const t = s.task;
+    const what = t.kind === 'classify' ? `labels: ${t.labels?.join(', ')}` : t.kind === 'extract' && t.fields?.length ? `fields: ${t.fields.join(', ')}` : '';
+    this.header.replaceChildren(
+      h('h1', {}, t.name),
+      h('p', { class: 'muted', id: 'task-summary' }, [KIND_TITLES[t.kind], what, countsText(countExamples(examples)), t.hasAdapter ? 'adapter trained' : ''].filter(Boolean).join(' · ')),
+      t.instruction ? h('p', { class: 'instruction' }, t.instruction) : '',
+    );
+  }
+
+  private view() {
+    return { suggestions: this.suggestions, waiting: this.waiting, training: this.state?.training?.status === 'running' };
+  }
+
+  /**
+   * Redraws what an edit of one example changes, in place: the header's counts, the row's line about
+   * the model's answer, the table's tools and Train. The row's fields stay (the focus and caret with them).
+   */
+  private afterEdit(id: string, outputChanged: boolean): void {
+    const s = this.state;
+    if (!s) return;
+    const examples = this.examples();
+    this.renderHeader(s, examples);
+    const ex = examples.find((e) => e.id === id);
+    if (ex) this.table.refreshRow(ex, this.view(), outputChanged);
+    this.table.refreshTools(s, examples, this.view());
+    this.training.refreshReadiness(s, examples);
+  }
+
+  /** Records an edit, sends it (at once when `now`, else after a pause in typing) and redraws what depends on it; `fromOutside`: not typed into the field itself (Accept). */
+  private edit(id: string, patch: ExamplePatch, now: boolean, fromOutside = false): void {
+    this.edits.edit(id, patch);
     this.persistPending();
     this.showStatus('Saving…', 'muted');
     clearTimeout(this.timers.get(id));
     if (now) this.flush(id);
     else this.timers.set(id, setTimeout(() => this.flush(id), TYPING_DELAY_MS));
-    if (patch.output !== undefined || patch.heldOut !== undefined) this.updateLocalState(id, patch);
+    this.afterEdit(id, fromOutside && patch.output !== undefined);
   }
 
   /** Sends the unsent changes of one example. */
   private flush(id: string): void {
     clearTimeout(this.timers.get(id));
     this.timers.delete(id);
-    const patch = this.local.get(id);
+    const patch = this.edits.pending(id);
     if (!patch) return;
     const seq = ++this.seq;
-    this.lastSeq.set(id, seq);
+    this.edits.sent(id, seq);
     send({ type: 'updateExample', seq, id, ...patch });
   }
 
@@ -222,19 +295,13 @@ class App {
       this.persist();
       this.render();
       this.table.focusCell(example.id, 'input');
-    } else if (example && this.lastSeq.get(example.id) === seq) {
-      this.local.delete(example.id);
-      this.persistPending();
-      this.updateLocalState(example.id, example);
+    } else if (example && this.state) {
+      // The saved values become the page's data; edits made since stay laid over them.
+      this.state = { ...this.state, examples: this.state.examples.map((e) => (e.id === example.id ? example : e)) };
+      this.persist();
+      if (this.edits.confirmed(seq, example.id)) this.persistPending();
     }
     this.showStatus('Saved', 'muted');
-  }
-
-  /** Keeps this.state in step with confirmed or committed values (no re-render while typing). */
-  private updateLocalState(id: string, patch: Partial<ExampleView>): void {
-    if (!this.state) return;
-    this.state = { ...this.state, examples: this.state.examples.map((e) => (e.id === id ? { ...e, ...patch } : e)) };
-    this.persist();
   }
 
   private add(): void {
@@ -250,11 +317,29 @@ class App {
     // The keyboard focus goes to the next example's remove button (or the previous one, or "Add example").
     const next = ids[at + 1] ?? ids[at - 1];
     send({ type: 'removeExample', seq: ++this.seq, id });
-    this.local.delete(id);
+    clearTimeout(this.timers.get(id));
+    this.timers.delete(id);
+    this.edits.drop(id);
+    this.persistPending();
     this.state = { ...this.state, examples: this.state.examples.filter((e) => e.id !== id) };
     this.persist();
     this.render();
     if (!next || !this.table.focusCell(next, 'remove')) document.getElementById('add-example')?.focus();
+  }
+
+  /** Shows, instead of the panel, why the task cannot be shown and what to do; "Try again" asks the host anew. */
+  private showUnavailable(problem: string, remedy: string): void {
+    const again = h('vscode-button', { id: 'try-again' }, 'Try again');
+    again.addEventListener('click', () => send({ type: 'ready' }));
+    this.unavailable.replaceChildren(h('h1', {}, 'Gemma training'), h('p', { class: 'error', id: 'unavailable-problem' }, problem), h('p', { id: 'unavailable-remedy' }, remedy), h('div', { class: 'row-actions' }, again));
+    this.unavailable.hidden = false;
+    this.content.hidden = true;
+    this.root.setAttribute('aria-busy', 'false');
+  }
+
+  private hideUnavailable(): void {
+    this.unavailable.hidden = true;
+    this.content.hidden = false;
   }
 
   private remember(ui: Partial<SavedState['ui']>): void {
@@ -263,7 +348,7 @@ class App {
   }
 
   private persistPending(): void {
-    this.saved = { ...this.saved, pending: Object.fromEntries(this.local) };
+    this.saved = { ...this.saved, pending: this.edits.snapshot() };
     save(this.saved);
   }
 
@@ -276,13 +361,6 @@ class App {
     this.status.textContent = text;
     this.status.className = cls;
   }
-}
-
-/** Focuses a <vscode-…> element once it has drawn itself. */
-function refocus(el: HTMLElement | null): void {
-  const lit = el as (HTMLElement & { updateComplete?: Promise<unknown> }) | null;
-  if (lit?.updateComplete) void lit.updateComplete.then(() => lit.focus());
-  else lit?.focus();
 }
 
 new App().start();

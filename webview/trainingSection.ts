@@ -4,11 +4,12 @@
 // otherwise one line says why it is absent. Steps redraw only the run's part, so the keyboard focus
 // (on Cancel, say) survives a running training.
 
-import type { Capabilities, PanelState, TrainingView } from '../src/protocol/webview';
+import type { Capabilities, ExampleView, PanelState, TrainingView } from '../src/protocol/webview';
 import { DEFAULT_HYPERPARAMETERS, type Hyperparameters, LORA_TARGETS, SCHEDULES } from '../src/store/task';
-import { CheckElement, h, ValueElement } from './dom';
+import { CheckElement, h, keepDropdownInView, refocus, ValueElement } from './dom';
+import { countExamples, trainBlocker } from '../src/panel/trainReadiness';
 import { formatEta, progressFraction, sameAnswer } from './format';
-import { ADVANCED_FIELDS, BASIC_FIELDS, checkForm, type FieldSpec, fieldText, type NumberKey } from './hyperparameterForm';
+import { ADVANCED_FIELDS, BASIC_FIELDS, checkForm, type FieldSpec, fieldText, type NumberKey, planText } from './hyperparameterForm';
 import { LossChart } from './lossChart';
 
 export interface TrainingEvents {
@@ -26,6 +27,11 @@ export class TrainingSection {
   readonly element: HTMLElement;
   private readonly chart = new LossChart();
   private readonly run = h('div', { class: 'run' });
+  /** Train, Resume, Cancel and why Train cannot start. */
+  private readonly actions = h('div', { class: 'row-actions', id: 'training-actions' });
+  /** How long a run of the form's settings is on the examples as they are: epochs and steps. */
+  private readonly plan = h('p', { class: 'muted', id: 'training-plan' });
+  private examples: readonly ExampleView[] = [];
   private fields = new Map<NumberKey, Field>();
   private schedule: ValueElement | undefined;
   private targets = new Map<string, CheckElement>();
@@ -35,8 +41,8 @@ export class TrainingSection {
     this.element = h('section', { class: 'training-section', 'aria-label': 'Training' });
   }
 
-  /** Draws the section for `state` (hidden training when the engine cannot train). */
-  render(state: PanelState, advancedOpen: boolean): void {
+  /** Draws the section for `state` (hidden training when the engine cannot train); `examples` as the user sees them. */
+  render(state: PanelState, examples: readonly ExampleView[], advancedOpen: boolean): void {
     const caps: Capabilities = state.capabilities;
     if (!caps.train) {
       this.element.replaceChildren(h('p', { class: 'muted', id: 'training-unavailable' }, caps.reason ?? 'Training is not available.'));
@@ -45,37 +51,66 @@ export class TrainingSection {
     const focused = (document.activeElement as HTMLElement | null)?.id;
     this.current = state.task.hyperparameters;
     const running = state.training?.status === 'running';
-    const labeled = state.examples.filter((e) => e.output.trim() !== '').length;
     const form = this.form(state.task.hyperparameters, running, advancedOpen);
-    const interrupted = running ? null : (state.resumable ?? null);
-    // Train starts over; with an interrupted run around, its tooltip says that run is dropped.
-    const trainTitle = interrupted
-      ? `Start a new run from step 0 with these settings; the interrupted run (step ${interrupted.step} of ${interrupted.totalSteps}) is discarded`
-      : 'Start a new run with these settings';
-    const train = h('vscode-button', { id: 'train', disabled: running || labeled === 0, title: trainTitle }, 'Train');
+    const train = h('vscode-button', { id: 'train' }, 'Train');
     train.addEventListener('click', () => {
       const hp = this.read();
       if (hp) this.events.train(hp);
       else this.focusFirstInvalid();
     });
-    const resume = interrupted
-      ? h(
-          'vscode-button',
-          { id: 'resume-training', secondary: true, disabled: labeled === 0, title: 'Go on from the interrupted run\'s last checkpoint, with the settings it started with' },
-          `Resume training (step ${interrupted.step} of ${interrupted.totalSteps})`,
-        )
-      : null;
-    resume?.addEventListener('click', () => this.events.resume());
     const cancel = h('vscode-button', { id: 'cancel-training', secondary: true, disabled: !running }, 'Cancel');
     cancel.addEventListener('click', () => this.events.cancel());
-    const why = labeled === 0 ? h('span', { class: 'muted', id: 'train-hint' }, 'Label at least one example to train.') : null;
-    this.element.replaceChildren(h('h2', {}, 'Training'), form, h('div', { class: 'row-actions' }, train, resume, cancel, why), this.run);
+    this.actions.replaceChildren(train, cancel);
+    this.element.replaceChildren(h('h2', {}, 'Training'), form, this.plan, this.actions, this.run);
+    this.refreshReadiness(state, examples);
     this.renderRun(state);
     // A rebuilt control takes back the focus its predecessor had.
-    if (focused) {
-      const again = this.element.querySelector<HTMLElement>(`#${focused}`);
-      if (again) void (again as HTMLElement & { updateComplete?: Promise<unknown> }).updateComplete?.then(() => again.focus());
+    if (focused) refocus(this.element.querySelector<HTMLElement>(`#${focused}`));
+  }
+
+  /**
+   * Train and Resume as the examples allow now (at least one labeled example that is not held out),
+   * with the reason in words beside them when they cannot start. Called after every edit.
+   */
+  refreshReadiness(state: PanelState, examples: readonly ExampleView[]): void {
+    const train = this.actions.querySelector<HTMLElement & { disabled: boolean }>('#train');
+    if (!train) return;
+    this.examples = examples;
+    this.showPlan(state.task.hyperparameters);
+    const running = state.training?.status === 'running';
+    const blocker = trainBlocker(countExamples(examples));
+    const interrupted = running ? null : (state.resumable ?? null);
+    train.disabled = running || blocker !== null;
+    // Train starts over; with an interrupted run around, its tooltip says that run is dropped.
+    train.title = interrupted
+      ? `Start a new run from step 0 with these settings; the interrupted run (step ${interrupted.step} of ${interrupted.totalSteps}) is discarded`
+      : 'Start a new run with these settings';
+    let resume = this.actions.querySelector<HTMLElement & { disabled: boolean }>('#resume-training');
+    if (interrupted && !resume) {
+      resume = h('vscode-button', { id: 'resume-training', secondary: true, title: 'Go on from the interrupted run\'s last checkpoint, with the settings it started with' }) as HTMLElement & { disabled: boolean };
+      resume.addEventListener('click', () => this.events.resume());
+      train.after(resume);
     }
+    if (interrupted && resume) {
+      resume.textContent = `Resume training (step ${interrupted.step} of ${interrupted.totalSteps})`;
+      resume.disabled = blocker !== null;
+    } else resume?.remove();
+    const hint = this.actions.querySelector('#train-hint');
+    if (blocker && !running) {
+      const text = h('span', { class: 'muted', id: 'train-hint' }, blocker);
+      if (hint) hint.replaceWith(text);
+      else this.actions.append(text);
+    } else hint?.remove();
+  }
+
+  private showPlan(hp: Hyperparameters | undefined): void {
+    this.plan.textContent = hp ? planText(this.examples, hp) : '';
+  }
+
+  /** Scrolls the run's progress and chart into view, as little as needed (the progress line first when both do not fit). */
+  reveal(): void {
+    if (this.chart.element.isConnected) this.chart.element.scrollIntoView({ block: 'nearest' });
+    this.run.querySelector('.progress')?.scrollIntoView({ block: 'nearest' });
   }
 
   /** Redraws the run's progress, chart and results only (one training event). */
@@ -83,8 +118,10 @@ export class TrainingSection {
     const t = state.training;
     this.run.replaceChildren(this.progress(t));
     if (!t) return;
-    this.run.append(this.chart.element, ...this.kept(t), ...this.comparison(t));
-    this.chart.setData(t.trainLoss, t.valLoss, t.status === 'running' ? null : t.bestStep);
+    // No axes before there is a point to draw (a run that failed before its first step has none).
+    if (t.trainLoss.length + t.valLoss.length > 0) this.run.append(this.chart.element);
+    this.run.append(...this.kept(t), ...this.comparison(t));
+    if (this.chart.element.isConnected) this.chart.setData(t.trainLoss, t.valLoss, t.status === 'running' ? null : t.bestStep);
   }
 
   private form(hp: Hyperparameters, disabled: boolean, advancedOpen: boolean): HTMLElement {
@@ -100,6 +137,7 @@ export class TrainingSection {
     };
     const schedule = h('vscode-single-select', { id: 'hp-schedule', 'aria-label': 'Learning-rate schedule', label: 'Learning-rate schedule', disabled }) as ValueElement;
     for (const s of SCHEDULES) schedule.append(h('vscode-option', { value: s, selected: s === hp.schedule }, s));
+    keepDropdownInView(schedule);
     schedule.addEventListener('change', () => this.changed());
     this.schedule = schedule;
     const targets = LORA_TARGETS.map((t) => {
@@ -136,6 +174,7 @@ export class TrainingSection {
     }
     const box = this.element.querySelector('#hp-error');
     box?.replaceChildren(...[...errors.values()].map((m) => h('p', {}, m)));
+    if (value) this.showPlan(value);
     return value;
   }
 
@@ -164,9 +203,10 @@ export class TrainingSection {
     const bar = h('vscode-progress-bar', { 'aria-label': 'Training progress', max: 1 }) as HTMLElement & { value?: number };
     bar.value = progressFraction(t.step, t.totalSteps);
     const last = t.trainLoss.at(-1);
+    const started = t.trainLoss.length > 0 || t.step > 0;
     const parts = [
-      t.status === 'running' ? `Step ${t.step}${t.totalSteps ? ` of ${t.totalSteps}` : ''}` : `Training ${t.status} at step ${t.step}`,
-      `epoch ${t.epoch.toFixed(1)}`,
+      t.status === 'running' ? (started ? `Step ${t.step}${t.totalSteps ? ` of ${t.totalSteps}` : ''}` : 'Starting…') : started ? `Training ${t.status} at step ${t.step}` : `Training ${t.status} before its first step`,
+      started ? `epoch ${t.epoch.toFixed(1)}` : '',
       last ? `loss ${last[1].toFixed(4)}` : '',
       t.status === 'running' && t.etaSeconds !== null ? `about ${formatEta(t.etaSeconds)} left` : '',
       t.bestStep !== null ? `best checkpoint: step ${t.bestStep}` : '',

@@ -1,7 +1,10 @@
-// A classification shown where it was asked: a short text after the selection (a decoration), a
-// hover with every label's probability and an "Insert as comment" link, and the same insert as a
-// code action. A result describes the text it was computed on, so any edit to the document drops
-// its results rather than leave them beside text they no longer describe.
+// A classification shown where it was asked: a hover opened at the cursor as the answer arrives (so it
+// is where the user looks, at any editor width and horizontal scroll) with every label's probability
+// and an "Insert as comment" link, then a line that stays above the selection (a CodeLens with
+// "Insert as comment" beside it; hovering the selection shows the hover again), and the same insert as
+// a code action. With CodeLens turned off (editor.codeLens) the short text goes after the selection. A result describes
+// the text it was computed on, so any edit to the document drops its results rather than leave them
+// beside text they no longer describe.
 
 import * as vscode from 'vscode';
 import { decorationText, hoverMarkdown } from './resultFormat';
@@ -21,16 +24,24 @@ export interface Classification {
   ms: number;
 }
 
-export class ClassificationView implements vscode.Disposable {
+export class ClassificationView implements vscode.Disposable, vscode.CodeLensProvider, vscode.HoverProvider {
   private readonly decoration = vscode.window.createTextEditorDecorationType({
     after: { margin: '0 0 0 1.5em', color: new vscode.ThemeColor('editorCodeLens.foreground'), fontStyle: 'italic' },
     rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
   });
   private readonly byDocument = new Map<string, Classification[]>();
-  private readonly disposables: vscode.Disposable[] = [this.decoration];
+  private readonly lensesChanged = new vscode.EventEmitter<void>();
+  readonly onDidChangeCodeLenses = this.lensesChanged.event;
+  private readonly disposables: vscode.Disposable[] = [this.decoration, this.lensesChanged];
 
   constructor() {
     this.disposables.push(
+      // Every language: "Run task on selection" classifies in any file.
+      vscode.languages.registerCodeLensProvider('*', this),
+      vscode.languages.registerHoverProvider('*', this),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('editor.codeLens')) for (const ed of vscode.window.visibleTextEditors) this.renderEditor(ed);
+      }),
       vscode.workspace.onDidChangeTextDocument((e) => {
         if (e.contentChanges.length > 0 && this.byDocument.delete(e.document.uri.toString())) this.render(e.document.uri);
       }),
@@ -49,6 +60,15 @@ export class ClassificationView implements vscode.Disposable {
     list.push(c);
     this.byDocument.set(key, list);
     this.render(c.uri);
+    // The answer opens at the cursor when the cursor is on the text it describes (a hover VS Code places in view).
+    const editor = vscode.window.activeTextEditor;
+    if (editor?.document.uri.toString() === key && c.range.contains(editor.selection.active)) void vscode.commands.executeCommand('editor.action.showHover');
+  }
+
+  /** Every label's probability, over the text a result describes (its range, both ends included). */
+  provideHover(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {
+    const c = (this.byDocument.get(document.uri.toString()) ?? []).find((x) => x.version === document.version && x.range.contains(position));
+    return c && new vscode.Hover(hover(c), c.range);
   }
 
   /** The current result for a range of a document (one that ends on the same line counts), if any. */
@@ -62,24 +82,34 @@ export class ClassificationView implements vscode.Disposable {
     return (this.byDocument.get(uri.toString()) ?? []).find((c) => c.range.start.line === line);
   }
 
+  /** The line above each shown result: the answer, and "Insert as comment". */
+  provideCodeLenses(document: vscode.TextDocument): vscode.CodeLens[] {
+    const list = (this.byDocument.get(document.uri.toString()) ?? []).filter((c) => c.version === document.version);
+    return list.flatMap((c) => {
+      const at = new vscode.Range(c.range.start.line, 0, c.range.start.line, 0);
+      return [
+        // No command: the lens reads as text (hovering the selection lists every label).
+        new vscode.CodeLens(at, { title: `Gemma · ${decorationText(c.taskName, c.label, c.probability)}`, command: '' }),
+        new vscode.CodeLens(at, { title: 'Insert as comment', command: INSERT_CLASSIFICATION, arguments: [{ uri: c.uri.toString(), line: c.range.start.line }], tooltip: 'Insert the label above the selection' }),
+      ];
+    });
+  }
+
   dispose(): void {
     for (const d of this.disposables) d.dispose();
   }
 
   private render(uri: vscode.Uri): void {
     for (const e of vscode.window.visibleTextEditors) if (e.document.uri.toString() === uri.toString()) this.renderEditor(e);
+    this.lensesChanged.fire();
   }
 
   private renderEditor(editor: vscode.TextEditor): void {
-    const list = this.byDocument.get(editor.document.uri.toString()) ?? [];
-    editor.setDecorations(
-      this.decoration,
-      list.map((c) => ({
-        range: c.range,
-        hoverMessage: hover(c),
-        renderOptions: { after: { contentText: `Gemma · ${decorationText(c.taskName, c.label, c.probability)}` } },
-      })),
-    );
+    // With CodeLens on, the answer is above the selection (after the line it may be out of sight in a
+    // narrow editor); with it off, the text after the selection is all that stays in view.
+    const lenses = vscode.workspace.getConfiguration('editor', editor.document).get<boolean>('codeLens', true);
+    const list = lenses ? [] : (this.byDocument.get(editor.document.uri.toString()) ?? []);
+    editor.setDecorations(this.decoration, list.map((c) => ({ range: c.range, renderOptions: { after: { contentText: `Gemma · ${decorationText(c.taskName, c.label, c.probability)}` } } })));
   }
 }
 

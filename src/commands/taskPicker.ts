@@ -13,16 +13,26 @@ interface TaskItem extends vscode.QuickPickItem {
 }
 
 /** Lets the user pick a task; with `allowNew`, "New task…" runs the creation flow. */
-export async function pickTask(store: TaskStore, opts: { title: string; allowNew: boolean; log?: vscode.LogOutputChannel }): Promise<Task | undefined> {
+export async function pickTask(
+  store: TaskStore,
+  opts: { title: string; allowNew: boolean; log?: vscode.LogOutputChannel; describe?: (task: Task) => string | undefined; first?: string },
+): Promise<Task | undefined> {
   const entries = await store.list();
   const items: TaskItem[] = [];
-  if (opts.allowNew) items.push({ label: '$(add) New task…', description: 'name, kind, labels or fields, instruction', action: NEW_TASK, alwaysShow: true });
   for (const e of entries) {
     if ('task' in e) {
-      items.push({ label: e.task.config.name, description: KIND_TITLES[e.task.config.kind], detail: e.task.config.instruction || undefined, task: e.task });
+      const extra = opts.describe?.(e.task);
+      items.push({ label: e.task.config.name, description: [KIND_TITLES[e.task.config.kind], extra].filter(Boolean).join(' · '), detail: e.task.config.instruction || undefined, task: e.task });
     } else {
       opts.log?.warn(`skipping task folder "${e.id}": ${e.error}`);
     }
+  }
+  // Existing tasks come first (the one named `first` at the top), so Enter adds to a task; "New task…" is the last choice.
+  const lead = items.findIndex((i) => i.task?.id === opts.first);
+  if (lead > 0) items.unshift(...items.splice(lead, 1));
+  if (opts.allowNew) {
+    if (items.length > 0) items.push({ label: '', kind: vscode.QuickPickItemKind.Separator });
+    items.push({ label: '$(add) New task…', description: 'name, kind, labels or fields, instruction', action: NEW_TASK, alwaysShow: true });
   }
   if (items.length === 0) {
     void vscode.window.showInformationMessage('Gemma: this workspace has no tasks yet. Select some text and run "Gemma: Fine-tune on selection" to create one.');

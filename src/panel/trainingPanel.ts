@@ -5,6 +5,7 @@
 // the panel is hidden: the page restores its own UI state (getState/setState) and asks for the
 // data again with `ready`; after a window reload the serializer reopens the panel on its task.
 
+import { existsSync } from 'node:fs';
 import * as vscode from 'vscode';
 import type { EventLog } from '../eventLog';
 import {
@@ -20,11 +21,14 @@ import {
 } from '../protocol/webview';
 import { findInterruptedRun, type InterruptedRun } from '../store/adapterStage';
 import { isSafeFolderName } from '../store/names';
-import type { Task, TaskStore } from '../store/taskStore';
+import { type Task, TaskFileError, type TaskStore } from '../store/taskStore';
 import { formatProblem } from '../store/jsonl';
 import { taskStoreFor, workspaceFolderAt } from '../store/workspaceStore';
 import type { PanelEngine } from './panelEngine';
+import { panelColumn } from './panelColumn';
 import { panelHtml } from './panelHtml';
+import { countExamples, NotReadyError, trainBlocker } from './trainReadiness';
+import { buildPanelState, type PanelStateInput, type Unavailable, unreadableTask } from './panelState';
 
 export const PANEL_VIEW_TYPE = 'gemmaTune.trainingPanel';
 
@@ -75,8 +79,21 @@ export class TrainingPanel {
     this.disposables.push(
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
       panel.onDidDispose(() => this.dispose()),
+      panel.onDidChangeViewState((e) => {
+        if (e.webviewPanel.active) TrainingPanel.lastActive = this;
+      }),
     );
     TrainingPanel.open.set(this.key, this);
+    TrainingPanel.lastActive = this;
+  }
+
+  /** The panel the user was in last (it leads the task pick of "Fine-tune on selection"). */
+  private static lastActive: TrainingPanel | undefined;
+
+  /** The task of the panel the user was in last, if it is open and in `folder`. */
+  static lastActiveTask(folder: vscode.WorkspaceFolder): string | undefined {
+    const p = TrainingPanel.lastActive;
+    return p && TrainingPanel.open.get(p.key) === p && p.folder.uri.fsPath === folder.uri.fsPath ? p.taskId : undefined;
   }
 
   private get key(): string {
@@ -92,7 +109,8 @@ export class TrainingPanel {
       return existing;
     }
     const task = await taskStoreFor(folder.uri, deps.log).get(taskId);
-    const panel = vscode.window.createWebviewPanel(PANEL_VIEW_TYPE, `Gemma: ${task.config.name}`, vscode.ViewColumn.Beside, {
+    const column = panelColumn(vscode.window.activeTextEditor?.viewColumn, vscode.window.tabGroups.all.length);
+    const panel = vscode.window.createWebviewPanel(PANEL_VIEW_TYPE, `Gemma: ${task.config.name}`, { viewColumn: column === 'new' ? vscode.ViewColumn.Beside : column, preserveFocus: false }, {
       enableScripts: true,
       localResourceRoots: [vscode.Uri.joinPath(deps.extensionUri, 'dist'), vscode.Uri.joinPath(deps.extensionUri, 'media')],
     });
@@ -113,9 +131,13 @@ export class TrainingPanel {
       const task = await taskStoreFor(folder.uri, deps.log).get(info.taskId);
       panel.title = `Gemma: ${task.config.name}`;
     } catch (err) {
-      deps.log.warn(`training panel: cannot restore task "${info.taskId}": ${(err as Error).message}`);
-      panel.dispose();
-      return;
+      // A task deleted meanwhile closes its panel; a damaged one keeps it, and the page says what is wrong.
+      if (err instanceof TaskFileError && !existsSync(err.file)) {
+        deps.log.info(`training panel: task "${info.taskId}" is gone, closing its panel`);
+        panel.dispose();
+        return;
+      }
+      panel.title = `Gemma: ${info.taskId}`;
     }
     deps.events?.write('panelRestored', { taskId: info.taskId });
     new TrainingPanel(panel, deps, folder, info.taskId);
@@ -143,27 +165,41 @@ export class TrainingPanel {
   }
 
   private async sendState(): Promise<void> {
+    let input: PanelStateInput;
     try {
       const [task, read, hasAdapter, interrupted] = await Promise.all([
         this.store.get(this.taskId), this.store.examples(this.taskId), this.store.hasAdapter(this.taskId), this.interruptedRun(),
       ]);
       this.capabilities = await this.deps.engine.capabilities().catch((err: Error) => ({ train: false, suggest: false, reason: err.message }));
-      const c = task.config;
-      const state: PanelState = {
-        task: { id: task.id, name: c.name, kind: c.kind, instruction: c.instruction, labels: c.labels, fields: c.fields, hyperparameters: c.hyperparameters, hasAdapter },
-        examples: read.examples,
-        problems: read.problems.map(formatProblem),
-        capabilities: this.capabilities,
-        training: this.training?.view ?? (await this.lastRun()),
-        suggestions: this.suggestions,
+      input = {
+        task, hasAdapter, examples: read.examples, problems: read.problems, capabilities: this.capabilities,
+        training: this.training?.view ?? (await this.lastRun()), suggestions: this.suggestions,
         resumable: interrupted && { step: interrupted.step, totalSteps: interrupted.totalSteps },
       };
-      this.post({ type: 'state', state, restore: { folder: this.folder.uri.fsPath, taskId: this.taskId } });
-      this.deps.events?.write('panelState', { taskId: this.taskId, examples: read.examples.length, problems: read.problems.length });
+      this.logProblems(read.problems.map(formatProblem));
     } catch (err) {
-      this.deps.log.error(`training panel: ${(err as Error).message}`);
-      this.post({ type: 'notice', level: 'error', message: (err as Error).message });
+      return this.showUnavailable(unreadableTask(this.taskId, err, this.folder.uri.fsPath));
     }
+    const built = buildPanelState(input);
+    if ('unavailable' in built) return this.showUnavailable(built.unavailable);
+    this.post({ type: 'state', state: built.state, restore: { folder: this.folder.uri.fsPath, taskId: this.taskId } });
+    this.deps.events?.write('panelState', { taskId: this.taskId, examples: input.examples.length, shown: built.state.examples.length, problems: input.problems.length });
+  }
+
+  /** Lists the unreadable lines in the output channel (the page shows the first few), once per change. */
+  private logProblems(problems: string[]): void {
+    const key = problems.join('\n');
+    if (key === this.loggedProblems) return;
+    this.loggedProblems = key;
+    if (problems.length > 0) this.deps.log.warn(`training panel: ${problems.length} unreadable line(s) kept aside:\n${key}`);
+  }
+  private loggedProblems = '';
+
+  /** The page shows, instead of the panel, what is wrong and what to do. */
+  private showUnavailable(u: Unavailable): void {
+    this.deps.log.warn(`training panel: ${u.problem}`);
+    this.post({ type: 'unavailable', problem: clip(u.problem), remedy: clip(u.remedy) });
+    this.deps.events?.write('panelUnavailable', { taskId: this.taskId, problem: u.problem });
   }
 
   /** The task's cancelled or cut-off run that can be resumed; none while a run of this panel is going. */
@@ -207,7 +243,9 @@ export class TrainingPanel {
       await this.handle(msg);
     } catch (err) {
       const message = (err as Error).message;
-      this.deps.log.error(`training panel: ${msg.type} failed: ${message}`);
+      // The user's data not allowing it is said to the user; only a fault is an error in the log.
+      if (err instanceof NotReadyError) this.deps.log.info(`training panel: ${msg.type}: ${message}`);
+      else this.deps.log.error(`training panel: ${msg.type} failed: ${message}`);
       if (seq !== undefined) this.post({ type: 'ack', seq, ok: false, error: message });
       else this.post({ type: 'notice', level: 'error', message });
     }
@@ -267,8 +305,11 @@ export class TrainingPanel {
     if (!this.capabilities.train) throw new Error(this.capabilities.reason ?? 'the engine cannot train now');
     if (this.training?.abort) throw new Error('a training run is already going');
     const task = await this.store.get(this.taskId);
-    if (!resume) await this.store.saveConfig(this.taskId, { ...task.config, hyperparameters });
     const { examples } = await this.store.examples(this.taskId);
+    // The page disables Train for these; a request sent anyway is refused here, before the engine.
+    const blocker = trainBlocker(countExamples(examples));
+    if (blocker) throw new NotReadyError(blocker);
+    if (!resume) await this.store.saveConfig(this.taskId, { ...task.config, hyperparameters });
     const abort = new AbortController();
     const before = resume ? (this.training?.view ?? (await this.lastRun())) : null;
     this.training = { view: applyTrainingEvent(before, { kind: 'start', step: resume?.step ?? 0, totalSteps: resume?.totalSteps ?? 0 }), abort };
@@ -326,4 +367,9 @@ export function registerTrainingPanelSerializer(deps: PanelDeps): vscode.Disposa
   return vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, {
     deserializeWebviewPanel: (panel, state: unknown) => TrainingPanel.restore(deps, panel, state),
   });
+}
+
+/** A message cut to what the protocol carries (2000 characters). */
+function clip(text: string): string {
+  return text.length > 2000 ? `${text.slice(0, 1997)}…` : text;
 }

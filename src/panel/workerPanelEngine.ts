@@ -23,7 +23,9 @@ import { renderMessages } from '../store/prompt';
 import type { Hyperparameters } from '../store/task';
 import { ADAPTER_DIR, type Task } from '../store/taskStore';
 import type { PanelEngine } from './panelEngine';
+import { plural } from '../plural';
 import { taskAnswer } from './taskAnswers';
+import { countExamples, NotReadyError, trainBlocker } from './trainReadiness';
 import type { TrainingProgress } from './trainingProgress';
 
 /** At most this many held-out examples go into the before/after table. */
@@ -48,8 +50,9 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
   }
 
   async train(task: Task, examples: Example[], hp: Hyperparameters, onEvent: (e: TrainingEvent) => void, signal: AbortSignal, resume?: InterruptedRun): Promise<void> {
+    const blocker = trainBlocker(countExamples(examples));
+    if (blocker) throw new NotReadyError(blocker);
     const labeled = examples.filter(isLabeled);
-    if (labeled.length === 0) throw new Error('Label at least one example before training.');
     const model = await this.s.models.ensureLoaded({ interactive: true });
     if (!model) throw new Error('No model is loaded: training needs one.');
     const cfg = task.config;
@@ -195,7 +198,7 @@ function summary(r: ResultOf<'train'>, promoted: boolean): string {
   const kept = promoted ? `the adapter from step ${r.savedStep}${best} is saved` : 'no adapter from this run: the task keeps the one it had, if any';
   switch (r.reason) {
     case 'completed':
-      return `Trained ${r.step} steps in ${r.elapsedS.toFixed(1)} s; ${kept}.`;
+      return `Trained ${plural(r.step, 'step')} in ${r.elapsedS.toFixed(1)} s; ${kept}.`;
     case 'early-stop':
       return `Stopped early at step ${r.step} (validation loss stopped improving); ${kept}.`;
     case 'cancelled':

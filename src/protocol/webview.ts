@@ -6,7 +6,7 @@
 //
 //   webview → host: ready | addExample | updateExample | removeExample | setHyperparameters |
 //                   train | resumeTraining | cancelTraining | suggest
-//   host → webview: state | ack | training | suggestions | notice
+//   host → webview: state | ack | training | suggestions | notice | unavailable
 
 import { arr, bool, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
 import { hyperparametersSchema, MAX_FIELDS, MAX_INSTRUCTION_LENGTH, MAX_LABEL_LENGTH, MAX_LABELS, MAX_NAME_LENGTH, TASK_KINDS } from '../store/task';
@@ -17,6 +17,13 @@ const MAX_OUTPUT = 20_000;
 const MAX_EXAMPLES = 10_000;
 const MAX_POINTS = 100_000;
 const MAX_MESSAGE = 2_000;
+
+/**
+ * What one panel page shows at most: more rows than this make the page slow to draw and to use, and
+ * a longer list of unreadable lines helps nobody. The host leaves the rest out and says so (`omitted`).
+ */
+export const PANEL_MAX_EXAMPLES = 1000;
+export const PANEL_MAX_PROBLEMS = 20;
 
 /** An example id as the store makes them; anything path-like is refused here already. */
 const exampleId: Schema<string> = (v, path = '') => {
@@ -133,14 +140,16 @@ export type Suggestion = Infer<typeof suggestion>;
 
 const panelState = obj({
   task: taskView,
-  examples: arr(exampleView, { max: MAX_EXAMPLES }),
+  examples: arr(exampleView, { max: PANEL_MAX_EXAMPLES }),
   /** Lines of examples.jsonl that could not be read ("file:line: why"). */
-  problems: arr(str({ max: MAX_MESSAGE }), { max: 1000 }),
+  problems: arr(str({ max: MAX_MESSAGE }), { max: PANEL_MAX_PROBLEMS }),
   capabilities,
   training: nullable(trainingView),
   suggestions: arr(suggestion, { max: MAX_EXAMPLES }),
   /** A cancelled or cut-off run that can go on from its checkpoint; absent or null when there is none. */
   resumable: optional(nullable(obj({ step: num({ int: true, min: 1 }), totalSteps: num({ int: true, min: 1 }) }))),
+  /** What the host left out to keep the page within its limits: examples past the first ones, problems past the first ones. */
+  omitted: optional(obj({ examples: num({ int: true, min: 0 }), problems: num({ int: true, min: 0 }) })),
 });
 export type PanelState = Infer<typeof panelState>;
 
@@ -152,6 +161,8 @@ const hostMessages = {
   training: obj({ type: oneOf('training'), event: trainingEvent }),
   suggestions: obj({ type: oneOf('suggestions'), items: arr(suggestion, { max: MAX_EXAMPLES }) }),
   notice: obj({ type: oneOf('notice'), level: oneOf('info', 'warning', 'error'), message: str({ max: MAX_MESSAGE }) }),
+  /** The task cannot be shown (a damaged file, say): what is wrong and what to do, in place of the panel. */
+  unavailable: obj({ type: oneOf('unavailable'), problem: str({ min: 1, max: MAX_MESSAGE }), remedy: str({ max: MAX_MESSAGE }) }),
 } as const;
 
 type HostMessages = typeof hostMessages;

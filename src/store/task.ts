@@ -18,6 +18,9 @@ export const KIND_TITLES: Record<TaskKind, string> = {
 };
 
 export const LORA_TARGETS = ALL_LORA_TARGETS;
+/** How a selection of several lines becomes examples: one per line, or the whole selection as one. */
+export const SELECTION_MODES = ['lines', 'whole'] as const;
+export type SelectionMode = (typeof SELECTION_MODES)[number];
 export const SCHEDULES = ['constant', 'linear', 'cosine'] as const;
 
 export const MAX_LABELS = 50;
@@ -48,6 +51,8 @@ export const hyperparametersSchema = obj({
   seed: num({ int: true, min: 0, max: 2 ** 31 - 1 }),
   /** Evaluations without improvement before early stopping (0 = never); absent in older task.json files: the trainer's default. */
   patience: optional(num({ int: true, min: 0, max: 1000 })),
+  /** Optimizer steps at least: with few examples more epochs run to reach it (0 = epochs alone); absent in older task.json files: the trainer's default. */
+  minSteps: optional(num({ int: true, min: 0, max: 100_000 })),
 });
 export type Hyperparameters = Infer<typeof hyperparametersSchema>;
 
@@ -67,6 +72,7 @@ export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
   valSplit: TRAIN_DEFAULTS.valSplit,
   seed: TRAIN_DEFAULTS.seed,
   patience: TRAIN_DEFAULTS.patience,
+  minSteps: TRAIN_DEFAULTS.minSteps,
 };
 
 const nameSchema = str({ min: 1, max: MAX_NAME_LENGTH });
@@ -84,6 +90,8 @@ export const taskConfigSchema = obj({
   fields: optional(arr(labelSchema, { max: MAX_FIELDS })),
   hyperparameters: hyperparametersSchema,
   createdAt: str({ max: 40 }),
+  /** The answer to "One example per line / The whole selection", asked the first time a selection of several lines is added. */
+  selection: optional(oneOf(...SELECTION_MODES)),
 });
 export type TaskConfig = Infer<typeof taskConfigSchema>;
 
@@ -167,5 +175,6 @@ export function hyperparametersToCliArgs(h: Hyperparameters): string[] {
     '--val-split', String(h.valSplit),
     '--seed', String(h.seed),
     ...(h.patience !== undefined ? ['--patience', String(h.patience)] : []),
+    ...(h.minSteps !== undefined ? ['--min-steps', String(h.minSteps)] : []),
   ];
 }

@@ -3,7 +3,7 @@
 // `gemma-tune make-model`, set through gemmaTune.model.path; a classify task and an extract task in
 // .gemma/tasks/ whose adapters are trained by `gemma-tune train` on their examples.jsonl. Then, as
 // a user: the status bar names the model; select a line, wait for the light bulb, Ctrl+., pick
-// "Classify with Bug or feature", see the label beside the selection; hover it; insert it as a
+// "Classify with Bug or feature", see the label above the selection (a CodeLens); hover it; insert it as a
 // comment and undo; "Gemma: Run task on selection" from the palette; "Extract with Invoice
 // fields" inserts the JSON below the selection as one undoable edit. Screenshots:
 // artifacts/e2e/actions-*.png.
@@ -55,7 +55,7 @@ async function makeTrainedTasks(workspace: string, model: string): Promise<void>
   ]);
   for (const id of [classify.id, extract.id]) {
     cli(['train', '--model', model, '--data', path.join(store.taskDir(id), 'examples.jsonl'), '--out', store.adapterDir(id),
-      '--epochs', '8', '--lr', '5e-3', '--rank', '4', '--val-split', '0', '--threads', '1', '--json']);
+      '--epochs', '8', '--min-steps', '0', '--lr', '5e-3', '--rank', '4', '--val-split', '0', '--threads', '1', '--json']);
     assert.ok(existsSync(path.join(store.adapterDir(id), 'adapter_model.safetensors')), `training ${id} wrote no adapter`);
   }
 }
@@ -65,19 +65,9 @@ async function editorText(page: Page): Promise<string> {
   return (await page.locator('.monaco-editor .view-lines').first().innerText()).replace(/\u00a0/g, ' ');
 }
 
-/** Text rendered after the code by decorations: DOM text or a CSS ::after/::before `content`. */
-async function decorationTexts(page: Page): Promise<string[]> {
-  return page.locator('.monaco-editor .view-lines').first().evaluate((root) => {
-    const out: string[] = [];
-    for (const el of Array.from(root.querySelectorAll('span'))) {
-      for (const pseudo of ['::after', '::before']) {
-        const c = getComputedStyle(el, pseudo).content;
-        if (c && c !== 'none' && c !== 'normal') out.push(c);
-      }
-      if (el.children.length === 0 && el.textContent?.includes('Gemma ·')) out.push(el.textContent);
-    }
-    return out.map((s) => s.replace(/\u00a0/g, ' '));
-  });
+/** The CodeLens lines the editor shows (a classification's answer sits above its selection). */
+async function lensTexts(page: Page): Promise<string[]> {
+  return page.locator('.monaco-editor .codelens-decoration').evaluateAll((els) => els.map((e) => (e.textContent ?? '').replace(/\u00a0/g, ' ')));
 }
 
 /** Opens the light bulb menu on the selection and picks `title`; `shot` runs with the menu open. */
@@ -129,7 +119,7 @@ export async function runCodeActions(report: Report, artifacts: string): Promise
       });
     });
 
-    await report.check(GROUP, 'picking it loads the model and shows the label and its probability beside the selection', async () => {
+    await report.check(GROUP, 'picking it loads the model and shows the label and its probability above the selection', async () => {
       const loaded = await waitForEvent(events, 'modelLoaded');
       const result = await waitForEvent(events, 'classifyResult');
       assert.equal(result.stale, false);
@@ -140,8 +130,8 @@ export async function runCodeActions(report: Report, artifacts: string): Promise
       const expected = `Gemma · ${CLASSIFY_TASK}: ${label} (`;
       const deadline = Date.now() + UI_TIMEOUT;
       let texts: string[] = [];
-      while (Date.now() < deadline && !(texts = await decorationTexts(page)).some((t) => t.includes(expected))) await page.waitForTimeout(200);
-      assert.ok(texts.some((t) => t.includes(expected)), `the editor shows "${expected}…" (found: ${JSON.stringify(texts)})`);
+      while (Date.now() < deadline && !(texts = await lensTexts(page)).some((t) => t.includes(expected))) await page.waitForTimeout(200);
+      assert.ok(texts.some((t) => t.includes(expected) && t.includes('Insert as comment')), `the editor shows "${expected}… | Insert as comment" above the selection (found: ${JSON.stringify(texts)})`);
       await page.locator('.statusbar-item', { hasText: 'Gemma: tiny-q4' }).waitFor({ timeout: UI_TIMEOUT });
       await screenshot(page, 'classified');
     });

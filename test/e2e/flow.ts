@@ -1,20 +1,25 @@
 // The whole path as a user walks it, in a real VS Code (code-server in headless chromium), with a
-// tiny random Gemma 3 GGUF made by `gemma-tune make-model` and set through gemmaTune.model.path:
-// select a line, "Gemma: Fine-tune on selection", create a classify task through the quick inputs,
-// label ten examples in the panel (typing into the table), Train, watch the loss chart draw points
-// and the status bar count steps, see the before/after table, select new text, pick "Classify with
-// <task>" from the light bulb (Ctrl+.) and see the answer in the editor. Then start training again
-// and cancel it (the panel says so and names the adapter kept), reload the window and find the
-// examples intact, then resume the cancelled run from the keyboard and see it go on from its step. Screenshots: artifacts/e2e/flow-*.png (dark, and light at the end).
+// tiny random Gemma 3 GGUF made by `gemma-tune make-model` and set through gemmaTune.model.path,
+// the panel and the editor each about 300 px wide: select a line, "Gemma: Fine-tune on selection",
+// create a classify task through the quick inputs, label ten examples in the panel (typing into the
+// table, picking each label with the mouse from a list that opens inside the panel), Train, see the
+// progress and the loss chart come into view and draw points while the status bar counts steps, see
+// the before/after table, select new text, pick "Classify with <task>" from the light bulb (Ctrl+.)
+// and see the answer at once in a hover at the cursor, inside the window, and then above the selection. Then start training again and
+// cancel it (the panel says so and names the adapter kept), take screenshots of the panel in the
+// dark, light and high-contrast themes at 300 and 900 px, reload the window and find the examples
+// intact, then resume the cancelled run from the keyboard and see it go on from its step.
+// Screenshots: artifacts/e2e/flow-*.png.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { FrameLocator, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { launchBrowser } from './lib/browser';
 import { endSession, newSession, ROOT, startServer, workbenchUrl } from './lib/codeServer';
 import type { Report } from './lib/report';
+import { assertInView, boxInPanel, pickLabel, setPanelWidth, summary, themeShots, trainState } from './lib/panel';
 import {
   addUserSettings, examplesOnDisk, readEvents, linkExtension, logPageErrors, newClassifyTask, openCodeActions, palette, panelFrame, pickTheme, screenshotter,
   selectLine as selectLineIn, UI_TIMEOUT, waitFor, waitForEvent,
@@ -47,21 +52,8 @@ async function selectLine(page: Page, line: number, chars: number): Promise<void
   await selectLineIn(page, line, chars);
 }
 
-/** Chooses `label` in the output dropdown of the example row `row` (a locator string inside the panel). */
-async function chooseLabel(frame: FrameLocator, row: string, label: string): Promise<void> {
-  const select = frame.locator(`${row} vscode-single-select[data-col="output"]`);
-  await select.scrollIntoViewIfNeeded();
-  await select.click();
-  const option = select.getByRole('option', { name: label, exact: true });
-  await option.waitFor({ timeout: UI_TIMEOUT });
-  // Low rows open their list under the workbench's status bar: pick with the keyboard, as a user would.
-  const index = Number(await option.getAttribute('data-index'));
-  const current = await select.evaluate((el) => (el as HTMLElement & { selectedIndex: number }).selectedIndex);
-  const key = index > current ? 'ArrowDown' : 'ArrowUp';
-  for (let i = 0; i < Math.abs(index - current); i++) await select.press(key);
-  await select.press('Enter');
-  await waitFor(`"${label}" chosen`, async () => ((await select.evaluate((el) => (el as HTMLElement & { value: string }).value)) === label ? true : undefined), 5000);
-}
+/** The panel's width for the narrow checks: a panel beside the editor on a laptop screen. */
+const NARROW = 300;
 
 /** Runs the flow checks into `report`; returns timings in ms. */
 export async function runFlow(report: Report, artifacts: string): Promise<Record<string, number>> {
@@ -108,24 +100,32 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       assert.deepEqual([config.hyperparameters.learningRate, config.hyperparameters.epochs], [2e-4, 3], 'the trainer\'s defaults');
     });
 
-    await report.check(GROUP, 'the panel opens with the example, offers training, and the model suggests an answer', async () => {
+    await report.check(GROUP, 'the panel opens beside the editor with the example, offers training, and the model suggests an answer', async () => {
       await frame.locator('tr[data-id] vscode-textarea[data-col="input"]').first().waitFor({ timeout: 60_000 });
       await frame.locator('#train').waitFor({ timeout: UI_TIMEOUT });
+      timings.narrowPanelPx = await setPanelWidth(page, frame, NARROW);
+      assert.ok(Math.abs(timings.narrowPanelPx - NARROW) <= 12, `the panel is ${timings.narrowPanelPx} px wide`);
       // The suggestion loads the model in the worker and classifies with the base model.
       const cell = frame.locator('tr[data-id] .suggestion').first();
       await waitFor('a suggestion', async () => (/\b(bug|feature)\b/.test((await cell.textContent({ timeout: 1000 }).catch(() => '')) ?? '') ? true : undefined), 90_000);
       await screenshot(page, 'panel');
     });
 
-    await report.check(GROUP, 'label ten examples in the panel, typing nine of them into the table', async () => {
+    await report.check(GROUP, 'label ten examples in the panel with the mouse, typing nine of them into the table; Train follows the first label', async () => {
       const t0 = performance.now();
-      await chooseLabel(frame, 'tr[data-id]:nth-child(1)', EXAMPLES[0][1]);
+      const idAt = async (n: number) => (await frame.locator(`tr[data-id]:nth-child(${n})`).getAttribute('data-id'))!;
+      assert.equal((await trainState(frame)).enabled, false, 'nothing labeled yet');
+      await pickLabel(frame, await idAt(1), EXAMPLES[0][1], 'mouse');
+      assert.match(await summary(frame), /1 example, 1 labeled, 0 held out/);
+      assert.deepEqual(await trainState(frame), { enabled: true, hint: '' }, 'Train is enabled by the label, no reload needed');
       for (let i = 1; i < EXAMPLES.length; i++) {
         await frame.locator('#add-example').click();
         await frame.locator(`tr[data-id]:nth-child(${i + 1}) vscode-textarea[data-col="input"]:focus`).waitFor({ timeout: UI_TIMEOUT });
         await page.keyboard.type(EXAMPLES[i][0]);
-        await chooseLabel(frame, `tr[data-id]:nth-child(${i + 1})`, EXAMPLES[i][1]);
+        // The low rows' lists open above them, inside the panel (pickLabel checks), and a click picks.
+        await pickLabel(frame, await idAt(i + 1), EXAMPLES[i][1], 'mouse');
       }
+      assert.match(await summary(frame), /10 examples, 10 labeled, 0 held out/);
       const onDisk = await waitFor('ten labeled examples on disk', () => {
         const ex = examples();
         return ex.length === EXAMPLES.length && ex.every((e, i) => e.input === EXAMPLES[i][0] && e.messages[1].content === EXAMPLES[i][1]) ? ex : undefined;
@@ -142,8 +142,11 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       const chart = frame.locator('.loss-chart');
       await waitFor('two plotted points', async () => (Number((await chart.getAttribute('data-points', { timeout: 1000 }).catch(() => '0')) ?? 0) >= 2 ? true : undefined), 120_000);
       assert.equal(await chart.locator('canvas').count(), 1, 'uPlot drew on a canvas');
+      // The panel brought the chart into view by itself (nothing here scrolls), at the narrow width.
+      const seen = await boxInPanel(frame, '.loss-chart');
+      assert.ok(seen.view.width <= NARROW + 12, `the panel is narrow (${seen.view.width} px)`);
+      assertInView('the loss chart', seen.box, seen.view);
       await statusBar;
-      await chart.scrollIntoViewIfNeeded();
       await screenshot(page, 'training');
       const done = await waitForEvent(events, 'trainingDone', 1, 180_000);
       assert.ok(done.reason === 'completed' || done.reason === 'early-stop', `reason ${String(done.reason)}`);
@@ -161,18 +164,12 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       assert.match((await chart.getAttribute('aria-label')) ?? '', new RegExp(`kept checkpoint is step ${String(done.savedStep)}`));
       await frame.locator('#kept-checkpoint').scrollIntoViewIfNeeded();
       await screenshot(page, 'kept-checkpoint');
-      // Beside the editor at ~420 px the chart still fits: no sideways scrolling, the canvas inside the page.
-      await page.setViewportSize({ width: 900, height: 760 });
-      const fit = await waitFor('the chart resized to the narrow panel', () => frame.locator('body').evaluate(() => {
+      // At the narrow width the chart fits: no sideways scrolling, the canvas inside the page.
+      const fit = await frame.locator('body').evaluate(() => {
         const canvas = document.querySelector('.loss-chart canvas') as HTMLCanvasElement | null;
-        const width = window.innerWidth;
-        const right = canvas?.getBoundingClientRect().right ?? Infinity;
-        return width < 480 && right <= width && document.documentElement.scrollWidth <= width + 1 ? { width, right } : undefined;
-      }), 10_000);
-      timings.narrowPanelPx = fit.width;
-      await frame.locator('.loss-chart').scrollIntoViewIfNeeded();
-      await screenshot(page, 'kept-checkpoint-narrow');
-      await page.setViewportSize({ width: 1280, height: 760 });
+        return { width: window.innerWidth, right: canvas?.getBoundingClientRect().right ?? Infinity, scroll: document.documentElement.scrollWidth };
+      });
+      assert.ok(fit.right <= fit.width && fit.scroll <= fit.width + 1, `the chart fits the ${fit.width} px panel (right ${fit.right}, scroll width ${fit.scroll})`);
       // 10 examples, 20% held out: 2 rows in the before/after table.
       await frame.locator('#comparison tbody tr').nth(1).waitFor({ timeout: UI_TIMEOUT }).catch(async (e: Error) => {
         // Say what the panel says instead (a failed comparison names its error there).
@@ -190,7 +187,7 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       await screenshot(page, 'trained');
     });
 
-    await report.check(GROUP, 'new text in the editor: "Classify with Bug or feature" from the light bulb shows the answer', async () => {
+    await report.check(GROUP, 'new text in the narrow editor: "Classify with Bug or feature" from the light bulb shows the answer at the cursor, in view, and keeps it above the selection', async () => {
       await selectLine(page, 2, NEW_TEXT.length);
       await openCodeActions(page, `Classify with ${TASK}`);
       await screenshot(page, 'code-action');
@@ -199,11 +196,19 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       assert.ok(LABELS.includes(result.label as string));
       timings.classifyMs = result.ms as number;
       const expected = `Gemma · ${TASK}: ${String(result.label)} (`;
-      await waitFor(`"${expected}" beside the text`, () =>
-        page.locator('.monaco-editor .view-lines').first().evaluate((root, want) => Array.from(root.querySelectorAll('span')).some((el) => {
-          const c = getComputedStyle(el, '::after').content;
-          return (c && c.replace(/\u00a0/g, ' ').includes(want)) || (el.children.length === 0 && (el.textContent ?? '').replace(/\u00a0/g, ' ').includes(want));
-        }), expected).then((ok) => (ok ? true : undefined)));
+      // At once, a hover at the cursor: in view whatever the editor's width and horizontal scroll.
+      const hover = page.locator('.monaco-hover', { hasText: 'probability' }).first();
+      await hover.waitFor({ timeout: UI_TIMEOUT });
+      assert.match(await hover.innerText(), new RegExp(`\\b${String(result.label)}\\b`));
+      const box = (await hover.boundingBox())!;
+      const vp = page.viewportSize()!;
+      const editorWidth = await page.locator('.monaco-editor').first().evaluate((el) => el.getBoundingClientRect().width);
+      assert.ok(editorWidth <= 480, `the editor is narrow (${Math.round(editorWidth)} px)`);
+      assert.ok(box.x >= 0 && box.y >= 0 && box.x + box.width <= vp.width && box.y + box.height <= vp.height, `the answer's hover lies inside the ${vp.width}×${vp.height} window (${JSON.stringify(box)})`);
+      await screenshot(page, 'classified-hover');
+      // And it stays above the selection (a CodeLens), with "Insert as comment".
+      await page.keyboard.press('Escape');
+      await page.locator('.monaco-editor .codelens-decoration', { hasText: expected }).first().waitFor({ timeout: UI_TIMEOUT });
       await screenshot(page, 'classified');
     });
 
@@ -231,13 +236,16 @@ export async function runFlow(report: Report, artifacts: string): Promise<Record
       await screenshot(page, 'cancelled');
     });
 
-    await report.check(GROUP, 'the panel, its chart and table in the light theme', async () => {
+    await report.check(GROUP, 'screenshots of the panel in the dark, light and high-contrast themes at 300 and 900 px', async () => {
       await pickTheme(page, 'Light 2026');
       await page.locator('.monaco-workbench.vs').waitFor({ timeout: UI_TIMEOUT });
       await frame.locator('.loss-chart').scrollIntoViewIfNeeded();
       await screenshot(page, 'cancelled-light');
-      await pickTheme(page, 'Dark 2026');
+      const shots = await themeShots(page, artifacts, 'flow', [NARROW, 900]);
+      assert.equal(shots.length, 12);
+      console.log(`      ${shots.join(', ')}`);
       await page.locator('.monaco-workbench.vs-dark').waitFor({ timeout: UI_TIMEOUT });
+      await setPanelWidth(page, frame, NARROW);
     });
 
     await report.check(GROUP, 'after "Developer: Reload Window" the panel comes back with all ten examples', async () => {

@@ -1,24 +1,32 @@
 // The labeling panel through a real VS Code (code-server in headless chromium). Without a model:
-// select a line, run "Gemma: Fine-tune on selection", create a classify task through the quick
-// inputs, see the panel open with the example and no training offered, label it, hold it out, add a
-// second one, and see hostile page messages rejected. Then a tiny random model is set
+// select a line, find "Fine-tune on selection" in the editor context menu's Gemma submenu, run it,
+// create a classify task through the quick inputs, see the panel open with the example and no
+// training offered, label it, hold it out, add a second one (the header's counts follow each edit at
+// once, drawn in place), and see hostile page messages rejected. Then a tiny random model is set
 // (gemmaTune.model.path) and the window reloaded: the panel comes back with the label and now offers
-// the training form (the trainer's defaults, each bad field named, patience saved to task.json) and
-// the model's answers as suggestions, accepted with Ctrl+Enter or "Accept suggestions", all by
-// keyboard (every control reachable with Tab, focus visible). Last, the panel at ~400 px beside the
-// editor (rows become cards, no horizontal scrolling) in dark, light and high-contrast themes.
-// Screenshots: artifacts/e2e/panel-*.png.
+// the training form (the trainer's defaults and the run they make, each bad field named, patience
+// saved to task.json) and the model's answers as suggestions; labels are picked with the mouse and
+// the keyboard, after the answers arrived and before, and accepted with Ctrl+Enter or "Accept
+// suggestions": after every kind of edit (label, held out, typed answer, delete, accept) the counts
+// and Train are right at once, with no other redraw (the rows are the same elements, the host sent
+// no new state), and each open label list lies inside the visible panel. All by keyboard too (every
+// control reachable with Tab, focus visible). Then the panel at ~400 px beside the editor in dark,
+// light and high-contrast themes; a selection of two lines added as one example per line (the task
+// pick leads with the existing task, the choice asked once and kept in task.json); a free-text task
+// whose typed answer counts at once; and a task past the page's limits, then a damaged one, shown as
+// messages saying what to do. Screenshots: artifacts/e2e/panel-*.png.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { launchBrowser } from './lib/browser';
 import { endSession, newSession, ROOT, startServer, workbenchUrl } from './lib/codeServer';
 import type { Report } from './lib/report';
+import { markRows, pickLabel, rowsKept, summary, trainState } from './lib/panel';
 import {
-  addUserSettings, examplesOnDisk, linkExtension, logPageErrors, newClassifyTask, palette, panelFrame, pickTheme, readEvents, screenshotter, UI_TIMEOUT, waitFor, waitForEvent,
+  addUserSettings, answer, examplesOnDisk, linkExtension, logPageErrors, newClassifyTask, palette, panelFrame, pickTheme, readEvents, screenshotter, selectLine, UI_TIMEOUT, waitFor, waitForEvent,
 } from './lib/workbench';
 
 const GROUP = 'panel';
@@ -33,6 +41,11 @@ type Hp = Record<string, unknown>;
 
 function taskJson(workspace: string): { kind: string; labels: string[]; hyperparameters: Hp } {
   return JSON.parse(readFileSync(path.join(workspace, TASK_DIR, 'task.json'), 'utf8')) as { kind: string; labels: string[]; hyperparameters: Hp };
+}
+
+/** How many states the host has sent the panel so far (each is a full redraw of the page). */
+function stateCount(events: string): number {
+  return readEvents(events).filter((e) => e.event === 'panelState').length;
 }
 
 /** The value of a <vscode-…> field. */
@@ -129,6 +142,20 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     await screenshot(page, 'selection');
   });
 
+  await report.check(GROUP, 'the editor context menu names the commands as Gemma\'s: a "Gemma" submenu with both', async () => {
+    await page.locator('.monaco-editor .view-line').first().click({ button: 'right', position: { x: 30, y: 8 } });
+    const gemma = page.locator('.context-view .monaco-menu .action-label', { hasText: /^Gemma$/ });
+    await gemma.waitFor({ timeout: UI_TIMEOUT });
+    await gemma.hover();
+    for (const item of ['Fine-tune on selection', 'Run task on selection']) {
+      await page.locator('.context-view .monaco-menu .action-label', { hasText: item }).first().waitFor({ timeout: UI_TIMEOUT });
+    }
+    await screenshot(page, 'context-menu');
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Escape');
+    await page.locator('.statusbar', { hasText: `(${FIRST.length} selected)` }).waitFor({ timeout: UI_TIMEOUT });
+  });
+
   await report.check(GROUP, '"Gemma: Fine-tune on selection" offers "New task…"', async () => {
     await palette(page, 'Gemma: Fine-tune on selection');
     await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'New task…' }).waitFor({ timeout: 60_000 });
@@ -160,25 +187,30 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     await screenshot(page, 'panel-opened');
   });
 
-  await report.check(GROUP, 'choosing a label in the panel saves it to examples.jsonl', async () => {
-    const select = frame.locator(`tr[data-id="${first}"] vscode-single-select[data-col="output"]`);
-    await select.click();
-    await select.getByRole('option', { name: 'bug', exact: true }).click();
+  await report.check(GROUP, 'choosing a label with the mouse: the header counts it at once, drawn in place; it is saved to examples.jsonl', async () => {
+    await markRows(frame);
+    const states = stateCount(events);
+    await pickLabel(frame, first, 'bug', 'mouse');
+    assert.match(await summary(frame), /1 example, 1 labeled, 0 held out/, 'the header follows the label at once');
+    assert.ok(await rowsKept(frame), 'the row was updated in place, not redrawn');
     const t0 = Date.now();
     const saved = await waitFor('the label on disk', () => (onDisk()[0]?.messages[1].content === 'bug' ? onDisk()[0] : undefined), 15_000);
     timings.labelSavedMs = Date.now() - t0;
     assert.match(saved.messages[0].content, /Labels: bug, feature, question/);
     await frame.locator('#save-status', { hasText: 'Saved' }).waitFor({ timeout: 5000 });
+    assert.equal(stateCount(events), states, 'no new state from the host in between');
     await screenshot(page, 'labeled');
   });
 
   await report.check(GROUP, 'holding the example out and adding a second one are saved too', async () => {
     await frame.locator(`tr[data-id="${first}"] vscode-checkbox[data-col="held"]`).click();
+    assert.match(await summary(frame), /1 example, 1 labeled, 1 held out/, 'the header follows "Held out" at once');
     await waitFor('heldOut on disk', () => (onDisk()[0]?.heldOut === true ? true : undefined));
     await frame.locator('#add-example').click();
     // The new example's input gets the keyboard focus, so typing goes straight into it.
     await frame.locator('tr[data-id]:nth-child(2) vscode-textarea[data-col="input"]:focus').waitFor({ timeout: UI_TIMEOUT });
     await page.keyboard.type(SECOND);
+    assert.match(await summary(frame), /2 examples, 1 labeled, 1 held out/);
     await waitFor('the typed input on disk', () => (onDisk()[1]?.input === SECOND ? true : undefined));
     second = onDisk()[1].id;
     await screenshot(page, 'two-examples');
@@ -196,7 +228,7 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     });
     await waitFor('four rejection events', () => (readEvents(events).filter((e) => e.event === 'webviewMessageRejected').length >= 4 ? true : undefined));
     assert.equal(onDisk().length, 2);
-    assert.equal(taskJson(ws).hyperparameters.patience, 2, 'task.json untouched');
+    assert.equal(taskJson(ws).hyperparameters.patience, 5, 'task.json untouched');
   });
 
   await report.check(GROUP, 'with a model set, "Developer: Reload Window" brings the panel back with the label and training offered', async () => {
@@ -211,11 +243,15 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     assert.equal(await select.evaluate((el) => (el as HTMLElement & { value: string }).value), 'bug');
     assert.equal(readFileSync(path.join(ws, TASK_DIR, 'examples.jsonl'), 'utf8'), before, 'examples.jsonl unchanged by the reload');
     await frame.locator('#train').waitFor({ timeout: UI_TIMEOUT });
+    // The only label is held out: nothing to train on, and the panel says so beside Train.
+    const t = await trainState(frame);
+    assert.equal(t.enabled, false);
+    assert.match(t.hint, /Every labeled example is held out/);
     await screenshot(page, 'after-reload-dark');
   });
 
   await report.check(GROUP, 'the training form shows the trainer\'s defaults, names a bad field, and saves patience', async () => {
-    const defaults = { epochs: '3', learningRate: '0.0002', rank: '16', alpha: '32', batchSize: '4', valSplit: '0.2', patience: '2' };
+    const defaults = { epochs: '3', minSteps: '100', learningRate: '0.0002', rank: '16', alpha: '32', batchSize: '4', valSplit: '0.2', patience: '5' };
     for (const [k, v] of Object.entries(defaults)) assert.equal(await valueOf(frame, `#hp-${k}`), v, `#hp-${k}`);
     const lr = frame.locator('#hp-learningRate input');
     await lr.fill('fast');
@@ -242,21 +278,59 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     assert.equal(await frame.locator('#hp-learningRate').getAttribute('aria-invalid'), null);
   });
 
-  await report.check(GROUP, 'the model\'s answer is suggested for the unlabeled example; Ctrl+Enter accepts it', async () => {
+  await report.check(GROUP, 'after the answers arrived: a label picked with the mouse, cleared, and accepted with Ctrl+Enter; counts, Train and the model line follow each at once, in place', async () => {
     const line = frame.locator(`tr[data-id="${second}"] .suggestion.open`);
     await line.waitFor({ timeout: 90_000 }); // loads the model in the worker first
     const text = (await line.innerText()).replace(/\s+/g, ' ');
     const suggested = LABELS.find((l) => text.includes(`Model suggests: ${l}`));
     assert.ok(suggested, `a label in "${text}"`);
     await screenshot(page, 'suggestion');
+    await markRows(frame);
+    const states = stateCount(events);
+    const row = frame.locator(`tr[data-id="${second}"]`);
+
+    // A label other than the model's, with the mouse: no "Model suggests … Accept" left under it.
+    const other = LABELS.find((l) => l !== suggested)!;
+    await pickLabel(frame, second, other, 'mouse');
+    assert.match(await summary(frame), /2 examples, 2 labeled, 1 held out/);
+    assert.deepEqual(await trainState(frame), { enabled: true, hint: '' }, 'Train is enabled by the label alone');
+    await row.locator('.suggestion.differs', { hasText: `Model said: ${suggested}` }).waitFor({ timeout: 2000 });
+    assert.equal(await row.locator('[data-col="accept"]').count(), 0, 'no Accept over the user\'s label');
+    await screenshot(page, 'labeled-by-mouse');
+
+    // Cleared again: unlabeled, Train back to disabled with the reason, the model's answer offered.
+    await pickLabel(frame, second, '', 'mouse');
+    assert.match(await summary(frame), /2 examples, 1 labeled, 1 held out/);
+    assert.equal((await trainState(frame)).enabled, false);
+    await row.locator('.suggestion.open [data-col="accept"]').waitFor({ timeout: 2000 });
+
+    // Ctrl+Enter accepts the model's answer.
     const output = frame.locator(`tr[data-id="${second}"] vscode-single-select[data-col="output"]`);
     await output.focus();
     await page.keyboard.press('Control+Enter');
+    await row.locator('.suggestion.agrees').waitFor({ timeout: 2000 });
+    assert.match(await summary(frame), /2 examples, 2 labeled, 1 held out/);
+    assert.deepEqual(await trainState(frame), { enabled: true, hint: '' });
+    assert.match(await frame.locator('#training-plan').innerText(), /^1 training example, 1 held out: 100 epochs of 1 step, 100 steps; early stopping may end it sooner$/);
+    assert.ok(await rowsKept(frame), 'every edit was drawn in place');
     await waitFor('the accepted label on disk', () => (onDisk()[1]?.messages[1].content === suggested ? true : undefined));
-    await frame.locator(`tr[data-id="${second}"] .suggestion.agrees`).waitFor({ timeout: 5000 });
+    assert.equal(stateCount(events), states, 'no new state from the host in between');
     assert.equal(await valueOf(frame, `tr[data-id="${second}"] vscode-single-select[data-col="output"]`), suggested, 'the dropdown shows it');
     assert.equal(await focused(frame), `output@${second}`, 'the focus stays on the example');
-    // That redraw shows the settings saved a moment ago, not the ones the panel opened with.
+
+    // Held out with the mouse: nothing left to train on, and Train says so; back again.
+    const held = frame.locator(`tr[data-id="${second}"] vscode-checkbox[data-col="held"]`);
+    await held.click();
+    assert.match(await summary(frame), /2 examples, 2 labeled, 2 held out/);
+    const blocked = await trainState(frame);
+    assert.equal(blocked.enabled, false);
+    assert.match(blocked.hint, /Every labeled example is held out/);
+    await held.click();
+    assert.deepEqual(await trainState(frame), { enabled: true, hint: '' });
+    assert.ok(await rowsKept(frame));
+    await waitFor('held out cleared on disk', () => (onDisk()[1]?.heldOut === false ? true : undefined));
+    assert.equal(stateCount(events), states, 'no new state from the host in between');
+    // The settings saved a moment ago are what the form shows, not the ones the panel opened with.
     assert.equal(await valueOf(frame, '#hp-learningRate'), '0.001');
     assert.equal(await valueOf(frame, '#hp-patience'), '1');
   });
@@ -286,17 +360,31 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     await frame.locator('tr[data-id]:nth-child(3) vscode-textarea[data-col="input"]:focus').waitFor({ timeout: UI_TIMEOUT });
     await page.keyboard.type(THIRD);
     const third = await waitFor('the third example on disk', () => (onDisk()[2]?.input === THIRD ? onDisk()[2].id : undefined));
+    // Before the model was asked about it: a label with the keyboard, then cleared again.
+    await markRows(frame);
+    const states = stateCount(events);
+    await pickLabel(frame, third, 'question', 'keyboard');
+    assert.match(await summary(frame), /3 examples, 3 labeled, 1 held out/);
+    await pickLabel(frame, third, '', 'keyboard');
+    assert.match(await summary(frame), /3 examples, 2 labeled, 1 held out/);
+    assert.ok(await rowsKept(frame));
+    assert.equal(stateCount(events), states);
     await frame.locator('#suggest').focus();
     await page.keyboard.press('Enter');
     await frame.locator(`tr[data-id="${third}"] .suggestion.open`).waitFor({ timeout: 60_000 });
     await waitFor('the focus still on "Suggest answers"', async () => ((await focused(frame)) === 'suggest' ? true : undefined), 5000);
+    await markRows(frame);
     await frame.locator('#accept-all', { hasText: 'Accept 1 suggestion' }).focus();
     await page.keyboard.press('Enter');
+    assert.match(await summary(frame), /3 examples, 3 labeled, 1 held out/, 'the header follows "Accept suggestions" at once');
+    assert.ok(await rowsKept(frame));
     const label = await waitFor('the third label on disk', () => (LABELS.includes(onDisk()[2]?.messages[1].content ?? '') ? onDisk()[2].messages[1].content : undefined));
     assert.equal(await valueOf(frame, `tr[data-id="${third}"] vscode-single-select[data-col="output"]`), label);
     await waitFor('the focus on the accepted answer', async () => ((await focused(frame)) === `output@${third}` ? true : undefined), 5000);
     await frame.locator(`tr[data-id="${third}"] vscode-button[data-col="remove"]`).focus();
     await page.keyboard.press('Enter');
+    assert.match(await summary(frame), /2 examples, 2 labeled, 1 held out/, 'the header follows the removal at once');
+    assert.deepEqual(await trainState(frame), { enabled: true, hint: '' });
     await waitFor('two examples on disk', () => (onDisk().length === 2 ? true : undefined));
     assert.equal(await focused(frame), `remove@${second}`, 'the focus lands on the previous example\'s remove button, not nowhere');
   });
@@ -351,5 +439,93 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     for (const [name, c] of Object.entries({ dark, light, hc })) assert.equal(c.background, c.themeBackground, `${name}: the page background is the theme's editor background`);
     assert.notEqual(dark.background, light.background);
     assert.notEqual(dark.foreground, light.foreground);
+  });
+
+  await report.check(GROUP, 'a selection of two lines: the task pick leads with the existing task, "One example per line" adds two examples and is kept in task.json', async () => {
+    await page.setViewportSize({ width: 1280, height: 760 });
+    await page.keyboard.press('Control+1');
+    await page.locator('.monaco-editor .view-lines').first().click();
+    await page.keyboard.press('Control+Home');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Home');
+    await page.keyboard.press('Shift+ArrowDown');
+    await page.keyboard.press('Shift+End');
+    await page.waitForTimeout(300);
+    await palette(page, 'Gemma: Fine-tune on selection');
+    const widget = page.locator('.quick-input-widget');
+    await widget.locator('.quick-input-title', { hasText: 'Add the selection to… (2 examples one per line, or 1 example as selected)' }).waitFor({ timeout: UI_TIMEOUT });
+    // Enter takes the existing task: it is the first row, "New task…" the last.
+    await widget.locator('.monaco-list-row.focused', { hasText: 'Bug or feature' }).waitFor({ timeout: UI_TIMEOUT });
+    await screenshot(page, 'task-pick-existing');
+    await page.keyboard.press('Enter');
+    await widget.locator('.quick-input-title', { hasText: 'The selection spans 2 lines' }).waitFor({ timeout: UI_TIMEOUT });
+    await screenshot(page, 'one-per-line');
+    await widget.locator('.monaco-list-row', { hasText: 'One example per line' }).click();
+    await waitFor('four examples on disk', () => (onDisk().length === 4 ? true : undefined));
+    assert.deepEqual(onDisk().slice(2).map((e) => e.input), ['Please add a dark mode to the settings page.', THIRD]);
+    assert.equal((taskJson(ws) as { selection?: string }).selection, 'lines', 'the choice is kept for the task');
+    await waitFor('the panel shows them', async () => (/4 examples, 2 labeled, 1 held out/.test(await summary(frame).catch(() => '')) ? true : undefined));
+  });
+
+  let tone: FrameLocator | undefined;
+  await report.check(GROUP, 'a free-text task: a typed answer counts as a label at once and enables Train', async () => {
+    await page.keyboard.press('Control+1');
+    await selectLine(page, 1, FIRST.length);
+    await palette(page, 'Gemma: Fine-tune on selection');
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'New task…' }).click({ timeout: UI_TIMEOUT });
+    await answer(page, 'Calm reply', /New Gemma task \(1\/4\)/);
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Rewrite / generate' }).click({ timeout: UI_TIMEOUT });
+    await answer(page, 'Rewrite the ticket as a calm one-line reply.', /New Gemma task \(3\/3\)/);
+    tone = panelFrame(page);
+    await tone.locator('h1', { hasText: 'Calm reply' }).waitFor({ timeout: 30_000 });
+    const area = tone.locator('tr[data-id] vscode-textarea[data-col="output"]').first();
+    await area.waitFor({ timeout: UI_TIMEOUT });
+    assert.match(await summary(tone), /1 example, 0 labeled, 0 held out/);
+    await markRows(tone);
+    await area.click();
+    await page.keyboard.type('Thanks, we are on it.');
+    // Before the typing pause sends it: the header and Train follow the typed answer.
+    assert.match(await summary(tone), /1 example, 1 labeled, 0 held out/);
+    assert.deepEqual(await trainState(tone), { enabled: true, hint: '' });
+    assert.ok(await rowsKept(tone), 'typing redraws nothing but the counts');
+    await waitFor('the typed answer on disk', () => (examplesOnDisk(ws, '.gemma/tasks/calm-reply')[0]?.messages[1].content === 'Thanks, we are on it.' ? true : undefined));
+    await screenshot(page, 'typed-answer');
+  });
+
+  await report.check(GROUP, 'a task past the page\'s limits (1005 examples, 25 unreadable lines) shows the first 1000 and says what was left out', async () => {
+    const f = tone!;
+    const dir = path.join(ws, '.gemma/tasks/calm-reply');
+    const good = Array.from({ length: 1005 }, (_, i) => JSON.stringify({ messages: [{ role: 'user', content: `Ticket ${i}` }, { role: 'assistant', content: '' }], id: `ex-big${i}`, input: `Ticket ${i}`, heldOut: false }));
+    const bad = Array.from({ length: 25 }, (_, i) => `{"broken": ${i}`);
+    writeFileSync(path.join(dir, 'examples.jsonl'), [...good, ...bad].join('\n') + '\n');
+    await palette(page, 'Gemma: Open training panel');
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Calm reply' }).click({ timeout: UI_TIMEOUT });
+    await f.locator('#examples-omitted').waitFor({ timeout: 60_000 });
+    assert.match(await f.locator('#examples-omitted').innerText(), /This task has 1005 examples; the panel shows the first 1000\. Training uses every labeled one/);
+    assert.match(await f.locator('#problems summary').innerText(), /^25 lines of examples\.jsonl could not be read and are kept aside/);
+    await f.locator('#problems summary').click();
+    assert.match(await f.locator('#problems li').first().innerText(), /^examples\.jsonl:1006: not valid JSON/);
+    assert.match(await f.locator('#problems-omitted').innerText(), /and 5 more lines, all listed in the "Gemma Tune" output/);
+    assert.equal(await f.locator('tr[data-id]').count(), 1000);
+    await screenshot(page, 'past-limits');
+  });
+
+  await report.check(GROUP, 'a damaged task.json: after a reload the panel says what is wrong and what to do; fixed, "Try again" shows the task', async () => {
+    const file = path.join(ws, '.gemma/tasks/calm-reply/task.json');
+    const good = readFileSync(file, 'utf8');
+    writeFileSync(path.join(ws, '.gemma/tasks/calm-reply/examples.jsonl'), '');
+    writeFileSync(file, good.slice(0, 40));
+    await palette(page, 'Developer: Reload Window');
+    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    const f = panelFrame(page);
+    const problem = f.locator('#unavailable-problem');
+    await problem.waitFor({ timeout: 60_000 });
+    assert.match(await problem.innerText(), /^The task "calm-reply" cannot be read: \.gemma\/tasks\/calm-reply\/task\.json: not valid JSON/);
+    assert.match(await f.locator('#unavailable-remedy').innerText(), /Fix the file the message names/);
+    await screenshot(page, 'damaged-task');
+    writeFileSync(file, good);
+    await f.locator('#try-again').click();
+    await f.locator('h1', { hasText: 'Calm reply' }).waitFor({ timeout: 30_000 });
+    assert.equal(await f.locator('#panel-unavailable').isHidden(), true);
   });
 }

@@ -1,5 +1,5 @@
 // `npm run demo`'s core on its smallest setting: the built-in random-weight model (real Gemma 3
-// tokenizer) fine-tuned on examples/ticket-triage for a few epochs, the held-out table before/after,
+// tokenizer) fine-tuned on examples/ticket-triage with the extension's default settings, the held-out table before/after,
 // and the adapter in PEFT format. Also the example folders' checks and where the default model is looked for.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { readDemoTask, listDemoTasks } from '../../src/cli/demo/demoTask';
 import { cacheDir, findLocalDefaultModel, writeDemoModel, DEMO_CONFIG } from '../../src/cli/demo/modelLocation';
 import { runDemoTask } from '../../src/cli/demo/runDemo';
 import { formatDemoResult } from '../../src/cli/demo/report';
-import { BUILT_IN_SETTINGS } from '../../src/cli/commands/demo';
+import { taskSettings } from '../../src/cli/commands/demo';
 import { readSafetensorsHeader } from '../../src/engine/model/safetensors';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
@@ -58,13 +58,13 @@ test('the default model is found through $GEMMA_TUNE_MODEL or in the cache folde
   assert.deepEqual(await findLocalDefaultModel(env, m), { path: cached, source: 'cache' });
 });
 
-test('demo core, smallest setting: the built-in model learns ticket triage; before/after table and a PEFT adapter', async (t) => {
+test('demo core, smallest setting: the built-in model learns ticket triage with the default settings; before/after table and a PEFT adapter', async (t) => {
   const dir = tempDir('demo-run-', t);
   const model = writeDemoModel(path.join(dir, 'model'), 7);
   assert.equal(JSON.parse(fs.readFileSync(path.join(model, 'config.json'), 'utf8')).vocab_size, DEMO_CONFIG.vocabSize);
   const task = readDemoTask(path.join(EXAMPLES, 'ticket-triage'));
   const out = path.join(dir, 'adapter');
-  const r = await runDemoTask(task, model, out, { ...BUILT_IN_SETTINGS, epochs: 5, threads: 2, maxTests: 6 });
+  const r = await runDemoTask(task, model, out, { ...taskSettings(task.config), threads: 2, maxTests: 6 });
   const lines = formatDemoResult(task.config, r);
   console.log(lines.map((l) => `# ${l}`).join('\n'));
 

@@ -22,7 +22,9 @@ test('a new task trains with exactly the CLI\'s defaults', () => {
   assert.equal(Number(flag('--alpha')), TRAIN_DEFAULTS.alpha);
   assert.equal(flag('--targets'), TRAIN_DEFAULTS.targets.join(','));
   assert.equal(Number(flag('--val-split')), TRAIN_DEFAULTS.valSplit);
-  assert.deepEqual([TRAIN_DEFAULTS.lr, TRAIN_DEFAULTS.epochs, TRAIN_DEFAULTS.weightDecay, TRAIN_DEFAULTS.patience], [2e-4, 3, 0, 2]);
+  assert.deepEqual([TRAIN_DEFAULTS.lr, TRAIN_DEFAULTS.epochs, TRAIN_DEFAULTS.weightDecay, TRAIN_DEFAULTS.patience], [2e-4, 3, 0, 5]);
+  assert.equal(Number(flag('--min-steps')), TRAIN_DEFAULTS.minSteps, 'the CLI gets the same minimum steps');
+  assert.equal(TRAIN_DEFAULTS.minSteps, 100);
 });
 
 test('a staged adapter replaces the old one without its run state; an empty stage keeps the old one', async (t) => {

@@ -25,7 +25,7 @@ test('train on TRL conversational JSONL with --json, then export the adapter to 
     messages: [{ role: 'user', content: `Is ${i} even?` }, { role: 'assistant', content: i % 2 === 0 ? 'yes' : 'no' }],
   })).join('\n') + '\n');
   const out = path.join(dir, 'adapter');
-  const r = cli(['train', '--model', model, '--data', data, '--out', out, '--epochs', '2', '--batch', '4', '--rank', '4', '--alpha', '8',
+  const r = cli(['train', '--model', model, '--data', data, '--out', out, '--epochs', '2', '--min-steps', '0', '--batch', '4', '--rank', '4', '--alpha', '8',
     '--targets', 'q,v,down', '--lr', '1e-3', '--schedule', 'cosine', '--warmup', '1', '--val-ids', 'e0,e5', '--precision', 'f32', '--json', '--threads', '1', '--checkpoint-every', '0.5']);
   assert.equal(r.status, 0, r.stderr);
   const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));

@@ -21,7 +21,7 @@ const task = bugOrFeature;
 const examples = bugOrFeatureExamples;
 const valIds = ['ex-0', 'ex-1'];
 // 8 training examples, batch 4: 2 steps an epoch, 20 in all; no early stop, so every run ends at step 20.
-const hp = { ...DEFAULT_HYPERPARAMETERS, epochs: 10, learningRate: 5e-3, rank: 4, alpha: 8, batchSize: 4, patience: 0 };
+const hp = { ...DEFAULT_HYPERPARAMETERS, epochs: 10, minSteps: 0, learningRate: 5e-3, rank: 4, alpha: 8, batchSize: 4, patience: 0 };
 const TOTAL = 20;
 
 before(async () => {

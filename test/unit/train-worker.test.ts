@@ -17,7 +17,7 @@ let engine: EngineClient;
 
 const task = bugOrFeature;
 const examples = bugOrFeatureExamples;
-const hp = { ...DEFAULT_HYPERPARAMETERS, epochs: 3, learningRate: 5e-3, rank: 4, alpha: 8, batchSize: 4 };
+const hp = { ...DEFAULT_HYPERPARAMETERS, epochs: 3, minSteps: 0, learningRate: 5e-3, rank: 4, alpha: 8, batchSize: 4 };
 
 before(async () => {
   engine = await tinyQ4Worker('train-worker', tmp);

@@ -7,7 +7,7 @@
 import { numberFlag, required, UsageError, type ParsedArgs } from '../args';
 import { benchTrain, type TrainBenchOptions } from '../../engine/train/benchTrain';
 import { splitValidation } from '../../engine/train/split';
-import { stepsPerEpoch } from '../../engine/train/batch';
+import { stepsPerEpoch } from '../../engine/train/plan';
 import type { TrainEvent } from '../../engine/train/trainer';
 import { describeRole, deviceRoles } from '../../engine/onnx/device';
 import { deviceFromFlags } from './modelFlags';

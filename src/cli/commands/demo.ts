@@ -1,9 +1,10 @@
 // `gemma-tune demo` (`npm run demo`): fine-tunes the example tasks of examples/ and prints, for each,
 // the held-out test inputs answered before and after training. It runs on the default model (Gemma 3
-// 270M IT QAT Q4_0) when a copy is on this machine (see demo/modelLocation.ts), with each task's own
-// task.json hyperparameters as the extension would train it; otherwise on a small random-weight model it
-// generates (GEMMA3_TINY's layers with the real Gemma 3 tokenizer), which knows nothing before training,
-// with settings that let such a model learn a keyword rule from 20 examples.
+// 270M IT QAT Q4_0) when a copy is on this machine (see demo/modelLocation.ts), otherwise on a small
+// random-weight model it generates (GEMMA3_TINY's layers with the real Gemma 3 tokenizer), which
+// knows nothing before training. Either way every task trains with its own task.json settings, which
+// are the extension's defaults (engine/train/defaults.ts): what the demo shows is what a user's
+// first run does.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,21 +17,16 @@ import { runDemoTask, type DemoSettings } from '../demo/runDemo';
 import { deviceFlag } from './modelFlags';
 import { formatDemoResult } from '../demo/report';
 import { DEFAULT_MODEL } from '../../store/modelManifest';
-import { LORA_TARGETS, type TaskConfig } from '../../store/task';
+import type { TaskConfig } from '../../store/task';
+import { TRAIN_DEFAULTS } from '../../engine/train/defaults';
 
-/** Settings for the built-in random-weight model: it starts from nothing, so it needs a far higher
- *  learning rate and more epochs than the 270M's recipe; the best validation adapter is kept. */
-export const BUILT_IN_SETTINGS: Omit<DemoSettings, 'threads' | 'devices'> = {
-  epochs: 8, lr: 3e-3, schedule: 'linear', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, rank: 16, alpha: 32,
-  targets: [...LORA_TARGETS], batchSize: 4, valSplit: 0.2, patience: 0, seed: 42, precision: 'q4',
-};
-
-/** The task's own hyperparameters (what the extension trains with), for the real model. */
+/** The task's own hyperparameters: what the extension trains with. */
 export function taskSettings(t: TaskConfig): Omit<DemoSettings, 'threads' | 'devices'> {
   const h = t.hyperparameters;
   return {
-    epochs: h.epochs, lr: h.learningRate, schedule: h.schedule, warmupSteps: h.warmupSteps, weightDecay: h.weightDecay, maxGradNorm: h.maxGradNorm,
-    rank: h.rank, alpha: h.alpha, targets: [...h.targets], batchSize: h.batchSize, valSplit: h.valSplit, patience: 2, seed: h.seed, precision: 'q4',
+    epochs: h.epochs, minSteps: h.minSteps ?? TRAIN_DEFAULTS.minSteps, lr: h.learningRate, schedule: h.schedule, warmupSteps: h.warmupSteps, weightDecay: h.weightDecay,
+    maxGradNorm: h.maxGradNorm, rank: h.rank, alpha: h.alpha, targets: [...h.targets], batchSize: h.batchSize, valSplit: h.valSplit,
+    patience: h.patience ?? TRAIN_DEFAULTS.patience, seed: h.seed, precision: 'q4',
   };
 }
 
@@ -98,11 +94,12 @@ export const demoCommand: CliCommand = {
     if (run.length < tasks.length) say(`       It runs the classify task${run.length > 1 ? 's' : ''} only (extraction needs the real model; try --task ${tasks.filter((t) => !run.includes(t)).map((t) => path.basename(t.dir)).join(',')}).`);
     const results = [];
     for (const task of run) {
-      const base = builtIn ? BUILT_IN_SETTINGS : taskSettings(task.config);
+      const base = taskSettings(task.config);
       const s: DemoSettings = { ...base, threads, devices, ...(epochs !== undefined ? { epochs } : {}), ...(maxTests !== undefined ? { maxTests } : {}) };
       say('');
       say(`== ${task.config.name} (${task.config.kind}, ${path.relative(process.cwd(), task.dir) || task.dir}): ${task.train.length} training examples, ${Math.min(task.test.length, maxTests ?? Infinity)} held-out test inputs`);
-      say(`   LoRA r ${s.rank}, alpha ${s.alpha}, ${s.targets.join(',')}; lr ${s.lr} ${s.schedule}; ${s.epochs} epochs, batch ${s.batchSize}; ${s.precision} base`);
+      say(`   LoRA r ${s.rank}, alpha ${s.alpha}, ${s.targets.join(',')}; lr ${s.lr} ${s.schedule}; ${s.epochs} epochs${s.minSteps > 0 ? ` and at least ${s.minSteps} steps` : ''}, batch ${s.batchSize}, patience ${s.patience}; ${s.precision} base`);
+      say('   (the task\'s task.json settings: the extension\'s defaults, as a first run in the panel trains it)');
       let lastStep = 0;
       const r = await runDemoTask(task, modelPath, path.join(outRoot, path.basename(task.dir)), s, (e) => {
         if (json || e.type !== 'step') return;

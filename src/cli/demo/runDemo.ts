@@ -24,6 +24,8 @@ import type { DemoTask } from './demoTask';
 /** How the demo trains (one value per `gemma-tune train` flag it uses). */
 export interface DemoSettings {
   epochs: number;
+  /** Optimizer steps at least (more epochs run to reach it); 0 = epochs alone. */
+  minSteps: number;
   lr: number;
   schedule: ScheduleKind;
   warmupSteps: number;
@@ -104,7 +106,7 @@ export async function runDemoTask(task: DemoTask, modelPath: string, outDir: str
   let res;
   try {
     res = await train(cfg, engine, split, initLora(cfg, s.rank, s.alpha, s.targets, s.seed), {
-      epochs: s.epochs, lr: s.lr, schedule: s.schedule, warmupSteps: s.warmupSteps, weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm,
+      epochs: s.epochs, minSteps: s.minSteps, lr: s.lr, schedule: s.schedule, warmupSteps: s.warmupSteps, weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm,
       batchSize: s.batchSize, gradAccum: 1, seed: s.seed, shuffle: true, evalEvery: 0, patience: s.patience, padId: cfg.padId,
       outDir, baseModel: path.resolve(modelPath),
       onEvent: (e) => {

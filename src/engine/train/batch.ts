@@ -86,7 +86,3 @@ export function planSteps(examples: TokenizedExample[], batch: number, accum: nu
   return steps;
 }
 
-/** Optimizer steps in one epoch of n examples. */
-export function stepsPerEpoch(n: number, batch: number, accum: number): number {
-  return Math.ceil(Math.ceil(n / batch) / accum);
-}

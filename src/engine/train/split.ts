@@ -25,8 +25,15 @@ export function splitValidation<T extends { id: string }>(items: T[], opts: Spli
     return { train, val };
   }
   if (!(opts.fraction >= 0 && opts.fraction < 1)) throw new RangeError(`validation fraction must be in [0, 1), got ${opts.fraction}`);
-  if (opts.fraction === 0 || items.length < (opts.minExamples ?? 10)) return { train: items.slice(), val: [] };
-  const nVal = Math.max(1, Math.round(items.length * opts.fraction));
+  const nVal = validationSize(items.length, 0, opts.fraction, opts.minExamples);
+  if (nVal === 0) return { train: items.slice(), val: [] };
   const chosen = new Set(shuffled(items.map((_, i) => i), new Rng(opts.seed ^ 0x5eed)).slice(0, nVal));
   return { train: items.filter((_, i) => !chosen.has(i)), val: items.filter((_, i) => chosen.has(i)) };
+}
+
+/** How many of `n` examples validate: the `pinned` ones, else about `fraction` of them once there are at least `minExamples`. */
+export function validationSize(n: number, pinned: number, fraction: number, minExamples = 10): number {
+  if (pinned > 0) return pinned;
+  if (fraction <= 0 || n < minExamples) return 0;
+  return Math.max(1, Math.round(n * fraction));
 }

@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import { AdamW, clipGradNorm } from './adamw';
-import { planSteps, runsOf, stepsPerEpoch, type MicroBatch } from './batch';
+import { planSteps, runsOf, type MicroBatch } from './batch';
+import { trainingPlan } from './plan';
 import { saveCheckpoint, loadCheckpoint, type RunState } from './checkpoint';
 import { EarlyStopping } from './earlyStop';
 import { cloneLora, flatTensors, parameterCount, type LoraParams } from './lora';
@@ -29,7 +30,9 @@ export interface StepEngine {
 
 export interface TrainOptions {
   epochs: number;
-  /** Optimizer steps in all; overrides epochs when set. */
+  /** Optimizer steps at least: more whole epochs run when `epochs` make fewer (plan.ts); 0 or absent = `epochs` alone. */
+  minSteps?: number;
+  /** Optimizer steps in all; overrides epochs and minSteps when set. */
   maxSteps?: number;
   lr: number;
   schedule: ScheduleKind;
@@ -87,8 +90,9 @@ function examplesDigest(examples: readonly TokenizedExample[]): string {
 export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train: TokenizedExample[]; val: TokenizedExample[] }, params: LoraParams, opts: TrainOptions): Promise<TrainResult> {
   if (data.train.length === 0) throw new RangeError('no training examples');
   const emit = opts.onEvent ?? (() => {});
-  const spe = stepsPerEpoch(data.train.length, opts.batchSize, opts.gradAccum);
-  const totalSteps = opts.maxSteps ?? opts.epochs * spe;
+  const runPlan = trainingPlan(data.train.length, { epochs: opts.epochs, minSteps: opts.minSteps ?? 0, batchSize: opts.batchSize, gradAccum: opts.gradAccum });
+  const spe = runPlan.stepsPerEpoch;
+  const totalSteps = opts.maxSteps ?? runPlan.totalSteps;
   const tensors = flatTensors(params);
   const opt = new AdamW(tensors.map((t) => t.length), { weightDecay: opts.weightDecay });
   const early = new EarlyStopping(opts.patience);

@@ -113,7 +113,7 @@ export const train: Handler<'train'> = async (params, ctx) => {
     times.setupS = (performance.now() - t0) / 1000;
     ctx.log('info', `train: ${split.train.length} training and ${split.val.length} held-out examples; step session built in ${times.setupS.toFixed(2)} s`);
     result = await runTrainer(cfg, engine, split, lora, {
-      epochs: hp.epochs, lr: hp.learningRate, schedule: hp.schedule, warmupSteps: hp.warmupSteps, weightDecay: hp.weightDecay,
+      epochs: hp.epochs, minSteps: hp.minSteps ?? TRAIN_DEFAULTS.minSteps, lr: hp.learningRate, schedule: hp.schedule, warmupSteps: hp.warmupSteps, weightDecay: hp.weightDecay,
       maxGradNorm: hp.maxGradNorm, batchSize: hp.batchSize, gradAccum: hp.gradAccum, seed: hp.seed, shuffle: true,
       evalEvery: TRAIN_DEFAULTS.evalEvery, checkpointEverySeconds: TRAIN_DEFAULTS.checkpointEverySeconds,
       patience: hp.patience ?? TRAIN_DEFAULTS.patience, padId: cfg.padId,

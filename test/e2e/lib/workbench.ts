@@ -56,9 +56,9 @@ export function examplesOnDisk(workspace: string, taskDir: string): StoredExampl
   return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as StoredExample);
 }
 
-/** The training panel's page (the inner frame of the webview). */
+/** The training panel's page (the inner frame of the webview); with several panels open, the one shown. */
 export function panelFrame(page: Page): FrameLocator {
-  return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+  return page.frameLocator('iframe.webview.ready >> visible=true').frameLocator('#active-frame');
 }
 
 /** Runs a command from the palette (F1). */

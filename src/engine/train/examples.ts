@@ -7,6 +7,7 @@
 // A malformed line is an error naming file:line and the problem; nothing is skipped silently.
 
 import * as fs from 'node:fs';
+import { errorMessageOf } from '../../protocol/quote';
 
 export interface ChatMessage {
   role: string;
@@ -39,7 +40,7 @@ export function parseExamples(text: string, file: string): TrainExample[] {
     try {
       json = JSON.parse(raw);
     } catch (e) {
-      throw new DataError(`${where}: not valid JSON (${(e as Error).message})`);
+      throw new DataError(`${where}: not valid JSON (${errorMessageOf(e)})`);
     }
     out.push(parseExample(json, where, i + 1));
   }

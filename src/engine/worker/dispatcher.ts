@@ -13,6 +13,7 @@ import {
   parseHostToWorker,
   type WorkerToHost,
 } from '../../protocol/engine';
+import { escapeControls } from '../../protocol/quote';
 import { CancelledError, type EngineState, type Handler, type HandlerContext, type HandlerTable } from './context';
 
 interface Job {
@@ -110,7 +111,8 @@ export class Dispatcher {
       if (signal.aborted || e instanceof CancelledError) {
         this.reply(id, 'cancelled', errorText(e));
       } else {
-        this.log('error', `${method}#${id} failed: ${e instanceof Error && e.stack ? e.stack : errorText(e)}`);
+        // The stack's lines stay lines; each is escaped like the message it starts with.
+        this.log('error', `${method}#${id} failed: ${e instanceof Error && e.stack ? e.stack.split('\n').map(escapeControls).join('\n') : errorText(e)}`);
         this.reply(id, 'failed', errorText(e));
       }
     }
@@ -125,6 +127,7 @@ export class Dispatcher {
   }
 }
 
+/** An error as the one line the host shows: escaped, since it may quote a model file or a message. */
 function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  return escapeControls(e instanceof Error ? e.message : String(e));
 }

@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { configFromHf, ConfigError, type GemmaConfig } from './config';
 import { readFdInto } from './fileRange';
-import { requireFiniteRaw } from './finite';
+import { findNonFinite, requireFiniteRaw } from './finite';
 import { GgufError, readGguf, readGgufTensor, type GgufFile, type GgufTensorInfo } from './gguf';
 import { ggufConfig, ggufToHfName, ggufTokenizerSource } from './ggufGemma';
 import type { TensorDtype } from './ggufFormat';
@@ -382,6 +382,10 @@ function toQ4_0(s: TensorSource, row0: number, count: number): Uint8Array {
     if (scratch.length !== n * rowLen) scratch = new Float32Array(n * rowLen);
     decode(s.dtype, bytes, n * rowLen, scratch, 0);
     quantizeQ4_0(scratch, out, r * q4Row);
+    // A finite weight above 8 × 65504 in size has no f16 block scale: it would become infinity.
+    if (findNonFinite('q4_0', out.subarray(r * q4Row, (r + n) * q4Row), n * rowLen)) {
+      throw new ModelLoadError(`${s.file}: tensor ${shownName(s.label)} has weights too large for 4-bit blocks (a block scale would be infinite); load it with precision f32`);
+    }
   });
   return out;
 }

@@ -111,8 +111,7 @@ export class Dispatcher {
       if (signal.aborted || e instanceof CancelledError) {
         this.reply(id, 'cancelled', errorText(e));
       } else {
-        // The stack's lines stay lines; each is escaped like the message it starts with.
-        this.log('error', `${method}#${id} failed: ${e instanceof Error && e.stack ? e.stack.split('\n').map(escapeControls).join('\n') : errorText(e)}`);
+        this.log('error', `${method}#${id} failed: ${e instanceof Error && e.stack ? e.stack : errorText(e)}`);
         this.reply(id, 'failed', errorText(e));
       }
     }
@@ -123,7 +122,8 @@ export class Dispatcher {
   }
 
   private log(level: EngineLogLevel, message: string): void {
-    this.post({ kind: 'log', level, message });
+    // Handlers log names and paths from requests: each line reaches the host escaped.
+    this.post({ kind: 'log', level, message: message.split('\n').map(escapeControls).join('\n') });
   }
 }
 

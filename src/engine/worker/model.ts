@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { loadAdapter as readAdapterInto, openModel } from '../generate/openModel';
 import { PrefixCache } from '../generate/prefixCache';
 import { throwIfCancelled, type Handler, type LoadedModel } from './context';
+import { quote } from '../../protocol/quote';
 
 /** The loaded model, or an error that says to load one first. */
 export function requireModel(model: LoadedModel | null): LoadedModel {
@@ -35,7 +36,7 @@ export const loadAdapter: Handler<'loadAdapter'> = async ({ name, path: dir }, c
   model.adapters.set(name, path.resolve(dir));
   // The name may be reused for new weights (a retrained task): prefixes computed with the old ones go.
   model.prefixes.invalidate(name);
-  ctx.log('info', `adapter "${name}" loaded from ${dir} (rank ${size.rank}, ${size.modules} modules)`);
+  ctx.log('info', `adapter ${quote(name)} loaded from ${dir} (rank ${size.rank}, ${size.modules} modules)`);
   return { name, ...size };
 };
 

@@ -5,6 +5,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Rng } from '../../src/engine/rng';
+import { readGguf, readGgufTensor } from '../../src/engine/model/gguf';
+import { GgufType, type GgufValue } from '../../src/engine/model/ggufFormat';
+import { writeGguf } from '../../src/engine/model/ggufWriter';
 import type { Corpus } from './corpus';
 import { TASK_ID } from './corpus';
 import { jsonText, mutateBytes, mutateJson, pick } from './mutate';
@@ -51,6 +54,49 @@ function mutateSafetensors(bytes: Buffer, rng: Rng): Uint8Array {
   return withHeader(mutateJson(header, rng), rest);
 }
 
+/** Numbers for a GGUF metadata value of `type`, at the edges of what each field may hold. */
+function ggufNumber(type: number, rng: Rng): number | bigint {
+  if (type === GgufType.FLOAT32 || type === GgufType.FLOAT64) return pick(rng, [NaN, Infinity, -Infinity, 0, -1, 1e30, 1e-30]);
+  if (type === GgufType.UINT64 || type === GgufType.INT64) return pick(rng, [0n, 1n, 1000000000n, 1n << 40n, 1n << 62n]);
+  const max = { 0: 0xff, 1: 0x7f, 2: 0xffff, 3: 0x7fff, 4: 0xffffffff, 5: 0x7fffffff }[type] ?? 0xff;
+  return Math.min(max, pick(rng, [0, 1, 2, 3, 7, 63, 64, 257, 4096, 70000, 1e9, 0xffffffff]));
+}
+
+/**
+ * A well-formed GGUF with one metadata value or tensor name changed (a size set to 1e9, a float to NaN,
+ * a string given escape bytes, an array cut or grown, a key removed or added): reaches the checks that
+ * come after the file parses, which random bytes rarely do.
+ */
+function mutateGgufStructure(src: string, rng: Rng, out: string): void {
+  const g = readGguf(src);
+  const meta: [string, GgufValue][] = [...g.metadata];
+  const tensors = [...g.tensors.values()].map((t) => ({ name: t.name, ne: t.ne, dtype: t.dtype, data: () => [readGgufTensor(g, t.name)] }));
+  const i = rng.int(meta.length);
+  const [key, v] = meta[i];
+  switch (rng.int(6)) {
+    case 0:
+      meta.splice(i, 1);
+      break;
+    case 1:
+      meta.push([`${pick(rng, ['gemma3.', 'tokenizer.ggml.', 'x\x1b[2J'])}${key.split('.').pop()}`, { type: GgufType.UINT32, value: ggufNumber(GgufType.UINT32, rng) as number }]);
+      break;
+    case 2: {
+      const t = tensors[rng.int(tensors.length)];
+      t.name = pick(rng, [`${t.name}\x1b[2J`, tensors[0].name, t.name.replace('blk.0', 'blk.9'), '']);
+      break;
+    }
+    default:
+      if (v.type === GgufType.STRING) meta[i] = [key, { type: v.type, value: pick(rng, ['', `${v.value}\x1b[2J`, '\u202e' + v.value, 'x'.repeat(70000), 'llama']) }];
+      else if (v.type === GgufType.BOOL) meta[i] = [key, { type: v.type, value: !v.value }];
+      else if (v.type === GgufType.ARRAY) {
+        const items = v.value.items as unknown as ArrayLike<unknown> & { slice(a: number, b?: number): unknown };
+        const cut = rng.int(items.length + 1);
+        meta[i] = [key, { type: v.type, value: { elemType: v.value.elemType, items: items.slice(0, cut) as typeof v.value.items } }];
+      } else meta[i] = [key, { type: v.type, value: ggufNumber(v.type, rng) } as GgufValue];
+  }
+  writeGguf(out, meta, tensors);
+}
+
 /** Writes input `index` of `target` into `dir` (created empty) and returns what the runner needs to know. */
 export function makeInput(c: Corpus, target: Target, rng: Rng, dir: string): InputInfo {
   fs.mkdirSync(dir, { recursive: true });
@@ -58,7 +104,15 @@ export function makeInput(c: Corpus, target: Target, rng: Rng, dir: string): Inp
   switch (target) {
     case 'gguf': {
       const src = rng.next() < 0.7 ? c.ggufQ4 : c.ggufF32;
-      write('model.gguf', mutateBytes(fs.readFileSync(src), rng, c.headerBytes[src]));
+      let structured = rng.next() < 0.4;
+      if (structured) {
+        try {
+          mutateGgufStructure(src, rng, path.join(dir, 'model.gguf'));
+        } catch {
+          structured = false; // a change the writer itself refuses (an alignment that is not used)
+        }
+      }
+      if (!structured) write('model.gguf', mutateBytes(fs.readFileSync(src), rng, c.headerBytes[src]));
       return { precision: rng.next() < 0.7 ? 'q4' : 'f32' };
     }
     case 'safetensors': {

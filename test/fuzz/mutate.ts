@@ -140,7 +140,7 @@ export function mutateJson<T>(value: T, rng: Rng, opts: { pathKeys?: readonly st
         else obj[key] = interestingValue(rng);
         break;
       case 6:
-        if (Array.isArray(cur) && cur.length > 0) for (let i = 0, r = pick(rng, [1, 10, 200]); i < r; i++) cur.push(JSON.parse(JSON.stringify(cur[rng.int(cur.length)])));
+        if (Array.isArray(cur) && cur.length > 0) for (let i = 0, r = pick(rng, [1, 10, 200]); i < r; i++) cur.push(JSON.parse(JSON.stringify(cur[rng.int(cur.length)]) ?? 'null'));
         else obj[key] = interestingValue(rng);
         break;
       default: {

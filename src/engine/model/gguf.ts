@@ -10,7 +10,7 @@ import {
   type GgmlTypeId, type GgufArray, type GgufArrayItems, type GgufTypeId, type GgufValue, type TensorDtype,
 } from './ggufFormat';
 import { readFdInto, readRangeInto } from './fileRange';
-import { shownName } from '../../protocol/quote';
+import { quote, shownName } from '../../protocol/quote';
 import { firstOverlap } from './bounds';
 
 export class GgufError extends Error {
@@ -198,7 +198,7 @@ export function readGguf(file: string): GgufFile {
     const magic = c.u32('magic');
     if (magic !== GGUF_MAGIC) {
       const shown = Buffer.from([magic & 0xff, (magic >>> 8) & 0xff, (magic >>> 16) & 0xff, magic >>> 24]).toString('latin1');
-      throw new GgufError(file, `bad magic ${JSON.stringify(shown)}: not a GGUF file`);
+      throw new GgufError(file, `bad magic ${quote(shown)}: not a GGUF file`);
     }
     const version = c.u32('version');
     if (version !== 2 && version !== 3) throw new GgufError(file, `GGUF version ${version} is not supported (only 2 and 3)`);

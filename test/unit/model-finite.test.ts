@@ -97,6 +97,26 @@ test('the scan finds a NaN or infinity at every position of a chunk, and passes 
   }
 });
 
+test('every block type is checked by its f16 scales and mins (ggml-common.h offsets), codes never', () => {
+  const types: [dtype: string, block: number, bytes: number, halves: number[]][] = [
+    ['q4_0', 32, 18, [0]], ['q4_1', 32, 20, [0, 2]], ['q5_0', 32, 22, [0]], ['q5_1', 32, 24, [0, 2]], ['q8_0', 32, 34, [0]],
+    ['q2_k', 256, 84, [80, 82]], ['q3_k', 256, 110, [108]], ['q4_k', 256, 144, [0, 2]], ['q5_k', 256, 176, [0, 2]], ['q6_k', 256, 210, [208]],
+    ['iq4_nl', 32, 18, [0]], ['iq4_xs', 256, 136, [0]],
+  ];
+  for (const [dtype, block, bytes, halves] of types) {
+    const blocks = 5;
+    const b = new Uint8Array(blocks * bytes).fill(0xff); // every code byte all ones: not a scale, so not checked
+    for (let k = 0; k < blocks; k++) for (const h of halves) b.set([0x00, 0x3c], k * bytes + h); // 1.0
+    assert.equal(findNonFinite(dtype as never, b, blocks * block), null, `${dtype}: finite scales pass whatever the codes`);
+    for (const h of halves) {
+      const bad = b.slice();
+      bad.set(INF_F16, 3 * bytes + h);
+      assert.deepEqual(findNonFinite(dtype as never, bad, blocks * block), { index: 3, what: 'block scale', kind: 'Infinity' }, `${dtype} half at ${h}`);
+    }
+  }
+  assert.throws(() => findNonFinite('q9_9' as never, new Uint8Array(64), 32), /no finite check is defined for tensor type q9_9/);
+});
+
 test('a finite weight too large for 4-bit blocks is refused for q4 with a reason, and loads in f32', () => {
   const dir = damaged('hf-huge', (d) => writeRandomHf(d, GEMMA3_TINY, { seed: 1, dtype: 'f32' }), (f) => patchTensorBytes(f, 'model.layers.3.self_attn.o_proj.weight', 0, f32Bytes(1e30)), 'model.safetensors');
   assert.throws(() => loadModel(dir, { precision: 'q4' }), /tensor model\.layers\.3\.self_attn\.o_proj\.weight has weights too large for 4-bit blocks .*load it with precision f32/);

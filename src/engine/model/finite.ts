@@ -4,11 +4,10 @@
 // file and tensor, and tensors are checked again before anything is written.
 //
 // The scans read the stored bits, not decoded floats: for f32/f16/bf16 every value; for block-quantised
-// tensors only the f16 block scales, because a 4- or 8-bit code is an integer and cannot be non-finite
-// (a Q4_0 weight is d·(q − 8): finite whenever d is).
+// tensors only the f16 scales (and mins) of each block, because codes and the K-quants' 6-bit sub-block
+// scales are integers and cannot be non-finite (a Q4_0 weight is d·(q − 8): finite whenever d is).
 
 import type { TensorDtype } from './ggufFormat';
-import { Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES } from './quant';
 import { shownName } from '../../protocol/quote';
 
 /** A tensor that holds NaN or ±Infinity, or a computation that produced one. */
@@ -32,12 +31,31 @@ export function firstNonFiniteF32(a: Float32Array): number {
   return -1;
 }
 
-/** Index k of the first non-finite 16-bit code (exponent mask `exp`) among the n codes at bytes k·`stride`, or −1. */
-function firstNonFinite16(bytes: Uint8Array, n: number, stride: number, exp: number): number {
-  if (stride === 2 && bytes.byteOffset % 4 === 0) return firstNonFinitePacked16(bytes, n, exp);
-  for (let k = 0, o = 0; k < n; k++, o += stride) if (((bytes[o] | (bytes[o + 1] << 8)) & exp) === exp) return k;
+/** Index k of the first non-finite 16-bit code (exponent mask `exp`) among the n codes at bytes `at` + k·`stride`, or −1. */
+function firstNonFinite16(bytes: Uint8Array, n: number, stride: number, exp: number, at = 0): number {
+  if (stride === 2 && at === 0 && bytes.byteOffset % 4 === 0) return firstNonFinitePacked16(bytes, n, exp);
+  for (let k = 0, o = at; k < n; k++, o += stride) if (((bytes[o] | (bytes[o + 1] << 8)) & exp) === exp) return k;
   return -1;
 }
+
+/**
+ * Where each ggml block type keeps its f16 numbers: values per block, bytes per block, and the byte
+ * offsets of the f16 scale d (and min m or dmin) inside a block (ggml-common.h's block_* structs).
+ */
+const BLOCK_HALVES: Record<string, { block: number; bytes: number; offsets: number[] }> = {
+  q4_0: { block: 32, bytes: 18, offsets: [0] },
+  q4_1: { block: 32, bytes: 20, offsets: [0, 2] },
+  q5_0: { block: 32, bytes: 22, offsets: [0] },
+  q5_1: { block: 32, bytes: 24, offsets: [0, 2] },
+  q8_0: { block: 32, bytes: 34, offsets: [0] },
+  q2_k: { block: 256, bytes: 84, offsets: [80, 82] },
+  q3_k: { block: 256, bytes: 110, offsets: [108] },
+  q4_k: { block: 256, bytes: 144, offsets: [0, 2] },
+  q5_k: { block: 256, bytes: 176, offsets: [0, 2] },
+  q6_k: { block: 256, bytes: 210, offsets: [208] },
+  iq4_nl: { block: 32, bytes: 18, offsets: [0] },
+  iq4_xs: { block: 256, bytes: 136, offsets: [0] },
+};
 
 /**
  * The same for n packed codes, two per 32-bit word (about twice as fast as one at a time): adding the
@@ -73,8 +91,7 @@ function kind16(code: number, exp: number): NonFiniteFind['kind'] {
  */
 export function findNonFinite(dtype: TensorDtype, bytes: Uint8Array, n: number): NonFiniteFind | null {
   const at16 = (stride: number, exp: number, what: NonFiniteFind['what']): NonFiniteFind | null => {
-    const count = what === 'value' ? n : n / 32;
-    const i = firstNonFinite16(bytes, count, stride, exp);
+    const i = firstNonFinite16(bytes, n, stride, exp);
     return i < 0 ? null : { index: i, what, kind: kind16(bytes[i * stride] | (bytes[i * stride + 1] << 8), exp) };
   };
   switch (dtype) {
@@ -85,9 +102,16 @@ export function findNonFinite(dtype: TensorDtype, bytes: Uint8Array, n: number):
     }
     case 'f16': return at16(2, F16_EXP, 'value');
     case 'bf16': return at16(2, BF16_EXP, 'value');
-    case 'q4_0': return at16(Q4_0_BLOCK_BYTES, F16_EXP, 'block scale');
-    case 'q8_0': return at16(Q8_0_BLOCK_BYTES, F16_EXP, 'block scale');
   }
+  const t = BLOCK_HALVES[dtype];
+  // A block type without an entry would go unchecked: refuse to guess.
+  if (!t) throw new Error(`no finite check is defined for tensor type ${dtype}`);
+  let first: NonFiniteFind | null = null;
+  for (const at of t.offsets) {
+    const i = firstNonFinite16(bytes, n / t.block, t.bytes, F16_EXP, at);
+    if (i >= 0 && (first === null || i < first.index)) first = { index: i, what: 'block scale', kind: kind16(bytes[i * t.bytes + at] | (bytes[i * t.bytes + at + 1] << 8), F16_EXP) };
+  }
+  return first;
 }
 
 function kindOf(v: number): NonFiniteFind['kind'] {
@@ -102,7 +126,7 @@ function kindOf(v: number): NonFiniteFind['kind'] {
 export function requireFiniteRaw(file: string, tensor: string, dtype: TensorDtype, bytes: Uint8Array, n: number, first = 0): void {
   const bad = findNonFinite(dtype, bytes, n);
   if (!bad) return;
-  const where = bad.what === 'value' ? `value ${first + bad.index}` : `the scale of block ${first / 32 + bad.index}`;
+  const where = bad.what === 'value' ? `value ${first + bad.index}` : `the scale of block ${first / (BLOCK_HALVES[dtype]?.block ?? 1) + bad.index}`;
   throw new NonFiniteError(`${file}: tensor ${shownName(tensor)} holds ${bad.kind} at ${where}: the file is damaged`);
 }
 

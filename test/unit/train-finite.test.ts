@@ -55,8 +55,9 @@ function damagedCheckpoint(name: string, change: (t: Map<string, Float32Array>, 
 test('a damaged checkpoint is refused naming the file and what is wrong', () => {
   const a = peftTensorNames({ layer: 1, target: 'v' }).a;
   const cases: [string, (t: Map<string, Float32Array>, m: Record<string, string>) => void, RegExp][] = [
-    ['step-nan', (_, m) => { m.optimizer_step = 'NaN'; }, /damaged checkpoint \(optimizer_step "NaN" is not the run's step 2\)/],
-    ['step-other', (_, m) => { m.optimizer_step = '7'; }, /damaged checkpoint \(optimizer_step "7" is not the run's step 2\)/],
+    ['step-nan', (_, m) => { m.optimizer_step = 'NaN'; }, /damaged checkpoint \(optimizer_step "NaN" is not a step count\)/],
+    ['step-negative', (_, m) => { m.optimizer_step = '-1'; }, /damaged checkpoint \(optimizer_step "-1" is not a step count\)/],
+    ['step-missing', (_, m) => { delete m.optimizer_step; }, /damaged checkpoint \(optimizer_step undefined is not a step count\)/],
     ['moment-nan', (t) => { t.get(`${a}.exp_avg`)![5] = NaN; }, /tensor base_model.*layers\.1\.self_attn\.v_proj\.lora_A\.weight\.exp_avg holds NaN at value 5/],
     ['moment-negative', (t) => { t.get(`${a}.exp_avg_sq`)![9] = -1; }, /exp_avg_sq holds -1 at value 9: a second moment is never negative/],
     ['weight-inf', (t) => { t.get(a)![0] = Infinity; }, /lora_A\.weight holds Infinity at value 0/],

@@ -18,6 +18,7 @@ import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
 import { inverseFrequencies, ropeTables } from './rope';
 import type { BranchLogits, BranchOptions, GemmaRuntime, KvCache, LoraAdapter, Precision, RuntimeOptions, StepOptions } from './runtime';
+import { quote } from '../../protocol/quote';
 
 type Feeds = Record<string, ortTypes.Tensor>;
 
@@ -182,7 +183,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     let lora = this.baseLora;
     if (adapter !== undefined) {
       const a = this.adapters.get(adapter);
-      if (!a) throw new Error(`${what}: no adapter named "${adapter}"`);
+      if (!a) throw new Error(`${what}: no adapter named ${quote(adapter)}`);
       lora = a;
       await this.ensureLora();
     }

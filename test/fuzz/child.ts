@@ -21,7 +21,7 @@ export interface ResultMessage {
 }
 
 const send = (m: ResultMessage | { kind: 'ready' }) => process.send!(m);
-const ctx: ChildContext = { base: null, corpusModel: process.argv[2], engine: null };
+const ctx: ChildContext = { base: null, corpusModel: process.argv[2], workerPath: process.argv[3], engine: null, client: null };
 
 // A rejection nobody handled is the input's fault: reported as unclear with the input that caused it.
 let stray: string | null = null;

@@ -12,7 +12,7 @@ import type { Corpus } from './corpus';
 import { TASK_ID } from './corpus';
 import { jsonText, mutateBytes, mutateJson, pick } from './mutate';
 
-export const TARGETS = ['gguf', 'safetensors', 'config', 'tokenizer', 'adapter', 'checkpoint', 'examples', 'task', 'webview', 'engine'] as const;
+export const TARGETS = ['gguf', 'safetensors', 'config', 'tokenizer', 'adapter', 'checkpoint', 'examples', 'task', 'webview', 'engine', 'client'] as const;
 export type Target = (typeof TARGETS)[number];
 
 /** What a runner is told besides the folder: which variant of the seed the input came from. */
@@ -168,6 +168,24 @@ export function makeInput(c: Corpus, target: Target, rng: Rng, dir: string): Inp
     case 'engine': {
       const m = mutateJson(pick(rng, c.engineMessages), rng, { pathKeys: ['path', 'outDir'], paths: c.sandboxPaths });
       write('message.json', JSON.stringify(m) ?? 'null');
+      return {};
+    }
+    case 'client': {
+      // Through EngineClient as the extension calls it: a request with mutated params, or a mutated
+      // adapter folder loaded and then used by a classify.
+      let requests: { method: string; params: unknown }[];
+      if (rng.next() < 0.5) {
+        const seed = pick(rng, c.engineMessages.filter((m) => (m as { kind: string }).kind === 'request')) as { method: string; params: unknown };
+        requests = [{ method: seed.method, params: mutateJson(seed.params, rng, { pathKeys: ['path', 'outDir'], paths: c.sandboxPaths }) }];
+      } else {
+        const adapter = path.join(dir, 'adapter');
+        makeInput(c, 'adapter', rng, adapter);
+        requests = [
+          { method: 'loadAdapter', params: { name: 'fuzzed', path: adapter } },
+          { method: 'classify', params: { messages: [{ role: 'user', content: 'Bug or feature? It crashes.' }], labels: ['bug', 'feature'], adapter: 'fuzzed' } },
+        ];
+      }
+      write('requests.json', JSON.stringify(requests));
       return {};
     }
   }

@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { writeCorpus, type Corpus } from './corpus';
 import type { ResultMessage, RunMessage } from './child';
 import { inputRng, makeInput, TARGETS, type Target } from './inputs';
+import { buildWorker } from '../unit/worker-helpers';
 
 const OUTCOMES = ['error', 'ran', 'unclear', 'silent', 'control', 'crash', 'hang', 'rss'] as const;
 type Outcome = (typeof OUTCOMES)[number];
@@ -74,11 +75,15 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-/** Resident memory of a process in MiB (Linux), or 0 where /proc is not there. */
+/** Resident memory in MiB of a process and its descendants (an engine EngineClient forked), on Linux; 0 where /proc is not there. */
 function rssOf(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
+    let mb = m ? Number(m[1]) / 1024 : 0;
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      for (const child of fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean)) mb += rssOf(Number(child));
+    }
+    return mb;
   } catch {
     return 0;
   }
@@ -95,11 +100,11 @@ class Child {
   private ready: Promise<void> | null = null;
   private stderr = '';
 
-  constructor(private readonly corpus: Corpus, private readonly o: Options) {}
+  constructor(private readonly corpus: Corpus, private readonly workerPath: string, private readonly o: Options) {}
 
   private start(): Promise<void> {
     this.stderr = '';
-    const proc = fork(path.join(__dirname, 'child.ts'), [this.corpus.ggufQ4], {
+    const proc = fork(path.join(__dirname, 'child.ts'), [this.corpus.ggufQ4, this.workerPath], {
       // The V8 heap bound makes a runaway allocation end here as a crash, before it can take the machine.
       execArgv: ['--import', 'tsx', `--max-old-space-size=${Math.max(256, Math.floor(this.o.rssMB * 0.75))}`],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -228,7 +233,9 @@ async function main(): Promise<number> {
         }
       }
     };
-    for (let j = 0; j < (o.replay ? 1 : o.jobs); j++) children.push(new Child(corpus, o));
+    // The engine bundle as the extension ships it, for the client target.
+    const workerPath = targets.includes('client') ? await buildWorker('fuzz') : '';
+    for (let j = 0; j < (o.replay ? 1 : o.jobs); j++) children.push(new Child(corpus, workerPath, o));
     await Promise.all(children.map(worker));
 
     const seconds = (performance.now() - t0) / 1000;

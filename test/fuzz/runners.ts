@@ -26,6 +26,7 @@ import { loadCheckpoint } from '../../src/engine/train/checkpoint';
 import { parseExamples } from '../../src/engine/train/examples';
 import { flatTensors, toRuntimeAdapter } from '../../src/engine/train/lora';
 import { readPeftParams } from '../../src/engine/train/peftParams';
+import { EngineClient, EngineError } from '../../src/client/engineClient';
 import { Dispatcher } from '../../src/engine/worker/dispatcher';
 import { handlers } from '../../src/engine/worker/handlers';
 import type { EngineState } from '../../src/engine/worker/context';
@@ -36,7 +37,7 @@ import { MAX_INPUT_LENGTH, MAX_OUTPUT_LENGTH } from '../../src/store/examples';
 import { FUZZ_CONFIG, TASK_ID } from './corpus';
 import type { InputInfo, Target } from './inputs';
 
-export type ChildOutcome = 'error' | 'ran' | 'unclear' | 'silent' | 'control';
+export type ChildOutcome = 'error' | 'ran' | 'unclear' | 'silent' | 'control' | 'crash';
 export interface Judged {
   outcome: ChildOutcome;
   /** The message or what was wrong, for the report. */
@@ -47,6 +48,8 @@ export interface Judged {
 class Silent extends Error {}
 /** A message other than an error's (a log line) that holds a raw control character. */
 class Control extends Error {}
+/** The engine process died under EngineClient (which caught it and starts a new one). */
+class Crash extends Error {}
 
 /** Internal errors: a reader that met input it did not expect, rather than refusing it by name. */
 const UNCLEAR = /^(TypeError|ReferenceError|SyntaxError)$|^(AssertionError)/;
@@ -58,6 +61,7 @@ const UNCLEAR_TEXT = /^Cannot (read|set) propert|is not a function|is not iterab
 export function judgeError(e: unknown): Judged {
   if (e instanceof Silent) return { outcome: 'silent', detail: e.message };
   if (e instanceof Control) return { outcome: 'control', detail: e.message };
+  if (e instanceof Crash) return { outcome: 'crash', detail: e.message };
   const message = e instanceof Error ? e.message : String(e);
   const name = e instanceof Error ? e.name : typeof e;
   if (hasControls(message.replace(/\n/g, ''))) return { outcome: 'control', detail: JSON.stringify(message).slice(0, 300) };
@@ -76,6 +80,9 @@ export interface ChildContext {
   base: OpenModel | null;
   corpusModel: string;
   engine: { dispatcher: Dispatcher; state: EngineState; replies: WorkerToHost[]; notify: (() => void) | null } | null;
+  /** The bundled engine for EngineClient (dist/worker.js as the extension runs it). */
+  workerPath: string;
+  client: { engine: EngineClient; logs: string[] } | null;
 }
 
 /** Uses a loaded model as the extension does and checks that every number it answers with is sound. */
@@ -226,6 +233,43 @@ async function engineOf(ctx: ChildContext): Promise<NonNullable<ChildContext['en
   return e;
 }
 
+/** The fuzzer's EngineClient, with the corpus model loaded (again, when an input replaced or dropped it). */
+async function clientOf(ctx: ChildContext): Promise<NonNullable<ChildContext['client']>> {
+  if (!ctx.client) {
+    const logs: string[] = [];
+    const keep = (s: string) => void logs.push(s);
+    ctx.client = { engine: new EngineClient({ workerPath: ctx.workerPath, threads: 1, logger: { trace: keep, debug: keep, info: keep, warn: keep, error: keep } }), logs };
+  }
+  const c = ctx.client;
+  const status = await c.engine.request('status', {});
+  if (status.model?.source !== path.resolve(ctx.corpusModel)) await c.engine.request('loadModel', { path: ctx.corpusModel, precision: 'q4', threads: 1 });
+  return c;
+}
+
+/** Sends an input's requests through EngineClient, each cancelled after 3 s, and judges answers and logs. */
+async function runClient(dir: string, ctx: ChildContext): Promise<void> {
+  const c = await clientOf(ctx);
+  const requests = JSON.parse(fs.readFileSync(path.join(dir, 'requests.json'), 'utf8')) as { method: EngineMethod; params: never }[];
+  c.logs.length = 0;
+  let failure: unknown = null;
+  for (const r of requests) {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), 3000);
+    try {
+      await c.engine.request(r.method, r.params, { signal: abort.signal });
+    } catch (e) {
+      if (!(e instanceof EngineError)) throw e;
+      if (e.code === ('crashed' as string) || e.code === 'worker-exited') throw new Crash(`the engine died under EngineClient: ${e.message}`);
+      if (e.message.startsWith('the engine sent an invalid')) throw new Silent(e.message);
+      if (e.code !== 'cancelled') failure ??= new Error(e.message);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  for (const line of c.logs) if (hasControls(line.replace(/\n/g, ''))) throw new Control(`a log line holds a control character: ${JSON.stringify(line).slice(0, 200)}`);
+  if (failure) throw failure;
+}
+
 /** Runs one input and judges it. */
 export async function runInput(target: Target, dir: string, info: InputInfo, ctx: ChildContext): Promise<Judged> {
   try {
@@ -240,6 +284,7 @@ export async function runInput(target: Target, dir: string, info: InputInfo, ctx
       case 'task': await runTask(dir); break;
       case 'webview': await runWebview(dir, info); break;
       case 'engine': await runEngine(dir, ctx); break;
+      case 'client': await runClient(dir, ctx); break;
     }
     return { outcome: 'ran', detail: '' };
   } catch (e) {

@@ -17,6 +17,7 @@ export interface ResultMessage {
   kind: 'result';
   outcome: string;
   detail: string;
+  /** The child's peak resident memory so far, in MiB. */
   rssMB: number;
 }
 
@@ -33,7 +34,8 @@ process.on('message', (m: RunMessage) => {
   stray = null;
   void runInput(m.target, m.dir, m.info, ctx).then((j) => {
     const judged = stray !== null && (j.outcome === 'ran' || j.outcome === 'error') ? { outcome: 'unclear', detail: stray } : j;
-    send({ kind: 'result', outcome: judged.outcome, detail: judged.detail, rssMB: Math.round(process.memoryUsage.rss() / 2 ** 20) });
+    // The peak since the child started (kB): a spike between the parent's samples is seen too.
+    send({ kind: 'result', outcome: judged.outcome, detail: judged.detail, rssMB: Math.round(process.resourceUsage().maxRSS / 1024) });
   });
 });
 send({ kind: 'ready' });

@@ -12,6 +12,7 @@ import { benchCommand } from './commands/bench';
 import { trainCommand } from './commands/train';
 import { exportAdapterCommand } from './commands/exportAdapter';
 import { demoCommand } from './commands/demo';
+import { escapeControls, quote } from '../protocol/quote';
 
 const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, exportAdapterCommand, demoCommand];
 
@@ -29,7 +30,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const cmd = commands.find((c) => c.name === name);
   if (!cmd) {
-    console.error(`gemma-tune: unknown command "${name}" (try gemma-tune help)`);
+    console.error(`gemma-tune: unknown command ${quote(name)} (try gemma-tune help)`);
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
@@ -41,11 +42,12 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {
-      console.error(`gemma-tune ${name}: ${e.message}\nusage: ${cmd.usage}`);
+      console.error(`gemma-tune ${name}: ${escapeControls(e.message)}\nusage: ${cmd.usage}`);
       return 2;
     }
     const msg = e instanceof Error ? e.message : String(e);
-    console.error(`gemma-tune ${name}: ${msg.split('\n')[0]}`);
+    // One line, and nothing in it a terminal would act on (the message may quote a file).
+    console.error(`gemma-tune ${name}: ${escapeControls(msg.split('\n')[0])}`);
     if (process.env.GEMMA_TUNE_DEBUG && e instanceof Error) console.error(e.stack);
     return 1;
   }

@@ -6,6 +6,7 @@
 import type { ParamsOf, ResultOf } from '../protocol/engine';
 import { formatFieldsOutput, renderUserMessage } from '../store/prompt';
 import type { TaskConfig } from '../store/task';
+import { quote } from '../protocol/quote';
 
 /** Tokens a free-text extract may generate (the answer to a 10–20 example task is short). */
 export const FREE_TEXT_MAX_TOKENS = 256;
@@ -23,7 +24,7 @@ export function taskMessages(task: TaskConfig, input: string): ParamsOf<'classif
  * the model's state after it and runs only the input and the labels.
  */
 export function classifyParams(task: TaskConfig, input: string, adapter: string | undefined): ParamsOf<'classify'> {
-  if (task.kind !== 'classify' || !task.labels?.length) throw new Error(`task "${task.name}" is not a classify task with labels`);
+  if (task.kind !== 'classify' || !task.labels?.length) throw new Error(`task ${quote(task.name)} is not a classify task with labels`);
   return { messages: taskMessages(task, input), labels: [...task.labels], sharedPrefix: renderUserMessage(task, ''), ...(adapter ? { adapter } : {}) };
 }
 
@@ -44,7 +45,7 @@ export function freeTextParams(task: TaskConfig, input: string, adapter: string 
 
 /** The engine request for an extract task (greedy, so a selection always gives the same answer). */
 export function extractRequest(task: TaskConfig, input: string, adapter: string | undefined): ExtractRequest {
-  if (task.kind !== 'extract') throw new Error(`task "${task.name}" is not an extract task`);
+  if (task.kind !== 'extract') throw new Error(`task ${quote(task.name)} is not an extract task`);
   if (task.fields?.length) {
     return { method: 'extract', params: { ...taskPrompt(task, input, adapter), fields: task.fields.map((name) => ({ name })), maxTokens: FIELDS_MAX_TOKENS } };
   }

@@ -6,6 +6,8 @@
 // stays small enough to read in one sitting.
 
 /** Thrown when a value does not match its schema; `path` locates the bad field. */
+import { describeValue, quote } from './quote';
+
 export class CheckError extends Error {
   constructor(
     readonly path: string,
@@ -23,11 +25,9 @@ export type Schema<T> = (value: unknown, path?: string) => T;
 export type Infer<S> = S extends Schema<infer T> ? T : never;
 
 function describe(v: unknown): string {
-  if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return v.length > 40 ? `a string of length ${v.length}` : JSON.stringify(v);
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  return typeof v === 'object' ? 'an object' : typeof v;
+  if (typeof v === 'string' && v.length > 40) return `a string of length ${v.length}`;
+  return describeValue(v);
 }
 
 function fail(path: string, expected: string, got: unknown): never {
@@ -106,7 +106,7 @@ export function obj<S extends Shape>(shape: S): Schema<Flat<ObjectOf<S>>> {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, 'an object', v);
     const rec = v as Record<string, unknown>;
     for (const k of Object.keys(rec)) {
-      if (!(k in shape)) throw new CheckError(path, `unknown field "${k}" (expected ${keys.join(', ') || 'no fields'})`);
+      if (!Object.prototype.hasOwnProperty.call(shape, k)) throw new CheckError(path, `unknown field ${quote(k, 40)} (expected ${keys.join(', ') || 'no fields'})`);
     }
     const out: Record<string, unknown> = {};
     for (const k of keys) {

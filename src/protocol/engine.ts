@@ -14,6 +14,7 @@
 // Both sides validate what they receive with `parse*` below.
 
 import { CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
+import { jsonForMessage, quote } from './quote';
 import { generateMethods } from './generate';
 import { trainMethods } from './train';
 
@@ -71,7 +72,7 @@ const statusResult = obj({
 export type EngineStatus = Infer<typeof statusResult>;
 
 const noEvents: Schema<never> = (v, path = '') => {
-  throw new CheckError(path, `this method streams no events, got one: ${JSON.stringify(v)?.slice(0, 80)}`);
+  throw new CheckError(path, `this method streams no events, got one: ${jsonForMessage(v)}`);
 };
 
 /**
@@ -233,7 +234,7 @@ export function parseHostToWorker(msg: unknown): HostToWorker {
   }
   if (env.method === undefined) throw new CheckError('message.method', 'missing');
   if (!isMethod(env.method)) {
-    throw new CheckError('message.method', `unknown method "${env.method}" (known: ${Object.keys(engineMethods).join(', ')})`);
+    throw new CheckError('message.method', `unknown method ${quote(env.method)} (known: ${Object.keys(engineMethods).join(', ')})`);
   }
   const params = engineMethods[env.method].params(env.params ?? {}, 'params');
   return { kind: 'request', id: env.id, method: env.method, params } as EngineRequest;

@@ -7,6 +7,7 @@
 // A messages or text prompt may name its sharedPrefix: the worker then runs only what follows it.
 
 import { arr, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
+import { jsonForMessage } from './quote';
 
 const MAX_TEXT = 200_000;
 const MAX_IDS = 32_768;
@@ -58,7 +59,7 @@ const tokenEvent = obj({ type: oneOf('token'), id: nullable(tokenId), text: str(
 export type TokenEvent = Infer<typeof tokenEvent>;
 
 const noEvents: Schema<never> = (v, path = '') => {
-  throw new CheckError(path, `this method streams no events, got one: ${JSON.stringify(v)?.slice(0, 80)}`);
+  throw new CheckError(path, `this method streams no events, got one: ${jsonForMessage(v)}`);
 };
 
 const finishReason = oneOf('stop', 'length', 'cancelled');

@@ -6,6 +6,7 @@
 // between steps and the result says which step's adapter is on disk.
 
 import { arr, bool, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
+import { describeValue } from './quote';
 import { hyperparametersSchema } from '../store/task';
 
 const MAX_TEXT = 200_000;
@@ -63,7 +64,7 @@ export type TrainEventMessage = { [K in keyof TrainEventTypes]: Infer<TrainEvent
 const trainEvent: Schema<TrainEventMessage> = (v, path = '') => {
   const type = (v as { type?: unknown } | null)?.type;
   if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(byType, type)) {
-    throw new CheckError(`${path}.type`, `expected one of ${Object.keys(byType).join(', ')}, got ${JSON.stringify(type)}`);
+    throw new CheckError(`${path}.type`, `expected one of ${Object.keys(byType).join(', ')}, got ${describeValue(type)}`);
   }
   return byType[type as keyof TrainEventTypes](v, path) as TrainEventMessage;
 };

@@ -9,6 +9,7 @@
 //   host → webview: state | ack | training | suggestions | notice | unavailable
 
 import { arr, bool, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
+import { describeValue, quote } from './quote';
 import { hyperparametersSchema, MAX_FIELDS, MAX_INSTRUCTION_LENGTH, MAX_LABEL_LENGTH, MAX_LABELS, MAX_NAME_LENGTH, TASK_KINDS } from '../store/task';
 
 // Limits keep a message's size bounded before anything is allocated for it.
@@ -28,7 +29,7 @@ export const PANEL_MAX_PROBLEMS = 20;
 /** An example id as the store makes them; anything path-like is refused here already. */
 const exampleId: Schema<string> = (v, path = '') => {
   const id = str({ min: 1, max: 64 })(v, path);
-  if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new CheckError(path, `expected an example id (letters, digits, "-", "_"), got ${JSON.stringify(id)}`);
+  if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new CheckError(path, `expected an example id (letters, digits, "-", "_"), got ${quote(id, 40)}`);
   return id;
 };
 /** Sequence number of an edit, echoed in its ack. */
@@ -174,7 +175,7 @@ function dispatch<M extends Record<string, Schema<unknown>>>(table: M, msg: unkn
   if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new CheckError('message', 'expected an object');
   const type = (msg as { type?: unknown }).type;
   if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(table, type)) {
-    const shown = typeof type === 'string' ? JSON.stringify(type.slice(0, 40)) : String(type);
+    const shown = typeof type === 'string' ? quote(type, 40) : describeValue(type);
     throw new CheckError('message.type', `unknown message type ${shown} (known: ${Object.keys(table).join(', ')})`);
   }
   return table[type](msg, 'message');

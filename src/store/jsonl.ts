@@ -2,6 +2,7 @@
 // problem naming the file and line number, and the good lines are kept. Pure Node: no vscode.
 
 import { promises as fs } from 'node:fs';
+import { errorMessageOf } from '../protocol/quote';
 
 /** One line that could not be used, with where it is and why. */
 export interface LineProblem {
@@ -55,7 +56,7 @@ export function parseJsonl<T>(text: string, file: string, parse: (value: unknown
     try {
       json = JSON.parse(raw);
     } catch (err) {
-      out.problems.push({ file, line: i + 1, message: `not valid JSON (${(err as Error).message})` });
+      out.problems.push({ file, line: i + 1, message: `not valid JSON (${errorMessageOf(err)})` });
       continue;
     }
     try {

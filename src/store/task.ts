@@ -5,6 +5,7 @@
 
 import { arr, CheckError, Infer, num, obj, oneOf, optional, str } from '../protocol/check';
 import { ALL_LORA_TARGETS, TRAIN_DEFAULTS } from '../engine/train/defaults';
+import { quote } from '../protocol/quote';
 
 /** classify: pick one label; extract: fill named fields (JSON) or free text; generate: rewrite. */
 export const TASK_KINDS = ['classify', 'extract', 'generate'] as const;
@@ -119,7 +120,7 @@ function checkDistinct(items: readonly string[], path: string): void {
   for (const [i, item] of items.entries()) {
     const key = item.trim();
     if (key === '') throw new CheckError(`${path}[${i}]`, 'must not be blank');
-    if (seen.has(key)) throw new CheckError(`${path}[${i}]`, `"${item}" appears twice`);
+    if (seen.has(key)) throw new CheckError(`${path}[${i}]`, `${quote(item)} appears twice`);
     seen.add(key);
   }
 }

@@ -18,6 +18,7 @@ import { Example, exampleFromLine, exampleToLine, isExampleId, MAX_INPUT_LENGTH,
 import { JsonlRead, LineProblem, readJsonl, toJsonl } from './jsonl';
 import { isSafeFolderName, safeFolderName, uniqueFolderName } from './names';
 import { newTaskConfig, NewTask, TaskConfig, validateTaskConfig } from './task';
+import { errorMessageOf } from '../protocol/quote';
 
 export const TASK_FILE = 'task.json';
 export const EXAMPLES_FILE = 'examples.jsonl';
@@ -136,7 +137,7 @@ export class TaskStore {
     try {
       json = JSON.parse(text);
     } catch (err) {
-      throw new TaskFileError(file, `not valid JSON (${(err as Error).message})`);
+      throw new TaskFileError(file, `not valid JSON (${errorMessageOf(err)})`);
     }
     try {
       return { id, dir, config: validateTaskConfig(json) };

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { CheckError } from '../../protocol/check';
 import { exampleFromLine, isLabeled, type Example } from '../../store/examples';
 import { validateTaskConfig, type TaskConfig } from '../../store/task';
+import { errorMessageOf, quote } from '../../protocol/quote';
 
 /** A task with its training examples and held-out test cases. */
 export interface DemoTask {
@@ -29,7 +30,7 @@ function readJson(file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`, { cause: e });
+    throw new Error(`${file}: not valid JSON (${errorMessageOf(e)})`, { cause: e });
   }
 }
 
@@ -67,7 +68,7 @@ export function readDemoTask(dir: string): DemoTask {
   if (config.kind === 'classify') {
     for (const [file, set] of [['examples.jsonl', train], ['test.jsonl', test]] as const) {
       const bad = set.find((e) => !config.labels!.includes(e.output));
-      if (bad) throw new Error(`${path.join(dir, file)}: example ${bad.id} answers "${bad.output}", not one of the labels ${config.labels!.join(', ')}`);
+      if (bad) throw new Error(`${path.join(dir, file)}: example ${bad.id} answers ${quote(bad.output)}, not one of the labels ${config.labels!.join(', ')}`);
     }
   }
   return { dir, config, train, test };

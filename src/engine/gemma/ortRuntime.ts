@@ -19,6 +19,7 @@ import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
 import { inverseFrequencies, ropeTables } from './rope';
 import { defaultAccuracyLevel, type BranchLogits, type BranchOptions, type GemmaRuntime, type KvCache, type LoraAdapter, type Precision, type RuntimeOptions, type StepOptions } from './runtime';
+import { quote } from '../../protocol/quote';
 
 type Feeds = Record<string, ortTypes.Tensor>;
 
@@ -185,7 +186,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     let lora = this.baseLora;
     if (adapter !== undefined) {
       const a = this.adapters.get(adapter);
-      if (!a) throw new Error(`${what}: no adapter named "${adapter}"`);
+      if (!a) throw new Error(`${what}: no adapter named ${quote(adapter)}`);
       lora = a;
       await this.ensureLora();
     }

@@ -10,6 +10,7 @@
 // - The last token is not fed back to the model: the budget's final step costs no forward pass.
 
 import type { GemmaRuntime, KvCache } from '../gemma/runtime';
+import { requireFiniteOutput } from '../model/finite';
 import { startLength } from './prefixCache';
 import { Sampler, type SamplingOptions } from './sampling';
 import { type GenTokenizer, StopMatcher, TextStream } from './textStream';
@@ -110,6 +111,8 @@ export async function generate(runtime: GemmaRuntime, tok: GenTokenizer | undefi
         finishReason = 'cancelled';
         break;
       }
+      // Before any masking: a token is never sampled from NaN or infinite logits.
+      requireFiniteOutput(logits);
       o.constraint?.mask(logits, budget - tokens.length);
       const id = sampler.sample(logits);
       if (stopIds.has(id)) {

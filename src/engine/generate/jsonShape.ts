@@ -7,6 +7,8 @@
 // are single bytes of a UTF-8 character). Each state also knows its "closing": the shortest canonical
 // bytes from it to DONE, so a generator can always finish the object within a token budget.
 
+import { quote } from '../../protocol/quote';
+
 /** One field of the object: any string, or one of the given strings. */
 export type FieldShape = { name: string; enum?: undefined } | { name: string; enum: string[] };
 
@@ -32,13 +34,13 @@ export function validateShape(shape: JsonShape): void {
   const names = new Set<string>();
   for (const f of shape.fields) {
     if (typeof f.name !== 'string' || f.name.length === 0) throw new Error('a field name is empty');
-    if (names.has(f.name)) throw new Error(`field "${f.name}" appears twice`);
+    if (names.has(f.name)) throw new Error(`field ${quote(f.name)} appears twice`);
     names.add(f.name);
     if (f.enum !== undefined) {
-      if (!Array.isArray(f.enum) || f.enum.length === 0) throw new Error(`field "${f.name}": the list of allowed values is empty`);
-      if (f.enum.some((v) => typeof v !== 'string')) throw new Error(`field "${f.name}": allowed values must be strings`);
-      if (new Set(f.enum).size !== f.enum.length) throw new Error(`field "${f.name}": an allowed value appears twice`);
-      if (f.enum.some((v) => v.length > MAX_ENUM_CHARS)) throw new Error(`field "${f.name}": an allowed value is longer than ${MAX_ENUM_CHARS} characters`);
+      if (!Array.isArray(f.enum) || f.enum.length === 0) throw new Error(`field ${quote(f.name)}: the list of allowed values is empty`);
+      if (f.enum.some((v) => typeof v !== 'string')) throw new Error(`field ${quote(f.name)}: allowed values must be strings`);
+      if (new Set(f.enum).size !== f.enum.length) throw new Error(`field ${quote(f.name)}: an allowed value appears twice`);
+      if (f.enum.some((v) => v.length > MAX_ENUM_CHARS)) throw new Error(`field ${quote(f.name)}: an allowed value is longer than ${MAX_ENUM_CHARS} characters`);
     }
   }
 }

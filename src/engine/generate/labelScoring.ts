@@ -20,8 +20,10 @@
 // every longer answer starting with it, and would always win. Pass terminator null for raw prompts.
 
 import type { GemmaRuntime, KvCache } from '../gemma/runtime';
+import { requireFiniteOutput } from '../model/finite';
 import { startLength } from './prefixCache';
 import type { GenTokenizer } from './textStream';
+import { quote } from '../../protocol/quote';
 
 /** <end_of_turn>, which closes a model turn in Gemma's chat format. */
 export const END_OF_TURN = 106;
@@ -68,9 +70,11 @@ export function logProbAt(logits: Float32Array, V: number, row: number, id: numb
   return logProbWith(logits, V, row, id, rowNormalizer(logits, V, row));
 }
 
-/** A row's max and log Σ exp(x − max): what log softmax subtracts, computed once per row. */
+/** A row's max and log Σ exp(x − max): what log softmax subtracts, computed once per row; throws on a non-finite logit. */
 function rowNormalizer(logits: Float32Array, V: number, row: number): { max: number; logSum: number } {
   const base = row * V;
+  // Every probability is read through a row's normalizer, so no label is chosen from NaN or infinite logits.
+  requireFiniteOutput(logits.subarray(base, base + V));
   let max = -Infinity;
   for (let i = 0; i < V; i++) if (logits[base + i] > max) max = logits[base + i];
   let sum = 0;
@@ -94,12 +98,12 @@ export function labelSequences(tok: GenTokenizer | undefined, o: ClassifyOptions
     if (o.labelIds) ids = o.labelIds[i];
     else if (tok) ids = tok.encode(label);
     else throw new Error('labels given as text need a tokenizer, and this model has none');
-    if (ids.length === 0) throw new Error(`label "${label}" has no tokens`);
+    if (ids.length === 0) throw new Error(`label ${quote(label)} has no tokens`);
     if (terminator !== null) ids = [...ids, terminator];
-    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`label "${label}": token ${id} is outside the vocabulary [0, ${V})`);
+    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`label ${quote(label)}: token ${id} is outside the vocabulary [0, ${V})`);
     const key = ids.join(',');
     const other = seen.get(key);
-    if (other !== undefined) throw new Error(`labels "${other}" and "${label}" are the same tokens`);
+    if (other !== undefined) throw new Error(`labels ${quote(other)} and ${quote(label)} are the same tokens`);
     seen.set(key, label);
     return ids;
   });

@@ -11,6 +11,7 @@
 // passes and is written under its own name, exactly as the Jinja does.
 
 import type { Tokenizer } from './tokenizer';
+import { jsonForMessage } from '../../protocol/quote';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 
@@ -31,7 +32,7 @@ export function parseChatMessages(data: unknown, where: string): ChatMessage[] {
   return data.map((m: unknown, i) => {
     if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new ChatFormatError(`${where}: message ${i} is not an object`);
     const { role, content } = m as Record<string, unknown>;
-    if (typeof role !== 'string' || !ROLES.has(role)) throw new ChatFormatError(`${where}: message ${i} has role ${JSON.stringify(role)}; expected "system", "user" or "assistant"`);
+    if (typeof role !== 'string' || !ROLES.has(role)) throw new ChatFormatError(`${where}: message ${i} has role ${jsonForMessage(role)}; expected "system", "user" or "assistant"`);
     if (typeof content !== 'string') throw new ChatFormatError(`${where}: message ${i} content must be a string`);
     return { role: role as ChatRole, content };
   });

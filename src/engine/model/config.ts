@@ -6,6 +6,12 @@
 //   B batch, T sequence, C hidden (640), H query heads (4), Hkv key/value heads (1), D head_dim (256),
 //   F feed-forward (2048), V vocabulary (262144), L layers (18), R LoRA rank.
 
+import { countProblem, GEMMA3_LIMITS } from './bounds';
+import { describeValue } from '../../protocol/quote';
+
+/** A config that is inconsistent, unsupported or past a bound. */
+export class ConfigError extends Error {}
+
 export type LayerType = 'sliding' | 'full';
 
 export interface GemmaConfig {
@@ -73,10 +79,10 @@ export const GEMMA3_TINY: GemmaConfig = {
 
 /** Layer i is global iff (i+1) % pattern == 0, as transformers and llama.cpp both derive it. */
 export function layerTypesFromPattern(layers: number, pattern: number): LayerType[] {
+  const bad = countProblem('the layer count', layers, GEMMA3_LIMITS.layers);
+  if (bad) throw new ConfigError(bad);
   return Array.from({ length: layers }, (_, i) => ((i + 1) % pattern === 0 ? 'full' : 'sliding'));
 }
-
-export class ConfigError extends Error {}
 
 function num(obj: Record<string, unknown>, key: string, fallback?: number): number {
   const v = obj[key];
@@ -85,7 +91,15 @@ function num(obj: Record<string, unknown>, key: string, fallback?: number): numb
     if (fallback !== undefined) return fallback;
     throw new ConfigError(`config lacks "${key}"`);
   }
-  throw new ConfigError(`config "${key}" is not a number: ${JSON.stringify(v)}`);
+  throw new ConfigError(`config "${key}" is not a number: ${describeValue(v)}`);
+}
+
+/** A size from the config, bounded (GEMMA3_LIMITS) before anything is sized by it. */
+function size(obj: Record<string, unknown>, key: string, limit: keyof typeof GEMMA3_LIMITS, fallback?: number): number {
+  const v = num(obj, key, fallback);
+  const bad = countProblem(`config "${key}"`, v, GEMMA3_LIMITS[limit]);
+  if (bad) throw new ConfigError(bad);
+  return v;
 }
 
 function firstId(v: unknown, fallback: number): number {
@@ -101,23 +115,24 @@ export function configFromHf(json: unknown): GemmaConfig {
   if (typeof c.text_config === 'object' && c.text_config !== null) c = c.text_config as Record<string, unknown>;
   const modelType = c.model_type;
   if (modelType !== undefined && modelType !== 'gemma3_text' && modelType !== 'gemma3') {
-    throw new ConfigError(`model_type "${String(modelType)}" is not Gemma 3 text`);
+    throw new ConfigError(`model_type ${describeValue(modelType)} is not Gemma 3 text`);
   }
   const act = c.hidden_activation ?? c.hidden_act;
-  if (act !== undefined && act !== 'gelu_pytorch_tanh') throw new ConfigError(`hidden_activation "${String(act)}" is not supported`);
+  if (act !== undefined && act !== 'gelu_pytorch_tanh') throw new ConfigError(`hidden_activation ${describeValue(act)} is not supported`);
   if (c.attention_bias === true) throw new ConfigError('attention_bias is not supported');
   if (c.use_bidirectional_attention === true) throw new ConfigError('use_bidirectional_attention is not supported');
 
-  const layers = num(c, 'num_hidden_layers');
-  const hidden = num(c, 'hidden_size');
-  const heads = num(c, 'num_attention_heads');
-  const headDim = num(c, 'head_dim', hidden / heads);
+  const layers = size(c, 'num_hidden_layers', 'layers');
+  const hidden = size(c, 'hidden_size', 'hidden');
+  const heads = size(c, 'num_attention_heads', 'heads');
+  const headDim = size(c, 'head_dim', 'headDim', hidden / heads);
   let layerTypes: LayerType[];
   if (Array.isArray(c.layer_types)) {
+    if (c.layer_types.length !== layers) throw new ConfigError(`layer_types has ${c.layer_types.length} entries for ${layers} layers`);
     layerTypes = c.layer_types.map((t, i) => {
       if (t === 'sliding_attention') return 'sliding';
       if (t === 'full_attention') return 'full';
-      throw new ConfigError(`layer_types[${i}] "${String(t)}" is unknown`);
+      throw new ConfigError(`layer_types[${i}] ${describeValue(t)} is unknown`);
     });
   } else {
     const pattern = num(c, 'sliding_window_pattern', num(c, '_sliding_window_pattern', 6));
@@ -131,7 +146,7 @@ export function configFromHf(json: unknown): GemmaConfig {
   if (rp && typeof rp === 'object') {
     const full = rp.full_attention, sliding = rp.sliding_attention;
     if (full) {
-      if (full.rope_type !== undefined && full.rope_type !== 'default') throw new ConfigError(`rope_type "${String(full.rope_type)}" is not supported`);
+      if (full.rope_type !== undefined && full.rope_type !== 'default') throw new ConfigError(`rope_type ${describeValue(full.rope_type)} is not supported`);
       ropeThetaGlobal = num(full, 'rope_theta', ropeThetaGlobal);
     }
     if (sliding) ropeThetaLocal = num(sliding, 'rope_theta', ropeThetaLocal);
@@ -143,12 +158,12 @@ export function configFromHf(json: unknown): GemmaConfig {
 
   const softcap = c.final_logit_softcapping;
   const cfg: GemmaConfig = {
-    vocabSize: num(c, 'vocab_size'),
+    vocabSize: size(c, 'vocab_size', 'vocabSize'),
     hidden,
-    intermediate: num(c, 'intermediate_size'),
+    intermediate: size(c, 'intermediate_size', 'intermediate'),
     layers,
     heads,
-    kvHeads: num(c, 'num_key_value_heads', heads),
+    kvHeads: size(c, 'num_key_value_heads', 'kvHeads', heads),
     headDim,
     queryPreAttnScalar: num(c, 'query_pre_attn_scalar', headDim),
     slidingWindow: num(c, 'sliding_window', 4096),
@@ -204,18 +219,11 @@ export function configToHf(cfg: GemmaConfig): Record<string, unknown> {
   };
 }
 
-// Upper bounds far above any Gemma 3 so that a corrupt file cannot make us allocate absurd sizes.
-const LIMITS = { vocabSize: 1 << 20, hidden: 1 << 15, intermediate: 1 << 17, layers: 256, heads: 256, headDim: 1024 };
-
-/** Throws ConfigError when the config is inconsistent or absurd. */
+/** Throws ConfigError when the config is inconsistent or absurd (a size past GEMMA3_LIMITS). */
 export function validateConfig(cfg: GemmaConfig): void {
-  const ints: (keyof typeof LIMITS | 'kvHeads' | 'queryPreAttnScalar' | 'slidingWindow' | 'maxPositions')[] =
-    ['vocabSize', 'hidden', 'intermediate', 'layers', 'heads', 'kvHeads', 'headDim', 'queryPreAttnScalar', 'slidingWindow', 'maxPositions'];
-  for (const k of ints) {
-    const v = cfg[k];
-    if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`${k} must be a positive integer, got ${v}`);
-    const lim = (LIMITS as Record<string, number>)[k];
-    if (lim !== undefined && v > lim) throw new ConfigError(`${k} = ${v} is larger than any Gemma 3 (limit ${lim})`);
+  for (const k of Object.keys(GEMMA3_LIMITS) as (keyof typeof GEMMA3_LIMITS)[]) {
+    const bad = countProblem(k, cfg[k], GEMMA3_LIMITS[k]);
+    if (bad) throw new ConfigError(bad);
   }
   if (cfg.heads % cfg.kvHeads !== 0) throw new ConfigError(`heads (${cfg.heads}) is not a multiple of kvHeads (${cfg.kvHeads})`);
   if (cfg.headDim % 2 !== 0) throw new ConfigError(`headDim (${cfg.headDim}) must be even for RoPE`);
@@ -223,7 +231,13 @@ export function validateConfig(cfg: GemmaConfig): void {
   for (const id of [cfg.bosId, cfg.eosId, cfg.padId]) {
     if (!Number.isInteger(id) || id < 0 || id >= cfg.vocabSize) throw new ConfigError(`special token id ${id} is outside the vocabulary`);
   }
-  if (!(cfg.rmsNormEps > 0)) throw new ConfigError('rms_norm_eps must be positive');
+  if (!(cfg.rmsNormEps > 0 && cfg.rmsNormEps < 1)) throw new ConfigError(`rms_norm_eps must be in (0, 1), found ${cfg.rmsNormEps}`);
+  for (const [k, v] of [['rope theta (global)', cfg.ropeThetaGlobal], ['rope theta (local)', cfg.ropeThetaLocal]] as const) {
+    if (!(Number.isFinite(v) && v > 1)) throw new ConfigError(`${k} must be a finite number above 1, found ${v}`);
+  }
+  if (cfg.finalLogitSoftcap !== null && !(Number.isFinite(cfg.finalLogitSoftcap) && cfg.finalLogitSoftcap > 0)) {
+    throw new ConfigError(`final_logit_softcapping must be a positive number or null, found ${cfg.finalLogitSoftcap}`);
+  }
 }
 
 /** Parameter count, embedding included once (the head is tied). */

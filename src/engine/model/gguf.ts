@@ -11,6 +11,8 @@ import {
 } from './ggufFormat';
 import { readFdInto, readRangeInto } from './fileRange';
 import { NotRegularFileError, openRegularFile } from './regularFile';
+import { quote, shownName } from '../../protocol/quote';
+import { firstOverlap } from './bounds';
 
 export class GgufError extends Error {
   constructor(file: string, problem: string) {
@@ -50,7 +52,7 @@ const LIMITS = {
   kvs: 1 << 16,
   stringBytes: 16 << 20,
   keyBytes: 1 << 16,
-  arrayItems: 1 << 24,
+  arrayItems: 1 << 22,
   arrayBytes: 256 << 20,
   arrayDepth: 4,
   dims: 4,
@@ -118,16 +120,16 @@ class HeaderCursor {
   }
 }
 
-function readArray(c: HeaderCursor, file: string, key: string, depth: number): GgufArray {
-  if (depth > LIMITS.arrayDepth) throw new GgufError(file, `metadata ${key}: arrays nested deeper than ${LIMITS.arrayDepth}`);
-  const elemType = c.u32(`element type of ${key}`);
-  const n = c.count(`item count of ${key}`, LIMITS.arrayItems);
+function readArray(c: HeaderCursor, file: string, label: string, depth: number): GgufArray {
+  if (depth > LIMITS.arrayDepth) throw new GgufError(file, `metadata ${label}: arrays nested deeper than ${LIMITS.arrayDepth}`);
+  const elemType = c.u32(`element type of ${label}`);
+  const n = c.count(`item count of ${label}`, LIMITS.arrayItems);
   const size = GGUF_SCALAR_BYTES[elemType];
   if (size !== undefined) {
     const nbytes = n * size;
-    if (nbytes > LIMITS.arrayBytes) throw new GgufError(file, `metadata ${key}: array of ${nbytes} bytes is absurd`);
-    if (nbytes > c.remaining) throw new GgufError(file, `metadata ${key}: array of ${n} items needs ${nbytes} bytes but only ${c.remaining} remain: truncated`);
-    const b = c.bytes(nbytes, key);
+    if (nbytes > LIMITS.arrayBytes) throw new GgufError(file, `metadata ${label}: array of ${nbytes} bytes is absurd`);
+    if (nbytes > c.remaining) throw new GgufError(file, `metadata ${label}: array of ${n} items needs ${nbytes} bytes but only ${c.remaining} remain: truncated`);
+    const b = c.bytes(nbytes, label);
     let items: GgufArrayItems;
     switch (elemType) {
       case GgufType.UINT8: items = b; break;
@@ -145,40 +147,40 @@ function readArray(c: HeaderCursor, file: string, key: string, depth: number): G
     return { elemType: elemType as GgufTypeId, items };
   }
   if (elemType === GgufType.STRING) {
-    if (n * 8 > c.remaining) throw new GgufError(file, `metadata ${key}: ${n} strings cannot fit in the ${c.remaining} remaining bytes: truncated`);
+    if (n * 8 > c.remaining) throw new GgufError(file, `metadata ${label}: ${n} strings cannot fit in the ${c.remaining} remaining bytes: truncated`);
     const items: string[] = new Array(n);
-    for (let i = 0; i < n; i++) items[i] = c.string(`${key}[${i}]`);
+    for (let i = 0; i < n; i++) items[i] = c.string(`${label}[${i}]`);
     return { elemType: GgufType.STRING, items };
   }
   if (elemType === GgufType.ARRAY) {
-    if (n * 12 > c.remaining) throw new GgufError(file, `metadata ${key}: ${n} arrays cannot fit in the ${c.remaining} remaining bytes: truncated`);
+    if (n * 12 > c.remaining) throw new GgufError(file, `metadata ${label}: ${n} arrays cannot fit in the ${c.remaining} remaining bytes: truncated`);
     const items: GgufArray[] = [];
-    for (let i = 0; i < n; i++) items.push(readArray(c, file, `${key}[${i}]`, depth + 1));
+    for (let i = 0; i < n; i++) items.push(readArray(c, file, `${label}[${i}]`, depth + 1));
     return { elemType: GgufType.ARRAY, items };
   }
-  throw new GgufError(file, `metadata ${key}: unknown array element type ${elemType}`);
+  throw new GgufError(file, `metadata ${label}: unknown array element type ${elemType}`);
 }
 
-function readValue(c: HeaderCursor, file: string, key: string, type: number): GgufValue {
+function readValue(c: HeaderCursor, file: string, label: string, type: number): GgufValue {
   switch (type) {
-    case GgufType.UINT8: return { type, value: c.u8(key) };
-    case GgufType.INT8: return { type, value: c.i8(key) };
-    case GgufType.UINT16: return { type, value: c.u16(key) };
-    case GgufType.INT16: return { type, value: c.i16(key) };
-    case GgufType.UINT32: return { type, value: c.u32(key) };
-    case GgufType.INT32: return { type, value: c.i32(key) };
-    case GgufType.FLOAT32: return { type, value: c.f32(key) };
-    case GgufType.FLOAT64: return { type, value: c.f64(key) };
-    case GgufType.UINT64: return { type, value: c.u64(key) };
-    case GgufType.INT64: return { type, value: c.i64(key) };
+    case GgufType.UINT8: return { type, value: c.u8(label) };
+    case GgufType.INT8: return { type, value: c.i8(label) };
+    case GgufType.UINT16: return { type, value: c.u16(label) };
+    case GgufType.INT16: return { type, value: c.i16(label) };
+    case GgufType.UINT32: return { type, value: c.u32(label) };
+    case GgufType.INT32: return { type, value: c.i32(label) };
+    case GgufType.FLOAT32: return { type, value: c.f32(label) };
+    case GgufType.FLOAT64: return { type, value: c.f64(label) };
+    case GgufType.UINT64: return { type, value: c.u64(label) };
+    case GgufType.INT64: return { type, value: c.i64(label) };
     case GgufType.BOOL: {
-      const b = c.u8(key);
-      if (b > 1) throw new GgufError(file, `metadata ${key}: bool value ${b} is neither 0 nor 1`);
+      const b = c.u8(label);
+      if (b > 1) throw new GgufError(file, `metadata ${label}: bool value ${b} is neither 0 nor 1`);
       return { type, value: b === 1 };
     }
-    case GgufType.STRING: return { type, value: c.string(key) };
-    case GgufType.ARRAY: return { type, value: readArray(c, file, key, 1) };
-    default: throw new GgufError(file, `metadata ${key}: unknown value type ${type}`);
+    case GgufType.STRING: return { type, value: c.string(label) };
+    case GgufType.ARRAY: return { type, value: readArray(c, file, label, 1) };
+    default: throw new GgufError(file, `metadata ${label}: unknown value type ${type}`);
   }
 }
 
@@ -198,7 +200,7 @@ export function readGguf(file: string): GgufFile {
     const magic = c.u32('magic');
     if (magic !== GGUF_MAGIC) {
       const shown = Buffer.from([magic & 0xff, (magic >>> 8) & 0xff, (magic >>> 16) & 0xff, magic >>> 24]).toString('latin1');
-      throw new GgufError(file, `bad magic ${JSON.stringify(shown)}: not a GGUF file`);
+      throw new GgufError(file, `bad magic ${quote(shown)}: not a GGUF file`);
     }
     const version = c.u32('version');
     if (version !== 2 && version !== 3) throw new GgufError(file, `GGUF version ${version} is not supported (only 2 and 3)`);
@@ -212,55 +214,60 @@ export function readGguf(file: string): GgufFile {
     const metadata = new Map<string, GgufValue>();
     for (let i = 0; i < nKv; i++) {
       const key = c.string(`metadata key #${i}`, LIMITS.keyBytes);
-      if (metadata.has(key)) throw new GgufError(file, `metadata key ${key} appears twice`);
-      const type = c.u32(`value type of ${key}`);
-      metadata.set(key, readValue(c, file, key, type));
+      // Keys and names come from the file: messages show them escaped and shortened.
+      const shown = shownName(key);
+      if (metadata.has(key)) throw new GgufError(file, `metadata key ${shown} appears twice`);
+      const type = c.u32(`value type of ${shown}`);
+      metadata.set(key, readValue(c, file, shown, type));
     }
 
     let alignment = GGUF_DEFAULT_ALIGNMENT;
     const al = metadata.get('general.alignment');
     if (al !== undefined) {
       if (al.type !== GgufType.UINT32 || al.value === 0 || (al.value & (al.value - 1)) !== 0) {
-        throw new GgufError(file, `general.alignment must be a u32 power of two, got ${String(al.value)}`);
+        throw new GgufError(file, `general.alignment must be a u32 power of two, got ${al.type === GgufType.UINT32 ? al.value : `a value of GGUF type ${al.type}`}`);
       }
       alignment = al.value;
     }
 
-    const pending: { name: string; ne: number[]; type: GgmlTypeId; rel: number }[] = [];
+    const pending: { name: string; shown: string; ne: number[]; type: GgmlTypeId; rel: number }[] = [];
     const names = new Set<string>();
     for (let i = 0; i < nTensors; i++) {
       const name = c.string(`tensor name #${i}`, LIMITS.keyBytes);
-      if (names.has(name)) throw new GgufError(file, `tensor ${name} appears twice`);
+      const shown = shownName(name);
+      if (names.has(name)) throw new GgufError(file, `tensor ${shown} appears twice`);
       names.add(name);
-      const nDims = c.u32(`dimension count of ${name}`);
-      if (nDims < 1 || nDims > LIMITS.dims) throw new GgufError(file, `tensor ${name}: ${nDims} dimensions (1…${LIMITS.dims} allowed)`);
+      const nDims = c.u32(`dimension count of ${shown}`);
+      if (nDims < 1 || nDims > LIMITS.dims) throw new GgufError(file, `tensor ${shown}: ${nDims} dimensions (1…${LIMITS.dims} allowed)`);
       const ne: number[] = [];
       for (let d = 0; d < nDims; d++) {
-        const v = c.count(`ne[${d}] of ${name}`, LIMITS.dim);
-        if (v < 1) throw new GgufError(file, `tensor ${name}: dimension ${d} is 0`);
+        const v = c.count(`ne[${d}] of ${shown}`, LIMITS.dim);
+        if (v < 1) throw new GgufError(file, `tensor ${shown}: dimension ${d} is 0`);
         ne.push(v);
       }
-      const type = c.u32(`type of ${name}`);
-      if (!ggmlTypeInfo(type)) throw new GgufError(file, `tensor ${name}: unknown or unsupported tensor type ${type} (supported: F32=0, F16=1, Q4_0=2, Q8_0=8, BF16=30)`);
-      const rel = c.count(`offset of ${name}`, Number.MAX_SAFE_INTEGER);
-      pending.push({ name, ne, type: type as GgmlTypeId, rel });
+      const type = c.u32(`type of ${shown}`);
+      if (!ggmlTypeInfo(type)) throw new GgufError(file, `tensor ${shown}: unknown or unsupported tensor type ${type} (supported: F32=0, F16=1, Q4_0=2, Q8_0=8, BF16=30)`);
+      const rel = c.count(`offset of ${shown}`, Number.MAX_SAFE_INTEGER);
+      pending.push({ name, shown, ne, type: type as GgmlTypeId, rel });
     }
 
     const dataOffset = alignUp(c.pos, alignment);
     const tensors = new Map<string, GgufTensorInfo>();
     for (const p of pending) {
       const info = ggmlTypeInfo(p.type)!;
-      if (p.ne[0] % info.block !== 0) throw new GgufError(file, `tensor ${p.name}: ne[0]=${p.ne[0]} is not a multiple of the ${info.dtype} block size ${info.block}`);
-      if (p.rel % alignment !== 0) throw new GgufError(file, `tensor ${p.name}: offset ${p.rel} is not a multiple of the alignment ${alignment}`);
+      if (p.ne[0] % info.block !== 0) throw new GgufError(file, `tensor ${p.shown}: ne[0]=${p.ne[0]} is not a multiple of the ${info.dtype} block size ${info.block}`);
+      if (p.rel % alignment !== 0) throw new GgufError(file, `tensor ${p.shown}: offset ${p.rel} is not a multiple of the alignment ${alignment}`);
       const rows = p.ne.slice(1).reduce((a, b) => a * b, 1);
       const rb = (p.ne[0] / info.block) * info.bytes;
       const nbytes = rb * rows;
       const offset = dataOffset + p.rel;
       if (!Number.isSafeInteger(nbytes) || offset + nbytes > size) {
-        throw new GgufError(file, `tensor ${p.name}: data [${offset}, ${offset + nbytes}) lies past the end of the file (${size} bytes): truncated`);
+        throw new GgufError(file, `tensor ${p.shown}: data [${offset}, ${offset + nbytes}) lies past the end of the file (${size} bytes): truncated`);
       }
       tensors.set(p.name, { name: p.name, ne: p.ne, type: p.type, dtype: info.dtype, offset, nbytes, rows, rowBytes: rb });
     }
+    const overlap = firstOverlap([...tensors.values()].map((t) => ({ name: t.name, begin: t.offset, end: t.offset + t.nbytes })));
+    if (overlap) throw new GgufError(file, overlap);
     return { path: file, version, fileSize: size, alignment, metadata, tensors, dataOffset };
   } finally {
     fs.closeSync(fd);
@@ -270,9 +277,9 @@ export function readGguf(file: string): GgufFile {
 /** Reads rows [rowStart, rowStart+rowCount) of a tensor's raw bytes (all rows by default), into `into` if given. */
 export function readGgufTensor(g: GgufFile, name: string, rowStart = 0, rowCount?: number, into?: Uint8Array, intoOffset = 0): Uint8Array {
   const t = g.tensors.get(name);
-  if (!t) throw new GgufError(g.path, `no tensor named ${name}`);
+  if (!t) throw new GgufError(g.path, `no tensor named ${shownName(name)}`);
   const count = rowCount ?? t.rows - rowStart;
-  if (rowStart < 0 || count < 0 || rowStart + count > t.rows) throw new GgufError(g.path, `tensor ${name}: rows ${rowStart}+${count} outside 0…${t.rows}`);
+  if (rowStart < 0 || count < 0 || rowStart + count > t.rows) throw new GgufError(g.path, `tensor ${shownName(name)}: rows ${rowStart}+${count} outside 0…${t.rows}`);
   const len = count * t.rowBytes;
   const dst = into ?? new Uint8Array(len);
   readRangeInto(g.path, t.offset + rowStart * t.rowBytes, len, dst, intoOffset);
@@ -285,14 +292,14 @@ export function ggufNumber(g: GgufFile, key: string): number | undefined {
   if (v === undefined) return undefined;
   if (v.type === GgufType.UINT64 || v.type === GgufType.INT64) return Number(v.value);
   if (typeof v.value === 'number') return v.value;
-  throw new GgufError(g.path, `metadata ${key} should be a number, is of GGUF type ${v.type}`);
+  throw new GgufError(g.path, `metadata ${shownName(key)} should be a number, is of GGUF type ${v.type}`);
 }
 
 /** A metadata value as a string, or undefined when absent. */
 export function ggufString(g: GgufFile, key: string): string | undefined {
   const v = g.metadata.get(key);
   if (v === undefined) return undefined;
-  if (v.type !== GgufType.STRING) throw new GgufError(g.path, `metadata ${key} should be a string, is of GGUF type ${v.type}`);
+  if (v.type !== GgufType.STRING) throw new GgufError(g.path, `metadata ${shownName(key)} should be a string, is of GGUF type ${v.type}`);
   return v.value;
 }
 
@@ -300,7 +307,7 @@ export function ggufString(g: GgufFile, key: string): string | undefined {
 export function ggufBool(g: GgufFile, key: string): boolean | undefined {
   const v = g.metadata.get(key);
   if (v === undefined) return undefined;
-  if (v.type !== GgufType.BOOL) throw new GgufError(g.path, `metadata ${key} should be a bool, is of GGUF type ${v.type}`);
+  if (v.type !== GgufType.BOOL) throw new GgufError(g.path, `metadata ${shownName(key)} should be a bool, is of GGUF type ${v.type}`);
   return v.value;
 }
 
@@ -308,6 +315,6 @@ export function ggufBool(g: GgufFile, key: string): boolean | undefined {
 export function ggufArray(g: GgufFile, key: string): GgufArray | undefined {
   const v = g.metadata.get(key);
   if (v === undefined) return undefined;
-  if (v.type !== GgufType.ARRAY) throw new GgufError(g.path, `metadata ${key} should be an array, is of GGUF type ${v.type}`);
+  if (v.type !== GgufType.ARRAY) throw new GgufError(g.path, `metadata ${shownName(key)} should be an array, is of GGUF type ${v.type}`);
   return v.value;
 }

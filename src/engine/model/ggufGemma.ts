@@ -1,11 +1,13 @@
 // Gemma 3 in GGUF terms (../shared/docs/gguf-gemma3.md): GGUF tensor names ↔ Hugging Face names, the
 // `gemma3.*` metadata ↔ GemmaConfig in both directions, and the embedded tokenizer.
 
+import { countProblem, GEMMA3_LIMITS } from './bounds';
 import { ConfigError, layerTypesFromPattern, validateConfig, type GemmaConfig, type LayerType } from './config';
 import { GgufType, type GgufArray, type GgufValue } from './ggufFormat';
 import { GgufError, ggufArray, ggufBool, ggufNumber, ggufString, type GgufFile } from './gguf';
 import type { GgufTokenizerSource } from './tokenizerSource';
 import { EMBED_NAME, FINAL_NORM_NAME } from './weights';
+import { quote } from '../../protocol/quote';
 
 const LAYER_PARTS: [gguf: string, hf: string][] = [
   ['attn_norm', 'input_layernorm'],
@@ -52,7 +54,7 @@ function scalarOrUniform(g: GgufFile, key: string, required: boolean): number | 
   }
   if (v.type === GgufType.ARRAY) {
     const items = Array.from(v.value.items as ArrayLike<number>, Number);
-    if (items.length === 0 || items.some((x) => x !== items[0])) throw new GgufError(g.path, `metadata ${key}: per-layer values ${JSON.stringify(items.slice(0, 8))}… differ, which Gemma 3 never does`);
+    if (items.length === 0 || items.some((x) => x !== items[0])) throw new GgufError(g.path, `metadata ${key}: per-layer values ${JSON.stringify(items.slice(0, 8))}${items.length > 8 ? '…' : ''} differ, which Gemma 3 never does`);
     return items[0];
   }
   return ggufNumber(g, key);
@@ -78,7 +80,7 @@ function nullable<T>(v: T | undefined, f: (x: T) => T): T | null {
 export function ggufConfig(g: GgufFile): GemmaConfig {
   const arch = ggufString(g, 'general.architecture');
   if (arch === undefined) throw new GgufError(g.path, 'metadata general.architecture is missing');
-  if (arch !== 'gemma3') throw new GgufError(g.path, `architecture "${arch}" is not supported (only gemma3)`);
+  if (arch !== 'gemma3') throw new GgufError(g.path, `architecture ${quote(arch)} is not supported (only gemma3)`);
   const k = (s: string) => `gemma3.${s}`;
   const req = (s: string): number => {
     const v = ggufNumber(g, k(s));
@@ -86,7 +88,10 @@ export function ggufConfig(g: GgufFile): GemmaConfig {
     return v;
   };
   const hidden = req('embedding_length');
+  // Bounded before the per-layer types are built from it.
   const layers = req('block_count');
+  const badLayers = countProblem(k('block_count'), layers, GEMMA3_LIMITS.layers);
+  if (badLayers) throw new GgufError(g.path, badLayers);
   const heads = scalarOrUniform(g, k('attention.head_count'), true)!;
   const kvHeads = scalarOrUniform(g, k('attention.head_count_kv'), false) ?? heads;
   const intermediate = scalarOrUniform(g, k('feed_forward_length'), true)!;

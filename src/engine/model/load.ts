@@ -10,22 +10,27 @@
 //   The embedding stays Q8_0 or Q4_0 as stored; a float embedding is quantised to Q4_0 (never held f32).
 // precision 'f32': every tensor is dequantised/widened to Float32Array (for exactness checks).
 // Norm weights are always f32 multipliers (1 + w): GGUF stores them so, HF's w gets 1 added in float32.
+// Every read is checked for NaN and infinities (finite.ts) before it is converted: a damaged tensor is
+// refused by file and name instead of spreading into every answer.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { configFromHf, ConfigError, type GemmaConfig } from './config';
 import { readFdInto } from './fileRange';
+import { findNonFinite, requireFiniteRaw } from './finite';
 import { GgufError, readGguf, readGgufTensor, type GgufFile, type GgufTensorInfo } from './gguf';
 import { ggufConfig, ggufToHfName, ggufTokenizerSource } from './ggufGemma';
 import type { TensorDtype } from './ggufFormat';
 import {
   bf16ArrayToF32, dequantizeQ4_0, dequantizeQ8_0, f16ArrayToF32, Q4_0_BLOCK_BYTES, QK, quantizeQ4_0,
 } from './quant';
-import { modelPathKind, NotRegularFileError, openRegularFile, readRegularFile } from './regularFile';
+import { FileTooLargeError, modelPathKind, NotRegularFileError, openRegularFile, readRegularFile } from './regularFile';
 import { readSafetensorsHeader, SafetensorsError, type SafetensorsFile } from './safetensors';
 import type { TokenizerSource } from './tokenizerSource';
 import { EMBED_NAME, expectedShapes, isNormWeight, type ModelWeights, type Weight } from './weights';
 import type { WeightSource } from './weightSource';
+import { errorMessageOf, jsonForMessage, shownName } from '../../protocol/quote';
+import { MAX_CONFIG_JSON_BYTES, MAX_INDEX_JSON_BYTES } from './bounds';
 
 export type Precision = 'q4' | 'f32';
 
@@ -60,8 +65,6 @@ interface TensorSource {
 }
 
 const CHUNK_BYTES = 4 << 20;
-/** config.json and the shard index are a few KB; past this they are not what they claim. */
-const MAX_JSON_BYTES = 16 << 20;
 
 /** A model file opened for reading its weights on demand (openWeights). */
 export interface OpenedWeights {
@@ -158,7 +161,7 @@ function locateGgufFile(file: string): Located {
     } else if (t.name === 'output.weight') {
       throw new GgufError(file, 'has an untied output.weight; Gemma 3 ties the LM head to token_embd and this loader supports only that');
     } else {
-      throw new GgufError(file, `unexpected tensor ${t.name} [${t.ne}] for gemma3`);
+      throw new GgufError(file, `unexpected tensor ${shownName(t.name)} [${t.ne}] for gemma3`);
     }
   }
   return { where: file, config, sources, tokenizerSource: ggufTokenizerSource(g), format: 'gguf' };
@@ -182,8 +185,8 @@ function locateHfFolder(dir: string): Located {
     for (const [name, e] of st.entries) {
       if (name === 'lm_head.weight') continue; // tied to the embedding in every Gemma 3
       const dtype = ST_DTYPES[e.dtype];
-      if (!dtype) throw new ModelLoadError(`${f}: tensor ${name} has dtype ${e.dtype}; model weights must be F32, F16 or BF16`);
-      if (sources.has(name)) throw new ModelLoadError(`${f}: tensor ${name} appears in more than one file`);
+      if (!dtype) throw new ModelLoadError(`${f}: tensor ${shownName(name)} has dtype ${e.dtype}; model weights must be F32, F16 or BF16`);
+      if (sources.has(name)) throw new ModelLoadError(`${f}: tensor ${shownName(name)} appears in more than one file`);
       const last = e.shape.length ? e.shape[e.shape.length - 1] : 1;
       const bytes = dtype === 'f32' ? 4 : 2;
       sources.set(name, {
@@ -210,19 +213,29 @@ function locateHfFolder(dir: string): Located {
   return { where: dir, config, sources, tokenizerSource, format: 'safetensors' };
 }
 
+/** The text of a small JSON file of a model folder, refused when larger than `max` bytes. */
+function readSmallText(file: string, max: number): string {
+  try {
+    return readRegularFile(file, max).toString('utf8');
+  } catch (e) {
+    if (e instanceof NotRegularFileError || e instanceof FileTooLargeError) throw new ModelLoadError(e.message);
+    throw e;
+  }
+}
+
 function parseHfConfig(file: string): GemmaConfig {
   let text: string;
   try {
-    text = readRegularFile(file, MAX_JSON_BYTES).toString('utf8');
+    text = readSmallText(file, MAX_CONFIG_JSON_BYTES);
   } catch (e) {
-    if (e instanceof NotRegularFileError) throw new ModelLoadError(e.message);
+    if (e instanceof ModelLoadError) throw e;
     throw new ModelLoadError(`${file}: missing (a Hugging Face model folder needs config.json)`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ModelLoadError(`${file}: not valid JSON (${(e as Error).message})`);
+    throw new ModelLoadError(`${file}: not valid JSON (${errorMessageOf(e)})`);
   }
   try {
     return configFromHf(json);
@@ -238,20 +251,20 @@ function safetensorsFiles(dir: string): string[] {
   if (fs.existsSync(index)) {
     let map: unknown;
     try {
-      map = (JSON.parse(readRegularFile(index, MAX_JSON_BYTES).toString('utf8')) as { weight_map?: unknown }).weight_map;
+      map = (JSON.parse(readSmallText(index, MAX_INDEX_JSON_BYTES)) as { weight_map?: unknown } | null)?.weight_map;
     } catch (e) {
-      if (e instanceof NotRegularFileError) throw new ModelLoadError(e.message);
-      throw new ModelLoadError(`${index}: not valid JSON (${(e as Error).message})`);
+      if (e instanceof ModelLoadError) throw e;
+      throw new ModelLoadError(`${index}: not valid JSON (${errorMessageOf(e)})`);
     }
     if (typeof map !== 'object' || map === null) throw new ModelLoadError(`${index}: no weight_map object`);
     const shards = new Set<string>();
     for (const v of Object.values(map)) {
-      if (typeof v !== 'string' || v !== path.basename(v) || !v.endsWith('.safetensors')) throw new ModelLoadError(`${index}: weight_map names a bad shard file ${JSON.stringify(v)}`);
+      if (typeof v !== 'string' || v !== path.basename(v) || !v.endsWith('.safetensors')) throw new ModelLoadError(`${index}: weight_map names a bad shard file ${jsonForMessage(v)}`);
       shards.add(v);
     }
     return [...shards].sort().map((s) => {
       const f = path.join(dir, s);
-      if (!fs.existsSync(f)) throw new ModelLoadError(`${index}: shard ${s} is missing`);
+      if (!fs.existsSync(f)) throw new ModelLoadError(`${index}: shard ${shownName(s)} is missing`);
       return f;
     });
   }
@@ -267,11 +280,11 @@ function checkSources(where: string, config: GemmaConfig, sources: Map<string, T
     const s = sources.get(name);
     if (!s) throw new ModelLoadError(`${where}: tensor ${name} is missing`);
     if (s.shape.length !== shape.length || s.shape.some((d, i) => d !== shape[i])) {
-      throw new ModelLoadError(`${s.file}: tensor ${s.label} has shape [${s.shape}] but the config expects [${shape}]`);
+      throw new ModelLoadError(`${s.file}: tensor ${shownName(s.label)} has shape [${s.shape}] but the config expects [${shape}]`);
     }
   }
   for (const [name, s] of sources) {
-    if (!expected.has(name)) throw new ModelLoadError(`${s.file}: unexpected tensor ${s.label} (layer count or names disagree with the config)`);
+    if (!expected.has(name)) throw new ModelLoadError(`${s.file}: unexpected tensor ${shownName(s.label)} (layer count or names disagree with the config)`);
   }
   return expected;
 }
@@ -313,8 +326,15 @@ function convertRows(name: string, s: TensorSource, opts: LoadOptions, row0: num
 
 function readRows(s: TensorSource, row0: number, count: number): Uint8Array {
   const out = new Uint8Array(count * s.rowBytes);
-  s.read(row0, count, out, 0);
+  readFinite(s, row0, count, out, 0);
   return out;
+}
+
+/** s.read, then a check that the rows read hold no NaN or infinity (for quantised rows: no such block scale). */
+function readFinite(s: TensorSource, rowStart: number, rowCount: number, into: Uint8Array, intoOffset: number): void {
+  s.read(rowStart, rowCount, into, intoOffset);
+  const rowLen = s.shape.length ? s.shape[s.shape.length - 1] : 1;
+  requireFiniteRaw(s.file, s.label, s.dtype, into.subarray(intoOffset, intoOffset + rowCount * s.rowBytes), rowCount * rowLen, rowStart * rowLen);
 }
 
 /** Decodes n values of a dtype from raw bytes into out[outOffset…]. */
@@ -334,7 +354,7 @@ function forEachChunk(s: TensorSource, row0: number, count: number, visit: (rowS
   const buf = new Uint8Array(Math.min(per, count) * s.rowBytes);
   for (let r = 0; r < count; r += per) {
     const n = Math.min(per, count - r);
-    s.read(row0 + r, n, buf, 0);
+    readFinite(s, row0 + r, n, buf, 0);
     visit(r, n, buf.subarray(0, n * s.rowBytes));
   }
 }
@@ -349,7 +369,7 @@ function toF32(s: TensorSource, row0: number, count: number): Float32Array {
 function toQ4_0(s: TensorSource, row0: number, count: number): Uint8Array {
   const rowLen = s.shape[s.shape.length - 1];
   if (rowLen % QK !== 0) {
-    throw new ModelLoadError(`${s.file}: tensor ${s.label} has rows of ${rowLen} values, not a multiple of ${QK}, so it cannot be held as Q4_0; load it with precision f32`);
+    throw new ModelLoadError(`${s.file}: tensor ${shownName(s.label)} has rows of ${rowLen} values, not a multiple of ${QK}, so it cannot be held as Q4_0; load it with precision f32`);
   }
   const q4Row = (rowLen / QK) * Q4_0_BLOCK_BYTES;
   const out = new Uint8Array(count * q4Row);
@@ -358,6 +378,10 @@ function toQ4_0(s: TensorSource, row0: number, count: number): Uint8Array {
     if (scratch.length !== n * rowLen) scratch = new Float32Array(n * rowLen);
     decode(s.dtype, bytes, n * rowLen, scratch, 0);
     quantizeQ4_0(scratch, out, r * q4Row);
+    // A finite weight above 8 × 65504 in size has no f16 block scale: it would become infinity.
+    if (findNonFinite('q4_0', out.subarray(r * q4Row, (r + n) * q4Row), n * rowLen)) {
+      throw new ModelLoadError(`${s.file}: tensor ${shownName(s.label)} has weights too large for 4-bit blocks (a block scale would be infinite); load it with precision f32`);
+    }
   });
   return out;
 }

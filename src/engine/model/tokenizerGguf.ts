@@ -12,7 +12,10 @@
 
 import type { GgufTokenizerSource } from './tokenizerSource';
 import { TokenType } from './tokenizerSource';
+import { MAX_TOKEN_ID } from './bounds';
+import { firstNonFiniteF32 } from './finite';
 import { TokenizerError } from './tokenizerJson';
+import { quote } from '../../protocol/quote';
 import { AddedTrie, TokenKind, bytePieceValue, type MergeTable, type VocabTables } from './tokenizerVocab';
 
 /** Compiles a GGUF's embedded SentencePiece vocabulary. */
@@ -20,12 +23,15 @@ export function compileGgufVocab(src: GgufTokenizerSource): VocabTables {
   const fail = (reason: string): never => {
     throw new TokenizerError(src.path, reason);
   };
-  if (src.model !== 'llama') fail(`tokenizer.ggml.model "${src.model}" is not supported (Gemma 3 uses "llama", SentencePiece)`);
+  if (src.model !== 'llama') fail(`tokenizer.ggml.model ${quote(src.model)} is not supported (Gemma 3 uses "llama", SentencePiece)`);
   if (src.addSpacePrefix) fail('tokenizer.ggml.add_space_prefix = true is not supported (Gemma 3 has false)');
   const n = src.tokens.length;
   if (n === 0) fail('tokenizer.ggml.tokens is empty');
+  if (n > MAX_TOKEN_ID) fail(`tokenizer.ggml.tokens has ${n} tokens, more than the ${MAX_TOKEN_ID} allowed`);
   if (src.scores && src.scores.length !== n) fail(`tokenizer.ggml.scores has ${src.scores.length} values for ${n} tokens`);
   if (src.types && src.types.length !== n) fail(`tokenizer.ggml.token_type has ${src.types.length} values for ${n} tokens`);
+  const badScore = src.scores ? firstNonFiniteF32(src.scores) : -1;
+  if (badScore >= 0) fail(`tokenizer.ggml.scores[${badScore}] is ${src.scores![badScore]}: scores must be finite`);
 
   const pieces = new Array<string>(n);
   const kinds = new Uint8Array(n);
@@ -54,7 +60,7 @@ export function compileGgufVocab(src: GgufTokenizerSource): VocabTables {
       case TokenType.BYTE: {
         kind = TokenKind.BYTE;
         const b = bytePieceValue(piece);
-        if (b < 0) fail(`token ${id} ${JSON.stringify(piece)} has the byte type but is not <0xXX>`);
+        if (b < 0) fail(`token ${id} ${quote(piece)} has the byte type but is not <0xXX>`);
         if (byteToId[b] < 0) byteToId[b] = id;
         break;
       }

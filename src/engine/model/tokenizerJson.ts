@@ -3,8 +3,10 @@
 // file and the reason, rather than tokenized differently from Hugging Face.
 
 import { FileTooLargeError, NotRegularFileError, readRegularFile } from './regularFile';
+import { MAX_TOKEN_ID, MAX_TOKENIZER_JSON_BYTES } from './bounds';
 import { scanTokenizerJson } from './tokenizerJsonScan';
 import { AddedTrie, TokenKind, bytePiece, bytePieceValue, looksSpecial, type MergeTable, type SpecialIds, type VocabTables } from './tokenizerVocab';
+import { errorMessageOf, jsonForMessage } from '../../protocol/quote';
 
 /** A tokenizer file that cannot be used, with the file named in the message. */
 export class TokenizerError extends Error {
@@ -17,7 +19,6 @@ export class TokenizerError extends Error {
   }
 }
 
-const MAX_TOKENIZER_JSON_BYTES = 512 * 1024 * 1024;
 
 /** The bytes of a tokenizer.json: a regular file of sane size, or a TokenizerError naming the file. */
 export function readTokenizerFile(file: string): Buffer {
@@ -39,7 +40,7 @@ export function loadTokenizerJson(file: string): VocabTables {
   try {
     json = JSON.parse(buf.toString('utf8'));
   } catch (e) {
-    throw new TokenizerError(file, `not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    throw new TokenizerError(file, `not valid JSON (${errorMessageOf(e)})`);
   }
   return compileTokenizerJson(json, file);
 }
@@ -60,7 +61,7 @@ export function compileTokenizerJson(json: unknown, file: string): VocabTables {
   const vocab = new Map<string, number>();
   for (const piece in vocabObj) {
     const id = vocabObj[piece];
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0x7fffffff) fail(`model.vocab[${JSON.stringify(piece)}] is not a token id`);
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0x7fffffff) fail(`model.vocab[${jsonForMessage(piece)}] is not a token id`);
     vocab.set(piece, id as number);
   }
   const merges = model.merges === undefined ? [] : model.merges;
@@ -71,7 +72,7 @@ export function compileTokenizerJson(json: unknown, file: string): VocabTables {
     let a: unknown, b: unknown;
     if (typeof m === 'string') {
       const sp = m.indexOf(' ');
-      if (sp < 0 || m.indexOf(' ', sp + 1) >= 0) fail(`merge ${rank} ${JSON.stringify(m)} is not "left right"`);
+      if (sp < 0 || m.indexOf(' ', sp + 1) >= 0) fail(`merge ${rank} ${jsonForMessage(m)} is not "left right"`);
       a = m.slice(0, sp);
       b = m.slice(sp + 1);
     } else if (Array.isArray(m) && m.length === 2) {
@@ -79,7 +80,7 @@ export function compileTokenizerJson(json: unknown, file: string): VocabTables {
     }
     const left = typeof a === 'string' ? vocab.get(a) : undefined;
     const right = typeof b === 'string' ? vocab.get(b) : undefined;
-    if (left === undefined || right === undefined) return fail(`merge ${rank} ${JSON.stringify(m).slice(0, 80)} names a piece that is not in the vocabulary`);
+    if (left === undefined || right === undefined) return fail(`merge ${rank} ${jsonForMessage(m, 80)} names a piece that is not in the vocabulary`);
     pairs[2 * rank] = left;
     pairs[2 * rank + 1] = right;
   }
@@ -93,7 +94,7 @@ function compileParts(json: Obj, vocab: Map<string, number>, mergePairs: Int32Ar
   };
   const model = json.model;
   if (!isObj(model)) return fail('has no "model" object');
-  if (model.type !== undefined && model.type !== 'BPE') fail(`model type ${JSON.stringify(model.type)} is not supported (Gemma uses BPE)`);
+  if (model.type !== undefined && model.type !== 'BPE') fail(`model type ${jsonForMessage(model.type)} is not supported (Gemma uses BPE)`);
   for (const k of ['continuing_subword_prefix', 'end_of_word_suffix'] as const) {
     if (model[k] !== undefined && model[k] !== null && model[k] !== '') fail(`model.${k} is not supported`);
   }
@@ -110,16 +111,16 @@ function compileParts(json: Obj, vocab: Map<string, number>, mergePairs: Int32Ar
   const added: { id: number; content: string; special: boolean }[] = [];
   for (const a of addedList) {
     if (!isObj(a) || typeof a.content !== 'string' || typeof a.id !== 'number' || !Number.isInteger(a.id) || a.id < 0 || a.id > 0x7fffffff) {
-      return fail(`added_tokens entry ${JSON.stringify(a).slice(0, 80)} needs an integer "id" and a string "content"`);
+      return fail(`added_tokens entry ${jsonForMessage(a, 80)} needs an integer "id" and a string "content"`);
     }
-    for (const k of ['lstrip', 'rstrip', 'single_word'] as const) if (a[k] === true) fail(`added token ${JSON.stringify(a.content)}: ${k} is not supported`);
+    for (const k of ['lstrip', 'rstrip', 'single_word'] as const) if (a[k] === true) fail(`added token ${jsonForMessage(a.content)}: ${k} is not supported`);
     // A normalized added token is matched after normalization; for text without spaces or "▁" that is the same match.
-    if (a.normalized === true && spaceToMetaspace && /[ ▁]/.test(a.content)) fail(`added token ${JSON.stringify(a.content)}: normalized matching of spaces is not supported`);
+    if (a.normalized === true && spaceToMetaspace && /[ ▁]/.test(a.content)) fail(`added token ${jsonForMessage(a.content)}: normalized matching of spaces is not supported`);
     added.push({ id: a.id, content: a.content, special: a.special === true });
     if (a.id > maxId) maxId = a.id;
   }
   if (maxId < 0) fail('the vocabulary is empty');
-  if (maxId >= 16_777_216) fail(`token id ${maxId} is absurdly large`);
+  if (maxId >= MAX_TOKEN_ID) fail(`token id ${maxId} is past the ${MAX_TOKEN_ID} ids allowed`);
 
   const pieces: string[] = new Array<string>(maxId + 1).fill('');
   const kinds = new Uint8Array(maxId + 1).fill(TokenKind.UNUSED);
@@ -162,14 +163,14 @@ function normalizerReplacesSpaces(n: unknown, fail: (r: string) => never): boole
     if (n.normalizers.length === 0) return false;
     if (n.normalizers.length === 1 && isReplace(n.normalizers[0])) return true;
   }
-  return fail(`normalizer ${JSON.stringify(n).slice(0, 120)} is not supported (Gemma replaces " " with "▁" and nothing else)`);
+  return fail(`normalizer ${jsonForMessage(n, 120)} is not supported (Gemma replaces " " with "▁" and nothing else)`);
 }
 
 function checkPreTokenizer(p: unknown, spaceToMetaspace: boolean, fail: (r: string) => never): void {
   if (p === null || p === undefined) return;
   // Newer Gemma tokenizer.json files split on " " after the normalizer has replaced every " ": a no-op.
   if (spaceToMetaspace && isObj(p) && p.type === 'Split' && isObj(p.pattern) && p.pattern.String === ' ' && p.invert !== true) return;
-  fail(`pre_tokenizer ${JSON.stringify(p).slice(0, 120)} is not supported (Gemma has none)`);
+  fail(`pre_tokenizer ${jsonForMessage(p, 120)} is not supported (Gemma has none)`);
 }
 
 /** BPE merges as an open-addressing hash of (left id, right id) → rank; the merged id is found on first use. */
@@ -225,7 +226,7 @@ class RankTable implements MergeTable {
     if (id < 0) {
       const merged = this.pieces[left] + this.pieces[right];
       const found = this.pieceToId.get(merged);
-      if (found === undefined) throw new Error(`tokenizer merge ${JSON.stringify(this.pieces[left])} + ${JSON.stringify(this.pieces[right])} makes ${JSON.stringify(merged)}, which is not in the vocabulary`);
+      if (found === undefined) throw new Error(`tokenizer merge ${jsonForMessage(this.pieces[left])} + ${jsonForMessage(this.pieces[right])} makes ${jsonForMessage(merged)}, which is not in the vocabulary`);
       id = this.results[rank] = found;
     }
     return id;

@@ -25,7 +25,8 @@ export function scanTokenizerJson(buf: Buffer): ScannedTokenizerJson | null {
   try {
     return new Scanner(buf).top();
   } catch (e) {
-    if (e instanceof Unsupported) return null;
+    // A piece JSON.parse refuses (a bad escape) too: the JSON.parse path reports it as a tokenizer error.
+    if (e instanceof Unsupported || e instanceof SyntaxError) return null;
     throw e;
   }
 }

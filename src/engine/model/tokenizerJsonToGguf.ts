@@ -6,6 +6,7 @@
 import type { GgufVocab } from './ggufGemma';
 import { readTokenizerFile, TokenizerError } from './tokenizerJson';
 import { TokenType, type GgufTokenizerSource } from './tokenizerSource';
+import { errorMessageOf, jsonForMessage } from '../../protocol/quote';
 
 const MAX_VOCAB = 16_777_216;
 
@@ -24,7 +25,7 @@ function readJson(file: string): unknown {
   try {
     return JSON.parse(buf.toString('utf8'));
   } catch (e) {
-    throw new TokenizerError(file, `not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    throw new TokenizerError(file, `not valid JSON (${errorMessageOf(e)})`);
   }
 }
 
@@ -42,13 +43,13 @@ export function ggufVocabFromTokenizerJson(file: string, vocabSize?: number): To
   };
   const j = readJson(file);
   if (!isObj(j) || !isObj(j.model) || !isObj(j.model.vocab)) return fail('has no model.vocab object (not a Hugging Face tokenizer.json)');
-  if (j.model.type !== undefined && j.model.type !== 'BPE') fail(`model type ${JSON.stringify(j.model.type)} is not supported (Gemma uses BPE)`);
+  if (j.model.type !== undefined && j.model.type !== 'BPE') fail(`model type ${jsonForMessage(j.model.type)} is not supported (Gemma uses BPE)`);
   const vocab = j.model.vocab;
   const idOf = new Map<string, number>();
   let maxId = -1;
   for (const piece in vocab) {
     const id = vocab[piece];
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= MAX_VOCAB) fail(`model.vocab[${JSON.stringify(piece)}] is not a token id`);
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= MAX_VOCAB) fail(`model.vocab[${jsonForMessage(piece)}] is not a token id`);
     idOf.set(piece, id as number);
     if ((id as number) > maxId) maxId = id as number;
   }
@@ -72,10 +73,10 @@ export function ggufVocabFromTokenizerJson(file: string, vocabSize?: number): To
     const m: unknown = merges[rank];
     const pair = typeof m === 'string' ? m.split(' ') : m;
     if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
-      return fail(`merge ${rank} ${JSON.stringify(m).slice(0, 80)} is not "left right"`);
+      return fail(`merge ${rank} ${jsonForMessage(m, 80)} is not "left right"`);
     }
     const id = idOf.get(pair[0] + pair[1]);
-    if (id === undefined) return fail(`merge ${rank} ${JSON.stringify(m).slice(0, 80)} makes a piece that is not in the vocabulary`);
+    if (id === undefined) return fail(`merge ${rank} ${jsonForMessage(m, 80)} makes a piece that is not in the vocabulary`);
     if (id < size) scores[id] = -rank;
   }
 
@@ -85,7 +86,7 @@ export function ggufVocabFromTokenizerJson(file: string, vocabSize?: number): To
   const looksSpecial = (t: string): boolean => t === '<mask>' || t === '<pad>' || (t.startsWith('<unused') && t.endsWith('>')) || (t.startsWith('<|') && t.endsWith('|>'));
   for (const a of added) {
     if (!isObj(a) || typeof a.content !== 'string' || typeof a.id !== 'number' || !Number.isInteger(a.id) || a.id < 0) {
-      return fail(`added_tokens entry ${JSON.stringify(a).slice(0, 80)} needs an integer "id" and a string "content"`);
+      return fail(`added_tokens entry ${jsonForMessage(a, 80)} needs an integer "id" and a string "content"`);
     }
     if (a.id >= size) continue;
     if (a.special === true || looksSpecial(a.content)) {
@@ -103,7 +104,7 @@ export function ggufVocabFromTokenizerJson(file: string, vocabSize?: number): To
     return id >= 0 ? id : null;
   };
   const unkPiece = typeof j.model.unk_token === 'string' ? j.model.unk_token : '<unk>';
-  const unkId = special(unkPiece) ?? fail(`the unknown token ${JSON.stringify(unkPiece)} is not in the vocabulary`);
+  const unkId = special(unkPiece) ?? fail(`the unknown token ${jsonForMessage(unkPiece)} is not in the vocabulary`);
   return { tokens, scores, types, unkId, bosId: special('<bos>'), eosId: special('<eos>'), padId: special('<pad>') };
 }
 

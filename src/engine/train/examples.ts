@@ -7,6 +7,7 @@
 // A malformed line is an error naming file:line and the problem; nothing is skipped silently.
 
 import * as fs from 'node:fs';
+import { describeValue, errorMessageOf, quote } from '../../protocol/quote';
 
 export interface ChatMessage {
   role: string;
@@ -39,7 +40,7 @@ export function parseExamples(text: string, file: string): TrainExample[] {
     try {
       json = JSON.parse(raw);
     } catch (e) {
-      throw new DataError(`${where}: not valid JSON (${(e as Error).message})`);
+      throw new DataError(`${where}: not valid JSON (${errorMessageOf(e)})`);
     }
     out.push(parseExample(json, where, i + 1));
   }
@@ -47,7 +48,7 @@ export function parseExamples(text: string, file: string): TrainExample[] {
   const seen = new Map<string, number>();
   for (const ex of out) {
     const prev = seen.get(ex.id);
-    if (prev !== undefined) throw new DataError(`${file}:${ex.line}: id "${ex.id}" is used again (first at line ${prev})`);
+    if (prev !== undefined) throw new DataError(`${file}:${ex.line}: id ${quote(ex.id)} is used again (first at line ${prev})`);
     seen.set(ex.id, ex.line);
   }
   return out;
@@ -106,7 +107,7 @@ function parseMessages(v: unknown, where: string): ChatMessage[] {
     if (typeof m !== 'object' || m === null) throw new DataError(`${where}[${i}] is not an object`);
     const { role, content } = m as Record<string, unknown>;
     if (typeof role !== 'string' || !['system', 'user', 'assistant', 'model'].includes(role)) {
-      throw new DataError(`${where}[${i}].role must be system, user or assistant, got ${JSON.stringify(role)}`);
+      throw new DataError(`${where}[${i}].role must be system, user or assistant, got ${describeValue(role)}`);
     }
     return { role, content: contentText(content, `${where}[${i}].content`) };
   });
@@ -131,7 +132,7 @@ function intArray(v: unknown, where: string, min: number): number[] {
   if (!Array.isArray(v)) throw new DataError(`${where} must be a list of integers`);
   for (let i = 0; i < v.length; i++) {
     const x = v[i];
-    if (typeof x !== 'number' || !Number.isInteger(x) || x < min || x >= 2 ** 31) throw new DataError(`${where}[${i}] = ${JSON.stringify(x)} is not a valid token id`);
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < min || x >= 2 ** 31) throw new DataError(`${where}[${i}] = ${describeValue(x)} is not a valid token id`);
   }
   return v as number[];
 }

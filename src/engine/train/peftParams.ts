@@ -1,13 +1,16 @@
 // Loads a PEFT LoRA adapter folder (ours or one made with PEFT for Gemma 3) as trainable parameters:
 // the starting point of `train --init-adapter`, or a run to continue. Every shape is checked against
 // the model's config; anything PEFT can hold that we cannot train (DoRA, rslora, biases, embedding
-// or LM-head adapters, per-module ranks) is refused by name.
+// or LM-head adapters, per-module ranks) is refused by name, and so is a NaN or infinity in any tensor.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { GemmaConfig } from '../model/config';
 import { FileTooLargeError, NotRegularFileError, readRegularFile } from '../model/regularFile';
+import { MAX_CONFIG_JSON_BYTES } from '../model/bounds';
+import { requireFiniteF32 } from '../model/finite';
 import { readSafetensorsHeader, readSafetensorsF32 } from '../model/safetensors';
+import { describeValue, errorMessageOf, shownName } from '../../protocol/quote';
 import { emptyLora, peftTensorNames, targetFromModuleName, type LoraParams, type LoraTarget } from './lora';
 
 export class AdapterError extends Error {}
@@ -17,23 +20,24 @@ export function readPeftParams(dir: string, cfg: GemmaConfig): LoraParams {
   const cfgFile = path.join(dir, 'adapter_config.json');
   let json: Record<string, unknown>;
   try {
-    json = JSON.parse(readRegularFile(cfgFile, 1 << 20).toString('utf8'));
+    json = JSON.parse(readRegularFile(cfgFile, MAX_CONFIG_JSON_BYTES).toString('utf8'));
   } catch (e) {
     if (e instanceof NotRegularFileError || e instanceof FileTooLargeError) throw new AdapterError(e.message);
-    throw new AdapterError(`${cfgFile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (e as Error).message}`);
+    throw new AdapterError(`${cfgFile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : errorMessageOf(e)}`);
   }
-  if (typeof json !== 'object' || json === null) throw new AdapterError(`${cfgFile}: not a JSON object`);
-  if (json.peft_type !== undefined && json.peft_type !== 'LORA') throw new AdapterError(`${cfgFile}: peft_type ${String(json.peft_type)} is not LORA`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new AdapterError(`${cfgFile}: not a JSON object`);
+  if (json.peft_type !== undefined && json.peft_type !== 'LORA') throw new AdapterError(`${cfgFile}: peft_type ${describeValue(json.peft_type)} is not LORA`);
   const r = json.r, alpha = json.lora_alpha;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) throw new AdapterError(`${cfgFile}: "r" must be a positive integer`);
-  if (typeof alpha !== 'number' || !(alpha > 0)) throw new AdapterError(`${cfgFile}: "lora_alpha" must be a positive number`);
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1 || r > 1024) throw new AdapterError(`${cfgFile}: "r" must be an integer in 1…1024, found ${describeValue(r)}`);
+  if (typeof alpha !== 'number' || !(alpha > 0) || !Number.isFinite(alpha)) throw new AdapterError(`${cfgFile}: "lora_alpha" must be a positive finite number, found ${describeValue(alpha)}`);
   for (const k of ['use_dora', 'use_rslora'] as const) if (json[k] === true) throw new AdapterError(`${cfgFile}: ${k} is not supported`);
-  if (json.bias !== undefined && json.bias !== 'none') throw new AdapterError(`${cfgFile}: bias "${String(json.bias)}" is not supported`);
+  if (json.bias !== undefined && json.bias !== 'none') throw new AdapterError(`${cfgFile}: bias ${describeValue(json.bias)} is not supported`);
   for (const k of ['rank_pattern', 'alpha_pattern'] as const) {
     const v = json[k];
     if (v && typeof v === 'object' && Object.keys(v).length) throw new AdapterError(`${cfgFile}: ${k} is not supported`);
   }
   const dropout = typeof json.lora_dropout === 'number' ? json.lora_dropout : 0;
+  if (!(dropout >= 0 && dropout < 1)) throw new AdapterError(`${cfgFile}: "lora_dropout" must be in [0, 1), found ${dropout}`);
 
   const stFile = path.join(dir, 'adapter_model.safetensors');
   if (!fs.existsSync(stFile)) throw new AdapterError(`${stFile}: not found`);
@@ -43,7 +47,7 @@ export function readPeftParams(dir: string, cfg: GemmaConfig): LoraParams {
   for (const name of st.entries.keys()) {
     const m = /^base_model\.model\.model\.layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_[AB]\.weight$/.exec(name);
     const t = m ? targetFromModuleName(m[2]) : undefined;
-    if (!m || !t) throw new AdapterError(`${stFile}: tensor ${name} is not a LoRA A/B of a Gemma 3 projection`);
+    if (!m || !t) throw new AdapterError(`${stFile}: tensor ${shownName(name)} is not a LoRA A/B of a Gemma 3 projection`);
     if (Number(m[1]) >= cfg.layers) throw new AdapterError(`${stFile}: tensor ${name} names layer ${m[1]} but the model has ${cfg.layers}`);
     targets.add(t);
   }
@@ -56,7 +60,9 @@ export function readPeftParams(dir: string, cfg: GemmaConfig): LoraParams {
       if (e.shape.length !== 2 || e.shape[0] !== want[0] || e.shape[1] !== want[1]) {
         throw new AdapterError(`${stFile}: ${key} has shape [${e.shape}], expected [${want}]`);
       }
-      buf.set(readSafetensorsF32(st, key));
+      const values = readSafetensorsF32(st, key);
+      requireFiniteF32(stFile, key, values);
+      buf.set(values);
     }
   }
   return p;

@@ -1,10 +1,12 @@
 // Saves LoRA parameters as a PEFT adapter folder that `PeftModel.from_pretrained` loads:
 // adapter_config.json (LoraConfig fields PEFT 0.x accepts) and adapter_model.safetensors with PEFT's
 // names (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`). Each file is written
-// atomically, the weights first, so a folder never has a config without its weights.
+// atomically, the weights first, so a folder never has a config without its weights. An adapter with a
+// NaN or infinity is refused before anything is written: it would turn every answer into noise.
 
 import * as path from 'node:path';
 import { writeFileAtomicSync } from '../atomicWrite';
+import { requireFiniteF32 } from '../model/finite';
 import { bytesOf, writeSafetensorsStreaming, type SafetensorsTensorOut } from '../model/safetensorsWriter';
 import { peftTensorNames, targetModule, type LoraParams } from './lora';
 
@@ -52,8 +54,14 @@ export function peftTensors(p: LoraParams): SafetensorsTensorOut[] {
   });
 }
 
-/** Writes the adapter folder (created if missing). */
+/** Writes the adapter folder (created if missing); throws NonFiniteError, writing nothing, when a value is not finite. */
 export function writePeftAdapter(dir: string, p: LoraParams, opts: PeftWriteOptions = {}): void {
+  const weights = path.join(dir, 'adapter_model.safetensors');
+  for (const m of p.modules) {
+    const n = peftTensorNames(m);
+    requireFiniteF32(weights, n.a, m.a);
+    requireFiniteF32(weights, n.b, m.b);
+  }
   writeSafetensorsStreaming(path.join(dir, 'adapter_model.safetensors'), peftTensors(p), { format: 'pt', ...opts.metadata });
   writeFileAtomicSync(path.join(dir, 'adapter_config.json'), [JSON.stringify(peftConfig(p, opts.baseModel ?? null), null, 2) + '\n']);
 }

@@ -6,6 +6,7 @@ import type { ChatMessage, TrainExample } from './examples';
 import { DataError } from './examples';
 import type { Tokenizer } from '../model/tokenizer';
 import { encodeTrainingExample } from '../model/chatTemplate';
+import { shownName } from '../../protocol/quote';
 
 /** What training needs from the model's tokenizer and chat template (C's tokenizer provides it). */
 export interface ExampleRenderer {
@@ -35,7 +36,7 @@ export function tokenizeExample(ex: TrainExample, renderer: ExampleRenderer | un
     inputIds = ex.inputIds;
     labels = ex.labels;
   } else {
-    if (!renderer) throw new DataError(`example ${ex.id} (line ${ex.line}) is text: a model with a tokenizer is needed`);
+    if (!renderer) throw new DataError(`example ${shownName(ex.id)} (line ${ex.line}) is text: a model with a tokenizer is needed`);
     if (ex.kind === 'conversation') ({ inputIds, labels } = fromChat(ex.messages, renderer, 0));
     else if (typeof ex.prompt === 'string' && typeof ex.completion === 'string') {
       // TRL's plain-text prompt-completion: BOS + prompt + completion + EOS, loss on completion + EOS.
@@ -52,13 +53,13 @@ export function tokenizeExample(ex: TrainExample, renderer: ExampleRenderer | un
   const vocab = renderer?.vocabSize;
   if (vocab !== undefined) {
     const bad = inputIds.find((t) => t >= vocab);
-    if (bad !== undefined) throw new DataError(`example ${ex.id} (line ${ex.line}): token id ${bad} is outside the vocabulary (${vocab})`);
+    if (bad !== undefined) throw new DataError(`example ${shownName(ex.id)} (line ${ex.line}): token id ${bad} is outside the vocabulary (${vocab})`);
   }
   if (inputIds.length > maxTokens) {
     inputIds = inputIds.slice(0, maxTokens);
     labels = labels.slice(0, maxTokens);
   }
-  if (!labels.slice(1).some((l) => l !== IGNORE)) throw new DataError(`example ${ex.id} (line ${ex.line}): no assistant tokens to learn within ${maxTokens} tokens`);
+  if (!labels.slice(1).some((l) => l !== IGNORE)) throw new DataError(`example ${shownName(ex.id)} (line ${ex.line}): no assistant tokens to learn within ${maxTokens} tokens`);
   return { id: ex.id, inputIds, labels };
 }
 

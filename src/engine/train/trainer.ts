@@ -3,6 +3,9 @@
 // at epoch ends and every checkpointEverySeconds, so a crash mid-epoch loses little). It knows nothing
 // about ONNX: a StepEngine computes losses and gradients (the ORT train-step graph in production), so
 // the loop's bookkeeping is testable on its own and the graph is checked against Hugging Face separately.
+// A NaN or infinite loss, gradient norm, validation loss or weight stops the run at once with
+// TrainingDivergedError, before that step's update and before anything more is written: the adapter and
+// checkpoint on disk stay those of the last good step.
 
 import * as path from 'node:path';
 import * as fs from 'node:fs';
@@ -13,6 +16,7 @@ import { trainingPlan } from './plan';
 import { saveCheckpoint, loadCheckpoint, type RunState } from './checkpoint';
 import { EarlyStopping } from './earlyStop';
 import { cloneLora, flatTensors, parameterCount, type LoraParams } from './lora';
+import { firstNonFiniteF32 } from '../model/finite';
 import { writePeftAdapter } from './peftWriter';
 import { Rng, shuffled } from '../rng';
 import { learningRate, type ScheduleKind } from './schedule';
@@ -79,6 +83,22 @@ export interface TrainResult {
 
 export const CHECKPOINT_FILE = 'trainer_state.safetensors';
 
+/** Training produced a NaN or infinity; `step` is the optimizer step (1-based) where it appeared. */
+export class TrainingDivergedError extends Error {
+  constructor(readonly step: number, what: string, value: number, lr: number) {
+    super(`${what} became ${Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity'} at step ${step}: lower the learning rate (it is ${lr})`);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
+/** Throws TrainingDivergedError when a value of the adapter is NaN or infinite. */
+function requireFiniteParams(p: LoraParams, step: number, lr: number): void {
+  for (const t of flatTensors(p)) {
+    const i = firstNonFiniteF32(t);
+    if (i >= 0) throw new TrainingDivergedError(step, 'the adapter weights', t[i], lr);
+  }
+}
+
 /** A digest of the examples' ids, input ids and labels (what a resumed run must train on again). */
 function examplesDigest(examples: readonly TokenizedExample[]): string {
   const h = createHash('sha256');
@@ -129,12 +149,14 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   emit({ type: 'start', totalSteps, stepsPerEpoch: spe, trainExamples: data.train.length, valExamples: data.val.length, trainableParams: parameterCount(params), resumedFromStep });
 
   const saveAdapter = (p: LoraParams, atStep: number) => {
+    requireFiniteParams(p, atStep, opts.lr);
     writePeftAdapter(opts.outDir, p, { baseModel: opts.baseModel ?? null, metadata: { step: String(atStep) } });
     savedStep = atStep;
   };
   const checkpointEveryMs = 1000 * (opts.checkpointEverySeconds ?? TRAIN_DEFAULTS.checkpointEverySeconds);
   let lastCheckpointAt = performance.now();
   const checkpoint = () => {
+    requireFiniteParams(params, step, opts.lr);
     saveCheckpoint(ckptFile, params, opt.state(), {
       step, epoch, batchInEpoch, epochOrder: order.map((e) => e.id), rngState: rng.state, earlyStop: early.state(), lastEvalStep, fingerprint,
       rank: params.rank, alpha: params.alpha, dropout: params.dropout, targets: params.targets,
@@ -156,6 +178,7 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
       exact += allHit.filter(Boolean).length;
     }
     const valLoss = sum / count;
+    if (!Number.isFinite(valLoss)) throw new TrainingDivergedError(step, 'validation loss', valLoss, opts.lr);
     const metric = opts.evaluateTask ? await opts.evaluateTask(params, data.val) : { name: 'exact_match', value: exact / data.val.length };
     const { improved, stop } = early.observe(valLoss, step);
     if (improved) {
@@ -193,6 +216,9 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
     }
     const gradNorm = clipGradNorm(acc, opts.maxGradNorm);
     const lr = learningRate({ kind: opts.schedule, baseLr: opts.lr, warmupSteps: opts.warmupSteps, totalSteps }, step);
+    // Checked before the update: the parameters, and what is on disk, stay those of the last good step.
+    if (!Number.isFinite(lossSum)) throw new TrainingDivergedError(step + 1, 'loss', lossSum, opts.lr);
+    if (!Number.isFinite(gradNorm)) throw new TrainingDivergedError(step + 1, 'gradient norm', gradNorm, opts.lr);
     opt.update(tensors, acc, lr);
     step += 1;
     batchInEpoch += 1;

@@ -13,6 +13,7 @@ import {
   parseHostToWorker,
   type WorkerToHost,
 } from '../../protocol/engine';
+import { escapeControls } from '../../protocol/quote';
 import { CancelledError, type EngineState, type Handler, type HandlerContext, type HandlerTable } from './context';
 
 interface Job {
@@ -135,10 +136,12 @@ export class Dispatcher {
   }
 
   private log(level: EngineLogLevel, message: string): void {
-    this.post({ kind: 'log', level, message });
+    // Handlers log names and paths from requests: each line reaches the host escaped.
+    this.post({ kind: 'log', level, message: message.split('\n').map(escapeControls).join('\n') });
   }
 }
 
+/** An error as the one line the host shows: escaped, since it may quote a model file or a message. */
 function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  return escapeControls(e instanceof Error ? e.message : String(e));
 }

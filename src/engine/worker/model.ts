@@ -7,6 +7,7 @@ import type { GemmaConfig } from '../model/config';
 import { grownCapMB, modelNeedMB } from '../memoryCap';
 import { CancelledError, throwIfCancelled, type Handler, type LoadedModel } from './context';
 import { describeDevice, deviceRoles, openOnDevice, resolveDevice } from '../onnx/device';
+import { quote } from '../../protocol/quote';
 
 /** The loaded model, or an error that says to load one first. */
 export function requireModel(model: LoadedModel | null): LoadedModel {
@@ -62,7 +63,7 @@ export const loadAdapter: Handler<'loadAdapter'> = async ({ name, path: dir }, c
   model.adapters.set(name, path.resolve(dir));
   // The name may be reused for new weights (a retrained task): prefixes computed with the old ones go.
   model.prefixes.invalidate(name);
-  ctx.log('info', `adapter "${name}" loaded from ${dir} (rank ${size.rank}, ${size.modules} modules)`);
+  ctx.log('info', `adapter ${quote(name)} loaded from ${dir} (rank ${size.rank}, ${size.modules} modules)`);
   return { name, ...size };
 };
 

@@ -4,7 +4,10 @@
 // TaskStore (atomic writes), and the page gets an ack per edit. The context is not retained when
 // the panel is hidden: the page restores its own UI state (getState/setState) and asks for the
 // data again with `ready`; after a window reload the serializer reopens the panel on its task.
+// A change of the task's files by anyone else (another window, the CLI, a hand edit) reloads the
+// page's state; a training run holds the task's training lock, so no other process trains it meanwhile.
 
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { EventLog } from '../eventLog';
 import {
@@ -20,13 +23,15 @@ import {
 } from '../protocol/webview';
 import { findInterruptedRun, type InterruptedRun } from '../store/adapterStage';
 import { isSafeFolderName } from '../store/names';
-import type { Task, TaskStore } from '../store/taskStore';
+import { EXAMPLES_FILE, type Task, TASK_FILE, TASKS_RELATIVE_DIR, type TaskStore } from '../store/taskStore';
 import { formatProblem } from '../store/jsonl';
 import { taskStoreFor, workspaceFolderAt } from '../store/workspaceStore';
 import type { PanelEngine } from './panelEngine';
 import { panelHtml } from './panelHtml';
 
 export const PANEL_VIEW_TYPE = 'gemmaTune.trainingPanel';
+/** Changes on disk are gathered this long before the panel reloads (one save can fire several events). */
+const RELOAD_DELAY_MS = 300;
 
 export interface PanelDeps {
   extensionUri: vscode.Uri;
@@ -49,6 +54,7 @@ export class TrainingPanel {
   private training: { view: TrainingView; abort?: AbortController } | null = null;
   private suggestions: Suggestion[] = [];
   private capabilities: Capabilities = { train: false, suggest: false };
+  private reloadTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly panel: vscode.WebviewPanel,
@@ -70,9 +76,15 @@ export class TrainingPanel {
       title: 'Gemma training',
     });
     panel.iconPath = vscode.Uri.joinPath(deps.extensionUri, 'media', 'gemma.svg');
+    // Another window, the CLI or a hand edit changing task.json or examples.jsonl: reload, never overwrite.
+    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, `${TASKS_RELATIVE_DIR.split(path.sep).join('/')}/*/{${TASK_FILE},${EXAMPLES_FILE}}`));
     this.disposables.push(
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
       panel.onDidDispose(() => this.dispose()),
+      watcher,
+      watcher.onDidChange((u) => this.onDiskChange(u)),
+      watcher.onDidCreate((u) => this.onDiskChange(u)),
+      watcher.onDidDelete((u) => this.onDiskChange(u)),
     );
     TrainingPanel.open.set(this.key, this);
   }
@@ -164,10 +176,23 @@ export class TrainingPanel {
     }
   }
 
-  /** The task's cancelled or cut-off run that can be resumed; none while a run of this panel is going. */
+  /** The task's cancelled or cut-off run that can be resumed; none while a run of it is going (here or in another process). */
   private async interruptedRun(): Promise<InterruptedRun | null> {
-    if (this.training?.abort) return null;
+    if (this.training?.abort || (await this.store.trainingHolder(this.taskId))) return null;
     return findInterruptedRun(this.store.adapterDir(this.taskId));
+  }
+
+  /** After a change under the task folder: the page gets the state again when someone else changed its files. */
+  private onDiskChange(uri: vscode.Uri): void {
+    if (path.basename(path.dirname(uri.fsPath)) !== this.taskId) return;
+    clearTimeout(this.reloadTimer);
+    this.reloadTimer = setTimeout(() => {
+      void this.store.changedOnDisk(this.taskId).then((changed) => {
+        if (!changed) return;
+        this.deps.events?.write('panelReloaded', { taskId: this.taskId });
+        return this.sendState();
+      }).catch((err: Error) => this.deps.log.warn(`training panel: ${err.message}`));
+    }, RELOAD_DELAY_MS);
   }
 
   /**
@@ -264,6 +289,16 @@ export class TrainingPanel {
     this.capabilities = await this.deps.engine.capabilities();
     if (!this.capabilities.train) throw new Error(this.capabilities.reason ?? 'the engine cannot train now');
     if (this.training?.abort) throw new Error('a training run is already going');
+    // Held for the whole run: another window or the CLI training this task is refused, and named.
+    const lock = await this.store.lockTraining(this.taskId);
+    try {
+      await this.trainLocked(hyperparameters, resume);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  private async trainLocked(hyperparameters: PanelState['task']['hyperparameters'], resume?: InterruptedRun): Promise<void> {
     const task = await this.store.get(this.taskId);
     if (!resume) await this.store.saveConfig(this.taskId, { ...task.config, hyperparameters });
     const { examples } = await this.store.examples(this.taskId);
@@ -302,6 +337,7 @@ export class TrainingPanel {
   }
 
   private dispose(): void {
+    clearTimeout(this.reloadTimer);
     if (TrainingPanel.open.get(this.key) === this) TrainingPanel.open.delete(this.key);
     this.training?.abort?.abort();
     for (const d of this.disposables.splice(0)) d.dispose();

@@ -4,10 +4,12 @@
 // "gemma-tune train-task") and a random token. The holder refreshes the file's mtime every few seconds.
 //
 // A lock is stale, and is broken by the next process that wants it, when
-//   - its owner ran on this host and that process is gone (killed, crashed: noticed at once), or
-//   - it was not refreshed for STALE_MS (an owner on another host that died, or a process id reused
-//     after a reboot), or
+//   - its owner ran on this host and that process is gone (killed, crashed: noticed at once), or was
+//     taken before this host last started (its process id may belong to another process by now), or
+//   - its owner ran on another host (a folder shared over the network) and it was not refreshed for STALE_MS, or
 //   - it never got its content (the owner died between creating and writing it) and is a few seconds old.
+// An owner of this host that is alive keeps its lock however long ago it refreshed it: a suspended
+// laptop or a stalled event loop is no reason to let a second writer in.
 // Breaking goes through a second, short-lived `<lock>.break` file, so two processes that find one
 // stale lock at once do not both take it: the one that creates the break file checks again and
 // removes the stale lock; the other waits and retries. A holder that finds its file gone or replaced
@@ -35,8 +37,10 @@ export interface LockOwner {
 
 /** The holder refreshes its lock this often. */
 const REFRESH_MS = 5_000;
-/** A lock not refreshed for this long is stale, whoever holds it. */
+/** A lock of another host not refreshed for this long is stale. */
 export const STALE_MS = 60_000;
+/** os.uptime() and the clock disagree by a little; a lock this close to the boot is not called older than it. */
+const BOOT_SLACK_MS = 60_000;
 /** A lock file still without readable content after this long lost its owner mid-creation. */
 const UNREADABLE_STALE_MS = 3_000;
 /** A break file older than this was left by a process that died while breaking a lock. */
@@ -59,7 +63,7 @@ export class LockBusyError extends Error {
 /** Raised by FileLock.check when another process took the lock over. */
 export class LockLostError extends Error {
   constructor(readonly file: string) {
-    super(`${file}: another process took this lock over (it was not refreshed for a minute); nothing more was written`);
+    super(`${file}: another process judged this lock stale and took it over; nothing more was written`);
     this.name = 'LockLostError';
   }
 }
@@ -71,7 +75,7 @@ export interface LockOptions {
   waitMs: number;
   /** The LockBusyError's message, given the holder (undefined when its file is unreadable). */
   busyMessage: (owner: LockOwner | undefined) => string;
-  /** A lock not refreshed for this long is stale (default STALE_MS). */
+  /** A lock of another host not refreshed for this long is stale (default STALE_MS). */
   staleMs?: number;
 }
 
@@ -223,8 +227,10 @@ function parseOwner(text: string): LockOwner | undefined {
 function isStale(seen: Seen, staleMs: number): boolean {
   const age = Date.now() - seen.mtimeMs;
   if (!seen.owner) return age > UNREADABLE_STALE_MS;
-  if (seen.owner.host === os.hostname() && !processAlive(seen.owner.pid)) return true;
-  return age > staleMs;
+  if (seen.owner.host !== os.hostname()) return age > staleMs;
+  const bootedAt = Date.now() - os.uptime() * 1000;
+  // Date.parse gives NaN for a mangled time: then the process id alone decides.
+  return !processAlive(seen.owner.pid) || Date.parse(seen.owner.since) < bootedAt - BOOT_SLACK_MS;
 }
 
 /** Removes the stale lock `seen` at `file`, unless someone else is breaking it or it changed. */

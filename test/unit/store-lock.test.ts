@@ -60,11 +60,11 @@ test('one holder at a time: a second taker is refused naming the first, or waits
   await held.release();
 });
 
-test('many takers at once never hold the lock together', async () => {
-  const file = lockFile();
+/** Lets `takers` take the lock at `file` at once, each holding it a few milliseconds; returns the most that held it together. */
+async function mostAtOnce(file: string, takers: number): Promise<number> {
   let inside = 0;
   let most = 0;
-  await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+  await Promise.all(Array.from({ length: takers }, async (_, i) => {
     const lock = await acquireLock(file, opts(`taker ${i}`, 20_000));
     inside++;
     most = Math.max(most, inside);
@@ -72,7 +72,11 @@ test('many takers at once never hold the lock together', async () => {
     inside--;
     await lock.release();
   }));
-  assert.equal(most, 1);
+  return most;
+}
+
+test('many takers at once never hold the lock together', async () => {
+  assert.equal(await mostAtOnce(lockFile(), 12), 1);
 });
 
 test('a lock whose holder was SIGKILLed is broken at once', async () => {
@@ -114,17 +118,7 @@ test('stale or not: another host\'s lock after STALE_MS unrefreshed, this host\'
 test('a stale lock found by many at once is taken by one at a time', async () => {
   const file = lockFile();
   plant(file, { pid: 1, host: 'gone-host', since: new Date(0).toISOString(), what: 'x', token: 'old' }, STALE_MS * 2);
-  let inside = 0;
-  let most = 0;
-  await Promise.all(Array.from({ length: 10 }, async (_, i) => {
-    const lock = await acquireLock(file, opts(`taker ${i}`, 20_000));
-    inside++;
-    most = Math.max(most, inside);
-    await sleep(10);
-    inside--;
-    await lock.release();
-  }));
-  assert.equal(most, 1);
+  assert.equal(await mostAtOnce(file, 10), 1);
   assert.equal(fs.existsSync(`${file}.break`), false, 'no break file left');
 });
 

@@ -295,6 +295,9 @@ export class TrainingPanel {
       await this.trainLocked(hyperparameters, resume);
     } finally {
       await lock.release();
+      // The task may have an adapter now (header, suggestions), or a run to resume (which the held
+      // lock would hide): the page gets the whole state again, once the lock is released.
+      if (this.training) await this.sendState();
     }
   }
 
@@ -318,8 +321,6 @@ export class TrainingPanel {
       if (this.training) this.training.abort = undefined;
       // Suggestions came from the model before this run: the page asks the new one again.
       this.suggestions = [];
-      // The task may have an adapter now (header, suggestions): the page gets the whole state again.
-      await this.sendState();
     }
   }
 

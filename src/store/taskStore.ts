@@ -535,6 +535,16 @@ export class TaskStore {
   }
 }
 
+/**
+ * The training lock of the task whose folder holds `dir` (`gemma-tune train --out .gemma/tasks/<task>/adapter`),
+ * taken as TaskStore.lockTraining does; undefined when `dir` is not in a task folder.
+ */
+export async function lockTrainingOfTaskAround(dir: string, who: string): Promise<FileLock | undefined> {
+  const taskDir = path.dirname(path.resolve(dir));
+  if (!isSafeFolderName(path.basename(taskDir)) || !(await present(path.join(taskDir, TASK_FILE)))) return undefined;
+  return new TaskStore(path.dirname(taskDir), { who }).lockTraining(path.basename(taskDir));
+}
+
 /** task.json's text: pretty JSON and a final newline (diffable). */
 function taskJson(config: TaskConfig): string {
   return JSON.stringify(config, null, 2) + '\n';

@@ -81,16 +81,22 @@ test('train-task trains a task folder as the panel does: staged, promoted, recor
   assert.equal((await panelView(store, id))?.trainLoss.length, 12, 'the resumed run\'s curve goes on from the cancelled one');
 });
 
-test('train-task refuses a task another process is training, in one line naming it', async () => {
+test('train-task, and train --out into a task folder, refuse a task another process is training, in one line naming it', async () => {
   const { store, dir } = await newTask();
   const holder = startChild(child, ['hold-training', store.root, path.basename(dir)]);
   await holder.waitFor(/^locked$/);
   const r = spawnSync(process.execPath, trainArgs(dir), { encoding: 'utf8', timeout: 60_000 });
+  const data = path.join(root, 'data.jsonl');
+  fs.writeFileSync(data, JSON.stringify({ messages: [{ role: 'user', content: 'Is 2 even?' }, { role: 'assistant', content: 'yes' }] }) + '\n');
+  const raw = spawnSync(process.execPath, [cli, 'train', '--model', model, '--data', data, '--out', path.join(dir, 'adapter'), '--precision', 'f32', '--threads', '1'], { encoding: 'utf8', timeout: 60_000 });
   assert.deepEqual(namesIn(dir), ['.training.lock', 'examples.jsonl', 'task.json'], 'nothing touched: the holder\'s lock stays');
   await kill(holder);
+  const named = `store-child hold-training \\(process ${holder.proc.pid}, since [^)]+\\)\\. Wait for that run to end \\(or stop it\\), then train again\\.\\n$`;
   assert.equal(r.status, 1);
   assert.equal(r.stdout, '');
-  assert.match(r.stderr, new RegExp(`^gemma-tune train-task: Task "bug-or-feature" is being trained by store-child hold-training \\(process ${holder.proc.pid}, since [^)]+\\)\\. Wait for that run to end \\(or stop it\\), then train again\\.\\n$`));
+  assert.match(r.stderr, new RegExp(`^gemma-tune train-task: Task "bug-or-feature" is being trained by ${named}`));
+  assert.equal(raw.status, 1);
+  assert.match(raw.stderr, new RegExp(`^gemma-tune train: Task "bug-or-feature" is being trained by ${named}`));
 });
 
 test('the training process SIGKILLed at random moments while another adds examples: nothing lost, the adapter always loads and is finite', async () => {

@@ -260,8 +260,7 @@ export class TrainingPanel {
         return;
       }
       case 'setHyperparameters': {
-        const task = await this.store.get(id);
-        await this.store.saveConfig(id, { ...task.config, hyperparameters: msg.hyperparameters });
+        await this.store.updateConfig(id, (config) => ({ ...config, hyperparameters: msg.hyperparameters }));
         this.post({ type: 'ack', seq: msg.seq, ok: true });
         return;
       }
@@ -302,8 +301,7 @@ export class TrainingPanel {
   }
 
   private async trainLocked(hyperparameters: PanelState['task']['hyperparameters'], resume?: InterruptedRun): Promise<void> {
-    const task = await this.store.get(this.taskId);
-    if (!resume) await this.store.saveConfig(this.taskId, { ...task.config, hyperparameters });
+    const task = resume ? await this.store.get(this.taskId) : await this.store.updateConfig(this.taskId, (config) => ({ ...config, hyperparameters }));
     const { examples } = await this.store.examples(this.taskId);
     const abort = new AbortController();
     const before = resume ? (this.training?.view ?? (await this.lastRun())) : null;

@@ -214,15 +214,22 @@ export class TaskStore {
    * depend on the instruction, labels and fields.
    */
   async saveConfig(id: string, config: TaskConfig): Promise<Task> {
-    const valid = (() => {
-      try {
-        return validateTaskConfig(config);
-      } catch (err) {
-        throw new TaskFileError(path.join(this.taskDir(id), TASK_FILE), (err as Error).message);
-      }
-    })();
+    return this.updateConfig(id, () => config);
+  }
+
+  /**
+   * Changes task.json by applying `change` to what is on disk at that moment (holding the task's write
+   * lock, so a change made meanwhile by another window or by hand is kept), then as saveConfig.
+   */
+  async updateConfig(id: string, change: (config: TaskConfig) => TaskConfig): Promise<Task> {
     return this.locked(id, async () => {
       const before = await this.readTask(id);
+      let valid: TaskConfig;
+      try {
+        valid = validateTaskConfig(change(before.task.config));
+      } catch (err) {
+        throw new TaskFileError(path.join(before.task.dir, TASK_FILE), (err as Error).message);
+      }
       await this.writeChecked(path.join(before.task.dir, TASK_FILE), taskJson(valid), before.stamp);
       const task = { ...before.task, config: valid };
       const read = await this.readExamples(id);

@@ -74,6 +74,22 @@ test('a hand edit landing while the store writes is kept: the edit is made again
   assert.ok(after.includes('typed by hand') && after.includes('after the hand edit'));
 });
 
+test('a hand edit of task.json is kept by the panel\'s next change of settings, which applies to what is on disk', async () => {
+  const { store, task } = await newTask();
+  await store.addExamples(task.id, [{ input: 'It crashes', output: 'bug' }]);
+  const file = path.join(task.dir, 'task.json');
+  const onDisk = JSON.parse(fs.readFileSync(file, 'utf8'));
+  fs.writeFileSync(file, JSON.stringify({ ...onDisk, instruction: 'Edited by hand.' }, null, 2));
+  assert.equal(await store.changedOnDisk(task.id), true);
+  const saved = await store.updateConfig(task.id, (c) => ({ ...c, hyperparameters: { ...c.hyperparameters, epochs: 7 } }));
+  assert.equal(saved.config.instruction, 'Edited by hand.');
+  assert.equal(saved.config.hyperparameters.epochs, 7);
+  assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).instruction, 'Edited by hand.');
+  // examples.jsonl's prompts follow the new instruction.
+  assert.match(fs.readFileSync(path.join(task.dir, 'examples.jsonl'), 'utf8'), /"content":"Edited by hand\.\\nLabels: bug, feature/);
+  await assert.rejects(store.updateConfig(task.id, (c) => ({ ...c, labels: [] })), /task\.json: labels: a classify task needs at least 2/);
+});
+
 test('training in one process refuses training, renaming and deleting in another, naming it; its SIGKILL frees the task', async () => {
   const { store, task } = await newTask();
   const holder = startChild(child, ['hold-training', store.root, task.id]);

@@ -29,6 +29,8 @@ before(async () => {
   writeRandomHf(model, GEMMA3_TINY, { seed: 3, dtype: 'f32' });
 });
 
+/** Steps of a whole run of newTask's task: 8 training examples in batches of 2, 3 epochs. */
+const TOTAL_STEPS = 12;
 const trainArgs = (dir: string, ...more: string[]) => [cli, 'train-task', '--task', dir, '--model', model, '--precision', 'f32', '--threads', '1', '--json', ...more];
 
 /** A classify task with ten labeled examples (two held out) and settings for a run of a few seconds. */
@@ -56,14 +58,14 @@ test('train-task trains a task folder as the panel does: staged, promoted, recor
   const r = spawnSync(process.execPath, trainArgs(dir), { encoding: 'utf8', timeout: 300_000 });
   assert.equal(r.status, 0, r.stderr);
   const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual([events[0].type, events[0].trainExamples, events[0].valExamples, events[0].totalSteps], ['start', 8, 2, 12]);
+  assert.deepEqual([events[0].type, events[0].trainExamples, events[0].valExamples, events[0].totalSteps], ['start', 8, 2, TOTAL_STEPS]);
   assert.equal(events.at(-1).type, 'done');
-  assert.match(r.stderr, new RegExp(`Trained 12 steps; the adapter from step \\d+ is in ${adapterDir.replace(/[/\\.]/g, '\\$&')}\\.`));
+  assert.match(r.stderr, new RegExp(`Trained ${TOTAL_STEPS} steps; the adapter from step \\d+ is in ${adapterDir.replace(/[/\\.]/g, '\\$&')}\\.`));
   assert.ok(loadFiniteAdapter(adapterDir).length > 0);
   assert.deepEqual(namesIn(dir), ['adapter', 'examples.jsonl', 'metrics.jsonl', 'task.json'], 'no staging folder or lock left');
   const view = await panelView(store, id);
   assert.equal(view?.status, 'done');
-  assert.equal(view?.trainLoss.length, 12);
+  assert.equal(view?.trainLoss.length, TOTAL_STEPS);
   assert.ok((view?.valLoss.length ?? 0) >= 1);
 
   // Ctrl-C after the first step: cancelled, the best adapter so far promoted, the run resumable.
@@ -73,12 +75,12 @@ test('train-task trains a task folder as the panel does: staged, promoted, recor
   assert.equal(await run.exited, 0, run.stderr());
   assert.match(run.stderr(), /Cancelled at step \d+; .* The run can be resumed \(--resume\)\./);
   const interrupted = await findInterruptedRun(adapterDir);
-  assert.ok(interrupted && interrupted.step > 0 && interrupted.step < 12, JSON.stringify(interrupted));
+  assert.ok(interrupted && interrupted.step > 0 && interrupted.step < TOTAL_STEPS, JSON.stringify(interrupted));
   const resumed = spawnSync(process.execPath, trainArgs(dir, '--resume'), { encoding: 'utf8', timeout: 300_000 });
   assert.equal(resumed.status, 0, resumed.stderr);
   assert.equal(JSON.parse(resumed.stdout.split('\n')[0]).resumedFromStep, interrupted.step);
   assert.equal(fs.existsSync(stagingDir(adapterDir)), false);
-  assert.equal((await panelView(store, id))?.trainLoss.length, 12, 'the resumed run\'s curve goes on from the cancelled one');
+  assert.equal((await panelView(store, id))?.trainLoss.length, TOTAL_STEPS, 'the resumed run\'s curve goes on from the cancelled one');
 });
 
 test('train-task, and train --out into a task folder, refuse a task another process is training, in one line naming it', async () => {
@@ -114,10 +116,18 @@ test('the training process SIGKILLed at random moments while another adds exampl
   let resumes = 0;
   let checks = 0;
   for (let k = 0; k < KILLS; k++) {
-    const resume = k % 4 === 3 && (await findInterruptedRun(adapterDir)) !== null;
+    const resume = k % 2 === 1 && (await findInterruptedRun(adapterDir)) !== null;
     resumes += resume ? 1 : 0;
     const run = startChild(cli, trainArgs(dir, ...(resume ? ['--resume'] : [])).slice(1));
-    await new Promise((r) => setTimeout(r, Math.random() * runMs * 1.1));
+    // A random moment of a random part of the run: loading, a training step, or the end (promotion).
+    const part = k % 3;
+    try {
+      if (part === 1) await run.waitFor(new RegExp(`"type":"step","step":${1 + Math.floor(Math.random() * (TOTAL_STEPS - 1))},`));
+      if (part === 2) await run.waitFor(/"type":"done"/);
+    } catch {
+      // it ended (or resumed past that step) first
+    }
+    await new Promise((r) => setTimeout(r, Math.random() * (part === 0 ? runMs : 60)));
     const ended = await Promise.race([run.exited.then(() => true), Promise.resolve(false)]);
     await kill(run);
     const last = run.lines.length ? JSON.parse(run.lines.at(-1)!) : null;

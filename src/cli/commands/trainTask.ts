@@ -91,11 +91,19 @@ async function trainTask(store: TaskStore, id: string, lock: FileLock, o: RunOpt
   });
   await loadModel({ path: o.modelPath, precision: o.precision }, context<'loadModel'>(() => undefined));
 
-  // metrics.jsonl, as the panel writes it: one line per event, appended in order behind the run.
+  // metrics.jsonl, as the panel writes it: one line per event, appended in order behind the run; the
+  // events that arrive while one append waits for the task's write lock go in the next one together.
   if (!interrupted) await store.clearMetrics(id);
   let metrics: Promise<void> = Promise.resolve();
+  let pending: TrainingEvent[] = [];
   const record = (ev: TrainingEvent): void => {
-    metrics = metrics.then(() => store.appendMetrics(id, [{ type: ev.kind, ...ev }]));
+    pending.push(ev);
+    if (pending.length > 1) return;
+    metrics = metrics.then(() => {
+      const batch = pending;
+      pending = [];
+      return store.appendMetrics(id, batch.map((e) => ({ type: e.kind, ...e })));
+    });
   };
   let marker: Promise<void> = Promise.resolve();
   const onEvent = (e: TrainEventMessage): void => {

@@ -32,6 +32,8 @@ import { panelHtml } from './panelHtml';
 export const PANEL_VIEW_TYPE = 'gemmaTune.trainingPanel';
 /** Changes on disk are gathered this long before the panel reloads (one save can fire several events). */
 const RELOAD_DELAY_MS = 300;
+/** How often a visible panel compares its task's files with what it last read, besides the watcher. */
+const RELOAD_CHECK_MS = 3000;
 
 export interface PanelDeps {
   extensionUri: vscode.Uri;
@@ -55,6 +57,7 @@ export class TrainingPanel {
   private suggestions: Suggestion[] = [];
   private capabilities: Capabilities = { train: false, suggest: false };
   private reloadTimer: NodeJS.Timeout | undefined;
+  private reloadCheck: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly panel: vscode.WebviewPanel,
@@ -86,6 +89,10 @@ export class TrainingPanel {
       watcher.onDidCreate((u) => this.onDiskChange(u)),
       watcher.onDidDelete((u) => this.onDiskChange(u)),
     );
+    // Watchers miss changes on some file systems (and are late under load): a visible panel also looks itself.
+    this.reloadCheck = setInterval(() => {
+      if (this.panel.visible) this.reloadIfChanged();
+    }, RELOAD_CHECK_MS);
     TrainingPanel.open.set(this.key, this);
   }
 
@@ -186,13 +193,16 @@ export class TrainingPanel {
   private onDiskChange(uri: vscode.Uri): void {
     if (path.basename(path.dirname(uri.fsPath)) !== this.taskId) return;
     clearTimeout(this.reloadTimer);
-    this.reloadTimer = setTimeout(() => {
-      void this.store.changedOnDisk(this.taskId).then((changed) => {
-        if (!changed) return;
-        this.deps.events?.write('panelReloaded', { taskId: this.taskId });
-        return this.sendState();
-      }).catch((err: Error) => this.deps.log.warn(`training panel: ${err.message}`));
-    }, RELOAD_DELAY_MS);
+    this.reloadTimer = setTimeout(() => this.reloadIfChanged(), RELOAD_DELAY_MS);
+  }
+
+  /** Sends the state again when task.json or examples.jsonl changed on disk since this window last read or wrote them. */
+  private reloadIfChanged(): void {
+    void this.store.changedOnDisk(this.taskId).then((changed) => {
+      if (!changed) return;
+      this.deps.events?.write('panelReloaded', { taskId: this.taskId });
+      return this.sendState();
+    }).catch((err: Error) => this.deps.log.warn(`training panel: ${err.message}`));
   }
 
   /**
@@ -337,6 +347,7 @@ export class TrainingPanel {
 
   private dispose(): void {
     clearTimeout(this.reloadTimer);
+    clearInterval(this.reloadCheck);
     if (TrainingPanel.open.get(this.key) === this) TrainingPanel.open.delete(this.key);
     this.training?.abort?.abort();
     for (const d of this.disposables.splice(0)) d.dispose();

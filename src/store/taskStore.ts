@@ -399,6 +399,7 @@ export class TaskStore {
     try {
       read = await readGuardedText(file, MAX_TASK_FILE_BYTES);
     } catch (err) {
+      await this.noteRefused(file);
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new TaskFileError(file, 'no such task');
       throw err;
     }
@@ -418,7 +419,10 @@ export class TaskStore {
 
   private async readExamples(id: string): Promise<{ examples: Example[]; read: JsonlFile<Example>; file: string }> {
     const file = path.join(await this.existingTaskDir(id), EXAMPLES_FILE);
-    const read = await readJsonl(file, exampleFromLine);
+    const read = await readJsonl(file, exampleFromLine).catch(async (err: unknown) => {
+      await this.noteRefused(file);
+      throw err;
+    });
     this.known.set(file, read.stamp);
     // Two lines with one id (a bad merge): the later one is a problem, never silently merged.
     const seen = new Set<string>();
@@ -433,6 +437,11 @@ export class TaskStore {
     }
     read.problems.sort((a, b) => a.line - b.line);
     return { examples, read, file };
+  }
+
+  /** Remembers a file that could not be read as it is now, so changedOnDisk reports only a later change. */
+  private async noteRefused(file: string): Promise<void> {
+    this.known.set(file, await currentStamp(file).catch(() => null));
   }
 
   private async writeExamples(task: Task, before: { read: JsonlFile<Example>; file: string }, examples: Example[]): Promise<void> {

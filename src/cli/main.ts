@@ -10,11 +10,12 @@ import { generateCommand } from './commands/generate';
 import { classifyCommand } from './commands/classify';
 import { benchCommand } from './commands/bench';
 import { trainCommand } from './commands/train';
+import { trainTaskCommand } from './commands/trainTask';
 import { exportAdapterCommand } from './commands/exportAdapter';
 import { demoCommand } from './commands/demo';
 import { escapeControls, quote } from '../protocol/quote';
 
-const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, exportAdapterCommand, demoCommand];
+const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, trainTaskCommand, exportAdapterCommand, demoCommand];
 
 function help(): string {
   const lines = ['usage: gemma-tune <command> [options]', ''];

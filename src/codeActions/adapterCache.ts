@@ -4,9 +4,10 @@
 // is reloaded (which drops every adapter, hence the model generation in the key). Pure Node.
 
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { EngineClient } from '../client/engineClient';
+import { checkAdapterFiles } from '../store/adapterStage';
+import { UnsafeFileError } from '../store/safeFile';
 
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 
@@ -41,9 +42,10 @@ export class AdapterCache {
     const file = path.join(adapterDir, ADAPTER_WEIGHTS);
     let stat;
     try {
-      stat = await fs.stat(file);
-    } catch {
-      throw new Error(`${file} does not exist: train the task first`);
+      stat = await checkAdapterFiles(adapterDir);
+    } catch (e) {
+      if (e instanceof UnsafeFileError) throw e;
+      throw new Error(`${file} does not exist: train the task first`, { cause: e });
     }
     const stamp = adapterStamp(stat);
     const key = path.resolve(adapterDir);

@@ -45,11 +45,18 @@ export async function deleteTask(deps: PanelDeps): Promise<string | undefined> {
   );
   if (ok !== 'Delete') return undefined;
   const uri = vscode.Uri.file(store.taskDir(task.id));
-  try {
-    await vscode.workspace.fs.delete(uri, { recursive: true, useTrash: true });
-  } catch (err) {
+  // Under the task's training lock: a task that another window or the CLI is training is not deleted.
+  const trashError = await store.whileNotTraining(task.id, 'deleted', async () => {
+    try {
+      await vscode.workspace.fs.delete(uri, { recursive: true, useTrash: true });
+      return undefined;
+    } catch (err) {
+      return err as Error;
+    }
+  });
+  if (trashError) {
     const hard = await vscode.window.showWarningMessage(
-      `The trash is not available here (${(err as Error).message}). Delete "${task.config.name}" permanently?`,
+      `The trash is not available here (${trashError.message}). Delete "${task.config.name}" permanently?`,
       { modal: true },
       'Delete Permanently',
     );

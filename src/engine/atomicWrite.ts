@@ -30,10 +30,24 @@ function tempPathFor(file: string): string {
 /** The bytes to write: a string (UTF-8), a buffer, or chunks produced as the write goes. */
 export type AtomicData = string | Uint8Array | AsyncIterable<Uint8Array | string>;
 
-/** Replaces `file` with `data` atomically (temp file + fsync + rename + folder fsync). */
-export async function writeFileAtomic(file: string, data: AtomicData): Promise<void> {
+/** Options of writeFileAtomic. */
+export interface AtomicWriteOptions {
+  /**
+   * Runs after the new bytes are on disk and just before the rename; throwing cancels the write (the
+   * temporary file is removed, `file` is untouched). The task store checks here that nobody changed
+   * the file since it was read.
+   */
+  beforeRename?: () => Promise<void>;
+}
+
+/**
+ * Replaces `file` with `data` atomically (temp file + fsync + rename + folder fsync); resolves with the
+ * new file's stat (the temporary file's, which the rename keeps).
+ */
+export async function writeFileAtomic(file: string, data: AtomicData, opts: AtomicWriteOptions = {}): Promise<fs.BigIntStats> {
   const tmp = tempPathFor(file);
   const handle = await fs.promises.open(tmp, 'wx', 0o644);
+  let written: fs.BigIntStats;
   try {
     try {
       if (typeof data === 'string' || data instanceof Uint8Array) {
@@ -42,20 +56,23 @@ export async function writeFileAtomic(file: string, data: AtomicData): Promise<v
         for await (const chunk of data) await handle.write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
       }
       await handle.sync();
+      written = await handle.stat({ bigint: true });
     } finally {
       await handle.close();
     }
+    await opts.beforeRename?.();
     await fs.promises.rename(tmp, file);
   } catch (err) {
     await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
     throw err;
   }
   await syncDir(path.dirname(file));
+  return written;
 }
 
 /** Atomically writes `value` as pretty JSON followed by a newline. */
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
+export async function writeJsonAtomic(file: string, value: unknown, opts?: AtomicWriteOptions): Promise<fs.BigIntStats> {
+  return writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', opts);
 }
 
 /** Flushes a folder's entry list so a rename survives a power cut; a no-op where unsupported. */

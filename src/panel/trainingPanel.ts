@@ -4,8 +4,11 @@
 // TaskStore (atomic writes), and the page gets an ack per edit. The context is not retained when
 // the panel is hidden: the page restores its own UI state (getState/setState) and asks for the
 // data again with `ready`; after a window reload the serializer reopens the panel on its task.
+// A change of the task's files by anyone else (another window, the CLI, a hand edit) reloads the
+// page's state; a training run holds the task's training lock, so no other process trains it meanwhile.
 
 import { existsSync } from 'node:fs';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { EventLog } from '../eventLog';
 import {
@@ -21,7 +24,7 @@ import {
 } from '../protocol/webview';
 import { findInterruptedRun, type InterruptedRun } from '../store/adapterStage';
 import { isSafeFolderName } from '../store/names';
-import { type Task, TaskFileError, type TaskStore } from '../store/taskStore';
+import { EXAMPLES_FILE, type Task, TASK_FILE, TaskFileError, TASKS_RELATIVE_DIR, type TaskStore } from '../store/taskStore';
 import { formatProblem } from '../store/jsonl';
 import { taskStoreFor, workspaceFolderAt } from '../store/workspaceStore';
 import type { PanelEngine } from './panelEngine';
@@ -31,6 +34,10 @@ import { countExamples, NotReadyError, trainBlocker } from './trainReadiness';
 import { buildPanelState, type PanelStateInput, type Unavailable, unreadableTask } from './panelState';
 
 export const PANEL_VIEW_TYPE = 'gemmaTune.trainingPanel';
+/** Changes on disk are gathered this long before the panel reloads (one save can fire several events). */
+const RELOAD_DELAY_MS = 300;
+/** How often a visible panel compares its task's files with what it last read, besides the watcher. */
+const RELOAD_CHECK_MS = 3000;
 
 export interface PanelDeps {
   extensionUri: vscode.Uri;
@@ -55,6 +62,8 @@ export class TrainingPanel {
   private training: { view: TrainingView; abort?: AbortController } | null = null;
   private suggestions: Suggestion[] = [];
   private capabilities: Capabilities = { train: false, suggest: false };
+  private reloadTimer: NodeJS.Timeout | undefined;
+  private reloadCheck: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly panel: vscode.WebviewPanel,
@@ -76,13 +85,23 @@ export class TrainingPanel {
       title: 'Gemma training',
     });
     panel.iconPath = vscode.Uri.joinPath(deps.extensionUri, 'media', 'gemma.svg');
+    // Another window, the CLI or a hand edit changing task.json or examples.jsonl: reload, never overwrite.
+    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, `${TASKS_RELATIVE_DIR.split(path.sep).join('/')}/*/{${TASK_FILE},${EXAMPLES_FILE}}`));
     this.disposables.push(
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
       panel.onDidDispose(() => this.dispose()),
       panel.onDidChangeViewState((e) => {
         if (e.webviewPanel.active) TrainingPanel.lastActive = this;
       }),
+      watcher,
+      watcher.onDidChange((u) => this.onDiskChange(u)),
+      watcher.onDidCreate((u) => this.onDiskChange(u)),
+      watcher.onDidDelete((u) => this.onDiskChange(u)),
     );
+    // Watchers miss changes on some file systems (and are late under load): a visible panel also looks itself.
+    this.reloadCheck = setInterval(() => {
+      if (this.panel.visible) this.reloadIfChanged();
+    }, RELOAD_CHECK_MS);
     TrainingPanel.open.set(this.key, this);
     TrainingPanel.lastActive = this;
   }
@@ -202,10 +221,26 @@ export class TrainingPanel {
     this.deps.events?.write('panelUnavailable', { taskId: this.taskId, problem: u.problem });
   }
 
-  /** The task's cancelled or cut-off run that can be resumed; none while a run of this panel is going. */
+  /** The task's cancelled or cut-off run that can be resumed; none while a run of it is going (here or in another process). */
   private async interruptedRun(): Promise<InterruptedRun | null> {
-    if (this.training?.abort) return null;
+    if (this.training?.abort || (await this.store.trainingHolder(this.taskId))) return null;
     return findInterruptedRun(this.store.adapterDir(this.taskId));
+  }
+
+  /** After a change under the task folder: the page gets the state again when someone else changed its files. */
+  private onDiskChange(uri: vscode.Uri): void {
+    if (path.basename(path.dirname(uri.fsPath)) !== this.taskId) return;
+    clearTimeout(this.reloadTimer);
+    this.reloadTimer = setTimeout(() => this.reloadIfChanged(), RELOAD_DELAY_MS);
+  }
+
+  /** Sends the state again when task.json or examples.jsonl changed on disk since this window last read or wrote them. */
+  private reloadIfChanged(): void {
+    void this.store.changedOnDisk(this.taskId).then((changed) => {
+      if (!changed) return;
+      this.deps.events?.write('panelReloaded', { taskId: this.taskId });
+      return this.sendState();
+    }).catch((err: Error) => this.deps.log.warn(`training panel: ${err.message}`));
   }
 
   /**
@@ -275,8 +310,7 @@ export class TrainingPanel {
         return;
       }
       case 'setHyperparameters': {
-        const task = await this.store.get(id);
-        await this.store.saveConfig(id, { ...task.config, hyperparameters: msg.hyperparameters });
+        await this.store.updateConfig(id, (config) => ({ ...config, hyperparameters: msg.hyperparameters }));
         this.post({ type: 'ack', seq: msg.seq, ok: true });
         return;
       }
@@ -304,12 +338,24 @@ export class TrainingPanel {
     this.capabilities = await this.deps.engine.capabilities();
     if (!this.capabilities.train) throw new Error(this.capabilities.reason ?? 'the engine cannot train now');
     if (this.training?.abort) throw new Error('a training run is already going');
-    const task = await this.store.get(this.taskId);
+    // Held for the whole run: another window or the CLI training this task is refused, and named.
+    const lock = await this.store.lockTraining(this.taskId);
+    try {
+      await this.trainLocked(hyperparameters, resume);
+    } finally {
+      await lock.release();
+      // The task may have an adapter now (header, suggestions), or a run to resume (which the held
+      // lock would hide): the page gets the whole state again, once the lock is released.
+      if (this.training) await this.sendState();
+    }
+  }
+
+  private async trainLocked(hyperparameters: PanelState['task']['hyperparameters'], resume?: InterruptedRun): Promise<void> {
     const { examples } = await this.store.examples(this.taskId);
     // The page disables Train for these; a request sent anyway is refused here, before the engine.
     const blocker = trainBlocker(countExamples(examples));
     if (blocker) throw new NotReadyError(blocker);
-    if (!resume) await this.store.saveConfig(this.taskId, { ...task.config, hyperparameters });
+    const task = resume ? await this.store.get(this.taskId) : await this.store.updateConfig(this.taskId, (config) => ({ ...config, hyperparameters }));
     const abort = new AbortController();
     const before = resume ? (this.training?.view ?? (await this.lastRun())) : null;
     this.training = { view: applyTrainingEvent(before, { kind: 'start', step: resume?.step ?? 0, totalSteps: resume?.totalSteps ?? 0 }), abort };
@@ -326,8 +372,6 @@ export class TrainingPanel {
       if (this.training) this.training.abort = undefined;
       // Suggestions came from the model before this run: the page asks the new one again.
       this.suggestions = [];
-      // The task may have an adapter now (header, suggestions): the page gets the whole state again.
-      await this.sendState();
     }
   }
 
@@ -349,6 +393,8 @@ export class TrainingPanel {
   }
 
   private dispose(): void {
+    clearTimeout(this.reloadTimer);
+    clearInterval(this.reloadCheck);
     if (TrainingPanel.open.get(this.key) === this) TrainingPanel.open.delete(this.key);
     this.training?.abort?.abort();
     this.closed.abort();

@@ -13,11 +13,10 @@ import * as vscode from 'vscode';
 import { EngineError } from '../client/engineClient';
 import { AdapterCache } from '../codeActions/adapterCache';
 import { errorText } from '../model/modelService';
-import type { Capabilities, ComparisonRow, Suggestion, TrainingEvent } from '../protocol/webview';
-import type { TrainEventMessage } from '../protocol/train';
+import { type Capabilities, type ComparisonRow, type Suggestion, type TrainingEvent, trainingEventOf } from '../protocol/webview';
 import type { ResultOf } from '../protocol/engine';
 import type { GemmaServices } from '../services';
-import { clearStaging, findInterruptedRun, type InterruptedRun, promoteStaged, stagingDir, writeRunMarker } from '../store/adapterStage';
+import { clearStaging, type InterruptedRun, settleFailedRun, settleFinishedRun, stagingDir, writeRunMarker } from '../store/adapterStage';
 import { type Example, isLabeled } from '../store/examples';
 import { renderMessages } from '../store/prompt';
 import type { Hyperparameters } from '../store/task';
@@ -80,7 +79,7 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
         {
           signal,
           onEvent: (e) => {
-            const ev = relay(e);
+            const ev = trainingEventOf(e);
             if (!ev) return;
             if (e.type === 'start') {
               progress.totalSteps = e.totalSteps;
@@ -97,8 +96,7 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
       await marker;
       // A run that checkpointed before it failed (the worker died, say) stays resumable, and so does
       // one whose resume was refused (the examples changed: undoing that makes it resumable again).
-      const kept = await findInterruptedRun(adapterDir);
-      if (!kept) await clearStaging(adapterDir);
+      const kept = await settleFailedRun(adapterDir);
       this.progress.fire(undefined);
       const cancelled = e instanceof EngineError && e.code === 'cancelled';
       const message = cancelled
@@ -116,9 +114,7 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
     // A run cancelled before its first update saved the untrained start: not worth replacing anything.
     // One cancelled later keeps its staged checkpoint for a resume, and the task gets a copy of its adapter.
     const cancelled = result.reason === 'cancelled';
-    const resumable = cancelled && result.step > 0;
-    const promoted = result.savedStep > 0 ? await promoteStaged(adapterDir, { keepRunState: resumable }) : false;
-    if (!resumable && !promoted) await clearStaging(adapterDir);
+    const promoted = await settleFinishedRun(adapterDir, result);
     let comparison: ComparisonRow[] = [];
     let compareNote = '';
     if (promoted && !cancelled && result.valIds.length > 0) {
@@ -175,20 +171,6 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
       rows.push({ id, input: ex.input, expected: ex.output, before: before.output, after: after.output });
     }
     return rows;
-  }
-}
-
-/** The panel's event for an engine event; `done` is sent later, with the comparison. */
-function relay(e: TrainEventMessage): TrainingEvent | undefined {
-  switch (e.type) {
-    case 'start':
-      return { kind: 'start', totalSteps: e.totalSteps, step: e.resumedFromStep, epoch: e.stepsPerEpoch > 0 ? e.resumedFromStep / e.stepsPerEpoch : 0 };
-    case 'step':
-      return { kind: 'step', step: e.step, epoch: e.epoch, loss: e.loss, etaSeconds: e.etaS };
-    case 'eval':
-      return { kind: 'eval', step: e.step, valLoss: e.valLoss, bestStep: e.bestStep };
-    case 'done':
-      return undefined;
   }
 }
 

@@ -10,6 +10,7 @@
 
 import { arr, bool, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
 import { describeValue, quote } from './quote';
+import type { TrainEventMessage } from './train';
 import { hyperparametersSchema, MAX_FIELDS, MAX_INSTRUCTION_LENGTH, MAX_LABEL_LENGTH, MAX_LABELS, MAX_NAME_LENGTH, TASK_KINDS } from '../store/task';
 
 // Limits keep a message's size bounded before anything is allocated for it.
@@ -135,6 +136,20 @@ const trainingEvent = obj({
   message: optional(str({ max: MAX_MESSAGE })),
 });
 export type TrainingEvent = Infer<typeof trainingEvent>;
+
+/** The panel's event for an engine training event; `done` is sent later by whoever trains (with the comparison, the message). */
+export function trainingEventOf(e: TrainEventMessage): TrainingEvent | undefined {
+  switch (e.type) {
+    case 'start':
+      return { kind: 'start', totalSteps: e.totalSteps, step: e.resumedFromStep, epoch: e.stepsPerEpoch > 0 ? e.resumedFromStep / e.stepsPerEpoch : 0 };
+    case 'step':
+      return { kind: 'step', step: e.step, epoch: e.epoch, loss: e.loss, etaSeconds: e.etaS };
+    case 'eval':
+      return { kind: 'eval', step: e.step, valLoss: e.valLoss, bestStep: e.bestStep };
+    case 'done':
+      return undefined;
+  }
+}
 
 const suggestion = obj({ id: exampleId, output: str({ max: MAX_OUTPUT }), probability: optional(num({ min: 0, max: 1 })) });
 export type Suggestion = Infer<typeof suggestion>;

@@ -6,13 +6,17 @@
 // checkpoint plus `run.json`, which the host writes when the run starts (the settings it runs with
 // and its step count), so the panel can offer to resume it. A cancelled run's best adapter is also
 // copied into `adapter/`, so cancelling still leaves the task with what was trained.
+// Every step here runs under the task's training lock (taskStore.ts), so one process at a time stages
+// and promotes. A promotion cut off at any instant is put right by recoverPromotion, which taking the
+// lock runs first: the previous adapter comes back, or the new one's promotion is finished.
 // Pure Node: no vscode.
 
-import { promises as fs } from 'node:fs';
+import { promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
-import { isTempName, syncDir, writeJsonAtomic } from '../engine/atomicWrite';
+import { syncDir, writeJsonAtomic } from '../engine/atomicWrite';
 import { readSafetensorsHeader } from '../engine/model/safetensors';
 import { num, obj, oneOf } from '../protocol/check';
+import { checkFolder, checkRegularFile, readGuardedText, removeLeftoverTemps } from './safeFile';
 import { type Hyperparameters, hyperparametersSchema } from './task';
 
 /** The trainer's resume state (engine/train/trainer.ts CHECKPOINT_FILE): large and not part of a shared task. */
@@ -20,6 +24,12 @@ const RUN_STATE_FILE = 'trainer_state.safetensors';
 /** The host's note on the staged run (runMarker below). */
 const RUN_MARKER_FILE = 'run.json';
 const WEIGHTS_FILE = 'adapter_model.safetensors';
+const CONFIG_FILE = 'adapter_config.json';
+/** run.json and adapter_config.json are a few hundred bytes. */
+const MAX_MARKER_BYTES = 64 * 1024;
+/** Beside `adapter/` while a promotion runs: the previous adapter, and the copy being promoted. */
+const OLD_SUFFIX = '.old';
+const NEW_SUFFIX = '.new';
 
 const runMarker = obj({ version: oneOf(1), totalSteps: num({ int: true, min: 1, max: 1e9 }), hyperparameters: hyperparametersSchema });
 /** What run.json holds: a resume must train with exactly the hyperparameters the run started with. */
@@ -45,44 +55,161 @@ export async function clearStaging(adapterDir: string): Promise<string> {
   return dir;
 }
 
+/** One step of a promotion (promotionPlan). */
+export interface PromotionStep {
+  name: 'prepare' | 'set-aside' | 'put-in-place' | 'drop-old';
+  run: () => Promise<void>;
+}
+
+/**
+ * The steps that replace `adapterDir` with the staged adapter, in order. Between any two of them (and
+ * inside any) a crash leaves a state recoverPromotion turns into the old adapter or the new one:
+ *   prepare       keepRunState: copy the staged adapter into `adapter.new`; else drop the run state
+ *                 from the staging folder, which becomes the new adapter as it is
+ *   set-aside     rename `adapter` → `adapter.old`       (crash after: adapter/ missing, .old whole)
+ *   put-in-place  rename the new folder → `adapter`       (crash after: both there, the new one in place)
+ *   drop-old      remove `adapter.old`
+ * Exported so the tests can stop after each step as a crash would.
+ */
+export function promotionPlan(adapterDir: string, opts: { keepRunState?: boolean } = {}): PromotionStep[] {
+  const staged = stagingDir(adapterDir);
+  const source = opts.keepRunState ? `${adapterDir}${NEW_SUFFIX}` : staged;
+  const old = `${adapterDir}${OLD_SUFFIX}`;
+  return [
+    {
+      name: 'prepare',
+      run: async () => {
+        await removeLeftoverTemps(staged, { all: true }); // the run is over: nothing writes here now
+        if (!opts.keepRunState) {
+          await fs.rm(path.join(staged, RUN_STATE_FILE), { force: true });
+          await fs.rm(path.join(staged, RUN_MARKER_FILE), { force: true });
+          return;
+        }
+        await fs.rm(source, { recursive: true, force: true });
+        await fs.mkdir(source);
+        for (const name of await fs.readdir(staged)) {
+          if (name === RUN_STATE_FILE || name === RUN_MARKER_FILE) continue;
+          await checkRegularFile(path.join(staged, name), Number.MAX_SAFE_INTEGER);
+          await fs.copyFile(path.join(staged, name), path.join(source, name));
+        }
+        await syncDir(source);
+      },
+    },
+    {
+      name: 'set-aside',
+      run: async () => {
+        try {
+          await fs.rename(adapterDir, old);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // the task's first adapter
+        }
+      },
+    },
+    { name: 'put-in-place', run: () => fs.rename(source, adapterDir) },
+    {
+      name: 'drop-old',
+      run: async () => {
+        await fs.rm(old, { recursive: true, force: true });
+        await syncDir(path.dirname(adapterDir));
+      },
+    },
+  ];
+}
+
 /**
  * Replaces `adapterDir` with the staged adapter (without the run's resume state); false, and the
  * old adapter kept, when the staging folder holds no adapter weights. With `keepRunState` the staged
  * folder stays as it is (a copy of its adapter is promoted), so the run can still be resumed.
+ * Call it holding the task's training lock; it first finishes what a crashed promotion left.
  */
 export async function promoteStaged(adapterDir: string, opts: { keepRunState?: boolean } = {}): Promise<boolean> {
-  const staged = stagingDir(adapterDir);
+  await recoverPromotion(adapterDir);
   try {
-    await fs.access(path.join(staged, WEIGHTS_FILE));
-  } catch {
-    return false;
-  }
-  let source = staged;
-  if (opts.keepRunState) {
-    source = `${adapterDir}.new`;
-    await fs.rm(source, { recursive: true, force: true });
-    await fs.mkdir(source);
-    for (const name of await fs.readdir(staged)) {
-      if (name === RUN_STATE_FILE || name === RUN_MARKER_FILE || isTempName(name)) continue;
-      await fs.copyFile(path.join(staged, name), path.join(source, name));
-    }
-  } else {
-    await fs.rm(path.join(staged, RUN_STATE_FILE), { force: true });
-    await fs.rm(path.join(staged, RUN_MARKER_FILE), { force: true });
-  }
-  const old = `${adapterDir}.old`;
-  await fs.rm(old, { recursive: true, force: true });
-  let hadOld = true;
-  try {
-    await fs.rename(adapterDir, old);
+    await checkRegularFile(path.join(stagingDir(adapterDir), WEIGHTS_FILE), Number.MAX_SAFE_INTEGER);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    hadOld = false;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
   }
-  await fs.rename(source, adapterDir);
-  if (hadOld) await fs.rm(old, { recursive: true, force: true });
-  await syncDir(path.dirname(adapterDir));
+  for (const step of promotionPlan(adapterDir, opts)) await step.run();
   return true;
+}
+
+/** What recoverPromotion found: nothing to do, the old adapter put back, or the new one's promotion finished. */
+export type Recovery = 'none' | 'restored' | 'finished';
+
+/**
+ * Brings the task's adapter back to a whole state after a promotion that stopped midway (crash, kill,
+ * power cut): with `adapter` missing and `adapter.old` there (stopped between the two renames), the
+ * previous adapter is put back; with both there, the new one is in place and the old one goes; an
+ * unfinished `adapter.new` copy goes. Call it holding the task's training lock.
+ */
+export async function recoverPromotion(adapterDir: string): Promise<Recovery> {
+  const old = `${adapterDir}${OLD_SUFFIX}`;
+  let result: Recovery = 'none';
+  if (await present(old)) {
+    if (await present(adapterDir)) {
+      await fs.rm(old, { recursive: true, force: true });
+      result = 'finished';
+    } else {
+      await fs.rename(old, adapterDir);
+      result = 'restored';
+    }
+  }
+  if (await present(`${adapterDir}${NEW_SUFFIX}`)) {
+    await fs.rm(`${adapterDir}${NEW_SUFFIX}`, { recursive: true, force: true });
+    if (result === 'none') result = 'finished';
+  }
+  if (result !== 'none') await syncDir(path.dirname(adapterDir));
+  await removeLeftoverTemps(adapterDir);
+  return result;
+}
+
+/** Whether a promotion stopped midway left something for recoverPromotion (cheap: two lstat calls). */
+export async function promotionInterrupted(adapterDir: string): Promise<boolean> {
+  return (await present(`${adapterDir}${OLD_SUFFIX}`)) || (await present(`${adapterDir}${NEW_SUFFIX}`));
+}
+
+/** What a run ended with, as the trainer reports it. */
+export interface RunOutcome {
+  reason: 'completed' | 'early-stop' | 'cancelled';
+  /** Optimizer steps run. */
+  step: number;
+  /** The step whose adapter the staging folder holds (0: none worth keeping). */
+  savedStep: number;
+}
+
+/**
+ * After a run that ended with `outcome`: promotes the adapter it saved (a run cancelled past its first
+ * step keeps its staging folder, so it can be resumed) and clears the staging folder when nothing is
+ * left to resume. Resolves with whether the task's adapter changed. Call it holding the training lock.
+ */
+export async function settleFinishedRun(adapterDir: string, outcome: RunOutcome): Promise<boolean> {
+  const resumable = outcome.reason === 'cancelled' && outcome.step > 0;
+  const promoted = outcome.savedStep > 0 ? await promoteStaged(adapterDir, { keepRunState: resumable }) : false;
+  if (!resumable && !promoted) await clearStaging(adapterDir);
+  return promoted;
+}
+
+/**
+ * After a run that failed: a run that checkpointed before it failed (the engine died, say) stays
+ * resumable, and is returned; otherwise the staging folder is cleared. Call it holding the training lock.
+ */
+export async function settleFailedRun(adapterDir: string): Promise<InterruptedRun | null> {
+  const kept = await findInterruptedRun(adapterDir);
+  if (!kept) await clearStaging(adapterDir);
+  return kept;
+}
+
+/**
+ * Checks a task's adapter folder before the engine reads it: a real folder holding regular files (a
+ * link or pipe planted in a cloned repository would have the engine read another file, or block).
+ * Resolves with the weights file's stat; rejects with UnsafeFileError, or ENOENT when it is missing.
+ */
+export async function checkAdapterFiles(adapterDir: string): Promise<Stats> {
+  await checkFolder(adapterDir);
+  const weights = await checkRegularFile(path.join(adapterDir, WEIGHTS_FILE), Number.MAX_SAFE_INTEGER);
+  await checkRegularFile(path.join(adapterDir, CONFIG_FILE), MAX_MARKER_BYTES);
+  return weights;
 }
 
 /** Records, in the staging folder, what the run that is starting there trains with. */
@@ -113,11 +240,23 @@ export function interruptedRunFrom(marker: unknown, checkpointRun: string | unde
 export async function findInterruptedRun(adapterDir: string): Promise<InterruptedRun | null> {
   const staged = stagingDir(adapterDir);
   try {
-    const marker: unknown = JSON.parse(await fs.readFile(path.join(staged, RUN_MARKER_FILE), 'utf8'));
-    // The header only (kilobytes), not the tensors.
-    const checkpointRun = readSafetensorsHeader(path.join(staged, RUN_STATE_FILE)).metadata.run;
+    const marker: unknown = JSON.parse((await readGuardedText(path.join(staged, RUN_MARKER_FILE), MAX_MARKER_BYTES)).text);
+    // The header only (kilobytes), not the tensors; a pipe or link in its place is refused before opening.
+    const checkpoint = path.join(staged, RUN_STATE_FILE);
+    await checkRegularFile(checkpoint, Number.MAX_SAFE_INTEGER);
+    const checkpointRun = readSafetensorsHeader(checkpoint).metadata.run;
     return interruptedRunFrom(marker, checkpointRun);
   } catch {
     return null; // no staged run, or one this version cannot read: nothing to offer
+  }
+}
+
+async function present(p: string): Promise<boolean> {
+  try {
+    await fs.lstat(p);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
   }
 }

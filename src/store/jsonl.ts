@@ -1,8 +1,8 @@
 // JSON Lines files that survive damage: every line is parsed on its own, a bad line becomes a
 // problem naming the file and line number, and the good lines are kept. Pure Node: no vscode.
 
-import { promises as fs } from 'node:fs';
 import { errorMessageOf } from '../protocol/quote';
+import { type FileStamp, readGuarded } from './safeFile';
 
 /** One line that could not be used, with where it is and why. */
 export interface LineProblem {
@@ -26,23 +26,26 @@ export function formatProblem(p: LineProblem): string {
   return `${p.file}:${p.line}: ${p.message}`;
 }
 
+/** A JSONL file as read: its records and problems, the bytes they came from, and the file's stamp (null: no file). */
+export interface JsonlFile<T> extends JsonlRead<T> {
+  bytes: Buffer;
+  stamp: FileStamp | null;
+}
+
 /**
  * Reads `file` line by line; `parse` checks one parsed JSON value and throws to reject it.
- * A missing file reads as empty; blank lines are skipped.
+ * A missing file reads as empty; blank lines are skipped. Only a regular file of at most maxBytes is
+ * read (safeFile.ts): a link, pipe or device in its place is refused without reading it.
  */
-export async function readJsonl<T>(file: string, parse: (value: unknown) => T, maxBytes = MAX_JSONL_BYTES): Promise<JsonlRead<T>> {
-  let text: string;
+export async function readJsonl<T>(file: string, parse: (value: unknown) => T, maxBytes = MAX_JSONL_BYTES): Promise<JsonlFile<T>> {
+  let read;
   try {
-    const stat = await fs.stat(file);
-    if (stat.size > maxBytes) {
-      throw new Error(`${file}: ${stat.size} bytes is more than the ${maxBytes} this reader accepts`);
-    }
-    text = await fs.readFile(file, 'utf8');
+    read = await readGuarded(file, maxBytes);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], problems: [] };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], problems: [], bytes: Buffer.alloc(0), stamp: null };
     throw err;
   }
-  return parseJsonl(text, file, parse);
+  return { ...parseJsonl(read.bytes.toString('utf8'), file, parse), bytes: read.bytes, stamp: read.stamp };
 }
 
 /** The pure part of readJsonl: splits and parses `text` that came from `file`. */

@@ -18,6 +18,8 @@ export function taskStoreFor(folder: vscode.Uri, log?: vscode.LogOutputChannel):
         log?.warn(msg);
         void vscode.window.showWarningMessage(`Gemma: ${msg}`);
       },
+      onConflict: (file) => log?.info(`${vscode.workspace.asRelativePath(file)} changed on disk during an edit; the edit was made again on the new content`),
+      who: `a ${vscode.env.appName} window`,
     });
     stores.set(folder.fsPath, store);
   }

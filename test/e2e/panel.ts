@@ -18,7 +18,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { launchBrowser } from './lib/browser';
@@ -229,6 +229,26 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     await waitFor('four rejection events', () => (readEvents(events).filter((e) => e.event === 'webviewMessageRejected').length >= 4 ? true : undefined));
     assert.equal(onDisk().length, 2);
     assert.equal(taskJson(ws).hyperparameters.patience, 5, 'task.json untouched');
+  });
+
+  await report.check(GROUP, 'a hand edit of examples.jsonl shows in the open panel, and the next panel edit keeps it', async () => {
+    const file = path.join(ws, TASK_DIR, 'examples.jsonl');
+    const byHand = { messages: [{ role: 'user', content: 'Where is the manual?' }, { role: 'assistant', content: 'question' }], id: 'ex-byhand1', input: 'Where is the manual?', heldOut: false };
+    const reloads = readEvents(events).filter((e) => e.event === 'panelReloaded').length;
+    appendFileSync(file, JSON.stringify(byHand) + '\n'); // as an editor saves: in place
+    await frame.locator('tr[data-id="ex-byhand1"]').waitFor({ timeout: 15_000 });
+    await waitForEvent(events, 'panelReloaded', reloads + 1);
+    // A panel edit now writes on top of the hand edit, not over it.
+    await frame.locator(`tr[data-id="${first}"] vscode-checkbox[data-col="held"]`).click();
+    await waitFor('heldOut off on disk', () => (onDisk()[0]?.heldOut === false ? true : undefined));
+    assert.deepEqual(onDisk().map((e) => e.id), [first, second, 'ex-byhand1']);
+    await screenshot(page, 'hand-edit-shown');
+    // Taken out by hand again: the row goes.
+    writeFileSync(file, readFileSync(file, 'utf8').split('\n').filter((l) => !l.includes('"ex-byhand1"')).join('\n'));
+    await frame.locator('tr[data-id="ex-byhand1"]').waitFor({ state: 'detached', timeout: 15_000 });
+    await frame.locator(`tr[data-id="${first}"] vscode-checkbox[data-col="held"]`).click();
+    await waitFor('heldOut on again on disk', () => (onDisk()[0]?.heldOut === true ? true : undefined));
+    assert.deepEqual(onDisk().map((e) => e.id), [first, second]);
   });
 
   await report.check(GROUP, 'with a model set, "Developer: Reload Window" brings the panel back with the label and training offered', async () => {

@@ -216,10 +216,8 @@ async function runEngine(dir: string, ctx: ChildContext): Promise<void> {
 
 async function engineOf(ctx: ChildContext): Promise<NonNullable<ChildContext['engine']>> {
   if (!ctx.engine) {
-    // No watchdog thread here: the fuzz parent samples this child's memory itself and reports the peak.
-    let capMB: number | null = null;
-    const watchdog = { get capMB() { return capMB; }, setCap(next: number | null) { capMB = next; } };
-    const state: EngineState = { threads: 1, startedAt: performance.now(), model: null, hostCapMB: null, watchdog };
+    // No watchdog thread: the fuzz parent samples this child's memory itself and reports the peak.
+    const state: EngineState = { threads: 1, startedAt: performance.now(), model: null, hostCapMB: null, watchdog: null };
     const replies: WorkerToHost[] = [];
     const e: NonNullable<ChildContext['engine']> = { dispatcher: new Dispatcher(handlers, state, (m) => replies.push(m)), state, replies, notify: null };
     ctx.engine = e;

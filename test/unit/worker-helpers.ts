@@ -16,9 +16,14 @@ export const repoRoot = path.resolve(__dirname, '../..');
  * require('onnxruntime-node') resolves from its node_modules.
  */
 export async function buildWorker(name: string): Promise<string> {
-  const outfile = path.join(repoRoot, '.cache', `test-${name}`, 'worker.js');
+  return buildBundle(name, 'src/engine/worker.ts', 'worker.js');
+}
+
+/** Bundles `entry` (relative to the repository) to `.cache/test-<name>/<file>` as buildWorker does; returns its path. */
+export async function buildBundle(name: string, entry: string, file: string): Promise<string> {
+  const outfile = path.join(repoRoot, '.cache', `test-${name}`, file);
   await build({
-    entryPoints: [path.join(repoRoot, 'src/engine/worker.ts')],
+    entryPoints: [path.join(repoRoot, entry)],
     outfile,
     bundle: true,
     platform: 'node',

@@ -22,6 +22,7 @@ import type { ScheduleKind } from '../../engine/train/schedule';
 import { progressPrinter } from '../trainProgress';
 import { deviceFlag, precisionFlag } from './modelFlags';
 import { TRAIN_DEFAULTS as D } from '../../engine/train/defaults';
+import { lockTrainingOfTaskAround } from '../../store/taskStore';
 
 const TARGET_NAMES: Record<string, LoraTarget> = {
   q: 'q', k: 'k', v: 'v', o: 'o', gate: 'gate', up: 'up', down: 'down',
@@ -79,6 +80,9 @@ export const trainCommand: CliCommand = {
     const alpha = numberFlag(p, 'alpha', 2 * rank, 1e-6, 1e6);
     const targets = p.values.has('targets') ? parseTargets(p.values.get('targets')!) : [...ALL_TARGETS];
 
+    // --out inside a workspace task folder: hold the task's training lock, so that no VS Code window or
+    // train-task trains it meanwhile (released below, or when the process exits).
+    const taskLock = await lockTrainingOfTaskAround(outDir, 'gemma-tune train');
     // Streamed from the file into the session's data file: the weights are never whole in JS.
     const opened = openWeights(modelPath, { precision });
     const cfg = opened.source.config;
@@ -127,6 +131,7 @@ export const trainCommand: CliCommand = {
     } finally {
       process.off('SIGINT', onSigint);
       await engine.dispose();
+      await taskLock?.release();
     }
   },
 };

@@ -33,8 +33,8 @@ export interface EngineState {
   device?: DeviceResolution | null;
   /** The host's memory ceiling in MB (null: none); a model's cap never goes above it. */
   readonly hostCapMB: number | null;
-  /** Enforces the memory cap in force; loadModel sets it to what the model needs. */
-  readonly watchdog: Watchdog;
+  /** Enforces the memory cap in force; loadModel sets it to what the model needs. null where the handlers run outside the engine process (the CLI, the fuzzer), which nothing caps. */
+  readonly watchdog: Watchdog | null;
 }
 
 export interface HandlerContext<M extends EngineMethod> {

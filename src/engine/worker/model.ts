@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { loadAdapter as readAdapterInto, openModel } from '../generate/openModel';
 import { PrefixCache } from '../generate/prefixCache';
 import type { GemmaConfig } from '../model/config';
-import { grownCapMB, modelNeedMB } from '../memoryCap';
+import { modelNeedMB } from '../memoryCap';
+import { growCap } from './growCap';
 import { CancelledError, throwIfCancelled, type Handler, type LoadedModel } from './context';
 import { describeDevice, deviceRoles, openOnDevice, resolveDevice } from '../onnx/device';
 import { quote } from '../../protocol/quote';
@@ -25,16 +26,13 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
     await old.runtime.dispose();
   }
   throwIfCancelled(ctx.signal);
-  const { watchdog, hostCapMB } = ctx.state;
   // The header is read: give the engine the room this model needs, or stop if the host gave up
   // meanwhile (one turn of the event loop lets a cancel that arrived during the read in).
   const cancelled = (): CancelledError => new CancelledError(`loading ${path.basename(modelPath)} was cancelled`);
   const beforeBuild = async (config: GemmaConfig): Promise<void> => {
     await new Promise((resolve) => setImmediate(resolve));
     if (ctx.signal.aborted) throw cancelled();
-    const cap = grownCapMB(watchdog.capMB, modelNeedMB(config, precision), hostCapMB);
-    if (cap !== watchdog.capMB) ctx.log('info', `memory cap ${cap} MB for this model (${precision})`);
-    watchdog.setCap(cap);
+    growCap(ctx, modelNeedMB(config, precision), `this model (${precision})`);
   };
   const resolved = await resolveDevice(device);
   const { value: m, resolution } = await openOnDevice(resolved, deviceRoles(resolved).inference,

@@ -35,7 +35,7 @@ export const status: Handler<'status'> = async (_params, ctx) => {
       rssMB: Math.round(mem.rss / MB),
       heapUsedMB: Math.round(mem.heapUsed / MB),
       externalMB: Math.round((mem.external + mem.arrayBuffers) / MB),
-      capMB: ctx.state.watchdog.capMB,
+      capMB: ctx.state.watchdog?.capMB ?? null,
       heapLimitMB: Math.round(getHeapStatistics().heap_size_limit / MB),
     },
   };

@@ -11,7 +11,8 @@
 import * as fs from 'node:fs';
 import { openModel, loadAdapter as readAdapterInto } from '../generate/openModel';
 import { PrefixCache } from '../generate/prefixCache';
-import { grownCapMB, trainNeedMB } from '../memoryCap';
+import { trainNeedMB } from '../memoryCap';
+import { growCap } from './growCap';
 import { openWeights } from '../model/load';
 import { TRAIN_DEFAULTS } from '../train/defaults';
 import type { TrainExample } from '../train/examples';
@@ -82,10 +83,7 @@ export const train: Handler<'train'> = async (params, ctx) => {
   throwIfCancelled(ctx.signal);
   // Room for this run's batches (their activations) under the memory cap.
   const longest = Math.max(...tokenized.map((e) => e.inputIds.length));
-  const { watchdog, hostCapMB } = ctx.state;
-  const cap = grownCapMB(watchdog.capMB, trainNeedMB(cfg, model.summary.precision, hp.batchSize, longest), hostCapMB);
-  if (cap !== watchdog.capMB) ctx.log('info', `train: memory cap ${cap} MB for batches of ${hp.batchSize} × ${longest} tokens`);
-  watchdog.setCap(cap);
+  growCap(ctx, trainNeedMB(cfg, model.summary.precision, hp.batchSize, longest), `batches of ${hp.batchSize} × ${longest} tokens`);
 
   let peakRss = process.memoryUsage.rss();
   const sample = () => {

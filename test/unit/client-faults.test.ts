@@ -167,7 +167,7 @@ test('a loaded model and a training run raise the cap to what they need, never a
   assert.equal((await c.request('status', {})).memory.capMB, modelNeedMB(GEMMA3_TINY, 'q4'));
   const hp = { ...DEFAULT_HYPERPARAMETERS, epochs: 1, rank: 4, alpha: 8, batchSize: 8 };
   await c.request('train', { examples: bugOrFeatureExamples, hyperparameters: hp, outDir: path.join(tmp, 'cap-run') });
-  const said = lines.map((l) => /train: memory cap (\d+) MB for batches of 8 × (\d+) tokens/.exec(l)).find((m) => m);
+  const said = lines.map((l) => /memory cap (\d+) MB for batches of 8 × (\d+) tokens/.exec(l)).find((m) => m);
   assert.ok(said, 'the run says the room it took');
   const tokens = Number(said[2]);
   assert.ok(tokens > 20 && tokens < 200, `the longest example has ${tokens} tokens`);

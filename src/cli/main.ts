@@ -12,8 +12,9 @@ import { benchCommand } from './commands/bench';
 import { trainCommand } from './commands/train';
 import { exportAdapterCommand } from './commands/exportAdapter';
 import { demoCommand } from './commands/demo';
+import { downloadModelCommand } from './commands/downloadModel';
 
-const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, exportAdapterCommand, demoCommand];
+const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, exportAdapterCommand, demoCommand, downloadModelCommand];
 
 function help(): string {
   const lines = ['usage: gemma-tune <command> [options]', ''];

@@ -43,6 +43,7 @@ export async function downloadModel(
   onFraction?: (fraction: number | undefined) => void,
 ): Promise<string | undefined> {
   const storage = s.context.globalStorageUri.fsPath;
+  const proxy = proxySettings(s.log);
   for (let attempt = 0; attempt < 2; attempt++) {
     const token = await s.context.secrets.get(HF_TOKEN_SECRET);
     try {
@@ -54,7 +55,7 @@ export async function downloadModel(
           let reported = 0;
           const result = await ensureModel(storage, manifest, {
             token,
-            proxy: proxySettings(s.log),
+            proxy,
             signal: abort.signal,
             onProgress: (p) => {
               onFraction?.(p.total ? p.received / p.total : undefined);
@@ -73,7 +74,12 @@ export async function downloadModel(
         s.log.info(err.message);
         return undefined;
       }
-      if (err instanceof DownloadError && (err.status === 401 || err.status === 403) && attempt === 0) {
+      const denied = err instanceof DownloadError && (err.status === 401 || err.status === 403);
+      if (denied && proxy.proxy && !proxy.strictSSL) {
+        // Asking for a token would not help: it is never sent over a connection whose certificate was not checked.
+        throw new Error(`${(err as Error).message}; with http.proxyStrictSSL off no token is sent, so a gated model cannot be downloaded through this proxy`, { cause: err });
+      }
+      if (denied && attempt === 0) {
         const entered = await vscode.window.showInputBox({
           title: `${manifest.repo} needs a Hugging Face token`,
           prompt: 'A read token from huggingface.co/settings/tokens (kept in VS Code\'s secret storage)',

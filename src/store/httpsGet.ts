@@ -4,17 +4,21 @@
 // response headers (name lookup, proxy, TLS handshake, the server's answer), so a server that
 // accepts and then says nothing, or says it a byte at a time, cannot hold the download for minutes.
 //
-// Why not fetch or https.request: in VS Code's extension host both are patched so that VS Code's own
-// proxy agent replaces the caller's (`http.proxySupport: override`, the default), and then neither
-// the tunnel nor the certificate check nor the deadline would be ours. http.ClientRequest with
-// `createConnection` is the HTTP/1.1 client that https.request builds on, minus the agent. (VS Code
-// still adds the operating system's trusted certificates to tls.connect, which is what a user with a
-// company certificate authority needs.)
+// Why not fetch or https.request: VS Code's extension host patches both so that its own proxy agent
+// replaces the caller's (`http.proxySupport: override`, the default), and then neither the tunnel nor
+// the certificate check nor the deadline would be ours. http.ClientRequest with `createConnection` is
+// the HTTP/1.1 client that https.request builds on, minus the agent.
+//
+// Which certificates are trusted: Node's bundled ones and NODE_EXTRA_CA_CERTS, plus the operating
+// system's, so that a company certificate authority installed on the machine works: read by Node
+// where it can (tls.getCACertificates, Node 22.15+), else added by VS Code's patch of the `tls`
+// module (`http.systemCertificates`), which is why `tls` is imported without the `node:` prefix:
+// VS Code patches the module under that name only.
 
 import * as http from 'node:http';
 import { isIP, type LookupFunction, connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import * as tls from 'node:tls';
+import * as tls from 'tls';
 import { DownloadError } from './downloadError';
 import type { ProxyRoute } from './proxySettings';
 
@@ -100,7 +104,7 @@ async function openTls(url: URL, opts: HttpsGetOptions, track: (s: Duplex) => vo
     host,
     port: tunnel ? undefined : port,
     servername: isIP(host) ? undefined : host,
-    ca: opts.ca,
+    ca: opts.ca ?? systemTrust(),
     lookup: tunnel ? undefined : opts.lookup,
     // Only through a proxy may the user turn verification off (http.proxyStrictSSL); then no token is sent.
     rejectUnauthorized: opts.route ? opts.route.strictSSL : true,
@@ -112,6 +116,21 @@ async function openTls(url: URL, opts: HttpsGetOptions, track: (s: Duplex) => vo
     socket.once('error', reject);
   });
   return socket;
+}
+
+let trusted: string[] | null | undefined;
+
+/** Node's default CAs plus the operating system's, where the runtime can list them; else undefined (tls decides). */
+function systemTrust(): string[] | undefined {
+  if (trusted === undefined) {
+    const list = (tls as { getCACertificates?: (type: 'default' | 'system') => string[] }).getCACertificates;
+    try {
+      trusted = typeof list === 'function' ? [...new Set([...list('default'), ...list('system')])] : null;
+    } catch {
+      trusted = null; // no readable system store: Node's defaults
+    }
+  }
+  return trusted ?? undefined;
 }
 
 /** Asks the proxy for a tunnel to host:port (HTTP CONNECT); resolves with the raw tunnel. */

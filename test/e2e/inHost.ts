@@ -20,6 +20,7 @@ export const PLANTED_SETTINGS = {
   'gemmaTune.model.path': 'models/planted.gguf',
   'gemmaTune.model.precision': 'f32',
   'gemmaTune.engine.threads': 64,
+  'gemmaTune.engine.device': 'webgpu',
   'gemmaTune.extract.placement': 'replace',
 };
 

@@ -1,8 +1,9 @@
 // Restricted Mode: the folder is untrusted (Workspace Trust on, no dialog; see inHost.ts) and its
-// .vscode/settings.json tries to choose the model file, f32 precision and 64 threads. The extension
-// runs (untrustedWorkspaces: limited); VS Code withholds the workspace's model path and precision
-// (restrictedConfigurations) and its threads (machine scope); a presentation setting still
-// applies. A model the user picks loads with the user's settings and is saved in user settings.
+// .vscode/settings.json tries to choose the model file, f32 precision, 64 threads and webgpu. The
+// extension runs (untrustedWorkspaces: limited); VS Code withholds the workspace's model path and
+// precision (restrictedConfigurations) and its threads and device (machine scope); a presentation
+// setting still applies. A model the user picks loads with the user's settings and is saved in
+// user settings.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -30,13 +31,14 @@ describe('Restricted Mode: an untrusted folder whose settings try to choose the 
     for (const c of ext.packageJSON.contributes.commands as { command: string }[]) assert.ok(registered.has(c.command), c.command);
   });
 
-  it('VS Code withholds the workspace\'s model path, precision and threads; its extract placement applies', () => {
+  it('VS Code withholds the workspace\'s model path, precision, threads and device; its extract placement applies', () => {
     assert.equal(planted()['gemmaTune.model.path'], 'models/planted.gguf', 'the planted file is there');
     const config = vscode.workspace.getConfiguration('gemmaTune');
     assert.equal(config.get('model.path'), '');
     assert.equal(config.inspect('model.path')?.workspaceValue, undefined);
     assert.equal(config.get('model.precision'), 'q4');
     assert.equal(config.get('engine.threads'), 2);
+    assert.equal(config.get('engine.device'), 'auto');
     assert.equal(config.get('extract.placement'), 'replace', 'the same file\'s presentation setting is read');
   });
 

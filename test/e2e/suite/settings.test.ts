@@ -1,8 +1,9 @@
 // Setting scopes as VS Code applies them to a workspace's .vscode/settings.json, in a trusted
-// workspace (suite/restricted.test.ts is the untrusted one): the engine threads belong to the
-// machine (`machine`), so a repository's 64 is ignored; a trusted workspace may choose the model
-// (`machine-overridable`), relative to its folder; presentation settings (`window`) apply. The
-// extension reads them through VS Code, so the model it loads runs with the user's threads.
+// workspace (suite/restricted.test.ts is the untrusted one): the engine threads and device belong
+// to the machine (`machine`), so a repository's 64 threads and webgpu are ignored; a trusted
+// workspace may choose the model (`machine-overridable`), relative to its folder; presentation
+// settings (`window`) apply. The extension reads them through VS Code, so the model it loads runs
+// with the user's threads.
 
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,7 +29,7 @@ describe('Settings from a trusted workspace\'s .vscode/settings.json', () => {
     assert.equal(await vscode.commands.executeCommand('gemmaTune.useLocalModel', userModel), userModel);
     mkdirSync(path.dirname(settingsFile), { recursive: true });
     const changed = configurationChange('gemmaTune');
-    writeFileSync(settingsFile, JSON.stringify({ 'gemmaTune.model.path': 'models/ws.gguf', 'gemmaTune.engine.threads': 64, 'gemmaTune.extract.placement': 'replace' }, null, 2));
+    writeFileSync(settingsFile, JSON.stringify({ 'gemmaTune.model.path': 'models/ws.gguf', 'gemmaTune.engine.threads': 64, 'gemmaTune.engine.device': 'webgpu', 'gemmaTune.extract.placement': 'replace' }, null, 2));
     await changed;
   });
 
@@ -41,11 +42,12 @@ describe('Settings from a trusted workspace\'s .vscode/settings.json', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('VS Code ignores the workspace\'s engine.threads (machine scope) and applies its model path and placement', () => {
+  it('VS Code ignores the workspace\'s engine.threads and engine.device (machine scope) and applies its model path and placement', () => {
     assert.equal(vscode.workspace.isTrusted, true);
     const config = vscode.workspace.getConfiguration('gemmaTune');
     assert.equal(config.get('engine.threads'), 2);
     assert.equal(config.inspect('engine.threads')?.workspaceValue, undefined, 'a machine setting has no workspace value');
+    assert.equal(config.get('engine.device'), 'auto');
     assert.equal(config.get('model.path'), 'models/ws.gguf');
     assert.equal(config.inspect('model.path')?.workspaceValue, 'models/ws.gguf');
     assert.equal(config.get('extract.placement'), 'replace');

@@ -86,7 +86,8 @@ export function httpsGet(url: URL, opts: HttpsGetOptions): Promise<HttpsResponse
           finish();
           resolve({ res, verified: socket.authorized, dispose: () => socket.destroy() });
         });
-        req.once('error', (e) => fail(connectionError(e, url, opts.route)));
+        // `on`, not `once`: Node may report a broken socket to the request again while the body is read.
+        req.on('error', (e) => fail(connectionError(e, url, opts.route)));
         req.end();
       },
       (e: unknown) => fail(e instanceof DownloadError ? e : connectionError(e, url, opts.route)),
@@ -113,7 +114,7 @@ async function openTls(url: URL, opts: HttpsGetOptions, track: (s: Duplex) => vo
   track(socket);
   await new Promise<void>((resolve, reject) => {
     socket.once('secureConnect', resolve);
-    socket.once('error', reject);
+    socket.on('error', reject);
   });
   return socket;
 }
@@ -158,7 +159,7 @@ function connectTunnel(route: ProxyRoute, host: string, port: number, lookup: Lo
       if (head.length > 0) socket.unshift(head);
       resolve(socket);
     });
-    req.once('error', (e) => reject(new DownloadError('proxy', `cannot reach the proxy ${route.display} (${errorCode(e)})`)));
+    req.on('error', (e) => reject(new DownloadError('proxy', `cannot reach the proxy ${route.display} (${errorCode(e)})`)));
     req.end();
   });
 }

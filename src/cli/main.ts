@@ -13,9 +13,10 @@ import { trainCommand } from './commands/train';
 import { trainTaskCommand } from './commands/trainTask';
 import { exportAdapterCommand } from './commands/exportAdapter';
 import { demoCommand } from './commands/demo';
+import { downloadModelCommand } from './commands/downloadModel';
 import { escapeControls, quote } from '../protocol/quote';
 
-const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, trainTaskCommand, exportAdapterCommand, demoCommand];
+const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, trainTaskCommand, exportAdapterCommand, demoCommand, downloadModelCommand];
 
 function help(): string {
   const lines = ['usage: gemma-tune <command> [options]', ''];

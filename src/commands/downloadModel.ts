@@ -1,6 +1,8 @@
 // The vscode side of the model download: a cancellable progress notification around
 // ensureModel (store/modelCache.ts), the Hugging Face token from SecretStorage (asked for, and
-// kept, only when the server answers 401/403), and the file in the extension's global storage.
+// kept, only when the server answers 401/403), VS Code's proxy settings (http.proxy, http.noProxy,
+// http.proxyStrictSSL, http.proxyAuthorization: application settings a workspace cannot set), and
+// the file in the extension's global storage.
 // Not registered as a palette command yet: the first-use flow that offers it belongs with the
 // engine's model loading (issue 5, "Model").
 
@@ -8,6 +10,7 @@ import * as vscode from 'vscode';
 import { ensureModel } from '../store/modelCache';
 import { DownloadError } from '../store/modelDownload';
 import { DEFAULT_MODEL, type ModelManifest } from '../store/modelManifest';
+import { proxySettingsFromVscode, type ProxySettings, redact } from '../store/proxySettings';
 import type { GemmaServices } from '../services';
 
 /** SecretStorage key of the Hugging Face token. */
@@ -15,6 +18,18 @@ export const HF_TOKEN_SECRET = 'gemmaTune.huggingFaceToken';
 
 function mb(bytes: number): string {
   return (bytes / 1e6).toFixed(1);
+}
+
+/** VS Code's proxy settings with the environment as fallback; ignored values are logged. */
+function proxySettings(log: GemmaServices['log']): ProxySettings {
+  const http = vscode.workspace.getConfiguration('http');
+  const { settings, problems } = proxySettingsFromVscode(
+    { proxy: http.get('proxy'), noProxy: http.get('noProxy'), proxyStrictSSL: http.get('proxyStrictSSL'), proxyAuthorization: http.get('proxyAuthorization') },
+    process.env,
+  );
+  for (const p of problems) log.warn(p);
+  if (settings.proxy) log.info(`download: through the proxy ${redact(settings.proxy)}${settings.strictSSL ? '' : ' (certificates not checked: no token is sent)'}`);
+  return settings;
 }
 
 /**
@@ -28,6 +43,7 @@ export async function downloadModel(
   onFraction?: (fraction: number | undefined) => void,
 ): Promise<string | undefined> {
   const storage = s.context.globalStorageUri.fsPath;
+  const proxy = proxySettings(s.log);
   for (let attempt = 0; attempt < 2; attempt++) {
     const token = await s.context.secrets.get(HF_TOKEN_SECRET);
     try {
@@ -39,6 +55,7 @@ export async function downloadModel(
           let reported = 0;
           const result = await ensureModel(storage, manifest, {
             token,
+            proxy,
             signal: abort.signal,
             onProgress: (p) => {
               onFraction?.(p.total ? p.received / p.total : undefined);
@@ -57,7 +74,12 @@ export async function downloadModel(
         s.log.info(err.message);
         return undefined;
       }
-      if (err instanceof DownloadError && (err.status === 401 || err.status === 403) && attempt === 0) {
+      const denied = err instanceof DownloadError && (err.status === 401 || err.status === 403);
+      if (denied && proxy.proxy && !proxy.strictSSL) {
+        // Asking for a token would not help: it is never sent over a connection whose certificate was not checked.
+        throw new Error(`${(err as Error).message}; with http.proxyStrictSSL off no token is sent, so a gated model cannot be downloaded through this proxy`, { cause: err });
+      }
+      if (denied && attempt === 0) {
         const entered = await vscode.window.showInputBox({
           title: `${manifest.repo} needs a Hugging Face token`,
           prompt: 'A read token from huggingface.co/settings/tokens (kept in VS Code\'s secret storage)',

@@ -34,11 +34,15 @@ async function askModelPath(current: string): Promise<string | undefined> {
   return uris?.[0]?.fsPath;
 }
 
-/** Saves the model path where it takes effect (the workspace, when the workspace already sets it). */
+/**
+ * Saves the model path where it takes effect: the workspace when a trusted workspace already sets
+ * it, else the user settings (in Restricted Mode VS Code ignores the workspace's value, and a pick
+ * written there would never load).
+ */
 async function saveModelPath(value: string): Promise<void> {
   const config = vscode.workspace.getConfiguration(CONFIG_SECTION);
   const inspect = config.inspect<string>(MODEL_PATH_KEY);
-  const target = inspect?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+  const target = vscode.workspace.isTrusted && inspect?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
   await config.update(MODEL_PATH_KEY, value === '' ? undefined : value, target);
 }
 

@@ -74,7 +74,7 @@ export class ModelService implements vscode.Disposable {
   /** The checked settings; an ignored value is logged once. */
   settings(): ModelSettings {
     const config = vscode.workspace.getConfiguration(CONFIG_SECTION);
-    const { settings, problems } = readModelSettings((k) => config.get(k));
+    const { settings, problems } = readModelSettings((k) => config.get(k), (k) => config.inspect(k));
     for (const p of problems) {
       if (this.reported.has(p)) continue;
       this.reported.add(p);

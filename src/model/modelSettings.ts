@@ -3,6 +3,13 @@
 // `gemmaTune.model.precision`, `gemmaTune.engine.threads` and `gemmaTune.engine.device`. Settings come from outside (a
 // settings.json anyone can edit), so each value is checked and falls back to its default with a
 // note instead of reaching the engine as garbage. Pure: no vscode.
+//
+// Who may set what (package.json's `scope`, README "Settings and Restricted Mode"): the threads and
+// the device are the machine's (`machine`: user or remote settings only, a repository's
+// .vscode/settings.json is ignored); the model path and precision may come from a trusted workspace (`machine-overridable`,
+// and `restrictedConfigurations`, so VS Code withholds a workspace's value in Restricted Mode).
+// A relative model path is taken from the workspace folder, so only the workspace itself may write
+// one: from user settings it would let whatever folder is open decide which file loads.
 
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -34,13 +41,38 @@ export interface ModelSettings {
   device: DeviceChoice;
 }
 
-/** Reads the settings through `get` (a WorkspaceConfiguration's get); `problems` lists ignored values. */
-export function readModelSettings(get: (key: string) => unknown): { settings: ModelSettings; problems: string[] } {
+/** The layers of one setting, as VS Code's WorkspaceConfiguration.inspect() gives them. */
+export interface SettingLayers {
+  globalValue?: unknown;
+  workspaceValue?: unknown;
+  workspaceFolderValue?: unknown;
+}
+
+/** Where the value in effect comes from: the workspace (or one of its folders), the user (or remote) settings, or the default. */
+export function settingOrigin(layers: SettingLayers | undefined): 'workspace' | 'user' | 'default' {
+  if (layers?.workspaceFolderValue !== undefined || layers?.workspaceValue !== undefined) return 'workspace';
+  return layers?.globalValue !== undefined ? 'user' : 'default';
+}
+
+/** Whether a configured model path is relative (to the workspace folder): neither absolute nor `~`. */
+export function isRelativeModelPath(p: string): boolean {
+  return p !== '' && p !== '~' && !p.startsWith('~/') && !p.startsWith('~\\') && !path.isAbsolute(p);
+}
+
+/**
+ * Reads the settings through `get` and `inspect` (a WorkspaceConfiguration's, so VS Code's scopes
+ * and Restricted Mode have already been applied); `problems` lists ignored values.
+ */
+export function readModelSettings(get: (key: string) => unknown, inspect: (key: string) => SettingLayers | undefined): { settings: ModelSettings; problems: string[] } {
   const problems: string[] = [];
   const rawPath = get(MODEL_PATH_KEY) ?? '';
   let p = '';
   if (typeof rawPath === 'string') p = rawPath.trim();
   else problems.push(`${CONFIG_SECTION}.${MODEL_PATH_KEY} must be a string; using the default model`);
+  if (isRelativeModelPath(p) && settingOrigin(inspect(MODEL_PATH_KEY)) !== 'workspace') {
+    problems.push(`${CONFIG_SECTION}.${MODEL_PATH_KEY} "${p}" is relative, which only a workspace's settings may be (it is taken from the workspace folder); write an absolute path or one starting with ~/. Using the default model`);
+    p = '';
+  }
 
   const rawPrecision = get(PRECISION_KEY) ?? 'q4';
   let precision: Precision = 'q4';
@@ -62,7 +94,8 @@ export function readModelSettings(get: (key: string) => unknown): { settings: Mo
 
 /**
  * The absolute path a configured model path names: `~` is the home folder, a relative path is
- * taken from the first workspace folder (so a team can commit `.vscode/settings.json`).
+ * taken from the first workspace folder (so a team can commit `.vscode/settings.json`; see
+ * readModelSettings for who may write one).
  */
 export function expandModelPath(raw: string, opts: { home?: string; workspaceFolder?: string } = {}): string {
   const home = opts.home ?? os.homedir();

@@ -9,7 +9,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { writeJsonAtomic } from '../engine/atomicWrite';
-import { downloadFile, DownloadProgress, DownloadResult } from './modelDownload';
+import { downloadFile, type DownloadOptions, type DownloadResult } from './modelDownload';
 import { manifestUrl, ModelManifest } from './modelManifest';
 
 /** Where a manifest's file lives (or will) under `storageDir`. */
@@ -32,11 +32,8 @@ export async function findModel(storageDir: string, m: ModelManifest): Promise<s
   }
 }
 
-export interface EnsureModelOptions {
-  token?: string;
-  signal?: AbortSignal;
-  onProgress?: (p: DownloadProgress) => void;
-  /** Hugging Face endpoint (a mirror, or a local server in tests). */
+export interface EnsureModelOptions extends Pick<DownloadOptions, 'token' | 'signal' | 'onProgress' | 'proxy' | 'timeouts' | 'connect'> {
+  /** Hugging Face endpoint (a mirror, or a local server in tests); a mirror never receives the token. */
   endpoint?: string;
 }
 
@@ -54,6 +51,9 @@ export async function ensureModel(storageDir: string, m: ModelManifest, opts: En
     token: opts.token,
     signal: opts.signal,
     onProgress: opts.onProgress,
+    proxy: opts.proxy,
+    timeouts: opts.timeouts,
+    connect: opts.connect,
   });
   await writeJsonAtomic(`${dest}.verified`, { size: result.size, sha256: result.sha256, verifiedBy: result.verifiedBy });
   return { path: dest, download: result };

@@ -6,7 +6,7 @@ import path from 'node:path';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 await build({
-  entryPoints: ['index.ts', 'extension.test.ts', 'model.test.ts'].map((f) => path.join(here, 'suite', f)),
+  entryPoints: ['index.ts', 'extension.test.ts', 'model.test.ts', 'settings.test.ts', 'restricted.test.ts'].map((f) => path.join(here, 'suite', f)),
   outdir: path.join(here, 'out/suite'),
   bundle: true,
   platform: 'node',

@@ -1,6 +1,7 @@
 // `npm run test:e2e`: Gemma Tune in a real VS Code (code-server 4.139 = VS Code 1.139).
 //   1. the UI path (ui.ts): palette command, editor selection, notification, output channel;
-//   2. the in-host mocha suite (inHost.ts): the extension API from inside the extension host;
+//   2. the in-host mocha suite (inHost.ts): the extension API from inside the extension host, then
+//   the Restricted Mode suite in an untrusted folder;
 //   3. the training panel: labeling, hostile messages, reload, themes (panel.ts); 4. code actions on
 //   trained tasks (codeActions.ts); 5. the whole flow: label, train, classify, cancel, reload (flow.ts);
 //   6. the engine process killed while it loads, trains and generates (faults.ts).
@@ -38,6 +39,8 @@ runMain(async () => {
   const tUi = performance.now();
   console.log('mocha suite in code-server\'s extension host');
   await runInHost(report, artifacts);
+  console.log('Restricted Mode suite in code-server\'s extension host (an untrusted folder)');
+  await runInHost(report, artifacts, 'restricted');
   const tHost = performance.now();
   console.log('training panel in code-server');
   const panelTimings = await runPanel(report, artifacts);

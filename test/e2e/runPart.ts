@@ -1,11 +1,14 @@
-// Runs one part of the e2e suite alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow|faults`
-// after `npm run build` and test/e2e/setup.sh. Screenshots go to artifacts/e2e/<part>-*.png.
+// Runs one part of the e2e suite alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow|faults|host|restricted`
+// after `npm run build` and test/e2e/setup.sh (host, restricted: the two in-host suites).
+// Screenshots go to artifacts/e2e/<part>-*.png.
 
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { runCodeActions } from './codeActions';
 import { runFaults } from './faults';
 import { runFlow } from './flow';
+import { runInHost } from './inHost';
 import { ROOT } from './lib/codeServer';
 import { exitCode, Report, rounded, runMain } from './lib/report';
 import { runPanel } from './panel';
@@ -15,7 +18,18 @@ const PARTS: Record<string, (report: Report, artifacts: string) => Promise<Recor
   actions: runCodeActions,
   flow: runFlow,
   faults: runFaults,
+  host: inHost('trusted'),
+  restricted: inHost('restricted'),
 };
+
+/** An in-host suite as a part: builds the suite bundle first, as run.ts does. */
+function inHost(mode: 'trusted' | 'restricted'): (report: Report, artifacts: string) => Promise<Record<string, number>> {
+  return async (report, artifacts) => {
+    execFileSync(process.execPath, [path.join(ROOT, 'test/e2e/build.mjs')], { stdio: 'inherit' });
+    await runInHost(report, artifacts, mode);
+    return {};
+  };
+}
 
 runMain(async () => {
   const part = process.argv[2] ?? '';

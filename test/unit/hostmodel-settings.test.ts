@@ -4,16 +4,21 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { checkModelCandidate, expandModelPath, loadKey, modelDisplayName, readModelSettings, resolveModelSource } from '../../src/model/modelSettings';
+import { checkModelCandidate, expandModelPath, isRelativeModelPath, loadKey, modelDisplayName, readModelSettings, resolveModelSource, settingOrigin } from '../../src/model/modelSettings';
 import { percent, statusView } from '../../src/model/modelState';
 import { modelPath } from '../../src/store/modelCache';
 import type { ModelManifest } from '../../src/store/modelManifest';
 import { tempDir } from './temp-helpers';
 
-const settingsFrom = (values: Record<string, unknown>) => readModelSettings((k) => values[k]);
+/** The settings as VS Code would hand them over, every value set in user settings or (with `origin`) in the workspace's. */
+const settingsFrom = (values: Record<string, unknown>, origin: 'user' | 'workspace' = 'user') =>
+  readModelSettings(
+    (k) => values[k],
+    (k) => (values[k] === undefined ? {} : origin === 'user' ? { globalValue: values[k] } : { workspaceValue: values[k] }),
+  );
 
 test('settings default to the downloaded model, q4, 2 threads and device auto', () => {
   assert.deepEqual(settingsFrom({}), { settings: { path: '', precision: 'q4', threads: 2, device: 'auto' }, problems: [] });
@@ -30,6 +35,24 @@ test('bad setting values fall back to their defaults and are reported by name', 
   assert.match(r.problems[2], /gemmaTune\.engine\.threads .*0\.5/);
   assert.match(r.problems[3], /gemmaTune\.engine\.device .*"cuda"; using "auto"/);
   assert.equal(settingsFrom({ 'engine.threads': 65 }).settings.threads, 2);
+});
+
+test('a relative model path counts only from the workspace\'s own settings', () => {
+  assert.deepEqual(settingsFrom({ 'model.path': 'models/a.gguf' }, 'workspace'), { settings: { path: 'models/a.gguf', precision: 'q4', threads: 2, device: 'auto' }, problems: [] });
+  // From user settings the open folder would decide which file loads: refused, by name.
+  const fromUser = settingsFrom({ 'model.path': 'models/a.gguf' });
+  assert.equal(fromUser.settings.path, '');
+  assert.match(fromUser.problems[0], /gemmaTune\.model\.path "models\/a\.gguf" is relative, which only a workspace's settings may be/);
+  for (const p of ['/m/a.gguf', '~/m/a.gguf', '~']) assert.deepEqual(settingsFrom({ 'model.path': p }).problems, [], p);
+  assert.equal(isRelativeModelPath('./a.gguf'), true);
+  assert.equal(isRelativeModelPath('..\\a.gguf'), true);
+  assert.equal(isRelativeModelPath(''), false);
+  // Where a value comes from, in VS Code's order: a folder's, the workspace's, the user's.
+  assert.equal(settingOrigin({ globalValue: 'a', workspaceFolderValue: 'b' }), 'workspace');
+  assert.equal(settingOrigin({ globalValue: 'a', workspaceValue: 'b' }), 'workspace');
+  assert.equal(settingOrigin({ globalValue: 'a' }), 'user');
+  assert.equal(settingOrigin({}), 'default');
+  assert.equal(settingOrigin(undefined), 'default');
 });
 
 test('model paths expand ~ and resolve relative paths from the workspace folder', () => {
@@ -113,4 +136,28 @@ test('the status bar says every state in words and clicks through to the next us
   }
   assert.equal(percent(1.5), 100);
   assert.equal(percent(-1), 0);
+});
+
+test('package.json gives every setting a deliberate scope and keeps the model settings from untrusted workspaces', () => {
+  const manifest = JSON.parse(readFileSync(path.join(__dirname, '../../package.json'), 'utf8')) as {
+    capabilities: { untrustedWorkspaces: { supported: unknown; description?: string; restrictedConfigurations?: string[] } };
+    contributes: { configuration: { properties: Record<string, { scope?: string }> } };
+  };
+  const props = manifest.contributes.configuration.properties;
+  const scopes = Object.fromEntries(Object.entries(props).map(([k, v]) => [k, v.scope]));
+  assert.deepEqual(scopes, {
+    'gemmaTune.model.path': 'machine-overridable',
+    'gemmaTune.model.precision': 'machine-overridable',
+    'gemmaTune.engine.threads': 'machine',
+    'gemmaTune.engine.device': 'machine',
+    'gemmaTune.codeActions.languages': 'window',
+    'gemmaTune.codeActions.precompute': 'window',
+    'gemmaTune.extract.placement': 'window',
+  });
+  const trust = manifest.capabilities.untrustedWorkspaces;
+  assert.equal(trust.supported, 'limited');
+  assert.match(trust.description ?? '', /Restricted Mode/);
+  assert.deepEqual(trust.restrictedConfigurations, ['gemmaTune.model.path', 'gemmaTune.model.precision']);
+  // A misspelt key would restrict nothing.
+  for (const key of trust.restrictedConfigurations ?? []) assert.ok(props[key], `${key} is a declared setting`);
 });

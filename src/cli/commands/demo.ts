@@ -82,7 +82,7 @@ export const demoCommand: CliCommand = {
         say(`       just generated (${c.layers} layers, hidden ${c.hidden}, Gemma 3's real tokenizer and chat template, ${modelPath}).`);
         say('       It knows nothing before training: "before" answers are at chance, and everything "after" knows comes from the 20 examples.');
         say(`       For the real model, put ${DEFAULT_MODEL.file} at ${path.join(cacheDir(), 'models', DEFAULT_MODEL.id, DEFAULT_MODEL.file)}`);
-        say(`       (or set $${MODEL_ENV}), or download it once with the extension's "Gemma: Download default model".`);
+        say(`       (or set $${MODEL_ENV}); \`gemma-tune download-model\` downloads it there, and the extension's "Gemma: Download default model" is found too.`);
       }
     }
     const epochs = p.values.has('epochs') ? numberFlag(p, 'epochs', 1, 1, 1000, true) : undefined;

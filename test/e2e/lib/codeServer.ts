@@ -95,14 +95,19 @@ export function installVsix(s: Session, vsix: string): void {
   });
 }
 
-/** Starts code-server; resolves once /healthz answers. `log` receives its stdout and stderr. */
-export async function startServer(s: Session, opts: { env?: Record<string, string>; extraArgs?: string[]; log: string }): Promise<void> {
+/**
+ * Starts code-server; resolves once /healthz answers. `log` receives its stdout and stderr.
+ * `workspaceTrust` keeps VS Code's Workspace Trust on (the session's user settings must enable it
+ * too), so an untrusted folder opens in Restricted Mode; otherwise every folder is trusted.
+ */
+export async function startServer(s: Session, opts: { env?: Record<string, string>; extraArgs?: string[]; log: string; workspaceTrust?: boolean }): Promise<void> {
   const out = createWriteStream(opts.log);
   const args = [
     ...commonArgs(s),
     '--auth', 'none',
     '--bind-addr', `127.0.0.1:${s.port}`,
-    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
+    '--disable-telemetry', '--disable-update-check',
+    ...(opts.workspaceTrust ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override', '--ignore-last-opened',
     ...(opts.extraArgs ?? []),
   ];

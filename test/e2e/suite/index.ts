@@ -1,12 +1,13 @@
 // The mocha runner VS Code loads as extensionTestsPath: the same module serves code-server's
 // extension host (test/e2e/inHost.ts) and desktop VS Code via @vscode/test-electron
 // (test/e2e/runElectron.ts). It also writes a JSON summary when GEMMA_TUNE_E2E_RESULTS names a file.
+// GEMMA_TUNE_E2E_SUITE=restricted runs the Restricted Mode tests instead (an untrusted folder).
 
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Mocha from 'mocha';
 
-const TEST_FILES = ['extension.test.js', 'model.test.js'];
+const TEST_FILES = process.env.GEMMA_TUNE_E2E_SUITE === 'restricted' ? ['restricted.test.js'] : ['extension.test.js', 'model.test.js', 'settings.test.js'];
 
 interface Result {
   title: string;

@@ -4,23 +4,11 @@
 // saved to gemmaTune.model.path and loaded.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as vscode from 'vscode';
-
-const ID = 'gemma-tune.gemma-tune';
-
-function events(name: string): Record<string, unknown>[] {
-  const file = process.env.GEMMA_TUNE_EVENTS_FILE;
-  if (!file || !existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((e) => e.event === name);
-}
+import { events, ID, makeTinyModel } from './helpers';
 
 describe('Gemma: Use local model… (in the extension host)', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'gemma-local-model-'));
@@ -53,9 +41,8 @@ describe('Gemma: Use local model… (in the extension host)', () => {
   });
 
   it('loads a real model, then saves it as gemmaTune.model.path', async () => {
-    const ext = vscode.extensions.getExtension(ID)!;
     const model = path.join(dir, 'tiny-q4.gguf');
-    execFileSync(process.execPath, [path.join(ext.extensionPath, 'dist/cli.js'), 'make-model', '--config', 'tiny', '--format', 'gguf', '--dtype', 'q4_0', '--seed', '1', '--out', model]);
+    makeTinyModel(model);
     const saved = await vscode.commands.executeCommand<string | undefined>('gemmaTune.useLocalModel', model);
     assert.equal(saved, model);
     assert.equal(vscode.workspace.getConfiguration('gemmaTune').get<string>('model.path'), model);

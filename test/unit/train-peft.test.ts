@@ -15,8 +15,9 @@ import { saveCheckpoint, loadCheckpoint } from '../../src/engine/train/checkpoin
 import { AdamW } from '../../src/engine/train/adamw';
 import { isTempName } from '../../src/engine/atomicWrite';
 import { tempDir } from './temp-helpers';
+import { hfFixture } from './shared-dir';
 
-const FX = '/work/shared/fixtures/hf-gemma3/tiny';
+const FX = hfFixture('tiny');
 const root = tempDir('train-peft-');
 const tmp = () => fs.mkdtempSync(path.join(root, 'run-'));
 

@@ -44,6 +44,7 @@ test('train on TRL conversational JSONL with --json, then export the adapter to 
   const cfg = JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8'));
   assert.deepEqual(cfg.target_modules, ['q_proj', 'v_proj', 'down_proj']);
   assert.equal(cfg.r, 4);
+  assert.equal(cfg.base_model_name_or_path, 'model', 'the folder\'s name, not its path');
   assert.equal(readPeftParams(out, GEMMA3_TINY).modules.length, 18);
 
   const gguf = path.join(dir, 'a.gguf');

@@ -118,6 +118,15 @@ function nbitsWeight(node: NodeRecord): NBitsWeight {
 function dequantRows(g: Graph, w: NBitsWeight, r0: number, n: number, dep: Value): Value[] {
   const blocks = w.K / 32;
   const zero = op.mul(g, op.gather(g, shapeOfValue(g, dep), g.constI64([0]), 0), g.constI64([0]));
+  if (g.target === 'webgpu') {
+    // WebGPU has no kernels for uint8 Slice or bit operations (they would run on the CPU, with the weight
+    // bytes copied to the GPU every step); GatherBlockQuantized dequantises whole rows, in column order,
+    // on the GPU: w = (q − zero point)·scale, the same values.
+    const rows = op.add(g, zero, g.constI64(Array.from({ length: n }, (_, i) => r0 + i)));
+    const scales3d = op.reshape(g, w.scales, [w.N, blocks, 1]);
+    const deq = op.gatherBlockQuantized(g, w.b, rows, scales3d, { bits: w.bits as 4 | 8, blockSize: 32, quantizeAxis: 2, columns: w.K });
+    return [op.reshape(g, deq, [n, w.K])];
+  }
   const start = op.add(g, zero, g.constI64([r0]));
   const end = op.add(g, zero, g.constI64([r0 + n]));
   const axis0 = g.constI64([0]);
@@ -161,13 +170,20 @@ const LAYERS_PER_BRANCH = 6;
  * and a chunk's 2.6 MB of floats stay in cache between its dequantisation and its matmul.
  */
 const DEQUANT_ROWS = 1024;
+/** On WebGPU: fewer, larger chunks (each chunk is a few kernels; GPU memory holds 16k rows of floats easily). */
+const DEQUANT_ROWS_GPU = 16384;
+
+function dequantChunk(g: Graph): number {
+  return g.target === 'webgpu' ? DEQUANT_ROWS_GPU : DEQUANT_ROWS;
+}
 
 /** dy·W for a MatMulNBits node (y = x·Wᵀ), W dequantised chunk by chunk: exact, no extra memory. */
 function dequantBackward(g: Graph, node: NodeRecord, dy: Value): Value {
   const w = nbitsWeight(node);
   let acc: Value[] | null = null;
-  for (let r0 = 0; r0 < w.N; r0 += DEQUANT_ROWS) {
-    const n = Math.min(DEQUANT_ROWS, w.N - r0);
+  const chunk = dequantChunk(g);
+  for (let r0 = 0; r0 < w.N; r0 += chunk) {
+    const n = Math.min(chunk, w.N - r0);
     const dyc = n === w.N ? dy : op.slice(g, dy, [r0], [r0 + n], [-1], dy.shape ? [...dy.shape.slice(0, -1), n] : null);
     acc = accumulate(g, acc, dequantRows(g, w, r0, n, dyc).map((wc) => op.matmul(g, dyc, wc)));
   }
@@ -184,8 +200,9 @@ function headBackward(g: Graph, head: NodeRecord, lsm: Value, labelRows: Value, 
   let acc: Value[] | null = null;
   const nbits = head.domain === 'com.microsoft' && head.op === 'MatMulNBits' ? nbitsWeight(head) : null;
   const E = nbits ? null : head.inputs[1]!; // f32: FusedMatMul(h, E, transB)
-  for (let c0 = 0; c0 < V; c0 += DEQUANT_ROWS) {
-    const n = Math.min(DEQUANT_ROWS, V - c0);
+  const chunk = dequantChunk(g);
+  for (let c0 = 0; c0 < V; c0 += chunk) {
+    const n = Math.min(chunk, V - c0);
     const sm = op.exp(g, n === V ? lsm : op.slice(g, lsm, [c0], [c0 + n], [-1], ['P', n]));
     const Ec = nbits ? dequantRows(g, nbits, c0, n, sm) : [n === V ? E! : op.slice(g, E!, [c0], [c0 + n], [0], [n, E!.shape![1]])];
     acc = accumulate(g, acc, Ec.map((ec) => op.matmul(g, sm, ec)));
@@ -257,6 +274,7 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
   const { headDim: D, vocabSize: V, hidden: C } = cfg;
   const g = new Graph('gemma3_train');
   g.omitInputShapes = true;
+  g.target = opts.target ?? 'cpu';
   if (sink) g.streamInitializers(sink);
   const how = opts.backward ?? { layers: 'dequant', head: 'dequant' };
   // A 'dequant' backward reads the head's own bytes, so they stay mapped: lookups read the same ones.

@@ -1,6 +1,7 @@
 // `gemma-tune`: the command line on the same engine as the extension, for batch work and CI.
 // Exit code 0 on success; on bad input, 1 with one line "gemma-tune: <reason>" on stderr; 2 on usage errors.
 
+import { version } from '../../package.json';
 import type { CliCommand } from './command';
 import { UsageError } from './args';
 import { makeModelCommand } from './commands/makeModel';
@@ -21,6 +22,7 @@ const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand
 function help(): string {
   const lines = ['usage: gemma-tune <command> [options]', ''];
   for (const c of commands) lines.push(`  ${c.usage}`, `      ${c.summary}`);
+  lines.push('  gemma-tune --version | -v', '      Print the version.');
   return lines.join('\n');
 }
 
@@ -29,6 +31,10 @@ async function main(argv: string[]): Promise<number> {
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     console.log(help());
     return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-v') {
+    console.log(version);
+    return 0;
   }
   const cmd = commands.find((c) => c.name === name);
   if (!cmd) {

@@ -8,6 +8,15 @@
 #   3. test/e2e's own npm dependencies (playwright-core, mocha, @vscode/test-electron).
 set -euo pipefail
 
+# Run from `npm test`, this script inherits the outer npm's settings as npm_* variables (its user agent
+# naming the Node it runs on, the project's .npmrc, …), and every npm started below would take them as
+# its own: code-server's postinstall reads the Node version from npm_config_user_agent and would find
+# the outer Node 20. So the npm commands here start as from a terminal, with the user's and the global
+# .npmrc only.
+while read -r var; do
+  if [[ $var == npm_* ]]; then unset "$var"; fi
+done < <(compgen -e)
+
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CODE_SERVER_VERSION=4.139.1
 NODE24_SPEC=node@24
@@ -36,17 +45,29 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=900 "${missing[@]}" >/dev/null
 fi
 
-# 2. node@24 + code-server, cached in .e2e/cs.
+# 2. node@24 + code-server, cached in .e2e/cs. They are installed into .e2e/cs.partial and renamed
+#    to .e2e/cs only once code-server runs, so an install cut short (Ctrl+C, a failed native build)
+#    never passes for a finished one: the next run removes what it left and starts over.
 CS="$ROOT/.e2e/cs"
-if ((!only_deps)) && [[ "$("$CS/node_modules/.bin/code-server" --version 2>/dev/null | head -1)" != "$CODE_SERVER_VERSION "* ]]; then
-  log "installing $NODE24_SPEC and code-server@$CODE_SERVER_VERSION into .e2e/cs (about 2-3 minutes)"
-  mkdir -p "$CS"
-  cd "$CS"
-  [[ -f package.json ]] || echo '{"name":"e2e-code-server","private":true}' > package.json
-  npm install --save-exact --no-audit --no-fund --loglevel=error "$NODE24_SPEC"
-  PATH="$CS/node_modules/.bin:$PATH" npm install --save-exact --no-audit --no-fund --loglevel=error "code-server@$CODE_SERVER_VERSION"
-  PATH="$CS/node_modules/.bin:$PATH" code-server --version | head -1
-  cd "$ROOT"
+STAGING="$ROOT/.e2e/cs.partial"
+cs_version() { PATH="$1/node_modules/.bin:$PATH" "$1/node_modules/.bin/code-server" --version 2>/dev/null | head -1; }
+if ((!only_deps)) && [[ "$(cs_version "$CS")" != "$CODE_SERVER_VERSION "* ]]; then
+  log "installing $NODE24_SPEC and code-server@$CODE_SERVER_VERSION into .e2e/cs (about 3-5 minutes)"
+  rm -rf "$STAGING"
+  mkdir -p "$STAGING"
+  # allowScripts: the three install scripts this needs (node@24 fetches its binary package, code-server
+  # installs VS Code's modules, argon2 builds), approved so that npm 11 does not warn and later npm runs them.
+  echo '{"name":"e2e-code-server","private":true,"allowScripts":{"node":true,"code-server":true,"argon2":true}}' > "$STAGING/package.json"
+  (cd "$STAGING" && npm install --save-exact --no-audit --no-fund --loglevel=error "$NODE24_SPEC")
+  (cd "$STAGING" && PATH="$STAGING/node_modules/.bin:$PATH" npm install --save-exact --no-audit --no-fund --loglevel=error "code-server@$CODE_SERVER_VERSION")
+  got="$(cs_version "$STAGING")"
+  if [[ "$got" != "$CODE_SERVER_VERSION "* ]]; then
+    log "code-server@$CODE_SERVER_VERSION did not install (code-server --version: ${got:-nothing}); see the npm output above"
+    exit 1
+  fi
+  rm -rf "$CS" # whatever an earlier, unfinished install left there
+  mv "$STAGING" "$CS"
+  log "code-server $got"
 fi
 
 # 3. test/e2e's own dependencies, reinstalled when its lockfile changes.

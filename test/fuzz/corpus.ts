@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GEMMA3_TINY, layerTypesFromPattern, type GemmaConfig } from '../../src/engine/model/config';
 import { readGguf } from '../../src/engine/model/gguf';
+import { modelIdentity } from '../../src/engine/model/identity';
 import { writeRandomGguf, writeRandomHf } from '../../src/engine/model/randomModel';
 import { AdamW } from '../../src/engine/train/adamw';
 import { saveCheckpoint } from '../../src/engine/train/checkpoint';
@@ -68,7 +69,7 @@ export function writeCorpus(dir: string): Corpus {
   const lora = initLora(FUZZ_CONFIG, 4, 8, ['q', 'v', 'down'], 3);
   lora.modules.forEach((m, i) => m.b.forEach((_, j) => { m.b[j] = Math.sin(i + j) * 0.3; }));
   const adapter = path.join(dir, 'adapter');
-  writePeftAdapter(adapter, lora, { baseModel: ggufQ4, metadata: { step: '3' } });
+  writePeftAdapter(adapter, lora, { baseModel: modelIdentity(ggufQ4), metadata: { step: '3' } });
 
   const checkpoint = path.join(dir, 'trainer_state.safetensors');
   const opt = new AdamW(flatTensors(lora).map((t) => t.length), { weightDecay: 0.01 });

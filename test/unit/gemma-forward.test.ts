@@ -2,12 +2,12 @@
 // every hidden state (embedding, each layer, final norm), on tiny and on mini-270m-shape.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { loadModel } from '../../src/engine/model/load';
 import { buildInferenceGraph } from '../../src/engine/gemma/inferenceGraph';
 import { createSession, f32Tensor, ort } from '../../src/engine/onnx/session';
 import { inverseFrequencies, ropeTables } from '../../src/engine/gemma/rope';
-import { FIXTURES, fixtureRuntime, readRef, maxAbsDiff } from './gemma-helpers';
+import { fixtureRuntime, readRef, maxAbsDiff } from './gemma-helpers';
+import { hfFixture } from './shared-dir';
 
 for (const name of ['tiny', 'mini-270m-shape']) {
   test(`f32 logits of every position match HF (${name})`, async () => {
@@ -27,7 +27,7 @@ for (const name of ['tiny', 'mini-270m-shape']) {
   });
 
   test(`f32 hidden states match HF output_hidden_states (${name})`, async () => {
-    const dir = path.join(FIXTURES, name);
+    const dir = hfFixture(name);
     const ref = readRef(dir);
     const { weights } = loadModel(dir, { precision: 'f32' });
     const cfg = weights.config;

@@ -1,4 +1,4 @@
-// Shared by the gemma-*.test.ts files: where the HF fixtures are, how to read their references, and a
+// Shared by the gemma-*.test.ts files: how to read the HF fixtures' references, and a
 // fixture's model on the runtime.
 import * as path from 'node:path';
 import { createGemmaRuntime } from '../../src/engine/gemma/ortRuntime';
@@ -6,8 +6,7 @@ import type { GemmaRuntime } from '../../src/engine/gemma/runtime';
 import { loadModel } from '../../src/engine/model/load';
 import { readSafetensorsHeader, readSafetensorsBytes, readSafetensorsF32 } from '../../src/engine/model/safetensors';
 import type { ModelWeights } from '../../src/engine/model/weights';
-
-export const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures/hf-gemma3');
+import { hfFixture } from './shared-dir';
 
 export interface Reference {
   ids: Int32Array;
@@ -34,7 +33,7 @@ export function readRef(dir: string): Reference {
 
 /** The f32 weights of fixture `name` (e.g. 'tiny') on a fresh one-thread runtime; dispose it when done. */
 export async function fixtureRuntime(name: string): Promise<{ dir: string; weights: ModelWeights; rt: GemmaRuntime }> {
-  const dir = path.join(FIXTURES, name);
+  const dir = hfFixture(name);
   const { weights } = loadModel(dir, { precision: 'f32' });
   return { dir, weights, rt: await createGemmaRuntime(weights, { precision: 'f32', threads: 1 }) };
 }

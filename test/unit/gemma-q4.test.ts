@@ -3,12 +3,12 @@
 // float rounding differs), and with int8 activations (level 4) greedy choices must agree.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { loadModel } from '../../src/engine/model/load';
 import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ8_0 } from '../../src/engine/model/quant';
 import { EMBED_NAME, type ModelWeights, type Weight } from '../../src/engine/model/weights';
 import { createGemmaRuntime } from '../../src/engine/gemma/ortRuntime';
-import { FIXTURES, readRef, maxAbsDiff } from './gemma-helpers';
+import { readRef, maxAbsDiff } from './gemma-helpers';
+import { hfFixture } from './shared-dir';
 
 function dequantized(mw: ModelWeights): ModelWeights {
   const weights = new Map<string, Weight>();
@@ -33,7 +33,7 @@ function argmaxRows(x: Float32Array, V: number): number[] {
 
 for (const embedding of ['q4_0', 'q8_0'] as const) {
   test(`q4 (${embedding} embedding) equals f32 on the dequantised weights`, async () => {
-    const dir = path.join(FIXTURES, 'tiny');
+    const dir = hfFixture('tiny');
     const ref = readRef(dir);
     const { weights } = loadModel(dir, { precision: 'q4' });
     assert.equal(weights.weights.get('model.layers.0.self_attn.q_proj.weight')!.value.type, 'q4_0');

@@ -8,10 +8,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { generate } from '../../src/engine/generate/generator';
 import { chatPromptIds, openModel, type OpenModel } from '../../src/engine/generate/openModel';
+import { hfFixture } from './shared-dir';
 
 const root = path.resolve(__dirname, '../..');
 const cli = path.join(root, 'dist/cli.js');
-const fixture = '/work/shared/fixtures/hf-gemma3/tiny';
+const fixture = hfFixture('tiny');
 let dir: string;
 let modelDir: string;
 let m: OpenModel;

@@ -13,8 +13,9 @@ import { openModel } from '../../src/engine/generate/openModel';
 import { encodeChatPrompt } from '../../src/engine/model/chatTemplate';
 import { lastLogits, openTiny } from './generate-helpers';
 import { buildWorker, engineRejection as rejection } from './worker-helpers';
+import { hfFixture } from './shared-dir';
 
-const fixture = '/work/shared/fixtures/hf-gemma3/tiny';
+const fixture = hfFixture('tiny');
 let engine: EngineClient;
 let local: Awaited<ReturnType<typeof openTiny>>;
 

@@ -17,6 +17,7 @@ import { randomTensor, writeRandomGguf, writeRandomHf } from '../../src/engine/m
 import { readSafetensorsF32, readSafetensorsHeader } from '../../src/engine/model/safetensors';
 import { writeSafetensorsStreaming } from '../../src/engine/model/safetensorsWriter';
 import { EMBED_NAME, expectedShapes, isNormWeight } from '../../src/engine/model/weights';
+import { hfFixture } from './shared-dir';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'model-load-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -170,7 +171,7 @@ test('a sharded HF folder (index + two shards) loads like the single file', () =
 });
 
 test('the HF fixture tiny loads as f32 and equals its safetensors data, norms as 1+w', () => {
-  const dir = '/work/shared/fixtures/hf-gemma3/tiny';
+  const dir = hfFixture('tiny');
   const m = loadModel(dir, { precision: 'f32' });
   assert.deepEqual(m.weights.config, GEMMA3_TINY);
   const st = readSafetensorsHeader(path.join(dir, 'model.safetensors'));
@@ -181,7 +182,7 @@ test('the HF fixture tiny loads as f32 and equals its safetensors data, norms as
 });
 
 test('the mini-270m-shape fixture loads as f32, and q4 refuses its 40-wide rows with a clear reason', () => {
-  const dir = '/work/shared/fixtures/hf-gemma3/mini-270m-shape';
+  const dir = hfFixture('mini-270m-shape');
   const m = loadModel(dir, { precision: 'f32' });
   assert.equal(m.weights.config.hidden, 40);
   assert.throws(() => loadModel(dir, { precision: 'q4' }), /rows of 40 values, not a multiple of 32.*precision f32/);

@@ -12,6 +12,7 @@ import { loadModel } from '../../src/engine/model/load';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { syntheticTokenizerJson, syntheticVocab } from '../../src/engine/model/syntheticVocab';
 import { isTempName } from '../../src/engine/atomicWrite';
+import { hfFixture } from './shared-dir';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'model-random-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -83,7 +84,7 @@ test('gemma-tune make-model writes loadable models in every accepted form', () =
   const m = loadModel(g, { precision: 'q4' });
   assert.equal(m.weights.weights.get('model.embed_tokens.weight')!.value.type, 'q8_0');
   const h = path.join(tmp, 'cli-hf');
-  const cfgFile = '/work/shared/fixtures/hf-gemma3/mini-270m-shape/config.json';
+  const cfgFile = hfFixture('mini-270m-shape/config.json');
   r = cli('make-model', '--config', cfgFile, '--format', 'safetensors', '--dtype', 'bf16', '--seed', '2', '--out', h);
   assert.equal(r.code, 0, r.stderr);
   const hf = loadModel(h, { precision: 'f32' });
@@ -110,7 +111,7 @@ test('gemma-tune make-model refuses bad combinations with a one-line reason', ()
     assert.match(r.stderr.split('\n')[0], re);
   }
   // A config whose rows cannot form Q4_0 blocks: a runtime refusal (exit 1), one line.
-  const r = cli('make-model', '--config', '/work/shared/fixtures/hf-gemma3/mini-270m-shape/config.json', '--format', 'gguf', '--dtype', 'q4_0', '--seed', '1', '--out', out);
+  const r = cli('make-model', '--config', hfFixture('mini-270m-shape/config.json'), '--format', 'gguf', '--dtype', 'q4_0', '--seed', '1', '--out', out);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^gemma-tune make-model: .*rows of 40 values, not a multiple of 32/);
   assert.equal(r.stderr.trim().split('\n').length, 1);

@@ -11,6 +11,7 @@ import { writeRandomHf } from '../../src/engine/model/randomModel';
 import { readGguf } from '../../src/engine/model/gguf';
 import { readPeftParams } from '../../src/engine/train/peftParams';
 import { tempDir } from './temp-helpers';
+import { hfFixture } from './shared-dir';
 
 const MAIN = path.resolve(__dirname, '../../src/cli/main.ts');
 const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { encoding: 'utf8', timeout: 120000 });
@@ -43,6 +44,7 @@ test('train on TRL conversational JSONL with --json, then export the adapter to 
   const cfg = JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8'));
   assert.deepEqual(cfg.target_modules, ['q_proj', 'v_proj', 'down_proj']);
   assert.equal(cfg.r, 4);
+  assert.equal(cfg.base_model_name_or_path, 'model', 'the folder\'s name, not its path');
   assert.equal(readPeftParams(out, GEMMA3_TINY).modules.length, 18);
 
   const gguf = path.join(dir, 'a.gguf');
@@ -55,7 +57,7 @@ test('train on TRL conversational JSONL with --json, then export the adapter to 
 
 test('bad input ends with one line naming the problem', (t) => {
   const dir = tempDir('train-cli-bad-', t);
-  const fx = '/work/shared/fixtures/hf-gemma3/tiny';
+  const fx = hfFixture('tiny');
   const bad = path.join(dir, 'bad.jsonl');
   fs.writeFileSync(bad, '{"input_ids":[2,3,4]}\n{"input_ids":[2,3\n');
   let r = cli(['train', '--model', fx, '--data', bad, '--out', path.join(dir, 'o')]);

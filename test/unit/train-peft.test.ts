@@ -15,8 +15,9 @@ import { saveCheckpoint, loadCheckpoint } from '../../src/engine/train/checkpoin
 import { AdamW } from '../../src/engine/train/adamw';
 import { isTempName } from '../../src/engine/atomicWrite';
 import { tempDir } from './temp-helpers';
+import { hfFixture } from './shared-dir';
 
-const FX = '/work/shared/fixtures/hf-gemma3/tiny';
+const FX = hfFixture('tiny');
 const root = tempDir('train-peft-');
 const tmp = () => fs.mkdtempSync(path.join(root, 'run-'));
 
@@ -37,7 +38,7 @@ test('a written adapter reads back identically, with PEFT names and config', () 
   const dir = tmp();
   const p = initLora(GEMMA3_TINY, 4, 16, ['q', 'v', 'gate'], 1);
   p.modules.forEach((m, i) => m.b.fill(i / 10));
-  writePeftAdapter(dir, p, { baseModel: 'google/gemma-3-270m' });
+  writePeftAdapter(dir, p, { baseModel: { name: 'google/gemma-3-270m', revision: 'c'.repeat(40) } });
   const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
   assert.equal(cfg.peft_type, 'LORA');
   assert.equal(cfg.task_type, 'CAUSAL_LM');
@@ -45,6 +46,7 @@ test('a written adapter reads back identically, with PEFT names and config', () 
   assert.equal(cfg.lora_alpha, 16);
   assert.equal(cfg.bias, 'none');
   assert.equal(cfg.base_model_name_or_path, 'google/gemma-3-270m');
+  assert.equal(cfg.revision, 'c'.repeat(40));
   assert.deepEqual(cfg.target_modules, ['q_proj', 'v_proj', 'gate_proj']);
   const st = readSafetensorsHeader(path.join(dir, 'adapter_model.safetensors'));
   assert.deepEqual(st.entries.get('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight')?.shape, [4, 64]);

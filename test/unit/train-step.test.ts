@@ -22,7 +22,7 @@ import { Rng } from '../../src/engine/rng';
 import { tempDir } from './temp-helpers';
 import { randomF32Weights } from './train-helpers';
 
-const FX = '/work/shared/fixtures/hf-gemma3/tiny';
+const FX = hfFixture('tiny');
 const ref = JSON.parse(fs.readFileSync(path.join(FX, 'lora_reference.json'), 'utf8'));
 const root = tempDir('train-step-');
 const tmp = () => fs.mkdtempSync(path.join(root, 'run-'));
@@ -176,6 +176,7 @@ function loadFrom(mw: ModelWeights, to: 'q4' | 'f32', q8Embedding = false): Mode
 }
 import { quantizeQ4_0 as quantize, quantizeQ8_0, dequantizeQ8_0 } from '../../src/engine/model/quant';
 import { EMBED_NAME } from '../../src/engine/model/weights';
+import { hfFixture } from './shared-dir';
 
 test('q4 step graph with a Q8_0 embedding (Google\'s QAT layout): the 8-bit head dequantises exactly too', async () => {
   const cfg: GemmaConfig = { ...SMALL, hidden: 64, intermediate: 128, vocabSize: 128 };

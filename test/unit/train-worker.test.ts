@@ -43,9 +43,10 @@ test('train streams start, steps, evals and done, writes a PEFT adapter, and the
   assert.ok(['completed', 'early-stop'].includes(r.reason));
   assert.ok(r.savedStep >= 1 && r.savedStep <= r.step);
   assert.ok(fs.existsSync(path.join(outDir, 'adapter_model.safetensors')));
-  const config = JSON.parse(fs.readFileSync(path.join(outDir, 'adapter_config.json'), 'utf8')) as { r: number; peft_type: string };
+  const config = JSON.parse(fs.readFileSync(path.join(outDir, 'adapter_config.json'), 'utf8')) as { r: number; peft_type: string; base_model_name_or_path: string };
   assert.equal(config.r, 4);
   assert.equal(config.peft_type, 'LORA');
+  assert.equal(config.base_model_name_or_path, 'Gemma 3 (random weights)', 'the GGUF\'s general.name, not its path');
   assert.ok(r.peakRssMB > 0);
   console.log(`tiny q4: ${steps.length} steps in ${r.elapsedS.toFixed(2)} s (setup ${r.setupS.toFixed(2)} s, reload ${r.reloadS.toFixed(2)} s), peak RSS ${r.peakRssMB} MB`);
 

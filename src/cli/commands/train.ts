@@ -9,6 +9,7 @@
 import * as path from 'node:path';
 import type { CliCommand } from '../command';
 import { choiceFlag, numberFlag, parseFlags, required, UsageError } from '../args';
+import { modelIdentity } from '../../engine/model/identity';
 import { openWeights } from '../../engine/model/load';
 import { createTokenizer } from '../../engine/model/tokenizer';
 import { readExamples } from '../../engine/train/examples';
@@ -126,7 +127,7 @@ export const trainCommand: CliCommand = {
       await train(cfg, engine, split, params, {
         epochs, minSteps, maxSteps: steps, lr, schedule, warmupSteps: warmup, weightDecay, maxGradNorm, batchSize, gradAccum, seed,
         shuffle: !p.booleans.has('no-shuffle'), evalEvery, checkpointEverySeconds, patience, padId: cfg.padId, outDir,
-        baseModel: path.resolve(modelPath), resume: p.booleans.has('resume'), signal: abort.signal, onEvent: print,
+        baseModel: modelIdentity(modelPath), resume: p.booleans.has('resume'), signal: abort.signal, onEvent: print,
       });
     } finally {
       process.off('SIGINT', onSigint);

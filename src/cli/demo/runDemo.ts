@@ -4,8 +4,8 @@
 // writes a PEFT adapter, and the runtime answers: label scoring for classify (as the extension's code
 // action does), greedy decoding for extract (see answerer for why not the JSON-constrained decoder).
 
-import * as path from 'node:path';
 import type { DeviceRoles } from '../../engine/onnx/device';
+import { modelIdentity } from '../../engine/model/identity';
 import { loadModel } from '../../engine/model/load';
 import { createTokenizer } from '../../engine/model/tokenizer';
 import { modelRenderer, tokenizeExample, type TokenizedExample } from '../../engine/train/tokenize';
@@ -108,7 +108,7 @@ export async function runDemoTask(task: DemoTask, modelPath: string, outDir: str
     res = await train(cfg, engine, split, initLora(cfg, s.rank, s.alpha, s.targets, s.seed), {
       epochs: s.epochs, minSteps: s.minSteps, lr: s.lr, schedule: s.schedule, warmupSteps: s.warmupSteps, weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm,
       batchSize: s.batchSize, gradAccum: 1, seed: s.seed, shuffle: true, evalEvery: 0, patience: s.patience, padId: cfg.padId,
-      outDir, baseModel: path.resolve(modelPath),
+      outDir, baseModel: modelIdentity(modelPath),
       onEvent: (e) => {
         if (e.type === 'step') losses.push({ epoch: Math.ceil(e.epoch - 1e-9), loss: e.loss });
         if (e.type === 'eval') vals.push(e.valLoss);

@@ -7,22 +7,23 @@
 import * as path from 'node:path';
 import { writeFileAtomicSync } from '../atomicWrite';
 import { requireFiniteF32 } from '../model/finite';
+import type { ModelIdentity } from '../model/identity';
 import { bytesOf, writeSafetensorsStreaming, type SafetensorsTensorOut } from '../model/safetensorsWriter';
 import { peftTensorNames, targetModule, type LoraParams } from './lora';
 
 export interface PeftWriteOptions {
-  /** Recorded as base_model_name_or_path (null when unknown). */
-  baseModel?: string | null;
+  /** Recorded as base_model_name_or_path and revision (null when unknown). */
+  baseModel?: ModelIdentity | null;
   /** Extra string metadata for the safetensors header. */
   metadata?: Record<string, string>;
 }
 
 /** The adapter_config.json object for these parameters. */
-export function peftConfig(p: LoraParams, baseModel: string | null): Record<string, unknown> {
+export function peftConfig(p: LoraParams, baseModel: ModelIdentity | null): Record<string, unknown> {
   return {
     alpha_pattern: {},
     auto_mapping: null,
-    base_model_name_or_path: baseModel,
+    base_model_name_or_path: baseModel?.name ?? null,
     bias: 'none',
     fan_in_fan_out: false,
     inference_mode: true,
@@ -35,7 +36,7 @@ export function peftConfig(p: LoraParams, baseModel: string | null): Record<stri
     peft_type: 'LORA',
     r: p.rank,
     rank_pattern: {},
-    revision: null,
+    revision: baseModel?.revision ?? null,
     target_modules: p.targets.map((t) => targetModule(t).split('.')[1]),
     task_type: 'CAUSAL_LM',
     use_dora: false,

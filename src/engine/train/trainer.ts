@@ -23,6 +23,7 @@ import { learningRate, type ScheduleKind } from './schedule';
 import { TRAIN_DEFAULTS } from './defaults';
 import type { TokenizedExample } from './tokenize';
 import type { GemmaConfig } from '../model/config';
+import type { ModelIdentity } from '../model/identity';
 
 /** Computes what one optimizer step needs; the ORT step graph implements it. */
 export interface StepEngine {
@@ -55,7 +56,8 @@ export interface TrainOptions {
   padId: number;
   /** The adapter folder; the run's checkpoint lives there too. */
   outDir: string;
-  baseModel?: string | null;
+  /** What adapter_config.json names as the base model. */
+  baseModel?: ModelIdentity | null;
   resume?: boolean;
   /** Also checkpoint after a step once this many seconds passed since the last write; 0 = only at epoch ends. Default TRAIN_DEFAULTS.checkpointEverySeconds. */
   checkpointEverySeconds?: number;

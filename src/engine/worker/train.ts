@@ -13,6 +13,7 @@ import { openModel, loadAdapter as readAdapterInto } from '../generate/openModel
 import { PrefixCache } from '../generate/prefixCache';
 import { trainNeedMB } from '../memoryCap';
 import { growCap } from './growCap';
+import { modelIdentity } from '../model/identity';
 import { openWeights } from '../model/load';
 import { TRAIN_DEFAULTS } from '../train/defaults';
 import type { TrainExample } from '../train/examples';
@@ -115,7 +116,7 @@ export const train: Handler<'train'> = async (params, ctx) => {
       maxGradNorm: hp.maxGradNorm, batchSize: hp.batchSize, gradAccum: hp.gradAccum, seed: hp.seed, shuffle: true,
       evalEvery: TRAIN_DEFAULTS.evalEvery, checkpointEverySeconds: TRAIN_DEFAULTS.checkpointEverySeconds,
       patience: hp.patience ?? TRAIN_DEFAULTS.patience, padId: cfg.padId,
-      outDir: params.outDir, baseModel: model.summary.source, resume: params.resume === true, signal: ctx.signal,
+      outDir: params.outDir, baseModel: modelIdentity(model.summary.source), resume: params.resume === true, signal: ctx.signal,
       onEvent: (e) => {
         sample();
         ctx.emit(eventMessage(e));

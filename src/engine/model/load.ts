@@ -4,10 +4,10 @@
 // openWeights: the same checks and conversions, but as a WeightSource read on demand, row ranges at a
 // time, so a runtime can stream the weights into its own storage without holding the model at all.
 //
-// precision 'q4': linear weights become Q4_0 — Q4_0 tensors are kept byte for byte; F32/F16/BF16 are
-//   quantised with ggml's reference rule; Q8_0 linear weights are dequantised and requantised to Q4_0
-//   by default (so every linear layer runs one 4-bit kernel), or kept as Q8_0 with `q8Linear: 'keep'`.
-//   The embedding stays Q8_0 or Q4_0 as stored; a float embedding is quantised to Q4_0 (never held f32).
+// precision 'q4': every block-quantised tensor (Q4_0 … Q6_K, IQ4_NL, IQ4_XS; quantTypes.ts) is kept byte for
+//   byte and runs at its own precision, never requantised. Float tensors of a GGUF (F32/F16/BF16: the
+//   precision its maker chose) are held as float32; a Hugging Face folder's float weights (a training
+//   checkpoint, bf16 or f32) are quantised to Q4_0 with ggml's reference rule, embedding included.
 // precision 'f32': every tensor is dequantised/widened to Float32Array (for exactness checks).
 // Norm weights are always f32 multipliers (1 + w): GGUF stores them so, HF's w gets 1 added in float32.
 
@@ -18,9 +18,8 @@ import { readFdInto } from './fileRange';
 import { GgufError, readGguf, readGgufTensor, type GgufFile, type GgufTensorInfo } from './gguf';
 import { ggufConfig, ggufToHfName, ggufTokenizerSource } from './ggufGemma';
 import type { TensorDtype } from './ggufFormat';
-import {
-  bf16ArrayToF32, dequantizeQ4_0, dequantizeQ8_0, f16ArrayToF32, Q4_0_BLOCK_BYTES, QK, quantizeQ4_0,
-} from './quant';
+import { bf16ArrayToF32, f16ArrayToF32, Q4_0_BLOCK_BYTES, QK, quantizeQ4_0 } from './quant';
+import { dequantizeBlocks, isQuantDtype } from './quantTypes';
 import { readSafetensorsHeader, SafetensorsError, type SafetensorsFile } from './safetensors';
 import type { TokenizerSource } from './tokenizerSource';
 import { EMBED_NAME, expectedShapes, isNormWeight, type ModelWeights, type Weight } from './weights';
@@ -30,8 +29,6 @@ export type Precision = 'q4' | 'f32';
 
 export interface LoadOptions {
   precision: Precision;
-  /** What q4 does with Q8_0 linear weights: requantise to Q4_0 (default) or keep the Q8_0 blocks. */
-  q8Linear?: 'requantize' | 'keep';
 }
 
 export interface LoadedModel {
@@ -55,6 +52,8 @@ interface TensorSource {
   rowBytes: number;
   /** The stored values are already the norm multiplier 1+w (GGUF) rather than w (HF). */
   normHasOne: boolean;
+  /** What precision q4 gives a float tensor of this file: kept float32 (GGUF) or quantised to Q4_0 (HF). */
+  floatsAs: 'f32' | 'q4_0';
   read(rowStart: number, rowCount: number, into: Uint8Array, intoOffset: number): void;
 }
 
@@ -137,6 +136,7 @@ function locateGgufFile(file: string): Located {
     rows,
     rowBytes: t.rowBytes,
     normHasOne: true,
+    floatsAs: 'f32',
     read: (rowStart, rowCount, into, intoOffset) => void readGgufTensor(data, t.name, row0 + rowStart, rowCount, into, intoOffset),
   });
   for (const t of g.tensors.values()) {
@@ -191,6 +191,7 @@ function locateHfFolder(dir: string): Located {
         rows: e.shape.slice(0, -1).reduce((a, b) => a * b, 1),
         rowBytes: last * bytes,
         normHasOne: false,
+        floatsAs: 'q4_0',
         read: (rowStart, rowCount, into, intoOffset) => {
           const fd = fs.openSync(f, 'r');
           try {
@@ -289,9 +290,8 @@ function convertOne(name: string, s: TensorSource, opts: LoadOptions): Weight['v
 /** The in-memory form a tensor takes under these options. */
 function storageOf(name: string, s: TensorSource, opts: LoadOptions): Weight['value']['type'] {
   if (isNormWeight(name) || opts.precision === 'f32') return 'f32';
-  if (s.dtype === 'q4_0') return 'q4_0';
-  if (s.dtype === 'q8_0' && (name === EMBED_NAME || opts.q8Linear === 'keep')) return 'q8_0';
-  return 'q4_0';
+  if (isQuantDtype(s.dtype)) return s.dtype;
+  return s.floatsAs;
 }
 
 /** Rows [row0, row0+count) of a tensor in its in-memory form (each row converts on its own, so any range gives the same bytes). */
@@ -318,8 +318,7 @@ function decode(dtype: TensorDtype, bytes: Uint8Array, n: number, out: Float32Ar
     case 'f32': out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n), outOffset); break;
     case 'f16': f16ArrayToF32(new Uint16Array(bytes.buffer, bytes.byteOffset, n), out, outOffset); break;
     case 'bf16': bf16ArrayToF32(new Uint16Array(bytes.buffer, bytes.byteOffset, n), out, outOffset); break;
-    case 'q4_0': dequantizeQ4_0(bytes, n, out, outOffset); break;
-    case 'q8_0': dequantizeQ8_0(bytes, n, out, outOffset); break;
+    default: dequantizeBlocks(dtype, bytes, n, out, outOffset); break;
   }
 }
 

@@ -23,6 +23,7 @@ export async function openFromFlags(p: ParsedArgs, withAdapter: boolean): Promis
   const threads = numberFlag(p, 'threads', 2, 1, 256, true);
   const dir = withAdapter ? p.values.get('adapter') : undefined;
   const model = await openModel(modelPath, { precision, threads, lora: dir === undefined ? 'lazy' : 'always' });
+  for (const note of model.notes) console.error(note);
   if (dir === undefined) return { model, adapter: undefined };
   try {
     loadAdapter(model.runtime, dir, CLI_ADAPTER);

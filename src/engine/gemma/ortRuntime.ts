@@ -16,7 +16,7 @@ import { inferenceGraphWithParams, loraGroupShape, loraInputNames } from './infe
 import { EmbeddingReader } from './embeddingReader';
 import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
-import { inverseFrequencies, ropeTables } from './rope';
+import { layerInverseFrequencies, ropeTables } from './rope';
 import type { BranchLogits, BranchOptions, GemmaRuntime, KvCache, LoraAdapter, Precision, RuntimeOptions, StepOptions } from './runtime';
 
 type Feeds = Record<string, ortTypes.Tensor>;
@@ -125,8 +125,8 @@ class OrtGemmaRuntime implements GemmaRuntime {
     private readonly embedding: EmbeddingReader, readonly maxRunTokens: number) {
     const cfg = config;
     this.invFreq = new Map([
-      ['sliding', inverseFrequencies(cfg.headDim, cfg.ropeThetaLocal)],
-      ['full', inverseFrequencies(cfg.headDim, cfg.ropeThetaGlobal)],
+      ['sliding', layerInverseFrequencies(cfg, 'sliding')],
+      ['full', layerInverseFrequencies(cfg, 'full')],
     ]);
     // No adapter = rank 0: the LoRA branch multiplies through an empty inner dimension and adds zeros.
     this.baseLora = {};

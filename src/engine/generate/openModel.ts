@@ -21,6 +21,8 @@ export interface OpenModel {
   format: 'gguf' | 'safetensors';
   /** Seconds from reading the file to a runnable session. */
   loadSeconds: number;
+  /** What the loader left out (a vision tower, …), one line each, for the log. */
+  notes: string[];
 }
 
 export interface OpenOptions {
@@ -33,7 +35,7 @@ export interface OpenOptions {
 /** Loads a .gguf file or HF folder and builds its runtime and tokenizer. */
 export async function openModel(modelPath: string, o: OpenOptions): Promise<OpenModel> {
   const t0 = performance.now();
-  const { source, format, tokenizer } = openParts(modelPath, o.precision);
+  const { source, format, tokenizer, notes } = openParts(modelPath, o.precision);
   const config = source.config;
   const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora });
   return {
@@ -42,6 +44,7 @@ export async function openModel(modelPath: string, o: OpenOptions): Promise<Open
     gen: tokenizer ? genTokenizer(tokenizer, config.vocabSize) : undefined,
     format,
     loadSeconds: (performance.now() - t0) / 1000,
+    notes,
   };
 }
 
@@ -50,10 +53,10 @@ export async function openModel(modelPath: string, o: OpenOptions): Promise<Open
  * the tokenizer was built from (tokens, scores, types: several MB) are garbage before openModel awaits the
  * runtime, instead of living in its suspended frame while ONNX Runtime builds its session.
  */
-function openParts(modelPath: string, precision: Precision): { source: WeightSource; format: OpenModel['format']; tokenizer: Tokenizer | null } {
+function openParts(modelPath: string, precision: Precision): { source: WeightSource; format: OpenModel['format']; tokenizer: Tokenizer | null; notes: string[] } {
   // Weights are read from the file as the runtime converts them: the model is never held whole in JS.
-  const { source, format, tokenizerSource } = openWeights(modelPath, { precision });
-  return { source, format, tokenizer: tokenizerSource ? createTokenizer(tokenizerSource) : null };
+  const { source, format, tokenizerSource, notes } = openWeights(modelPath, { precision });
+  return { source, format, tokenizer: tokenizerSource ? createTokenizer(tokenizerSource) : null, notes };
 }
 
 /** Reads a PEFT adapter folder and registers it on the runtime under `name`; returns its size. */

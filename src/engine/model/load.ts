@@ -36,6 +36,8 @@ export interface LoadedModel {
   /** null when an HF folder has no tokenizer.json. */
   tokenizerSource: TokenizerSource | null;
   format: 'gguf' | 'safetensors';
+  /** What the loader left out and why (a vision tower, …), one line each, for the log. */
+  notes: string[];
 }
 
 export class ModelLoadError extends Error {}
@@ -64,6 +66,7 @@ export interface OpenedWeights {
   source: WeightSource;
   tokenizerSource: TokenizerSource | null;
   format: 'gguf' | 'safetensors';
+  notes: string[];
 }
 
 /** One model file's tensors, checked against the config, not yet read. */
@@ -73,12 +76,13 @@ interface Located {
   sources: Map<string, TensorSource>;
   tokenizerSource: TokenizerSource | null;
   format: 'gguf' | 'safetensors';
+  notes: string[];
 }
 
 /** Loads a model from a .gguf file or a Hugging Face folder. */
 export function loadModel(modelPath: string, opts: LoadOptions): LoadedModel {
   const m = locate(modelPath);
-  return { weights: convertAll(m.where, m.config, m.sources, opts), tokenizerSource: m.tokenizerSource, format: m.format };
+  return { weights: convertAll(m.where, m.config, m.sources, opts), tokenizerSource: m.tokenizerSource, format: m.format, notes: m.notes };
 }
 
 /**
@@ -106,7 +110,7 @@ export function openWeights(modelPath: string, opts: LoadOptions): OpenedWeights
       return convertRows(name, s, opts, row0, count);
     },
   };
-  return { source: weights, tokenizerSource: m.tokenizerSource, format: m.format };
+  return { source: weights, tokenizerSource: m.tokenizerSource, format: m.format, notes: m.notes };
 }
 
 function locate(modelPath: string): Located {
@@ -139,10 +143,13 @@ function locateGgufFile(file: string): Located {
     floatsAs: 'f32',
     read: (rowStart, rowCount, into, intoOffset) => void readGgufTensor(data, t.name, row0 + rowStart, rowCount, into, intoOffset),
   });
+  const vision = new SkippedTensors('vision tensors (v.*, mm.*)');
   for (const t of g.tensors.values()) {
     const hf = ggufToHfName(t.name);
     const fused = /^blk\.(\d+)\.attn_qkv\.weight$/.exec(t.name);
-    if (hf !== null && t.ne.length <= 2) {
+    if (/^(v|mm)\./.test(t.name)) {
+      vision.add(t.nbytes);
+    } else if (hf !== null && t.ne.length <= 2) {
       add(hf, t, 0, t.rows);
     } else if (fused && t.ne.length === 2) {
       // llama.cpp also accepts q, k and v fused along the output dimension: rows q, then k, then v.
@@ -158,16 +165,45 @@ function locateGgufFile(file: string): Located {
       throw new GgufError(file, `unexpected tensor ${t.name} [${t.ne}] for gemma3`);
     }
   }
-  return { where: file, config, sources, tokenizerSource: ggufTokenizerSource(g), format: 'gguf' };
+  return { where: file, config, sources, tokenizerSource: ggufTokenizerSource(g), format: 'gguf', notes: vision.notes(file) };
 }
 
 const ST_DTYPES: Partial<Record<string, TensorDtype>> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
+
+/** Tensors a model file holds that the text decoder does not use, counted for one note in the log. */
+class SkippedTensors {
+  private count = 0;
+  private bytes = 0;
+  constructor(private readonly what: string) {}
+  add(bytes: number): void {
+    this.count++;
+    this.bytes += bytes;
+  }
+  notes(where: string): string[] {
+    if (this.count === 0) return [];
+    return [`${where}: skipped ${this.count} ${this.what}, ${(this.bytes / 2 ** 20).toFixed(1)} MiB: only the text decoder runs`];
+  }
+}
+
+/**
+ * The text decoder's HF name of a checkpoint tensor, 'vision' for a multimodal checkpoint's vision tower or
+ * projector, or 'tied' for an LM head tied to the embedding. Gemma3ForConditionalGeneration saves its
+ * text decoder as `language_model.model.*` (transformers ≤ 4.51) or `model.language_model.*` (≥ 4.52).
+ */
+function hfTextName(name: string): string | 'vision' | 'tied' {
+  if (name === 'lm_head.weight' || name === 'language_model.lm_head.weight') return 'tied'; // every Gemma 3 ties it
+  if (/^(model\.)?(vision_tower|multi_modal_projector|vision_model|multimodal_projector)\./.test(name)) return 'vision';
+  if (name.startsWith('language_model.model.')) return `model.${name.slice('language_model.model.'.length)}`;
+  if (name.startsWith('model.language_model.')) return `model.${name.slice('model.language_model.'.length)}`;
+  return name;
+}
 
 function locateHfFolder(dir: string): Located {
   const configFile = path.join(dir, 'config.json');
   const config = parseHfConfig(configFile);
   const files = safetensorsFiles(dir);
   const sources = new Map<string, TensorSource>();
+  const vision = new SkippedTensors('vision-tower and projector tensors');
   for (const f of files) {
     let st: SafetensorsFile;
     try {
@@ -176,16 +212,21 @@ function locateHfFolder(dir: string): Located {
       if (e instanceof SafetensorsError) throw e;
       throw new ModelLoadError(`${f}: cannot read: ${(e as Error).message}`);
     }
-    for (const [name, e] of st.entries) {
-      if (name === 'lm_head.weight') continue; // tied to the embedding in every Gemma 3
+    for (const [stored, e] of st.entries) {
+      const name = hfTextName(stored);
+      if (name === 'tied') continue;
+      if (name === 'vision') {
+        vision.add(e.end - e.begin);
+        continue;
+      }
       const dtype = ST_DTYPES[e.dtype];
-      if (!dtype) throw new ModelLoadError(`${f}: tensor ${name} has dtype ${e.dtype}; model weights must be F32, F16 or BF16`);
-      if (sources.has(name)) throw new ModelLoadError(`${f}: tensor ${name} appears in more than one file`);
+      if (!dtype) throw new ModelLoadError(`${f}: tensor ${stored} has dtype ${e.dtype}; model weights must be F32, F16 or BF16`);
+      if (sources.has(name)) throw new ModelLoadError(`${f}: tensor ${name} appears more than once (in this or another shard, under this or a multimodal prefix)`);
       const last = e.shape.length ? e.shape[e.shape.length - 1] : 1;
       const bytes = dtype === 'f32' ? 4 : 2;
       sources.set(name, {
         file: f,
-        label: name,
+        label: stored,
         shape: e.shape,
         dtype,
         rows: e.shape.slice(0, -1).reduce((a, b) => a * b, 1),
@@ -205,7 +246,7 @@ function locateHfFolder(dir: string): Located {
   }
   const tok = path.join(dir, 'tokenizer.json');
   const tokenizerSource: TokenizerSource | null = fs.existsSync(tok) ? { kind: 'tokenizer.json', path: path.resolve(tok) } : null;
-  return { where: dir, config, sources, tokenizerSource, format: 'safetensors' };
+  return { where: dir, config, sources, tokenizerSource, format: 'safetensors', notes: vision.notes(dir) };
 }
 
 function parseHfConfig(file: string): GemmaConfig {

@@ -25,6 +25,7 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
   const summary = { name: path.basename(modelPath), source: path.resolve(modelPath), format: m.format, precision };
   ctx.state.model = { summary, runtime: m.runtime, tokenizer: m.tokenizer, gen: m.gen, adapters: new Map(), prefixes: new PrefixCache(m.runtime) };
   ctx.log('info', `loaded ${summary.source} (${m.format}, ${precision}) in ${m.loadSeconds.toFixed(2)} s`);
+  for (const note of m.notes) ctx.log('info', note);
   return { model: summary, loadSeconds: m.loadSeconds, vocabSize: m.runtime.config.vocabSize, hasTokenizer: m.tokenizer !== null };
 };
 

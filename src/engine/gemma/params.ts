@@ -49,7 +49,7 @@ export interface ParamsOptions {
   /**
    * q4 with an 8-bit (Q8_0) embedding: 4 runs the LM head on a Q4_0 requantisation of it (about 40% less
    * memory and time for the head; logits move slightly), while embedding lookups keep the exact rows.
-   * Unset or 8: the head as stored (the runtime defaults to 4, see OrtRuntimeOptions.headBits).
+   * Unset or 8: the head as stored (the runtime default too, see OrtRuntimeOptions.headBits).
    */
   headBits?: 4 | 8;
   /**

@@ -419,7 +419,10 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
       // Layer 0's input is the (frozen) embedding: no gradient for it, so no dy·W into its q, k and v inputs.
       const wantInput = i > 0;
       const r = gradients(g, [[h, dx]], wantInput ? [xi, ...mine] : mine, { matMulNBitsBackward });
-      if (opts.keepProjections?.length) reuseForwardProjections(g, layerNodes[i], [start, end], opts.keepProjections.map((tg) => layerWeightNames(i)[tg]));
+      // Weights with mins (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K) are recomputed: reusing their forward outputs measured
+      // gradients up to 6e-4 (relative) off the f32 graph's on pure Q4_K / Q5_1 / Q2_K files, recomputing 3e-6.
+      const keep = opts.keepProjections?.map((tg) => layerWeightNames(i)[tg]).filter((w) => !p.layoutOf(w)?.hasMins) ?? [];
+      if (keep.length) reuseForwardProjections(g, layerNodes[i], [start, end], keep);
       const off = wantInput ? 1 : 0;
       mine.forEach((v, k) => byParam.set(v.name, r[k + off]));
       groupParams.push(...mine.map((v) => v.name));

@@ -20,6 +20,7 @@ import {
   resolveModelSource,
 } from './modelSettings';
 import type { ModelState } from './modelState';
+import { recordMeasurement } from './modelMeasurements';
 
 export const DOWNLOAD_MODEL_COMMAND = 'gemmaTune.downloadModel';
 export const USE_LOCAL_MODEL_COMMAND = 'gemmaTune.useLocalModel';
@@ -220,6 +221,7 @@ export class ModelService implements vscode.Disposable {
       this.s.log.info(`model ${r.model.name} ready (${r.model.format}, ${r.model.precision}) in ${ms} ms${r.hasTokenizer ? '' : '; it has no tokenizer, so tasks cannot run on text'}`);
       this.s.events.write('modelLoaded', { path, name: r.model.name, format: r.model.format, precision: r.model.precision, threads: settings.threads, ms, loadSeconds: r.loadSeconds });
       this.setState({ kind: 'ready', name, precision: r.model.precision, loadSeconds: r.loadSeconds });
+      void recordMeasurement(this.s.context.globalState, path, { loadS: r.loadSeconds }).catch(() => undefined);
       return model;
     } catch (e) {
       const message = errorText(e);

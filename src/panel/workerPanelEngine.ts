@@ -21,13 +21,20 @@ import { clearStaging, findInterruptedRun, type InterruptedRun, promoteStaged, s
 import { type Example, isLabeled } from '../store/examples';
 import { renderMessages } from '../store/prompt';
 import type { Hyperparameters } from '../store/task';
-import { ADAPTER_DIR, type Task } from '../store/taskStore';
+import { ADAPTER_DIR, type Task, workspaceOfTaskDir } from '../store/taskStore';
+import { taskStoreFor } from '../store/workspaceStore';
+import { baseMismatch } from '../model/baseCheck';
+import type { BaseModelRecord } from '../protocol/baseModel';
+import { formatDuration } from './trainingProgress';
 import type { PanelEngine } from './panelEngine';
 import { taskAnswer } from './taskAnswers';
 import type { TrainingProgress } from './trainingProgress';
 
 /** At most this many held-out examples go into the before/after table. */
 const MAX_COMPARISON = 50;
+/** Setting: a fine-tune estimated (from its first step) to take longer than this many minutes asks first; 0 never asks. */
+export const CONFIRM_TRAINING_KEY = 'training.confirmLongerThanMinutes';
+const DEFAULT_CONFIRM_MINUTES = 30;
 
 export const NO_MODEL_REASON = 'Training and suggestions need a model: download the default one or pick a local one (click the Gemma status bar item).';
 
@@ -63,6 +70,12 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
     const t0 = performance.now();
     let result: ResultOf<'train'>;
     let marker: Promise<void> = Promise.resolve();
+    // The run is stopped here, keeping nothing, when its first measured step says it would be too long.
+    const local = new AbortController();
+    const forward = (): void => local.abort();
+    signal.addEventListener('abort', forward);
+    let asked = false;
+    let stoppedForTime: string | undefined;
     try {
       result = await this.s.engine.request(
         'train',
@@ -75,7 +88,7 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
           ...(resume ? { resume: true } : {}),
         },
         {
-          signal,
+          signal: local.signal,
           onEvent: (e) => {
             const ev = relay(e);
             if (!ev) return;
@@ -85,12 +98,21 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
               if (!resume) marker = writeRunMarker(adapterDir, { totalSteps: e.totalSteps, hyperparameters: hp }).catch((err: Error) => this.s.log.warn(`train "${task.id}": run.json: ${err.message}`));
             }
             if (e.type === 'step') Object.assign(progress, { step: e.step, etaSeconds: e.etaS });
+            if (e.type === 'step' && !asked && !resume) {
+              asked = true;
+              void this.confirmLongRun(model.summary.name, e.elapsedS / e.step, e.elapsedS + e.etaS, progress.totalSteps).then((why) => {
+                if (!why) return;
+                stoppedForTime = why;
+                local.abort();
+              });
+            }
             this.progress.fire({ ...progress });
             onEvent(ev);
           },
         },
       );
     } catch (e) {
+      signal.removeEventListener('abort', forward);
       await marker;
       // A run that checkpointed before it failed (the worker died, say) stays resumable, and so does
       // one whose resume was refused (the examples changed: undoing that makes it resumable again).
@@ -108,14 +130,21 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
       onEvent({ kind: cancelled ? 'cancelled' : 'failed', message });
       return;
     }
+    signal.removeEventListener('abort', forward);
     await marker;
     this.progress.fire(undefined);
     // A run cancelled before its first update saved the untrained start: not worth replacing anything.
     // One cancelled later keeps its staged checkpoint for a resume, and the task gets a copy of its adapter.
     const cancelled = result.reason === 'cancelled';
-    const resumable = cancelled && result.step > 0;
-    const promoted = result.savedStep > 0 ? await promoteStaged(adapterDir, { keepRunState: resumable }) : false;
+    const resumable = cancelled && result.step > 0 && !stoppedForTime;
+    const promoted = !stoppedForTime && result.savedStep > 0 ? await promoteStaged(adapterDir, { keepRunState: resumable }) : false;
     if (!resumable && !promoted) await clearStaging(adapterDir);
+    if (promoted) await this.recordBase(task, model.summary.base);
+    if (stoppedForTime) {
+      this.s.events.write('trainingDone', { task: task.id, reason: 'too-slow', step: result.step });
+      onEvent({ kind: 'cancelled', step: result.step, comparison: [], message: `${stoppedForTime} The task keeps the adapter it had, if any.` });
+      return;
+    }
     let comparison: ComparisonRow[] = [];
     let compareNote = '';
     if (promoted && !cancelled && result.valIds.length > 0) {
@@ -138,7 +167,7 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
   async suggest(task: Task, examples: Example[], signal?: AbortSignal): Promise<Suggestion[]> {
     const model = await this.s.models.ensureLoaded({ interactive: true });
     if (!model) throw new Error('No model is loaded: suggestions need one.');
-    const adapter = await this.adapterIfTrained(task, model.generation);
+    const adapter = await this.adapterIfTrained(task, model.generation, model.summary.base);
     const out: Suggestion[] = [];
     for (const ex of examples) {
       if (signal?.aborted) break;
@@ -152,7 +181,39 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
     this.progress.dispose();
   }
 
-  private async adapterIfTrained(task: Task, generation: number): Promise<string | undefined> {
+  /**
+   * After the first step: when the whole run would take longer than the setting allows (default 30 minutes),
+   * asks whether to go on; resolves with why it stops (the user said stop), or undefined to go on.
+   */
+  private async confirmLongRun(modelName: string, stepS: number, totalS: number, steps: number): Promise<string | undefined> {
+    const limitMin = vscode.workspace.getConfiguration('gemmaTune').get<number>(CONFIRM_TRAINING_KEY, DEFAULT_CONFIRM_MINUTES);
+    if (!(limitMin > 0) || totalS <= limitMin * 60) return undefined;
+    const estimate = `Fine-tuning with ${modelName} would take about ${formatDuration(totalS)} on this machine (first step ${stepS.toFixed(1)} s, ${steps} steps).`;
+    this.s.log.warn(`train: ${estimate}`);
+    this.s.events.write('trainingTooSlow', { model: modelName, stepSeconds: stepS, totalSeconds: totalS, steps });
+    const keep = 'Keep training';
+    const pick = await vscode.window.showWarningMessage(`${estimate} A smaller model (Gemma: Choose model…) trains faster.`, { modal: true }, keep, 'Stop');
+    return pick === keep ? undefined : `Stopped: ${estimate}`;
+  }
+
+  /** Records in task.json the base the task's new adapter was trained on. */
+  private async recordBase(task: Task, base: BaseModelRecord | undefined): Promise<void> {
+    if (!base) return;
+    try {
+      const store = taskStoreFor(vscode.Uri.file(workspaceOfTaskDir(task.dir)), this.s.log);
+      const now = await store.get(task.id);
+      await store.saveConfig(task.id, { ...now.config, baseModel: base });
+    } catch (e) {
+      this.s.log.warn(`train "${task.id}": recording the base model in task.json failed: ${errorText(e)}`);
+    }
+  }
+
+  private async adapterIfTrained(task: Task, generation: number, base?: BaseModelRecord): Promise<string | undefined> {
+    const mismatch = baseMismatch(task.config, base);
+    if (mismatch) {
+      this.s.log.warn(`${mismatch} Suggestions come from the base model.`);
+      return undefined;
+    }
     try {
       return await this.adapters.ensure(path.join(task.dir, ADAPTER_DIR), task.id, generation);
     } catch {

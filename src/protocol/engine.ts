@@ -14,6 +14,7 @@
 // Both sides validate what they receive with `parse*` below.
 
 import { CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
+import { baseModelRecord } from './baseModel';
 import { generateMethods } from './generate';
 import { trainMethods } from './train';
 
@@ -29,6 +30,8 @@ export const modelSummary = obj({
   source: str({ max: 4096 }),
   format: oneOf('gguf', 'safetensors'),
   precision: oneOf('q4', 'f32'),
+  /** Name, shape and weight fingerprint (a task records it for its adapter). */
+  base: optional(baseModelRecord),
 });
 export type ModelSummary = Infer<typeof modelSummary>;
 

@@ -5,6 +5,7 @@
 
 import { arr, CheckError, Infer, num, obj, oneOf, optional, str } from '../protocol/check';
 import { ALL_LORA_TARGETS, TRAIN_DEFAULTS } from '../engine/train/defaults';
+import { baseModelRecord } from '../protocol/baseModel';
 
 /** classify: pick one label; extract: fill named fields (JSON) or free text; generate: rewrite. */
 export const TASK_KINDS = ['classify', 'extract', 'generate'] as const;
@@ -84,6 +85,8 @@ export const taskConfigSchema = obj({
   fields: optional(arr(labelSchema, { max: MAX_FIELDS })),
   hyperparameters: hyperparametersSchema,
   createdAt: str({ max: 40 }),
+  /** The base model the task's adapter was trained on (absent until it is trained); the adapter runs on no other. */
+  baseModel: optional(baseModelRecord),
 });
 export type TaskConfig = Infer<typeof taskConfigSchema>;
 

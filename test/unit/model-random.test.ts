@@ -100,7 +100,7 @@ test('gemma-tune make-model refuses bad combinations with a one-line reason', ()
     [['--config', 'tiny', '--format', 'safetensors', '--dtype', 'q4_0', '--seed', '1', '--out', out], /q4_0 needs --format gguf/],
     [['--config', 'tiny', '--format', 'onnx', '--dtype', 'f32', '--seed', '1', '--out', out], /--format must be gguf or safetensors/],
     [['--config', 'tiny', '--format', 'gguf', '--dtype', 'f64', '--seed', '1', '--out', out], /--dtype must be/],
-    [['--config', 'huge', '--format', 'gguf', '--dtype', 'f32', '--seed', '1', '--out', out], /--config must be tiny, 270m or a readable config.json/],
+    [['--config', 'huge', '--format', 'gguf', '--dtype', 'f32', '--seed', '1', '--out', out], /--config must be tiny, 270m, 1b, 4b or a readable config.json/],
     [['--config', 'tiny', '--format', 'gguf', '--dtype', 'f32', '--seed', '-1', '--out', out], /--seed must be between/],
     [['--config', 'tiny', '--format', 'gguf', '--dtype', 'f32', '--seed', '1'], /--out is required/],
   ];

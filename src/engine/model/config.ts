@@ -60,6 +60,45 @@ export const GEMMA3_270M: GemmaConfig = {
   ...GEMMA3_COMMON,
 };
 
+/** Gemma 3 1B (google/gemma-3-1b-it config.json: 26 layers, hidden 1152, 4 heads, 1 kv head, window 512). */
+export const GEMMA3_1B: GemmaConfig = {
+  vocabSize: 262144,
+  hidden: 1152,
+  intermediate: 6912,
+  layers: 26,
+  heads: 4,
+  kvHeads: 1,
+  headDim: 256,
+  queryPreAttnScalar: 256,
+  slidingWindow: 512,
+  layerTypes: layerTypesFromPattern(26, 6),
+  ...GEMMA3_COMMON,
+};
+
+/**
+ * The text decoder of Gemma 3 4B (google/gemma-3-4b-it config.json's text_config over transformers'
+ * Gemma3TextConfig defaults: 34 layers, hidden 2560, 8 heads, 4 kv heads, window 1024, vocabulary 262208,
+ * linear RoPE scaling 8 on the global layers, 128k context).
+ */
+export const GEMMA3_4B: GemmaConfig = {
+  vocabSize: 262208,
+  hidden: 2560,
+  intermediate: 10240,
+  layers: 34,
+  heads: 8,
+  kvHeads: 4,
+  headDim: 256,
+  queryPreAttnScalar: 256,
+  slidingWindow: 1024,
+  layerTypes: layerTypesFromPattern(34, 6),
+  ...GEMMA3_COMMON,
+  ropeScaleGlobal: 8,
+  maxPositions: 131072,
+};
+
+/** The preset shapes by name (make-model --config, bench). */
+export const PRESET_CONFIGS: Record<string, GemmaConfig> = { '270m': GEMMA3_270M, '1b': GEMMA3_1B, '4b': GEMMA3_4B };
+
 /** A tiny model with the 270M's ratios, fast enough for unit tests. */
 export const GEMMA3_TINY: GemmaConfig = {
   vocabSize: 512,

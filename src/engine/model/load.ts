@@ -22,7 +22,7 @@ import { bf16ArrayToF32, f16ArrayToF32, Q4_0_BLOCK_BYTES, QK, quantizeQ4_0 } fro
 import { dequantizeBlocks, isQuantDtype } from './quantTypes';
 import { readSafetensorsHeader, SafetensorsError, type SafetensorsFile } from './safetensors';
 import type { TokenizerSource } from './tokenizerSource';
-import { EMBED_NAME, expectedShapes, isNormWeight, type ModelWeights, type Weight } from './weights';
+import { expectedShapes, isNormWeight, type ModelWeights, type Weight } from './weights';
 import type { WeightSource } from './weightSource';
 
 export type Precision = 'q4' | 'f32';

@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import { loadAdapter as readAdapterInto, openModel } from '../generate/openModel';
 import { PrefixCache } from '../generate/prefixCache';
+import { baseIdentity } from '../model/baseIdentity';
 import { throwIfCancelled, type Handler, type LoadedModel } from './context';
 
 /** The loaded model, or an error that says to load one first. */
@@ -22,9 +23,9 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
   }
   throwIfCancelled(ctx.signal);
   const m = await openModel(modelPath, { precision, threads: threads ?? ctx.state.threads });
-  const summary = { name: path.basename(modelPath), source: path.resolve(modelPath), format: m.format, precision };
+  const summary = { name: path.basename(modelPath), source: path.resolve(modelPath), format: m.format, precision, base: baseIdentity(modelPath, m.runtime.config) };
   ctx.state.model = { summary, runtime: m.runtime, tokenizer: m.tokenizer, gen: m.gen, adapters: new Map(), prefixes: new PrefixCache(m.runtime) };
-  ctx.log('info', `loaded ${summary.source} (${m.format}, ${precision}) in ${m.loadSeconds.toFixed(2)} s`);
+  ctx.log('info', `loaded ${summary.source} (${m.format}, ${precision}) in ${m.loadSeconds.toFixed(2)} s; fingerprint ${summary.base.fingerprint}`);
   for (const note of m.notes) ctx.log('info', note);
   return { model: summary, loadSeconds: m.loadSeconds, vocabSize: m.runtime.config.vocabSize, hasTokenizer: m.tokenizer !== null };
 };

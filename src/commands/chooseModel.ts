@@ -39,8 +39,7 @@ async function rememberModel(state: vscode.Memento, p: string): Promise<void> {
 async function items(s: GemmaServices, models: ModelService): Promise<ModelItem[]> {
   const storage = s.context.globalStorageUri.fsPath;
   const measured = measurements(s.context.globalState);
-  const configured = models.settings().path;
-  const current = configured === '' ? '' : expandModelPath(configured, { workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath });
+  const current = currentModel(models);
   const out: ModelItem[] = [{ label: 'Download', kind: vscode.QuickPickItemKind.Separator }];
   const catalogPaths = new Set<string>();
   for (const entry of MODEL_CATALOG) {
@@ -74,8 +73,15 @@ async function items(s: GemmaServices, models: ModelService): Promise<ModelItem[
   return out;
 }
 
+/** The configured model as a path ('' = the default model). */
+function currentModel(models: ModelService): string {
+  const configured = models.settings().path;
+  return configured === '' ? '' : expandModelPath(configured, { workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath });
+}
+
 /** Runs the command; resolves with the model path now in use ('' = the default model), or undefined. */
 export async function chooseModel(s: GemmaServices, models: ModelService): Promise<string | undefined> {
+  const previous = currentModel(models);
   const list = await items(s, models);
   s.events.write('modelPickerShown', { items: list.filter((i) => i.action).map((i) => i.label) });
   const pick = await vscode.window.showQuickPick(list, { title: 'Gemma: choose the model', placeHolder: 'Size · memory · speed; the checked one is in use', matchOnDescription: true, matchOnDetail: true });
@@ -83,12 +89,14 @@ export async function chooseModel(s: GemmaServices, models: ModelService): Promi
   if (!action) return undefined;
   let chosen: string | undefined;
   try {
-    if (action.kind === 'browse') {
-      chosen = await useLocalModel(s, models);
-      if (chosen) await rememberModel(s.context.globalState, chosen);
-    } else if (action.kind === 'local') {
-      chosen = await useLocalModel(s, models, action.path);
-      if (chosen) await rememberModel(s.context.globalState, chosen);
+    if (action.kind === 'browse' || action.kind === 'local') {
+      chosen = await useLocalModel(s, models, action.kind === 'local' ? action.path : undefined);
+      if (chosen) {
+        // The model it replaces stays one pick away.
+        const catalog = new Set(MODEL_CATALOG.map((e) => modelPath(s.context.globalStorageUri.fsPath, e.manifest)));
+        if (previous !== '' && previous !== chosen && !catalog.has(previous)) await rememberModel(s.context.globalState, previous);
+        await rememberModel(s.context.globalState, chosen);
+      }
     } else {
       const file = action.present ?? (await models.download((onFraction) => downloadModel(s, action.entry.manifest, onFraction)));
       if (!file) return undefined;

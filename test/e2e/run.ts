@@ -2,8 +2,9 @@
 //   1. the UI path (ui.ts): palette command, editor selection, notification, output channel;
 //   2. the in-host mocha suite (inHost.ts): the extension API from inside the extension host;
 //   3. the training panel: labeling, hostile messages, reload, themes (panel.ts); 4. code actions on
-//   trained tasks (codeActions.ts); 5. the whole flow: label, train, classify, cancel, reload (flow.ts).
-// One part alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow`.
+//   trained tasks (codeActions.ts); 5. the whole flow: label, train, classify, cancel, reload (flow.ts);
+//   6. "Gemma: Choose model…" and a task refused on another base (models.ts).
+// One part alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow|models`.
 // Expects `npm run build` and test/e2e/setup.sh to have run. Screenshots and logs go to
 // artifacts/e2e/. Ends with "E2E: N passed, N failed"; exit code 1 when anything failed.
 // GEMMA_TUNE_E2E_VSIX=path.vsix runs the UI part against a packaged extension instead of the tree.
@@ -14,6 +15,7 @@ import path from 'node:path';
 import { runCodeActions } from './codeActions';
 import { runFlow } from './flow';
 import { runInHost } from './inHost';
+import { runModels } from './models';
 import { runPanel } from './panel';
 import { ROOT } from './lib/codeServer';
 import { exitCode, Report, rounded, runMain } from './lib/report';
@@ -46,6 +48,9 @@ runMain(async () => {
   console.log('the whole flow in code-server (tiny model): label, train, classify, cancel, reload');
   const flowTimings = await runFlow(report, artifacts);
   console.log(`flow timings: ${JSON.stringify(rounded(flowTimings))}`);
+  console.log('choosing the model in code-server (two tiny models, a task trained on one)');
+  const modelTimings = await runModels(report, artifacts);
+  console.log(`model picker timings: ${JSON.stringify(rounded(modelTimings))}`);
 
   const summary = {
     passed: report.passed,

@@ -1,10 +1,11 @@
-// Runs one part of the e2e suite alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow`
+// Runs one part of the e2e suite alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow|models`
 // after `npm run build` and test/e2e/setup.sh. Screenshots go to artifacts/e2e/<part>-*.png.
 
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { runCodeActions } from './codeActions';
 import { runFlow } from './flow';
+import { runModels } from './models';
 import { ROOT } from './lib/codeServer';
 import { exitCode, Report, rounded, runMain } from './lib/report';
 import { runPanel } from './panel';
@@ -13,6 +14,7 @@ const PARTS: Record<string, (report: Report, artifacts: string) => Promise<Recor
   panel: runPanel,
   actions: runCodeActions,
   flow: runFlow,
+  models: runModels,
 };
 
 runMain(async () => {

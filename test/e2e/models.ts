@@ -5,12 +5,13 @@
 // downloadable models (the default 270M and Google's gated 1B QAT, with size, memory and speed) and the model
 // in use; "Browse…" switches to the other file through the file dialog and measures it; the task trained on
 // the first model is then refused with both models named and "Retrain on this model" (which opens its
-// training panel); choosing the first model again from the list makes the task run. Screenshots:
+// training panel, where Train on a run its first step says is too long asks first, and Stop keeps the
+// task's adapter); choosing the first model again from the list makes the task run. Screenshots:
 // artifacts/e2e/models-*.png.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
@@ -19,7 +20,7 @@ import { TaskStore } from '../../src/store/taskStore';
 import { launchBrowser } from './lib/browser';
 import { endSession, newSession, ROOT, startServer, workbenchUrl } from './lib/codeServer';
 import type { Report } from './lib/report';
-import { addUserSettings, linkExtension, palette, readEvents, screenshotter, selectLine, UI_TIMEOUT, waitForEvent } from './lib/workbench';
+import { addUserSettings, linkExtension, palette, panelFrame, readEvents, screenshotter, selectLine, UI_TIMEOUT, waitForEvent } from './lib/workbench';
 
 const GROUP = 'model picker';
 const TASK = 'Bug or feature';
@@ -72,7 +73,8 @@ export async function runModels(report: Report, artifacts: string): Promise<Reco
   cli(['make-model', '--config', 'tiny', '--format', 'gguf', '--dtype', 'q4_0', '--seed', '1', '--out', modelA]);
   cli(['make-model', '--config', 'tiny', '--format', 'gguf', '--dtype', 'q4_0', '--seed', '2', '--out', modelB]);
   await trainedTask(session.workspace, modelA);
-  addUserSettings(session, { 'gemmaTune.model.path': modelA, 'gemmaTune.engine.threads': 1 });
+  // Any fine-tune counts as long here, so that Train asks first (a 1B or 4B on a laptop is what this is for).
+  addUserSettings(session, { 'gemmaTune.model.path': modelA, 'gemmaTune.engine.threads': 1, 'gemmaTune.training.confirmLongerThanMinutes': 0.00001 });
   linkExtension(session);
   const screenshot = screenshotter(artifacts, 'models');
   const events = session.eventsFile;
@@ -131,6 +133,28 @@ export async function runModels(report: Report, artifacts: string): Promise<Reco
       await toast.locator('a.monaco-button, .monaco-button', { hasText: 'Retrain on this model' }).first().click({ timeout: UI_TIMEOUT });
       await page.locator('.tab', { hasText: TASK }).first().waitFor({ timeout: UI_TIMEOUT });
       await screenshot(page, 'retrain-panel');
+    });
+
+    await report.check(GROUP, 'Train on a run the first step says is too long asks first; Stop keeps the task\'s adapter and its base', async () => {
+      const store = TaskStore.forWorkspace(session.workspace);
+      const [entry] = await store.list();
+      const adapter = path.join(store.adapterDir(entry.id), 'adapter_model.safetensors');
+      const before = statSync(adapter).mtimeMs;
+      const frame = panelFrame(page);
+      await frame.locator('#train').click({ timeout: UI_TIMEOUT });
+      const dialog = page.locator('.monaco-dialog-box', { hasText: 'would take about' }).first();
+      await dialog.waitFor({ timeout: 120_000 });
+      assert.match(await dialog.innerText(), /with tiny-b\.gguf would take about .* on this machine \(first step [\d.]+ s, \d+ steps\)/);
+      await waitForEvent(events, 'trainingTooSlow');
+      await screenshot(page, 'too-long');
+      await dialog.locator('.monaco-button', { hasText: 'Stop' }).first().click();
+      const done = await waitForEvent(events, 'trainingDone', 1, 120_000);
+      assert.equal(done.reason, 'too-slow');
+      assert.equal(statSync(adapter).mtimeMs, before, 'the adapter is the one trained on tiny-a');
+      const task = await store.get(entry.id);
+      assert.equal(task.config.baseModel?.name, 'tiny-a.gguf');
+      await frame.locator('#training-message', { hasText: /Stopped: Fine-tuning/ }).waitFor({ timeout: UI_TIMEOUT });
+      await screenshot(page, 'stopped');
     });
 
     await report.check(GROUP, 'choosing tiny-a again from "Local files" brings it back, and the task runs on it', async () => {

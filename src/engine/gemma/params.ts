@@ -17,7 +17,7 @@ import type { NBitsSpec } from '../onnx/ops';
 import type { GemmaConfig } from '../model/config';
 import { EMBED_NAME, type ModelWeights, type WeightData } from '../model/weights';
 import { asWeightSource, rowCount, storageRowBytes, type WeightSource } from '../model/weightSource';
-import { q4_0ToMatMulNBits, q8_0ToQ4MatMulNBits, quantizeQ4_0, type BlockQuantized } from '../model/quant';
+import { q8_0ToQ4MatMulNBits, type BlockQuantized } from '../model/quant';
 import { blocksToNbits, dequantizeBlocks, quantType } from '../model/quantTypes';
 import { layoutKey, type NbitsLayout } from '../model/quantLayout';
 import type { Precision } from './runtime';
@@ -197,9 +197,8 @@ export class GraphParams {
       if (layout.hasMins) minsFill = this.g.blob(blocks * 4);
       for (const name of names) {
         this.forEachChunk(name, (n, w) => {
-          const bq = !to4 ? blockQuantized(name, w, n, K)
-            : w.type === 'q8_0' ? q8_0ToQ4MatMulNBits(w.data, n, K)
-              : q4_0ToMatMulNBits(quantizeQ4_0(f32Of(name, w, n * K)), n, K);
+          // `to4` is asked only of a Q8_0 table (embedQuantized).
+          const bq = to4 && w.type === 'q8_0' ? q8_0ToQ4MatMulNBits(w.data, n, K) : blockQuantized(name, w, n, K);
           d.write(bq.data);
           scalesFill!.write(asBytes(bq.scales));
           if (minsFill) minsFill.write(asBytes(bq.mins!));

@@ -6,7 +6,7 @@
 
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { type CatalogEntry, describeFigures, formatBytes, MODEL_CATALOG } from '../model/modelCatalog';
+import { type CatalogEntry, describeEntry, describeFigures, formatBytes, MODEL_CATALOG } from '../model/modelCatalog';
 import { measurements, probeSpeed, recordMeasurement } from '../model/modelMeasurements';
 import { CHOOSE_MODEL_COMMAND } from '../model/baseCheck';
 import { errorText, type ModelService } from '../model/modelService';
@@ -49,8 +49,7 @@ async function items(s: GemmaServices, models: ModelService): Promise<ModelItem[
     const file = present ?? modelPath(storage, m);
     catalogPaths.add(file);
     const chosen = isDefault ? current === '' : current === file;
-    const here = measured[file];
-    const figures = here?.decodeTokS !== undefined ? `measured here: ${describeFigures({ ...entry.reference, ...here })}` : `on a 2-core build machine: ${describeFigures(entry.reference)}`;
+    const figures = describeEntry(entry.reference, measured[file]);
     out.push({
       label: `${chosen ? '$(check) ' : ''}${m.title}`,
       description: `${formatBytes(m.size ?? 0)} · ${present ? 'downloaded' : m.gated ? 'download (needs a Hugging Face token)' : 'download'}`,

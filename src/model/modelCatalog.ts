@@ -16,6 +16,8 @@ export interface ModelFigures {
   loadS: number;
   /** Wall time of the default fine-tune (20 examples × 120 tokens, 3 epochs), seconds. */
   fineTuneS?: number;
+  /** Peak RSS of that fine-tune (model, step graph, activations), MB. */
+  fineTuneRamMB?: number;
 }
 
 export interface CatalogEntry {
@@ -30,12 +32,14 @@ export const MODEL_CATALOG: readonly CatalogEntry[] = [
   {
     manifest: DEFAULT_MODEL,
     summary: 'the default: 18 layers, fast to fine-tune on a laptop',
-    reference: { ramMB: 520, decodeTokS: 38, loadS: 3.4, fineTuneS: 60 },
+    // bench/out/270m-q4.gguf (Q4_0 blocks, Q8_0 embedding, as this file), 2 threads.
+    reference: { ramMB: 600, decodeTokS: 78, loadS: 3.1, fineTuneS: 30, fineTuneRamMB: 1400 },
   },
   {
     manifest: GEMMA3_1B_QAT_MODEL,
     summary: '26 layers, hidden 1152: better answers, slower; gated (a Hugging Face token)',
-    reference: { ramMB: 2900, decodeTokS: 5, loadS: 15, fineTuneS: 400 },
+    // make-model --config 1b --dtype q4_0 --embedding f16 (Q4_0 blocks, F16 embedding, as this file), 2 threads.
+    reference: { ramMB: 3100, decodeTokS: 18.5, loadS: 11.9, fineTuneS: 168, fineTuneRamMB: 4900 },
   },
 ];
 
@@ -44,10 +48,24 @@ export function formatBytes(bytes: number): string {
   return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${Math.round(bytes / 1e6)} MB`;
 }
 
-/** "RAM 2.9 GB · 5 tokens/s · fine-tune ~7 min": the figures as the picker shows them. */
+function mb(v: number): string {
+  return v >= 1000 ? `${(v / 1000).toFixed(1)} GB` : `${Math.round(v)} MB`;
+}
+
+/** "RAM 3.1 GB · 18 tokens/s · fine-tune ~3 min in 4.9 GB": the figures as the picker shows them. */
 export function describeFigures(f: ModelFigures): string {
-  const ram = f.ramMB >= 1000 ? `${(f.ramMB / 1000).toFixed(1)} GB` : `${Math.round(f.ramMB)} MB`;
-  const parts = [`RAM ${ram}`, `${f.decodeTokS >= 10 ? Math.round(f.decodeTokS) : f.decodeTokS.toFixed(1)} tokens/s`];
-  if (f.fineTuneS !== undefined) parts.push(`fine-tune ~${Math.max(1, Math.round(f.fineTuneS / 60))} min`);
+  const parts = [`RAM ${mb(f.ramMB)}`, `${f.decodeTokS >= 10 ? Math.round(f.decodeTokS) : f.decodeTokS.toFixed(1)} tokens/s`];
+  if (f.fineTuneS !== undefined) parts.push(`fine-tune ~${Math.max(1, Math.round(f.fineTuneS / 60))} min${f.fineTuneRamMB ? ` in ${mb(f.fineTuneRamMB)}` : ''}`);
   return parts.join(' · ');
+}
+
+/**
+ * What the picker says of a catalogue model: the figures measured on this machine where it has run here
+ * (memory and speed), the build machine's for the rest (all of them until it has run).
+ */
+export function describeEntry(reference: ModelFigures, here?: Partial<ModelFigures>): string {
+  if (here?.decodeTokS === undefined || here.ramMB === undefined) return `on a 2-core build machine: ${describeFigures(reference)}`;
+  const mine = describeFigures({ ramMB: here.ramMB, decodeTokS: here.decodeTokS, loadS: here.loadS ?? reference.loadS });
+  const tune = reference.fineTuneS === undefined ? '' : ` (build machine: fine-tune ~${Math.max(1, Math.round(reference.fineTuneS / 60))} min${reference.fineTuneRamMB ? ` in ${mb(reference.fineTuneRamMB)}` : ''})`;
+  return `measured here: ${mine}${tune}`;
 }

@@ -89,7 +89,7 @@ export async function runModels(report: Report, artifacts: string): Promise<Reco
       await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
       await page.getByRole('treeitem', { name: FILE }).click({ timeout: UI_TIMEOUT });
       await page.locator('.monaco-editor .view-lines').first().waitFor({ timeout: UI_TIMEOUT });
-      await palette(page, 'Gemma: Choose model…');
+      await palette(page, 'Gemma: Choose model');
       const rows = (await pickRows(page)).join('\n');
       for (const want of ['Gemma 3 270M', '241 MB', 'Gemma 3 1B', '1.0 GB', 'needs a Hugging Face token', 'RAM', 'tokens/s', 'tiny-a.gguf', 'Browse']) {
         assert.ok(rows.includes(want), `the pick shows "${want}" (rows: ${rows.replace(/\n/g, ' | ')})`);
@@ -158,7 +158,7 @@ export async function runModels(report: Report, artifacts: string): Promise<Reco
     });
 
     await report.check(GROUP, 'choosing tiny-a again from "Local files" brings it back, and the task runs on it', async () => {
-      await palette(page, 'Gemma: Choose model…');
+      await palette(page, 'Gemma: Choose model');
       await pickRows(page);
       assert.equal(await checked(page, 'tiny-b.gguf'), true);
       await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'tiny-a.gguf' }).first().click({ timeout: UI_TIMEOUT });

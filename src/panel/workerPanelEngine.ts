@@ -34,7 +34,7 @@ import type { TrainingProgress } from './trainingProgress';
 const MAX_COMPARISON = 50;
 /** Setting: a fine-tune estimated (from its first step) to take longer than this many minutes asks first; 0 never asks. */
 export const CONFIRM_TRAINING_KEY = 'training.confirmLongerThanMinutes';
-const DEFAULT_CONFIRM_MINUTES = 30;
+const DEFAULT_CONFIRM_MINUTES = 10;
 
 export const NO_MODEL_REASON = 'Training and suggestions need a model: download the default one or pick a local one (click the Gemma status bar item).';
 

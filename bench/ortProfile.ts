@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-interface ProfileEvent { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string; input_type_shape?: Record<string, number[]>[] } }
+interface ProfileEvent { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string; provider?: string; input_type_shape?: Record<string, number[]>[] } }
 
 /** The profile ORT wrote into `dir` (the folder of a profilePrefix), or null when there is none. */
 export function profileIn(dir: string): string | null {
@@ -42,5 +42,45 @@ export function summariseProfile(file: string, first: number, last = first): str
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 12)) lines.push(`  ${op.padEnd(34)} ${ms(us)}  ${((100 * us) / total).toFixed(1)}%`);
   lines.push('by op and input shapes:');
   for (const [k, s] of [...byShape].sort((a, b) => b[1].us - a[1].us).slice(0, 20)) lines.push(`  ${ms(s.us)}  ×${String(Math.round(s.n / n)).padStart(3)}  ${k.slice(0, 130)}`);
+  return lines;
+}
+
+/**
+ * Where the kernels of model_run events first…last ran: per execution provider the kernel count, the ops
+ * that ran on the CPU beside a GPU provider (with their input types, which usually say why: int64 shape
+ * arithmetic), and the host⇄device copies ORT inserted between the two.
+ */
+export function placementSummary(file: string, first: number, last = first): string[] {
+  const events = JSON.parse(fs.readFileSync(file, 'utf8')) as ProfileEvent[];
+  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').slice(first, last + 1);
+  if (runs.length === 0) return ['placement: no model_run recorded'];
+  const inRun = (ts: number) => runs.some((r) => ts >= r.ts && ts <= r.ts + r.dur);
+  const perProvider = new Map<string, number>();
+  const onCpu = new Map<string, { n: number; us: number }>();
+  let copies = 0, copyUs = 0;
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || !inRun(e.ts)) continue;
+    const provider = (e.args?.provider ?? '?').replace('ExecutionProvider', '');
+    const op = e.args?.op_name ?? e.name.replace(/_kernel_time$/, '');
+    if (op === 'If') continue;
+    perProvider.set(provider, (perProvider.get(provider) ?? 0) + 1);
+    if (e.name.startsWith('Memcpy')) {
+      copies++;
+      copyUs += e.dur;
+    } else if (provider === 'CPU') {
+      const types = [...new Set((e.args?.input_type_shape ?? []).map((s) => Object.keys(s)[0]))].join(',');
+      const key = `${op}(${types})`;
+      const c = onCpu.get(key) ?? { n: 0, us: 0 };
+      c.n++;
+      c.us += e.dur;
+      onCpu.set(key, c);
+    }
+  }
+  const n = runs.length;
+  const lines = [`kernels per run by provider: ${[...perProvider].map(([p, k]) => `${p} ${Math.round(k / n)}`).join(', ')}; host⇄device copies ${Math.round(copies / n)} (${(copyUs / n / 1000).toFixed(2)} ms)`];
+  if (perProvider.size > 1 || !perProvider.has('CPU')) {
+    const list = [...onCpu].sort((a, b) => b[1].n - a[1].n).map(([k, c]) => `${k}×${Math.round(c.n / n)}`);
+    lines.push(`  on the CPU: ${list.length ? list.join(' ') : 'nothing'}`);
+  }
   return lines;
 }

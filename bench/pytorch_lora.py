@@ -17,6 +17,9 @@ AdamW). Last line: one JSON object {"train_tok_s", "peak_rss_mb", "step_s", "cpu
 idle step time).
 
   /usr/bin/python3 bench/pytorch_lora.py [--steps 8] [--warmup 2] [--threads 2] [--rank 8] ...
+  python3 bench/pytorch_lora.py --device cuda --config bench/gemma3-1b.config.json ...
+      (on a GPU: the same step on CUDA, synchronised before each step's clock is read; the weights are
+      made on the CPU, then moved; --config is any HF config.json of a Gemma 3 text model, default the 270M)
   /usr/bin/python3 bench/pytorch_lora.py --check ../shared/fixtures/hf-gemma3/tiny
       (checks this implementation against the HF + PEFT fixture: loss, gradients, 5 AdamW steps;
       with .../mini-270m-shape: the forward pass of the 270M's shape ratios against HF's logits)
@@ -71,8 +74,8 @@ class LoraLinear(nn.Module):
         super().__init__()
         out_f, in_f = weight.shape
         self.weight = nn.Parameter(weight, requires_grad=False)
-        self.lora_A = nn.Parameter(torch.empty(rank, in_f))
-        self.lora_B = nn.Parameter(torch.zeros(out_f, rank))
+        self.lora_A = nn.Parameter(torch.empty(rank, in_f, device=weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(out_f, rank, device=weight.device))
         self.scaling = alpha / rank
 
     def forward(self, x):
@@ -132,27 +135,29 @@ class Gemma3Lora(nn.Module):
 
     def rope(self, T):
         D = self.cfg["head_dim"]
-        pos = torch.arange(T, dtype=torch.float32)
+        dev = self.embed.device
+        pos = torch.arange(T, dtype=torch.float32, device=dev)
         out = {}
         for kind, base in (("global", self.cfg["rope_theta"]), ("sliding", self.cfg["rope_local_base_freq"])):
-            inv = 1.0 / (base ** (torch.arange(0, D, 2, dtype=torch.int64).float() / D))
+            inv = 1.0 / (base ** (torch.arange(0, D, 2, dtype=torch.int64, device=dev).float() / D))
             emb = torch.cat([torch.outer(pos, inv)] * 2, dim=-1)
             out[kind] = (emb.cos(), emb.sin())
         return out
 
     def masks(self, T):
-        i = torch.arange(T)[:, None]
-        j = torch.arange(T)[None, :]
+        dev = self.embed.device
+        i = torch.arange(T, device=dev)[:, None]
+        j = torch.arange(T, device=dev)[None, :]
         neg = torch.finfo(torch.float32).min
         causal = j <= i
         sliding = causal & (j > i - self.cfg["sliding_window"])
-        return {kind: torch.zeros(T, T).masked_fill(~ok, neg) for kind, ok in (("global", causal), ("sliding", sliding))}
+        return {kind: torch.zeros(T, T, device=dev).masked_fill(~ok, neg) for kind, ok in (("global", causal), ("sliding", sliding))}
 
     def loss(self, ids, labels):
         """HF ForCausalLMLoss: logits[:, :-1] vs labels[:, 1:], mean over all label tokens; the LM head
         runs only at the positions that predict a label."""
         B, T = ids.shape
-        h = F.embedding(ids, self.embed) * torch.tensor(self.cfg["hidden_size"] ** 0.5, dtype=torch.float32)
+        h = F.embedding(ids, self.embed) * torch.tensor(self.cfg["hidden_size"] ** 0.5, dtype=torch.float32, device=self.embed.device)
         rope, masks = self.rope(T), self.masks(T)
         for layer in self.layers:
             h = layer(h, rope, masks)
@@ -285,7 +290,11 @@ def bench(args):
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     cfg = dict(GEMMA3_270M)
-    model = Gemma3Lora(cfg, random_weights(cfg, 1), args.rank, args.alpha)
+    if args.config:
+        cfg.update(json.load(open(args.config)))
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    model = Gemma3Lora(cfg, {k: v.to(dev) for k, v in random_weights(cfg, 1).items()}, args.rank, args.alpha)
     torch.manual_seed(2)
     g = torch.Generator().manual_seed(2)
     with torch.no_grad():
@@ -297,22 +306,25 @@ def bench(args):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.01)
     params = list(model.lora_params().values())
     B, T, C = args.batch, args.tokens, args.completion
-    ids = torch.cat([torch.full((B, 1), 2), torch.randint(3, cfg["vocab_size"], (B, T - 1), generator=g)], dim=1)
+    ids = torch.cat([torch.full((B, 1), 2), torch.randint(3, cfg["vocab_size"], (B, T - 1), generator=g)], dim=1).to(dev)
     labels = ids.clone()
     labels[:, :T - C] = -100
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     setup = time.perf_counter() - t0
     n_params = sum(p.numel() for p in params)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, BLAS: {'openblas' if 'openblas' in open('/proc/self/maps').read() else 'unknown'}; "
-          f"270M shape fp32, LoRA r{args.rank} alpha {args.alpha} on all 7 projections ({n_params} params); setup {setup:.1f} s", flush=True)
+    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{torch.get_num_threads()} threads, BLAS: {'openblas' if 'openblas' in open('/proc/self/maps').read() else 'unknown'}"
+    print(f"torch {torch.__version__}, {where}; "
+          f"{cfg['num_hidden_layers']} layers × hidden {cfg['hidden_size']} fp32, LoRA r{args.rank} alpha {args.alpha} on all 7 projections ({n_params} params); setup {setup:.1f} s", flush=True)
     times, cpu = [], 0.0
     for s in range(args.warmup + args.steps):
+        sync()
         ts, cs = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         loss = model.loss(ids, labels)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        sync()
         dt = time.perf_counter() - ts
         if s >= args.warmup:
             times.append(dt)
@@ -321,9 +333,11 @@ def bench(args):
     step_s = sum(times) / len(times)
     tok_s = B * T / step_s
     rss = peak_rss_mb()
+    gpu_mb = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else 0.0
     print(f"training: {tok_s:.1f} tokens/s ({B}x{T} tokens, last {C} labelled, {step_s:.2f} s/step over {len(times)} steps); peak RSS {rss:.0f} MB")
     print(json.dumps({"train_tok_s": round(tok_s, 3), "peak_rss_mb": round(rss, 1), "step_s": round(step_s, 4), "steps": len(times),
-                      "cpu_s_per_step": round(cpu / len(times), 3), "setup_s": round(setup, 2)}))
+                      "cpu_s_per_step": round(cpu / len(times), 3), "setup_s": round(setup, 2),
+                      "device": args.device, "peak_gpu_mb": round(gpu_mb, 1)}))
     return 0
 
 
@@ -338,6 +352,8 @@ def main():
     ap.add_argument("--tokens", type=int, default=128, help="tokens per sequence")
     ap.add_argument("--completion", type=int, default=32, help="labelled tokens at the end of each sequence")
     ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
+    ap.add_argument("--config", metavar="CONFIG_JSON", help="HF config.json of the shape to time (default the 270M)")
     ap.add_argument("--check", metavar="FIXTURE_DIR", help="check against the HF + PEFT LoRA fixture instead of timing")
     args = ap.parse_args()
     if args.check:

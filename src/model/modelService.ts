@@ -206,20 +206,20 @@ export class ModelService implements vscode.Disposable {
     const name = modelDisplayName(path);
     this.setState({ kind: 'loading', name });
     const t0 = performance.now();
-    this.s.log.info(`loading ${path} (${settings.precision}, ${settings.threads} threads)`);
+    this.s.log.info(`loading ${path} (${settings.precision}, ${settings.threads} threads, device ${settings.device})`);
     try {
       const r = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: 'Loading Gemma…', cancellable: false },
         async (progress) => {
           progress.report({ message: name });
-          return this.s.engine.request('loadModel', { path, precision: settings.precision, threads: settings.threads });
+          return this.s.engine.request('loadModel', { path, precision: settings.precision, threads: settings.threads, device: settings.device });
         },
       );
       const model: LoadedModel = { path, summary: r.model, generation: ++this.generation, loadSeconds: r.loadSeconds };
       this.loaded = { key, model };
       const ms = Math.round(performance.now() - t0);
       this.s.log.info(`model ${r.model.name} ready (${r.model.format}, ${r.model.precision}) in ${ms} ms${r.hasTokenizer ? '' : '; it has no tokenizer, so tasks cannot run on text'}`);
-      this.s.events.write('modelLoaded', { path, name: r.model.name, format: r.model.format, precision: r.model.precision, threads: settings.threads, ms, loadSeconds: r.loadSeconds });
+      this.s.events.write('modelLoaded', { path, name: r.model.name, format: r.model.format, precision: r.model.precision, threads: settings.threads, device: r.model.device, ms, loadSeconds: r.loadSeconds });
       this.setState({ kind: 'ready', name, precision: r.model.precision, loadSeconds: r.loadSeconds });
       void recordMeasurement(this.s.context.globalState, path, { loadS: r.loadSeconds }).catch(() => undefined);
       return model;

@@ -1,6 +1,6 @@
 // Which model the engine runs, as the user configured it: `gemmaTune.model.path` (a .gguf file or
 // a Hugging Face folder; empty = the default model downloaded into global storage),
-// `gemmaTune.model.precision` and `gemmaTune.engine.threads`. Settings come from outside (a
+// `gemmaTune.model.precision`, `gemmaTune.engine.threads` and `gemmaTune.engine.device`. Settings come from outside (a
 // settings.json anyone can edit), so each value is checked and falls back to its default with a
 // note instead of reaching the engine as garbage. Pure: no vscode.
 
@@ -15,11 +15,14 @@ export const CONFIG_SECTION = 'gemmaTune';
 export const MODEL_PATH_KEY = 'model.path';
 export const PRECISION_KEY = 'model.precision';
 export const THREADS_KEY = 'engine.threads';
-export const MODEL_KEYS = [MODEL_PATH_KEY, PRECISION_KEY, THREADS_KEY] as const;
+export const DEVICE_KEY = 'engine.device';
+export const MODEL_KEYS = [MODEL_PATH_KEY, PRECISION_KEY, THREADS_KEY, DEVICE_KEY] as const;
 
 export const DEFAULT_THREADS = 2;
 export const MAX_THREADS = 64;
 export type Precision = 'q4' | 'f32';
+/** Where the engine runs (the engine's onnx/device.ts DeviceChoice, restated: this file must not import the engine). */
+export type DeviceChoice = 'auto' | 'cpu' | 'webgpu';
 
 /** The model settings, checked. */
 export interface ModelSettings {
@@ -27,6 +30,7 @@ export interface ModelSettings {
   path: string;
   precision: Precision;
   threads: number;
+  device: DeviceChoice;
 }
 
 /** Reads the settings through `get` (a WorkspaceConfiguration's get); `problems` lists ignored values. */
@@ -47,7 +51,12 @@ export function readModelSettings(get: (key: string) => unknown): { settings: Mo
   if (typeof rawThreads === 'number' && Number.isInteger(rawThreads) && rawThreads >= 1 && rawThreads <= MAX_THREADS) threads = rawThreads;
   else problems.push(`${CONFIG_SECTION}.${THREADS_KEY} must be an integer from 1 to ${MAX_THREADS}, got ${JSON.stringify(rawThreads)}; using ${DEFAULT_THREADS}`);
 
-  return { settings: { path: p, precision, threads }, problems };
+  const rawDevice = get(DEVICE_KEY) ?? 'auto';
+  let device: DeviceChoice = 'auto';
+  if (rawDevice === 'auto' || rawDevice === 'cpu' || rawDevice === 'webgpu') device = rawDevice;
+  else problems.push(`${CONFIG_SECTION}.${DEVICE_KEY} must be "auto", "cpu" or "webgpu", got ${JSON.stringify(rawDevice)}; using "auto"`);
+
+  return { settings: { path: p, precision, threads, device }, problems };
 }
 
 /**
@@ -95,8 +104,8 @@ export async function resolveModelSource(
 }
 
 /** One string per distinct engine load, so a settings change that does not alter it reloads nothing. */
-export function loadKey(modelFile: string, settings: Pick<ModelSettings, 'precision' | 'threads'>): string {
-  return JSON.stringify([path.resolve(modelFile), settings.precision, settings.threads]);
+export function loadKey(modelFile: string, settings: Pick<ModelSettings, 'precision' | 'threads' | 'device'>): string {
+  return JSON.stringify([path.resolve(modelFile), settings.precision, settings.threads, settings.device]);
 }
 
 /** A short display name for a model path: the file, or the folder of a Hugging Face model. */

@@ -30,6 +30,8 @@ export const modelSummary = obj({
   source: str({ max: 4096 }),
   format: oneOf('gguf', 'safetensors'),
   precision: oneOf('q4', 'f32'),
+  /** Where its sessions run (inference, and training on it). */
+  device: oneOf('cpu', 'webgpu'),
   /** Name, shape and weight fingerprint (a task records it for its adapter). */
   base: optional(baseModelRecord),
 });
@@ -42,6 +44,16 @@ const statusResult = obj({
   threads: num({ int: true, min: 1 }),
   /** `null` until a base model is loaded. */
   model: nullable(modelSummary),
+  /**
+   * Which device runs what, as the last model load resolved `gemmaTune.engine.device`; `null` before any.
+   * fallbackReason: why 'auto' runs on the CPU (no GPU, or WebGPU failed).
+   */
+  device: nullable(obj({
+    requested: oneOf('auto', 'cpu', 'webgpu'),
+    inference: oneOf('cpu', 'webgpu'),
+    training: oneOf('cpu', 'webgpu'),
+    fallbackReason: optional(str({ max: 2000 })),
+  })),
   /** The request the engine is running now (status itself skips the queue). */
   busy: nullable(obj({ id: num({ int: true }), method: str({ max: 64 }) })),
   queued: num({ int: true, min: 0 }),

@@ -70,6 +70,7 @@ const loadedSummary = obj({
   source: str({ max: MAX_PATH }),
   format: oneOf('gguf', 'safetensors'),
   precision: oneOf('q4', 'f32'),
+  device: oneOf('cpu', 'webgpu'),
   /** Name, shape and weight fingerprint (a task records it for its adapter). */
   base: optional(baseModelRecord),
 });
@@ -77,8 +78,11 @@ const loadedSummary = obj({
 export const generateMethods = {
   /** Loads (or replaces) the one base model: a .gguf file or a Hugging Face folder. Drops every adapter. */
   loadModel: {
-    /** threads: ONNX Runtime intra-op threads for this model; default: the worker's. */
-    params: obj({ path: str({ min: 1, max: MAX_PATH }), precision: optional(oneOf('q4', 'f32')), threads: optional(num({ int: true, min: 1, max: 256 })) }),
+    /** threads: ONNX Runtime intra-op threads for this model; default: the worker's. device: default 'auto' (WebGPU if a GPU answers, else the CPU). */
+    params: obj({
+      path: str({ min: 1, max: MAX_PATH }), precision: optional(oneOf('q4', 'f32')), threads: optional(num({ int: true, min: 1, max: 256 })),
+      device: optional(oneOf('auto', 'cpu', 'webgpu')),
+    }),
     result: obj({ model: loadedSummary, loadSeconds: num({ min: 0 }), vocabSize: num({ int: true }), hasTokenizer: oneOf(true, false) }),
     event: noEvents,
     exclusive: true,

@@ -86,7 +86,7 @@ export async function runUi(report: Report, artifacts: string, vsix?: string): P
       notificationMs = performance.now() - c0;
       timings.commandToNotificationMs = notificationMs;
       const text = (await toast.innerText()).replace(/\u00a0/g, ' ');
-      assert.match(text, /Gemma engine: onnxruntime-node [\d.]+, \d+ threads, no model loaded/);
+      assert.match(text, /Gemma engine: onnxruntime-node [\d.]+, device chosen at the first model load, \d+ threads, no model loaded/);
       await screenshot(page, 'notification');
     });
 

@@ -14,18 +14,20 @@ import { tempDir } from './temp-helpers';
 
 const settingsFrom = (values: Record<string, unknown>) => readModelSettings((k) => values[k]);
 
-test('settings default to the downloaded model, q4 and 2 threads', () => {
-  assert.deepEqual(settingsFrom({}), { settings: { path: '', precision: 'q4', threads: 2 }, problems: [] });
-  assert.deepEqual(settingsFrom({ 'model.path': '  /m/a.gguf ', 'model.precision': 'f32', 'engine.threads': 4 }).settings, { path: '/m/a.gguf', precision: 'f32', threads: 4 });
+test('settings default to the downloaded model, q4, 2 threads and device auto', () => {
+  assert.deepEqual(settingsFrom({}), { settings: { path: '', precision: 'q4', threads: 2, device: 'auto' }, problems: [] });
+  assert.deepEqual(settingsFrom({ 'model.path': '  /m/a.gguf ', 'model.precision': 'f32', 'engine.threads': 4, 'engine.device': 'webgpu' }).settings,
+    { path: '/m/a.gguf', precision: 'f32', threads: 4, device: 'webgpu' });
 });
 
 test('bad setting values fall back to their defaults and are reported by name', () => {
-  const r = settingsFrom({ 'model.path': 42, 'model.precision': 'int8', 'engine.threads': 0.5 });
-  assert.deepEqual(r.settings, { path: '', precision: 'q4', threads: 2 });
-  assert.equal(r.problems.length, 3);
+  const r = settingsFrom({ 'model.path': 42, 'model.precision': 'int8', 'engine.threads': 0.5, 'engine.device': 'cuda' });
+  assert.deepEqual(r.settings, { path: '', precision: 'q4', threads: 2, device: 'auto' });
+  assert.equal(r.problems.length, 4);
   assert.match(r.problems[0], /gemmaTune\.model\.path/);
   assert.match(r.problems[1], /gemmaTune\.model\.precision .*"int8"/);
   assert.match(r.problems[2], /gemmaTune\.engine\.threads .*0\.5/);
+  assert.match(r.problems[3], /gemmaTune\.engine\.device .*"cuda"; using "auto"/);
   assert.equal(settingsFrom({ 'engine.threads': 65 }).settings.threads, 2);
 });
 
@@ -35,12 +37,13 @@ test('model paths expand ~ and resolve relative paths from the workspace folder'
   assert.equal(expandModelPath('/abs/../a.gguf', { workspaceFolder: '/ws' }), '/a.gguf');
 });
 
-test('the load key changes with the file, precision or threads, and nothing else', () => {
-  const k = loadKey('/m/a.gguf', { precision: 'q4', threads: 2 });
-  assert.equal(loadKey('/m/../m/a.gguf', { precision: 'q4', threads: 2 }), k);
-  assert.notEqual(loadKey('/m/b.gguf', { precision: 'q4', threads: 2 }), k);
-  assert.notEqual(loadKey('/m/a.gguf', { precision: 'f32', threads: 2 }), k);
-  assert.notEqual(loadKey('/m/a.gguf', { precision: 'q4', threads: 3 }), k);
+test('the load key changes with the file, precision, threads or device, and nothing else', () => {
+  const k = loadKey('/m/a.gguf', { precision: 'q4', threads: 2, device: 'auto' });
+  assert.equal(loadKey('/m/../m/a.gguf', { precision: 'q4', threads: 2, device: 'auto' }), k);
+  assert.notEqual(loadKey('/m/b.gguf', { precision: 'q4', threads: 2, device: 'auto' }), k);
+  assert.notEqual(loadKey('/m/a.gguf', { precision: 'f32', threads: 2, device: 'auto' }), k);
+  assert.notEqual(loadKey('/m/a.gguf', { precision: 'q4', threads: 3, device: 'auto' }), k);
+  assert.notEqual(loadKey('/m/a.gguf', { precision: 'q4', threads: 2, device: 'cpu' }), k);
   assert.equal(modelDisplayName('/m/gemma-3-270m-it-qat-Q4_0.gguf'), 'gemma-3-270m-it-qat-Q4_0');
   assert.equal(modelDisplayName('/m/tiny/'), 'tiny');
 });
@@ -49,7 +52,7 @@ test('the source is the configured path, the verified default model, or what is 
   const dir = tempDir('hostmodel-', t);
   const storage = path.join(dir, 'storage');
   const manifest: ModelManifest = { id: 'm', title: 'M', repo: 'o/r', revision: 'abc', file: 'm.gguf', size: 4, gated: false };
-  const settings = { path: '', precision: 'q4' as const, threads: 2 };
+  const settings = { path: '', precision: 'q4' as const, threads: 2, device: 'auto' as const };
 
   assert.deepEqual(await resolveModelSource(settings, storage, { manifest }), { kind: 'not-downloaded', path: modelPath(storage, manifest), manifest });
   // The file alone is not enough: only a download that was verified counts.

@@ -13,6 +13,7 @@ import { Rng } from '../../engine/rng';
 import { classify } from '../../engine/generate/labelScoring';
 import type { OpenModel } from '../../engine/generate/openModel';
 import { MODEL_FLAGS, openFromFlags } from './modelFlags';
+import { describeRole } from '../../engine/onnx/device';
 import { ramNeededMB, runTrainBench, TRAIN_BENCH_FLAGS } from './benchTrain';
 
 /** What every section can read: the open model and the parsed flags. */
@@ -102,8 +103,8 @@ const sections: BenchSection[] = [prefill, decode, classifyLatency];
 
 export const benchCommand: CliCommand = {
   name: 'bench',
-  usage: 'gemma-tune bench --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads N] [--precision q4|f32] [--json]\n' +
-    '       gemma-tune bench --model PATH --train [--examples N] [--tokens N] [--completion N] [--epochs N] [--batch B] [--micro-batch M] [--rank R] [--warmup-steps N] [--threads N] [--precision q4|f32] [--json]',
+  usage: 'gemma-tune bench --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads N] [--precision q4|f32] [--device auto|cpu|webgpu] [--json]\n' +
+    '       gemma-tune bench --model PATH --train [--examples N] [--tokens N] [--completion N] [--epochs N] [--batch B] [--micro-batch M] [--rank R] [--warmup-steps N] [--threads N] [--precision q4|f32] [--device auto|cpu|webgpu] [--json]',
   summary: 'Print load time, prefill and decode tokens/s, classify latency and peak RSS (--json: one object). With --train: training tokens/s, ' +
     'the wall time of a fine-tune (default 20 synthetic examples of 120 tokens, 40 completion, 3 epochs, batch 4 as 2 micro-batches of 2, r16) and peak RSS; ' +
     '--warmup-steps N leaves the first N steps out of tokens/s.',
@@ -114,10 +115,14 @@ export const benchCommand: CliCommand = {
     // Each mode's flags mean nothing to the other: say so rather than ignore them.
     for (const f of train ? ['prompt-tokens', 'gen-tokens'] : TRAIN_BENCH_FLAGS) if (flags.values.has(f)) throw new UsageError(`--${f} ${train ? 'is not used with' : 'needs'} --train`);
     if (train) return runTrainBench(flags, json);
-    const { model } = await openFromFlags(flags, false);
+    const { model, device } = await openFromFlags(flags, false);
     const values: Record<string, number> = { load_s: model.loadSeconds };
     const cfg = model.runtime.config;
-    const lines = [`model: ${cfg.layers} layers, hidden ${cfg.hidden}, ${cfg.heads} heads / ${cfg.kvHeads} kv, vocabulary ${cfg.vocabSize}`, `load: ${model.loadSeconds.toFixed(2)} s (${model.format}, ${model.runtime.precision})`];
+    const lines = [
+      `model: ${cfg.layers} layers, hidden ${cfg.hidden}, ${cfg.heads} heads / ${cfg.kvHeads} kv, vocabulary ${cfg.vocabSize}`,
+      `device: inference on ${describeRole(device, 'inference')}`,
+      `load: ${model.loadSeconds.toFixed(2)} s (${model.format}, ${model.runtime.precision})`,
+    ];
     try {
       // One short step first: ONNX Runtime's first run pays one-time costs a user pays once per load.
       const warm = model.runtime.newCache();
@@ -140,7 +145,7 @@ export const benchCommand: CliCommand = {
       const out: Record<string, number> = {};
       for (const k of ['load_s', 'prefill_tok_s', 'decode_tok_s', 'classify_ms', 'peak_rss_mb', 'ram_needed_mb']) out[k] = round(values[k]);
       for (const [k, v] of Object.entries(values)) if (!(k in out)) out[k] = round(v);
-      process.stdout.write(JSON.stringify(out) + '\n');
+      process.stdout.write(JSON.stringify({ ...out, device: model.runtime.device }) + '\n');
     } else {
       process.stdout.write(lines.join('\n') + '\n');
     }

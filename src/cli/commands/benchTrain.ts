@@ -9,6 +9,8 @@ import { benchTrain, type TrainBenchOptions } from '../../engine/train/benchTrai
 import { splitValidation } from '../../engine/train/split';
 import { stepsPerEpoch } from '../../engine/train/batch';
 import type { TrainEvent } from '../../engine/train/trainer';
+import { describeRole, deviceRoles } from '../../engine/onnx/device';
+import { deviceFromFlags } from './modelFlags';
 
 /** The value flags only `bench --train` takes. */
 export const TRAIN_BENCH_FLAGS = ['examples', 'tokens', 'completion', 'epochs', 'batch', 'micro-batch', 'rank', 'warmup-steps'];
@@ -61,12 +63,14 @@ export function tokensPerSecond(steps: Array<Extract<TrainEvent, { type: 'step' 
 export async function runTrainBench(flags: ParsedArgs, json: boolean): Promise<void> {
   const w = trainBenchWorkload(flags);
   const o = w.options;
+  const device = await deviceFromFlags(flags);
   const steps: Array<Extract<TrainEvent, { type: 'step' }>> = [];
   // CPU time at each step event: the difference between the last event and the warm-up's last one is the
   // CPU of exactly the counted steps (validation runs after the last step's event).
   const cpuAt: number[] = [];
   const r = await benchTrain(required(flags, 'model'), {
     ...o,
+    device: deviceRoles(device).training,
     onEvent: (e) => {
       if (e.type !== 'step') return;
       steps.push(e);
@@ -84,13 +88,14 @@ export async function runTrainBench(flags: ParsedArgs, json: boolean): Promise<v
     process.stdout.write(JSON.stringify({
       train_tok_s: round(tokS), finetune_s: round(r.finetune_s), peak_rss_mb: round(r.peak_rss_mb), ram_needed_mb: ramNeededMB(r.peak_rss_mb), setup_s: round(r.setup_s),
       finetune_cpu_s: round(r.finetune_cpu_s), steps: r.steps, step_s: round(stepS), warmup_steps: w.warmupSteps,
-      ...(cpuPerStep === undefined ? {} : { cpu_s_per_step: round(cpuPerStep) }),
+      ...(cpuPerStep === undefined ? {} : { cpu_s_per_step: round(cpuPerStep) }), device: deviceRoles(device).training,
     }) + '\n');
   } else {
     const micro = o.batch / o.microBatch;
     const shape = `${o.batch} × ${o.tokens} tokens${micro > 1 ? ` as ${micro} micro-batches of ${o.microBatch}` : ''}, last ${o.completion} labelled, r${o.rank}`;
     const counted = cpuPerStep !== undefined ? `, steps ${w.warmupSteps + 1}–${steps.length} (first ${w.warmupSteps} as warm-up) using ${cpuPerStep.toFixed(2)} CPU s/step` : '';
     process.stdout.write([
+      `device: training on ${describeRole(device, 'training')}`,
       `training: ${tokS.toFixed(1)} tokens/s (forward + backward + AdamW, ${r.steps} steps of ${shape}, ${stepS.toFixed(2)} s/step${counted})`,
       `fine-tune: ${o.examples} examples × ${o.epochs} epochs with validation in ${r.finetune_s.toFixed(1)} s (+ ${r.setup_s.toFixed(1)} s to load the model and build the step graph)`,
       `CPU time of the fine-tune: ${r.finetune_cpu_s.toFixed(1)} s (all threads; on a busy machine CPU time / threads estimates the idle wall time)`,

@@ -13,19 +13,20 @@ import { numberFlag, parseFlags, UsageError } from '../args';
 import { listDemoTasks, readDemoTask } from '../demo/demoTask';
 import { DEMO_CONFIG, findLocalDefaultModel, writeDemoModel, cacheDir, MODEL_ENV } from '../demo/modelLocation';
 import { runDemoTask, type DemoSettings } from '../demo/runDemo';
+import { deviceFlag } from './modelFlags';
 import { formatDemoResult } from '../demo/report';
 import { DEFAULT_MODEL } from '../../store/modelManifest';
 import { LORA_TARGETS, type TaskConfig } from '../../store/task';
 
 /** Settings for the built-in random-weight model: it starts from nothing, so it needs a far higher
  *  learning rate and more epochs than the 270M's recipe; the best validation adapter is kept. */
-export const BUILT_IN_SETTINGS: Omit<DemoSettings, 'threads'> = {
+export const BUILT_IN_SETTINGS: Omit<DemoSettings, 'threads' | 'devices'> = {
   epochs: 8, lr: 3e-3, schedule: 'linear', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, rank: 16, alpha: 32,
   targets: [...LORA_TARGETS], batchSize: 4, valSplit: 0.2, patience: 0, seed: 42, precision: 'q4',
 };
 
 /** The task's own hyperparameters (what the extension trains with), for the real model. */
-export function taskSettings(t: TaskConfig): Omit<DemoSettings, 'threads'> {
+export function taskSettings(t: TaskConfig): Omit<DemoSettings, 'threads' | 'devices'> {
   const h = t.hyperparameters;
   return {
     epochs: h.epochs, lr: h.learningRate, schedule: h.schedule, warmupSteps: h.warmupSteps, weightDecay: h.weightDecay, maxGradNorm: h.maxGradNorm,
@@ -46,10 +47,10 @@ export function examplesDir(): string {
 
 export const demoCommand: CliCommand = {
   name: 'demo',
-  usage: 'gemma-tune demo [--task NAME,…] [--examples DIR] [--model PATH] [--out DIR] [--epochs N] [--tests N] [--threads N] [--json]',
+  usage: 'gemma-tune demo [--task NAME,…] [--examples DIR] [--model PATH] [--out DIR] [--epochs N] [--tests N] [--threads N] [--device auto|cpu|webgpu] [--json]',
   summary: 'Fine-tune the example tasks (examples/) and print their held-out inputs answered before and after training.',
   async run(argv) {
-    const p = parseFlags(argv, { values: ['task', 'examples', 'model', 'out', 'epochs', 'tests', 'threads'], booleans: ['json'] });
+    const p = parseFlags(argv, { values: ['task', 'examples', 'model', 'out', 'epochs', 'tests', 'threads', 'device'], booleans: ['json'] });
     const exDir = p.values.get('examples') ?? examplesDir();
     const all = listDemoTasks(exDir);
     const wanted = p.values.get('task')?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -61,6 +62,7 @@ export const demoCommand: CliCommand = {
     if (dirs.length === 0) throw new Error(`${exDir}: no task folders (with a task.json)`);
     const tasks = dirs.map(readDemoTask);
     const threads = numberFlag(p, 'threads', 2, 1, 256, true);
+    const devices = await deviceFlag(p);
     const json = p.booleans.has('json');
     const say = (s: string) => { if (!json) process.stdout.write(s + '\n'); };
     const outRoot = path.resolve(p.values.get('out') ?? fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-tune-demo-')));
@@ -97,7 +99,7 @@ export const demoCommand: CliCommand = {
     const results = [];
     for (const task of run) {
       const base = builtIn ? BUILT_IN_SETTINGS : taskSettings(task.config);
-      const s: DemoSettings = { ...base, threads, ...(epochs !== undefined ? { epochs } : {}), ...(maxTests !== undefined ? { maxTests } : {}) };
+      const s: DemoSettings = { ...base, threads, devices, ...(epochs !== undefined ? { epochs } : {}), ...(maxTests !== undefined ? { maxTests } : {}) };
       say('');
       say(`== ${task.config.name} (${task.config.kind}, ${path.relative(process.cwd(), task.dir) || task.dir}): ${task.train.length} training examples, ${Math.min(task.test.length, maxTests ?? Infinity)} held-out test inputs`);
       say(`   LoRA r ${s.rank}, alpha ${s.alpha}, ${s.targets.join(',')}; lr ${s.lr} ${s.schedule}; ${s.epochs} epochs, batch ${s.batchSize}; ${s.precision} base`);

@@ -8,14 +8,14 @@ import { openWeights } from '../../engine/model/load';
 import { createGemmaRuntime } from '../../engine/gemma/ortRuntime';
 import { readPeftParams } from '../../engine/train/peftParams';
 import { toRuntimeAdapter } from '../../engine/train/lora';
-import { precisionFlag } from './modelFlags';
+import { deviceFlag, precisionFlag } from './modelFlags';
 
 export const logitsCommand: CliCommand = {
   name: 'logits',
-  usage: 'gemma-tune logits --model PATH [--adapter DIR] --tokens 2,651,… --out FILE [--precision q4|f32] [--threads N]',
+  usage: 'gemma-tune logits --model PATH [--adapter DIR] --tokens 2,651,… --out FILE [--precision q4|f32] [--threads N] [--device auto|cpu|webgpu]',
   summary: 'Write the logits of every position as little-endian float32 [T, vocab].',
   async run(argv) {
-    const p = parseFlags(argv, { values: ['model', 'adapter', 'tokens', 'out', 'precision', 'threads'] });
+    const p = parseFlags(argv, { values: ['model', 'adapter', 'tokens', 'out', 'precision', 'threads', 'device'] });
     const modelPath = required(p, 'model');
     const ids = parseIds(required(p, 'tokens'), 'tokens');
     const out = required(p, 'out');
@@ -30,7 +30,7 @@ export const logitsCommand: CliCommand = {
     const adapterDir = p.values.get('adapter');
     const adapter = adapterDir !== undefined ? toRuntimeAdapter(readPeftParams(adapterDir, weights.config)) : null;
 
-    const rt = await createGemmaRuntime(weights, { precision, threads, lora: adapter ? 'always' : 'never' });
+    const rt = await createGemmaRuntime(weights, { precision, threads, lora: adapter ? 'always' : 'never', device: (await deviceFlag(p)).inference });
     try {
       if (adapter) rt.setAdapter('cli', adapter);
       const logits = await rt.step(rt.newCache(), ids, { logits: 'all', adapter: adapter ? 'cli' : undefined });

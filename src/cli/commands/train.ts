@@ -19,7 +19,7 @@ import { train, type TrainEvent } from '../../engine/train/trainer';
 import { createOrtEngine } from '../../engine/train/ortEngine';
 import type { ScheduleKind } from '../../engine/train/schedule';
 import { progressPrinter } from '../trainProgress';
-import { precisionFlag } from './modelFlags';
+import { deviceFlag, precisionFlag } from './modelFlags';
 import { TRAIN_DEFAULTS as D } from '../../engine/train/defaults';
 
 const TARGET_NAMES: Record<string, LoraTarget> = {
@@ -40,12 +40,12 @@ export function parseTargets(raw: string): LoraTarget[] {
 
 export const trainCommand: CliCommand = {
   name: 'train',
-  usage: 'gemma-tune train --model PATH --data FILE.jsonl --out DIR [--epochs N] [--steps N] [--lr X] [--schedule constant|linear|cosine] [--warmup N] [--weight-decay X] [--max-grad-norm X] [--rank R] [--alpha A] [--targets q,k,v,o,gate,up,down] [--batch B] [--grad-accum N] [--val-split F] [--val-ids ID,…] [--patience N] [--eval-every N] [--checkpoint-every SECONDS] [--seed S] [--init-adapter DIR] [--resume] [--no-shuffle] [--precision q4|f32] [--threads N] [--max-tokens N] [--json]',
+  usage: 'gemma-tune train --model PATH --data FILE.jsonl --out DIR [--epochs N] [--steps N] [--lr X] [--schedule constant|linear|cosine] [--warmup N] [--weight-decay X] [--max-grad-norm X] [--rank R] [--alpha A] [--targets q,k,v,o,gate,up,down] [--batch B] [--grad-accum N] [--val-split F] [--val-ids ID,…] [--patience N] [--eval-every N] [--checkpoint-every SECONDS] [--seed S] [--init-adapter DIR] [--resume] [--no-shuffle] [--precision q4|f32] [--threads N] [--device auto|cpu|webgpu] [--max-tokens N] [--json]',
   summary: 'Fine-tune LoRA adapters on JSONL examples (TRL conversational, prompt-completion or pre-tokenised); saves a PEFT adapter.',
   async run(argv) {
     const p = parseFlags(argv, {
       values: ['model', 'data', 'out', 'epochs', 'steps', 'lr', 'schedule', 'warmup', 'weight-decay', 'max-grad-norm', 'rank', 'alpha', 'targets',
-        'batch', 'grad-accum', 'val-split', 'val-ids', 'patience', 'eval-every', 'checkpoint-every', 'seed', 'init-adapter', 'precision', 'threads', 'max-tokens'],
+        'batch', 'grad-accum', 'val-split', 'val-ids', 'patience', 'eval-every', 'checkpoint-every', 'seed', 'init-adapter', 'precision', 'threads', 'device', 'max-tokens'],
       booleans: ['no-shuffle', 'json', 'resume'],
     });
     const modelPath = required(p, 'model');
@@ -68,6 +68,7 @@ export const trainCommand: CliCommand = {
     const checkpointEverySeconds = numberFlag(p, 'checkpoint-every', D.checkpointEverySeconds, 0, 1e7);
     const seed = numberFlag(p, 'seed', D.seed, 0, 2 ** 32 - 1, true);
     const threads = numberFlag(p, 'threads', D.threads, 1, 256, true);
+    const device = (await deviceFlag(p)).training;
     const maxTokens = numberFlag(p, 'max-tokens', D.maxTokens, 2, 32768, true);
     const initDir = p.values.get('init-adapter');
     const json = p.booleans.has('json');
@@ -106,7 +107,7 @@ export const trainCommand: CliCommand = {
       params = initLora(cfg, rank, alpha, targets, seed);
     }
 
-    const engine = await createOrtEngine(opened.source, { precision, rank: params.rank, alpha: params.alpha, targets: params.targets, threads });
+    const engine = await createOrtEngine(opened.source, { precision, rank: params.rank, alpha: params.alpha, targets: params.targets, threads, device });
     const print = json ? (e: TrainEvent) => process.stdout.write(JSON.stringify(e) + '\n') : progressPrinter(process.stdout);
     // Ctrl-C stops between steps and leaves the best adapter so far on disk; a second one exits at once.
     const abort = new AbortController();

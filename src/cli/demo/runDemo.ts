@@ -5,6 +5,7 @@
 // action does), greedy decoding for extract (see answerer for why not the JSON-constrained decoder).
 
 import * as path from 'node:path';
+import type { DeviceRoles } from '../../engine/onnx/device';
 import { loadModel } from '../../engine/model/load';
 import { createTokenizer } from '../../engine/model/tokenizer';
 import { modelRenderer, tokenizeExample, type TokenizedExample } from '../../engine/train/tokenize';
@@ -40,6 +41,8 @@ export interface DemoSettings {
   seed: number;
   precision: 'q4' | 'f32';
   threads: number;
+  /** Where inference and training run; default the CPU. */
+  devices?: DeviceRoles;
   /** Test cases to run (the first N of test.jsonl); undefined = all. */
   maxTests?: number;
 }
@@ -101,7 +104,7 @@ export async function runDemoTask(task: DemoTask, modelPath: string, outDir: str
   const losses: { epoch: number; loss: number }[] = [];
   const vals: number[] = [];
   const t0 = performance.now();
-  const engine = await createOrtEngine(loaded.weights, { precision: s.precision, rank: s.rank, alpha: s.alpha, targets: s.targets, threads: s.threads });
+  const engine = await createOrtEngine(loaded.weights, { precision: s.precision, rank: s.rank, alpha: s.alpha, targets: s.targets, threads: s.threads, device: s.devices?.training });
   let res;
   try {
     res = await train(cfg, engine, split, initLora(cfg, s.rank, s.alpha, s.targets, s.seed), {
@@ -119,7 +122,7 @@ export async function runDemoTask(task: DemoTask, modelPath: string, outDir: str
   }
   const trainSeconds = (performance.now() - t0) / 1000;
 
-  const model = await openModel(modelPath, { precision: s.precision, threads: s.threads });
+  const model = await openModel(modelPath, { precision: s.precision, threads: s.threads, device: s.devices?.inference });
   let rows: DemoRow[];
   try {
     const answer = answerer(model, task);

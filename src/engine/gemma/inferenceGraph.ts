@@ -15,8 +15,9 @@
 //                                                      A of the group's n targets stacked, B block-diagonal
 //                                                      and pre-scaled by alpha/R; n·R = 0: no adapter
 // Outputs:
-//   logits float32 [N, V]; new_k_{i}, new_v_{i} [B, Hkv, T, D] (with one kv head and 'gqa' declared
-//   [B, T, D], the same bytes); (debugHidden) hidden_{0…L} [B·T, C]
+//   logits float32 [N, V]; new_kv [2·L·B·Hkv·T·D]: every layer's new keys then values, k_0 v_0 k_1 v_1 …, each
+//   [B, Hkv, T, D] flattened (one output: on WebGPU every output is a read-back that waits for the GPU,
+//   and 2·L of them made a decode step ~10× slower); (debugHidden) hidden_{0…L} [B·T, C]
 
 import { Graph, type BuiltModel, type InitializerSink, type Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
@@ -60,6 +61,17 @@ export function loraGroupShape(cfg: GemmaConfig, group: LoraGroup): [number, num
   return [shapes.reduce((s, [o]) => s + o, 0), shapes[0][1]];
 }
 
+/**
+ * Concat of many values as a tree of Concats of at most `group` inputs: a WebGPU kernel binds each input
+ * as a storage buffer, and adapters allow as few as 8 per shader stage.
+ */
+function concatMany(g: Graph, xs: Value[], axis: number, group = 6): Value {
+  if (xs.length <= group) return xs.length === 1 ? xs[0] : op.concat(g, xs, axis);
+  const parts: Value[] = [];
+  for (let i = 0; i < xs.length; i += group) parts.push(concatMany(g, xs.slice(i, i + group), axis, group));
+  return concatMany(g, parts, axis, group);
+}
+
 /** Serialises the inference graph with in-memory external weights (tests, small models). */
 export function buildInferenceGraph(mw: ModelWeights, opts: InferenceGraphOptions): BuiltModel {
   return inferenceGraph(mw, opts).build();
@@ -80,6 +92,7 @@ export function inferenceGraphWithParams(mw: ModelWeights | WeightSource, opts: 
   const cfg = mw.config;
   const { headDim: D, kvHeads: Hkv } = cfg;
   const g = new Graph('gemma3_infer');
+  g.target = opts.target ?? 'cpu';
   if (sink) g.streamInitializers(sink);
   const p = new GraphParams(g, mw, opts, reuse);
 
@@ -105,6 +118,7 @@ export function inferenceGraphWithParams(mw: ModelWeights | WeightSource, opts: 
   const logitIndex = g.input('logit_index', 'int64', ['N']);
 
   let x = op.reshape(g, embedded, ['BT', cfg.hidden]);
+  const newKv: Value[] = [];
   if (opts.debugHidden) g.output(x, 'hidden_0');
   for (let i = 0; i < cfg.layers; i++) {
     const type = cfg.layerTypes[i];
@@ -122,8 +136,7 @@ export function inferenceGraphWithParams(mw: ModelWeights | WeightSource, opts: 
     const r = gemmaLayer(g, p, i, x,
       { batch: B, positions: ropePos, cos: t.cos, sin: t.sin, mask: t.mask, past: { k: pastK, v: pastV, split: t.split }, gqa: t.gqa },
       { fuse: true, rope: 'fused', lora, attention: opts.attention });
-    g.output(r.k, `new_k_${i}`);
-    g.output(r.v, `new_v_${i}`);
+    newKv.push(op.reshape(g, r.k, ['kv']), op.reshape(g, r.v, ['kv']));
     x = r.h;
     if (opts.debugHidden && i < cfg.layers - 1) g.output(x, `hidden_${i + 1}`);
   }
@@ -137,5 +150,6 @@ export function inferenceGraphWithParams(mw: ModelWeights | WeightSource, opts: 
     logits = op.mul(g, op.tanh(g, op.div(g, logits, cap)), cap);
   }
   g.output(logits, 'logits');
+  g.output(concatMany(g, newKv, 0), 'new_kv');
   return { graph: g, params: p };
 }

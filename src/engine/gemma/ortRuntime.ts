@@ -12,12 +12,13 @@ import type { ModelWeights } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
 import { targetFromModuleName, targetShape, type LoraTarget } from '../train/lora';
 import { ExternalDataFile, f32Tensor, ort, sessionFromDataFd, type SessionConfig } from '../onnx/session';
+import type { Device } from '../onnx/device';
 import { inferenceGraphWithParams, loraGroupShape, loraInputNames } from './inferenceGraph';
 import { EmbeddingReader } from './embeddingReader';
 import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
 import { layerInverseFrequencies, ropeTables } from './rope';
-import type { BranchLogits, BranchOptions, GemmaRuntime, KvCache, LoraAdapter, Precision, RuntimeOptions, StepOptions } from './runtime';
+import { defaultAccuracyLevel, type BranchLogits, type BranchOptions, type GemmaRuntime, type KvCache, type LoraAdapter, type Precision, type RuntimeOptions, type StepOptions } from './runtime';
 
 type Feeds = Record<string, ortTypes.Tensor>;
 
@@ -64,14 +65,16 @@ export interface OrtRuntimeOptions extends RuntimeOptions {
  * WeightSource (load.ts's openWeights) is read a few rows at a time, so the model is never whole in JS.
  */
 export async function createGemmaRuntime(weights: ModelWeights | WeightSource, opts: OrtRuntimeOptions): Promise<GemmaRuntime> {
-  const accuracyLevel = opts.accuracyLevel ?? 4;
+  const device = opts.device ?? 'cpu';
+  const accuracyLevel = opts.accuracyLevel ?? defaultAccuracyLevel(device);
   const config = weights.config;
   const mode = opts.lora ?? 'lazy';
   const graphOpts = {
-    precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel, headParts: opts.headParts ?? HEAD_PARTS,
+    target: device, precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel, headParts: opts.headParts ?? HEAD_PARTS,
     headBits: opts.headBits ?? 8, embeddings: 'vectors' as const, attention: opts.attention ?? 'gqa',
   };
-  const sessionCfg: SessionConfig = { optimization: 'basic', ...opts.session, threads: opts.threads ?? 2 };
+  // `session.device` may differ from the graph's target (tests run a WebGPU graph on the CPU EP).
+  const sessionCfg: SessionConfig = { optimization: 'basic', device, ...opts.session, threads: opts.threads ?? 2 };
   // Weights go to a temporary file as they are converted; ORT maps it, so no second copy is held. The
   // runtime keeps a read descriptor on it (embedding rows; the LoRA graph's data later), the file itself
   // is unlinked at once.
@@ -91,7 +94,7 @@ export async function createGemmaRuntime(weights: ModelWeights | WeightSource, o
     const embedding = new EmbeddingReader(first.params.embeddingTable(), fd);
     const baseModel = first.graph.build().model;
     const session = await file.open(first.graph, sessionCfg);
-    return new OrtGemmaRuntime(config, opts.precision, { session, fd, baseModel, loraModel, loraActive: mode === 'always', mode, cfg: sessionCfg, gqa: graphOpts.attention === 'gqa' },
+    return new OrtGemmaRuntime(config, opts.precision, device, { session, fd, baseModel, loraModel, loraActive: mode === 'always', mode, cfg: sessionCfg, gqa: graphOpts.attention === 'gqa' },
       embedding, opts.maxChunk ?? MAX_CHUNK);
   } catch (e) {
     fs.closeSync(fd);
@@ -122,7 +125,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
   private disposed = false;
   private switching: Promise<void> | null = null;
 
-  constructor(readonly config: GemmaConfig, readonly precision: Precision, private readonly s: SessionState,
+  constructor(readonly config: GemmaConfig, readonly precision: Precision, readonly device: Device, private readonly s: SessionState,
     private readonly embedding: EmbeddingReader, readonly maxRunTokens: number) {
     const cfg = config;
     this.invFreq = new Map([
@@ -305,9 +308,13 @@ class OrtGemmaRuntime implements GemmaRuntime {
     }
     const result = await this.s.session.run(feeds);
     if (commit === 0) return result.logits.data as Float32Array;
+    // new_kv holds k_0 v_0 k_1 v_1 …, each [Hkv, T, D] (B = 1).
+    const kv = result.new_kv.data as Float32Array;
+    const size = cfg.kvHeads * T * cfg.headDim;
+    const part = (i: number) => kv.subarray(i * size, (i + 1) * size);
     for (const set of cache.sets.values()) {
-      const newK = set.layers.map((layer) => result[`new_k_${layer}`].data as Float32Array);
-      const newV = set.layers.map((layer) => result[`new_v_${layer}`].data as Float32Array);
+      const newK = set.layers.map((layer) => part(2 * layer));
+      const newV = set.layers.map((layer) => part(2 * layer + 1));
       set.append(start, T, newK, newV, commit);
     }
     cache.length += commit;

@@ -14,6 +14,7 @@
 import type { Blob, Graph, Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
 import type { NBitsSpec } from '../onnx/ops';
+import type { GraphTarget } from '../onnx/lowering';
 import type { GemmaConfig } from '../model/config';
 import { EMBED_NAME, type ModelWeights, type WeightData } from '../model/weights';
 import { asWeightSource, rowCount, storageRowBytes, type WeightSource } from '../model/weightSource';
@@ -59,6 +60,8 @@ export interface ParamsOptions {
    * (−140 MB peak RSS in training on the 270M shape). Ignored when the head is a requantisation.
    */
   lookupSharesHead?: boolean;
+  /** Where the graph will run (onnx/lowering.ts rewrites what WebGPU lacks); default 'cpu'. */
+  target?: GraphTarget;
 }
 
 /** MatMulNBits operand blobs of a weight (B data, scales, and mins for types that have them). */

@@ -134,6 +134,16 @@ function nbitsWeight(node: NodeRecord, layout: NbitsLayout): NBitsWeight {
 function dequantRows(g: Graph, w: NBitsWeight, r0: number, n: number, dep: Value): Value[] {
   const { bits, blockSize: bs, zeroPoint } = w.layout;
   const blocks = w.K / bs;
+  if (g.target === 'webgpu' && zeroPoint === 2 ** (bits - 1)) {
+    // WebGPU has no kernels for uint8 Slice or bit operations (they would run on the CPU, with the weight
+    // bytes copied to the GPU every step); GatherBlockQuantized dequantises whole rows, in column order,
+    // on the GPU: w = (q − zero point)·scale, the same values. (Layouts with their own zero point take the
+    // Slice path below.)
+    const rows = op.add(g, zeroTiedTo(g, dep), g.constI64(Array.from({ length: n }, (_, i) => r0 + i)));
+    const scales3d = op.reshape(g, w.scales, [w.N, blocks, 1]);
+    const deq = op.gatherBlockQuantized(g, w.b, rows, scales3d, { bits, blockSize: bs, quantizeAxis: 2, columns: w.K });
+    return [op.reshape(g, deq, [n, w.K])];
+  }
   const [bc, sc] = tiedRowSlices(g, [[w.b, 'uint8', [blocks, (bs * bits) / 8]], [w.scales, 'float32', [blocks]]], r0, n, dep);
   // Each block of `width` values as one row of a per-row (axis 0) DequantizeLinear: ORT's blocked form is
   // scalar (~2 ns per weight on 2 threads), the per-axis one ~1.6× faster than Cast, Sub and Mul in
@@ -150,12 +160,17 @@ function dequantRows(g: Graph, w: NBitsWeight, r0: number, n: number, dep: Value
   return [scaled(low, bs / 2), scaled(high, bs / 2)];
 }
 
+/** An int64 [1] zero computed from `dep`'s shape: indices that add it cannot be used (or folded) before `dep` exists. */
+function zeroTiedTo(g: Graph, dep: Value): Value {
+  return op.mul(g, op.gather(g, shapeOfValue(g, dep), g.constI64([0]), 0), g.constI64([0]));
+}
+
 /**
  * Rows r0 … r0+n of initializers (each [rows, …tail]) whose slice start depends on `dep`, so that ORT can
  * neither constant-fold the slice at session creation nor run it before it is needed (dequantRows).
  */
 function tiedRowSlices(g: Graph, parts: [Value, 'uint8' | 'float32', number[]][], r0: number, n: number, dep: Value): Value[] {
-  const zero = op.mul(g, op.gather(g, shapeOfValue(g, dep), g.constI64([0]), 0), g.constI64([0]));
+  const zero = zeroTiedTo(g, dep);
   const start = op.add(g, zero, g.constI64([r0]));
   const end = op.add(g, zero, g.constI64([r0 + n]));
   const axis0 = g.constI64([0]);
@@ -185,13 +200,20 @@ const LAYERS_PER_BRANCH = 6;
  * and a chunk's 2.6 MB of floats stay in cache between its dequantisation and its matmul.
  */
 const DEQUANT_ROWS = 1024;
+/** On WebGPU: fewer, larger chunks (each chunk is a few kernels; GPU memory holds 16k rows of floats easily). */
+const DEQUANT_ROWS_GPU = 16384;
+
+function dequantChunk(g: Graph): number {
+  return g.target === 'webgpu' ? DEQUANT_ROWS_GPU : DEQUANT_ROWS;
+}
 
 /** dy·W for a MatMulNBits node (y = x·Wᵀ), W dequantised chunk by chunk: exact, no extra memory. */
 function dequantBackward(g: Graph, node: NodeRecord, layout: NbitsLayout, dy: Value): Value {
   const w = nbitsWeight(node, layout);
   let acc: Value[] | null = null;
-  for (let r0 = 0; r0 < w.N; r0 += DEQUANT_ROWS) {
-    const n = Math.min(DEQUANT_ROWS, w.N - r0);
+  const chunk = dequantChunk(g);
+  for (let r0 = 0; r0 < w.N; r0 += chunk) {
+    const n = Math.min(chunk, w.N - r0);
     const dyc = n === w.N ? dy : op.slice(g, dy, [r0], [r0 + n], [-1], dy.shape ? [...dy.shape.slice(0, -1), n] : null);
     acc = accumulate(g, acc, dequantRows(g, w, r0, n, dyc).map((wc) => op.matmul(g, dyc, wc)));
   }
@@ -212,8 +234,9 @@ function headBackward(g: Graph, head: NodeRecord, q: { layout: NbitsLayout; mins
   const nbits = q ? nbitsWeight(head, q.layout) : null;
   const E = nbits ? null : head.inputs[1]!; // f32: FusedMatMul(h, E, transB)
   const bs = q?.layout.blockSize ?? 32;
-  for (let c0 = 0; c0 < V; c0 += DEQUANT_ROWS) {
-    const n = Math.min(DEQUANT_ROWS, V - c0);
+  const chunk = dequantChunk(g);
+  for (let c0 = 0; c0 < V; c0 += chunk) {
+    const n = Math.min(chunk, V - c0);
     const sm = op.exp(g, n === V ? lsm : op.slice(g, lsm, [c0], [c0 + n], [-1], ['P', n]));
     const Ec = nbits ? dequantRows(g, nbits, c0, n, sm) : [n === V ? E! : op.slice(g, E!, [c0], [c0 + n], [0], [n, E!.shape![1]])];
     acc = accumulate(g, acc, Ec.map((ec) => op.matmul(g, sm, ec)));
@@ -295,6 +318,7 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
   const { headDim: D, vocabSize: V, hidden: C } = cfg;
   const g = new Graph('gemma3_train');
   g.omitInputShapes = true;
+  g.target = opts.target ?? 'cpu';
   if (sink) g.streamInitializers(sink);
   const how = opts.backward ?? { layers: 'dequant', head: 'dequant' };
   // A 'dequant' backward reads the head's own bytes, so they stay mapped: lookups read the same ones.

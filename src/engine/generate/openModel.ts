@@ -3,6 +3,7 @@
 
 import { createGemmaRuntime, type LoraMode } from '../gemma/ortRuntime';
 import type { GemmaRuntime, Precision } from '../gemma/runtime';
+import type { Device } from '../onnx/device';
 import { encodeChatPrompt, type ChatMessage } from '../model/chatTemplate';
 import { openWeights } from '../model/load';
 import type { WeightSource } from '../model/weightSource';
@@ -30,6 +31,8 @@ export interface OpenOptions {
   threads?: number;
   /** 'always' when an adapter will be used from the start (saves the one-off switch of 'lazy', the default). */
   lora?: LoraMode;
+  /** Where the runtime's sessions run (onnx/device.ts resolves a user's choice); default the CPU. */
+  device?: Device;
 }
 
 /** Loads a .gguf file or HF folder and builds its runtime and tokenizer. */
@@ -37,7 +40,7 @@ export async function openModel(modelPath: string, o: OpenOptions): Promise<Open
   const t0 = performance.now();
   const { source, format, tokenizer, notes } = openParts(modelPath, o.precision);
   const config = source.config;
-  const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora });
+  const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora, device: o.device });
   return {
     runtime,
     tokenizer,

@@ -11,6 +11,7 @@
 // are never concatenated into a second copy.
 
 import { encodeModel, OnnxDataType, type AttrValue, type TensorMsg, type NodeMsg, type ValueInfoMsg, type SubgraphMsg } from './proto';
+import { lowerNode, type GraphTarget, type LoweringContext } from './lowering';
 
 export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool';
 /** A fixed size or a symbolic name (e.g. 'T'). */
@@ -142,6 +143,10 @@ export class Graph {
    * memory at run time instead. The 9k-node train-step graph: session creation 37 s → ~9 s.
    */
   omitInputShapes = false;
+  /** Where the graph will run: 'webgpu' serialises the ops its EP lacks as ops it has (lowering.ts). */
+  target: GraphTarget = 'cpu';
+  /** Each rewritten node's replacement, made once so that building twice gives the same model. */
+  private readonly lowered = new Map<NodeRecord, NodeRecord[]>();
   /** If nodes' branch bodies, serialised with the graph (names resolved at build time). */
   private readonly branches = new Map<NodeRecord, Record<'then_branch' | 'else_branch', { nodes: NodeRecord[]; outputs: Value[] }>>();
 
@@ -302,6 +307,11 @@ export class Graph {
     return out;
   }
 
+  /** Every node as serialised for this graph's target (lowering.ts rewrites applied), those in If branches included. */
+  targetNodes(): NodeRecord[] {
+    return this.allNodes().flatMap((n) => this.loweredNode(n));
+  }
+
   /**
    * Moves the nodes recorded from index `from` on into the then-branch of an If on `cond` (bool []), so
    * that they run only when it is true; `then` (values those nodes make) become the If's outputs, and
@@ -336,6 +346,14 @@ export class Graph {
   build(file?: { name: string; align: number }): BuiltModel {
     const unfinished = this.blobs.find((b) => b.written !== b.byteLength);
     if (unfinished) throw new Error(`graph ${this.name}: a blob has ${unfinished.written} of its ${unfinished.byteLength} bytes written`);
+    // Rewrites first: they may add constants, which are serialised with the initializers below.
+    const lower = (list: NodeRecord[]): NodeRecord[] => list.flatMap((n) => this.loweredNode(n));
+    const nodeLists = new Map<NodeRecord[], NodeRecord[]>();
+    const lowerAll = (list: NodeRecord[]) => {
+      nodeLists.set(list, lower(list));
+      for (const n of list) for (const b of Object.values(this.branches.get(n) ?? {})) lowerAll(b.nodes);
+    };
+    lowerAll(this.nodes);
     const externalData: ExternalBuffer[] = [];
     let offset = 0;
     const inits: TensorMsg[] = this.initializers.map(({ value, dims, data, external }, i) => {
@@ -358,7 +376,7 @@ export class Graph {
       return t;
     });
     const info = (v: Value): ValueInfoMsg => ({ name: v.name, dataType: ONNX_TYPE[v.dtype], shape: v.shape });
-    const nodeMsgs = (list: NodeRecord[], prefix: string): NodeMsg[] => list.map((n, i) => {
+    const nodeMsgs = (list: NodeRecord[], prefix: string): NodeMsg[] => nodeLists.get(list)!.map((n, i) => {
       const attributes = { ...n.attrs };
       const br = this.branches.get(n);
       if (br) {
@@ -388,5 +406,21 @@ export class Graph {
       outputs: this.outputs.map(info),
     });
     return { model, externalData };
+  }
+
+  /** `n` as serialised for this graph's target: itself, or its rewrite (lowering.ts). */
+  private loweredNode(n: NodeRecord): NodeRecord[] {
+    if (this.target === 'cpu') return [n];
+    let out = this.lowered.get(n);
+    if (!out) {
+      const ctx: LoweringContext = {
+        value: (prefix, dtype, shape) => ({ name: this.fresh(prefix), dtype, shape }),
+        constF32: (v) => this.constF32(v),
+        constI64: (v) => this.constI64(v),
+      };
+      out = lowerNode(n, this.target, ctx) ?? [n];
+      this.lowered.set(n, out);
+    }
+    return out;
   }
 }

@@ -6,10 +6,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { BuiltModel, Graph, InitializerSink, SinkRegion } from './graph';
+import { executionProviders, type Device } from './device';
 
 export type OptLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
 export interface SessionConfig {
+  /** Where the session runs (device.ts resolves a user's choice to one); default the CPU. */
+  device?: Device;
   /** intra-op threads; default 2. */
   threads?: number;
   /** Graph optimisation level; 'basic' builds large hand-made graphs ~3× faster than 'all'. */
@@ -24,11 +27,13 @@ export interface SessionConfig {
   profilePrefix?: string;
   /** Extra ORT config entries by full key (e.g. { 'session.disable_prepacking': '1' }), for experiments. */
   configEntries?: Record<string, string>;
+  /** Extra WebGPU EP options (e.g. { validationMode: 'disabled' }), for experiments. */
+  webgpuOptions?: Record<string, string>;
 }
 
 function sessionOptions(cfg: SessionConfig): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: ['cpu'],
+    executionProviders: executionProviders(cfg.device ?? 'cpu', cfg.webgpuOptions),
     intraOpNumThreads: cfg.threads ?? 2,
     interOpNumThreads: 1,
     executionMode: 'sequential',

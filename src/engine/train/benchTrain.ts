@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openWeights } from '../model/load';
 import type { Precision } from '../gemma/runtime';
+import type { Device } from '../onnx/device';
 import { createOrtEngine } from './ortEngine';
 import { ALL_TARGETS, initLora } from './lora';
 import { Rng } from '../rng';
@@ -18,6 +19,8 @@ import { train, type TrainEvent } from './trainer';
 export interface TrainBenchOptions {
   precision?: Precision;
   threads?: number;
+  /** Where the step session runs; default the CPU. */
+  device?: Device;
   examples?: number;
   tokens?: number;
   completion?: number;
@@ -59,7 +62,7 @@ export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): 
   const cfg = source.config;
   const rank = o.rank ?? 16;
   const params = initLora(cfg, rank, 2 * rank, ALL_TARGETS, 1);
-  const engine = await createOrtEngine(source, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2 });
+  const engine = await createOrtEngine(source, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2, device: o.device });
   const setup = (performance.now() - t0) / 1000;
   const data = splitValidation(syntheticExamples(o.examples ?? 20, o.tokens ?? 120, o.completion ?? 40, cfg.vocabSize, 7), { fraction: 0.2, seed: 1 });
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-bench-train-'));

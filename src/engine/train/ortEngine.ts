@@ -7,9 +7,10 @@ import type { GemmaConfig, LayerType } from '../model/config';
 import type { ModelWeights } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
 import { ExternalDataFile, f32Tensor, ort, type OptLevel } from '../onnx/session';
+import type { Device } from '../onnx/device';
 import { trainGraph, trainLoraNames, type TrainGraphOptions } from '../gemma/trainGraph';
 import { layerInverseFrequencies, ropeTables } from '../gemma/rope';
-import type { Precision } from '../gemma/runtime';
+import { defaultAccuracyLevel, type Precision } from '../gemma/runtime';
 import type { MicroBatch } from './batch';
 import { ALL_TARGETS, type LoraParams, type LoraTarget } from './lora';
 import type { StepEngine } from './trainer';
@@ -20,7 +21,9 @@ export interface OrtEngineOptions {
   alpha: number;
   targets: readonly LoraTarget[];
   threads?: number;
-  /** MatMulNBits accuracy level for q4 (4: int8 activations, faster; 0: float). */
+  /** Where the step session runs (onnx/device.ts); default the CPU. */
+  device?: Device;
+  /** MatMulNBits accuracy level for q4 (4: int8 activations, faster on the CPU; 0: float); default by device (defaultAccuracyLevel). */
   accuracyLevel?: 0 | 4;
   /**
    * Default 'disabled': the hand-built step graph gains nothing per step from 'basic' (fine-tune 179.6 s
@@ -71,7 +74,8 @@ export function trainMask(T: number, window: number): Float32Array {
  */
 export async function createOrtEngine(mw: ModelWeights | WeightSource, opts: OrtEngineOptions): Promise<OrtStepEngine> {
   // Weights stream to a temporary file as they are converted; ORT maps it, so no second copy is held.
-  const graphOpts = { precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? 4, headBits: opts.headBits ?? 8, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true, keepProjections: opts.precision === 'q4' ? opts.keepProjections ?? ALL_TARGETS : undefined };
+  const device = opts.device ?? 'cpu';
+  const graphOpts = { target: device, precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? defaultAccuracyLevel(device), headBits: opts.headBits ?? 8, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true, keepProjections: opts.precision === 'q4' ? opts.keepProjections ?? ALL_TARGETS : undefined };
   const open = async (forwardOnly: boolean) => {
     const file = new ExternalDataFile();
     let graph;
@@ -85,7 +89,7 @@ export async function createOrtEngine(mw: ModelWeights | WeightSource, opts: Ort
     // allocator between runs instead of being held beside the step session's.
     // No memory patterns: from the second run ORT would allocate the whole recorded pattern as one more block
     // beside the arena's chunks from the first (+400 MB peak with kept projections, for ~3% of speed).
-    return file.open(graph, { threads: opts.threads ?? 2, optimization: opts.optimization ?? 'disabled', memArena: !forwardOnly, memPattern: false, profilePrefix: forwardOnly ? undefined : opts.profilePrefix });
+    return file.open(graph, { device, threads: opts.threads ?? 2, optimization: opts.optimization ?? 'disabled', memArena: !forwardOnly, memPattern: false, profilePrefix: forwardOnly ? undefined : opts.profilePrefix });
   };
   const session = await open(false);
   let evalSession: ortTypes.InferenceSession | null = null;

@@ -1,6 +1,7 @@
 // What a request handler gets to work with, and the state the worker keeps between requests.
 
 import type { GemmaRuntime } from '../gemma/runtime';
+import type { DeviceResolution } from '../onnx/device';
 import type { Tokenizer } from '../model/tokenizer';
 import type { GenTokenizer } from '../generate/textStream';
 import type { PrefixCache } from '../generate/prefixCache';
@@ -27,6 +28,8 @@ export interface EngineState {
   /** performance.now() when the worker started. */
   readonly startedAt: number;
   model: LoadedModel | null;
+  /** How the last model load resolved its device choice (status shows it); null before any. */
+  device?: DeviceResolution | null;
 }
 
 export interface HandlerContext<M extends EngineMethod> {

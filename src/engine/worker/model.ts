@@ -5,6 +5,7 @@ import { loadAdapter as readAdapterInto, openModel } from '../generate/openModel
 import { PrefixCache } from '../generate/prefixCache';
 import { baseIdentity } from '../model/baseIdentity';
 import { throwIfCancelled, type Handler, type LoadedModel } from './context';
+import { describeDevice, deviceRoles, openOnDevice, resolveDevice } from '../onnx/device';
 
 /** The loaded model, or an error that says to load one first. */
 export function requireModel(model: LoadedModel | null): LoadedModel {
@@ -13,7 +14,7 @@ export function requireModel(model: LoadedModel | null): LoadedModel {
 }
 
 /** Loads a base model, replacing (and first freeing) the current one and its adapters. */
-export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precision = 'q4', threads }, ctx) => {
+export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precision = 'q4', threads, device = 'auto' }, ctx) => {
   const old = ctx.state.model;
   // Free the old model before reading the new one: two 270M models at once would double peak memory.
   ctx.state.model = null;
@@ -22,10 +23,21 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
     await old.runtime.dispose();
   }
   throwIfCancelled(ctx.signal);
-  const m = await openModel(modelPath, { precision, threads: threads ?? ctx.state.threads });
-  const summary = { name: path.basename(modelPath), source: path.resolve(modelPath), format: m.format, precision, base: baseIdentity(modelPath, m.runtime.config) };
+  const resolved = await resolveDevice(device);
+  const { value: m, resolution } = await openOnDevice(resolved, deviceRoles(resolved).inference,
+    (d) => openModel(modelPath, { precision, threads: threads ?? ctx.state.threads, device: d }));
+  // The reason for a CPU fallback is logged once, not at every load that meets it again.
+  const before = ctx.state.device;
+  if (resolution.fallbackReason && (before?.fallbackReason !== resolution.fallbackReason || before.device !== resolution.device)) {
+    ctx.log(resolution.tried ? 'warn' : 'info', `engine device: ${describeDevice(resolution)}`);
+  }
+  ctx.state.device = resolution;
+  const summary = {
+    name: path.basename(modelPath), source: path.resolve(modelPath), format: m.format, precision, device: m.runtime.device, base: baseIdentity(modelPath, m.runtime.config),
+  };
   ctx.state.model = { summary, runtime: m.runtime, tokenizer: m.tokenizer, gen: m.gen, adapters: new Map(), prefixes: new PrefixCache(m.runtime) };
-  ctx.log('info', `loaded ${summary.source} (${m.format}, ${precision}) in ${m.loadSeconds.toFixed(2)} s; fingerprint ${summary.base.fingerprint}`);
+  const roles = deviceRoles(resolution);
+  ctx.log('info', `loaded ${summary.source} (${m.format}, ${precision}; inference on ${summary.device === 'webgpu' ? 'WebGPU' : 'the CPU'}, training on ${roles.training === 'webgpu' ? 'WebGPU' : 'the CPU'}) in ${m.loadSeconds.toFixed(2)} s; fingerprint ${summary.base.fingerprint}`);
   for (const note of m.notes) ctx.log('info', note);
   return { model: summary, loadSeconds: m.loadSeconds, vocabSize: m.runtime.config.vocabSize, hasTokenizer: m.tokenizer !== null };
 };

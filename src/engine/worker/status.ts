@@ -1,13 +1,21 @@
-// `status`: what the engine is: runtime version, threads, model, queue, memory.
+// `status`: what the engine is: runtime version, threads, device, model, queue, memory.
 
 import { threadId } from 'node:worker_threads';
-import { PROTOCOL_VERSION } from '../../protocol/engine';
+import { PROTOCOL_VERSION, type EngineStatus } from '../../protocol/engine';
+import { deviceRoles, type Device, type DeviceResolution } from '../onnx/device';
 import type { Handler } from './context';
 import { loadOrt } from './ort';
 
 const MB = 1024 * 1024;
 
-/** Reports the engine's runtime, threads, loaded model and queue. */
+/** Which device runs what, as the last model load (or training run) resolved the choice. */
+function deviceStatus(r: DeviceResolution | null, modelDevice: Device | null): EngineStatus['device'] {
+  if (!r) return null;
+  const roles = deviceRoles(r);
+  return { requested: r.requested, inference: modelDevice ?? roles.inference, training: roles.training, ...(r.fallbackReason ? { fallbackReason: r.fallbackReason } : {}) };
+}
+
+/** Reports the engine's runtime, threads, device, loaded model and queue. */
 export const status: Handler<'status'> = async (_params, ctx) => {
   const ort = await loadOrt();
   const mem = process.memoryUsage();
@@ -17,6 +25,7 @@ export const status: Handler<'status'> = async (_params, ctx) => {
     runtime: { name: 'onnxruntime-node', version: ort.env.versions.node ?? ort.env.versions.common },
     threads: ctx.state.threads,
     model: ctx.state.model?.summary ?? null,
+    device: deviceStatus(ctx.state.device ?? null, ctx.state.model?.summary.device ?? null),
     busy,
     queued,
     node: process.versions.node,

@@ -22,6 +22,7 @@ import { train as runTrainer, type TrainEvent, type TrainResult } from '../train
 import type { TrainEventMessage } from '../../protocol/train';
 import { throwIfCancelled, type Handler, type LoadedModel } from './context';
 import { requireModel } from './model';
+import { describeDevice, deviceRoles, openOnDevice, type DeviceResolution } from '../onnx/device';
 
 const MB = 1024 * 1024;
 
@@ -45,7 +46,7 @@ function finite(x: number): number {
 
 /** Rebuilds the inference runtime of `model` and registers its adapters again (dropping any that no longer load). */
 async function reopen(model: LoadedModel, threads: number, log: (m: string) => void): Promise<void> {
-  const m = await openModel(model.summary.source, { precision: model.summary.precision, threads });
+  const m = await openModel(model.summary.source, { precision: model.summary.precision, threads, device: model.summary.device });
   model.runtime = m.runtime;
   model.prefixes = new PrefixCache(m.runtime);
   for (const [name, dir] of [...model.adapters]) {
@@ -91,9 +92,16 @@ export const train: Handler<'train'> = async (params, ctx) => {
   model.prefixes.clear(); // its KV caches belong to the runtime disposed here
   await model.runtime.dispose();
   try {
-    // Streamed from the file into the session's data file: the weights are never whole in JS.
-    const weights = openWeights(model.summary.source, { precision: model.summary.precision }).source;
-    engine = await createOrtEngine(weights, { precision: model.summary.precision, rank: lora.rank, alpha: lora.alpha, targets: lora.targets, threads });
+    // Streamed from the file into the session's data file: the weights are never whole in JS. On the training
+    // device of the model's resolution; under 'auto' a step graph WebGPU cannot take is built for the CPU.
+    const resolved: DeviceResolution = ctx.state.device ?? { requested: 'cpu', device: 'cpu', tried: false };
+    const opened = await openOnDevice(resolved, deviceRoles(resolved).training, (device) => createOrtEngine(openWeights(model.summary.source, { precision: model.summary.precision }).source,
+      { precision: model.summary.precision, rank: lora.rank, alpha: lora.alpha, targets: lora.targets, threads, device }));
+    engine = opened.value;
+    if (opened.resolution !== resolved) {
+      ctx.state.device = opened.resolution;
+      ctx.log('warn', `train: ${describeDevice(opened.resolution)}; training on the CPU`);
+    }
     sample();
     times.setupS = (performance.now() - t0) / 1000;
     ctx.log('info', `train: ${split.train.length} training and ${split.val.length} held-out examples; step session built in ${times.setupS.toFixed(2)} s`);

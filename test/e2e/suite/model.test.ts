@@ -61,8 +61,22 @@ describe('Gemma: Use local model… (in the extension host)', () => {
     assert.equal(vscode.workspace.getConfiguration('gemmaTune').get<string>('model.path'), model);
     const loaded = events('modelLoaded').at(-1);
     assert.equal(loaded?.path, model);
-    const status = await vscode.commands.executeCommand<{ model: { name: string } | null }>('gemmaTune.showEngineStatus');
+    type Status = { model: { name: string; device: string } | null; device: { requested: string; inference: string; training: string; fallbackReason?: string } | null };
+    const status = await vscode.commands.executeCommand<Status>('gemmaTune.showEngineStatus');
     assert.equal(status.model?.name, 'tiny-q4.gguf');
+    // gemmaTune.engine.device is 'auto': training on WebGPU where a GPU answers, inference on the CPU; with no
+    // GPU both on the CPU with the reason, which the status line (the notification) repeats.
+    const d = status.device;
+    assert.equal(d?.requested, 'auto');
+    assert.equal(d.inference, 'cpu');
+    assert.equal(d.inference, status.model?.device);
+    const line = String(events('engineStatus').at(-1)?.line);
+    if (d.training === 'cpu') {
+      assert.ok(d.fallbackReason, 'a CPU fallback says why');
+      assert.ok(line.includes(`inference and training on the CPU (${d.fallbackReason})`), line);
+    } else {
+      assert.ok(line.includes('inference on the CPU, training on WebGPU'), line);
+    }
     await vscode.workspace.getConfiguration('gemmaTune').update('model.path', undefined, vscode.ConfigurationTarget.Global);
   });
 });

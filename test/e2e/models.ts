@@ -43,11 +43,10 @@ async function trainedTask(workspace: string, model: string): Promise<void> {
   await store.saveConfig(task.id, { ...task.config, baseModel: baseIdentity(model, GEMMA3_TINY) });
 }
 
-/** The rows of the open quick pick, as text. */
+/** The rows of the model pick once it has replaced the palette, as text. */
 async function pickRows(page: Page): Promise<string[]> {
-  const rows = page.locator('.quick-input-widget .monaco-list-row');
-  await rows.first().waitFor({ timeout: UI_TIMEOUT });
-  return rows.allInnerTexts();
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Gemma 3 270M' }).first().waitFor({ timeout: UI_TIMEOUT });
+  return page.locator('.quick-input-widget .monaco-list-row').allInnerTexts();
 }
 
 /** Whether the pick's row holding `text` carries the check mark of the model in use. */

@@ -70,11 +70,12 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
     const t0 = performance.now();
     let result: ResultOf<'train'>;
     let marker: Promise<void> = Promise.resolve();
-    // The run is stopped here, keeping nothing, when its first measured step says it would be too long.
+    // The run is stopped here, keeping nothing, when its first measured step says it would be too long and
+    // the user says Stop. The question is answered before anything is kept, also by a run that ended meanwhile.
     const local = new AbortController();
     const forward = (): void => local.abort();
     signal.addEventListener('abort', forward);
-    let asked = false;
+    let question: Promise<string | undefined> | undefined;
     let stoppedForTime: string | undefined;
     try {
       result = await this.s.engine.request(
@@ -98,12 +99,10 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
               if (!resume) marker = writeRunMarker(adapterDir, { totalSteps: e.totalSteps, hyperparameters: hp }).catch((err: Error) => this.s.log.warn(`train "${task.id}": run.json: ${err.message}`));
             }
             if (e.type === 'step') Object.assign(progress, { step: e.step, etaSeconds: e.etaS });
-            if (e.type === 'step' && !asked && !resume) {
-              asked = true;
-              void this.confirmLongRun(model.summary.name, e.elapsedS / e.step, e.elapsedS + e.etaS, progress.totalSteps).then((why) => {
-                if (!why) return;
-                stoppedForTime = why;
-                local.abort();
+            if (e.type === 'step' && !question && !resume) {
+              question = this.confirmLongRun(model.summary.name, e.elapsedS / e.step, e.elapsedS + e.etaS, progress.totalSteps);
+              void question.then((why) => {
+                if (why) local.abort();
               });
             }
             this.progress.fire({ ...progress });
@@ -114,12 +113,14 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
     } catch (e) {
       signal.removeEventListener('abort', forward);
       await marker;
+      stoppedForTime = await question;
       // A run that checkpointed before it failed (the worker died, say) stays resumable, and so does
       // one whose resume was refused (the examples changed: undoing that makes it resumable again).
-      const kept = await findInterruptedRun(adapterDir);
+      const kept = stoppedForTime ? undefined : await findInterruptedRun(adapterDir);
       if (!kept) await clearStaging(adapterDir);
       this.progress.fire(undefined);
       const cancelled = e instanceof EngineError && e.code === 'cancelled';
+      if (stoppedForTime) return this.stoppedForTime(task, stoppedForTime, 0, onEvent);
       const message = cancelled
         ? 'Training was cancelled before it started; the task\'s adapter is unchanged.'
         : resume
@@ -132,6 +133,7 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
     }
     signal.removeEventListener('abort', forward);
     await marker;
+    stoppedForTime = await question;
     this.progress.fire(undefined);
     // A run cancelled before its first update saved the untrained start: not worth replacing anything.
     // One cancelled later keeps its staged checkpoint for a resume, and the task gets a copy of its adapter.
@@ -140,11 +142,7 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
     const promoted = !stoppedForTime && result.savedStep > 0 ? await promoteStaged(adapterDir, { keepRunState: resumable }) : false;
     if (!resumable && !promoted) await clearStaging(adapterDir);
     if (promoted) await this.recordBase(task, model.summary.base);
-    if (stoppedForTime) {
-      this.s.events.write('trainingDone', { task: task.id, reason: 'too-slow', step: result.step });
-      onEvent({ kind: 'cancelled', step: result.step, comparison: [], message: `${stoppedForTime} The task keeps the adapter it had, if any.` });
-      return;
-    }
+    if (stoppedForTime) return this.stoppedForTime(task, stoppedForTime, result.step, onEvent);
     let comparison: ComparisonRow[] = [];
     let compareNote = '';
     if (promoted && !cancelled && result.valIds.length > 0) {
@@ -194,6 +192,13 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
     const keep = 'Keep training';
     const pick = await vscode.window.showWarningMessage(`${estimate} A smaller model (Gemma: Choose model…) trains faster.`, { modal: true }, keep, 'Stop');
     return pick === keep ? undefined : `Stopped: ${estimate}`;
+  }
+
+  /** Ends a run the user stopped as too long: nothing of it was kept. */
+  private stoppedForTime(task: Task, why: string, step: number, onEvent: (e: TrainingEvent) => void): void {
+    this.s.log.info(`train "${task.id}": ${why}`);
+    this.s.events.write('trainingDone', { task: task.id, reason: 'too-slow', step });
+    onEvent({ kind: 'cancelled', step, comparison: [], message: `${why} The task keeps the adapter it had, if any.` });
   }
 
   /** Records in task.json the base the task's new adapter was trained on. */

@@ -52,8 +52,8 @@ async function items(s: GemmaServices, models: ModelService): Promise<ModelItem[
     const figures = describeEntry(entry.reference, measured[file]);
     out.push({
       label: `${chosen ? '$(check) ' : ''}${m.title}`,
-      description: `${formatBytes(m.size ?? 0)} · ${present ? 'downloaded' : m.gated ? 'download (needs a Hugging Face token)' : 'download'}`,
-      detail: `${entry.summary} — ${figures}`,
+      description: `${formatBytes(m.size ?? 0)} · ${present ? 'downloaded' : 'download'}${!present && m.gated ? ' · needs a Hugging Face token' : ''} · ${entry.summary}`,
+      detail: figures,
       action: { kind: 'catalog', entry, present },
     });
   }

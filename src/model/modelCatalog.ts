@@ -31,13 +31,13 @@ export interface CatalogEntry {
 export const MODEL_CATALOG: readonly CatalogEntry[] = [
   {
     manifest: DEFAULT_MODEL,
-    summary: 'the default: 18 layers, fast to fine-tune on a laptop',
+    summary: 'the default, 18 layers',
     // bench/out/270m-q4.gguf (Q4_0 blocks, Q8_0 embedding, as this file), 2 threads.
     reference: { ramMB: 600, decodeTokS: 78, loadS: 3.1, fineTuneS: 30, fineTuneRamMB: 1400 },
   },
   {
     manifest: GEMMA3_1B_QAT_MODEL,
-    summary: '26 layers, hidden 1152: better answers, slower; gated (a Hugging Face token)',
+    summary: '26 layers: better answers, slower',
     // make-model --config 1b --dtype q4_0 --embedding f16 (Q4_0 blocks, F16 embedding, as this file), 2 threads.
     reference: { ramMB: 3100, decodeTokS: 18.5, loadS: 11.9, fineTuneS: 168, fineTuneRamMB: 4900 },
   },
@@ -60,12 +60,13 @@ export function describeFigures(f: ModelFigures): string {
 }
 
 /**
- * What the picker says of a catalogue model: the figures measured on this machine where it has run here
- * (memory and speed), the build machine's for the rest (all of them until it has run).
+ * What the picker says of a catalogue model, figures first (a narrow pick cuts the end): those measured on
+ * this machine where it has run here (memory and speed), the build machine's for the rest (all of them until
+ * it has run).
  */
 export function describeEntry(reference: ModelFigures, here?: Partial<ModelFigures>): string {
-  if (here?.decodeTokS === undefined || here.ramMB === undefined) return `on a 2-core build machine: ${describeFigures(reference)}`;
+  if (here?.decodeTokS === undefined || here.ramMB === undefined) return `${describeFigures(reference)} (2-core build machine)`;
   const mine = describeFigures({ ramMB: here.ramMB, decodeTokS: here.decodeTokS, loadS: here.loadS ?? reference.loadS });
-  const tune = reference.fineTuneS === undefined ? '' : ` (build machine: fine-tune ~${Math.max(1, Math.round(reference.fineTuneS / 60))} min${reference.fineTuneRamMB ? ` in ${mb(reference.fineTuneRamMB)}` : ''})`;
-  return `measured here: ${mine}${tune}`;
+  const tune = reference.fineTuneS === undefined ? '' : ` · fine-tune ~${Math.max(1, Math.round(reference.fineTuneS / 60))} min${reference.fineTuneRamMB ? ` in ${mb(reference.fineTuneRamMB)}` : ''} (build machine)`;
+  return `${mine} (measured here)${tune}`;
 }

@@ -81,7 +81,7 @@ export async function runModels(report: Report, artifacts: string): Promise<Reco
   const browser = await launchBrowser();
   try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
-    const chars = '    "The app crashes when I click Save twice.",'.length;
+    const chars = '"The app crashes when I click Save twice.",'.length; // Home goes to the first non-blank
 
     await report.check(GROUP, '"Gemma: Choose model…" lists the 270M and the gated 1B QAT with size, memory and speed, and the model in use', async () => {
       await page.goto(workbenchUrl(session));

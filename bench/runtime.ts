@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   const accuracyLevel = Number(flag('accuracy', '4')) as 0 | 4;
   const headAccuracyLevel = Number(flag('head-accuracy', String(accuracyLevel))) as 0 | 4;
   const headParts = Number(flag('head-parts', '8'));
-  const headBits = Number(flag('head-bits', '4')) as 4 | 8;
+  const headBits = Number(flag('head-bits', '8')) as 4 | 8;
   const attention = flag('attention', 'gqa') as 'gqa' | 'matmul';
   const threads = Number(flag('threads', '2'));
   const memArena = flag('arena', '1') === '1';

@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import { EngineClient } from './client/engineClient';
 import { registerCodeActions } from './codeActions/register';
+import { registerChooseModel } from './commands/chooseModel';
 import { registerModelCommands } from './commands/modelCommands';
 import { registerRestartEngine } from './commands/restartEngine';
 import { registerShowEngineStatus } from './commands/showEngineStatus';
@@ -30,7 +31,7 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(registerShowEngineStatus(services), registerRestartEngine(services));
   const panelEngine = new WorkerPanelEngine(services);
   context.subscriptions.push(panelEngine, ...registerTaskCommands(services, panelEngine));
-  context.subscriptions.push(...registerModelCommands(services, models), registerStatusBar(models, panelEngine.onDidChangeTraining));
+  context.subscriptions.push(...registerModelCommands(services, models), registerChooseModel(services, models), registerStatusBar(models, panelEngine.onDidChangeTraining));
   context.subscriptions.push(...registerCodeActions(services));
 
   const activationMs = Math.round((performance.now() - t0) * 10) / 10;

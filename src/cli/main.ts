@@ -16,6 +16,16 @@ import { exportAdapterCommand } from './commands/exportAdapter';
 import { demoCommand } from './commands/demo';
 import { downloadModelCommand } from './commands/downloadModel';
 import { escapeControls, quote } from '../protocol/quote';
+import { SUPPORTED_TYPES } from '../engine/model/ggufFormat';
+
+/** What --model accepts, named once for every command. */
+const MODEL_HELP = [
+  'models (--model PATH): a Gemma 3 .gguf file or a Hugging Face folder (config.json, *.safetensors, tokenizer.json)',
+  `  GGUF tensor types: ${SUPPORTED_TYPES.replace(/=\d+/g, '')}; each runs at its own precision (never requantised)`,
+  '  --precision q4 (default): GGUF tensors as stored; a Hugging Face folder\'s bf16/f32 weights quantised to Q4_0. f32: everything float32',
+  '  Gemma 3 270M, 1B, 4B and larger text decoders; multimodal checkpoints (Gemma3ForConditionalGeneration) run their text decoder',
+  '  RoPE scaling: linear (as the 4B–27B configs); vocabularies: SentencePiece ("llama") or BPE ("gpt2") in GGUF, tokenizer.json in folders',
+];
 
 const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, trainTaskCommand, exportAdapterCommand, demoCommand, downloadModelCommand];
 
@@ -23,6 +33,7 @@ function help(): string {
   const lines = ['usage: gemma-tune <command> [options]', ''];
   for (const c of commands) lines.push(`  ${c.usage}`, `      ${c.summary}`);
   lines.push('  gemma-tune --version | -v', '      Print the version.');
+  lines.push('', ...MODEL_HELP);
   return lines.join('\n');
 }
 

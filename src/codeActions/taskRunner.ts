@@ -10,6 +10,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EngineError } from '../client/engineClient';
+import { baseMismatch, offerRetrain } from '../model/baseCheck';
 import { errorText } from '../model/modelService';
 import type { ResultOf } from '../protocol/engine';
 import type { GemmaServices } from '../services';
@@ -93,6 +94,7 @@ export class TaskRunner implements vscode.Disposable {
     if (!model) return this.precomputed.schedule(ticket, []);
     const jobs: PrecomputeJob<ResultOf<'classify'>>[] = [];
     for (const t of tasks.slice(0, PRECOMPUTE_MAX_TASKS)) {
+      if (baseMismatch(t.task.config, model.summary.base)) continue; // said when the user picks the task
       const key = await this.classifyKey(t, input, model.generation).catch(() => undefined);
       if (!key) continue;
       jobs.push({
@@ -225,6 +227,13 @@ export class TaskRunner implements vscode.Disposable {
     for (let attempt = 0; ; attempt++) {
       const model = await this.s.models.ensureLoaded({ interactive: true });
       if (!model) return undefined;
+      const mismatch = baseMismatch(t.task.config, model.summary.base);
+      if (mismatch) {
+        this.s.log.warn(mismatch);
+        this.s.events.write('taskBaseMismatch', { task: t.task.id, trainedOn: t.task.config.baseModel?.fingerprint, loaded: model.summary.base?.fingerprint });
+        offerRetrain(mismatch, t.folder.uri, t.task.id);
+        return undefined;
+      }
       try {
         return await withDelayedProgress(title, PROGRESS_DELAY_MS, async (signal) => {
           const adapter = await this.adapters.ensure(t.adapterDir, t.task.id, model.generation);

@@ -51,7 +51,7 @@ export async function fineTuneOnSelection(deps: PanelDeps): Promise<number> {
     const chosen = task.config.selection ?? (await askSelectionMode(task.config.name, perLine, texts.length));
     if (!chosen) return 0;
     mode = chosen;
-    if (!task.config.selection) await store.saveConfig(task.id, { ...task.config, selection: mode });
+    if (!task.config.selection) await store.updateConfig(task.id, (config) => ({ ...config, selection: config.selection ?? mode }));
   }
   const inputs = selectionExamples(texts, mode);
   const stored = await store.addExamples(task.id, inputs.map((input) => ({ input })));

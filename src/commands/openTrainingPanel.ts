@@ -21,7 +21,14 @@ export async function openTrainingPanel(deps: PanelDeps): Promise<string | undef
   return task.id;
 }
 
-/** Registers the command. */
+/** Registers the command; with a workspace folder and a task id (as "Retrain on this model" passes them), it opens that task's panel. */
 export function registerOpenTrainingPanel(deps: PanelDeps): vscode.Disposable {
-  return vscode.commands.registerCommand(OPEN_TRAINING_PANEL, () => runReporting(deps, () => openTrainingPanel(deps)));
+  return vscode.commands.registerCommand(OPEN_TRAINING_PANEL, (folderUri?: unknown, taskId?: unknown) => runReporting(deps, async () => {
+    const folder = folderUri instanceof vscode.Uri ? vscode.workspace.getWorkspaceFolder(folderUri) : undefined;
+    if (folder && typeof taskId === 'string') {
+      await TrainingPanel.show(deps, folder, taskId);
+      return taskId;
+    }
+    return openTrainingPanel(deps);
+  }));
 }

@@ -21,6 +21,7 @@ import {
   resolveModelSource,
 } from './modelSettings';
 import type { ModelState } from './modelState';
+import { recordMeasurement } from './modelMeasurements';
 
 export const DOWNLOAD_MODEL_COMMAND = 'gemmaTune.downloadModel';
 /** A cancelled load stops in the engine within this, or the engine is restarted (nothing is lost: no model was loaded). */
@@ -230,6 +231,7 @@ export class ModelService implements vscode.Disposable {
       this.s.log.info(`model ${r.model.name} ready (${r.model.format}, ${r.model.precision}) in ${ms} ms${r.hasTokenizer ? '' : '; it has no tokenizer, so tasks cannot run on text'}`);
       this.s.events.write('modelLoaded', { path, name: r.model.name, format: r.model.format, precision: r.model.precision, threads: settings.threads, device: r.model.device, ms, loadSeconds: r.loadSeconds });
       this.setState({ kind: 'ready', name, precision: r.model.precision, loadSeconds: r.loadSeconds });
+      void recordMeasurement(this.s.context.globalState, path, { loadS: r.loadSeconds }).catch(() => undefined);
       return model;
     } catch (e) {
       const message = errorText(e);

@@ -20,7 +20,11 @@ import { clearStaging, type InterruptedRun, settleFailedRun, settleFinishedRun, 
 import { type Example, isLabeled } from '../store/examples';
 import { renderMessages } from '../store/prompt';
 import type { Hyperparameters } from '../store/task';
-import { ADAPTER_DIR, type Task } from '../store/taskStore';
+import { ADAPTER_DIR, type Task, workspaceOfTaskDir } from '../store/taskStore';
+import { taskStoreFor } from '../store/workspaceStore';
+import { baseMismatch } from '../model/baseCheck';
+import type { BaseModelRecord } from '../protocol/baseModel';
+import { formatDuration } from './trainingProgress';
 import type { PanelEngine } from './panelEngine';
 import { plural } from '../plural';
 import { taskAnswer } from './taskAnswers';
@@ -29,6 +33,9 @@ import type { TrainingProgress } from './trainingProgress';
 
 /** At most this many held-out examples go into the before/after table. */
 const MAX_COMPARISON = 50;
+/** Setting: a fine-tune estimated (from its first step) to take longer than this many minutes asks first; 0 never asks. */
+export const CONFIRM_TRAINING_KEY = 'training.confirmLongerThanMinutes';
+const DEFAULT_CONFIRM_MINUTES = 10;
 
 export const NO_MODEL_REASON = 'Training and suggestions need a model: download the default one or pick a local one (click the Gemma status bar item).';
 
@@ -65,6 +72,13 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
     const t0 = performance.now();
     let result: ResultOf<'train'>;
     let marker: Promise<void> = Promise.resolve();
+    // The run is stopped here, keeping nothing, when its first measured step says it would be too long and
+    // the user says Stop. The question is answered before anything is kept, also by a run that ended meanwhile.
+    const local = new AbortController();
+    const forward = (): void => local.abort();
+    signal.addEventListener('abort', forward);
+    let question: Promise<string | undefined> | undefined;
+    let stoppedForTime: string | undefined;
     try {
       result = await this.s.engine.request(
         'train',
@@ -77,7 +91,7 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
           ...(resume ? { resume: true } : {}),
         },
         {
-          signal,
+          signal: local.signal,
           onEvent: (e) => {
             const ev = trainingEventOf(e);
             if (!ev) return;
@@ -87,18 +101,28 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
               if (!resume) marker = writeRunMarker(adapterDir, { totalSteps: e.totalSteps, hyperparameters: hp }).catch((err: Error) => this.s.log.warn(`train "${task.id}": run.json: ${err.message}`));
             }
             if (e.type === 'step') Object.assign(progress, { step: e.step, etaSeconds: e.etaS });
+            if (e.type === 'step' && !question && !resume) {
+              question = this.confirmLongRun(model.summary.name, e.elapsedS / e.step, e.elapsedS + e.etaS, progress.totalSteps);
+              void question.then((why) => {
+                if (why) local.abort();
+              });
+            }
             this.progress.fire({ ...progress });
             onEvent(ev);
           },
         },
       );
     } catch (e) {
+      signal.removeEventListener('abort', forward);
       await marker;
+      stoppedForTime = await question;
       // A run that checkpointed before it failed (the worker died, say) stays resumable, and so does
       // one whose resume was refused (the examples changed: undoing that makes it resumable again).
-      const kept = await settleFailedRun(adapterDir);
+      // Stopped because it would take too long: the user chose to keep the task as it was.
+      const kept = stoppedForTime ? await clearStaging(adapterDir).then(() => null) : await settleFailedRun(adapterDir);
       this.progress.fire(undefined);
       const cancelled = e instanceof EngineError && e.code === 'cancelled';
+      if (stoppedForTime) return this.stoppedForTime(task, stoppedForTime, 0, onEvent);
       const message = cancelled
         ? 'Training was cancelled before it started; the task\'s adapter is unchanged.'
         : resume
@@ -109,12 +133,16 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
       onEvent({ kind: cancelled ? 'cancelled' : 'failed', message });
       return;
     }
+    signal.removeEventListener('abort', forward);
     await marker;
+    stoppedForTime = await question;
     this.progress.fire(undefined);
     // A run cancelled before its first update saved the untrained start: not worth replacing anything.
     // One cancelled later keeps its staged checkpoint for a resume, and the task gets a copy of its adapter.
     const cancelled = result.reason === 'cancelled';
-    const promoted = await settleFinishedRun(adapterDir, result);
+    const promoted = stoppedForTime ? await clearStaging(adapterDir).then(() => false) : await settleFinishedRun(adapterDir, result);
+    if (promoted) await this.recordBase(task, model.summary.base);
+    if (stoppedForTime) return this.stoppedForTime(task, stoppedForTime, result.step, onEvent);
     let comparison: ComparisonRow[] = [];
     let compareNote = '';
     if (promoted && !cancelled && result.valIds.length > 0) {
@@ -137,7 +165,7 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
   async suggest(task: Task, examples: Example[], signal?: AbortSignal): Promise<Suggestion[]> {
     const model = await this.s.models.ensureLoaded({ interactive: true });
     if (!model) throw new Error('No model is loaded: suggestions need one.');
-    const adapter = await this.adapterIfTrained(task, model.generation);
+    const adapter = await this.adapterIfTrained(task, model.generation, model.summary.base);
     const out: Suggestion[] = [];
     for (const ex of examples) {
       if (signal?.aborted) break;
@@ -151,7 +179,45 @@ export class WorkerPanelEngine implements PanelEngine, vscode.Disposable {
     this.progress.dispose();
   }
 
-  private async adapterIfTrained(task: Task, generation: number): Promise<string | undefined> {
+  /**
+   * After the first step: when the whole run would take longer than the setting allows (default 30 minutes),
+   * asks whether to go on; resolves with why it stops (the user said stop), or undefined to go on.
+   */
+  private async confirmLongRun(modelName: string, stepS: number, totalS: number, steps: number): Promise<string | undefined> {
+    const limitMin = vscode.workspace.getConfiguration('gemmaTune').get<number>(CONFIRM_TRAINING_KEY, DEFAULT_CONFIRM_MINUTES);
+    if (!(limitMin > 0) || totalS <= limitMin * 60) return undefined;
+    const estimate = `Fine-tuning with ${modelName} would take about ${formatDuration(totalS)} on this machine (first step ${stepS.toFixed(1)} s, ${steps} steps).`;
+    this.s.log.warn(`train: ${estimate}`);
+    this.s.events.write('trainingTooSlow', { model: modelName, stepSeconds: stepS, totalSeconds: totalS, steps });
+    const keep = 'Keep training';
+    const pick = await vscode.window.showWarningMessage(`${estimate} A smaller model (Gemma: Choose model…) trains faster.`, { modal: true }, keep, 'Stop');
+    return pick === keep ? undefined : `Stopped: ${estimate}`;
+  }
+
+  /** Ends a run the user stopped as too long: nothing of it was kept. */
+  private stoppedForTime(task: Task, why: string, step: number, onEvent: (e: TrainingEvent) => void): void {
+    this.s.log.info(`train "${task.id}": ${why}`);
+    this.s.events.write('trainingDone', { task: task.id, reason: 'too-slow', step });
+    onEvent({ kind: 'cancelled', step, comparison: [], message: `${why} The task keeps the adapter it had, if any.` });
+  }
+
+  /** Records in task.json the base the task's new adapter was trained on. */
+  private async recordBase(task: Task, base: BaseModelRecord | undefined): Promise<void> {
+    if (!base) return;
+    try {
+      const store = taskStoreFor(vscode.Uri.file(workspaceOfTaskDir(task.dir)), this.s.log);
+      await store.updateConfig(task.id, (config) => ({ ...config, baseModel: base }));
+    } catch (e) {
+      this.s.log.warn(`train "${task.id}": recording the base model in task.json failed: ${errorText(e)}`);
+    }
+  }
+
+  private async adapterIfTrained(task: Task, generation: number, base?: BaseModelRecord): Promise<string | undefined> {
+    const mismatch = baseMismatch(task.config, base);
+    if (mismatch) {
+      this.s.log.warn(`${mismatch} Suggestions come from the base model.`);
+      return undefined;
+    }
     try {
       return await this.adapters.ensure(path.join(task.dir, ADAPTER_DIR), task.id, generation);
     } catch {

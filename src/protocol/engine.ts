@@ -15,6 +15,7 @@
 
 import { CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
 import { jsonForMessage, quote } from './quote';
+import { baseModelRecord } from './baseModel';
 import { generateMethods } from './generate';
 import { trainMethods } from './train';
 
@@ -32,6 +33,8 @@ export const modelSummary = obj({
   precision: oneOf('q4', 'f32'),
   /** Where its sessions run (inference, and training on it). */
   device: oneOf('cpu', 'webgpu'),
+  /** Name, shape and weight fingerprint (a task records it for its adapter). */
+  base: optional(baseModelRecord),
 });
 export type ModelSummary = Infer<typeof modelSummary>;
 

@@ -6,6 +6,7 @@
 // they are). Adapters are registered by name and chosen per request; the base model stays loaded.
 // A messages or text prompt may name its sharedPrefix: the worker then runs only what follows it.
 
+import { baseModelRecord } from './baseModel';
 import { arr, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
 import { jsonForMessage } from './quote';
 
@@ -71,6 +72,8 @@ const loadedSummary = obj({
   format: oneOf('gguf', 'safetensors'),
   precision: oneOf('q4', 'f32'),
   device: oneOf('cpu', 'webgpu'),
+  /** Name, shape and weight fingerprint (a task records it for its adapter). */
+  base: optional(baseModelRecord),
 });
 
 export const generateMethods = {

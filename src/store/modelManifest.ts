@@ -40,3 +40,20 @@ export function manifestUrl(m: ModelManifest, endpoint = 'https://huggingface.co
   const file = m.file.split('/').map(encodeURIComponent).join('/');
   return `${base}/${m.repo}/resolve/${encodeURIComponent(m.revision)}/${file}`;
 }
+
+/**
+ * Gemma 3 1B instruction-tuned, Google's own QAT Q4_0 GGUF (gated: Hugging Face asks for a token once the
+ * license is accepted on the model page). Its blocks are Q4_0 and its embedding F16 (which the engine
+ * keeps at its own precision). Revision, size and sha256 as pinned by several public projects that
+ * download this file (1,003,541,152 bytes).
+ */
+export const GEMMA3_1B_QAT_MODEL: ModelManifest = {
+  id: 'gemma-3-1b-it-qat-q4_0',
+  title: 'Gemma 3 1B instruction-tuned (QAT Q4_0 GGUF)',
+  repo: 'google/gemma-3-1b-it-qat-q4_0-gguf',
+  revision: 'd1be121d36172a4b0b964657e2ee859d61138593',
+  file: 'gemma-3-1b-it-q4_0.gguf',
+  size: 1_003_541_152,
+  sha256: '95e5b8d891cd6a794f66c2a6fb59a41e9562b4660560b854274eceffb628b22a',
+  gated: true,
+};

@@ -6,6 +6,7 @@
 import { arr, CheckError, Infer, num, obj, oneOf, optional, str } from '../protocol/check';
 import { ALL_LORA_TARGETS, TRAIN_DEFAULTS } from '../engine/train/defaults';
 import { quote } from '../protocol/quote';
+import { baseModelRecord } from '../protocol/baseModel';
 
 /** classify: pick one label; extract: fill named fields (JSON) or free text; generate: rewrite. */
 export const TASK_KINDS = ['classify', 'extract', 'generate'] as const;
@@ -93,6 +94,8 @@ export const taskConfigSchema = obj({
   createdAt: str({ max: 40 }),
   /** The answer to "One example per line / The whole selection", asked the first time a selection of several lines is added. */
   selection: optional(oneOf(...SELECTION_MODES)),
+  /** The base model the task's adapter was trained on (absent until it is trained); the adapter runs on no other. */
+  baseModel: optional(baseModelRecord),
 });
 export type TaskConfig = Infer<typeof taskConfigSchema>;
 

@@ -48,6 +48,11 @@ const MAX_EDIT_ATTEMPTS = 5;
 /** The tasks folder relative to a workspace folder. */
 export const TASKS_RELATIVE_DIR = path.join('.gemma', 'tasks');
 
+/** The workspace folder of a task folder (`<workspace>/.gemma/tasks/<id>`). */
+export function workspaceOfTaskDir(taskDir: string): string {
+  return path.resolve(taskDir, '..', '..', '..');
+}
+
 /** A task as loaded: its folder name (the id used everywhere) and its validated task.json. */
 export interface Task {
   id: string;

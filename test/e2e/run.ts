@@ -4,8 +4,9 @@
 //   the Restricted Mode suite in an untrusted folder;
 //   3. the training panel: labeling, hostile messages, reload, themes (panel.ts); 4. code actions on
 //   trained tasks (codeActions.ts); 5. the whole flow: label, train, classify, cancel, reload (flow.ts);
-//   6. the engine process killed while it loads, trains and generates (faults.ts).
-// One part alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow|faults`.
+//   6. the engine process killed while it loads, trains and generates (faults.ts);
+//   7. "Gemma: Choose model…" and a task refused on another base (models.ts).
+// One part alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow|faults|models|host|restricted`.
 // Expects `npm run build` and test/e2e/setup.sh to have run. Screenshots and logs go to
 // artifacts/e2e/. Ends with "E2E: N passed, N failed"; exit code 1 when anything failed.
 // GEMMA_TUNE_E2E_VSIX=path.vsix runs the UI part against a packaged extension instead of the tree.
@@ -17,6 +18,7 @@ import { runCodeActions } from './codeActions';
 import { runFaults } from './faults';
 import { runFlow } from './flow';
 import { runInHost } from './inHost';
+import { runModels } from './models';
 import { runPanel } from './panel';
 import { ROOT } from './lib/codeServer';
 import { exitCode, Report, rounded, runMain } from './lib/report';
@@ -54,6 +56,9 @@ runMain(async () => {
   console.log('engine faults in code-server: the engine killed while it loads, trains and generates');
   const faultTimings = await runFaults(report, artifacts);
   console.log(`fault timings: ${JSON.stringify(rounded(faultTimings))}`);
+  console.log('choosing the model in code-server (two tiny models, a task trained on one)');
+  const modelTimings = await runModels(report, artifacts);
+  console.log(`model picker timings: ${JSON.stringify(rounded(modelTimings))}`);
 
   const summary = {
     passed: report.passed,

@@ -1,4 +1,4 @@
-// Runs one part of the e2e suite alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow|faults|host|restricted`
+// Runs one part of the e2e suite alone: `node --import tsx test/e2e/runPart.ts panel|actions|flow|faults|models|host|restricted`
 // after `npm run build` and test/e2e/setup.sh (host, restricted: the two in-host suites).
 // Screenshots go to artifacts/e2e/<part>-*.png.
 
@@ -9,6 +9,7 @@ import { runCodeActions } from './codeActions';
 import { runFaults } from './faults';
 import { runFlow } from './flow';
 import { runInHost } from './inHost';
+import { runModels } from './models';
 import { ROOT } from './lib/codeServer';
 import { exitCode, Report, rounded, runMain } from './lib/report';
 import { runPanel } from './panel';
@@ -18,6 +19,7 @@ const PARTS: Record<string, (report: Report, artifacts: string) => Promise<Recor
   actions: runCodeActions,
   flow: runFlow,
   faults: runFaults,
+  models: runModels,
   host: inHost('trusted'),
   restricted: inHost('restricted'),
 };

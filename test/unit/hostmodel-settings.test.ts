@@ -153,6 +153,7 @@ test('package.json gives every setting a deliberate scope and keeps the model se
     'gemmaTune.codeActions.languages': 'window',
     'gemmaTune.codeActions.precompute': 'window',
     'gemmaTune.extract.placement': 'window',
+    'gemmaTune.training.confirmLongerThanMinutes': 'window',
   });
   const trust = manifest.capabilities.untrustedWorkspaces;
   assert.equal(trust.supported, 'limited');

@@ -77,8 +77,10 @@ test('an architecture other than gemma3 is refused', () => {
 });
 
 test('an unknown tensor type is refused by name and number', () => {
-  const body = [archKv, str('x.weight'), u32(1), u64(32n), u32(12), u64(0n)]; // 12 = Q4_K
-  refused(variant('qtype.gguf', gguf({ nTensors: 1n, nKv: 1n, body })), /tensor x\.weight: unknown or unsupported tensor type 12/, readGguf);
+  const body = [archKv, str('x.weight'), u32(1), u64(256n), u32(16), u64(0n)]; // 16 = IQ2_XXS
+  refused(variant('qtype.gguf', gguf({ nTensors: 1n, nKv: 1n, body })), /tensor x\.weight: IQ2_XXS \(ggml type 16\) is not a supported tensor type \(supported: F32=0, F16=1, Q4_0=2, Q4_1=3/, readGguf);
+  const unknown = [archKv, str('x.weight'), u32(1), u64(32n), u32(99), u64(0n)];
+  refused(variant('qtype99.gguf', gguf({ nTensors: 1n, nKv: 1n, body: unknown })), /tensor x\.weight: ggml type 99 is not a supported tensor type/, readGguf);
 });
 
 test('a GGUF whose tensors disagree with its own metadata is refused with expected vs found', () => {

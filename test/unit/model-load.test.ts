@@ -1,5 +1,5 @@
 // loadModel: write → read round trips for both formats and every dtype on the tiny config, Q4_0 bit-exactness,
-// quantisation on load, the Q8_0 rules, sharded HF folders, and the HF fixture loading to its own data.
+// quantisation on load (HF only), the Q8_0 rules, sharded HF folders, and the HF fixture loading to its own data.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -116,34 +116,31 @@ test('GGUF q4_0 with a Q4_0 embedding keeps it Q4_0', () => {
   assert.deepEqual(bytesOf(q, EMBED_NAME, 'q4_0'), quantizeQ4_0(randomTensor(SEED, EMBED_NAME, 512 * 64)));
 });
 
-test('q4 precision quantises float weights (HF and GGUF, embedding included) with the ggml reference rule', () => {
-  for (const src of [path.join(tmp, 'tiny-hf-bf16'), path.join(tmp, 'tiny-f16.gguf')]) {
-    const dtype = src.endsWith('gguf') ? 'f16' : 'bf16';
-    const m = loadModel(src, { precision: 'q4' });
-    for (const name of shapes.keys()) {
-      if (isNormWeight(name)) {
-        assert.equal(m.weights.weights.get(name)!.value.type, 'f32');
-        continue;
-      }
-      const n = count(shapes.get(name)!);
-      const w = randomTensor(SEED, name, n);
-      assert.deepEqual(bytesOf(m, name, 'q4_0'), quantizeQ4_0(dtype === 'f16' ? roundF16(w) : roundBf16(w)), name);
+test('q4 precision quantises an HF folder\'s float weights (embedding included) with the ggml reference rule', () => {
+  const m = loadModel(path.join(tmp, 'tiny-hf-bf16'), { precision: 'q4' });
+  for (const name of shapes.keys()) {
+    if (isNormWeight(name)) {
+      assert.equal(m.weights.weights.get(name)!.value.type, 'f32');
+      continue;
     }
+    const w = randomTensor(SEED, name, count(shapes.get(name)!));
+    assert.deepEqual(bytesOf(m, name, 'q4_0'), quantizeQ4_0(roundBf16(w)), name);
   }
 });
 
-test('Q8_0 linear weights are requantised to Q4_0 by default, or kept with q8Linear: keep', () => {
+test('q4 precision keeps a GGUF\'s float tensors at their own precision (widened to float32, never 4-bit)', () => {
+  const m = loadModel(path.join(tmp, 'tiny-f16.gguf'), { precision: 'q4' });
+  for (const name of shapes.keys()) assert.deepEqual(f32Of(m, name), expectedF32(name, 'f16', true), name);
+});
+
+test('Q8_0 linear weights are kept as Q8_0 under q4 (never requantised to 4 bits)', () => {
   const file = path.join(tmp, 'tiny-q8.gguf');
   writeRandomGguf(file, GEMMA3_TINY, { seed: SEED, dtype: 'q8_0' });
   const g = readGguf(file);
   const name = 'model.layers.1.self_attn.o_proj.weight';
-  const q8 = readGgufTensor(g, 'blk.1.attn_output.weight');
-  const n = count(shapes.get(name)!);
-  const re = loadModel(file, { precision: 'q4' });
-  assert.deepEqual(bytesOf(re, name, 'q4_0'), quantizeQ4_0(dequantizeQ8_0(q8, n)));
-  assert.equal(re.weights.weights.get(EMBED_NAME)!.value.type, 'q8_0');
-  const keep = loadModel(file, { precision: 'q4', q8Linear: 'keep' });
-  assert.deepEqual(bytesOf(keep, name, 'q8_0'), q8);
+  const keep = loadModel(file, { precision: 'q4' });
+  assert.deepEqual(bytesOf(keep, name, 'q8_0'), readGgufTensor(g, 'blk.1.attn_output.weight'));
+  assert.deepEqual(bytesOf(keep, EMBED_NAME, 'q8_0'), readGgufTensor(g, 'token_embd.weight'));
 });
 
 test('a sharded HF folder (index + two shards) loads like the single file', () => {

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
+import { readGguf } from '../../src/engine/model/gguf';
 import { loadModel } from '../../src/engine/model/load';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { syntheticTokenizerJson, syntheticVocab } from '../../src/engine/model/syntheticVocab';
@@ -101,7 +102,7 @@ test('gemma-tune make-model refuses bad combinations with a one-line reason', ()
     [['--config', 'tiny', '--format', 'safetensors', '--dtype', 'q4_0', '--seed', '1', '--out', out], /q4_0 needs --format gguf/],
     [['--config', 'tiny', '--format', 'onnx', '--dtype', 'f32', '--seed', '1', '--out', out], /--format must be gguf or safetensors/],
     [['--config', 'tiny', '--format', 'gguf', '--dtype', 'f64', '--seed', '1', '--out', out], /--dtype must be/],
-    [['--config', 'huge', '--format', 'gguf', '--dtype', 'f32', '--seed', '1', '--out', out], /--config must be tiny, 270m or a readable config.json/],
+    [['--config', 'huge', '--format', 'gguf', '--dtype', 'f32', '--seed', '1', '--out', out], /--config must be tiny, 270m, 1b, 4b or a readable config.json/],
     [['--config', 'tiny', '--format', 'gguf', '--dtype', 'f32', '--seed', '-1', '--out', out], /--seed must be between/],
     [['--config', 'tiny', '--format', 'gguf', '--dtype', 'f32', '--seed', '1'], /--out is required/],
   ];
@@ -116,4 +117,21 @@ test('gemma-tune make-model refuses bad combinations with a one-line reason', ()
   assert.match(r.stderr, /^gemma-tune make-model: .*rows of 40 values, not a multiple of 32/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
   assert.equal(fs.existsSync(out), false);
+});
+
+test('gemma-tune help names every accepted tensor type; make-model writes the 1B preset header and an F16 embedding', () => {
+  const r = cli('help');
+  assert.equal(r.code, 0, r.stderr);
+  for (const t of ['F32', 'F16', 'BF16', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q8_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'IQ4_NL', 'IQ4_XS']) {
+    assert.match(r.stdout, new RegExp(`GGUF tensor types:.*\\b${t}\\b`), t);
+  }
+  assert.match(r.stdout, /make-model --config tiny\|270m\|1b\|4b/);
+  const g = path.join(tmp, 'f16emb.gguf');
+  const m = cli('make-model', '--config', 'tiny', '--format', 'gguf', '--dtype', 'q4_0', '--embedding', 'f16', '--seed', '1', '--out', g);
+  assert.equal(m.code, 0, m.stderr);
+  assert.equal(readGguf(g).tensors.get('token_embd.weight')!.dtype, 'f16');
+  // An F16 embedding keeps its precision under q4 (float32 in memory), the Q4_0 blocks stay Q4_0.
+  const loaded = loadModel(g, { precision: 'q4' });
+  assert.equal(loaded.weights.weights.get('model.embed_tokens.weight')!.value.type, 'f32');
+  assert.equal(loaded.weights.weights.get('model.layers.0.mlp.up_proj.weight')!.value.type, 'q4_0');
 });

@@ -14,7 +14,7 @@ import { classify } from '../../engine/generate/labelScoring';
 import type { OpenModel } from '../../engine/generate/openModel';
 import { MODEL_FLAGS, openFromFlags } from './modelFlags';
 import { describeRole } from '../../engine/onnx/device';
-import { runTrainBench, TRAIN_BENCH_FLAGS } from './benchTrain';
+import { ramNeededMB, runTrainBench, TRAIN_BENCH_FLAGS } from './benchTrain';
 
 /** What every section can read: the open model and the parsed flags. */
 interface BenchContext {
@@ -117,7 +117,12 @@ export const benchCommand: CliCommand = {
     if (train) return runTrainBench(flags, json);
     const { model, device } = await openFromFlags(flags, false);
     const values: Record<string, number> = { load_s: model.loadSeconds };
-    const lines = [`device: inference on ${describeRole(device, 'inference')}`, `load: ${model.loadSeconds.toFixed(2)} s (${model.format}, ${model.runtime.precision})`];
+    const cfg = model.runtime.config;
+    const lines = [
+      `model: ${cfg.layers} layers, hidden ${cfg.hidden}, ${cfg.heads} heads / ${cfg.kvHeads} kv, vocabulary ${cfg.vocabSize}`,
+      `device: inference on ${describeRole(device, 'inference')}`,
+      `load: ${model.loadSeconds.toFixed(2)} s (${model.format}, ${model.runtime.precision})`,
+    ];
     try {
       // One short step first: ONNX Runtime's first run pays one-time costs a user pays once per load.
       const warm = model.runtime.newCache();
@@ -133,11 +138,12 @@ export const benchCommand: CliCommand = {
       await model.runtime.dispose();
     }
     values.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
-    lines.push(`peak RSS: ${values.peak_rss_mb.toFixed(0)} MB`);
+    values.ram_needed_mb = ramNeededMB(values.peak_rss_mb);
+    lines.push(`peak RSS: ${values.peak_rss_mb.toFixed(0)} MB; RAM needed to run this model: ${values.ram_needed_mb} MB (the editor's own on top; bench --train gives training's)`);
     const round = (v: number): number => Math.round(v * 1000) / 1000;
     if (json) {
       const out: Record<string, number> = {};
-      for (const k of ['load_s', 'prefill_tok_s', 'decode_tok_s', 'classify_ms', 'peak_rss_mb']) out[k] = round(values[k]);
+      for (const k of ['load_s', 'prefill_tok_s', 'decode_tok_s', 'classify_ms', 'peak_rss_mb', 'ram_needed_mb']) out[k] = round(values[k]);
       for (const [k, v] of Object.entries(values)) if (!(k in out)) out[k] = round(v);
       process.stdout.write(JSON.stringify({ ...out, device: model.runtime.device }) + '\n');
     } else {

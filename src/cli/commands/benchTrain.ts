@@ -44,6 +44,11 @@ export function trainBenchWorkload(flags: ParsedArgs): TrainBenchWorkload {
   return { options: { precision, threads, examples, tokens, completion, epochs, batch, microBatch, rank }, steps, warmupSteps };
 }
 
+/** The memory a user needs for a run whose peak RSS was `peakMB`: that peak, rounded up to 100 MB. */
+export function ramNeededMB(peakMB: number): number {
+  return Math.ceil(peakMB / 100) * 100;
+}
+
 /** Training tokens/s over the step events after the first `skip`: tokens in the steps / their step time. */
 export function tokensPerSecond(steps: Array<Extract<TrainEvent, { type: 'step' }>>, skip: number): number {
   let tokens = 0, seconds = 0;
@@ -81,7 +86,7 @@ export async function runTrainBench(flags: ParsedArgs, json: boolean): Promise<v
   const round = (v: number): number => Math.round(v * 1000) / 1000;
   if (json) {
     process.stdout.write(JSON.stringify({
-      train_tok_s: round(tokS), finetune_s: round(r.finetune_s), peak_rss_mb: round(r.peak_rss_mb), setup_s: round(r.setup_s),
+      train_tok_s: round(tokS), finetune_s: round(r.finetune_s), peak_rss_mb: round(r.peak_rss_mb), ram_needed_mb: ramNeededMB(r.peak_rss_mb), setup_s: round(r.setup_s),
       finetune_cpu_s: round(r.finetune_cpu_s), steps: r.steps, step_s: round(stepS), warmup_steps: w.warmupSteps,
       ...(cpuPerStep === undefined ? {} : { cpu_s_per_step: round(cpuPerStep) }), device: deviceRoles(device).training,
     }) + '\n');
@@ -94,7 +99,7 @@ export async function runTrainBench(flags: ParsedArgs, json: boolean): Promise<v
       `training: ${tokS.toFixed(1)} tokens/s (forward + backward + AdamW, ${r.steps} steps of ${shape}, ${stepS.toFixed(2)} s/step${counted})`,
       `fine-tune: ${o.examples} examples × ${o.epochs} epochs with validation in ${r.finetune_s.toFixed(1)} s (+ ${r.setup_s.toFixed(1)} s to load the model and build the step graph)`,
       `CPU time of the fine-tune: ${r.finetune_cpu_s.toFixed(1)} s (all threads; on a busy machine CPU time / threads estimates the idle wall time)`,
-      `peak RSS: ${r.peak_rss_mb.toFixed(0)} MB`,
+      `peak RSS: ${r.peak_rss_mb.toFixed(0)} MB; RAM needed to fine-tune this model: ${ramNeededMB(r.peak_rss_mb)} MB (the editor's own on top)`,
     ].join('\n') + '\n');
   }
 }

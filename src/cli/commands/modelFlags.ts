@@ -38,6 +38,7 @@ export async function openFromFlags(p: ParsedArgs, withAdapter: boolean): Promis
   const dir = withAdapter ? p.values.get('adapter') : undefined;
   const device = await deviceFromFlags(p);
   const model = await openModel(modelPath, { precision, threads, lora: dir === undefined ? 'lazy' : 'always', device: deviceRoles(device).inference });
+  for (const note of model.notes) console.error(note);
   if (dir === undefined) return { model, adapter: undefined, device };
   try {
     loadAdapter(model.runtime, dir, CLI_ADAPTER);

@@ -1,6 +1,7 @@
 // The demo's printed report: per task a before/after table of the held-out test cases, then accuracy,
 // training time and losses.
 
+import { describeBase } from '../../protocol/baseModel';
 import type { DemoResult } from './runDemo';
 import { isCorrect } from './runDemo';
 import type { TaskConfig } from '../../store/task';
@@ -32,5 +33,6 @@ export function formatDemoResult(task: TaskConfig, r: DemoResult): string[] {
   lines.push(`  train loss (epoch mean): first epoch ${num(r.firstEpochLoss)} → last epoch ${num(r.lastEpochLoss)}` +
     (r.bestValLoss !== null ? `;  validation loss: epoch 1 ${num(r.firstValLoss)}, best ${num(r.bestValLoss)}` : ''));
   lines.push(`  adapter (PEFT): ${r.adapterDir}`);
+  lines.push(`  trained on: ${describeBase(r.base)}, fingerprint ${r.base.fingerprint} (the extension applies this adapter to that base only)`);
   return lines;
 }

@@ -20,6 +20,7 @@ import { generate } from '../../engine/generate/generator';
 import { exampleToLine, type Example } from '../../store/examples';
 import { parseFieldsOutput, renderUserMessage } from '../../store/prompt';
 import type { DemoTask } from './demoTask';
+import { baseIdentity, type BaseIdentity } from '../../engine/model/baseIdentity';
 
 /** How the demo trains (one value per `gemma-tune train` flag it uses). */
 export interface DemoSettings {
@@ -76,6 +77,8 @@ export interface DemoResult {
   savedStep: number;
   stopReason: string;
   adapterDir: string;
+  /** The base the adapter was trained on: the extension runs it on this base only (task.json's baseModel). */
+  base: BaseIdentity;
 }
 
 /** Whether an answer counts as right: the label, or every field of the expected JSON object. */
@@ -91,6 +94,7 @@ export async function runDemoTask(task: DemoTask, modelPath: string, outDir: str
   const cfgTask = task.config;
   const loaded = loadModel(modelPath, { precision: s.precision });
   const cfg = loaded.weights.config;
+  const base = baseIdentity(modelPath, cfg);
   if (!loaded.tokenizerSource) throw new Error(`${modelPath} has no tokenizer: the demo needs one to read text`);
   const renderer = modelRenderer(createTokenizer(loaded.tokenizerSource), cfg);
   const tokenized: TokenizedExample[] = task.train.map((ex, i) => tokenizeExample(
@@ -144,7 +148,7 @@ export async function runDemoTask(task: DemoTask, modelPath: string, outDir: str
     accuracyBefore: acc('before'), accuracyAfter: acc('after'), trainSeconds,
     trainExamples: split.train.length, valExamples: split.val.length, steps: losses.length,
     firstEpochLoss: epochMean('first'), lastEpochLoss: epochMean('last'),
-    firstValLoss: vals.length ? vals[0] : null, bestValLoss: res.bestValLoss, savedStep: res.savedStep, stopReason: res.reason, adapterDir: outDir,
+    firstValLoss: vals.length ? vals[0] : null, bestValLoss: res.bestValLoss, savedStep: res.savedStep, stopReason: res.reason, adapterDir: outDir, base,
   };
 }
 

@@ -6,7 +6,8 @@
 // from the runtime's data file goes through the page cache instead and costs microseconds per token.
 //
 // Values are dequantised exactly as GatherBlockQuantized does it, float((q − zero point)) · scale rounded
-// to float32, so the graph sees the same bits either way; the sqrt(C) scale stays in the graph.
+// to float32 (then, for types with mins, the block's min subtracted, as the graph's lookup does), so the
+// graph sees the same bits either way; the sqrt(C) scale stays in the graph.
 
 import * as fs from 'node:fs';
 import type { Blob } from '../onnx/graph';
@@ -45,26 +46,31 @@ export class EmbeddingReader {
       };
       return;
     }
-    const { bits } = table;
-    const blocks = C / 32;
+    const { bits, blockSize: bs, zeroPoint: zp, hasMins } = table.layout;
+    const blocks = C / bs;
     const readScales = blobReader(table.scales, fd);
+    const readMins = table.mins ? blobReader(table.mins, fd) : null;
     const q = new Uint8Array((C * bits) / 8);
     const sBytes = new Uint8Array(blocks * 4);
     const s = new Float32Array(sBytes.buffer);
-    const zp = bits === 8 ? 128 : 8;
+    const mBytes = new Uint8Array(blocks * 4);
+    const m = new Float32Array(mBytes.buffer);
+    const shift = Math.log2(bs);
     this.row = (id, out, at) => {
       readData(id * q.length, q);
       readScales(id * sBytes.length, sBytes);
+      if (readMins) readMins(id * mBytes.length, mBytes);
       if (bits === 8) {
-        for (let c = 0; c < C; c++) out[at + c] = Math.fround((q[c] - zp) * s[c >> 5]);
+        for (let c = 0; c < C; c++) out[at + c] = Math.fround((q[c] - zp) * s[c >> shift]);
       } else {
         for (let i = 0; i < C / 2; i++) {
           const b = q[i];
-          const scale = s[i >> 4];
+          const scale = s[(2 * i) >> shift];
           out[at + 2 * i] = Math.fround(((b & 0x0f) - zp) * scale);
           out[at + 2 * i + 1] = Math.fround(((b >> 4) - zp) * scale);
         }
       }
+      if (hasMins) for (let c = 0; c < C; c++) out[at + c] = Math.fround(out[at + c] - m[c >> shift]);
     };
   }
 

@@ -1,10 +1,11 @@
-// Model weights as graph initializers, per precision:
-//   f32: every weight float32; linears as FusedMatMul(x, W[out,in], transB) so no transposed copy exists.
-//   q4:  linears through MatMulNBits (bits 4, block 32) from Q4_0 blocks, bit-exact; the tied
-//        embedding/LM head is one uint8 [V, C/32, bytes] buffer read by GatherBlockQuantized (lookup) and
-//        MatMulNBits (head), see embedQuantized. A Q8_0 embedding (Google's QAT GGUF) runs the same way with bits 8.
-// Weights that arrive in another form are converted here: Q4_0/Q8_0 dequantised for f32, float weights
-// quantised to Q4_0 (ggml's reference rule) for q4.
+// Model weights as graph initializers, per precision and per weight's storage (weights.ts):
+//   f32 precision, or a float32-stored weight: FusedMatMul(x, W[out,in], transB), no transposed copy.
+//   q4, a block-quantised weight: MatMulNBits in its type's exact layout (quantLayout.ts: 4 or 8 bits, blocks
+//        of 16 or 32, a zero-point input where the type's zero point is not MatMulNBits' default, and for
+//        types with mins the small correction blocksum(x)·Mᵀ subtracted). The tied embedding/LM head is one
+//        such table read by GatherBlockQuantized (lookup) and MatMulNBits (head), see embedQuantized.
+// Block-quantised weights are dequantised here for f32 precision; nothing is ever requantised, except the
+// opt-in 4-bit head of a Q8_0 embedding (headBits 4).
 //
 // Weights are read from a WeightSource a few rows at a time and converted straight into graph blobs
 // (with a streaming graph: the external data file), so neither the source model nor the converted
@@ -17,17 +18,22 @@ import type { GraphTarget } from '../onnx/lowering';
 import type { GemmaConfig } from '../model/config';
 import { EMBED_NAME, type ModelWeights, type WeightData } from '../model/weights';
 import { asWeightSource, rowCount, storageRowBytes, type WeightSource } from '../model/weightSource';
-import { dequantizeQ4_0, dequantizeQ8_0, q4_0ToMatMulNBits, q8_0ToMatMulNBits, q8_0ToQ4MatMulNBits, quantizeQ4_0, type BlockQuantized } from '../model/quant';
+import { q8_0ToQ4MatMulNBits, type BlockQuantized } from '../model/quant';
+import { blocksToNbits, dequantizeBlocks, quantType } from '../model/quantTypes';
+import { layoutKey, type NbitsLayout } from '../model/quantLayout';
 import type { Precision } from './runtime';
 
 export type LinearOperand =
   | { kind: 'f32'; w: Value }
-  | { kind: 'nbits'; b: Value; scales: Value; spec: NBitsSpec };
+  | { kind: 'nbits'; b: Value; scales: Value; zeroPoints: Value | null; mins: Value | null; spec: NBitsSpec };
 
 /** Where the embedding table's bytes are, for reading rows outside the graph (embeddingReader.ts). */
 export type EmbeddingTable =
-  | { kind: 'nbits'; bits: 4 | 8; columns: number; data: Blob; scales: Blob }
+  | { kind: 'nbits'; layout: NbitsLayout; columns: number; data: Blob; scales: Blob; mins: Blob | null }
   | { kind: 'f32'; columns: number; data: Blob };
+
+/** Q4_0's layout, which the opt-in 4-bit head of a Q8_0 embedding takes. */
+const Q4_0_LAYOUT = quantType('q4_0').layout;
 
 export interface ParamsOptions {
   precision: Precision;
@@ -44,7 +50,7 @@ export interface ParamsOptions {
   /**
    * q4 with an 8-bit (Q8_0) embedding: 4 runs the LM head on a Q4_0 requantisation of it (about 40% less
    * memory and time for the head; logits move slightly), while embedding lookups keep the exact rows.
-   * Unset or 8: the head as stored (the runtime defaults to 4, see OrtRuntimeOptions.headBits).
+   * Unset or 8: the head as stored (the runtime default too, see OrtRuntimeOptions.headBits).
    */
   headBits?: 4 | 8;
   /**
@@ -58,11 +64,12 @@ export interface ParamsOptions {
   target?: GraphTarget;
 }
 
-/** MatMulNBits operand blobs of a weight (B data and scales). */
+/** MatMulNBits operand blobs of a weight (B data, scales, and mins for types that have them). */
 interface NbitsTable {
   data: Blob;
   scales: Blob;
-  bits: 4 | 8;
+  mins: Blob | null;
+  layout: NbitsLayout;
 }
 
 /** Source bytes converted per step when streaming a weight. */
@@ -72,22 +79,27 @@ const PART_ROW_MULTIPLE = 1024;
 
 /** n values of a weight's stored data as float32 (dequantised when block-quantised). */
 export function f32Of(name: string, d: WeightData, n: number): Float32Array {
-  switch (d.type) {
-    case 'f32': return d.data;
-    case 'q4_0': return dequantizeQ4_0(d.data, n);
-    case 'q8_0': return dequantizeQ8_0(d.data, n);
-    default: throw new Error(`weight ${name}: unknown storage`);
-  }
+  return d.type === 'f32' ? d.data : dequantizeBlocks(d.type, d.data, n);
 }
 
-/** Block-quantised operands of rows [N, K]: Q4_0 and Q8_0 as stored, float weights quantised to Q4_0. */
+/** Block-quantised operands of rows [N, K] exactly as stored (a float32 weight never gets here). */
 function blockQuantized(name: string, d: WeightData, n: number, k: number): BlockQuantized {
-  switch (d.type) {
-    case 'q4_0': return q4_0ToMatMulNBits(d.data, n, k);
-    case 'q8_0': return q8_0ToMatMulNBits(d.data, n, k);
-    case 'f32': return q4_0ToMatMulNBits(quantizeQ4_0(d.data), n, k);
-    default: throw new Error(`weight ${name}: unknown storage`);
-  }
+  if (d.type === 'f32') throw new Error(`weight ${name}: a float32 weight has no MatMulNBits form`);
+  return blocksToNbits(d.type, d.data, n, k);
+}
+
+/** x [.., K] summed over each block of `blockSize` inputs: [.., K/blockSize] (a MatMul with ones, which autodiff knows). */
+function blockSums(g: Graph, x: Value, K: number, blockSize: number): Value {
+  if (!x.shape) throw new Error(`block sums of ${x.name}: its shape is unknown`);
+  const lead = x.shape.slice(0, -1);
+  const blocks = op.reshape(g, x, [...lead, K / blockSize, blockSize]);
+  const sums = op.matmul(g, blocks, g.constF32(new Array(blockSize).fill(1), [blockSize, 1]));
+  return op.reshape(g, sums, [...lead, K / blockSize]);
+}
+
+/** The part a type's mins take off x·Wᵀ: blocksum(x)·Mᵀ, M [N, K/blockSize] (quantLayout.ts). */
+export function minsCorrection(g: Graph, x: Value, mins: Value, K: number, blockSize: number): Value {
+  return op.fusedMatMul(g, blockSums(g, x, K, blockSize), mins, { transB: true });
 }
 
 function asBytes(a: Float32Array | Uint8Array): Uint8Array {
@@ -100,9 +112,9 @@ export class GraphParams {
   private readonly src: WeightSource;
   private readonly cache = new Map<string, Value>();
   private readonly linears = new Map<string, LinearOperand>();
-  private embedQ: { heads: { b: Value; scales: Value; rows: number }[]; head: NbitsTable; requant: boolean } | null = null;
+  private embedQ: { heads: { b: Value; scales: Value; zeroPoints: Value | null; mins: Value | null; rows: number }[]; head: NbitsTable; requant: boolean } | null = null;
   private lookupNbits: NbitsTable | null = null;
-  private lookupQ: { bits: 4 | 8; lookup: Value; scales3d: Value } | null = null;
+  private lookupQ: { layout: NbitsLayout; lookup: Value; scales3d: Value; zeroPoints: Value | null; mins: Value | null } | null = null;
   /** Every blob made, by weight key, so that another graph can reuse them (see `reuse`). */
   private readonly blobs = new Map<string, Blob>();
 
@@ -131,9 +143,11 @@ export class GraphParams {
     return b;
   }
 
-  /** Bits a weight runs with in q4: 8 for Q8_0 storage, else 4. */
-  private bitsOf(name: string): 4 | 8 {
-    return this.src.storage(name) === 'q8_0' ? 8 : 4;
+  /** The MatMulNBits layout a weight runs in, or null when it runs in float32 (f32 precision or float storage). */
+  layoutOf(name: string): NbitsLayout | null {
+    if (this.opts.precision === 'f32') return null;
+    const storage = this.src.storage(name);
+    return storage === 'f32' ? null : quantType(storage).layout;
   }
 
   /** Visits the rows of a weight in chunks of about CHUNK_BYTES of its storage. */
@@ -161,37 +175,60 @@ export class GraphParams {
   }
 
   /**
-   * The weights `names` (all [*, K], same bits) stacked by rows as MatMulNBits' B and scales blobs; with
-   * `to4`, requantised to Q4_0 from their dequantised values (ggml's rule) whatever their storage.
+   * The weights `names` (all [*, K], one layout) stacked by rows as MatMulNBits' B, scales and (for types
+   * with mins) mins blobs; with `to4`, a Q8_0 weight requantised to Q4_0 (ggml's rule).
    */
-  private nbitsStacked(names: string[], to4 = false): { data: Blob; scales: Blob; N: number; K: number; bits: 4 | 8 } {
+  private nbitsStacked(names: string[], to4 = false): NbitsTable & { N: number; K: number } {
     const K = this.src.shape(names[0])[1];
     const N = names.reduce((s, n) => s + this.src.shape(n)[0], 0);
-    const bits = to4 ? 4 : this.bitsOf(names[0]);
+    const layout = to4 ? Q4_0_LAYOUT : this.layoutOf(names[0]);
+    if (!layout) throw new Error(`weight ${names[0]}: runs in float32, not MatMulNBits`);
     if (names.some((n) => this.src.shape(n)[1] !== K)) throw new Error(`fused linear ${names.join('|')}: input sizes differ`);
-    if (!to4 && names.some((n) => this.bitsOf(n) !== bits)) throw new Error(`fused linear ${names.join('|')}: mixed 4- and 8-bit weights`);
-    if (K % 32 !== 0) throw new Error(`weight ${names[0]}: ${K} inputs is not a multiple of the block size 32`);
+    if (!to4 && names.some((n) => { const l = this.layoutOf(n); return !l || layoutKey(l) !== layoutKey(layout); })) {
+      throw new Error(`fused linear ${names.join('|')}: weights of different storage`);
+    }
+    if (K % layout.blockSize !== 0) throw new Error(`weight ${names[0]}: ${K} inputs is not a multiple of the block size ${layout.blockSize}`);
     const key = names.join('|') + (to4 ? ':q4' : '');
-    const dataBytes = N * (K / 32) * 4 * bits;
-    const scaleBytes = N * (K / 32) * 4;
+    const blocks = N * (K / layout.blockSize);
+    const dataBytes = (N * K * layout.bits) / 8;
     const reused = this.reuse?.blobs.has(`nbits:${key}:data`);
     let scalesFill: Blob | null = null;
-    // Data and scales come from the same converted chunks: fill both while visiting the rows once.
+    let minsFill: Blob | null = null;
+    // Data, scales and mins come from the same converted chunks: fill all while visiting the rows once.
     const data = this.blobFor(`nbits:${key}:data`, dataBytes, (d) => {
-      scalesFill = this.g.blob(scaleBytes);
+      scalesFill = this.g.blob(blocks * 4);
+      if (layout.hasMins) minsFill = this.g.blob(blocks * 4);
       for (const name of names) {
         this.forEachChunk(name, (n, w) => {
-          const bq = !to4 ? blockQuantized(name, w, n, K)
-            : w.type === 'q8_0' ? q8_0ToQ4MatMulNBits(w.data, n, K)
-              : q4_0ToMatMulNBits(quantizeQ4_0(f32Of(name, w, n * K)), n, K);
+          // `to4` is asked only of a Q8_0 table (embedQuantized).
+          const bq = to4 && w.type === 'q8_0' ? q8_0ToQ4MatMulNBits(w.data, n, K) : blockQuantized(name, w, n, K);
           d.write(bq.data);
           scalesFill!.write(asBytes(bq.scales));
+          if (minsFill) minsFill.write(asBytes(bq.mins!));
         });
       }
     });
-    const scales = reused ? this.blobFor(`nbits:${key}:scales`, scaleBytes, () => undefined) : scalesFill!;
-    this.blobs.set(`nbits:${key}:scales`, scales);
-    return { data, scales, N, K, bits };
+    const adopt = (part: string, fresh: Blob | null, bytes: number): Blob => {
+      const b = reused ? this.blobFor(`nbits:${key}:${part}`, bytes, () => undefined) : fresh!;
+      this.blobs.set(`nbits:${key}:${part}`, b);
+      return b;
+    };
+    const scales = adopt('scales', scalesFill, blocks * 4);
+    const mins = layout.hasMins ? adopt('mins', minsFill, blocks * 4) : null;
+    return { data, scales, mins, layout, N, K };
+  }
+
+  /**
+   * MatMulNBits' zero_points for `rows` rows of K inputs when the layout's zero point is not the default
+   * (2^(bits−1)): uint8, one per block (4 bits: two per byte), or null.
+   */
+  private zeroPoints(key: string, layout: NbitsLayout, rows: number, K: number): Value | null {
+    if (layout.zeroPoint === 2 ** (layout.bits - 1)) return null;
+    const blocks = K / layout.blockSize;
+    const perRow = layout.bits === 4 ? Math.ceil(blocks / 2) : blocks;
+    const byte = layout.bits === 4 ? layout.zeroPoint | (layout.zeroPoint << 4) : layout.zeroPoint;
+    const blob = this.blobFor(`zp:${key}`, rows * perRow, (b) => b.write(new Uint8Array(rows * perRow).fill(byte)));
+    return this.g.initializerIn(`${key}.zp`, 'uint8', [rows * perRow], blob);
   }
 
   /** A norm's (1+w) multiplier, float32 [n] (or any weight as float32). */
@@ -219,43 +256,50 @@ export class GraphParams {
     let l = this.linears.get(key);
     if (l) return l;
     const single = names.length === 1;
-    if (this.opts.precision === 'f32') {
+    if (this.layoutOf(names[0]) === null) {
       l = { kind: 'f32', w: this.f32Stacked(single ? key : `${key}.weight`, names) };
     } else {
-      const { data, scales, N, K, bits } = this.nbitsStacked(names);
+      const t = this.nbitsStacked(names);
+      const { N, K, layout } = t;
+      const blocks = K / layout.blockSize;
       l = {
         kind: 'nbits',
-        b: this.g.initializerIn(`${key}.q`, 'uint8', [N, K / 32, 4 * bits], data),
-        scales: this.g.initializerIn(`${key}.scales`, 'float32', [N, K / 32], scales),
-        spec: { K, N, bits, blockSize: 32, accuracyLevel: this.opts.accuracyLevel },
+        b: this.g.initializerIn(`${key}.q`, 'uint8', [N, blocks, (layout.blockSize * layout.bits) / 8], t.data),
+        scales: this.g.initializerIn(`${key}.scales`, 'float32', [N, blocks], t.scales),
+        zeroPoints: this.zeroPoints(key, layout, N, K),
+        mins: t.mins ? this.g.initializerIn(`${key}.mins`, 'float32', [N, blocks], t.mins) : null,
+        spec: { K, N, bits: layout.bits, blockSize: layout.blockSize, accuracyLevel: this.opts.accuracyLevel },
       };
     }
     this.linears.set(key, l);
     return l;
   }
 
-  /** Whether these weights can share one operand (same storage width after conversion). */
+  /** Whether these weights can share one operand (all float32, or all of one MatMulNBits layout). */
   canFuse(names: string[]): boolean {
-    if (this.opts.precision === 'f32') return true;
-    return new Set(names.map((n) => this.bitsOf(n))).size === 1;
+    return new Set(names.map((n) => { const l = this.layoutOf(n); return l ? layoutKey(l) : 'f32'; })).size === 1;
   }
 
   private embedQuantized() {
     if (!this.embedQ) {
       const [V, C] = this.src.shape(EMBED_NAME);
       // The head may run a 4-bit requantisation of an 8-bit table (not exact); lookups keep the stored rows.
-      const requant = this.opts.headBits === 4 && this.bitsOf(EMBED_NAME) === 8;
+      const requant = this.opts.headBits === 4 && this.src.storage(EMBED_NAME) === 'q8_0';
       const head = this.nbitsStacked([EMBED_NAME], requant);
-      const rowBytes = (C / 32) * 4 * head.bits;
+      const { layout } = head;
+      const blocks = C / layout.blockSize;
+      const rowBytes = (C * layout.bits) / 8;
       const parts = Math.max(1, Math.min(this.opts.headParts ?? 1, Math.floor(V / PART_ROW_MULTIPLE)));
       const partRows = parts === 1 ? V : Math.ceil(V / parts / PART_ROW_MULTIPLE) * PART_ROW_MULTIPLE;
-      const heads: { b: Value; scales: Value; rows: number }[] = [];
+      const heads: { b: Value; scales: Value; zeroPoints: Value | null; mins: Value | null; rows: number }[] = [];
       for (let r0 = 0, i = 0; r0 < V; r0 += partRows, i++) {
         const rows = Math.min(partRows, V - r0);
         const suffix = parts === 1 ? '' : `.part${i}`;
         heads.push({
-          b: this.g.initializerIn(`${EMBED_NAME}.q${suffix}`, 'uint8', [rows, C / 32, 4 * head.bits], head.data, r0 * rowBytes),
-          scales: this.g.initializerIn(`${EMBED_NAME}.scales${suffix}`, 'float32', [rows, C / 32], head.scales, r0 * (C / 32) * 4),
+          b: this.g.initializerIn(`${EMBED_NAME}.q${suffix}`, 'uint8', [rows, blocks, (layout.blockSize * layout.bits) / 8], head.data, r0 * rowBytes),
+          scales: this.g.initializerIn(`${EMBED_NAME}.scales${suffix}`, 'float32', [rows, blocks], head.scales, r0 * blocks * 4),
+          zeroPoints: this.zeroPoints(`${EMBED_NAME}${suffix}`, layout, rows, C),
+          mins: head.mins ? this.g.initializerIn(`${EMBED_NAME}.mins${suffix}`, 'float32', [rows, blocks], head.mins, r0 * blocks * 4) : null,
           rows,
         });
       }
@@ -280,16 +324,29 @@ export class GraphParams {
     if (!this.lookupQ) {
       const t = this.lookupTable();
       const [V, C] = this.src.shape(EMBED_NAME);
+      const { layout } = t;
+      const blocks = C / layout.blockSize;
       const e = this.embedQuantized();
+      // GatherBlockQuantized takes zero points shaped as its scales [V, blocks, 1], 4-bit ones packed along the
+      // last axis (one block there: a byte each).
+      let zp3d: Value | null = null;
+      if (layout.zeroPoint !== 2 ** (layout.bits - 1)) {
+        const byte = layout.bits === 4 ? layout.zeroPoint | (layout.zeroPoint << 4) : layout.zeroPoint;
+        const blob = this.blobFor(`zp3d:${EMBED_NAME}`, V * blocks, (b) => b.write(new Uint8Array(V * blocks).fill(byte)));
+        zp3d = this.g.initializerIn(`${EMBED_NAME}.lookupZp`, 'uint8', [V, blocks, 1], blob);
+      }
       if (this.opts.lookupSharesHead && !e.requant && e.heads.length === 1) {
-        this.lookupQ = { bits: t.bits, lookup: e.heads[0].b, scales3d: op.reshape(this.g, e.heads[0].scales, [V, C / 32, 1]) };
+        const h = e.heads[0];
+        this.lookupQ = { layout, lookup: h.b, scales3d: op.reshape(this.g, h.scales, [V, blocks, 1]), zeroPoints: zp3d, mins: h.mins };
         return this.lookupQ;
       }
       this.lookupQ = {
-        bits: t.bits,
-        lookup: this.g.initializerIn(`${EMBED_NAME}.lookup`, 'uint8', [V, C / 32, 4 * t.bits], t.data),
+        layout,
+        lookup: this.g.initializerIn(`${EMBED_NAME}.lookup`, 'uint8', [V, blocks, (layout.blockSize * layout.bits) / 8], t.data),
         // GatherBlockQuantized wants scales of the data's rank.
-        scales3d: this.g.initializerIn(`${EMBED_NAME}.scales3d`, 'float32', [V, C / 32, 1], t.scales),
+        scales3d: this.g.initializerIn(`${EMBED_NAME}.scales3d`, 'float32', [V, blocks, 1], t.scales),
+        zeroPoints: zp3d,
+        mins: t.mins ? this.g.initializerIn(`${EMBED_NAME}.lookupMins`, 'float32', [V, blocks], t.mins) : null,
       };
     }
     return this.lookupQ;
@@ -299,12 +356,19 @@ export class GraphParams {
   embed(ids: Value): Value {
     const { hidden: C } = this.config;
     let x: Value;
-    if (this.opts.precision === 'f32') {
+    if (this.layoutOf(EMBED_NAME) === null) {
       x = op.gather(this.g, this.norm(EMBED_NAME), ids, 0);
     } else {
       const l = this.lookupQuantized();
-      const blocks = op.gatherBlockQuantized(this.g, l.lookup, ids, l.scales3d, { bits: l.bits, blockSize: 32, quantizeAxis: 2, columns: C });
-      x = op.reshape(this.g, blocks, ids.shape ? [...ids.shape, C] : ['B', 'T', C]);
+      const bs = l.layout.blockSize;
+      const lead = ids.shape ?? ['B', 'T'];
+      let blocks = op.gatherBlockQuantized(this.g, l.lookup, ids, l.scales3d, { bits: l.layout.bits, blockSize: bs, quantizeAxis: 2, columns: C }, l.zeroPoints);
+      if (l.mins) {
+        // w = s·(q − zp) − min: the gathered rows' mins, one per block, off every value of the block.
+        const m = op.gather(this.g, l.mins, ids, 0); // [.., C/bs]
+        blocks = op.sub(this.g, blocks, op.reshape(this.g, m, [...lead, C / bs, 1]));
+      }
+      x = op.reshape(this.g, blocks, [...lead, C]);
     }
     return this.scaleEmbedding(x);
   }
@@ -317,30 +381,45 @@ export class GraphParams {
   /** Where the embedding table's bytes are (the head's operand), so rows can be read outside the graph. */
   embeddingTable(): EmbeddingTable {
     const C = this.config.hidden;
-    if (this.opts.precision === 'f32') {
+    if (this.layoutOf(EMBED_NAME) === null) {
       this.norm(EMBED_NAME);
       return { kind: 'f32', columns: C, data: this.blobs.get(`f32:${EMBED_NAME}`)! };
     }
     // A requantised head's 4-bit bytes are not the lookup's values: rows come from the 8-bit table. (Reading
     // the stored Q8_0 rows instead saves ~1 s of load but measured ~30 MB more peak RSS.)
     const t = this.lookupTable();
-    return { kind: 'nbits', bits: t.bits, columns: C, data: t.data, scales: t.scales };
+    return { kind: 'nbits', layout: t.layout, columns: C, data: t.data, scales: t.scales, mins: t.mins };
+  }
+
+  /** The head's single MatMulNBits operand (one part), for the training graph's own backward; null for a float head. */
+  headOperand(): { b: Value; mins: Value | null; layout: NbitsLayout } | null {
+    if (this.layoutOf(EMBED_NAME) === null) return null;
+    const e = this.embedQuantized();
+    if (e.heads.length !== 1) throw new Error('headOperand: the head is split into parts');
+    return { b: e.heads[0].b, mins: e.heads[0].mins, layout: e.head.layout };
   }
 
   /** Tied LM head: h [.., C] → logits [.., V] = h·Eᵀ. */
   head(h: Value): Value {
-    if (this.opts.precision === 'f32') {
+    if (this.layoutOf(EMBED_NAME) === null) {
       return op.fusedMatMul(this.g, h, this.norm(EMBED_NAME), { transB: true });
     }
     const e = this.embedQuantized();
     const { hidden: C } = this.config;
+    const { layout } = e.head;
     const level = this.opts.headAccuracyLevel ?? this.opts.accuracyLevel;
-    const parts = e.heads.map((p) => op.matMulNBits(this.g, h, p.b, p.scales, { K: C, N: p.rows, bits: e.head.bits, blockSize: 32, accuracyLevel: level }));
+    const sums = layout.hasMins ? blockSums(this.g, h, C, layout.blockSize) : null;
+    const parts = e.heads.map((p) => {
+      const y = op.matMulNBits(this.g, h, p.b, p.scales, { K: C, N: p.rows, bits: layout.bits, blockSize: layout.blockSize, accuracyLevel: level }, p.zeroPoints);
+      return sums && p.mins ? op.sub(this.g, y, op.fusedMatMul(this.g, sums, p.mins, { transB: true })) : y;
+    });
     return parts.length === 1 ? parts[0] : op.concat(this.g, parts, -1);
   }
 }
 
 /** x · Wᵀ for a linear operand. */
 export function applyLinear(g: Graph, x: Value, l: LinearOperand): Value {
-  return l.kind === 'f32' ? op.fusedMatMul(g, x, l.w, { transB: true }) : op.matMulNBits(g, x, l.b, l.scales, l.spec);
+  if (l.kind === 'f32') return op.fusedMatMul(g, x, l.w, { transB: true });
+  const y = op.matMulNBits(g, x, l.b, l.scales, l.spec, l.zeroPoints);
+  return l.mins ? op.sub(g, y, minsCorrection(g, x, l.mins, l.spec.K, l.spec.blockSize)) : y;
 }

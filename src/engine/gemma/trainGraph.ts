@@ -45,7 +45,9 @@ import type { ModelWeights } from '../model/weights';
 import { asWeightSource, type WeightSource } from '../model/weightSource';
 import { EMBED_NAME, FINAL_NORM_NAME, layerWeightNames } from '../model/weights';
 import type { LayerType } from '../model/config';
-import { q4_0ToMatMulNBits, q8_0ToMatMulNBits, quantizeQ4_0, quantizeQ8_0 } from '../model/quant';
+import { dequantizeBlockQuantized, q4_0ToMatMulNBits, q8_0ToMatMulNBits, quantizeQ4_0, quantizeQ8_0 } from '../model/quant';
+import { blocksToNbits, quantType } from '../model/quantTypes';
+import type { NbitsLayout } from '../model/quantLayout';
 import { targetShape, type LoraTarget } from '../train/lora';
 import { f32Of, GraphParams, type ParamsOptions } from './params';
 import { decoderLayer, type LoraValues } from './layer';
@@ -84,30 +86,44 @@ export const trainLoraNames = (layer: number, t: LoraTarget) => ({
   a: `lora_a_${layer}_${t}`, b: `lora_b_${layer}_${t}`, gradA: `grad_a_${layer}_${t}`, gradB: `grad_b_${layer}_${t}`,
 });
 
+/**
+ * The part of W [N, K] a MatMulNBits node holds, as float32: s·(q − zp), without the mins of types that have
+ * them (their correction is a separate node that autodiff differentiates).
+ */
+function nbitsPartF32(src: WeightSource, name: string): Float32Array {
+  const [N, K] = src.shape(name);
+  const d = src.rows(name, 0, N);
+  if (d.type === 'f32' || !quantType(d.type).layout.hasMins) return f32Of(name, d, N * K);
+  const { layout } = quantType(d.type);
+  return dequantizeBlockQuantized({ ...blocksToNbits(d.type, d.data, N, K), mins: undefined }, N, K, layout.bits, layout.blockSize);
+}
+
 /** W [N, K] → Wᵀ [K, N] as MatMulNBits operands, requantised along N to Q4_0 (bits 4) or Q8_0 (bits 8). */
 function transposedNBits(src: WeightSource, name: string, bits: 4 | 8): { data: Uint8Array; scales: Float32Array; K: number; N: number } {
   const [N, K] = src.shape(name);
-  const f = f32Of(name, src.rows(name, 0, N), N * K);
+  const f = nbitsPartF32(src, name);
   const t = new Float32Array(K * N);
   for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[k * N + n] = f[n * K + k];
   const bq = bits === 4 ? q4_0ToMatMulNBits(quantizeQ4_0(t), K, N) : q8_0ToMatMulNBits(quantizeQ8_0(t), K, N);
   return { data: bq.data, scales: bq.scales, K: N, N: K };
 }
 
-/** A MatMulNBits node's weight operands: B uint8 [N, K/32, 32·bits/8], scales [N, K/32]. */
-interface NBitsWeight { b: Value; scales: Value; N: number; K: number; bits: number }
+/** A MatMulNBits node's weight operands: B uint8 [N, K/bs, bs·bits/8], scales [N, K/bs], in `layout`. */
+interface NBitsWeight { b: Value; scales: Value; N: number; K: number; layout: NbitsLayout }
 
-function nbitsWeight(node: NodeRecord): NBitsWeight {
+function nbitsWeight(node: NodeRecord, layout: NbitsLayout): NBitsWeight {
   const [, b, scales] = node.inputs as Value[];
   const int = (k: string) => { const a = node.attrs[k]; return a?.kind === 'int' ? a.value : NaN; };
-  const bits = int('bits');
-  if ((bits !== 4 && bits !== 8) || int('block_size') !== 32) throw new Error(`train graph: ${bits}-bit weights with block ${int('block_size')} cannot be dequantised`);
-  return { b, scales, N: int('N'), K: int('K'), bits };
+  if (int('bits') !== layout.bits || int('block_size') !== layout.blockSize) {
+    throw new Error(`train graph: node ${node.outputs[0].name} runs ${int('bits')} bits in blocks of ${int('block_size')}, its weight's layout says ${layout.bits} and ${layout.blockSize}`);
+  }
+  return { b, scales, N: int('N'), K: int('K'), layout };
 }
 
 /**
  * Rows r0 … r0+n of a MatMulNBits weight as float32, unpacked in the graph from the forward's own bytes,
- * w = (q − 8)·scale per block of 32 (8-bit, e.g. a Q8_0 embedding: w = (q − 128)·scale). 8-bit: one [n, K]
+ * w = (q − zero point)·scale per block (Q4_0: (q − 8)·scale per 32; a Q8_0 embedding: (q − 128)·scale; a
+ * type's mins are not part of it, see minsCorrection). 8-bit: one [n, K]
  * matrix. 4-bit: byte j of a block holds element 2j in its low and 2j+1 in its high nibble, so the rows come
  * as two [n, K/2] matrices, the even columns and the odd ones: interleaving them here would be one more pass
  * over the weights (a Concat), while interleaving the two products dy·W_even and dy·W_odd (`interleave`)
@@ -116,35 +132,49 @@ function nbitsWeight(node: NodeRecord): NBitsWeight {
  * depends on `dep` (the incoming gradient) ties each chunk to its use.
  */
 function dequantRows(g: Graph, w: NBitsWeight, r0: number, n: number, dep: Value): Value[] {
-  const blocks = w.K / 32;
-  const zero = op.mul(g, op.gather(g, shapeOfValue(g, dep), g.constI64([0]), 0), g.constI64([0]));
-  if (g.target === 'webgpu') {
+  const { bits, blockSize: bs, zeroPoint } = w.layout;
+  const blocks = w.K / bs;
+  if (g.target === 'webgpu' && zeroPoint === 2 ** (bits - 1)) {
     // WebGPU has no kernels for uint8 Slice or bit operations (they would run on the CPU, with the weight
     // bytes copied to the GPU every step); GatherBlockQuantized dequantises whole rows, in column order,
-    // on the GPU: w = (q − zero point)·scale, the same values.
-    const rows = op.add(g, zero, g.constI64(Array.from({ length: n }, (_, i) => r0 + i)));
+    // on the GPU: w = (q − zero point)·scale, the same values. (Layouts with their own zero point take the
+    // Slice path below.)
+    const rows = op.add(g, zeroTiedTo(g, dep), g.constI64(Array.from({ length: n }, (_, i) => r0 + i)));
     const scales3d = op.reshape(g, w.scales, [w.N, blocks, 1]);
-    const deq = op.gatherBlockQuantized(g, w.b, rows, scales3d, { bits: w.bits as 4 | 8, blockSize: 32, quantizeAxis: 2, columns: w.K });
+    const deq = op.gatherBlockQuantized(g, w.b, rows, scales3d, { bits, blockSize: bs, quantizeAxis: 2, columns: w.K });
     return [op.reshape(g, deq, [n, w.K])];
   }
-  const start = op.add(g, zero, g.constI64([r0]));
-  const end = op.add(g, zero, g.constI64([r0 + n]));
-  const axis0 = g.constI64([0]);
-  const bc = g.node('Slice', [w.b, start, end, axis0], [{ dtype: 'uint8', shape: [n, blocks, (32 * w.bits) / 8] }])[0];
-  const sc = g.node('Slice', [w.scales, start, end, axis0], [{ dtype: 'float32', shape: [n, blocks] }])[0];
+  const [bc, sc] = tiedRowSlices(g, [[w.b, 'uint8', [blocks, (bs * bits) / 8]], [w.scales, 'float32', [blocks]]], r0, n, dep);
   // Each block of `width` values as one row of a per-row (axis 0) DequantizeLinear: ORT's blocked form is
   // scalar (~2 ns per weight on 2 threads), the per-axis one ~1.6× faster than Cast, Sub and Mul in
   // cache-sized chunks, with identical values ((q − zero point)·scale in float32).
   const rows = n * blocks;
   const scaled = (q: Value, width: number) => {
-    const deq = g.node('DequantizeLinear', [op.reshape(g, q, [rows, width]), op.reshape(g, sc, [rows]), u8const(g, w.bits === 4 ? 8 : 128, rows)],
+    const deq = g.node('DequantizeLinear', [op.reshape(g, q, [rows, width]), op.reshape(g, sc, [rows]), u8const(g, zeroPoint, rows)],
       [{ dtype: 'float32', shape: [rows, width] }], { axis: attr.int(0) })[0];
     return op.reshape(g, deq, [n, blocks * width]);
   };
-  if (w.bits === 8) return [scaled(bc, 32)];
-  const low = g.node('BitwiseAnd', [bc, u8const(g, 15)], [{ dtype: 'uint8', shape: [n, blocks, 16] }])[0];
-  const high = g.node('BitShift', [bc, u8const(g, 4)], [{ dtype: 'uint8', shape: [n, blocks, 16] }], { direction: attr.string('RIGHT') })[0];
-  return [scaled(low, 16), scaled(high, 16)];
+  if (bits === 8) return [scaled(bc, bs)];
+  const low = g.node('BitwiseAnd', [bc, u8const(g, 15)], [{ dtype: 'uint8', shape: [n, blocks, bs / 2] }])[0];
+  const high = g.node('BitShift', [bc, u8const(g, 4)], [{ dtype: 'uint8', shape: [n, blocks, bs / 2] }], { direction: attr.string('RIGHT') })[0];
+  return [scaled(low, bs / 2), scaled(high, bs / 2)];
+}
+
+/** An int64 [1] zero computed from `dep`'s shape: indices that add it cannot be used (or folded) before `dep` exists. */
+function zeroTiedTo(g: Graph, dep: Value): Value {
+  return op.mul(g, op.gather(g, shapeOfValue(g, dep), g.constI64([0]), 0), g.constI64([0]));
+}
+
+/**
+ * Rows r0 … r0+n of initializers (each [rows, …tail]) whose slice start depends on `dep`, so that ORT can
+ * neither constant-fold the slice at session creation nor run it before it is needed (dequantRows).
+ */
+function tiedRowSlices(g: Graph, parts: [Value, 'uint8' | 'float32', number[]][], r0: number, n: number, dep: Value): Value[] {
+  const zero = zeroTiedTo(g, dep);
+  const start = op.add(g, zero, g.constI64([r0]));
+  const end = op.add(g, zero, g.constI64([r0 + n]));
+  const axis0 = g.constI64([0]);
+  return parts.map(([v, dtype, tail]) => g.node('Slice', [v, start, end, axis0], [{ dtype, shape: [n, ...tail] }])[0]);
 }
 
 /** The columns of x·W from its parts x·W_even and x·W_odd (or the one part of an 8-bit W): [.., K]. */
@@ -178,8 +208,8 @@ function dequantChunk(g: Graph): number {
 }
 
 /** dy·W for a MatMulNBits node (y = x·Wᵀ), W dequantised chunk by chunk: exact, no extra memory. */
-function dequantBackward(g: Graph, node: NodeRecord, dy: Value): Value {
-  const w = nbitsWeight(node);
+function dequantBackward(g: Graph, node: NodeRecord, layout: NbitsLayout, dy: Value): Value {
+  const w = nbitsWeight(node, layout);
   let acc: Value[] | null = null;
   const chunk = dequantChunk(g);
   for (let r0 = 0; r0 < w.N; r0 += chunk) {
@@ -195,19 +225,33 @@ function dequantBackward(g: Graph, node: NodeRecord, dy: Value): Value {
  * [P, V] gradient exists (each [P, V] float32 tensor is 168 MB for 160 labels of the 262k vocabulary):
  *   forward:  logits = h·Eᵀ, lsm = log_softmax(logits), loss = −Σ_p lsm_p[label_p]
  *   backward: dh = softmax(logits)·E − E[label] = Σ_chunks exp(lsm_c)·E_c − E[label]
+ * For a table with mins (E = S⊙(Q − zp) − M expanded over each block), Σ_c exp(lsm_c)·M_c [P, C/bs] is
+ * expanded over the blocks and subtracted.
  */
-function headBackward(g: Graph, head: NodeRecord, lsm: Value, labelRows: Value, V: number, C: number): Value {
+function headBackward(g: Graph, head: NodeRecord, q: { layout: NbitsLayout; mins: Value | null } | null, lsm: Value, labelRows: Value, V: number, C: number): Value {
   let acc: Value[] | null = null;
-  const nbits = head.domain === 'com.microsoft' && head.op === 'MatMulNBits' ? nbitsWeight(head) : null;
+  let minsAcc: Value | null = null;
+  const nbits = q ? nbitsWeight(head, q.layout) : null;
   const E = nbits ? null : head.inputs[1]!; // f32: FusedMatMul(h, E, transB)
+  const bs = q?.layout.blockSize ?? 32;
   const chunk = dequantChunk(g);
   for (let c0 = 0; c0 < V; c0 += chunk) {
     const n = Math.min(chunk, V - c0);
     const sm = op.exp(g, n === V ? lsm : op.slice(g, lsm, [c0], [c0 + n], [-1], ['P', n]));
     const Ec = nbits ? dequantRows(g, nbits, c0, n, sm) : [n === V ? E! : op.slice(g, E!, [c0], [c0 + n], [0], [n, E!.shape![1]])];
     acc = accumulate(g, acc, Ec.map((ec) => op.matmul(g, sm, ec)));
+    if (q?.mins) {
+      const [mc] = tiedRowSlices(g, [[q.mins, 'float32', [C / bs]]], c0, n, sm);
+      const part = op.matmul(g, sm, mc); // [P, C/bs]
+      minsAcc = minsAcc ? op.add(g, minsAcc, part) : part;
+    }
   }
-  return op.sub(g, interleave(g, acc!, C), labelRows);
+  let dh = interleave(g, acc!, C);
+  if (minsAcc) {
+    const expanded = op.mul(g, op.reshape(g, minsAcc, ['P', C / bs, 1]), g.constF32(new Array(bs).fill(1), [bs]));
+    dh = op.sub(g, dh, op.reshape(g, expanded, ['P', C]));
+  }
+  return op.sub(g, dh, labelRows);
 }
 
 /** The weight name behind a linear node (MatMulNBits' B is `<weight>.q`), or null for other nodes. */
@@ -348,10 +392,11 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
 
   let seed: [Value, Value];
   if (cfg.finalLogitSoftcap === null && how.head === 'dequant') {
-    const headNode = g.nodes.find((nd) => nd.outputs[0] === headOut)!;
+    const hq = p.headOperand();
+    const headNode = hq ? g.nodes.find((nd) => nd.op === 'MatMulNBits' && nd.inputs[1] === hq.b)! : g.nodes.find((nd) => nd.outputs[0] === headOut)!;
     // E[label] = embed(label)/√C: the embedding lookup scales by √C (rounded to float32, exactly invertible here up to 1 ulp).
     const labelRows = op.div(g, p.embed(labelIds), g.constF32(Math.fround(Math.sqrt(C))));
-    seed = [fin, headBackward(g, headNode, lsm, labelRows, V, C)];
+    seed = [fin, headBackward(g, headNode, hq, lsm, labelRows, V, C)];
   } else {
     // dlogits = softmax(logits) − onehot(label), through the softcap's tanh by autodiff.
     const minusOne = g.node('Expand', [g.constF32([-1]), g.node('Shape', [tgt], [{ dtype: 'int64', shape: [2] }])[0]], [{ dtype: 'float32', shape: ['P', 1] }])[0];
@@ -361,7 +406,8 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
   const transposed = new Map<string, { b: Value; scales: Value; K: number; N: number; bits: 4 | 8 }>();
   const matMulNBitsBackward = (gg: Graph, node: NodeRecord, dy: Value): Value => {
     const wName = nbitsWeightName(node)!;
-    if ((wName === EMBED_NAME ? how.head : how.layers) === 'dequant') return dequantBackward(gg, node, dy);
+    const layout = wName === EMBED_NAME ? p.headOperand()!.layout : p.layoutOf(wName)!;
+    if ((wName === EMBED_NAME ? how.head : how.layers) === 'dequant') return dequantBackward(gg, node, layout, dy);
     let tq = transposed.get(wName);
     if (!tq) {
       // The head's copy is 8-bit: its requantisation error would otherwise reach every gradient.
@@ -397,7 +443,10 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
       // Layer 0's input is the (frozen) embedding: no gradient for it, so no dy·W into its q, k and v inputs.
       const wantInput = i > 0;
       const r = gradients(g, [[h, dx]], wantInput ? [xi, ...mine] : mine, { matMulNBitsBackward });
-      if (opts.keepProjections?.length) reuseForwardProjections(g, layerNodes[i], [start, end], opts.keepProjections.map((tg) => layerWeightNames(i)[tg]));
+      // Weights with mins (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K) are recomputed: reusing their forward outputs measured
+      // gradients up to 6e-4 (relative) off the f32 graph's on pure Q4_K / Q5_1 / Q2_K files, recomputing 3e-6.
+      const keep = opts.keepProjections?.map((tg) => layerWeightNames(i)[tg]).filter((w) => !p.layoutOf(w)?.hasMins) ?? [];
+      if (keep.length) reuseForwardProjections(g, layerNodes[i], [start, end], keep);
       const off = wantInput ? 1 : 0;
       mine.forEach((v, k) => byParam.set(v.name, r[k + off]));
       groupParams.push(...mine.map((v) => v.name));

@@ -23,6 +23,8 @@ export interface OpenModel {
   format: 'gguf' | 'safetensors';
   /** Seconds from reading the file to a runnable session. */
   loadSeconds: number;
+  /** What the loader left out (a vision tower, …), one line each, for the log. */
+  notes: string[];
 }
 
 export interface OpenOptions {
@@ -39,7 +41,7 @@ export interface OpenOptions {
 /** Loads a .gguf file or HF folder and builds its runtime and tokenizer. */
 export async function openModel(modelPath: string, o: OpenOptions): Promise<OpenModel> {
   const t0 = performance.now();
-  const { source, format, tokenizer } = openParts(modelPath, o.precision);
+  const { source, format, tokenizer, notes } = openParts(modelPath, o.precision);
   const config = source.config;
   await o.beforeBuild?.(config);
   const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora, device: o.device });
@@ -49,6 +51,7 @@ export async function openModel(modelPath: string, o: OpenOptions): Promise<Open
     gen: tokenizer ? genTokenizer(tokenizer, config.vocabSize) : undefined,
     format,
     loadSeconds: (performance.now() - t0) / 1000,
+    notes,
   };
 }
 
@@ -57,10 +60,10 @@ export async function openModel(modelPath: string, o: OpenOptions): Promise<Open
  * the tokenizer was built from (tokens, scores, types: several MB) are garbage before openModel awaits the
  * runtime, instead of living in its suspended frame while ONNX Runtime builds its session.
  */
-function openParts(modelPath: string, precision: Precision): { source: WeightSource; format: OpenModel['format']; tokenizer: Tokenizer | null } {
+function openParts(modelPath: string, precision: Precision): { source: WeightSource; format: OpenModel['format']; tokenizer: Tokenizer | null; notes: string[] } {
   // Weights are read from the file as the runtime converts them: the model is never held whole in JS.
-  const { source, format, tokenizerSource } = openWeights(modelPath, { precision });
-  return { source, format, tokenizer: tokenizerSource ? createTokenizer(tokenizerSource) : null };
+  const { source, format, tokenizerSource, notes } = openWeights(modelPath, { precision });
+  return { source, format, tokenizer: tokenizerSource ? createTokenizer(tokenizerSource) : null, notes };
 }
 
 /** Reads a PEFT adapter folder and registers it on the runtime under `name`; returns its size. */

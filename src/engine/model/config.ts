@@ -27,6 +27,8 @@ export interface GemmaConfig {
   layerTypes: LayerType[];    // length L
   ropeThetaGlobal: number;    // base on full-attention layers
   ropeThetaLocal: number;     // base on sliding layers
+  ropeScaleGlobal: number;    // linear RoPE scaling factor on full-attention layers (positions / factor; 1: none)
+  ropeScaleLocal: number;     // the same on sliding layers (1 in every Gemma 3)
   rmsNormEps: number;
   finalLogitSoftcap: number | null;
   maxPositions: number;
@@ -39,6 +41,8 @@ export interface GemmaConfig {
 const GEMMA3_COMMON = {
   ropeThetaGlobal: 1_000_000,
   ropeThetaLocal: 10_000,
+  ropeScaleGlobal: 1,
+  ropeScaleLocal: 1,
   rmsNormEps: 1e-6,
   finalLogitSoftcap: null,
   maxPositions: 32768,
@@ -61,6 +65,45 @@ export const GEMMA3_270M: GemmaConfig = {
   layerTypes: layerTypesFromPattern(18, 6),
   ...GEMMA3_COMMON,
 };
+
+/** Gemma 3 1B (google/gemma-3-1b-it config.json: 26 layers, hidden 1152, 4 heads, 1 kv head, window 512). */
+export const GEMMA3_1B: GemmaConfig = {
+  vocabSize: 262144,
+  hidden: 1152,
+  intermediate: 6912,
+  layers: 26,
+  heads: 4,
+  kvHeads: 1,
+  headDim: 256,
+  queryPreAttnScalar: 256,
+  slidingWindow: 512,
+  layerTypes: layerTypesFromPattern(26, 6),
+  ...GEMMA3_COMMON,
+};
+
+/**
+ * The text decoder of Gemma 3 4B (google/gemma-3-4b-it config.json's text_config over transformers'
+ * Gemma3TextConfig defaults: 34 layers, hidden 2560, 8 heads, 4 kv heads, window 1024, vocabulary 262208,
+ * linear RoPE scaling 8 on the global layers, 128k context).
+ */
+export const GEMMA3_4B: GemmaConfig = {
+  vocabSize: 262208,
+  hidden: 2560,
+  intermediate: 10240,
+  layers: 34,
+  heads: 8,
+  kvHeads: 4,
+  headDim: 256,
+  queryPreAttnScalar: 256,
+  slidingWindow: 1024,
+  layerTypes: layerTypesFromPattern(34, 6),
+  ...GEMMA3_COMMON,
+  ropeScaleGlobal: 8,
+  maxPositions: 131072,
+};
+
+/** The preset shapes by name (make-model --config, bench). */
+export const PRESET_CONFIGS: Record<string, GemmaConfig> = { '270m': GEMMA3_270M, '1b': GEMMA3_1B, '4b': GEMMA3_4B };
 
 /** A tiny model with the 270M's ratios, fast enough for unit tests. */
 export const GEMMA3_TINY: GemmaConfig = {
@@ -108,11 +151,47 @@ function firstId(v: unknown, fallback: number): number {
   return fallback;
 }
 
+/**
+ * transformers' Gemma3TextConfig defaults for the keys this reader uses. A multimodal checkpoint's
+ * text_config (Gemma3ForConditionalGeneration: 4B, 12B, 27B) names only what differs from them.
+ */
+const TEXT_CONFIG_DEFAULTS: Record<string, unknown> = {
+  vocab_size: 262_208, hidden_size: 2304, intermediate_size: 9216, num_hidden_layers: 26, num_attention_heads: 8,
+  num_key_value_heads: 4, head_dim: 256, max_position_embeddings: 131_072, rms_norm_eps: 1e-6, rope_theta: 1_000_000,
+  query_pre_attn_scalar: 256, sliding_window: 4096, rope_local_base_freq: 10_000, sliding_window_pattern: 6,
+  pad_token_id: 0, eos_token_id: 1, bos_token_id: 2,
+};
+
+/** RoPE scaling types transformers (ROPE_INIT_FUNCTIONS) and llama.cpp know besides none and linear. */
+const OTHER_ROPE_TYPES = ['dynamic', 'yarn', 'longrope', 'llama3', 'su'];
+
+/**
+ * The linear factor of a rope_scaling / rope_parameters entry: 1 for none or "default" (a no-op), the
+ * factor for "linear"; any other type is refused by name.
+ */
+export function ropeScaleFromHf(entry: unknown, where: string): number {
+  if (entry === undefined || entry === null) return 1;
+  if (typeof entry !== 'object' || Array.isArray(entry)) throw new ConfigError(`${where} is not an object: ${describeValue(entry)}`);
+  const e = entry as Record<string, unknown>;
+  const type = e.rope_type ?? e.type ?? 'default';
+  if (type === 'default') return 1;
+  if (type === 'linear') {
+    const factor = e.factor;
+    if (typeof factor !== 'number' || !Number.isFinite(factor) || factor <= 0) throw new ConfigError(`${where}: linear scaling needs a positive "factor", got ${describeValue(factor)}`);
+    return factor;
+  }
+  const known = typeof type === 'string' && OTHER_ROPE_TYPES.includes(type);
+  throw new ConfigError(`${where}: RoPE scaling type ${describeValue(type)} is ${known ? 'not supported' : 'unknown'} (supported: linear, or none)`);
+}
+
 /** Reads a Hugging Face Gemma 3 text config.json (4.5x or 5.x layout); a multimodal config's text_config too. */
 export function configFromHf(json: unknown): GemmaConfig {
   if (typeof json !== 'object' || json === null) throw new ConfigError('config.json is not an object');
   let c = json as Record<string, unknown>;
-  if (typeof c.text_config === 'object' && c.text_config !== null) c = c.text_config as Record<string, unknown>;
+  if (typeof c.text_config === 'object' && c.text_config !== null) {
+    if (c.model_type !== undefined && c.model_type !== 'gemma3') throw new ConfigError(`model_type ${describeValue(c.model_type)} is not Gemma 3`);
+    c = { ...TEXT_CONFIG_DEFAULTS, ...(c.text_config as Record<string, unknown>) };
+  }
   const modelType = c.model_type;
   if (modelType !== undefined && modelType !== 'gemma3_text' && modelType !== 'gemma3') {
     throw new ConfigError(`model_type ${describeValue(modelType)} is not Gemma 3 text`);
@@ -139,21 +218,27 @@ export function configFromHf(json: unknown): GemmaConfig {
     layerTypes = layerTypesFromPattern(layers, pattern);
   }
 
-  // transformers 5 moved the two bases into rope_parameters keyed by layer type.
+  // transformers 5 moved the two bases (and any scaling) into rope_parameters keyed by layer type; 4.5x
+  // has rope_theta, rope_local_base_freq and rope_scaling, which applies to the full-attention layers only.
   let ropeThetaGlobal = 1_000_000;
   let ropeThetaLocal = 10_000;
+  let ropeScaleGlobal = 1;
+  let ropeScaleLocal = 1;
   const rp = c.rope_parameters as Record<string, Record<string, unknown>> | undefined;
   if (rp && typeof rp === 'object') {
     const full = rp.full_attention, sliding = rp.sliding_attention;
     if (full) {
-      if (full.rope_type !== undefined && full.rope_type !== 'default') throw new ConfigError(`rope_type ${describeValue(full.rope_type)} is not supported`);
+      ropeScaleGlobal = ropeScaleFromHf(full, 'rope_parameters.full_attention');
       ropeThetaGlobal = num(full, 'rope_theta', ropeThetaGlobal);
     }
-    if (sliding) ropeThetaLocal = num(sliding, 'rope_theta', ropeThetaLocal);
+    if (sliding) {
+      ropeScaleLocal = ropeScaleFromHf(sliding, 'rope_parameters.sliding_attention');
+      ropeThetaLocal = num(sliding, 'rope_theta', ropeThetaLocal);
+    }
   } else {
     ropeThetaGlobal = num(c, 'rope_theta', ropeThetaGlobal);
     ropeThetaLocal = num(c, 'rope_local_base_freq', ropeThetaLocal);
-    if (c.rope_scaling !== undefined && c.rope_scaling !== null) throw new ConfigError('rope_scaling is not supported');
+    ropeScaleGlobal = ropeScaleFromHf(c.rope_scaling, 'rope_scaling');
   }
 
   const softcap = c.final_logit_softcapping;
@@ -170,6 +255,8 @@ export function configFromHf(json: unknown): GemmaConfig {
     layerTypes,
     ropeThetaGlobal,
     ropeThetaLocal,
+    ropeScaleGlobal,
+    ropeScaleLocal,
     rmsNormEps: num(c, 'rms_norm_eps', 1e-6),
     finalLogitSoftcap: typeof softcap === 'number' ? softcap : null,
     maxPositions: num(c, 'max_position_embeddings', 32768),
@@ -183,6 +270,7 @@ export function configFromHf(json: unknown): GemmaConfig {
 
 /** Writes the config as the real gemma-3-270m checkpoint's config.json does (transformers 4.5x keys). */
 export function configToHf(cfg: GemmaConfig): Record<string, unknown> {
+  if (cfg.ropeScaleLocal !== 1) throw new ConfigError('RoPE scaling on sliding layers cannot be written in the transformers 4.5x layout');
   const firstFull = cfg.layerTypes.indexOf('full');
   return {
     _sliding_window_pattern: firstFull >= 0 ? firstFull + 1 : cfg.layers,
@@ -208,7 +296,7 @@ export function configToHf(cfg: GemmaConfig): Record<string, unknown> {
     query_pre_attn_scalar: cfg.queryPreAttnScalar,
     rms_norm_eps: cfg.rmsNormEps,
     rope_local_base_freq: cfg.ropeThetaLocal,
-    rope_scaling: null,
+    rope_scaling: cfg.ropeScaleGlobal === 1 ? null : { factor: cfg.ropeScaleGlobal, rope_type: 'linear' },
     rope_theta: cfg.ropeThetaGlobal,
     sliding_window: cfg.slidingWindow,
     tie_word_embeddings: true,
@@ -238,6 +326,7 @@ export function validateConfig(cfg: GemmaConfig): void {
   if (cfg.finalLogitSoftcap !== null && !(Number.isFinite(cfg.finalLogitSoftcap) && cfg.finalLogitSoftcap > 0)) {
     throw new ConfigError(`final_logit_softcapping must be a positive number or null, found ${cfg.finalLogitSoftcap}`);
   }
+  for (const f of [cfg.ropeScaleGlobal, cfg.ropeScaleLocal]) if (!(f > 0) || !Number.isFinite(f)) throw new ConfigError(`RoPE scaling factor ${f} must be a finite positive number`);
 }
 
 /** Parameter count, embedding included once (the head is tied). */

@@ -6,7 +6,7 @@
 
 import * as fs from 'node:fs';
 import {
-  alignUp, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_SCALAR_BYTES, GgufType, ggmlTypeInfo,
+  alignUp, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_SCALAR_BYTES, GgufType, ggmlTypeInfo, SUPPORTED_TYPES, unsupportedTypeName,
   type GgmlTypeId, type GgufArray, type GgufArrayItems, type GgufTypeId, type GgufValue, type TensorDtype,
 } from './ggufFormat';
 import { readFdInto, readRangeInto } from './fileRange';
@@ -246,7 +246,7 @@ export function readGguf(file: string): GgufFile {
         ne.push(v);
       }
       const type = c.u32(`type of ${shown}`);
-      if (!ggmlTypeInfo(type)) throw new GgufError(file, `tensor ${shown}: unknown or unsupported tensor type ${type} (supported: F32=0, F16=1, Q4_0=2, Q8_0=8, BF16=30)`);
+      if (!ggmlTypeInfo(type)) throw new GgufError(file, `tensor ${shown}: ${unsupportedTypeName(type)} is not a supported tensor type (supported: ${SUPPORTED_TYPES})`);
       const rel = c.count(`offset of ${shown}`, Number.MAX_SAFE_INTEGER);
       pending.push({ name, shown, ne, type: type as GgmlTypeId, rel });
     }
@@ -255,7 +255,7 @@ export function readGguf(file: string): GgufFile {
     const tensors = new Map<string, GgufTensorInfo>();
     for (const p of pending) {
       const info = ggmlTypeInfo(p.type)!;
-      if (p.ne[0] % info.block !== 0) throw new GgufError(file, `tensor ${p.shown}: ne[0]=${p.ne[0]} is not a multiple of the ${info.dtype} block size ${info.block}`);
+      if (p.ne[0] % info.block !== 0) throw new GgufError(file, `tensor ${p.shown}: ne[0]=${p.ne[0]} is not a multiple of the ${info.name} block size ${info.block}`);
       if (p.rel % alignment !== 0) throw new GgufError(file, `tensor ${p.shown}: offset ${p.rel} is not a multiple of the alignment ${alignment}`);
       const rows = p.ne.slice(1).reduce((a, b) => a * b, 1);
       const rb = (p.ne[0] / info.block) * info.bytes;

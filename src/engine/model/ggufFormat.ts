@@ -1,7 +1,8 @@
 // The GGUF container's vocabulary, shared by the reader (gguf.ts) and the writer (ggufWriter.ts):
-// metadata value types, the ggml tensor types this engine handles, and their byte sizes.
+// metadata value types, the ggml tensor types this engine handles (quantTypes.ts has the block types), and
+// their byte sizes.
 
-import { Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK } from './quant';
+import { QUANT_TYPES, type QuantDtype } from './quantTypes';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -46,45 +47,70 @@ export type GgufValue =
   | { type: 8; value: string }
   | { type: 9; value: GgufArray };
 
-/** ggml tensor types the engine reads and writes (ggml.h `enum ggml_type`). */
+/** ggml's float tensor types (ggml.h `enum ggml_type`); the block types are in quantTypes.ts. */
 export const GgmlType = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, BF16: 30 } as const;
-export type GgmlTypeId = (typeof GgmlType)[keyof typeof GgmlType];
+export type GgmlTypeId = number;
 
-export type TensorDtype = 'f32' | 'f16' | 'bf16' | 'q4_0' | 'q8_0';
+export type FloatDtype = 'f32' | 'f16' | 'bf16';
+export type TensorDtype = FloatDtype | QuantDtype;
 
-const TYPE_INFO: Record<number, { dtype: TensorDtype; block: number; bytes: number }> = {
-  0: { dtype: 'f32', block: 1, bytes: 4 },
-  1: { dtype: 'f16', block: 1, bytes: 2 },
-  2: { dtype: 'q4_0', block: QK, bytes: Q4_0_BLOCK_BYTES },
-  8: { dtype: 'q8_0', block: QK, bytes: Q8_0_BLOCK_BYTES },
-  30: { dtype: 'bf16', block: 1, bytes: 2 },
+export interface GgmlTypeInfo {
+  dtype: TensorDtype;
+  /** llama.cpp's name (F32, Q4_K, …). */
+  name: string;
+  /** Values per block (1 for float types). */
+  block: number;
+  /** Bytes per block. */
+  bytes: number;
+}
+
+const FLOAT_TYPES: GgmlTypeInfo[] = [
+  { dtype: 'f32', name: 'F32', block: 1, bytes: 4 },
+  { dtype: 'f16', name: 'F16', block: 1, bytes: 2 },
+  { dtype: 'bf16', name: 'BF16', block: 1, bytes: 2 },
+];
+const FLOAT_IDS: Record<FloatDtype, number> = { f32: GgmlType.F32, f16: GgmlType.F16, bf16: GgmlType.BF16 };
+
+const BY_ID = new Map<number, GgmlTypeInfo>([
+  ...FLOAT_TYPES.map((t) => [FLOAT_IDS[t.dtype as FloatDtype], t] as const),
+  ...QUANT_TYPES.map((t) => [t.ggml, { dtype: t.dtype, name: t.name, block: t.block, bytes: t.bytes }] as const),
+]);
+const BY_DTYPE = new Map([...BY_ID].map(([id, t]) => [t.dtype, { id, info: t }]));
+
+/** The tensor types the engine reads, as "NAME=id" for messages. */
+export const SUPPORTED_TYPES = [...BY_ID].sort((a, b) => a[0] - b[0]).map(([id, t]) => `${t.name}=${id}`).join(', ');
+
+/** ggml types the engine does not run, by id, so that a refusal can name them. */
+const OTHER_TYPE_NAMES: Record<number, string> = {
+  9: 'Q8_1', 15: 'Q8_K', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S', 21: 'IQ3_S', 22: 'IQ2_S', 24: 'I8',
+  25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64', 29: 'IQ1_M', 34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4', 40: 'NVFP4', 41: 'Q1_0', 42: 'Q2_0',
 };
 
-/** The dtype, block size and block bytes of a ggml type id, or undefined when the engine does not know it. */
-export function ggmlTypeInfo(type: number): { dtype: TensorDtype; block: number; bytes: number } | undefined {
-  return TYPE_INFO[type];
+/** "IQ2_XXS (ggml type 16)" for a type id the engine does not run, or "ggml type 99" for one nobody knows. */
+export function unsupportedTypeName(type: number): string {
+  const name = OTHER_TYPE_NAMES[type];
+  return name ? `${name} (ggml type ${type})` : `ggml type ${type}`;
+}
+
+/** The dtype, name, block size and block bytes of a ggml type id, or undefined when the engine does not know it. */
+export function ggmlTypeInfo(type: number): GgmlTypeInfo | undefined {
+  return BY_ID.get(type);
 }
 
 /** The ggml type id of a dtype. */
 export function ggmlTypeOf(dtype: TensorDtype): GgmlTypeId {
-  switch (dtype) {
-    case 'f32': return GgmlType.F32;
-    case 'f16': return GgmlType.F16;
-    case 'bf16': return GgmlType.BF16;
-    case 'q4_0': return GgmlType.Q4_0;
-    case 'q8_0': return GgmlType.Q8_0;
-  }
+  return BY_DTYPE.get(dtype)!.id;
+}
+
+/** llama.cpp's name of a dtype (Q4_K, BF16, …). */
+export function ggmlTypeName(dtype: TensorDtype): string {
+  return BY_DTYPE.get(dtype)!.info.name;
 }
 
 /** Bytes of one row of `n` values of a dtype (n must be a multiple of the block size for quantised types). */
 export function rowBytes(dtype: TensorDtype, n: number): number {
-  switch (dtype) {
-    case 'f32': return n * 4;
-    case 'f16':
-    case 'bf16': return n * 2;
-    case 'q4_0': return (n / QK) * Q4_0_BLOCK_BYTES;
-    case 'q8_0': return (n / QK) * Q8_0_BLOCK_BYTES;
-  }
+  const t = BY_DTYPE.get(dtype)!.info;
+  return (n / t.block) * t.bytes;
 }
 
 /** Rounds `n` up to a multiple of `a`. */

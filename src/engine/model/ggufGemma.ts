@@ -76,10 +76,28 @@ function nullable<T>(v: T | undefined, f: (x: T) => T): T | null {
   return v === undefined ? null : f(v);
 }
 
+/**
+ * The linear RoPE factor of the full-attention layers: `gemma3.rope.scaling.type` (llama.cpp's default
+ * "linear") with `rope.scaling.factor` (older files: `rope.scale_linear`; absent or 0: 1). "none" is 1;
+ * yarn and longrope, which llama.cpp also writes, are refused by name.
+ */
+function ropeScaleOf(g: GgufFile): number {
+  const type = ggufString(g, 'gemma3.rope.scaling.type') ?? 'linear';
+  if (type === 'none') return 1;
+  if (type !== 'linear') {
+    const known = ['yarn', 'longrope'].includes(type);
+    throw new GgufError(g.path, `gemma3.rope.scaling.type "${type}" is ${known ? 'not supported' : 'unknown'} (supported: linear, none)`);
+  }
+  const factor = ggufNumber(g, 'gemma3.rope.scaling.factor') ?? ggufNumber(g, 'gemma3.rope.scale_linear') ?? 0;
+  if (!Number.isFinite(factor) || factor < 0) throw new GgufError(g.path, `gemma3.rope.scaling.factor ${factor} is not a positive number`);
+  return factor === 0 ? 1 : shortestF32(factor);
+}
+
 /** Builds the GemmaConfig a gemma3 GGUF describes, with llama.cpp's defaults for optional keys. */
 export function ggufConfig(g: GgufFile): GemmaConfig {
   const arch = ggufString(g, 'general.architecture');
   if (arch === undefined) throw new GgufError(g.path, 'metadata general.architecture is missing');
+  if (arch === 'clip') throw new GgufError(g.path, 'is a vision projector (mmproj) file, not a language model: choose the text model GGUF that comes with it');
   if (arch !== 'gemma3') throw new GgufError(g.path, `architecture ${quote(arch)} is not supported (only gemma3)`);
   const k = (s: string) => `gemma3.${s}`;
   const req = (s: string): number => {
@@ -137,6 +155,9 @@ export function ggufConfig(g: GgufFile): GemmaConfig {
     layerTypes,
     ropeThetaGlobal: shortestF32(ggufNumber(g, k('rope.freq_base')) ?? 10_000),
     ropeThetaLocal: shortestF32(ggufNumber(g, k('rope.freq_base_swa')) ?? 10_000),
+    ropeScaleGlobal: ropeScaleOf(g),
+    // llama.cpp scales only the full-attention layers (rope_freq_scale_train_swa stays 1 for gemma3).
+    ropeScaleLocal: 1,
     rmsNormEps: shortestF32(req('attention.layer_norm_rms_epsilon')),
     finalLogitSoftcap: nullable(ggufNumber(g, k('final_logit_softcapping')), shortestF32),
     maxPositions,
@@ -193,6 +214,9 @@ export interface GgufVocab {
   scores: Float32Array;
   types: Int32Array;
   unkId: number;
+  /** tokenizer.ggml.model: "llama" (SentencePiece, the default) or "gpt2" (BPE, with merges, no scores). */
+  model?: 'llama' | 'gpt2';
+  merges?: string[];
 }
 
 /** general.file_type (llama_ftype) of a file whose bulk weights are of this dtype. */
@@ -225,6 +249,8 @@ export function gemma3Metadata(cfg: GemmaConfig, vocab: GgufVocab, fileType: num
     ['gemma3.attention.sliding_window', u32(cfg.slidingWindow)],
     ['gemma3.attention.head_count_kv', u32(cfg.kvHeads)],
   ];
+  if (cfg.ropeScaleLocal !== 1) throw new Error('RoPE scaling on sliding layers has no GGUF key (llama.cpp scales only full-attention layers)');
+  if (cfg.ropeScaleGlobal !== 1) kv.push(['gemma3.rope.scaling.type', str('linear')], ['gemma3.rope.scaling.factor', f32(cfg.ropeScaleGlobal)]);
   const pattern = slidingPattern(cfg.layerTypes);
   if (pattern === null) {
     kv.push(['gemma3.attention.sliding_window_pattern', { type: GgufType.ARRAY, value: { elemType: GgufType.BOOL, items: cfg.layerTypes.map((t) => t === 'sliding') } }]);
@@ -232,12 +258,14 @@ export function gemma3Metadata(cfg: GemmaConfig, vocab: GgufVocab, fileType: num
     kv.push(['gemma3.attention.sliding_window_pattern', u32(pattern)]);
   }
   if (cfg.finalLogitSoftcap !== null) kv.push(['gemma3.final_logit_softcapping', f32(cfg.finalLogitSoftcap)]);
+  const bpe = vocab.model === 'gpt2';
   kv.push(
     ['general.quantization_version', u32(2)],
-    ['tokenizer.ggml.model', str('llama')],
+    ['tokenizer.ggml.model', str(bpe ? 'gpt2' : 'llama')],
     ['tokenizer.ggml.pre', str('default')],
     ['tokenizer.ggml.tokens', { type: GgufType.ARRAY, value: { elemType: GgufType.STRING, items: vocab.tokens } }],
-    ['tokenizer.ggml.scores', { type: GgufType.ARRAY, value: { elemType: GgufType.FLOAT32, items: vocab.scores } }],
+    bpe ? ['tokenizer.ggml.merges', { type: GgufType.ARRAY, value: { elemType: GgufType.STRING, items: vocab.merges ?? [] } }]
+      : ['tokenizer.ggml.scores', { type: GgufType.ARRAY, value: { elemType: GgufType.FLOAT32, items: vocab.scores } }],
     ['tokenizer.ggml.token_type', { type: GgufType.ARRAY, value: { elemType: GgufType.INT32, items: vocab.types } }],
     ['tokenizer.ggml.bos_token_id', u32(cfg.bosId)],
     ['tokenizer.ggml.eos_token_id', u32(cfg.eosId)],

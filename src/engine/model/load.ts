@@ -4,10 +4,10 @@
 // openWeights: the same checks and conversions, but as a WeightSource read on demand, row ranges at a
 // time, so a runtime can stream the weights into its own storage without holding the model at all.
 //
-// precision 'q4': linear weights become Q4_0 — Q4_0 tensors are kept byte for byte; F32/F16/BF16 are
-//   quantised with ggml's reference rule; Q8_0 linear weights are dequantised and requantised to Q4_0
-//   by default (so every linear layer runs one 4-bit kernel), or kept as Q8_0 with `q8Linear: 'keep'`.
-//   The embedding stays Q8_0 or Q4_0 as stored; a float embedding is quantised to Q4_0 (never held f32).
+// precision 'q4': every block-quantised tensor (Q4_0 … Q6_K, IQ4_NL, IQ4_XS; quantTypes.ts) is kept byte for
+//   byte and runs at its own precision, never requantised. Float tensors of a GGUF (F32/F16/BF16: the
+//   precision its maker chose) are held as float32; a Hugging Face folder's float weights (a training
+//   checkpoint, bf16 or f32) are quantised to Q4_0 with ggml's reference rule, embedding included.
 // precision 'f32': every tensor is dequantised/widened to Float32Array (for exactness checks).
 // Norm weights are always f32 multipliers (1 + w): GGUF stores them so, HF's w gets 1 added in float32.
 // Every read is checked for NaN and infinities (finite.ts) before it is converted: a damaged tensor is
@@ -21,13 +21,12 @@ import { findNonFinite, requireFiniteRaw } from './finite';
 import { GgufError, readGguf, readGgufTensor, type GgufFile, type GgufTensorInfo } from './gguf';
 import { ggufConfig, ggufToHfName, ggufTokenizerSource } from './ggufGemma';
 import type { TensorDtype } from './ggufFormat';
-import {
-  bf16ArrayToF32, dequantizeQ4_0, dequantizeQ8_0, f16ArrayToF32, Q4_0_BLOCK_BYTES, QK, quantizeQ4_0,
-} from './quant';
+import { bf16ArrayToF32, f16ArrayToF32, Q4_0_BLOCK_BYTES, QK, quantizeQ4_0 } from './quant';
+import { dequantizeBlocks, isQuantDtype } from './quantTypes';
 import { FileTooLargeError, modelPathKind, NotRegularFileError, openRegularFile, readRegularFile } from './regularFile';
 import { readSafetensorsHeader, SafetensorsError, type SafetensorsFile } from './safetensors';
 import type { TokenizerSource } from './tokenizerSource';
-import { EMBED_NAME, expectedShapes, isNormWeight, type ModelWeights, type Weight } from './weights';
+import { expectedShapes, isNormWeight, type ModelWeights, type Weight } from './weights';
 import type { WeightSource } from './weightSource';
 import { errorMessageOf, jsonForMessage, shownName } from '../../protocol/quote';
 import { MAX_CONFIG_JSON_BYTES, MAX_INDEX_JSON_BYTES } from './bounds';
@@ -36,8 +35,6 @@ export type Precision = 'q4' | 'f32';
 
 export interface LoadOptions {
   precision: Precision;
-  /** What q4 does with Q8_0 linear weights: requantise to Q4_0 (default) or keep the Q8_0 blocks. */
-  q8Linear?: 'requantize' | 'keep';
 }
 
 export interface LoadedModel {
@@ -45,6 +42,8 @@ export interface LoadedModel {
   /** null when an HF folder has no tokenizer.json. */
   tokenizerSource: TokenizerSource | null;
   format: 'gguf' | 'safetensors';
+  /** What the loader left out and why (a vision tower, …), one line each, for the log. */
+  notes: string[];
 }
 
 export class ModelLoadError extends Error {}
@@ -61,6 +60,8 @@ interface TensorSource {
   rowBytes: number;
   /** The stored values are already the norm multiplier 1+w (GGUF) rather than w (HF). */
   normHasOne: boolean;
+  /** What precision q4 gives a float tensor of this file: kept float32 (GGUF) or quantised to Q4_0 (HF). */
+  floatsAs: 'f32' | 'q4_0';
   read(rowStart: number, rowCount: number, into: Uint8Array, intoOffset: number): void;
 }
 
@@ -71,6 +72,7 @@ export interface OpenedWeights {
   source: WeightSource;
   tokenizerSource: TokenizerSource | null;
   format: 'gguf' | 'safetensors';
+  notes: string[];
 }
 
 /** One model file's tensors, checked against the config, not yet read. */
@@ -80,12 +82,13 @@ interface Located {
   sources: Map<string, TensorSource>;
   tokenizerSource: TokenizerSource | null;
   format: 'gguf' | 'safetensors';
+  notes: string[];
 }
 
 /** Loads a model from a .gguf file or a Hugging Face folder. */
 export function loadModel(modelPath: string, opts: LoadOptions): LoadedModel {
   const m = locate(modelPath);
-  return { weights: convertAll(m.where, m.config, m.sources, opts), tokenizerSource: m.tokenizerSource, format: m.format };
+  return { weights: convertAll(m.where, m.config, m.sources, opts), tokenizerSource: m.tokenizerSource, format: m.format, notes: m.notes };
 }
 
 /**
@@ -113,7 +116,7 @@ export function openWeights(modelPath: string, opts: LoadOptions): OpenedWeights
       return convertRows(name, s, opts, row0, count);
     },
   };
-  return { source: weights, tokenizerSource: m.tokenizerSource, format: m.format };
+  return { source: weights, tokenizerSource: m.tokenizerSource, format: m.format, notes: m.notes };
 }
 
 function locate(modelPath: string): Located {
@@ -143,12 +146,16 @@ function locateGgufFile(file: string): Located {
     rows,
     rowBytes: t.rowBytes,
     normHasOne: true,
+    floatsAs: 'f32',
     read: (rowStart, rowCount, into, intoOffset) => void readGgufTensor(data, t.name, row0 + rowStart, rowCount, into, intoOffset),
   });
+  const vision = new SkippedTensors('vision tensors (v.*, mm.*)');
   for (const t of g.tensors.values()) {
     const hf = ggufToHfName(t.name);
     const fused = /^blk\.(\d+)\.attn_qkv\.weight$/.exec(t.name);
-    if (hf !== null && t.ne.length <= 2) {
+    if (/^(v|mm)\./.test(t.name)) {
+      vision.add(t.nbytes);
+    } else if (hf !== null && t.ne.length <= 2) {
       add(hf, t, 0, t.rows);
     } else if (fused && t.ne.length === 2) {
       // llama.cpp also accepts q, k and v fused along the output dimension: rows q, then k, then v.
@@ -164,16 +171,45 @@ function locateGgufFile(file: string): Located {
       throw new GgufError(file, `unexpected tensor ${shownName(t.name)} [${t.ne}] for gemma3`);
     }
   }
-  return { where: file, config, sources, tokenizerSource: ggufTokenizerSource(g), format: 'gguf' };
+  return { where: file, config, sources, tokenizerSource: ggufTokenizerSource(g), format: 'gguf', notes: vision.notes(file) };
 }
 
 const ST_DTYPES: Partial<Record<string, TensorDtype>> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
+
+/** Tensors a model file holds that the text decoder does not use, counted for one note in the log. */
+class SkippedTensors {
+  private count = 0;
+  private bytes = 0;
+  constructor(private readonly what: string) {}
+  add(bytes: number): void {
+    this.count++;
+    this.bytes += bytes;
+  }
+  notes(where: string): string[] {
+    if (this.count === 0) return [];
+    return [`${where}: skipped ${this.count} ${this.what}, ${(this.bytes / 2 ** 20).toFixed(1)} MiB: only the text decoder runs`];
+  }
+}
+
+/**
+ * The text decoder's HF name of a checkpoint tensor, 'vision' for a multimodal checkpoint's vision tower or
+ * projector, or 'tied' for an LM head tied to the embedding. Gemma3ForConditionalGeneration saves its
+ * text decoder as `language_model.model.*` (transformers ≤ 4.51) or `model.language_model.*` (≥ 4.52).
+ */
+function hfTextName(name: string): string | 'vision' | 'tied' {
+  if (name === 'lm_head.weight' || name === 'language_model.lm_head.weight') return 'tied'; // every Gemma 3 ties it
+  if (/^(model\.)?(vision_tower|multi_modal_projector|vision_model|multimodal_projector)\./.test(name)) return 'vision';
+  if (name.startsWith('language_model.model.')) return `model.${name.slice('language_model.model.'.length)}`;
+  if (name.startsWith('model.language_model.')) return `model.${name.slice('model.language_model.'.length)}`;
+  return name;
+}
 
 function locateHfFolder(dir: string): Located {
   const configFile = path.join(dir, 'config.json');
   const config = parseHfConfig(configFile);
   const files = safetensorsFiles(dir);
   const sources = new Map<string, TensorSource>();
+  const vision = new SkippedTensors('vision-tower and projector tensors');
   for (const f of files) {
     let st: SafetensorsFile;
     try {
@@ -182,21 +218,27 @@ function locateHfFolder(dir: string): Located {
       if (e instanceof SafetensorsError) throw e;
       throw new ModelLoadError(`${f}: cannot read: ${(e as Error).message}`);
     }
-    for (const [name, e] of st.entries) {
-      if (name === 'lm_head.weight') continue; // tied to the embedding in every Gemma 3
+    for (const [stored, e] of st.entries) {
+      const name = hfTextName(stored);
+      if (name === 'tied') continue;
+      if (name === 'vision') {
+        vision.add(e.end - e.begin);
+        continue;
+      }
       const dtype = ST_DTYPES[e.dtype];
-      if (!dtype) throw new ModelLoadError(`${f}: tensor ${shownName(name)} has dtype ${e.dtype}; model weights must be F32, F16 or BF16`);
-      if (sources.has(name)) throw new ModelLoadError(`${f}: tensor ${shownName(name)} appears in more than one file`);
+      if (!dtype) throw new ModelLoadError(`${f}: tensor ${shownName(stored)} has dtype ${e.dtype}; model weights must be F32, F16 or BF16`);
+      if (sources.has(name)) throw new ModelLoadError(`${f}: tensor ${shownName(name)} appears more than once (in this or another shard, under this or a multimodal prefix)`);
       const last = e.shape.length ? e.shape[e.shape.length - 1] : 1;
       const bytes = dtype === 'f32' ? 4 : 2;
       sources.set(name, {
         file: f,
-        label: name,
+        label: stored,
         shape: e.shape,
         dtype,
         rows: e.shape.slice(0, -1).reduce((a, b) => a * b, 1),
         rowBytes: last * bytes,
         normHasOne: false,
+        floatsAs: 'q4_0',
         read: (rowStart, rowCount, into, intoOffset) => {
           const fd = openRegularFile(f);
           try {
@@ -210,7 +252,7 @@ function locateHfFolder(dir: string): Located {
   }
   const tok = path.join(dir, 'tokenizer.json');
   const tokenizerSource: TokenizerSource | null = fs.existsSync(tok) ? { kind: 'tokenizer.json', path: path.resolve(tok) } : null;
-  return { where: dir, config, sources, tokenizerSource, format: 'safetensors' };
+  return { where: dir, config, sources, tokenizerSource, format: 'safetensors', notes: vision.notes(dir) };
 }
 
 /** The text of a small JSON file of a model folder, refused when larger than `max` bytes. */
@@ -307,9 +349,8 @@ function convertOne(name: string, s: TensorSource, opts: LoadOptions): Weight['v
 /** The in-memory form a tensor takes under these options. */
 function storageOf(name: string, s: TensorSource, opts: LoadOptions): Weight['value']['type'] {
   if (isNormWeight(name) || opts.precision === 'f32') return 'f32';
-  if (s.dtype === 'q4_0') return 'q4_0';
-  if (s.dtype === 'q8_0' && (name === EMBED_NAME || opts.q8Linear === 'keep')) return 'q8_0';
-  return 'q4_0';
+  if (isQuantDtype(s.dtype)) return s.dtype;
+  return s.floatsAs;
 }
 
 /** Rows [row0, row0+count) of a tensor in its in-memory form (each row converts on its own, so any range gives the same bytes). */
@@ -343,8 +384,7 @@ function decode(dtype: TensorDtype, bytes: Uint8Array, n: number, out: Float32Ar
     case 'f32': out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n), outOffset); break;
     case 'f16': f16ArrayToF32(new Uint16Array(bytes.buffer, bytes.byteOffset, n), out, outOffset); break;
     case 'bf16': bf16ArrayToF32(new Uint16Array(bytes.buffer, bytes.byteOffset, n), out, outOffset); break;
-    case 'q4_0': dequantizeQ4_0(bytes, n, out, outOffset); break;
-    case 'q8_0': dequantizeQ8_0(bytes, n, out, outOffset); break;
+    default: dequantizeBlocks(dtype, bytes, n, out, outOffset); break;
   }
 }
 

@@ -213,8 +213,10 @@ export interface BlockQuantized {
   data: Uint8Array;
   /** float32 [N, K/32]. */
   scales: Float32Array;
-  /** The zero point the data assumes: 8 for 4 bits, 128 for 8 bits (both MatMulNBits' defaults). */
+  /** The zero point the data assumes: 8 for 4 bits, 128 for 8 bits (both MatMulNBits' defaults), 0 for some types. */
   zeroPoint: number;
+  /** For types stored as w = s·q − m (quantLayout.ts): m per block, float32 [N, K/block]. */
+  mins?: Float32Array;
 }
 
 /**
@@ -260,13 +262,13 @@ export function q8_0ToMatMulNBits(src: Uint8Array, n: number, k: number): BlockQ
   return { data, scales, zeroPoint: 128 };
 }
 
-/** Dequantises a BlockQuantized operand (for tests and for checking a graph's inputs): w = s·(q − zp). */
-export function dequantizeBlockQuantized(bq: BlockQuantized, n: number, k: number, bits: 4 | 8): Float32Array {
+/** Dequantises a BlockQuantized operand (for tests and for checking a graph's inputs): w = s·(q − zp) − min. */
+export function dequantizeBlockQuantized(bq: BlockQuantized, n: number, k: number, bits: 4 | 8, blockSize = QK): Float32Array {
   const out = new Float32Array(n * k);
-  const kb = k / QK;
+  const kb = k / blockSize;
   for (let r = 0; r < n; r++) {
     for (let c = 0; c < k; c++) {
-      const b = r * kb + ((c / QK) | 0);
+      const b = r * kb + ((c / blockSize) | 0);
       let q: number;
       if (bits === 4) {
         const byte = bq.data[(r * k + c) >> 1];
@@ -274,7 +276,8 @@ export function dequantizeBlockQuantized(bq: BlockQuantized, n: number, k: numbe
       } else {
         q = bq.data[r * k + c];
       }
-      out[r * k + c] = (q - bq.zeroPoint) * bq.scales[b];
+      const v = Math.fround((q - bq.zeroPoint) * bq.scales[b]);
+      out[r * k + c] = bq.mins ? Math.fround(v - bq.mins[b]) : v;
     }
   }
   return out;

@@ -13,7 +13,6 @@ import * as path from 'node:path';
 import { Sfc32 } from '../rng';
 import { configToHf, type GemmaConfig } from './config';
 import { fileTypeOf, gemma3Metadata, hfToGgufName, type GgufVocab } from './ggufGemma';
-import type { TensorDtype } from './ggufFormat';
 import { writeGguf, type GgufTensorOut } from './ggufWriter';
 import { f32ArrayToBf16, f32ArrayToF16, QK, quantizeQ4_0, quantizeQ8_0 } from './quant';
 import { writeSafetensorsStreaming, type SafetensorsOutDtype } from './safetensorsWriter';
@@ -62,7 +61,7 @@ export function randomTensor(seed: number, name: string, count: number, addOne =
   return out;
 }
 
-function encode(chunk: Float32Array, dtype: TensorDtype): Uint8Array {
+function encode(chunk: Float32Array, dtype: RandomGgufDtype): Uint8Array {
   switch (dtype) {
     case 'f32': return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     case 'f16': { const h = f32ArrayToF16(chunk); return new Uint8Array(h.buffer); }
@@ -72,7 +71,7 @@ function encode(chunk: Float32Array, dtype: TensorDtype): Uint8Array {
   }
 }
 
-function* encodedChunks(seed: number, name: string, count: number, dtype: TensorDtype, addOne: boolean): Generator<Uint8Array> {
+function* encodedChunks(seed: number, name: string, count: number, dtype: RandomGgufDtype, addOne: boolean): Generator<Uint8Array> {
   for (const c of randomTensorChunks(seed, name, count, addOne)) yield encode(c, dtype);
 }
 
@@ -92,7 +91,7 @@ export interface RandomGgufOptions {
   /** Linear weights' type; norms are always F32 (as llama.cpp's converter keeps 1-D tensors). */
   dtype: RandomGgufDtype;
   /** Embedding type; default: the dtype, except Q8_0 for q4_0 (Google's QAT GGUF layout). */
-  embedding?: TensorDtype;
+  embedding?: RandomGgufDtype;
   name?: string;
   /** The vocabulary to embed (as tokenizerJsonToGguf.ts makes from a tokenizer.json); default: the synthetic one. */
   vocab?: GgufVocab;
@@ -102,12 +101,12 @@ export interface RandomGgufOptions {
 export function writeRandomGguf(file: string, cfg: GemmaConfig, opts: RandomGgufOptions): void {
   const vocab = opts.vocab ?? syntheticVocab(cfg.vocabSize);
   if (vocab.tokens.length !== cfg.vocabSize) throw new Error(`the vocabulary has ${vocab.tokens.length} tokens but the config's vocab size is ${cfg.vocabSize}`);
-  const embedType: TensorDtype = opts.embedding ?? (opts.dtype === 'q4_0' ? 'q8_0' : opts.dtype);
+  const embedType: RandomGgufDtype = opts.embedding ?? (opts.dtype === 'q4_0' ? 'q8_0' : opts.dtype);
   const shapes = expectedShapes(cfg);
   const tensors: GgufTensorOut[] = tensorOrder(cfg).map((name) => {
     const shape = shapes.get(name)!;
     const norm = isNormWeight(name);
-    const dtype: TensorDtype = norm ? 'f32' : name === EMBED_NAME ? embedType : opts.dtype;
+    const dtype: RandomGgufDtype = norm ? 'f32' : name === EMBED_NAME ? embedType : opts.dtype;
     const k = shape[shape.length - 1];
     if ((dtype === 'q4_0' || dtype === 'q8_0') && k % QK !== 0) {
       throw new Error(`${name} has rows of ${k} values, not a multiple of ${QK}: it cannot be stored as ${dtype.toUpperCase()}`);

@@ -17,13 +17,15 @@ import { firstNonFiniteF32 } from './finite';
 import { TokenizerError } from './tokenizerJson';
 import { quote } from '../../protocol/quote';
 import { AddedTrie, TokenKind, bytePieceValue, type MergeTable, type VocabTables } from './tokenizerVocab';
+import { compileGgufBpeVocab } from './tokenizerGgufBpe';
 
-/** Compiles a GGUF's embedded SentencePiece vocabulary. */
+/** Compiles a GGUF's embedded vocabulary: SentencePiece ("llama") here, BPE ("gpt2") in tokenizerGgufBpe.ts. */
 export function compileGgufVocab(src: GgufTokenizerSource): VocabTables {
   const fail = (reason: string): never => {
     throw new TokenizerError(src.path, reason);
   };
-  if (src.model !== 'llama') fail(`tokenizer.ggml.model ${quote(src.model)} is not supported (Gemma 3 uses "llama", SentencePiece)`);
+  if (src.model === 'gpt2') return compileGgufBpeVocab(src);
+  if (src.model !== 'llama') fail(`tokenizer.ggml.model ${quote(src.model)} is not supported (Gemma 3 GGUFs use "llama", SentencePiece, or "gpt2", BPE from a tokenizer.json)`);
   if (src.addSpacePrefix) fail('tokenizer.ggml.add_space_prefix = true is not supported (Gemma 3 has false)');
   const n = src.tokens.length;
   if (n === 0) fail('tokenizer.ggml.tokens is empty');

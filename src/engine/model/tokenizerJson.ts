@@ -87,8 +87,12 @@ export function compileTokenizerJson(json: unknown, file: string): VocabTables {
   return compileParts(json, vocab, pairs, file);
 }
 
-/** Builds the tables from the file's other keys, its vocabulary and its merges as id pairs. */
-function compileParts(json: Obj, vocab: Map<string, number>, mergePairs: Int32Array, file: string): VocabTables {
+/**
+ * Builds the tables from a tokenizer.json's other keys (model settings, normalizer, pre-tokenizer, added
+ * tokens, post-processor), its vocabulary and its merges as id pairs. Also the compiler of a GGUF's BPE
+ * vocabulary (tokenizerGgufBpe.ts), which describes the same tokenizer in these terms.
+ */
+export function compileParts(json: Obj, vocab: Map<string, number>, mergePairs: Int32Array, file: string): VocabTables {
   const fail = (reason: string): never => {
     throw new TokenizerError(file, reason);
   };

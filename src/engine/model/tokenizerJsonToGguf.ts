@@ -1,7 +1,8 @@
 // A Hugging Face tokenizer.json (Gemma's SentencePiece-style BPE) turned into the `tokenizer.ggml.*` arrays
-// llama.cpp's convert_hf_to_gguf (_create_vocab_sentencepiece) writes for it, so that a GGUF model can
-// carry a real vocabulary (make-model --tokenizer) and tests can build the GGUF tokenizer path from the
-// same file the Hugging Face path reads.
+// llama.cpp's convert_hf_to_gguf writes for it: as SentencePiece ("llama", _create_vocab_sentencepiece,
+// when the folder has tokenizer.model) or as BPE ("gpt2", _set_vocab_gpt2, when it has only
+// tokenizer.json). So a GGUF model can carry a real vocabulary (make-model --tokenizer [--vocab gpt2]) and
+// tests can build both GGUF tokenizer paths from the same file the Hugging Face path reads.
 
 import type { GgufVocab } from './ggufGemma';
 import { readTokenizerFile, TokenizerError } from './tokenizerJson';
@@ -108,18 +109,34 @@ export function ggufVocabFromTokenizerJson(file: string, vocabSize?: number): To
   return { tokens, scores, types, unkId, bosId: special('<bos>'), eosId: special('<eos>'), padId: special('<pad>') };
 }
 
+/**
+ * The "gpt2" (BPE) arrays convert_hf_to_gguf's get_vocab_base and SpecialVocab write for this tokenizer.json:
+ * ids below `vocabSize` it does not name as "[PADn]" (UNUSED), added tokens CONTROL (special or special-
+ * looking) or USER_DEFINED with "▁" written " ", every other piece NORMAL, and the merges as "left right"
+ * with a space inside a piece written as U+0120 (vocab.py). Scores are not part of a BPE vocabulary (zeros).
+ */
+export function ggufBpeVocabFromTokenizerJson(file: string, vocabSize?: number): TokenizerJsonVocab {
+  const spm = ggufVocabFromTokenizerJson(file, vocabSize);
+  const j = readJson(file) as { model: { merges?: unknown[] } };
+  const tokens = spm.tokens.map((t, id) => (spm.types[id] === TokenType.UNUSED ? `[PAD${id}]` : t));
+  const types = spm.types.map((t) => (t === TokenType.BYTE ? TokenType.NORMAL : t));
+  const space = (part: string) => part.replaceAll(' ', String.fromCharCode(0x20 + 256));
+  const merges = (j.model.merges ?? []).map((m) => (typeof m === 'string' ? m : (m as string[]).map(space).join(' ')));
+  return { ...spm, tokens, types: Int32Array.from(types), scores: new Float32Array(tokens.length), model: 'gpt2', merges };
+}
+
 /** The tokenizer source the model loader would read from a GGUF file holding this tokenizer.json's arrays. */
-export function ggufSourceFromTokenizerJson(file: string, vocabSize = 262144): GgufTokenizerSource {
-  const v = ggufVocabFromTokenizerJson(file, vocabSize);
+export function ggufSourceFromTokenizerJson(file: string, vocabSize = 262144, model: 'llama' | 'gpt2' = 'llama'): GgufTokenizerSource {
+  const v = model === 'gpt2' ? ggufBpeVocabFromTokenizerJson(file, vocabSize) : ggufVocabFromTokenizerJson(file, vocabSize);
   return {
     kind: 'gguf',
-    path: `${file} (as GGUF arrays)`,
-    model: 'llama',
+    path: `${file} (as GGUF ${model} arrays)`,
+    model,
     pre: 'default',
     tokens: v.tokens,
-    scores: v.scores,
+    scores: model === 'gpt2' ? null : v.scores,
     types: v.types,
-    merges: null,
+    merges: v.merges ?? null,
     bosId: v.bosId,
     eosId: v.eosId,
     unkId: v.unkId,

@@ -7,7 +7,7 @@
 
 import type { GemmaConfig } from './config';
 import type { ModelWeights, WeightData } from './weights';
-import { Q4_0_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK } from './quant';
+import { rowBytes } from './ggufFormat';
 
 export type WeightStorage = WeightData['type'];
 
@@ -28,11 +28,7 @@ export function rowCount(shape: readonly number[]): number {
 
 /** Bytes of one row of `width` values in a storage form. */
 export function storageRowBytes(storage: WeightStorage, width: number): number {
-  switch (storage) {
-    case 'f32': return width * 4;
-    case 'q4_0': return (width / QK) * Q4_0_BLOCK_BYTES;
-    case 'q8_0': return (width / QK) * Q8_0_BLOCK_BYTES;
-  }
+  return rowBytes(storage, width);
 }
 
 /** True for a WeightSource (as opposed to a ModelWeights). */

@@ -6,14 +6,15 @@
 //    bytes), the embedding is [V, C].
 //  - Norm weights hold the *multiplier* (1 + w), in float32: GGUF stores it that way already, and HF's
 //    Gemma3RMSNorm computes (1.0 + w.float()) in float32, so both sources give the same bits.
-//  - Quantised data stays in its GGUF block layout (Q4_0: 18 bytes per 32 weights along `in`; Q8_0: 34).
+//  - Quantised data stays in its GGUF block layout (Q4_0: 18 bytes per 32 weights along `in`; Q8_0: 34;
+//    every block type of quantTypes.ts likewise).
 
 import type { GemmaConfig } from './config';
+import type { QuantDtype } from './quantTypes';
 
 export type WeightData =
   | { type: 'f32'; data: Float32Array }
-  | { type: 'q4_0'; data: Uint8Array }
-  | { type: 'q8_0'; data: Uint8Array };
+  | { type: QuantDtype; data: Uint8Array };
 
 export interface Weight {
   shape: number[];

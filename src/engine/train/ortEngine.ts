@@ -9,7 +9,7 @@ import type { WeightSource } from '../model/weightSource';
 import { ExternalDataFile, f32Tensor, ort, type OptLevel } from '../onnx/session';
 import type { Device } from '../onnx/device';
 import { trainGraph, trainLoraNames, type TrainGraphOptions } from '../gemma/trainGraph';
-import { inverseFrequencies, ropeTables } from '../gemma/rope';
+import { layerInverseFrequencies, ropeTables } from '../gemma/rope';
 import { defaultAccuracyLevel, type Precision } from '../gemma/runtime';
 import type { MicroBatch } from './batch';
 import { ALL_TARGETS, type LoraParams, type LoraTarget } from './lora';
@@ -117,7 +117,7 @@ export class OrtStepEngine implements StepEngine {
       f = {};
       const positions = Array.from({ length: T }, (_, i) => i);
       for (const type of new Set<LayerType>(cfg.layerTypes)) {
-        const { cos, sin } = ropeTables(inverseFrequencies(cfg.headDim, type === 'full' ? cfg.ropeThetaGlobal : cfg.ropeThetaLocal), positions);
+        const { cos, sin } = ropeTables(layerInverseFrequencies(cfg, type), positions);
         f[`cos_${type}`] = f32Tensor(cos, [T, cfg.headDim / 2]);
         f[`sin_${type}`] = f32Tensor(sin, [T, cfg.headDim / 2]);
         f[`mask_${type}`] = f32Tensor(trainMask(T, type === 'sliding' ? cfg.slidingWindow : Infinity), [1, 1, T, T]);

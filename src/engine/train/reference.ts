@@ -8,7 +8,7 @@
 
 import type { GemmaConfig } from '../model/config';
 import { EMBED_NAME, FINAL_NORM_NAME, layerWeightNames, type ModelWeights } from '../model/weights';
-import { inverseFrequencies, ropeTables } from '../gemma/rope';
+import { layerInverseFrequencies, ropeTables } from '../gemma/rope';
 import type { MicroBatch } from './batch';
 import type { LoraModule, LoraParams, LoraTarget } from './lora';
 import type { StepEngine } from './trainer';
@@ -153,7 +153,7 @@ export function referenceStep(weights: ModelWeights, params: LoraParams, batch: 
   const grads = new Map<LoraModule, { a: F64; b: F64 }>(params.modules.map((m) => [m, { a: new Float64Array(m.a.length), b: new Float64Array(m.b.length) }]));
   const E = f32Weight(weights, EMBED_NAME);
   const attnScale = cfg.queryPreAttnScalar ** -0.5;
-  const ropeFor = (type: 'sliding' | 'full') => ropeTables(inverseFrequencies(D, type === 'full' ? cfg.ropeThetaGlobal : cfg.ropeThetaLocal), Array.from({ length: T }, (_, i) => i));
+  const ropeFor = (type: 'sliding' | 'full') => ropeTables(layerInverseFrequencies(cfg, type), Array.from({ length: T }, (_, i) => i));
   const ropes = { sliding: ropeFor('sliding'), full: ropeFor('full') };
 
   // embedding · √C (the scale rounded to float32 as HF casts it to the weight dtype)

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { loadAdapter as readAdapterInto, openModel } from '../generate/openModel';
 import { PrefixCache } from '../generate/prefixCache';
 import type { GemmaConfig } from '../model/config';
+import { baseIdentity } from '../model/baseIdentity';
 import { modelNeedMB } from '../memoryCap';
 import { growCap } from './growCap';
 import { CancelledError, throwIfCancelled, type Handler, type LoadedModel } from './context';
@@ -47,10 +48,13 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
     ctx.log(resolution.tried ? 'warn' : 'info', `engine device: ${describeDevice(resolution)}`);
   }
   ctx.state.device = resolution;
-  const summary = { name: path.basename(modelPath), source: path.resolve(modelPath), format: m.format, precision, device: m.runtime.device };
+  const summary = {
+    name: path.basename(modelPath), source: path.resolve(modelPath), format: m.format, precision, device: m.runtime.device, base: baseIdentity(modelPath, m.runtime.config),
+  };
   ctx.state.model = { summary, runtime: m.runtime, tokenizer: m.tokenizer, gen: m.gen, adapters: new Map(), prefixes: new PrefixCache(m.runtime) };
   const roles = deviceRoles(resolution);
-  ctx.log('info', `loaded ${summary.source} (${m.format}, ${precision}; inference on ${summary.device === 'webgpu' ? 'WebGPU' : 'the CPU'}, training on ${roles.training === 'webgpu' ? 'WebGPU' : 'the CPU'}) in ${m.loadSeconds.toFixed(2)} s`);
+  ctx.log('info', `loaded ${summary.source} (${m.format}, ${precision}; inference on ${summary.device === 'webgpu' ? 'WebGPU' : 'the CPU'}, training on ${roles.training === 'webgpu' ? 'WebGPU' : 'the CPU'}) in ${m.loadSeconds.toFixed(2)} s; fingerprint ${summary.base.fingerprint}`);
+  for (const note of m.notes) ctx.log('info', note);
   return { model: summary, loadSeconds: m.loadSeconds, vocabSize: m.runtime.config.vocabSize, hasTokenizer: m.tokenizer !== null };
 };
 

@@ -1,6 +1,6 @@
 // The record of a base model that travels from the worker (loadModel) to the host and into a task's
 // task.json (the base its adapter was trained on): name, shape and weight fingerprint
-// (src/engine/model/baseIdentity.ts makes it). One schema, shared by the protocol and the task store.
+// (src/engine/model/identity.ts makes it). One schema, shared by the protocol and the task store.
 
 import { Infer, num, obj, str } from './check';
 

@@ -15,7 +15,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
-import { baseIdentity } from '../../src/engine/model/baseIdentity';
+import { baseIdentity } from '../../src/engine/model/identity';
 import { TaskStore } from '../../src/store/taskStore';
 import { launchBrowser } from './lib/browser';
 import { endSession, newSession, ROOT, startServer, workbenchUrl } from './lib/codeServer';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GEMMA3_1B, GEMMA3_TINY } from '../../src/engine/model/config';
-import { baseIdentity } from '../../src/engine/model/baseIdentity';
+import { baseIdentity } from '../../src/engine/model/identity';
 import { writeRandomGguf, writeRandomHf } from '../../src/engine/model/randomModel';
 import { baseMismatch, baseModelRecord, describeBase } from '../../src/protocol/baseModel';
 import { DEFAULT_HYPERPARAMETERS, validateTaskConfig } from '../../src/store/task';

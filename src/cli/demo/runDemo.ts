@@ -20,7 +20,7 @@ import { generate } from '../../engine/generate/generator';
 import { exampleToLine, type Example } from '../../store/examples';
 import { parseFieldsOutput, renderUserMessage } from '../../store/prompt';
 import type { DemoTask } from './demoTask';
-import { baseIdentity, type BaseIdentity } from '../../engine/model/baseIdentity';
+import { baseIdentity, type BaseIdentity } from '../../engine/model/identity';
 
 /** How the demo trains (one value per `gemma-tune train` flag it uses). */
 export interface DemoSettings {

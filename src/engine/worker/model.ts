@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { loadAdapter as readAdapterInto, openModel } from '../generate/openModel';
 import { PrefixCache } from '../generate/prefixCache';
 import type { GemmaConfig } from '../model/config';
-import { baseIdentity } from '../model/baseIdentity';
+import { baseIdentity } from '../model/identity';
 import { modelNeedMB } from '../memoryCap';
 import { growCap } from './growCap';
 import { CancelledError, throwIfCancelled, type Handler, type LoadedModel } from './context';

@@ -12,8 +12,10 @@ import { benchCommand } from './commands/bench';
 import { trainCommand } from './commands/train';
 import { exportAdapterCommand } from './commands/exportAdapter';
 import { demoCommand } from './commands/demo';
+import { exportJobCommand } from './commands/exportJob';
+import { importAdapterCommand } from './commands/importAdapter';
 
-const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, exportAdapterCommand, demoCommand];
+const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, exportAdapterCommand, exportJobCommand, importAdapterCommand, demoCommand];
 
 function help(): string {
   const lines = ['usage: gemma-tune <command> [options]', ''];

@@ -70,6 +70,12 @@ export async function promoteStaged(adapterDir: string, opts: { keepRunState?: b
     await fs.rm(path.join(staged, RUN_STATE_FILE), { force: true });
     await fs.rm(path.join(staged, RUN_MARKER_FILE), { force: true });
   }
+  await installAdapterDir(source, adapterDir);
+  return true;
+}
+
+/** Replaces `adapterDir` with the folder `source` (renamed into place; the old adapter is removed after). */
+export async function installAdapterDir(source: string, adapterDir: string): Promise<void> {
   const old = `${adapterDir}.old`;
   await fs.rm(old, { recursive: true, force: true });
   let hadOld = true;
@@ -82,7 +88,6 @@ export async function promoteStaged(adapterDir: string, opts: { keepRunState?: b
   await fs.rename(source, adapterDir);
   if (hadOld) await fs.rm(old, { recursive: true, force: true });
   await syncDir(path.dirname(adapterDir));
-  return true;
 }
 
 /** Records, in the staging folder, what the run that is starting there trains with. */

@@ -267,6 +267,12 @@ export class TaskStore {
     });
   }
 
+  /** Replaces metrics.jsonl with these records (an imported run's). */
+  async replaceMetrics(id: string, records: readonly MetricRecord[]): Promise<void> {
+    const checked = records.map(parseMetric);
+    await this.serial(id, () => writeFileAtomic(path.join(this.taskDir(id), METRICS_FILE), toJsonl(checked)));
+  }
+
   /** Empties metrics.jsonl before a new training run. */
   async clearMetrics(id: string): Promise<void> {
     await this.serial(id, () => writeFileAtomic(path.join(this.taskDir(id), METRICS_FILE), ''));

@@ -520,11 +520,14 @@ class Dist:
 
     def sum_(self, tensors):
         """Adds each tensor over all processes, in place."""
-        if self.world > 1:
-            flat = torch.cat([t.reshape(-1) for t in tensors])
+        if self.world == 1:
+            return
+        for dtype in {t.dtype for t in tensors}:
+            group = [t for t in tensors if t.dtype == dtype]
+            flat = torch.cat([t.reshape(-1) for t in group])
             torch.distributed.all_reduce(flat)
             i = 0
-            for t in tensors:
+            for t in group:
                 t.copy_(flat[i:i + t.numel()].view_as(t))
                 i += t.numel()
 

@@ -522,7 +522,8 @@ class Dist:
         """Adds each tensor over all processes, in place."""
         if self.world == 1:
             return
-        for dtype in {t.dtype for t in tensors}:
+        # In one order on every process (a set's order follows ids, which differ between processes).
+        for dtype in sorted({t.dtype for t in tensors}, key=str):
             group = [t for t in tensors if t.dtype == dtype]
             flat = torch.cat([t.reshape(-1) for t in group])
             torch.distributed.all_reduce(flat)

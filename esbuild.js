@@ -41,6 +41,9 @@ async function main() {
     return ok;
   });
   const contexts = await Promise.all(present.map(({ name: _name, ...opts }) => esbuild.context(opts)));
+  // The training job's script is a file the export copies, beside the bundles that export it.
+  fs.mkdirSync('dist/job', { recursive: true });
+  fs.copyFileSync('src/job/train.py', 'dist/job/train.py');
   if (watch) {
     await Promise.all(contexts.map((c) => c.watch()));
     console.log('[esbuild] watching');

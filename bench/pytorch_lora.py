@@ -153,15 +153,19 @@ class Gemma3Lora(nn.Module):
         sliding = causal & (j > i - self.cfg["sliding_window"])
         return {kind: torch.zeros(T, T, device=dev).masked_fill(~ok, neg) for kind, ok in (("global", causal), ("sliding", sliding))}
 
-    def loss(self, ids, labels):
-        """HF ForCausalLMLoss: logits[:, :-1] vs labels[:, 1:], mean over all label tokens; the LM head
-        runs only at the positions that predict a label."""
+    def hidden(self, ids):
+        """The final norm's output [B, T, hidden] (HF's last_hidden_state)."""
         B, T = ids.shape
         h = F.embedding(ids, self.embed) * torch.tensor(self.cfg["hidden_size"] ** 0.5, dtype=torch.float32, device=self.embed.device)
         rope, masks = self.rope(T), self.masks(T)
         for layer in self.layers:
             h = layer(h, rope, masks)
-        h = rms_norm(h, self.final_norm, self.cfg["rms_norm_eps"])
+        return rms_norm(h, self.final_norm, self.cfg["rms_norm_eps"])
+
+    def loss(self, ids, labels):
+        """HF ForCausalLMLoss: logits[:, :-1] vs labels[:, 1:], mean over all label tokens; the LM head
+        runs only at the positions that predict a label."""
+        h = self.hidden(ids)
         targets = labels[:, 1:]
         keep = targets != -100
         logits = F.linear(h[:, :-1][keep], self.embed)

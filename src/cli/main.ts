@@ -15,6 +15,8 @@ import { trainTaskCommand } from './commands/trainTask';
 import { exportAdapterCommand } from './commands/exportAdapter';
 import { demoCommand } from './commands/demo';
 import { downloadModelCommand } from './commands/downloadModel';
+import { exportJobCommand } from './commands/exportJob';
+import { importAdapterCommand } from './commands/importAdapter';
 import { escapeControls, quote } from '../protocol/quote';
 import { SUPPORTED_TYPES } from '../engine/model/ggufFormat';
 
@@ -27,7 +29,10 @@ const MODEL_HELP = [
   '  RoPE scaling: linear (as the 4B–27B configs); vocabularies: SentencePiece ("llama") or BPE ("gpt2") in GGUF, tokenizer.json in folders',
 ];
 
-const commands: CliCommand[] = [makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, trainTaskCommand, exportAdapterCommand, demoCommand, downloadModelCommand];
+const commands: CliCommand[] = [
+  makeModelCommand, logitsCommand, tokenizeCommand, generateCommand, classifyCommand, benchCommand, trainCommand, trainTaskCommand,
+  exportAdapterCommand, exportJobCommand, importAdapterCommand, demoCommand, downloadModelCommand,
+];
 
 function help(): string {
   const lines = ['usage: gemma-tune <command> [options]', ''];

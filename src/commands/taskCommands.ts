@@ -7,9 +7,10 @@ import type { GemmaServices } from '../services';
 import { registerFineTuneOnSelection } from './fineTuneOnSelection';
 import { registerManageTasks } from './manageTasks';
 import { registerOpenTrainingPanel } from './openTrainingPanel';
+import { registerTrainingJobCommands } from './trainingJob';
 
-/** Registers "Fine-tune on selection", "Open training panel", rename/delete and the panel serializer. */
+/** Registers "Fine-tune on selection", "Open training panel", rename/delete, export job / import adapter and the panel serializer. */
 export function registerTaskCommands(s: GemmaServices, engine: PanelEngine): vscode.Disposable[] {
   const deps: PanelDeps = { extensionUri: s.context.extensionUri, log: s.log, events: s.events, engine };
-  return [registerFineTuneOnSelection(deps), registerOpenTrainingPanel(deps), ...registerManageTasks(deps), registerTrainingPanelSerializer(deps)];
+  return [registerFineTuneOnSelection(deps), registerOpenTrainingPanel(deps), ...registerManageTasks(deps), ...registerTrainingJobCommands(s, deps), registerTrainingPanelSerializer(deps)];
 }

@@ -16,13 +16,13 @@ import {
   type Capabilities,
   type HostToWebview,
   type PanelState,
-  parseHostMessage,
   parseWebviewMessage,
   type Suggestion,
   type TrainingView,
   type WebviewToHost,
 } from '../protocol/webview';
 import { findInterruptedRun, type InterruptedRun } from '../store/adapterStage';
+import { metricRecord, trainingViewOf } from '../store/metricsLog';
 import { isSafeFolderName } from '../store/names';
 import { EXAMPLES_FILE, type Task, TASK_FILE, TaskFileError, TASKS_RELATIVE_DIR, type TaskStore } from '../store/taskStore';
 import { formatProblem } from '../store/jsonl';
@@ -249,16 +249,7 @@ export class TrainingPanel {
    */
   private async lastRun(): Promise<TrainingView | null> {
     const read = await this.store.metrics(this.taskId).catch(() => undefined);
-    let view: TrainingView | null = null;
-    for (const r of read?.records ?? []) {
-      const { type: _type, ...event } = r.value;
-      try {
-        const msg = parseHostMessage({ type: 'training', event });
-        if (msg.type === 'training') view = applyTrainingEvent(view, msg.event);
-      } catch {
-        // a line written by another version: skipped, the rest still draws
-      }
-    }
+    let view = trainingViewOf((read?.records ?? []).map((r) => r.value));
     if (view?.status === 'running') view = { ...view, status: 'cancelled', etaSeconds: null, message: 'This run stopped when the window closed, so the task keeps the adapter it had before. Where a resume is offered, it goes on from the run\'s last checkpoint.' };
     return view;
   }
@@ -364,7 +355,7 @@ export class TrainingPanel {
       if (!this.training) return;
       this.training.view = applyTrainingEvent(this.training.view, event);
       this.post({ type: 'training', event });
-      void this.store.appendMetrics(this.taskId, [{ type: event.kind, ...event }]).catch((err: Error) => this.deps.log.warn(`metrics: ${err.message}`));
+      void this.store.appendMetrics(this.taskId, [metricRecord(event)]).catch((err: Error) => this.deps.log.warn(`metrics: ${err.message}`));
     };
     try {
       await this.deps.engine.train(task, examples, hyperparameters, onEvent, abort.signal, resume);

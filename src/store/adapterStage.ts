@@ -73,8 +73,7 @@ export interface PromotionStep {
  */
 export function promotionPlan(adapterDir: string, opts: { keepRunState?: boolean } = {}): PromotionStep[] {
   const staged = stagingDir(adapterDir);
-  const source = opts.keepRunState ? `${adapterDir}${NEW_SUFFIX}` : staged;
-  const old = `${adapterDir}${OLD_SUFFIX}`;
+  const source = opts.keepRunState ? incomingDir(adapterDir) : staged;
   return [
     {
       name: 'prepare',
@@ -95,6 +94,14 @@ export function promotionPlan(adapterDir: string, opts: { keepRunState?: boolean
         await syncDir(source);
       },
     },
+    ...swapSteps(source, adapterDir),
+  ];
+}
+
+/** The last three steps of a promotion: `adapter` set aside, `source` renamed into its place, the old one dropped. */
+function swapSteps(source: string, adapterDir: string): PromotionStep[] {
+  const old = `${adapterDir}${OLD_SUFFIX}`;
+  return [
     {
       name: 'set-aside',
       run: async () => {
@@ -114,6 +121,20 @@ export function promotionPlan(adapterDir: string, opts: { keepRunState?: boolean
       },
     },
   ];
+}
+
+/** Where an adapter from elsewhere (an import) is put together before it replaces `adapter/`; recoverPromotion removes one a crash left. */
+export function incomingDir(adapterDir: string): string {
+  return `${adapterDir}${NEW_SUFFIX}`;
+}
+
+/**
+ * Replaces `adapterDir` with the complete adapter in incomingDir(adapterDir), by the same renames as a
+ * promotion (so a crash midway is put right the same way). Call it holding the task's training lock.
+ */
+export async function installIncoming(adapterDir: string): Promise<void> {
+  await syncDir(incomingDir(adapterDir));
+  for (const step of swapSteps(incomingDir(adapterDir), adapterDir)) await step.run();
 }
 
 /**

@@ -335,6 +335,12 @@ export class TaskStore {
     });
   }
 
+  /** Replaces metrics.jsonl with these records (an imported run's). */
+  async replaceMetrics(id: string, records: readonly MetricRecord[]): Promise<void> {
+    const checked = records.map(parseMetric);
+    await this.locked(id, () => this.write(path.join(this.taskDir(id), METRICS_FILE), toJsonl(checked)));
+  }
+
   /** Empties metrics.jsonl before a new training run. */
   async clearMetrics(id: string): Promise<void> {
     await this.locked(id, () => this.write(path.join(this.taskDir(id), METRICS_FILE), ''));

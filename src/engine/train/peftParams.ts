@@ -1,7 +1,8 @@
 // Loads a PEFT LoRA adapter folder (ours or one made with PEFT for Gemma 3) as trainable parameters:
 // the starting point of `train --init-adapter`, or a run to continue. Every shape is checked against
 // the model's config; anything PEFT can hold that we cannot train (DoRA, rslora, biases, embedding
-// or LM-head adapters, per-module ranks) is refused by name, and so is a NaN or infinity in any tensor.
+// or LM-head adapters, per-module ranks) is refused by name, and so are a NaN or infinity in any tensor
+// and a base of another shape recorded by a training job (gemma_tune.json).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -39,6 +40,7 @@ export function readPeftParams(dir: string, cfg: GemmaConfig): LoraParams {
   const dropout = typeof json.lora_dropout === 'number' ? json.lora_dropout : 0;
   if (!(dropout >= 0 && dropout < 1)) throw new AdapterError(`${cfgFile}: "lora_dropout" must be in [0, 1), found ${dropout}`);
 
+  checkRecordedBase(dir, cfg);
   const stFile = path.join(dir, 'adapter_model.safetensors');
   if (!fs.existsSync(stFile)) throw new AdapterError(`${stFile}: not found`);
   const st = readSafetensorsHeader(stFile);
@@ -47,7 +49,10 @@ export function readPeftParams(dir: string, cfg: GemmaConfig): LoraParams {
   for (const name of st.entries.keys()) {
     const m = /^base_model\.model\.model\.layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_[AB]\.weight$/.exec(name);
     const t = m ? targetFromModuleName(m[2]) : undefined;
-    if (!m || !t) throw new AdapterError(`${stFile}: tensor ${shownName(name)} is not a LoRA A/B of a Gemma 3 projection`);
+    if (!m || !t) {
+      const why = name.includes('.language_model.') ? ' (a multimodal checkpoint\'s adapter: the engine runs text-only Gemma 3 models)' : '';
+      throw new AdapterError(`${stFile}: tensor ${shownName(name)} is not a LoRA A/B of a Gemma 3 projection${why}`);
+    }
     if (Number(m[1]) >= cfg.layers) throw new AdapterError(`${stFile}: tensor ${name} names layer ${m[1]} but the model has ${cfg.layers}`);
     targets.add(t);
   }
@@ -66,4 +71,34 @@ export function readPeftParams(dir: string, cfg: GemmaConfig): LoraParams {
     }
   }
   return p;
+}
+
+/** The base-model facts a training job records beside its adapter (train.py's gemma_tune.json). */
+const ADAPTER_INFO_FILE = 'gemma_tune.json';
+const SHAPE_KEYS = ['vocabSize', 'hidden', 'intermediate', 'layers', 'heads', 'kvHeads', 'headDim'] as const;
+
+/**
+ * Refuses an adapter whose gemma_tune.json names a base of another shape than cfg (another vocabulary,
+ * say, where the LoRA shapes alone would fit); a folder without that file passes.
+ */
+function checkRecordedBase(dir: string, cfg: GemmaConfig): void {
+  const file = path.join(dir, ADAPTER_INFO_FILE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return;
+  }
+  let info: { base?: unknown; baseShape?: Record<string, unknown> };
+  try {
+    info = JSON.parse(text);
+  } catch (e) {
+    throw new AdapterError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  const shape = info?.baseShape;
+  if (typeof shape !== 'object' || shape === null) return;
+  const differ = SHAPE_KEYS.filter((k) => shape[k] !== undefined && shape[k] !== cfg[k]);
+  if (differ.length === 0) return;
+  const show = (get: (k: (typeof SHAPE_KEYS)[number]) => unknown) => differ.map((k) => `${k} ${String(get(k))}`).join(', ');
+  throw new AdapterError(`${dir}: trained on ${typeof info.base === 'string' ? info.base : 'another base'} (${show((k) => shape[k])}), but this model has ${show((k) => cfg[k])}`);
 }

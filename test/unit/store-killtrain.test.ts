@@ -37,7 +37,7 @@ const trainArgs = (dir: string, ...more: string[]) => [cli, 'train-task', '--tas
 async function newTask() {
   const store = TaskStore.forWorkspace(fs.mkdtempSync(path.join(root, 'ws-')), { who: 'the test' });
   const task = await store.create({ name: 'Bug or feature', kind: 'classify', instruction: 'Bug or feature?', labels: ['bug', 'feature'] });
-  await store.saveConfig(task.id, { ...task.config, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: 3, rank: 2, alpha: 4, targets: ['q', 'v'], batchSize: 2, learningRate: 1e-3 } });
+  await store.saveConfig(task.id, { ...task.config, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: 3, minSteps: 0, rank: 2, alpha: 4, targets: ['q', 'v'], batchSize: 2, learningRate: 1e-3 } });
   await store.addExamples(task.id, Array.from({ length: 10 }, (_, i) => ({ input: `Issue number ${i}: ${i % 2 ? 'it crashes' : 'please add this'}`, output: i % 2 ? 'bug' : 'feature', heldOut: i < 2 })));
   return { store, id: task.id, dir: task.dir, adapterDir: store.adapterDir(task.id) };
 }

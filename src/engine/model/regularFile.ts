@@ -25,7 +25,7 @@ export class FileTooLargeError extends Error {
     readonly size: number,
     readonly maxBytes: number,
   ) {
-    super(`${file}: ${size} bytes, more than the ${maxBytes} this file may have`);
+    super(`${file}: the file is ${size} bytes, more than the ${maxBytes} allowed`);
     this.name = 'FileTooLargeError';
   }
 }

@@ -14,14 +14,14 @@ import { baseMismatch, offerRetrain } from '../model/baseCheck';
 import { errorText } from '../model/modelService';
 import type { ResultOf } from '../protocol/engine';
 import type { GemmaServices } from '../services';
-import { ADAPTER_WEIGHTS, AdapterCache, adapterStamp } from './adapterCache';
+import { ADAPTER_WEIGHTS, AdapterCache, adapterStamp } from '../client/adapterCache';
 import { Precompute, PRECOMPUTE_DEBOUNCE_MS, type PrecomputeJob } from './precompute';
 import { type Classification, ClassificationView } from './classificationView';
 import { commentSyntaxOf } from './languageComments';
 import { asComment } from './commentSyntax';
 import { insertAbove, insertBelow } from './placement';
 import { decorationText } from './resultFormat';
-import { classifyParams, extractedText, extractRequest } from './taskRequests';
+import { classifyParams, extractedText, extractRequest } from '../client/taskRequests';
 import type { TrainedTask } from './trainedTasks';
 
 /** How long a request may run before a cancellable notification appears. */

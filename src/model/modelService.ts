@@ -6,10 +6,10 @@
 // "Use local model…". Everything heavy happens in the engine; this class only sends requests.
 
 import * as vscode from 'vscode';
-import { EngineError, type EngineState } from '../client/engineClient';
+import { type EngineClient, EngineError, type EngineState } from '../client/engineClient';
 import type { ModelSummary } from '../protocol/engine';
-import type { GemmaServices } from '../services';
-import { DEFAULT_MODEL } from '../store/modelManifest';
+import type { EventLog } from '../eventLog';
+import { DEFAULT_MODEL } from '../engine/model/modelManifest';
 import {
   CONFIG_SECTION,
   loadKey,
@@ -36,7 +36,14 @@ export interface LoadedModel {
   loadSeconds: number;
 }
 
-export type ModelServiceDeps = Pick<GemmaServices, 'context' | 'log' | 'engine' | 'events'>;
+/** What the model service needs from activate(): the services built before it (services.ts extends it). */
+export interface ModelServiceDeps {
+  context: vscode.ExtensionContext;
+  /** The "Gemma Tune" output channel: engine logs and what the commands did. */
+  log: vscode.LogOutputChannel;
+  engine: EngineClient;
+  events: EventLog;
+}
 
 /** The default model's size as the offer shows it, e.g. "241 MB". */
 export function defaultModelSize(): string {

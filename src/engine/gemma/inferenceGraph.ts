@@ -25,7 +25,7 @@ import type { ModelWeights } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
 import { FINAL_NORM_NAME } from '../model/weights';
 import type { LayerType } from '../model/config';
-import { targetShape, type LoraTarget } from '../train/lora';
+import { targetShape, type LoraTarget } from '../model/loraTargets';
 import type { GemmaConfig } from '../model/config';
 import { GraphParams, type ParamsOptions } from './params';
 import { addLoraGemm, gemmaLayer, LORA_GROUPS, type LoraGroup } from './layer';

@@ -27,7 +27,7 @@ import { attr, type Graph, type Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
 import { layerWeightNames } from '../model/weights';
 import { applyLinear, type GraphParams } from './params';
-import { targetShape, type LoraTarget } from '../train/lora';
+import { targetShape, type LoraTarget } from '../model/loraTargets';
 
 export type LoraGroup = 'qkv' | 'o' | 'gateup' | 'down';
 /** Projections computed together when fused, in output-row order. */

@@ -10,7 +10,7 @@ import type * as ortTypes from 'onnxruntime-node';
 import type { GemmaConfig, LayerType } from '../model/config';
 import type { ModelWeights } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
-import { targetFromModuleName, targetShape, type LoraTarget } from '../train/lora';
+import { targetFromModuleName, targetShape, type LoraTarget } from '../model/loraTargets';
 import { ExternalDataFile, f32Tensor, ort, sessionFromDataFd, type SessionConfig } from '../onnx/session';
 import type { Device } from '../onnx/device';
 import { inferenceGraphWithParams, loraGroupShape, loraInputNames } from './inferenceGraph';

@@ -48,7 +48,7 @@ import type { LayerType } from '../model/config';
 import { dequantizeBlockQuantized, q4_0ToMatMulNBits, q8_0ToMatMulNBits, quantizeQ4_0, quantizeQ8_0 } from '../model/quant';
 import { blocksToNbits, quantType } from '../model/quantTypes';
 import type { NbitsLayout } from '../model/quantLayout';
-import { targetShape, type LoraTarget } from '../train/lora';
+import { targetShape, type LoraTarget } from '../model/loraTargets';
 import { f32Of, GraphParams, type ParamsOptions } from './params';
 import { decoderLayer, type LoraValues } from './layer';
 

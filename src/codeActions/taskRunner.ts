@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EngineError } from '../client/engineClient';
 import { baseMismatch, offerRetrain } from '../model/baseCheck';
-import { errorText } from '../model/modelService';
+import { errorText } from '../protocol/quote';
 import type { ResultOf } from '../protocol/engine';
 import type { GemmaServices } from '../services';
 import { ADAPTER_WEIGHTS, AdapterCache, adapterStamp } from '../client/adapterCache';
@@ -61,7 +61,7 @@ export async function withDelayedProgress<T>(title: string, delayMs: number, wor
 
 /** Whether an engine error means the worker lost its model or adapters (restart, another load). */
 function lostState(e: unknown): boolean {
-  return e instanceof EngineError && (e.code === 'worker-exited' || /no adapter named|no model is loaded/.test(e.message));
+  return e instanceof EngineError && (e.code === 'worker-exited' || e.code === 'not-loaded');
 }
 
 export class TaskRunner implements vscode.Disposable {

@@ -8,6 +8,7 @@
 import * as vscode from 'vscode';
 import { type EngineClient, EngineError, type EngineState } from '../client/engineClient';
 import type { ModelSummary } from '../protocol/engine';
+import { errorText } from '../protocol/quote';
 import type { EventLog } from '../eventLog';
 import { DEFAULT_MODEL } from '../engine/model/modelManifest';
 import {
@@ -309,10 +310,4 @@ function idleState(src: ModelSource): ModelState {
 /** Whether `e` says the user (or the host on their behalf) cancelled the request. */
 export function isCancelled(e: unknown): boolean {
   return e instanceof EngineError && e.code === 'cancelled';
-}
-
-/** The message of an engine or other error, without the class name. */
-export function errorText(e: unknown): string {
-  if (e instanceof EngineError) return e.message;
-  return e instanceof Error ? e.message : String(e);
 }

@@ -27,7 +27,7 @@ import { JsonlFile, JsonlRead, LineProblem, readJsonl, toJsonl } from './jsonl';
 import { checkFolder, currentStamp, type FileStamp, readGuardedText, removeLeftoverTemps, stampOf } from './safeFile';
 import { isSafeFolderName, safeFolderName, uniqueFolderName } from './names';
 import { newTaskConfig, NewTask, TaskConfig, validateTaskConfig } from './task';
-import { errorMessageOf } from '../protocol/quote';
+import { errorText } from '../protocol/quote';
 
 export const TASK_FILE = 'task.json';
 export const EXAMPLES_FILE = 'examples.jsonl';
@@ -420,7 +420,7 @@ export class TaskStore {
     try {
       json = JSON.parse(read.text);
     } catch (err) {
-      throw new TaskFileError(file, `not valid JSON (${errorMessageOf(err)})`);
+      throw new TaskFileError(file, `not valid JSON (${errorText(err)})`);
     }
     try {
       return { task: { id, dir, config: validateTaskConfig(json) }, stamp: read.stamp };

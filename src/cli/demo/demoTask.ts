@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { CheckError } from '../../protocol/check';
 import { exampleFromLine, isLabeled, type Example } from '../../store/examples';
 import { validateTaskConfig, type TaskConfig } from '../../store/task';
-import { errorMessageOf, quote } from '../../protocol/quote';
+import { errorText, quote } from '../../protocol/quote';
 
 /** A task with its training examples and held-out test cases. */
 export interface DemoTask {
@@ -30,7 +30,7 @@ function readJson(file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${errorMessageOf(e)})`, { cause: e });
+    throw new Error(`${file}: not valid JSON (${errorText(e)})`, { cause: e });
   }
 }
 

@@ -6,6 +6,7 @@
 // "Use local model…". Everything heavy happens in the engine; this class only sends requests.
 
 import * as vscode from 'vscode';
+import { DisposableStore } from '../common/disposables';
 import { type EngineClient, EngineError, type EngineState } from '../client/engineClient';
 import type { ModelSummary } from '../protocol/engine';
 import { errorText } from '../protocol/quote';
@@ -63,10 +64,10 @@ export class ModelService implements vscode.Disposable {
   private generation = 0;
   private downloading = false;
   private readonly reported = new Set<string>();
-  private readonly disposables: vscode.Disposable[] = [];
+  private readonly disposables = new DisposableStore();
 
   constructor(private readonly s: ModelServiceDeps) {
-    this.disposables.push(
+    this.disposables.addAll(
       this.changed,
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (MODEL_KEYS.some((k) => e.affectsConfiguration(`${CONFIG_SECTION}.${k}`))) void this.settingsChanged();
@@ -188,7 +189,7 @@ export class ModelService implements vscode.Disposable {
   }
 
   dispose(): void {
-    for (const d of this.disposables) d.dispose();
+    this.disposables.dispose();
   }
 
   // ---- internals --------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { DisposableStore } from '../common/disposables';
 import type { EventLog } from '../eventLog';
 import {
   applyTrainingEvent,
@@ -56,7 +57,7 @@ export class TrainingPanel {
   private static readonly open = new Map<string, TrainingPanel>();
 
   private readonly store: TaskStore;
-  private readonly disposables: vscode.Disposable[] = [];
+  private readonly disposables = new DisposableStore();
   /** Aborted when the panel closes: what the engine still does for it (suggestions) is stopped. */
   private readonly closed = new AbortController();
   private training: { view: TrainingView; abort?: AbortController } | null = null;
@@ -87,7 +88,7 @@ export class TrainingPanel {
     panel.iconPath = vscode.Uri.joinPath(deps.extensionUri, 'media', 'gemma.svg');
     // Another window, the CLI or a hand edit changing task.json or examples.jsonl: reload, never overwrite.
     const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, `${TASKS_RELATIVE_DIR.split(path.sep).join('/')}/*/{${TASK_FILE},${EXAMPLES_FILE}}`));
-    this.disposables.push(
+    this.disposables.addAll(
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
       panel.onDidDispose(() => this.dispose()),
       panel.onDidChangeViewState((e) => {
@@ -389,7 +390,7 @@ export class TrainingPanel {
     if (TrainingPanel.open.get(this.key) === this) TrainingPanel.open.delete(this.key);
     this.training?.abort?.abort();
     this.closed.abort();
-    for (const d of this.disposables.splice(0)) d.dispose();
+    this.disposables.dispose();
   }
 }
 

@@ -35,11 +35,10 @@ test('Graph.conditional: the moved nodes run only when the condition is true', a
   const g = new Graph('cond');
   const x = g.input('x', 'float32', [3]);
   const c = g.input('c', 'bool', []);
-  const from = g.nodes.length;
-  const y = op.mul(g, op.add(g, x, g.constF32(1)), g.constF32(2));
-  const [out] = g.conditional(from, c, [y], [x]);
+  const { value: y, region } = g.record(() => op.mul(g, op.add(g, x, g.constF32(1)), g.constF32(2)));
+  const [out] = g.conditional(region, c, [y], [x]);
   g.output(out, 'y');
-  assert.equal(g.nodes.length, 1, 'only the If is left in the outer graph');
+  assert.throws(() => g.conditional(region, c, [y], [x]), /already conditional/);
   const s = await createSession(g.build(), { threads: 1 });
   try {
     const feeds = (on: boolean) => ({ x: new ort.Tensor('float32', Float32Array.of(1, 2, 3), [3]), c: new ort.Tensor('bool', Uint8Array.of(on ? 1 : 0), []) });

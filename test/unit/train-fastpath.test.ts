@@ -1,6 +1,7 @@
 // The step graph's speed paths must not change what it computes: validation with the backward branch
 // off (an ONNX If), the forward's projections reused by the recomputed layers (keepProjections), and
-// weights streamed from the model file (a WeightSource) instead of loaded into JS.
+// weights streamed from the model file (a WeightSource) instead of loaded into JS. And the Graph edits
+// they are made of (conditional regions, reuse) keep what autodiff sees and what ONNX scoping allows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
@@ -13,7 +14,8 @@ import { createOrtEngine } from '../../src/engine/train/ortEngine';
 import { ALL_TARGETS, initLora } from '../../src/engine/train/lora';
 import { collate } from '../../src/engine/train/batch';
 import { IGNORE, type TokenizedExample } from '../../src/engine/train/tokenize';
-import { Graph } from '../../src/engine/onnx/graph';
+import { Graph, type Value } from '../../src/engine/onnx/graph';
+import { gradients } from '../../src/engine/onnx/autodiff';
 import * as op from '../../src/engine/onnx/ops';
 import { createSession, ort } from '../../src/engine/onnx/session';
 import { Rng } from '../../src/engine/rng';
@@ -47,6 +49,50 @@ test('Graph.conditional: the moved nodes run only when the condition is true', a
   } finally {
     await s.release();
   }
+});
+
+test('Graph.reuse: the node is left out and its readers read the earlier value; autodiff still differentiates the recorded node', async () => {
+  const g = new Graph('reuse');
+  const x = g.input('x', 'float32', [3]);
+  const first = op.mul(g, x, g.constF32(2));
+  const again = op.mul(g, x, g.constF32(2));
+  const y = op.mul(g, again, again);
+  const node = g.nodes.find((n) => n.outputs[0] === again)!;
+  g.reuse(node, first);
+  assert.throws(() => g.reuse(g.nodes.find((n) => n.outputs[0] === first)!, again), /made after it/);
+  // Marked before differentiating: dy/dx = 2·(2x)·2 flows through the reused node's record all the same.
+  const [dx] = gradients(g, [[y, op.identity(g, g.constF32([1, 1, 1]))]], [x]);
+  g.output(y, 'y');
+  g.output(dx, 'dx');
+  assert.ok(!g.allNodes().includes(node), 'the reused node is not serialised');
+  const s = await createSession(g.build(), { threads: 1 });
+  try {
+    const out = await s.run({ x: new ort.Tensor('float32', Float32Array.of(1, 2, 3), [3]) });
+    assert.deepEqual(Array.from(out.y.data as Float32Array), [4, 16, 36]);
+    assert.deepEqual(Array.from(out.dx.data as Float32Array), [8, 16, 24]);
+  } finally {
+    await s.release();
+  }
+});
+
+test('Graph: a value made in a conditional region is seen outside only through the If', () => {
+  const g = new Graph('scope');
+  const x = g.input('x', 'float32', [3]);
+  const c = g.input('c', 'bool', []);
+  const { value: y, region } = g.record(() => op.add(g, x, g.constF32(1)));
+  g.conditional(region, c, [y], [x]);
+  g.output(op.mul(g, y, y), 'z');
+  assert.throws(() => g.build(), /reads .* which is not made before it at the top level/);
+  // A region inside one already made conditional cannot be made conditional afterwards (its If would fall outside).
+  const h = new Graph('nest');
+  const hx = h.input('x', 'float32', [3]);
+  let inner: ReturnType<typeof h.record<Value>> | null = null;
+  const outer = h.record(() => {
+    inner = h.record(() => op.add(h, hx, h.constF32(1)));
+    return op.mul(h, inner.value, inner.value);
+  });
+  h.conditional(outer.region, h.input('c', 'bool', []), [outer.value], [hx]);
+  assert.throws(() => h.conditional(inner!.region, h.inputs[1], [inner!.value], [hx]), /inside a region/);
 });
 
 test('q4: kept projections, a streamed WeightSource and the backward-off evaluation change nothing', async () => {

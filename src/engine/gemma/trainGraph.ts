@@ -11,19 +11,20 @@
 //   label_ids int64 [P]                           that label
 //   grad_scale float32 []                         the backward computes d(grad_scale · Σ CE)/dθ
 //   backward bool []                              false: the forward alone (validation); every grad_* is then grad_scale
-//   lora_a_{i}_{t} [R, in], lora_b_{i}_{t} [out, R]   PEFT's A and B (B unscaled; alpha/R is applied here)
+//   lora_a_{i}_{t} [R, in], lora_b_{i}_{t} [out, R]   PEFT's A and B (B unscaled; loraScale is applied here)
 // Outputs:
 //   loss_sum float32 []                           Σ CE over the P positions
 //   label_hit float32 [P]                         1 where argmax(logits) is the label (exact-match metric)
 //   grad_a_{i}_{t}, grad_b_{i}_{t}                 d(grad_scale · loss_sum)/dA, /dB
 //
 // Frozen base weights: f32 (exactness) or Q4_0 through MatMulNBits. dX through a 4-bit linear needs
-// dy·W, and MatMulNBits only computes x·Wᵀ. By default W is dequantised inside the graph from the
-// forward's own 4-bit bytes, a chunk of rows at a time, just before its use (onnx/nbitsVjp.ts: exact
-// gradients of the 4-bit model, no extra resident memory); the alternative keeps a transposed requantised copy of each
-// W (`backward: 'transposed'`: int kernels, but +½ byte per weight and a requantisation error that
-// reached 25% of the largest gradient on the tiny test model). Measured on the 270M shape, 2 threads:
-// the dequantisation (a per-row DequantizeLinear on chunks of 1024 weight rows) is ~8% of a step's kernel time.
+// dy·W, and MatMulNBits only computes x·Wᵀ. W is dequantised inside the graph from the forward's own
+// 4-bit bytes, a chunk of rows at a time, just before its use (onnx/nbitsVjp.ts: exact gradients of the
+// 4-bit model, no extra resident memory). Measured on the 270M shape, 2 threads: the dequantisation (a
+// per-row DequantizeLinear on chunks of 1024 weight rows) is ~8% of a step's kernel time. The alternative
+// kept for comparison, a transposed requantised copy of each W (int kernels, but +½ byte per weight and a
+// requantisation error that reached 25% of the largest gradient on the tiny test model), is in
+// bench/transposedBackward.ts (TrainGraphOptions.nbitsBackward).
 //
 // The backward sits in the then-branch of an ONNX If on `backward`: validation runs the same session (the
 // same prepacked weights) without it, about a third of a step's work. Graph inputs are serialised
@@ -35,8 +36,8 @@
 // recomputed in the backward from their saved inputs (`recompute`, default on in the engine), reusing the
 // forward's projection outputs instead of running their 4-bit matmuls again (`keepProjections`, all seven
 // by default in the engine: the recomputation is then only the cheap elementwise ops and attention).
-
-// The function is three stages, each on the same Graph: `forward` (embedding, layers, each layer's nodes
+//
+// The graph is built in three stages, each on the same Graph: `forward` (embedding, layers, each layer's nodes
 // recorded as a Region), `loss` (head and cross-entropy at label positions, the graph's outputs) and
 // `backward` (the seed, autodiff, the recomputation; recorded as a Region that runs under an If). Edits
 // of what runs (the If regions, reusing the forward's projections) are Graph marks applied when the graph
@@ -44,16 +45,14 @@
 
 import { Graph, type InitializerSink, type NodeRecord, type Region, type Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
-import { gradients } from '../onnx/autodiff';
+import { gradients, type MatMulNBitsBackward } from '../onnx/autodiff';
 import { nbitsMatMulBackward, nbitsOperandOf, tiedTo } from '../onnx/nbitsVjp';
 import type { ModelWeights } from '../model/weights';
 import { asWeightSource, type WeightSource } from '../model/weightSource';
 import { EMBED_NAME, layerWeightNames } from '../model/weights';
 import type { LayerType } from '../model/config';
-import { dequantizeBlockQuantized, q4_0ToMatMulNBits, q8_0ToMatMulNBits, quantizeQ4_0, quantizeQ8_0 } from '../model/quant';
-import { blocksToNbits, quantType } from '../model/quantTypes';
 import { loraScale, targetShape, type LoraTarget } from '../train/lora';
-import { f32Of, GraphParams, type ParamsOptions } from './params';
+import { GraphParams, type ParamsOptions } from './params';
 import { decoderLayer, layerTypeInputs, type LayerTypeInputs, type LoraValues } from './layer';
 import { crossEntropy, crossEntropyBackward, headCrossEntropyBackward, lmHead, type CrossEntropy, type HeadOutputs } from './lmHead';
 
@@ -62,12 +61,11 @@ export interface TrainGraphOptions extends ParamsOptions {
   alpha: number;
   targets: readonly LoraTarget[];
   /**
-   * How the q4 backward gets dy·W for the layers' linears and for the LM head:
-   *  'transposed': a second copy of Wᵀ, Q4_0 for layers and Q8_0 for the head (fast int kernels, +½ or
-   *                1 byte per weight, requantisation error);
-   *  'dequant': W unpacked from the forward's own 4-bit bytes in the graph each step (exact, no extra memory).
+   * dy·W through 4-bit weights held some other way than the default (W unpacked in the graph from the
+   * forward's own bytes: onnx/nbitsVjp.ts, and the fused head + cross-entropy backward of lmHead.ts), for
+   * the layers' linears and for the LM head; bench/transposedBackward.ts keeps requantised copies of Wᵀ.
    */
-  backward?: { layers: 'transposed' | 'dequant'; head: 'transposed' | 'dequant' };
+  nbitsBackward?: { layers?: MatMulNBitsBackward; head?: MatMulNBitsBackward };
   /**
    * Recompute each layer's forward during the backward from its saved input (activation
    * checkpointing): only the L layer inputs live from the forward to the backward instead of every
@@ -90,28 +88,6 @@ export interface TrainGraphOptions extends ParamsOptions {
 export const trainLoraNames = (layer: number, t: LoraTarget) => ({
   a: `lora_a_${layer}_${t}`, b: `lora_b_${layer}_${t}`, gradA: `grad_a_${layer}_${t}`, gradB: `grad_b_${layer}_${t}`,
 });
-
-/**
- * The part of W [N, K] a MatMulNBits node holds, as float32: s·(q − zp), without the mins of types that have
- * them (their correction is a separate node that autodiff differentiates).
- */
-function nbitsPartF32(src: WeightSource, name: string): Float32Array {
-  const [N, K] = src.shape(name);
-  const d = src.rows(name, 0, N);
-  if (d.type === 'f32' || !quantType(d.type).layout.hasMins) return f32Of(name, d, N * K);
-  const { layout } = quantType(d.type);
-  return dequantizeBlockQuantized({ ...blocksToNbits(d.type, d.data, N, K), mins: undefined }, N, K, layout.bits, layout.blockSize);
-}
-
-/** W [N, K] → Wᵀ [K, N] as MatMulNBits operands, requantised along N to Q4_0 (bits 4) or Q8_0 (bits 8). */
-function transposedNBits(src: WeightSource, name: string, bits: 4 | 8): { data: Uint8Array; scales: Float32Array; K: number; N: number } {
-  const [N, K] = src.shape(name);
-  const f = nbitsPartF32(src, name);
-  const t = new Float32Array(K * N);
-  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) t[k * N + n] = f[n * K + k];
-  const bq = bits === 4 ? q4_0ToMatMulNBits(quantizeQ4_0(t), K, N) : q8_0ToMatMulNBits(quantizeQ8_0(t), K, N);
-  return { data: bq.data, scales: bq.scales, K: N, N: K };
-}
 
 /** The weight name behind a linear node (MatMulNBits' B is `<weight>.q`), or null for other nodes. */
 function nbitsWeightName(n: NodeRecord): string | null {
@@ -199,33 +175,18 @@ function loss(g: Graph, p: GraphParams, inp: StepInputs, hidden: Value): { head:
 }
 
 /**
- * How autodiff gets dy·W through a MatMulNBits node: W dequantised from the forward's bytes (the VJP in
- * onnx/nbitsVjp.ts, with the weight's zero point) or, `transposed`, a requantised copy of Wᵀ made once per weight.
+ * How autodiff gets dy·W through a MatMulNBits node: opts.nbitsBackward where given, else W dequantised from
+ * the forward's bytes (the VJP in onnx/nbitsVjp.ts, with the weight's zero point).
  */
-function nbitsBackward(p: GraphParams, src: WeightSource, opts: TrainGraphOptions): (g: Graph, node: NodeRecord, dy: Value) => Value {
-  const how = opts.backward ?? { layers: 'dequant', head: 'dequant' };
-  const transposed = new Map<string, { b: Value; scales: Value; K: number; N: number; bits: 4 | 8 }>();
+function nbitsBackward(p: GraphParams, opts: TrainGraphOptions): MatMulNBitsBackward {
   return (g, node, dy) => {
     const wName = nbitsWeightName(node)!;
     const isHead = wName === EMBED_NAME;
-    if ((isHead ? how.head : how.layers) === 'dequant') {
-      const head = isHead ? p.headOperand() : null;
-      const zeroPoint = head?.kind === 'nbits' ? head.w.codes.zeroPoint : p.layoutOf(wName)!.zeroPoint;
-      return nbitsMatMulBackward(g, nbitsOperandOf(node, zeroPoint), dy);
-    }
-    let tq = transposed.get(wName);
-    if (!tq) {
-      // The head's copy is 8-bit: its requantisation error would otherwise reach every gradient.
-      const bits = isHead ? 8 : 4;
-      const t = transposedNBits(src, wName, bits);
-      tq = {
-        b: g.initializer(`${wName}.qT`, 'uint8', [t.N, t.K / 32, 4 * bits], t.data),
-        scales: g.initializer(`${wName}.scalesT`, 'float32', [t.N, t.K / 32], t.scales),
-        K: t.K, N: t.N, bits,
-      };
-      transposed.set(wName, tq);
-    }
-    return op.matMulNBits(g, dy, tq.b, tq.scales, { K: tq.K, N: tq.N, bits: tq.bits, blockSize: 32, accuracyLevel: opts.accuracyLevel });
+    const own = isHead ? opts.nbitsBackward?.head : opts.nbitsBackward?.layers;
+    if (own) return own(g, node, dy);
+    const head = isHead ? p.headOperand() : null;
+    const zeroPoint = head?.kind === 'nbits' ? head.w.codes.zeroPoint : p.layoutOf(wName)!.zeroPoint;
+    return nbitsMatMulBackward(g, nbitsOperandOf(node, zeroPoint), dy);
   };
 }
 
@@ -234,12 +195,12 @@ function nbitsBackward(p: GraphParams, src: WeightSource, opts: TrainGraphOption
  * same prepacked weights, without it); outputs grad_a/grad_b of every LoRA pair, d(grad_scale · loss_sum).
  * When false every grad_* output is grad_scale.
  */
-function backward(g: Graph, p: GraphParams, src: WeightSource, opts: TrainGraphOptions, inp: StepInputs, fwd: Forward, l: { head: HeadOutputs; ce: CrossEntropy }): void {
+function backward(g: Graph, p: GraphParams, opts: TrainGraphOptions, inp: StepInputs, fwd: Forward, l: { head: HeadOutputs; ce: CrossEntropy }): void {
   const withGrads = g.input('backward', 'bool', []);
-  const matMulNBitsBackward = nbitsBackward(p, src, opts);
+  const matMulNBitsBackward = nbitsBackward(p, opts);
   const { value: scaled, region } = g.record(() => {
     // The seed: the fused head + cross-entropy backward where it applies, else d loss / d logits through autodiff.
-    const fused = p.config.finalLogitSoftcap === null && (opts.backward?.head ?? 'dequant') === 'dequant';
+    const fused = p.config.finalLogitSoftcap === null && !opts.nbitsBackward?.head;
     const seed: [Value, Value] = fused
       ? [l.head.normed, headCrossEntropyBackward(g, p, l.ce, inp.labelIds)]
       : [l.head.logits, crossEntropyBackward(g, l.ce, l.head.logits)];
@@ -266,7 +227,7 @@ function backward(g: Graph, p: GraphParams, src: WeightSource, opts: TrainGraphO
  * than one. Returns the gradients in `inp.params` order (A then B).
  */
 function recomputedGradients(g: Graph, p: GraphParams, opts: TrainGraphOptions, inp: StepInputs, fwd: Forward, seed: [Value, Value],
-  withGrads: Value, matMulNBitsBackward: (g: Graph, node: NodeRecord, dy: Value) => Value): Value[] {
+  withGrads: Value, matMulNBitsBackward: MatMulNBitsBackward): Value[] {
   const L = p.config.layers;
   let [dx] = gradients(g, [seed], [fwd.hidden], { matMulNBitsBackward });
   const byParam = new Map<Value, Value>();
@@ -324,11 +285,11 @@ export function trainGraph(mw: ModelWeights | WeightSource, opts: TrainGraphOpti
   g.omitInputShapes = true;
   g.target = opts.target ?? 'cpu';
   if (sink) g.streamInitializers(sink);
-  // A 'dequant' head backward reads the head's own bytes, so they stay mapped: lookups read the same ones.
-  const p = new GraphParams(g, src, { ...opts, lookupSharesHead: !opts.forwardOnly && (opts.backward?.head ?? 'dequant') === 'dequant' });
+  // The default head backward reads the head's own bytes, so they stay mapped: lookups read the same ones.
+  const p = new GraphParams(g, src, { ...opts, lookupSharesHead: !opts.forwardOnly && !opts.nbitsBackward?.head });
   const inp = stepInputs(g, p, opts);
   const fwd = forward(g, p, inp);
   const l = loss(g, p, inp, fwd.hidden);
-  if (!opts.forwardOnly) backward(g, p, src, opts, inp, fwd, l);
+  if (!opts.forwardOnly) backward(g, p, opts, inp, fwd, l);
   return g;
 }

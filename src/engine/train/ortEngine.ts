@@ -38,8 +38,8 @@ export interface OrtEngineOptions {
    * peak RSS (the lookups then read their own 8-bit view and the head's 4-bit bytes are mapped besides).
    */
   headBits?: 4 | 8;
-  /** q4 only: how the backward multiplies by the 4-bit weights (see TrainGraphOptions.backward). */
-  backward?: TrainGraphOptions['backward'];
+  /** q4 only: dy·W through the 4-bit weights held another way than the default (TrainGraphOptions.nbitsBackward; comparisons). */
+  nbitsBackward?: TrainGraphOptions['nbitsBackward'];
   /** Recompute layer activations in the backward (less memory, one more forward); default on. */
   recompute?: boolean;
   /**
@@ -75,7 +75,7 @@ export function trainMask(T: number, window: number): Float32Array {
 export async function createOrtEngine(mw: ModelWeights | WeightSource, opts: OrtEngineOptions): Promise<OrtStepEngine> {
   // Weights stream to a temporary file as they are converted; ORT maps it, so no second copy is held.
   const device = opts.device ?? 'cpu';
-  const graphOpts = { target: device, precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? defaultAccuracyLevel(device), headBits: opts.headBits ?? 8, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true, keepProjections: opts.precision === 'q4' ? opts.keepProjections ?? ALL_TARGETS : undefined };
+  const graphOpts = { target: device, precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? defaultAccuracyLevel(device), headBits: opts.headBits ?? 8, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, nbitsBackward: opts.nbitsBackward, recompute: opts.recompute ?? true, keepProjections: opts.precision === 'q4' ? opts.keepProjections ?? ALL_TARGETS : undefined };
   const open = async (forwardOnly: boolean) => {
     const file = new ExternalDataFile();
     let graph;

@@ -130,21 +130,18 @@ export const attr = {
   floats: (value: number[]): AttrValue => ({ kind: 'floats', value }),
 };
 
-/** The nodes one `Graph.record` callback made: a run of the graph's node list, which only grows. */
-export interface Region {
-  readonly graph: Graph;
-  /** Index of its first node in `graph.nodes`. */
-  readonly start: number;
-  /** One past its last node. */
-  readonly end: number;
-}
-
-/** Only Graph.record makes regions: a region is always exactly what one callback recorded. */
-class RecordedRegion implements Region {
+/**
+ * The nodes one `Graph.record` callback made: a run of the graph's node list, which only grows. Only
+ * Graph.record makes one (the class is not exported, and its private member keeps an object literal from
+ * passing for one), so a region is always exactly what one callback recorded, and regions nest.
+ */
+class RecordedRegion {
+  private readonly madeByRecord = true;
   constructor(readonly graph: Graph, readonly start: number, readonly end: number) {}
 }
+export type Region = RecordedRegion;
 
-/** A region serialised as the then-branch of an If node; `orElse` are the else-branch's outputs. */
+/** A region serialised as the then-branch of `ifNode`, its outputs `then`; the else-branch passes `elseOuts` through Identity nodes. */
 interface ConditionalRegion {
   region: Region;
   ifNode: NodeRecord;
@@ -306,25 +303,24 @@ export class Graph {
 
   /** A small float32 constant, shared by value. */
   constF32(values: number | number[], dims?: number[]): Value {
-    const arr = Array.isArray(values) ? values : [values];
-    const shape = dims ?? (Array.isArray(values) ? [arr.length] : []);
-    const key = `f32:${shape}:${arr.join(',')}`;
-    const hit = this.constCache.get(key);
-    if (hit) return hit;
-    const v = this.addInitializer(this.fresh('const_f32'), 'float32', shape, Float32Array.from(arr));
-    this.constCache.set(key, v);
-    return v;
+    return this.constant('float32', values, dims, (arr) => Float32Array.from(arr));
   }
 
   /** A small int64 constant (shapes, axes, indices), shared by value. */
   constI64(values: number | number[], dims?: number[]): Value {
+    return this.constant('int64', values, dims, (arr) => BigInt64Array.from(arr.map((x) => BigInt(x))));
+  }
+
+  /** The initializer holding `values` ([n] for an array, [] for a number, unless `dims`), made once per dtype, shape and values. */
+  private constant(dtype: 'float32' | 'int64', values: number | number[], dims: number[] | undefined, typed: (arr: number[]) => TypedData): Value {
     const arr = Array.isArray(values) ? values : [values];
     const shape = dims ?? (Array.isArray(values) ? [arr.length] : []);
-    const key = `i64:${shape}:${arr.join(',')}`;
-    const hit = this.constCache.get(key);
-    if (hit) return hit;
-    const v = this.addInitializer(this.fresh('const_i64'), 'int64', shape, BigInt64Array.from(arr.map((x) => BigInt(x))));
-    this.constCache.set(key, v);
+    const key = `${dtype}:${shape}:${arr.join(',')}`;
+    let v = this.constCache.get(key);
+    if (!v) {
+      v = this.addInitializer(this.fresh(dtype === 'float32' ? 'const_f32' : 'const_i64'), dtype, shape, typed(arr));
+      this.constCache.set(key, v);
+    }
     return v;
   }
 

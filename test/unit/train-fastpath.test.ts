@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { GEMMA3_TINY } from '../../src/engine/model/config';
+import { GEMMA3_TINY, type GemmaConfig } from '../../src/engine/model/config';
 import { loadModel, openWeights } from '../../src/engine/model/load';
 import { EMBED_NAME } from '../../src/engine/model/weights';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
@@ -140,5 +140,33 @@ test('q4: kept projections, a streamed WeightSource and the backward-off evaluat
   } finally {
     await plain.dispose();
     await fast.dispose();
+  }
+});
+
+test('q4, 7 layers (two nested backward branches): recomputed layers with kept projections give the gradients of the graph without recomputation', async () => {
+  const cfg = { ...GEMMA3_TINY, layers: 7, layerTypes: ['sliding', 'sliding', 'sliding', 'sliding', 'sliding', 'full', 'sliding'] as GemmaConfig['layerTypes'] };
+  const file = path.join(dir, 'tiny7-q4.gguf');
+  writeRandomGguf(file, cfg, { seed: 12, dtype: 'q4_0' });
+  const rng = new Rng(6);
+  const examples: TokenizedExample[] = [11, 8].map((len, i) => {
+    const ids = [2, ...Array.from({ length: len - 1 }, () => 3 + rng.int(cfg.vocabSize - 3))];
+    return { id: `e${i}`, inputIds: ids, labels: ids.map((t, j) => (j >= len - 4 ? t : IGNORE)) };
+  });
+  const params = initLora(cfg, 2, 4, ALL_TARGETS, 3);
+  for (const m of params.modules) for (let j = 0; j < m.b.length; j++) m.b[j] = 0.05 * rng.normal();
+  const source = openWeights(file, { precision: 'q4' }).source;
+  const opts = { precision: 'q4' as const, rank: 2, alpha: 4, targets: ALL_TARGETS, threads: 1, accuracyLevel: 0 as const };
+  const whole = await createOrtEngine(source, { ...opts, recompute: false });
+  const recomputed = await createOrtEngine(source, { ...opts, recompute: true, keepProjections: ALL_TARGETS });
+  try {
+    const a = await whole.lossAndGrads(collate(examples, 0), params, 1);
+    const b = await recomputed.lossAndGrads(collate(examples, 0), params, 1);
+    assert.ok(Math.abs(a.lossSum - b.lossSum) <= 1e-6 * Math.abs(a.lossSum), `loss ${b.lossSum} vs ${a.lossSum}`);
+    const rel = maxRel(b.grads, a.grads);
+    assert.ok(rel < 1e-5, `gradients max rel ${rel}`);
+    assert.ok(b.grads[0].some((v) => v !== 0), 'layer 0, in the last branch, gets gradients');
+  } finally {
+    await whole.dispose();
+    await recomputed.dispose();
   }
 });

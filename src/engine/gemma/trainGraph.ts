@@ -243,16 +243,18 @@ function recomputedGradients(g: Graph, p: GraphParams, opts: TrainGraphOptions, 
         const wantInput = i > 0;
         const r = gradients(g, [[rec.value, dx]], wantInput ? [xi, ...pairs] : pairs, { matMulNBitsBackward });
         reuseForwardProjections(g, p, opts, i, fwd.layers[i].region, rec.region);
-        if (wantInput) dx = r.shift()!;
-        pairs.forEach((v, k) => byParam.set(v, r[k]));
+        const off = wantInput ? 1 : 0;
+        if (wantInput) dx = r[0];
+        pairs.forEach((v, k) => byParam.set(v, r[k + off]));
         mine.push(...pairs);
       }
       return { dx: group.includes(0) ? null : dx, mine };
     });
     const values = [...(made.dx ? [made.dx] : []), ...made.mine.map((v) => byParam.get(v)!)];
     const outs = g.conditional(region, withGrads, values, values.map(() => inp.gradScale));
-    if (made.dx) dx = outs.shift()!;
-    made.mine.forEach((v, k) => byParam.set(v, outs[k]));
+    const off = made.dx ? 1 : 0;
+    if (made.dx) dx = outs[0];
+    made.mine.forEach((v, k) => byParam.set(v, outs[k + off]));
   }
   return inp.params.flatMap((q) => [byParam.get(q.a)!, byParam.get(q.b)!]);
 }

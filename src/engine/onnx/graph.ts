@@ -329,7 +329,7 @@ export class Graph {
     attrs: Record<string, AttrValue> = {}, domain = ''): Value[] {
     const outputs = outs.map((o) => ({ name: o.name !== undefined ? this.claim(o.name) : this.fresh(op.toLowerCase()), dtype: o.dtype, shape: o.shape }));
     this.recorded.push({ op, domain, inputs, outputs, attrs });
-    return outputs;
+    return [...outputs];
   }
 
   /** Runs `build`, which records nodes on this graph; returns its result and the region of nodes it recorded. */
@@ -400,7 +400,7 @@ export class Graph {
     });
     const outs = this.node('If', [cond], then.map((v) => ({ dtype: v.dtype, shape: v.shape })));
     this.conditionals.push({ region, ifNode: this.recorded[this.recorded.length - 1], then, elseNodes, elseOuts });
-    return outs;
+    return [...outs];
   }
 
   /**

@@ -10,7 +10,7 @@ import type * as ortTypes from 'onnxruntime-node';
 import type { GemmaConfig, LayerType } from '../model/config';
 import type { ModelWeights } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
-import { targetFromModuleName, targetShape, type LoraTarget } from '../train/lora';
+import { loraScale, targetFromModuleName, targetShape, type LoraTarget } from '../train/lora';
 import { ExternalDataFile, f32Tensor, ort, sessionFromDataFd, type SessionConfig } from '../onnx/session';
 import type { Device } from '../onnx/device';
 import { inferenceGraphWithParams, loraGroupShape, loraInputNames } from './inferenceGraph';
@@ -328,7 +328,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     const { rank: R, alpha } = adapter;
     if (!Number.isInteger(R) || R < 1 || R > 4096) throw new AdapterShapeError(`adapter ${name}: rank ${R} is not a positive integer`);
     if (!(alpha > 0) || !Number.isFinite(alpha)) throw new AdapterShapeError(`adapter ${name}: alpha ${alpha} is not positive`);
-    const scale = alpha / R;
+    const scale = loraScale(alpha, R);
     const byLayer = new Map<number, Map<LoraTarget, { a: Float32Array; b: Float32Array }>>();
     for (const [path, m] of adapter.modules) {
       const match = /^model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)$/.exec(path);

@@ -114,3 +114,8 @@ export function cloneLora(p: LoraParams): LoraParams {
 export function toRuntimeAdapter(p: LoraParams): LoraAdapter {
   return { rank: p.rank, alpha: p.alpha, modules: new Map(p.modules.map((m) => [modulePath(m), { a: m.a, b: m.b }])) };
 }
+
+/** PEFT's scale of the LoRA update, alpha/R: the graphs multiply B by it (training in the graph, inference on the host). */
+export function loraScale(alpha: number, rank: number): number {
+  return alpha / rank;
+}

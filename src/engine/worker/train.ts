@@ -1,7 +1,7 @@
 // `train`: LoRA fine-tuning on the worker's loaded base model. The examples arrive as chat messages;
 // they are tokenised with the model's chat template (loss on the assistant's tokens), split, and
 // trained by the same trainer as `gemma-tune train`. Memory: the train-step session holds its own
-// 4-bit copy of the base (plus the transposed copy its backward uses), so the inference session is
+// 4-bit copy of the base, so the inference session is
 // released for the run and rebuilt afterwards with its adapters: one base in memory, not two, for the
 // price of a reload (about a second on the 270M). A cancel stops between steps; the best adapter so
 // far stays in outDir and the result names its step. With `resume` the trainer goes on from the

@@ -7,7 +7,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../engine/atomicWrite';
-import { TRAIN_DEFAULTS } from '../engine/train/defaults';
+import { type FullHyperparameters, fullHyperparameters, TRAIN_DEFAULTS } from '../engine/train/defaults';
 import { type Example, exampleToLine, isLabeled } from '../store/examples';
 import { toJsonl } from '../store/jsonl';
 import type { Task } from '../store/taskStore';
@@ -25,7 +25,7 @@ export interface JobRecipe {
   version: 1;
   task: { name: string; kind: string };
   base: string;
-  hyperparameters: Required<Task['config']['hyperparameters']>;
+  hyperparameters: FullHyperparameters;
   maxTokens: number;
   evalEvery: number;
   exportedAt: string;
@@ -35,13 +35,12 @@ export class JobExportError extends Error {}
 
 /** The recipe of a task: its hyperparameters with the trainer's defaults filled in. */
 export function jobRecipe(task: Task, base: string, now = new Date()): JobRecipe {
-  const hp = task.config.hyperparameters;
   return {
     format: JOB_FORMAT,
     version: 1,
     task: { name: task.config.name, kind: task.config.kind },
     base,
-    hyperparameters: { ...hp, targets: [...hp.targets], patience: hp.patience ?? TRAIN_DEFAULTS.patience, minSteps: hp.minSteps ?? TRAIN_DEFAULTS.minSteps },
+    hyperparameters: fullHyperparameters(task.config.hyperparameters),
     maxTokens: TRAIN_DEFAULTS.maxTokens,
     evalEvery: TRAIN_DEFAULTS.evalEvery,
     exportedAt: now.toISOString(),

@@ -11,6 +11,15 @@ import { TaskStore } from '../../src/store/taskStore';
 import { exportJobCommand } from '../../src/cli/commands/exportJob';
 import { tempDir } from './temp-helpers';
 import { pythonWith } from './job-helpers';
+import { fullHyperparameters, HYPERPARAMETER_KEYS } from '../../src/engine/train/defaults';
+import { trainScript } from '../../src/job/trainScript';
+
+test('train.py checks every setting of the settings table (engine/train/defaults.ts), and no other', async () => {
+  const need = /need = \{([^}]*)\}/.exec(await trainScript());
+  assert.ok(need, 'train.py\'s list of hyperparameters');
+  const keys = [...need[1].matchAll(/"(\w+)":/g)].map((m) => m[1]);
+  assert.deepEqual([...keys].sort(), [...HYPERPARAMETER_KEYS].sort(), 'a setting added to the table is read (and trained with) by train.py too');
+});
 
 async function triageTask(root: string) {
   const store = new TaskStore(path.join(root, '.gemma', 'tasks'));
@@ -35,7 +44,7 @@ test('export writes the job folder: recipe, labeled examples, script, configs, R
   const job = JSON.parse(fs.readFileSync(path.join(out, 'job.json'), 'utf8'));
   assert.equal(job.format, 'gemma-tune-job');
   assert.equal(job.base, 'google/gemma-3-1b-it');
-  assert.deepEqual({ ...job.hyperparameters }, { ...task.config.hyperparameters, patience: 2 }, 'the task\'s hyperparameters, patience filled in');
+  assert.deepEqual({ ...job.hyperparameters }, fullHyperparameters(task.config.hyperparameters), 'the task\'s hyperparameters, every one given');
   assert.equal(job.maxTokens, 1024);
   const lines = fs.readFileSync(path.join(out, 'examples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(lines.length, 2, 'the unlabeled example stays out');

@@ -15,7 +15,7 @@ import { trainNeedMB } from '../memoryCap';
 import { growCap } from './growCap';
 import { modelIdentity } from '../model/identity';
 import { openWeights } from '../model/load';
-import { TRAIN_DEFAULTS } from '../train/defaults';
+import { TRAIN_DEFAULTS, trainSettingsOf } from '../train/defaults';
 import type { TrainExample } from '../train/examples';
 import { initLora, type LoraTarget } from '../train/lora';
 import { createOrtEngine, type OrtStepEngine } from '../train/ortEngine';
@@ -112,10 +112,8 @@ export const train: Handler<'train'> = async (params, ctx) => {
     times.setupS = (performance.now() - t0) / 1000;
     ctx.log('info', `train: ${split.train.length} training and ${split.val.length} held-out examples; step session built in ${times.setupS.toFixed(2)} s`);
     result = await runTrainer(cfg, engine, split, lora, {
-      epochs: hp.epochs, minSteps: hp.minSteps ?? TRAIN_DEFAULTS.minSteps, lr: hp.learningRate, schedule: hp.schedule, warmupSteps: hp.warmupSteps, weightDecay: hp.weightDecay,
-      maxGradNorm: hp.maxGradNorm, batchSize: hp.batchSize, gradAccum: hp.gradAccum, seed: hp.seed, shuffle: true,
-      evalEvery: TRAIN_DEFAULTS.evalEvery, checkpointEverySeconds: TRAIN_DEFAULTS.checkpointEverySeconds,
-      patience: hp.patience ?? TRAIN_DEFAULTS.patience, padId: cfg.padId,
+      ...trainSettingsOf(hp), shuffle: true,
+      evalEvery: TRAIN_DEFAULTS.evalEvery, checkpointEverySeconds: TRAIN_DEFAULTS.checkpointEverySeconds, padId: cfg.padId,
       outDir: params.outDir, baseModel: modelIdentity(model.summary.source), resume: params.resume === true, signal: ctx.signal,
       onEvent: (e) => {
         sample();

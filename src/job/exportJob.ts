@@ -13,6 +13,7 @@ import { toJsonl } from '../store/jsonl';
 import type { Task } from '../store/taskStore';
 import { accelerateConfigs, jobReadme, REQUIREMENTS } from './jobFiles';
 import { trainScript } from './trainScript';
+import { EXAMPLES_FILE } from '../common/files';
 
 /** The Hugging Face checkpoint of the extension's default model (its QAT GGUF was made from it). */
 export const DEFAULT_JOB_BASE = 'google/gemma-3-270m-it';
@@ -62,7 +63,7 @@ export async function exportJob(task: Task, examples: readonly Example[], out: s
     ['train.py', await trainScript()],
     ['requirements.txt', REQUIREMENTS],
     ...Object.entries(accelerateConfigs()).map(([name, text]): [string, string] => [path.join('accelerate', name), text]),
-    ['examples.jsonl', toJsonl(labeled.map((e) => exampleToLine(task.config, e)))],
+    [EXAMPLES_FILE, toJsonl(labeled.map((e) => exampleToLine(task.config, e)))],
     ['README.md', jobReadme(recipe, labeled.length, labeled.filter((e) => e.heldOut).length)],
   ];
   await fs.mkdir(path.join(out, 'accelerate'), { recursive: true });

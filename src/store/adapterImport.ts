@@ -11,11 +11,12 @@ import type { BaseModelRecord } from '../protocol/baseModel';
 import { incomingDir, installIncoming } from './adapterStage';
 import { readJsonl } from './jsonl';
 import { metricRecord, trainingEventOf } from './metricsLog';
-import { ADAPTER_DIR, METRICS_FILE, type MetricRecord, type TaskStore } from './taskStore';
+import { type MetricRecord, type TaskStore } from './taskStore';
+import { ADAPTER_CONFIG_FILE, ADAPTER_DIR, ADAPTER_INFO_FILE, ADAPTER_WEIGHTS_FILE, METRICS_FILE } from '../common/files';
 
 /** The files of an adapter folder that are copied (PEFT's two and a job's note on its base). */
-const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
-const OPTIONAL_FILES = ['gemma_tune.json'];
+const ADAPTER_FILES = [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE];
+const OPTIONAL_FILES = [ADAPTER_INFO_FILE];
 
 export class AdapterImportError extends Error {}
 

@@ -28,11 +28,8 @@ import { checkFolder, currentStamp, type FileStamp, readGuardedText, removeLefto
 import { isSafeFolderName, safeFolderName, uniqueFolderName } from './names';
 import { newTaskConfig, NewTask, TaskConfig, validateTaskConfig } from './task';
 import { errorMessageOf } from '../protocol/quote';
+import { ADAPTER_DIR, ADAPTER_WEIGHTS_FILE, EXAMPLES_FILE, METRICS_FILE, TASK_FILE } from '../common/files';
 
-export const TASK_FILE = 'task.json';
-export const EXAMPLES_FILE = 'examples.jsonl';
-export const METRICS_FILE = 'metrics.jsonl';
-export const ADAPTER_DIR = 'adapter';
 /** Held while one process edits the task's files (milliseconds at a time). */
 export const WRITE_LOCK_FILE = '.write.lock';
 /** Held for a whole training run, staging and promotion included. */
@@ -152,7 +149,7 @@ export class TaskStore {
     const adapterDir = this.adapterDir(id);
     if (await promotionInterrupted(adapterDir)) await this.recoverAdapter(id);
     try {
-      return (await fs.lstat(path.join(adapterDir, 'adapter_model.safetensors'))).isFile();
+      return (await fs.lstat(path.join(adapterDir, ADAPTER_WEIGHTS_FILE))).isFile();
     } catch {
       return false;
     }

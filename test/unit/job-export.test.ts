@@ -13,6 +13,14 @@ import { tempDir } from './temp-helpers';
 import { pythonWith } from './job-helpers';
 import { fullHyperparameters, HYPERPARAMETER_KEYS } from '../../src/engine/train/defaults';
 import { trainScript } from '../../src/job/trainScript';
+import { ADAPTER_CONFIG_FILE, ADAPTER_INFO_FILE, ADAPTER_WEIGHTS_FILE, METRICS_FILE } from '../../src/common/files';
+
+test('train.py names the files as src/common/files.ts does', async () => {
+  const script = await trainScript();
+  const constant = (name: string) => new RegExp(`^${name} = "([^"]*)"$`, 'm').exec(script)?.[1];
+  assert.deepEqual([constant('ADAPTER_INFO'), constant('ADAPTER_CONFIG_FILE'), constant('ADAPTER_WEIGHTS_FILE'), constant('METRICS_FILE')],
+    [ADAPTER_INFO_FILE, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, METRICS_FILE]);
+});
 
 test('train.py checks every setting of the settings table (engine/train/defaults.ts), and no other', async () => {
   const need = /need = \{([^}]*)\}/.exec(await trainScript());

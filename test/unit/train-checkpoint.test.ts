@@ -15,7 +15,8 @@ import { loadCheckpoint, saveCheckpoint, type RunState } from '../../src/engine/
 import { ALL_TARGETS, initLora } from '../../src/engine/train/lora';
 import { createOrtEngine, type OrtStepEngine } from '../../src/engine/train/ortEngine';
 import { IGNORE, type TokenizedExample } from '../../src/engine/train/tokenize';
-import { CHECKPOINT_FILE, train, type TrainEvent, type TrainOptions, type TrainResult } from '../../src/engine/train/trainer';
+import { CHECKPOINT_FILE } from '../../src/common/files';
+import { train, type TrainEvent, type TrainOptions, type TrainResult } from '../../src/engine/train/trainer';
 import { Rng } from '../../src/engine/rng';
 import { randomF32Weights, safetensorsTensors, tensorDiffs } from './train-helpers';
 import { tempDir } from './temp-helpers';

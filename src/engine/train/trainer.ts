@@ -24,6 +24,7 @@ import { TRAIN_DEFAULTS } from './defaults';
 import type { TokenizedExample } from './tokenize';
 import type { GemmaConfig } from '../model/config';
 import type { ModelIdentity } from '../model/identity';
+import { ADAPTER_WEIGHTS_FILE, CHECKPOINT_FILE } from '../../common/files';
 
 /** Computes what one optimizer step needs; the ORT step graph implements it. */
 export interface StepEngine {
@@ -82,8 +83,6 @@ export interface TrainResult {
   /** The saved adapter. */
   params: LoraParams;
 }
-
-export const CHECKPOINT_FILE = 'trainer_state.safetensors';
 
 /** Training produced a NaN or infinity; `step` is the optimizer step (1-based) where it appeared. */
 export class TrainingDivergedError extends Error {
@@ -261,7 +260,7 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
     saveAdapter(best, step);
   } else if (!best) {
     // Resumed after the best evaluation, or cancelled before any: keep what is on disk, else save now.
-    if (!fs.existsSync(path.join(opts.outDir, 'adapter_model.safetensors'))) saveAdapter(params, step);
+    if (!fs.existsSync(path.join(opts.outDir, ADAPTER_WEIGHTS_FILE))) saveAdapter(params, step);
     best = cloneLora(params);
   }
   checkpoint();

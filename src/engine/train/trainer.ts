@@ -107,6 +107,60 @@ function examplesDigest(examples: readonly TokenizedExample[]): string {
   return h.digest('hex');
 }
 
+/**
+ * What each option is to a resume: a setting of the run (in its fingerprint: a resume with another value
+ * is refused), its length (a resume may extend a run), or how this process runs it. A Record, so that a
+ * new option cannot be added without saying which.
+ */
+const OPTION_ROLES: Record<keyof TrainOptions, 'setting' | 'length' | 'process'> = {
+  epochs: 'length', minSteps: 'length', maxSteps: 'length',
+  lr: 'setting', schedule: 'setting', warmupSteps: 'setting', weightDecay: 'setting', maxGradNorm: 'setting', batchSize: 'setting',
+  gradAccum: 'setting', seed: 'setting', shuffle: 'setting', evalEvery: 'setting', patience: 'setting', padId: 'setting',
+  outDir: 'process', baseModel: 'process', resume: 'process', checkpointEverySeconds: 'process', signal: 'process', onEvent: 'process', evaluateTask: 'process',
+};
+/** The fingerprint's format; checkpoints of earlier versions hold a fingerprint of fewer settings, without it. */
+const FINGERPRINT_VERSION = 2;
+
+interface Fingerprint {
+  version: typeof FINGERPRINT_VERSION;
+  /** Every option whose role is 'setting', by name. */
+  settings: Record<string, unknown>;
+  train: string[];
+  val: string[];
+  /** The examples' tokens: an example edited under the same id would otherwise resume silently. */
+  tokens: string;
+}
+
+/** What a resumed run must have in common with the run it goes on: every setting, the examples and their tokens. */
+function runFingerprint(opts: TrainOptions, data: { train: TokenizedExample[]; val: TokenizedExample[] }): string {
+  const settings = Object.fromEntries((Object.keys(OPTION_ROLES) as (keyof TrainOptions)[]).filter((k) => OPTION_ROLES[k] === 'setting').sort().map((k) => [k, opts[k] ?? null]));
+  const fp: Fingerprint = { version: FINGERPRINT_VERSION, settings, train: data.train.map((e) => e.id), val: data.val.map((e) => e.id), tokens: examplesDigest([...data.train, ...data.val]) };
+  return JSON.stringify(fp);
+}
+
+/** How the checkpoint's fingerprint differs from this run's, in words; null when they are the same. */
+function fingerprintDifference(saved: string, current: string): string | null {
+  if (saved === current) return null;
+  let was: Partial<Fingerprint> | null = null;
+  try {
+    was = JSON.parse(saved) as Partial<Fingerprint>;
+  } catch {
+    // not JSON: said below
+  }
+  if (was?.version !== FINGERPRINT_VERSION || typeof was.settings !== 'object' || was.settings === null) {
+    return 'its checkpoint was written by an earlier version of Gemma Tune, which recorded fewer of its settings';
+  }
+  const now = JSON.parse(current) as Fingerprint;
+  const settings = Object.keys(now.settings).filter((k) => JSON.stringify(was.settings![k] ?? null) !== JSON.stringify(now.settings[k]))
+    .map((k) => `${k} is ${JSON.stringify(now.settings[k])}, the run's was ${JSON.stringify(was.settings![k] ?? null)}`);
+  const data = [
+    JSON.stringify(was.train) !== JSON.stringify(now.train) ? 'the training examples differ' : '',
+    JSON.stringify(was.val) !== JSON.stringify(now.val) ? 'the held-out examples differ' : '',
+    was.tokens !== now.tokens && JSON.stringify(was.train) === JSON.stringify(now.train) && JSON.stringify(was.val) === JSON.stringify(now.val) ? 'an example\'s text changed' : '',
+  ].filter(Boolean);
+  return [...settings, ...data].join('; ') || 'the fingerprints differ';
+}
+
 /** Runs training from `params` (modified in place) and writes the chosen adapter to opts.outDir. */
 export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train: TokenizedExample[]; val: TokenizedExample[] }, params: LoraParams, opts: TrainOptions): Promise<TrainResult> {
   if (data.train.length === 0) throw new RangeError('no training examples');
@@ -118,12 +172,7 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   const opt = new AdamW(tensors.map((t) => t.length), { weightDecay: opts.weightDecay });
   const early = new EarlyStopping(opts.patience);
   const ckptFile = path.join(opts.outDir, CHECKPOINT_FILE);
-  const fingerprint = JSON.stringify({
-    lr: opts.lr, schedule: opts.schedule, warmup: opts.warmupSteps, wd: opts.weightDecay, clip: opts.maxGradNorm, batch: opts.batchSize,
-    accum: opts.gradAccum, seed: opts.seed, shuffle: opts.shuffle, train: data.train.map((e) => e.id), val: data.val.map((e) => e.id),
-    // The examples' tokens too: an example edited under the same id would otherwise resume silently.
-    tokens: examplesDigest([...data.train, ...data.val]),
-  });
+  const fingerprint = runFingerprint(opts, data);
   let rng = new Rng(opts.seed);
   let step = 0, epoch = 0, batchInEpoch = 0;
   // The step of the latest evaluation, so that a run resumed at its last step does not evaluate it again.
@@ -133,7 +182,8 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
 
   if (opts.resume) {
     const ck = loadCheckpoint(ckptFile, cfg);
-    if (ck.run.fingerprint !== fingerprint) throw new Error(`${ckptFile}: the run was started with other data or settings; cannot resume`);
+    const differs = fingerprintDifference(ck.run.fingerprint, fingerprint);
+    if (differs) throw new Error(`${ckptFile}: the run was started with other data or settings; cannot resume (${differs})`);
     if (ck.run.rank !== params.rank || ck.run.targets.join() !== params.targets.join()) throw new Error(`${ckptFile}: LoRA rank/targets differ from this run`);
     ck.params.modules.forEach((m, i) => { params.modules[i].a.set(m.a); params.modules[i].b.set(m.b); });
     opt.load(ck.opt);

@@ -21,6 +21,7 @@ import { writePeftAdapter } from './peftWriter';
 import { Rng, shuffled } from '../rng';
 import { learningRate, type ScheduleKind } from './schedule';
 import { TRAIN_DEFAULTS } from './defaults';
+import type { TrainEvent } from './events';
 import type { TokenizedExample } from './tokenize';
 import type { GemmaConfig } from '../model/config';
 import type { ModelIdentity } from '../model/identity';
@@ -68,11 +69,7 @@ export interface TrainOptions {
   evaluateTask?: (params: LoraParams, val: TokenizedExample[]) => Promise<{ name: string; value: number }>;
 }
 
-export type TrainEvent =
-  | { type: 'start'; totalSteps: number; stepsPerEpoch: number; trainExamples: number; valExamples: number; trainableParams: number; resumedFromStep: number }
-  | { type: 'step'; step: number; epoch: number; loss: number; lr: number; gradNorm: number; tokens: number; tokensPerSec: number; elapsedS: number; etaS: number }
-  | { type: 'eval'; step: number; epoch: number; valLoss: number; metric?: { name: string; value: number }; improved: boolean; bestStep: number; bestValLoss: number }
-  | { type: 'done'; reason: 'completed' | 'early-stop' | 'cancelled'; step: number; bestStep: number; bestValLoss: number | null; outDir: string; elapsedS: number };
+export type { TrainEvent };
 
 export interface TrainResult {
   reason: 'completed' | 'early-stop' | 'cancelled';
@@ -98,6 +95,11 @@ function requireFiniteParams(p: LoraParams, step: number, lr: number): void {
     const i = firstNonFiniteF32(t);
     if (i >= 0) throw new TrainingDivergedError(step, 'the adapter weights', t[i], lr);
   }
+}
+
+/** A rate or estimate as events report it: 0 where it could not be measured (a step too short for the clock). */
+function finiteRate(x: number): number {
+  return Number.isFinite(x) && x >= 0 ? x : 0;
 }
 
 /** A digest of the examples' ids, input ids and labels (what a resumed run must train on again). */
@@ -276,7 +278,7 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
     const stepS = (performance.now() - ts) / 1000;
     const elapsedS = (performance.now() - t0) / 1000;
     const perStep = elapsedS / (step - resumedFromStep);
-    emit({ type: 'step', step, epoch: step / spe, loss: lossSum / labels, lr, gradNorm, tokens, tokensPerSec: tokens / stepS, elapsedS, etaS: perStep * (totalSteps - step) });
+    emit({ type: 'step', step, epoch: step / spe, loss: lossSum / labels, lr, gradNorm, tokens, tokensPerSec: finiteRate(tokens / stepS), elapsedS, etaS: finiteRate(perStep * (totalSteps - step)) });
 
     const epochEnded = batchInEpoch >= plan.length;
     if (epochEnded) {

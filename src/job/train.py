@@ -56,6 +56,8 @@ ADAPTER_INFO = "gemma_tune.json"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 METRICS_FILE = "metrics.jsonl"
+# metrics.jsonl's record version (src/store/metricsLog.ts METRICS_VERSION).
+METRICS_VERSION = 2
 
 
 class JobError(Exception):
@@ -360,8 +362,8 @@ class EarlyStopping:
 # ---- records ------------------------------------------------------------------------------------------
 
 class Records:
-    """metrics.jsonl in Gemma Tune's record format (src/store/metricsLog.ts: one training-panel event per
-    line, its `kind` repeated as `type`, no other keys) and log.jsonl (the trainer's events in full)."""
+    """metrics.jsonl in Gemma Tune's record format (src/store/metricsLog.ts: one record per line, version 2,
+    tagged by `type`, no other keys) and log.jsonl (the trainer's events in full)."""
 
     def __init__(self, out_dir, enabled):
         self.enabled = enabled
@@ -371,7 +373,7 @@ class Records:
 
     def metric(self, kind, **fields):
         if self.enabled:
-            self.metrics.write(json.dumps({"type": kind, "kind": kind, **fields}) + "\n")
+            self.metrics.write(json.dumps({"version": METRICS_VERSION, "type": kind, **fields}) + "\n")
             self.metrics.flush()
 
     def event(self, **fields):

@@ -356,7 +356,7 @@ export class TrainingPanel {
       if (!this.training) return;
       this.training.view = applyTrainingEvent(this.training.view, event);
       this.post({ type: 'training', event });
-      void this.store.appendMetrics(this.taskId, [metricRecord(event)]).catch((err: Error) => this.deps.log.warn(`metrics: ${err.message}`));
+      void Promise.resolve().then(() => this.store.appendMetrics(this.taskId, [metricRecord(event)])).catch((err: Error) => this.deps.log.warn(`metrics: ${err.message}`));
     };
     try {
       await this.deps.engine.train(task, examples, hyperparameters, onEvent, abort.signal, resume);

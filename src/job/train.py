@@ -83,7 +83,7 @@ def read_job(path):
     hp = job.get("hyperparameters")
     need = {"epochs": int, "learningRate": float, "schedule": str, "warmupSteps": int, "weightDecay": float, "maxGradNorm": float,
             "rank": int, "alpha": float, "targets": list, "batchSize": int, "gradAccum": int, "valSplit": float, "seed": int, "patience": int,
-            "minSteps": int, "adamBeta2": float}
+            "minSteps": int}
     if not isinstance(hp, dict):
         raise JobError(f"{path}: no hyperparameters")
     for k, t in need.items():
@@ -555,7 +555,7 @@ def train(model, data, recipe, opts, dist, records, say):
     total = opts.max_steps or planned_steps(len(train_set), hp)
     eval_every = recipe["evalEvery"]
     params = list(model.params.values())
-    opt = torch.optim.AdamW(params, lr=hp["learningRate"], betas=(0.9, hp["adamBeta2"]), eps=1e-8, weight_decay=hp["weightDecay"])
+    opt = torch.optim.AdamW(params, lr=hp["learningRate"], betas=(0.9, 0.999), eps=1e-8, weight_decay=hp["weightDecay"])
     early = EarlyStopping(hp["patience"])
     rng = Rng(seed)
     by_id = {e["id"]: e for e in train_set}

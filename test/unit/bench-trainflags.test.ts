@@ -48,7 +48,7 @@ test('bad values are usage errors naming the flag', () => {
 });
 
 test('tokens/s is the tokens of the counted steps over their step time', () => {
-  const step = (tokens: number, s: number) => ({ type: 'step' as const, step: 0, epoch: 0, loss: 0, lr: 0, gradNorm: 0, labels: 1, tokens, tokensPerSec: tokens / s, elapsedS: 0, etaS: 0 });
+  const step = (tokens: number, s: number) => ({ type: 'step' as const, step: 0, epoch: 0, loss: 0, lr: 0, gradNorm: 0, tokens, tokensPerSec: tokens / s, elapsedS: 0, etaS: 0 });
   const steps = [step(512, 10), step(512, 2), step(256, 2)];
   assert.ok(Math.abs(tokensPerSecond(steps, 0) - 1280 / 14) < 1e-9);
   assert.ok(Math.abs(tokensPerSecond(steps, 1) - 768 / 4) < 1e-9);

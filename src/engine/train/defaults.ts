@@ -105,9 +105,6 @@ export const HYPERPARAMETERS = {
   /** Optimizer steps at least: with few examples more epochs run to reach it (0 = epochs alone; plan.ts). */
   minSteps: laterSetting({ schema: int(0, 100_000), default: 100, option: 'minSteps', cli: { flag: 'min-steps', kind: 'number', min: 0, max: 1e7, int: true },
     form: { label: 'Minimum steps', help: 'Optimizer steps at least: with few examples, more epochs run to reach it (0 = the epochs alone)' } }),
-  /** AdamW's second-moment decay (PyTorch's default). */
-  adamBeta2: laterSetting({ schema: num({ min: 0, max: 0.9999 }), default: 0.999, option: 'adamBeta2', cli: { flag: 'adam-beta2', kind: 'number', min: 0, max: 0.9999 },
-    form: { label: 'Adam beta2', help: 'Decay of AdamW\'s second moment' } }),
 };
 
 type Table = typeof HYPERPARAMETERS;

@@ -19,8 +19,6 @@ const stepEvent = obj({
   type: oneOf('step'), step: count, epoch: num({ min: 0 }),
   /** The step's loss, of its forward pass before its update (as the Hugging Face Trainer logs it). */
   loss: num(), lr: num(), gradNorm: num({ min: 0 }),
-  /** The label tokens the step's loss is the mean over. */
-  labels: count,
   tokens: count, tokensPerSec: num({ min: 0 }), elapsedS: num({ min: 0 }), etaS: num({ min: 0 }),
 });
 const evalEvent = obj({

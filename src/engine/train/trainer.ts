@@ -47,8 +47,6 @@ export interface TrainOptions {
   weightDecay: number;
   /** 0 turns clipping off. */
   maxGradNorm: number;
-  /** AdamW's second-moment decay; default 0.999. */
-  adamBeta2?: number;
   batchSize: number;
   gradAccum: number;
   seed: number;
@@ -119,7 +117,7 @@ function examplesDigest(examples: readonly TokenizedExample[]): string {
 const OPTION_ROLES: Record<keyof TrainOptions, 'setting' | 'length' | 'process'> = {
   epochs: 'length', minSteps: 'length', maxSteps: 'length',
   lr: 'setting', schedule: 'setting', warmupSteps: 'setting', weightDecay: 'setting', maxGradNorm: 'setting', batchSize: 'setting',
-  gradAccum: 'setting', adamBeta2: 'setting', seed: 'setting', shuffle: 'setting', evalEvery: 'setting', patience: 'setting', padId: 'setting',
+  gradAccum: 'setting', seed: 'setting', shuffle: 'setting', evalEvery: 'setting', patience: 'setting', padId: 'setting',
   outDir: 'process', baseModel: 'process', resume: 'process', checkpointEverySeconds: 'process', signal: 'process', onEvent: 'process', evaluateTask: 'process',
 };
 /** The fingerprint's format; checkpoints of earlier versions hold a fingerprint of fewer settings, without it. */
@@ -173,7 +171,7 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   const spe = runPlan.stepsPerEpoch;
   const totalSteps = opts.maxSteps ?? runPlan.totalSteps;
   const tensors = flatTensors(params);
-  const opt = new AdamW(tensors.map((t) => t.length), { weightDecay: opts.weightDecay, beta2: opts.adamBeta2 });
+  const opt = new AdamW(tensors.map((t) => t.length), { weightDecay: opts.weightDecay });
   const early = new EarlyStopping(opts.patience);
   const ckptFile = path.join(opts.outDir, CHECKPOINT_FILE);
   const fingerprint = runFingerprint(opts, data);
@@ -280,7 +278,7 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
     const stepS = (performance.now() - ts) / 1000;
     const elapsedS = (performance.now() - t0) / 1000;
     const perStep = elapsedS / (step - resumedFromStep);
-    emit({ type: 'step', step, epoch: step / spe, loss: lossSum / labels, lr, gradNorm, labels, tokens, tokensPerSec: finiteRate(tokens / stepS), elapsedS, etaS: finiteRate(perStep * (totalSteps - step)) });
+    emit({ type: 'step', step, epoch: step / spe, loss: lossSum / labels, lr, gradNorm, tokens, tokensPerSec: finiteRate(tokens / stepS), elapsedS, etaS: finiteRate(perStep * (totalSteps - step)) });
 
     const epochEnded = batchInEpoch >= plan.length;
     if (epochEnded) {

@@ -13,12 +13,12 @@ import { createHash } from 'node:crypto';
 import { AdamW, clipGradNorm } from './adamw';
 import { planSteps, runsOf, type MicroBatch } from './batch';
 import { trainingPlan } from './plan';
-import { saveCheckpoint, loadCheckpoint, type RunState } from './checkpoint';
+import { RunProgress } from './checkpoint';
 import { EarlyStopping } from './earlyStop';
 import { cloneLora, flatTensors, parameterCount, type LoraParams } from './lora';
 import { firstNonFiniteF32 } from '../model/finite';
 import { writePeftAdapter } from './peftWriter';
-import { Rng, shuffled } from '../rng';
+import { shuffled } from '../rng';
 import { learningRate, type ScheduleKind } from './schedule';
 import { TRAIN_DEFAULTS } from './defaults';
 import type { TrainEvent } from './events';
@@ -175,27 +175,9 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   const early = new EarlyStopping(opts.patience);
   const ckptFile = path.join(opts.outDir, CHECKPOINT_FILE);
   const fingerprint = runFingerprint(opts, data);
-  let rng = new Rng(opts.seed);
-  let step = 0, epoch = 0, batchInEpoch = 0;
-  // The step of the latest evaluation, so that a run resumed at its last step does not evaluate it again.
-  let lastEvalStep = -1;
-  let order: TokenizedExample[] = [];
-  const byId = new Map(data.train.map((e) => [e.id, e]));
-
-  if (opts.resume) {
-    const ck = loadCheckpoint(ckptFile, cfg);
-    const differs = fingerprintDifference(ck.run.fingerprint, fingerprint);
-    if (differs) throw new Error(`${ckptFile}: the run was started with other data or settings; cannot resume (${differs})`);
-    if (ck.run.rank !== params.rank || ck.run.targets.join() !== params.targets.join()) throw new Error(`${ckptFile}: LoRA rank/targets differ from this run`);
-    ck.params.modules.forEach((m, i) => { params.modules[i].a.set(m.a); params.modules[i].b.set(m.b); });
-    opt.load(ck.opt);
-    early.load(ck.run.earlyStop);
-    rng = Rng.fromState(ck.run.rngState);
-    ({ step, epoch, batchInEpoch } = ck.run);
-    lastEvalStep = ck.run.lastEvalStep ?? -1;
-    order = ck.run.epochOrder.map((id) => byId.get(id)!);
-  }
-  const resumedFromStep = step;
+  const run = new RunProgress(opts.seed, opt, early);
+  if (opts.resume) run.restore(ckptFile, cfg, params, (saved) => fingerprintDifference(saved, fingerprint), new Map(data.train.map((e) => [e.id, e])));
+  const resumedFromStep = run.step;
   const hasVal = data.val.length > 0;
   let best: LoraParams | null = null;
   let savedStep = early.bestStep;
@@ -209,11 +191,8 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   const checkpointEveryMs = 1000 * (opts.checkpointEverySeconds ?? TRAIN_DEFAULTS.checkpointEverySeconds);
   let lastCheckpointAt = performance.now();
   const checkpoint = () => {
-    requireFiniteParams(params, step, opts.lr);
-    saveCheckpoint(ckptFile, params, opt.state(), {
-      step, epoch, batchInEpoch, epochOrder: order.map((e) => e.id), rngState: rng.state, earlyStop: early.state(), lastEvalStep, fingerprint,
-      rank: params.rank, alpha: params.alpha, dropout: params.dropout, targets: params.targets,
-    } satisfies RunState);
+    requireFiniteParams(params, run.step, opts.lr);
+    run.save(ckptFile, params, fingerprint);
     lastCheckpointAt = performance.now();
   };
 
@@ -231,33 +210,29 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
       exact += allHit.filter(Boolean).length;
     }
     const valLoss = sum / count;
-    if (!Number.isFinite(valLoss)) throw new TrainingDivergedError(step, 'validation loss', valLoss, opts.lr);
+    if (!Number.isFinite(valLoss)) throw new TrainingDivergedError(run.step, 'validation loss', valLoss, opts.lr);
     const metric = opts.evaluateTask ? await opts.evaluateTask(params, data.val) : { name: 'exact_match', value: exact / data.val.length };
-    const { improved, stop } = early.observe(valLoss, step);
+    const { improved, stop } = early.observe(valLoss, run.step);
     if (improved) {
       best = cloneLora(params);
-      saveAdapter(best, step);
+      saveAdapter(best, run.step);
     }
-    emit({ type: 'eval', step, epoch: step / spe, valLoss, metric, improved, bestStep: early.bestStep, bestValLoss: early.bestLoss });
+    emit({ type: 'eval', step: run.step, epoch: run.step / spe, valLoss, metric, improved, bestStep: early.bestStep, bestValLoss: early.bestLoss });
     return stop;
   };
 
   const t0 = performance.now();
   let reason: TrainResult['reason'] = 'completed';
-  let plan: MicroBatch[][] = [];
   // A new epoch draws a new order; a resumed one keeps the order saved with it.
-  const planFor = (newEpoch: boolean) => {
-    if (newEpoch) order = opts.shuffle ? shuffled(data.train, rng) : data.train.slice();
-    plan = planSteps(order, opts.batchSize, opts.gradAccum, opts.padId);
-  };
-  planFor(order.length === 0);
-  while (step < totalSteps) {
+  const planEpoch = () => planSteps(run.startEpoch(data.train, (xs, rng) => (opts.shuffle ? shuffled(xs, rng) : xs.slice())), opts.batchSize, opts.gradAccum, opts.padId);
+  let plan: MicroBatch[][] = planEpoch();
+  while (run.step < totalSteps) {
     if (opts.signal?.aborted) {
       reason = 'cancelled';
       break;
     }
     const ts = performance.now();
-    const group = plan[batchInEpoch];
+    const group = plan[run.batchInEpoch];
     const labels = group.reduce((s, b) => s + b.labelTargets.length, 0);
     let lossSum = 0, tokens = 0;
     const acc = tensors.map((t) => new Float32Array(t.length));
@@ -268,45 +243,36 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
       r.grads.forEach((g, i) => { const a = acc[i]; for (let j = 0; j < g.length; j++) a[j] += g[j]; });
     }
     const gradNorm = clipGradNorm(acc, opts.maxGradNorm);
-    const lr = learningRate({ kind: opts.schedule, baseLr: opts.lr, warmupSteps: opts.warmupSteps, totalSteps }, step);
+    const lr = learningRate({ kind: opts.schedule, baseLr: opts.lr, warmupSteps: opts.warmupSteps, totalSteps }, run.step);
     // Checked before the update: the parameters, and what is on disk, stay those of the last good step.
-    if (!Number.isFinite(lossSum)) throw new TrainingDivergedError(step + 1, 'loss', lossSum, opts.lr);
-    if (!Number.isFinite(gradNorm)) throw new TrainingDivergedError(step + 1, 'gradient norm', gradNorm, opts.lr);
+    if (!Number.isFinite(lossSum)) throw new TrainingDivergedError(run.step + 1, 'loss', lossSum, opts.lr);
+    if (!Number.isFinite(gradNorm)) throw new TrainingDivergedError(run.step + 1, 'gradient norm', gradNorm, opts.lr);
     opt.update(tensors, acc, lr);
-    step += 1;
-    batchInEpoch += 1;
+    const epochEnded = run.endStep(plan.length);
+    const step = run.step;
     const stepS = (performance.now() - ts) / 1000;
     const elapsedS = (performance.now() - t0) / 1000;
     const perStep = elapsedS / (step - resumedFromStep);
     emit({ type: 'step', step, epoch: step / spe, loss: lossSum / labels, lr, gradNorm, tokens, tokensPerSec: finiteRate(tokens / stepS), elapsedS, etaS: finiteRate(perStep * (totalSteps - step)) });
 
-    const epochEnded = batchInEpoch >= plan.length;
-    if (epochEnded) {
-      epoch += 1;
-      batchInEpoch = 0;
-      // The next epoch's order is not drawn yet: a checkpoint written now (the last step, an early
-      // stop) saves none, so a run resumed with more epochs shuffles as an uninterrupted one would.
-      order = [];
-    }
     const evalNow = hasVal && (opts.evalEvery > 0 ? step % opts.evalEvery === 0 : epochEnded);
     if (evalNow) {
-      lastEvalStep = step;
+      run.lastEvalStep = step;
       if (await evaluate()) {
         reason = 'early-stop';
         break;
       }
     }
+    // RunProgress's rules: at an epoch's end a checkpoint comes after the next epoch's shuffle; the last step is written after the loop.
     if (epochEnded && step < totalSteps) {
-      planFor(true);
+      plan = planEpoch();
       checkpoint();
     } else if (!epochEnded && step < totalSteps && checkpointEveryMs > 0 && performance.now() - lastCheckpointAt >= checkpointEveryMs) {
-      // Mid-epoch the saved order is this epoch's and the rng is past its shuffle, so a resume replans
-      // the same batches. At an epoch's end only the branch above may write (after the next epoch's
-      // shuffle: batchInEpoch 0 must come with the new order); the last step is written after the loop.
       checkpoint();
     }
   }
-  if (reason === 'completed' && hasVal && lastEvalStep !== step) await evaluate();
+  const step = run.step;
+  if (reason === 'completed' && hasVal && run.lastEvalStep !== step) await evaluate();
   if (!hasVal) {
     best = cloneLora(params);
     saveAdapter(best, step);

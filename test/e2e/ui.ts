@@ -106,7 +106,7 @@ export async function runUi(report: Report, artifacts: string, vsix?: string): P
     await report.check(GROUP, '"Show Log" opens the Gemma Tune output with the engine log', async () => {
       await page.locator('.notifications-toasts .notification-toast').getByRole('button', { name: 'Show Log' }).click();
       const output = page.locator('.part.panel .monaco-editor .view-lines');
-      await output.filter({ hasText: 'engine: worker started' }).waitFor({ timeout: 10_000 });
+      await output.filter({ hasText: 'engine: engine started' }).waitFor({ timeout: 10_000 });
       // Monaco renders spaces as no-break spaces.
       const text = (await output.first().innerText()).replace(/\u00a0/g, ' ');
       assert.match(text, /activated in [\d.]+ ms/);

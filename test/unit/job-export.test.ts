@@ -6,12 +6,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { TRAIN_DEFAULTS } from '../../src/engine/train/defaults';
 import { exportJob, JobExportError } from '../../src/job/exportJob';
 import { TaskStore } from '../../src/store/taskStore';
 import { exportJobCommand } from '../../src/cli/commands/exportJob';
 import { tempDir } from './temp-helpers';
 import { pythonWith } from './job-helpers';
-import { fullHyperparameters, HYPERPARAMETER_KEYS } from '../../src/engine/train/defaults';
+import { HYPERPARAMETER_KEYS } from '../../src/engine/train/defaults';
 import { trainScript } from '../../src/job/trainScript';
 import { ADAPTER_CONFIG_FILE, ADAPTER_INFO_FILE, ADAPTER_WEIGHTS_FILE, METRICS_FILE } from '../../src/common/files';
 
@@ -52,7 +53,7 @@ test('export writes the job folder: recipe, labeled examples, script, configs, R
   const job = JSON.parse(fs.readFileSync(path.join(out, 'job.json'), 'utf8'));
   assert.equal(job.format, 'gemma-tune-job');
   assert.equal(job.base, 'google/gemma-3-1b-it');
-  assert.deepEqual({ ...job.hyperparameters }, fullHyperparameters(task.config.hyperparameters), 'the task\'s hyperparameters, every one given');
+  assert.deepEqual({ ...job.hyperparameters }, { ...task.config.hyperparameters, patience: TRAIN_DEFAULTS.patience, minSteps: TRAIN_DEFAULTS.minSteps }, 'the task\'s hyperparameters, patience and minSteps filled in');
   assert.equal(job.maxTokens, 1024);
   const lines = fs.readFileSync(path.join(out, 'examples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(lines.length, 2, 'the unlabeled example stays out');

@@ -6,13 +6,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TRAIN_DEFAULTS } from '../../src/engine/train/defaults';
+import { HYPERPARAMETER_KEYS, TRAIN_DEFAULTS } from '../../src/engine/train/defaults';
 import { exportJob, JobExportError } from '../../src/job/exportJob';
 import { TaskStore } from '../../src/store/taskStore';
 import { exportJobCommand } from '../../src/cli/commands/exportJob';
 import { tempDir } from './temp-helpers';
 import { pythonWith } from './job-helpers';
-import { HYPERPARAMETER_KEYS } from '../../src/engine/train/defaults';
 import { trainScript } from '../../src/job/trainScript';
 import { ADAPTER_CONFIG_FILE, ADAPTER_INFO_FILE, ADAPTER_WEIGHTS_FILE, METRICS_FILE } from '../../src/common/files';
 

@@ -2,7 +2,7 @@
 // events file (the test oracle), waiting, the palette and quick inputs, editor selections, the light
 // bulb menu, the colour theme, the training panel's frame and a task's examples.jsonl, screenshots.
 
-import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { ROOT, type Session } from './codeServer';
@@ -136,6 +136,15 @@ export function addUserSettings(s: Session, extra: Record<string, unknown>): voi
   const file = path.join(s.userDataDir, 'User/settings.json');
   const settings = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   writeFileSync(file, JSON.stringify({ ...settings, ...extra }, null, 2));
+  // code-server's window is a remote window: VS Code takes `machine` and `machine-overridable` settings
+  // (the model path and precision, the threads and the device) from the remote machine's settings, not
+  // the user's, as a user of code-server or Remote-SSH sets them ("Remote" tab of the Settings editor).
+  const machine = Object.fromEntries(Object.entries(extra).filter(([k]) => /^gemmaTune\.(model|engine)\./.test(k)));
+  if (Object.keys(machine).length === 0) return;
+  const machineFile = path.join(s.userDataDir, 'Machine/settings.json');
+  mkdirSync(path.dirname(machineFile), { recursive: true });
+  const before = existsSync(machineFile) ? (JSON.parse(readFileSync(machineFile, 'utf8')) as Record<string, unknown>) : {};
+  writeFileSync(machineFile, JSON.stringify({ ...before, ...machine }, null, 2));
 }
 
 /** Installs the working tree as the extension (a symlink named <publisher>.<name>-<version>). */

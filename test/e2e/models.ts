@@ -39,7 +39,7 @@ async function trainedTask(workspace: string, model: string): Promise<void> {
     { input: 'The app crashes when I click Save twice.', output: 'bug' },
     { input: 'Please add a dark mode to the settings page.', output: 'feature' },
   ]);
-  cli(['train', '--model', model, '--data', path.join(store.taskDir(task.id), 'examples.jsonl'), '--out', store.adapterDir(task.id), '--epochs', '2', '--rank', '4', '--val-split', '0', '--threads', '1', '--json']);
+  cli(['train', '--min-steps', '0', '--model', model, '--data', path.join(store.taskDir(task.id), 'examples.jsonl'), '--out', store.adapterDir(task.id), '--epochs', '2', '--rank', '4', '--val-split', '0', '--threads', '1', '--json']);
   await store.saveConfig(task.id, { ...task.config, baseModel: baseIdentity(model, GEMMA3_TINY) });
 }
 

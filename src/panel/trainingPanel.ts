@@ -181,6 +181,8 @@ export class TrainingPanel {
   }
 
   private post(msg: HostToWebview): void {
+    // Events of a run that is stopping can still arrive after the panel closed: nobody to show them to.
+    if (this.closed.signal.aborted) return;
     void this.panel.webview.postMessage(msg);
   }
 

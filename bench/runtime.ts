@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const file = flag('model', '');
   if (!file) throw new Error('--model FILE.gguf is required (see the header for how to make one)');
   const accuracyLevel = Number(flag('accuracy', '4')) as 0 | 4;
-  const headAccuracyLevel = Number(flag('head-accuracy', String(accuracyLevel))) as 0 | 4;
+  const headAccuracyLevel = has('head-accuracy') ? Number(flag('head-accuracy', '0')) as 0 | 4 : undefined;
   const headParts = Number(flag('head-parts', '8'));
   const headBits = Number(flag('head-bits', '8')) as 4 | 8;
   const attention = flag('attention', 'gqa') as 'gqa' | 'matmul';
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
   await rt.dispose();
   const peak = Math.round(process.resourceUsage().maxRSS / 1024);
   console.log(JSON.stringify({
-    model: path.basename(file), threads, accuracyLevel, headAccuracyLevel, headParts, headBits, attention, maxChunk, lora, memArena, memPattern, optimization, spinning, configEntries,
+    model: path.basename(file), threads, accuracyLevel, headAccuracyLevel: headAccuracyLevel ?? 'default', headParts, headBits, attention, maxChunk, lora, memArena, memPattern, optimization, spinning, configEntries,
     load_s: +loadS.toFixed(2), runs: results, rss_mb: rss, peak_rss_mb: peak, loadavg: +fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0],
   }));
 }

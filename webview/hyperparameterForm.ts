@@ -2,7 +2,7 @@
 // Every field is checked on its own against task.json's schema, so the form can mark each bad field
 // and say in words what it accepts, instead of stopping at the first problem.
 
-import { TRAIN_DEFAULTS } from '../src/engine/train/defaults';
+import { fullHyperparameters, HYPERPARAMETER_KEYS, HYPERPARAMETERS } from '../src/engine/train/defaults';
 import { trainingPlan } from '../src/engine/train/plan';
 import { validationSize } from '../src/engine/train/split';
 import { hasLabel, type LabelState } from '../src/panel/trainReadiness';
@@ -18,28 +18,22 @@ export interface FieldSpec {
   help: string;
 }
 
-/** The fields always shown: what a user tunes for 10–20 examples. */
-export const BASIC_FIELDS: FieldSpec[] = [
-  { key: 'epochs', label: 'Epochs', help: 'Passes over the training examples, at least (early stopping keeps the best adapter)' },
-  { key: 'minSteps', label: 'Minimum steps', help: 'Optimizer steps at least: with few examples, more epochs run to reach it (0 = the epochs alone)' },
-  { key: 'learningRate', label: 'Learning rate', help: 'AdamW step size, e.g. 0.0002' },
-  { key: 'rank', label: 'LoRA rank', help: 'Rank r of the adapter matrices' },
-  { key: 'alpha', label: 'LoRA alpha', help: 'Scale: updates are multiplied by alpha / r' },
-  { key: 'batchSize', label: 'Batch size', help: 'Examples per step' },
-  { key: 'valSplit', label: 'Validation fraction', help: 'Fraction held out when no example is marked "Held out" (0 = no validation)' },
-  { key: 'patience', label: 'Patience', help: 'Evaluations without improvement before training stops early (0 = never)' },
-];
+/** The settings always shown, in this order: what a user tunes for 10–20 examples. */
+const BASIC_KEYS: NumberKey[] = ['epochs', 'minSteps', 'learningRate', 'rank', 'alpha', 'batchSize', 'valSplit', 'patience'];
 
-/** The fields under "Advanced". */
-export const ADVANCED_FIELDS: FieldSpec[] = [
-  { key: 'warmupSteps', label: 'Warmup steps', help: 'Steps of linear learning-rate warmup' },
-  { key: 'weightDecay', label: 'Weight decay', help: 'AdamW decoupled weight decay' },
-  { key: 'maxGradNorm', label: 'Max grad norm', help: 'Gradient clipping (0 = off)' },
-  { key: 'gradAccum', label: 'Gradient accumulation', help: 'Batches per optimizer step' },
-  { key: 'seed', label: 'Seed', help: 'Makes a run repeatable' },
-];
+/** Every number setting, labelled as the settings table (engine/train/defaults.ts) names it. */
+const NUMBER_FIELDS: FieldSpec[] = HYPERPARAMETER_KEYS.flatMap((key) => {
+  const form = (HYPERPARAMETERS[key] as { form?: { label: string; help: string } }).form;
+  return form ? [{ key: key as NumberKey, ...form }] : [];
+});
 
-const LABELS = new Map([...BASIC_FIELDS, ...ADVANCED_FIELDS].map((f) => [f.key, f.label]));
+/** The fields always shown. */
+export const BASIC_FIELDS: FieldSpec[] = BASIC_KEYS.map((k) => NUMBER_FIELDS.find((f) => f.key === k)!);
+
+/** The fields under "Advanced": every other number setting, in the table's order. */
+export const ADVANCED_FIELDS: FieldSpec[] = NUMBER_FIELDS.filter((f) => !BASIC_KEYS.includes(f.key));
+
+const LABELS = new Map(NUMBER_FIELDS.map((f) => [f.key, f.label]));
 
 /** What the form holds: number fields as typed, the schedule and the LoRA targets. */
 export interface FormInput {
@@ -100,7 +94,8 @@ export function planText(examples: readonly LabelState[], hp: Hyperparameters): 
   const held = validationSize(labeled.length, labeled.filter((e) => e.heldOut).length, hp.valSplit);
   const train = labeled.length - held;
   if (train <= 0) return '';
-  const plan = trainingPlan(train, { epochs: hp.epochs, minSteps: hp.minSteps ?? TRAIN_DEFAULTS.minSteps, batchSize: hp.batchSize, gradAccum: hp.gradAccum });
-  const stop = held > 0 && (hp.patience ?? TRAIN_DEFAULTS.patience) > 0 ? '; early stopping may end it sooner' : '';
+  const full = fullHyperparameters(hp);
+  const plan = trainingPlan(train, { epochs: full.epochs, minSteps: full.minSteps, batchSize: full.batchSize, gradAccum: full.gradAccum });
+  const stop = held > 0 && full.patience > 0 ? '; early stopping may end it sooner' : '';
   return `${plural(train, 'training example')}, ${held} held out: ${plural(plan.epochs, 'epoch')} of ${plural(plan.stepsPerEpoch, 'step')}, ${plural(plan.totalSteps, 'step')}${stop}`;
 }

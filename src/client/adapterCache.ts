@@ -8,8 +8,8 @@ import * as path from 'node:path';
 import type { EngineClient } from './engineClient';
 import { checkAdapterFiles } from '../store/adapterStage';
 import { UnsafeFileError } from '../store/safeFile';
+import { ADAPTER_WEIGHTS_FILE } from '../common/files';
 
-export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 
 /** The engine-side name of a task's adapter: stable per folder, short, and safe in logs. */
 export function adapterName(adapterDir: string, taskId: string): string {
@@ -39,7 +39,7 @@ export class AdapterCache {
    * first when it is new, changed on disk, or the model was reloaded since.
    */
   async ensure(adapterDir: string, taskId: string, generation: number): Promise<string> {
-    const file = path.join(adapterDir, ADAPTER_WEIGHTS);
+    const file = path.join(adapterDir, ADAPTER_WEIGHTS_FILE);
     let stat;
     try {
       stat = await checkAdapterFiles(adapterDir);

@@ -14,7 +14,8 @@ import { baseMismatch, offerRetrain } from '../model/baseCheck';
 import { errorText } from '../protocol/quote';
 import type { ResultOf } from '../protocol/engine';
 import type { GemmaServices } from '../services';
-import { ADAPTER_WEIGHTS, AdapterCache, adapterStamp } from '../client/adapterCache';
+import { AdapterCache, adapterStamp } from '../client/adapterCache';
+import { ADAPTER_WEIGHTS_FILE } from '../common/files';
 import { Precompute, PRECOMPUTE_DEBOUNCE_MS, type PrecomputeJob } from './precompute';
 import { type Classification, ClassificationView } from './classificationView';
 import { commentSyntaxOf } from './languageComments';
@@ -202,7 +203,7 @@ export class TaskRunner implements vscode.Disposable {
 
   /** What a classify answer depends on: the model load, the adapter file's version, and the request (task text, labels, input). */
   private async classifyKey(t: TrainedTask, input: string, generation: number): Promise<string> {
-    const stat = await fs.stat(path.join(t.adapterDir, ADAPTER_WEIGHTS));
+    const stat = await fs.stat(path.join(t.adapterDir, ADAPTER_WEIGHTS_FILE));
     return JSON.stringify([generation, path.resolve(t.adapterDir), adapterStamp(stat), classifyParams(t.task.config, input, undefined)]);
   }
 

@@ -7,12 +7,13 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../common/atomicWrite';
-import { TRAIN_DEFAULTS } from '../engine/train/defaults';
+import { fullHyperparameters, TRAIN_DEFAULTS } from '../engine/train/defaults';
 import { type Example, exampleToLine, isLabeled } from '../store/examples';
 import { toJsonl } from '../store/jsonl';
 import type { Task } from '../store/taskStore';
 import { accelerateConfigs, JOB_FORMAT, jobReadme, type JobRecipe, REQUIREMENTS } from './jobFiles';
 import { trainScript } from './trainScript';
+import { EXAMPLES_FILE } from '../common/files';
 
 /** The Hugging Face checkpoint of the extension's default model (its QAT GGUF was made from it). */
 export const DEFAULT_JOB_BASE = 'google/gemma-3-270m-it';
@@ -21,13 +22,12 @@ export class JobExportError extends Error {}
 
 /** The recipe of a task: its hyperparameters with the trainer's defaults filled in. */
 export function jobRecipe(task: Task, base: string, now = new Date()): JobRecipe {
-  const hp = task.config.hyperparameters;
   return {
     format: JOB_FORMAT,
     version: 1,
     task: { name: task.config.name, kind: task.config.kind },
     base,
-    hyperparameters: { ...hp, targets: [...hp.targets], patience: hp.patience ?? TRAIN_DEFAULTS.patience, minSteps: hp.minSteps ?? TRAIN_DEFAULTS.minSteps },
+    hyperparameters: fullHyperparameters(task.config.hyperparameters),
     maxTokens: TRAIN_DEFAULTS.maxTokens,
     evalEvery: TRAIN_DEFAULTS.evalEvery,
     exportedAt: now.toISOString(),
@@ -49,7 +49,7 @@ export async function exportJob(task: Task, examples: readonly Example[], out: s
     ['train.py', await trainScript()],
     ['requirements.txt', REQUIREMENTS],
     ...Object.entries(accelerateConfigs()).map(([name, text]): [string, string] => [path.join('accelerate', name), text]),
-    ['examples.jsonl', toJsonl(labeled.map((e) => exampleToLine(task.config, e)))],
+    [EXAMPLES_FILE, toJsonl(labeled.map((e) => exampleToLine(task.config, e)))],
     ['README.md', jobReadme(recipe, labeled.length, labeled.filter((e) => e.heldOut).length)],
   ];
   await fs.mkdir(path.join(out, 'accelerate'), { recursive: true });

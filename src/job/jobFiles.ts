@@ -1,7 +1,7 @@
 // The small files of a training job: the recipe's type (job.json), requirements, accelerate
 // configurations, README. Pure.
 
-import type { Task } from '../store/taskStore';
+import type { FullHyperparameters } from '../engine/train/defaults';
 
 export const JOB_FORMAT = 'gemma-tune-job';
 
@@ -11,7 +11,7 @@ export interface JobRecipe {
   version: 1;
   task: { name: string; kind: string };
   base: string;
-  hyperparameters: Required<Task['config']['hyperparameters']>;
+  hyperparameters: FullHyperparameters;
   maxTokens: number;
   evalEvery: number;
   exportedAt: string;

@@ -51,7 +51,13 @@ import torch.nn.functional as F
 JOB_FORMAT = "gemma-tune-job"
 IGNORE = -100
 TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
+# File names as src/common/files.ts gives them (test/unit/job-export.test.ts holds them equal).
 ADAPTER_INFO = "gemma_tune.json"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+METRICS_FILE = "metrics.jsonl"
+# metrics.jsonl's record version (src/store/metricsLog.ts METRICS_VERSION).
+METRICS_VERSION = 2
 
 
 class JobError(Exception):
@@ -356,18 +362,18 @@ class EarlyStopping:
 # ---- records ------------------------------------------------------------------------------------------
 
 class Records:
-    """metrics.jsonl in Gemma Tune's record format (src/store/metricsLog.ts: one training-panel event per
-    line, its `kind` repeated as `type`, no other keys) and log.jsonl (the trainer's events in full)."""
+    """metrics.jsonl in Gemma Tune's record format (src/store/metricsLog.ts: one record per line, version 2,
+    tagged by `type`, no other keys) and log.jsonl (the trainer's events in full)."""
 
     def __init__(self, out_dir, enabled):
         self.enabled = enabled
         if enabled:
-            self.metrics = open(os.path.join(out_dir, "metrics.jsonl"), "w", encoding="utf-8")
+            self.metrics = open(os.path.join(out_dir, METRICS_FILE), "w", encoding="utf-8")
             self.log = open(os.path.join(out_dir, "log.jsonl"), "w", encoding="utf-8")
 
     def metric(self, kind, **fields):
         if self.enabled:
-            self.metrics.write(json.dumps({"type": kind, "kind": kind, **fields}) + "\n")
+            self.metrics.write(json.dumps({"version": METRICS_VERSION, "type": kind, **fields}) + "\n")
             self.metrics.flush()
 
     def event(self, **fields):
@@ -434,12 +440,12 @@ def init_like_extension(params, targets, seed):
 def load_init_adapter(params, folder, hp):
     """Copies a PEFT adapter's tensors into params; its rank, alpha and modules must be the job's."""
     try:
-        cfg = json.load(open(os.path.join(folder, "adapter_config.json"), encoding="utf-8"))
+        cfg = json.load(open(os.path.join(folder, ADAPTER_CONFIG_FILE), encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise JobError(f"--init-adapter {folder}: adapter_config.json: {e}") from e
     if cfg.get("r") != hp["rank"] or float(cfg.get("lora_alpha", -1)) != float(hp["alpha"]):
         raise JobError(f"--init-adapter {folder}: r {cfg.get('r')} / alpha {cfg.get('lora_alpha')} differ from the job's {hp['rank']} / {hp['alpha']}")
-    raw = read_safetensors(os.path.join(folder, "adapter_model.safetensors"))
+    raw = read_safetensors(os.path.join(folder, ADAPTER_WEIGHTS_FILE))
     theirs, ours = {k: raw[n] for k, n in lora_index(raw).items()}, lora_index(params)
     missing, extra = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
     if missing or extra:

@@ -1,7 +1,6 @@
 // What the training panel needs from the engine, and nothing more: whether it can train and
 // suggest now, and the two calls. The panel hides training and suggestions unless the engine says
-// it can, so nothing in the UI offers work the engine cannot do. Until the engine's train and
-// classify/generate methods exist (issues 3 and 4), `engineWithoutTraining` is what the panel gets.
+// it can, so nothing in the UI offers work the engine cannot do.
 
 import type { Capabilities, Suggestion, TrainingEvent } from '../protocol/webview';
 import type { InterruptedRun } from '../store/adapterStage';
@@ -21,16 +20,3 @@ export interface PanelEngine {
   /** The model's current answer for each example. */
   suggest(task: Task, examples: Example[], signal?: AbortSignal): Promise<Suggestion[]>;
 }
-
-const NOT_YET = 'The engine cannot train or run tasks yet: training and suggestions appear here when it can.';
-
-/** The engine as it is today: labeling only. */
-export const engineWithoutTraining: PanelEngine = {
-  capabilities: async () => ({ train: false, suggest: false, reason: NOT_YET }),
-  train: async () => {
-    throw new Error(NOT_YET);
-  },
-  suggest: async () => {
-    throw new Error(NOT_YET);
-  },
-};

@@ -25,7 +25,8 @@ import {
 import { findInterruptedRun, type InterruptedRun } from '../store/adapterStage';
 import { metricRecord, trainingViewOf } from '../store/metricsLog';
 import { isSafeFolderName } from '../store/names';
-import { EXAMPLES_FILE, type Task, TASK_FILE, TaskFileError, TASKS_RELATIVE_DIR, type TaskStore } from '../store/taskStore';
+import { EXAMPLES_FILE, TASK_FILE } from '../common/files';
+import { type Task, TaskFileError, TASKS_RELATIVE_DIR, type TaskStore } from '../store/taskStore';
 import { formatProblem } from '../store/jsonl';
 import { taskStoreFor, workspaceFolderAt } from '../store/workspaceStore';
 import type { PanelEngine } from './panelEngine';
@@ -202,6 +203,8 @@ export class TrainingPanel {
   }
 
   private post(msg: HostToWebview): void {
+    // Events of a run that is stopping can still arrive after the panel closed: nobody to show them to.
+    if (this.closed.signal.aborted) return;
     void this.panel.webview.postMessage(msg);
   }
 
@@ -377,7 +380,7 @@ export class TrainingPanel {
       if (!this.training) return;
       this.training.view = applyTrainingEvent(this.training.view, event);
       this.post({ type: 'training', event });
-      void this.store.appendMetrics(this.taskId, [metricRecord(event)]).catch((err: Error) => this.deps.log.warn(`metrics: ${err.message}`));
+      void Promise.resolve().then(() => this.store.appendMetrics(this.taskId, [metricRecord(event)])).catch((err: Error) => this.deps.log.warn(`metrics: ${err.message}`));
     };
     try {
       await this.deps.engine.train(task, examples, hyperparameters, onEvent, abort.signal, resume);

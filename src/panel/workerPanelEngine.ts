@@ -20,7 +20,8 @@ import { clearStaging, type InterruptedRun, settleFailedRun, settleFinishedRun, 
 import { type Example, isLabeled } from '../store/examples';
 import { renderMessages } from '../store/prompt';
 import type { Hyperparameters } from '../store/task';
-import { ADAPTER_DIR, type Task, workspaceOfTaskDir } from '../store/taskStore';
+import { ADAPTER_DIR } from '../common/files';
+import { type Task, workspaceOfTaskDir } from '../store/taskStore';
 import { taskStoreFor } from '../store/workspaceStore';
 import { baseMismatch } from '../model/baseCheck';
 import type { BaseModelRecord } from '../protocol/baseModel';

@@ -5,9 +5,9 @@
 // to. The worker trains on the loaded base model and streams the trainer's events; a cancel stops
 // between steps and the result says which step's adapter is on disk.
 
-import { arr, bool, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
-import { describeValue } from './quote';
-import { hyperparametersSchema } from '../store/task';
+import { arr, bool, Infer, nullable, num, obj, oneOf, optional, str } from './check';
+import { hyperparametersSchema } from '../engine/train/defaults';
+import { trainEndReasonSchema, type TrainEvent, trainEventSchema } from '../engine/train/events';
 
 const MAX_TEXT = 200_000;
 const MAX_EXAMPLES = 10_000;
@@ -36,45 +36,15 @@ const trainParams = obj({
 });
 export type TrainParams = Infer<typeof trainParams>;
 
-const reason = oneOf('completed', 'early-stop', 'cancelled');
-const metric = obj({ name: str({ max: 64 }), value: num() });
-
-const startEvent = obj({
-  type: oneOf('start'), totalSteps: num({ int: true, min: 0 }), stepsPerEpoch: num({ int: true, min: 0 }), trainExamples: num({ int: true, min: 0 }),
-  valExamples: num({ int: true, min: 0 }), trainableParams: num({ int: true, min: 0 }), resumedFromStep: num({ int: true, min: 0 }),
-});
-const stepEvent = obj({
-  type: oneOf('step'), step: num({ int: true, min: 0 }), epoch: num({ min: 0 }), loss: num(), lr: num(), gradNorm: num({ min: 0 }),
-  tokens: num({ int: true, min: 0 }), tokensPerSec: num({ min: 0 }), elapsedS: num({ min: 0 }), etaS: num({ min: 0 }),
-});
-const evalEvent = obj({
-  type: oneOf('eval'), step: num({ int: true, min: 0 }), epoch: num({ min: 0 }), valLoss: num(), metric: optional(metric),
-  improved: oneOf(true, false), bestStep: num({ int: true, min: 0 }), bestValLoss: num(),
-});
-const doneEvent = obj({
-  type: oneOf('done'), reason, step: num({ int: true, min: 0 }), bestStep: num({ int: true, min: 0 }), bestValLoss: nullable(num()),
-  outDir: str({ max: MAX_PATH }), elapsedS: num({ min: 0 }),
-});
-const byType = { start: startEvent, step: stepEvent, eval: evalEvent, done: doneEvent } as const;
-type TrainEventTypes = typeof byType;
-
-/** One trainer event (trainer.ts's TrainEvent), checked by its `type`. */
-export type TrainEventMessage = { [K in keyof TrainEventTypes]: Infer<TrainEventTypes[K]> }[keyof TrainEventTypes];
-
-const trainEvent: Schema<TrainEventMessage> = (v, path = '') => {
-  const type = (v as { type?: unknown } | null)?.type;
-  if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(byType, type)) {
-    throw new CheckError(`${path}.type`, `expected one of ${Object.keys(byType).join(', ')}, got ${describeValue(type)}`);
-  }
-  return byType[type as keyof TrainEventTypes](v, path) as TrainEventMessage;
-};
+/** One trainer event (engine/train/events.ts, where each event's fields are defined). */
+export type TrainEventMessage = TrainEvent;
 
 export const trainMethods = {
   /** Fine-tunes a LoRA adapter on the loaded base model; streams the trainer's events. */
   train: {
     params: trainParams,
     result: obj({
-      reason,
+      reason: trainEndReasonSchema,
       /** Optimizer steps run. */
       step: num({ int: true, min: 0 }),
       /** The step whose adapter is in outDir (the best evaluation's, or the last step without validation). */
@@ -90,7 +60,7 @@ export const trainMethods = {
       /** The worker process's peak resident memory seen during the run. */
       peakRssMB: num({ min: 0 }),
     }),
-    event: trainEvent,
+    event: trainEventSchema,
     exclusive: true,
   },
 } as const;

@@ -10,12 +10,13 @@ import * as path from 'node:path';
 import type { BaseModelRecord } from '../protocol/baseModel';
 import { incomingDir, installIncoming } from './adapterStage';
 import { readJsonl } from './jsonl';
-import { metricRecord, trainingEventOf } from './metricsLog';
-import { ADAPTER_DIR, METRICS_FILE, type MetricRecord, type TaskStore } from './taskStore';
+import { metricRecord, type MetricRecord, parseMetricRecord } from './metricsLog';
+import type { TaskStore } from './taskStore';
+import { ADAPTER_CONFIG_FILE, ADAPTER_DIR, ADAPTER_INFO_FILE, ADAPTER_WEIGHTS_FILE, METRICS_FILE } from '../common/files';
 
 /** The files of an adapter folder that are copied (PEFT's two and a job's note on its base). */
-const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
-const OPTIONAL_FILES = ['gemma_tune.json'];
+const ADAPTER_FILES = [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE];
+const OPTIONAL_FILES = [ADAPTER_INFO_FILE];
 
 export class AdapterImportError extends Error {}
 
@@ -48,10 +49,7 @@ export async function findImportSource(dir: string): Promise<ImportSource> {
 
 /** The run's records, every line checked: a damaged file is refused with its first bad line named. */
 export async function readRunRecords(file: string): Promise<MetricRecord[]> {
-  const read = await readJsonl(file, (v) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object');
-    return metricRecord(trainingEventOf(v as MetricRecord));
-  });
+  const read = await readJsonl(file, (v) => parseMetricRecord(v));
   const bad = read.problems[0];
   if (bad) throw new AdapterImportError(`${bad.file}:${bad.line}: not a training record (${bad.message})`);
   if (read.records.length === 0) throw new AdapterImportError(`${file}: no training records`);

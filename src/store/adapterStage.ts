@@ -18,13 +18,10 @@ import { readSafetensorsHeader } from '../engine/model/safetensors';
 import { num, obj, oneOf } from '../protocol/check';
 import { checkFolder, checkRegularFile, readGuardedText, removeLeftoverTemps } from './safeFile';
 import { type Hyperparameters, hyperparametersSchema } from './task';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, CHECKPOINT_FILE, RUN_MARKER_FILE } from '../common/files';
 
-/** The trainer's resume state (engine/train/trainer.ts CHECKPOINT_FILE): large and not part of a shared task. */
-const RUN_STATE_FILE = 'trainer_state.safetensors';
-/** The host's note on the staged run (runMarker below). */
-const RUN_MARKER_FILE = 'run.json';
-const WEIGHTS_FILE = 'adapter_model.safetensors';
-const CONFIG_FILE = 'adapter_config.json';
+/** The trainer's resume state: large and not part of a shared task. */
+const RUN_STATE_FILE = CHECKPOINT_FILE;
 /** run.json and adapter_config.json are a few hundred bytes. */
 const MAX_MARKER_BYTES = 64 * 1024;
 /** Beside `adapter/` while a promotion runs: the previous adapter, and the copy being promoted. */
@@ -146,7 +143,7 @@ export async function installIncoming(adapterDir: string): Promise<void> {
 export async function promoteStaged(adapterDir: string, opts: { keepRunState?: boolean } = {}): Promise<boolean> {
   await recoverPromotion(adapterDir);
   try {
-    await checkRegularFile(path.join(stagingDir(adapterDir), WEIGHTS_FILE), Number.MAX_SAFE_INTEGER);
+    await checkRegularFile(path.join(stagingDir(adapterDir), ADAPTER_WEIGHTS_FILE), Number.MAX_SAFE_INTEGER);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw e;
@@ -228,8 +225,8 @@ export async function settleFailedRun(adapterDir: string): Promise<InterruptedRu
  */
 export async function checkAdapterFiles(adapterDir: string): Promise<Stats> {
   await checkFolder(adapterDir);
-  const weights = await checkRegularFile(path.join(adapterDir, WEIGHTS_FILE), Number.MAX_SAFE_INTEGER);
-  await checkRegularFile(path.join(adapterDir, CONFIG_FILE), MAX_MARKER_BYTES);
+  const weights = await checkRegularFile(path.join(adapterDir, ADAPTER_WEIGHTS_FILE), Number.MAX_SAFE_INTEGER);
+  await checkRegularFile(path.join(adapterDir, ADAPTER_CONFIG_FILE), MAX_MARKER_BYTES);
   return weights;
 }
 

@@ -3,8 +3,8 @@
 // sent by the panel; it uses the project's schema kit (src/protocol/check.ts) so the store, the
 // host and the webview validate with the same few lines and no extra dependency. Pure: no vscode.
 
-import { arr, CheckError, Infer, num, obj, oneOf, optional, str } from '../protocol/check';
-import { ALL_LORA_TARGETS, TRAIN_DEFAULTS } from '../engine/train/defaults';
+import { arr, CheckError, Infer, obj, oneOf, optional, str } from '../protocol/check';
+import { ALL_LORA_TARGETS, DEFAULT_HYPERPARAMETERS, hyperparametersSchema, SCHEDULES } from '../engine/train/defaults';
 import { quote } from '../protocol/quote';
 import { baseModelRecord } from '../protocol/baseModel';
 
@@ -23,7 +23,7 @@ export const LORA_TARGETS = ALL_LORA_TARGETS;
 /** How a selection of several lines becomes examples: one per line, or the whole selection as one. */
 export const SELECTION_MODES = ['lines', 'whole'] as const;
 export type SelectionMode = (typeof SELECTION_MODES)[number];
-export const SCHEDULES = ['constant', 'linear', 'cosine'] as const;
+export { SCHEDULES };
 
 export const MAX_LABELS = 50;
 export const MAX_FIELDS = 30;
@@ -32,50 +32,11 @@ export const MAX_INSTRUCTION_LENGTH = 4000;
 export const MAX_LABEL_LENGTH = 100;
 
 /**
- * Training settings, one per flag of `gemma-tune train` (issue 4) so a task trains the same from
- * the panel and from the command line (see hyperparametersToCliArgs).
+ * Training settings (task.json's `hyperparameters`), one per flag of `gemma-tune train` (issue 4) so a
+ * task trains the same from the panel and from the command line. Defined once, with their defaults,
+ * flags and trainer options, in engine/train/defaults.ts.
  */
-export const hyperparametersSchema = obj({
-  epochs: num({ int: true, min: 1, max: 100 }),
-  learningRate: num({ min: 1e-7, max: 1e-1 }),
-  schedule: oneOf(...SCHEDULES),
-  warmupSteps: num({ int: true, min: 0, max: 10_000 }),
-  weightDecay: num({ min: 0, max: 1 }),
-  /** 0 turns clipping off. */
-  maxGradNorm: num({ min: 0, max: 1000 }),
-  rank: num({ int: true, min: 1, max: 256 }),
-  alpha: num({ min: 0.0001, max: 4096 }),
-  targets: arr(oneOf(...LORA_TARGETS), { max: LORA_TARGETS.length }),
-  batchSize: num({ int: true, min: 1, max: 256 }),
-  gradAccum: num({ int: true, min: 1, max: 256 }),
-  /** Fraction held out when no example is pinned as held out; 0 turns validation off. */
-  valSplit: num({ min: 0, max: 0.9 }),
-  seed: num({ int: true, min: 0, max: 2 ** 31 - 1 }),
-  /** Evaluations without improvement before early stopping (0 = never); absent in older task.json files: the trainer's default. */
-  patience: optional(num({ int: true, min: 0, max: 1000 })),
-  /** Optimizer steps at least: with few examples more epochs run to reach it (0 = epochs alone); absent in older task.json files: the trainer's default. */
-  minSteps: optional(num({ int: true, min: 0, max: 100_000 })),
-});
-export type Hyperparameters = Infer<typeof hyperparametersSchema>;
-
-/** Defaults: the trainer's own (engine/train/defaults.ts, where they are justified), so the panel and the CLI train alike. */
-export const DEFAULT_HYPERPARAMETERS: Hyperparameters = {
-  epochs: TRAIN_DEFAULTS.epochs,
-  learningRate: TRAIN_DEFAULTS.lr,
-  schedule: TRAIN_DEFAULTS.schedule,
-  warmupSteps: TRAIN_DEFAULTS.warmupSteps,
-  weightDecay: TRAIN_DEFAULTS.weightDecay,
-  maxGradNorm: TRAIN_DEFAULTS.maxGradNorm,
-  rank: TRAIN_DEFAULTS.rank,
-  alpha: TRAIN_DEFAULTS.alpha,
-  targets: [...TRAIN_DEFAULTS.targets],
-  batchSize: TRAIN_DEFAULTS.batchSize,
-  gradAccum: TRAIN_DEFAULTS.gradAccum,
-  valSplit: TRAIN_DEFAULTS.valSplit,
-  seed: TRAIN_DEFAULTS.seed,
-  patience: TRAIN_DEFAULTS.patience,
-  minSteps: TRAIN_DEFAULTS.minSteps,
-};
+export { DEFAULT_HYPERPARAMETERS, type Hyperparameters, hyperparametersSchema, hyperparametersToCliArgs } from '../engine/train/defaults';
 
 const nameSchema = str({ min: 1, max: MAX_NAME_LENGTH });
 const labelSchema = str({ min: 1, max: MAX_LABEL_LENGTH });
@@ -160,25 +121,4 @@ export function parseList(text: string): string[] {
     if (item !== '' && !out.includes(item)) out.push(item);
   }
   return out;
-}
-
-/** The `gemma-tune train` flags (issue 4) that reproduce these hyperparameters. */
-export function hyperparametersToCliArgs(h: Hyperparameters): string[] {
-  return [
-    '--epochs', String(h.epochs),
-    '--lr', String(h.learningRate),
-    '--schedule', h.schedule,
-    '--warmup', String(h.warmupSteps),
-    '--weight-decay', String(h.weightDecay),
-    '--max-grad-norm', String(h.maxGradNorm),
-    '--rank', String(h.rank),
-    '--alpha', String(h.alpha),
-    '--targets', h.targets.join(','),
-    '--batch', String(h.batchSize),
-    '--grad-accum', String(h.gradAccum),
-    '--val-split', String(h.valSplit),
-    '--seed', String(h.seed),
-    ...(h.patience !== undefined ? ['--patience', String(h.patience)] : []),
-    ...(h.minSteps !== undefined ? ['--min-steps', String(h.minSteps)] : []),
-  ];
 }

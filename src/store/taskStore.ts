@@ -28,11 +28,9 @@ import { checkFolder, currentStamp, type FileStamp, readGuardedText, removeLefto
 import { isSafeFolderName, safeFolderName, uniqueFolderName } from './names';
 import { newTaskConfig, NewTask, TaskConfig, validateTaskConfig } from './task';
 import { errorText } from '../protocol/quote';
+import { ADAPTER_DIR, ADAPTER_WEIGHTS_FILE, EXAMPLES_FILE, METRICS_FILE, TASK_FILE } from '../common/files';
+import type { MetricRecord } from './metricsLog';
 
-export const TASK_FILE = 'task.json';
-export const EXAMPLES_FILE = 'examples.jsonl';
-export const METRICS_FILE = 'metrics.jsonl';
-export const ADAPTER_DIR = 'adapter';
 /** Held while one process edits the task's files (milliseconds at a time). */
 export const WRITE_LOCK_FILE = '.write.lock';
 /** Held for a whole training run, staging and promotion included. */
@@ -76,8 +74,8 @@ export interface ExamplePatch {
   heldOut?: boolean;
 }
 
-/** A metrics line: any training event the engine reports, tagged by `type`. */
-export type MetricRecord = { type: string } & Record<string, unknown>;
+/** A line of metrics.jsonl as the store keeps it: an object tagged by `type` (metricsLog.ts checks its fields; a line of another version is kept as it is). */
+export type MetricLine = { type: string } & Record<string, unknown>;
 
 /** Raised for a task file that exists but cannot be used; the message names the file. */
 export class TaskFileError extends Error {
@@ -152,7 +150,7 @@ export class TaskStore {
     const adapterDir = this.adapterDir(id);
     if (await promotionInterrupted(adapterDir)) await this.recoverAdapter(id);
     try {
-      return (await fs.lstat(path.join(adapterDir, 'adapter_model.safetensors'))).isFile();
+      return (await fs.lstat(path.join(adapterDir, ADAPTER_WEIGHTS_FILE))).isFile();
     } catch {
       return false;
     }
@@ -321,11 +319,11 @@ export class TaskStore {
   }
 
   /** The training events recorded for a task. */
-  async metrics(id: string): Promise<JsonlRead<MetricRecord>> {
+  async metrics(id: string): Promise<JsonlRead<MetricLine>> {
     return readJsonl(path.join(await this.existingTaskDir(id), METRICS_FILE), parseMetric);
   }
 
-  /** Appends training events to metrics.jsonl (atomically, like every write). */
+  /** Appends training records to metrics.jsonl (atomically, like every write). */
   async appendMetrics(id: string, records: readonly MetricRecord[]): Promise<void> {
     await this.locked(id, async () => {
       const file = path.join(this.taskDir(id), METRICS_FILE);
@@ -578,11 +576,11 @@ function taskJson(config: TaskConfig): string {
   return JSON.stringify(config, null, 2) + '\n';
 }
 
-function parseMetric(value: unknown): MetricRecord {
+function parseMetric(value: unknown): MetricLine {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new CheckError('', 'expected a JSON object');
   const rec = value as Record<string, unknown>;
   if (typeof rec.type !== 'string' || rec.type === '') throw new CheckError('type', 'expected a non-empty string');
-  return rec as MetricRecord;
+  return rec as MetricLine;
 }
 
 function checkExample(ex: Example, where: string): Example {

@@ -52,11 +52,11 @@ async function makeTasks(workspace: string, model: string): Promise<{ classifyId
     ['Login fails with a blank page.', 'bug'], ['Allow renaming projects.', 'feature'], ['The counter shows negative numbers.', 'bug'], ['Support a French translation.', 'feature'],
   ].map(([input, output]) => ({ input, output })));
   // Long enough to be killed in the middle: 8 training examples, batch 4, 6 epochs (12 steps), no early stop.
-  await store.saveConfig(classify.id, { ...classify.config, hyperparameters: { ...classify.config.hyperparameters, epochs: 6, patience: 0, learningRate: 1e-3 } });
+  await store.saveConfig(classify.id, { ...classify.config, hyperparameters: { ...classify.config.hyperparameters, epochs: 6, minSteps: 0, patience: 0, learningRate: 1e-3 } });
   const summary = await store.create({ name: SUMMARY_TASK, kind: 'extract', instruction: 'Summarize the issue in a few words.' });
   await store.addExamples(summary.id, [{ input: 'The app crashes when I click Save twice.', output: 'crash on save' }, { input: 'Please add a dark mode.', output: 'dark mode' }]);
   for (const id of [classify.id, summary.id]) {
-    cli(['train', '--model', model, '--data', path.join(store.taskDir(id), 'examples.jsonl'), '--out', store.adapterDir(id), '--epochs', '1', '--rank', '4', '--val-split', '0', '--threads', '1', '--json']);
+    cli(['train', '--min-steps', '0', '--model', model, '--data', path.join(store.taskDir(id), 'examples.jsonl'), '--out', store.adapterDir(id), '--epochs', '1', '--rank', '4', '--val-split', '0', '--threads', '1', '--json']);
     assert.ok(existsSync(path.join(store.adapterDir(id), 'adapter_model.safetensors')), `training ${id} wrote no adapter`);
   }
   return { classifyId: classify.id, summaryId: summary.id, store };

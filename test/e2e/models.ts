@@ -39,7 +39,7 @@ async function trainedTask(workspace: string, model: string): Promise<void> {
     { input: 'The app crashes when I click Save twice.', output: 'bug' },
     { input: 'Please add a dark mode to the settings page.', output: 'feature' },
   ]);
-  cli(['train', '--model', model, '--data', path.join(store.taskDir(task.id), 'examples.jsonl'), '--out', store.adapterDir(task.id), '--epochs', '2', '--rank', '4', '--val-split', '0', '--threads', '1', '--json']);
+  cli(['train', '--min-steps', '0', '--model', model, '--data', path.join(store.taskDir(task.id), 'examples.jsonl'), '--out', store.adapterDir(task.id), '--epochs', '2', '--rank', '4', '--val-split', '0', '--threads', '1', '--json']);
   await store.saveConfig(task.id, { ...task.config, baseModel: baseIdentity(model, GEMMA3_TINY) });
 }
 
@@ -106,8 +106,13 @@ export async function runModels(report: Report, artifacts: string): Promise<Reco
       // code-server's file dialog is a quick input holding a path: type the file's and accept.
       const input = page.locator('.quick-input-widget input');
       await input.waitFor({ timeout: UI_TIMEOUT });
-      await input.fill(modelB);
-      await page.waitForTimeout(300);
+      // The dialog puts its starting folder into the input once it has read it, which can come after a
+      // fill on a loaded machine: type the path until the input holds it.
+      for (let attempt = 0; attempt < 10; attempt++) {
+        await input.fill(modelB);
+        await page.waitForTimeout(500);
+        if ((await input.inputValue()) === modelB) break;
+      }
       await screenshot(page, 'file-dialog');
       await page.keyboard.press('Enter');
       const saved = await waitForEvent(events, 'modelPathSaved');

@@ -30,7 +30,7 @@ async function taskWithAdapter(root: string) {
   const task = await store.create({ name: 'T', kind: 'generate', instruction: '' });
   const old = initLora(GEMMA3_TINY, 4, 8, ['q'], 1);
   writePeftAdapter(store.adapterDir(task.id), old);
-  await store.appendMetrics(task.id, [metricRecord({ kind: 'step', step: 1, loss: 9 })]);
+  await store.appendMetrics(task.id, [metricRecord({ kind: 'step', step: 1, epoch: 0.25, loss: 9 })]);
   return { store, task, oldBytes: fs.readFileSync(path.join(store.adapterDir(task.id), 'adapter_model.safetensors')) };
 }
 
@@ -129,12 +129,12 @@ test('wrong shapes, another base, non-finite values and damaged records are refu
   writeSafetensorsStreaming(path.join(nan, 'adapter', 'adapter_model.safetensors'), peftTensors(bad), { format: 'pt' });
   await assert.rejects(run(nan), /layers\.0\.self_attn\.o_proj\.lora_B\.weight holds NaN at value 5/);
 
-  const records = jobOut(path.join(root, 'records'), { records: '{"type":"step","kind":"step","step":1,"loss":2}\n{"type":"step","kind":"step","step":"two"}\n' });
+  const records = jobOut(path.join(root, 'records'), { records: '{"type":"step","kind":"step","step":1,"epoch":0.5,"loss":2}\n{"type":"step","kind":"step","step":"two"}\n' });
   await assert.rejects(run(records), /metrics\.jsonl:2: not a training record \(.*step/);
 
   await assert.rejects(run(path.join(root, 'nowhere')), /no adapter_config\.json here or in adapter\//);
   assert.deepEqual(fs.readFileSync(path.join(store.adapterDir(task.id), 'adapter_model.safetensors')), oldBytes, 'the task kept its adapter');
-  assert.deepEqual((await store.metrics(task.id)).records.map((r) => r.value), [{ type: 'step', kind: 'step', step: 1, loss: 9 }], 'and its metrics');
+  assert.deepEqual((await store.metrics(task.id)).records.map((r) => r.value), [{ version: 2, type: 'step', step: 1, epoch: 0.25, loss: 9 }], 'and its metrics');
 
   await run(jobOut(path.join(root, 'good')));
   assert.equal(readPeftParams(store.adapterDir(task.id), GEMMA3_TINY).rank, 16, 'a good one then imports');

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { loadModel } from '../../src/engine/model/load';
-import { buildInferenceGraph } from '../../src/engine/gemma/inferenceGraph';
+import { inferenceGraph } from '../../src/engine/gemma/inferenceGraph';
 import { createSession, f32Tensor, ort } from '../../src/engine/onnx/session';
 import { inverseFrequencies, ropeTables } from '../../src/engine/gemma/rope';
 import { fixtureRuntime, readRef, maxAbsDiff } from './gemma-helpers';
@@ -31,7 +31,7 @@ for (const name of ['tiny', 'mini-270m-shape']) {
     const ref = readRef(dir);
     const { weights } = loadModel(dir, { precision: 'f32' });
     const cfg = weights.config;
-    const session = await createSession(buildInferenceGraph(weights, { precision: 'f32', accuracyLevel: 0, lora: false, debugHidden: true }), { threads: 1 });
+    const session = await createSession(inferenceGraph(weights, { precision: 'f32', accuracyLevel: 0, lora: false, debugHidden: true }).build(), { threads: 1 });
     const [, T] = ref.idsShape;
     const ids = Array.from(ref.ids.subarray(0, T));
     const pos = Array.from({ length: T }, (_, i) => i);

@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import { loadModel } from '../../src/engine/model/load';
 import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ8_0 } from '../../src/engine/model/quant';
 import { EMBED_NAME, type ModelWeights, type Weight } from '../../src/engine/model/weights';
-import { createGemmaRuntime } from '../../src/engine/gemma/ortRuntime';
+import { createGemmaRuntime, headAccuracyFor } from '../../src/engine/gemma/ortRuntime';
 import { readRef, maxAbsDiff } from './gemma-helpers';
 import { hfFixture } from './shared-dir';
 
@@ -72,3 +72,14 @@ for (const embedding of ['q4_0', 'q8_0'] as const) {
     assert.ok(agree >= (embedding === 'q4_0' ? T - 2 : Math.ceil(0.75 * T)), `headBits 4 argmax agreement ${agree}/${T}`);
   });
 }
+
+test('the default head runs a 4-bit table on float activations, an 8-bit one (no float kernel in MLAS) on the layers\' level', () => {
+  const dir = hfFixture('tiny');
+  const { weights } = loadModel(dir, { precision: 'q4' });
+  assert.equal(weights.weights.get(EMBED_NAME)!.value.type, 'q4_0');
+  assert.equal(headAccuracyFor(weights, 4), 0);
+  const e = loadModel(dir, { precision: 'f32' }).weights.weights.get(EMBED_NAME)!;
+  weights.weights.set(EMBED_NAME, { shape: e.shape, value: { type: 'q8_0', data: quantizeQ8_0((e.value as { type: 'f32'; data: Float32Array }).data) } });
+  assert.equal(headAccuracyFor(weights, 4), 4);
+  assert.equal(headAccuracyFor(weights, 0), 0);
+});

@@ -6,12 +6,28 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TRAIN_DEFAULTS } from '../../src/engine/train/defaults';
+import { HYPERPARAMETER_KEYS, TRAIN_DEFAULTS } from '../../src/engine/train/defaults';
 import { exportJob, JobExportError } from '../../src/job/exportJob';
 import { TaskStore } from '../../src/store/taskStore';
 import { exportJobCommand } from '../../src/cli/commands/exportJob';
 import { tempDir } from './temp-helpers';
 import { pythonWith } from './job-helpers';
+import { trainScript } from '../../src/job/trainScript';
+import { ADAPTER_CONFIG_FILE, ADAPTER_INFO_FILE, ADAPTER_WEIGHTS_FILE, METRICS_FILE } from '../../src/common/files';
+
+test('train.py names the files as src/common/files.ts does', async () => {
+  const script = await trainScript();
+  const constant = (name: string) => new RegExp(`^${name} = "([^"]*)"$`, 'm').exec(script)?.[1];
+  assert.deepEqual([constant('ADAPTER_INFO'), constant('ADAPTER_CONFIG_FILE'), constant('ADAPTER_WEIGHTS_FILE'), constant('METRICS_FILE')],
+    [ADAPTER_INFO_FILE, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, METRICS_FILE]);
+});
+
+test('train.py checks every setting of the settings table (engine/train/defaults.ts), and no other', async () => {
+  const need = /need = \{([^}]*)\}/.exec(await trainScript());
+  assert.ok(need, 'train.py\'s list of hyperparameters');
+  const keys = [...need[1].matchAll(/"(\w+)":/g)].map((m) => m[1]);
+  assert.deepEqual([...keys].sort(), [...HYPERPARAMETER_KEYS].sort(), 'a setting added to the table is read (and trained with) by train.py too');
+});
 
 async function triageTask(root: string) {
   const store = new TaskStore(path.join(root, '.gemma', 'tasks'));

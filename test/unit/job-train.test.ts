@@ -28,6 +28,7 @@ import { exportJob } from '../../src/job/exportJob';
 import { TaskStore } from '../../src/store/taskStore';
 import { tempDir } from './temp-helpers';
 import { hfPython, pythonWith, runPython } from './job-helpers';
+import { METRICS_VERSION, parseMetricRecord } from '../../src/store/metricsLog';
 import { safetensorsTensors, tensorDiffs } from './train-helpers';
 import { maxAbsDiff } from './gemma-helpers';
 
@@ -135,6 +136,8 @@ test('train.py\'s loop (plain-torch Gemma 3) takes gemma-tune train\'s steps: se
   assert.ok(diffs.every(([, d]) => d < 1e-5), `kept adapters differ: ${diffs.filter(([, d]) => d >= 1e-5).slice(0, 3)}`);
   const metrics = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(metrics.map((m) => m.type), ['start', ...Array(4).fill('step'), 'eval', ...Array(4).fill('step'), 'eval', ...Array(4).fill('step'), 'eval', 'done']);
+  // Each line is a record of the current version, as metricsLog.ts checks it.
+  for (const m of metrics) assert.equal(parseMetricRecord(m).version, METRICS_VERSION);
 });
 
 test('train.py from an --init-adapter our writer wrote, --no-shuffle, 3 steps: gemma-tune train\'s losses', async (t) => {

@@ -46,6 +46,13 @@ const tmp = tempDir('llamacpp-types-');
  */
 const Q8_0_FLOOR = 0.065;
 
+/**
+ * Issue 14's bar on llama.cpp's Q4_0 file, tighter than the spread rule: max|Δ| ≤ 0.05 and every top token
+ * equal, near-ties included. Met by running the 4-bit head on float activations (ortRuntime.ts
+ * headAccuracyFor): with int8 activations in the head it measured 0.052.
+ */
+const Q4_0_LIMIT = 0.05;
+
 /** The GGUF of a type: regenerated and shown equal to llama-quantize's where this project writes the type, else stored. */
 function fixtureFile(type: string): string {
   if (!index.digests[type]) return path.join(LLAMACPP_FIXTURES, `kq-seed1-${type.toLowerCase()}.gguf`);
@@ -92,12 +99,12 @@ for (const type of TYPES) {
     }
     const ref = llamaLogits(type);
     const spread = maxAbsDiff(ref, f32Ref);
-    const tol = type === 'Q8_0' ? Q8_0_FLOOR : Math.max(0.05, spread / 2);
+    const tol = type === 'Q8_0' ? Q8_0_FLOOR : type === 'Q4_0' ? Q4_0_LIMIT : Math.max(0.05, spread / 2);
     const d = maxAbsDiff(got, ref);
     let decided = 0, agree = 0;
     for (let r = 0; r < T; r++) {
       const want = argmaxRow(ref, r);
-      if (want.gap < 2 * tol) continue; // a near-tie: either order is within the tolerance
+      if (want.gap < 2 * tol && type !== 'Q4_0') continue; // a near-tie: either order is within the tolerance
       decided++;
       if (argmaxRow(got, r).best === want.best) agree++;
     }

@@ -1,6 +1,8 @@
 // Every vector-Jacobian product in onnx/vjp.ts against central finite differences of the same ONNX
 // forward run by onnxruntime (float32, so h = 1e-2 and a tolerance of 1% of the gradient's scale: a
-// wrong formula is off by O(1)). Also the whole decoder layer with LoRA, composed, the same way.
+// wrong formula is off by O(1)). Also the two hand-written backwards (MatMulNBits through dequantised
+// 4- and 8-bit weights, onnx/nbitsVjp.ts; the LM head fused with the cross-entropy, gemma/lmHead.ts) and
+// the whole decoder layer with LoRA, composed, the same way.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph, attr, type Value } from '../../src/engine/onnx/graph';
@@ -9,6 +11,9 @@ import { gradients } from '../../src/engine/onnx/autodiff';
 import { createSession, f32Tensor } from '../../src/engine/onnx/session';
 import { Rng } from '../../src/engine/rng';
 import { decoderLayer } from '../../src/engine/gemma/layer';
+import { crossEntropy, crossEntropyBackward, headCrossEntropyBackward } from '../../src/engine/gemma/lmHead';
+import { q4_0ToMatMulNBits, q8_0ToMatMulNBits, quantizeQ4_0, quantizeQ8_0 } from '../../src/engine/model/quant';
+import { EMBED_NAME, type ModelWeights } from '../../src/engine/model/weights';
 import { GraphParams } from '../../src/engine/gemma/params';
 import { GEMMA3_TINY, type GemmaConfig } from '../../src/engine/model/config';
 import { inverseFrequencies, ropeTables } from '../../src/engine/gemma/rope';
@@ -22,6 +27,8 @@ interface Case {
   build: (g: Graph, x: Record<string, Value>) => Value;
   /** Scale of random inputs (default 1). */
   scale?: number;
+  /** The gradients of Σ y·r to check, when not autodiff's: built from the forward's values and r. */
+  grads?: (g: Graph, x: Record<string, Value>, y: Value, r: Value) => Value[];
 }
 
 function rand(n: number, rng: Rng, scale = 1): Float32Array {
@@ -36,10 +43,11 @@ async function checkVjp(name: string, c: Case, seed = 1): Promise<void> {
   for (const [n, s] of c.frozen ?? []) ins[n] = g.input(n, 'float32', s);
   const y = c.build(g, ins);
   const ySize = (y.shape as number[]).reduce((a, b) => a * b, 1);
+  if (y.shape!.some((d) => typeof d !== 'number')) throw new Error(`${name}: the output shape must be numeric`);
   const r = g.input('r', 'float32', y.shape as number[]); // loss = Σ y·r, so dloss/dy = r
   const loss = g.node('ReduceSum', [op.mul(g, y, r)], [{ dtype: 'float32', shape: [] }], { keepdims: attr.int(0) })[0];
   g.output(loss, 'loss');
-  const grads = gradients(g, [[y, r]], c.wrt.map(([n]) => ins[n]));
+  const grads = c.grads ? c.grads(g, ins, y, r) : gradients(g, [[y, r]], c.wrt.map(([n]) => ins[n]));
   grads.forEach((d, i) => g.output(d, `d_${c.wrt[i][0]}`));
   const sess = await createSession(g.build(), { threads: 1 });
   const data: Record<string, Float32Array> = {};
@@ -134,4 +142,57 @@ test('a whole decoder layer with LoRA on all seven projections: d/dx and d/d(eve
       return { ...r.h, shape: [1, T, 16] } as Value;
     },
   });
+});
+
+test('MatMulNBits VJP: dx = dy·W with W dequantised in the graph, 4-bit (two column phases) and 8-bit, over two row chunks', async () => {
+  const N = 1030, K = 64; // more rows than one dequantisation chunk (1024)
+  const w = rand(N * K, new Rng(4), 0.2);
+  for (const bits of [4, 8] as const) {
+    const q = bits === 4 ? q4_0ToMatMulNBits(quantizeQ4_0(w), N, K) : q8_0ToMatMulNBits(quantizeQ8_0(w), N, K);
+    await checkVjp(`matmulnbits-${bits}`, {
+      wrt: [['x', [3, K]]],
+      build: (g, x) => {
+        const b = g.initializer('w.q', 'uint8', [N, K / 32, 4 * bits], q.data);
+        const scales = g.initializer('w.scales', 'float32', [N, K / 32], q.scales);
+        return op.matMulNBits(g, x.x, b, scales, { K, N, bits, blockSize: 32, accuracyLevel: 0 });
+      },
+    });
+  }
+});
+
+test('cross-entropy backward: d loss_sum / d logits = softmax − onehot(label)', async () => {
+  await checkVjp('cross-entropy', {
+    wrt: [['logits', [3, 7]]],
+    scale: 2,
+    build: (g, x) => crossEntropy(g, x.logits, g.constI64([4, 0, 6])).lossSum,
+    grads: (g, x, _y, r) => {
+      const ce = crossEntropy(g, x.logits, g.constI64([4, 0, 6]));
+      return [op.mul(g, crossEntropyBackward(g, ce, x.logits), r)];
+    },
+  });
+});
+
+test('LM head + cross-entropy fused backward: d loss_sum / d normed rows, f32, Q4_0 and Q8_0 tables, vocabulary in two chunks', async () => {
+  const cfg: GemmaConfig = { ...GEMMA3_TINY, hidden: 32, intermediate: 32, layers: 1, layerTypes: ['sliding'], vocabSize: 1100, finalLogitSoftcap: null };
+  const f32 = randomF32Weights(cfg, 5, { embedding: 0.3, matrix: 0.1 });
+  const withEmbedding = (type: 'q4_0' | 'q8_0'): ModelWeights => {
+    const e = f32.weights.get(EMBED_NAME)!;
+    const data = type === 'q4_0' ? quantizeQ4_0(e.value.data as Float32Array) : quantizeQ8_0(e.value.data as Float32Array);
+    return { config: cfg, weights: new Map([...f32.weights, [EMBED_NAME, { shape: e.shape, value: { type, data } }]]) };
+  };
+  const labels = [17, 1099, 3];
+  for (const [name, mw, precision] of [['f32', f32, 'f32'], ['q4_0', withEmbedding('q4_0'), 'q4'], ['q8_0', withEmbedding('q8_0'), 'q4']] as const) {
+    let params: GraphParams | null = null;
+    await checkVjp(`head-ce-${name}`, {
+      wrt: [['h', [3, cfg.hidden]]],
+      build: (g, x) => {
+        params = new GraphParams(g, mw, { precision, accuracyLevel: 0 });
+        return crossEntropy(g, params.head(x.h), g.constI64(labels)).lossSum;
+      },
+      grads: (g, x, _y, r) => {
+        const ce = crossEntropy(g, params!.head(x.h), g.constI64(labels));
+        return [op.mul(g, headCrossEntropyBackward(g, params!, ce, g.constI64(labels)), r)];
+      },
+    });
+  }
 });

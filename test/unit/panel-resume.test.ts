@@ -10,7 +10,7 @@ import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { AdamW } from '../../src/engine/train/adamw';
 import { saveCheckpoint, type RunState } from '../../src/engine/train/checkpoint';
 import { flatTensors, initLora } from '../../src/engine/train/lora';
-import { CHECKPOINT_FILE } from '../../src/engine/train/trainer';
+import { CHECKPOINT_FILE } from '../../src/common/files';
 import { applyTrainingEvent, parseHostMessage, parseWebviewMessage, type PanelState } from '../../src/protocol/webview';
 import { clearStaging, findInterruptedRun, interruptedRunFrom, promoteStaged, stagingDir, writeRunMarker } from '../../src/store/adapterStage';
 import { DEFAULT_HYPERPARAMETERS } from '../../src/store/task';

@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import { before, test } from 'node:test';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { writeRandomHf } from '../../src/engine/model/randomModel';
-import { applyTrainingEvent, parseHostMessage, type TrainingView } from '../../src/protocol/webview';
+import type { TrainingView } from '../../src/protocol/webview';
+import { METRICS_VERSION, parseMetricRecord, trainingViewOf } from '../../src/store/metricsLog';
 import { findInterruptedRun, stagingDir } from '../../src/store/adapterStage';
 import { DEFAULT_HYPERPARAMETERS } from '../../src/store/task';
 import { TaskStore } from '../../src/store/taskStore';
@@ -42,15 +43,11 @@ async function newTask() {
   return { store, id: task.id, dir: task.dir, adapterDir: store.adapterDir(task.id) };
 }
 
-/** The chart the panel draws from metrics.jsonl (as TrainingPanel.lastRun reads it). */
+/** The chart the panel draws from metrics.jsonl (as TrainingPanel.lastRun reads it), every line a record of the current version. */
 async function panelView(store: TaskStore, id: string): Promise<TrainingView | null> {
-  let view: TrainingView | null = null;
-  for (const r of (await store.metrics(id)).records) {
-    const { type: _type, ...event } = r.value;
-    const msg = parseHostMessage({ type: 'training', event });
-    if (msg.type === 'training') view = applyTrainingEvent(view, msg.event);
-  }
-  return view;
+  const lines = (await store.metrics(id)).records.map((r) => r.value);
+  for (const line of lines) assert.equal(parseMetricRecord(line).version, METRICS_VERSION);
+  return trainingViewOf(lines);
 }
 
 test('train-task trains a task folder as the panel does: staged, promoted, recorded; Ctrl-C keeps a run to resume', async () => {

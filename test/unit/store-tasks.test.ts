@@ -177,9 +177,9 @@ test('rename moves the folder; remove deletes it; metrics append and survive dam
   assert.equal((await store.examples('new-name')).examples[0].input, 'keep me');
   await assert.rejects(store.get('old-name'), /no such task/);
 
-  await store.appendMetrics('new-name', [{ type: 'step', step: 1, loss: 2.5 }]);
+  await store.appendMetrics('new-name', [{ version: 2, type: 'step', step: 1, epoch: 0.25, loss: 2.5 }]);
   await fs.appendFile(path.join(renamed.dir, 'metrics.jsonl'), '{"type":"st');
-  await store.appendMetrics('new-name', [{ type: 'eval', step: 1, valLoss: 2.7 }]);
+  await store.appendMetrics('new-name', [{ version: 2, type: 'eval', step: 1, valLoss: 2.7 }]);
   const m = await store.metrics('new-name');
   assert.deepEqual(m.records.map((r) => r.value.type), ['step', 'eval']);
   assert.deepEqual(m.problems, []);

@@ -15,7 +15,8 @@ import { loadCheckpoint, saveCheckpoint, type RunState } from '../../src/engine/
 import { ALL_TARGETS, initLora } from '../../src/engine/train/lora';
 import { createOrtEngine, type OrtStepEngine } from '../../src/engine/train/ortEngine';
 import { IGNORE, type TokenizedExample } from '../../src/engine/train/tokenize';
-import { CHECKPOINT_FILE, train, type TrainEvent, type TrainOptions, type TrainResult } from '../../src/engine/train/trainer';
+import { CHECKPOINT_FILE } from '../../src/common/files';
+import { train, type TrainEvent, type TrainOptions, type TrainResult } from '../../src/engine/train/trainer';
 import { Rng } from '../../src/engine/rng';
 import { randomF32Weights, safetensorsTensors, tensorDiffs } from './train-helpers';
 import { tempDir } from './temp-helpers';
@@ -152,4 +153,20 @@ test('a finished run resumed as it was runs no step and no evaluation again', as
   assert.equal(again.step, first.step);
   assert.equal(again.bestValLoss, first.bestValLoss);
   assert.deepEqual(loadCheckpoint(path.join(dir, CHECKPOINT_FILE), cfg).run.earlyStop, before.earlyStop, 'no evaluation was counted again');
+});
+
+test('a resume with any other setting is refused naming it; a checkpoint of an earlier version is refused as such', async () => {
+  const o = { checkpointEverySeconds: 0, epochs: 1 };
+  const dir = path.join(tmp, 'other-settings');
+  await run(dir, o);
+  // patience, evalEvery and padId were not in the fingerprint once: every setting counts now.
+  for (const [change, why] of [[{ patience: 3 }, /patience is 3, the run's was 0/], [{ evalEvery: 2 }, /evalEvery is 2, the run's was 0/], [{ lr: 1e-3 }, /lr is 0\.001, the run's was 0\.005/]] as const) {
+    await assert.rejects(run(dir, { ...o, ...change, resume: true }), (e: Error) => /other data or settings; cannot resume/.test(e.message) && why.test(e.message));
+  }
+  // The run's length is not a setting: a resume may extend it.
+  assert.equal((await run(dir, { ...o, epochs: 2, resume: true })).step, TOTAL);
+  const ckpt = path.join(dir, CHECKPOINT_FILE);
+  const ck = loadCheckpoint(ckpt, cfg);
+  saveCheckpoint(ckpt, ck.params, ck.opt, { ...ck.run, fingerprint: JSON.stringify({ lr: 5e-3, schedule: 'linear', seed: 7 }) });
+  await assert.rejects(run(dir, { ...o, epochs: 2, resume: true }), /cannot resume \(its checkpoint was written by an earlier version of Gemma Tune/);
 });

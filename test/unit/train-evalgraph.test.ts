@@ -1,9 +1,10 @@
-// The forward-only validation session (OrtEngineOptions.evalGraph) against the step graph's own
+// The forward-only validation session (bench/evalSession.ts) against the step graph's own
 // evaluation: the same Σ CE and the same argmax hits, on the tiny shape with a non-zero adapter.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { createOrtEngine } from '../../src/engine/train/ortEngine';
+import { createOrtEngineWithEvalSession } from '../../bench/evalSession';
 import { initLora, ALL_TARGETS } from '../../src/engine/train/lora';
 import { collate } from '../../src/engine/train/batch';
 import { Rng } from '../../src/engine/rng';
@@ -23,8 +24,8 @@ test('the forward-only eval session gives the step graph\'s loss and hits', asyn
   const params = initLora(mw.config, 4, 8, ALL_TARGETS, 2);
   for (const m of params.modules) for (let j = 0; j < m.b.length; j++) m.b[j] = 0.05 * rng.normal();
   const batch = collate(examples, 0);
-  const both = await createOrtEngine(mw, { precision: 'f32', rank: 4, alpha: 8, targets: ALL_TARGETS, threads: 1, evalGraph: true });
-  const stepOnly = await createOrtEngine(mw, { precision: 'f32', rank: 4, alpha: 8, targets: ALL_TARGETS, threads: 1, evalGraph: false });
+  const both = await createOrtEngineWithEvalSession(mw, { precision: 'f32', rank: 4, alpha: 8, targets: ALL_TARGETS, threads: 1 });
+  const stepOnly = await createOrtEngine(mw, { precision: 'f32', rank: 4, alpha: 8, targets: ALL_TARGETS, threads: 1 });
   try {
     const a = await both.evaluate(batch, params);
     const b = await stepOnly.evaluate(batch, params);

@@ -1,10 +1,11 @@
 // The step graph's speed paths must not change what it computes: validation with the backward branch
 // off (an ONNX If), the forward's projections reused by the recomputed layers (keepProjections), and
-// weights streamed from the model file (a WeightSource) instead of loaded into JS.
+// weights streamed from the model file (a WeightSource) instead of loaded into JS. And the Graph edits
+// they are made of (conditional regions, reuse) keep what autodiff sees and what ONNX scoping allows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { GEMMA3_TINY } from '../../src/engine/model/config';
+import { GEMMA3_TINY, type GemmaConfig } from '../../src/engine/model/config';
 import { loadModel, openWeights } from '../../src/engine/model/load';
 import { EMBED_NAME } from '../../src/engine/model/weights';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
@@ -13,7 +14,8 @@ import { createOrtEngine } from '../../src/engine/train/ortEngine';
 import { ALL_TARGETS, initLora } from '../../src/engine/train/lora';
 import { collate } from '../../src/engine/train/batch';
 import { IGNORE, type TokenizedExample } from '../../src/engine/train/tokenize';
-import { Graph } from '../../src/engine/onnx/graph';
+import { Graph, type Value } from '../../src/engine/onnx/graph';
+import { gradients } from '../../src/engine/onnx/autodiff';
 import * as op from '../../src/engine/onnx/ops';
 import { createSession, ort } from '../../src/engine/onnx/session';
 import { Rng } from '../../src/engine/rng';
@@ -35,11 +37,10 @@ test('Graph.conditional: the moved nodes run only when the condition is true', a
   const g = new Graph('cond');
   const x = g.input('x', 'float32', [3]);
   const c = g.input('c', 'bool', []);
-  const from = g.nodes.length;
-  const y = op.mul(g, op.add(g, x, g.constF32(1)), g.constF32(2));
-  const [out] = g.conditional(from, c, [y], [x]);
+  const { value: y, region } = g.record(() => op.mul(g, op.add(g, x, g.constF32(1)), g.constF32(2)));
+  const [out] = g.conditional(region, c, [y], [x]);
   g.output(out, 'y');
-  assert.equal(g.nodes.length, 1, 'only the If is left in the outer graph');
+  assert.throws(() => g.conditional(region, c, [y], [x]), /already conditional/);
   const s = await createSession(g.build(), { threads: 1 });
   try {
     const feeds = (on: boolean) => ({ x: new ort.Tensor('float32', Float32Array.of(1, 2, 3), [3]), c: new ort.Tensor('bool', Uint8Array.of(on ? 1 : 0), []) });
@@ -48,6 +49,50 @@ test('Graph.conditional: the moved nodes run only when the condition is true', a
   } finally {
     await s.release();
   }
+});
+
+test('Graph.reuse: the node is left out and its readers read the earlier value; autodiff still differentiates the recorded node', async () => {
+  const g = new Graph('reuse');
+  const x = g.input('x', 'float32', [3]);
+  const first = op.mul(g, x, g.constF32(2));
+  const again = op.mul(g, x, g.constF32(2));
+  const y = op.mul(g, again, again);
+  const node = g.nodes.find((n) => n.outputs[0] === again)!;
+  g.reuse(node, first);
+  assert.throws(() => g.reuse(g.nodes.find((n) => n.outputs[0] === first)!, again), /made after it/);
+  // Marked before differentiating: dy/dx = 2·(2x)·2 flows through the reused node's record all the same.
+  const [dx] = gradients(g, [[y, op.identity(g, g.constF32([1, 1, 1]))]], [x]);
+  g.output(y, 'y');
+  g.output(dx, 'dx');
+  assert.ok(!g.allNodes().includes(node), 'the reused node is not serialised');
+  const s = await createSession(g.build(), { threads: 1 });
+  try {
+    const out = await s.run({ x: new ort.Tensor('float32', Float32Array.of(1, 2, 3), [3]) });
+    assert.deepEqual(Array.from(out.y.data as Float32Array), [4, 16, 36]);
+    assert.deepEqual(Array.from(out.dx.data as Float32Array), [8, 16, 24]);
+  } finally {
+    await s.release();
+  }
+});
+
+test('Graph: a value made in a conditional region is seen outside only through the If', () => {
+  const g = new Graph('scope');
+  const x = g.input('x', 'float32', [3]);
+  const c = g.input('c', 'bool', []);
+  const { value: y, region } = g.record(() => op.add(g, x, g.constF32(1)));
+  g.conditional(region, c, [y], [x]);
+  g.output(op.mul(g, y, y), 'z');
+  assert.throws(() => g.build(), /reads .* which is not made before it at the top level/);
+  // A region inside one already made conditional cannot be made conditional afterwards (its If would fall outside).
+  const h = new Graph('nest');
+  const hx = h.input('x', 'float32', [3]);
+  let inner: ReturnType<typeof h.record<Value>> | null = null;
+  const outer = h.record(() => {
+    inner = h.record(() => op.add(h, hx, h.constF32(1)));
+    return op.mul(h, inner.value, inner.value);
+  });
+  h.conditional(outer.region, h.input('c', 'bool', []), [outer.value], [hx]);
+  assert.throws(() => h.conditional(inner!.region, h.inputs[1], [inner!.value], [hx]), /inside a region/);
 });
 
 test('q4: kept projections, a streamed WeightSource and the backward-off evaluation change nothing', async () => {
@@ -95,5 +140,33 @@ test('q4: kept projections, a streamed WeightSource and the backward-off evaluat
   } finally {
     await plain.dispose();
     await fast.dispose();
+  }
+});
+
+test('q4, 7 layers (two nested backward branches): recomputed layers with kept projections give the gradients of the graph without recomputation', async () => {
+  const cfg = { ...GEMMA3_TINY, layers: 7, layerTypes: ['sliding', 'sliding', 'sliding', 'sliding', 'sliding', 'full', 'sliding'] as GemmaConfig['layerTypes'] };
+  const file = path.join(dir, 'tiny7-q4.gguf');
+  writeRandomGguf(file, cfg, { seed: 12, dtype: 'q4_0' });
+  const rng = new Rng(6);
+  const examples: TokenizedExample[] = [11, 8].map((len, i) => {
+    const ids = [2, ...Array.from({ length: len - 1 }, () => 3 + rng.int(cfg.vocabSize - 3))];
+    return { id: `e${i}`, inputIds: ids, labels: ids.map((t, j) => (j >= len - 4 ? t : IGNORE)) };
+  });
+  const params = initLora(cfg, 2, 4, ALL_TARGETS, 3);
+  for (const m of params.modules) for (let j = 0; j < m.b.length; j++) m.b[j] = 0.05 * rng.normal();
+  const source = openWeights(file, { precision: 'q4' }).source;
+  const opts = { precision: 'q4' as const, rank: 2, alpha: 4, targets: ALL_TARGETS, threads: 1, accuracyLevel: 0 as const };
+  const whole = await createOrtEngine(source, { ...opts, recompute: false });
+  const recomputed = await createOrtEngine(source, { ...opts, recompute: true, keepProjections: ALL_TARGETS });
+  try {
+    const a = await whole.lossAndGrads(collate(examples, 0), params, 1);
+    const b = await recomputed.lossAndGrads(collate(examples, 0), params, 1);
+    assert.ok(Math.abs(a.lossSum - b.lossSum) <= 1e-6 * Math.abs(a.lossSum), `loss ${b.lossSum} vs ${a.lossSum}`);
+    const rel = maxRel(b.grads, a.grads);
+    assert.ok(rel < 1e-5, `gradients max rel ${rel}`);
+    assert.ok(b.grads[0].some((v) => v !== 0), 'layer 0, in the last branch, gets gradients');
+  } finally {
+    await whole.dispose();
+    await recomputed.dispose();
   }
 });

@@ -22,7 +22,8 @@ import { createOrtEngine, type OrtStepEngine } from '../../src/engine/train/ortE
 import { readPeftParams } from '../../src/engine/train/peftParams';
 import { writePeftAdapter } from '../../src/engine/train/peftWriter';
 import { IGNORE, type TokenizedExample } from '../../src/engine/train/tokenize';
-import { CHECKPOINT_FILE, train, TrainingDivergedError, type TrainOptions } from '../../src/engine/train/trainer';
+import { CHECKPOINT_FILE } from '../../src/common/files';
+import { train, TrainingDivergedError, type TrainOptions } from '../../src/engine/train/trainer';
 import { EMBED_NAME, FINAL_NORM_NAME } from '../../src/engine/model/weights';
 import { f32Bytes, patchTensorBytes } from './damage-helpers';
 import { randomF32Weights, safetensorsTensors } from './train-helpers';

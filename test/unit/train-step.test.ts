@@ -141,7 +141,8 @@ test('q4 step graph: forward exact on the 4-bit weights; backward exact when deq
   const batch = collate([example('a', rng, 10, 4), example('b', rng, 8, 2)], 0);
   const rr = referenceStep(loadFrom(mwQ, 'f32'), p, batch, 1); // exact gradients of the 4-bit model
   for (const how of ['dequant', 'transposed'] as const) {
-    const eng = await createOrtEngine(mwQ, { precision: 'q4', rank: 2, alpha: 4, targets: p.targets, threads: 1, accuracyLevel: 0, backward: { layers: how, head: how } });
+    const nbitsBackward = how === 'transposed' ? transposedBackward(mwQ, 0) : undefined;
+    const eng = await createOrtEngine(mwQ, { precision: 'q4', rank: 2, alpha: 4, targets: p.targets, threads: 1, accuracyLevel: 0, nbitsBackward });
     try {
       const r = await eng.lossAndGrads(batch, p, 1);
       assert.ok(Math.abs(r.lossSum - rr.lossSum) / rr.lossSum < 1e-5, `q4 loss ${r.lossSum} vs ${rr.lossSum}`);
@@ -177,6 +178,7 @@ function loadFrom(mw: ModelWeights, to: 'q4' | 'f32', q8Embedding = false): Mode
 import { quantizeQ4_0 as quantize, quantizeQ8_0, dequantizeQ8_0 } from '../../src/engine/model/quant';
 import { EMBED_NAME } from '../../src/engine/model/weights';
 import { hfFixture } from './shared-dir';
+import { transposedBackward } from '../../bench/transposedBackward';
 
 test('q4 step graph with a Q8_0 embedding (Google\'s QAT layout): the 8-bit head dequantises exactly too', async () => {
   const cfg: GemmaConfig = { ...SMALL, hidden: 64, intermediate: 128, vocabSize: 128 };

@@ -18,16 +18,11 @@ import { deviceFlag } from './modelFlags';
 import { formatDemoResult } from '../demo/report';
 import { DEFAULT_MODEL } from '../../engine/model/modelManifest';
 import type { TaskConfig } from '../../store/task';
-import { TRAIN_DEFAULTS } from '../../engine/train/defaults';
+import { fullHyperparameters } from '../../engine/train/defaults';
 
 /** The task's own hyperparameters: what the extension trains with. */
 export function taskSettings(t: TaskConfig): Omit<DemoSettings, 'threads' | 'devices'> {
-  const h = t.hyperparameters;
-  return {
-    epochs: h.epochs, minSteps: h.minSteps ?? TRAIN_DEFAULTS.minSteps, lr: h.learningRate, schedule: h.schedule, warmupSteps: h.warmupSteps, weightDecay: h.weightDecay,
-    maxGradNorm: h.maxGradNorm, rank: h.rank, alpha: h.alpha, targets: [...h.targets], batchSize: h.batchSize, valSplit: h.valSplit,
-    patience: h.patience ?? TRAIN_DEFAULTS.patience, seed: h.seed, precision: 'q4',
-  };
+  return { hyperparameters: fullHyperparameters(t.hyperparameters), precision: 'q4' };
 }
 
 /** The examples/ folder of this package: beside dist/ (bundled CLI) or three levels above src/cli/commands/. */
@@ -95,10 +90,12 @@ export const demoCommand: CliCommand = {
     const results = [];
     for (const task of run) {
       const base = taskSettings(task.config);
-      const s: DemoSettings = { ...base, threads, devices, ...(epochs !== undefined ? { epochs } : {}), ...(maxTests !== undefined ? { maxTests } : {}) };
+      const s: DemoSettings = { ...base, threads, devices, ...(maxTests !== undefined ? { maxTests } : {}) };
+      if (epochs !== undefined) s.hyperparameters = { ...s.hyperparameters, epochs };
+      const hp = s.hyperparameters;
       say('');
       say(`== ${task.config.name} (${task.config.kind}, ${path.relative(process.cwd(), task.dir) || task.dir}): ${task.train.length} training examples, ${Math.min(task.test.length, maxTests ?? Infinity)} held-out test inputs`);
-      say(`   LoRA r ${s.rank}, alpha ${s.alpha}, ${s.targets.join(',')}; lr ${s.lr} ${s.schedule}; ${s.epochs} epochs${s.minSteps > 0 ? ` and at least ${s.minSteps} steps` : ''}, batch ${s.batchSize}, patience ${s.patience}; ${s.precision} base`);
+      say(`   LoRA r ${hp.rank}, alpha ${hp.alpha}, ${hp.targets.join(',')}; lr ${hp.learningRate} ${hp.schedule}; ${hp.epochs} epochs${hp.minSteps > 0 ? ` and at least ${hp.minSteps} steps` : ''}, batch ${hp.batchSize}, patience ${hp.patience}; ${s.precision} base`);
       say('   (the task\'s task.json settings: the extension\'s defaults, as a first run in the panel trains it)');
       let lastStep = 0;
       const r = await runDemoTask(task, modelPath, path.join(outRoot, path.basename(task.dir)), s, (e) => {

@@ -8,7 +8,7 @@
 
 import * as path from 'node:path';
 import type { CliCommand } from '../command';
-import { choiceFlag, numberFlag, parseFlags, required, UsageError } from '../args';
+import { choiceFlag, numberFlag, type ParsedArgs, parseFlags, required, UsageError } from '../args';
 import { modelIdentity } from '../../engine/model/identity';
 import { openWeights } from '../../engine/model/load';
 import { createTokenizer } from '../../engine/model/tokenizer';
@@ -22,7 +22,7 @@ import { createOrtEngine } from '../../engine/train/ortEngine';
 import type { ScheduleKind } from '../../engine/train/schedule';
 import { progressPrinter } from '../trainProgress';
 import { deviceFlag, precisionFlag } from './modelFlags';
-import { TRAIN_DEFAULTS as D } from '../../engine/train/defaults';
+import { type CliSpec, type FullHyperparameters, HYPERPARAMETER_KEYS, HYPERPARAMETERS, SCHEDULES, TRAIN_DEFAULTS as D, trainSettingsOf } from '../../engine/train/defaults';
 import { lockTrainingOfTaskAround } from '../../store/taskStore';
 
 const TARGET_NAMES: Record<string, LoraTarget> = {
@@ -41,45 +41,51 @@ export function parseTargets(raw: string): LoraTarget[] {
   return ALL_TARGETS.filter((t) => out.includes(t));
 }
 
+/** The usage of one setting's flag, e.g. `[--lr X]`. */
+function settingUsage(cli: CliSpec): string {
+  if (cli.kind === 'schedule') return `[--${cli.flag} ${SCHEDULES.join('|')}]`;
+  if (cli.kind === 'targets') return `[--${cli.flag} ${ALL_TARGETS.join(',')}]`;
+  return `[--${cli.flag} ${cli.int ? 'N' : 'X'}]`;
+}
+
+/** The task settings (engine/train/defaults.ts) as the flags give them; a flag not given is the setting's default (alpha: 2 × rank). */
+export function hyperparameterFlags(p: ParsedArgs): FullHyperparameters {
+  const out: Record<string, unknown> = {};
+  for (const key of HYPERPARAMETER_KEYS) {
+    const { cli, default: fallback } = HYPERPARAMETERS[key];
+    const given = p.values.get(cli.flag);
+    if (cli.kind === 'number') out[key] = numberFlag(p, cli.flag, fallback as number, cli.min, cli.max, cli.int);
+    else if (cli.kind === 'schedule') out[key] = choiceFlag(p, cli.flag, SCHEDULES, fallback as ScheduleKind);
+    else out[key] = given !== undefined ? parseTargets(given) : [...ALL_TARGETS];
+  }
+  if (!p.values.has(HYPERPARAMETERS.alpha.cli.flag)) out.alpha = 2 * (out.rank as number);
+  return out as FullHyperparameters;
+}
+
 export const trainCommand: CliCommand = {
   name: 'train',
-  usage: 'gemma-tune train --model PATH --data FILE.jsonl --out DIR [--epochs N] [--min-steps N] [--steps N] [--lr X] [--schedule constant|linear|cosine] [--warmup N] [--weight-decay X] [--max-grad-norm X] [--rank R] [--alpha A] [--targets q,k,v,o,gate,up,down] [--batch B] [--grad-accum N] [--val-split F] [--val-ids ID,…] [--patience N] [--eval-every N] [--checkpoint-every SECONDS] [--seed S] [--init-adapter DIR] [--resume] [--no-shuffle] [--precision q4|f32] [--threads N] [--device auto|cpu|webgpu] [--max-tokens N] [--json]',
+  usage: `gemma-tune train --model PATH --data FILE.jsonl --out DIR ${HYPERPARAMETER_KEYS.map((k) => settingUsage(HYPERPARAMETERS[k].cli)).join(' ')} [--steps N] [--val-ids ID,…] [--eval-every N] [--checkpoint-every SECONDS] [--init-adapter DIR] [--resume] [--no-shuffle] [--precision q4|f32] [--threads N] [--device auto|cpu|webgpu] [--max-tokens N] [--json]`,
   summary: 'Fine-tune LoRA adapters on JSONL examples (TRL conversational, prompt-completion or pre-tokenised); saves a PEFT adapter.',
   async run(argv) {
     const p = parseFlags(argv, {
-      values: ['model', 'data', 'out', 'epochs', 'min-steps', 'steps', 'lr', 'schedule', 'warmup', 'weight-decay', 'max-grad-norm', 'rank', 'alpha', 'targets',
-        'batch', 'grad-accum', 'val-split', 'val-ids', 'patience', 'eval-every', 'checkpoint-every', 'seed', 'init-adapter', 'precision', 'threads', 'device', 'max-tokens'],
+      values: ['model', 'data', 'out', ...HYPERPARAMETER_KEYS.map((k) => HYPERPARAMETERS[k].cli.flag), 'steps', 'val-ids', 'eval-every', 'checkpoint-every', 'init-adapter', 'precision', 'threads', 'device', 'max-tokens'],
       booleans: ['no-shuffle', 'json', 'resume'],
     });
     const modelPath = required(p, 'model');
     const dataPath = required(p, 'data');
     const outDir = path.resolve(required(p, 'out'));
     const precision = precisionFlag(p);
-    const schedule = choiceFlag<ScheduleKind>(p, 'schedule', ['constant', 'linear', 'cosine'], D.schedule);
-    const epochs = numberFlag(p, 'epochs', D.epochs, 1, 1000, true);
+    // The task settings, and the LoRA shape with them, are checked before the model and data load, so a typo fails at once.
+    const hp = hyperparameterFlags(p);
     const steps = p.values.has('steps') ? numberFlag(p, 'steps', 0, 1, 1e7, true) : undefined;
-    const minSteps = numberFlag(p, 'min-steps', D.minSteps, 0, 1e7, true);
-    const lr = numberFlag(p, 'lr', D.lr, 0, 10);
-    const warmup = numberFlag(p, 'warmup', D.warmupSteps, 0, 1e7, true);
-    const weightDecay = numberFlag(p, 'weight-decay', D.weightDecay, 0, 10);
-    const maxGradNorm = numberFlag(p, 'max-grad-norm', D.maxGradNorm, 0, 1e6);
-    const batchSize = numberFlag(p, 'batch', D.batchSize, 1, 4096, true);
-    const gradAccum = numberFlag(p, 'grad-accum', D.gradAccum, 1, 4096, true);
-    const valSplit = numberFlag(p, 'val-split', D.valSplit, 0, 0.9);
-    const patience = numberFlag(p, 'patience', D.patience, 0, 1000, true);
     const evalEvery = numberFlag(p, 'eval-every', D.evalEvery, 0, 1e7, true);
     // Seconds between resumable checkpoints (and one at every epoch's end); 0 = epoch ends only.
     const checkpointEverySeconds = numberFlag(p, 'checkpoint-every', D.checkpointEverySeconds, 0, 1e7);
-    const seed = numberFlag(p, 'seed', D.seed, 0, 2 ** 32 - 1, true);
     const threads = numberFlag(p, 'threads', D.threads, 1, 256, true);
     const device = (await deviceFlag(p)).training;
     const maxTokens = numberFlag(p, 'max-tokens', D.maxTokens, 2, 32768, true);
     const initDir = p.values.get('init-adapter');
     const json = p.booleans.has('json');
-    // LoRA shape flags are checked before the model and data load, so a typo fails at once.
-    const rank = numberFlag(p, 'rank', D.rank, 1, 1024, true);
-    const alpha = numberFlag(p, 'alpha', 2 * rank, 1e-6, 1e6);
-    const targets = p.values.has('targets') ? parseTargets(p.values.get('targets')!) : [...ALL_TARGETS];
 
     // --out inside a workspace task folder: hold the task's training lock, so that no VS Code window or
     // train-task trains it meanwhile (released below, or when the process exits).
@@ -101,7 +107,7 @@ export const trainCommand: CliCommand = {
       if (bad !== undefined) throw new Error(`${dataPath}: example ${e.id} has token id ${bad}, outside the model's vocabulary (${cfg.vocabSize})`);
     }
     const pinned = p.values.get('val-ids');
-    const split = splitValidation(tokenized, { fraction: valSplit, seed, pinned: pinned ? new Set(pinned.split(',').map((s) => s.trim())) : undefined });
+    const split = splitValidation(tokenized, { fraction: hp.valSplit, seed: hp.seed, pinned: pinned ? new Set(pinned.split(',').map((s) => s.trim())) : undefined });
 
     let params;
     if (initDir !== undefined) {
@@ -109,9 +115,9 @@ export const trainCommand: CliCommand = {
       for (const [flag, v] of [['rank', params.rank], ['alpha', params.alpha]] as const) {
         if (p.values.has(flag) && Number(p.values.get(flag)) !== v) throw new UsageError(`--${flag} ${p.values.get(flag)} differs from the --init-adapter's ${v}`);
       }
-      if (p.values.has('targets') && targets.join() !== params.targets.join()) throw new UsageError('--targets differ from the --init-adapter\'s');
+      if (p.values.has('targets') && hp.targets.join() !== params.targets.join()) throw new UsageError('--targets differ from the --init-adapter\'s');
     } else {
-      params = initLora(cfg, rank, alpha, targets, seed);
+      params = initLora(cfg, hp.rank, hp.alpha, hp.targets, hp.seed);
     }
 
     const engine = await createOrtEngine(opened.source, { precision, rank: params.rank, alpha: params.alpha, targets: params.targets, threads, device });
@@ -125,8 +131,8 @@ export const trainCommand: CliCommand = {
     process.on('SIGINT', onSigint);
     try {
       await train(cfg, engine, split, params, {
-        epochs, minSteps, maxSteps: steps, lr, schedule, warmupSteps: warmup, weightDecay, maxGradNorm, batchSize, gradAccum, seed,
-        shuffle: !p.booleans.has('no-shuffle'), evalEvery, checkpointEverySeconds, patience, padId: cfg.padId, outDir,
+        ...trainSettingsOf(hp), maxSteps: steps,
+        shuffle: !p.booleans.has('no-shuffle'), evalEvery, checkpointEverySeconds, padId: cfg.padId, outDir,
         baseModel: modelIdentity(modelPath), resume: p.booleans.has('resume'), signal: abort.signal, onEvent: print,
       });
     } finally {

@@ -21,6 +21,7 @@ import type { TrainEventMessage } from '../../protocol/train';
 import { type TrainingEvent, trainingEventOf } from '../../protocol/webview';
 import { clearStaging, findInterruptedRun, settleFailedRun, settleFinishedRun, stagingDir, writeRunMarker } from '../../store/adapterStage';
 import { isLabeled } from '../../store/examples';
+import { metricRecord } from '../../store/metricsLog';
 import type { FileLock } from '../../store/fileLock';
 import { formatProblem } from '../../store/jsonl';
 import { isSafeFolderName } from '../../store/names';
@@ -102,7 +103,7 @@ async function trainTask(store: TaskStore, id: string, lock: FileLock, o: RunOpt
     metrics = metrics.then(() => {
       const batch = pending;
       pending = [];
-      return store.appendMetrics(id, batch.map((e) => ({ type: e.kind, ...e })));
+      return store.appendMetrics(id, batch.map(metricRecord));
     });
   };
   let marker: Promise<void> = Promise.resolve();

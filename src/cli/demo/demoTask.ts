@@ -8,6 +8,7 @@ import { CheckError } from '../../protocol/check';
 import { exampleFromLine, isLabeled, type Example } from '../../store/examples';
 import { validateTaskConfig, type TaskConfig } from '../../store/task';
 import { errorText, quote } from '../../protocol/quote';
+import { EXAMPLES_FILE, TASK_FILE } from '../../common/files';
 
 /** A task with its training examples and held-out test cases. */
 export interface DemoTask {
@@ -54,7 +55,7 @@ function readLines(file: string): Example[] {
 /** Reads and checks one task folder. */
 export function readDemoTask(dir: string): DemoTask {
   let config: TaskConfig;
-  const taskFile = path.join(dir, 'task.json');
+  const taskFile = path.join(dir, TASK_FILE);
   try {
     config = validateTaskConfig(readJson(taskFile));
   } catch (e) {
@@ -63,10 +64,10 @@ export function readDemoTask(dir: string): DemoTask {
   }
   if (config.kind === 'extract' && !config.fields?.length) throw new Error(`${taskFile}: the demo runs extract tasks with named fields only`);
   if (config.kind === 'generate') throw new Error(`${taskFile}: the demo runs classify and extract tasks`);
-  const train = readLines(path.join(dir, 'examples.jsonl'));
+  const train = readLines(path.join(dir, EXAMPLES_FILE));
   const test = readLines(path.join(dir, 'test.jsonl'));
   if (config.kind === 'classify') {
-    for (const [file, set] of [['examples.jsonl', train], ['test.jsonl', test]] as const) {
+    for (const [file, set] of [[EXAMPLES_FILE, train], ['test.jsonl', test]] as const) {
       const bad = set.find((e) => !config.labels!.includes(e.output));
       if (bad) throw new Error(`${path.join(dir, file)}: example ${bad.id} answers ${quote(bad.output)}, not one of the labels ${config.labels!.join(', ')}`);
     }
@@ -82,5 +83,5 @@ export function listDemoTasks(examplesDir: string): string[] {
   } catch (e) {
     throw new Error(`${examplesDir}: no examples folder`, { cause: e });
   }
-  return names.sort().map((n) => path.join(examplesDir, n)).filter((d) => fs.existsSync(path.join(d, 'task.json')));
+  return names.sort().map((n) => path.join(examplesDir, n)).filter((d) => fs.existsSync(path.join(d, TASK_FILE)));
 }

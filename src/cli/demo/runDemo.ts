@@ -10,10 +10,10 @@ import { loadModel } from '../../engine/model/load';
 import { createTokenizer } from '../../engine/model/tokenizer';
 import { modelRenderer, tokenizeExample, type TokenizedExample } from '../../engine/train/tokenize';
 import { splitValidation } from '../../engine/train/split';
-import { initLora, type LoraTarget } from '../../engine/train/lora';
+import { initLora } from '../../engine/train/lora';
+import { type FullHyperparameters, TRAIN_DEFAULTS, trainSettingsOf } from '../../engine/train/defaults';
 import { train, type TrainEvent } from '../../engine/train/trainer';
 import { createOrtEngine } from '../../engine/train/ortEngine';
-import type { ScheduleKind } from '../../engine/train/schedule';
 import { chatPromptIds, loadAdapter, needTokenizer, openModel, type OpenModel } from '../../engine/generate/openModel';
 import { classify } from '../../engine/generate/labelScoring';
 import { generate } from '../../engine/generate/generator';
@@ -22,25 +22,9 @@ import { parseFieldsOutput, renderUserMessage } from '../../store/prompt';
 import type { DemoTask } from './demoTask';
 import { baseIdentity, type BaseIdentity } from '../../engine/model/identity';
 
-/** How the demo trains (one value per `gemma-tune train` flag it uses). */
+/** How the demo trains: a task's settings (task.json's, defaults filled in), and where it runs. */
 export interface DemoSettings {
-  epochs: number;
-  /** Optimizer steps at least (more epochs run to reach it); 0 = epochs alone. */
-  minSteps: number;
-  lr: number;
-  schedule: ScheduleKind;
-  warmupSteps: number;
-  weightDecay: number;
-  maxGradNorm: number;
-  rank: number;
-  alpha: number;
-  targets: LoraTarget[];
-  batchSize: number;
-  /** Fraction of examples.jsonl held out for validation loss and early stopping; 0 = none. */
-  valSplit: number;
-  /** Evaluations without improvement before stopping; 0 = never. */
-  patience: number;
-  seed: number;
+  hyperparameters: FullHyperparameters;
   precision: 'q4' | 'f32';
   threads: number;
   /** Where inference and training run; default the CPU. */
@@ -100,18 +84,18 @@ export async function runDemoTask(task: DemoTask, modelPath: string, outDir: str
   const tokenized: TokenizedExample[] = task.train.map((ex, i) => tokenizeExample(
     { kind: 'conversation', id: ex.id, line: i + 1, messages: exampleToLine(cfgTask, ex).messages }, renderer, 1024));
   const pinned = new Set(task.train.filter((e) => e.heldOut).map((e) => e.id));
-  const split = splitValidation(tokenized, { fraction: s.valSplit, seed: s.seed, pinned });
+  const hp = s.hyperparameters;
+  const split = splitValidation(tokenized, { fraction: hp.valSplit, seed: hp.seed, pinned });
   const tests = task.test.slice(0, s.maxTests ?? task.test.length);
 
   const losses: { epoch: number; loss: number }[] = [];
   const vals: number[] = [];
   const t0 = performance.now();
-  const engine = await createOrtEngine(loaded.weights, { precision: s.precision, rank: s.rank, alpha: s.alpha, targets: s.targets, threads: s.threads, device: s.devices?.training });
+  const engine = await createOrtEngine(loaded.weights, { precision: s.precision, rank: hp.rank, alpha: hp.alpha, targets: hp.targets, threads: s.threads, device: s.devices?.training });
   let res;
   try {
-    res = await train(cfg, engine, split, initLora(cfg, s.rank, s.alpha, s.targets, s.seed), {
-      epochs: s.epochs, minSteps: s.minSteps, lr: s.lr, schedule: s.schedule, warmupSteps: s.warmupSteps, weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm,
-      batchSize: s.batchSize, gradAccum: 1, seed: s.seed, shuffle: true, evalEvery: 0, patience: s.patience, padId: cfg.padId,
+    res = await train(cfg, engine, split, initLora(cfg, hp.rank, hp.alpha, hp.targets, hp.seed), {
+      ...trainSettingsOf(hp), shuffle: true, evalEvery: TRAIN_DEFAULTS.evalEvery, padId: cfg.padId,
       outDir, baseModel: modelIdentity(modelPath),
       onEvent: (e) => {
         if (e.type === 'step') losses.push({ epoch: Math.ceil(e.epoch - 1e-9), loss: e.loss });

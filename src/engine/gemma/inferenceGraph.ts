@@ -19,16 +19,16 @@
 //   [B, Hkv, T, D] flattened (one output: on WebGPU every output is a read-back that waits for the GPU,
 //   and 2·L of them made a decode step ~10× slower); (debugHidden) hidden_{0…L} [B·T, C]
 
-import { Graph, type BuiltModel, type InitializerSink, type Value } from '../onnx/graph';
+import { Graph, type InitializerSink, type Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
 import type { ModelWeights } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
-import { FINAL_NORM_NAME } from '../model/weights';
 import type { LayerType } from '../model/config';
 import { targetShape, type LoraTarget } from '../model/loraTargets';
 import type { GemmaConfig } from '../model/config';
 import { GraphParams, type ParamsOptions } from './params';
-import { addLoraGemm, gemmaLayer, LORA_GROUPS, type LoraGroup } from './layer';
+import { gemmaLayer, layerTypeInputs, LORA_GROUPS, type AttentionInputs, type LoraGroup, type LoraValues } from './layer';
+import { finalNorm, lmHead } from './lmHead';
 
 export interface InferenceGraphOptions extends ParamsOptions {
   /** Adds LoRA inputs for all seven targets on every layer. */
@@ -72,11 +72,6 @@ function concatMany(g: Graph, xs: Value[], axis: number, group = 6): Value {
   return concatMany(g, parts, axis, group);
 }
 
-/** Serialises the inference graph with in-memory external weights (tests, small models). */
-export function buildInferenceGraph(mw: ModelWeights, opts: InferenceGraphOptions): BuiltModel {
-  return inferenceGraph(mw, opts).build();
-}
-
 /** The inference graph for a model; with a sink, each converted weight goes to it as soon as it exists. */
 export function inferenceGraph(mw: ModelWeights | WeightSource, opts: InferenceGraphOptions, sink?: InitializerSink): Graph {
   return inferenceGraphWithParams(mw, opts, sink).graph;
@@ -104,16 +99,14 @@ export function inferenceGraphWithParams(mw: ModelWeights | WeightSource, opts: 
   const ropeIn = g.input('rope_pos', 'int64', [B, 'T']);
   // 'gqa' rotates per-row heads [B·T, heads, 1, D]: one position per row.
   const ropePos = gqa ? op.reshape(g, ropeIn, ['BT', 1]) : ropeIn;
-  const perType = new Map<LayerType, { cos: Value; sin: Value; mask: Value; split?: Value; gqa?: { seqlensK: Value; total: Value } }>();
-  for (const t of new Set(cfg.layerTypes)) {
-    const P = t === 'sliding' ? 'Ps' : 'Pf';
-    perType.set(t, {
-      cos: g.input(`cos_${t}`, 'float32', ['T', D / 2]),
-      sin: g.input(`sin_${t}`, 'float32', ['T', D / 2]),
-      mask: g.input(`mask_${t}`, 'float32', [1, 1, 'T', `${P}+T`]),
-      split: gqa ? undefined : g.input(`split_${t}`, 'int64', [2]),
-      gqa: gqa ? { seqlensK: g.input(`seqlens_${t}`, 'int32', [B]), total: g.input(`total_${t}`, 'int32', []) } : undefined,
-    });
+  const pastLength = (t: LayerType) => (t === 'sliding' ? 'Ps' : 'Pf');
+  const perType = layerTypeInputs(g, cfg, (t) => `${pastLength(t)}+T`);
+  // Per layer type, the sizes attention splits the scores by ('matmul') or GroupQueryAttention's ('gqa').
+  const sizes = new Map<LayerType, Pick<AttentionInputs, 'gqa'> & { split?: Value }>();
+  for (const t of perType.keys()) {
+    sizes.set(t, gqa
+      ? { gqa: { seqlensK: g.input(`seqlens_${t}`, 'int32', [B]), total: g.input(`total_${t}`, 'int32', []) } }
+      : { split: g.input(`split_${t}`, 'int64', [2]) });
   }
   const logitIndex = g.input('logit_index', 'int64', ['N']);
 
@@ -122,33 +115,28 @@ export function inferenceGraphWithParams(mw: ModelWeights | WeightSource, opts: 
   if (opts.debugHidden) g.output(x, 'hidden_0');
   for (let i = 0; i < cfg.layers; i++) {
     const type = cfg.layerTypes[i];
-    const P = type === 'sliding' ? 'Ps' : 'Pf';
     const t = perType.get(type)!;
-    const pastK = g.input(`past_k_${i}`, 'float32', [B, Hkv, P, D]);
-    const pastV = g.input(`past_v_${i}`, 'float32', [B, Hkv, P, D]);
-    const lora = (xin: Value, y: Value, targets: readonly LoraTarget[]): Value => {
-      if (!opts.lora) return y;
+    const { split, gqa: gqaSizes } = sizes.get(type)!;
+    const pastK = g.input(`past_k_${i}`, 'float32', [B, Hkv, pastLength(type), D]);
+    const pastV = g.input(`past_v_${i}`, 'float32', [B, Hkv, pastLength(type), D]);
+    const lora = (targets: readonly LoraTarget[]): LoraValues | undefined => {
+      if (!opts.lora) return undefined;
       const group = groupOf(targets);
       const [out, inp] = loraGroupShape(cfg, group);
       const names = loraInputNames(i, group);
-      return addLoraGemm(g, xin, y, g.input(names.a, 'float32', ['R', inp]), g.input(names.b, 'float32', [out, 'R']));
+      return { a: g.input(names.a, 'float32', ['R', inp]), b: g.input(names.b, 'float32', [out, 'R']) };
     };
     const r = gemmaLayer(g, p, i, x,
-      { batch: B, positions: ropePos, cos: t.cos, sin: t.sin, mask: t.mask, past: { k: pastK, v: pastV, split: t.split }, gqa: t.gqa },
+      { batch: B, positions: ropePos, cos: t.cos, sin: t.sin, mask: t.mask, past: { k: pastK, v: pastV, split }, gqa: gqaSizes },
       { fuse: true, rope: 'fused', lora, attention: opts.attention });
     newKv.push(op.reshape(g, r.k, ['kv']), op.reshape(g, r.v, ['kv']));
     x = r.h;
     if (opts.debugHidden && i < cfg.layers - 1) g.output(x, `hidden_${i + 1}`);
   }
-  if (opts.debugHidden) g.output(op.rmsNorm(g, x, p.norm(FINAL_NORM_NAME), cfg.rmsNormEps), `hidden_${cfg.layers}`);
+  if (opts.debugHidden) g.output(finalNorm(g, p, x), `hidden_${cfg.layers}`);
 
-  // Norm and head only where logits are wanted: the 262k-wide head dominates otherwise.
-  const picked = op.gather(g, x, logitIndex, 0); // [N, C]
-  let logits = p.head(op.rmsNorm(g, picked, p.norm(FINAL_NORM_NAME), cfg.rmsNormEps));
-  if (cfg.finalLogitSoftcap !== null) {
-    const cap = g.constF32(cfg.finalLogitSoftcap);
-    logits = op.mul(g, op.tanh(g, op.div(g, logits, cap)), cap);
-  }
+  // Norm and head only where logits are wanted.
+  const { logits } = lmHead(g, p, op.gather(g, x, logitIndex, 0)); // [N, C] → [N, V]
   g.output(logits, 'logits');
   g.output(concatMany(g, newKv, 0), 'new_kv');
   return { graph: g, params: p };

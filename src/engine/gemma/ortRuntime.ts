@@ -8,9 +8,10 @@
 import * as fs from 'node:fs';
 import type * as ortTypes from 'onnxruntime-node';
 import type { GemmaConfig, LayerType } from '../model/config';
-import type { ModelWeights } from '../model/weights';
-import type { WeightSource } from '../model/weightSource';
-import { targetFromModuleName, targetShape, type LoraTarget } from '../model/loraTargets';
+import { EMBED_NAME, type ModelWeights } from '../model/weights';
+import { asWeightSource, type WeightSource } from '../model/weightSource';
+import { quantType } from '../model/quantTypes';
+import { loraScale, targetFromModuleName, targetShape, type LoraTarget } from '../model/loraTargets';
 import { ExternalDataFile, f32Tensor, ort, sessionFromDataFd, type SessionConfig } from '../onnx/session';
 import type { Device } from '../onnx/device';
 import { inferenceGraphWithParams, loraGroupShape, loraInputNames } from './inferenceGraph';
@@ -45,6 +46,7 @@ const HEAD_PARTS = 8;
 export type LoraMode = 'lazy' | 'always' | 'never';
 
 export interface OrtRuntimeOptions extends RuntimeOptions {
+  /** The LM head's MatMulNBits accuracy_level; default headAccuracyFor (float activations where it is fast). */
   headAccuracyLevel?: 0 | 4;
   headParts?: number;
   /**
@@ -62,6 +64,18 @@ export interface OrtRuntimeOptions extends RuntimeOptions {
 }
 
 /**
+ * The head's default accuracy_level: float activations (0) for a 4-bit head, so that the chosen token and
+ * the label probabilities come from the stored weights with nothing rounded but float arithmetic (on
+ * llama.cpp's Q4_0 fixture: max|Δ| 0.052 → 0.044, test/unit/model-llamacpp-types.test.ts). An 8-bit head
+ * (Q8_0 embedding, as Google ships) keeps the layers' level: MLAS has no float kernel for 8 bits, and ORT's
+ * fallback dequantises the whole table every run (270M: 3.2 s per decoded token measured, against 21 ms).
+ */
+export function headAccuracyFor(weights: ModelWeights | WeightSource, accuracyLevel: 0 | 4): 0 | 4 {
+  const storage = asWeightSource(weights).storage(EMBED_NAME);
+  return storage !== 'f32' && quantType(storage).layout.bits === 4 ? 0 : accuracyLevel;
+}
+
+/**
  * Builds the graph, creates the session, and returns a runtime; `weights` may be dropped afterwards. A
  * WeightSource (load.ts's openWeights) is read a few rows at a time, so the model is never whole in JS.
  */
@@ -71,7 +85,7 @@ export async function createGemmaRuntime(weights: ModelWeights | WeightSource, o
   const config = weights.config;
   const mode = opts.lora ?? 'lazy';
   const graphOpts = {
-    target: device, precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel, headParts: opts.headParts ?? HEAD_PARTS,
+    target: device, precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel ?? headAccuracyFor(weights, accuracyLevel), headParts: opts.headParts ?? HEAD_PARTS,
     headBits: opts.headBits ?? 8, embeddings: 'vectors' as const, attention: opts.attention ?? 'gqa',
   };
   // `session.device` may differ from the graph's target (tests run a WebGPU graph on the CPU EP).
@@ -328,7 +342,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     const { rank: R, alpha } = adapter;
     if (!Number.isInteger(R) || R < 1 || R > 4096) throw new AdapterShapeError(`adapter ${name}: rank ${R} is not a positive integer`);
     if (!(alpha > 0) || !Number.isFinite(alpha)) throw new AdapterShapeError(`adapter ${name}: alpha ${alpha} is not positive`);
-    const scale = alpha / R;
+    const scale = loraScale(alpha, R);
     const byLayer = new Map<number, Map<LoraTarget, { a: Float32Array; b: Float32Array }>>();
     for (const [path, m] of adapter.modules) {
       const match = /^model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+)$/.exec(path);

@@ -14,6 +14,7 @@
 import type { Blob, Graph, Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
 import type { NBitsSpec } from '../onnx/ops';
+import type { NbitsOperand } from '../onnx/nbitsVjp';
 import type { GraphTarget } from '../onnx/lowering';
 import type { GemmaConfig } from '../model/config';
 import { EMBED_NAME, type ModelWeights, type WeightData } from '../model/weights';
@@ -391,12 +392,14 @@ export class GraphParams {
     return { kind: 'nbits', layout: t.layout, columns: C, data: t.data, scales: t.scales, mins: t.mins };
   }
 
-  /** The head's single MatMulNBits operand (one part), for the training graph's own backward; null for a float head. */
-  headOperand(): { b: Value; mins: Value | null; layout: NbitsLayout } | null {
-    if (this.layoutOf(EMBED_NAME) === null) return null;
+  /** The head's operand, for its backward (lmHead.ts): the float32 table, or its single MatMulNBits part and the table's mins. */
+  headOperand(): { kind: 'f32'; w: Value } | { kind: 'nbits'; w: NbitsOperand; mins: Value | null } {
+    if (this.layoutOf(EMBED_NAME) === null) return { kind: 'f32', w: this.norm(EMBED_NAME) };
     const e = this.embedQuantized();
     if (e.heads.length !== 1) throw new Error('headOperand: the head is split into parts');
-    return { b: e.heads[0].b, mins: e.heads[0].mins, layout: e.head.layout };
+    const [V, C] = this.src.shape(EMBED_NAME);
+    const h = e.heads[0];
+    return { kind: 'nbits', w: { b: h.b, scales: h.scales, N: V, K: C, codes: e.head.layout }, mins: h.mins };
   }
 
   /** Tied LM head: h [.., C] → logits [.., V] = h·Eᵀ. */

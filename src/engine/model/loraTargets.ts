@@ -29,3 +29,8 @@ export function targetShape(cfg: GemmaConfig, t: LoraTarget): [number, number] {
     case 'down': return [C, F];
   }
 }
+
+/** PEFT's scale of the LoRA update, alpha/R: the graphs multiply B by it (training in the graph, inference on the host). */
+export function loraScale(alpha: number, rank: number): number {
+  return alpha / rank;
+}

@@ -7,9 +7,12 @@
 import type { Graph, NodeRecord, Value } from './graph';
 import { VJPS, add, type VjpContext } from './vjp';
 
+/** dX = dy·W of a MatMulNBits node (y = x·Wᵀ with W quantised), built the caller's way. */
+export type MatMulNBitsBackward = (g: Graph, node: NodeRecord, dy: Value) => Value;
+
 export interface AutodiffOptions {
-  /** dX of a MatMulNBits node (y = x·Wᵀ with W quantised), which the caller builds from its own copy of W. */
-  matMulNBitsBackward?: (g: Graph, node: NodeRecord, dy: Value) => Value;
+  /** dX of MatMulNBits nodes, when not the default VJP (nbitsVjp.ts), e.g. for weights with their own zero point. */
+  matMulNBitsBackward?: MatMulNBitsBackward;
 }
 
 /** Appends the backward of `g` and returns d(seeded outputs)/d(each of `wrt`), in order. */

@@ -4,7 +4,13 @@
 //
 // Every node is kept as a NodeRecord (op, inputs, outputs, attributes) in build order, so that a
 // reverse-mode pass (training) can walk `graph.nodes` backwards and emit each op's vector-Jacobian
-// product beside its forward.
+// product beside its forward. That list only grows: what the graph computes is fixed once recorded.
+// Edits that change only how it runs are marks applied when serialising, so they can be made in any
+// order and never shift a node range or hide a node from autodiff:
+//  - a Region (the nodes one `record` callback made) run only when a condition holds (`conditional`:
+//    an ONNX If whose then-branch holds them);
+//  - a node whose output equals an earlier value, left out with its readers reading that value (`reuse`);
+//  - a node output renamed to a graph output (`output`), and the target's lowering (lowering.ts).
 //
 // Initializers larger than INLINE_LIMIT bytes are written as ONNX external data, one ORT `externalData`
 // entry per tensor that points at the caller's own buffer: the model bytes stay small and the weights
@@ -124,8 +130,28 @@ export const attr = {
   floats: (value: number[]): AttrValue => ({ kind: 'floats', value }),
 };
 
+/**
+ * The nodes one `Graph.record` callback made: a run of the graph's node list, which only grows. Only
+ * Graph.record makes one (the class is not exported, and its private member keeps an object literal from
+ * passing for one), so a region is always exactly what one callback recorded, and regions nest.
+ */
+class RecordedRegion {
+  private readonly madeByRecord = true;
+  constructor(readonly graph: Graph, readonly start: number, readonly end: number) {}
+}
+export type Region = RecordedRegion;
+
+/** A region serialised as the then-branch of `ifNode`, its outputs `then`; the else-branch passes `elseOuts` through Identity nodes. */
+interface ConditionalRegion {
+  region: Region;
+  ifNode: NodeRecord;
+  then: Value[];
+  elseNodes: NodeRecord[];
+  elseOuts: Value[];
+}
+
 export class Graph {
-  readonly nodes: NodeRecord[] = [];
+  private readonly recorded: NodeRecord[] = [];
   readonly inputs: Value[] = [];
   readonly outputs: Value[] = [];
   private readonly initializers: { value: Value; dims: number[]; data: Uint8Array | null; external?: { location: string; offset: number } }[] = [];
@@ -147,10 +173,19 @@ export class Graph {
   target: GraphTarget = 'cpu';
   /** Each rewritten node's replacement, made once so that building twice gives the same model. */
   private readonly lowered = new Map<NodeRecord, NodeRecord[]>();
-  /** If nodes' branch bodies, serialised with the graph (names resolved at build time). */
-  private readonly branches = new Map<NodeRecord, Record<'then_branch' | 'else_branch', { nodes: NodeRecord[]; outputs: Value[] }>>();
+  /** Regions that run only under a condition, in the order they were made conditional. */
+  private readonly conditionals: ConditionalRegion[] = [];
+  /** Nodes left out when serialising, each with the earlier value its readers read instead (`reuse`). */
+  private readonly reused = new Map<NodeRecord, Value>();
+  /** Output name of a reused node → the value read instead. */
+  private readonly reusedNames = new Map<string, Value>();
 
   constructor(readonly name: string) {}
+
+  /** Every node recorded, in build order (those in conditional regions and reused ones included): what autodiff walks. */
+  get nodes(): readonly NodeRecord[] {
+    return this.recorded;
+  }
 
   /**
    * From now on, initializers over INLINE_LIMIT bytes are handed to `sink` when created (e.g. written to
@@ -189,19 +224,22 @@ export class Graph {
     let out = v;
     if (name !== undefined && name !== v.name) {
       out = { name: this.claim(name), dtype: v.dtype, shape: v.shape };
-      const isNodeOutput = this.nodes.some((n) => n.outputs.includes(v));
+      const isNodeOutput = this.recorded.some((n) => n.outputs.includes(v));
       const alreadyOutput = this.outputs.some((o) => o.name === this.resolve(v.name));
       if (isNodeOutput && !alreadyOutput && !this.aliases.has(v.name)) {
         this.aliases.set(v.name, name);
       } else {
-        this.nodes.push({ op: 'Identity', domain: '', inputs: [v], outputs: [out], attrs: {} });
+        this.recorded.push({ op: 'Identity', domain: '', inputs: [v], outputs: [out], attrs: {} });
       }
     }
     this.outputs.push(out);
     return out;
   }
 
+  /** The serialised name of a value: a reused node's output reads its replacement, an aliased output its graph output name. */
   private resolve(name: string): string {
+    const by = this.reusedNames.get(name);
+    if (by) return this.resolve(by.name);
     return this.aliases.get(name) ?? name;
   }
 
@@ -265,25 +303,24 @@ export class Graph {
 
   /** A small float32 constant, shared by value. */
   constF32(values: number | number[], dims?: number[]): Value {
-    const arr = Array.isArray(values) ? values : [values];
-    const shape = dims ?? (Array.isArray(values) ? [arr.length] : []);
-    const key = `f32:${shape}:${arr.join(',')}`;
-    const hit = this.constCache.get(key);
-    if (hit) return hit;
-    const v = this.addInitializer(this.fresh('const_f32'), 'float32', shape, Float32Array.from(arr));
-    this.constCache.set(key, v);
-    return v;
+    return this.constant('float32', values, dims, (arr) => Float32Array.from(arr));
   }
 
   /** A small int64 constant (shapes, axes, indices), shared by value. */
   constI64(values: number | number[], dims?: number[]): Value {
+    return this.constant('int64', values, dims, (arr) => BigInt64Array.from(arr.map((x) => BigInt(x))));
+  }
+
+  /** The initializer holding `values` ([n] for an array, [] for a number, unless `dims`), made once per dtype, shape and values. */
+  private constant(dtype: 'float32' | 'int64', values: number | number[], dims: number[] | undefined, typed: (arr: number[]) => TypedData): Value {
     const arr = Array.isArray(values) ? values : [values];
     const shape = dims ?? (Array.isArray(values) ? [arr.length] : []);
-    const key = `i64:${shape}:${arr.join(',')}`;
-    const hit = this.constCache.get(key);
-    if (hit) return hit;
-    const v = this.addInitializer(this.fresh('const_i64'), 'int64', shape, BigInt64Array.from(arr.map((x) => BigInt(x))));
-    this.constCache.set(key, v);
+    const key = `${dtype}:${shape}:${arr.join(',')}`;
+    let v = this.constCache.get(key);
+    if (!v) {
+      v = this.addInitializer(this.fresh(dtype === 'float32' ? 'const_f32' : 'const_i64'), dtype, shape, typed(arr));
+      this.constCache.set(key, v);
+    }
     return v;
   }
 
@@ -291,20 +328,47 @@ export class Graph {
   node(op: string, inputs: (Value | null)[], outs: { dtype: DType; shape: readonly Dim[] | null; name?: string }[],
     attrs: Record<string, AttrValue> = {}, domain = ''): Value[] {
     const outputs = outs.map((o) => ({ name: o.name !== undefined ? this.claim(o.name) : this.fresh(op.toLowerCase()), dtype: o.dtype, shape: o.shape }));
-    this.nodes.push({ op, domain, inputs, outputs, attrs });
-    return outputs;
+    this.recorded.push({ op, domain, inputs, outputs, attrs });
+    return [...outputs];
   }
 
-  /** Every node, those moved into If branches included. */
+  /** Runs `build`, which records nodes on this graph; returns its result and the region of nodes it recorded. */
+  record<T>(build: () => T): { value: T; region: Region } {
+    const start = this.recorded.length;
+    const value = build();
+    return { value, region: new RecordedRegion(this, start, this.recorded.length) };
+  }
+
+  /** The nodes of a region, in build order. */
+  regionNodes(region: Region): readonly NodeRecord[] {
+    this.own(region);
+    return this.recorded.slice(region.start, region.end);
+  }
+
+  private own(region: Region): void {
+    if (!(region instanceof RecordedRegion) || region.graph !== this) throw new Error(`graph ${this.name}: the region was not recorded by this graph`);
+  }
+
+  /**
+   * Leaves `node` out of the serialised graph; its readers read `by` instead, which must be the same value
+   * made earlier (e.g. a recomputed projection of the forward's own output). Autodiff still sees the node as
+   * recorded, so this may come before or after differentiating through it.
+   */
+  reuse(node: NodeRecord, by: Value): void {
+    const at = this.recorded.indexOf(node);
+    if (at < 0) throw new Error(`graph ${this.name}: reuse of a node it did not record`);
+    if (node.outputs.length !== 1 || node.outputs[0].dtype !== by.dtype) throw new Error(`reuse ${node.outputs[0]?.name}: needs one output of ${by.dtype}`);
+    if (this.reused.has(node)) throw new Error(`reuse ${node.outputs[0].name}: already reused`);
+    const maker = this.recorded.findIndex((n) => n.outputs.includes(by));
+    if (maker >= at) throw new Error(`reuse ${node.outputs[0].name}: ${by.name} is made after it`);
+    this.reused.set(node, by);
+    this.reusedNames.set(node.outputs[0].name, by);
+  }
+
+
+  /** Every node as serialised (reused ones left out), those of If branches included. */
   allNodes(): NodeRecord[] {
-    const out: NodeRecord[] = [];
-    const visit = (list: NodeRecord[]) => list.forEach((n) => {
-      out.push(n);
-      const br = this.branches.get(n);
-      if (br) Object.values(br).forEach((b) => visit(b.nodes));
-    });
-    visit(this.nodes);
-    return out;
+    return [...this.recorded.filter((n) => !this.reused.has(n)), ...this.conditionals.flatMap((c) => c.elseNodes)];
   }
 
   /** Every node as serialised for this graph's target (lowering.ts rewrites applied), those in If branches included. */
@@ -313,16 +377,20 @@ export class Graph {
   }
 
   /**
-   * Moves the nodes recorded from index `from` on into the then-branch of an If on `cond` (bool []), so
-   * that they run only when it is true; `then` (values those nodes make) become the If's outputs, and
-   * when `cond` is false each output is the matching `orElse` value instead. The moved nodes still read
-   * earlier values and initializers by name (ONNX outer scope).
+   * Serialises `region` as the then-branch of an If on `cond` (bool []) recorded now, so that its nodes run
+   * only when it is true; `then` (values those nodes make) become the If's outputs, and when `cond` is false
+   * each output is the matching `orElse` value instead. The region's nodes still read earlier values and
+   * initializers by name (ONNX outer scope); values they make are seen outside only through `then`. A region
+   * inside one that is already conditional cannot be made conditional after it (its If would fall outside).
    */
-  conditional(from: number, cond: Value, then: Value[], orElse: Value[]): Value[] {
+  conditional(region: Region, cond: Value, then: Value[], orElse: Value[]): Value[] {
+    this.own(region);
     if (then.length !== orElse.length) throw new Error('conditional: then and else give different output counts');
-    const moved = this.nodes.splice(from);
-    const made = new Set(moved.flatMap((n) => n.outputs));
-    if (then.some((v) => !made.has(v))) throw new Error('conditional: a then-output is not made by the moved nodes');
+    if (this.conditionals.some((c) => c.region.start <= region.start && region.end <= c.region.end)) {
+      throw new Error('conditional: the region is already conditional, or inside a region that is');
+    }
+    const made = new Set(this.recorded.slice(region.start, region.end).flatMap((n) => n.outputs));
+    if (then.some((v) => !made.has(v))) throw new Error('conditional: a then-output is not made in the region');
     // A branch output must be made inside the branch: the else values pass through Identity.
     const elseNodes: NodeRecord[] = [];
     const elseOuts = orElse.map((v) => {
@@ -331,11 +399,51 @@ export class Graph {
       return o;
     });
     const outs = this.node('If', [cond], then.map((v) => ({ dtype: v.dtype, shape: v.shape })));
-    this.branches.set(this.nodes[this.nodes.length - 1], {
-      then_branch: { nodes: moved, outputs: then },
-      else_branch: { nodes: elseNodes, outputs: elseOuts },
+    this.conditionals.push({ region, ifNode: this.recorded[this.recorded.length - 1], then, elseNodes, elseOuts });
+    return [...outs];
+  }
+
+  /**
+   * The serialised node lists: the top level, and per If node its branches. A node belongs to the innermost
+   * conditional region that holds it (regions nest: each is one `record` callback); reused nodes are left out.
+   */
+  private nodeTree(): { top: NodeRecord[]; branches: Map<NodeRecord, Record<'then_branch' | 'else_branch', { nodes: NodeRecord[]; outputs: Value[] }>> } {
+    const branches = new Map<NodeRecord, Record<'then_branch' | 'else_branch', { nodes: NodeRecord[]; outputs: Value[] }>>();
+    const byStart = [...this.conditionals].sort((a, b) => a.region.start - b.region.start || b.region.end - a.region.end);
+    const top: NodeRecord[] = [];
+    const open: { end: number; nodes: NodeRecord[] }[] = [];
+    let next = 0;
+    this.recorded.forEach((n, i) => {
+      while (open.length && open[open.length - 1].end <= i) open.pop();
+      while (next < byStart.length && byStart[next].region.start === i) {
+        const c = byStart[next++];
+        const body = { end: c.region.end, nodes: [] as NodeRecord[] };
+        branches.set(c.ifNode, { then_branch: { nodes: body.nodes, outputs: c.then }, else_branch: { nodes: c.elseNodes, outputs: c.elseOuts } });
+        if (c.region.end > c.region.start) open.push(body);
+      }
+      if (!this.reused.has(n)) (open.length ? open[open.length - 1].nodes : top).push(n);
     });
-    return outs;
+    return { top, branches };
+  }
+
+  /** Throws unless every node reads only values visible to it (graph inputs, initializers, earlier nodes of its own or an enclosing list). */
+  private checkScopes(top: NodeRecord[], branches: ReturnType<Graph['nodeTree']>['branches']): void {
+    const visit = (list: NodeRecord[], visible: Set<string>, where: string) => {
+      for (const n of list) {
+        for (const v of n.inputs) {
+          if (v && !visible.has(this.resolve(v.name))) throw new Error(`graph ${this.name}: ${n.op} ${n.outputs[0]?.name} reads ${v.name}, which is not made before it ${where}`);
+        }
+        for (const b of Object.values(branches.get(n) ?? {})) {
+          const inner = new Set(visible);
+          visit(b.nodes, inner, 'in its branch');
+          for (const o of b.outputs) if (!inner.has(this.resolve(o.name))) throw new Error(`graph ${this.name}: branch output ${o.name} is not made in its branch`);
+        }
+        for (const o of n.outputs) visible.add(this.resolve(o.name));
+      }
+    };
+    const visible = new Set([...this.inputs.map((v) => v.name), ...this.initializers.map((i) => i.value.name)]);
+    visit(top, visible, 'at the top level');
+    for (const o of this.outputs) if (!visible.has(this.resolve(o.name))) throw new Error(`graph ${this.name}: output ${o.name} is not made at the top level`);
   }
 
   /**
@@ -346,14 +454,16 @@ export class Graph {
   build(file?: { name: string; align: number }): BuiltModel {
     const unfinished = this.blobs.find((b) => b.written !== b.byteLength);
     if (unfinished) throw new Error(`graph ${this.name}: a blob has ${unfinished.written} of its ${unfinished.byteLength} bytes written`);
+    const tree = this.nodeTree();
+    this.checkScopes(tree.top, tree.branches);
     // Rewrites first: they may add constants, which are serialised with the initializers below.
     const lower = (list: NodeRecord[]): NodeRecord[] => list.flatMap((n) => this.loweredNode(n));
     const nodeLists = new Map<NodeRecord[], NodeRecord[]>();
     const lowerAll = (list: NodeRecord[]) => {
       nodeLists.set(list, lower(list));
-      for (const n of list) for (const b of Object.values(this.branches.get(n) ?? {})) lowerAll(b.nodes);
+      for (const n of list) for (const b of Object.values(tree.branches.get(n) ?? {})) lowerAll(b.nodes);
     };
-    lowerAll(this.nodes);
+    lowerAll(tree.top);
     const externalData: ExternalBuffer[] = [];
     let offset = 0;
     const inits: TensorMsg[] = this.initializers.map(({ value, dims, data, external }, i) => {
@@ -378,7 +488,7 @@ export class Graph {
     const info = (v: Value): ValueInfoMsg => ({ name: v.name, dataType: ONNX_TYPE[v.dtype], shape: v.shape });
     const nodeMsgs = (list: NodeRecord[], prefix: string): NodeMsg[] => nodeLists.get(list)!.map((n, i) => {
       const attributes = { ...n.attrs };
-      const br = this.branches.get(n);
+      const br = tree.branches.get(n);
       if (br) {
         for (const [k, b] of Object.entries(br)) {
           const sub: SubgraphMsg = { name: `${prefix}${i}_${k}`, nodes: nodeMsgs(b.nodes, `${prefix}${i}_${k}_`), outputs: b.outputs.map((v) => info({ ...v, shape: null })) };
@@ -394,7 +504,7 @@ export class Graph {
         attributes,
       };
     });
-    const nodes = nodeMsgs(this.nodes, 'n');
+    const nodes = nodeMsgs(tree.top, 'n');
     const model = encodeModel({
       irVersion: 10,
       producer: 'gemma-tune',

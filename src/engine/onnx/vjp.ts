@@ -1,6 +1,7 @@
 // Vector-Jacobian products of the ONNX ops the Gemma graphs use, built from primitive ops. Each entry
 // quotes the forward it undoes; each is checked against central finite differences in
-// test/unit/onnx-vjp.test.ts. A VJP returns one gradient per input, for the inputs marked `needs`.
+// test/unit/onnx-vjp.test.ts. The one through a 4-bit weight, which unpacks it in the graph, is in
+// nbitsVjp.ts; the LM head's fused with the cross-entropy's in gemma/lmHead.ts. A VJP returns one gradient per input, for the inputs marked `needs`.
 //
 // Broadcasting: the engine's graphs only broadcast frozen operands (RoPE tables, masks, norm weights,
 // constants), so a differentiated input must have the output's shape; anything else is an error here
@@ -8,6 +9,7 @@
 
 import { attr, type DType, type Dim, type Graph, type NodeRecord, type Value } from './graph';
 import * as op from './ops';
+import { nbitsMatMulBackward, nbitsOperandOf } from './nbitsVjp';
 
 export interface VjpContext {
   matMulNBitsBackward?: (g: Graph, node: NodeRecord, dy: Value) => Value;
@@ -163,11 +165,15 @@ const fusedMatMulVjp: Vjp = (g, n, dOuts, needs) => {
 
 const matmulVjp: Vjp = (g, n, dOuts, needs) => matmulGrads(g, n, dOut(dOuts), needs, 1, false);
 
-// forward: y = x·Wᵀ with W block-quantised and frozen → dx = dy·W (how W is held is the caller's choice)
+// forward: y = x·Wᵀ with W block-quantised and frozen → dx = dy·W (nbitsVjp.ts: W dequantised in the graph
+// from the forward's own bytes), unless the caller holds W its own way (ctx.matMulNBitsBackward). A weight
+// with its own zero points needs the caller: the packed zero_points input does not say the value.
 const matMulNBitsVjp: Vjp = (g, n, dOuts, needs, ctx) => {
   if (needs.slice(1).some(Boolean)) throw new Error('vjp MatMulNBits: quantised weights are frozen');
-  if (!ctx.matMulNBitsBackward) throw new Error('vjp MatMulNBits: no backward for quantised weights was given');
-  return [ctx.matMulNBitsBackward(g, n, dOut(dOuts)), null, null, null];
+  if (ctx.matMulNBitsBackward) return [ctx.matMulNBitsBackward(g, n, dOut(dOuts)), null, null, null];
+  if (n.inputs[3]) throw new Error('vjp MatMulNBits: a weight with zero points needs ctx.matMulNBitsBackward');
+  const bits = n.attrs.bits?.kind === 'int' ? n.attrs.bits.value : 4;
+  return [nbitsMatMulBackward(g, nbitsOperandOf(n, 2 ** (bits - 1)), dOut(dOuts)), null, null];
 };
 
 // ---- shape manipulation ---------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 // A resumable snapshot of a run in one file (so it is written atomically as a whole): the current
 // LoRA tensors, AdamW's moments, and as JSON metadata the step, the generator state, early-stopping
-// state and the settings that must not change on resume. Every tensor is finite (and every second
+// state and the settings that must not change on resume. RunProgress is the run's state in memory,
+// which the trainer advances and which saves and restores itself here, with the resume rules beside it. Every tensor is finite (and every second
 // moment ≥ 0) when written and when read: a damaged checkpoint is refused by name, not resumed into NaN.
 
 import * as fs from 'node:fs';
-import type { AdamWState } from './adamw';
-import type { EarlyStopState } from './earlyStop';
+import type { AdamW, AdamWState } from './adamw';
+import type { EarlyStopping, EarlyStopState } from './earlyStop';
+import { Rng } from '../rng';
+import type { TokenizedExample } from './tokenize';
 import { emptyLora, peftTensorNames, type LoraParams, type LoraTarget } from './lora';
 import type { GemmaConfig } from '../model/config';
 import { NonFiniteError, requireFiniteF32 } from '../model/finite';
@@ -105,4 +108,79 @@ function runStateProblem(run: unknown): string | null {
   const es = r.earlyStop as Record<string, unknown> | null;
   if (typeof es !== 'object' || es === null || !Number.isInteger(es.bestStep) || !Number.isInteger(es.badEvals)) return 'early-stopping state is missing';
   return null;
+}
+
+/**
+ * Where a run is: its step counters, the current epoch's order, the generator, and (owned by the trainer,
+ * saved with them) the optimizer and early stopping. Everything a resume needs goes through save and
+ * restore; the rules it keeps:
+ * - Mid-epoch the order is this epoch's and the generator is past its shuffle, so a resume replans the
+ *   same batches.
+ * - At an epoch's end the order is dropped (endStep): the next epoch's is not drawn yet, so a checkpoint
+ *   written then (the last step, an early stop) saves none, and a run resumed with more epochs shuffles
+ *   as an uninterrupted one would. A checkpoint at batchInEpoch 0 mid-run is written only after the next
+ *   epoch's shuffle (startEpoch), so the new order goes with it.
+ * - lastEvalStep is saved, so that a run resumed at its last step does not evaluate it again.
+ */
+export class RunProgress {
+  /** Optimizer steps done. */
+  step = 0;
+  /** Completed epochs, and the next batch inside the current epoch. */
+  epoch = 0;
+  batchInEpoch = 0;
+  /** The step of the latest evaluation; −1: none. */
+  lastEvalStep = -1;
+  /** The current epoch's order; empty between an epoch's end and the next one's shuffle. */
+  order: TokenizedExample[] = [];
+  private rng: Rng;
+
+  constructor(seed: number, readonly opt: AdamW, readonly early: EarlyStopping) {
+    this.rng = new Rng(seed);
+  }
+
+  /** Draws the next epoch's order when none is current (a resumed epoch keeps the saved one); returns it. */
+  startEpoch(examples: readonly TokenizedExample[], shuffle: (xs: readonly TokenizedExample[], rng: Rng) => TokenizedExample[]): TokenizedExample[] {
+    if (this.order.length === 0) this.order = shuffle(examples, this.rng);
+    return this.order;
+  }
+
+  /** Counts one optimizer step of an epoch of `batches` steps; true when it ended the epoch (whose order is then dropped). */
+  endStep(batches: number): boolean {
+    this.step += 1;
+    this.batchInEpoch += 1;
+    if (this.batchInEpoch < batches) return false;
+    this.epoch += 1;
+    this.batchInEpoch = 0;
+    this.order = [];
+    return true;
+  }
+
+  /** Writes the run with `params` to `file` atomically; `fingerprint` names what a resume must share. */
+  save(file: string, params: LoraParams, fingerprint: string): void {
+    saveCheckpoint(file, params, this.opt.state(), {
+      step: this.step, epoch: this.epoch, batchInEpoch: this.batchInEpoch, epochOrder: this.order.map((e) => e.id), rngState: this.rng.state,
+      earlyStop: this.early.state(), lastEvalStep: this.lastEvalStep, fingerprint,
+      rank: params.rank, alpha: params.alpha, dropout: params.dropout, targets: params.targets,
+    });
+  }
+
+  /**
+   * Goes on from the run saved in `file`: its state here, its adapter into `params`. `refusal` says why a
+   * checkpoint of another run (its fingerprint) cannot be resumed, or null; `examples` finds the saved order's ids.
+   */
+  restore(file: string, cfg: GemmaConfig, params: LoraParams, refusal: (fingerprint: string) => string | null, examples: ReadonlyMap<string, TokenizedExample>): void {
+    const ck = loadCheckpoint(file, cfg);
+    const why = refusal(ck.run.fingerprint);
+    if (why) throw new Error(`${file}: the run was started with other data or settings; cannot resume (${why})`);
+    if (ck.run.rank !== params.rank || ck.run.targets.join() !== params.targets.join()) throw new Error(`${file}: LoRA rank/targets differ from this run`);
+    const order = ck.run.epochOrder.map((id) => examples.get(id));
+    if (order.some((e) => e === undefined)) throw new Error(`${file}: damaged checkpoint (its epoch order names an example this run does not have)`);
+    ck.params.modules.forEach((m, i) => { params.modules[i].a.set(m.a); params.modules[i].b.set(m.b); });
+    this.opt.load(ck.opt);
+    this.early.load(ck.run.earlyStop);
+    this.rng = Rng.fromState(ck.run.rngState);
+    ({ step: this.step, epoch: this.epoch, batchInEpoch: this.batchInEpoch } = ck.run);
+    this.lastEvalStep = ck.run.lastEvalStep ?? -1;
+    this.order = order as TokenizedExample[];
+  }
 }

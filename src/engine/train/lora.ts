@@ -8,7 +8,7 @@ import { ALL_TARGETS, targetModule, targetShape, type LoraTarget } from '../mode
 import { Rng } from '../rng';
 
 // The target vocabulary lives with the model config, below the graphs; re-exported as the adapter's own.
-export { ALL_TARGETS, targetFromModuleName, targetModule, targetShape, type LoraTarget } from '../model/loraTargets';
+export { ALL_TARGETS, loraScale, targetFromModuleName, targetModule, targetShape, type LoraTarget } from '../model/loraTargets';
 
 export interface LoraModule {
   layer: number;

@@ -38,8 +38,8 @@ export interface OrtEngineOptions {
    * peak RSS (the lookups then read their own 8-bit view and the head's 4-bit bytes are mapped besides).
    */
   headBits?: 4 | 8;
-  /** q4 only: how the backward multiplies by the 4-bit weights (see TrainGraphOptions.backward). */
-  backward?: TrainGraphOptions['backward'];
+  /** q4 only: dy·W through the 4-bit weights held another way than the default (TrainGraphOptions.nbitsBackward; comparisons). */
+  nbitsBackward?: TrainGraphOptions['nbitsBackward'];
   /** Recompute layer activations in the backward (less memory, one more forward); default on. */
   recompute?: boolean;
   /**
@@ -50,13 +50,6 @@ export interface OrtEngineOptions {
    * activations per token.
    */
   keepProjections?: TrainGraphOptions['keepProjections'];
-  /**
-   * Validate with a second, forward-only session instead of the step graph; default off. The step graph
-   * already skips its backward when validating (its `backward` input: ~1.9 s of CPU per 2 × 120 tokens
-   * instead of ~6.5 s on the 270M shape), so this only adds the second session's packed weights (~300 MB of
-   * peak RSS) and setup time; kept for comparison.
-   */
-  evalGraph?: boolean;
   /** Profile the step session's kernels into files starting with this path (bench/trainStep.ts). */
   profilePrefix?: string;
 }
@@ -69,43 +62,42 @@ export function trainMask(T: number, window: number): Float32Array {
 }
 
 /**
- * Builds the step graph and its session. A WeightSource (model/load.ts openWeights) streams the weights
- * from the model file into the session's data file, so they are never held in JS.
+ * A session over the train-step graph (`forwardOnly`: the forward and the loss alone, bench/evalSession.ts).
+ * A WeightSource (model/load.ts openWeights) streams the weights from the model file into the session's data
+ * file, so they are never held in JS.
  */
-export async function createOrtEngine(mw: ModelWeights | WeightSource, opts: OrtEngineOptions): Promise<OrtStepEngine> {
-  // Weights stream to a temporary file as they are converted; ORT maps it, so no second copy is held.
+export async function openStepSession(mw: ModelWeights | WeightSource, opts: OrtEngineOptions, forwardOnly = false): Promise<ortTypes.InferenceSession> {
   const device = opts.device ?? 'cpu';
-  const graphOpts = { target: device, precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? defaultAccuracyLevel(device), headBits: opts.headBits ?? 8, rank: opts.rank, alpha: opts.alpha, targets: opts.targets, backward: opts.backward, recompute: opts.recompute ?? true, keepProjections: opts.precision === 'q4' ? opts.keepProjections ?? ALL_TARGETS : undefined };
-  const open = async (forwardOnly: boolean) => {
-    const file = new ExternalDataFile();
-    let graph;
-    try {
-      graph = trainGraph(mw, { ...graphOpts, forwardOnly }, file);
-    } catch (e) {
-      file.remove();
-      throw e;
-    }
-    // The eval session runs a few times per epoch: without an arena its activations go back to the
-    // allocator between runs instead of being held beside the step session's.
-    // No memory patterns: from the second run ORT would allocate the whole recorded pattern as one more block
-    // beside the arena's chunks from the first (+400 MB peak with kept projections, for ~3% of speed).
-    return file.open(graph, { device, threads: opts.threads ?? 2, optimization: opts.optimization ?? 'disabled', memArena: !forwardOnly, memPattern: false, profilePrefix: forwardOnly ? undefined : opts.profilePrefix });
+  const graphOpts: TrainGraphOptions = {
+    target: device, precision: opts.precision, accuracyLevel: opts.accuracyLevel ?? defaultAccuracyLevel(device), headBits: opts.headBits ?? 8,
+    rank: opts.rank, alpha: opts.alpha, targets: opts.targets, nbitsBackward: opts.nbitsBackward, recompute: opts.recompute ?? true,
+    keepProjections: opts.precision === 'q4' ? opts.keepProjections ?? ALL_TARGETS : undefined, forwardOnly,
   };
-  const session = await open(false);
-  let evalSession: ortTypes.InferenceSession | null = null;
+  // Weights stream to a temporary file as they are converted; ORT maps it, so no second copy is held.
+  const file = new ExternalDataFile();
+  let graph;
   try {
-    if (opts.evalGraph ?? false) evalSession = await open(true);
+    graph = trainGraph(mw, graphOpts, file);
   } catch (e) {
-    await session.release();
+    file.remove();
     throw e;
   }
-  return new OrtStepEngine(mw.config, session, opts.rank, opts.targets, evalSession);
+  // A forward-only session runs a few times per epoch: without an arena its activations go back to the
+  // allocator between runs instead of being held beside the step session's.
+  // No memory patterns: from the second run ORT would allocate the whole recorded pattern as one more block
+  // beside the arena's chunks from the first (+400 MB peak with kept projections, for ~3% of speed).
+  return file.open(graph, { device, threads: opts.threads ?? 2, optimization: opts.optimization ?? 'disabled', memArena: !forwardOnly, memPattern: false, profilePrefix: forwardOnly ? undefined : opts.profilePrefix });
+}
+
+/** Builds the step graph and its session; validation runs the same session with its backward off. */
+export async function createOrtEngine(mw: ModelWeights | WeightSource, opts: OrtEngineOptions): Promise<OrtStepEngine> {
+  return new OrtStepEngine(mw.config, await openStepSession(mw, opts), opts.rank, opts.targets);
 }
 
 export class OrtStepEngine implements StepEngine {
   private readonly tables = new Map<number, Record<string, ortTypes.Tensor>>();
 
-  /** `evalSession`: the forward-only graph for `evaluate`; without it the step graph serves (its backward runs and is discarded). */
+  /** `evalSession`: a forward-only session for `evaluate` (bench/evalSession.ts); without it the step graph serves with its backward off. */
   constructor(readonly config: GemmaConfig, private readonly session: ortTypes.InferenceSession, readonly rank: number, readonly targets: readonly LoraTarget[],
     private readonly evalSession: ortTypes.InferenceSession | null = null) {}
 

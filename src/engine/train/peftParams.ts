@@ -13,12 +13,13 @@ import { requireFiniteF32 } from '../model/finite';
 import { readSafetensorsHeader, readSafetensorsF32 } from '../model/safetensors';
 import { describeValue, errorText, shownName } from '../../protocol/quote';
 import { emptyLora, peftTensorNames, targetFromModuleName, type LoraParams, type LoraTarget } from './lora';
+import { ADAPTER_CONFIG_FILE, ADAPTER_INFO_FILE, ADAPTER_WEIGHTS_FILE } from '../../common/files';
 
 export class AdapterError extends Error {}
 
 /** Reads adapter_config.json + adapter_model.safetensors from dir into LoraParams for cfg. */
 export function readPeftParams(dir: string, cfg: GemmaConfig): LoraParams {
-  const cfgFile = path.join(dir, 'adapter_config.json');
+  const cfgFile = path.join(dir, ADAPTER_CONFIG_FILE);
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(readRegularFile(cfgFile, MAX_CONFIG_JSON_BYTES).toString('utf8'));
@@ -41,7 +42,7 @@ export function readPeftParams(dir: string, cfg: GemmaConfig): LoraParams {
   if (!(dropout >= 0 && dropout < 1)) throw new AdapterError(`${cfgFile}: "lora_dropout" must be in [0, 1), found ${dropout}`);
 
   checkRecordedBase(dir, cfg);
-  const stFile = path.join(dir, 'adapter_model.safetensors');
+  const stFile = path.join(dir, ADAPTER_WEIGHTS_FILE);
   if (!fs.existsSync(stFile)) throw new AdapterError(`${stFile}: not found`);
   const st = readSafetensorsHeader(stFile);
   // Which targets are present comes from the tensors themselves (target_modules may be a regex).
@@ -74,7 +75,6 @@ export function readPeftParams(dir: string, cfg: GemmaConfig): LoraParams {
 }
 
 /** The base-model facts a training job records beside its adapter (train.py's gemma_tune.json). */
-const ADAPTER_INFO_FILE = 'gemma_tune.json';
 const SHAPE_KEYS = ['vocabSize', 'hidden', 'intermediate', 'layers', 'heads', 'kvHeads', 'headDim'] as const;
 
 /**

@@ -10,6 +10,7 @@ import { requireFiniteF32 } from '../model/finite';
 import type { ModelIdentity } from '../model/identity';
 import { bytesOf, writeSafetensorsStreaming, type SafetensorsTensorOut } from '../model/safetensorsWriter';
 import { peftTensorNames, targetModule, type LoraParams } from './lora';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../../common/files';
 
 export interface PeftWriteOptions {
   /** Recorded as base_model_name_or_path and revision (null when unknown). */
@@ -57,12 +58,12 @@ export function peftTensors(p: LoraParams): SafetensorsTensorOut[] {
 
 /** Writes the adapter folder (created if missing); throws NonFiniteError, writing nothing, when a value is not finite. */
 export function writePeftAdapter(dir: string, p: LoraParams, opts: PeftWriteOptions = {}): void {
-  const weights = path.join(dir, 'adapter_model.safetensors');
+  const weights = path.join(dir, ADAPTER_WEIGHTS_FILE);
   for (const m of p.modules) {
     const n = peftTensorNames(m);
     requireFiniteF32(weights, n.a, m.a);
     requireFiniteF32(weights, n.b, m.b);
   }
-  writeSafetensorsStreaming(path.join(dir, 'adapter_model.safetensors'), peftTensors(p), { format: 'pt', ...opts.metadata });
-  writeFileAtomicSync(path.join(dir, 'adapter_config.json'), [JSON.stringify(peftConfig(p, opts.baseModel ?? null), null, 2) + '\n']);
+  writeSafetensorsStreaming(path.join(dir, ADAPTER_WEIGHTS_FILE), peftTensors(p), { format: 'pt', ...opts.metadata });
+  writeFileAtomicSync(path.join(dir, ADAPTER_CONFIG_FILE), [JSON.stringify(peftConfig(p, opts.baseModel ?? null), null, 2) + '\n']);
 }

@@ -1,7 +1,7 @@
 // A float64 JavaScript reference of one LoRA training step on Gemma 3: forward, completion-only
 // cross-entropy and the backward to every LoRA A and B, written op by op with each backward beside
 // its forward (llm.c style). It is the ground truth the ONNX step graph is checked against on small
-// shapes, and a StepEngine for tests; it is far too slow for the real model.
+// shapes; it is far too slow for the real model.
 //
 // Shapes (engine legend): B batch, T sequence, C hidden, H query heads, Hkv kv heads, D head_dim,
 // F feed-forward, V vocabulary, R LoRA rank, N = B·T rows, P label positions.
@@ -11,7 +11,6 @@ import { EMBED_NAME, FINAL_NORM_NAME, layerWeightNames, type ModelWeights } from
 import { layerInverseFrequencies, ropeTables } from '../gemma/rope';
 import type { MicroBatch } from './batch';
 import type { LoraModule, LoraParams, LoraTarget } from './lora';
-import type { StepEngine } from './trainer';
 
 type F64 = Float64Array;
 
@@ -321,28 +320,4 @@ export function referenceStep(weights: ModelWeights, params: LoraParams, batch: 
     out.push(Float32Array.from(gr.a), Float32Array.from(gr.b));
   }
   return { lossSum, grads: out, logits };
-}
-
-/** The float64 reference as a StepEngine (tiny models only). */
-export class ReferenceEngine implements StepEngine {
-  constructor(private readonly weights: ModelWeights) {}
-
-  /** Σ CE and the scaled gradients. */
-  async lossAndGrads(batch: MicroBatch, params: LoraParams, scale: number): Promise<{ lossSum: number; grads: Float32Array[] }> {
-    const { lossSum, grads } = referenceStep(this.weights, params, batch, scale);
-    return { lossSum, grads };
-  }
-
-  /** Σ CE and argmax hits. */
-  async evaluate(batch: MicroBatch, params: LoraParams): Promise<{ lossSum: number; hits: Float32Array }> {
-    const { lossSum, logits } = referenceStep(this.weights, params, batch, 0, false);
-    const V = this.weights.config.vocabSize;
-    const hits = new Float32Array(batch.labelTargets.length);
-    for (let p = 0; p < hits.length; p++) {
-      let best = 0;
-      for (let v = 1; v < V; v++) if (logits[p * V + v] > logits[p * V + best]) best = v;
-      hits[p] = best === batch.labelTargets[p] ? 1 : 0;
-    }
-    return { lossSum, hits };
-  }
 }

@@ -13,17 +13,19 @@ import { createHash } from 'node:crypto';
 import { AdamW, clipGradNorm } from './adamw';
 import { planSteps, runsOf, type MicroBatch } from './batch';
 import { trainingPlan } from './plan';
-import { saveCheckpoint, loadCheckpoint, type RunState } from './checkpoint';
+import { RunProgress } from './checkpoint';
 import { EarlyStopping } from './earlyStop';
 import { cloneLora, flatTensors, parameterCount, type LoraParams } from './lora';
 import { firstNonFiniteF32 } from '../model/finite';
 import { writePeftAdapter } from './peftWriter';
-import { Rng, shuffled } from '../rng';
+import { shuffled } from '../rng';
 import { learningRate, type ScheduleKind } from './schedule';
 import { TRAIN_DEFAULTS } from './defaults';
+import type { TrainEvent } from './events';
 import type { TokenizedExample } from './tokenize';
 import type { GemmaConfig } from '../model/config';
 import type { ModelIdentity } from '../model/identity';
+import { ADAPTER_WEIGHTS_FILE, CHECKPOINT_FILE } from '../../common/files';
 
 /** Computes what one optimizer step needs; the ORT step graph implements it. */
 export interface StepEngine {
@@ -67,11 +69,7 @@ export interface TrainOptions {
   evaluateTask?: (params: LoraParams, val: TokenizedExample[]) => Promise<{ name: string; value: number }>;
 }
 
-export type TrainEvent =
-  | { type: 'start'; totalSteps: number; stepsPerEpoch: number; trainExamples: number; valExamples: number; trainableParams: number; resumedFromStep: number }
-  | { type: 'step'; step: number; epoch: number; loss: number; lr: number; gradNorm: number; tokens: number; tokensPerSec: number; elapsedS: number; etaS: number }
-  | { type: 'eval'; step: number; epoch: number; valLoss: number; metric?: { name: string; value: number }; improved: boolean; bestStep: number; bestValLoss: number }
-  | { type: 'done'; reason: 'completed' | 'early-stop' | 'cancelled'; step: number; bestStep: number; bestValLoss: number | null; outDir: string; elapsedS: number };
+export type { TrainEvent };
 
 export interface TrainResult {
   reason: 'completed' | 'early-stop' | 'cancelled';
@@ -82,8 +80,6 @@ export interface TrainResult {
   /** The saved adapter. */
   params: LoraParams;
 }
-
-export const CHECKPOINT_FILE = 'trainer_state.safetensors';
 
 /** Training produced a NaN or infinity; `step` is the optimizer step (1-based) where it appeared. */
 export class TrainingDivergedError extends Error {
@@ -101,11 +97,70 @@ function requireFiniteParams(p: LoraParams, step: number, lr: number): void {
   }
 }
 
+/** A rate or estimate as events report it: 0 where it could not be measured (a step too short for the clock). */
+function finiteRate(x: number): number {
+  return Number.isFinite(x) && x >= 0 ? x : 0;
+}
+
 /** A digest of the examples' ids, input ids and labels (what a resumed run must train on again). */
 function examplesDigest(examples: readonly TokenizedExample[]): string {
   const h = createHash('sha256');
   for (const e of examples) h.update(JSON.stringify([e.id, e.inputIds, e.labels]));
   return h.digest('hex');
+}
+
+/**
+ * What each option is to a resume: a setting of the run (in its fingerprint: a resume with another value
+ * is refused), its length (a resume may extend a run), or how this process runs it. A Record, so that a
+ * new option cannot be added without saying which.
+ */
+const OPTION_ROLES: Record<keyof TrainOptions, 'setting' | 'length' | 'process'> = {
+  epochs: 'length', minSteps: 'length', maxSteps: 'length',
+  lr: 'setting', schedule: 'setting', warmupSteps: 'setting', weightDecay: 'setting', maxGradNorm: 'setting', batchSize: 'setting',
+  gradAccum: 'setting', seed: 'setting', shuffle: 'setting', evalEvery: 'setting', patience: 'setting', padId: 'setting',
+  outDir: 'process', baseModel: 'process', resume: 'process', checkpointEverySeconds: 'process', signal: 'process', onEvent: 'process', evaluateTask: 'process',
+};
+/** The fingerprint's format; checkpoints of earlier versions hold a fingerprint of fewer settings, without it. */
+const FINGERPRINT_VERSION = 2;
+
+interface Fingerprint {
+  version: typeof FINGERPRINT_VERSION;
+  /** Every option whose role is 'setting', by name. */
+  settings: Record<string, unknown>;
+  train: string[];
+  val: string[];
+  /** The examples' tokens: an example edited under the same id would otherwise resume silently. */
+  tokens: string;
+}
+
+/** What a resumed run must have in common with the run it goes on: every setting, the examples and their tokens. */
+function runFingerprint(opts: TrainOptions, data: { train: TokenizedExample[]; val: TokenizedExample[] }): string {
+  const settings = Object.fromEntries((Object.keys(OPTION_ROLES) as (keyof TrainOptions)[]).filter((k) => OPTION_ROLES[k] === 'setting').sort().map((k) => [k, opts[k] ?? null]));
+  const fp: Fingerprint = { version: FINGERPRINT_VERSION, settings, train: data.train.map((e) => e.id), val: data.val.map((e) => e.id), tokens: examplesDigest([...data.train, ...data.val]) };
+  return JSON.stringify(fp);
+}
+
+/** How the checkpoint's fingerprint differs from this run's, in words; null when they are the same. */
+function fingerprintDifference(saved: string, current: string): string | null {
+  if (saved === current) return null;
+  let was: Partial<Fingerprint> | null = null;
+  try {
+    was = JSON.parse(saved) as Partial<Fingerprint>;
+  } catch {
+    // not JSON: said below
+  }
+  if (was?.version !== FINGERPRINT_VERSION || typeof was.settings !== 'object' || was.settings === null) {
+    return 'its checkpoint was written by an earlier version of Gemma Tune, which recorded fewer of its settings';
+  }
+  const now = JSON.parse(current) as Fingerprint;
+  const settings = Object.keys(now.settings).filter((k) => JSON.stringify(was.settings![k] ?? null) !== JSON.stringify(now.settings[k]))
+    .map((k) => `${k} is ${JSON.stringify(now.settings[k])}, the run's was ${JSON.stringify(was.settings![k] ?? null)}`);
+  const data = [
+    JSON.stringify(was.train) !== JSON.stringify(now.train) ? 'the training examples differ' : '',
+    JSON.stringify(was.val) !== JSON.stringify(now.val) ? 'the held-out examples differ' : '',
+    was.tokens !== now.tokens && JSON.stringify(was.train) === JSON.stringify(now.train) && JSON.stringify(was.val) === JSON.stringify(now.val) ? 'an example\'s text changed' : '',
+  ].filter(Boolean);
+  return [...settings, ...data].join('; ') || 'the fingerprints differ';
 }
 
 /** Runs training from `params` (modified in place) and writes the chosen adapter to opts.outDir. */
@@ -119,32 +174,10 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   const opt = new AdamW(tensors.map((t) => t.length), { weightDecay: opts.weightDecay });
   const early = new EarlyStopping(opts.patience);
   const ckptFile = path.join(opts.outDir, CHECKPOINT_FILE);
-  const fingerprint = JSON.stringify({
-    lr: opts.lr, schedule: opts.schedule, warmup: opts.warmupSteps, wd: opts.weightDecay, clip: opts.maxGradNorm, batch: opts.batchSize,
-    accum: opts.gradAccum, seed: opts.seed, shuffle: opts.shuffle, train: data.train.map((e) => e.id), val: data.val.map((e) => e.id),
-    // The examples' tokens too: an example edited under the same id would otherwise resume silently.
-    tokens: examplesDigest([...data.train, ...data.val]),
-  });
-  let rng = new Rng(opts.seed);
-  let step = 0, epoch = 0, batchInEpoch = 0;
-  // The step of the latest evaluation, so that a run resumed at its last step does not evaluate it again.
-  let lastEvalStep = -1;
-  let order: TokenizedExample[] = [];
-  const byId = new Map(data.train.map((e) => [e.id, e]));
-
-  if (opts.resume) {
-    const ck = loadCheckpoint(ckptFile, cfg);
-    if (ck.run.fingerprint !== fingerprint) throw new Error(`${ckptFile}: the run was started with other data or settings; cannot resume`);
-    if (ck.run.rank !== params.rank || ck.run.targets.join() !== params.targets.join()) throw new Error(`${ckptFile}: LoRA rank/targets differ from this run`);
-    ck.params.modules.forEach((m, i) => { params.modules[i].a.set(m.a); params.modules[i].b.set(m.b); });
-    opt.load(ck.opt);
-    early.load(ck.run.earlyStop);
-    rng = Rng.fromState(ck.run.rngState);
-    ({ step, epoch, batchInEpoch } = ck.run);
-    lastEvalStep = ck.run.lastEvalStep ?? -1;
-    order = ck.run.epochOrder.map((id) => byId.get(id)!);
-  }
-  const resumedFromStep = step;
+  const fingerprint = runFingerprint(opts, data);
+  const run = new RunProgress(opts.seed, opt, early);
+  if (opts.resume) run.restore(ckptFile, cfg, params, (saved) => fingerprintDifference(saved, fingerprint), new Map(data.train.map((e) => [e.id, e])));
+  const resumedFromStep = run.step;
   const hasVal = data.val.length > 0;
   let best: LoraParams | null = null;
   let savedStep = early.bestStep;
@@ -158,11 +191,8 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   const checkpointEveryMs = 1000 * (opts.checkpointEverySeconds ?? TRAIN_DEFAULTS.checkpointEverySeconds);
   let lastCheckpointAt = performance.now();
   const checkpoint = () => {
-    requireFiniteParams(params, step, opts.lr);
-    saveCheckpoint(ckptFile, params, opt.state(), {
-      step, epoch, batchInEpoch, epochOrder: order.map((e) => e.id), rngState: rng.state, earlyStop: early.state(), lastEvalStep, fingerprint,
-      rank: params.rank, alpha: params.alpha, dropout: params.dropout, targets: params.targets,
-    } satisfies RunState);
+    requireFiniteParams(params, run.step, opts.lr);
+    run.save(ckptFile, params, fingerprint);
     lastCheckpointAt = performance.now();
   };
 
@@ -180,33 +210,29 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
       exact += allHit.filter(Boolean).length;
     }
     const valLoss = sum / count;
-    if (!Number.isFinite(valLoss)) throw new TrainingDivergedError(step, 'validation loss', valLoss, opts.lr);
+    if (!Number.isFinite(valLoss)) throw new TrainingDivergedError(run.step, 'validation loss', valLoss, opts.lr);
     const metric = opts.evaluateTask ? await opts.evaluateTask(params, data.val) : { name: 'exact_match', value: exact / data.val.length };
-    const { improved, stop } = early.observe(valLoss, step);
+    const { improved, stop } = early.observe(valLoss, run.step);
     if (improved) {
       best = cloneLora(params);
-      saveAdapter(best, step);
+      saveAdapter(best, run.step);
     }
-    emit({ type: 'eval', step, epoch: step / spe, valLoss, metric, improved, bestStep: early.bestStep, bestValLoss: early.bestLoss });
+    emit({ type: 'eval', step: run.step, epoch: run.step / spe, valLoss, metric, improved, bestStep: early.bestStep, bestValLoss: early.bestLoss });
     return stop;
   };
 
   const t0 = performance.now();
   let reason: TrainResult['reason'] = 'completed';
-  let plan: MicroBatch[][] = [];
   // A new epoch draws a new order; a resumed one keeps the order saved with it.
-  const planFor = (newEpoch: boolean) => {
-    if (newEpoch) order = opts.shuffle ? shuffled(data.train, rng) : data.train.slice();
-    plan = planSteps(order, opts.batchSize, opts.gradAccum, opts.padId);
-  };
-  planFor(order.length === 0);
-  while (step < totalSteps) {
+  const planEpoch = () => planSteps(run.startEpoch(data.train, (xs, rng) => (opts.shuffle ? shuffled(xs, rng) : xs.slice())), opts.batchSize, opts.gradAccum, opts.padId);
+  let plan: MicroBatch[][] = planEpoch();
+  while (run.step < totalSteps) {
     if (opts.signal?.aborted) {
       reason = 'cancelled';
       break;
     }
     const ts = performance.now();
-    const group = plan[batchInEpoch];
+    const group = plan[run.batchInEpoch];
     const labels = group.reduce((s, b) => s + b.labelTargets.length, 0);
     let lossSum = 0, tokens = 0;
     const acc = tensors.map((t) => new Float32Array(t.length));
@@ -217,51 +243,42 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
       r.grads.forEach((g, i) => { const a = acc[i]; for (let j = 0; j < g.length; j++) a[j] += g[j]; });
     }
     const gradNorm = clipGradNorm(acc, opts.maxGradNorm);
-    const lr = learningRate({ kind: opts.schedule, baseLr: opts.lr, warmupSteps: opts.warmupSteps, totalSteps }, step);
+    const lr = learningRate({ kind: opts.schedule, baseLr: opts.lr, warmupSteps: opts.warmupSteps, totalSteps }, run.step);
     // Checked before the update: the parameters, and what is on disk, stay those of the last good step.
-    if (!Number.isFinite(lossSum)) throw new TrainingDivergedError(step + 1, 'loss', lossSum, opts.lr);
-    if (!Number.isFinite(gradNorm)) throw new TrainingDivergedError(step + 1, 'gradient norm', gradNorm, opts.lr);
+    if (!Number.isFinite(lossSum)) throw new TrainingDivergedError(run.step + 1, 'loss', lossSum, opts.lr);
+    if (!Number.isFinite(gradNorm)) throw new TrainingDivergedError(run.step + 1, 'gradient norm', gradNorm, opts.lr);
     opt.update(tensors, acc, lr);
-    step += 1;
-    batchInEpoch += 1;
+    const epochEnded = run.endStep(plan.length);
+    const step = run.step;
     const stepS = (performance.now() - ts) / 1000;
     const elapsedS = (performance.now() - t0) / 1000;
     const perStep = elapsedS / (step - resumedFromStep);
-    emit({ type: 'step', step, epoch: step / spe, loss: lossSum / labels, lr, gradNorm, tokens, tokensPerSec: tokens / stepS, elapsedS, etaS: perStep * (totalSteps - step) });
+    emit({ type: 'step', step, epoch: step / spe, loss: lossSum / labels, lr, gradNorm, tokens, tokensPerSec: finiteRate(tokens / stepS), elapsedS, etaS: finiteRate(perStep * (totalSteps - step)) });
 
-    const epochEnded = batchInEpoch >= plan.length;
-    if (epochEnded) {
-      epoch += 1;
-      batchInEpoch = 0;
-      // The next epoch's order is not drawn yet: a checkpoint written now (the last step, an early
-      // stop) saves none, so a run resumed with more epochs shuffles as an uninterrupted one would.
-      order = [];
-    }
     const evalNow = hasVal && (opts.evalEvery > 0 ? step % opts.evalEvery === 0 : epochEnded);
     if (evalNow) {
-      lastEvalStep = step;
+      run.lastEvalStep = step;
       if (await evaluate()) {
         reason = 'early-stop';
         break;
       }
     }
+    // RunProgress's rules: at an epoch's end a checkpoint comes after the next epoch's shuffle; the last step is written after the loop.
     if (epochEnded && step < totalSteps) {
-      planFor(true);
+      plan = planEpoch();
       checkpoint();
     } else if (!epochEnded && step < totalSteps && checkpointEveryMs > 0 && performance.now() - lastCheckpointAt >= checkpointEveryMs) {
-      // Mid-epoch the saved order is this epoch's and the rng is past its shuffle, so a resume replans
-      // the same batches. At an epoch's end only the branch above may write (after the next epoch's
-      // shuffle: batchInEpoch 0 must come with the new order); the last step is written after the loop.
       checkpoint();
     }
   }
-  if (reason === 'completed' && hasVal && lastEvalStep !== step) await evaluate();
+  const step = run.step;
+  if (reason === 'completed' && hasVal && run.lastEvalStep !== step) await evaluate();
   if (!hasVal) {
     best = cloneLora(params);
     saveAdapter(best, step);
   } else if (!best) {
     // Resumed after the best evaluation, or cancelled before any: keep what is on disk, else save now.
-    if (!fs.existsSync(path.join(opts.outDir, 'adapter_model.safetensors'))) saveAdapter(params, step);
+    if (!fs.existsSync(path.join(opts.outDir, ADAPTER_WEIGHTS_FILE))) saveAdapter(params, step);
     best = cloneLora(params);
   }
   checkpoint();

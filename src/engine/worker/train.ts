@@ -1,7 +1,7 @@
 // `train`: LoRA fine-tuning on the worker's loaded base model. The examples arrive as chat messages;
 // they are tokenised with the model's chat template (loss on the assistant's tokens), split, and
 // trained by the same trainer as `gemma-tune train`. Memory: the train-step session holds its own
-// 4-bit copy of the base (plus the transposed copy its backward uses), so the inference session is
+// 4-bit copy of the base, so the inference session is
 // released for the run and rebuilt afterwards with its adapters: one base in memory, not two, for the
 // price of a reload (about a second on the 270M). A cancel stops between steps; the best adapter so
 // far stays in outDir and the result names its step. With `resume` the trainer goes on from the
@@ -15,37 +15,18 @@ import { trainNeedMB } from '../memoryCap';
 import { growCap } from './growCap';
 import { modelIdentity } from '../model/identity';
 import { openWeights } from '../model/load';
-import { TRAIN_DEFAULTS } from '../train/defaults';
+import { TRAIN_DEFAULTS, trainSettingsOf } from '../train/defaults';
 import type { TrainExample } from '../train/examples';
 import { initLora, type LoraTarget } from '../train/lora';
 import { createOrtEngine, type OrtStepEngine } from '../train/ortEngine';
 import { splitValidation } from '../train/split';
 import { modelRenderer, tokenizeExample } from '../train/tokenize';
-import { train as runTrainer, type TrainEvent, type TrainResult } from '../train/trainer';
-import type { TrainEventMessage } from '../../protocol/train';
+import { train as runTrainer, type TrainResult } from '../train/trainer';
 import { throwIfCancelled, type Handler, type LoadedModel } from './context';
 import { requireModel } from './model';
 import { describeDevice, deviceRoles, openOnDevice, type DeviceResolution } from '../onnx/device';
 
 const MB = 1024 * 1024;
-
-/** The protocol's copy of a trainer event (only the fields the protocol names, so it validates). */
-export function eventMessage(e: TrainEvent): TrainEventMessage {
-  switch (e.type) {
-    case 'start':
-      return { type: 'start', totalSteps: e.totalSteps, stepsPerEpoch: e.stepsPerEpoch, trainExamples: e.trainExamples, valExamples: e.valExamples, trainableParams: e.trainableParams, resumedFromStep: e.resumedFromStep };
-    case 'step':
-      return { type: 'step', step: e.step, epoch: e.epoch, loss: e.loss, lr: e.lr, gradNorm: e.gradNorm, tokens: e.tokens, tokensPerSec: finite(e.tokensPerSec), elapsedS: e.elapsedS, etaS: finite(e.etaS) };
-    case 'eval':
-      return { type: 'eval', step: e.step, epoch: e.epoch, valLoss: e.valLoss, ...(e.metric ? { metric: { name: e.metric.name, value: e.metric.value } } : {}), improved: e.improved, bestStep: e.bestStep, bestValLoss: e.bestValLoss };
-    case 'done':
-      return { type: 'done', reason: e.reason, step: e.step, bestStep: e.bestStep, bestValLoss: e.bestValLoss, outDir: e.outDir, elapsedS: e.elapsedS };
-  }
-}
-
-function finite(x: number): number {
-  return Number.isFinite(x) && x >= 0 ? x : 0;
-}
 
 /** Rebuilds the inference runtime of `model` and registers its adapters again (dropping any that no longer load). */
 async function reopen(model: LoadedModel, threads: number, log: (m: string) => void): Promise<void> {
@@ -112,14 +93,12 @@ export const train: Handler<'train'> = async (params, ctx) => {
     times.setupS = (performance.now() - t0) / 1000;
     ctx.log('info', `train: ${split.train.length} training and ${split.val.length} held-out examples; step session built in ${times.setupS.toFixed(2)} s`);
     result = await runTrainer(cfg, engine, split, lora, {
-      epochs: hp.epochs, minSteps: hp.minSteps ?? TRAIN_DEFAULTS.minSteps, lr: hp.learningRate, schedule: hp.schedule, warmupSteps: hp.warmupSteps, weightDecay: hp.weightDecay,
-      maxGradNorm: hp.maxGradNorm, batchSize: hp.batchSize, gradAccum: hp.gradAccum, seed: hp.seed, shuffle: true,
-      evalEvery: TRAIN_DEFAULTS.evalEvery, checkpointEverySeconds: TRAIN_DEFAULTS.checkpointEverySeconds,
-      patience: hp.patience ?? TRAIN_DEFAULTS.patience, padId: cfg.padId,
+      ...trainSettingsOf(hp), shuffle: true,
+      evalEvery: TRAIN_DEFAULTS.evalEvery, checkpointEverySeconds: TRAIN_DEFAULTS.checkpointEverySeconds, padId: cfg.padId,
       outDir: params.outDir, baseModel: modelIdentity(model.summary.source), resume: params.resume === true, signal: ctx.signal,
       onEvent: (e) => {
         sample();
-        ctx.emit(eventMessage(e));
+        ctx.emit(e);
       },
     });
   } finally {

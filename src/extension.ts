@@ -8,6 +8,7 @@ import { registerCodeActions } from './codeActions/register';
 import { registerChooseModel } from './commands/chooseModel';
 import { registerModelCommands } from './commands/modelCommands';
 import { registerRestartEngine } from './commands/restartEngine';
+import { registerRunTaskOnSelection } from './commands/runTaskOnSelection';
 import { registerShowEngineStatus } from './commands/showEngineStatus';
 import { registerTaskCommands } from './commands/taskCommands';
 import { EventLog } from './eventLog';
@@ -32,7 +33,8 @@ export function activate(context: vscode.ExtensionContext): void {
   const panelEngine = new WorkerPanelEngine(services);
   context.subscriptions.push(panelEngine, ...registerTaskCommands(services, panelEngine));
   context.subscriptions.push(...registerModelCommands(services, models), registerChooseModel(services, models), registerStatusBar(models, panelEngine.onDidChangeTraining));
-  context.subscriptions.push(...registerCodeActions(services));
+  const codeActions = registerCodeActions(services);
+  context.subscriptions.push(...codeActions.disposables, registerRunTaskOnSelection(services, codeActions.tasks, codeActions.runner));
 
   const activationMs = Math.round((performance.now() - t0) * 10) / 10;
   log.info(`Gemma Tune ${String(context.extension.packageJSON.version)} activated in ${activationMs} ms`);

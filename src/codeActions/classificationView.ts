@@ -7,6 +7,7 @@
 // beside text they no longer describe.
 
 import * as vscode from 'vscode';
+import { DisposableStore } from '../common/disposables';
 import { decorationText, hoverMarkdown } from './resultFormat';
 
 export const INSERT_CLASSIFICATION = 'gemmaTune.insertClassification';
@@ -32,10 +33,12 @@ export class ClassificationView implements vscode.Disposable, vscode.CodeLensPro
   private readonly byDocument = new Map<string, Classification[]>();
   private readonly lensesChanged = new vscode.EventEmitter<void>();
   readonly onDidChangeCodeLenses = this.lensesChanged.event;
-  private readonly disposables: vscode.Disposable[] = [this.decoration, this.lensesChanged];
+  private readonly disposables = new DisposableStore();
 
   constructor() {
-    this.disposables.push(
+    this.disposables.addAll(
+      this.decoration,
+      this.lensesChanged,
       // Every language: "Run task on selection" classifies in any file.
       vscode.languages.registerCodeLensProvider('*', this),
       vscode.languages.registerHoverProvider('*', this),
@@ -96,7 +99,7 @@ export class ClassificationView implements vscode.Disposable, vscode.CodeLensPro
   }
 
   dispose(): void {
-    for (const d of this.disposables) d.dispose();
+    this.disposables.dispose();
   }
 
   private render(uri: vscode.Uri): void {

@@ -11,10 +11,16 @@ import { LANGUAGES_KEY, languageSelector } from './languages';
 import { documentAndRange, isTaskRef, resolveTaskRef } from './taskRef';
 import { PRECOMPUTE_KEY, TaskRunner } from './taskRunner';
 import { TrainedTasks } from './trainedTasks';
-import { registerRunTaskOnSelection } from '../commands/runTaskOnSelection';
 
-/** Registers the providers and commands; returns what to dispose. */
-export function registerCodeActions(s: GemmaServices): vscode.Disposable[] {
+/** What registerCodeActions made: the trained-task list and the runner that "Run task on selection" shares, and what to dispose. */
+export interface CodeActions {
+  tasks: TrainedTasks;
+  runner: TaskRunner;
+  disposables: vscode.Disposable[];
+}
+
+/** Registers the providers and their commands. */
+export function registerCodeActions(s: GemmaServices): CodeActions {
   const tasks = new TrainedTasks(s.log);
   const view = new ClassificationView();
   const runner = new TaskRunner(s, view);
@@ -44,7 +50,7 @@ export function registerCodeActions(s: GemmaServices): vscode.Disposable[] {
     return kind === 'classify' ? runner.classify(t, target.document, target.range) : runner.extract(t, target.document, target.range);
   };
 
-  return [
+  const disposables = [
     tasks,
     view,
     runner,
@@ -66,6 +72,6 @@ export function registerCodeActions(s: GemmaServices): vscode.Disposable[] {
       }
       return runner.insertClassification(await vscode.workspace.openTextDocument(uri), c);
     }),
-    registerRunTaskOnSelection(s, tasks, runner),
   ];
+  return { tasks, runner, disposables };
 }

@@ -11,10 +11,10 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EngineError } from '../client/engineClient';
 import { baseMismatch, offerRetrain } from '../model/baseCheck';
-import { errorText } from '../model/modelService';
+import { errorText } from '../protocol/quote';
 import type { ResultOf } from '../protocol/engine';
 import type { GemmaServices } from '../services';
-import { AdapterCache, adapterStamp } from './adapterCache';
+import { AdapterCache, adapterStamp } from '../client/adapterCache';
 import { ADAPTER_WEIGHTS_FILE } from '../common/files';
 import { Precompute, PRECOMPUTE_DEBOUNCE_MS, type PrecomputeJob } from './precompute';
 import { type Classification, ClassificationView } from './classificationView';
@@ -22,7 +22,7 @@ import { commentSyntaxOf } from './languageComments';
 import { asComment } from './commentSyntax';
 import { insertAbove, insertBelow } from './placement';
 import { decorationText } from './resultFormat';
-import { classifyParams, extractedText, extractRequest } from './taskRequests';
+import { classifyParams, extractedText, extractRequest } from '../client/taskRequests';
 import type { TrainedTask } from './trainedTasks';
 
 /** How long a request may run before a cancellable notification appears. */
@@ -62,7 +62,7 @@ export async function withDelayedProgress<T>(title: string, delayMs: number, wor
 
 /** Whether an engine error means the worker lost its model or adapters (restart, another load). */
 function lostState(e: unknown): boolean {
-  return e instanceof EngineError && (e.code === 'worker-exited' || /no adapter named|no model is loaded/.test(e.message));
+  return e instanceof EngineError && (e.code === 'worker-exited' || e.code === 'not-loaded');
 }
 
 export class TaskRunner implements vscode.Disposable {

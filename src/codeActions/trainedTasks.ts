@@ -4,6 +4,7 @@
 // it is older than a few seconds (watchers can miss events on network file systems).
 
 import * as vscode from 'vscode';
+import { DisposableStore } from '../common/disposables';
 import type { TaskKind } from '../store/task';
 import type { Task, TaskStore } from '../store/taskStore';
 import { TASKS_RELATIVE_DIR } from '../store/taskStore';
@@ -21,14 +22,14 @@ const MAX_AGE_MS = 5000;
 
 export class TrainedTasks implements vscode.Disposable {
   private cached: { at: number; tasks: Promise<TrainedTask[]> } | undefined;
-  private readonly disposables: vscode.Disposable[] = [];
+  private readonly disposables = new DisposableStore();
 
   constructor(private readonly log: vscode.LogOutputChannel) {
     const watcher = vscode.workspace.createFileSystemWatcher(`**/${TASKS_RELATIVE_DIR.split(/[\\/]/).join('/')}/**`);
     const invalidate = (): void => {
       this.cached = undefined;
     };
-    this.disposables.push(watcher, watcher.onDidCreate(invalidate), watcher.onDidChange(invalidate), watcher.onDidDelete(invalidate), vscode.workspace.onDidChangeWorkspaceFolders(invalidate));
+    this.disposables.addAll(watcher, watcher.onDidCreate(invalidate), watcher.onDidChange(invalidate), watcher.onDidDelete(invalidate), vscode.workspace.onDidChangeWorkspaceFolders(invalidate));
   }
 
   /** Every trained task of every workspace folder, sorted by folder then name. */
@@ -51,7 +52,7 @@ export class TrainedTasks implements vscode.Disposable {
   }
 
   dispose(): void {
-    for (const d of this.disposables) d.dispose();
+    this.disposables.dispose();
   }
 
   private async scan(): Promise<TrainedTask[]> {

@@ -9,7 +9,7 @@
 import * as vscode from 'vscode';
 import { ensureModel } from '../store/modelCache';
 import { DownloadError } from '../store/modelDownload';
-import { DEFAULT_MODEL, type ModelManifest } from '../store/modelManifest';
+import { DEFAULT_MODEL, type ModelManifest } from '../engine/model/modelManifest';
 import { proxySettingsFromVscode, type ProxySettings, redact } from '../store/proxySettings';
 import type { GemmaServices } from '../services';
 

@@ -42,7 +42,7 @@ export async function fineTuneOnSelection(deps: PanelDeps): Promise<number> {
   const perLine = selectionExamples(texts, 'lines').length;
   const title = multiLine ? `Add the selection to… (${added('lines')} one per line, or ${added('whole')} as selected)` : `Add ${plural(texts.length, 'example')} to…`;
   const task = await pickTask(store, {
-    title, allowNew: true, log: deps.log, first: TrainingPanel.lastActiveTask(folder),
+    title, allowNew: true, log: deps.log, first: deps.panels.lastActiveTask(folder),
     describe: (t) => (multiLine && t.config.selection ? `adds ${added(t.config.selection)}${t.config.selection === 'lines' ? ', one per line' : ''}` : undefined),
   });
   if (!task) return 0;

@@ -2,7 +2,7 @@
 // (examples are the user's work), and asks before deleting for good where there is no trash.
 
 import * as vscode from 'vscode';
-import { type PanelDeps, TrainingPanel } from '../panel/trainingPanel';
+import type { PanelDeps } from '../panel/trainingPanel';
 import { MAX_NAME_LENGTH } from '../store/task';
 import { pickWorkspaceFolder, taskStoreFor } from '../store/workspaceStore';
 import { runReporting } from './fineTuneOnSelection';
@@ -25,7 +25,7 @@ export async function renameTask(deps: PanelDeps): Promise<string | undefined> {
   });
   if (name === undefined || name.trim() === task.config.name) return undefined;
   const renamed = await store.rename(task.id, name);
-  TrainingPanel.taskMoved(folder, task.id, renamed);
+  deps.panels.taskMoved(folder, task.id, renamed);
   deps.log.info(`renamed task ${task.id} -> ${renamed.id}`);
   return renamed.id;
 }
@@ -63,7 +63,7 @@ export async function deleteTask(deps: PanelDeps): Promise<string | undefined> {
     if (hard !== 'Delete Permanently') return undefined;
     await store.remove(task.id);
   }
-  TrainingPanel.taskMoved(folder, task.id, undefined);
+  deps.panels.taskMoved(folder, task.id, undefined);
   deps.log.info(`deleted task ${task.id}`);
   return task.id;
 }

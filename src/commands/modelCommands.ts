@@ -3,7 +3,8 @@
 // refused with the engine's own reason and the setting never points at something unusable.
 
 import * as vscode from 'vscode';
-import { DOWNLOAD_MODEL_COMMAND, errorText, isCancelled, type ModelService, USE_LOCAL_MODEL_COMMAND } from '../model/modelService';
+import { errorText } from '../protocol/quote';
+import { DOWNLOAD_MODEL_COMMAND, isCancelled, type ModelService, USE_LOCAL_MODEL_COMMAND } from '../model/modelService';
 import { checkModelCandidate, CONFIG_SECTION, MODEL_PATH_KEY } from '../model/modelSettings';
 import type { GemmaServices } from '../services';
 import { downloadModel } from './downloadModel';

@@ -4,6 +4,7 @@
 import * as vscode from 'vscode';
 import { EngineError } from '../client/engineClient';
 import type { EngineStatus } from '../protocol/engine';
+import { errorText } from '../protocol/quote';
 import type { GemmaServices } from '../services';
 
 export const SHOW_ENGINE_STATUS = 'gemmaTune.showEngineStatus';
@@ -47,7 +48,7 @@ export async function showEngineStatus(s: GemmaServices): Promise<EngineStatus |
     void vscode.window.showInformationMessage(line, 'Show Log').then((pick) => pick && s.log.show(true));
     return status;
   } catch (e) {
-    const why = e instanceof EngineError ? `${e.message} [${e.code}]` : e instanceof Error ? e.message : String(e);
+    const why = e instanceof EngineError ? `${errorText(e)} [${e.code}]` : errorText(e);
     s.log.error(`engine status failed: ${why}`);
     s.events.write('engineStatusFailed', { error: why });
     void vscode.window.showErrorMessage(`Gemma engine is not available: ${why}`, 'Show Log').then((pick) => pick && s.log.show(true));

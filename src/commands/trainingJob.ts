@@ -67,7 +67,7 @@ export async function importAdapter(s: GemmaServices, deps: PanelDeps): Promise<
   await s.engine.request('unloadAdapter', { name: probe });
   await installImportedAdapter(store, task.id, source, records, model.summary.base);
   deps.log.info(`imported ${source.adapterDir} into task ${task.id} (r ${loaded.rank}, ${loaded.modules} modules${records ? `, ${records.length} training records` : ''})`);
-  await TrainingPanel.refresh(folder, task.id);
+  await deps.panels.refresh(folder, task.id);
   const open = await vscode.window.showInformationMessage(
     `Gemma: "${task.config.name}" now uses the adapter from ${source.adapterDir} (r ${loaded.rank}, ${loaded.modules} modules)${records ? '; its training curves are in the panel' : ''}.`,
     'Open training panel',

@@ -6,32 +6,18 @@
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '../engine/atomicWrite';
-import { type FullHyperparameters, fullHyperparameters, TRAIN_DEFAULTS } from '../engine/train/defaults';
+import { writeFileAtomic, writeJsonAtomic } from '../common/atomicWrite';
+import { fullHyperparameters, TRAIN_DEFAULTS } from '../engine/train/defaults';
 import { type Example, exampleToLine, isLabeled } from '../store/examples';
 import { toJsonl } from '../store/jsonl';
 import type { Task } from '../store/taskStore';
-import { accelerateConfigs, jobReadme, REQUIREMENTS } from './jobFiles';
+import { accelerateConfigs, JOB_FORMAT, jobReadme, type JobRecipe, REQUIREMENTS } from './jobFiles';
 import { trainScript } from './trainScript';
 import { EXAMPLES_FILE } from '../common/files';
 
 /** The Hugging Face checkpoint of the extension's default model (its QAT GGUF was made from it). */
 export const DEFAULT_JOB_BASE = 'google/gemma-3-270m-it';
 export const JOB_FILE = 'job.json';
-export const JOB_FORMAT = 'gemma-tune-job';
-
-/** What train.py reads from job.json. */
-export interface JobRecipe {
-  format: typeof JOB_FORMAT;
-  version: 1;
-  task: { name: string; kind: string };
-  base: string;
-  hyperparameters: FullHyperparameters;
-  maxTokens: number;
-  evalEvery: number;
-  exportedAt: string;
-}
-
 export class JobExportError extends Error {}
 
 /** The recipe of a task: its hyperparameters with the trainer's defaults filled in. */

@@ -1,6 +1,21 @@
-// The small text files of a training job: requirements, accelerate configurations, README. Pure.
+// The small files of a training job: the recipe's type (job.json), requirements, accelerate
+// configurations, README. Pure.
 
-import type { JobRecipe } from './exportJob';
+import type { FullHyperparameters } from '../engine/train/defaults';
+
+export const JOB_FORMAT = 'gemma-tune-job';
+
+/** What train.py reads from job.json. */
+export interface JobRecipe {
+  format: typeof JOB_FORMAT;
+  version: 1;
+  task: { name: string; kind: string };
+  base: string;
+  hyperparameters: FullHyperparameters;
+  maxTokens: number;
+  evalEvery: number;
+  exportedAt: string;
+}
 
 /**
  * What train.py imports, in ranges it was run with (torch 2.11, transformers 5.17, peft 0.18+, accelerate

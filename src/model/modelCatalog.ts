@@ -4,7 +4,7 @@
 // same shape and file layout on a 2-core build machine (README, "Model sizes"); once it has run, the
 // picker shows what it measured here (modelMeasurements.ts). Pure data: no vscode.
 
-import { DEFAULT_MODEL, GEMMA3_1B_QAT_MODEL, type ModelManifest } from '../store/modelManifest';
+import { DEFAULT_MODEL, GEMMA3_1B_QAT_MODEL, type ModelManifest } from '../engine/model/modelManifest';
 
 /** What a model costs and gives on one machine. */
 export interface ModelFigures {

@@ -6,10 +6,12 @@
 // "Use local model…". Everything heavy happens in the engine; this class only sends requests.
 
 import * as vscode from 'vscode';
-import { EngineError, type EngineState } from '../client/engineClient';
+import { DisposableStore } from '../common/disposables';
+import { type EngineClient, EngineError, type EngineState } from '../client/engineClient';
 import type { ModelSummary } from '../protocol/engine';
-import type { GemmaServices } from '../services';
-import { DEFAULT_MODEL } from '../store/modelManifest';
+import { errorText } from '../protocol/quote';
+import type { EventLog } from '../eventLog';
+import { DEFAULT_MODEL } from '../engine/model/modelManifest';
 import {
   CONFIG_SECTION,
   loadKey,
@@ -36,7 +38,14 @@ export interface LoadedModel {
   loadSeconds: number;
 }
 
-export type ModelServiceDeps = Pick<GemmaServices, 'context' | 'log' | 'engine' | 'events'>;
+/** What the model service needs from activate(): the services built before it (services.ts extends it). */
+export interface ModelServiceDeps {
+  context: vscode.ExtensionContext;
+  /** The "Gemma Tune" output channel: engine logs and what the commands did. */
+  log: vscode.LogOutputChannel;
+  engine: EngineClient;
+  events: EventLog;
+}
 
 /** The default model's size as the offer shows it, e.g. "241 MB". */
 export function defaultModelSize(): string {
@@ -55,10 +64,10 @@ export class ModelService implements vscode.Disposable {
   private generation = 0;
   private downloading = false;
   private readonly reported = new Set<string>();
-  private readonly disposables: vscode.Disposable[] = [];
+  private readonly disposables = new DisposableStore();
 
   constructor(private readonly s: ModelServiceDeps) {
-    this.disposables.push(
+    this.disposables.addAll(
       this.changed,
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (MODEL_KEYS.some((k) => e.affectsConfiguration(`${CONFIG_SECTION}.${k}`))) void this.settingsChanged();
@@ -180,7 +189,7 @@ export class ModelService implements vscode.Disposable {
   }
 
   dispose(): void {
-    for (const d of this.disposables) d.dispose();
+    this.disposables.dispose();
   }
 
   // ---- internals --------------------------------------------------------------------------
@@ -302,10 +311,4 @@ function idleState(src: ModelSource): ModelState {
 /** Whether `e` says the user (or the host on their behalf) cancelled the request. */
 export function isCancelled(e: unknown): boolean {
   return e instanceof EngineError && e.code === 'cancelled';
-}
-
-/** The message of an engine or other error, without the class name. */
-export function errorText(e: unknown): string {
-  if (e instanceof EngineError) return e.message;
-  return e instanceof Error ? e.message : String(e);
 }

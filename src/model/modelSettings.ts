@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileKind } from '../engine/model/regularFile';
 import { findModel, modelPath } from '../store/modelCache';
-import { DEFAULT_MODEL, type ModelManifest } from '../store/modelManifest';
+import { DEFAULT_MODEL, type ModelManifest } from '../engine/model/modelManifest';
 
 export const CONFIG_SECTION = 'gemmaTune';
 /** Keys under `gemmaTune.` whose change means a different model load. */

@@ -5,6 +5,7 @@
 
 import * as path from 'node:path';
 import { type Capabilities, PANEL_MAX_EXAMPLES, PANEL_MAX_PROBLEMS, type PanelState, parsePanelState, type Suggestion, type TrainingView } from '../protocol/webview';
+import { errorText } from '../protocol/quote';
 import type { Example } from '../store/examples';
 import { formatProblem, type LineProblem } from '../store/jsonl';
 import type { Task } from '../store/taskStore';
@@ -59,7 +60,7 @@ export function buildPanelState(input: PanelStateInput): { state: PanelState } |
 
 /** Why a task's files could not be read at all, and what to do; paths inside `root` (the workspace folder) are shown relative to it. */
 export function unreadableTask(taskId: string, err: unknown, root?: string): Unavailable {
-  const raw = err instanceof Error ? err.message : String(err);
+  const raw = errorText(err);
   const message = root ? raw.split(root + path.sep).join('') : raw;
   return {
     problem: `The task "${taskId}" cannot be read: ${message}`,

@@ -4,7 +4,7 @@
 // model exactly what the code actions ask. Pure Node (no vscode).
 
 import type { EngineClient } from '../client/engineClient';
-import { classifyParams, extractedText, extractRequest, freeTextParams } from '../codeActions/taskRequests';
+import { classifyParams, extractedText, extractRequest, freeTextParams } from '../client/taskRequests';
 import type { TaskConfig } from '../store/task';
 
 export interface TaskAnswer {

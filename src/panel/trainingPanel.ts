@@ -10,6 +10,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { DisposableStore } from '../common/disposables';
 import type { EventLog } from '../eventLog';
 import {
   applyTrainingEvent,
@@ -45,6 +46,35 @@ export interface PanelDeps {
   log: vscode.LogOutputChannel;
   events?: EventLog;
   engine: PanelEngine;
+  /** The open panels, made once by the wiring (registerTaskCommands). */
+  panels: TrainingPanels;
+}
+
+/** The training panels open in this window, one per task, and the one the user was in last. */
+export class TrainingPanels {
+  readonly open = new Map<string, TrainingPanel>();
+  /** The panel the user was in last (it leads the task pick of "Fine-tune on selection"). */
+  lastActive: TrainingPanel | undefined;
+
+  /** The task of the panel the user was in last, if it is open and in `folder`. */
+  lastActiveTask(folder: vscode.WorkspaceFolder): string | undefined {
+    const p = this.lastActive;
+    return p && this.open.get(p.key) === p ? p.taskIn(folder) : undefined;
+  }
+
+  /** Refreshes an open panel of this task (after a command changed its examples). */
+  async refresh(folder: vscode.WorkspaceFolder, taskId: string): Promise<void> {
+    await this.open.get(panelKey(folder, taskId))?.refresh();
+  }
+
+  /** Follows a task that was renamed, or closes the panel of one that was deleted. */
+  taskMoved(folder: vscode.WorkspaceFolder, oldId: string, newTask: Task | undefined): void {
+    this.open.get(panelKey(folder, oldId))?.moved(newTask);
+  }
+}
+
+function panelKey(folder: vscode.WorkspaceFolder, taskId: string): string {
+  return `${folder.uri.fsPath}\n${taskId}`;
 }
 
 /** What the page keeps in its own state so a reloaded window can reopen the panel. */
@@ -54,10 +84,8 @@ interface RestoreInfo {
 }
 
 export class TrainingPanel {
-  private static readonly open = new Map<string, TrainingPanel>();
-
   private readonly store: TaskStore;
-  private readonly disposables: vscode.Disposable[] = [];
+  private readonly disposables = new DisposableStore();
   /** Aborted when the panel closes: what the engine still does for it (suggestions) is stopped. */
   private readonly closed = new AbortController();
   private training: { view: TrainingView; abort?: AbortController } | null = null;
@@ -88,11 +116,11 @@ export class TrainingPanel {
     panel.iconPath = vscode.Uri.joinPath(deps.extensionUri, 'media', 'gemma.svg');
     // Another window, the CLI or a hand edit changing task.json or examples.jsonl: reload, never overwrite.
     const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, `${TASKS_RELATIVE_DIR.split(path.sep).join('/')}/*/{${TASK_FILE},${EXAMPLES_FILE}}`));
-    this.disposables.push(
+    this.disposables.addAll(
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
       panel.onDidDispose(() => this.dispose()),
       panel.onDidChangeViewState((e) => {
-        if (e.webviewPanel.active) TrainingPanel.lastActive = this;
+        if (e.webviewPanel.active) deps.panels.lastActive = this;
       }),
       watcher,
       watcher.onDidChange((u) => this.onDiskChange(u)),
@@ -103,26 +131,27 @@ export class TrainingPanel {
     this.reloadCheck = setInterval(() => {
       if (this.panel.visible) this.reloadIfChanged();
     }, RELOAD_CHECK_MS);
-    TrainingPanel.open.set(this.key, this);
-    TrainingPanel.lastActive = this;
+    deps.panels.open.set(this.key, this);
+    deps.panels.lastActive = this;
   }
 
-  /** The panel the user was in last (it leads the task pick of "Fine-tune on selection"). */
-  private static lastActive: TrainingPanel | undefined;
-
-  /** The task of the panel the user was in last, if it is open and in `folder`. */
-  static lastActiveTask(folder: vscode.WorkspaceFolder): string | undefined {
-    const p = TrainingPanel.lastActive;
-    return p && TrainingPanel.open.get(p.key) === p && p.folder.uri.fsPath === folder.uri.fsPath ? p.taskId : undefined;
+  get key(): string {
+    return panelKey(this.folder, this.taskId);
   }
 
-  private get key(): string {
-    return `${this.folder.uri.fsPath}\n${this.taskId}`;
+  /** This panel's task when it is in `folder`. */
+  taskIn(folder: vscode.WorkspaceFolder): string | undefined {
+    return this.folder.uri.fsPath === folder.uri.fsPath ? this.taskId : undefined;
+  }
+
+  /** Reads the task again and shows it (after a command changed its examples). */
+  refresh(): Promise<void> {
+    return this.sendState();
   }
 
   /** Opens (or reveals and refreshes) the panel of a task. */
   static async show(deps: PanelDeps, folder: vscode.WorkspaceFolder, taskId: string): Promise<TrainingPanel> {
-    const existing = TrainingPanel.open.get(`${folder.uri.fsPath}\n${taskId}`);
+    const existing = deps.panels.open.get(panelKey(folder, taskId));
     if (existing) {
       existing.panel.reveal(undefined, false);
       await existing.sendState();
@@ -163,21 +192,14 @@ export class TrainingPanel {
     new TrainingPanel(panel, deps, folder, info.taskId);
   }
 
-  /** Refreshes an open panel of this task (after a command changed its examples). */
-  static async refresh(folder: vscode.WorkspaceFolder, taskId: string): Promise<void> {
-    await TrainingPanel.open.get(`${folder.uri.fsPath}\n${taskId}`)?.sendState();
-  }
-
-  /** Follows a task that was renamed, or closes the panel of one that was deleted. */
-  static taskMoved(folder: vscode.WorkspaceFolder, oldId: string, newTask: Task | undefined): void {
-    const p = TrainingPanel.open.get(`${folder.uri.fsPath}\n${oldId}`);
-    if (!p) return;
-    if (!newTask) return p.panel.dispose();
-    TrainingPanel.open.delete(p.key);
-    p.taskId = newTask.id;
-    TrainingPanel.open.set(p.key, p);
-    p.panel.title = `Gemma: ${newTask.config.name}`;
-    void p.sendState();
+  /** Follows its task renamed to `newTask`, or closes when the task was deleted (undefined). */
+  moved(newTask: Task | undefined): void {
+    if (!newTask) return this.panel.dispose();
+    this.deps.panels.open.delete(this.key);
+    this.taskId = newTask.id;
+    this.deps.panels.open.set(this.key, this);
+    this.panel.title = `Gemma: ${newTask.config.name}`;
+    void this.sendState();
   }
 
   private post(msg: HostToWebview): void {
@@ -389,10 +411,10 @@ export class TrainingPanel {
   private dispose(): void {
     clearTimeout(this.reloadTimer);
     clearInterval(this.reloadCheck);
-    if (TrainingPanel.open.get(this.key) === this) TrainingPanel.open.delete(this.key);
+    if (this.deps.panels.open.get(this.key) === this) this.deps.panels.open.delete(this.key);
     this.training?.abort?.abort();
     this.closed.abort();
-    for (const d of this.disposables.splice(0)) d.dispose();
+    this.disposables.dispose();
   }
 }
 

@@ -11,8 +11,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EngineError } from '../client/engineClient';
-import { AdapterCache } from '../codeActions/adapterCache';
-import { errorText } from '../model/modelService';
+import { AdapterCache } from '../client/adapterCache';
+import { errorText } from '../protocol/quote';
 import { type Capabilities, type ComparisonRow, type Suggestion, type TrainingEvent, trainingEventOf } from '../protocol/webview';
 import type { ResultOf } from '../protocol/engine';
 import type { GemmaServices } from '../services';

@@ -180,13 +180,14 @@ export interface EngineResponse {
 
 /**
  * Why a request failed. From the engine: bad-request: the message or its params did not validate
- * (the text names the field); cancelled: a cancel reached it; failed: the handler threw (or, client
- * side, the engine broke the protocol). From the client: worker-exited: the host stopped the engine
+ * (the text names the field); cancelled: a cancel reached it; not-loaded: the request needs a model or
+ * a named adapter the engine does not hold (a restart or another load took it: load it, then ask
+ * again); failed: the handler threw (or, client side, the engine broke the protocol). From the client: worker-exited: the host stopped the engine
  * (restart, dispose, or an engine that did not stop a request it was told to) while the request was
  * queued or running; crashed: the engine process died on its own (crash, kill, memory cap), or is
  * stopped after crashing too often; timeout: the host stopped waiting (the engine was told to stop).
  */
-export const errorCodes = ['bad-request', 'cancelled', 'failed', 'worker-exited', 'crashed', 'timeout'] as const;
+export const errorCodes = ['bad-request', 'cancelled', 'not-loaded', 'failed', 'worker-exited', 'crashed', 'timeout'] as const;
 export type EngineErrorCode = (typeof errorCodes)[number];
 
 export interface EngineErrorResponse {

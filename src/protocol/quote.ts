@@ -70,7 +70,11 @@ export function jsonForMessage(v: unknown, max = 80): string {
   return escapeControls(t.length > max ? `${t.slice(0, max)}…` : t);
 }
 
-/** An error's message, escaped, for quoting inside another message (JSON.parse errors repeat the bad text). */
-export function errorMessageOf(e: unknown): string {
+/**
+ * An error as the one line a message shows: its message without the class name, escaped (errors quote
+ * file names and JSON.parse repeats the bad text). Escaping twice changes nothing, so an engine error's
+ * text, escaped in the worker, passes through the host as it is. The one errorText of the project.
+ */
+export function errorText(e: unknown): string {
   return escapeControls(e instanceof Error ? e.message : String(e));
 }

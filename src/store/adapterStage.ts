@@ -13,7 +13,7 @@
 
 import { promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
-import { syncDir, writeJsonAtomic } from '../engine/atomicWrite';
+import { syncDir, writeJsonAtomic } from '../common/atomicWrite';
 import { readSafetensorsHeader } from '../engine/model/safetensors';
 import { num, obj, oneOf } from '../protocol/check';
 import { checkFolder, checkRegularFile, readGuardedText, removeLeftoverTemps } from './safeFile';

@@ -1,7 +1,7 @@
 // JSON Lines files that survive damage: every line is parsed on its own, a bad line becomes a
 // problem naming the file and line number, and the good lines are kept. Pure Node: no vscode.
 
-import { errorMessageOf } from '../protocol/quote';
+import { errorText } from '../protocol/quote';
 import { type FileStamp, readGuarded } from './safeFile';
 
 /** One line that could not be used, with where it is and why. */
@@ -59,7 +59,7 @@ export function parseJsonl<T>(text: string, file: string, parse: (value: unknown
     try {
       json = JSON.parse(raw);
     } catch (err) {
-      out.problems.push({ file, line: i + 1, message: `not valid JSON (${errorMessageOf(err)})` });
+      out.problems.push({ file, line: i + 1, message: `not valid JSON (${errorText(err)})` });
       continue;
     }
     try {

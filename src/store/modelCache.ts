@@ -8,9 +8,9 @@
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { writeJsonAtomic } from '../engine/atomicWrite';
+import { writeJsonAtomic } from '../common/atomicWrite';
 import { downloadFile, type DownloadOptions, type DownloadResult } from './modelDownload';
-import { manifestUrl, ModelManifest } from './modelManifest';
+import { manifestUrl, ModelManifest } from '../engine/model/modelManifest';
 
 /** Where a manifest's file lives (or will) under `storageDir`. */
 export function modelPath(storageDir: string, m: ModelManifest): string {

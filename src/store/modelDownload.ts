@@ -25,7 +25,7 @@ import { createHash, Hash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import * as path from 'node:path';
-import { syncDir, writeJsonAtomic } from '../engine/atomicWrite';
+import { syncDir, writeJsonAtomic } from '../common/atomicWrite';
 import { DownloadError } from './downloadError';
 import { type ConnectOptions, httpsGet, type HttpsResponse } from './httpsGet';
 import { DIRECT, proxyRoute, type ProxySettings } from './proxySettings';

@@ -9,7 +9,7 @@
 
 import { constants, promises as fs, type BigIntStats, type Stats } from 'node:fs';
 import * as path from 'node:path';
-import { isTempName } from '../engine/atomicWrite';
+import { isTempName } from '../common/atomicWrite';
 import { processAlive } from './processAlive';
 
 // Absent on Windows (0 there): the lstat before opening does the check on its own.

@@ -5,7 +5,7 @@
 //   .gemma/tasks/<task>/adapter/        PEFT adapter written by the trainer
 //   .gemma/tasks/<task>/metrics.jsonl   training events, one JSON object per line
 //
-// Every write is atomic (engine/atomicWrite.ts). Edits re-read the file, apply the change and write the
+// Every write is atomic (common/atomicWrite.ts). Edits re-read the file, apply the change and write the
 // whole file back, one at a time per task: in this process through a queue, across processes (two
 // VS Code windows on one folder, the CLI) through the task's write lock (fileLock.ts, `.write.lock` in
 // the task folder). A file changed on disk by anyone else between an edit's read and its write (a
@@ -19,7 +19,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CheckError } from '../protocol/check';
-import { writeFileAtomic } from '../engine/atomicWrite';
+import { writeFileAtomic } from '../common/atomicWrite';
 import { promotionInterrupted, recoverPromotion, stagingDir } from './adapterStage';
 import { Example, exampleFromLine, exampleToLine, isExampleId, MAX_INPUT_LENGTH, MAX_OUTPUT_LENGTH, newExampleId } from './examples';
 import { acquireLock, describeOwner, type FileLock, LockBusyError, lockHolder, type LockOwner } from './fileLock';
@@ -27,7 +27,7 @@ import { JsonlFile, JsonlRead, LineProblem, readJsonl, toJsonl } from './jsonl';
 import { checkFolder, currentStamp, type FileStamp, readGuardedText, removeLeftoverTemps, stampOf } from './safeFile';
 import { isSafeFolderName, safeFolderName, uniqueFolderName } from './names';
 import { newTaskConfig, NewTask, TaskConfig, validateTaskConfig } from './task';
-import { errorMessageOf } from '../protocol/quote';
+import { errorText } from '../protocol/quote';
 import { ADAPTER_DIR, ADAPTER_WEIGHTS_FILE, EXAMPLES_FILE, METRICS_FILE, TASK_FILE } from '../common/files';
 import type { MetricRecord } from './metricsLog';
 
@@ -418,7 +418,7 @@ export class TaskStore {
     try {
       json = JSON.parse(read.text);
     } catch (err) {
-      throw new TaskFileError(file, `not valid JSON (${errorMessageOf(err)})`);
+      throw new TaskFileError(file, `not valid JSON (${errorText(err)})`);
     }
     try {
       return { task: { id, dir, config: validateTaskConfig(json) }, stamp: read.stamp };

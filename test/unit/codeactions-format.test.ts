@@ -7,7 +7,7 @@ import { asComment, KNOWN_COMMENTS, parseLanguageConfiguration } from '../../src
 import { languageSelector } from '../../src/codeActions/languages';
 import { indentLines, insertAbove, insertBelow, lastSelectedLine } from '../../src/codeActions/placement';
 import { decorationText, formatProbability, hoverMarkdown, markdownCell } from '../../src/codeActions/resultFormat';
-import { classifyParams, extractedText, extractRequest, FIELDS_MAX_TOKENS } from '../../src/codeActions/taskRequests';
+import { classifyParams, extractedText, extractRequest, FIELDS_MAX_TOKENS } from '../../src/client/taskRequests';
 import { exampleToLine } from '../../src/store/examples';
 import { newTaskConfig } from '../../src/store/task';
 

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EngineClient } from '../../src/client/engineClient';
 import { Precompute, type PrecomputeJob } from '../../src/codeActions/precompute';
-import { classifyParams } from '../../src/codeActions/taskRequests';
+import { classifyParams } from '../../src/client/taskRequests';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import type { ResultOf } from '../../src/protocol/engine';

@@ -13,7 +13,7 @@ import { taskSettings } from '../../src/cli/commands/demo';
 import { readSafetensorsHeader } from '../../src/engine/model/safetensors';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
-import type { ModelManifest } from '../../src/store/modelManifest';
+import type { ModelManifest } from '../../src/engine/model/modelManifest';
 import { tempDir } from './temp-helpers';
 
 const EXAMPLES = path.join(__dirname, '..', '..', 'examples');

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { classifyParams } from '../../src/codeActions/taskRequests';
+import { classifyParams } from '../../src/client/taskRequests';
 import { classify, type ClassifyResult } from '../../src/engine/generate/labelScoring';
 import type { GemmaRuntime } from '../../src/engine/gemma/runtime';
 import { PrefixCache } from '../../src/engine/generate/prefixCache';

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { extractRequest, freeTextParams } from '../../src/codeActions/taskRequests';
+import { extractRequest, freeTextParams } from '../../src/client/taskRequests';
 import { extract, JsonConstraintTable, packVocab } from '../../src/engine/generate/constrained';
 import { generate } from '../../src/engine/generate/generator';
 import type { GemmaRuntime } from '../../src/engine/gemma/runtime';

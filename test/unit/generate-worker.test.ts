@@ -31,7 +31,7 @@ after(async () => {
 
 test('requests before loadModel fail with a reason, and the worker keeps serving', async () => {
   const e = await rejection(engine.request('generate', { promptIds: [2], maxTokens: 1 }));
-  assert.equal(e.code, 'failed');
+  assert.equal(e.code, 'not-loaded');
   assert.match(e.message, /no model is loaded/);
   assert.equal((await engine.request('status', {})).model, null);
 });
@@ -103,6 +103,7 @@ test('an adapter is chosen per request without reloading the base (PEFT fixture)
     await plain.runtime.dispose();
   }
   const missing = await rejection(engine.request('generate', { promptIds: ids, maxTokens: 1, adapter: 'nope' }));
+  assert.equal(missing.code, 'not-loaded');
   assert.match(missing.message, /no adapter named "nope" \(loaded: peft\)/);
   assert.deepEqual(await engine.request('unloadAdapter', { name: 'peft' }), { removed: true });
   assert.deepEqual(await engine.request('unloadAdapter', { name: 'peft' }), { removed: false });

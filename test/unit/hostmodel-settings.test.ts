@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { checkModelCandidate, expandModelPath, isRelativeModelPath, loadKey, modelDisplayName, readModelSettings, resolveModelSource, settingOrigin } from '../../src/model/modelSettings';
 import { percent, statusView } from '../../src/model/modelState';
 import { modelPath } from '../../src/store/modelCache';
-import type { ModelManifest } from '../../src/store/modelManifest';
+import type { ModelManifest } from '../../src/engine/model/modelManifest';
 import { tempDir } from './temp-helpers';
 
 /** The settings as VS Code would hand them over, every value set in user settings or (with `origin`) in the workspace's. */

@@ -11,7 +11,7 @@ import { baseIdentity } from '../../src/engine/model/identity';
 import { writeRandomGguf, writeRandomHf } from '../../src/engine/model/randomModel';
 import { baseMismatch, baseModelRecord, describeBase } from '../../src/protocol/baseModel';
 import { DEFAULT_HYPERPARAMETERS, validateTaskConfig } from '../../src/store/task';
-import { GEMMA3_1B_QAT_MODEL, manifestUrl } from '../../src/store/modelManifest';
+import { GEMMA3_1B_QAT_MODEL, manifestUrl } from '../../src/engine/model/modelManifest';
 import { describeEntry, describeFigures, formatBytes, MODEL_CATALOG } from '../../src/model/modelCatalog';
 import { tempDir } from './temp-helpers';
 

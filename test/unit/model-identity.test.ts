@@ -11,7 +11,7 @@ import { writeGguf } from '../../src/engine/model/ggufWriter';
 import { modelIdentity } from '../../src/engine/model/identity';
 import { writeRandomGguf, writeRandomHf } from '../../src/engine/model/randomModel';
 import { syntheticVocab } from '../../src/engine/model/syntheticVocab';
-import { DEFAULT_MODEL } from '../../src/store/modelManifest';
+import { DEFAULT_MODEL } from '../../src/engine/model/modelManifest';
 import { tempDir } from './temp-helpers';
 
 const dir = tempDir('model-identity-');

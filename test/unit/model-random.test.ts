@@ -12,7 +12,7 @@ import { readGguf } from '../../src/engine/model/gguf';
 import { loadModel } from '../../src/engine/model/load';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { syntheticTokenizerJson, syntheticVocab } from '../../src/engine/model/syntheticVocab';
-import { isTempName } from '../../src/engine/atomicWrite';
+import { isTempName } from '../../src/common/atomicWrite';
 import { hfFixture } from './shared-dir';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'model-random-'));

@@ -48,7 +48,7 @@ test('worker messages: envelopes, then results and events per method', () => {
   assert.match(problem(() => parseWorkerToHost({ kind: 'response', result: {} })), /message\.id: missing in a response message/);
   assert.match(
     problem(() => parseWorkerToHost({ kind: 'error', id: 1, error: { code: 'oops', message: 'x' } })),
-    /message\.error\.code: expected "bad-request" \| "cancelled" \| "failed" \| "worker-exited" \| "crashed" \| "timeout"/,
+    /message\.error\.code: expected "bad-request" \| "cancelled" \| "not-loaded" \| "failed" \| "worker-exited" \| "crashed" \| "timeout"/,
   );
   assert.deepEqual(parseEvent('ping', { type: 'tick', n: 2 }), { type: 'tick', n: 2 });
   assert.match(problem(() => parseEvent('status', { type: 'tick', n: 1 })), /streams no events/);

@@ -5,7 +5,7 @@ import { promises as fs, readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isTempName, writeFileAtomic, writeFileAtomicSync, writeFileStreaming, writeJsonAtomic } from '../../src/engine/atomicWrite';
+import { isTempName, writeFileAtomic, writeFileAtomicSync, writeFileStreaming, writeJsonAtomic } from '../../src/common/atomicWrite';
 import { tempDir } from './temp-helpers';
 
 test('writeFileAtomic replaces the content and leaves no temporary file', async (t) => {
@@ -68,7 +68,7 @@ test('a process killed (SIGKILL) mid-write leaves the old file intact', async (t
   const file = path.join(dir, 'examples.jsonl');
   const old = '{"id":"ex-1","messages":[]}\n'.repeat(100);
   await fs.writeFile(file, old);
-  const modulePath = path.resolve(__dirname, '../../src/engine/atomicWrite.ts');
+  const modulePath = path.resolve(__dirname, '../../src/common/atomicWrite.ts');
   // The child writes 1 MiB of the new content, says "mid", then waits to be killed.
   const script = `
     const { writeFileAtomic } = require(${JSON.stringify(modulePath)});

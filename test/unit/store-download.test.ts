@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { findModel, ensureModel } from '../../src/store/modelCache';
 import { DownloadError, downloadFile, type DownloadOptions, DownloadProgress, mayCarryToken, parseContentRange, partPath } from '../../src/store/modelDownload';
-import { DEFAULT_MODEL, manifestUrl, ModelManifest } from '../../src/store/modelManifest';
+import { DEFAULT_MODEL, manifestUrl, ModelManifest } from '../../src/engine/model/modelManifest';
 import type { ProxySettings } from '../../src/store/proxySettings';
 import { tempDir } from './temp-helpers';
 import { listen, makeTestPki, startProxy, toLoopback } from './net-helpers';

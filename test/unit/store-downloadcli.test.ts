@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { DEFAULT_MODEL, manifestUrl } from '../../src/store/modelManifest';
+import { DEFAULT_MODEL, manifestUrl } from '../../src/engine/model/modelManifest';
 import { listen, makeTestPki, startProxy } from './net-helpers';
 import { tempDir } from './temp-helpers';
 

@@ -13,7 +13,7 @@ import { readPeftParams } from '../../src/engine/train/peftParams';
 import { writeGgufLora } from '../../src/engine/train/ggufLora';
 import { saveCheckpoint, loadCheckpoint } from '../../src/engine/train/checkpoint';
 import { AdamW } from '../../src/engine/train/adamw';
-import { isTempName } from '../../src/engine/atomicWrite';
+import { isTempName } from '../../src/common/atomicWrite';
 import { tempDir } from './temp-helpers';
 import { hfFixture } from './shared-dir';
 

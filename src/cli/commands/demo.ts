@@ -16,7 +16,7 @@ import { DEMO_CONFIG, findLocalDefaultModel, writeDemoModel, cacheDir, MODEL_ENV
 import { runDemoTask, type DemoSettings } from '../demo/runDemo';
 import { deviceFlag } from './modelFlags';
 import { formatDemoResult } from '../demo/report';
-import { DEFAULT_MODEL } from '../../store/modelManifest';
+import { DEFAULT_MODEL } from '../../engine/model/modelManifest';
 import type { TaskConfig } from '../../store/task';
 import { fullHyperparameters } from '../../engine/train/defaults';
 

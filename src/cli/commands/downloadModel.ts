@@ -9,7 +9,7 @@ import type { CliCommand } from '../command';
 import { parseFlags } from '../args';
 import { cacheDir } from '../demo/modelLocation';
 import { ensureModel } from '../../store/modelCache';
-import { DEFAULT_MODEL } from '../../store/modelManifest';
+import { DEFAULT_MODEL } from '../../engine/model/modelManifest';
 import type { DownloadProgress } from '../../store/modelDownload';
 import { proxySettingsFromEnv, redact } from '../../store/proxySettings';
 

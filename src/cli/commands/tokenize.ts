@@ -9,7 +9,7 @@ import { parseFlags, UsageError } from '../args';
 import { createTokenizer, type Tokenizer } from '../../engine/model/tokenizer';
 import { tokenizerForModel } from '../../engine/model/tokenizerForModel';
 import { encodeChatPrompt, parseChatMessages } from '../../engine/model/chatTemplate';
-import { errorMessageOf } from '../../protocol/quote';
+import { errorText } from '../../protocol/quote';
 
 
 function readChat(file: string): unknown {
@@ -22,7 +22,7 @@ function readChat(file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${errorMessageOf(e)})`, { cause: e });
+    throw new Error(`${file}: not valid JSON (${errorText(e)})`, { cause: e });
   }
 }
 

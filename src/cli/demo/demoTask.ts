@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { CheckError } from '../../protocol/check';
 import { exampleFromLine, isLabeled, type Example } from '../../store/examples';
 import { validateTaskConfig, type TaskConfig } from '../../store/task';
-import { errorMessageOf, quote } from '../../protocol/quote';
+import { errorText, quote } from '../../protocol/quote';
 import { EXAMPLES_FILE, TASK_FILE } from '../../common/files';
 
 /** A task with its training examples and held-out test cases. */
@@ -31,7 +31,7 @@ function readJson(file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${errorMessageOf(e)})`, { cause: e });
+    throw new Error(`${file}: not valid JSON (${errorText(e)})`, { cause: e });
   }
 }
 

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { findModel, modelPath } from '../../store/modelCache';
-import { DEFAULT_MODEL, type ModelManifest } from '../../store/modelManifest';
+import { DEFAULT_MODEL, type ModelManifest } from '../../engine/model/modelManifest';
 import { configToHf, GEMMA3_TINY, type GemmaConfig } from '../../engine/model/config';
 import { INIT_STD, randomTensorChunks } from '../../engine/model/randomModel';
 import { writeSafetensorsStreaming } from '../../engine/model/safetensorsWriter';

@@ -24,7 +24,7 @@ import * as op from '../onnx/ops';
 import type { ModelWeights } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
 import type { LayerType } from '../model/config';
-import { targetShape, type LoraTarget } from '../train/lora';
+import { targetShape, type LoraTarget } from '../model/loraTargets';
 import type { GemmaConfig } from '../model/config';
 import { GraphParams, type ParamsOptions } from './params';
 import { gemmaLayer, layerTypeInputs, LORA_GROUPS, type AttentionInputs, type LoraGroup, type LoraValues } from './layer';

@@ -29,7 +29,7 @@ import { attr, type Dim, type Graph, type Value } from '../onnx/graph';
 import * as op from '../onnx/ops';
 import { layerWeightNames } from '../model/weights';
 import { applyLinear, type GraphParams } from './params';
-import { targetShape, type LoraTarget } from '../train/lora';
+import { targetShape, type LoraTarget } from '../model/loraTargets';
 import type { GemmaConfig, LayerType } from '../model/config';
 
 export type LoraGroup = 'qkv' | 'o' | 'gateup' | 'down';

@@ -11,7 +11,7 @@ import type { GemmaConfig, LayerType } from '../model/config';
 import { EMBED_NAME, type ModelWeights } from '../model/weights';
 import { asWeightSource, type WeightSource } from '../model/weightSource';
 import { quantType } from '../model/quantTypes';
-import { loraScale, targetFromModuleName, targetShape, type LoraTarget } from '../train/lora';
+import { loraScale, targetFromModuleName, targetShape, type LoraTarget } from '../model/loraTargets';
 import { ExternalDataFile, f32Tensor, ort, sessionFromDataFd, type SessionConfig } from '../onnx/session';
 import type { Device } from '../onnx/device';
 import { inferenceGraphWithParams, loraGroupShape, loraInputNames } from './inferenceGraph';

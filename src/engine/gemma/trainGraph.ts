@@ -51,7 +51,7 @@ import type { ModelWeights } from '../model/weights';
 import { asWeightSource, type WeightSource } from '../model/weightSource';
 import { EMBED_NAME, layerWeightNames } from '../model/weights';
 import type { LayerType } from '../model/config';
-import { loraScale, targetShape, type LoraTarget } from '../train/lora';
+import { loraScale, targetShape, type LoraTarget } from '../model/loraTargets';
 import { GraphParams, type ParamsOptions } from './params';
 import { decoderLayer, layerTypeInputs, type LayerTypeInputs, type LoraValues } from './layer';
 import { crossEntropy, crossEntropyBackward, headCrossEntropyBackward, lmHead, type CrossEntropy, type HeadOutputs } from './lmHead';

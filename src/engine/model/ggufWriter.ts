@@ -7,7 +7,7 @@ import {
   alignUp, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GgufType, ggmlTypeInfo, ggmlTypeOf, rowBytes,
   type GgufArray, type GgufValue, type TensorDtype,
 } from './ggufFormat';
-import { writeFileStreaming } from '../atomicWrite';
+import { writeFileStreaming } from '../../common/atomicWrite';
 
 export interface GgufTensorOut {
   name: string;

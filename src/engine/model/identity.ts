@@ -23,7 +23,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEFAULT_MODEL } from '../../store/modelManifest';
+import { DEFAULT_MODEL } from './modelManifest';
 import type { GemmaConfig } from './config';
 import { readFdInto } from './fileRange';
 import { ggufString, readGguf } from './gguf';

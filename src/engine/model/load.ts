@@ -28,7 +28,7 @@ import { readSafetensorsHeader, SafetensorsError, type SafetensorsFile } from '.
 import type { TokenizerSource } from './tokenizerSource';
 import { expectedShapes, isNormWeight, type ModelWeights, type Weight } from './weights';
 import type { WeightSource } from './weightSource';
-import { errorMessageOf, jsonForMessage, shownName } from '../../protocol/quote';
+import { errorText, jsonForMessage, shownName } from '../../protocol/quote';
 import { MAX_CONFIG_JSON_BYTES, MAX_INDEX_JSON_BYTES } from './bounds';
 
 export type Precision = 'q4' | 'f32';
@@ -277,7 +277,7 @@ function parseHfConfig(file: string): GemmaConfig {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ModelLoadError(`${file}: not valid JSON (${errorMessageOf(e)})`);
+    throw new ModelLoadError(`${file}: not valid JSON (${errorText(e)})`);
   }
   try {
     return configFromHf(json);
@@ -296,7 +296,7 @@ function safetensorsFiles(dir: string): string[] {
       map = (JSON.parse(readSmallText(index, MAX_INDEX_JSON_BYTES)) as { weight_map?: unknown } | null)?.weight_map;
     } catch (e) {
       if (e instanceof ModelLoadError) throw e;
-      throw new ModelLoadError(`${index}: not valid JSON (${errorMessageOf(e)})`);
+      throw new ModelLoadError(`${index}: not valid JSON (${errorText(e)})`);
     }
     if (typeof map !== 'object' || map === null) throw new ModelLoadError(`${index}: no weight_map object`);
     const shards = new Set<string>();

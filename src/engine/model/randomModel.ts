@@ -16,7 +16,7 @@ import { fileTypeOf, gemma3Metadata, hfToGgufName, type GgufVocab } from './gguf
 import { writeGguf, type GgufTensorOut } from './ggufWriter';
 import { f32ArrayToBf16, f32ArrayToF16, QK, quantizeQ4_0, quantizeQ8_0 } from './quant';
 import { writeSafetensorsStreaming, type SafetensorsOutDtype } from './safetensorsWriter';
-import { writeFileAtomicSync } from '../atomicWrite';
+import { writeFileAtomicSync } from '../../common/atomicWrite';
 import { syntheticTokenizerJson, syntheticVocab } from './syntheticVocab';
 import { EMBED_NAME, expectedShapes, FINAL_NORM_NAME, isNormWeight, layerWeightNames } from './weights';
 

@@ -3,7 +3,7 @@
 // header order. Data comes from producers, so a large model is written without being assembled in memory;
 // the file appears atomically (temp file + rename).
 
-import { writeFileStreaming } from '../atomicWrite';
+import { writeFileStreaming } from '../../common/atomicWrite';
 
 export type SafetensorsOutDtype = 'F32' | 'F16' | 'BF16' | 'I32';
 const BYTES: Record<SafetensorsOutDtype, number> = { F32: 4, F16: 2, BF16: 2, I32: 4 };

@@ -7,7 +7,7 @@
 import type { GgufVocab } from './ggufGemma';
 import { readTokenizerFile, TokenizerError } from './tokenizerJson';
 import { TokenType, type GgufTokenizerSource } from './tokenizerSource';
-import { errorMessageOf, jsonForMessage } from '../../protocol/quote';
+import { errorText, jsonForMessage } from '../../protocol/quote';
 
 const MAX_VOCAB = 16_777_216;
 
@@ -26,7 +26,7 @@ function readJson(file: string): unknown {
   try {
     return JSON.parse(buf.toString('utf8'));
   } catch (e) {
-    throw new TokenizerError(file, `not valid JSON (${errorMessageOf(e)})`);
+    throw new TokenizerError(file, `not valid JSON (${errorText(e)})`);
   }
 }
 

@@ -7,7 +7,7 @@
 // A malformed line is an error naming file:line and the problem; nothing is skipped silently.
 
 import * as fs from 'node:fs';
-import { describeValue, errorMessageOf, quote } from '../../protocol/quote';
+import { describeValue, errorText, quote } from '../../protocol/quote';
 
 export interface ChatMessage {
   role: string;
@@ -40,7 +40,7 @@ export function parseExamples(text: string, file: string): TrainExample[] {
     try {
       json = JSON.parse(raw);
     } catch (e) {
-      throw new DataError(`${where}: not valid JSON (${errorMessageOf(e)})`);
+      throw new DataError(`${where}: not valid JSON (${errorText(e)})`);
     }
     out.push(parseExample(json, where, i + 1));
   }

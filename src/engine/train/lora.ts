@@ -4,33 +4,11 @@
 
 import type { GemmaConfig } from '../model/config';
 import type { LoraAdapter } from '../gemma/runtime';
+import { ALL_TARGETS, targetModule, targetShape, type LoraTarget } from '../model/loraTargets';
 import { Rng } from '../rng';
 
-export type LoraTarget = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
-export const ALL_TARGETS: readonly LoraTarget[] = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
-
-/** PEFT/HF module name of a target: q → self_attn.q_proj, gate → mlp.gate_proj. */
-export function targetModule(t: LoraTarget): string {
-  return t === 'gate' || t === 'up' || t === 'down' ? `mlp.${t}_proj` : `self_attn.${t}_proj`;
-}
-
-/** The short target for a PEFT target_modules entry (`q_proj` → q); undefined when not a Gemma projection. */
-export function targetFromModuleName(name: string): LoraTarget | undefined {
-  const m = /^(q|k|v|o|gate|up|down)_proj$/.exec(name.split('.').pop() ?? '');
-  return m ? (m[1] as LoraTarget) : undefined;
-}
-
-/** [out, in] of a target's base weight. */
-export function targetShape(cfg: GemmaConfig, t: LoraTarget): [number, number] {
-  const { hidden: C, intermediate: F, heads: H, kvHeads: Hkv, headDim: D } = cfg;
-  switch (t) {
-    case 'q': return [H * D, C];
-    case 'k': case 'v': return [Hkv * D, C];
-    case 'o': return [C, H * D];
-    case 'gate': case 'up': return [F, C];
-    case 'down': return [C, F];
-  }
-}
+// The target vocabulary lives with the model config, below the graphs; re-exported as the adapter's own.
+export { ALL_TARGETS, loraScale, targetFromModuleName, targetModule, targetShape, type LoraTarget } from '../model/loraTargets';
 
 export interface LoraModule {
   layer: number;
@@ -113,9 +91,4 @@ export function cloneLora(p: LoraParams): LoraParams {
 /** The runtime's adapter view of these parameters (shares the buffers). */
 export function toRuntimeAdapter(p: LoraParams): LoraAdapter {
   return { rank: p.rank, alpha: p.alpha, modules: new Map(p.modules.map((m) => [modulePath(m), { a: m.a, b: m.b }])) };
-}
-
-/** PEFT's scale of the LoRA update, alpha/R: the graphs multiply B by it (training in the graph, inference on the host). */
-export function loraScale(alpha: number, rank: number): number {
-  return alpha / rank;
 }

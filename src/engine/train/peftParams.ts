@@ -11,7 +11,7 @@ import { FileTooLargeError, NotRegularFileError, readRegularFile } from '../mode
 import { MAX_CONFIG_JSON_BYTES } from '../model/bounds';
 import { requireFiniteF32 } from '../model/finite';
 import { readSafetensorsHeader, readSafetensorsF32 } from '../model/safetensors';
-import { describeValue, errorMessageOf, shownName } from '../../protocol/quote';
+import { describeValue, errorText, shownName } from '../../protocol/quote';
 import { emptyLora, peftTensorNames, targetFromModuleName, type LoraParams, type LoraTarget } from './lora';
 import { ADAPTER_CONFIG_FILE, ADAPTER_INFO_FILE, ADAPTER_WEIGHTS_FILE } from '../../common/files';
 
@@ -25,7 +25,7 @@ export function readPeftParams(dir: string, cfg: GemmaConfig): LoraParams {
     json = JSON.parse(readRegularFile(cfgFile, MAX_CONFIG_JSON_BYTES).toString('utf8'));
   } catch (e) {
     if (e instanceof NotRegularFileError || e instanceof FileTooLargeError) throw new AdapterError(e.message);
-    throw new AdapterError(`${cfgFile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : errorMessageOf(e)}`);
+    throw new AdapterError(`${cfgFile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : errorText(e)}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new AdapterError(`${cfgFile}: not a JSON object`);
   if (json.peft_type !== undefined && json.peft_type !== 'LORA') throw new AdapterError(`${cfgFile}: peft_type ${describeValue(json.peft_type)} is not LORA`);

@@ -5,7 +5,7 @@
 // NaN or infinity is refused before anything is written: it would turn every answer into noise.
 
 import * as path from 'node:path';
-import { writeFileAtomicSync } from '../atomicWrite';
+import { writeFileAtomicSync } from '../../common/atomicWrite';
 import { requireFiniteF32 } from '../model/finite';
 import type { ModelIdentity } from '../model/identity';
 import { bytesOf, writeSafetensorsStreaming, type SafetensorsTensorOut } from '../model/safetensorsWriter';

@@ -56,6 +56,14 @@ export type Handler<M extends EngineMethod> = (params: ParamsOf<M>, ctx: Handler
 /** One handler per protocol method; the compiler reports a method without a handler. */
 export type HandlerTable = { [M in EngineMethod]: Handler<M> };
 
+/** Thrown when a request needs a model or a named adapter the worker does not hold; the host reloads and asks again. */
+export class NotLoadedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotLoadedError';
+  }
+}
+
 /** Thrown by handlers that stop because their signal was aborted. */
 export class CancelledError extends Error {
   constructor(message = 'cancelled') {

@@ -13,8 +13,8 @@ import {
   parseHostToWorker,
   type WorkerToHost,
 } from '../../protocol/engine';
-import { escapeControls } from '../../protocol/quote';
-import { CancelledError, type EngineState, type Handler, type HandlerContext, type HandlerTable } from './context';
+import { errorText, escapeControls } from '../../protocol/quote';
+import { CancelledError, NotLoadedError, type EngineState, type Handler, type HandlerContext, type HandlerTable } from './context';
 
 interface Job {
   request: EngineRequest;
@@ -123,6 +123,8 @@ export class Dispatcher {
       this.active.delete(id);
       if (signal.aborted || e instanceof CancelledError) {
         this.reply(id, 'cancelled', errorText(e));
+      } else if (e instanceof NotLoadedError) {
+        this.reply(id, 'not-loaded', errorText(e));
       } else {
         this.log('error', `${method}#${id} failed: ${e instanceof Error && e.stack ? e.stack : errorText(e)}`);
         this.reply(id, 'failed', errorText(e));
@@ -139,9 +141,4 @@ export class Dispatcher {
     // Handlers log names and paths from requests: each line reaches the host escaped.
     this.post({ kind: 'log', level, message: message.split('\n').map(escapeControls).join('\n') });
   }
-}
-
-/** An error as the one line the host shows: escaped, since it may quote a model file or a message. */
-function errorText(e: unknown): string {
-  return escapeControls(e instanceof Error ? e.message : String(e));
 }

@@ -7,13 +7,13 @@ import type { GemmaConfig } from '../model/config';
 import { baseIdentity } from '../model/identity';
 import { modelNeedMB } from '../memoryCap';
 import { growCap } from './growCap';
-import { CancelledError, throwIfCancelled, type Handler, type LoadedModel } from './context';
+import { CancelledError, NotLoadedError, throwIfCancelled, type Handler, type LoadedModel } from './context';
 import { describeDevice, deviceRoles, openOnDevice, resolveDevice } from '../onnx/device';
 import { quote } from '../../protocol/quote';
 
 /** The loaded model, or an error that says to load one first. */
 export function requireModel(model: LoadedModel | null): LoadedModel {
-  if (!model) throw new Error('no model is loaded (send loadModel first)');
+  if (!model) throw new NotLoadedError('no model is loaded (send loadModel first)');
   return model;
 }
 

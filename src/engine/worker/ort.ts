@@ -2,6 +2,7 @@
 // starts, so the worker answers quickly and a broken binary fails one request, not the worker.
 
 import type * as Ort from 'onnxruntime-node';
+import { errorText } from '../../protocol/quote';
 
 let ort: Promise<typeof Ort> | undefined;
 
@@ -9,7 +10,7 @@ let ort: Promise<typeof Ort> | undefined;
 export function loadOrt(): Promise<typeof Ort> {
   ort ??= import('onnxruntime-node').catch((e: unknown) => {
     ort = undefined;
-    throw new Error(`cannot load onnxruntime-node: ${e instanceof Error ? e.message : String(e)}`);
+    throw new Error(`cannot load onnxruntime-node: ${errorText(e)}`);
   });
   return ort;
 }

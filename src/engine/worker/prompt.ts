@@ -6,7 +6,7 @@ import { encodeChatPrompt } from '../model/chatTemplate';
 import type { KvCache } from '../gemma/runtime';
 import { commonPrefixLength, MIN_PREFIX_TOKENS } from '../generate/prefixCache';
 import type { PromptParams, SharedPromptParams } from '../../protocol/generate';
-import type { LoadedModel } from './context';
+import { NotLoadedError, type LoadedModel } from './context';
 import { quote } from '../../protocol/quote';
 
 /** The request's prompt as ids: exactly one of messages, text or promptIds. */
@@ -24,7 +24,7 @@ export function promptIdsOf(p: PromptParams, model: LoadedModel): number[] {
 export function adapterOf(p: PromptParams, model: LoadedModel): string | undefined {
   if (p.adapter === undefined) return undefined;
   if (!model.adapters.has(p.adapter)) {
-    throw new Error(`no adapter named ${quote(p.adapter)} (loaded: ${[...model.adapters.keys()].join(', ') || 'none'})`);
+    throw new NotLoadedError(`no adapter named ${quote(p.adapter)} (loaded: ${[...model.adapters.keys()].join(', ') || 'none'})`);
   }
   return p.adapter;
 }

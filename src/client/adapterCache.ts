@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import type { EngineClient } from '../client/engineClient';
+import type { EngineClient } from './engineClient';
 import { checkAdapterFiles } from '../store/adapterStage';
 import { UnsafeFileError } from '../store/safeFile';
 import { ADAPTER_WEIGHTS_FILE } from '../common/files';

@@ -66,8 +66,19 @@ export async function palette(page: Page, command: string): Promise<void> {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
   await input.waitFor({ timeout: UI_TIMEOUT });
-  await input.fill(`>${command}`);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: command }).first().waitFor({ timeout: UI_TIMEOUT });
+  const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: command }).first();
+  // The first palette of a fresh window can filter before it has gathered the commands and then show
+  // "No matching commands" for good: type the filter again, as a user would.
+  for (let attempt = 0; ; attempt++) {
+    await input.fill(`>${command}`);
+    try {
+      await row.waitFor({ timeout: 5000 });
+      break;
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      await input.fill('>');
+    }
+  }
   await page.keyboard.press('Enter');
 }
 

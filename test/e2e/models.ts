@@ -102,8 +102,18 @@ export async function runModels(report: Report, artifacts: string): Promise<Reco
     await report.check(GROUP, '"Browse…" takes another file through the file dialog, loads it and measures it on this machine', async () => {
       const t0 = performance.now();
       await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Browse for a .gguf file' }).first().click({ timeout: UI_TIMEOUT });
-      await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'A .gguf file' }).first().click({ timeout: UI_TIMEOUT });
-      // code-server's file dialog is a quick input holding a path: type the file's and accept.
+      // code-server's file dialog is a quick input holding a path, titled as the extension asks. A click on the
+      // row while the list was still being laid out can miss (seen on a fresh clone's first run): click again.
+      const dialog = page.locator('.quick-input-widget', { hasText: 'A Gemma 3 .gguf file' });
+      for (let attempt = 0; ; attempt++) {
+        await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'A .gguf file' }).first().click({ timeout: UI_TIMEOUT });
+        try {
+          await dialog.waitFor({ timeout: 10_000 });
+          break;
+        } catch (e) {
+          if (attempt >= 2) throw e;
+        }
+      }
       const input = page.locator('.quick-input-widget input');
       await input.waitFor({ timeout: UI_TIMEOUT });
       // The dialog puts its starting folder into the input once it has read it, which can come after a

@@ -20,7 +20,7 @@ import { TaskStore } from '../../src/store/taskStore';
 import { launchBrowser } from './lib/browser';
 import { endSession, newSession, ROOT, startServer, workbenchUrl } from './lib/codeServer';
 import type { Report } from './lib/report';
-import { addUserSettings, linkExtension, palette, panelFrame, readEvents, screenshotter, selectLine, UI_TIMEOUT, waitForEvent } from './lib/workbench';
+import { actUntilShown, addUserSettings, linkExtension, palette, panelFrame, readEvents, screenshotter, selectLine, UI_TIMEOUT, waitForEvent } from './lib/workbench';
 
 const GROUP = 'model picker';
 const TASK = 'Bug or feature';
@@ -105,15 +105,7 @@ export async function runModels(report: Report, artifacts: string): Promise<Reco
       // code-server's file dialog is a quick input holding a path, titled as the extension asks. A click on the
       // row while the list was still being laid out can miss (seen on a fresh clone's first run): click again.
       const dialog = page.locator('.quick-input-widget', { hasText: 'A Gemma 3 .gguf file' });
-      for (let attempt = 0; ; attempt++) {
-        await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'A .gguf file' }).first().click({ timeout: UI_TIMEOUT });
-        try {
-          await dialog.waitFor({ timeout: 10_000 });
-          break;
-        } catch (e) {
-          if (attempt >= 2) throw e;
-        }
-      }
+      await actUntilShown(dialog, () => page.locator('.quick-input-widget .monaco-list-row', { hasText: 'A .gguf file' }).first().click({ timeout: UI_TIMEOUT }), { tries: 3, waitMs: 10_000 });
       const input = page.locator('.quick-input-widget input');
       await input.waitFor({ timeout: UI_TIMEOUT });
       // The dialog puts its starting folder into the input once it has read it, which can come after a

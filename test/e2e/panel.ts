@@ -26,7 +26,7 @@ import { endSession, newSession, ROOT, startServer, workbenchUrl } from './lib/c
 import type { Report } from './lib/report';
 import { markRows, pickLabel, rowsKept, summary, trainState } from './lib/panel';
 import {
-  addUserSettings, answer, examplesOnDisk, linkExtension, logPageErrors, newClassifyTask, palette, panelFrame, pickTheme, readEvents, screenshotter, selectLine, UI_TIMEOUT, waitFor, waitForEvent,
+  actUntilShown, addUserSettings, answer, examplesOnDisk, linkExtension, logPageErrors, newClassifyTask, palette, panelFrame, pickTheme, readEvents, screenshotter, selectLine, UI_TIMEOUT, waitFor, waitForEvent,
 } from './lib/workbench';
 
 const GROUP = 'panel';
@@ -146,16 +146,9 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     const gemma = page.locator('.context-view .monaco-menu .action-label', { hasText: /^Gemma$/ });
     // Right after the window opens (and on a loaded machine) the menu can be drawn before the extension's
     // contributions are registered: close it and open it again, as a user would.
-    for (let attempt = 0; ; attempt++) {
-      await page.locator('.monaco-editor .view-line').first().click({ button: 'right', position: { x: 30, y: 8 } });
-      try {
-        await gemma.waitFor({ timeout: 10_000 });
-        break;
-      } catch (e) {
-        if (attempt >= 2) throw e;
-        await page.keyboard.press('Escape');
-      }
-    }
+    await actUntilShown(gemma, () => page.locator('.monaco-editor .view-line').first().click({ button: 'right', position: { x: 30, y: 8 } }), {
+      tries: 3, waitMs: 10_000, undo: () => page.keyboard.press('Escape'),
+    });
     await gemma.hover();
     for (const item of ['Fine-tune on selection', 'Run task on selection']) {
       await page.locator('.context-view .monaco-menu .action-label', { hasText: item }).first().waitFor({ timeout: UI_TIMEOUT });

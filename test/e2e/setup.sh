@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the end-to-end tests need and nothing the extension ships with; each step is
-# skipped when its result is already there, so `npm run test:e2e` can call it every time.
-#   1. Debian packages: chromium (the browser playwright drives) and the -dev libraries that
-#      code-server's native modules build against.
+# Installs what the tests need and nothing the extension ships with; each step is skipped when its
+# result is already there, so `npm test` and `npm run test:e2e` can call it every time.
+#   1. Debian packages: openssl and python3-torch (unit tests), chromium (the browser playwright drives)
+#      and the -dev libraries that code-server's native modules build against.
 #   2. node@24 + code-server into .e2e/cs (git-ignored): code-server needs Node 24, and npm must
 #      itself run under Node 24 for code-server's postinstall to accept it.
 #   3. test/e2e's own npm dependencies (playwright-core, mocha, @vscode/test-electron).
@@ -20,7 +20,8 @@ done < <(compgen -e)
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CODE_SERVER_VERSION=4.139.1
 NODE24_SPEC=node@24
-APT_PACKAGES=(chromium libkrb5-dev libsecret-1-dev libxkbfile-dev libx11-dev pkg-config)
+# openssl: the download tests' throw-away certificate authority; python3-torch: the training job's tests.
+APT_PACKAGES=(openssl python3-torch chromium libkrb5-dev libsecret-1-dev libxkbfile-dev libx11-dev pkg-config)
 
 log() { printf '[e2e-setup] %s\n' "$*"; }
 t0=$SECONDS

@@ -4,7 +4,7 @@
 
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { FrameLocator, Page } from 'playwright-core';
+import type { FrameLocator, Locator, Page } from 'playwright-core';
 import { ROOT, type Session } from './codeServer';
 
 /** Generous: the machine is shared, and a loaded 2-core box slows the workbench down a lot. */
@@ -61,6 +61,24 @@ export function panelFrame(page: Page): FrameLocator {
   return page.frameLocator('iframe.webview.ready >> visible=true').frameLocator('#active-frame');
 }
 
+/**
+ * Does `act` until `target` shows, at most `tries` times, waiting `waitMs` after each; `undo` runs between
+ * tries. For UI that can miss a first attempt on a fresh window or a loaded machine (a menu drawn before
+ * its contributions, a list filtered before it is filled), which a user would simply repeat.
+ */
+export async function actUntilShown(target: Locator, act: () => Promise<void>, opts: { tries: number; waitMs: number; undo?: () => Promise<void> }): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await act();
+    try {
+      await target.waitFor({ timeout: opts.waitMs });
+      return;
+    } catch (e) {
+      if (attempt >= opts.tries) throw e;
+      await opts.undo?.();
+    }
+  }
+}
+
 /** Runs a command from the palette (F1). */
 export async function palette(page: Page, command: string): Promise<void> {
   await page.keyboard.press('F1');
@@ -69,16 +87,7 @@ export async function palette(page: Page, command: string): Promise<void> {
   const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: command }).first();
   // The first palette of a fresh window can filter before it has gathered the commands and then show
   // "No matching commands" for good: type the filter again, as a user would.
-  for (let attempt = 0; ; attempt++) {
-    await input.fill(`>${command}`);
-    try {
-      await row.waitFor({ timeout: 5000 });
-      break;
-    } catch (e) {
-      if (attempt >= 5) throw e;
-      await input.fill('>');
-    }
-  }
+  await actUntilShown(row, () => input.fill(`>${command}`), { tries: 6, waitMs: 5000, undo: () => input.fill('>') });
   await page.keyboard.press('Enter');
 }
 
@@ -115,17 +124,8 @@ export async function openCodeActions(page: Page, title: string, shot?: () => Pr
   const bulb = '.monaco-editor [class*="codicon-gutter-lightbulb"], .monaco-editor .lightBulbWidget[class*="codicon-light"]';
   await page.locator(bulb).first().waitFor({ timeout: UI_TIMEOUT });
   const row = page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
-  for (let attempt = 0; ; attempt++) {
-    await page.keyboard.press('Control+.');
-    try {
-      await row.waitFor({ timeout: 5000 });
-      break;
-    } catch (e) {
-      // The menu can miss a selection whose actions were still being computed: ask again.
-      if (attempt >= 3) throw e;
-      await page.keyboard.press('Escape');
-    }
-  }
+  // The menu can miss a selection whose actions were still being computed: ask again.
+  await actUntilShown(row, () => page.keyboard.press('Control+.'), { tries: 4, waitMs: 5000, undo: () => page.keyboard.press('Escape') });
   await shot?.();
 }
 

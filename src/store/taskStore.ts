@@ -372,12 +372,16 @@ export class TaskStore {
    * Whether task.json or examples.jsonl changed on disk since this store last read or wrote them:
    * another window, the CLI or a hand edit. A panel reloads when it did.
    */
-  async changedOnDisk(id: string): Promise<boolean> {
-    for (const name of [TASK_FILE, EXAMPLES_FILE]) {
-      const file = path.join(this.taskDir(id), name);
-      if (!this.known.has(file) || (await currentStamp(file)) !== this.known.get(file)) return true;
-    }
-    return false;
+  changedOnDisk(id: string): Promise<boolean> {
+    // Queued behind this process's own edits: between an edit's rename and its stamp being noted,
+    // the file would look changed by someone else, and the panel would reload under the user's typing.
+    return this.serial(id, async () => {
+      for (const name of [TASK_FILE, EXAMPLES_FILE]) {
+        const file = path.join(this.taskDir(id), name);
+        if (!this.known.has(file) || (await currentStamp(file)) !== this.known.get(file)) return true;
+      }
+      return false;
+    });
   }
 
   // ---- internals --------------------------------------------------------------------------

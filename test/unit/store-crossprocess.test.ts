@@ -74,6 +74,25 @@ test('a hand edit landing while the store writes is kept: the edit is made again
   assert.ok(after.includes('typed by hand') && after.includes('after the hand edit'));
 });
 
+test('the store\'s own edits are never reported as changed on disk, even when asked in the middle of one', async () => {
+  const { store, task } = await newTask();
+  // Big enough that each write takes a while: a panel's check can land between its rename and its stamp.
+  const [ex] = await store.addExamples(task.id, Array.from({ length: 40 }, (_, i) => ({ input: `${i} ${'x'.repeat(50_000)}` })));
+  let editing = true;
+  const seen: boolean[] = [];
+  const polling = (async () => {
+    while (editing) {
+      seen.push(await store.changedOnDisk(task.id));
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  for (let i = 0; i < 20; i++) await store.updateExample(task.id, ex.id, { output: i % 2 ? 'bug' : 'feature' });
+  editing = false;
+  await polling;
+  assert.ok(seen.length >= 20, `checked ${seen.length} times`);
+  assert.equal(seen.filter(Boolean).length, 0, 'a check during an edit of this store saw its own write as a change');
+});
+
 test('a hand edit of task.json is kept by the panel\'s next change of settings, which applies to what is on disk', async () => {
   const { store, task } = await newTask();
   await store.addExamples(task.id, [{ input: 'It crashes', output: 'bug' }]);

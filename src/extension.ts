@@ -4,6 +4,7 @@
 
 import * as vscode from 'vscode';
 import { EngineClient } from './client/engineClient';
+import { ENGINE_PRIORITY } from './client/engineProcess';
 import { registerCodeActions } from './codeActions/register';
 import { registerChooseModel } from './commands/chooseModel';
 import { registerModelCommands } from './commands/modelCommands';
@@ -23,7 +24,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('Gemma Tune', { log: true });
   const events = new EventLog();
   // The engine process starts on the first request, so activation does not pay for it.
-  const engine = new EngineClient({ workerPath: context.asAbsolutePath('dist/worker.js'), logger: log });
+  const engine = new EngineClient({ workerPath: context.asAbsolutePath('dist/worker.js'), logger: log, priority: ENGINE_PRIORITY });
   stopEngine = () => engine.dispose();
   const models = new ModelService({ context, log, engine, events });
   const services: GemmaServices = { context, log, engine, events, models };

@@ -38,6 +38,8 @@ export interface EngineClientOptions {
   workerPath: string;
   /** ONNX Runtime intra-op threads; the engine picks a default when absent. */
   threads?: number;
+  /** The engine's nice value (ENGINE_PRIORITY); absent: the host's. */
+  priority?: number;
   logger?: EngineLogger;
   /** The engine's V8 heap limit and resident-size ceiling; default: defaultMemory() for this machine. */
   memory?: Partial<EngineMemory>;
@@ -216,6 +218,7 @@ export class EngineClient {
     const proc: EngineProcess = new EngineProcess({
       script: this.options.workerPath,
       threads: this.options.threads,
+      priority: this.options.priority,
       heapMB: this.memory.heapMB,
       capMB: this.memory.capMB,
       logger: this.log,

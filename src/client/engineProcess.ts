@@ -33,6 +33,8 @@ export interface EngineProcessOptions {
   /** Absolute path of the engine bundle (dist/worker.js). */
   script: string;
   threads?: number;
+  /** The engine's nice value (ENGINE_PRIORITY for the extension's engine); absent: the host's. */
+  priority?: number;
   /** V8 heap limit (--max-old-space-size). */
   heapMB: number;
   /** Resident-size ceiling the engine's watchdog enforces (null: none). */
@@ -42,6 +44,12 @@ export interface EngineProcessOptions {
   /** Called once, after the process has ended and its output has been read. */
   onExit(exit: EngineExit): void;
 }
+
+/**
+ * The extension's engine runs at a lower priority than the editor (nice 10; below normal on Windows), so
+ * that a fine-tune on every core yields the CPU whenever the editor needs it (bench/editorLag.ts).
+ */
+export const ENGINE_PRIORITY = 10;
 
 /** stderr lines kept for explaining an exit. */
 const TAIL_LINES = 40;
@@ -60,7 +68,7 @@ export class EngineProcess {
   readonly ended: Promise<void>;
 
   constructor(private readonly o: EngineProcessOptions) {
-    this.child = fork(o.script, engineArgs({ threads: o.threads, memoryCapMB: o.capMB ?? undefined }), {
+    this.child = fork(o.script, engineArgs({ threads: o.threads, priority: o.priority, memoryCapMB: o.capMB ?? undefined }), {
       // Not the host's own flags (an --inspect port would clash): only the heap limit.
       execArgv: [`--max-old-space-size=${o.heapMB}`],
       // Under Electron the executable is the editor itself; this makes it run as Node (as VS Code's own forks do).

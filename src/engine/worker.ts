@@ -4,11 +4,12 @@
 // native abort, a V8 fatal error, running out of memory) ends this process, never the host. The same
 // bundle, started as a thread of this process, is its watchdog (watchdog.ts).
 
-import { availableParallelism } from 'node:os';
+import { setPriority } from 'node:os';
 import { isMainThread, workerData } from 'node:worker_threads';
 import { parseEngineArgs, type WorkerToHost } from '../protocol/engine';
 import { idleCapMB } from './memoryCap';
 import { startWatchdog, watchdogMain, type WatchdogData } from './watchdog';
+import { physicalCores } from '../common/cpuCores';
 
 /** After the host disconnects, how long a running request gets to stop before the engine exits anyway. */
 const DISCONNECT_GRACE_MS = 3000;
@@ -21,7 +22,15 @@ async function main(): Promise<void> {
     return;
   }
   const opts = parseEngineArgs(process.argv.slice(2));
-  const threads = opts.threads ?? Math.min(4, availableParallelism());
+  const threads = opts.threads ?? physicalCores();
+  // Before onnxruntime-node starts its thread pool, whose threads inherit it (on Linux a nice value is a thread's).
+  if (opts.priority !== undefined) {
+    try {
+      setPriority(opts.priority);
+    } catch (e) {
+      console.error(`engine: could not lower the priority to ${opts.priority}: ${(e as Error).message}`);
+    }
+  }
   // First, before the engine's code and onnxruntime-node are loaded: the cap holds from the start.
   const watchdog = startWatchdog(__filename, idleCapMB(opts.memoryCapMB ?? null));
   // Messages that arrive while the handlers load wait for them.

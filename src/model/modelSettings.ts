@@ -14,6 +14,7 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { physicalCores } from '../common/cpuCores';
 import { fileKind } from '../engine/model/regularFile';
 import { findModel, modelPath } from '../store/modelCache';
 import { DEFAULT_MODEL, type ModelManifest } from '../engine/model/modelManifest';
@@ -26,7 +27,8 @@ export const THREADS_KEY = 'engine.threads';
 export const DEVICE_KEY = 'engine.device';
 export const MODEL_KEYS = [MODEL_PATH_KEY, PRECISION_KEY, THREADS_KEY, DEVICE_KEY] as const;
 
-export const DEFAULT_THREADS = 2;
+/** `auto`: one thread per physical core (common/cpuCores.ts); the engine runs below the editor's priority, so using them all keeps the editor responsive (bench/editorLag.ts). */
+export const DEFAULT_THREADS = 'auto';
 export const MAX_THREADS = 64;
 export type Precision = 'q4' | 'f32';
 /** Where the engine runs (the engine's onnx/device.ts DeviceChoice, restated: this file must not import the engine). */
@@ -37,6 +39,7 @@ export interface ModelSettings {
   /** As written by the user ('' = the default model). */
   path: string;
   precision: Precision;
+  /** Resolved: `auto` is already the physical core count. */
   threads: number;
   device: DeviceChoice;
 }
@@ -80,9 +83,9 @@ export function readModelSettings(get: (key: string) => unknown, inspect: (key: 
   else problems.push(`${CONFIG_SECTION}.${PRECISION_KEY} must be "q4" or "f32", got ${JSON.stringify(rawPrecision)}; using "q4"`);
 
   const rawThreads = get(THREADS_KEY) ?? DEFAULT_THREADS;
-  let threads = DEFAULT_THREADS;
+  let threads = physicalCores();
   if (typeof rawThreads === 'number' && Number.isInteger(rawThreads) && rawThreads >= 1 && rawThreads <= MAX_THREADS) threads = rawThreads;
-  else problems.push(`${CONFIG_SECTION}.${THREADS_KEY} must be an integer from 1 to ${MAX_THREADS}, got ${JSON.stringify(rawThreads)}; using ${DEFAULT_THREADS}`);
+  else if (rawThreads !== 'auto') problems.push(`${CONFIG_SECTION}.${THREADS_KEY} must be "auto" or an integer from 1 to ${MAX_THREADS}, got ${JSON.stringify(rawThreads)}; using "auto" (${threads})`);
 
   const rawDevice = get(DEVICE_KEY) ?? 'auto';
   let device: DeviceChoice = 'auto';

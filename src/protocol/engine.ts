@@ -117,8 +117,13 @@ export type EventOf<M extends EngineMethod> = Infer<EngineMethods[M]['event']>;
 
 /** What the host tells the engine process when it starts it (on its command line, engineArgs). */
 export interface EngineStartOptions {
-  /** ONNX Runtime intra-op threads; default: the core count, at most 4. */
+  /** ONNX Runtime intra-op threads; default: one per physical core. */
   threads?: number;
+  /**
+   * The engine's scheduling priority (a nice value, 0 to 19: higher yields more readily), set before
+   * its compute threads start so that they inherit it. Absent: the host's.
+   */
+  priority?: number;
   /**
    * Resident-size ceiling in MB: the engine's watchdog ends the process past it, or past what the
    * model being loaded needs when that is less (memoryCap.ts). Absent: no cap.
@@ -136,6 +141,7 @@ export const ENGINE_FATAL_PREFIX = 'gemma-engine fatal: ';
 export function engineArgs(opts: EngineStartOptions): string[] {
   const args: string[] = [];
   if (opts.threads !== undefined) args.push(`--threads=${opts.threads}`);
+  if (opts.priority !== undefined) args.push(`--priority=${opts.priority}`);
   if (opts.memoryCapMB !== undefined) args.push(`--memory-cap-mb=${opts.memoryCapMB}`);
   return args;
 }
@@ -151,6 +157,7 @@ export function parseEngineArgs(argv: readonly string[]): EngineStartOptions {
   for (const a of argv) {
     const [name, value = ''] = a.split('=', 2);
     if (name === '--threads') opts.threads = int(value, name, 1, 256);
+    else if (name === '--priority') opts.priority = int(value, name, 0, 19);
     else if (name === '--memory-cap-mb') opts.memoryCapMB = int(value, name, 16, 1 << 24);
     else throw new Error(`unknown engine argument ${a}`);
   }

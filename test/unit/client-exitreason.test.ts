@@ -56,7 +56,8 @@ test('what stderr carries is shown printable and short', () => {
 });
 
 test('the engine command line round-trips, and anything else is refused', () => {
-  assert.deepEqual(parseEngineArgs(engineArgs({ threads: 3, memoryCapMB: 2048 })), { threads: 3, memoryCapMB: 2048 });
+  assert.deepEqual(parseEngineArgs(engineArgs({ threads: 3, priority: 10, memoryCapMB: 2048 })), { threads: 3, priority: 10, memoryCapMB: 2048 });
+  assert.throws(() => parseEngineArgs(['--priority=-5']), /--priority=-5: expected an integer in \[0, 19\]/);
   assert.deepEqual(parseEngineArgs(engineArgs({})), {});
   assert.throws(() => parseEngineArgs(['--threads=0']), /--threads=0: expected an integer in \[1, 256\]/);
   assert.throws(() => parseEngineArgs(['--inspect']), /unknown engine argument --inspect/);

@@ -147,6 +147,31 @@ test('three crashes within a minute stop the engine until restart(); then it sta
   assert.deepEqual(seen.map((s) => s.kind), ['running', 'crashed', 'running', 'crashed', 'running', 'stopped', 'idle', 'running']);
 });
 
+/** The nice value of each thread of `pid`, by thread id (Linux: field 19 of /proc/PID/task/TID/stat). */
+function threadNice(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    // After "(comm)" the fields run from state (3rd) on; nice is the 19th.
+    out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19 - 3]));
+  }
+  return out;
+}
+
+test('an engine started below the editor\'s priority runs its compute threads at that priority', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+  const c = client({ priority: 10, threads: 3 });
+  const { pid } = await c.request('status', {});
+  const before = threadNice(pid);
+  assert.equal(before.get(pid), 10, 'the engine\'s main thread');
+  await c.request('loadModel', { path: tiny, precision: 'q4' });
+  await c.request('generate', { text: 'The app crashes', maxTokens: 2 });
+  const started = [...threadNice(pid)].filter(([tid]) => !before.has(tid));
+  assert.ok(started.length >= 2, `onnxruntime's pool of 3 threads starts 2 of its own (${started.length} new threads)`);
+  assert.deepEqual(started.filter(([, nice]) => nice !== 10), [], 'every thread started after the engine lowered its priority inherits it');
+  // The host is untouched.
+  assert.equal(threadNice(process.pid).get(process.pid), 0);
+});
+
 test('the memory cap ends an engine whose resident size runs past it, with the numbers', async () => {
   // A 120 MB ceiling: the idle engine (about 65 MB) fits, loading the wide-vocabulary model (about 180 MB) does not.
   const c = client({ memory: { capMB: 120 } });

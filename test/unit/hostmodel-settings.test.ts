@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { checkModelCandidate, expandModelPath, isRelativeModelPath, loadKey, modelDisplayName, readModelSettings, resolveModelSource, settingOrigin } from '../../src/model/modelSettings';
 import { percent, statusView } from '../../src/model/modelState';
 import { modelPath } from '../../src/store/modelCache';
+import { coresFromCpuinfo, physicalCores } from '../../src/common/cpuCores';
 import type { ModelManifest } from '../../src/engine/model/modelManifest';
 import { tempDir } from './temp-helpers';
 
@@ -20,25 +21,40 @@ const settingsFrom = (values: Record<string, unknown>, origin: 'user' | 'workspa
     (k) => (values[k] === undefined ? {} : origin === 'user' ? { globalValue: values[k] } : { workspaceValue: values[k] }),
   );
 
-test('settings default to the downloaded model, q4, 2 threads and device auto', () => {
-  assert.deepEqual(settingsFrom({}), { settings: { path: '', precision: 'q4', threads: 2, device: 'auto' }, problems: [] });
+const CORES = physicalCores();
+
+test('settings default to the downloaded model, q4, a thread per physical core and device auto', () => {
+  assert.deepEqual(settingsFrom({}), { settings: { path: '', precision: 'q4', threads: CORES, device: 'auto' }, problems: [] });
+  assert.deepEqual(settingsFrom({ 'engine.threads': 'auto' }), { settings: { path: '', precision: 'q4', threads: CORES, device: 'auto' }, problems: [] });
   assert.deepEqual(settingsFrom({ 'model.path': '  /m/a.gguf ', 'model.precision': 'f32', 'engine.threads': 4, 'engine.device': 'webgpu' }).settings,
     { path: '/m/a.gguf', precision: 'f32', threads: 4, device: 'webgpu' });
 });
 
+test('"auto" threads count physical cores: two hardware threads of one core are one', () => {
+  const cpu = (p: number, pkg: number, core: number) => `processor\t: ${p}\nvendor_id\t: GenuineIntel\nphysical id\t: ${pkg}\ncore id\t\t: ${core}\n`;
+  // 2 packages × 2 cores × 2 hardware threads.
+  const smt = [cpu(0, 0, 0), cpu(1, 0, 1), cpu(2, 1, 0), cpu(3, 1, 1), cpu(4, 0, 0), cpu(5, 0, 1), cpu(6, 1, 0), cpu(7, 1, 1)].join('\n');
+  assert.equal(coresFromCpuinfo(smt), 4);
+  assert.equal(coresFromCpuinfo([cpu(0, 0, 0), cpu(1, 0, 1)].join('\n')), 2);
+  // No topology (some ARM kernels, some VMs): unknown, and the logical CPUs count.
+  assert.equal(coresFromCpuinfo('processor\t: 0\nBogoMIPS\t: 50.00\n\nprocessor\t: 1\nBogoMIPS\t: 50.00\n'), undefined);
+  assert.ok(CORES >= 1);
+});
+
 test('bad setting values fall back to their defaults and are reported by name', () => {
   const r = settingsFrom({ 'model.path': 42, 'model.precision': 'int8', 'engine.threads': 0.5, 'engine.device': 'cuda' });
-  assert.deepEqual(r.settings, { path: '', precision: 'q4', threads: 2, device: 'auto' });
+  assert.deepEqual(r.settings, { path: '', precision: 'q4', threads: CORES, device: 'auto' });
   assert.equal(r.problems.length, 4);
   assert.match(r.problems[0], /gemmaTune\.model\.path/);
   assert.match(r.problems[1], /gemmaTune\.model\.precision .*"int8"/);
-  assert.match(r.problems[2], /gemmaTune\.engine\.threads .*0\.5/);
+  assert.match(r.problems[2], /gemmaTune\.engine\.threads must be "auto" or an integer .*0\.5; using "auto"/);
   assert.match(r.problems[3], /gemmaTune\.engine\.device .*"cuda"; using "auto"/);
-  assert.equal(settingsFrom({ 'engine.threads': 65 }).settings.threads, 2);
+  assert.equal(settingsFrom({ 'engine.threads': 65 }).settings.threads, CORES);
+  assert.equal(settingsFrom({ 'engine.threads': 'all' }).problems.length, 1);
 });
 
 test('a relative model path counts only from the workspace\'s own settings', () => {
-  assert.deepEqual(settingsFrom({ 'model.path': 'models/a.gguf' }, 'workspace'), { settings: { path: 'models/a.gguf', precision: 'q4', threads: 2, device: 'auto' }, problems: [] });
+  assert.deepEqual(settingsFrom({ 'model.path': 'models/a.gguf' }, 'workspace'), { settings: { path: 'models/a.gguf', precision: 'q4', threads: CORES, device: 'auto' }, problems: [] });
   // From user settings the open folder would decide which file loads: refused, by name.
   const fromUser = settingsFrom({ 'model.path': 'models/a.gguf' });
   assert.equal(fromUser.settings.path, '');

@@ -103,8 +103,8 @@ const sections: BenchSection[] = [prefill, decode, classifyLatency];
 
 export const benchCommand: CliCommand = {
   name: 'bench',
-  usage: 'gemma-tune bench --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads N] [--precision q4|f32] [--device auto|cpu|webgpu] [--json]\n' +
-    '       gemma-tune bench --model PATH --train [--examples N] [--tokens N] [--completion N] [--epochs N] [--batch B] [--micro-batch M] [--rank R] [--warmup-steps N] [--threads N] [--precision q4|f32] [--device auto|cpu|webgpu] [--json]',
+  usage: 'gemma-tune bench --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads auto|N] [--precision q4|f32] [--device auto|cpu|webgpu] [--json]\n' +
+    '       gemma-tune bench --model PATH --train [--examples N] [--tokens N] [--completion N] [--epochs N] [--batch B] [--micro-batch M] [--rank R] [--warmup-steps N] [--threads auto|N] [--precision q4|f32] [--device auto|cpu|webgpu] [--json]',
   summary: 'Print load time, prefill and decode tokens/s, classify latency and peak RSS (--json: one object). With --train: training tokens/s, ' +
     'the wall time of a fine-tune (default 20 synthetic examples of 120 tokens, 40 completion, 3 epochs, batch 4 as 2 micro-batches of 2, r16) and peak RSS; ' +
     '--warmup-steps N leaves the first N steps out of tokens/s.',

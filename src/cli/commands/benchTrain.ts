@@ -10,7 +10,7 @@ import { splitValidation } from '../../engine/train/split';
 import { stepsPerEpoch } from '../../engine/train/plan';
 import type { TrainEvent } from '../../engine/train/trainer';
 import { describeRole, deviceRoles } from '../../engine/onnx/device';
-import { deviceFromFlags } from './modelFlags';
+import { deviceFromFlags, threadsFlag } from './modelFlags';
 
 /** The value flags only `bench --train` takes. */
 export const TRAIN_BENCH_FLAGS = ['examples', 'tokens', 'completion', 'epochs', 'batch', 'micro-batch', 'rank', 'warmup-steps'];
@@ -36,7 +36,7 @@ export function trainBenchWorkload(flags: ParsedArgs): TrainBenchWorkload {
   const microBatch = numberFlag(flags, 'micro-batch', Math.min(2, batch), 1, batch, true);
   if (batch % microBatch !== 0) throw new UsageError(`--batch (${batch}) must be a multiple of --micro-batch (${microBatch})`);
   const rank = numberFlag(flags, 'rank', 16, 1, 1024, true);
-  const threads = numberFlag(flags, 'threads', 2, 1, 256, true);
+  const threads = threadsFlag(flags);
   // The same split the benchmark makes, to know the step count before the model is loaded.
   const train = splitValidation(Array.from({ length: examples }, (_, i) => ({ id: `s${i}` })), { fraction: 0.2, seed: 1 }).train.length;
   const steps = stepsPerEpoch(train, microBatch, batch / microBatch) * epochs;

@@ -29,7 +29,7 @@ export function labelsFlag(p: ParsedArgs): string[] {
 
 export const classifyCommand: CliCommand = {
   name: 'classify',
-  usage: 'gemma-tune classify --model PATH [--adapter DIR] --labels a,b,c --text TEXT [--precision q4|f32] [--threads N] [--device auto|cpu|webgpu]',
+  usage: 'gemma-tune classify --model PATH [--adapter DIR] --labels a,b,c --text TEXT [--precision q4|f32] [--threads auto|N] [--device auto|cpu|webgpu]',
   summary: 'Print {"label","probability","probabilities":{label:p},"logprobs":{label:lp}}: the answer is always one of the labels.',
   async run(argv) {
     const p = parseFlags(argv, { values: [...MODEL_FLAGS, 'adapter', 'labels', 'text'] });

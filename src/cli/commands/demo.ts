@@ -14,7 +14,7 @@ import { numberFlag, parseFlags, UsageError } from '../args';
 import { listDemoTasks, readDemoTask } from '../demo/demoTask';
 import { DEMO_CONFIG, findLocalDefaultModel, writeDemoModel, cacheDir, MODEL_ENV } from '../demo/modelLocation';
 import { runDemoTask, type DemoSettings } from '../demo/runDemo';
-import { deviceFlag } from './modelFlags';
+import { deviceFlag, threadsFlag } from './modelFlags';
 import { formatDemoResult } from '../demo/report';
 import { DEFAULT_MODEL } from '../../engine/model/modelManifest';
 import type { TaskConfig } from '../../store/task';
@@ -38,7 +38,7 @@ export function examplesDir(): string {
 
 export const demoCommand: CliCommand = {
   name: 'demo',
-  usage: 'gemma-tune demo [--task NAME,…] [--examples DIR] [--model PATH] [--out DIR] [--epochs N] [--tests N] [--threads N] [--device auto|cpu|webgpu] [--json]',
+  usage: 'gemma-tune demo [--task NAME,…] [--examples DIR] [--model PATH] [--out DIR] [--epochs N] [--tests N] [--threads auto|N] [--device auto|cpu|webgpu] [--json]',
   summary: 'Fine-tune the example tasks (examples/) and print their held-out inputs answered before and after training.',
   async run(argv) {
     const p = parseFlags(argv, { values: ['task', 'examples', 'model', 'out', 'epochs', 'tests', 'threads', 'device'], booleans: ['json'] });
@@ -52,7 +52,7 @@ export const demoCommand: CliCommand = {
     }) : all;
     if (dirs.length === 0) throw new Error(`${exDir}: no task folders (with a task.json)`);
     const tasks = dirs.map(readDemoTask);
-    const threads = numberFlag(p, 'threads', 2, 1, 256, true);
+    const threads = threadsFlag(p);
     const devices = await deviceFlag(p);
     const json = p.booleans.has('json');
     const say = (s: string) => { if (!json) process.stdout.write(s + '\n'); };

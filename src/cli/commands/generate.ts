@@ -49,7 +49,7 @@ export const generateCommand: CliCommand = {
   name: 'generate',
   usage:
     'gemma-tune generate --model PATH [--adapter DIR] (--prompt TEXT | --tokens IDS) [--chat] [--max-tokens N] [--temperature T] ' +
-    '[--top-k K] [--top-p P] [--seed N] [--stop TEXT] [--stop-ids IDS|none] [--json] [--precision q4|f32] [--threads N] [--device auto|cpu|webgpu]',
+    '[--top-k K] [--top-p P] [--seed N] [--stop TEXT] [--stop-ids IDS|none] [--json] [--precision q4|f32] [--threads auto|N] [--device auto|cpu|webgpu]',
   summary: 'Continue a prompt (streamed text, or {"tokens","text","finish_reason"} with --json); --temperature 0 is greedy.',
   async run(argv) {
     const p = parseFlags(argv, {

@@ -3,16 +3,16 @@
 
 import * as fs from 'node:fs';
 import type { CliCommand } from '../command';
-import { numberFlag, parseFlags, parseIds, required, UsageError } from '../args';
+import { parseFlags, parseIds, required, UsageError } from '../args';
 import { openWeights } from '../../engine/model/load';
 import { createGemmaRuntime } from '../../engine/gemma/ortRuntime';
 import { readPeftParams } from '../../engine/train/peftParams';
 import { toRuntimeAdapter } from '../../engine/train/lora';
-import { deviceFlag, precisionFlag } from './modelFlags';
+import { deviceFlag, precisionFlag, threadsFlag } from './modelFlags';
 
 export const logitsCommand: CliCommand = {
   name: 'logits',
-  usage: 'gemma-tune logits --model PATH [--adapter DIR] --tokens 2,651,… --out FILE [--precision q4|f32] [--threads N] [--device auto|cpu|webgpu]',
+  usage: 'gemma-tune logits --model PATH [--adapter DIR] --tokens 2,651,… --out FILE [--precision q4|f32] [--threads auto|N] [--device auto|cpu|webgpu]',
   summary: 'Write the logits of every position as little-endian float32 [T, vocab].',
   async run(argv) {
     const p = parseFlags(argv, { values: ['model', 'adapter', 'tokens', 'out', 'precision', 'threads', 'device'] });
@@ -20,7 +20,7 @@ export const logitsCommand: CliCommand = {
     const ids = parseIds(required(p, 'tokens'), 'tokens');
     const out = required(p, 'out');
     const precision = precisionFlag(p);
-    const threads = numberFlag(p, 'threads', 2, 1, 256, true);
+    const threads = threadsFlag(p);
 
     // Read on demand: the runtime streams the weights, the model is never held whole.
     const { source: weights } = openWeights(modelPath, { precision });

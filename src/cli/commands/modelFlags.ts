@@ -1,7 +1,8 @@
 // Flags shared by the commands that run a model (generate, classify, bench, train, …): --model, --precision,
 // --threads, --device, --adapter, and opening all of it in one place.
 
-import { choiceFlag, numberFlag, required, type ParsedArgs } from '../args';
+import { numberFlag, choiceFlag, required, type ParsedArgs } from '../args';
+import { physicalCores } from '../../common/cpuCores';
 import type { Precision } from '../../engine/gemma/runtime';
 import { DEVICE_CHOICES, deviceRoles, resolveDevice, type DeviceRoles, type DeviceResolution } from '../../engine/onnx/device';
 import { loadAdapter, openModel, type OpenModel } from '../../engine/generate/openModel';
@@ -12,6 +13,11 @@ export const MODEL_FLAGS = ['model', 'precision', 'threads', 'device'];
 /** --precision q4|f32 (default q4). */
 export function precisionFlag(p: ParsedArgs): Precision {
   return choiceFlag(p, 'precision', ['q4', 'f32'], 'q4');
+}
+
+/** --threads auto|N (default auto: one per physical core). */
+export function threadsFlag(p: ParsedArgs): number {
+  return p.values.get('threads') === 'auto' ? physicalCores() : numberFlag(p, 'threads', physicalCores(), 1, 256, true);
 }
 
 /** --device auto|cpu|webgpu (default auto), resolved to where the sessions run. */
@@ -34,7 +40,7 @@ export const CLI_ADAPTER = 'cli';
 export async function openFromFlags(p: ParsedArgs, withAdapter: boolean): Promise<{ model: OpenModel; adapter: string | undefined; device: DeviceResolution }> {
   const modelPath = required(p, 'model');
   const precision = precisionFlag(p);
-  const threads = numberFlag(p, 'threads', 2, 1, 256, true);
+  const threads = threadsFlag(p);
   const dir = withAdapter ? p.values.get('adapter') : undefined;
   const device = await deviceFromFlags(p);
   const model = await openModel(modelPath, { precision, threads, lora: dir === undefined ? 'lazy' : 'always', device: deviceRoles(device).inference });

@@ -21,7 +21,7 @@ import { train, type TrainEvent } from '../../engine/train/trainer';
 import { createOrtEngine } from '../../engine/train/ortEngine';
 import type { ScheduleKind } from '../../engine/train/schedule';
 import { progressPrinter } from '../trainProgress';
-import { deviceFlag, precisionFlag } from './modelFlags';
+import { deviceFlag, precisionFlag, threadsFlag } from './modelFlags';
 import { type CliSpec, type FullHyperparameters, HYPERPARAMETER_KEYS, HYPERPARAMETERS, SCHEDULES, TRAIN_DEFAULTS as D, trainSettingsOf } from '../../engine/train/defaults';
 import { lockTrainingOfTaskAround } from '../../store/taskStore';
 
@@ -64,7 +64,7 @@ export function hyperparameterFlags(p: ParsedArgs): FullHyperparameters {
 
 export const trainCommand: CliCommand = {
   name: 'train',
-  usage: `gemma-tune train --model PATH --data FILE.jsonl --out DIR ${HYPERPARAMETER_KEYS.map((k) => settingUsage(HYPERPARAMETERS[k].cli)).join(' ')} [--steps N] [--val-ids ID,…] [--eval-every N] [--checkpoint-every SECONDS] [--init-adapter DIR] [--resume] [--no-shuffle] [--precision q4|f32] [--threads N] [--device auto|cpu|webgpu] [--max-tokens N] [--json]`,
+  usage: `gemma-tune train --model PATH --data FILE.jsonl --out DIR ${HYPERPARAMETER_KEYS.map((k) => settingUsage(HYPERPARAMETERS[k].cli)).join(' ')} [--steps N] [--val-ids ID,…] [--eval-every N] [--checkpoint-every SECONDS] [--init-adapter DIR] [--resume] [--no-shuffle] [--precision q4|f32] [--threads auto|N] [--device auto|cpu|webgpu] [--max-tokens N] [--json]`,
   summary: 'Fine-tune LoRA adapters on JSONL examples (TRL conversational, prompt-completion or pre-tokenised); saves a PEFT adapter.',
   async run(argv) {
     const p = parseFlags(argv, {
@@ -81,7 +81,7 @@ export const trainCommand: CliCommand = {
     const evalEvery = numberFlag(p, 'eval-every', D.evalEvery, 0, 1e7, true);
     // Seconds between resumable checkpoints (and one at every epoch's end); 0 = epoch ends only.
     const checkpointEverySeconds = numberFlag(p, 'checkpoint-every', D.checkpointEverySeconds, 0, 1e7);
-    const threads = numberFlag(p, 'threads', D.threads, 1, 256, true);
+    const threads = threadsFlag(p);
     const device = (await deviceFlag(p)).training;
     const maxTokens = numberFlag(p, 'max-tokens', D.maxTokens, 2, 32768, true);
     const initDir = p.values.get('init-adapter');

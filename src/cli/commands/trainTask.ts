@@ -10,9 +10,8 @@
 
 import * as path from 'node:path';
 import type { CliCommand } from '../command';
-import { numberFlag, parseFlags, required, UsageError } from '../args';
-import { precisionFlag } from './modelFlags';
-import { TRAIN_DEFAULTS as D } from '../../engine/train/defaults';
+import { parseFlags, required, UsageError } from '../args';
+import { precisionFlag, threadsFlag } from './modelFlags';
 import type { EngineState, HandlerContext } from '../../engine/worker/context';
 import { loadModel } from '../../engine/worker/model';
 import { train } from '../../engine/worker/train';
@@ -33,7 +32,7 @@ const WHO = 'gemma-tune train-task';
 
 export const trainTaskCommand: CliCommand = {
   name: 'train-task',
-  usage: 'gemma-tune train-task --task DIR --model PATH [--precision q4|f32] [--threads N] [--resume] [--json]',
+  usage: 'gemma-tune train-task --task DIR --model PATH [--precision q4|f32] [--threads auto|N] [--resume] [--json]',
   summary: 'Train a workspace task folder (.gemma/tasks/<task>) as the training panel does: its labeled examples and task.json settings; the adapter goes to <task>/adapter.',
   async run(argv) {
     const p = parseFlags(argv, { values: ['task', 'model', 'precision', 'threads'], booleans: ['resume', 'json'] });
@@ -43,7 +42,7 @@ export const trainTaskCommand: CliCommand = {
     const opts: RunOptions = {
       modelPath: required(p, 'model'),
       precision: precisionFlag(p),
-      threads: numberFlag(p, 'threads', D.threads, 1, 256, true),
+      threads: threadsFlag(p),
       resume: p.booleans.has('resume'),
       json: p.booleans.has('json'),
     };

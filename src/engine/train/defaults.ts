@@ -157,6 +157,5 @@ export const TRAIN_DEFAULTS = {
   evalEvery: 0,
   /** Seconds of training between resumable checkpoints; 0 = only at epoch ends. */
   checkpointEverySeconds: 30,
-  threads: 2,
   maxTokens: 1024,
 } as const;

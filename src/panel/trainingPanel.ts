@@ -23,7 +23,7 @@ import {
   type WebviewToHost,
 } from '../protocol/webview';
 import { findInterruptedRun, type InterruptedRun } from '../store/adapterStage';
-import { metricRecord, trainingViewOf } from '../store/metricsLog';
+import { metricRecord, trainingViewOf } from '../protocol/trainingRecords';
 import { isSafeFolderName } from '../store/names';
 import { EXAMPLES_FILE, TASK_FILE } from '../common/files';
 import { type Task, TaskFileError, TASKS_RELATIVE_DIR, type TaskStore } from '../store/taskStore';

@@ -1,8 +1,10 @@
 // Wiring for the task commands and the training panel: one call from activate().
 
 import * as vscode from 'vscode';
+import { confirmLongRun } from '../panel/longRunQuestion';
 import { PanelEngine } from '../panel/panelEngine';
 import { type PanelDeps, registerTrainingPanelSerializer, TrainingPanels } from '../panel/trainingPanel';
+import type { TrainingDeps } from '../panel/taskTraining';
 import type { TrainingProgress } from '../panel/trainingProgress';
 import type { GemmaServices } from '../services';
 import { registerFineTuneOnSelection } from './fineTuneOnSelection';
@@ -13,7 +15,10 @@ import { registerTrainingJobCommands } from './trainingJob';
 /** Registers "Fine-tune on selection", "Open training panel", rename/delete, export job / import adapter and the panel serializer; training progress goes to `progress`. */
 export function registerTaskCommands(s: GemmaServices, progress: vscode.EventEmitter<TrainingProgress | undefined>): vscode.Disposable[] {
   const engine = new PanelEngine(s);
-  const training = { engine: s.engine, models: s.models, log: s.log, events: s.events, panelEngine: engine, progress };
+  const training: TrainingDeps = {
+    engine: s.engine, models: s.models, log: s.log, events: s.events, panelEngine: engine, progress,
+    confirmLongRun: (modelName, stepS, totalS, steps) => confirmLongRun(s, modelName, stepS, totalS, steps),
+  };
   const deps: PanelDeps = { extensionUri: s.context.extensionUri, log: s.log, events: s.events, engine, training, panels: new TrainingPanels() };
   return [registerFineTuneOnSelection(deps), registerOpenTrainingPanel(deps), ...registerManageTasks(deps), ...registerTrainingJobCommands(s, deps), registerTrainingPanelSerializer(deps)];
 }

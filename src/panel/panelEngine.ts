@@ -7,10 +7,10 @@
 import * as path from 'node:path';
 import { AdapterCache } from '../client/adapterCache';
 import { ADAPTER_DIR } from '../common/files';
-import { baseMismatch } from '../model/baseCheck';
 import type { Capabilities, ComparisonRow, Suggestion } from '../protocol/webview';
+import type { ModelService } from '../model/modelService';
 import type { GemmaServices } from '../services';
-import type { BaseModelRecord } from '../store/baseModel';
+import { baseMismatch, type BaseModelRecord } from '../store/baseModel';
 import type { Example } from '../store/examples';
 import type { Task } from '../store/taskStore';
 import { taskAnswer } from './taskAnswers';
@@ -23,7 +23,7 @@ export const NO_MODEL_REASON = 'Training and suggestions need a model: download 
 export class PanelEngine {
   private readonly adapters: AdapterCache;
 
-  constructor(private readonly s: Pick<GemmaServices, 'engine' | 'models' | 'log'>) {
+  constructor(private readonly s: Pick<GemmaServices, 'engine' | 'log'> & { models: Pick<ModelService, 'source' | 'ensureLoaded'> }) {
     this.adapters = new AdapterCache(s.engine);
   }
 

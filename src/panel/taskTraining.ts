@@ -15,6 +15,7 @@ import { errorText } from '../common/quote';
 import type { ResultOf } from '../protocol/engine';
 import { metricRecord, trainingViewOf } from '../protocol/trainingRecords';
 import { applyTrainingEvent, type ComparisonRow, type TrainingEvent, type TrainingView, trainingEventOf } from '../protocol/webview';
+import type { ModelService } from '../model/modelService';
 import type { GemmaServices } from '../services';
 import { clearStaging, findInterruptedRun, type InterruptedRun, settleFailedRun, settleFinishedRun, stagingDir, writeRunMarker } from '../store/adapterStage';
 import type { BaseModelRecord } from '../store/baseModel';
@@ -23,17 +24,19 @@ import { renderMessages } from '../store/prompt';
 import type { Hyperparameters } from '../store/task';
 import type { Task, TaskStore } from '../store/taskStore';
 import { plural } from '../plural';
-import { confirmLongRun } from './longRunQuestion';
 import type { PanelEngine } from './panelEngine';
 import type { TrainingProgress } from './trainingProgress';
 import { countExamples, NotReadyError, trainBlocker } from './trainReadiness';
 
-/** What a run needs of the window: the engine and its model, the log, the panels' engine, and the status bar. */
-export interface TrainingDeps extends Pick<GemmaServices, 'engine' | 'models' | 'log' | 'events'> {
+/** What a run needs of the window: the engine and its model, the log, the panels' engine, the user, and the status bar. */
+export interface TrainingDeps extends Pick<GemmaServices, 'engine' | 'log' | 'events'> {
+  models: Pick<ModelService, 'ensureLoaded' | 'settings'>;
   /** Whether the engine can train now, and the held-out examples' answers before and after. */
   panelEngine: PanelEngine;
+  /** After a new run's first step: why a run this long stops (the user said so), or undefined to go on (longRunQuestion.ts). */
+  confirmLongRun(modelName: string, stepS: number, totalS: number, steps: number): Promise<string | undefined>;
   /** The status bar's view of the run: each step, then undefined when it ends. */
-  progress: vscode.EventEmitter<TrainingProgress | undefined>;
+  progress: Pick<vscode.EventEmitter<TrainingProgress | undefined>, 'fire'>;
 }
 
 /** What the page asked for: a new run with these settings, or the task's interrupted run resumed. */
@@ -179,7 +182,7 @@ export class TaskTraining {
             }
             if (e.type === 'step') Object.assign(progress, { step: e.step, etaSeconds: e.etaS });
             if (e.type === 'step' && !question && !resume) {
-              question = confirmLongRun(s, model.summary.name, e.elapsedS / e.step, e.elapsedS + e.etaS, progress.totalSteps);
+              question = s.confirmLongRun(model.summary.name, e.elapsedS / e.step, e.elapsedS + e.etaS, progress.totalSteps);
               void question.then((why) => {
                 if (why) local.abort();
               });

@@ -30,6 +30,7 @@ import { countExamples, NotReadyError, trainBlocker } from './trainReadiness';
 
 /** What a run needs of the window: the engine and its model, the log, the panels' engine, the user, and the status bar. */
 export interface TrainingDeps extends Pick<GemmaServices, 'engine' | 'log' | 'events'> {
+  /** The base model, loaded on first need, and the engine's thread setting. */
   models: Pick<ModelService, 'ensureLoaded' | 'settings'>;
   /** Whether the engine can train now, and the held-out examples' answers before and after. */
   panelEngine: PanelEngine;

@@ -76,8 +76,9 @@ export class ExamplesTable {
   }
 
   /**
-   * Redraws one example after an edit without rebuilding its row: the unlabeled mark, the line about
-   * the model's answer, and, with `outputChanged` (Accept set it, not the field), the expected output.
+   * Redraws one example after an edit or a new answer of the model without rebuilding its row: the
+   * unlabeled mark, the model's answer (the line under the field, greyed out in an empty field), and,
+   * with `outputChanged` (Accept set it, not the field), the expected output.
    */
   refreshRow(ex: ExampleView, view: TableView, outputChanged = false): void {
     const r = this.rows.get(ex.id);
@@ -88,7 +89,9 @@ export class ExamplesTable {
       r.output.replaceWith(editor);
       r.output = editor;
     }
-    const line = this.suggestionLine(ex, r.n, this.suggestionFor(ex.id, view), this.isWaiting(ex.id, view));
+    const suggestion = this.suggestionFor(ex.id, view);
+    if (!outputChanged) showSuggestionIn(r.output, this.state!.task, suggestion);
+    const line = this.suggestionLine(ex, r.n, suggestion, this.isWaiting(ex.id, view));
     r.line.replaceChildren(...(line ? [line] : []));
   }
 
@@ -176,9 +179,8 @@ export class ExamplesTable {
     if (task.kind === 'extract' && task.fields && task.fields.length > 0) {
       const fields = task.fields;
       const values = parseFieldsOutput(fields, ex.output) ?? Object.fromEntries(fields.map((f) => [f, '']));
-      const suggested = suggestion ? parseFieldsOutput(fields, suggestion.output) : null;
       const inputs = fields.map((f, j) => {
-        const tf = h('vscode-textfield', { 'data-col': j === 0 ? 'output' : undefined, 'data-field': f, placeholder: suggested?.[f] || f, 'aria-label': `${f} of example ${n}`, label: `${f} of example ${n}` }) as ValueElement;
+        const tf = h('vscode-textfield', { 'data-col': j === 0 ? 'output' : undefined, 'data-field': f, 'aria-label': `${f} of example ${n}`, label: `${f} of example ${n}` }) as ValueElement;
         tf.value = values[f] ?? '';
         return tf;
       });
@@ -187,13 +189,15 @@ export class ExamplesTable {
         tf.addEventListener('input', () => this.events.edit(ex.id, { output: collect() }, false));
         tf.addEventListener('change', () => this.events.edit(ex.id, { output: collect() }, true));
       }
-      return h('div', { class: 'fields' }, ...inputs.map((tf, j) => h('label', { class: 'field' }, h('span', {}, fields[j]), tf)));
+      const editor = h('div', { class: 'fields' }, ...inputs.map((tf, j) => h('label', { class: 'field' }, h('span', {}, fields[j]), tf)));
+      showSuggestionIn(editor, task, suggestion);
+      return editor;
     }
-    // Free text: an empty field shows the model's answer greyed out until it is accepted or typed over.
-    const area = h('vscode-textarea', { 'data-col': 'output', rows: 2, resize: 'vertical', 'aria-label': label, label, placeholder: suggestion?.output }) as ValueElement;
+    const area = h('vscode-textarea', { 'data-col': 'output', rows: 2, resize: 'vertical', 'aria-label': label, label }) as ValueElement;
     area.value = ex.output;
     area.addEventListener('input', () => this.events.edit(ex.id, { output: area.value }, false));
     area.addEventListener('change', () => this.events.edit(ex.id, { output: area.value }, true));
+    showSuggestionIn(area, task, suggestion);
     return area;
   }
 
@@ -259,4 +263,23 @@ function clip(text: string, max: number): string {
 
 function cssEscape(s: string): string {
   return s.replace(/["\\]/g, '\\$&');
+}
+
+/**
+ * Shows the model's answer greyed out in an empty expected-output editor (free text: the whole answer;
+ * extract: each field's value, else the field's name), set on the drawn elements so that an answer
+ * arriving while the user types leaves the field, its focus and its caret as they are.
+ */
+function showSuggestionIn(editor: HTMLElement, task: PanelState['task'], suggestion: Suggestion | undefined): void {
+  if (task.kind === 'classify' && task.labels) return; // a dropdown: the line under it says the answer
+  if (task.kind === 'extract' && task.fields && task.fields.length > 0) {
+    const suggested = suggestion ? parseFieldsOutput(task.fields, suggestion.output) : null;
+    for (const tf of Array.from(editor.querySelectorAll<HTMLElement>('[data-field]'))) {
+      const f = tf.dataset.field!;
+      tf.setAttribute('placeholder', suggested?.[f] || f);
+    }
+    return;
+  }
+  if (suggestion?.output) editor.setAttribute('placeholder', suggestion.output);
+  else editor.removeAttribute('placeholder');
 }

@@ -115,15 +115,18 @@ class App {
         return this.onAck(msg.seq, msg.ok, msg.error, msg.example);
       case 'training':
         return this.onTraining(msg.event);
-      case 'suggestions':
+      case 'suggestions': {
         for (const s of msg.items) this.suggestions.set(s.id, s);
+        const answered = [...this.waiting, ...msg.items.map((s) => s.id)];
         this.waiting.clear();
         this.showStatus(msg.items.length === 0 ? 'The model gave no answers.' : `The model answered ${plural(msg.items.length, 'example')}: accept or correct each answer.`, 'muted');
-        return this.render();
+        return this.redrawRows(answered);
+      }
       case 'notice':
         if (msg.level === 'error' && this.waiting.size > 0) {
+          const asked = [...this.waiting];
           this.waiting.clear();
-          this.render();
+          this.redrawRows(asked);
         }
         this.showStatus(msg.message, msg.level === 'error' ? 'error' : 'muted');
         return;
@@ -163,7 +166,7 @@ class App {
     });
     send({ type: 'suggest', ids });
     this.showStatus(`Asking the model for ${plural(ids.length, 'answer')}…`, 'muted');
-    this.render();
+    this.redrawRows(ids);
   }
 
   /** The form's settings as the page's own state, so a later redraw shows them and not the ones the panel opened with. */
@@ -259,6 +262,20 @@ class App {
     this.renderHeader(s, examples);
     const ex = examples.find((e) => e.id === id);
     if (ex) this.table.refreshRow(ex, this.view(), outputChanged);
+    this.table.refreshTools(s, examples, this.view());
+    this.training.refreshReadiness(s, examples);
+  }
+
+  /**
+   * Redraws the rows of `ids` in place once the model answered them (or failed to): an answer arriving
+   * while the user types in one of them leaves the field, its focus and its caret as they are.
+   */
+  private redrawRows(ids: readonly string[]): void {
+    const s = this.state;
+    if (!s) return;
+    const examples = this.examples();
+    const wanted = new Set(ids);
+    for (const ex of examples) if (wanted.has(ex.id)) this.table.refreshRow(ex, this.view());
     this.table.refreshTools(s, examples, this.view());
     this.training.refreshReadiness(s, examples);
   }

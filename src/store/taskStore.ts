@@ -122,6 +122,8 @@ export class TaskStore {
   private readonly queues = new Map<string, Promise<unknown>>();
   /** Each file's stamp as this store last read or wrote it: what changedOnDisk compares with. */
   private readonly known = new Map<string, FileStamp | null>();
+  /** How many times this store has written each file: a read that overlapped a write does not note its older stamp. */
+  private readonly writes = new Map<string, number>();
 
   constructor(
     /** Absolute path of the `.gemma/tasks` folder (created on the first write). */
@@ -409,6 +411,7 @@ export class TaskStore {
   private async readTask(id: string): Promise<{ task: Task; stamp: FileStamp }> {
     const dir = await this.existingTaskDir(id);
     const file = path.join(dir, TASK_FILE);
+    const writes = this.writes.get(file);
     let read;
     try {
       read = await readGuardedText(file, MAX_TASK_FILE_BYTES);
@@ -417,7 +420,7 @@ export class TaskStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new TaskFileError(file, 'no such task');
       throw err;
     }
-    this.known.set(file, read.stamp);
+    this.noteRead(file, read.stamp, writes);
     let json: unknown;
     try {
       json = JSON.parse(read.text);
@@ -433,11 +436,12 @@ export class TaskStore {
 
   private async readExamples(id: string): Promise<{ examples: Example[]; read: JsonlFile<Example>; file: string }> {
     const file = path.join(await this.existingTaskDir(id), EXAMPLES_FILE);
+    const writes = this.writes.get(file);
     const read = await readJsonl(file, exampleFromLine).catch(async (err: unknown) => {
       await this.noteRefused(file);
       throw err;
     });
-    this.known.set(file, read.stamp);
+    this.noteRead(file, read.stamp, writes);
     // Two lines with one id (a bad merge): the later one is a problem, never silently merged.
     const seen = new Set<string>();
     const examples: Example[] = [];
@@ -451,6 +455,20 @@ export class TaskStore {
     }
     read.problems.sort((a, b) => a.line - b.line);
     return { examples, read, file };
+  }
+
+  /**
+   * Notes the stamp a read saw, unless this store wrote the file while it was being read (`writesBefore`:
+   * the count when the read began): that write noted the newer stamp, which the read must not put back.
+   */
+  private noteRead(file: string, stamp: FileStamp | null, writesBefore: number | undefined): void {
+    if (this.writes.get(file) === writesBefore) this.known.set(file, stamp);
+  }
+
+  /** Notes the stamp of a file this store has just written. */
+  private noteWrite(file: string, stamp: FileStamp): void {
+    this.writes.set(file, (this.writes.get(file) ?? 0) + 1);
+    this.known.set(file, stamp);
   }
 
   /** Remembers a file that could not be read as it is now, so changedOnDisk reports only a later change. */
@@ -479,12 +497,12 @@ export class TaskStore {
         if ((await currentStamp(file)) !== expected) throw new ChangedOnDiskError(file);
       },
     });
-    this.known.set(file, stampOf(st));
+    this.noteWrite(file, stampOf(st));
   }
 
   /** Replaces `file` whatever it holds now (a new task's files, emptied metrics). */
   private async write(file: string, data: string): Promise<void> {
-    this.known.set(file, stampOf(await writeFileAtomic(file, data)));
+    this.noteWrite(file, stampOf(await writeFileAtomic(file, data)));
   }
 
   /**

@@ -105,7 +105,15 @@ export async function runModels(report: Report, artifacts: string): Promise<Reco
       // code-server's file dialog is a quick input holding a path, titled as the extension asks. A click on the
       // row while the list was still being laid out can miss (seen on a fresh clone's first run): click again.
       const dialog = page.locator('.quick-input-widget', { hasText: 'A Gemma 3 .gguf file' });
-      await actUntilShown(dialog, () => page.locator('.quick-input-widget .monaco-list-row', { hasText: 'A .gguf file' }).first().click({ timeout: UI_TIMEOUT }), { tries: 3, waitMs: 10_000 });
+      const fileRow = page.locator('.quick-input-widget .monaco-list-row', { hasText: 'A .gguf file' }).first();
+      await fileRow.waitFor({ timeout: UI_TIMEOUT });
+      // Clicked again only while the row is still there: a click that took opens the dialog, however slowly.
+      await actUntilShown(dialog, async () => {
+        if (await fileRow.isVisible()) await fileRow.click({ timeout: 5000 }).catch(() => undefined);
+      }, { tries: 4, waitMs: 10_000 }).catch(async (e: unknown) => {
+        await screenshot(page, 'file-dialog-missed');
+        throw e;
+      });
       const input = page.locator('.quick-input-widget input');
       await input.waitFor({ timeout: UI_TIMEOUT });
       // The dialog puts its starting folder into the input once it has read it, which can come after a

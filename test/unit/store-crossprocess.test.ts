@@ -74,7 +74,7 @@ test('a hand edit landing while the store writes is kept: the edit is made again
   assert.ok(after.includes('typed by hand') && after.includes('after the hand edit'));
 });
 
-test('the store\'s own edits are never reported as changed on disk, even when asked in the middle of one', async () => {
+test('the store\'s own edits are never reported as changed on disk, even when asked or read in the middle of one', async () => {
   const { store, task } = await newTask();
   // Big enough that each write takes a while: a panel's check can land between its rename and its stamp.
   const [ex] = await store.addExamples(task.id, Array.from({ length: 40 }, (_, i) => ({ input: `${i} ${'x'.repeat(50_000)}` })));
@@ -82,6 +82,8 @@ test('the store\'s own edits are never reported as changed on disk, even when as
   const seen: boolean[] = [];
   const polling = (async () => {
     while (editing) {
+      // A panel reads the task while the user edits it (its state, suggestions): a read overlapping an edit too.
+      await store.examples(task.id);
       seen.push(await store.changedOnDisk(task.id));
       await new Promise((r) => setImmediate(r));
     }

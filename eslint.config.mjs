@@ -20,19 +20,7 @@ export default tseslint.config(
     files: ['src/**/*.ts', 'webview/**/*.ts'],
     plugins: { local: importCycles },
     rules: {
-      'local/no-import-cycle': ['error', {
-        allow: [
-          // The hyperparameter table and the trainer's event schemas live in engine/train/ (defaults.ts,
-          // events.ts) and the task limits in store/task.ts, yet the protocol validates them: schemas that
-          // import only protocol/check, to move below protocol/ with the next layering step.
-          'src/protocol/train.ts -> src/engine/train/defaults.ts',
-          'src/protocol/train.ts -> src/engine/train/events.ts',
-          'src/protocol/webview.ts -> src/store/task.ts',
-          'src/store/task.ts -> src/engine/train/defaults.ts',
-          // graph.ts and its lowering share node types; issue 13 §3 reworks graph.ts.
-          'src/engine/onnx/lowering.ts -> src/engine/onnx/graph.ts',
-        ],
-      }],
+      'local/no-import-cycle': 'error',
     },
   },
   {

@@ -4,7 +4,8 @@
 // kernels, for +½ or 1 byte per weight and a requantisation error (it reached 25% of the largest gradient
 // on the tiny test model; test/unit/train-step.test.ts measures it). Pass it as OrtEngineOptions.nbitsBackward.
 
-import type { Graph, NodeRecord, Value } from '../src/engine/onnx/graph';
+import type { Graph } from '../src/engine/onnx/graph';
+import type { NodeRecord, Value } from '../src/engine/onnx/nodes';
 import * as op from '../src/engine/onnx/ops';
 import type { MatMulNBitsBackward } from '../src/engine/onnx/autodiff';
 import type { ModelWeights } from '../src/engine/model/weights';

@@ -16,12 +16,6 @@ const ROOTS = ['src', 'webview'];
 /** Folders whose direct files are units of their own rather than one unit together. */
 const LOOSE_FOLDERS = new Set(['src', 'src/engine', 'src/cli']);
 
-/** `from -> to` (paths from the repository root) as the rule's `allow` option writes an edge. */
-function edgeKey(root, from, to) {
-  const rel = (f) => path.relative(root, f).split(path.sep).join('/');
-  return `${rel(from)} -> ${rel(to)}`;
-}
-
 /** The .ts file a relative specifier names, or undefined for a package or a missing file. */
 export function resolveImport(fromFile, spec) {
   if (!spec.startsWith('.')) return undefined;
@@ -66,11 +60,6 @@ export function importGraph(root) {
   return graph;
 }
 
-function withoutEdges(root, graph, allow) {
-  for (const [f, deps] of graph) for (const d of deps) if (allow.has(edgeKey(root, f, d))) deps.delete(d);
-  return graph;
-}
-
 /** The shortest path from `from` to `to` in `edges` (node → neighbours), or undefined. */
 export function pathBetween(edges, from, to) {
   const prev = new Map([[from, undefined]]);
@@ -104,7 +93,7 @@ export function unitGraph(root, graph) {
   return units;
 }
 
-/** Import graphs by repository root and allow list, read once per ESLint process (a lint run reads ~200 files once, not per file). */
+/** Import graphs by repository root, read once per ESLint process (a lint run reads ~200 files once, not per file). */
 const graphs = new Map();
 
 /** @type {import('eslint').Rule.RuleModule} */
@@ -112,8 +101,7 @@ export const noImportCycle = {
   meta: {
     type: 'problem',
     docs: { description: 'No import cycle between files or between folders, type-only imports included' },
-    // allow: edges (`src/a.ts -> src/b.ts`) left out of the graph, each a known cycle with an owner.
-    schema: [{ type: 'object', properties: { allow: { type: 'array', items: { type: 'string' } } }, additionalProperties: false }],
+    schema: [],
     messages: {
       file: 'Import cycle: {{cycle}}',
       folder: 'Folder import cycle: {{cycle}} (this file imports {{to}}, which already depends on {{from}})',
@@ -124,15 +112,13 @@ export const noImportCycle = {
     const file = path.resolve(context.filename);
     const rel = path.relative(root, file).split(path.sep).join('/');
     if (!ROOTS.some((r) => rel.startsWith(`${r}/`))) return {};
-    const allow = new Set(context.options[0]?.allow ?? []);
-    const key = `${root}\n${[...allow].join('\n')}`;
-    if (!graphs.has(key)) graphs.set(key, withoutEdges(root, importGraph(root), allow));
-    const cached = graphs.get(key);
+    if (!graphs.has(root)) graphs.set(root, importGraph(root));
+    const cached = graphs.get(root);
     const show = (f) => path.relative(root, f).split(path.sep).join('/');
     let units;
     const check = (node, spec) => {
       const to = typeof spec === 'string' ? resolveImport(file, spec) : undefined;
-      if (to === undefined || allow.has(edgeKey(root, file, to))) return;
+      if (to === undefined) return;
       const back = pathBetween(cached, to, file);
       if (back) {
         context.report({ node, messageId: 'file', data: { cycle: [file, ...back].map(show).join(' → ') } });
@@ -147,7 +133,7 @@ export const noImportCycle = {
       Program() {
         // This file's imports as its text stands now (an editor's unsaved change included).
         const deps = importSpecifiers(context.sourceCode.text).map((s) => resolveImport(file, s)).filter((d) => d !== undefined);
-        cached.set(file, new Set(deps.filter((d) => !allow.has(edgeKey(root, file, d)))));
+        cached.set(file, new Set(deps));
         units = unitGraph(root, cached);
       },
       ImportDeclaration: (node) => check(node, node.source.value),

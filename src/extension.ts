@@ -14,7 +14,7 @@ import { registerShowEngineStatus } from './commands/showEngineStatus';
 import { registerTaskCommands } from './commands/taskCommands';
 import { EventLog } from './eventLog';
 import { ModelService } from './model/modelService';
-import { WorkerPanelEngine } from './panel/workerPanelEngine';
+import type { TrainingProgress } from './panel/trainingProgress';
 import type { GemmaServices } from './services';
 import { registerStatusBar } from './statusBar';
 
@@ -31,9 +31,10 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(log, { dispose: () => void engine.dispose() }, models);
 
   context.subscriptions.push(registerShowEngineStatus(services), registerRestartEngine(services));
-  const panelEngine = new WorkerPanelEngine(services);
-  context.subscriptions.push(panelEngine, ...registerTaskCommands(services, panelEngine));
-  context.subscriptions.push(...registerModelCommands(services, models), registerChooseModel(services, models), registerStatusBar(models, panelEngine.onDidChangeTraining));
+  // A task's training reports each step here, and undefined when it ends; the status bar shows it.
+  const trainingProgress = new vscode.EventEmitter<TrainingProgress | undefined>();
+  context.subscriptions.push(trainingProgress, ...registerTaskCommands(services, trainingProgress));
+  context.subscriptions.push(...registerModelCommands(services, models), registerChooseModel(services, models), registerStatusBar(models, trainingProgress.event));
   const codeActions = registerCodeActions(services);
   context.subscriptions.push(...codeActions.disposables, registerRunTaskOnSelection(services, codeActions.tasks, codeActions.runner));
 

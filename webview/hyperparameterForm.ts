@@ -7,7 +7,7 @@ import { trainingPlan } from '../src/engine/train/plan';
 import { validationSize } from '../src/engine/train/split';
 import { hasLabel, type LabelState } from '../src/panel/trainReadiness';
 import { plural } from '../src/plural';
-import { CheckError } from '../src/protocol/check';
+import { CheckError } from '../src/common/check';
 import { DEFAULT_HYPERPARAMETERS, type Hyperparameters, hyperparametersSchema, LORA_TARGETS } from '../src/store/task';
 
 export type NumberKey = Exclude<keyof Hyperparameters, 'schedule' | 'targets'>;

@@ -17,7 +17,7 @@ import { demoCommand } from './commands/demo';
 import { downloadModelCommand } from './commands/downloadModel';
 import { exportJobCommand } from './commands/exportJob';
 import { importAdapterCommand } from './commands/importAdapter';
-import { escapeControls, quote } from '../protocol/quote';
+import { escapeControls, quote } from '../common/quote';
 import { SUPPORTED_TYPES } from '../engine/model/ggufFormat';
 
 /** What --model accepts, named once for every command. */

@@ -6,7 +6,7 @@
 import type { ParamsOf, ResultOf } from '../protocol/engine';
 import { formatFieldsOutput, renderUserMessage } from '../store/prompt';
 import type { TaskConfig } from '../store/task';
-import { quote } from '../protocol/quote';
+import { quote } from '../common/quote';
 
 /** Tokens a free-text extract may generate (the answer to a 10–20 example task is short). */
 export const FREE_TEXT_MAX_TOKENS = 256;

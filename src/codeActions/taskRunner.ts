@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EngineError } from '../client/engineClient';
 import { baseMismatch, offerRetrain } from '../model/baseCheck';
-import { errorText } from '../protocol/quote';
+import { errorText } from '../common/quote';
 import type { ResultOf } from '../protocol/engine';
 import type { GemmaServices } from '../services';
 import { AdapterCache, adapterStamp } from '../client/adapterCache';

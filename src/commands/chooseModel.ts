@@ -10,7 +10,7 @@ import { type CatalogEntry, describeEntry, describeFigures, formatBytes, MODEL_C
 import { measurements, probeSpeed, recordMeasurement } from '../model/modelMeasurements';
 import { CHOOSE_MODEL_COMMAND } from '../model/baseCheck';
 import type { ModelService } from '../model/modelService';
-import { errorText } from '../protocol/quote';
+import { errorText } from '../common/quote';
 import { expandModelPath } from '../model/modelSettings';
 import type { GemmaServices } from '../services';
 import { findModel, modelPath } from '../store/modelCache';

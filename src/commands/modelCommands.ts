@@ -3,7 +3,7 @@
 // refused with the engine's own reason and the setting never points at something unusable.
 
 import * as vscode from 'vscode';
-import { errorText } from '../protocol/quote';
+import { errorText } from '../common/quote';
 import { DOWNLOAD_MODEL_COMMAND, isCancelled, type ModelService, USE_LOCAL_MODEL_COMMAND } from '../model/modelService';
 import { checkModelCandidate, CONFIG_SECTION, MODEL_PATH_KEY } from '../model/modelSettings';
 import type { GemmaServices } from '../services';

@@ -4,7 +4,7 @@
 import * as vscode from 'vscode';
 import { EngineError } from '../client/engineClient';
 import type { EngineStatus } from '../protocol/engine';
-import { errorText } from '../protocol/quote';
+import { errorText } from '../common/quote';
 import type { GemmaServices } from '../services';
 
 export const SHOW_ENGINE_STATUS = 'gemmaTune.showEngineStatus';

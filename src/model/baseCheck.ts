@@ -6,7 +6,7 @@
 
 import * as vscode from 'vscode';
 
-export { baseMismatch } from '../protocol/baseModel';
+export { baseMismatch } from '../store/baseModel';
 export const CHOOSE_MODEL_COMMAND = 'gemmaTune.chooseModel';
 export const OPEN_TRAINING_PANEL_COMMAND = 'gemmaTune.openTrainingPanel';
 

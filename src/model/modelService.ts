@@ -9,7 +9,7 @@ import * as vscode from 'vscode';
 import { DisposableStore } from '../common/disposables';
 import { type EngineClient, EngineError, type EngineState } from '../client/engineClient';
 import type { ModelSummary } from '../protocol/engine';
-import { errorText } from '../protocol/quote';
+import { errorText } from '../common/quote';
 import type { EventLog } from '../eventLog';
 import { DEFAULT_MODEL } from '../engine/model/modelManifest';
 import {

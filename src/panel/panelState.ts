@@ -5,7 +5,7 @@
 
 import * as path from 'node:path';
 import { type Capabilities, PANEL_MAX_EXAMPLES, PANEL_MAX_PROBLEMS, type PanelState, parsePanelState, type Suggestion, type TrainingView } from '../protocol/webview';
-import { errorText } from '../protocol/quote';
+import { errorText } from '../common/quote';
 import type { Example } from '../store/examples';
 import { formatProblem, type LineProblem } from '../store/jsonl';
 import type { Task } from '../store/taskStore';

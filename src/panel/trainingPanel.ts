@@ -5,25 +5,15 @@
 // the panel is hidden: the page restores its own UI state (getState/setState) and asks for the
 // data again with `ready`; after a window reload the serializer reopens the panel on its task.
 // A change of the task's files by anyone else (another window, the CLI, a hand edit) reloads the
-// page's state; a training run holds the task's training lock, so no other process trains it meanwhile.
+// page's state. Training is TaskTraining's (taskTraining.ts): the panel forwards the page's Train, Resume
+// and Cancel to it and draws the events it reports.
 
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { DisposableStore } from '../common/disposables';
 import type { EventLog } from '../eventLog';
-import {
-  applyTrainingEvent,
-  type Capabilities,
-  type HostToWebview,
-  type PanelState,
-  parseWebviewMessage,
-  type Suggestion,
-  type TrainingView,
-  type WebviewToHost,
-} from '../protocol/webview';
-import { findInterruptedRun, type InterruptedRun } from '../store/adapterStage';
-import { metricRecord, trainingViewOf } from '../store/metricsLog';
+import { type Capabilities, type HostToWebview, parseWebviewMessage, type Suggestion, type WebviewToHost } from '../protocol/webview';
 import { isSafeFolderName } from '../store/names';
 import { EXAMPLES_FILE, TASK_FILE } from '../common/files';
 import { type Task, TaskFileError, TASKS_RELATIVE_DIR, type TaskStore } from '../store/taskStore';
@@ -32,7 +22,8 @@ import { taskStoreFor, workspaceFolderAt } from '../store/workspaceStore';
 import type { PanelEngine } from './panelEngine';
 import { panelColumn } from './panelColumn';
 import { panelHtml } from './panelHtml';
-import { countExamples, NotReadyError, trainBlocker } from './trainReadiness';
+import { TaskTraining, type TrainingDeps, type TrainRequest } from './taskTraining';
+import { NotReadyError } from './trainReadiness';
 import { buildPanelState, type PanelStateInput, type Unavailable, unreadableTask } from './panelState';
 
 export const PANEL_VIEW_TYPE = 'gemmaTune.trainingPanel';
@@ -46,6 +37,8 @@ export interface PanelDeps {
   log: vscode.LogOutputChannel;
   events?: EventLog;
   engine: PanelEngine;
+  /** What a task's training runs on. */
+  training: TrainingDeps;
   /** The open panels, made once by the wiring (registerTaskCommands). */
   panels: TrainingPanels;
 }
@@ -88,7 +81,7 @@ export class TrainingPanel {
   private readonly disposables = new DisposableStore();
   /** Aborted when the panel closes: what the engine still does for it (suggestions) is stopped. */
   private readonly closed = new AbortController();
-  private training: { view: TrainingView; abort?: AbortController } | null = null;
+  private readonly training: TaskTraining;
   private suggestions: Suggestion[] = [];
   private capabilities: Capabilities = { train: false, suggest: false };
   private reloadTimer: NodeJS.Timeout | undefined;
@@ -101,6 +94,7 @@ export class TrainingPanel {
     private taskId: string,
   ) {
     this.store = taskStoreFor(folder.uri, deps.log);
+    this.training = new TaskTraining(deps.training, this.store, () => this.taskId);
     const webview = panel.webview;
     webview.options = {
       enableScripts: true,
@@ -212,12 +206,12 @@ export class TrainingPanel {
     let input: PanelStateInput;
     try {
       const [task, read, hasAdapter, interrupted] = await Promise.all([
-        this.store.get(this.taskId), this.store.examples(this.taskId), this.store.hasAdapter(this.taskId), this.interruptedRun(),
+        this.store.get(this.taskId), this.store.examples(this.taskId), this.store.hasAdapter(this.taskId), this.training.resumable(),
       ]);
       this.capabilities = await this.deps.engine.capabilities().catch((err: Error) => ({ train: false, suggest: false, reason: err.message }));
       input = {
         task, hasAdapter, examples: read.examples, problems: read.problems, capabilities: this.capabilities,
-        training: this.training?.view ?? (await this.lastRun()), suggestions: this.suggestions,
+        training: await this.training.view(), suggestions: this.suggestions,
         resumable: interrupted && { step: interrupted.step, totalSteps: interrupted.totalSteps },
       };
       this.logProblems(read.problems.map(formatProblem));
@@ -246,12 +240,6 @@ export class TrainingPanel {
     this.deps.events?.write('panelUnavailable', { taskId: this.taskId, problem: u.problem });
   }
 
-  /** The task's cancelled or cut-off run that can be resumed; none while a run of it is going (here or in another process). */
-  private async interruptedRun(): Promise<InterruptedRun | null> {
-    if (this.training?.abort || (await this.store.trainingHolder(this.taskId))) return null;
-    return findInterruptedRun(this.store.adapterDir(this.taskId));
-  }
-
   /** After a change under the task folder: the page gets the state again when someone else changed its files. */
   private onDiskChange(uri: vscode.Uri): void {
     if (path.basename(path.dirname(uri.fsPath)) !== this.taskId) return;
@@ -266,17 +254,6 @@ export class TrainingPanel {
       this.deps.events?.write('panelReloaded', { taskId: this.taskId });
       return this.sendState();
     }).catch((err: Error) => this.deps.log.warn(`training panel: ${err.message}`));
-  }
-
-  /**
-   * The last run as metrics.jsonl recorded it, so a reopened or reloaded panel shows its chart and
-   * before/after table; a run the window closed on is shown as stopped, not as running forever.
-   */
-  private async lastRun(): Promise<TrainingView | null> {
-    const read = await this.store.metrics(this.taskId).catch(() => undefined);
-    let view = trainingViewOf((read?.records ?? []).map((r) => r.value));
-    if (view?.status === 'running') view = { ...view, status: 'cancelled', etaSeconds: null, message: 'This run stopped when the window closed, so the task keeps the adapter it had before. Where a resume is offered, it goes on from the run\'s last checkpoint.' };
-    return view;
   }
 
   private async onMessage(raw: unknown): Promise<void> {
@@ -331,64 +308,28 @@ export class TrainingPanel {
         return;
       }
       case 'train':
-        return this.train(msg.hyperparameters);
-      case 'resumeTraining': {
-        const run = await this.interruptedRun();
-        if (!run) throw new Error('There is no interrupted run to resume: start a new one with Train.');
-        return this.train(run.hyperparameters, run);
-      }
+        return this.train({ hyperparameters: msg.hyperparameters });
+      case 'resumeTraining':
+        return this.train({ resume: true });
       case 'cancelTraining':
-        this.training?.abort?.abort();
+        this.training.cancel();
         return;
       case 'suggest':
         return this.suggest(msg.ids);
     }
   }
 
-  /**
-   * Runs training: a new run with `hyperparameters` (any interrupted run is dropped: the Train button
-   * says so), or with `resume` the interrupted run from its checkpoint, with the settings it started
-   * with (the form's may have changed since), its curve and metrics kept.
-   */
-  private async train(hyperparameters: PanelState['task']['hyperparameters'], resume?: InterruptedRun): Promise<void> {
-    this.capabilities = await this.deps.engine.capabilities();
-    if (!this.capabilities.train) throw new Error(this.capabilities.reason ?? 'the engine cannot train now');
-    if (this.training?.abort) throw new Error('a training run is already going');
-    // Held for the whole run: another window or the CLI training this task is refused, and named.
-    const lock = await this.store.lockTraining(this.taskId);
-    try {
-      await this.trainLocked(hyperparameters, resume);
-    } finally {
-      await lock.release();
-      // The task may have an adapter now (header, suggestions), or a run to resume (which the held
-      // lock would hide): the page gets the whole state again, once the lock is released.
-      if (this.training) await this.sendState();
-    }
-  }
-
-  private async trainLocked(hyperparameters: PanelState['task']['hyperparameters'], resume?: InterruptedRun): Promise<void> {
-    const { examples } = await this.store.examples(this.taskId);
-    // The page disables Train for these; a request sent anyway is refused here, before the engine.
-    const blocker = trainBlocker(countExamples(examples));
-    if (blocker) throw new NotReadyError(blocker);
-    const task = resume ? await this.store.get(this.taskId) : await this.store.updateConfig(this.taskId, (config) => ({ ...config, hyperparameters }));
-    const abort = new AbortController();
-    const before = resume ? (this.training?.view ?? (await this.lastRun())) : null;
-    this.training = { view: applyTrainingEvent(before, { kind: 'start', step: resume?.step ?? 0, totalSteps: resume?.totalSteps ?? 0 }), abort };
-    if (!resume) await this.store.clearMetrics(this.taskId);
-    const onEvent = (event: Parameters<typeof applyTrainingEvent>[1]) => {
-      if (!this.training) return;
-      this.training.view = applyTrainingEvent(this.training.view, event);
-      this.post({ type: 'training', event });
-      void Promise.resolve().then(() => this.store.appendMetrics(this.taskId, [metricRecord(event)])).catch((err: Error) => this.deps.log.warn(`metrics: ${err.message}`));
-    };
-    try {
-      await this.deps.engine.train(task, examples, hyperparameters, onEvent, abort.signal, resume);
-    } finally {
-      if (this.training) this.training.abort = undefined;
+  /** Runs training for the page: its events drawn, the state sent again once the run is over. */
+  private train(request: TrainRequest): Promise<void> {
+    return this.training.train(request, {
+      event: (event) => this.post({ type: 'training', event }),
       // Suggestions came from the model before this run: the page asks the new one again.
-      this.suggestions = [];
-    }
+      ended: () => {
+        this.suggestions = [];
+      },
+      // The task may have an adapter now (header, suggestions), or a run to resume: the page gets the whole state again.
+      settled: () => this.sendState(),
+    });
   }
 
   private async suggest(ids: string[] | undefined): Promise<void> {
@@ -412,7 +353,7 @@ export class TrainingPanel {
     clearTimeout(this.reloadTimer);
     clearInterval(this.reloadCheck);
     if (this.deps.panels.open.get(this.key) === this) this.deps.panels.open.delete(this.key);
-    this.training?.abort?.abort();
+    this.training.cancel();
     this.closed.abort();
     this.disposables.dispose();
   }

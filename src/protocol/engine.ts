@@ -13,9 +13,9 @@
 // an entry here (or in a sibling file imported here) plus a handler in src/engine/worker/.
 // Both sides validate what they receive with `parse*` below.
 
-import { CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
-import { jsonForMessage, quote } from './quote';
-import { baseModelRecord } from './baseModel';
+import { CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from '../common/check';
+import { jsonForMessage, quote } from '../common/quote';
+import { baseModelRecord } from '../store/baseModel';
 import { generateMethods } from './generate';
 import { trainMethods } from './train';
 

@@ -6,9 +6,9 @@
 // they are). Adapters are registered by name and chosen per request; the base model stays loaded.
 // A messages or text prompt may name its sharedPrefix: the worker then runs only what follows it.
 
-import { baseModelRecord } from './baseModel';
-import { arr, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
-import { jsonForMessage } from './quote';
+import { baseModelRecord } from '../store/baseModel';
+import { arr, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from '../common/check';
+import { jsonForMessage } from '../common/quote';
 
 const MAX_TEXT = 200_000;
 const MAX_IDS = 32_768;

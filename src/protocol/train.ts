@@ -5,7 +5,7 @@
 // to. The worker trains on the loaded base model and streams the trainer's events; a cancel stops
 // between steps and the result says which step's adapter is on disk.
 
-import { arr, bool, Infer, nullable, num, obj, oneOf, optional, str } from './check';
+import { arr, bool, Infer, nullable, num, obj, oneOf, optional, str } from '../common/check';
 import { hyperparametersSchema } from '../engine/train/defaults';
 import { trainEndReasonSchema, type TrainEvent, trainEventSchema } from '../engine/train/events';
 

@@ -8,8 +8,8 @@
 //                   train | resumeTraining | cancelTraining | suggest
 //   host → webview: state | ack | training | suggestions | notice | unavailable
 
-import { arr, bool, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from './check';
-import { describeValue, quote } from './quote';
+import { arr, bool, CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from '../common/check';
+import { describeValue, quote } from '../common/quote';
 import type { TrainEventMessage } from './train';
 import { hyperparametersSchema, MAX_FIELDS, MAX_INSTRUCTION_LENGTH, MAX_LABEL_LENGTH, MAX_LABELS, MAX_NAME_LENGTH, TASK_KINDS } from '../store/task';
 

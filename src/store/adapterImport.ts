@@ -7,10 +7,10 @@
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { BaseModelRecord } from '../protocol/baseModel';
+import type { BaseModelRecord } from './baseModel';
 import { incomingDir, installIncoming } from './adapterStage';
 import { readJsonl } from './jsonl';
-import { metricRecord, type MetricRecord, parseMetricRecord } from './metricsLog';
+import { type MetricRecord, METRICS_VERSION, parseMetricRecord } from './metricsLog';
 import type { TaskStore } from './taskStore';
 import { ADAPTER_CONFIG_FILE, ADAPTER_DIR, ADAPTER_INFO_FILE, ADAPTER_WEIGHTS_FILE, METRICS_FILE } from '../common/files';
 
@@ -82,7 +82,7 @@ export async function installImportedAdapter(store: TaskStore, taskId: string, s
       await fs.rm(staged, { recursive: true, force: true });
       throw e;
     }
-    const note = metricRecord({ kind: 'done', message: `Adapter imported from ${source.adapterDir}.` });
+    const note = parseMetricRecord({ version: METRICS_VERSION, type: 'done', message: `Adapter imported from ${source.adapterDir}.` });
     await store.replaceMetrics(taskId, records ?? [note]);
     if (base) await store.updateConfig(taskId, (config) => ({ ...config, baseModel: base }));
   } finally {

@@ -15,7 +15,7 @@ import { promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { syncDir, writeJsonAtomic } from '../common/atomicWrite';
 import { readSafetensorsHeader } from '../engine/model/safetensors';
-import { num, obj, oneOf } from '../protocol/check';
+import { num, obj, oneOf } from '../common/check';
 import { checkFolder, checkRegularFile, readGuardedText, removeLeftoverTemps } from './safeFile';
 import { type Hyperparameters, hyperparametersSchema } from './task';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, CHECKPOINT_FILE, RUN_MARKER_FILE } from '../common/files';

@@ -12,7 +12,7 @@
 // message becomes the input) and TRL prompt-completion lines. Pure: no vscode.
 
 import { randomBytes } from 'node:crypto';
-import { CheckError } from '../protocol/check';
+import { CheckError } from '../common/check';
 import { renderMessages, type ChatMessage, type PromptTask } from './prompt';
 
 export const MAX_INPUT_LENGTH = 100_000;

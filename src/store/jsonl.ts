@@ -1,7 +1,7 @@
 // JSON Lines files that survive damage: every line is parsed on its own, a bad line becomes a
 // problem naming the file and line number, and the good lines are kept. Pure Node: no vscode.
 
-import { errorText } from '../protocol/quote';
+import { errorText } from '../common/quote';
 import { type FileStamp, readGuarded } from './safeFile';
 
 /** One line that could not be used, with where it is and why. */

@@ -9,11 +9,10 @@
 //
 // Files written before version 2 hold the panel's training event with its `kind` repeated as `type` and
 // no `version` ({"type":"step","kind":"step",…}); they are read as the version 2 record of the same fields.
-// Folding the records with applyTrainingEvent gives the chart the panel draws. Pure: no vscode.
+// protocol/trainingRecords.ts turns the panel's training events into records and back. Pure: no vscode.
 
-import { arr, CheckError, type Infer, num, obj, oneOf, optional, type Schema, str } from '../protocol/check';
-import { describeValue } from '../protocol/quote';
-import { applyTrainingEvent, type TrainingEvent, type TrainingView } from '../protocol/webview';
+import { arr, CheckError, type Infer, num, obj, oneOf, optional, type Schema, str } from '../common/check';
+import { describeValue } from '../common/quote';
 
 /** The format written now. */
 export const METRICS_VERSION = 2;
@@ -57,28 +56,3 @@ export const parseMetricRecord: Schema<MetricRecord> = (value, path = '') => {
   }
   return recordTypes[type as keyof RecordTypes](line, path) as MetricRecord;
 };
-
-/** The metrics.jsonl record of one of the panel's training events; throws CheckError when the event lacks a field its record needs. */
-export function metricRecord(event: TrainingEvent): MetricRecord {
-  const { kind, ...fields } = event;
-  return parseMetricRecord({ version: METRICS_VERSION, type: kind, ...fields });
-}
-
-/** The panel's training event a record describes. */
-export function trainingEventOf(record: MetricRecord): TrainingEvent {
-  const { version: _version, type, ...fields } = record;
-  return { kind: type, ...fields };
-}
-
-/** The last run as the lines of metrics.jsonl describe it; lines that do not check (another version's, damaged) are skipped. */
-export function trainingViewOf(lines: readonly unknown[]): TrainingView | null {
-  let view: TrainingView | null = null;
-  for (const line of lines) {
-    try {
-      view = applyTrainingEvent(view, trainingEventOf(parseMetricRecord(line)));
-    } catch {
-      // a line written by another version: skipped, the rest still draws
-    }
-  }
-  return view;
-}

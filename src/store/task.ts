@@ -1,12 +1,12 @@
 // task.json: what a task is (kind, instruction, labels or fields) and how to train it
 // (hyperparameters). The schema below is the one runtime check of a task.json read from disk or
-// sent by the panel; it uses the project's schema kit (src/protocol/check.ts) so the store, the
+// sent by the panel; it uses the project's schema kit (src/common/check.ts) so the store, the
 // host and the webview validate with the same few lines and no extra dependency. Pure: no vscode.
 
-import { arr, CheckError, Infer, obj, oneOf, optional, str } from '../protocol/check';
+import { arr, CheckError, Infer, obj, oneOf, optional, str } from '../common/check';
 import { ALL_LORA_TARGETS, DEFAULT_HYPERPARAMETERS, hyperparametersSchema, SCHEDULES } from '../engine/train/defaults';
-import { quote } from '../protocol/quote';
-import { baseModelRecord } from '../protocol/baseModel';
+import { quote } from '../common/quote';
+import { baseModelRecord } from './baseModel';
 
 /** classify: pick one label; extract: fill named fields (JSON) or free text; generate: rewrite. */
 export const TASK_KINDS = ['classify', 'extract', 'generate'] as const;

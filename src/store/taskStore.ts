@@ -18,7 +18,7 @@
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { CheckError } from '../protocol/check';
+import { CheckError } from '../common/check';
 import { writeFileAtomic } from '../common/atomicWrite';
 import { promotionInterrupted, recoverPromotion, stagingDir } from './adapterStage';
 import { Example, exampleFromLine, exampleToLine, isExampleId, MAX_INPUT_LENGTH, MAX_OUTPUT_LENGTH, newExampleId } from './examples';
@@ -27,7 +27,7 @@ import { JsonlFile, JsonlRead, LineProblem, readJsonl, toJsonl } from './jsonl';
 import { checkFolder, currentStamp, type FileStamp, readGuardedText, removeLeftoverTemps, stampOf } from './safeFile';
 import { isSafeFolderName, safeFolderName, uniqueFolderName } from './names';
 import { newTaskConfig, NewTask, TaskConfig, validateTaskConfig } from './task';
-import { errorText } from '../protocol/quote';
+import { errorText } from '../common/quote';
 import { ADAPTER_DIR, ADAPTER_WEIGHTS_FILE, EXAMPLES_FILE, METRICS_FILE, TASK_FILE } from '../common/files';
 import type { MetricRecord } from './metricsLog';
 

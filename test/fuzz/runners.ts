@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { hasControls } from '../../src/protocol/quote';
+import { hasControls } from '../../src/common/quote';
 import { idOf, parseEvent, parseResult, parseWorkerToHost, type EngineMethod, type WorkerToHost } from '../../src/protocol/engine';
 import { applyTrainingEvent, parseHostMessage, parseWebviewMessage } from '../../src/protocol/webview';
 import { firstNonFiniteF32 } from '../../src/engine/model/finite';

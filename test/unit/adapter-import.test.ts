@@ -12,7 +12,7 @@ import { ALL_TARGETS, initLora } from '../../src/engine/train/lora';
 import { AdapterError, readPeftParams } from '../../src/engine/train/peftParams';
 import { peftConfig, peftTensors, writePeftAdapter } from '../../src/engine/train/peftWriter';
 import { findImportSource, installImportedAdapter, readRunRecords } from '../../src/store/adapterImport';
-import { metricRecord, trainingViewOf } from '../../src/store/metricsLog';
+import { metricRecord, trainingViewOf } from '../../src/protocol/trainingRecords';
 import { TaskStore } from '../../src/store/taskStore';
 import { importAdapterCommand } from '../../src/cli/commands/importAdapter';
 import { tempDir } from './temp-helpers';

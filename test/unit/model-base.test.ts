@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { GEMMA3_1B, GEMMA3_TINY } from '../../src/engine/model/config';
 import { baseIdentity } from '../../src/engine/model/identity';
 import { writeRandomGguf, writeRandomHf } from '../../src/engine/model/randomModel';
-import { baseMismatch, baseModelRecord, describeBase } from '../../src/protocol/baseModel';
+import { baseMismatch, baseModelRecord, describeBase } from '../../src/store/baseModel';
 import { DEFAULT_HYPERPARAMETERS, validateTaskConfig } from '../../src/store/task';
 import { GEMMA3_1B_QAT_MODEL, manifestUrl } from '../../src/engine/model/modelManifest';
 import { describeEntry, describeFigures, formatBytes, MODEL_CATALOG } from '../../src/model/modelCatalog';

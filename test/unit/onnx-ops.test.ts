@@ -2,7 +2,8 @@
 // and the shapes the builder records against the shapes onnxruntime returns.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Graph, type Dim, type Value } from '../../src/engine/onnx/graph';
+import { Graph } from '../../src/engine/onnx/graph';
+import type { Dim, Value } from '../../src/engine/onnx/nodes';
 import * as op from '../../src/engine/onnx/ops';
 import { createSession, f32Tensor, i64Tensor, ort } from '../../src/engine/onnx/session';
 import { dequantizeBlockQuantized, q4_0ToMatMulNBits, q8_0ToMatMulNBits, quantizeQ4_0, quantizeQ8_0 } from '../../src/engine/model/quant';

@@ -5,7 +5,8 @@
 // the whole decoder layer with LoRA, composed, the same way.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Graph, attr, type Value } from '../../src/engine/onnx/graph';
+import { Graph } from '../../src/engine/onnx/graph';
+import { attr, type Value } from '../../src/engine/onnx/nodes';
 import * as op from '../../src/engine/onnx/ops';
 import { gradients } from '../../src/engine/onnx/autodiff';
 import { createSession, f32Tensor } from '../../src/engine/onnx/session';

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CheckError, num, obj, optional, str } from '../../src/protocol/check';
+import { CheckError, num, obj, optional, str } from '../../src/common/check';
 import { parseEvent, parseHostToWorker, parseResult, parseWorkerToHost } from '../../src/protocol/engine';
 
 function problem(fn: () => unknown): string {

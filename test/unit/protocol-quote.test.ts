@@ -1,4 +1,4 @@
-// Text from files and messages appears in errors escaped and shortened (src/protocol/quote.ts): an
+// Text from files and messages appears in errors escaped and shortened (src/common/quote.ts): an
 // architecture name holding ESC [2J cleared the terminal of whoever ran the CLI. Here: the helper on every
 // class of unsafe character, then each place that quotes file or message content — GGUF architecture,
 // keys and tensor names, safetensors names, config.json and tokenizer.json (JSON.parse's own message
@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describeValue, escapeControls, hasControls, jsonForMessage, quote, shownName } from '../../src/protocol/quote';
+import { describeValue, escapeControls, hasControls, jsonForMessage, quote, shownName } from '../../src/common/quote';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { readGguf, readGgufTensor } from '../../src/engine/model/gguf';
 import { writeGguf } from '../../src/engine/model/ggufWriter';

@@ -1,9 +1,10 @@
-// metrics.jsonl's records (store/metricsLog.ts): the version 2 record each panel event becomes, checked
+// metrics.jsonl's records (store/metricsLog.ts, protocol/trainingRecords.ts): the version 2 record each panel event becomes, checked
 // when read; lines of the format before version 2 (the panel's message with `kind` as `type`) still read;
 // a damaged or foreign line is named by its field and skipped when the chart is drawn.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { metricRecord, METRICS_VERSION, parseMetricRecord, trainingEventOf, trainingViewOf } from '../../src/store/metricsLog';
+import { METRICS_VERSION, parseMetricRecord } from '../../src/store/metricsLog';
+import { eventOfRecord, metricRecord, trainingViewOf } from '../../src/protocol/trainingRecords';
 import type { TrainingEvent } from '../../src/protocol/webview';
 
 const RUN: TrainingEvent[] = [
@@ -17,7 +18,7 @@ const RUN: TrainingEvent[] = [
 test('each panel event becomes a version 2 record and back, the same event', () => {
   const records = RUN.map(metricRecord);
   assert.deepEqual(records[1], { version: METRICS_VERSION, type: 'step', step: 1, epoch: 0.5, loss: 2.5, etaSeconds: 3 });
-  assert.deepEqual(records.map(trainingEventOf), RUN);
+  assert.deepEqual(records.map(eventOfRecord), RUN);
   const view = trainingViewOf(records.map((r) => JSON.parse(JSON.stringify(r))));
   assert.deepEqual(view?.trainLoss, [[1, 2.5], [2, 2.1]]);
   assert.equal(view?.status, 'done');

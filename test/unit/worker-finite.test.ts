@@ -12,7 +12,7 @@ import { GEMMA3_TINY } from '../../src/engine/model/config';
 import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { initLora, peftTensorNames } from '../../src/engine/train/lora';
 import { writePeftAdapter } from '../../src/engine/train/peftWriter';
-import { hasControls } from '../../src/protocol/quote';
+import { hasControls } from '../../src/common/quote';
 import { f32Bytes, patchGgufU32, patchTensorBytes } from './damage-helpers';
 import { tempDir } from './temp-helpers';
 import { buildWorker, engineRejection } from './worker-helpers';

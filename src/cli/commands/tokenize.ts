@@ -9,7 +9,7 @@ import { parseFlags, UsageError } from '../args';
 import { createTokenizer, type Tokenizer } from '../../engine/model/tokenizer';
 import { tokenizerForModel } from '../../engine/model/tokenizerForModel';
 import { encodeChatPrompt, parseChatMessages } from '../../engine/model/chatTemplate';
-import { errorText } from '../../protocol/quote';
+import { errorText } from '../../common/quote';
 
 
 function readChat(file: string): unknown {

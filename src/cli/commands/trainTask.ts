@@ -20,7 +20,7 @@ import type { TrainEventMessage } from '../../protocol/train';
 import { type TrainingEvent, trainingEventOf } from '../../protocol/webview';
 import { clearStaging, findInterruptedRun, settleFailedRun, settleFinishedRun, stagingDir, writeRunMarker } from '../../store/adapterStage';
 import { isLabeled } from '../../store/examples';
-import { metricRecord } from '../../store/metricsLog';
+import { metricRecord } from '../../protocol/trainingRecords';
 import type { FileLock } from '../../store/fileLock';
 import { formatProblem } from '../../store/jsonl';
 import { isSafeFolderName } from '../../store/names';

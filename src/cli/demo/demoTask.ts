@@ -4,10 +4,10 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CheckError } from '../../protocol/check';
+import { CheckError } from '../../common/check';
 import { exampleFromLine, isLabeled, type Example } from '../../store/examples';
 import { validateTaskConfig, type TaskConfig } from '../../store/task';
-import { errorText, quote } from '../../protocol/quote';
+import { errorText, quote } from '../../common/quote';
 import { EXAMPLES_FILE, TASK_FILE } from '../../common/files';
 
 /** A task with its training examples and held-out test cases. */

@@ -1,7 +1,7 @@
 // The demo's printed report: per task a before/after table of the held-out test cases, then accuracy,
 // training time and losses.
 
-import { describeBase } from '../../protocol/baseModel';
+import { describeBase } from '../../store/baseModel';
 import type { DemoResult } from './runDemo';
 import { isCorrect } from './runDemo';
 import type { TaskConfig } from '../../store/task';

@@ -19,7 +19,8 @@
 //   [B, Hkv, T, D] flattened (one output: on WebGPU every output is a read-back that waits for the GPU,
 //   and 2·L of them made a decode step ~10× slower); (debugHidden) hidden_{0…L} [B·T, C]
 
-import { Graph, type InitializerSink, type Value } from '../onnx/graph';
+import { Graph, type InitializerSink } from '../onnx/graph';
+import type { Value } from '../onnx/nodes';
 import * as op from '../onnx/ops';
 import type { ModelWeights } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';

@@ -25,7 +25,8 @@
 //  - lora: which LoRA pair (if any) the projections behind one linear output get.
 // `decoderLayer` is the layer in the training graph's form (x [B, T, C], unfused, primitive RoPE).
 
-import { attr, type Dim, type Graph, type Value } from '../onnx/graph';
+import type { Graph } from '../onnx/graph';
+import { attr, type Dim, type Value } from '../onnx/nodes';
 import * as op from '../onnx/ops';
 import { layerWeightNames } from '../model/weights';
 import { applyLinear, type GraphParams } from './params';

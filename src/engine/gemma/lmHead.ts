@@ -10,7 +10,8 @@
 //
 // Each backward is checked against central finite differences in test/unit/onnx-vjp.test.ts.
 
-import { attr, type Graph, type Value } from '../onnx/graph';
+import type { Graph } from '../onnx/graph';
+import { attr, type Value } from '../onnx/nodes';
 import * as op from '../onnx/ops';
 import { accumulate, dequantChunk, dequantRows, interleave, tiedRowSlices } from '../onnx/nbitsVjp';
 import { FINAL_NORM_NAME } from '../model/weights';

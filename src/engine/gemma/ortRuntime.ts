@@ -20,7 +20,7 @@ import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
 import { layerInverseFrequencies, ropeTables } from './rope';
 import { defaultAccuracyLevel, type BranchLogits, type BranchOptions, type GemmaRuntime, type KvCache, type LoraAdapter, type Precision, type RuntimeOptions, type StepOptions } from './runtime';
-import { quote } from '../../protocol/quote';
+import { quote } from '../../common/quote';
 
 type Feeds = Record<string, ortTypes.Tensor>;
 

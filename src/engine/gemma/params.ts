@@ -11,7 +11,8 @@
 // (with a streaming graph: the external data file), so neither the source model nor the converted
 // weights are ever held whole in JS.
 
-import type { Blob, Graph, Value } from '../onnx/graph';
+import type { Blob, Graph } from '../onnx/graph';
+import type { Value } from '../onnx/nodes';
 import * as op from '../onnx/ops';
 import type { NBitsSpec } from '../onnx/ops';
 import type { NbitsOperand } from '../onnx/nbitsVjp';

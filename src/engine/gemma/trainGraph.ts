@@ -43,7 +43,8 @@
 // of what runs (the If regions, reusing the forward's projections) are Graph marks applied when the graph
 // is serialised, so they cannot shift a node range or hide a node from autodiff.
 
-import { Graph, type InitializerSink, type NodeRecord, type Region, type Value } from '../onnx/graph';
+import { Graph, type InitializerSink, type Region } from '../onnx/graph';
+import type { NodeRecord, Value } from '../onnx/nodes';
 import * as op from '../onnx/ops';
 import { gradients, type MatMulNBitsBackward } from '../onnx/autodiff';
 import { nbitsMatMulBackward, nbitsOperandOf, tiedTo } from '../onnx/nbitsVjp';

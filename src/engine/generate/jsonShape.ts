@@ -7,7 +7,7 @@
 // are single bytes of a UTF-8 character). Each state also knows its "closing": the shortest canonical
 // bytes from it to DONE, so a generator can always finish the object within a token budget.
 
-import { quote } from '../../protocol/quote';
+import { quote } from '../../common/quote';
 
 /** One field of the object: any string, or one of the given strings. */
 export type FieldShape = { name: string; enum?: undefined } | { name: string; enum: string[] };

@@ -23,7 +23,7 @@ import type { GemmaRuntime, KvCache } from '../gemma/runtime';
 import { requireFiniteOutput } from '../model/finite';
 import { startLength } from './prefixCache';
 import type { GenTokenizer } from './textStream';
-import { quote } from '../../protocol/quote';
+import { quote } from '../../common/quote';
 
 /** <end_of_turn>, which closes a model turn in Gemma's chat format. */
 export const END_OF_TURN = 106;

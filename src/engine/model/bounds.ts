@@ -4,7 +4,7 @@
 // hidden 5376, feed-forward 21504, 32 heads of 128, 131072 positions; every size has a 262144-token
 // vocabulary) and low enough that nothing sized by them costs much before the weights prove them.
 
-import { shownName } from '../../protocol/quote';
+import { shownName } from '../../common/quote';
 
 /** The largest value each GemmaConfig size may take. */
 export const GEMMA3_LIMITS = {

@@ -11,7 +11,7 @@
 // passes and is written under its own name, exactly as the Jinja does.
 
 import type { Tokenizer } from './tokenizer';
-import { jsonForMessage } from '../../protocol/quote';
+import { jsonForMessage } from '../../common/quote';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 

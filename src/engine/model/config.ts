@@ -7,7 +7,7 @@
 //   F feed-forward (2048), V vocabulary (262144), L layers (18), R LoRA rank.
 
 import { countProblem, GEMMA3_LIMITS } from './bounds';
-import { describeValue } from '../../protocol/quote';
+import { describeValue } from '../../common/quote';
 
 /** A config that is inconsistent, unsupported or past a bound. */
 export class ConfigError extends Error {}

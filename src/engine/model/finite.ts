@@ -8,7 +8,7 @@
 // scales are integers and cannot be non-finite (a Q4_0 weight is d·(q − 8): finite whenever d is).
 
 import type { TensorDtype } from './ggufFormat';
-import { shownName } from '../../protocol/quote';
+import { shownName } from '../../common/quote';
 
 /** A tensor that holds NaN or ±Infinity, or a computation that produced one. */
 export class NonFiniteError extends Error {

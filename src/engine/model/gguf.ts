@@ -11,7 +11,7 @@ import {
 } from './ggufFormat';
 import { readFdInto, readRangeInto } from './fileRange';
 import { NotRegularFileError, openRegularFile } from './regularFile';
-import { quote, shownName } from '../../protocol/quote';
+import { quote, shownName } from '../../common/quote';
 import { firstOverlap } from './bounds';
 
 export class GgufError extends Error {

@@ -7,7 +7,7 @@ import { GgufType, type GgufArray, type GgufValue } from './ggufFormat';
 import { GgufError, ggufArray, ggufBool, ggufNumber, ggufString, type GgufFile } from './gguf';
 import type { GgufTokenizerSource } from './tokenizerSource';
 import { EMBED_NAME, FINAL_NORM_NAME } from './weights';
-import { quote } from '../../protocol/quote';
+import { quote } from '../../common/quote';
 
 const LAYER_PARTS: [gguf: string, hf: string][] = [
   ['attn_norm', 'input_layernorm'],

@@ -28,7 +28,7 @@ import { readSafetensorsHeader, SafetensorsError, type SafetensorsFile } from '.
 import type { TokenizerSource } from './tokenizerSource';
 import { expectedShapes, isNormWeight, type ModelWeights, type Weight } from './weights';
 import type { WeightSource } from './weightSource';
-import { errorText, jsonForMessage, shownName } from '../../protocol/quote';
+import { errorText, jsonForMessage, shownName } from '../../common/quote';
 import { MAX_CONFIG_JSON_BYTES, MAX_INDEX_JSON_BYTES } from './bounds';
 
 export type Precision = 'q4' | 'f32';

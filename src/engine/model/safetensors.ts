@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { firstOverlap } from './bounds';
 import { bf16ArrayToF32, f16ArrayToF32 } from './quant';
 import { openRegularFile } from './regularFile';
-import { describeValue, shownName } from '../../protocol/quote';
+import { describeValue, shownName } from '../../common/quote';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8' | 'I8' | 'F64' | 'I16' | 'U16' | 'BOOL';
 

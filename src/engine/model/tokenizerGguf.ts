@@ -15,7 +15,7 @@ import { TokenType } from './tokenizerSource';
 import { MAX_TOKEN_ID } from './bounds';
 import { firstNonFiniteF32 } from './finite';
 import { TokenizerError } from './tokenizerJson';
-import { quote } from '../../protocol/quote';
+import { quote } from '../../common/quote';
 import { AddedTrie, TokenKind, bytePieceValue, type MergeTable, type VocabTables } from './tokenizerVocab';
 import { compileGgufBpeVocab } from './tokenizerGgufBpe';
 

@@ -6,7 +6,7 @@ import { FileTooLargeError, NotRegularFileError, readRegularFile } from './regul
 import { MAX_TOKEN_ID, MAX_TOKENIZER_JSON_BYTES } from './bounds';
 import { scanTokenizerJson } from './tokenizerJsonScan';
 import { AddedTrie, TokenKind, bytePiece, bytePieceValue, looksSpecial, type MergeTable, type SpecialIds, type VocabTables } from './tokenizerVocab';
-import { errorText, jsonForMessage } from '../../protocol/quote';
+import { errorText, jsonForMessage } from '../../common/quote';
 
 /** A tokenizer file that cannot be used, with the file named in the message. */
 export class TokenizerError extends Error {

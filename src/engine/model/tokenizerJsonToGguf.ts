@@ -7,7 +7,7 @@
 import type { GgufVocab } from './ggufGemma';
 import { readTokenizerFile, TokenizerError } from './tokenizerJson';
 import { TokenType, type GgufTokenizerSource } from './tokenizerSource';
-import { errorText, jsonForMessage } from '../../protocol/quote';
+import { errorText, jsonForMessage } from '../../common/quote';
 
 const MAX_VOCAB = 16_777_216;
 

@@ -4,7 +4,8 @@
 // that do not depend on a wanted input (frozen weights, masks, RoPE tables) get no gradient at all, so
 // the backward touches only the LoRA path plus the activations it must flow through.
 
-import type { Graph, NodeRecord, Value } from './graph';
+import type { Graph } from './graph';
+import type { NodeRecord, Value } from './nodes';
 import { VJPS, add, type VjpContext } from './vjp';
 
 /** dX = dy·W of a MatMulNBits node (y = x·Wᵀ with W quantised), built the caller's way. */

@@ -18,25 +18,7 @@
 
 import { encodeModel, OnnxDataType, type AttrValue, type TensorMsg, type NodeMsg, type ValueInfoMsg, type SubgraphMsg } from './proto';
 import { lowerNode, type GraphTarget, type LoweringContext } from './lowering';
-
-export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool';
-/** A fixed size or a symbolic name (e.g. 'T'). */
-export type Dim = number | string;
-
-export interface Value {
-  readonly name: string;
-  readonly dtype: DType;
-  /** null where the builder does not track the shape. */
-  readonly shape: readonly Dim[] | null;
-}
-
-export interface NodeRecord {
-  op: string;
-  domain: string;
-  inputs: (Value | null)[];
-  outputs: Value[];
-  attrs: Record<string, AttrValue>;
-}
+import type { DType, Dim, NodeRecord, Value } from './nodes';
 
 export interface ExternalBuffer {
   path: string;
@@ -121,14 +103,6 @@ type TypedData = Float32Array | Int32Array | Uint8Array | Int8Array | BigInt64Ar
 function bytesOf(data: TypedData): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
-
-export const attr = {
-  int: (value: number): AttrValue => ({ kind: 'int', value }),
-  float: (value: number): AttrValue => ({ kind: 'float', value }),
-  string: (value: string): AttrValue => ({ kind: 'string', value }),
-  ints: (value: number[]): AttrValue => ({ kind: 'ints', value }),
-  floats: (value: number[]): AttrValue => ({ kind: 'floats', value }),
-};
 
 /**
  * The nodes one `Graph.record` callback made: a run of the graph's node list, which only grows. Only

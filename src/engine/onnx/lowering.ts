@@ -11,8 +11,7 @@
 // CPU by ORT's own choice; it is a few scalars per run. The train graph's unpacking of 4-bit weights
 // (BitwiseAnd / BitShift) is built differently for WebGPU in trainGraph.ts itself.
 
-import type { Dim, DType, NodeRecord, Value } from './graph';
-import { attr } from './graph';
+import { attr, type Dim, type DType, type NodeRecord, type Value } from './nodes';
 
 /** Where a graph will run; 'webgpu' rewrites unsupported ops on serialisation. */
 export type GraphTarget = 'cpu' | 'webgpu';

@@ -10,7 +10,8 @@
 // (A type's per-block mins are a separate node of the forward, minsCorrection in gemma/params.ts, which
 // autodiff differentiates on its own.)
 
-import { attr, type Graph, type NodeRecord, type Value } from './graph';
+import type { Graph } from './graph';
+import { attr, type NodeRecord, type Value } from './nodes';
 import * as op from './ops';
 
 /** How a MatMulNBits weight's codes decode: w = scale·(q − zeroPoint) per block of blockSize. */

@@ -5,7 +5,8 @@
 // Shapes may be symbolic (strings such as 'T'); helpers propagate them where the rule is simple and
 // fall back to null (untracked) otherwise.
 
-import { attr, type Dim, type DType, type Graph, type Value } from './graph';
+import type { Graph } from './graph';
+import { attr, type Dim, type DType, type Value } from './nodes';
 import type { AttrValue } from './proto';
 
 const MS = 'com.microsoft';

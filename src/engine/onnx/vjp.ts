@@ -7,7 +7,8 @@
 // constants), so a differentiated input must have the output's shape; anything else is an error here
 // rather than a silently wrong gradient.
 
-import { attr, type DType, type Dim, type Graph, type NodeRecord, type Value } from './graph';
+import type { Graph } from './graph';
+import { attr, type DType, type Dim, type NodeRecord, type Value } from './nodes';
 import * as op from './ops';
 import { nbitsMatMulBackward, nbitsOperandOf } from './nbitsVjp';
 

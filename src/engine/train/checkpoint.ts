@@ -14,7 +14,7 @@ import type { GemmaConfig } from '../model/config';
 import { NonFiniteError, requireFiniteF32 } from '../model/finite';
 import { readSafetensorsHeader, readSafetensorsF32 } from '../model/safetensors';
 import { bytesOf, writeSafetensorsStreaming, type SafetensorsTensorOut } from '../model/safetensorsWriter';
-import { describeValue } from '../../protocol/quote';
+import { describeValue } from '../../common/quote';
 
 export interface RunState {
   /** Optimizer steps done. */

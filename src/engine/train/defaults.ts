@@ -36,7 +36,7 @@
 // r16 (LoRA + AdamW moments), about 0.15 s to write and fsync, under 1% of the time. Pure: no vscode,
 // no I/O.
 
-import { arr, type Infer, num, obj, oneOf, optional, type Schema } from '../../protocol/check';
+import { arr, type Infer, num, obj, oneOf, optional, type Schema } from '../../common/check';
 
 export const ALL_LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 export const SCHEDULES = ['constant', 'linear', 'cosine'] as const;

@@ -3,8 +3,8 @@
 // `train-task --json` print. A field added here and set in trainer.ts reaches every one of them.
 // Every number is finite (the trainer reports 0 for a rate it could not measure). Pure: no I/O.
 
-import { CheckError, type Infer, nullable, num, obj, oneOf, optional, type Schema, str } from '../../protocol/check';
-import { describeValue } from '../../protocol/quote';
+import { CheckError, type Infer, nullable, num, obj, oneOf, optional, type Schema, str } from '../../common/check';
+import { describeValue } from '../../common/quote';
 
 const MAX_PATH = 4096;
 const count = num({ int: true, min: 0 });

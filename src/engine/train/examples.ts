@@ -7,7 +7,7 @@
 // A malformed line is an error naming file:line and the problem; nothing is skipped silently.
 
 import * as fs from 'node:fs';
-import { describeValue, errorText, quote } from '../../protocol/quote';
+import { describeValue, errorText, quote } from '../../common/quote';
 
 export interface ChatMessage {
   role: string;

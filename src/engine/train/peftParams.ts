@@ -11,7 +11,7 @@ import { FileTooLargeError, NotRegularFileError, readRegularFile } from '../mode
 import { MAX_CONFIG_JSON_BYTES } from '../model/bounds';
 import { requireFiniteF32 } from '../model/finite';
 import { readSafetensorsHeader, readSafetensorsF32 } from '../model/safetensors';
-import { describeValue, errorText, shownName } from '../../protocol/quote';
+import { describeValue, errorText, shownName } from '../../common/quote';
 import { emptyLora, peftTensorNames, targetFromModuleName, type LoraParams, type LoraTarget } from './lora';
 import { ADAPTER_CONFIG_FILE, ADAPTER_INFO_FILE, ADAPTER_WEIGHTS_FILE } from '../../common/files';
 

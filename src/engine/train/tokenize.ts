@@ -6,7 +6,7 @@ import type { ChatMessage, TrainExample } from './examples';
 import { DataError } from './examples';
 import type { Tokenizer } from '../model/tokenizer';
 import { encodeTrainingExample } from '../model/chatTemplate';
-import { shownName } from '../../protocol/quote';
+import { shownName } from '../../common/quote';
 
 /** What training needs from the model's tokenizer and chat template (C's tokenizer provides it). */
 export interface ExampleRenderer {

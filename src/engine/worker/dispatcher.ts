@@ -13,7 +13,7 @@ import {
   parseHostToWorker,
   type WorkerToHost,
 } from '../../protocol/engine';
-import { errorText, escapeControls } from '../../protocol/quote';
+import { errorText, escapeControls } from '../../common/quote';
 import { CancelledError, NotLoadedError, type EngineState, type Handler, type HandlerContext, type HandlerTable } from './context';
 
 interface Job {

@@ -9,7 +9,7 @@ import { modelNeedMB } from '../memoryCap';
 import { growCap } from './growCap';
 import { CancelledError, NotLoadedError, throwIfCancelled, type Handler, type LoadedModel } from './context';
 import { describeDevice, deviceRoles, openOnDevice, resolveDevice } from '../onnx/device';
-import { quote } from '../../protocol/quote';
+import { quote } from '../../common/quote';
 
 /** The loaded model, or an error that says to load one first. */
 export function requireModel(model: LoadedModel | null): LoadedModel {

@@ -2,7 +2,7 @@
 // starts, so the worker answers quickly and a broken binary fails one request, not the worker.
 
 import type * as Ort from 'onnxruntime-node';
-import { errorText } from '../../protocol/quote';
+import { errorText } from '../../common/quote';
 
 let ort: Promise<typeof Ort> | undefined;
 

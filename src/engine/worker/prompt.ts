@@ -7,7 +7,7 @@ import type { KvCache } from '../gemma/runtime';
 import { commonPrefixLength, MIN_PREFIX_TOKENS } from '../generate/prefixCache';
 import type { PromptParams, SharedPromptParams } from '../../protocol/generate';
 import { NotLoadedError, type LoadedModel } from './context';
-import { quote } from '../../protocol/quote';
+import { quote } from '../../common/quote';
 
 /** The request's prompt as ids: exactly one of messages, text or promptIds. */
 export function promptIdsOf(p: PromptParams, model: LoadedModel): number[] {

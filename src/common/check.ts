@@ -3,11 +3,12 @@
 // ("params.maxTokens: expected an integer >= 1, got -3"); `Infer<typeof schema>` gives the type,
 // so each message shape is written once. Hand-written rather than zod/valibot: it adds no
 // dependency to the worker, host and webview bundles, runs on every streamed token event, and
-// stays small enough to read in one sitting.
+// stays small enough to read in one sitting. It sits in common/ because the engine, the stores and the
+// protocol all validate with it (the records on disk as much as the messages).
 
-/** Thrown when a value does not match its schema; `path` locates the bad field. */
 import { describeValue, quote } from './quote';
 
+/** Thrown when a value does not match its schema; `path` locates the bad field. */
 export class CheckError extends Error {
   constructor(
     readonly path: string,

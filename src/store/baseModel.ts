@@ -2,7 +2,7 @@
 // task.json (the base its adapter was trained on): name, shape and weight fingerprint
 // (src/engine/model/identity.ts makes it). One schema, shared by the protocol and the task store.
 
-import { Infer, num, obj, str } from './check';
+import { Infer, num, obj, str } from '../common/check';
 
 const dim = num({ int: true, min: 1, max: 1 << 24 });
 

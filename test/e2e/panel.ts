@@ -531,7 +531,11 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     const bad = Array.from({ length: 25 }, (_, i) => `{"broken": ${i}`);
     writeFileSync(path.join(dir, 'examples.jsonl'), [...good, ...bad].join('\n') + '\n');
     await palette(page, 'Gemma: Open training panel');
-    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Calm reply' }).click({ timeout: UI_TIMEOUT });
+    // Typed into the pick's filter and taken with Enter: a click on a list still being laid out can miss.
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Calm reply' }).first().waitFor({ timeout: UI_TIMEOUT });
+    await page.locator('.quick-input-widget input').fill('Calm reply');
+    await page.locator('.quick-input-widget .monaco-list-row.focused', { hasText: 'Calm reply' }).waitFor({ timeout: UI_TIMEOUT });
+    await page.keyboard.press('Enter');
     await f.locator('#examples-omitted').waitFor({ timeout: 60_000 });
     assert.match(await f.locator('#examples-omitted').innerText(), /This task has 1005 examples; the panel shows the first 1000\. Training uses every labeled one/);
     assert.match(await f.locator('#problems summary').innerText(), /^25 lines of examples\.jsonl could not be read and are kept aside/);

@@ -4,20 +4,17 @@
 import * as vscode from 'vscode';
 import type { PanelDeps } from '../panel/trainingPanel';
 import { MAX_NAME_LENGTH } from '../store/task';
-import { pickWorkspaceFolder, taskStoreFor } from '../store/workspaceStore';
 import { runReporting } from './fineTuneOnSelection';
-import { pickTask } from './taskPicker';
+import { pickExistingTask } from './taskPicker';
 
 export const RENAME_TASK = 'gemmaTune.renameTask';
 export const DELETE_TASK = 'gemmaTune.deleteTask';
 
 /** Renames a picked task (its folder follows the name); resolves with the new id. */
 export async function renameTask(deps: PanelDeps): Promise<string | undefined> {
-  const folder = await pickWorkspaceFolder(vscode.window.activeTextEditor?.document.uri);
-  if (!folder) return undefined;
-  const store = taskStoreFor(folder.uri, deps.log);
-  const task = await pickTask(store, { title: 'Rename task', allowNew: false, log: deps.log });
-  if (!task) return undefined;
+  const chosen = await pickExistingTask('Rename task', deps.log);
+  if (!chosen) return undefined;
+  const { folder, store, task } = chosen;
   const name = await vscode.window.showInputBox({
     title: `Rename "${task.config.name}"`,
     value: task.config.name,
@@ -32,11 +29,9 @@ export async function renameTask(deps: PanelDeps): Promise<string | undefined> {
 
 /** Deletes a picked task after a modal confirmation; resolves with the deleted id. */
 export async function deleteTask(deps: PanelDeps): Promise<string | undefined> {
-  const folder = await pickWorkspaceFolder(vscode.window.activeTextEditor?.document.uri);
-  if (!folder) return undefined;
-  const store = taskStoreFor(folder.uri, deps.log);
-  const task = await pickTask(store, { title: 'Delete task', allowNew: false, log: deps.log });
-  if (!task) return undefined;
+  const chosen = await pickExistingTask('Delete task', deps.log);
+  if (!chosen) return undefined;
+  const { folder, store, task } = chosen;
   const { examples } = await store.examples(task.id);
   const ok = await vscode.window.showWarningMessage(
     `Delete the task "${task.config.name}" with its ${examples.length} example(s) and adapter?`,

@@ -4,6 +4,7 @@
 import * as vscode from 'vscode';
 import { KIND_TITLES, MAX_LABELS, MAX_NAME_LENGTH, NewTask, parseList, TASK_KINDS, TaskKind } from '../store/task';
 import type { Task, TaskStore } from '../store/taskStore';
+import { pickWorkspaceFolder, taskStoreFor } from '../store/workspaceStore';
 
 const NEW_TASK = Symbol('new task');
 
@@ -55,6 +56,18 @@ const DEFAULT_INSTRUCTIONS: Record<TaskKind, string> = {
 };
 
 /** The "New task…" flow; undefined when the user cancels any step. */
+/**
+ * The workspace folder of the active editor (or one the user picks), its store and an existing task the
+ * user picks there, titled `title`; undefined when any of them is dismissed or there is none.
+ */
+export async function pickExistingTask(title: string, log: vscode.LogOutputChannel): Promise<{ folder: vscode.WorkspaceFolder; store: TaskStore; task: Task } | undefined> {
+  const folder = await pickWorkspaceFolder(vscode.window.activeTextEditor?.document.uri);
+  if (!folder) return undefined;
+  const store = taskStoreFor(folder.uri, log);
+  const task = await pickTask(store, { title, allowNew: false, log });
+  return task && { folder, store, task };
+}
+
 export async function askNewTask(takenNames: ReadonlySet<string> = new Set()): Promise<NewTask | undefined> {
   const title = 'New Gemma task';
   const name = await vscode.window.showInputBox({

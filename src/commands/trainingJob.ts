@@ -10,20 +10,17 @@ import type { PanelDeps } from '../panel/trainingPanel';
 import { TrainingPanel } from '../panel/trainingPanel';
 import type { GemmaServices } from '../services';
 import { findImportSource, installImportedAdapter, readRunRecords } from '../store/adapterImport';
-import { pickWorkspaceFolder, taskStoreFor } from '../store/workspaceStore';
 import { runReporting } from './fineTuneOnSelection';
-import { pickTask } from './taskPicker';
+import { pickExistingTask } from './taskPicker';
 
 export const EXPORT_TRAINING_JOB = 'gemmaTune.exportTrainingJob';
 export const IMPORT_ADAPTER = 'gemmaTune.importAdapter';
 
 /** Exports a picked task as a training job into a folder the user picks; resolves with the job folder. */
 export async function exportTrainingJob(deps: PanelDeps): Promise<string | undefined> {
-  const folder = await pickWorkspaceFolder(vscode.window.activeTextEditor?.document.uri);
-  if (!folder) return undefined;
-  const store = taskStoreFor(folder.uri, deps.log);
-  const task = await pickTask(store, { title: 'Export training job', allowNew: false, log: deps.log });
-  if (!task) return undefined;
+  const chosen = await pickExistingTask('Export training job', deps.log);
+  if (!chosen) return undefined;
+  const { folder, store, task } = chosen;
   const base = await vscode.window.showInputBox({
     title: `Export "${task.config.name}" as a training job (1/2)`,
     prompt: 'Base model to train on: a Hugging Face id or a folder on the training machine',
@@ -47,11 +44,9 @@ export async function exportTrainingJob(deps: PanelDeps): Promise<string | undef
 
 /** Imports an adapter folder the user picks into a picked task; resolves with the task id. */
 export async function importAdapter(s: GemmaServices, deps: PanelDeps): Promise<string | undefined> {
-  const folder = await pickWorkspaceFolder(vscode.window.activeTextEditor?.document.uri);
-  if (!folder) return undefined;
-  const store = taskStoreFor(folder.uri, deps.log);
-  const task = await pickTask(store, { title: 'Import adapter', allowNew: false, log: deps.log });
-  if (!task) return undefined;
+  const chosen = await pickExistingTask('Import adapter', deps.log);
+  if (!chosen) return undefined;
+  const { folder, store, task } = chosen;
   const picked = await vscode.window.showOpenDialog({
     title: `Import an adapter into "${task.config.name}": a training job's out/ folder or a PEFT adapter folder`,
     canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Import',

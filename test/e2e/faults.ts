@@ -25,6 +25,7 @@ import type { Report } from './lib/report';
 import {
   addUserSettings, type ExtensionEvent, linkExtension, logPageErrors, openCodeActions, palette, panelFrame, readEvents, screenshotter, selectLine, UI_TIMEOUT, waitFor,
 } from './lib/workbench';
+import { processAlive } from '../../src/store/processAlive';
 
 const GROUP = 'engine faults';
 const CLASSIFY_TASK = 'Bug or feature';
@@ -74,20 +75,12 @@ function enginePid(events: ExtensionEvent[]): number {
   return started.pid as number;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** SIGKILLs the engine process and waits until it is gone. */
 async function killEngine(pid: number): Promise<void> {
-  assert.ok(alive(pid), `engine ${pid} is running`);
+  assert.ok(processAlive(pid), `engine ${pid} is running`);
   process.kill(pid, 'SIGKILL');
-  await waitFor(`engine ${pid} to end`, () => (alive(pid) ? undefined : true), 10_000);
+  await waitFor(`engine ${pid} to end`, () => (processAlive(pid) ? undefined : true), 10_000);
 }
 
 function count(file: string, name: string): number {

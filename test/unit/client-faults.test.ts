@@ -20,6 +20,7 @@ import { DEFAULT_HYPERPARAMETERS } from '../../src/store/task';
 import { tempDir } from './temp-helpers';
 import { bugOrFeatureExamples } from './train-worker-helpers';
 import { buildWorker, engineRejection as rejection, repoRoot } from './worker-helpers';
+import { processAlive } from '../../src/store/processAlive';
 
 const tmp = tempDir('client-faults-');
 let workerPath: string;
@@ -53,14 +54,6 @@ function states(c: EngineClient): EngineState[] {
   return seen;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
@@ -181,7 +174,7 @@ test('the memory cap ends an engine whose resident size runs past it, with the n
   assert.equal(e.code, 'crashed');
   assert.match(e.message, /^the engine used (\d+) MB of memory, over its cap of 120 MB, and was stopped$/);
   assert.ok(Number(/used (\d+) MB/.exec(e.message)![1]) > 120);
-  assert.ok(!alive(s.pid));
+  assert.ok(!processAlive(s.pid));
 });
 
 test('a loaded model and a training run raise the cap to what they need, never above the host\'s ceiling', async () => {
@@ -335,9 +328,9 @@ test('an engine whose extension host dies ends by itself', async () => {
     host.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
     host.once('exit', () => reject(new Error('the host exited early')));
   });
-  assert.ok(alive(pid));
+  assert.ok(processAlive(pid));
   host.kill('SIGKILL');
-  await until('the orphaned engine to end', () => !alive(pid), 5000);
+  await until('the orphaned engine to end', () => !processAlive(pid), 5000);
 });
 
 test('disposing the client (the window closes) cancels a training run in the engine, which saves and ends', async () => {
@@ -357,7 +350,7 @@ test('disposing the client (the window closes) cancels a training run in the eng
   await c.dispose();
   assert.ok(performance.now() - t0 < 4500, 'dispose waits at most its grace (3 s)');
   assert.equal((await training).code, 'worker-exited');
-  assert.ok(!alive(pid), 'the engine process has ended');
+  assert.ok(!processAlive(pid), 'the engine process has ended');
   // The trainer saw the cancel and checkpointed where it stopped, rather than being cut off.
   const run = JSON.parse(readSafetensorsHeader(path.join(outDir, 'trainer_state.safetensors')).metadata.run) as { step: number };
   assert.ok(run.step > 0 && run.step % 32 !== 0, `checkpoint at step ${run.step}: written at the cancel, not at an epoch's end`);

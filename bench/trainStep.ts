@@ -4,6 +4,7 @@
 // goes, which the whole fine-tune (bench/train.ts) cannot say.
 //   node --import tsx bench/trainStep.ts [MODEL] [--runs N] [--micro M] [--tokens T] [--completion C]
 //        [--rank R] [--keep all|none|q,k,…] [--no-recompute] [--head-bits 4|8] [--threads N] [--profile]
+//        [--spin] [--inter-op N]   (intra-op threads spinning between kernels; N > 1: ORT's parallel execution mode)
 // MODEL defaults to bench/out/270m-q4.gguf (`gemma-tune make-model --config 270m --format gguf
 // --dtype q4_0 --embedding q8_0 --seed 1 --out bench/out/270m-q4.gguf`).
 
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
   const engine = await createOrtEngine(source, {
     precision: 'q4', rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: Number(flag('threads', '2')),
     recompute: !has('no-recompute'), keepProjections: keep, headBits: flag('head-bits', '8') === '4' ? 4 : 8, profilePrefix: profileDir ? path.join(profileDir, 'step') : undefined,
+    spinning: has('spin'), interOpThreads: Number(flag('inter-op', '1')),
   });
   const m0 = memory();
   console.log(`${model}: ${micro} × ${tokens} tokens per run (last ${completion} labelled), r${rank}, kept projections: ${keep.join(',') || 'none'}${has('no-recompute') ? ', no recompute' : ''}`);

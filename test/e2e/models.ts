@@ -105,7 +105,9 @@ export async function runModels(report: Report, artifacts: string): Promise<Reco
       // code-server's file dialog is a quick input holding a path, titled as the extension asks. A click on the
       // row while the list was still being laid out can miss (seen on a fresh clone's first run): click again.
       const dialog = page.locator('.quick-input-widget', { hasText: 'A Gemma 3 .gguf file' });
-      const fileRow = page.locator('.quick-input-widget .monaco-list-row', { hasText: 'A .gguf file' }).first();
+      // A case-sensitive pattern: the text 'A .gguf file' would also match (case-insensitively) the first
+      // pick's "Browse for a .gguf file…" row while it is still drawn, and a click there starts over.
+      const fileRow = page.locator('.quick-input-widget .monaco-list-row', { hasText: /A \.gguf file…/ }).first();
       await fileRow.waitFor({ timeout: UI_TIMEOUT });
       // Clicked again only while the row is still there: a click that took opens the dialog, however slowly.
       await actUntilShown(dialog, async () => {

@@ -19,6 +19,8 @@ export interface SessionConfig {
   optimization?: OptLevel;
   /** Let idle pool threads spin between kernels (faster small runs, burns CPU); default off. */
   spinning?: boolean;
+  /** Above 1: independent nodes run side by side on a pool of this many threads (ORT's parallel execution mode); default 1. */
+  interOpThreads?: number;
   /** ORT's CPU memory arena (keeps freed activation memory for reuse); default on. */
   memArena?: boolean;
   /** ORT's per-shape memory pattern planning; default on. */
@@ -35,8 +37,8 @@ function sessionOptions(cfg: SessionConfig): ort.InferenceSession.SessionOptions
   return {
     executionProviders: executionProviders(cfg.device ?? 'cpu', cfg.webgpuOptions),
     intraOpNumThreads: cfg.threads ?? 2,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
+    interOpNumThreads: cfg.interOpThreads ?? 1,
+    executionMode: (cfg.interOpThreads ?? 1) > 1 ? 'parallel' : 'sequential',
     graphOptimizationLevel: cfg.optimization ?? 'basic',
     logSeverityLevel: 3,
     enableCpuMemArena: cfg.memArena ?? true,

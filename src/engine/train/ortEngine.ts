@@ -52,6 +52,9 @@ export interface OrtEngineOptions {
   keepProjections?: TrainGraphOptions['keepProjections'];
   /** Profile the step session's kernels into files starting with this path (bench/trainStep.ts). */
   profilePrefix?: string;
+  /** Session threading experiments (bench/trainStep.ts --spin, --inter-op): SessionConfig's spinning and interOpThreads. */
+  spinning?: boolean;
+  interOpThreads?: number;
 }
 
 /** Additive causal mask [T, T], with the window on sliding layers (query i sees keys i−W+1 … i). */
@@ -86,7 +89,7 @@ export async function openStepSession(mw: ModelWeights | WeightSource, opts: Ort
   // allocator between runs instead of being held beside the step session's.
   // No memory patterns: from the second run ORT would allocate the whole recorded pattern as one more block
   // beside the arena's chunks from the first (+400 MB peak with kept projections, for ~3% of speed).
-  return file.open(graph, { device, threads: opts.threads ?? 2, optimization: opts.optimization ?? 'disabled', memArena: !forwardOnly, memPattern: false, profilePrefix: forwardOnly ? undefined : opts.profilePrefix });
+  return file.open(graph, { device, threads: opts.threads ?? 2, optimization: opts.optimization ?? 'disabled', memArena: !forwardOnly, memPattern: false, profilePrefix: forwardOnly ? undefined : opts.profilePrefix, spinning: opts.spinning, interOpThreads: opts.interOpThreads });
 }
 
 /** Builds the step graph and its session; validation runs the same session with its backward off. */

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as vscode from 'vscode';
+import { physicalCores } from '../../../src/common/cpuCores';
 import { events, ID, makeTinyModel } from './helpers';
 
 describe('Restricted Mode: an untrusted folder whose settings try to choose the model', () => {
@@ -37,12 +38,12 @@ describe('Restricted Mode: an untrusted folder whose settings try to choose the 
     assert.equal(config.get('model.path'), '');
     assert.equal(config.inspect('model.path')?.workspaceValue, undefined);
     assert.equal(config.get('model.precision'), 'q4');
-    assert.equal(config.get('engine.threads'), 2);
+    assert.equal(config.get('engine.threads'), 'auto');
     assert.equal(config.get('engine.device'), 'auto');
     assert.equal(config.get('extract.placement'), 'replace', 'the same file\'s presentation setting is read');
   });
 
-  it('a model picked with "Use local model…" loads with the user\'s q4 and 2 threads and is saved in user settings', async function () {
+  it('a model picked with "Use local model…" loads with the user\'s q4 and a thread per physical core, and is saved in user settings', async function () {
     this.timeout(60_000);
     const model = path.join(dir, 'tiny.gguf');
     makeTinyModel(model);
@@ -50,7 +51,7 @@ describe('Restricted Mode: an untrusted folder whose settings try to choose the 
     const loaded = events('modelLoaded').at(-1);
     assert.equal(loaded?.path, model);
     assert.equal(loaded?.precision, 'q4');
-    assert.equal(loaded?.threads, 2);
+    assert.equal(loaded?.threads, physicalCores());
     assert.equal(vscode.workspace.getConfiguration('gemmaTune').inspect('model.path')?.globalValue, model);
     assert.equal(planted()['gemmaTune.model.path'], 'models/planted.gguf', 'the workspace file is left alone');
     const touched = ['modelLoaded', 'modelLoadFailed', 'modelRejected'].flatMap(events).filter((e) => String(e.path).includes('planted'));

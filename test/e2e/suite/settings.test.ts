@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as vscode from 'vscode';
+import { physicalCores } from '../../../src/common/cpuCores';
 import { configurationChange, events, ID, makeTinyModel } from './helpers';
 
 describe('Settings from a trusted workspace\'s .vscode/settings.json', () => {
@@ -45,7 +46,7 @@ describe('Settings from a trusted workspace\'s .vscode/settings.json', () => {
   it('VS Code ignores the workspace\'s engine.threads and engine.device (machine scope) and applies its model path and placement', () => {
     assert.equal(vscode.workspace.isTrusted, true);
     const config = vscode.workspace.getConfiguration('gemmaTune');
-    assert.equal(config.get('engine.threads'), 2);
+    assert.equal(config.get('engine.threads'), 'auto', 'the default, not the workspace\'s 64');
     assert.equal(config.inspect('engine.threads')?.workspaceValue, undefined, 'a machine setting has no workspace value');
     assert.equal(config.get('engine.device'), 'auto');
     assert.equal(config.get('model.path'), 'models/ws.gguf');
@@ -53,14 +54,14 @@ describe('Settings from a trusted workspace\'s .vscode/settings.json', () => {
     assert.equal(config.get('extract.placement'), 'replace');
   });
 
-  it('the extension loads the workspace\'s model, found from the folder, with the user\'s 2 threads', async function () {
+  it('the extension loads the workspace\'s model, found from the folder, with a thread per physical core (not the workspace\'s 64)', async function () {
     this.timeout(60_000);
     // The change reloads the model in use; wait for that load.
     const deadline = Date.now() + 45_000;
     let loaded: Record<string, unknown> | undefined;
     while (!(loaded = events('modelLoaded').find((e) => e.path === wsModel)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     assert.ok(loaded, `a modelLoaded event for ${wsModel}`);
-    assert.equal(loaded.threads, 2);
+    assert.equal(loaded.threads, physicalCores());
   });
 
   it('"Use local model…" saves into the trusted workspace that chose the model', async function () {

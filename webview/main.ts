@@ -252,31 +252,20 @@ class App {
   }
 
   /**
-   * Redraws what an edit of one example changes, in place: the header's counts, the row's line about
-   * the model's answer, the table's tools and Train. The row's fields stay (the focus and caret with them).
+   * Redraws what changed for the rows of `ids` in place (an edit, or the model's answers arriving or
+   * failing): the header's counts, each row's line about the model's answer, the table's tools and Train.
+   * The fields stay, with the focus and caret of one the user is typing in; `outputChanged` (Accept set it,
+   * not the field) redraws the expected output too.
    */
-  private afterEdit(id: string, outputChanged: boolean): void {
+  private redrawRows(ids: readonly string[], outputChanged = false): void {
     const s = this.state;
     if (!s) return;
     const examples = this.examples();
+    const view = this.view();
     this.renderHeader(s, examples);
-    const ex = examples.find((e) => e.id === id);
-    if (ex) this.table.refreshRow(ex, this.view(), outputChanged);
-    this.table.refreshTools(s, examples, this.view());
-    this.training.refreshReadiness(s, examples);
-  }
-
-  /**
-   * Redraws the rows of `ids` in place once the model answered them (or failed to): an answer arriving
-   * while the user types in one of them leaves the field, its focus and its caret as they are.
-   */
-  private redrawRows(ids: readonly string[]): void {
-    const s = this.state;
-    if (!s) return;
-    const examples = this.examples();
     const wanted = new Set(ids);
-    for (const ex of examples) if (wanted.has(ex.id)) this.table.refreshRow(ex, this.view());
-    this.table.refreshTools(s, examples, this.view());
+    for (const ex of examples) if (wanted.has(ex.id)) this.table.refreshRow(ex, view, outputChanged);
+    this.table.refreshTools(s, examples, view);
     this.training.refreshReadiness(s, examples);
   }
 
@@ -288,7 +277,7 @@ class App {
     clearTimeout(this.timers.get(id));
     if (now) this.flush(id);
     else this.timers.set(id, setTimeout(() => this.flush(id), TYPING_DELAY_MS));
-    this.afterEdit(id, fromOutside && patch.output !== undefined);
+    this.redrawRows([id], fromOutside && patch.output !== undefined);
   }
 
   /** Sends the unsent changes of one example. */

@@ -34,8 +34,3 @@ export function physicalCores(): number {
   cached = Math.max(1, Math.min(allowed, cores ?? allowed));
   return cached;
 }
-
-/** Threads for a setting of `auto` or a count. */
-export function resolveThreads(setting: number | 'auto'): number {
-  return setting === 'auto' ? physicalCores() : setting;
-}

@@ -159,7 +159,14 @@ export class TaskTraining {
     const forward = (): void => local.abort();
     signal.addEventListener('abort', forward);
     let question: Promise<string | undefined> | undefined;
-    let stoppedForTime: string | undefined;
+    // However the request ended: the run marker written and the question answered before anything is kept.
+    const requestEnded = async (): Promise<string | undefined> => {
+      signal.removeEventListener('abort', forward);
+      await marker;
+      const why = await question;
+      s.progress.fire(undefined);
+      return why;
+    };
     try {
       result = await s.engine.request(
         'train',
@@ -194,14 +201,11 @@ export class TaskTraining {
         },
       );
     } catch (e) {
-      signal.removeEventListener('abort', forward);
-      await marker;
-      stoppedForTime = await question;
+      const stoppedForTime = await requestEnded();
       // A run that checkpointed before it failed (the worker died, say) stays resumable, and so does
       // one whose resume was refused (the examples changed: undoing that makes it resumable again).
       // Stopped because it would take too long: the user chose to keep the task as it was.
       const kept = stoppedForTime ? await clearStaging(adapterDir).then(() => null) : await settleFailedRun(adapterDir);
-      s.progress.fire(undefined);
       const cancelled = e instanceof EngineError && e.code === 'cancelled';
       if (stoppedForTime) return this.stoppedForTime(task, stoppedForTime, 0, onEvent);
       const message = cancelled
@@ -214,10 +218,7 @@ export class TaskTraining {
       onEvent({ kind: cancelled ? 'cancelled' : 'failed', message });
       return;
     }
-    signal.removeEventListener('abort', forward);
-    await marker;
-    stoppedForTime = await question;
-    s.progress.fire(undefined);
+    const stoppedForTime = await requestEnded();
     // A run cancelled before its first update saved the untrained start: not worth replacing anything.
     // One cancelled later keeps its staged checkpoint for a resume, and the task gets a copy of its adapter.
     const cancelled = result.reason === 'cancelled';

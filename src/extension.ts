@@ -13,6 +13,7 @@ import { registerRunTaskOnSelection } from './commands/runTaskOnSelection';
 import { registerShowEngineStatus } from './commands/showEngineStatus';
 import { registerTaskCommands } from './commands/taskCommands';
 import { EventLog } from './eventLog';
+import { weightCacheDir } from './store/modelCache';
 import { ModelService } from './model/modelService';
 import type { TrainingProgress } from './panel/trainingProgress';
 import type { GemmaServices } from './services';
@@ -24,7 +25,10 @@ export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('Gemma Tune', { log: true });
   const events = new EventLog();
   // The engine process starts on the first request, so activation does not pay for it.
-  const engine = new EngineClient({ workerPath: context.asAbsolutePath('dist/worker.js'), logger: log, priority: ENGINE_PRIORITY });
+  const engine = new EngineClient({
+    workerPath: context.asAbsolutePath('dist/worker.js'), logger: log, priority: ENGINE_PRIORITY,
+    weightCache: weightCacheDir(context.globalStorageUri.fsPath),
+  });
   stopEngine = () => engine.dispose();
   const models = new ModelService({ context, log, engine, events });
   const services: GemmaServices = { context, log, engine, events, models };

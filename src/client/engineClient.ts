@@ -40,6 +40,8 @@ export interface EngineClientOptions {
   threads?: number;
   /** The engine's nice value (ENGINE_PRIORITY); absent: the host's. */
   priority?: number;
+  /** Where the engine keeps converted models between loads (absolute); absent: converted at every load. */
+  weightCache?: string;
   logger?: EngineLogger;
   /** The engine's V8 heap limit and resident-size ceiling; default: defaultMemory() for this machine. */
   memory?: Partial<EngineMemory>;
@@ -219,6 +221,7 @@ export class EngineClient {
       script: this.options.workerPath,
       threads: this.options.threads,
       priority: this.options.priority,
+      weightCache: this.options.weightCache,
       heapMB: this.memory.heapMB,
       capMB: this.memory.capMB,
       logger: this.log,

@@ -35,6 +35,8 @@ export interface EngineProcessOptions {
   threads?: number;
   /** The engine's nice value (ENGINE_PRIORITY for the extension's engine); absent: the host's. */
   priority?: number;
+  /** Where the engine keeps converted models between loads (absolute); absent: none. */
+  weightCache?: string;
   /** V8 heap limit (--max-old-space-size). */
   heapMB: number;
   /** Resident-size ceiling the engine's watchdog enforces (null: none). */
@@ -68,7 +70,7 @@ export class EngineProcess {
   readonly ended: Promise<void>;
 
   constructor(private readonly o: EngineProcessOptions) {
-    this.child = fork(o.script, engineArgs({ threads: o.threads, priority: o.priority, memoryCapMB: o.capMB ?? undefined }), {
+    this.child = fork(o.script, engineArgs({ threads: o.threads, priority: o.priority, memoryCapMB: o.capMB ?? undefined, weightCache: o.weightCache }), {
       // Not the host's own flags (an --inspect port would clash): only the heap limit.
       execArgv: [`--max-old-space-size=${o.heapMB}`],
       // Under Electron the executable is the editor itself; this makes it run as Node (as VS Code's own forks do).

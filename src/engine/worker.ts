@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const post = (msg: WorkerToHost): void => {
     if (process.connected) send(msg, undefined, {}, () => undefined);
   };
-  const dispatcher = new Dispatcher(handlers, { threads, startedAt: performance.now(), model: null, hostCapMB: opts.memoryCapMB ?? null, watchdog }, post);
+  const dispatcher = new Dispatcher(handlers, { threads, startedAt: performance.now(), model: null, hostCapMB: opts.memoryCapMB ?? null, weightCache: opts.weightCache, watchdog }, post);
   // A stray rejection in a handler's background work must not take the model down with it.
   process.on('unhandledRejection', (e) => {
     post({ kind: 'log', level: 'error', message: `unhandled rejection in the engine: ${e instanceof Error ? e.stack : String(e)}` });

@@ -13,6 +13,7 @@
 // an entry here (or in a sibling file imported here) plus a handler in src/engine/worker/.
 // Both sides validate what they receive with `parse*` below.
 
+import * as path from 'node:path';
 import { CheckError, Infer, nullable, num, obj, oneOf, optional, Schema, str } from '../common/check';
 import { jsonForMessage, quote } from '../common/quote';
 import { baseModelRecord } from '../store/baseModel';
@@ -129,6 +130,8 @@ export interface EngineStartOptions {
    * model being loaded needs when that is less (memoryCap.ts). Absent: no cap.
    */
   memoryCapMB?: number;
+  /** An absolute folder where the engine keeps converted models between loads (gemma/runtimeCache.ts). Absent: none. */
+  weightCache?: string;
 }
 
 /**
@@ -143,6 +146,7 @@ export function engineArgs(opts: EngineStartOptions): string[] {
   if (opts.threads !== undefined) args.push(`--threads=${opts.threads}`);
   if (opts.priority !== undefined) args.push(`--priority=${opts.priority}`);
   if (opts.memoryCapMB !== undefined) args.push(`--memory-cap-mb=${opts.memoryCapMB}`);
+  if (opts.weightCache !== undefined) args.push(`--weight-cache=${opts.weightCache}`);
   return args;
 }
 
@@ -155,10 +159,12 @@ export function parseEngineArgs(argv: readonly string[]): EngineStartOptions {
     return n;
   };
   for (const a of argv) {
-    const [name, value = ''] = a.split('=', 2);
+    const eq = a.indexOf('=');
+    const [name, value] = eq < 0 ? [a, ''] : [a.slice(0, eq), a.slice(eq + 1)];
     if (name === '--threads') opts.threads = int(value, name, 1, 256);
     else if (name === '--priority') opts.priority = int(value, name, 0, 19);
     else if (name === '--memory-cap-mb') opts.memoryCapMB = int(value, name, 16, 1 << 24);
+    else if (name === '--weight-cache' && path.isAbsolute(value)) opts.weightCache = value;
     else throw new Error(`unknown engine argument ${a}`);
   }
   return opts;

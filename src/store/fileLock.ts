@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs, readFileSync, unlinkSync } from 'node:fs';
 import * as os from 'node:os';
-import { processAlive } from './processAlive';
+import { processAlive } from '../common/processAlive';
 import { readGuardedText } from './safeFile';
 
 /** Who holds a lock, as written in its file. */

@@ -2,6 +2,8 @@
 //
 //   <globalStorage>/models/<manifest id>/<file>          the verified model
 //   <globalStorage>/models/<manifest id>/<file>.verified  {size, sha256} recorded after the check
+//   <globalStorage>/converted/<key>/                       models converted for the runtime, kept between
+//                                                         loads (engine/gemma/runtimeCache.ts), the 3 most recent
 //
 // A model counts as present when the file is there with the recorded size, so startup does not
 // re-hash 241 MB. Pure Node: no vscode (the command that shows progress wraps this).
@@ -11,6 +13,11 @@ import * as path from 'node:path';
 import { writeJsonAtomic } from '../common/atomicWrite';
 import { downloadFile, type DownloadOptions, type DownloadResult } from './modelDownload';
 import { manifestUrl, ModelManifest } from '../engine/model/modelManifest';
+
+/** The engine's cache of converted models under `storageDir`. */
+export function weightCacheDir(storageDir: string): string {
+  return path.join(storageDir, 'converted');
+}
 
 /** Where a manifest's file lives (or will) under `storageDir`. */
 export function modelPath(storageDir: string, m: ModelManifest): string {

@@ -10,7 +10,7 @@
 import { constants, promises as fs, type BigIntStats, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { isTempName } from '../common/atomicWrite';
-import { processAlive } from './processAlive';
+import { processAlive } from '../common/processAlive';
 
 // Absent on Windows (0 there): the lstat before opening does the check on its own.
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;

@@ -25,7 +25,7 @@ import type { Report } from './lib/report';
 import {
   addUserSettings, type ExtensionEvent, linkExtension, logPageErrors, openCodeActions, palette, panelFrame, readEvents, screenshotter, selectLine, UI_TIMEOUT, waitFor,
 } from './lib/workbench';
-import { processAlive } from '../../src/store/processAlive';
+import { processAlive } from '../../src/common/processAlive';
 
 const GROUP = 'engine faults';
 const CLASSIFY_TASK = 'Bug or feature';

@@ -59,6 +59,10 @@ test('the engine command line round-trips, and anything else is refused', () => 
   assert.deepEqual(parseEngineArgs(engineArgs({ threads: 3, priority: 10, memoryCapMB: 2048 })), { threads: 3, priority: 10, memoryCapMB: 2048 });
   assert.throws(() => parseEngineArgs(['--priority=-5']), /--priority=-5: expected an integer in \[0, 19\]/);
   assert.deepEqual(parseEngineArgs(engineArgs({})), {});
+  // A folder path may hold '=': everything after the first one is the value.
+  const cache = '/home/a=b/.config/Code/User/globalStorage/gemma-tune.gemma-tune/converted';
+  assert.deepEqual(parseEngineArgs(engineArgs({ weightCache: cache })), { weightCache: cache });
+  assert.throws(() => parseEngineArgs(['--weight-cache=relative/dir']), /unknown engine argument --weight-cache=relative\/dir/);
   assert.throws(() => parseEngineArgs(['--threads=0']), /--threads=0: expected an integer in \[1, 256\]/);
   assert.throws(() => parseEngineArgs(['--inspect']), /unknown engine argument --inspect/);
 });

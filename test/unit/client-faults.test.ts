@@ -20,7 +20,7 @@ import { DEFAULT_HYPERPARAMETERS } from '../../src/store/task';
 import { tempDir } from './temp-helpers';
 import { bugOrFeatureExamples } from './train-worker-helpers';
 import { buildWorker, engineRejection as rejection, repoRoot } from './worker-helpers';
-import { processAlive } from '../../src/store/processAlive';
+import { processAlive } from '../../src/common/processAlive';
 
 const tmp = tempDir('client-faults-');
 let workerPath: string;

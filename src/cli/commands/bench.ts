@@ -121,7 +121,7 @@ export const benchCommand: CliCommand = {
     const lines = [
       `model: ${cfg.layers} layers, hidden ${cfg.hidden}, ${cfg.heads} heads / ${cfg.kvHeads} kv, vocabulary ${cfg.vocabSize}`,
       `device: inference on ${describeRole(device, 'inference')}`,
-      `load: ${model.loadSeconds.toFixed(2)} s (${model.format}, ${model.runtime.precision})`,
+      `load: ${model.loadSeconds.toFixed(2)} s (${model.format}, ${model.runtime.precision}; ${model.runtime.weightsFrom === 'cache' ? 'opened from the converted-model cache' : 'converted now'})`,
     ];
     try {
       // One short step first: ONNX Runtime's first run pays one-time costs a user pays once per load.
@@ -145,7 +145,7 @@ export const benchCommand: CliCommand = {
       const out: Record<string, number> = {};
       for (const k of ['load_s', 'prefill_tok_s', 'decode_tok_s', 'classify_ms', 'peak_rss_mb', 'ram_needed_mb']) out[k] = round(values[k]);
       for (const [k, v] of Object.entries(values)) if (!(k in out)) out[k] = round(v);
-      process.stdout.write(JSON.stringify({ ...out, device: model.runtime.device }) + '\n');
+      process.stdout.write(JSON.stringify({ ...out, device: model.runtime.device, weights_from: model.runtime.weightsFrom }) + '\n');
     } else {
       process.stdout.write(lines.join('\n') + '\n');
     }

@@ -6,6 +6,7 @@ import { physicalCores } from '../../common/cpuCores';
 import type { Precision } from '../../engine/gemma/runtime';
 import { DEVICE_CHOICES, deviceRoles, resolveDevice, type DeviceRoles, type DeviceResolution } from '../../engine/onnx/device';
 import { loadAdapter, openModel, type OpenModel } from '../../engine/generate/openModel';
+import { cliWeightCache } from '../demo/modelLocation';
 
 /** The value flags every model command accepts. */
 export const MODEL_FLAGS = ['model', 'precision', 'threads', 'device'];
@@ -43,7 +44,7 @@ export async function openFromFlags(p: ParsedArgs, withAdapter: boolean): Promis
   const threads = threadsFlag(p);
   const dir = withAdapter ? p.values.get('adapter') : undefined;
   const device = await deviceFromFlags(p);
-  const model = await openModel(modelPath, { precision, threads, lora: dir === undefined ? 'lazy' : 'always', device: deviceRoles(device).inference });
+  const model = await openModel(modelPath, { precision, threads, lora: dir === undefined ? 'lazy' : 'always', device: deviceRoles(device).inference, weightCache: cliWeightCache() });
   for (const note of model.notes) console.error(note);
   if (dir === undefined) return { model, adapter: undefined, device };
   try {

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { findModel, modelPath } from '../../store/modelCache';
+import { findModel, modelPath, weightCacheDir } from '../../store/modelCache';
 import { DEFAULT_MODEL, type ModelManifest } from '../../engine/model/modelManifest';
 import { configToHf, GEMMA3_TINY, type GemmaConfig } from '../../engine/model/config';
 import { INIT_STD, randomTensorChunks } from '../../engine/model/randomModel';
@@ -30,6 +30,11 @@ export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env[CACHE_ENV]) return path.resolve(env[CACHE_ENV]);
   const base = env.XDG_CACHE_HOME ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
   return path.join(base, 'gemma-tune');
+}
+
+/** Where the command line keeps converted models between loads (engine/gemma/runtimeCache.ts). */
+export function cliWeightCache(env: NodeJS.ProcessEnv = process.env): string {
+  return weightCacheDir(cacheDir(env));
 }
 
 /** The global storage folders the extension may have downloaded into, on this platform. */

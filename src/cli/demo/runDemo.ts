@@ -20,6 +20,7 @@ import { generate } from '../../engine/generate/generator';
 import { exampleToLine, type Example } from '../../store/examples';
 import { parseFieldsOutput, renderUserMessage } from '../../store/prompt';
 import type { DemoTask } from './demoTask';
+import { cliWeightCache } from './modelLocation';
 import { baseIdentity, type BaseIdentity } from '../../engine/model/identity';
 
 /** How the demo trains: a task's settings (task.json's, defaults filled in), and where it runs. */
@@ -108,7 +109,7 @@ export async function runDemoTask(task: DemoTask, modelPath: string, outDir: str
   }
   const trainSeconds = (performance.now() - t0) / 1000;
 
-  const model = await openModel(modelPath, { precision: s.precision, threads: s.threads, device: s.devices?.inference });
+  const model = await openModel(modelPath, { precision: s.precision, threads: s.threads, device: s.devices?.inference, weightCache: cliWeightCache() });
   let rows: DemoRow[];
   try {
     const answer = answerer(model, task);

@@ -10,11 +10,10 @@
 // graph sees the same bits either way; the sqrt(C) scale stays in the graph.
 
 import * as fs from 'node:fs';
-import type { Blob } from '../onnx/graph';
-import type { EmbeddingTable } from './params';
+import type { EmbeddingTable, PlacedBytes } from './params';
 
 /** Reads the bytes of a blob: from the runtime's data file through a descriptor, or from memory. */
-function blobReader(blob: Blob, fd: number | null): (offset: number, into: Uint8Array) => void {
+function blobReader(blob: PlacedBytes, fd: number | null): (offset: number, into: Uint8Array) => void {
   const where = blob.placement();
   if ('data' in where) return (offset, into) => into.set(where.data.subarray(offset, offset + into.length));
   if (fd === null) throw new Error('embedding reader: the table lives in a data file but no descriptor was given');

@@ -11,11 +11,13 @@
 //   seqlens_{sliding|full} int32 [B] = P+T−1, total_{sliding|full} int32 [] = P+T   (attention 'gqa')
 //   past_k_{i}, past_v_{i} float32 [B, Hkv, P, D]     P = Ps on sliding layers, Pf on full ones
 //   logit_index int64 [N]                              rows of the flattened [B·T] positions whose logits are wanted
+//                                                      (with `head: 'apart'`: whose hidden rows are output for the head)
 //   lora_a_{i}_{g} [n·R, in], lora_b_{i}_{g} [out, n·R]  (with `lora`) per group g of layer.ts's LORA_GROUPS:
 //                                                      A of the group's n targets stacked, B block-diagonal
 //                                                      and pre-scaled by alpha/R; n·R = 0: no adapter
 // Outputs:
-//   logits float32 [N, V]; new_kv [2·L·B·Hkv·T·D]: every layer's new keys then values, k_0 v_0 k_1 v_1 …, each
+//   logits float32 [N, V] (with `head: 'apart'`: rows float32 [N, C], the last layer's output at logit_index,
+//   which headGraph turns into logits: input rows [N, C], output logits [N, V]); new_kv [2·L·B·Hkv·T·D]: every layer's new keys then values, k_0 v_0 k_1 v_1 …, each
 //   [B, Hkv, T, D] flattened (one output: on WebGPU every output is a read-back that waits for the GPU,
 //   and 2·L of them made a decode step ~10× slower); (debugHidden) hidden_{0…L} [B·T, C]
 
@@ -44,6 +46,12 @@ export interface InferenceGraphOptions extends ParamsOptions {
   embeddings?: 'ids' | 'vectors';
   /** The layers' attention lowering (layer.ts LayerOptions.attention); default 'matmul'. The runtime uses 'gqa'. */
   attention?: 'matmul' | 'gqa';
+  /**
+   * 'inside' (default): the graph ends with the LM head. 'apart': it outputs the hidden rows instead and
+   * headGraph holds the head, so the head can be a session of its own (the runtime keeps the head's packed
+   * weights between loads; see runtimeCache.ts).
+   */
+  head?: 'inside' | 'apart';
 }
 
 /** Graph input names of a layer's LoRA pair for one group. */
@@ -137,8 +145,23 @@ export function inferenceGraphWithParams(mw: ModelWeights | WeightSource, opts: 
   if (opts.debugHidden) g.output(finalNorm(g, p, x), `hidden_${cfg.layers}`);
 
   // Norm and head only where logits are wanted.
-  const { logits } = lmHead(g, p, op.gather(g, x, logitIndex, 0)); // [N, C] → [N, V]
-  g.output(logits, 'logits');
+  const rows = op.gather(g, x, logitIndex, 0); // [N, C]
+  if (opts.head === 'apart') g.output(rows, 'rows');
+  else g.output(lmHead(g, p, rows).logits, 'logits'); // [N, V]
   g.output(concatMany(g, newKv, 0), 'new_kv');
+  return { graph: g, params: p };
+}
+
+/**
+ * The LM head as a graph of its own, for an inference graph built with `head: 'apart'`: input rows float32
+ * [N, C], output logits float32 [N, V]. With `reuse`, weights already written to the sink are viewed.
+ */
+export function headGraphWithParams(mw: ModelWeights | WeightSource, opts: ParamsOptions, sink?: InitializerSink,
+  reuse?: GraphParams): { graph: Graph; params: GraphParams } {
+  const g = new Graph('gemma3_head');
+  g.target = opts.target ?? 'cpu';
+  if (sink) g.streamInitializers(sink);
+  const p = new GraphParams(g, mw, opts, reuse);
+  g.output(lmHead(g, p, g.input('rows', 'float32', ['N', mw.config.hidden])).logits, 'logits');
   return { graph: g, params: p };
 }

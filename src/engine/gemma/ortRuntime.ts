@@ -6,15 +6,19 @@
 // the cache.
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type * as ortTypes from 'onnxruntime-node';
 import type { GemmaConfig, LayerType } from '../model/config';
 import { EMBED_NAME, type ModelWeights } from '../model/weights';
 import { asWeightSource, type WeightSource } from '../model/weightSource';
 import { quantType } from '../model/quantTypes';
 import { loraScale, targetFromModuleName, targetShape, type LoraTarget } from '../model/loraTargets';
-import { ExternalDataFile, f32Tensor, ort, sessionFromDataFd, type SessionConfig } from '../onnx/session';
+import { ExternalDataFile, f32Tensor, ort, sessionFromDataFd, sessionFromFile, WEIGHTS_FILE, type SessionConfig } from '../onnx/session';
+import { FolderCache, type CacheEntry } from '../onnx/folderCache';
 import type { Device } from '../onnx/device';
-import { inferenceGraphWithParams, loraGroupShape, loraInputNames } from './inferenceGraph';
+import { headGraphWithParams, inferenceGraphWithParams, loraGroupShape, loraInputNames, type InferenceGraphOptions } from './inferenceGraph';
+import { BASE_GRAPH, embeddingFromRecord, hasPackedHead, HEAD_GRAPH, HEAD_PACKED_DATA, HEAD_PACKED_GRAPH, LORA_GRAPH, runtimeCacheKey, runtimeRecord, type RuntimeCacheOptions, type RuntimeRecord } from './runtimeCache';
 import { EmbeddingReader } from './embeddingReader';
 import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
@@ -61,6 +65,8 @@ export interface OrtRuntimeOptions extends RuntimeOptions {
   attention?: 'matmul' | 'gqa';
   lora?: LoraMode;
   session?: SessionConfig;
+  /** Keep the converted model in (and open it from) this cache; default none: convert at every load. */
+  cache?: RuntimeCacheOptions;
 }
 
 /**
@@ -76,51 +82,140 @@ export function headAccuracyFor(weights: ModelWeights | WeightSource, accuracyLe
 }
 
 /**
- * Builds the graph, creates the session, and returns a runtime; `weights` may be dropped afterwards. A
- * WeightSource (load.ts's openWeights) is read a few rows at a time, so the model is never whole in JS.
+ * Converts the weights, builds the graphs, creates the sessions, and returns a runtime; `weights` may be
+ * dropped afterwards. A WeightSource (load.ts's openWeights) is read a few rows at a time, so the model is
+ * never whole in JS. With `opts.cache`, a model converted before with the same options is opened from the
+ * cache instead (runtimeCache.ts), and one converted now is kept there.
  */
 export async function createGemmaRuntime(weights: ModelWeights | WeightSource, opts: OrtRuntimeOptions): Promise<GemmaRuntime> {
   const device = opts.device ?? 'cpu';
   const accuracyLevel = opts.accuracyLevel ?? defaultAccuracyLevel(device);
-  const config = weights.config;
   const mode = opts.lora ?? 'lazy';
-  const graphOpts = {
+  const graphOpts: GraphChoices = {
     target: device, precision: opts.precision, accuracyLevel, headAccuracyLevel: opts.headAccuracyLevel ?? headAccuracyFor(weights, accuracyLevel), headParts: opts.headParts ?? HEAD_PARTS,
     headBits: opts.headBits ?? 8, embeddings: 'vectors' as const, attention: opts.attention ?? 'gqa',
   };
   // `session.device` may differ from the graph's target (tests run a WebGPU graph on the CPU EP).
   const sessionCfg: SessionConfig = { optimization: 'basic', device, ...opts.session, threads: opts.threads ?? 2 };
-  // Weights go to a temporary file as they are converted; ORT maps it, so no second copy is held. The
-  // runtime keeps a read descriptor on it (embedding rows; the LoRA graph's data later), the file itself
-  // is unlinked at once.
-  const file = new ExternalDataFile();
-  let first;
-  let loraModel: Uint8Array | null = null;
-  let fd: number;
-  try {
-    first = inferenceGraphWithParams(weights, { ...graphOpts, lora: mode === 'always' }, file);
-    if (mode === 'lazy') loraModel = inferenceGraphWithParams(weights, { ...graphOpts, lora: true }, file, first.params).graph.build().model;
-    fd = file.openReader();
-  } catch (e) {
-    file.remove();
-    throw e;
+  const runtime = (o: OpenedRuntime, files: CacheEntry | null, opened: boolean) => new OrtGemmaRuntime(weights.config, opts.precision, device,
+    { session: o.session, head: o.head, fd: o.fd, baseModel: o.models.base, loraModel: o.models.lora, loraActive: mode === 'always', mode, cfg: sessionCfg, gqa: graphOpts.attention === 'gqa', files },
+    o.embedding, opts.maxChunk ?? MAX_CHUNK, opened);
+  if (opts.cache) {
+    const cached = await openCachedRuntime(weights, opts.cache, graphOpts, mode, sessionCfg);
+    if (cached) return runtime(cached.runtime, cached.entry, cached.opened);
   }
+  // Without a cache the converted files go to a temporary folder that is removed once the sessions exist:
+  // ORT keeps its mappings, the runtime a read descriptor on the data file (embedding rows, the LoRA graph later).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-tune-ort-'));
   try {
-    const embedding = new EmbeddingReader(first.params.embeddingTable(), fd);
-    const baseModel = first.graph.build().model;
-    const session = await file.open(first.graph, sessionCfg);
-    return new OrtGemmaRuntime(config, opts.precision, device, { session, fd, baseModel, loraModel, loraActive: mode === 'always', mode, cfg: sessionCfg, gqa: graphOpts.attention === 'gqa' },
-      embedding, opts.maxChunk ?? MAX_CHUNK);
+    const record = await convertInto(dir, weights, graphOpts, sessionCfg, false);
+    const files = { file: (name: string) => path.join(dir, name), meta: record };
+    return runtime(await openConverted(files, weights.config, sessionCfg, mode), null, false);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The graph options a runtime is converted with (part of its cache key). */
+type GraphChoices = Omit<InferenceGraphOptions, 'lora' | 'head' | 'debugHidden'>;
+
+/**
+ * Converts the model into the empty folder `dir`: the data file, the layers' graph without and with LoRA
+ * inputs, the head's graph, and with `packHead` the head as ORT packed it (HEAD_PACKED_*), so that a
+ * later load maps the packed head instead of packing it again. Returns the record of where things are.
+ */
+async function convertInto(dir: string, weights: ModelWeights | WeightSource, graphOpts: GraphChoices, cfg: SessionConfig, packHead: boolean): Promise<RuntimeRecord> {
+  const file = new ExternalDataFile(dir);
+  let layers, head, lora, table;
+  try {
+    layers = inferenceGraphWithParams(weights, { ...graphOpts, lora: false, head: 'apart' }, file);
+    head = headGraphWithParams(weights, graphOpts, file, layers.params);
+    lora = inferenceGraphWithParams(weights, { ...graphOpts, lora: true, head: 'apart' }, file, layers.params);
+    // Before the file is closed: a requantised head's lookup rows are a table of their own, written here.
+    table = head.params.embeddingTable();
+    file.finish();
+  } finally {
+    file.close();
+  }
+  fs.writeFileSync(path.join(dir, BASE_GRAPH), layers.graph.build().model);
+  fs.writeFileSync(path.join(dir, LORA_GRAPH), lora.graph.build().model);
+  fs.writeFileSync(path.join(dir, HEAD_GRAPH), head.graph.build().model);
+  // Only the CPU packs weights at session creation (and only its packed head is known to reload exactly:
+  // runtimeCache.ts says why the layers' are not kept).
+  const packed = packHead && (cfg.device ?? 'cpu') === 'cpu';
+  if (packed) await (await sessionFromFile(path.join(dir, HEAD_GRAPH), { ...cfg, saveOptimized: { model: path.join(dir, HEAD_PACKED_GRAPH), data: HEAD_PACKED_DATA } })).release();
+  return runtimeRecord(weights.config, table, packed);
+}
+
+interface OpenedRuntime {
+  session: ortTypes.InferenceSession;
+  head: ortTypes.InferenceSession;
+  fd: number;
+  models: { base: Uint8Array; lora: Uint8Array | null };
+  embedding: EmbeddingReader;
+}
+
+/** Opens the sessions of a converted runtime's files (a cache entry, or convertInto's temporary folder). */
+async function openConverted(files: Pick<CacheEntry, 'file' | 'meta'>, config: GemmaConfig, cfg: SessionConfig, mode: LoraMode): Promise<OpenedRuntime> {
+  const fd = fs.openSync(files.file(WEIGHTS_FILE), 'r');
+  let session: ortTypes.InferenceSession | null = null;
+  try {
+    const embedding = new EmbeddingReader(embeddingFromRecord(files.meta, config), fd);
+    const base = fs.readFileSync(files.file(BASE_GRAPH));
+    const lora = mode === 'never' ? null : fs.readFileSync(files.file(LORA_GRAPH));
+    session = await sessionFromFile(files.file(mode === 'always' ? LORA_GRAPH : BASE_GRAPH), cfg);
+    const head = hasPackedHead(files.meta)
+      ? await sessionFromFile(files.file(HEAD_PACKED_GRAPH), { ...cfg, optimization: 'disabled' })
+      : await sessionFromFile(files.file(HEAD_GRAPH), cfg);
+    return { session, head, fd, models: { base: mode === 'always' ? lora! : base, lora: mode === 'lazy' ? lora : null }, embedding };
   } catch (e) {
+    await session?.release();
     fs.closeSync(fd);
-    file.remove();
     throw e;
   }
 }
 
+/**
+ * The runtime's sessions from its cache entry, converting into a new entry when there is none. Null when
+ * the cache cannot serve (a full disk, a read-only folder): the caller converts into a temporary folder as
+ * without a cache. A damaged entry is removed and built again once.
+ */
+async function openCachedRuntime(weights: ModelWeights | WeightSource, c: RuntimeCacheOptions, graphOpts: GraphChoices, mode: LoraMode, cfg: SessionConfig): Promise<{ runtime: OpenedRuntime; entry: CacheEntry; opened: boolean } | null> {
+  const cache = new FolderCache(c.root);
+  const key = runtimeCacheKey(c.modelStamp, graphOpts);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let entry = cache.open(key);
+    const opened = entry !== null;
+    if (!entry) {
+      try {
+        entry = await cache.build(key, (dir) => convertInto(dir, weights, graphOpts, cfg, true));
+      } catch (e) {
+        if (!isDiskError(e)) throw e;
+        return null;
+      }
+    }
+    try {
+      return { runtime: await openConverted(entry, weights.config, cfg, mode), entry, opened };
+    } catch (e) {
+      cache.remove(key);
+      if (attempt === 1) throw e;
+    }
+  }
+  return null;
+}
+
+/** An error of the disk or file system (full, read-only, no permission, not a folder), not of the model. */
+function isDiskError(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && ['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO', 'EMFILE', 'ENFILE', 'ENOTDIR', 'EEXIST'].includes(code);
+}
+
 /** The runtime's ORT session and what it needs to rebuild it as the LoRA variant. */
 interface SessionState {
+  /** The layers (inferenceGraph with `head: 'apart'`): hidden rows and the new keys and values. */
   session: ortTypes.InferenceSession;
+  /** The LM head (headGraph): rows → logits; the same for the base and LoRA variants. */
+  head: ortTypes.InferenceSession;
   /** Read descriptor on the (unlinked) external data file both graph variants use. */
   fd: number;
   baseModel: Uint8Array;
@@ -131,6 +226,8 @@ interface SessionState {
   cfg: SessionConfig;
   /** The graph takes GroupQueryAttention's sizes (seqlens_*, total_*) rather than split_*. */
   gqa: boolean;
+  /** The cache entry the session was opened from (its LoRA graph can be opened in place), or null. */
+  files: CacheEntry | null;
 }
 
 class OrtGemmaRuntime implements GemmaRuntime {
@@ -140,8 +237,11 @@ class OrtGemmaRuntime implements GemmaRuntime {
   private disposed = false;
   private switching: Promise<void> | null = null;
 
+  readonly weightsFrom: 'converted' | 'cache';
+
   constructor(readonly config: GemmaConfig, readonly precision: Precision, readonly device: Device, private readonly s: SessionState,
-    private readonly embedding: EmbeddingReader, readonly maxRunTokens: number) {
+    private readonly embedding: EmbeddingReader, readonly maxRunTokens: number, opened: boolean) {
+    this.weightsFrom = opened ? 'cache' : 'converted';
     const cfg = config;
     this.invFreq = new Map([
       ['sliding', layerInverseFrequencies(cfg, 'sliding')],
@@ -167,7 +267,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     this.switching ??= (async () => {
       await s.session.release();
       try {
-        s.session = await sessionFromDataFd(s.loraModel!, s.fd, s.cfg);
+        s.session = sameFile(s.files, s.fd) ? await sessionFromFile(s.files!.file(LORA_GRAPH), s.cfg) : await sessionFromDataFd(s.loraModel!, s.fd, s.cfg);
         s.loraActive = true;
         s.loraModel = null;
       } catch (e) {
@@ -322,18 +422,20 @@ class OrtGemmaRuntime implements GemmaRuntime {
       });
     }
     const result = await this.s.session.run(feeds);
-    if (commit === 0) return result.logits.data as Float32Array;
-    // new_kv holds k_0 v_0 k_1 v_1 …, each [Hkv, T, D] (B = 1).
-    const kv = result.new_kv.data as Float32Array;
-    const size = cfg.kvHeads * T * cfg.headDim;
-    const part = (i: number) => kv.subarray(i * size, (i + 1) * size);
-    for (const set of cache.sets.values()) {
-      const newK = set.layers.map((layer) => part(2 * layer));
-      const newV = set.layers.map((layer) => part(2 * layer + 1));
-      set.append(start, T, newK, newV, commit);
+    if (commit > 0) {
+      // new_kv holds k_0 v_0 k_1 v_1 …, each [Hkv, T, D] (B = 1).
+      const kv = result.new_kv.data as Float32Array;
+      const size = cfg.kvHeads * T * cfg.headDim;
+      const part = (i: number) => kv.subarray(i * size, (i + 1) * size);
+      for (const set of cache.sets.values()) {
+        const newK = set.layers.map((layer) => part(2 * layer));
+        const newV = set.layers.map((layer) => part(2 * layer + 1));
+        set.append(start, T, newK, newV, commit);
+      }
+      cache.length += commit;
     }
-    cache.length += commit;
-    return result.logits.data as Float32Array;
+    if (logitIndex.length === 0) return new Float32Array(0);
+    return (await this.s.head.run({ rows: result.rows })).logits.data as Float32Array;
   }
 
   setAdapter(name: string, adapter: LoraAdapter): void {
@@ -397,10 +499,21 @@ class OrtGemmaRuntime implements GemmaRuntime {
     this.adapters.clear();
     try {
       if (this.switching) await this.switching.catch(() => undefined);
-      await this.s.session.release();
+      await Promise.all([this.s.session.release(), this.s.head.release()]);
     } finally {
       fs.closeSync(this.s.fd);
     }
+  }
+}
+
+/** Whether the cache entry still holds the data file the runtime reads (another process may have evicted or rebuilt it). */
+function sameFile(entry: CacheEntry | null, fd: number): boolean {
+  if (!entry) return false;
+  try {
+    const a = fs.fstatSync(fd), b = fs.statSync(entry.file(WEIGHTS_FILE));
+    return a.ino === b.ino && a.dev === b.dev && fs.existsSync(entry.file(LORA_GRAPH));
+  } catch {
+    return false;
   }
 }
 

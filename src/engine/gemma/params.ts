@@ -31,8 +31,11 @@ export type LinearOperand =
 
 /** Where the embedding table's bytes are, for reading rows outside the graph (embeddingReader.ts). */
 export type EmbeddingTable =
-  | { kind: 'nbits'; layout: NbitsLayout; columns: number; data: Blob; scales: Blob; mins: Blob | null }
-  | { kind: 'f32'; columns: number; data: Blob };
+  | { kind: 'nbits'; layout: NbitsLayout; columns: number; data: PlacedBytes; scales: PlacedBytes; mins: PlacedBytes | null }
+  | { kind: 'f32'; columns: number; data: PlacedBytes };
+
+/** Where a blob's bytes live (a table read back from a cached data file has only that). */
+export type PlacedBytes = Pick<Blob, 'placement'>;
 
 /** Q4_0's layout, which the opt-in 4-bit head of a Q8_0 embedding takes. */
 const Q4_0_LAYOUT = quantType('q4_0').layout;

@@ -68,6 +68,8 @@ export interface GemmaRuntime {
   readonly precision: Precision;
   /** Where its sessions run. */
   readonly device: Device;
+  /** Where its weights came from: converted from the model now, or opened from the converted-model cache. */
+  readonly weightsFrom: 'converted' | 'cache';
   /** Most new tokens one run takes; step and scoreBranches cut longer inputs into runs of this size. */
   readonly maxRunTokens: number;
   newCache(): KvCache;

@@ -7,6 +7,7 @@ import type { Device } from '../onnx/device';
 import { encodeChatPrompt, type ChatMessage } from '../model/chatTemplate';
 import type { GemmaConfig } from '../model/config';
 import { openWeights } from '../model/load';
+import { modelStamp } from '../model/identity';
 import type { WeightSource } from '../model/weightSource';
 import { createTokenizer, type Tokenizer } from '../model/tokenizer';
 import { readPeftParams } from '../train/peftParams';
@@ -34,6 +35,11 @@ export interface OpenOptions {
   lora?: LoraMode;
   /** Where the runtime's sessions run (onnx/device.ts resolves a user's choice); default the CPU. */
   device?: Device;
+  /**
+   * A folder to keep the converted model in (gemma/runtimeCache.ts): a model loaded before with the same
+   * options opens from there without converting. Default none.
+   */
+  weightCache?: string;
   /** Called with the model's shape once its header is read, before the runtime is built (the costly part); may throw to stop. */
   beforeBuild?: (config: GemmaConfig) => void | Promise<void>;
 }
@@ -44,7 +50,8 @@ export async function openModel(modelPath: string, o: OpenOptions): Promise<Open
   const { source, format, tokenizer, notes } = openParts(modelPath, o.precision);
   const config = source.config;
   await o.beforeBuild?.(config);
-  const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora, device: o.device });
+  const cache = o.weightCache ? { root: o.weightCache, modelStamp: modelStamp(modelPath, config) } : undefined;
+  const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora, device: o.device, cache });
   return {
     runtime,
     tokenizer,

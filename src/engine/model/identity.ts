@@ -119,3 +119,19 @@ export function baseIdentity(modelPath: string, cfg: GemmaConfig): BaseIdentity 
   }
   return { name: path.basename(path.resolve(modelPath)), shape: baseShape(cfg), fingerprint: h.digest('hex').slice(0, 16) };
 }
+
+/**
+ * What changes whenever the model's files do: each file's path, size, modification time and inode, and the
+ * fingerprint of its bytes. What the engine converted from a model is cached under this (gemma/runtimeCache.ts).
+ */
+export function modelStamp(modelPath: string, cfg: GemmaConfig): string {
+  const full = path.resolve(modelPath);
+  const files = fs.statSync(full).isDirectory()
+    ? fs.readdirSync(full).filter((f) => f === 'config.json' || f.endsWith('.safetensors')).sort().map((f) => path.join(full, f))
+    : [full];
+  const stats = files.map((f) => {
+    const st = fs.statSync(f);
+    return [f, st.size, st.mtimeMs, st.ino];
+  });
+  return JSON.stringify({ files: stats, fingerprint: baseIdentity(full, cfg).fingerprint });
+}

@@ -31,6 +31,12 @@ export interface SessionConfig {
   configEntries?: Record<string, string>;
   /** Extra WebGPU EP options (e.g. { validationMode: 'disabled' }), for experiments. */
   webgpuOptions?: Record<string, string>;
+  /**
+   * Also write the optimised model to `model`, and its initializers, prepacked ones included, to the file
+   * `data` beside it: a session opened on that model later maps the packed weights instead of packing
+   * them again.
+   */
+  saveOptimized?: { model: string; data: string };
 }
 
 function sessionOptions(cfg: SessionConfig): ort.InferenceSession.SessionOptions {
@@ -45,7 +51,17 @@ function sessionOptions(cfg: SessionConfig): ort.InferenceSession.SessionOptions
     enableMemPattern: cfg.memPattern ?? true,
     ...(cfg.profilePrefix ? { enableProfiling: true, profileFilePrefix: cfg.profilePrefix } : {}),
     // Spinning threads would burn the shared CPU between the tiny runs of a decode loop.
-    extra: withEntries({ session: { intra_op: { allow_spinning: cfg.spinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } } }, cfg.configEntries ?? {}),
+    extra: withEntries({ session: { intra_op: { allow_spinning: cfg.spinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } } }, { ...savedEntries(cfg), ...cfg.configEntries }),
+    ...(cfg.saveOptimized ? { optimizedModelFilePath: cfg.saveOptimized.model } : {}),
+  };
+}
+
+function savedEntries(cfg: SessionConfig): Record<string, string> {
+  if (!cfg.saveOptimized) return {};
+  return {
+    'session.optimized_model_external_initializers_file_name': cfg.saveOptimized.data,
+    'session.optimized_model_external_initializers_min_size_in_bytes': '1024',
+    'session.save_external_prepacked_constant_initializers': '1',
   };
 }
 
@@ -70,15 +86,39 @@ export async function createSession(built: BuiltModel, cfg: SessionConfig = {}):
   return ort.InferenceSession.create(built.model, { ...sessionOptions(cfg), externalData: built.externalData });
 }
 
-const WEIGHTS_FILE = 'weights.bin';
+/** The external data file's name: graphs name it as the location of every streamed initializer. */
+export const WEIGHTS_FILE = 'weights.bin';
 
 /** Writes initializers into one external data file at page-aligned offsets (so ORT can map them). */
 export class ExternalDataFile implements InitializerSink {
-  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-tune-ort-'));
-  private readonly fd = fs.openSync(path.join(this.dir, WEIGHTS_FILE), 'w');
+  readonly dir: string;
+  private readonly fd: number;
   private offset = 0;
   /** Closing twice could close a descriptor the number was reused for (ORT's, or the host's own). */
   private fdOpen = true;
+
+  /** `dir`: an existing empty folder to write into (a cache entry being built); default a fresh temporary one. */
+  constructor(dir?: string) {
+    this.dir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-tune-ort-'));
+    this.fd = fs.openSync(path.join(this.dir, WEIGHTS_FILE), 'w');
+  }
+
+  /** The data file's path. */
+  get dataPath(): string {
+    return path.join(this.dir, WEIGHTS_FILE);
+  }
+
+  /** Flushes the written data to the disk and closes the file (a cache entry must survive a power cut whole). */
+  finish(): void {
+    if (!this.fdOpen) return;
+    fs.fsyncSync(this.fd);
+    this.closeFd();
+  }
+
+  /** Closes the data file (without flushing it). */
+  close(): void {
+    this.closeFd();
+  }
 
   private closeFd(): void {
     if (!this.fdOpen) return;
@@ -101,14 +141,6 @@ export class ExternalDataFile implements InitializerSink {
         pos += bytes.byteLength;
       },
     };
-  }
-
-  /**
-   * A read-only descriptor on the data file (call before `open`, which removes the file): it stays
-   * readable through the descriptor until closed, so a runtime can read weights back without keeping a copy.
-   */
-  openReader(): number {
-    return fs.openSync(path.join(this.dir, WEIGHTS_FILE), 'r');
   }
 
   /** Writes the model next to the data and opens a session on it; the files are removed afterwards. */
@@ -138,7 +170,7 @@ export class ExternalDataFile implements InitializerSink {
 
 /**
  * A session on a model whose external data is the file behind `dataFd` (a descriptor from
- * ExternalDataFile.openReader, whose file is already unlinked): the data is copied into a fresh temporary
+ * a runtime opened on a data file since removed): the data is copied into a fresh temporary
  * file for ORT to map, and the files are removed once the session exists.
  */
 export async function sessionFromDataFd(model: Uint8Array, dataFd: number, cfg: SessionConfig = {}): Promise<ort.InferenceSession> {
@@ -162,6 +194,11 @@ export async function sessionFromDataFd(model: Uint8Array, dataFd: number, cfg: 
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A session on a model file whose external data lies beside it (a cache entry's). */
+export async function sessionFromFile(modelPath: string, cfg: SessionConfig = {}): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(modelPath, sessionOptions(cfg));
 }
 
 /** A float32 tensor over `data` (no copy). */

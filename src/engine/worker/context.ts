@@ -33,6 +33,8 @@ export interface EngineState {
   device?: DeviceResolution | null;
   /** The host's memory ceiling in MB (null: none); a model's cap never goes above it. */
   readonly hostCapMB: number | null;
+  /** Where converted models are kept between loads (gemma/runtimeCache.ts); absent: converted at every load. */
+  readonly weightCache?: string;
   /** Enforces the memory cap in force; loadModel sets it to what the model needs. null where the handlers run outside the engine process (the CLI, the fuzzer), which nothing caps. */
   readonly watchdog: Watchdog | null;
 }

@@ -37,7 +37,7 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
   };
   const resolved = await resolveDevice(device);
   const { value: m, resolution } = await openOnDevice(resolved, deviceRoles(resolved).inference,
-    (d) => openModel(modelPath, { precision, threads: threads ?? ctx.state.threads, device: d, beforeBuild }));
+    (d) => openModel(modelPath, { precision, threads: threads ?? ctx.state.threads, device: d, beforeBuild, weightCache: ctx.state.weightCache }));
   if (ctx.signal.aborted) {
     await m.runtime.dispose();
     throw cancelled();

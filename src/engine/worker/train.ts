@@ -29,8 +29,8 @@ import { describeDevice, deviceRoles, openOnDevice, type DeviceResolution } from
 const MB = 1024 * 1024;
 
 /** Rebuilds the inference runtime of `model` and registers its adapters again (dropping any that no longer load). */
-async function reopen(model: LoadedModel, threads: number, log: (m: string) => void): Promise<void> {
-  const m = await openModel(model.summary.source, { precision: model.summary.precision, threads, device: model.summary.device });
+async function reopen(model: LoadedModel, threads: number, weightCache: string | undefined, log: (m: string) => void): Promise<void> {
+  const m = await openModel(model.summary.source, { precision: model.summary.precision, threads, device: model.summary.device, weightCache });
   model.runtime = m.runtime;
   model.prefixes = new PrefixCache(m.runtime);
   for (const [name, dir] of [...model.adapters]) {
@@ -106,7 +106,7 @@ export const train: Handler<'train'> = async (params, ctx) => {
     await engine?.dispose();
     const r0 = performance.now();
     try {
-      await reopen(model, threads, (m) => ctx.log('warn', m));
+      await reopen(model, threads, ctx.state.weightCache, (m) => ctx.log('warn', m));
     } catch (e) {
       // Without a runtime the model is gone: the host's next request finds none and loads it again.
       if (ctx.state.model === model) ctx.state.model = null;

@@ -15,6 +15,7 @@ import { Rng } from '../rng';
 import { splitValidation } from './split';
 import { IGNORE, type TokenizedExample } from './tokenize';
 import { train, type TrainEvent } from './trainer';
+import type { PhaseClock } from './phaseClock';
 
 export interface TrainBenchOptions {
   precision?: Precision;
@@ -30,6 +31,8 @@ export interface TrainBenchOptions {
   microBatch?: number;
   rank?: number;
   onEvent?: (e: TrainEvent) => void;
+  /** Times the fine-tune's phases (bench/train.ts --phases). */
+  phases?: PhaseClock;
 }
 
 export interface TrainBenchResult {
@@ -75,7 +78,7 @@ export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): 
     const c1 = process.cpuUsage();
     await train(cfg, engine, data, params, {
       epochs: o.epochs ?? 3, lr: 2e-4, schedule: 'linear', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, batchSize: micro, gradAccum: Math.max(1, Math.round((o.batch ?? 4) / micro)),
-      seed: 1, shuffle: true, evalEvery: 0, patience: 0, padId: cfg.padId, outDir: out,
+      seed: 1, shuffle: true, evalEvery: 0, patience: 0, padId: cfg.padId, outDir: out, phases: o.phases,
       onEvent: (e) => {
         if (e.type === 'step') {
           stepTokens += e.tokens;

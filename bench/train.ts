@@ -3,13 +3,13 @@
 // tokens/s of training steps, the wall time of a 20-example × 3-epoch fine-tune with validation, peak RSS.
 // --phases: wall and CPU seconds of each phase of the fine-tune (step session runs, gradient sums, AdamW,
 // validation, checkpoints, …) and the cores kept busy overall (CPU s / wall s).
-//   node --import tsx bench/train.ts MODEL [--threads N] [--precision q4|f32] [--rank R] [--epochs N] [--micro-batch M] [--phases] [--quiet]
+//   node --import tsx bench/train.ts MODEL [--threads N] [--precision q4|f32] [--rank R] [--epochs N] [--micro-batch M] [--phases] [--spin] [--quiet]
 import { benchTrain } from '../src/engine/train/benchTrain';
 import { PhaseClock, phaseTable } from '../src/engine/train/phaseClock';
 
 const [model, ...rest] = process.argv.slice(2);
 if (!model) {
-  console.error('usage: bench/train.ts MODEL [--threads N] [--precision q4|f32] [--rank R] [--epochs N] [--micro-batch M] [--phases] [--quiet]');
+  console.error('usage: bench/train.ts MODEL [--threads N] [--precision q4|f32] [--rank R] [--epochs N] [--micro-batch M] [--phases] [--spin] [--quiet]');
   process.exit(2);
 }
 const flag = (n: string) => { const i = rest.indexOf(`--${n}`); return i >= 0 ? rest[i + 1] : undefined; };
@@ -20,6 +20,7 @@ benchTrain(model, {
   rank: Number(flag('rank') ?? 16),
   epochs: Number(flag('epochs') ?? 3),
   microBatch: Number(flag('micro-batch') ?? 2),
+  spinning: rest.includes('--spin'),
   phases,
   onEvent: (e) => { if (!rest.includes('--quiet') && (e.type === 'step' || e.type === 'eval')) console.error(JSON.stringify(e)); },
 }).then((r) => {

@@ -30,6 +30,8 @@ export interface TrainBenchOptions {
   batch?: number;
   microBatch?: number;
   rank?: number;
+  /** The step session's pool threads spin between kernels (OrtEngineOptions.spinning); default off. */
+  spinning?: boolean;
   onEvent?: (e: TrainEvent) => void;
   /** Times the fine-tune's phases (bench/train.ts --phases). */
   phases?: PhaseClock;
@@ -65,7 +67,7 @@ export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): 
   const cfg = source.config;
   const rank = o.rank ?? 16;
   const params = initLora(cfg, rank, 2 * rank, ALL_TARGETS, 1);
-  const engine = await createOrtEngine(source, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2, device: o.device });
+  const engine = await createOrtEngine(source, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2, device: o.device, spinning: o.spinning });
   const setup = (performance.now() - t0) / 1000;
   const data = splitValidation(syntheticExamples(o.examples ?? 20, o.tokens ?? 120, o.completion ?? 40, cfg.vocabSize, 7), { fraction: 0.2, seed: 1 });
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-bench-train-'));

@@ -30,7 +30,10 @@ import { ADAPTER_WEIGHTS_FILE, CHECKPOINT_FILE } from '../../common/files';
 
 /** Computes what one optimizer step needs; the ORT step graph implements it. */
 export interface StepEngine {
-  /** Σ cross-entropy over the batch's label tokens, and d(scale · Σ CE)/dθ for every tensor of flatTensors(params). */
+  /**
+   * Σ cross-entropy over the batch's label tokens, and d(scale · Σ CE)/dθ for every tensor of flatTensors(params),
+   * in buffers of the caller's own (fresh per call: the trainer sums into and clips them in place).
+   */
   lossAndGrads(batch: MicroBatch, params: LoraParams, scale: number): Promise<{ lossSum: number; grads: Float32Array[] }>;
   /** Validation: Σ cross-entropy, and per label position 1 where the argmax of the logits is the label. */
   evaluate(batch: MicroBatch, params: LoraParams): Promise<{ lossSum: number; hits: Float32Array }>;
@@ -241,13 +244,20 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
     const group = plan[run.batchInEpoch];
     const labels = group.reduce((s, b) => s + b.labelTargets.length, 0);
     let lossSum = 0, tokens = 0;
-    const acc = tensors.map((t) => new Float32Array(t.length));
-    for (const mb of group) {
-      const r = await time('step session', () => engine.lossAndGrads(mb, params, 1 / labels));
+    // The session computes the next micro-batch (same parameters) while this thread adds up the last
+    // one's gradients; the first one's buffers are the sum (0 + g is g).
+    let acc: Float32Array[] | null = null;
+    let next = time('step session', () => engine.lossAndGrads(group[0], params, 1 / labels));
+    for (let k = 0; k < group.length; k++) {
+      const r = await next;
+      if (k + 1 < group.length) next = time('step session', () => engine.lossAndGrads(group[k + 1], params, 1 / labels));
       lossSum += r.lossSum;
-      tokens += mb.tokens;
-      time('gradient sum', () => r.grads.forEach((g, i) => { const a = acc[i]; for (let j = 0; j < g.length; j++) a[j] += g[j]; }));
+      tokens += group[k].tokens;
+      const sum = acc;
+      if (sum) time('gradient sum', () => r.grads.forEach((g, i) => { const a = sum[i]; for (let j = 0; j < g.length; j++) a[j] += g[j]; }));
+      else acc = r.grads;
     }
+    if (!acc) throw new Error('an optimizer step without micro-batches');
     const gradNorm = time('clip', () => clipGradNorm(acc, opts.maxGradNorm));
     const lr = learningRate({ kind: opts.schedule, baseLr: opts.lr, warmupSteps: opts.warmupSteps, totalSteps }, run.step);
     // Checked before the update: the parameters, and what is on disk, stay those of the last good step.

@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-interface ProfileEvent { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string; provider?: string; input_type_shape?: Record<string, number[]>[] } }
+interface ThreadStats { main_thread?: { block_size?: number[]; Wait?: number; Distribution?: number } }
+interface ProfileEvent { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string; provider?: string; input_type_shape?: Record<string, number[]>[]; thread_scheduling_stats?: ThreadStats } }
 
 /** The profile ORT wrote into `dir` (the folder of a profilePrefix), or null when there is none. */
 export function profileIn(dir: string): string | null {
@@ -82,5 +83,48 @@ export function placementSummary(file: string, first: number, last = first): str
     const list = [...onCpu].sort((a, b) => b[1].n - a[1].n).map(([k, c]) => `${k}×${Math.round(c.n / n)}`);
     lines.push(`  on the CPU: ${list.length ? list.join(' ') : 'nothing'}`);
   }
+  return lines;
+}
+
+/**
+ * What kept the second core idle in model_run events first…last (per run): kernels that ran on the calling
+ * thread alone (no parallel section in ORT's thread_scheduling_stats), by op; parallel kernels and the
+ * calling thread's wait for the pool inside them; and the time between kernels (the executor's own work).
+ */
+export function threadSummary(file: string, first: number, last = first): string[] {
+  const events = JSON.parse(fs.readFileSync(file, 'utf8')) as ProfileEvent[];
+  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').slice(first, last + 1);
+  if (runs.length === 0) return ['threads: no model_run recorded'];
+  const lines: string[] = [];
+  let single = 0, parallel = 0, wait = 0, gaps = 0, kernels = 0;
+  const singleByOp = new Map<string, { us: number; n: number }>();
+  for (const r of runs) {
+    const inRun = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time') && e.args?.op_name !== 'If' && e.ts >= r.ts && e.ts <= r.ts + r.dur).sort((a, b) => a.ts - b.ts);
+    let end = r.ts;
+    for (const e of inRun) {
+      kernels++;
+      if (e.ts > end) gaps += e.ts - end;
+      end = Math.max(end, e.ts + e.dur);
+      const main = e.args?.thread_scheduling_stats?.main_thread;
+      if (main?.block_size?.length) {
+        parallel += e.dur;
+        wait += main.Wait ?? 0;
+      } else {
+        single += e.dur;
+        const op = e.args?.op_name ?? '?';
+        const s = singleByOp.get(op) ?? { us: 0, n: 0 };
+        s.us += e.dur;
+        s.n++;
+        singleByOp.set(op, s);
+      }
+    }
+    gaps += Math.max(0, r.ts + r.dur - end);
+  }
+  const n = runs.length;
+  const ms = (us: number) => `${(us / n / 1000).toFixed(1)} ms`;
+  const runUs = runs.reduce((a, r) => a + r.dur, 0);
+  lines.push(`threads, per run of ${ms(runUs)} (${Math.round(kernels / n)} kernels): single-threaded kernels ${ms(single)}, between kernels ${ms(gaps)}, parallel kernels ${ms(parallel)} (of which the calling thread waited ${ms(wait)} for the pool)`);
+  lines.push('single-threaded kernels by op:');
+  for (const [op, s] of [...singleByOp].sort((a, b) => b[1].us - a[1].us).slice(0, 10)) lines.push(`  ${op.padEnd(34)} ${ms(s.us).padStart(10)}  ×${Math.round(s.n / n)}`);
   return lines;
 }

@@ -1,7 +1,7 @@
 // One train-step session on a model file, run by run: wall and CPU seconds and RSS (anonymous and
 // file-mapped: ORT maps the weights) after each run, then a forward-only evaluation. With --profile,
 // ORT's kernel profile of the last training run, summed by op type and by (op, input shapes): where a step's time
-// goes, which the whole fine-tune (bench/train.ts) cannot say.
+// goes, which the whole fine-tune (bench/train.ts) cannot say, and what ran on one thread (threadSummary).
 //   node --import tsx bench/trainStep.ts [MODEL] [--runs N] [--micro M] [--tokens T] [--completion C]
 //        [--rank R] [--keep all|none|q,k,…] [--no-recompute] [--head-bits 4|8] [--threads N] [--profile]
 //        [--spin] [--inter-op N]   (intra-op threads spinning between kernels; N > 1: ORT's parallel execution mode)
@@ -17,7 +17,7 @@ import { ALL_TARGETS, initLora, type LoraTarget } from '../src/engine/train/lora
 import { syntheticExamples } from '../src/engine/train/benchTrain';
 import { collate } from '../src/engine/train/batch';
 import { flag, has } from './flags';
-import { profileIn, summariseProfile } from './ortProfile';
+import { profileIn, summariseProfile, threadSummary } from './ortProfile';
 
 const first = process.argv[2];
 const model = first && !first.startsWith('--') ? first : 'bench/out/270m-q4.gguf';
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     if (profileDir) {
       await engine.endProfiling();
       const file = profileIn(profileDir);
-      for (const line of file ? summariseProfile(file, runs - 1) : ['profile: no file written']) console.log(line);
+      for (const line of file ? [...summariseProfile(file, runs - 1), ...threadSummary(file, runs - 1)] : ['profile: no file written']) console.log(line);
     }
   } finally {
     await engine.dispose();

@@ -15,6 +15,7 @@ import { Rng } from '../rng';
 import { splitValidation } from './split';
 import { IGNORE, type TokenizedExample } from './tokenize';
 import { train, type TrainEvent } from './trainer';
+import type { PhaseClock } from './phaseClock';
 
 export interface TrainBenchOptions {
   precision?: Precision;
@@ -29,7 +30,11 @@ export interface TrainBenchOptions {
   batch?: number;
   microBatch?: number;
   rank?: number;
+  /** The step session's pool threads spin between kernels (OrtEngineOptions.spinning); default off. */
+  spinning?: boolean;
   onEvent?: (e: TrainEvent) => void;
+  /** Times the fine-tune's phases (bench/train.ts --phases). */
+  phases?: PhaseClock;
 }
 
 export interface TrainBenchResult {
@@ -62,7 +67,7 @@ export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): 
   const cfg = source.config;
   const rank = o.rank ?? 16;
   const params = initLora(cfg, rank, 2 * rank, ALL_TARGETS, 1);
-  const engine = await createOrtEngine(source, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2, device: o.device });
+  const engine = await createOrtEngine(source, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2, device: o.device, spinning: o.spinning });
   const setup = (performance.now() - t0) / 1000;
   const data = splitValidation(syntheticExamples(o.examples ?? 20, o.tokens ?? 120, o.completion ?? 40, cfg.vocabSize, 7), { fraction: 0.2, seed: 1 });
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-bench-train-'));
@@ -75,7 +80,7 @@ export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): 
     const c1 = process.cpuUsage();
     await train(cfg, engine, data, params, {
       epochs: o.epochs ?? 3, lr: 2e-4, schedule: 'linear', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, batchSize: micro, gradAccum: Math.max(1, Math.round((o.batch ?? 4) / micro)),
-      seed: 1, shuffle: true, evalEvery: 0, patience: 0, padId: cfg.padId, outDir: out,
+      seed: 1, shuffle: true, evalEvery: 0, patience: 0, padId: cfg.padId, outDir: out, phases: o.phases,
       onEvent: (e) => {
         if (e.type === 'step') {
           stepTokens += e.tokens;

@@ -21,6 +21,7 @@ import { writePeftAdapter } from './peftWriter';
 import { shuffled } from '../rng';
 import { learningRate, type ScheduleKind } from './schedule';
 import { TRAIN_DEFAULTS } from './defaults';
+import { untimed, type PhaseClock } from './phaseClock';
 import type { TrainEvent } from './events';
 import type { TokenizedExample } from './tokenize';
 import type { GemmaConfig } from '../model/config';
@@ -29,7 +30,10 @@ import { ADAPTER_WEIGHTS_FILE, CHECKPOINT_FILE } from '../../common/files';
 
 /** Computes what one optimizer step needs; the ORT step graph implements it. */
 export interface StepEngine {
-  /** Σ cross-entropy over the batch's label tokens, and d(scale · Σ CE)/dθ for every tensor of flatTensors(params). */
+  /**
+   * Σ cross-entropy over the batch's label tokens, and d(scale · Σ CE)/dθ for every tensor of flatTensors(params),
+   * in buffers of the caller's own (fresh per call: the trainer sums into and clips them in place).
+   */
   lossAndGrads(batch: MicroBatch, params: LoraParams, scale: number): Promise<{ lossSum: number; grads: Float32Array[] }>;
   /** Validation: Σ cross-entropy, and per label position 1 where the argmax of the logits is the label. */
   evaluate(batch: MicroBatch, params: LoraParams): Promise<{ lossSum: number; hits: Float32Array }>;
@@ -67,6 +71,8 @@ export interface TrainOptions {
   onEvent?: (e: TrainEvent) => void;
   /** A task metric on the held-out examples with the current adapter (exact match, label accuracy). */
   evaluateTask?: (params: LoraParams, val: TokenizedExample[]) => Promise<{ name: string; value: number }>;
+  /** Sums the wall and CPU time of the run's phases (bench --train --phases). */
+  phases?: PhaseClock;
 }
 
 export type { TrainEvent };
@@ -118,7 +124,7 @@ const OPTION_ROLES: Record<keyof TrainOptions, 'setting' | 'length' | 'process'>
   epochs: 'length', minSteps: 'length', maxSteps: 'length',
   lr: 'setting', schedule: 'setting', warmupSteps: 'setting', weightDecay: 'setting', maxGradNorm: 'setting', batchSize: 'setting',
   gradAccum: 'setting', seed: 'setting', shuffle: 'setting', evalEvery: 'setting', patience: 'setting', padId: 'setting',
-  outDir: 'process', baseModel: 'process', resume: 'process', checkpointEverySeconds: 'process', signal: 'process', onEvent: 'process', evaluateTask: 'process',
+  outDir: 'process', baseModel: 'process', resume: 'process', checkpointEverySeconds: 'process', signal: 'process', onEvent: 'process', evaluateTask: 'process', phases: 'process',
 };
 /** The fingerprint's format; checkpoints of earlier versions hold a fingerprint of fewer settings, without it. */
 const FINGERPRINT_VERSION = 2;
@@ -166,7 +172,9 @@ function fingerprintDifference(saved: string, current: string): string | null {
 /** Runs training from `params` (modified in place) and writes the chosen adapter to opts.outDir. */
 export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train: TokenizedExample[]; val: TokenizedExample[] }, params: LoraParams, opts: TrainOptions): Promise<TrainResult> {
   if (data.train.length === 0) throw new RangeError('no training examples');
-  const emit = opts.onEvent ?? (() => {});
+  const time = opts.phases ? opts.phases.time.bind(opts.phases) : untimed;
+  const onEvent = opts.onEvent;
+  const emit = onEvent ? (e: TrainEvent) => time('events', () => onEvent(e)) : () => {};
   const runPlan = trainingPlan(data.train.length, { epochs: opts.epochs, minSteps: opts.minSteps ?? 0, batchSize: opts.batchSize, gradAccum: opts.gradAccum });
   const spe = runPlan.stepsPerEpoch;
   const totalSteps = opts.maxSteps ?? runPlan.totalSteps;
@@ -183,18 +191,18 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   let savedStep = early.bestStep;
   emit({ type: 'start', totalSteps, stepsPerEpoch: spe, trainExamples: data.train.length, valExamples: data.val.length, trainableParams: parameterCount(params), resumedFromStep });
 
-  const saveAdapter = (p: LoraParams, atStep: number) => {
+  const saveAdapter = (p: LoraParams, atStep: number) => time('save adapter', () => {
     requireFiniteParams(p, atStep, opts.lr);
     writePeftAdapter(opts.outDir, p, { baseModel: opts.baseModel ?? null, metadata: { step: String(atStep) } });
     savedStep = atStep;
-  };
+  });
   const checkpointEveryMs = 1000 * (opts.checkpointEverySeconds ?? TRAIN_DEFAULTS.checkpointEverySeconds);
   let lastCheckpointAt = performance.now();
-  const checkpoint = () => {
+  const checkpoint = () => time('checkpoint', () => {
     requireFiniteParams(params, run.step, opts.lr);
     run.save(ckptFile, params, fingerprint);
     lastCheckpointAt = performance.now();
-  };
+  });
 
   // Exact match without generating: greedy decoding reproduces an example's answer exactly iff the
   // argmax at every label position (teacher-forced on the same prefix) is the label.
@@ -202,7 +210,7 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   const evaluate = async (): Promise<boolean> => {
     let sum = 0, count = 0, exact = 0;
     for (const b of valRuns) {
-      const r = await engine.evaluate(b, params);
+      const r = await time('eval session', () => engine.evaluate(b, params));
       sum += r.lossSum;
       count += b.labelTargets.length;
       const allHit = new Array<boolean>(b.B).fill(true);
@@ -211,7 +219,8 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
     }
     const valLoss = sum / count;
     if (!Number.isFinite(valLoss)) throw new TrainingDivergedError(run.step, 'validation loss', valLoss, opts.lr);
-    const metric = opts.evaluateTask ? await opts.evaluateTask(params, data.val) : { name: 'exact_match', value: exact / data.val.length };
+    const evaluateTask = opts.evaluateTask;
+    const metric = evaluateTask ? await time('eval task', () => evaluateTask(params, data.val)) : { name: 'exact_match', value: exact / data.val.length };
     const { improved, stop } = early.observe(valLoss, run.step);
     if (improved) {
       best = cloneLora(params);
@@ -224,7 +233,7 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
   const t0 = performance.now();
   let reason: TrainResult['reason'] = 'completed';
   // A new epoch draws a new order; a resumed one keeps the order saved with it.
-  const planEpoch = () => planSteps(run.startEpoch(data.train, (xs, rng) => (opts.shuffle ? shuffled(xs, rng) : xs.slice())), opts.batchSize, opts.gradAccum, opts.padId);
+  const planEpoch = () => time('batching', () => planSteps(run.startEpoch(data.train, (xs, rng) => (opts.shuffle ? shuffled(xs, rng) : xs.slice())), opts.batchSize, opts.gradAccum, opts.padId));
   let plan: MicroBatch[][] = planEpoch();
   while (run.step < totalSteps) {
     if (opts.signal?.aborted) {
@@ -235,19 +244,26 @@ export async function train(cfg: GemmaConfig, engine: StepEngine, data: { train:
     const group = plan[run.batchInEpoch];
     const labels = group.reduce((s, b) => s + b.labelTargets.length, 0);
     let lossSum = 0, tokens = 0;
-    const acc = tensors.map((t) => new Float32Array(t.length));
-    for (const mb of group) {
-      const r = await engine.lossAndGrads(mb, params, 1 / labels);
+    // The session computes the next micro-batch (same parameters) while this thread adds up the last
+    // one's gradients; the first one's buffers are the sum (0 + g is g).
+    let acc: Float32Array[] | null = null;
+    let next = time('step session', () => engine.lossAndGrads(group[0], params, 1 / labels));
+    for (let k = 0; k < group.length; k++) {
+      const r = await next;
+      if (k + 1 < group.length) next = time('step session', () => engine.lossAndGrads(group[k + 1], params, 1 / labels));
       lossSum += r.lossSum;
-      tokens += mb.tokens;
-      r.grads.forEach((g, i) => { const a = acc[i]; for (let j = 0; j < g.length; j++) a[j] += g[j]; });
+      tokens += group[k].tokens;
+      const sum = acc;
+      if (sum) time('gradient sum', () => r.grads.forEach((g, i) => { const a = sum[i]; for (let j = 0; j < g.length; j++) a[j] += g[j]; }));
+      else acc = r.grads;
     }
-    const gradNorm = clipGradNorm(acc, opts.maxGradNorm);
+    if (!acc) throw new Error('an optimizer step without micro-batches');
+    const gradNorm = time('clip', () => clipGradNorm(acc, opts.maxGradNorm));
     const lr = learningRate({ kind: opts.schedule, baseLr: opts.lr, warmupSteps: opts.warmupSteps, totalSteps }, run.step);
     // Checked before the update: the parameters, and what is on disk, stay those of the last good step.
     if (!Number.isFinite(lossSum)) throw new TrainingDivergedError(run.step + 1, 'loss', lossSum, opts.lr);
     if (!Number.isFinite(gradNorm)) throw new TrainingDivergedError(run.step + 1, 'gradient norm', gradNorm, opts.lr);
-    opt.update(tensors, acc, lr);
+    time('adamw', () => opt.update(tensors, acc, lr));
     const epochEnded = run.endStep(plan.length);
     const step = run.step;
     const stepS = (performance.now() - ts) / 1000;

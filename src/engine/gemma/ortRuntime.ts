@@ -39,7 +39,7 @@ const MAX_CHUNK = 256;
 export class AdapterShapeError extends Error {}
 
 /** The LM head runs as this many MatMulNBits over vocabulary slices (see ParamsOptions.headParts). */
-const HEAD_PARTS = 8;
+const HEAD_PARTS = 16;
 
 /**
  * How the runtime carries LoRA. 'lazy' (default): run the base model on a graph without LoRA inputs (the
@@ -164,9 +164,12 @@ async function openConverted(files: Pick<CacheEntry, 'file' | 'meta'>, config: G
     const base = fs.readFileSync(files.file(BASE_GRAPH));
     const lora = mode === 'never' ? null : fs.readFileSync(files.file(LORA_GRAPH));
     session = await sessionFromFile(files.file(mode === 'always' ? LORA_GRAPH : BASE_GRAPH), cfg);
+    // The head's only large buffers are its logits: without an arena of its own they are freed after each
+    // run instead of held beside the layers' arena (peak RSS: bench/ab-bench.sh).
+    const headCfg: SessionConfig = { ...cfg, memArena: false };
     const head = hasPackedHead(files.meta)
-      ? await sessionFromFile(files.file(HEAD_PACKED_GRAPH), { ...cfg, optimization: 'disabled' })
-      : await sessionFromFile(files.file(HEAD_GRAPH), cfg);
+      ? await sessionFromFile(files.file(HEAD_PACKED_GRAPH), { ...headCfg, optimization: 'disabled' })
+      : await sessionFromFile(files.file(HEAD_GRAPH), headCfg);
     return { session, head, fd, models: { base: mode === 'always' ? lora! : base, lora: mode === 'lazy' ? lora : null }, embedding };
   } catch (e) {
     await session?.release();

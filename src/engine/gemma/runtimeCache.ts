@@ -10,6 +10,7 @@
 
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { version } from '../../../package.json';
 import type { GemmaConfig } from '../model/config';
 import type { NbitsLayout } from '../model/quantLayout';
@@ -34,18 +35,31 @@ export const HEAD_PACKED_DATA = 'head.packed.bin';
 
 let codeHash: string | null = null;
 
-/** A hash of the code that converts: the bundle this runs from (or, unbundled, this module's source). */
+/**
+ * A hash of the code that converts: the bundle this runs from (dist/worker.js, dist/cli.js), or, run from
+ * the sources (tsx), every source file of the engine, so that an edit during development is a new key too.
+ */
 function codeStamp(): string {
   if (codeHash === null) {
-    let bytes: Buffer | string;
-    try {
-      bytes = fs.readFileSync(__filename);
-    } catch {
-      bytes = 'unreadable';
+    const h = createHash('sha256');
+    const files = __filename.endsWith('.ts') ? sourcesUnder(path.join(__dirname, '..')) : [__filename];
+    for (const f of files) {
+      try {
+        h.update(f).update(fs.readFileSync(f));
+      } catch {
+        h.update(`${f}: unreadable`);
+      }
     }
-    codeHash = createHash('sha256').update(bytes).digest('hex');
+    codeHash = h.digest('hex');
   }
   return codeHash;
+}
+
+function sourcesUnder(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && e.name.endsWith('.ts'))
+    .map((e) => path.join(e.parentPath, e.name))
+    .sort();
 }
 
 /** The entry key of a model converted with `graphOptions`. */

@@ -60,6 +60,11 @@ const LIMITS = {
 };
 const WINDOW = 1 << 20;
 
+/** What an error names: a text, or a function that makes it (only when an error needs it). */
+type Label = string | (() => string);
+
+const labelText = (l: Label): string => (typeof l === 'string' ? l : l());
+
 /** A forward reader over the header part of a file, through a 1 MiB window of positioned reads. */
 class HeaderCursor {
   pos = 0;
@@ -73,9 +78,9 @@ class HeaderCursor {
   }
 
   /** Makes bytes [pos, pos+n) available and returns their offset in the window (read this.win only after calling it). */
-  private need(n: number, what: string): number {
+  private need(n: number, what: Label): number {
     if (n > this.remaining) {
-      throw new GgufError(this.file, `file ends at byte ${this.size} while reading ${what} at byte ${this.pos} (needs ${n} more bytes): truncated`);
+      throw new GgufError(this.file, `file ends at byte ${this.size} while reading ${labelText(what)} at byte ${this.pos} (needs ${n} more bytes): truncated`);
     }
     if (this.pos < this.winStart || this.pos + n > this.winStart + this.win.length) {
       const len = Math.min(Math.max(n, WINDOW), this.size - this.pos);
@@ -100,15 +105,17 @@ class HeaderCursor {
   i64(what: string): bigint { const at = this.need(8, what); return this.win.readBigInt64LE(at); }
 
   /** A u64 that must fit a JS number and be ≤ max. */
-  count(what: string, max: number): number {
-    const v = this.u64(what);
-    if (v > BigInt(max)) throw new GgufError(this.file, `${what} is ${v}, beyond the limit ${max}: corrupt or not a GGUF model`);
+  count(what: Label, max: number): number {
+    const at = this.need(8, what);
+    const v = this.win.readBigUInt64LE(at);
+    if (v > BigInt(max)) throw new GgufError(this.file, `${labelText(what)} is ${v}, beyond the limit ${max}: corrupt or not a GGUF model`);
     return Number(v);
   }
 
-  string(what: string, max = LIMITS.stringBytes): string {
-    const len = this.count(`length of ${what}`, max);
-    if (len > this.remaining) throw new GgufError(this.file, `${what} claims ${len} bytes but only ${this.remaining} remain: truncated`);
+  /** A length-prefixed UTF-8 string; `what` names it in errors (a function: made only then, as for 262k vocabulary items). */
+  string(what: Label, max = LIMITS.stringBytes): string {
+    const len = this.count(() => `length of ${labelText(what)}`, max);
+    if (len > this.remaining) throw new GgufError(this.file, `${labelText(what)} claims ${len} bytes but only ${this.remaining} remain: truncated`);
     const at = this.need(len, what);
     return this.win.toString('utf8', at, at + len);
   }
@@ -149,7 +156,7 @@ function readArray(c: HeaderCursor, file: string, label: string, depth: number):
   if (elemType === GgufType.STRING) {
     if (n * 8 > c.remaining) throw new GgufError(file, `metadata ${label}: ${n} strings cannot fit in the ${c.remaining} remaining bytes: truncated`);
     const items: string[] = new Array(n);
-    for (let i = 0; i < n; i++) items[i] = c.string(`${label}[${i}]`);
+    for (let i = 0; i < n; i++) items[i] = c.string(() => `${label}[${i}]`);
     return { elemType: GgufType.STRING, items };
   }
   if (elemType === GgufType.ARRAY) {

@@ -2,6 +2,8 @@
 // tokenizer.json, tokenizerGguf.ts from a GGUF's SentencePiece arrays), so that one encoder and one decoder
 // serve both. Pieces keep the model's spelling: "▁" for a space, "<0x0A>" for a byte-fallback piece.
 
+import type { PieceLookup } from './pieceIndex';
+
 /** What a token is, for matching, merging and decoding. */
 export const TokenKind = {
   /** An ordinary piece: takes part in merges, decodes to its text. */
@@ -41,7 +43,7 @@ export interface VocabTables {
   /** id → piece as the model spells it. */
   pieces: string[];
   /** piece → id (for normal, byte and added pieces). */
-  pieceToId: Map<string, number>;
+  pieceToId: PieceLookup;
   /** id → TokenKind. */
   kinds: Uint8Array;
   /** byte value → id of its `<0xXX>` piece, or -1. */

@@ -249,9 +249,10 @@ export class TrainingPanel {
 
   /** Sends the state again when task.json or examples.jsonl changed on disk since this window last read or wrote them. */
   private reloadIfChanged(): void {
-    void this.store.changedOnDisk(this.taskId).then((changed) => {
-      if (!changed) return;
-      this.deps.events?.write('panelReloaded', { taskId: this.taskId });
+    void this.store.diskChange(this.taskId).then((change) => {
+      if (!change) return;
+      this.deps.log.info(`training panel: ${change.file} changed on disk (${change.known ?? 'never read'} → ${change.now ?? 'gone'}); showing it again`);
+      this.deps.events?.write('panelReloaded', { taskId: this.taskId, ...change });
       return this.sendState();
     }).catch((err: Error) => this.deps.log.warn(`training panel: ${err.message}`));
   }

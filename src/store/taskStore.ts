@@ -374,15 +374,21 @@ export class TaskStore {
    * Whether task.json or examples.jsonl changed on disk since this store last read or wrote them:
    * another window, the CLI or a hand edit. A panel reloads when it did.
    */
-  changedOnDisk(id: string): Promise<boolean> {
+  async changedOnDisk(id: string): Promise<boolean> {
+    return (await this.diskChange(id)) !== null;
+  }
+
+  /** What changedOnDisk saw: the first of the two files that changed, the stamp this store knew and the one on disk; null: none. */
+  diskChange(id: string): Promise<DiskChange | null> {
     // Queued behind this process's own edits: between an edit's rename and its stamp being noted,
     // the file would look changed by someone else, and the panel would reload under the user's typing.
     return this.serial(id, async () => {
       for (const name of [TASK_FILE, EXAMPLES_FILE]) {
         const file = path.join(this.taskDir(id), name);
-        if (!this.known.has(file) || (await currentStamp(file)) !== this.known.get(file)) return true;
+        const now = await currentStamp(file);
+        if (!this.known.has(file) || now !== this.known.get(file)) return { file: name, known: this.known.get(file), now };
       }
-      return false;
+      return null;
     });
   }
 
@@ -581,6 +587,14 @@ export class TaskStore {
     });
     return run;
   }
+}
+
+/** A change of a task's file on disk that this store did not make (TaskStore.diskChange). */
+export interface DiskChange {
+  file: string;
+  /** The stamp this store last read or wrote (undefined: it never saw the file). */
+  known: FileStamp | null | undefined;
+  now: FileStamp | null;
 }
 
 /**

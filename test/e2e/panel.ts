@@ -54,7 +54,8 @@ function assertNoNewState(events: string, states: number): void {
   let seen = 0;
   const from = states === 0 ? 0 : all.findIndex((e) => e.event === 'panelState' && ++seen === states) + 1;
   const since = all.slice(from);
-  assert.equal(stateCount(events), states, `no new state from the host in between (the events since: ${since.map((e) => e.event).join(', ')})`);
+  const named = since.map((e) => (e.event === 'panelReloaded' ? `panelReloaded ${JSON.stringify({ file: e.file, known: e.known, now: e.now })}` : e.event));
+  assert.equal(stateCount(events), states, `no new state from the host in between (the events since: ${named.join(', ')})`);
 }
 
 /** The value of a <vscode-…> field. */

@@ -1,9 +1,10 @@
-// GemmaRuntime on onnxruntime-node: one session over the whole-model inference graph (inferenceGraph.ts)
-// serves prefill, decode and every adapter, so the base weights are in memory once (until an adapter is
-// first used, the session runs the graph variant without LoRA inputs; see LoraMode). Per step the
-// runtime reads the tokens' embedding rows (embeddingReader.ts), computes the small inputs (RoPE tables,
-// masks, split sizes), passes the cache's K/V buffers in place, and appends the step's new K/V outputs to
-// the cache.
+// GemmaRuntime on onnxruntime-node: one session over the layers (inferenceGraph.ts, `head: 'apart'`) and
+// one over the LM head (headGraph) serve prefill, decode and every adapter, so the base weights are in
+// memory once (until an adapter is first used, the layers run the graph variant without LoRA inputs; see
+// LoraMode). The head is a session of its own so that its packed form can be kept between loads
+// (runtimeCache.ts). Per step the runtime reads the tokens' embedding rows (embeddingReader.ts), computes
+// the small inputs (RoPE tables, masks, split sizes), passes the cache's K/V buffers in place, appends the
+// step's new K/V outputs to the cache, and runs the head on the rows whose logits are wanted.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -121,10 +122,11 @@ type GraphChoices = Omit<InferenceGraphOptions, 'lora' | 'head' | 'debugHidden'>
 
 /**
  * Converts the model into the empty folder `dir`: the data file, the layers' graph without and with LoRA
- * inputs, the head's graph, and with `packHead` the head as ORT packed it (HEAD_PACKED_*), so that a
- * later load maps the packed head instead of packing it again. Returns the record of where things are.
+ * inputs, and the head's graph. `forCache`: the head is also saved as ORT packed it (HEAD_PACKED_*), so that
+ * a later load maps the packed head instead of packing it again (FolderCache flushes the files).
+ * Returns the record of where things are.
  */
-async function convertInto(dir: string, weights: ModelWeights | WeightSource, graphOpts: GraphChoices, cfg: SessionConfig, packHead: boolean): Promise<RuntimeRecord> {
+async function convertInto(dir: string, weights: ModelWeights | WeightSource, graphOpts: GraphChoices, cfg: SessionConfig, forCache: boolean): Promise<RuntimeRecord> {
   const file = new ExternalDataFile(dir);
   let layers, head, lora, table;
   try {
@@ -133,7 +135,6 @@ async function convertInto(dir: string, weights: ModelWeights | WeightSource, gr
     lora = inferenceGraphWithParams(weights, { ...graphOpts, lora: true, head: 'apart' }, file, layers.params);
     // Before the file is closed: a requantised head's lookup rows are a table of their own, written here.
     table = head.params.embeddingTable();
-    file.finish();
   } finally {
     file.close();
   }
@@ -142,7 +143,7 @@ async function convertInto(dir: string, weights: ModelWeights | WeightSource, gr
   fs.writeFileSync(path.join(dir, HEAD_GRAPH), head.graph.build().model);
   // Only the CPU packs weights at session creation (and only its packed head is known to reload exactly:
   // runtimeCache.ts says why the layers' are not kept).
-  const packed = packHead && (cfg.device ?? 'cpu') === 'cpu';
+  const packed = forCache && (cfg.device ?? 'cpu') === 'cpu';
   if (packed) await (await sessionFromFile(path.join(dir, HEAD_GRAPH), { ...cfg, saveOptimized: { model: path.join(dir, HEAD_PACKED_GRAPH), data: HEAD_PACKED_DATA } })).release();
   return runtimeRecord(weights.config, table, packed);
 }
@@ -219,7 +220,7 @@ interface SessionState {
   session: ortTypes.InferenceSession;
   /** The LM head (headGraph): rows → logits; the same for the base and LoRA variants. */
   head: ortTypes.InferenceSession;
-  /** Read descriptor on the (unlinked) external data file both graph variants use. */
+  /** Read descriptor on the external data file both layer variants use (a cache entry's, or an unlinked temporary one). */
   fd: number;
   baseModel: Uint8Array;
   /** The LoRA variant's model bytes while the base graph runs ('lazy'), else null. */

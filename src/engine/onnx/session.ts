@@ -103,18 +103,6 @@ export class ExternalDataFile implements InitializerSink {
     this.fd = fs.openSync(path.join(this.dir, WEIGHTS_FILE), 'w');
   }
 
-  /** The data file's path. */
-  get dataPath(): string {
-    return path.join(this.dir, WEIGHTS_FILE);
-  }
-
-  /** Flushes the written data to the disk and closes the file (a cache entry must survive a power cut whole). */
-  finish(): void {
-    if (!this.fdOpen) return;
-    fs.fsyncSync(this.fd);
-    this.closeFd();
-  }
-
   /** Closes the data file (without flushing it). */
   close(): void {
     this.closeFd();

@@ -125,7 +125,13 @@ export async function openCodeActions(page: Page, title: string, shot?: () => Pr
   await page.locator(bulb).first().waitFor({ timeout: UI_TIMEOUT });
   const row = page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
   // The menu can miss a selection whose actions were still being computed: ask again.
-  await actUntilShown(row, () => page.keyboard.press('Control+.'), { tries: 4, waitMs: 5000, undo: () => page.keyboard.press('Escape') });
+  try {
+    await actUntilShown(row, () => page.keyboard.press('Control+.'), { tries: 4, waitMs: 5000, undo: () => page.keyboard.press('Escape') });
+  } catch (e) {
+    // Say what the menu offered instead (nothing at all: it did not open).
+    const offered = await page.locator('.action-widget .monaco-list-row').allInnerTexts().catch(() => []);
+    throw new Error(`no "${title}" in the code action menu; it showed ${offered.length ? offered.map((t) => JSON.stringify(t.trim())).join(', ') : 'no rows'}`, { cause: e });
+  }
   await shot?.();
 }
 

@@ -124,9 +124,10 @@ export async function openCodeActions(page: Page, title: string, shot?: () => Pr
   const bulb = '.monaco-editor [class*="codicon-gutter-lightbulb"], .monaco-editor .lightBulbWidget[class*="codicon-light"]';
   await page.locator(bulb).first().waitFor({ timeout: UI_TIMEOUT });
   const row = page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
-  // The menu can miss a selection whose actions were still being computed: ask again.
+  // The menu can miss a selection whose actions were still being computed: ask again. On a busy shared
+  // machine two fresh-clone runs saw it not open at all for 20 s (four tries), so it gets six of 8 s.
   try {
-    await actUntilShown(row, () => page.keyboard.press('Control+.'), { tries: 4, waitMs: 5000, undo: () => page.keyboard.press('Escape') });
+    await actUntilShown(row, () => page.keyboard.press('Control+.'), { tries: 6, waitMs: 8000, undo: () => page.keyboard.press('Escape') });
   } catch (e) {
     // Say what the menu offered instead (nothing at all: it did not open).
     const offered = await page.locator('.action-widget .monaco-list-row').allInnerTexts().catch(() => []);

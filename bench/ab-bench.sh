@@ -3,7 +3,7 @@
 #   bash bench/ab-bench.sh OTHER_CLI MODEL [RUNS] [-- extra bench flags]
 # Prints each run's load, prefill, decode, classify and peak RSS, then the medians and this/other ratios.
 # The converted-model cache is a temporary $GEMMA_TUNE_CACHE, filled by a first run of this build
-# (not counted), so this build's loads are the loads of a model loaded before.
+# (printed, not counted), so this build's loads are the loads of a model loaded before.
 set -euo pipefail
 other=$1 model=$2 runs=${3:-3}
 shift $(( $# < 3 ? $# : 3 )); [[ ${1:-} == -- ]] && shift
@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)/dist/cli.js
 cache=$(mktemp -d)
 trap 'rm -rf "$cache"' EXIT
 one() { GEMMA_TUNE_CACHE=$cache node "$1" bench --model "$model" --json "${@:2}"; }
-one "$here" "$@" >/dev/null
+echo "this build, first load (fills the cache): $(one "$here" "$@" | node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8")).load_s)') s"
 out=$(mktemp)
 for ((i = 0; i < runs; i++)); do
   echo "other $(one "$other" "$@")" | tee -a "$out"

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { FolderCache } from '../../src/engine/onnx/folderCache';
 import { openModel } from '../../src/engine/generate/openModel';
 import { GEMMA3_TINY } from '../../src/engine/model/config';
@@ -44,11 +44,16 @@ function assertSame(got: { base: Float32Array; tuned: Float32Array }, want: { ba
 
 const entries = (root: string) => new FolderCache(root).keys();
 
-test('a model loaded before opens from the cache with exactly the logits of a fresh conversion, base and adapter', async (t) => {
+/** A model file `m.gguf` of `seed` in a fresh folder, and the cache folder beside it (both removed after `t`). */
+function modelInFolder(t: TestContext, seed: number): { dir: string; file: string; root: string } {
   const dir = tempDir('wcache-', t);
   const file = path.join(dir, 'm.gguf');
-  writeModel(file, 1);
-  const root = path.join(dir, 'converted');
+  writeModel(file, seed);
+  return { dir, file, root: path.join(dir, 'converted') };
+}
+
+test('a model loaded before opens from the cache with exactly the logits of a fresh conversion, base and adapter', async (t) => {
+  const { file, root } = modelInFolder(t, 1);
   const fresh = await run(file, undefined);
   assert.equal(fresh.from, 'converted');
   const first = await run(file, root);
@@ -78,10 +83,7 @@ test('the packed head reloads exactly for every head kind: 4-bit (a Q4_0 embeddi
 });
 
 test('a changed model file is converted again, never served the old entry', async (t) => {
-  const dir = tempDir('wcache-', t);
-  const file = path.join(dir, 'm.gguf');
-  const root = path.join(dir, 'converted');
-  writeModel(file, 1);
+  const { file, root } = modelInFolder(t, 1);
   const one = await run(file, root);
   writeModel(file, 2); // same path, same size, other weights
   const want = await run(file, undefined);
@@ -93,10 +95,7 @@ test('a changed model file is converted again, never served the old entry', asyn
 });
 
 test('a damaged entry (a truncated file, garbled graph bytes, a missing record) is removed and built again', async (t) => {
-  const dir = tempDir('wcache-', t);
-  const file = path.join(dir, 'm.gguf');
-  const root = path.join(dir, 'converted');
-  writeModel(file, 3);
+  const { file, root } = modelInFolder(t, 3);
   const want = await run(file, undefined);
   await run(file, root);
   const [key] = entries(root);
@@ -119,9 +118,7 @@ test('a damaged entry (a truncated file, garbled graph bytes, a missing record) 
 });
 
 test('a cache folder that cannot be written still loads the model, converted as without a cache', async (t) => {
-  const dir = tempDir('wcache-', t);
-  const file = path.join(dir, 'm.gguf');
-  writeModel(file, 4);
+  const { dir, file } = modelInFolder(t, 4);
   const blocked = path.join(dir, 'not-a-folder');
   fs.writeFileSync(blocked, 'a file where the cache folder would be');
   const got = await run(file, blocked);

@@ -162,16 +162,18 @@ async function openConverted(files: Pick<CacheEntry, 'file' | 'meta'>, config: G
   let session: ortTypes.InferenceSession | null = null;
   try {
     const embedding = new EmbeddingReader(embeddingFromRecord(files.meta, config), fd);
-    const base = fs.readFileSync(files.file(BASE_GRAPH));
-    const lora = mode === 'never' ? null : fs.readFileSync(files.file(LORA_GRAPH));
-    session = await sessionFromFile(files.file(mode === 'always' ? LORA_GRAPH : BASE_GRAPH), cfg);
+    // The bytes of the graph that runs (to rebuild its session) and, lazily, of the LoRA variant to come.
+    const running = mode === 'always' ? LORA_GRAPH : BASE_GRAPH;
+    const base = fs.readFileSync(files.file(running));
+    const lora = mode === 'lazy' ? fs.readFileSync(files.file(LORA_GRAPH)) : null;
+    session = await sessionFromFile(files.file(running), cfg);
     // The head's only large buffers are its logits: without an arena of its own they are freed after each
     // run instead of held beside the layers' arena (peak RSS: bench/ab-bench.sh).
     const headCfg: SessionConfig = { ...cfg, memArena: false };
     const head = hasPackedHead(files.meta)
       ? await sessionFromFile(files.file(HEAD_PACKED_GRAPH), { ...headCfg, optimization: 'disabled' })
       : await sessionFromFile(files.file(HEAD_GRAPH), headCfg);
-    return { session, head, fd, models: { base: mode === 'always' ? lora! : base, lora: mode === 'lazy' ? lora : null }, embedding };
+    return { session, head, fd, models: { base, lora }, embedding };
   } catch (e) {
     await session?.release();
     fs.closeSync(fd);

@@ -5,13 +5,12 @@
 // lora.onnx (the inference graph without and with LoRA inputs, both reading weights.bin), and a record of
 // where the embedding table lies in weights.bin. Its key hashes everything the bytes depend on: the model's
 // files (identity.ts modelStamp: paths, sizes, times, inodes, sampled bytes), the graph options, and the
-// code that converted them (the package version and the bytes of the running bundle), so a changed model, a
-// changed setting or a new build never reads an old entry.
+// code that converted them (the bytes of the running bundle, which hold the package version too), so a
+// changed model, a changed setting or a new build never reads an old entry.
 
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { version } from '../../../package.json';
 import type { GemmaConfig } from '../model/config';
 import type { NbitsLayout } from '../model/quantLayout';
 import { WEIGHTS_FILE } from '../onnx/session';
@@ -64,7 +63,7 @@ function sourcesUnder(dir: string): string[] {
 
 /** The entry key of a model converted with `graphOptions`. */
 export function runtimeCacheKey(modelStamp: string, graphOptions: object): string {
-  return createHash('sha256').update(JSON.stringify({ version, code: codeStamp(), model: modelStamp, graph: graphOptions })).digest('hex').slice(0, 40);
+  return createHash('sha256').update(JSON.stringify({ code: codeStamp(), model: modelStamp, graph: graphOptions })).digest('hex').slice(0, 40);
 }
 
 /** What an entry records beside its files. */

@@ -7,7 +7,7 @@ import type { Device } from '../onnx/device';
 import { encodeChatPrompt, type ChatMessage } from '../model/chatTemplate';
 import type { GemmaConfig } from '../model/config';
 import { openWeights } from '../model/load';
-import { modelStamp } from '../model/identity';
+import { baseIdentity, modelStamp, type BaseIdentity } from '../model/identity';
 import type { WeightSource } from '../model/weightSource';
 import { createTokenizer, type Tokenizer } from '../model/tokenizer';
 import { readPeftParams } from '../train/peftParams';
@@ -22,6 +22,8 @@ export interface OpenModel {
   /** The tokenizer as generate/ uses it, or undefined without one. */
   gen: GenTokenizer | undefined;
   format: 'gguf' | 'safetensors';
+  /** The model's name, shape and weight fingerprint (identity.ts), read once at the load. */
+  base: BaseIdentity;
   /** Seconds from reading the file to a runnable session. */
   loadSeconds: number;
   /** What the loader left out (a vision tower, …), one line each, for the log. */
@@ -50,13 +52,15 @@ export async function openModel(modelPath: string, o: OpenOptions): Promise<Open
   const { source, format, tokenizer, notes } = openParts(modelPath, o.precision);
   const config = source.config;
   await o.beforeBuild?.(config);
-  const cache = o.weightCache ? { root: o.weightCache, modelStamp: modelStamp(modelPath, config) } : undefined;
+  const base = baseIdentity(modelPath, config);
+  const cache = o.weightCache ? { root: o.weightCache, modelStamp: modelStamp(modelPath, base.fingerprint) } : undefined;
   const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora, device: o.device, cache });
   return {
     runtime,
     tokenizer,
     gen: tokenizer ? genTokenizer(tokenizer, config.vocabSize) : undefined,
     format,
+    base,
     loadSeconds: (performance.now() - t0) / 1000,
     notes,
   };

@@ -101,13 +101,12 @@ class HeaderCursor {
   i32(what: string): number { const at = this.need(4, what); return this.win.readInt32LE(at); }
   f32(what: string): number { const at = this.need(4, what); return this.win.readFloatLE(at); }
   f64(what: string): number { const at = this.need(8, what); return this.win.readDoubleLE(at); }
-  u64(what: string): bigint { const at = this.need(8, what); return this.win.readBigUInt64LE(at); }
+  u64(what: Label): bigint { const at = this.need(8, what); return this.win.readBigUInt64LE(at); }
   i64(what: string): bigint { const at = this.need(8, what); return this.win.readBigInt64LE(at); }
 
   /** A u64 that must fit a JS number and be ≤ max. */
   count(what: Label, max: number): number {
-    const at = this.need(8, what);
-    const v = this.win.readBigUInt64LE(at);
+    const v = this.u64(what);
     if (v > BigInt(max)) throw new GgufError(this.file, `${labelText(what)} is ${v}, beyond the limit ${max}: corrupt or not a GGUF model`);
     return Number(v);
   }

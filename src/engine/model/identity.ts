@@ -122,9 +122,10 @@ export function baseIdentity(modelPath: string, cfg: GemmaConfig): BaseIdentity 
 
 /**
  * What changes whenever the model's files do: each file's path, size, modification time and inode, and the
- * fingerprint of its bytes. What the engine converted from a model is cached under this (gemma/runtimeCache.ts).
+ * fingerprint of its bytes (baseIdentity's). What the engine converted from a model is cached under this
+ * (gemma/runtimeCache.ts).
  */
-export function modelStamp(modelPath: string, cfg: GemmaConfig): string {
+export function modelStamp(modelPath: string, fingerprint: string): string {
   const full = path.resolve(modelPath);
   const files = fs.statSync(full).isDirectory()
     ? fs.readdirSync(full).filter((f) => f === 'config.json' || f.endsWith('.safetensors')).sort().map((f) => path.join(full, f))
@@ -133,5 +134,5 @@ export function modelStamp(modelPath: string, cfg: GemmaConfig): string {
     const st = fs.statSync(f);
     return [f, st.size, st.mtimeMs, st.ino];
   });
-  return JSON.stringify({ files: stats, fingerprint: baseIdentity(full, cfg).fingerprint });
+  return JSON.stringify({ files: stats, fingerprint });
 }

@@ -28,7 +28,6 @@ const STALE_TEMP_MS = 24 * 3600 * 1000;
 
 /** One entry of the cache. */
 export interface CacheEntry {
-  readonly dir: string;
   /** The record `fill` returned when the entry was built (the caller validates it). */
   readonly meta: unknown;
   /** The path of a file of the entry. */
@@ -86,8 +85,9 @@ export class FolderCache {
       const meta = await fill(temp);
       const files: Record<string, number> = {};
       for (const name of fs.readdirSync(temp)) {
-        if (!fs.statSync(path.join(temp, name)).isFile()) continue;
-        files[name] = fs.statSync(path.join(temp, name)).size;
+        const st = fs.statSync(path.join(temp, name));
+        if (!st.isFile()) continue;
+        files[name] = st.size;
         syncFile(path.join(temp, name));
       }
       const record: EntryRecord = { format: FORMAT, key, files, meta };
@@ -164,7 +164,7 @@ function checkKey(key: string): void {
 }
 
 function entryAt(dir: string, meta: unknown): CacheEntry {
-  return { dir, meta, file: (name) => path.join(dir, name) };
+  return { meta, file: (name) => path.join(dir, name) };
 }
 
 /** The entry's record, checked against the files beside it; throws when anything is off. */

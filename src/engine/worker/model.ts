@@ -4,7 +4,6 @@ import * as path from 'node:path';
 import { loadAdapter as readAdapterInto, openModel } from '../generate/openModel';
 import { PrefixCache } from '../generate/prefixCache';
 import type { GemmaConfig } from '../model/config';
-import { baseIdentity } from '../model/identity';
 import { modelNeedMB } from '../memoryCap';
 import { growCap } from './growCap';
 import { CancelledError, NotLoadedError, throwIfCancelled, type Handler, type LoadedModel } from './context';
@@ -49,7 +48,7 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
   }
   ctx.state.device = resolution;
   const summary = {
-    name: path.basename(modelPath), source: path.resolve(modelPath), format: m.format, precision, device: m.runtime.device, base: baseIdentity(modelPath, m.runtime.config),
+    name: path.basename(modelPath), source: path.resolve(modelPath), format: m.format, precision, device: m.runtime.device, base: m.base,
   };
   ctx.state.model = { summary, runtime: m.runtime, tokenizer: m.tokenizer, gen: m.gen, adapters: new Map(), prefixes: new PrefixCache(m.runtime) };
   const roles = deviceRoles(resolution);

@@ -15,6 +15,7 @@ import { registerTaskCommands } from './commands/taskCommands';
 import { EventLog } from './eventLog';
 import { weightCacheDir } from './store/modelCache';
 import { ModelService } from './model/modelService';
+import { TrainingPanels } from './panel/trainingPanel';
 import type { TrainingProgress } from './panel/trainingProgress';
 import type { GemmaServices } from './services';
 import { registerStatusBar } from './statusBar';
@@ -29,15 +30,19 @@ export function activate(context: vscode.ExtensionContext): void {
     workerPath: context.asAbsolutePath('dist/worker.js'), logger: log, priority: ENGINE_PRIORITY,
     weightCache: weightCacheDir(context.globalStorageUri.fsPath),
   });
-  stopEngine = () => engine.dispose();
+  const panels = new TrainingPanels();
+  shutdown = () => {
+    panels.dispose();
+    return engine.dispose();
+  };
   const models = new ModelService({ context, log, engine, events });
   const services: GemmaServices = { context, log, engine, events, models };
-  context.subscriptions.push(log, { dispose: () => void engine.dispose() }, models);
+  context.subscriptions.push(log, { dispose: () => void engine.dispose() }, models, panels);
 
   context.subscriptions.push(registerShowEngineStatus(services), registerRestartEngine(services));
   // A task's training reports each step here, and undefined when it ends; the status bar shows it.
   const trainingProgress = new vscode.EventEmitter<TrainingProgress | undefined>();
-  context.subscriptions.push(trainingProgress, ...registerTaskCommands(services, trainingProgress));
+  context.subscriptions.push(trainingProgress, ...registerTaskCommands(services, trainingProgress, panels));
   context.subscriptions.push(...registerModelCommands(services, models), registerChooseModel(services, models), registerStatusBar(models, trainingProgress.event));
   const codeActions = registerCodeActions(services);
   context.subscriptions.push(...codeActions.disposables, registerRunTaskOnSelection(services, codeActions.tasks, codeActions.runner));
@@ -47,9 +52,13 @@ export function activate(context: vscode.ExtensionContext): void {
   events.write('activated', { activationMs, version: vscode.version, appName: vscode.env.appName });
 }
 
-let stopEngine: (() => Promise<void>) | undefined;
+let shutdown: (() => Promise<void>) | undefined;
 
-/** Stops the engine (what runs is cancelled, the process ends) before VS Code disposes the rest. */
+/**
+ * Stops the training panels' host side, then the engine (what runs is cancelled, the process ends), before
+ * VS Code disposes the rest. The panels go first: on a window reload this host can take seconds to end while
+ * the new window's host already edits the same task files.
+ */
 export function deactivate(): Promise<void> | undefined {
-  return stopEngine?.();
+  return shutdown?.();
 }

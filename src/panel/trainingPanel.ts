@@ -64,6 +64,17 @@ export class TrainingPanels {
   taskMoved(folder: vscode.WorkspaceFolder, oldId: string, newTask: Task | undefined): void {
     this.open.get(panelKey(folder, oldId))?.moved(newTask);
   }
+
+  /**
+   * Stops every panel's host side (file watcher, change poll, runs) and leaves the pages to VS Code, which
+   * restores them in the next window. Called first when the extension host shuts down: a reloaded window's
+   * new host is already editing the same files while the old one finishes, and the old one's panels must not
+   * take those edits for someone else's and act on them.
+   */
+  dispose(): void {
+    for (const p of [...this.open.values()]) p.detach();
+    this.lastActive = undefined;
+  }
 }
 
 function panelKey(folder: vscode.WorkspaceFolder, taskId: string): string {
@@ -112,7 +123,7 @@ export class TrainingPanel {
     const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, `${TASKS_RELATIVE_DIR.split(path.sep).join('/')}/*/{${TASK_FILE},${EXAMPLES_FILE}}`));
     this.disposables.addAll(
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
-      panel.onDidDispose(() => this.dispose()),
+      panel.onDidDispose(() => this.detach()),
       panel.onDidChangeViewState((e) => {
         if (e.webviewPanel.active) deps.panels.lastActive = this;
       }),
@@ -218,6 +229,8 @@ export class TrainingPanel {
     } catch (err) {
       return this.showUnavailable(unreadableTask(this.taskId, err, this.folder.uri.fsPath));
     }
+    // Detached while reading (the panel closed, or the extension host is shutting down): nothing to show.
+    if (this.closed.signal.aborted) return;
     const built = buildPanelState(input);
     if ('unavailable' in built) return this.showUnavailable(built.unavailable);
     this.post({ type: 'state', state: built.state, restore: { folder: this.folder.uri.fsPath, taskId: this.taskId } });
@@ -250,7 +263,7 @@ export class TrainingPanel {
   /** Sends the state again when task.json or examples.jsonl changed on disk since this window last read or wrote them. */
   private reloadIfChanged(): void {
     void this.store.diskChange(this.taskId).then((change) => {
-      if (!change) return;
+      if (!change || this.closed.signal.aborted) return;
       this.deps.log.info(`training panel: ${change.file} changed on disk (${change.known ?? 'never read'} → ${change.now ?? 'gone'}); showing it again`);
       this.deps.events?.write('panelReloaded', { taskId: this.taskId, ...change });
       return this.sendState();
@@ -350,7 +363,8 @@ export class TrainingPanel {
     this.post({ type: 'suggestions', items });
   }
 
-  private dispose(): void {
+  /** Ends this panel's host side; the page itself stays for VS Code to close or restore. */
+  detach(): void {
     clearTimeout(this.reloadTimer);
     clearInterval(this.reloadCheck);
     if (this.deps.panels.open.get(this.key) === this) this.deps.panels.open.delete(this.key);

@@ -26,6 +26,7 @@ import { endSession, newSession, ROOT, startServer, workbenchUrl } from './lib/c
 import type { Report } from './lib/report';
 import { markRows, pickLabel, rowsKept, summary, trainState } from './lib/panel';
 import {
+  type ExtensionEvent,
   actUntilShown, addUserSettings, answer, examplesOnDisk, linkExtension, logPageErrors, newClassifyTask, palette, panelFrame, pickTheme, readEvents, screenshotter, selectLine, UI_TIMEOUT, waitFor, waitForEvent,
 } from './lib/workbench';
 
@@ -54,8 +55,25 @@ function assertNoNewState(events: string, states: number): void {
   let seen = 0;
   const from = states === 0 ? 0 : all.findIndex((e) => e.event === 'panelState' && ++seen === states) + 1;
   const since = all.slice(from);
-  const named = since.map((e) => (e.event === 'panelReloaded' ? `panelReloaded ${JSON.stringify({ file: e.file, known: e.known, now: e.now })}` : e.event));
-  assert.equal(stateCount(events), states, `no new state from the host in between (the events since: ${named.join(', ')})`);
+  const named = since.map((e) => `${e.event === 'panelReloaded' ? `panelReloaded ${JSON.stringify({ file: e.file, known: e.known, now: e.now })}` : e.event} (pid ${String(e.pid)})`);
+  assert.equal(stateCount(events), states, `no new state from the host in between (the events since: ${named.join(', ')}; the window's extension host is pid ${String(hostPid(all))})`);
+}
+
+/** The pid of the extension host that activated last: the window's own (a reload starts a new one). */
+function hostPid(all: ExtensionEvent[]): unknown {
+  return all.filter((e) => e.event === 'activated').at(-1)?.pid;
+}
+
+/**
+ * The check that, since the last activation, only the window's own extension host acted on the panel: the one a
+ * reload shut down stops its panels first, instead of reloading them over the new host's edits.
+ */
+function assertOneHost(events: string): void {
+  const all = readEvents(events);
+  const last = all.map((e) => e.event).lastIndexOf('activated');
+  const pid = all[last]?.pid;
+  const strays = all.slice(last + 1).filter((e) => e.event.startsWith('panel') && e.pid !== pid);
+  assert.deepEqual(strays.map((e) => `${e.event} (pid ${String(e.pid)})`), [], `panel events after pid ${String(pid)} activated came from another extension host`);
 }
 
 /** The value of a <vscode-…> field. */
@@ -309,6 +327,8 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     }, 10_000);
     assert.equal(await frame.locator('#hp-error p').count(), 0, 'the error is gone');
     assert.equal(await frame.locator('#hp-learningRate').getAttribute('aria-invalid'), null);
+    // The host the reload shut down may still be ending: it saw these saves, and must not have acted on them.
+    assertOneHost(events);
   });
 
   await report.check(GROUP, 'after the answers arrived: a label picked with the mouse, cleared, and accepted with Ctrl+Enter; counts, Train and the model line follow each at once, in place', async () => {
@@ -530,10 +550,16 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     const dir = path.join(ws, '.gemma/tasks/calm-reply');
     const good = Array.from({ length: 1005 }, (_, i) => JSON.stringify({ messages: [{ role: 'user', content: `Ticket ${i}` }, { role: 'assistant', content: '' }], id: `ex-big${i}`, input: `Ticket ${i}`, heldOut: false }));
     const bad = Array.from({ length: 25 }, (_, i) => `{"broken": ${i}`);
-    writeFileSync(path.join(dir, 'examples.jsonl'), [...good, ...bad].join('\n') + '\n');
+    // The file changes while the task pick is open, the focus having been in the panel before: the panel
+    // reloads, and its redraw must not pull the focus back from the pick (which would close it).
     await palette(page, 'Gemma: Open training panel');
-    // Typed into the pick's filter and taken with Enter: a click on a list still being laid out can miss.
     await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Calm reply' }).first().waitFor({ timeout: UI_TIMEOUT });
+    const reloads = readEvents(events).filter((e) => e.event === 'panelReloaded').length;
+    writeFileSync(path.join(dir, 'examples.jsonl'), [...good, ...bad].join('\n') + '\n');
+    await waitForEvent(events, 'panelReloaded', reloads + 1);
+    await f.locator('#examples-omitted').waitFor({ timeout: 60_000 });
+    assert.ok(await page.locator('.quick-input-widget input').isVisible(), 'the task pick is still open after the panel redrew');
+    // Typed into the pick's filter and taken with Enter: a click on a list still being laid out can miss.
     await page.locator('.quick-input-widget input').fill('Calm reply');
     await page.locator('.quick-input-widget .monaco-list-row.focused', { hasText: 'Calm reply' }).waitFor({ timeout: UI_TIMEOUT });
     await page.keyboard.press('Enter');

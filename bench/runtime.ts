@@ -6,6 +6,7 @@
 // usage: node --import tsx bench/runtime.ts --model FILE.gguf [--accuracy 0|4] [--head-accuracy 0|4]
 //        [--head-parts N] [--head-bits 4|8] [--arena 0|1] [--mem-pattern 0|1] [--threads N] [--opt basic|all] [--spin 0|1] [--prompt 512] [--gen 128]
 //        [--chunk 256] [--attention gqa|matmul] [--lora lazy|always|never] [--config ort.key=value,...] [--repeat N] [--maps]
+//        [--cache DIR] (open the converted model from DIR, converting into it the first time, as the CLI and the extension do)
 // Make the model with: node dist/cli.js make-model --config 270m --format gguf --dtype q4_0 --seed 1
 //   --out bench/out/270m-q4.gguf   (Q8_0 embedding as in Google's QAT GGUF; --embedding q4_0 for Q4_0)
 
@@ -14,9 +15,11 @@ import * as path from 'node:path';
 import { openWeights } from '../src/engine/model/load';
 import { createTokenizer } from '../src/engine/model/tokenizer';
 import { createGemmaRuntime, type LoraMode } from '../src/engine/gemma/ortRuntime';
+import { baseIdentity, modelStamp } from '../src/engine/model/identity';
 import { classify } from '../src/engine/generate/labelScoring';
 import type { OptLevel } from '../src/engine/onnx/session';
 import { flag, has } from './flags';
+import { mapsSummary, residentMB } from './procMemory';
 
 function argmax(x: Float32Array): number {
   let best = 0;
@@ -24,28 +27,15 @@ function argmax(x: Float32Array): number {
   return best;
 }
 
-/** Current RSS in MB (from /proc, which also counts file-mapped weights). */
+/** Current RSS in MB. */
 function rssMb(): number {
-  const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-  return m ? Math.round(Number(m[1]) / 1024) : Math.round(process.memoryUsage().rss / 2 ** 20);
+  return residentMB().now;
 }
 
-/** Resident MB by mapping (heap, anonymous regions, files), largest first, for --maps. */
-function mapsSummary(): string {
-  const agg = new Map<string, number>();
-  let cur = '';
-  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (head) {
-      const size = (parseInt(head[2], 16) - parseInt(head[1], 16)) / 2 ** 20;
-      cur = head[3] ? path.basename(head[3]) : size >= 64 ? `[anon ${Math.round(size)}M]` : '[anon small]';
-    } else if (line.startsWith('Rss:')) {
-      agg.set(cur, (agg.get(cur) ?? 0) + Number(line.split(/\s+/)[1]) / 1024);
-    }
-  }
+/** Where this process's resident memory lies, with the JS heap's share, for --maps. */
+function mapsLine(): string {
   const m = process.memoryUsage();
-  const js = `js heap ${Math.round(m.heapUsed / 2 ** 20)}/${Math.round(m.heapTotal / 2 ** 20)} MB, array buffers ${Math.round(m.arrayBuffers / 2 ** 20)} MB`;
-  return `${js}; ` + [...agg].filter(([, mb]) => mb >= 1).sort((a, b) => b[1] - a[1]).slice(0, 10).map(([n, mb]) => `${Math.round(mb)} ${n}`).join(' | ');
+  return `js heap ${Math.round(m.heapUsed / 2 ** 20)}/${Math.round(m.heapTotal / 2 ** 20)} MB, array buffers ${Math.round(m.arrayBuffers / 2 ** 20)} MB; ${mapsSummary()}`;
 }
 
 function cpuSeconds(since: NodeJS.CpuUsage): number {
@@ -78,19 +68,21 @@ async function main(): Promise<void> {
   const configEntries = Object.fromEntries(flag('config', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
   const rss: Record<string, number> = {};
   const showMaps = has('maps');
+  const cacheDir = flag('cache', '');
 
   const t0 = performance.now();
   const { source, tokenizerSource } = openWeights(file, { precision: 'q4' });
   const tok = tokenizerSource ? createTokenizer(tokenizerSource) : null;
   rss.tokenizer = rssMb();
-  if (showMaps) console.error(`tokenizer: ${mapsSummary()}`);
+  if (showMaps) console.error(`tokenizer: ${mapsLine()}`);
+  const cache = cacheDir ? { root: path.resolve(cacheDir), modelStamp: modelStamp(file, baseIdentity(file, source.config).fingerprint) } : undefined;
   const rt = await createGemmaRuntime(source, {
-    precision: 'q4', threads, accuracyLevel, headAccuracyLevel, headParts, headBits, maxChunk, lora, attention,
+    precision: 'q4', threads, accuracyLevel, headAccuracyLevel, headParts, headBits, maxChunk, lora, attention, cache,
     session: { optimization, spinning, memArena, memPattern, configEntries },
   });
   const loadS = (performance.now() - t0) / 1000;
   rss.load = rssMb();
-  if (showMaps) console.error(`load: ${mapsSummary()}`);
+  if (showMaps) console.error(`load: ${mapsLine()}`);
   void tok;
 
   const V = rt.config.vocabSize;
@@ -107,7 +99,7 @@ async function main(): Promise<void> {
     const prefillCpu = cpuSeconds(up);
     c0.dispose();
     rss.prefill = rssMb();
-    if (showMaps) console.error(`prefill: ${mapsSummary()}`);
+    if (showMaps) console.error(`prefill: ${mapsLine()}`);
 
     const cache = rt.newCache();
     let logits = await rt.step(cache, prompt.slice(0, 64), { logits: 'last' });
@@ -131,7 +123,7 @@ async function main(): Promise<void> {
     const classifyCpu = cpuSeconds(uc) / 3;
     runs.sort((a, b) => a - b);
     rss.classify = rssMb();
-    if (showMaps) console.error(`classify: ${mapsSummary()}`);
+    if (showMaps) console.error(`classify: ${mapsLine()}`);
     results.push({
       ttft_512_s: +ttft.toFixed(3), prefill_tok_s: +(promptLen / ttft).toFixed(1), decode_tok_s: +(genLen / decodeS).toFixed(1), classify_ms: Math.round(runs[1]),
       // CPU seconds (all threads) per unit of work: steadier than wall time on a shared machine.
@@ -142,7 +134,7 @@ async function main(): Promise<void> {
   const peak = Math.round(process.resourceUsage().maxRSS / 1024);
   console.log(JSON.stringify({
     model: path.basename(file), threads, accuracyLevel, headAccuracyLevel: headAccuracyLevel ?? 'default', headParts, headBits, attention, maxChunk, lora, memArena, memPattern, optimization, spinning, configEntries,
-    load_s: +loadS.toFixed(2), runs: results, rss_mb: rss, peak_rss_mb: peak, loadavg: +fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0],
+    load_s: +loadS.toFixed(2), weights_from: rt.weightsFrom, runs: results, rss_mb: rss, peak_rss_mb: peak, loadavg: +fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0],
   }));
 }
 

@@ -224,6 +224,7 @@ export class EngineClient {
       weightCache: this.options.weightCache,
       heapMB: this.memory.heapMB,
       capMB: this.memory.capMB,
+      semiSpaceMB: this.memory.semiSpaceMB,
       logger: this.log,
       onMessage: (raw) => {
         if (first) {

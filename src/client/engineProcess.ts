@@ -39,6 +39,8 @@ export interface EngineProcessOptions {
   weightCache?: string;
   /** V8 heap limit (--max-old-space-size). */
   heapMB: number;
+  /** V8 semi-space size (--max-semi-space-size); null: V8's default. */
+  semiSpaceMB: number | null;
   /** Resident-size ceiling the engine's watchdog enforces (null: none). */
   capMB: number | null;
   logger: EngineLogger;
@@ -71,8 +73,8 @@ export class EngineProcess {
 
   constructor(private readonly o: EngineProcessOptions) {
     this.child = fork(o.script, engineArgs({ threads: o.threads, priority: o.priority, memoryCapMB: o.capMB ?? undefined, weightCache: o.weightCache }), {
-      // Not the host's own flags (an --inspect port would clash): only the heap limit.
-      execArgv: [`--max-old-space-size=${o.heapMB}`],
+      // Not the host's own flags (an --inspect port would clash): only the heap's sizes.
+      execArgv: [`--max-old-space-size=${o.heapMB}`, ...(o.semiSpaceMB === null ? [] : [`--max-semi-space-size=${o.semiSpaceMB}`])],
       // Under Electron the executable is the editor itself; this makes it run as Node (as VS Code's own forks do).
       env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

@@ -118,6 +118,15 @@ test('a V8 fatal error (the JavaScript heap runs out) ends only the engine, and 
   assert.equal(e.message, 'the engine ran out of JavaScript heap memory (its limit is 8 MB)');
 });
 
+test('the engine starts with the host\'s heap sizes: a small young generation by default, V8\'s when asked', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+  const flags = async (c: EngineClient) => {
+    const { pid } = await c.request('status', {});
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--max-'));
+  };
+  assert.deepEqual(await flags(client()), ['--max-old-space-size=2048', '--max-semi-space-size=1']);
+  assert.deepEqual(await flags(client({ memory: { semiSpaceMB: null } })), ['--max-old-space-size=2048']);
+});
+
 test('three crashes within a minute stop the engine until restart(); then it starts again', async () => {
   const c = client();
   const seen = states(c);

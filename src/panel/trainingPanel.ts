@@ -66,7 +66,7 @@ export class TrainingPanels {
   }
 
   /**
-   * Stops every panel's host side (file watcher, change poll, runs) and leaves the pages to VS Code, which
+   * Stops every panel's host side (file watcher, change poll, messages) and leaves the pages to VS Code, which
    * restores them in the next window. Called first when the extension host shuts down: a reloaded window's
    * new host is already editing the same files while the old one finishes, and the old one's panels must not
    * take those edits for someone else's and act on them.
@@ -123,7 +123,7 @@ export class TrainingPanel {
     const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, `${TASKS_RELATIVE_DIR.split(path.sep).join('/')}/*/{${TASK_FILE},${EXAMPLES_FILE}}`));
     this.disposables.addAll(
       webview.onDidReceiveMessage((m: unknown) => void this.onMessage(m)),
-      panel.onDidDispose(() => this.detach()),
+      panel.onDidDispose(() => this.closedByUser()),
       panel.onDidChangeViewState((e) => {
         if (e.webviewPanel.active) deps.panels.lastActive = this;
       }),
@@ -363,12 +363,21 @@ export class TrainingPanel {
     this.post({ type: 'suggestions', items });
   }
 
-  /** Ends this panel's host side; the page itself stays for VS Code to close or restore. */
+  /** The user closed the page: its run stops in the engine, and its host side ends. */
+  private closedByUser(): void {
+    this.training.cancel();
+    this.detach();
+  }
+
+  /**
+   * Ends this panel's host side (watcher, poll, messages, suggestions); the page stays for VS Code to close
+   * or restore. A run goes on: when the host shuts down, the engine's end cuts it off as a crash would, and
+   * the task keeps the adapter it had, with the run's checkpoint to resume from.
+   */
   detach(): void {
     clearTimeout(this.reloadTimer);
     clearInterval(this.reloadCheck);
     if (this.deps.panels.open.get(this.key) === this) this.deps.panels.open.delete(this.key);
-    this.training.cancel();
     this.closed.abort();
     this.disposables.dispose();
   }

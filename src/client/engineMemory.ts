@@ -21,8 +21,9 @@ export const ENGINE_HEAP_MB = 2048;
 /**
  * The young generation kept small. V8 grows it to 16 MB semi-spaces (48 MB resident with the copy space)
  * during the bursts of short-lived objects a model load makes (the tokenizer's 262k pieces) and keeps it;
- * the engine's steady work allocates little JS. At 1 MB the engine's peak resident size on the 270M was
- * 30–45 MB lower with the same speed, inference and fine-tune alike (bench/engineMemory.ts).
+ * the engine's steady work allocates little JS. At 1 MB the engine's peak resident size on the 270M was about
+ * 20 MB lower (0.97×, bench/engineMemory.ts; 30–45 MB in bench/runtime.ts's single process) at the same
+ * speed, and a fine-tune's time and peak did not change.
  */
 export const ENGINE_SEMI_SPACE_MB = 1;
 /** The share of the machine's memory the engine may take at most, whatever model it loads. */

@@ -44,36 +44,32 @@ function taskJson(workspace: string): { kind: string; labels: string[]; hyperpar
   return JSON.parse(readFileSync(path.join(workspace, TASK_DIR, 'task.json'), 'utf8')) as { kind: string; labels: string[]; hyperparameters: Hp };
 }
 
-/** How many states the host has sent the panel so far (each is a full redraw of the page). */
-function stateCount(events: string): number {
-  return readEvents(events).filter((e) => e.event === 'panelState').length;
+/**
+ * The events of the window's own extension host: the one that activated last. After "Developer: Reload Window"
+ * code-server can keep the old window's host running for its reconnection grace time (one fresh-clone run saw it
+ * still alive, never told to shut down, 20 s after the reload), and that host's panel, whose page is gone, goes on
+ * noticing the new host's writes; what it says reaches no page and is not this window's.
+ */
+function windowEvents(events: string): ExtensionEvent[] {
+  const all = readEvents(events);
+  const pid = all.filter((e) => e.event === 'activated').at(-1)?.pid;
+  return all.filter((e) => e.pid === pid);
 }
 
-/** The check that no state came from the host since `states` were counted, naming what came with it. */
+/** How many states the window's host has sent the panel so far (each is a full redraw of the page). */
+function stateCount(events: string): number {
+  return windowEvents(events).filter((e) => e.event === 'panelState').length;
+}
+
+/** The check that no state came from the window's host since `states` were counted, naming every event since (with its process). */
 function assertNoNewState(events: string, states: number): void {
   const all = readEvents(events);
+  const pid = all.filter((e) => e.event === 'activated').at(-1)?.pid;
   let seen = 0;
-  const from = states === 0 ? 0 : all.findIndex((e) => e.event === 'panelState' && ++seen === states) + 1;
+  const from = states === 0 ? 0 : all.findIndex((e) => e.pid === pid && e.event === 'panelState' && ++seen === states) + 1;
   const since = all.slice(from);
   const named = since.map((e) => `${e.event === 'panelReloaded' ? `panelReloaded ${JSON.stringify({ file: e.file, known: e.known, now: e.now })}` : e.event} (pid ${String(e.pid)})`);
-  assert.equal(stateCount(events), states, `no new state from the host in between (the events since: ${named.join(', ')}; the window's extension host is pid ${String(hostPid(all))})`);
-}
-
-/** The pid of the extension host that activated last: the window's own (a reload starts a new one). */
-function hostPid(all: ExtensionEvent[]): unknown {
-  return all.filter((e) => e.event === 'activated').at(-1)?.pid;
-}
-
-/**
- * The check that, since the last activation, only the window's own extension host acted on the panel: the one a
- * reload shut down stops its panels first, instead of reloading them over the new host's edits.
- */
-function assertOneHost(events: string): void {
-  const all = readEvents(events);
-  const last = all.map((e) => e.event).lastIndexOf('activated');
-  const pid = all[last]?.pid;
-  const strays = all.slice(last + 1).filter((e) => e.event.startsWith('panel') && e.pid !== pid);
-  assert.deepEqual(strays.map((e) => `${e.event} (pid ${String(e.pid)})`), [], `panel events after pid ${String(pid)} activated came from another extension host`);
+  assert.equal(stateCount(events), states, `no new state from the window's host, pid ${String(pid)}, in between (the events since: ${named.join(', ')})`);
 }
 
 /** The value of a <vscode-…> field. */
@@ -327,8 +323,6 @@ async function checks(report: Report, page: Page, c: Ctx): Promise<void> {
     }, 10_000);
     assert.equal(await frame.locator('#hp-error p').count(), 0, 'the error is gone');
     assert.equal(await frame.locator('#hp-learningRate').getAttribute('aria-invalid'), null);
-    // The host the reload shut down may still be ending: it saw these saves, and must not have acted on them.
-    assertOneHost(events);
   });
 
   await report.check(GROUP, 'after the answers arrived: a label picked with the mouse, cleared, and accepted with Ctrl+Enter; counts, Train and the model line follow each at once, in place', async () => {

@@ -216,9 +216,10 @@ export class TrainingPanel {
   private async sendState(): Promise<void> {
     let input: PanelStateInput;
     try {
-      const [task, read, hasAdapter, interrupted] = await Promise.all([
-        this.store.get(this.taskId), this.store.examples(this.taskId), this.store.hasAdapter(this.taskId), this.training.resumable(),
+      const [read, hasAdapter, interrupted] = await Promise.all([
+        this.store.shown(this.taskId), this.store.hasAdapter(this.taskId), this.training.resumable(),
       ]);
+      const task = read.task;
       this.capabilities = await this.deps.engine.capabilities().catch((err: Error) => ({ train: false, suggest: false, reason: err.message }));
       input = {
         task, hasAdapter, examples: read.examples, problems: read.problems, capabilities: this.capabilities,

@@ -120,7 +120,7 @@ export interface TaskStoreOptions {
 /** Reads and writes the tasks under one `.gemma/tasks` folder. */
 export class TaskStore {
   private readonly queues = new Map<string, Promise<unknown>>();
-  /** Each file's stamp as this store last read or wrote it: what changedOnDisk compares with. */
+  /** Each file's stamp as this store last showed (shown()) or wrote it: what changedOnDisk compares with. */
   private readonly known = new Map<string, FileStamp | null>();
   /** How many times this store has written each file: a read that overlapped a write does not note its older stamp. */
   private readonly writes = new Map<string, number>();
@@ -242,6 +242,20 @@ export class TaskStore {
       await this.writeExamples(task, read, read.examples);
       return task;
     });
+  }
+
+  /**
+   * Reads a task and its examples to show them (the training panel's state): changedOnDisk compares the files
+   * with what this read saw (and with this store's writes since). Every other read (a list of tasks, a run's
+   * examples, suggestions) leaves that alone: a change on disk that such a read happened to see first has
+   * still not been shown, and the panel must still reload. Both files are read even when one fails, so a
+   * damaged file is reported once, not at every check.
+   */
+  async shown(id: string): Promise<{ task: Task } & ExamplesRead> {
+    const [t, e] = await Promise.allSettled([this.readTask(id, true), this.readExamples(id, true)]);
+    if (t.status === 'rejected') throw t.reason;
+    if (e.status === 'rejected') throw e.reason;
+    return { task: t.value.task, examples: e.value.examples, problems: e.value.read.problems };
   }
 
   /** Reads examples.jsonl: the usable examples and the lines that were not. */
@@ -371,8 +385,8 @@ export class TaskStore {
   }
 
   /**
-   * Whether task.json or examples.jsonl changed on disk since this store last read or wrote them:
-   * another window, the CLI or a hand edit. A panel reloads when it did.
+   * Whether task.json or examples.jsonl changed on disk since this store last showed (shown()) or wrote
+   * them: another window, the CLI or a hand edit. A panel reloads when it did.
    */
   async changedOnDisk(id: string): Promise<boolean> {
     return (await this.diskChange(id)) !== null;
@@ -414,7 +428,8 @@ export class TaskStore {
     await checkFolder(this.root);
   }
 
-  private async readTask(id: string): Promise<{ task: Task; stamp: FileStamp }> {
+  /** Reads task.json; `shown`: the read is what a panel shows, and changedOnDisk compares with it from now on. */
+  private async readTask(id: string, shown = false): Promise<{ task: Task; stamp: FileStamp }> {
     const dir = await this.existingTaskDir(id);
     const file = path.join(dir, TASK_FILE);
     const writes = this.writes.get(file);
@@ -422,11 +437,11 @@ export class TaskStore {
     try {
       read = await readGuardedText(file, MAX_TASK_FILE_BYTES);
     } catch (err) {
-      await this.noteRefused(file);
+      if (shown) await this.noteRefused(file);
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new TaskFileError(file, 'no such task');
       throw err;
     }
-    this.noteRead(file, read.stamp, writes);
+    if (shown) this.noteRead(file, read.stamp, writes);
     let json: unknown;
     try {
       json = JSON.parse(read.text);
@@ -440,14 +455,15 @@ export class TaskStore {
     }
   }
 
-  private async readExamples(id: string): Promise<{ examples: Example[]; read: JsonlFile<Example>; file: string }> {
+  /** Reads examples.jsonl; `shown` as for readTask. */
+  private async readExamples(id: string, shown = false): Promise<{ examples: Example[]; read: JsonlFile<Example>; file: string }> {
     const file = path.join(await this.existingTaskDir(id), EXAMPLES_FILE);
     const writes = this.writes.get(file);
     const read = await readJsonl(file, exampleFromLine).catch(async (err: unknown) => {
-      await this.noteRefused(file);
+      if (shown) await this.noteRefused(file);
       throw err;
     });
-    this.noteRead(file, read.stamp, writes);
+    if (shown) this.noteRead(file, read.stamp, writes);
     // Two lines with one id (a bad merge): the later one is a problem, never silently merged.
     const seen = new Set<string>();
     const examples: Example[] = [];

@@ -82,7 +82,8 @@ test('the store\'s own edits are never reported as changed on disk, even when as
   const seen: boolean[] = [];
   const polling = (async () => {
     while (editing) {
-      // A panel reads the task while the user edits it (its state, suggestions): a read overlapping an edit too.
+      // A panel reads the task while the user edits it (its state, suggestions): reads overlapping an edit too.
+      await store.shown(task.id);
       await store.examples(task.id);
       seen.push(await store.changedOnDisk(task.id));
       await new Promise((r) => setImmediate(r));
@@ -93,6 +94,21 @@ test('the store\'s own edits are never reported as changed on disk, even when as
   await polling;
   assert.ok(seen.length >= 20, `checked ${seen.length} times`);
   assert.equal(seen.filter(Boolean).length, 0, 'a check during an edit of this store saw its own write as a change');
+});
+
+test('a change on disk stays reported until the panel has shown it, whatever else in the window read it first', async () => {
+  const { store, task } = await newTask();
+  await store.shown(task.id);
+  assert.equal(await store.changedOnDisk(task.id), false);
+  const file = path.join(task.dir, 'task.json');
+  fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), instruction: 'Edited by hand.' }, null, 2));
+  // The code actions' list of tasks, a run's or the suggestions' reads: none of them is what the panel shows.
+  await store.list();
+  assert.equal((await store.get(task.id)).config.instruction, 'Edited by hand.');
+  await store.examples(task.id);
+  assert.equal(await store.changedOnDisk(task.id), true, 'a read that showed nothing hid the change from the panel');
+  await store.shown(task.id);
+  assert.equal(await store.changedOnDisk(task.id), false);
 });
 
 test('a hand edit of task.json is kept by the panel\'s next change of settings, which applies to what is on disk', async () => {

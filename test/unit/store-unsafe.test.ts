@@ -49,6 +49,8 @@ test('examples.jsonl as a link to a private key: refused, not shown as problems,
   await assert.rejects(store.examples(task.id), refusal(examples, /is a symbolic link; Gemma Tune reads only regular files inside \.gemma/));
   await assert.rejects(store.addExamples(task.id, [{ input: 'x' }]), refusal(examples, /symbolic link/));
   await assert.rejects(store.saveConfig(task.id, { ...task.config, instruction: 'New' }), refusal(examples, /symbolic link/));
+  // The panel shows the refusal: from then on the file is not reported as changing again and again.
+  await assert.rejects(store.shown(task.id), refusal(examples, /symbolic link/));
   assert.equal(await store.changedOnDisk(task.id), false, 'a refused file is not reported as changing again and again');
   assert.deepEqual(backups, []);
   assert.deepEqual(namesIn(task.dir).filter((n) => n.includes('.bad-')), [], 'no copy of the target in the workspace');

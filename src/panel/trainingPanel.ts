@@ -261,7 +261,7 @@ export class TrainingPanel {
     this.reloadTimer = setTimeout(() => this.reloadIfChanged(), RELOAD_DELAY_MS);
   }
 
-  /** Sends the state again when task.json or examples.jsonl changed on disk since this window last read or wrote them. */
+  /** Sends the state again when task.json or examples.jsonl changed on disk since this window last showed or wrote them. */
   private reloadIfChanged(): void {
     void this.store.diskChange(this.taskId).then((change) => {
       if (!change || this.closed.signal.aborted) return;

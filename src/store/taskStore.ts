@@ -608,7 +608,7 @@ export class TaskStore {
 /** A change of a task's file on disk that this store did not make (TaskStore.diskChange). */
 export interface DiskChange {
   file: string;
-  /** The stamp this store last read or wrote (undefined: it never saw the file). */
+  /** The stamp this store last showed or wrote (undefined: never). */
   known: FileStamp | null | undefined;
   now: FileStamp | null;
 }

@@ -34,19 +34,11 @@ export interface CheckElement extends HTMLElement {
   checked: boolean;
 }
 
-/**
- * Focuses a <vscode-…> element once it has drawn itself, if the page has the keyboard focus: a redraw while
- * the user is elsewhere in VS Code (the command palette, an editor) must not pull the focus into the panel,
- * which closes the palette under their typing. document.activeElement keeps naming the page's last focused
- * element after the focus has left the page, so it alone cannot tell.
- */
+/** Focuses a <vscode-…> element once it has drawn itself. */
 export function refocus(el: HTMLElement | null): void {
   const lit = el as (HTMLElement & { updateComplete?: Promise<unknown> }) | null;
-  const focus = () => {
-    if (document.hasFocus()) lit?.focus();
-  };
-  if (lit?.updateComplete) void lit.updateComplete.then(focus);
-  else focus();
+  if (lit?.updateComplete) void lit.updateComplete.then(() => lit.focus());
+  else lit?.focus();
 }
 
 /**

@@ -43,8 +43,9 @@ async function run(workerPath: string, model: string, cache: string, threads: nu
 
 async function main(): Promise<void> {
   // The engine runs in the temporary folder: the path it gets must be absolute.
-  const model = flag('model', '') && path.resolve(flag('model', ''));
-  if (!model) throw new Error('--model FILE.gguf is required (see the header for how to make one)');
+  const given = flag('model', '');
+  if (!given) throw new Error('--model FILE.gguf is required (see the header for how to make one)');
+  const model = path.resolve(given);
   const rounds = Number(flag('rounds', '3'));
   const threads = Number(flag('threads', '2'));
   const variants = flag('semi', '1,default').split(',').map((v) => (v === 'default' ? null : Number(v)));

@@ -5,11 +5,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/** Current and peak (VmHWM) resident MB of a process (default this one). */
-export function residentMB(pid: number | 'self' = 'self'): { now: number; peak: number } {
+/** Resident MB of a process (default this one): now, its peak (VmHWM), and now's anonymous and file-mapped parts. */
+export function residentMB(pid: number | 'self' = 'self'): { now: number; peak: number; anon: number; file: number } {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const mb = (key: string) => Math.round(Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024);
-  return { now: mb('VmRSS'), peak: mb('VmHWM') };
+  return { now: mb('VmRSS'), peak: mb('VmHWM'), anon: mb('RssAnon'), file: mb('RssFile') };
 }
 
 /** Resident MB by mapping (the heap, anonymous regions by size, each file), largest first. */

@@ -27,11 +27,6 @@ function argmax(x: Float32Array): number {
   return best;
 }
 
-/** Current RSS in MB. */
-function rssMb(): number {
-  return residentMB().now;
-}
-
 /** Where this process's resident memory lies, with the JS heap's share, for --maps. */
 function mapsLine(): string {
   const m = process.memoryUsage();
@@ -73,7 +68,7 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const { source, tokenizerSource } = openWeights(file, { precision: 'q4' });
   const tok = tokenizerSource ? createTokenizer(tokenizerSource) : null;
-  rss.tokenizer = rssMb();
+  rss.tokenizer = residentMB().now;
   if (showMaps) console.error(`tokenizer: ${mapsLine()}`);
   const cache = cacheDir ? { root: path.resolve(cacheDir), modelStamp: modelStamp(file, baseIdentity(file, source.config).fingerprint) } : undefined;
   const rt = await createGemmaRuntime(source, {
@@ -81,7 +76,7 @@ async function main(): Promise<void> {
     session: { optimization, spinning, memArena, memPattern, configEntries },
   });
   const loadS = (performance.now() - t0) / 1000;
-  rss.load = rssMb();
+  rss.load = residentMB().now;
   if (showMaps) console.error(`load: ${mapsLine()}`);
   void tok;
 
@@ -98,7 +93,7 @@ async function main(): Promise<void> {
     const ttft = (performance.now() - tp) / 1000;
     const prefillCpu = cpuSeconds(up);
     c0.dispose();
-    rss.prefill = rssMb();
+    rss.prefill = residentMB().now;
     if (showMaps) console.error(`prefill: ${mapsLine()}`);
 
     const cache = rt.newCache();
@@ -109,7 +104,7 @@ async function main(): Promise<void> {
     const decodeS = (performance.now() - td) / 1000;
     const decodeCpu = cpuSeconds(ud);
     cache.dispose();
-    rss.decode = rssMb();
+    rss.decode = residentMB().now;
 
     const labels = ['positive', 'negative', 'neutral', 'mixed'];
     const labelIds = labels.map((_, i) => ids(1 + (i >> 1), V, 10 + i));
@@ -122,7 +117,7 @@ async function main(): Promise<void> {
     }
     const classifyCpu = cpuSeconds(uc) / 3;
     runs.sort((a, b) => a - b);
-    rss.classify = rssMb();
+    rss.classify = residentMB().now;
     if (showMaps) console.error(`classify: ${mapsLine()}`);
     results.push({
       ttft_512_s: +ttft.toFixed(3), prefill_tok_s: +(promptLen / ttft).toFixed(1), decode_tok_s: +(genLen / decodeS).toFixed(1), classify_ms: Math.round(runs[1]),

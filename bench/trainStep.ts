@@ -18,6 +18,7 @@ import { syntheticExamples } from '../src/engine/train/benchTrain';
 import { collate } from '../src/engine/train/batch';
 import { flag, has } from './flags';
 import { profileIn, summariseProfile, threadSummary } from './ortProfile';
+import { residentMB } from './procMemory';
 
 const first = process.argv[2];
 const model = first && !first.startsWith('--') ? first : 'bench/out/270m-q4.gguf';
@@ -28,13 +29,6 @@ const completion = Number(flag('completion', '40'));
 const rank = Number(flag('rank', '16'));
 const keepFlag = flag('keep', 'all');
 const keep: readonly LoraTarget[] = keepFlag === 'all' ? ALL_TARGETS : keepFlag === 'none' ? [] : (keepFlag.split(',') as LoraTarget[]);
-
-/** VmRSS, RssAnon and RssFile of this process in MB. */
-function memory(): { rss: number; anon: number; file: number } {
-  const status = fs.readFileSync('/proc/self/status', 'utf8');
-  const mb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024;
-  return { rss: mb('VmRSS'), anon: mb('RssAnon'), file: mb('RssFile') };
-}
 
 async function main(): Promise<void> {
   const source = openWeights(model, { precision: 'q4' }).source;
@@ -47,9 +41,9 @@ async function main(): Promise<void> {
     recompute: !has('no-recompute'), keepProjections: keep, headBits: flag('head-bits', '8') === '4' ? 4 : 8, profilePrefix: profileDir ? path.join(profileDir, 'step') : undefined,
     spinning: has('spin'), interOpThreads: Number(flag('inter-op', '1')),
   });
-  const m0 = memory();
+  const m0 = residentMB();
   console.log(`${model}: ${micro} × ${tokens} tokens per run (last ${completion} labelled), r${rank}, kept projections: ${keep.join(',') || 'none'}${has('no-recompute') ? ', no recompute' : ''}`);
-  console.log(`session ${((performance.now() - t0) / 1000).toFixed(1)} s, RSS ${m0.rss.toFixed(0)} MB (anon ${m0.anon.toFixed(0)}, file ${m0.file.toFixed(0)})  [${os.loadavg().map((l) => l.toFixed(2)).join(' ')}]`);
+  console.log(`session ${((performance.now() - t0) / 1000).toFixed(1)} s, RSS ${m0.now} MB (anon ${m0.anon}, file ${m0.file})  [${os.loadavg().map((l) => l.toFixed(2)).join(' ')}]`);
   const batch = collate(syntheticExamples(micro, tokens, completion, cfg.vocabSize, 7), cfg.padId);
   try {
     for (let r = 0; r < runs; r++) {
@@ -57,8 +51,8 @@ async function main(): Promise<void> {
       const t = performance.now();
       await engine.lossAndGrads(batch, params, 1);
       const cpu = process.cpuUsage(c);
-      const m = memory();
-      console.log(`run ${r}: ${((performance.now() - t) / 1000).toFixed(2)} s wall, ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s CPU, RSS ${m.rss.toFixed(0)} MB (anon ${m.anon.toFixed(0)}, file ${m.file.toFixed(0)})`);
+      const m = residentMB();
+      console.log(`run ${r}: ${((performance.now() - t) / 1000).toFixed(2)} s wall, ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s CPU, RSS ${m.now} MB (anon ${m.anon}, file ${m.file})`);
     }
     const t = performance.now();
     await engine.evaluate(batch, params);

@@ -52,8 +52,13 @@ function taskJson(workspace: string): { kind: string; labels: string[]; hyperpar
  */
 function windowEvents(events: string): ExtensionEvent[] {
   const all = readEvents(events);
-  const pid = all.filter((e) => e.event === 'activated').at(-1)?.pid;
+  const pid = windowPid(all);
   return all.filter((e) => e.pid === pid);
+}
+
+/** The pid of the extension host that activated last. */
+function windowPid(all: ExtensionEvent[]): unknown {
+  return all.filter((e) => e.event === 'activated').at(-1)?.pid;
 }
 
 /** How many states the window's host has sent the panel so far (each is a full redraw of the page). */
@@ -64,7 +69,7 @@ function stateCount(events: string): number {
 /** The check that no state came from the window's host since `states` were counted, naming every event since (with its process). */
 function assertNoNewState(events: string, states: number): void {
   const all = readEvents(events);
-  const pid = all.filter((e) => e.event === 'activated').at(-1)?.pid;
+  const pid = windowPid(all);
   let seen = 0;
   const from = states === 0 ? 0 : all.findIndex((e) => e.pid === pid && e.event === 'panelState' && ++seen === states) + 1;
   const since = all.slice(from);

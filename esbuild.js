@@ -1,6 +1,7 @@
 // Bundles the four programs of Gemma Tune: the extension (host), the engine worker, the CLI and the
 // panel's browser code. `--watch` rebuilds on change, `--production` minifies without sourcemaps.
 const esbuild = require('esbuild');
+const { buildNative } = require('./scripts/build-native');
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -41,6 +42,7 @@ async function main() {
     return ok;
   });
   const contexts = await Promise.all(present.map(({ name: _name, ...opts }) => esbuild.context(opts)));
+  buildNative();
   // The training job's script is a file the export copies, beside the bundles that export it.
   fs.mkdirSync('dist/job', { recursive: true });
   fs.copyFileSync('src/job/train.py', 'dist/job/train.py');

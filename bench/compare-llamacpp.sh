@@ -5,7 +5,8 @@
 #   gemma-tune: `gemma-tune bench` (prefill 512, decode 128 after a 64-token prompt, classify, peak RSS)
 # usage: LLAMA_BENCH=/path/to/llama-bench bash bench/compare-llamacpp.sh      (after npm run build)
 #        LLAMA_BENCH=/path/to/llama.cpp-source bash bench/compare-llamacpp.sh (builds llama-bench under /tmp)
-#        env: ROUNDS=2 (each side runs ROUNDS times, alternating), THREADS=2, EMBEDDING=q8_0|q4_0
+#        env: ROUNDS=2 (each side runs ROUNDS times, alternating), THREADS=2, EMBEDDING=q8_0|q4_0,
+#        ONNX=1 (also gemma-tune with --decode onnx: decode steps on ONNX Runtime rather than the native kernels)
 # llama.cpp is never part of this repository: fetch its source yourself (gguf-gemma3.md says which) and
 # build outside the tree. Without LLAMA_BENCH the script says so and exits 0.
 set -euo pipefail
@@ -61,10 +62,12 @@ for round in $(seq 1 "$rounds"); do
     const kb = Number(require("fs").readFileSync(process.argv[2], "utf8").trim());
     console.log(`round ${process.argv[3]} llama.cpp  (load ${process.argv[4]}): prefill ${pp.avg_ts.toFixed(1)} tok/s, decode ${tg.avg_ts.toFixed(1)} tok/s, peak RSS ${(kb / 1024).toFixed(0)} MB`);
   ' "$tmp/llama.json" "$tmp/llama.rss" "$round" "$load"
-  load=$(cut -d' ' -f1 /proc/loadavg)
-  node dist/cli.js bench --model "$model" --threads "$threads" --json > "$tmp/ours.json"
-  node -e '
-    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    console.log(`round ${process.argv[2]} gemma-tune (load ${process.argv[3]}): prefill ${r.prefill_tok_s.toFixed(1)} tok/s, decode ${r.decode_tok_s.toFixed(1)} tok/s, peak RSS ${r.peak_rss_mb.toFixed(0)} MB, classify ${r.classify_ms.toFixed(0)} ms, load ${r.load_s.toFixed(2)} s`);
-  ' "$tmp/ours.json" "$round" "$load"
+  for decode in native ${ONNX:+onnx}; do
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    node dist/cli.js bench --model "$model" --threads "$threads" --decode "$decode" --json > "$tmp/ours.json"
+    node -e '
+      const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      console.log(`round ${process.argv[2]} gemma-tune (load ${process.argv[3]}): prefill ${r.prefill_tok_s.toFixed(1)} tok/s, decode ${r.decode_tok_s.toFixed(1)} tok/s, peak RSS ${r.peak_rss_mb.toFixed(0)} MB, classify ${r.classify_ms.toFixed(0)} ms, load ${r.load_s.toFixed(2)} s; decode steps: ${r.decode_by}`);
+    ' "$tmp/ours.json" "$round" "$load"
+  done
 done

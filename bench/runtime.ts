@@ -5,7 +5,7 @@
 //   after a 64-token prompt, classify latency (100-token input, 4 labels), RSS after each phase and peak.
 // usage: node --import tsx bench/runtime.ts --model FILE.gguf [--accuracy 0|4] [--head-accuracy 0|4]
 //        [--head-parts N] [--head-bits 4|8] [--arena 0|1] [--mem-pattern 0|1] [--threads N] [--opt basic|all] [--spin 0|1] [--prompt 512] [--gen 128]
-//        [--chunk 256] [--attention gqa|matmul] [--lora lazy|always|never] [--config ort.key=value,...] [--repeat N] [--maps]
+//        [--chunk 256] [--attention gqa|matmul] [--lora lazy|always|never] [--decode native|onnx] [--config ort.key=value,...] [--repeat N] [--maps]
 //        [--cache DIR] (open the converted model from DIR, converting into it the first time, as the CLI and the extension do)
 // Make the model with: node dist/cli.js make-model --config 270m --format gguf --dtype q4_0 --seed 1
 //   --out bench/out/270m-q4.gguf   (Q8_0 embedding as in Google's QAT GGUF; --embedding q4_0 for Q4_0)
@@ -60,6 +60,7 @@ async function main(): Promise<void> {
   const repeat = Number(flag('repeat', '1'));
   const maxChunk = Number(flag('chunk', '256'));
   const lora = flag('lora', 'lazy') as LoraMode;
+  const decode = flag('decode', 'native') as 'native' | 'onnx';
   const configEntries = Object.fromEntries(flag('config', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
   const rss: Record<string, number> = {};
   const showMaps = has('maps');
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
   if (showMaps) console.error(`tokenizer: ${mapsLine()}`);
   const cache = cacheDir ? { root: path.resolve(cacheDir), modelStamp: modelStamp(file, baseIdentity(file, source.config).fingerprint) } : undefined;
   const rt = await createGemmaRuntime(source, {
-    precision: 'q4', threads, accuracyLevel, headAccuracyLevel, headParts, headBits, maxChunk, lora, attention, cache,
+    precision: 'q4', threads, accuracyLevel, headAccuracyLevel, headParts, headBits, maxChunk, lora, attention, cache, decode,
     session: { optimization, spinning, memArena, memPattern, configEntries },
   });
   const loadS = (performance.now() - t0) / 1000;
@@ -129,7 +130,7 @@ async function main(): Promise<void> {
   const peak = Math.round(process.resourceUsage().maxRSS / 1024);
   console.log(JSON.stringify({
     model: path.basename(file), threads, accuracyLevel, headAccuracyLevel: headAccuracyLevel ?? 'default', headParts, headBits, attention, maxChunk, lora, memArena, memPattern, optimization, spinning, configEntries,
-    load_s: +loadS.toFixed(2), weights_from: rt.weightsFrom, runs: results, rss_mb: rss, peak_rss_mb: peak, loadavg: +fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0],
+    load_s: +loadS.toFixed(2), weights_from: rt.weightsFrom, decode_by: rt.decodeBy.note, runs: results, rss_mb: rss, peak_rss_mb: peak, loadavg: +fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0],
   }));
 }
 

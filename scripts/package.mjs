@@ -2,7 +2,7 @@
 // platform's onnxruntime binaries. Default target: this machine. vsce runs `vscode:prepublish`
 // (the production build) first. Output: gemma-tune-<target>-<version>.vsix in the repository root.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -23,9 +23,15 @@ const [os, arch] = target.split('-');
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
 const ignoreFile = path.join(root, '.cache/vscodeignore', target);
 mkdirSync(path.dirname(ignoreFile), { recursive: true });
+// The native decode kernels (scripts/build-native.js) are built for this machine only: a VSIX for another
+// platform goes without them and decodes with ONNX Runtime.
+const host = target === `${process.platform}-${process.arch}`;
+if (host) execFileSync(process.execPath, [path.join(root, 'scripts/build-native.js')], { cwd: root, stdio: 'inherit' });
+const nativeLine = host && existsSync(path.join(root, 'dist/gemma_native.node')) ? '!dist/gemma_native.node\n' : '';
+if (!nativeLine) console.log(`package: no native decode kernels for ${target} (built only for this machine's platform, when it can build them)`);
 writeFileSync(
   ignoreFile,
-  `${readFileSync(path.join(root, '.vscodeignore'), 'utf8')}\n# added by scripts/package.mjs for ${target}\n!node_modules/onnxruntime-node/bin/napi-v6/${os}/${arch}/**\n`,
+  `${readFileSync(path.join(root, '.vscodeignore'), 'utf8')}\n# added by scripts/package.mjs for ${target}\n!node_modules/onnxruntime-node/bin/napi-v6/${os}/${arch}/**\n${nativeLine}`,
 );
 
 const out = path.join(root, `${pkg.name}-${target}-${pkg.version}.vsix`);

@@ -76,7 +76,7 @@ test('a prompt longer than one run (head, then tail and labels) scores as the fu
   // The same runtime without scoreBranches: a step for the prompt, then one fork and step per label.
   const rt = m.runtime;
   const stepsOnly: GemmaRuntime = {
-    config: rt.config, precision: rt.precision, device: rt.device, weightsFrom: rt.weightsFrom, maxRunTokens: rt.maxRunTokens, newCache: () => rt.newCache(), step: (c, x, o) => rt.step(c, x, o),
+    config: rt.config, precision: rt.precision, device: rt.device, weightsFrom: rt.weightsFrom, maxRunTokens: rt.maxRunTokens, decodeBy: rt.decodeBy, newCache: () => rt.newCache(), step: (c, x, o) => rt.step(c, x, o),
     setAdapter: (n, a) => rt.setAdapter(n, a), removeAdapter: (n) => rt.removeAdapter(n), dispose: () => rt.dispose(),
   };
   const oneByOne = await classify(stepsOnly, m.gen, { promptIds: ids, labels });

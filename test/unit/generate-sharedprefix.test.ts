@@ -38,7 +38,7 @@ test('generate and extract from a kept prefix give the tokens of a full run, wit
   const rt = m.runtime;
   const stepped: number[] = [];
   const counting: GemmaRuntime = {
-    config: rt.config, precision: rt.precision, device: rt.device, weightsFrom: rt.weightsFrom, maxRunTokens: rt.maxRunTokens, newCache: () => rt.newCache(),
+    config: rt.config, precision: rt.precision, device: rt.device, weightsFrom: rt.weightsFrom, maxRunTokens: rt.maxRunTokens, decodeBy: rt.decodeBy, newCache: () => rt.newCache(),
     step: (c, x, o) => (stepped.push(x.length), rt.step(c, x, o)),
     setAdapter: (n, a) => rt.setAdapter(n, a), removeAdapter: (n) => rt.removeAdapter(n), dispose: () => rt.dispose(),
   };

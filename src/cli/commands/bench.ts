@@ -6,7 +6,7 @@
 // Each measurement is one entry of `sections`; a later section (training) adds its own entry and keys.
 
 import type { CliCommand } from '../command';
-import { numberFlag, parseFlags, UsageError, type ParsedArgs } from '../args';
+import { choiceFlag, numberFlag, parseFlags, UsageError, type ParsedArgs } from '../args';
 import type { GemmaRuntime } from '../../engine/gemma/runtime';
 import { argmax } from '../../engine/generate/sampling';
 import { Rng } from '../../engine/rng';
@@ -103,25 +103,26 @@ const sections: BenchSection[] = [prefill, decode, classifyLatency];
 
 export const benchCommand: CliCommand = {
   name: 'bench',
-  usage: 'gemma-tune bench --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads auto|N] [--precision q4|f32] [--device auto|cpu|webgpu] [--json]\n' +
+  usage: 'gemma-tune bench --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads auto|N] [--precision q4|f32] [--device auto|cpu|webgpu] [--decode native|onnx] [--json]\n' +
     '       gemma-tune bench --model PATH --train [--examples N] [--tokens N] [--completion N] [--epochs N] [--batch B] [--micro-batch M] [--rank R] [--warmup-steps N] [--threads auto|N] [--precision q4|f32] [--device auto|cpu|webgpu] [--json]',
   summary: 'Print load time, prefill and decode tokens/s, classify latency and peak RSS (--json: one object). With --train: training tokens/s, ' +
     'the wall time of a fine-tune (default 20 synthetic examples of 120 tokens, 40 completion, 3 epochs, batch 4 as 2 micro-batches of 2, r16) and peak RSS; ' +
-    '--warmup-steps N leaves the first N steps out of tokens/s.',
+    '--warmup-steps N leaves the first N steps out of tokens/s. --decode onnx runs decode steps on ONNX Runtime instead of the native kernels, for comparison.',
   async run(argv) {
-    const flags = parseFlags(argv, { values: [...MODEL_FLAGS, 'prompt-tokens', 'gen-tokens', ...TRAIN_BENCH_FLAGS], booleans: ['json', 'train'] });
+    const flags = parseFlags(argv, { values: [...MODEL_FLAGS, 'prompt-tokens', 'gen-tokens', 'decode', ...TRAIN_BENCH_FLAGS], booleans: ['json', 'train'] });
     const json = flags.booleans.has('json');
     const train = flags.booleans.has('train');
     // Each mode's flags mean nothing to the other: say so rather than ignore them.
-    for (const f of train ? ['prompt-tokens', 'gen-tokens'] : TRAIN_BENCH_FLAGS) if (flags.values.has(f)) throw new UsageError(`--${f} ${train ? 'is not used with' : 'needs'} --train`);
+    for (const f of train ? ['prompt-tokens', 'gen-tokens', 'decode'] : TRAIN_BENCH_FLAGS) if (flags.values.has(f)) throw new UsageError(`--${f} ${train ? 'is not used with' : 'needs'} --train`);
     if (train) return runTrainBench(flags, json);
-    const { model, device } = await openFromFlags(flags, false);
+    const { model, device } = await openFromFlags(flags, false, choiceFlag(flags, 'decode', ['native', 'onnx'] as const, 'native'));
     const values: Record<string, number> = { load_s: model.loadSeconds };
     const cfg = model.runtime.config;
     const lines = [
       `model: ${cfg.layers} layers, hidden ${cfg.hidden}, ${cfg.heads} heads / ${cfg.kvHeads} kv, vocabulary ${cfg.vocabSize}`,
       `device: inference on ${describeRole(device, 'inference')}`,
       `load: ${model.loadSeconds.toFixed(2)} s (${model.format}, ${model.runtime.precision}; ${model.runtime.weightsFrom === 'cache' ? 'opened from the converted-model cache' : 'converted now'})`,
+      `decode steps: ${model.runtime.decodeBy.note}`,
     ];
     try {
       // One short step first: ONNX Runtime's first run pays one-time costs a user pays once per load.
@@ -145,7 +146,7 @@ export const benchCommand: CliCommand = {
       const out: Record<string, number> = {};
       for (const k of ['load_s', 'prefill_tok_s', 'decode_tok_s', 'classify_ms', 'peak_rss_mb', 'ram_needed_mb']) out[k] = round(values[k]);
       for (const [k, v] of Object.entries(values)) if (!(k in out)) out[k] = round(v);
-      process.stdout.write(JSON.stringify({ ...out, device: model.runtime.device, weights_from: model.runtime.weightsFrom }) + '\n');
+      process.stdout.write(JSON.stringify({ ...out, device: model.runtime.device, weights_from: model.runtime.weightsFrom, decode_by: model.runtime.decodeBy.note }) + '\n');
     } else {
       process.stdout.write(lines.join('\n') + '\n');
     }

@@ -37,14 +37,14 @@ export async function deviceFlag(p: ParsedArgs): Promise<DeviceRoles> {
 /** The adapter name used for --adapter on the command line. */
 export const CLI_ADAPTER = 'cli';
 
-/** Opens --model with --precision, --threads and --device, and registers --adapter when given. */
-export async function openFromFlags(p: ParsedArgs, withAdapter: boolean): Promise<{ model: OpenModel; adapter: string | undefined; device: DeviceResolution }> {
+/** Opens --model with --precision, --threads and --device (and `decode`), and registers --adapter when given. */
+export async function openFromFlags(p: ParsedArgs, withAdapter: boolean, decode?: 'native' | 'onnx'): Promise<{ model: OpenModel; adapter: string | undefined; device: DeviceResolution }> {
   const modelPath = required(p, 'model');
   const precision = precisionFlag(p);
   const threads = threadsFlag(p);
   const dir = withAdapter ? p.values.get('adapter') : undefined;
   const device = await deviceFromFlags(p);
-  const model = await openModel(modelPath, { precision, threads, lora: dir === undefined ? 'lazy' : 'always', device: deviceRoles(device).inference, weightCache: cliWeightCache() });
+  const model = await openModel(modelPath, { precision, threads, lora: dir === undefined ? 'lazy' : 'always', device: deviceRoles(device).inference, weightCache: cliWeightCache(), decode });
   for (const note of model.notes) console.error(note);
   if (dir === undefined) return { model, adapter: undefined, device };
   try {

@@ -21,10 +21,12 @@ import type { Device } from '../onnx/device';
 import { headGraphWithParams, inferenceGraphWithParams, loraGroupShape, loraInputNames, type InferenceGraphOptions } from './inferenceGraph';
 import { BASE_GRAPH, embeddingFromRecord, hasPackedHead, HEAD_GRAPH, HEAD_PACKED_DATA, HEAD_PACKED_GRAPH, LORA_GRAPH, runtimeCacheKey, runtimeRecord, type RuntimeCacheOptions, type RuntimeRecord } from './runtimeCache';
 import { EmbeddingReader } from './embeddingReader';
+import { NativeDecoder } from './nativeDecoder';
+import { NATIVE_HEAD_MAX_ROWS, NativeHead } from './nativeHead';
 import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
 import { layerInverseFrequencies, ropeTables } from './rope';
-import { defaultAccuracyLevel, type BranchLogits, type BranchOptions, type GemmaRuntime, type KvCache, type LoraAdapter, type Precision, type RuntimeOptions, type StepOptions } from './runtime';
+import { defaultAccuracyLevel, type BranchLogits, type BranchOptions, type DecodeBy, type GemmaRuntime, type KvCache, type LoraAdapter, type Precision, type RuntimeOptions, type StepOptions } from './runtime';
 import { quote } from '../../common/quote';
 
 type Feeds = Record<string, ortTypes.Tensor>;
@@ -68,6 +70,11 @@ export interface OrtRuntimeOptions extends RuntimeOptions {
   session?: SessionConfig;
   /** Keep the converted model in (and open it from) this cache; default none: convert at every load. */
   cache?: RuntimeCacheOptions;
+  /**
+   * Who runs a one-token step without an adapter: 'native' (default; nativeDecoder.ts, where it is
+   * available, else ONNX Runtime) or 'onnx' (always ONNX Runtime, for comparison).
+   */
+  decode?: 'native' | 'onnx';
 }
 
 /**
@@ -98,9 +105,20 @@ export async function createGemmaRuntime(weights: ModelWeights | WeightSource, o
   };
   // `session.device` may differ from the graph's target (tests run a WebGPU graph on the CPU EP).
   const sessionCfg: SessionConfig = { optimization: 'basic', device, ...opts.session, threads: opts.threads ?? 2 };
+  const native = (): NativeParts => {
+    const why = opts.decode === 'onnx' ? 'chosen' : device !== 'cpu' ? `inference on ${device}` : opts.precision !== 'q4' ? `precision ${opts.precision}` : null;
+    if (why) return { decoder: { reason: why }, head: { reason: why } };
+    const source = asWeightSource(weights);
+    const threads = opts.threads ?? 2;
+    const requantised = graphOpts.headBits === 4 && source.storage(EMBED_NAME) === 'q8_0';
+    return {
+      decoder: NativeDecoder.create(source, threads, accuracyLevel),
+      head: requantised ? { reason: 'the head is requantised to 4 bits' } : NativeHead.create(source, threads, graphOpts.headAccuracyLevel!),
+    };
+  };
   const runtime = (o: OpenedRuntime, files: CacheEntry | null, opened: boolean) => new OrtGemmaRuntime(weights.config, opts.precision, device,
     { session: o.session, head: o.head, fd: o.fd, baseModel: o.models.base, loraModel: o.models.lora, loraActive: mode === 'always', mode, cfg: sessionCfg, gqa: graphOpts.attention === 'gqa', files },
-    o.embedding, opts.maxChunk ?? MAX_CHUNK, opened);
+    o.embedding, opts.maxChunk ?? MAX_CHUNK, opened, native());
   if (opts.cache) {
     const cached = await openCachedRuntime(weights, opts.cache, graphOpts, mode, sessionCfg);
     if (cached) return runtime(cached.runtime, cached.entry, cached.opened);
@@ -146,6 +164,12 @@ async function convertInto(dir: string, weights: ModelWeights | WeightSource, gr
   const packed = forCache && (cfg.device ?? 'cpu') === 'cpu';
   if (packed) await (await sessionFromFile(path.join(dir, HEAD_GRAPH), { ...cfg, saveOptimized: { model: path.join(dir, HEAD_PACKED_GRAPH), data: HEAD_PACKED_DATA } })).release();
   return runtimeRecord(weights.config, table, packed);
+}
+
+/** The native decode step and head, or why each is not there (the runtime then uses ONNX Runtime's). */
+interface NativeParts {
+  decoder: NativeDecoder | { reason: string };
+  head: NativeHead | { reason: string };
 }
 
 interface OpenedRuntime {
@@ -245,9 +269,17 @@ class OrtGemmaRuntime implements GemmaRuntime {
 
   readonly weightsFrom: 'converted' | 'cache';
 
+  readonly decodeBy: DecodeBy;
+  private readonly native: NativeDecoder | null;
+  private readonly nativeHead: NativeHead | null;
+
   constructor(readonly config: GemmaConfig, readonly precision: Precision, readonly device: Device, private readonly s: SessionState,
-    private readonly embedding: EmbeddingReader, readonly maxRunTokens: number, opened: boolean) {
+    private readonly embedding: EmbeddingReader, readonly maxRunTokens: number, opened: boolean, parts: NativeParts) {
     this.weightsFrom = opened ? 'cache' : 'converted';
+    this.native = parts.decoder instanceof NativeDecoder ? parts.decoder : null;
+    this.nativeHead = parts.head instanceof NativeHead ? parts.head : null;
+    const note = (p: object) => ('reason' in p ? `ONNX Runtime (${p.reason})` : 'native');
+    this.decodeBy = { native: this.native !== null, note: `layers ${note(parts.decoder)}, head ${note(parts.head)}` };
     const cfg = config;
     this.invFreq = new Map([
       ['sliding', layerInverseFrequencies(cfg, 'sliding')],
@@ -318,6 +350,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
   async step(cacheIn: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array> {
     if (ids.length === 0) throw new Error('step: no token ids');
     const cache = this.checked('step', cacheIn, ids, ids.length);
+    if (ids.length === 1 && opts.adapter === undefined && this.native) return this.nativeStep(this.native, cache, ids[0]);
     const V = this.config.vocabSize;
     const lora = await this.loraFeeds('step', opts.adapter);
 
@@ -388,6 +421,38 @@ class OrtGemmaRuntime implements GemmaRuntime {
     };
   }
 
+  /** One token through the native layers (as run() with T = 1 and no adapter), then the head. */
+  private async nativeStep(native: NativeDecoder, cache: GemmaKvCache, id: number): Promise<Float32Array> {
+    const cfg = this.config;
+    const x = this.embedding.rows([id]);
+    // The graph's scaleEmbedding: a float32 product by √C rounded to float32.
+    const scale = Math.fround(Math.sqrt(cfg.hidden));
+    for (let i = 0; i < x.length; i++) x[i] *= scale;
+    const start = cache.length;
+    const kv = native.step(cache, x, (type) => ropeTables(this.invFreq.get(type as LayerType)!, [start]));
+    this.commit(cache, start, 1, kv, 1);
+    return this.logits(x, 1);
+  }
+
+  /** The head on hidden rows [n, C]: native for a few rows where it is there, else ONNX Runtime's. */
+  private async logits(rows: Float32Array, n: number): Promise<Float32Array> {
+    if (this.nativeHead && n <= NATIVE_HEAD_MAX_ROWS) return this.nativeHead.logits(rows, n);
+    return (await this.s.head.run({ rows: f32Tensor(rows, [n, this.config.hidden]) })).logits.data as Float32Array;
+  }
+
+  /** Appends the first `count` of a run's T new keys/values (new_kv: k_0 v_0 k_1 v_1 …, each [Hkv, T, D]) to the cache. */
+  private commit(cache: GemmaKvCache, start: number, T: number, kv: Float32Array, count: number): void {
+    const cfg = this.config;
+    const size = cfg.kvHeads * T * cfg.headDim;
+    const part = (i: number) => kv.subarray(i * size, (i + 1) * size);
+    for (const set of cache.sets.values()) {
+      const newK = set.layers.map((layer) => part(2 * layer));
+      const newV = set.layers.map((layer) => part(2 * layer + 1));
+      set.append(start, T, newK, newV, count);
+    }
+    cache.length += count;
+  }
+
   private chunkSize(cache: GemmaKvCache): number {
     const full = cache.sets.get('full');
     const past = full ? full.filled : 0;
@@ -428,20 +493,9 @@ class OrtGemmaRuntime implements GemmaRuntime {
       });
     }
     const result = await this.s.session.run(feeds);
-    if (commit > 0) {
-      // new_kv holds k_0 v_0 k_1 v_1 …, each [Hkv, T, D] (B = 1).
-      const kv = result.new_kv.data as Float32Array;
-      const size = cfg.kvHeads * T * cfg.headDim;
-      const part = (i: number) => kv.subarray(i * size, (i + 1) * size);
-      for (const set of cache.sets.values()) {
-        const newK = set.layers.map((layer) => part(2 * layer));
-        const newV = set.layers.map((layer) => part(2 * layer + 1));
-        set.append(start, T, newK, newV, commit);
-      }
-      cache.length += commit;
-    }
+    if (commit > 0) this.commit(cache, start, T, result.new_kv.data as Float32Array, commit);
     if (logitIndex.length === 0) return new Float32Array(0);
-    return (await this.s.head.run({ rows: result.rows })).logits.data as Float32Array;
+    return this.logits(result.rows.data as Float32Array, logitIndex.length);
   }
 
   setAdapter(name: string, adapter: LoraAdapter): void {
@@ -503,6 +557,8 @@ class OrtGemmaRuntime implements GemmaRuntime {
     if (this.disposed) return;
     this.disposed = true;
     this.adapters.clear();
+    this.native?.dispose();
+    this.nativeHead?.dispose();
     try {
       if (this.switching) await this.switching.catch(() => undefined);
       await Promise.all([this.s.session.release(), this.s.head.release()]);

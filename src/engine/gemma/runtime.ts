@@ -63,6 +63,12 @@ export interface BranchLogits {
   branches: Float32Array[];
 }
 
+/** Who runs each part of a one-token step, e.g. note 'layers native, head ONNX Runtime (why not native)'. */
+export interface DecodeBy {
+  native: boolean;
+  note: string;
+}
+
 export interface GemmaRuntime {
   readonly config: GemmaConfig;
   readonly precision: Precision;
@@ -72,6 +78,8 @@ export interface GemmaRuntime {
   readonly weightsFrom: 'converted' | 'cache';
   /** Most new tokens one run takes; step and scoreBranches cut longer inputs into runs of this size. */
   readonly maxRunTokens: number;
+  /** Who runs one-token steps without an adapter (decoding): native code, or ONNX Runtime and why. */
+  readonly decodeBy: DecodeBy;
   newCache(): KvCache;
   /** Feeds ids after the cache's contents, extends the cache, returns the requested logits. */
   step(cache: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array>;

@@ -42,6 +42,8 @@ export interface OpenOptions {
    * options opens from there without converting. Default none.
    */
   weightCache?: string;
+  /** Who runs decode steps: 'native' where available (default), or 'onnx' (OrtRuntimeOptions.decode). */
+  decode?: 'native' | 'onnx';
   /** Called with the model's shape once its header is read, before the runtime is built (the costly part); may throw to stop. */
   beforeBuild?: (config: GemmaConfig) => void | Promise<void>;
 }
@@ -54,7 +56,7 @@ export async function openModel(modelPath: string, o: OpenOptions): Promise<Open
   await o.beforeBuild?.(config);
   const base = baseIdentity(modelPath, config);
   const cache = o.weightCache ? { root: o.weightCache, modelStamp: modelStamp(modelPath, base.fingerprint) } : undefined;
-  const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora, device: o.device, cache });
+  const runtime = await createGemmaRuntime(source, { precision: o.precision, threads: o.threads ?? 2, lora: o.lora, device: o.device, cache, decode: o.decode });
   return {
     runtime,
     tokenizer,

@@ -63,6 +63,8 @@ interface TensorSource {
   /** What precision q4 gives a float tensor of this file: kept float32 (GGUF) or quantised to Q4_0 (HF). */
   floatsAs: 'f32' | 'q4_0';
   read(rowStart: number, rowCount: number, into: Uint8Array, intoOffset: number): void;
+  /** The file offset of row 0, where the rows are contiguous there as stored (GGUF tensors). */
+  offset?: number;
 }
 
 const CHUNK_BYTES = 4 << 20;
@@ -115,6 +117,10 @@ export function openWeights(modelPath: string, opts: LoadOptions): OpenedWeights
       if (row0 < 0 || count < 0 || row0 + count > s.rows) throw new Error(`weight ${name}: rows ${row0}+${count} outside 0…${s.rows}`);
       return convertRows(name, s, opts, row0, count);
     },
+    stored: (name) => {
+      const s = source(name);
+      return s.offset !== undefined && isQuantDtype(s.dtype) && storageOf(name, s, opts) === s.dtype ? { file: s.file, offset: s.offset } : null;
+    },
   };
   return { source: weights, tokenizerSource: m.tokenizerSource, format: m.format, notes: m.notes };
 }
@@ -148,6 +154,7 @@ function locateGgufFile(file: string): Located {
     normHasOne: true,
     floatsAs: 'f32',
     read: (rowStart, rowCount, into, intoOffset) => void readGgufTensor(data, t.name, row0 + rowStart, rowCount, into, intoOffset),
+    offset: t.offset + row0 * t.rowBytes,
   });
   const vision = new SkippedTensors('vision tensors (v.*, mm.*)');
   for (const t of g.tensors.values()) {

@@ -19,6 +19,11 @@ export interface WeightSource {
   storage(name: string): WeightStorage;
   /** Rows [row0, row0 + count) of a weight in its storage form (may be a view: read, do not keep). */
   rows(name: string, row0: number, count: number): WeightData;
+  /**
+   * Where a quantised weight's rows lie in the model file, when `rows` returns them exactly as stored there
+   * (so they can be mapped rather than read); null or absent otherwise.
+   */
+  stored?(name: string): { file: string; offset: number } | null;
 }
 
 /** Number of rows of a weight of this shape (1 for a 1-D weight). */

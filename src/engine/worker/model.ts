@@ -52,7 +52,7 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
   };
   ctx.state.model = { summary, runtime: m.runtime, tokenizer: m.tokenizer, gen: m.gen, adapters: new Map(), prefixes: new PrefixCache(m.runtime) };
   const roles = deviceRoles(resolution);
-  ctx.log('info', `loaded ${summary.source} (${m.format}, ${precision}; inference on ${summary.device === 'webgpu' ? 'WebGPU' : 'the CPU'}, training on ${roles.training === 'webgpu' ? 'WebGPU' : 'the CPU'}) in ${m.loadSeconds.toFixed(2)} s (${m.runtime.weightsFrom === 'cache' ? 'opened from the converted-model cache' : 'converted now'}); fingerprint ${summary.base.fingerprint}`);
+  ctx.log('info', `loaded ${summary.source} (${m.format}, ${precision}; inference on ${summary.device === 'webgpu' ? 'WebGPU' : 'the CPU'}, training on ${roles.training === 'webgpu' ? 'WebGPU' : 'the CPU'}) in ${m.loadSeconds.toFixed(2)} s (${m.runtime.weightsFrom === 'cache' ? 'opened from the converted-model cache' : 'converted now'}; decode steps: ${m.runtime.decodeBy.note}); fingerprint ${summary.base.fingerprint}`);
   for (const note of m.notes) ctx.log('info', note);
   return { model: summary, loadSeconds: m.loadSeconds, vocabSize: m.runtime.config.vocabSize, hasTokenizer: m.tokenizer !== null };
 };

@@ -1,0 +1,346 @@
+// The Node-API face of the decoder (decoder.h) and the head (head.h): createDecoder, step, createHead,
+// logits, destroy, supported. Every array the
+// JS side passes is checked for its type and length before the kernels read it, so a wrong call throws
+// instead of reading out of bounds.
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "decoder.h"
+#include "head.h"
+
+#define CHECK(call)                                                     \
+  do {                                                                  \
+    if ((call) != napi_ok) {                                            \
+      napi_throw_error(env, NULL, "gemma native: " #call " failed");    \
+      return NULL;                                                      \
+    }                                                                   \
+  } while (0)
+
+#define FAIL(msg)                          \
+  do {                                     \
+    napi_throw_error(env, NULL, (msg));    \
+    return NULL;                           \
+  } while (0)
+
+/** The decoder and the references that keep its borrowed weights alive. */
+typedef struct {
+  decoder *d;
+  decoder_config cfg;
+  head *hd;
+  head_config hcfg;
+  napi_ref *refs;
+  int nrefs;
+  // The model file, mapped read-only, when weights are given as offsets into it.
+  const uint8_t *map;
+  size_t map_size;
+} handle;
+
+/** Maps `path` read-only into h (the kernels then read the weights in place, as llama.cpp does); 0 on failure. */
+static int map_file(handle *h, const char *path) {
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct stat st;
+  void *m = MAP_FAILED;
+  if (fstat(fd, &st) == 0 && st.st_size > 0) m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (m == MAP_FAILED) return 0;
+  h->map = m;
+  h->map_size = (size_t)st.st_size;
+  return 1;
+}
+
+static void release(napi_env env, handle *h) {
+  if (h->d) decoder_destroy(h->d);
+  h->d = NULL;
+  if (h->hd) head_destroy(h->hd);
+  h->hd = NULL;
+  for (int i = 0; i < h->nrefs; i++) napi_delete_reference(env, h->refs[i]);
+  free(h->refs);
+  h->refs = NULL;
+  h->nrefs = 0;
+  if (h->map) munmap((void *)h->map, h->map_size);
+  h->map = NULL;
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  handle *h = data;
+  release(env, h);
+  free(h);
+}
+
+static int get_int(napi_env env, napi_value obj, const char *key, int *out) {
+  napi_value v;
+  if (napi_get_named_property(env, obj, key, &v) != napi_ok) return 0;
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+static int get_float(napi_env env, napi_value obj, const char *key, float *out) {
+  napi_value v;
+  double x;
+  if (napi_get_named_property(env, obj, key, &v) != napi_ok || napi_get_value_double(env, v, &x) != napi_ok) return 0;
+  *out = (float)x;
+  return 1;
+}
+
+/** arr as a typed array of `type` with exactly `count` elements (count < 0: any, *len gets it); its data or NULL. */
+static void *typed(napi_env env, napi_value arr, napi_typedarray_type type, long long count, size_t *len) {
+  bool is;
+  napi_typedarray_type t;
+  size_t n;
+  void *data;
+  if (napi_is_typedarray(env, arr, &is) != napi_ok || !is) return NULL;
+  if (napi_get_typedarray_info(env, arr, &t, &n, &data, NULL, NULL) != napi_ok || t != type) return NULL;
+  if (count >= 0 && (long long)n != count) return NULL;
+  if (len) *len = n;
+  return data;
+}
+
+/** obj[key] as typed(); the array itself in *arr_out. */
+static void *get_array(napi_env env, napi_value obj, const char *key, napi_typedarray_type type, long long count, napi_value *arr_out, size_t *len) {
+  napi_value arr;
+  if (napi_get_named_property(env, obj, key, &arr) != napi_ok) return NULL;
+  if (arr_out) *arr_out = arr;
+  return typed(env, arr, type, count, len);
+}
+
+/**
+ * obj[key] as `bytes` bytes of weights: a Uint8Array of exactly that size (referenced in h so it stays
+ * alive), or a byte offset into h's mapped file whose range fits in it. NULL when neither.
+ */
+static const void *get_weight(napi_env env, handle *h, napi_value obj, const char *key, long long bytes) {
+  napi_value v;
+  napi_valuetype t;
+  if (napi_get_named_property(env, obj, key, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return NULL;
+  if (t == napi_number) {
+    double off;
+    if (!h->map || napi_get_value_double(env, v, &off) != napi_ok || off < 0 || off + (double)bytes > (double)h->map_size) return NULL;
+    return h->map + (size_t)off;
+  }
+  const void *data = typed(env, v, napi_uint8_array, bytes, NULL);
+  if (data && napi_create_reference(env, v, 1, &h->refs[h->nrefs++]) != napi_ok) return NULL;
+  return data;
+}
+
+/** Maps argv[i] (a path string) into h when given and not undefined; 0 when it is given but cannot be mapped. */
+static int map_file_arg(napi_env env, handle *h, size_t argc, napi_value *argv, size_t i) {
+  napi_valuetype t;
+  if (argc <= i || napi_typeof(env, argv[i], &t) != napi_ok || t == napi_undefined) return 1;
+  char path[4096];
+  size_t len;
+  if (t != napi_string || napi_get_value_string_utf8(env, argv[i], path, sizeof path, &len) != napi_ok || len >= sizeof path - 1) return 0;
+  return map_file(h, path);
+}
+
+static napi_value supported(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK(napi_get_boolean(env, kernels_supported(), &out));
+  return out;
+}
+
+/** Frees a handle that never reached JS and throws msg. */
+static napi_value give_up(napi_env env, handle *h, const char *msg) {
+  if (h) {
+    release(env, h);
+    free(h);
+  }
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+// createDecoder(config, layers, threads, file?): config { layers, hidden, heads, kvHeads, headDim, ffn, eps,
+// attnScale, level }; layers[i] { q, k, v, o, gate, up, down: Q4_0 blocks, each a Uint8Array or a byte
+// offset into `file`; inNorm, qNorm, kNorm, postAttnNorm, preFfnNorm, postFfnNorm: Float32Array; window }.
+static napi_value create_decoder(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) FAIL("createDecoder(config, layers, threads, file?)");
+  if (!kernels_supported()) FAIL("gemma native: this CPU lacks AVX2, FMA or F16C");
+  decoder_config c;
+  int threads;
+  if (!get_int(env, argv[0], "layers", &c.layers) || !get_int(env, argv[0], "hidden", &c.hidden) || !get_int(env, argv[0], "heads", &c.heads) ||
+      !get_int(env, argv[0], "kvHeads", &c.kv_heads) || !get_int(env, argv[0], "headDim", &c.head_dim) || !get_int(env, argv[0], "ffn", &c.ffn) ||
+      !get_float(env, argv[0], "eps", &c.eps) || !get_float(env, argv[0], "attnScale", &c.attn_scale) || !get_int(env, argv[0], "level", &c.level) ||
+      napi_get_value_int32(env, argv[2], &threads) != napi_ok)
+    FAIL("createDecoder: config needs layers, hidden, heads, kvHeads, headDim, ffn, eps, attnScale, level; threads a number");
+  if (c.layers < 1 || c.layers > 1024 || c.hidden % QK || c.ffn % QK || c.head_dim % 2 || c.kv_heads < 1 || c.heads % c.kv_heads ||
+      (c.heads * c.head_dim) % QK || c.hidden > 65536 || c.ffn > 262144 || c.heads > 256 || c.head_dim > 1024 || (c.level != 0 && c.level != 4) ||
+      threads < 1 || threads > 256)
+    FAIL("createDecoder: unsupported shape (widths must be multiples of 32)");
+  uint32_t n;
+  if (napi_get_array_length(env, argv[1], &n) != napi_ok || (int)n != c.layers) FAIL("createDecoder: layers needs one entry per layer");
+  handle *h = calloc(1, sizeof(handle));
+  if (!h || !(h->refs = calloc((size_t)c.layers * 7, sizeof(napi_ref)))) return give_up(env, h, "createDecoder: out of memory");
+  if (!map_file_arg(env, h, argc, argv, 3)) return give_up(env, h, "createDecoder: the model file cannot be mapped");
+  decoder_layer *layers = calloc((size_t)c.layers, sizeof(decoder_layer));
+  if (!layers) return give_up(env, h, "createDecoder: out of memory");
+  const long long Q = (long long)c.heads * c.head_dim, KV = (long long)c.kv_heads * c.head_dim, C = c.hidden, F = c.ffn;
+  const long long bb = sizeof(block_q4_0);
+  char msg[160] = "";
+  for (int i = 0; i < c.layers && !msg[0]; i++) {
+    napi_value L;
+    decoder_layer *l = &layers[i];
+    if (napi_get_element(env, argv[1], (uint32_t)i, &L) != napi_ok) {
+      snprintf(msg, sizeof msg, "createDecoder: no layer %d", i);
+      break;
+    }
+    struct { const char *key; long long bytes; const block_q4_0 **into; } linears[] = {
+      {"q", Q * (C / QK) * bb, &l->q}, {"k", KV * (C / QK) * bb, &l->k}, {"v", KV * (C / QK) * bb, &l->v}, {"o", C * (Q / QK) * bb, &l->o},
+      {"gate", F * (C / QK) * bb, &l->gate}, {"up", F * (C / QK) * bb, &l->up}, {"down", C * (F / QK) * bb, &l->down},
+    };
+    struct { const char *key; long long count; const float **into; } norms[] = {
+      {"inNorm", C, &l->in_norm}, {"qNorm", c.head_dim, &l->q_norm}, {"kNorm", c.head_dim, &l->k_norm},
+      {"postAttnNorm", C, &l->post_attn_norm}, {"preFfnNorm", C, &l->pre_ffn_norm}, {"postFfnNorm", C, &l->post_ffn_norm},
+    };
+    for (size_t j = 0; j < sizeof(linears) / sizeof(linears[0]) && !msg[0]; j++) {
+      *linears[j].into = get_weight(env, h, L, linears[j].key, linears[j].bytes);
+      if (!*linears[j].into) snprintf(msg, sizeof msg, "createDecoder: layer %d: %s is neither %lld bytes nor an offset into the file", i, linears[j].key, linears[j].bytes);
+    }
+    // Norms are copied into the decoder (small), so they need no reference.
+    for (size_t j = 0; j < sizeof(norms) / sizeof(norms[0]) && !msg[0]; j++) {
+      *norms[j].into = get_array(env, L, norms[j].key, napi_float32_array, norms[j].count, NULL, NULL);
+      if (!*norms[j].into) snprintf(msg, sizeof msg, "createDecoder: layer %d: %s is not a Float32Array of %lld", i, norms[j].key, norms[j].count);
+    }
+    if (!msg[0] && (!get_int(env, L, "window", &l->window) || l->window < 0)) snprintf(msg, sizeof msg, "createDecoder: layer %d: window must be a number ≥ 0", i);
+  }
+  if (!msg[0] && !(h->d = decoder_create(&c, layers, threads))) snprintf(msg, sizeof msg, "createDecoder: out of memory or threads");
+  free(layers);
+  if (msg[0]) return give_up(env, h, msg);
+  h->cfg = c;
+  napi_value out;
+  if (napi_create_external(env, h, finalize, NULL, &out) != napi_ok) return give_up(env, h, "createDecoder: napi_create_external failed");
+  return out;
+}
+
+static handle *unwrap(napi_env env, napi_value v) {
+  void *data = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &data) != napi_ok) return NULL;
+  return data;
+}
+
+// step(decoder, x, pos, caches, newKv): caches[i] { k, v: Float32Array [kvHeads·capacity·headDim],
+// positions: Int32Array [≥ filled], capacity, filled, cos, sin: Float32Array [headDim/2] }.
+static napi_value step(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  handle *h = argc == 5 ? unwrap(env, argv[0]) : NULL;
+  if (!h || !h->d) FAIL("step(decoder, x, pos, caches, newKv): no live decoder");
+  const decoder_config *c = &h->cfg;
+  float *x = typed(env, argv[1], napi_float32_array, c->hidden, NULL);
+  float *kv = typed(env, argv[4], napi_float32_array, 2LL * c->layers * c->kv_heads * c->head_dim, NULL);
+  int pos;
+  if (!x || !kv || napi_get_value_int32(env, argv[2], &pos) != napi_ok || pos < 0) FAIL("step: x, newKv or pos has the wrong type or size");
+  decoder_cache *caches = calloc((size_t)c->layers, sizeof(decoder_cache));
+  if (!caches) FAIL("step: out of memory");
+  for (int i = 0; i < c->layers; i++) {
+    napi_value e;
+    int ok = napi_get_element(env, argv[3], (uint32_t)i, &e) == napi_ok && get_int(env, e, "capacity", &caches[i].capacity) &&
+             get_int(env, e, "filled", &caches[i].filled) && caches[i].filled >= 0 && caches[i].capacity >= caches[i].filled;
+    if (ok) {
+      const long long n = (long long)c->kv_heads * caches[i].capacity * c->head_dim;
+      size_t klen = 0, vlen = 0, plen = 0;
+      caches[i].k = get_array(env, e, "k", napi_float32_array, -1, NULL, &klen);
+      caches[i].v = get_array(env, e, "v", napi_float32_array, -1, NULL, &vlen);
+      caches[i].positions = get_array(env, e, "positions", napi_int32_array, -1, NULL, &plen);
+      caches[i].cos = get_array(env, e, "cos", napi_float32_array, c->head_dim / 2, NULL, NULL);
+      caches[i].sin = get_array(env, e, "sin", napi_float32_array, c->head_dim / 2, NULL, NULL);
+      // An empty typed array may have no data pointer: only a cache with slots needs one.
+      ok = caches[i].cos && caches[i].sin && (caches[i].k || n == 0) && (caches[i].v || n == 0) && (caches[i].positions || caches[i].filled == 0) &&
+           (long long)klen >= n && (long long)vlen >= n && (long long)plen >= caches[i].filled;
+    }
+    if (!ok) {
+      free(caches);
+      char msg[120];
+      snprintf(msg, sizeof msg, "step: cache %d is not { k, v, positions, capacity, filled, cos, sin } of matching sizes", i);
+      FAIL(msg);
+    }
+  }
+  const int rc = decoder_step(h->d, x, pos, caches, kv);
+  free(caches);
+  if (rc != 0) FAIL("step: out of memory");
+  return NULL;
+}
+
+// createHead(config, table, norm, threads, file?): config { vocab, hidden, type: 0 Q4_0 | 1 Q8_0, eps, softcap,
+// level }; table: vocab rows of blocks, a Uint8Array or a byte offset into `file`; norm: Float32Array [hidden] (1 + w).
+static napi_value create_head(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) FAIL("createHead(config, table, norm, threads, file?)");
+  if (!kernels_supported()) FAIL("gemma native: this CPU lacks AVX2, FMA or F16C");
+  head_config c;
+  int type, threads;
+  if (!get_int(env, argv[0], "vocab", &c.vocab) || !get_int(env, argv[0], "hidden", &c.hidden) || !get_int(env, argv[0], "type", &type) ||
+      !get_float(env, argv[0], "eps", &c.eps) || !get_float(env, argv[0], "softcap", &c.softcap) || !get_int(env, argv[0], "level", &c.level) ||
+      napi_get_value_int32(env, argv[3], &threads) != napi_ok)
+    FAIL("createHead: config needs vocab, hidden, type, eps, softcap, level; threads a number");
+  if (c.vocab < 1 || c.hidden < QK || c.hidden % QK || c.hidden > 65536 || (type != HEAD_Q4_0 && type != HEAD_Q8_0) || (c.level != 0 && c.level != 4) ||
+      threads < 1 || threads > 256)
+    FAIL("createHead: unsupported shape or type");
+  c.type = (head_type)type;
+  const long long bytes = (long long)c.vocab * (c.hidden / QK) * (type == HEAD_Q4_0 ? (long long)sizeof(block_q4_0) : (long long)sizeof(block_q8_0));
+  handle *h = calloc(1, sizeof(handle));
+  if (!h || !(h->refs = calloc(1, sizeof(napi_ref)))) return give_up(env, h, "createHead: out of memory");
+  if (!map_file_arg(env, h, argc, argv, 4)) return give_up(env, h, "createHead: the model file cannot be mapped");
+  napi_value holder;
+  if (napi_create_object(env, &holder) != napi_ok || napi_set_named_property(env, holder, "table", argv[1]) != napi_ok) return give_up(env, h, "createHead: napi failed");
+  const void *table = get_weight(env, h, holder, "table", bytes);
+  const float *norm = typed(env, argv[2], napi_float32_array, c.hidden, NULL);
+  if (!table || !norm) return give_up(env, h, "createHead: the table is neither the right size nor an offset into the file, or norm is not a Float32Array [hidden]");
+  if (!(h->hd = head_create(&c, table, norm, threads))) return give_up(env, h, "createHead: out of memory or threads");
+  h->hcfg = c;
+  napi_value out;
+  if (napi_create_external(env, h, finalize, NULL, &out) != napi_ok) return give_up(env, h, "createHead: napi_create_external failed");
+  return out;
+}
+
+// logits(head, rows, n, out): rows Float32Array [n·hidden], out Float32Array [n·vocab].
+static napi_value logits(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  handle *h = argc == 4 ? unwrap(env, argv[0]) : NULL;
+  if (!h || !h->hd) FAIL("logits(head, rows, n, out): no live head");
+  int n;
+  if (napi_get_value_int32(env, argv[2], &n) != napi_ok || n < 1 || n > 1 << 20) FAIL("logits: n must be a positive row count");
+  const float *rows = typed(env, argv[1], napi_float32_array, (long long)n * h->hcfg.hidden, NULL);
+  float *out = typed(env, argv[3], napi_float32_array, (long long)n * h->hcfg.vocab, NULL);
+  if (!rows || !out) FAIL("logits: rows or out has the wrong type or size");
+  if (head_logits(h->hd, rows, n, out) != 0) FAIL("logits: out of memory");
+  return NULL;
+}
+
+static napi_value destroy(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  handle *h = argc == 1 ? unwrap(env, argv[0]) : NULL;
+  if (h) release(env, h);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"supported", NULL, supported, NULL, NULL, NULL, napi_default, NULL},
+    {"createDecoder", NULL, create_decoder, NULL, NULL, NULL, napi_default, NULL},
+    {"step", NULL, step, NULL, NULL, NULL, napi_default, NULL},
+    {"createHead", NULL, create_head, NULL, NULL, NULL, napi_default, NULL},
+    {"logits", NULL, logits, NULL, NULL, NULL, napi_default, NULL},
+    {"destroy", NULL, destroy, NULL, NULL, NULL, napi_default, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,220 @@
+#include "decoder.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct decoder {
+  decoder_config c;
+  decoder_layer *layers;
+  float *norms;  // the layers' norm vectors, copied
+  pool *pool;
+  // Scratch for one token: normed input, q|k|v, attention context, projections, MLP.
+  float *xn, *qkv, *ctx, *proj, *h, *gateup, *act;
+  block_q8 *xq;
+  float *xsum8;
+  float *scores;
+  int scores_cap;
+  // The phase in flight (pool functions read it).
+  const decoder_layer *L;
+  const decoder_cache *cache;
+  int pos;
+};
+
+/** Rows [r0, r1) of n for thread ith of nth, in multiples of 32 so that each thread's rows are whole q8 blocks. */
+static void share(int n, int ith, int nth, int *r0, int *r1) {
+  int per = (n + nth - 1) / nth;
+  per = (per + QK - 1) / QK * QK;
+  *r0 = ith * per < n ? ith * per : n;
+  *r1 = *r0 + per < n ? *r0 + per : n;
+}
+
+// y rows [r0, r1) of W [.., K] on the current input (float xn or its q8 blocks, by level).
+KERNEL static void gemv(const decoder *d, const block_q4_0 *w, int K, const float *x, float *y, int r0, int r1) {
+  if (r0 >= r1) return;
+  if (d->c.level == 4) gemv_q4_q8(w, K, d->xq, y, r0, r1);
+  else gemv_q4_f32(w, K, x, d->xsum8, y, r0, r1);
+}
+
+// The input of the next products in the form the level's kernel reads: int8 blocks, or block sums.
+KERNEL static void prepare(decoder *d, const float *x, int K) {
+  if (d->c.level == 4) quantize_q8(x, K, d->xq);
+  else block_sums8(x, K, d->xsum8);
+}
+
+KERNEL static void phase_qkv(void *ctx, int ith, int nth) {
+  decoder *d = ctx;
+  const int C = d->c.hidden, Q = d->c.heads * d->c.head_dim, KV = d->c.kv_heads * d->c.head_dim;
+  int r0, r1;
+  share(Q + 2 * KV, ith, nth, &r0, &r1);
+  // The three matrices as one row space: q rows, then k, then v.
+  const int edge[4] = {0, Q, Q + KV, Q + 2 * KV};
+  const block_q4_0 *w[3] = {d->L->q, d->L->k, d->L->v};
+  for (int m = 0; m < 3; m++) {
+    const int a = r0 > edge[m] ? r0 : edge[m], b = r1 < edge[m + 1] ? r1 : edge[m + 1];
+    if (a < b) gemv(d, w[m], C, d->xn, d->qkv + edge[m], a - edge[m], b - edge[m]);
+  }
+}
+
+KERNEL static void phase_attention(void *ctx, int ith, int nth) {
+  decoder *d = ctx;
+  const int H = d->c.heads, D = d->c.head_dim, group = H / d->c.kv_heads;
+  const decoder_cache *cc = d->cache;
+  const int P = cc->filled, window = d->L->window;
+  const float *kself = d->qkv + H * D, *vself = d->qkv + H * D + d->c.kv_heads * D;
+  for (int h = ith; h < H; h += nth) {
+    const int g = h / group;
+    const float *q = d->qkv + h * D;
+    float *s = d->scores + (size_t)h * (d->scores_cap);
+    const float *K = cc->k + (size_t)g * cc->capacity * D, *V = cc->v + (size_t)g * cc->capacity * D;
+    float mx = -INFINITY;
+    for (int j = 0; j < P; j++) {
+      const int dist = d->pos - cc->positions[j];
+      s[j] = (dist < 0 || (window > 0 && dist >= window)) ? -INFINITY : dot_f32(q, K + (size_t)j * D, D) * d->c.attn_scale;
+      if (s[j] > mx) mx = s[j];
+    }
+    s[P] = dot_f32(q, kself + g * D, D) * d->c.attn_scale;
+    if (s[P] > mx) mx = s[P];
+    float sum = 0;
+    for (int j = 0; j <= P; j++) sum += (s[j] = s[j] == -INFINITY ? 0 : expf(s[j] - mx));
+    float *out = d->ctx + h * D;
+    memset(out, 0, sizeof(float) * D);
+    const float inv = 1.0f / sum;
+    for (int j = 0; j < P; j++) if (s[j] != 0) axpy_f32(s[j] * inv, V + (size_t)j * D, out, D);
+    axpy_f32(s[P] * inv, vself + g * D, out, D);
+  }
+}
+
+KERNEL static void phase_o(void *ctx, int ith, int nth) {
+  decoder *d = ctx;
+  int r0, r1;
+  share(d->c.hidden, ith, nth, &r0, &r1);
+  gemv(d, d->L->o, d->c.heads * d->c.head_dim, d->ctx, d->proj, r0, r1);
+}
+
+// gate and up rows [r0, r1) then gelu_tanh(gate)·up on them, and (level 4) their q8 blocks for down.
+KERNEL static void phase_gateup(void *ctx, int ith, int nth) {
+  decoder *d = ctx;
+  const int C = d->c.hidden, F = d->c.ffn;
+  int r0, r1;
+  share(F, ith, nth, &r0, &r1);
+  if (r0 >= r1) return;
+  gemv(d, d->L->gate, C, d->xn, d->gateup, r0, r1);
+  gemv(d, d->L->up, C, d->xn, d->gateup + F, r0, r1);
+  gelu_tanh_mul(d->gateup + r0, d->gateup + F + r0, d->act + r0, r1 - r0);
+}
+
+KERNEL static void phase_down(void *ctx, int ith, int nth) {
+  decoder *d = ctx;
+  int r0, r1;
+  share(d->c.hidden, ith, nth, &r0, &r1);
+  gemv(d, d->L->down, d->c.ffn, d->act, d->proj, r0, r1);
+}
+
+decoder *decoder_create(const decoder_config *cfg, const decoder_layer *layers, int threads) {
+  decoder *d = calloc(1, sizeof(decoder));
+  if (!d) return NULL;
+  d->c = *cfg;
+  const int C = cfg->hidden, Q = cfg->heads * cfg->head_dim, KV = cfg->kv_heads * cfg->head_dim, F = cfg->ffn;
+  const int widest = C > Q ? (C > F ? C : F) : (Q > F ? Q : F);
+  d->layers = malloc(sizeof(decoder_layer) * (size_t)cfg->layers);
+  d->xn = malloc(sizeof(float) * (size_t)C);
+  d->qkv = malloc(sizeof(float) * (size_t)(Q + 2 * KV));
+  d->ctx = malloc(sizeof(float) * (size_t)Q);
+  d->proj = malloc(sizeof(float) * (size_t)C);
+  d->h = malloc(sizeof(float) * (size_t)C);
+  d->gateup = malloc(sizeof(float) * 2 * (size_t)F);
+  d->act = malloc(sizeof(float) * (size_t)F);
+  d->xq = malloc(sizeof(block_q8) * (size_t)(widest / QK));
+  d->xsum8 = malloc(sizeof(float) * (size_t)(widest / QK));
+  d->pool = pool_create(threads);
+  if (!d->layers || !d->xn || !d->qkv || !d->ctx || !d->proj || !d->h || !d->gateup || !d->act || !d->xq || !d->xsum8 || !d->pool) {
+    decoder_destroy(d);
+    return NULL;
+  }
+  memcpy(d->layers, layers, sizeof(decoder_layer) * (size_t)cfg->layers);
+  // The norms are the caller's small arrays: copied, so that only the large weights are borrowed.
+  const size_t per = 4 * (size_t)C + 2 * (size_t)cfg->head_dim;
+  d->norms = malloc(sizeof(float) * per * (size_t)cfg->layers);
+  if (!d->norms) {
+    decoder_destroy(d);
+    return NULL;
+  }
+  for (int l = 0; l < cfg->layers; l++) {
+    decoder_layer *L = &d->layers[l];
+    float *at = d->norms + per * (size_t)l;
+    const float **fields[6] = {&L->in_norm, &L->post_attn_norm, &L->pre_ffn_norm, &L->post_ffn_norm, &L->q_norm, &L->k_norm};
+    for (int f = 0; f < 6; f++) {
+      const int n = f < 4 ? C : cfg->head_dim;
+      memcpy(at, *fields[f], sizeof(float) * (size_t)n);
+      *fields[f] = at;
+      at += n;
+    }
+  }
+  return d;
+}
+
+KERNEL int decoder_step(decoder *d, float *x, int pos, const decoder_cache *caches, float *new_kv) {
+  const decoder_config *c = &d->c;
+  const int C = c->hidden, H = c->heads, Hkv = c->kv_heads, D = c->head_dim;
+  d->pos = pos;
+  for (int l = 0; l < c->layers; l++) {
+    const decoder_layer *L = &d->layers[l];
+    const decoder_cache *cc = &caches[l];
+    d->L = L;
+    d->cache = cc;
+    if (cc->filled + 1 > d->scores_cap) {
+      float *s = realloc(d->scores, sizeof(float) * (size_t)H * (size_t)(cc->filled + 1));
+      if (!s) return -1;
+      d->scores = s;
+      d->scores_cap = cc->filled + 1;
+    }
+    // attention: q|k|v of input_norm(x); per-head norms and RoPE; the new key and value go to the cache.
+    rms_norm(x, L->in_norm, C, c->eps, d->xn);
+    prepare(d, d->xn, C);
+    pool_run(d->pool, phase_qkv, d);
+    float *q = d->qkv, *k = d->qkv + H * D, *v = k + Hkv * D;
+    for (int h = 0; h < H; h++) {
+      rms_norm(q + h * D, L->q_norm, D, c->eps, q + h * D);
+      rope_head(q + h * D, cc->cos, cc->sin, D);
+    }
+    for (int g = 0; g < Hkv; g++) {
+      rms_norm(k + g * D, L->k_norm, D, c->eps, k + g * D);
+      rope_head(k + g * D, cc->cos, cc->sin, D);
+    }
+    memcpy(new_kv + (size_t)(2 * l) * Hkv * D, k, sizeof(float) * (size_t)Hkv * D);
+    memcpy(new_kv + (size_t)(2 * l + 1) * Hkv * D, v, sizeof(float) * (size_t)Hkv * D);
+    pool_run(d->pool, phase_attention, d);
+    prepare(d, d->ctx, H * D);
+    pool_run(d->pool, phase_o, d);
+    // h = x + post_attn_norm(o); the MLP on pre_ffn_norm(h); x = h + post_ffn_norm(down).
+    rms_norm(d->proj, L->post_attn_norm, C, c->eps, d->proj);
+    for (int i = 0; i < C; i++) d->h[i] = x[i] + d->proj[i];
+    rms_norm(d->h, L->pre_ffn_norm, C, c->eps, d->xn);
+    prepare(d, d->xn, C);
+    pool_run(d->pool, phase_gateup, d);
+    prepare(d, d->act, c->ffn);
+    pool_run(d->pool, phase_down, d);
+    rms_norm(d->proj, L->post_ffn_norm, C, c->eps, d->proj);
+    for (int i = 0; i < C; i++) x[i] = d->h[i] + d->proj[i];
+  }
+  pool_park(d->pool);
+  return 0;
+}
+
+void decoder_destroy(decoder *d) {
+  if (!d) return;
+  pool_destroy(d->pool);
+  free(d->layers);
+  free(d->norms);
+  free(d->xn);
+  free(d->qkv);
+  free(d->ctx);
+  free(d->proj);
+  free(d->h);
+  free(d->gateup);
+  free(d->act);
+  free(d->xq);
+  free(d->xsum8);
+  free(d->scores);
+  free(d);
+}

@@ -1,0 +1,41 @@
+// One decode step of the Gemma 3 layers (layer.ts's gemmaLayer for T = 1) on Q4_0 weights: the token's
+// hidden row in, the last layer's row out, and each layer's new key and value for the caller's cache.
+#pragma once
+#include "kernels.h"
+#include "pool.h"
+
+typedef struct {
+  int layers, hidden, heads, kv_heads, head_dim, ffn;
+  float eps, attn_scale;
+  /** 4: int8 activations (ONNX Runtime's accuracy_level 4); 0: float activations. */
+  int level;
+} decoder_config;
+
+/** One layer's weights: the matrices borrowed from the caller (which keeps them alive), the norms copied by decoder_create. */
+typedef struct {
+  const block_q4_0 *q, *k, *v, *o, *gate, *up, *down;
+  const float *in_norm, *q_norm, *k_norm, *post_attn_norm, *pre_ffn_norm, *post_ffn_norm;
+  /** Keys a query at position p sees: p − window < slot position ≤ p (0: no window). */
+  int window;
+} decoder_layer;
+
+/** A layer's cache as the caller holds it: [kv_heads, capacity, head_dim] per K and V, `filled` slots. */
+typedef struct {
+  const float *k, *v;
+  const int32_t *positions;
+  int capacity, filled;
+  /** RoPE of this layer's type at the step's position: [head_dim/2] each. */
+  const float *cos, *sin;
+} decoder_cache;
+
+typedef struct decoder decoder;
+
+/** A decoder over borrowed layer weights with `threads` threads; NULL when out of memory or threads. */
+decoder *decoder_create(const decoder_config *cfg, const decoder_layer *layers, int threads);
+/**
+ * x [hidden]: the scaled embedding in, the last layer's output out. new_kv [2·layers·kv_heads·head_dim]:
+ * k_0 v_0 k_1 v_1 …, as the ONNX graph's new_kv output. Returns 0, or −1 when a cache has more slots than
+ * the decoder's scratch (max_slots).
+ */
+int decoder_step(decoder *d, float *x, int pos, const decoder_cache *caches, float *new_kv);
+void decoder_destroy(decoder *d);

@@ -1,0 +1,128 @@
+// The decode step's arithmetic on one token: Q4_0 matrix-vector products (GGUF's block layout, read in
+// place) and the small vector operations around them. Every function here is compiled for AVX2+FMA+F16C
+// (KERNEL); the binding calls none of them unless the CPU has those (kernels_supported).
+#pragma once
+#include <immintrin.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#define QK 32
+
+/** GGUF's Q4_0 block: w = d·(q − 8), q the 4-bit codes; byte j holds element j (low) and j+16 (high). */
+typedef struct {
+  uint16_t d;  // float16
+  uint8_t qs[QK / 2];
+} block_q4_0;
+
+/** GGUF's Q8_0 block: w = d·q. */
+typedef struct {
+  uint16_t d;  // float16
+  int8_t qs[QK];
+} block_q8_0;
+
+/** Activations as int8 blocks of 32 with a float scale (what accuracy level 4 multiplies with). */
+typedef struct {
+  float d;
+  float sum8;  // 8·d·Σqs: what the codes' offset of 8 contributes, for the Q4_0 dot
+  int8_t qs[QK];
+} block_q8;
+
+#define KERNEL __attribute__((target("avx2,fma,f16c")))
+
+/** 1 when this CPU runs the kernels (AVX2, FMA, F16C). */
+int kernels_supported(void);
+
+KERNEL static inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Both Q4_0 dots take the codes unsigned (0…15) and subtract 8·Σx once per block (a scalar, precomputed
+// per input block): unpacking then needs no sign handling, the costliest part of a 4-bit dot.
+
+/** One row of nb Q4_0 blocks times float x; xsum8[b] = 8·Σ of x's block b. */
+KERNEL static inline float dot_q4_f32(const block_q4_0 *row, int nb, const float *x, const float *xsum8) {
+  const __m256i low = _mm256_set1_epi32(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  float corr = 0;
+  for (int b = 0; b < nb; b++) {
+    // Bytes 0…7 hold elements 0…7 (low nibbles) and 16…23 (high); bytes 8…15 elements 8…15 and 24…31.
+    const __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)row[b].qs));
+    const __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(row[b].qs + 8)));
+    const float *xb = x + b * QK;
+    __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v0, low)), _mm256_loadu_ps(xb));
+    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v1, low)), _mm256_loadu_ps(xb + 8), s);
+    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4)), _mm256_loadu_ps(xb + 16), s);
+    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4)), _mm256_loadu_ps(xb + 24), s);
+    const float d = _cvtsh_ss(row[b].d);
+    acc = _mm256_fmadd_ps(s, _mm256_set1_ps(d), acc);
+    corr += d * xsum8[b];
+  }
+  return hsum(acc) - corr;
+}
+
+/** One row of nb Q4_0 blocks times int8 blocks xq. */
+KERNEL static inline float dot_q4_q8(const block_q4_0 *row, int nb, const block_q8 *xq) {
+  const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  float corr = 0;
+  for (int b = 0; b < nb; b++) {
+    const __m128i raw = _mm_loadu_si128((const __m128i *)row[b].qs);
+    const __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), low);
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)xq[b].qs)), ones);
+    const float d = _cvtsh_ss(row[b].d);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * xq[b].d), acc);
+    corr += d * xq[b].sum8;
+  }
+  return hsum(acc) - corr;
+}
+
+/** One row of nb Q8_0 blocks times float x. */
+KERNEL static inline float dot_q8_f32(const block_q8_0 *row, int nb, const float *x) {
+  __m256 acc = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const int8_t *q = row[b].qs;
+    const float *xb = x + b * QK;
+    __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q))), _mm256_loadu_ps(xb));
+    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8)))), _mm256_loadu_ps(xb + 8), s);
+    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 16)))), _mm256_loadu_ps(xb + 16), s);
+    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 24)))), _mm256_loadu_ps(xb + 24), s);
+    acc = _mm256_fmadd_ps(s, _mm256_set1_ps(_cvtsh_ss(row[b].d)), acc);
+  }
+  return hsum(acc);
+}
+
+/** One row of nb Q8_0 blocks times int8 blocks xq. maddubs multiplies unsigned by signed bytes, so q's sign
+ * moves onto a (|q| ≤ 128, |a| ≤ 127: a pair's sum stays within int16). */
+KERNEL static inline float dot_q8_q8(const block_q8_0 *row, int nb, const block_q8 *xq) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const __m256i q = _mm256_loadu_si256((const __m256i *)row[b].qs);
+    const __m256i a = _mm256_loadu_si256((const __m256i *)xq[b].qs);
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q)), ones);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(row[b].d) * xq[b].d), acc);
+  }
+  return hsum(acc);
+}
+
+/** y[r] = Σ_k W[r,k]·x[k] for rows r0 ≤ r < r1 of W [rows, K], float activations (exact dequantised product); xsum8 as dot_q4_f32's. */
+KERNEL void gemv_q4_f32(const block_q4_0 *w, int K, const float *x, const float *xsum8, float *y, int r0, int r1);
+/** xsum8[b] = 8·Σ of x's block b, for dot_q4_f32. */
+KERNEL void block_sums8(const float *x, int K, float *xsum8);
+/** The same with int8 activations xq (quantize_q8): llama.cpp's and ONNX Runtime's accuracy level 4. */
+KERNEL void gemv_q4_q8(const block_q4_0 *w, int K, const block_q8 *xq, float *y, int r0, int r1);
+/** x [K] as K/32 int8 blocks: d = max|x|/127, q = round(x/d), and each block's sum8. */
+KERNEL void quantize_q8(const float *x, int K, block_q8 *out);
+/** out = x·rsqrt(mean(x²) + eps)·w (w already 1 + Gemma's weight). */
+KERNEL void rms_norm(const float *x, const float *w, int n, float eps, float *out);
+/** NeoX rotation of one head x [D] by cos/sin [D/2]: (x1·c − x2·s, x2·c + x1·s). */
+KERNEL void rope_head(float *x, const float *cos, const float *sin, int D);
+/** Σ a[i]·b[i]. */
+KERNEL float dot_f32(const float *a, const float *b, int n);
+/** y += a·x. */
+KERNEL void axpy_f32(float a, const float *x, float *y, int n);
+/** gelu_tanh(g)·u, element-wise, into out. */
+KERNEL void gelu_tanh_mul(const float *g, const float *u, float *out, int n);

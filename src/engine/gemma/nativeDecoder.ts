@@ -1,0 +1,96 @@
+// The decode step of the layers in native code (native/decoder.c): one token through every layer in one
+// call, on Q4_0 weights read from the model once, with the caller's KV cache read in place. ONNX Runtime
+// runs the same step as ~460 kernels, whose dispatch costs more than their arithmetic (bench/runtimeProfile.ts);
+// this is one call, two threads that meet between phases. Prefill, branches, adapters and the head stay on
+// ONNX Runtime; the runtime falls back to it for the whole step where this is unavailable (no binary,
+// a CPU without AVX2, weights not all Q4_0).
+
+import type { GemmaConfig } from '../model/config';
+import { layerWeightNames } from '../model/weights';
+import type { WeightSource } from '../model/weightSource';
+import type { GemmaKvCache } from './kvCache';
+import { nativeModule, type NativeModule } from './nativeModule';
+
+/** The decode step of one runtime's layers in native code. */
+export class NativeDecoder {
+  private handle: object | null;
+  private readonly newKv: Float32Array;
+
+  private constructor(private readonly native: NativeModule, private readonly config: GemmaConfig, handle: object) {
+    this.handle = handle;
+    this.newKv = new Float32Array(2 * config.layers * config.kvHeads * config.headDim);
+  }
+
+  /**
+   * A decoder over the model's layer weights (~56 MB for the 270M, mapped from the file where stored as
+   * Q4_0, else read now), or why not.
+   * `level`: 4 int8 activations, 0 float, as the runtime's MatMulNBits accuracy_level.
+   */
+  static create(weights: WeightSource, threads: number, level: 0 | 4): NativeDecoder | { reason: string } {
+    const m = nativeModule();
+    if (!('module' in m)) return m;
+    try {
+      return NativeDecoder.build(m.module, weights, threads, level);
+    } catch (e) {
+      // The layers were read and checked when the model was converted: a failure here is the binary's.
+      return { reason: (e as Error).message };
+    }
+  }
+
+  private static build(native: NativeModule, weights: WeightSource, threads: number, level: 0 | 4): NativeDecoder | { reason: string } {
+    const cfg = weights.config;
+    const layers: object[] = [];
+    // Weights stored in the file as the kernels read them are mapped there (no copy, no load time);
+    // others (converted from floats) are read.
+    let file: string | undefined;
+    for (let i = 0; i < cfg.layers; i++) {
+      const n = layerWeightNames(i);
+      const linears = { q: n.q, k: n.k, v: n.v, o: n.o, gate: n.gate, up: n.up, down: n.down };
+      const norms = { inNorm: n.inputNorm, qNorm: n.qNorm, kNorm: n.kNorm, postAttnNorm: n.postAttnNorm, preFfnNorm: n.preFfnNorm, postFfnNorm: n.postFfnNorm };
+      const layer: Record<string, unknown> = { window: cfg.layerTypes[i] === 'sliding' ? cfg.slidingWindow : 0 };
+      for (const [key, name] of Object.entries(linears)) {
+        const storage = weights.storage(name);
+        if (storage !== 'q4_0') return { reason: `${name} is ${storage}, not q4_0` };
+        const placed = weights.stored?.(name);
+        file ??= placed?.file;
+        // Kept as read: a file source's rows are a fresh array, an in-memory model's a view of weights that stay unchanged.
+        layer[key] = placed && placed.file === file ? placed.offset : weights.rows(name, 0, weights.shape(name)[0]).data;
+      }
+      for (const [key, name] of Object.entries(norms)) {
+        const w = weights.rows(name, 0, 1);
+        if (w.type !== 'f32') return { reason: `${name} is ${w.type}, not f32` };
+        layer[key] = w.data.slice();
+      }
+      layers.push(layer);
+    }
+    const config = {
+      layers: cfg.layers, hidden: cfg.hidden, heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.headDim, ffn: cfg.intermediate,
+      eps: cfg.rmsNormEps, attnScale: 1 / Math.sqrt(cfg.queryPreAttnScalar), level,
+    };
+    return new NativeDecoder(native, cfg, native.createDecoder(config, layers, threads, file));
+  }
+
+  /**
+   * Token at position cache.length with (scaled) embedding x [C] through every layer: x becomes the last
+   * layer's output. Returns new_kv as the ONNX graph's (k_0 v_0 k_1 v_1 …, each [Hkv, 1, D]); valid until
+   * the next call. `rope(type)` gives the layer type's cos/sin row at the position.
+   */
+  step(cache: GemmaKvCache, x: Float32Array, rope: (type: string) => { cos: Float32Array; sin: Float32Array }): Float32Array {
+    if (!this.handle) throw new Error('native decoder was disposed');
+    const caches: object[] = new Array(this.config.layers);
+    for (const [type, set] of cache.sets) {
+      const { cos, sin } = rope(type);
+      set.layers.forEach((layer, l) => {
+        caches[layer] = { k: set.k[l], v: set.v[l], positions: set.positions, capacity: set.capacity, filled: set.filled, cos, sin };
+      });
+    }
+    this.native.step(this.handle, x, cache.length, caches, this.newKv);
+    return this.newKv;
+  }
+
+  /** Stops the threads and lets the weights go. */
+  dispose(): void {
+    if (this.handle) this.native.destroy(this.handle);
+    this.handle = null;
+  }
+}

@@ -1,0 +1,56 @@
+// The LM head in native code (native/head.c): logits for a few rows straight from the embedding table as
+// the model file stores it (Q4_0 or Q8_0), at the precision the ONNX head graph uses (headAccuracyFor). It
+// serves the decode steps and short scoring runs; ONNX Runtime's head keeps longer runs, where its
+// blocked GEMM is faster than row-by-row dots. Its packed copy of the table is then never paged in.
+
+import type { GemmaConfig } from '../model/config';
+import { EMBED_NAME, FINAL_NORM_NAME } from '../model/weights';
+import type { WeightSource } from '../model/weightSource';
+import { nativeModule, type NativeModule } from './nativeModule';
+
+/** Most rows one native head call takes; more go to ONNX Runtime's head. */
+export const NATIVE_HEAD_MAX_ROWS = 64;
+
+const TYPES = { q4_0: 0, q8_0: 1 } as const;
+
+export class NativeHead {
+  private handle: object | null;
+
+  private constructor(private readonly native: NativeModule, private readonly config: GemmaConfig, handle: object) {
+    this.handle = handle;
+  }
+
+  /** A head over the model's embedding table (178 MB for the 270M's Q8_0: mapped from the file, or read), or why not. */
+  static create(weights: WeightSource, threads: number, level: 0 | 4): NativeHead | { reason: string } {
+    const m = nativeModule();
+    if (!('module' in m)) return m;
+    const storage = weights.storage(EMBED_NAME);
+    if (storage !== 'q4_0' && storage !== 'q8_0') return { reason: `the embedding is ${storage}, not q4_0 or q8_0` };
+    const cfg = weights.config;
+    try {
+      // Mapped from the file where stored as is; else read and kept as read (a file source's rows are a fresh
+      // array, an in-memory model's a view of weights that stay unchanged).
+      const placed = weights.stored?.(EMBED_NAME);
+      const table = placed ? placed.offset : weights.rows(EMBED_NAME, 0, cfg.vocabSize).data as Uint8Array;
+      const norm = weights.rows(FINAL_NORM_NAME, 0, 1);
+      if (norm.type !== 'f32') return { reason: `${FINAL_NORM_NAME} is ${norm.type}, not f32` };
+      const config = { vocab: cfg.vocabSize, hidden: cfg.hidden, type: TYPES[storage], eps: cfg.rmsNormEps, softcap: cfg.finalLogitSoftcap ?? 0, level };
+      return new NativeHead(m.module, cfg, m.module.createHead(config, table, norm.data, threads, placed?.file));
+    } catch (e) {
+      return { reason: (e as Error).message };
+    }
+  }
+
+  /** Logits [n, V] of rows [n, C] (n ≤ NATIVE_HEAD_MAX_ROWS). */
+  logits(rows: Float32Array, n: number): Float32Array {
+    if (!this.handle) throw new Error('native head was disposed');
+    const out = new Float32Array(n * this.config.vocabSize);
+    this.native.logits(this.handle, rows, n, out);
+    return out;
+  }
+
+  dispose(): void {
+    if (this.handle) this.native.destroy(this.handle);
+    this.handle = null;
+  }
+}

@@ -1,0 +1,49 @@
+// The native binary (native/, built by scripts/build-native.js) as a Node module: found beside the bundle
+// or in the repository's build folder, loaded once, or the reason it is not there.
+
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+
+const BINARY = 'gemma_native.node';
+
+export interface NativeModule {
+  supported(): boolean;
+  /** Weights are Uint8Arrays or byte offsets into `file`, which the decoder maps. */
+  createDecoder(config: object, layers: object[], threads: number, file?: string): object;
+  step(decoder: object, x: Float32Array, pos: number, caches: object[], newKv: Float32Array): void;
+  createHead(config: object, table: Uint8Array | number, norm: Float32Array, threads: number, file?: string): object;
+  logits(head: object, rows: Float32Array, n: number, out: Float32Array): void;
+  /** Stops a decoder's or head's threads and lets its arrays go (the finalizer would, later). */
+  destroy(handle: object): void;
+}
+
+/** Where the binary is: beside the bundle (dist/), or the repository's build/native/ (tests, benchmarks from source). */
+function binaryCandidates(): string[] {
+  const out = [path.join(__dirname, BINARY)];
+  for (let dir = path.resolve(__dirname); ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'native', 'decoder.c'))) {
+      out.push(path.join(dir, 'build', 'native', BINARY));
+      break;
+    }
+    if (path.dirname(dir) === dir) break;
+  }
+  return out;
+}
+
+let loaded: { module: NativeModule } | { reason: string } | null = null;
+
+/** The native module, or why there is none. */
+export function nativeModule(): { module: NativeModule } | { reason: string } {
+  if (loaded) return loaded;
+  const file = binaryCandidates().map((f) => path.resolve(f)).find((f) => fs.existsSync(f));
+  if (!file) return (loaded = { reason: `no ${BINARY} (built by npm run build)` });
+  try {
+    // The path is known only at run time, so the bundler must not try to resolve it.
+    const module = createRequire(__filename)(file) as NativeModule;
+    loaded = module.supported() ? { module } : { reason: 'this CPU lacks AVX2, FMA or F16C' };
+  } catch (e) {
+    loaded = { reason: `${file} does not load: ${(e as Error).message}` };
+  }
+  return loaded;
+}

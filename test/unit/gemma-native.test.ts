@@ -1,0 +1,167 @@
+// The native decode step and head (native/, nativeDecoder.ts, nativeHead.ts) against ONNX Runtime's graphs
+// on the same Q4_0 files: float activations (accuracy_level 0) to float rounding, int8 activations (level 4)
+// as close to the exact logits as ONNX Runtime's level 4; one thread or several give the same bits; the
+// sliding window's ring wraps; weights mapped from the file or read give the same logits; bad calls throw.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { GEMMA3_TINY, type GemmaConfig } from '../../src/engine/model/config';
+import { writeRandomGguf } from '../../src/engine/model/randomModel';
+import { loadModel, openWeights } from '../../src/engine/model/load';
+import type { WeightSource } from '../../src/engine/model/weightSource';
+import type { ModelWeights } from '../../src/engine/model/weights';
+import { createGemmaRuntime } from '../../src/engine/gemma/ortRuntime';
+import { GemmaKvCache } from '../../src/engine/gemma/kvCache';
+import { NativeDecoder } from '../../src/engine/gemma/nativeDecoder';
+import { NativeHead } from '../../src/engine/gemma/nativeHead';
+import { nativeModule } from '../../src/engine/gemma/nativeModule';
+import { maxAbsDiff } from './gemma-helpers';
+import { tempDir } from './temp-helpers';
+
+const dir = tempDir('gemma-native-');
+/** Four heads over two kv heads (grouped queries), window 4: twenty steps wrap the sliding layers' ring. */
+const GQA: GemmaConfig = { ...GEMMA3_TINY, heads: 4, kvHeads: 2 };
+
+function model(name: string, cfg: GemmaConfig, embedding: 'q4_0' | 'q8_0', seed = 3): string {
+  const file = path.join(dir, `${name}-${embedding}-${seed}.gguf`);
+  writeRandomGguf(file, cfg, { seed, dtype: 'q4_0', embedding });
+  return file;
+}
+
+const PROMPT = [2, 10, 20, 30, 40];
+const STEPS = Array.from({ length: 20 }, (_, t) => 50 + 7 * t);
+
+/** The logits of PROMPT then each of STEPS one at a time, on a fresh runtime of `weights`. */
+async function decodeLogits(weights: WeightSource | ModelWeights, opts: { level: 0 | 4; decode: 'native' | 'onnx'; threads?: number; headLevel?: 0 | 4 }): Promise<{ steps: Float32Array[]; note: string; cache: GemmaKvCache }> {
+  const rt = await createGemmaRuntime(weights, { precision: 'q4', threads: opts.threads ?? 2, accuracyLevel: opts.level, headAccuracyLevel: opts.headLevel, decode: opts.decode });
+  try {
+    const cache = rt.newCache() as GemmaKvCache;
+    const steps = [await rt.step(cache, PROMPT, { logits: 'last' })];
+    for (const id of STEPS) steps.push(await rt.step(cache, [id], { logits: 'last' }));
+    return { steps, note: rt.decodeBy.note, cache };
+  } finally {
+    await rt.dispose();
+  }
+}
+
+function worst(a: Float32Array[], b: Float32Array[]): number {
+  return a.reduce((m, x, i) => Math.max(m, maxAbsDiff(x, b[i])), 0);
+}
+
+test('the native binary is built and runs on this CPU', () => {
+  const m = nativeModule();
+  assert.ok('module' in m, `no native module: ${'reason' in m ? m.reason : ''}`);
+});
+
+for (const [name, cfg] of [['tiny', GEMMA3_TINY], ['gqa', GQA]] as const) {
+  for (const embedding of ['q8_0', 'q4_0'] as const) {
+    test(`native decode equals ONNX Runtime's with float activations (${name}, ${embedding} embedding)`, async () => {
+      const { source } = openWeights(model(name, cfg, embedding), { precision: 'q4' });
+      const native = await decodeLogits(source, { level: 0, decode: 'native' });
+      const onnx = await decodeLogits(source, { level: 0, decode: 'onnx' });
+      assert.equal(native.note, 'layers native, head native');
+      assert.equal(onnx.note, 'layers ONNX Runtime (chosen), head ONNX Runtime (chosen)');
+      const d = worst(native.steps, onnx.steps);
+      console.log(`${name} ${embedding}: native vs ONNX Runtime decode max|Δ| = ${d.toExponential(2)}`);
+      assert.ok(d <= 1e-4, `max|Δ| ${d}`);
+      // The keys and values the native step wrote into the cache are the graph's.
+      for (const [type, set] of native.cache.sets) {
+        const other = onnx.cache.sets.get(type)!;
+        assert.deepEqual(Array.from(set.positions.subarray(0, set.filled)), Array.from(other.positions.subarray(0, other.filled)));
+        set.k.forEach((k, l) => assert.ok(maxAbsDiff(k.subarray(0, set.filled * cfg.kvHeads * cfg.headDim), other.k[l].subarray(0, set.filled * cfg.kvHeads * cfg.headDim)) <= 1e-4));
+      }
+      // The ring wrapped: more steps than the window, and the sliding layers kept W-1 of them.
+      assert.equal(native.cache.sets.get('sliding')!.filled, cfg.slidingWindow - 1);
+    });
+  }
+}
+
+test('with int8 activations, native decode is as close to the exact logits as ONNX Runtime\'s', async () => {
+  for (const seed of [3, 5]) {
+    const { source } = openWeights(model('gqa', GQA, 'q8_0', seed), { precision: 'q4' });
+    const exact = await decodeLogits(source, { level: 0, headLevel: 0, decode: 'onnx' });
+    const native = await decodeLogits(source, { level: 4, decode: 'native' });
+    const onnx = await decodeLogits(source, { level: 4, decode: 'onnx' });
+    const dn = worst(native.steps, exact.steps), dx = worst(onnx.steps, exact.steps);
+    console.log(`seed ${seed}: level 4 vs exact max|Δ|: native ${dn.toExponential(2)}, ONNX Runtime ${dx.toExponential(2)}`);
+    assert.ok(dn <= 1.5 * dx + 1e-3, `native ${dn} against ONNX Runtime's ${dx}`);
+  }
+});
+
+test('one thread or three give the same logits bit for bit', async () => {
+  const { source } = openWeights(model('gqa', GQA, 'q8_0'), { precision: 'q4' });
+  for (const level of [0, 4] as const) {
+    const one = await decodeLogits(source, { level, decode: 'native', threads: 1 });
+    const three = await decodeLogits(source, { level, decode: 'native', threads: 3 });
+    assert.equal(worst(one.steps, three.steps), 0, `level ${level}`);
+  }
+});
+
+test('weights mapped from the file and weights in memory give the same logits', async () => {
+  const file = model('tiny', GEMMA3_TINY, 'q8_0');
+  const mapped = await decodeLogits(openWeights(file, { precision: 'q4' }).source, { level: 4, decode: 'native' });
+  const read = await decodeLogits(loadModel(file, { precision: 'q4' }).weights, { level: 4, decode: 'native' });
+  assert.equal(worst(mapped.steps, read.steps), 0);
+});
+
+test('the runtime says why it decodes with ONNX Runtime', async () => {
+  const file = model('tiny', GEMMA3_TINY, 'q8_0');
+  const f32 = await createGemmaRuntime(openWeights(file, { precision: 'f32' }).source, { precision: 'f32', threads: 1 });
+  assert.equal(f32.decodeBy.native, false);
+  assert.equal(f32.decodeBy.note, 'layers ONNX Runtime (precision f32), head ONNX Runtime (precision f32)');
+  await f32.dispose();
+  const requant = await createGemmaRuntime(openWeights(file, { precision: 'q4' }).source, { precision: 'q4', threads: 1, headBits: 4 });
+  assert.equal(requant.decodeBy.note, 'layers native, head ONNX Runtime (the head is requantised to 4 bits)');
+  await requant.dispose();
+});
+
+test('decoders start and stop their threads cleanly, many times over', () => {
+  // In a child process: a worker that started after the first step had begun once made that step wait
+  // forever, which in this process would hang the whole test run.
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'native-threads-child.ts'), model('tiny', GEMMA3_TINY, 'q8_0'), '200'],
+    { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.signal, null, 'the child did not finish in 60 s: a step waits for a thread that never joined');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'done');
+  const { source } = openWeights(model('tiny', GEMMA3_TINY, 'q8_0'), { precision: 'q4' });
+  const d = NativeDecoder.create(source, 2, 4);
+  assert.ok(d instanceof NativeDecoder);
+  d.dispose();
+  const rope = () => ({ cos: new Float32Array(GEMMA3_TINY.headDim / 2), sin: new Float32Array(GEMMA3_TINY.headDim / 2) });
+  assert.throws(() => d.step(new GemmaKvCache({}, GEMMA3_TINY), new Float32Array(GEMMA3_TINY.hidden), rope), /disposed/);
+});
+
+test('bad calls into the binary throw instead of reading out of bounds', () => {
+  const m = nativeModule();
+  assert.ok('module' in m);
+  const native = m.module;
+  const file = model('tiny', GEMMA3_TINY, 'q8_0');
+  const cfg = GEMMA3_TINY;
+  const config = { layers: 1, hidden: cfg.hidden, heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.headDim, ffn: cfg.intermediate, eps: 1e-6, attnScale: 0.1, level: 4 };
+  const norms = { inNorm: new Float32Array(cfg.hidden), qNorm: new Float32Array(cfg.headDim), kNorm: new Float32Array(cfg.headDim), postAttnNorm: new Float32Array(cfg.hidden), preFfnNorm: new Float32Array(cfg.hidden), postFfnNorm: new Float32Array(cfg.hidden), window: 0 };
+  const blocks = (rows: number, k: number) => new Uint8Array(rows * (k / 32) * 18);
+  const Q = cfg.heads * cfg.headDim, KV = cfg.kvHeads * cfg.headDim;
+  const good = { q: blocks(Q, cfg.hidden), k: blocks(KV, cfg.hidden), v: blocks(KV, cfg.hidden), o: blocks(cfg.hidden, Q), gate: blocks(cfg.intermediate, cfg.hidden), up: blocks(cfg.intermediate, cfg.hidden), down: blocks(cfg.hidden, cfg.intermediate), ...norms };
+  assert.throws(() => native.createDecoder(config, [{ ...good, q: blocks(Q - 1, cfg.hidden) }], 1), /layer 0: q is neither/);
+  assert.throws(() => native.createDecoder(config, [{ ...good, down: 1 << 30 }], 1, file), /layer 0: down is neither/);
+  assert.throws(() => native.createDecoder(config, [{ ...good, gate: 0 }], 1), /gate is neither/, 'an offset without a file');
+  assert.throws(() => native.createDecoder(config, [{ ...good, qNorm: new Float32Array(3) }], 1), /qNorm is not a Float32Array/);
+  assert.throws(() => native.createDecoder({ ...config, hidden: 48 }, [good], 1), /unsupported shape/);
+  assert.throws(() => native.createDecoder(config, [good], 1, path.join(dir, 'missing.gguf')), /cannot be mapped/);
+  const d = native.createDecoder(config, [good], 2);
+  const kv = new Float32Array(2 * KV);
+  const cache = { k: new Float32Array(0), v: new Float32Array(0), positions: new Int32Array(0), capacity: 0, filled: 0, cos: new Float32Array(cfg.headDim / 2), sin: new Float32Array(cfg.headDim / 2) };
+  native.step(d, new Float32Array(cfg.hidden), 0, [cache], kv);
+  assert.throws(() => native.step(d, new Float32Array(cfg.hidden - 1), 0, [cache], kv), /wrong type or size/);
+  assert.throws(() => native.step(d, new Float32Array(cfg.hidden), 0, [{ ...cache, filled: 2, capacity: 2 }], kv), /cache 0 is not/);
+  assert.throws(() => native.step({}, new Float32Array(cfg.hidden), 0, [cache], kv), /no live decoder/);
+  native.destroy(d);
+  assert.throws(() => native.step(d, new Float32Array(cfg.hidden), 0, [cache], kv), /no live decoder/);
+  const head = NativeHead.create(openWeights(file, { precision: 'q4' }).source, 1, 4);
+  assert.ok(head instanceof NativeHead);
+  assert.throws(() => native.logits(d, new Float32Array(cfg.hidden), 1, new Float32Array(cfg.vocabSize)), /no live head/);
+  assert.equal(head.logits(new Float32Array(cfg.hidden).fill(1), 1).length, cfg.vocabSize);
+  head.dispose();
+  assert.throws(() => head.logits(new Float32Array(cfg.hidden), 1), /disposed/);
+});

@@ -1,5 +1,5 @@
-// The Node-API face of the decoder (decoder.h) and the head (head.h): createDecoder, step, createHead,
-// logits, destroy, supported. Every array the
+// The Node-API face of the decoder (decoder.h) and the head (head.h): createDecoder, createAdapter, step,
+// createHead, logits, destroy, supported. Every array the
 // JS side passes is checked for its type and length before the kernels read it, so a wrong call throws
 // instead of reading out of bounds.
 #define NAPI_VERSION 8
@@ -34,6 +34,8 @@ typedef struct {
   decoder_config cfg;
   head *hd;
   head_config hcfg;
+  // An adapter's LoRA pairs (createAdapter), for decoders of cfg's shape.
+  lora_layer *lora;
   napi_ref *refs;
   int nrefs;
   // The model file, mapped read-only, when weights are given as offsets into it.
@@ -55,11 +57,18 @@ static int map_file(handle *h, const char *path) {
   return 1;
 }
 
+static const napi_type_tag HANDLE_TAG = {0x6a2f3c1e9b7d4a05ULL, 0x91c8e2f47d3b6a10ULL};
+
+/** h as a tagged external for JS; NULL (h freed, error thrown) on failure. */
+static napi_value wrap(napi_env env, handle *h);
+
 static void release(napi_env env, handle *h) {
   if (h->d) decoder_destroy(h->d);
   h->d = NULL;
   if (h->hd) head_destroy(h->hd);
   h->hd = NULL;
+  free(h->lora);
+  h->lora = NULL;
   for (int i = 0; i < h->nrefs; i++) napi_delete_reference(env, h->refs[i]);
   free(h->refs);
   h->refs = NULL;
@@ -75,16 +84,22 @@ static void finalize(napi_env env, void *data, void *hint) {
   free(h);
 }
 
+/** 1 when v is an object (reading a property of anything else would leave a pending JS exception). */
+static int is_object(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) == napi_ok && t == napi_object;
+}
+
 static int get_int(napi_env env, napi_value obj, const char *key, int *out) {
   napi_value v;
-  if (napi_get_named_property(env, obj, key, &v) != napi_ok) return 0;
+  if (!is_object(env, obj) || napi_get_named_property(env, obj, key, &v) != napi_ok) return 0;
   return napi_get_value_int32(env, v, out) == napi_ok;
 }
 
 static int get_float(napi_env env, napi_value obj, const char *key, float *out) {
   napi_value v;
   double x;
-  if (napi_get_named_property(env, obj, key, &v) != napi_ok || napi_get_value_double(env, v, &x) != napi_ok) return 0;
+  if (!is_object(env, obj) || napi_get_named_property(env, obj, key, &v) != napi_ok || napi_get_value_double(env, v, &x) != napi_ok) return 0;
   *out = (float)x;
   return 1;
 }
@@ -105,7 +120,7 @@ static void *typed(napi_env env, napi_value arr, napi_typedarray_type type, long
 /** obj[key] as typed(); the array itself in *arr_out. */
 static void *get_array(napi_env env, napi_value obj, const char *key, napi_typedarray_type type, long long count, napi_value *arr_out, size_t *len) {
   napi_value arr;
-  if (napi_get_named_property(env, obj, key, &arr) != napi_ok) return NULL;
+  if (!is_object(env, obj) || napi_get_named_property(env, obj, key, &arr) != napi_ok) return NULL;
   if (arr_out) *arr_out = arr;
   return typed(env, arr, type, count, len);
 }
@@ -117,7 +132,7 @@ static void *get_array(napi_env env, napi_value obj, const char *key, napi_typed
 static const void *get_weight(napi_env env, handle *h, napi_value obj, const char *key, long long bytes) {
   napi_value v;
   napi_valuetype t;
-  if (napi_get_named_property(env, obj, key, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return NULL;
+  if (!is_object(env, obj) || napi_get_named_property(env, obj, key, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return NULL;
   if (t == napi_number) {
     double off;
     if (!h->map || napi_get_value_double(env, v, &off) != napi_ok || off < 0 || off + (double)bytes > (double)h->map_size) return NULL;
@@ -142,6 +157,15 @@ static napi_value supported(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value out;
   CHECK(napi_get_boolean(env, kernels_supported(), &out));
+  return out;
+}
+
+static napi_value give_up(napi_env env, handle *h, const char *msg);
+
+static napi_value wrap(napi_env env, handle *h) {
+  napi_value out;
+  if (napi_create_external(env, h, finalize, NULL, &out) != napi_ok) return give_up(env, h, "gemma native: napi_create_external failed");
+  if (napi_type_tag_object(env, out, &HANDLE_TAG) != napi_ok) return NULL;  // h is JS's now: the finalizer frees it
   return out;
 }
 
@@ -215,31 +239,44 @@ static napi_value create_decoder(napi_env env, napi_callback_info info) {
   free(layers);
   if (msg[0]) return give_up(env, h, msg);
   h->cfg = c;
-  napi_value out;
-  if (napi_create_external(env, h, finalize, NULL, &out) != napi_ok) return give_up(env, h, "createDecoder: napi_create_external failed");
-  return out;
+  return wrap(env, h);
 }
 
+/** This module's own handle behind v, or NULL (another addon's external is refused by the type tag). */
 static handle *unwrap(napi_env env, napi_value v) {
   void *data = NULL;
   napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &data) != napi_ok) return NULL;
+  bool ours = false;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_check_object_type_tag(env, v, &HANDLE_TAG, &ours) != napi_ok || !ours ||
+      napi_get_value_external(env, v, &data) != napi_ok)
+    return NULL;
   return data;
 }
 
-// step(decoder, x, pos, caches, newKv): caches[i] { k, v: Float32Array [kvHeads·capacity·headDim],
+// step(decoder, x, pos, caches, newKv, adapter?): caches[i] { k, v: Float32Array [kvHeads·capacity·headDim],
 // positions: Int32Array [≥ filled], capacity, filled, cos, sin: Float32Array [headDim/2] }.
 static napi_value step(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  handle *h = argc == 5 ? unwrap(env, argv[0]) : NULL;
-  if (!h || !h->d) FAIL("step(decoder, x, pos, caches, newKv): no live decoder");
+  handle *h = argc >= 5 ? unwrap(env, argv[0]) : NULL;
+  if (!h || !h->d) FAIL("step(decoder, x, pos, caches, newKv, adapter?): no live decoder");
   const decoder_config *c = &h->cfg;
+  const lora_layer *lora = NULL;
+  napi_valuetype at;
+  if (argc == 6 && napi_typeof(env, argv[5], &at) == napi_ok && at != napi_undefined) {
+    const handle *a = unwrap(env, argv[5]);
+    if (!a || !a->lora || memcmp(&a->cfg, c, sizeof *c) != 0) FAIL("step: the adapter is not one made for this decoder");
+    lora = a->lora;
+  }
   float *x = typed(env, argv[1], napi_float32_array, c->hidden, NULL);
   float *kv = typed(env, argv[4], napi_float32_array, 2LL * c->layers * c->kv_heads * c->head_dim, NULL);
   int pos;
   if (!x || !kv || napi_get_value_int32(env, argv[2], &pos) != napi_ok || pos < 0) FAIL("step: x, newKv or pos has the wrong type or size");
+  bool is_array = false;
+  uint32_t ncaches = 0;
+  if (napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[3], &ncaches) != napi_ok || (int)ncaches != c->layers)
+    FAIL("step: caches needs one entry per layer");
   decoder_cache *caches = calloc((size_t)c->layers, sizeof(decoder_cache));
   if (!caches) FAIL("step: out of memory");
   for (int i = 0; i < c->layers; i++) {
@@ -265,10 +302,51 @@ static napi_value step(napi_env env, napi_callback_info info) {
       FAIL(msg);
     }
   }
-  const int rc = decoder_step(h->d, x, pos, caches, kv);
+  const int rc = decoder_step(h->d, x, pos, caches, kv, lora);
   free(caches);
   if (rc != 0) FAIL("step: out of memory");
   return NULL;
+}
+
+/** obj[key] as a LoRA pair { a: Float32Array [rank·in], b: Float32Array [out·rank], rank } (rank 0: none); 0 when malformed. */
+static int get_pair(napi_env env, handle *h, napi_value obj, const char *key, long long in, long long out, lora_pair *p) {
+  napi_value v;
+  if (!is_object(env, obj) || napi_get_named_property(env, obj, key, &v) != napi_ok || !get_int(env, v, "rank", &p->r) || p->r < 0 || p->r > 65536) return 0;
+  napi_value a = NULL, b = NULL;
+  p->a = get_array(env, v, "a", napi_float32_array, p->r * in, &a, NULL);
+  p->b = get_array(env, v, "b", napi_float32_array, out * p->r, &b, NULL);
+  if (p->r == 0) return 1;
+  if (!p->a || !p->b) return 0;
+  return napi_create_reference(env, a, 1, &h->refs[h->nrefs++]) == napi_ok && napi_create_reference(env, b, 1, &h->refs[h->nrefs++]) == napi_ok;
+}
+
+// createAdapter(decoder, layers): layers[i] { qkv, o, gateup, down }, each { a, b, rank } as the ONNX graph's
+// lora_a/lora_b inputs (b already scaled). The adapter serves every decoder of the same shape.
+static napi_value create_adapter(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  const handle *d = argc == 2 ? unwrap(env, argv[0]) : NULL;
+  if (!d || !d->d) FAIL("createAdapter(decoder, layers): no live decoder");
+  const decoder_config c = d->cfg;
+  uint32_t n;
+  if (napi_get_array_length(env, argv[1], &n) != napi_ok || (int)n != c.layers) FAIL("createAdapter: layers needs one entry per layer");
+  handle *h = calloc(1, sizeof(handle));
+  if (!h || !(h->refs = calloc((size_t)c.layers * 8, sizeof(napi_ref))) || !(h->lora = calloc((size_t)c.layers, sizeof(lora_layer))))
+    return give_up(env, h, "createAdapter: out of memory");
+  h->cfg = c;
+  const long long C = c.hidden, Q = (long long)c.heads * c.head_dim, KV = (long long)c.kv_heads * c.head_dim, F = c.ffn;
+  for (int i = 0; i < c.layers; i++) {
+    napi_value L;
+    lora_layer *l = &h->lora[i];
+    if (napi_get_element(env, argv[1], (uint32_t)i, &L) != napi_ok || !get_pair(env, h, L, "qkv", C, Q + 2 * KV, &l->qkv) ||
+        !get_pair(env, h, L, "o", Q, C, &l->o) || !get_pair(env, h, L, "gateup", C, 2 * F, &l->gateup) || !get_pair(env, h, L, "down", F, C, &l->down)) {
+      char msg[120];
+      snprintf(msg, sizeof msg, "createAdapter: layer %d: a pair is not { a, b, rank } of this decoder's sizes", i);
+      return give_up(env, h, msg);
+    }
+  }
+  return wrap(env, h);
 }
 
 // createHead(config, table, norm, threads, file?): config { vocab, hidden, type: 0 Q4_0 | 1 Q8_0, eps, softcap,
@@ -300,9 +378,7 @@ static napi_value create_head(napi_env env, napi_callback_info info) {
   if (!table || !norm) return give_up(env, h, "createHead: the table is neither the right size nor an offset into the file, or norm is not a Float32Array [hidden]");
   if (!(h->hd = head_create(&c, table, norm, threads))) return give_up(env, h, "createHead: out of memory or threads");
   h->hcfg = c;
-  napi_value out;
-  if (napi_create_external(env, h, finalize, NULL, &out) != napi_ok) return give_up(env, h, "createHead: napi_create_external failed");
-  return out;
+  return wrap(env, h);
 }
 
 // logits(head, rows, n, out): rows Float32Array [n·hidden], out Float32Array [n·vocab].
@@ -334,6 +410,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"supported", NULL, supported, NULL, NULL, NULL, napi_default, NULL},
     {"createDecoder", NULL, create_decoder, NULL, NULL, NULL, napi_default, NULL},
+    {"createAdapter", NULL, create_adapter, NULL, NULL, NULL, napi_default, NULL},
     {"step", NULL, step, NULL, NULL, NULL, napi_default, NULL},
     {"createHead", NULL, create_head, NULL, NULL, NULL, napi_default, NULL},
     {"logits", NULL, logits, NULL, NULL, NULL, napi_default, NULL},

@@ -14,6 +14,10 @@ struct decoder {
   float *xsum8;
   float *scores;
   int scores_cap;
+  // LoRA: a·x of the phase in flight (its pair's r values), and room for the widest pair.
+  float *lora_t;
+  int lora_cap;
+  const lora_pair *lora;
   // The phase in flight (pool functions read it).
   const decoder_layer *L;
   const decoder_cache *cache;
@@ -41,6 +45,27 @@ KERNEL static void prepare(decoder *d, const float *x, int K) {
   else block_sums8(x, K, d->xsum8);
 }
 
+// y[i] += b[row0 + i]·t for i in [0, n): the LoRA update of n output rows, t = a·x computed before the phase.
+KERNEL static void lora_rows(const decoder *d, float *y, int row0, int n) {
+  const lora_pair *p = d->lora;
+  if (!p || p->r == 0) return;
+  for (int i = 0; i < n; i++) y[i] += dot_f32(p->b + (size_t)(row0 + i) * p->r, d->lora_t, p->r);
+}
+
+// Before a phase: t = a·x for the group's pair (none: the phase adds nothing).
+KERNEL static int lora_begin(decoder *d, const lora_pair *p, const float *x, int K) {
+  d->lora = p;
+  if (!p || p->r == 0) return 0;
+  if (p->r > d->lora_cap) {
+    float *t = realloc(d->lora_t, sizeof(float) * (size_t)p->r);
+    if (!t) return -1;
+    d->lora_t = t;
+    d->lora_cap = p->r;
+  }
+  for (int j = 0; j < p->r; j++) d->lora_t[j] = dot_f32(p->a + (size_t)j * K, x, K);
+  return 0;
+}
+
 KERNEL static void phase_qkv(void *ctx, int ith, int nth) {
   decoder *d = ctx;
   const int C = d->c.hidden, Q = d->c.heads * d->c.head_dim, KV = d->c.kv_heads * d->c.head_dim;
@@ -53,6 +78,7 @@ KERNEL static void phase_qkv(void *ctx, int ith, int nth) {
     const int a = r0 > edge[m] ? r0 : edge[m], b = r1 < edge[m + 1] ? r1 : edge[m + 1];
     if (a < b) gemv(d, w[m], C, d->xn, d->qkv + edge[m], a - edge[m], b - edge[m]);
   }
+  if (r0 < r1) lora_rows(d, d->qkv + r0, r0, r1 - r0);
 }
 
 KERNEL static void phase_attention(void *ctx, int ith, int nth) {
@@ -89,6 +115,7 @@ KERNEL static void phase_o(void *ctx, int ith, int nth) {
   int r0, r1;
   share(d->c.hidden, ith, nth, &r0, &r1);
   gemv(d, d->L->o, d->c.heads * d->c.head_dim, d->ctx, d->proj, r0, r1);
+  if (r0 < r1) lora_rows(d, d->proj + r0, r0, r1 - r0);
 }
 
 // gate and up rows [r0, r1) then gelu_tanh(gate)·up on them, and (level 4) their q8 blocks for down.
@@ -100,6 +127,9 @@ KERNEL static void phase_gateup(void *ctx, int ith, int nth) {
   if (r0 >= r1) return;
   gemv(d, d->L->gate, C, d->xn, d->gateup, r0, r1);
   gemv(d, d->L->up, C, d->xn, d->gateup + F, r0, r1);
+  // The group's rows are gate's then up's.
+  lora_rows(d, d->gateup + r0, r0, r1 - r0);
+  lora_rows(d, d->gateup + F + r0, F + r0, r1 - r0);
   gelu_tanh_mul(d->gateup + r0, d->gateup + F + r0, d->act + r0, r1 - r0);
 }
 
@@ -108,6 +138,7 @@ KERNEL static void phase_down(void *ctx, int ith, int nth) {
   int r0, r1;
   share(d->c.hidden, ith, nth, &r0, &r1);
   gemv(d, d->L->down, d->c.ffn, d->act, d->proj, r0, r1);
+  if (r0 < r1) lora_rows(d, d->proj + r0, r0, r1 - r0);
 }
 
 decoder *decoder_create(const decoder_config *cfg, const decoder_layer *layers, int threads) {
@@ -153,7 +184,7 @@ decoder *decoder_create(const decoder_config *cfg, const decoder_layer *layers, 
   return d;
 }
 
-KERNEL int decoder_step(decoder *d, float *x, int pos, const decoder_cache *caches, float *new_kv) {
+KERNEL int decoder_step(decoder *d, float *x, int pos, const decoder_cache *caches, float *new_kv, const lora_layer *lora) {
   const decoder_config *c = &d->c;
   const int C = c->hidden, H = c->heads, Hkv = c->kv_heads, D = c->head_dim;
   d->pos = pos;
@@ -171,6 +202,8 @@ KERNEL int decoder_step(decoder *d, float *x, int pos, const decoder_cache *cach
     // attention: q|k|v of input_norm(x); per-head norms and RoPE; the new key and value go to the cache.
     rms_norm(x, L->in_norm, C, c->eps, d->xn);
     prepare(d, d->xn, C);
+    const lora_layer *LL = lora ? &lora[l] : NULL;
+    if (lora_begin(d, LL ? &LL->qkv : NULL, d->xn, C)) return -1;
     pool_run(d->pool, phase_qkv, d);
     float *q = d->qkv, *k = d->qkv + H * D, *v = k + Hkv * D;
     for (int h = 0; h < H; h++) {
@@ -185,14 +218,17 @@ KERNEL int decoder_step(decoder *d, float *x, int pos, const decoder_cache *cach
     memcpy(new_kv + (size_t)(2 * l + 1) * Hkv * D, v, sizeof(float) * (size_t)Hkv * D);
     pool_run(d->pool, phase_attention, d);
     prepare(d, d->ctx, H * D);
+    if (lora_begin(d, LL ? &LL->o : NULL, d->ctx, H * D)) return -1;
     pool_run(d->pool, phase_o, d);
     // h = x + post_attn_norm(o); the MLP on pre_ffn_norm(h); x = h + post_ffn_norm(down).
     rms_norm(d->proj, L->post_attn_norm, C, c->eps, d->proj);
     for (int i = 0; i < C; i++) d->h[i] = x[i] + d->proj[i];
     rms_norm(d->h, L->pre_ffn_norm, C, c->eps, d->xn);
     prepare(d, d->xn, C);
+    if (lora_begin(d, LL ? &LL->gateup : NULL, d->xn, C)) return -1;
     pool_run(d->pool, phase_gateup, d);
     prepare(d, d->act, c->ffn);
+    if (lora_begin(d, LL ? &LL->down : NULL, d->act, c->ffn)) return -1;
     pool_run(d->pool, phase_down, d);
     rms_norm(d->proj, L->post_ffn_norm, C, c->eps, d->proj);
     for (int i = 0; i < C; i++) x[i] = d->h[i] + d->proj[i];
@@ -216,5 +252,6 @@ void decoder_destroy(decoder *d) {
   free(d->xq);
   free(d->xsum8);
   free(d->scores);
+  free(d->lora_t);
   free(d);
 }

@@ -28,14 +28,25 @@ typedef struct {
   const float *cos, *sin;
 } decoder_cache;
 
+/** A LoRA pair already scaled by alpha/R, as the ONNX graph takes it: a [r, in], b [out, r] (r = 0: none). */
+typedef struct {
+  const float *a, *b;
+  int r;
+} lora_pair;
+
+/** One layer's LoRA pairs per group of projections that share an input (layer.ts's LORA_GROUPS): q|k|v, o, gate|up, down. */
+typedef struct {
+  lora_pair qkv, o, gateup, down;
+} lora_layer;
+
 typedef struct decoder decoder;
 
 /** A decoder over borrowed layer weights with `threads` threads; NULL when out of memory or threads. */
 decoder *decoder_create(const decoder_config *cfg, const decoder_layer *layers, int threads);
 /**
  * x [hidden]: the scaled embedding in, the last layer's output out. new_kv [2·layers·kv_heads·head_dim]:
- * k_0 v_0 k_1 v_1 …, as the ONNX graph's new_kv output. Returns 0, or −1 when a cache has more slots than
- * the decoder's scratch (max_slots).
+ * k_0 v_0 k_1 v_1 …, as the ONNX graph's new_kv output. lora: one entry per layer, or NULL for the base
+ * model. Returns 0, or −1 when out of memory.
  */
-int decoder_step(decoder *d, float *x, int pos, const decoder_cache *caches, float *new_kv);
+int decoder_step(decoder *d, float *x, int pos, const decoder_cache *caches, float *new_kv, const lora_layer *lora);
 void decoder_destroy(decoder *d);

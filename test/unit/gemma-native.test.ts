@@ -16,6 +16,9 @@ import { GemmaKvCache } from '../../src/engine/gemma/kvCache';
 import { NativeDecoder } from '../../src/engine/gemma/nativeDecoder';
 import { NativeHead } from '../../src/engine/gemma/nativeHead';
 import { nativeModule } from '../../src/engine/gemma/nativeModule';
+import type { LoraAdapter } from '../../src/engine/gemma/runtime';
+import { targetShape, type LoraTarget } from '../../src/engine/model/loraTargets';
+import { Rng } from '../../src/engine/rng';
 import { maxAbsDiff } from './gemma-helpers';
 import { tempDir } from './temp-helpers';
 
@@ -32,13 +35,37 @@ function model(name: string, cfg: GemmaConfig, embedding: 'q4_0' | 'q8_0', seed 
 const PROMPT = [2, 10, 20, 30, 40];
 const STEPS = Array.from({ length: 20 }, (_, t) => 50 + 7 * t);
 
-/** The logits of PROMPT then each of STEPS one at a time, on a fresh runtime of `weights`. */
-async function decodeLogits(weights: WeightSource | ModelWeights, opts: { level: 0 | 4; decode: 'native' | 'onnx'; threads?: number; headLevel?: 0 | 4 }): Promise<{ steps: Float32Array[]; note: string; cache: GemmaKvCache }> {
+/**
+ * A LoRA adapter of rank 4 on some projections of some layers (so that groups are whole, partial — zero
+ * rows in the block-diagonal B — or absent), random values large enough to move the logits.
+ */
+function someAdapter(cfg: GemmaConfig, seed: number): LoraAdapter {
+  const rng = new Rng(seed);
+  const R = 4;
+  const modules = new Map<string, { a: Float32Array; b: Float32Array }>();
+  const random = (n: number) => Float32Array.from({ length: n }, () => rng.next() * 0.4 - 0.2);
+  const chosen: Record<number, LoraTarget[]> = { 0: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'], 1: ['q', 'v', 'down'], 3: ['o', 'up'], 5: ['k', 'gate'] };
+  for (const [layer, targets] of Object.entries(chosen)) {
+    for (const t of targets) {
+      const [out, inp] = targetShape(cfg, t);
+      const part = ['q', 'k', 'v', 'o'].includes(t) ? 'self_attn' : 'mlp';
+      modules.set(`model.layers.${layer}.${part}.${t}_proj`, { a: random(R * inp), b: random(out * R) });
+    }
+  }
+  return { rank: R, alpha: 8, modules };
+}
+
+/**
+ * The logits of PROMPT then each of STEPS one at a time, on a fresh runtime of `weights`; with `adapter`,
+ * every other step runs with it (adapters are chosen per step on one cache).
+ */
+async function decodeLogits(weights: WeightSource | ModelWeights, opts: { level: 0 | 4; decode: 'native' | 'onnx'; threads?: number; headLevel?: 0 | 4; adapter?: LoraAdapter }): Promise<{ steps: Float32Array[]; note: string; cache: GemmaKvCache }> {
   const rt = await createGemmaRuntime(weights, { precision: 'q4', threads: opts.threads ?? 2, accuracyLevel: opts.level, headAccuracyLevel: opts.headLevel, decode: opts.decode });
   try {
+    if (opts.adapter) rt.setAdapter('task', opts.adapter);
     const cache = rt.newCache() as GemmaKvCache;
     const steps = [await rt.step(cache, PROMPT, { logits: 'last' })];
-    for (const id of STEPS) steps.push(await rt.step(cache, [id], { logits: 'last' }));
+    for (const [t, id] of STEPS.entries()) steps.push(await rt.step(cache, [id], { logits: 'last', adapter: opts.adapter && t % 2 === 0 ? 'task' : undefined }));
     return { steps, note: rt.decodeBy.note, cache };
   } finally {
     await rt.dispose();
@@ -76,6 +103,28 @@ for (const [name, cfg] of [['tiny', GEMMA3_TINY], ['gqa', GQA]] as const) {
     });
   }
 }
+
+test('native decode with a LoRA adapter equals ONNX Runtime\'s, and the adapter changes the answer', async () => {
+  const { source } = openWeights(model('gqa', GQA, 'q8_0'), { precision: 'q4' });
+  const adapter = someAdapter(GQA, 9);
+  const native = await decodeLogits(source, { level: 0, decode: 'native', adapter });
+  const onnx = await decodeLogits(source, { level: 0, decode: 'onnx', adapter });
+  const base = await decodeLogits(source, { level: 0, decode: 'native' });
+  const d = worst(native.steps, onnx.steps);
+  console.log(`LoRA decode: native vs ONNX Runtime max|Δ| = ${d.toExponential(2)}; adapter vs base ${worst(native.steps, base.steps).toExponential(2)}`);
+  assert.ok(d <= 1e-4, `max|Δ| ${d}`);
+  assert.ok(worst(native.steps, base.steps) > 1e-2, 'the adapter moved the logits');
+  // An adapter set again under the same name replaces the native copy too.
+  const rt = await createGemmaRuntime(source, { precision: 'q4', threads: 2, accuracyLevel: 0, decode: 'native' });
+  rt.setAdapter('task', adapter);
+  const first = await rt.step(rt.newCache(), [7], { logits: 'last', adapter: 'task' });
+  rt.setAdapter('task', someAdapter(GQA, 10));
+  const second = await rt.step(rt.newCache(), [7], { logits: 'last', adapter: 'task' });
+  assert.ok(maxAbsDiff(first, second) > 1e-3);
+  rt.removeAdapter('task');
+  await assert.rejects(rt.step(rt.newCache(), [7], { logits: 'last', adapter: 'task' }), /no adapter named "task"/);
+  await rt.dispose();
+});
 
 test('with int8 activations, native decode is as close to the exact logits as ONNX Runtime\'s', async () => {
   for (const seed of [3, 5]) {
@@ -156,6 +205,16 @@ test('bad calls into the binary throw instead of reading out of bounds', () => {
   assert.throws(() => native.step(d, new Float32Array(cfg.hidden - 1), 0, [cache], kv), /wrong type or size/);
   assert.throws(() => native.step(d, new Float32Array(cfg.hidden), 0, [{ ...cache, filled: 2, capacity: 2 }], kv), /cache 0 is not/);
   assert.throws(() => native.step({}, new Float32Array(cfg.hidden), 0, [cache], kv), /no live decoder/);
+  const pair = (rank: number, inp: number, out: number) => ({ a: new Float32Array(rank * inp), b: new Float32Array(out * rank), rank });
+  const none = pair(0, 0, 0);
+  assert.throws(() => native.createAdapter(d, [{ qkv: pair(2, cfg.hidden - 1, Q + 2 * KV), o: none, gateup: none, down: none }]), /layer 0: a pair is not/);
+  assert.throws(() => native.createAdapter(d, [{ qkv: none, o: none, gateup: none }]), /layer 0: a pair is not/);
+  const adapter = native.createAdapter(d, [{ qkv: pair(2, cfg.hidden, Q + 2 * KV), o: none, gateup: none, down: pair(1, cfg.intermediate, cfg.hidden) }]);
+  native.step(d, new Float32Array(cfg.hidden), 0, [cache], kv, adapter);
+  assert.throws(() => native.step(d, new Float32Array(cfg.hidden), 0, [cache], kv, {}), /adapter is not one made for this decoder/);
+  const other = native.createDecoder({ ...config, level: 0 }, [good], 1);
+  assert.throws(() => native.step(other, new Float32Array(cfg.hidden), 0, [cache], kv, adapter), /adapter is not one made for this decoder/);
+  native.destroy(other);
   native.destroy(d);
   assert.throws(() => native.step(d, new Float32Array(cfg.hidden), 0, [cache], kv), /no live decoder/);
   const head = NativeHead.create(openWeights(file, { precision: 'q4' }).source, 1, 4);

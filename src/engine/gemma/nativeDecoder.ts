@@ -1,15 +1,21 @@
 // The decode step of the layers in native code (native/decoder.c): one token through every layer in one
 // call, on Q4_0 weights read from the model once, with the caller's KV cache read in place. ONNX Runtime
 // runs the same step as ~460 kernels, whose dispatch costs more than their arithmetic (bench/runtimeProfile.ts);
-// this is one call, two threads that meet between phases. Prefill, branches, adapters and the head stay on
-// ONNX Runtime; the runtime falls back to it for the whole step where this is unavailable (no binary,
-// a CPU without AVX2, weights not all Q4_0).
+// this is one call, two threads that meet between phases, with or without a LoRA adapter. Prefill and
+// branches stay on ONNX Runtime; the runtime falls back to it for the whole step where this is unavailable
+// (no binary, a CPU without AVX2, weights not all Q4_0).
 
 import type { GemmaConfig } from '../model/config';
 import { layerWeightNames } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
 import type { GemmaKvCache } from './kvCache';
+import type { LoraGroup } from './layer';
 import { nativeModule, type NativeModule } from './nativeModule';
+
+/** A LoRA adapter made for one NativeDecoder (its arrays stay referenced while it lives). */
+export interface NativeAdapter {
+  readonly handle: object;
+}
 
 /** The decode step of one runtime's layers in native code. */
 export class NativeDecoder {
@@ -75,7 +81,7 @@ export class NativeDecoder {
    * layer's output. Returns new_kv as the ONNX graph's (k_0 v_0 k_1 v_1 …, each [Hkv, 1, D]); valid until
    * the next call. `rope(type)` gives the layer type's cos/sin row at the position.
    */
-  step(cache: GemmaKvCache, x: Float32Array, rope: (type: string) => { cos: Float32Array; sin: Float32Array }): Float32Array {
+  step(cache: GemmaKvCache, x: Float32Array, rope: (type: string) => { cos: Float32Array; sin: Float32Array }, adapter?: NativeAdapter): Float32Array {
     if (!this.handle) throw new Error('native decoder was disposed');
     const caches: object[] = new Array(this.config.layers);
     for (const [type, set] of cache.sets) {
@@ -84,8 +90,17 @@ export class NativeDecoder {
         caches[layer] = { k: set.k[l], v: set.v[l], positions: set.positions, capacity: set.capacity, filled: set.filled, cos, sin };
       });
     }
-    this.native.step(this.handle, x, cache.length, caches, this.newKv);
+    this.native.step(this.handle, x, cache.length, caches, this.newKv, adapter?.handle);
     return this.newKv;
+  }
+
+  /**
+   * An adapter for step: per layer, the LoRA pair of each group of projections (layer.ts's LORA_GROUPS) as
+   * the LoRA graph takes them (a [n·R, in], b [out, n·R] block-diagonal and scaled; n·R = 0 for none).
+   */
+  adapter(layers: Record<LoraGroup, { a: Float32Array; b: Float32Array; rank: number }>[]): NativeAdapter {
+    if (!this.handle) throw new Error('native decoder was disposed');
+    return { handle: this.native.createAdapter(this.handle, layers) };
   }
 
   /** Stops the threads and lets the weights go. */

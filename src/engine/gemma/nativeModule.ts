@@ -11,7 +11,9 @@ export interface NativeModule {
   supported(): boolean;
   /** Weights are Uint8Arrays or byte offsets into `file`, which the decoder maps. */
   createDecoder(config: object, layers: object[], threads: number, file?: string): object;
-  step(decoder: object, x: Float32Array, pos: number, caches: object[], newKv: Float32Array): void;
+  /** layers[i]: { qkv, o, gateup, down }, each { a, b, rank } (the LoRA graph inputs' values). */
+  createAdapter(decoder: object, layers: object[]): object;
+  step(decoder: object, x: Float32Array, pos: number, caches: object[], newKv: Float32Array, adapter?: object): void;
   createHead(config: object, table: Uint8Array | number, norm: Float32Array, threads: number, file?: string): object;
   logits(head: object, rows: Float32Array, n: number, out: Float32Array): void;
   /** Stops a decoder's or head's threads and lets its arrays go (the finalizer would, later). */

@@ -21,7 +21,7 @@ import type { Device } from '../onnx/device';
 import { headGraphWithParams, inferenceGraphWithParams, loraGroupShape, loraInputNames, type InferenceGraphOptions } from './inferenceGraph';
 import { BASE_GRAPH, embeddingFromRecord, hasPackedHead, HEAD_GRAPH, HEAD_PACKED_DATA, HEAD_PACKED_GRAPH, LORA_GRAPH, runtimeCacheKey, runtimeRecord, type RuntimeCacheOptions, type RuntimeRecord } from './runtimeCache';
 import { EmbeddingReader } from './embeddingReader';
-import { NativeDecoder } from './nativeDecoder';
+import { NativeDecoder, type NativeAdapter } from './nativeDecoder';
 import { NATIVE_HEAD_MAX_ROWS, NativeHead } from './nativeHead';
 import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
@@ -71,8 +71,8 @@ export interface OrtRuntimeOptions extends RuntimeOptions {
   /** Keep the converted model in (and open it from) this cache; default none: convert at every load. */
   cache?: RuntimeCacheOptions;
   /**
-   * Who runs a one-token step without an adapter: 'native' (default; nativeDecoder.ts, where it is
-   * available, else ONNX Runtime) or 'onnx' (always ONNX Runtime, for comparison).
+   * Who runs one-token steps (decoding): 'native' (default; nativeDecoder.ts and nativeHead.ts, where they
+   * are available, else ONNX Runtime) or 'onnx' (always ONNX Runtime, for comparison).
    */
   decode?: 'native' | 'onnx';
 }
@@ -262,6 +262,7 @@ interface SessionState {
 
 class OrtGemmaRuntime implements GemmaRuntime {
   private readonly adapters = new Map<string, Feeds>();
+  private readonly nativeAdapters = new Map<string, NativeAdapter>();
   private readonly baseLora: Feeds;
   private readonly invFreq: Map<LayerType, Float32Array>;
   private disposed = false;
@@ -350,7 +351,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
   async step(cacheIn: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array> {
     if (ids.length === 0) throw new Error('step: no token ids');
     const cache = this.checked('step', cacheIn, ids, ids.length);
-    if (ids.length === 1 && opts.adapter === undefined && this.native) return this.nativeStep(this.native, cache, ids[0]);
+    if (ids.length === 1 && this.native) return this.nativeStep(this.native, cache, ids[0], opts.adapter);
     const V = this.config.vocabSize;
     const lora = await this.loraFeeds('step', opts.adapter);
 
@@ -421,17 +422,36 @@ class OrtGemmaRuntime implements GemmaRuntime {
     };
   }
 
-  /** One token through the native layers (as run() with T = 1 and no adapter), then the head. */
-  private async nativeStep(native: NativeDecoder, cache: GemmaKvCache, id: number): Promise<Float32Array> {
+  /** One token through the native layers (as run() with T = 1), then the head. */
+  private async nativeStep(native: NativeDecoder, cache: GemmaKvCache, id: number, adapterName: string | undefined): Promise<Float32Array> {
     const cfg = this.config;
+    let adapter: NativeAdapter | undefined;
+    if (adapterName !== undefined) {
+      const feeds = this.adapters.get(adapterName);
+      if (!feeds) throw new Error(`step: no adapter named ${quote(adapterName)}`);
+      adapter = this.nativeAdapters.get(adapterName) ?? this.nativeAdapter(native, adapterName, feeds);
+    }
     const x = this.embedding.rows([id]);
     // The graph's scaleEmbedding: a float32 product by √C rounded to float32.
     const scale = Math.fround(Math.sqrt(cfg.hidden));
     for (let i = 0; i < x.length; i++) x[i] *= scale;
     const start = cache.length;
-    const kv = native.step(cache, x, (type) => ropeTables(this.invFreq.get(type as LayerType)!, [start]));
+    const kv = native.step(cache, x, (type) => ropeTables(this.invFreq.get(type as LayerType)!, [start]), adapter);
     this.commit(cache, start, 1, kv, 1);
     return this.logits(x, 1);
+  }
+
+  /** The native form of an adapter's feeds (made at its first native step, kept until it is replaced or removed). */
+  private nativeAdapter(native: NativeDecoder, name: string, feeds: Feeds): NativeAdapter {
+    const groups = Object.keys(LORA_GROUPS) as LoraGroup[];
+    const layers = Array.from({ length: this.config.layers }, (_, i) => Object.fromEntries(groups.map((group) => {
+      const n = loraInputNames(i, group);
+      const a = feeds[n.a];
+      return [group, { a: a.data as Float32Array, b: feeds[n.b].data as Float32Array, rank: Number(a.dims[0]) }];
+    })) as Record<LoraGroup, { a: Float32Array; b: Float32Array; rank: number }>);
+    const made = native.adapter(layers);
+    this.nativeAdapters.set(name, made);
+    return made;
   }
 
   /** The head on hidden rows [n, C]: native for a few rows where it is there, else ONNX Runtime's. */
@@ -547,16 +567,19 @@ class OrtGemmaRuntime implements GemmaRuntime {
       }
     }
     this.adapters.set(name, feeds);
+    this.nativeAdapters.delete(name);
   }
 
   removeAdapter(name: string): void {
     this.adapters.delete(name);
+    this.nativeAdapters.delete(name);
   }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
     this.adapters.clear();
+    this.nativeAdapters.clear();
     this.native?.dispose();
     this.nativeHead?.dispose();
     try {

@@ -78,7 +78,7 @@ export interface GemmaRuntime {
   readonly weightsFrom: 'converted' | 'cache';
   /** Most new tokens one run takes; step and scoreBranches cut longer inputs into runs of this size. */
   readonly maxRunTokens: number;
-  /** Who runs one-token steps without an adapter (decoding): native code, or ONNX Runtime and why. */
+  /** Who runs one-token steps (decoding): native code, or ONNX Runtime and why. */
   readonly decodeBy: DecodeBy;
   newCache(): KvCache;
   /** Feeds ids after the cache's contents, extends the cache, returns the requested logits. */

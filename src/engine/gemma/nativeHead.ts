@@ -1,7 +1,8 @@
 // The LM head in native code (native/head.c): logits for a few rows straight from the embedding table as
 // the model file stores it (Q4_0 or Q8_0), at the precision the ONNX head graph uses (headAccuracyFor). It
 // serves the decode steps and short scoring runs; ONNX Runtime's head keeps longer runs, where its
-// blocked GEMM is faster than row-by-row dots. Its packed copy of the table is then never paged in.
+// blocked GEMM is faster than row-by-row dots, so ONNX Runtime's packed copy of the table is paged in only
+// by those.
 
 import type { GemmaConfig } from '../model/config';
 import { EMBED_NAME, FINAL_NORM_NAME } from '../model/weights';

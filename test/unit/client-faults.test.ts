@@ -108,6 +108,24 @@ test('a native abort (SIGABRT) is named as one', async () => {
   assert.match(e.message, /^the engine aborted \(SIGABRT\)/);
 });
 
+test('a model file cut short while loaded ends only the engine, named as such; the next request loads the file anew', async () => {
+  // The native decode kernels read the weights in place from the mapped file, so a file truncated under
+  // the engine (cp over it, say) faults its next read.
+  const file = path.join(tmp, 'mapped-q4.gguf');
+  fs.copyFileSync(tiny, file);
+  const c = client();
+  await c.request('loadModel', { path: file, precision: 'q4', threads: 1 });
+  await c.request('generate', { text: 'The app crashes', maxTokens: 2 });
+  fs.truncateSync(file, 0);
+  const e = await rejection(c.request('generate', { text: 'The app crashes', maxTokens: 2 }));
+  assert.equal(e.code, 'crashed');
+  assert.equal(e.message, 'the engine crashed (bus error, SIGBUS: a file it had mapped, such as the model file, was cut short while in use)');
+  fs.copyFileSync(tiny, file);
+  await c.request('loadModel', { path: file, precision: 'q4', threads: 1 });
+  const r = await c.request('generate', { text: 'The app crashes', maxTokens: 2 });
+  assert.equal(typeof r.text, 'string');
+});
+
 test('a V8 fatal error (the JavaScript heap runs out) ends only the engine, and says so', async () => {
   const c = client({ memory: { heapMB: 8 } });
   await c.request('status', {});

@@ -1,7 +1,6 @@
 // The Node-API face of the decoder (decoder.h) and the head (head.h): createDecoder, createAdapter, step,
-// createHead, logits, destroy, supported. Every array the
-// JS side passes is checked for its type and length before the kernels read it, so a wrong call throws
-// instead of reading out of bounds.
+// createHead, logits, destroy, supported. Every array the JS side passes is checked for its type and
+// length before the kernels read it, so a wrong call throws instead of reading out of bounds.
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <fcntl.h>
@@ -58,9 +57,6 @@ static int map_file(handle *h, const char *path) {
 }
 
 static const napi_type_tag HANDLE_TAG = {0x6a2f3c1e9b7d4a05ULL, 0x91c8e2f47d3b6a10ULL};
-
-/** h as a tagged external for JS; NULL (h freed, error thrown) on failure. */
-static napi_value wrap(napi_env env, handle *h);
 
 static void release(napi_env env, handle *h) {
   if (h->d) decoder_destroy(h->d);
@@ -160,15 +156,6 @@ static napi_value supported(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static napi_value give_up(napi_env env, handle *h, const char *msg);
-
-static napi_value wrap(napi_env env, handle *h) {
-  napi_value out;
-  if (napi_create_external(env, h, finalize, NULL, &out) != napi_ok) return give_up(env, h, "gemma native: napi_create_external failed");
-  if (napi_type_tag_object(env, out, &HANDLE_TAG) != napi_ok) return NULL;  // h is JS's now: the finalizer frees it
-  return out;
-}
-
 /** Frees a handle that never reached JS and throws msg. */
 static napi_value give_up(napi_env env, handle *h, const char *msg) {
   if (h) {
@@ -179,15 +166,38 @@ static napi_value give_up(napi_env env, handle *h, const char *msg) {
   return NULL;
 }
 
+/** h as a tagged external for JS; NULL (h freed, error thrown) on failure. */
+static napi_value wrap(napi_env env, handle *h) {
+  napi_value out;
+  if (napi_create_external(env, h, finalize, NULL, &out) != napi_ok) return give_up(env, h, "gemma native: napi_create_external failed");
+  if (napi_type_tag_object(env, out, &HANDLE_TAG) != napi_ok) return NULL;  // h is JS's now: the finalizer frees it
+  return out;
+}
+
+/**
+ * A create call's arguments into argv[0…n) (missing ones undefined, as Node-API fills them); 0, with the
+ * error thrown, when fewer than `min` came or this CPU cannot run the kernels.
+ */
+static int create_args(napi_env env, napi_callback_info info, size_t n, size_t min, napi_value *argv, size_t *argc, const char *usage) {
+  *argc = n;
+  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok || *argc < min) {
+    napi_throw_error(env, NULL, usage);
+    return 0;
+  }
+  if (!kernels_supported()) {
+    napi_throw_error(env, NULL, "gemma native: this CPU lacks AVX2, FMA or F16C");
+    return 0;
+  }
+  return 1;
+}
+
 // createDecoder(config, layers, threads, file?): config { layers, hidden, heads, kvHeads, headDim, ffn, eps,
 // attnScale, level }; layers[i] { q, k, v, o, gate, up, down: Q4_0 blocks, each a Uint8Array or a byte
 // offset into `file`; inNorm, qNorm, kNorm, postAttnNorm, preFfnNorm, postFfnNorm: Float32Array; window }.
 static napi_value create_decoder(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
+  size_t argc;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) FAIL("createDecoder(config, layers, threads, file?)");
-  if (!kernels_supported()) FAIL("gemma native: this CPU lacks AVX2, FMA or F16C");
+  if (!create_args(env, info, 4, 3, argv, &argc, "createDecoder(config, layers, threads, file?)")) return NULL;
   decoder_config c;
   int threads;
   if (!get_int(env, argv[0], "layers", &c.layers) || !get_int(env, argv[0], "hidden", &c.hidden) || !get_int(env, argv[0], "heads", &c.heads) ||
@@ -352,11 +362,9 @@ static napi_value create_adapter(napi_env env, napi_callback_info info) {
 // createHead(config, table, norm, threads, file?): config { vocab, hidden, type: 0 Q4_0 | 1 Q8_0, eps, softcap,
 // level }; table: vocab rows of blocks, a Uint8Array or a byte offset into `file`; norm: Float32Array [hidden] (1 + w).
 static napi_value create_head(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
+  size_t argc;
   napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) FAIL("createHead(config, table, norm, threads, file?)");
-  if (!kernels_supported()) FAIL("gemma native: this CPU lacks AVX2, FMA or F16C");
+  if (!create_args(env, info, 5, 4, argv, &argc, "createHead(config, table, norm, threads, file?)")) return NULL;
   head_config c;
   int type, threads;
   if (!get_int(env, argv[0], "vocab", &c.vocab) || !get_int(env, argv[0], "hidden", &c.hidden) || !get_int(env, argv[0], "type", &type) ||

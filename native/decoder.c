@@ -39,12 +39,6 @@ KERNEL static void gemv(const decoder *d, const block_q4_0 *w, int K, const floa
   else gemv_q4_f32(w, K, x, d->xsum8, y, r0, r1);
 }
 
-// The input of the next products in the form the level's kernel reads: int8 blocks, or block sums.
-KERNEL static void prepare(decoder *d, const float *x, int K) {
-  if (d->c.level == 4) quantize_q8(x, K, d->xq);
-  else block_sums8(x, K, d->xsum8);
-}
-
 // y[i] += b[row0 + i]·t for i in [0, n): the LoRA update of n output rows, t = a·x computed before the phase.
 KERNEL static void lora_rows(const decoder *d, float *y, int row0, int n) {
   const lora_pair *p = d->lora;
@@ -52,8 +46,10 @@ KERNEL static void lora_rows(const decoder *d, float *y, int row0, int n) {
   for (int i = 0; i < n; i++) y[i] += dot_f32(p->b + (size_t)(row0 + i) * p->r, d->lora_t, p->r);
 }
 
-// Before a phase: t = a·x for the group's pair (none: the phase adds nothing).
-KERNEL static int lora_begin(decoder *d, const lora_pair *p, const float *x, int K) {
+// Before a phase on input x [K]: x in the form the level's products read, and t = a·x for the group's LoRA
+// pair (none: the phase adds nothing). −1 when out of memory.
+KERNEL static int begin_phase(decoder *d, const float *x, int K, const lora_pair *p) {
+  prepare_input(x, K, d->c.level, d->xq, d->xsum8);
   d->lora = p;
   if (!p || p->r == 0) return 0;
   if (p->r > d->lora_cap) {
@@ -201,9 +197,8 @@ KERNEL int decoder_step(decoder *d, float *x, int pos, const decoder_cache *cach
     }
     // attention: q|k|v of input_norm(x); per-head norms and RoPE; the new key and value go to the cache.
     rms_norm(x, L->in_norm, C, c->eps, d->xn);
-    prepare(d, d->xn, C);
     const lora_layer *LL = lora ? &lora[l] : NULL;
-    if (lora_begin(d, LL ? &LL->qkv : NULL, d->xn, C)) return -1;
+    if (begin_phase(d, d->xn, C, LL ? &LL->qkv : NULL)) return -1;
     pool_run(d->pool, phase_qkv, d);
     float *q = d->qkv, *k = d->qkv + H * D, *v = k + Hkv * D;
     for (int h = 0; h < H; h++) {
@@ -217,18 +212,15 @@ KERNEL int decoder_step(decoder *d, float *x, int pos, const decoder_cache *cach
     memcpy(new_kv + (size_t)(2 * l) * Hkv * D, k, sizeof(float) * (size_t)Hkv * D);
     memcpy(new_kv + (size_t)(2 * l + 1) * Hkv * D, v, sizeof(float) * (size_t)Hkv * D);
     pool_run(d->pool, phase_attention, d);
-    prepare(d, d->ctx, H * D);
-    if (lora_begin(d, LL ? &LL->o : NULL, d->ctx, H * D)) return -1;
+    if (begin_phase(d, d->ctx, H * D, LL ? &LL->o : NULL)) return -1;
     pool_run(d->pool, phase_o, d);
     // h = x + post_attn_norm(o); the MLP on pre_ffn_norm(h); x = h + post_ffn_norm(down).
     rms_norm(d->proj, L->post_attn_norm, C, c->eps, d->proj);
     for (int i = 0; i < C; i++) d->h[i] = x[i] + d->proj[i];
     rms_norm(d->h, L->pre_ffn_norm, C, c->eps, d->xn);
-    prepare(d, d->xn, C);
-    if (lora_begin(d, LL ? &LL->gateup : NULL, d->xn, C)) return -1;
+    if (begin_phase(d, d->xn, C, LL ? &LL->gateup : NULL)) return -1;
     pool_run(d->pool, phase_gateup, d);
-    prepare(d, d->act, c->ffn);
-    if (lora_begin(d, LL ? &LL->down : NULL, d->act, c->ffn)) return -1;
+    if (begin_phase(d, d->act, c->ffn, LL ? &LL->down : NULL)) return -1;
     pool_run(d->pool, phase_down, d);
     rms_norm(d->proj, L->post_ffn_norm, C, c->eps, d->proj);
     for (int i = 0; i < C; i++) x[i] = d->h[i] + d->proj[i];

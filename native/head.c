@@ -73,8 +73,7 @@ KERNEL int head_logits(head *h, const float *rows, int n, float *out) {
   }
   for (int i = 0; i < n; i++) {
     rms_norm(rows + (size_t)i * C, h->norm, C, h->c.eps, h->normed + (size_t)i * C);
-    if (h->c.level == 4) quantize_q8(h->normed + (size_t)i * C, C, h->xq + (size_t)i * (C / QK));
-    else block_sums8(h->normed + (size_t)i * C, C, h->xsum8 + (size_t)i * (C / QK));
+    prepare_input(h->normed + (size_t)i * C, C, h->c.level, h->xq + (size_t)i * (C / QK), h->xsum8 + (size_t)i * (C / QK));
   }
   h->n = n;
   h->out = out;

@@ -23,6 +23,11 @@ KERNEL void gemv_q4_q8(const block_q4_0 *w, int K, const block_q8 *xq, float *y,
   for (int r = r0; r < r1; r++) y[r] = dot_q4_q8(w + (size_t)r * (K / QK), K / QK, xq);
 }
 
+KERNEL void prepare_input(const float *x, int K, int level, block_q8 *xq, float *xsum8) {
+  if (level == 4) quantize_q8(x, K, xq);
+  else block_sums8(x, K, xsum8);
+}
+
 KERNEL void quantize_q8(const float *x, int K, block_q8 *out) {
   for (int b = 0; b < K / QK; b++) {
     const float *xb = x + b * QK;

@@ -112,6 +112,8 @@ KERNEL static inline float dot_q8_q8(const block_q8_0 *row, int nb, const block_
 KERNEL void gemv_q4_f32(const block_q4_0 *w, int K, const float *x, const float *xsum8, float *y, int r0, int r1);
 /** xsum8[b] = 8·Σ of x's block b, for dot_q4_f32. */
 KERNEL void block_sums8(const float *x, int K, float *xsum8);
+/** x [K] in the form a level's Q4_0 dot reads: int8 blocks into xq (level 4), or block sums into xsum8 (level 0). */
+KERNEL void prepare_input(const float *x, int K, int level, block_q8 *xq, float *xsum8);
 /** The same with int8 activations xq (quantize_q8): llama.cpp's and ONNX Runtime's accuracy level 4. */
 KERNEL void gemv_q4_q8(const block_q4_0 *w, int K, const block_q8 *xq, float *y, int r0, int r1);
 /** x [K] as K/32 int8 blocks: d = max|x|/127, q = round(x/d), and each block's sum8. */

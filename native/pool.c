@@ -111,10 +111,6 @@ void pool_park(pool *p) {
   atomic_store(&p->parked, 1);
 }
 
-int pool_size(const pool *p) {
-  return p->n;
-}
-
 void pool_destroy(pool *p) {
   if (!p) return;
   atomic_store(&p->quit, 1);

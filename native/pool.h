@@ -15,5 +15,4 @@ pool *pool_create(int n);
 void pool_run(pool *p, pool_fn fn, void *ctx);
 /** Lets the workers sleep until the next pool_run (call when a burst of phases ends). */
 void pool_park(pool *p);
-int pool_size(const pool *p);
 void pool_destroy(pool *p);

@@ -4,6 +4,7 @@
 // sliding window's ring wraps; weights mapped from the file or read give the same logits; bad calls throw.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { GEMMA3_TINY, type GemmaConfig } from '../../src/engine/model/config';
@@ -26,9 +27,10 @@ const dir = tempDir('gemma-native-');
 /** Four heads over two kv heads (grouped queries), window 4: twenty steps wrap the sliding layers' ring. */
 const GQA: GemmaConfig = { ...GEMMA3_TINY, heads: 4, kvHeads: 2 };
 
+/** The random Q4_0 model `name` of cfg, written once per file and shared by the tests. */
 function model(name: string, cfg: GemmaConfig, embedding: 'q4_0' | 'q8_0', seed = 3): string {
   const file = path.join(dir, `${name}-${embedding}-${seed}.gguf`);
-  writeRandomGguf(file, cfg, { seed, dtype: 'q4_0', embedding });
+  if (!fs.existsSync(file)) writeRandomGguf(file, cfg, { seed, dtype: 'q4_0', embedding });
   return file;
 }
 

@@ -15,7 +15,7 @@ import { attr, type Value } from '../onnx/nodes';
 import * as op from '../onnx/ops';
 import { accumulate, dequantChunk, dequantRows, interleave, tiedRowSlices } from '../onnx/nbitsVjp';
 import { FINAL_NORM_NAME } from '../model/weights';
-import type { GraphParams } from './params';
+import { embeddingScale, type GraphParams } from './params';
 
 export interface HeadOutputs {
   /** final_norm(rows) [N, C]: what the head multiplies. */
@@ -114,6 +114,6 @@ export function headCrossEntropyBackward(g: Graph, p: GraphParams, ce: CrossEntr
     dh = op.sub(g, dh, op.reshape(g, expanded, ['P', C]));
   }
   // E[label] = embed(label)/√C: the lookup scales by √C (rounded to float32, exactly invertible here up to 1 ulp).
-  const labelRows = op.div(g, p.embed(labels), g.constF32(Math.fround(Math.sqrt(C))));
+  const labelRows = op.div(g, p.embed(labels), g.constF32(embeddingScale(p.config)));
   return op.sub(g, dh, labelRows);
 }

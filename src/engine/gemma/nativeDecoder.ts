@@ -5,7 +5,7 @@
 // branches stay on ONNX Runtime; the runtime falls back to it for the whole step where this is unavailable
 // (no binary, a CPU without AVX2, weights not all Q4_0).
 
-import type { GemmaConfig } from '../model/config';
+import type { GemmaConfig, LayerType } from '../model/config';
 import { layerWeightNames } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
 import type { GemmaKvCache } from './kvCache';
@@ -65,7 +65,7 @@ export class NativeDecoder {
       for (const [key, name] of Object.entries(norms)) {
         const w = weights.rows(name, 0, 1);
         if (w.type !== 'f32') return { reason: `${name} is ${w.type}, not f32` };
-        layer[key] = w.data.slice();
+        layer[key] = w.data;  // the decoder copies its norms
       }
       layers.push(layer);
     }
@@ -81,7 +81,7 @@ export class NativeDecoder {
    * layer's output. Returns new_kv as the ONNX graph's (k_0 v_0 k_1 v_1 …, each [Hkv, 1, D]); valid until
    * the next call. `rope(type)` gives the layer type's cos/sin row at the position.
    */
-  step(cache: GemmaKvCache, x: Float32Array, rope: (type: string) => { cos: Float32Array; sin: Float32Array }, adapter?: NativeAdapter): Float32Array {
+  step(cache: GemmaKvCache, x: Float32Array, rope: (type: LayerType) => { cos: Float32Array; sin: Float32Array }, adapter?: NativeAdapter): Float32Array {
     if (!this.handle) throw new Error('native decoder was disposed');
     const caches: object[] = new Array(this.config.layers);
     for (const [type, set] of cache.sets) {

@@ -22,6 +22,7 @@ import { headGraphWithParams, inferenceGraphWithParams, loraGroupShape, loraInpu
 import { BASE_GRAPH, embeddingFromRecord, hasPackedHead, HEAD_GRAPH, HEAD_PACKED_DATA, HEAD_PACKED_GRAPH, LORA_GRAPH, runtimeCacheKey, runtimeRecord, type RuntimeCacheOptions, type RuntimeRecord } from './runtimeCache';
 import { EmbeddingReader } from './embeddingReader';
 import { NativeDecoder, type NativeAdapter } from './nativeDecoder';
+import { embeddingScale } from './params';
 import { NATIVE_HEAD_MAX_ROWS, NativeHead } from './nativeHead';
 import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
@@ -109,11 +110,10 @@ export async function createGemmaRuntime(weights: ModelWeights | WeightSource, o
     const why = opts.decode === 'onnx' ? 'chosen' : device !== 'cpu' ? `inference on ${device}` : opts.precision !== 'q4' ? `precision ${opts.precision}` : null;
     if (why) return { decoder: { reason: why }, head: { reason: why } };
     const source = asWeightSource(weights);
-    const threads = opts.threads ?? 2;
     const requantised = graphOpts.headBits === 4 && source.storage(EMBED_NAME) === 'q8_0';
     return {
-      decoder: NativeDecoder.create(source, threads, accuracyLevel),
-      head: requantised ? { reason: 'the head is requantised to 4 bits' } : NativeHead.create(source, threads, graphOpts.headAccuracyLevel!),
+      decoder: NativeDecoder.create(source, sessionCfg.threads!, accuracyLevel),
+      head: requantised ? { reason: 'the head is requantised to 4 bits' } : NativeHead.create(source, sessionCfg.threads!, graphOpts.headAccuracyLevel!),
     };
   };
   const runtime = (o: OpenedRuntime, files: CacheEntry | null, opened: boolean) => new OrtGemmaRuntime(weights.config, opts.precision, device,
@@ -170,6 +170,16 @@ async function convertInto(dir: string, weights: ModelWeights | WeightSource, gr
 interface NativeParts {
   decoder: NativeDecoder | { reason: string };
   head: NativeHead | { reason: string };
+}
+
+/** The native form of an adapter's LoRA graph feeds: per layer, each group's a, b and n·R. */
+function nativeAdapter(native: NativeDecoder, cfg: GemmaConfig, feeds: Feeds): NativeAdapter {
+  const groups = Object.keys(LORA_GROUPS) as LoraGroup[];
+  return native.adapter(Array.from({ length: cfg.layers }, (_, i) => Object.fromEntries(groups.map((group) => {
+    const n = loraInputNames(i, group);
+    const a = feeds[n.a];
+    return [group, { a: a.data as Float32Array, b: feeds[n.b].data as Float32Array, rank: Number(a.dims[0]) }];
+  })) as Record<LoraGroup, { a: Float32Array; b: Float32Array; rank: number }>));
 }
 
 interface OpenedRuntime {
@@ -261,8 +271,8 @@ interface SessionState {
 }
 
 class OrtGemmaRuntime implements GemmaRuntime {
-  private readonly adapters = new Map<string, Feeds>();
-  private readonly nativeAdapters = new Map<string, NativeAdapter>();
+  /** Each adapter's LoRA graph feeds and, once a native step has used it, its native form (made from the feeds). */
+  private readonly adapters = new Map<string, { feeds: Feeds; native?: NativeAdapter }>();
   private readonly baseLora: Feeds;
   private readonly invFreq: Map<LayerType, Float32Array>;
   private disposed = false;
@@ -339,13 +349,18 @@ class OrtGemmaRuntime implements GemmaRuntime {
   private async loraFeeds(what: string, adapter: string | undefined): Promise<Feeds> {
     let lora = this.baseLora;
     if (adapter !== undefined) {
-      const a = this.adapters.get(adapter);
-      if (!a) throw new Error(`${what}: no adapter named ${quote(adapter)}`);
-      lora = a;
+      lora = this.adapter(what, adapter).feeds;
       await this.ensureLora();
     }
     if (this.switching) await this.switching;
     return this.s.loraActive ? lora : {};
+  }
+
+  /** A registered adapter by name. */
+  private adapter(what: string, name: string): { feeds: Feeds; native?: NativeAdapter } {
+    const a = this.adapters.get(name);
+    if (!a) throw new Error(`${what}: no adapter named ${quote(name)}`);
+    return a;
   }
 
   async step(cacheIn: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array> {
@@ -424,34 +439,19 @@ class OrtGemmaRuntime implements GemmaRuntime {
 
   /** One token through the native layers (as run() with T = 1), then the head. */
   private async nativeStep(native: NativeDecoder, cache: GemmaKvCache, id: number, adapterName: string | undefined): Promise<Float32Array> {
-    const cfg = this.config;
     let adapter: NativeAdapter | undefined;
     if (adapterName !== undefined) {
-      const feeds = this.adapters.get(adapterName);
-      if (!feeds) throw new Error(`step: no adapter named ${quote(adapterName)}`);
-      adapter = this.nativeAdapters.get(adapterName) ?? this.nativeAdapter(native, adapterName, feeds);
+      const a = this.adapter('step', adapterName);
+      adapter = a.native ??= nativeAdapter(native, this.config, a.feeds);
     }
     const x = this.embedding.rows([id]);
-    // The graph's scaleEmbedding: a float32 product by √C rounded to float32.
-    const scale = Math.fround(Math.sqrt(cfg.hidden));
+    // The graph's scaleEmbedding, as a float32 product rounded to float32.
+    const scale = embeddingScale(this.config);
     for (let i = 0; i < x.length; i++) x[i] *= scale;
     const start = cache.length;
-    const kv = native.step(cache, x, (type) => ropeTables(this.invFreq.get(type as LayerType)!, [start]), adapter);
+    const kv = native.step(cache, x, (type) => ropeTables(this.invFreq.get(type)!, [start]), adapter);
     this.commit(cache, start, 1, kv, 1);
     return this.logits(x, 1);
-  }
-
-  /** The native form of an adapter's feeds (made at its first native step, kept until it is replaced or removed). */
-  private nativeAdapter(native: NativeDecoder, name: string, feeds: Feeds): NativeAdapter {
-    const groups = Object.keys(LORA_GROUPS) as LoraGroup[];
-    const layers = Array.from({ length: this.config.layers }, (_, i) => Object.fromEntries(groups.map((group) => {
-      const n = loraInputNames(i, group);
-      const a = feeds[n.a];
-      return [group, { a: a.data as Float32Array, b: feeds[n.b].data as Float32Array, rank: Number(a.dims[0]) }];
-    })) as Record<LoraGroup, { a: Float32Array; b: Float32Array; rank: number }>);
-    const made = native.adapter(layers);
-    this.nativeAdapters.set(name, made);
-    return made;
   }
 
   /** The head on hidden rows [n, C]: native for a few rows where it is there, else ONNX Runtime's. */
@@ -566,20 +566,17 @@ class OrtGemmaRuntime implements GemmaRuntime {
         feeds[n.b] = f32Tensor(b, [outAll, nR]);
       }
     }
-    this.adapters.set(name, feeds);
-    this.nativeAdapters.delete(name);
+    this.adapters.set(name, { feeds });
   }
 
   removeAdapter(name: string): void {
     this.adapters.delete(name);
-    this.nativeAdapters.delete(name);
   }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
     this.adapters.clear();
-    this.nativeAdapters.clear();
     this.native?.dispose();
     this.nativeHead?.dispose();
     try {

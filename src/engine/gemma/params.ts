@@ -378,9 +378,9 @@ export class GraphParams {
     return this.scaleEmbedding(x);
   }
 
-  /** Embedding rows (as embed gathers them, before scaling) times sqrt(C) rounded to float32. */
+  /** Embedding rows (as embed gathers them, before scaling) times embeddingScale. */
   scaleEmbedding(rows: Value): Value {
-    return op.mul(this.g, rows, this.g.constF32(Math.fround(Math.sqrt(this.config.hidden))));
+    return op.mul(this.g, rows, this.g.constF32(embeddingScale(this.config)));
   }
 
   /** Where the embedding table's bytes are (the head's operand), so rows can be read outside the graph. */
@@ -422,6 +422,11 @@ export class GraphParams {
     });
     return parts.length === 1 ? parts[0] : op.concat(this.g, parts, -1);
   }
+}
+
+/** Gemma's embedding scale: √C rounded to float32 (what every embedding row is multiplied by). */
+export function embeddingScale(cfg: GemmaConfig): number {
+  return Math.fround(Math.sqrt(cfg.hidden));
 }
 
 /** x · Wᵀ for a linear operand. */

@@ -42,7 +42,7 @@ typedef struct {
   size_t map_size;
 } handle;
 
-/** Maps `path` read-only into h (the kernels then read the weights in place, as llama.cpp does); 0 on failure. */
+/** Maps `path` read-only into h (the head reads its table in place; the decoder repacks from it at create); 0 on failure. */
 static int map_file(handle *h, const char *path) {
   const int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
@@ -58,6 +58,16 @@ static int map_file(handle *h, const char *path) {
 
 static const napi_type_tag HANDLE_TAG = {0x6a2f3c1e9b7d4a05ULL, 0x91c8e2f47d3b6a10ULL};
 
+/** Lets go of the arrays and the file mapping the handle's weights were read from. */
+static void drop_sources(napi_env env, handle *h) {
+  for (int i = 0; i < h->nrefs; i++) napi_delete_reference(env, h->refs[i]);
+  free(h->refs);
+  h->refs = NULL;
+  h->nrefs = 0;
+  if (h->map) munmap((void *)h->map, h->map_size);
+  h->map = NULL;
+}
+
 static void release(napi_env env, handle *h) {
   if (h->d) decoder_destroy(h->d);
   h->d = NULL;
@@ -65,12 +75,7 @@ static void release(napi_env env, handle *h) {
   h->hd = NULL;
   free(h->lora);
   h->lora = NULL;
-  for (int i = 0; i < h->nrefs; i++) napi_delete_reference(env, h->refs[i]);
-  free(h->refs);
-  h->refs = NULL;
-  h->nrefs = 0;
-  if (h->map) munmap((void *)h->map, h->map_size);
-  h->map = NULL;
+  drop_sources(env, h);
 }
 
 static void finalize(napi_env env, void *data, void *hint) {
@@ -248,6 +253,8 @@ static napi_value create_decoder(napi_env env, napi_callback_info info) {
   if (!msg[0] && !(h->d = decoder_create(&c, layers, threads))) snprintf(msg, sizeof msg, "createDecoder: out of memory or threads");
   free(layers);
   if (msg[0]) return give_up(env, h, msg);
+  // The decoder holds a repacked copy: the model file is read only here, never during a step.
+  drop_sources(env, h);
   h->cfg = c;
   return wrap(env, h);
 }

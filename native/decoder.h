@@ -11,7 +11,7 @@ typedef struct {
   int level;
 } decoder_config;
 
-/** One layer's weights: the matrices borrowed from the caller (which keeps them alive), the norms copied by decoder_create. */
+/** One layer's weights as the caller holds them: decoder_create copies all of it (the matrices repacked), so they need to live only during that call. */
 typedef struct {
   const block_q4_0 *q, *k, *v, *o, *gate, *up, *down;
   const float *in_norm, *q_norm, *k_norm, *post_attn_norm, *pre_ffn_norm, *post_ffn_norm;
@@ -41,7 +41,7 @@ typedef struct {
 
 typedef struct decoder decoder;
 
-/** A decoder over borrowed layer weights with `threads` threads; NULL when out of memory or threads. */
+/** A decoder over a copy of the layers' weights (repacked, block_q4_0x8) with `threads` threads; NULL when out of memory or threads. */
 decoder *decoder_create(const decoder_config *cfg, const decoder_layer *layers, int threads);
 /**
  * x [hidden]: the scaled embedding in, the last layer's output out. new_kv [2·layers·kv_heads·head_dim]:

@@ -1,4 +1,5 @@
 #include "kernels.h"
+#include <string.h>
 #include <immintrin.h>
 #include <math.h>
 
@@ -7,20 +8,12 @@ int kernels_supported(void) {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
-KERNEL void gemv_q4_f32(const block_q4_0 *w, int K, const float *x, const float *xsum8, float *y, int r0, int r1) {
-  for (int r = r0; r < r1; r++) y[r] = dot_q4_f32(w + (size_t)r * (K / QK), K / QK, x, xsum8);
-}
-
 KERNEL void block_sums8(const float *x, int K, float *xsum8) {
   for (int b = 0; b < K / QK; b++) {
     float s = 0;
     for (int i = 0; i < QK; i++) s += x[b * QK + i];
     xsum8[b] = 8 * s;
   }
-}
-
-KERNEL void gemv_q4_q8(const block_q4_0 *w, int K, const block_q8 *xq, float *y, int r0, int r1) {
-  for (int r = r0; r < r1; r++) y[r] = dot_q4_q8(w + (size_t)r * (K / QK), K / QK, xq);
 }
 
 KERNEL void prepare_input(const float *x, int K, int level, block_q8 *xq, float *xsum8) {
@@ -80,5 +73,77 @@ KERNEL void gelu_tanh_mul(const float *g, const float *u, float *out, int n) {
   for (int i = 0; i < n; i++) {
     const float v = g[i];
     out[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v))) * u[i];
+  }
+}
+
+void repack_q4_0x8(const block_q4_0 *w, int rows, int K, block_q4_0x8 *out, int g0, int g1) {
+  const int nb = K / QK;
+  for (int g = g0; g < g1; g++)
+    for (int b = 0; b < nb; b++) {
+      block_q4_0x8 *o = out + (size_t)g * nb + b;
+      for (int k = 0; k < 8; k++) {
+        const int r = g * 8 + k;
+        if (r < rows) {
+          o->d[k] = w[(size_t)r * nb + b].d;
+          memcpy(o->qs[k], w[(size_t)r * nb + b].qs, QK / 2);
+        } else {
+          o->d[k] = 0;
+          memset(o->qs[k], 0, QK / 2);
+        }
+      }
+    }
+}
+
+// Eight rows of group w [nb blocks] times xq into y[0…8). Each row's block sum is an exact int32 (a hadd
+// tree puts row k in lane k), so a block is scaled once for all eight rows.
+KERNEL static void group_q8(const block_q4_0x8 *w, int nb, const block_q8 *xq, float *y) {
+  const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const __m256i x = _mm256_loadu_si256((const __m256i *)xq[b].qs);
+    __m256i p[8];
+    for (int k = 0; k < 8; k++) {
+      const __m128i raw = _mm_loadu_si128((const __m128i *)w[b].qs[k]);
+      const __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), low);
+      p[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones);
+    }
+    const __m256i s0 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i s1 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    // s0's lanes are rows 0…3 from each 128-bit half, s1's rows 4…7: add the halves.
+    const __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(s0, s1, 0x20), _mm256_permute2x128_si256(s0, s1, 0x31));
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(xq[b].d)), acc);
+    corr = _mm256_fmadd_ps(d, _mm256_set1_ps(xq[b].sum8), corr);
+  }
+  _mm256_storeu_ps(y, _mm256_sub_ps(acc, corr));
+}
+
+KERNEL void gemv_x8_q8(const block_q4_0x8 *w, int K, const block_q8 *xq, float *y, int r0, int r1) {
+  const int nb = K / QK;
+  for (int g = r0 / 8; g * 8 < r1; g++) {
+    if (g * 8 >= r0 && g * 8 + 8 <= r1) {
+      group_q8(w + (size_t)g * nb, nb, xq, y + g * 8);
+    } else {  // a group cut by the range's edges: only its rows inside are written
+      float t[8];
+      group_q8(w + (size_t)g * nb, nb, xq, t);
+      for (int k = 0; k < 8; k++)
+        if (g * 8 + k >= r0 && g * 8 + k < r1) y[g * 8 + k] = t[k];
+    }
+  }
+}
+
+KERNEL void gemv_x8_f32(const block_q4_0x8 *w, int K, const float *x, const float *xsum8, float *y, int r0, int r1) {
+  const int nb = K / QK;
+  for (int r = r0; r < r1; r++) {
+    const block_q4_0x8 *g = w + (size_t)(r / 8) * nb;
+    const int k = r % 8;
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    for (int b = 0; b < nb; b++) {
+      const float d = _cvtsh_ss(g[b].d[k]);
+      acc = _mm256_fmadd_ps(block_q4_f32(g[b].qs[k], x + b * QK), _mm256_set1_ps(d), acc);
+      corr += d * xsum8[b];
+    }
+    y[r] = hsum(acc) - corr;
   }
 }

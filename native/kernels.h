@@ -14,6 +14,16 @@ typedef struct {
   uint8_t qs[QK / 2];
 } block_q4_0;
 
+/**
+ * Eight rows of a Q4_0 matrix side by side, block b of each: their scales, then their codes (each row's bytes
+ * as GGUF orders them). The decoder's layers are kept in this form (repack_q4_0x8): one activation block
+ * then meets eight rows at once, and their scales convert and scale as one vector (bench/gemv-kernels.c).
+ */
+typedef struct {
+  uint16_t d[8];  // float16
+  uint8_t qs[8][QK / 2];
+} block_q4_0x8;
+
 /** GGUF's Q8_0 block: w = d·q. */
 typedef struct {
   uint16_t d;  // float16
@@ -42,22 +52,25 @@ KERNEL static inline float hsum(__m256 v) {
 // Both Q4_0 dots take the codes unsigned (0…15) and subtract 8·Σx once per block (a scalar, precomputed
 // per input block): unpacking then needs no sign handling, the costliest part of a 4-bit dot.
 
+/** The unsigned codes qs [16 bytes] of one block times float xb [32], as 8 partial sums. */
+KERNEL static inline __m256 block_q4_f32(const uint8_t *qs, const float *xb) {
+  const __m256i low = _mm256_set1_epi32(0x0F);
+  // Bytes 0…7 hold elements 0…7 (low nibbles) and 16…23 (high); bytes 8…15 elements 8…15 and 24…31.
+  const __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)qs));
+  const __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8)));
+  __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v0, low)), _mm256_loadu_ps(xb));
+  s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v1, low)), _mm256_loadu_ps(xb + 8), s);
+  s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4)), _mm256_loadu_ps(xb + 16), s);
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4)), _mm256_loadu_ps(xb + 24), s);
+}
+
 /** One row of nb Q4_0 blocks times float x; xsum8[b] = 8·Σ of x's block b. */
 KERNEL static inline float dot_q4_f32(const block_q4_0 *row, int nb, const float *x, const float *xsum8) {
-  const __m256i low = _mm256_set1_epi32(0x0F);
   __m256 acc = _mm256_setzero_ps();
   float corr = 0;
   for (int b = 0; b < nb; b++) {
-    // Bytes 0…7 hold elements 0…7 (low nibbles) and 16…23 (high); bytes 8…15 elements 8…15 and 24…31.
-    const __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)row[b].qs));
-    const __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(row[b].qs + 8)));
-    const float *xb = x + b * QK;
-    __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v0, low)), _mm256_loadu_ps(xb));
-    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v1, low)), _mm256_loadu_ps(xb + 8), s);
-    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4)), _mm256_loadu_ps(xb + 16), s);
-    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4)), _mm256_loadu_ps(xb + 24), s);
     const float d = _cvtsh_ss(row[b].d);
-    acc = _mm256_fmadd_ps(s, _mm256_set1_ps(d), acc);
+    acc = _mm256_fmadd_ps(block_q4_f32(row[b].qs, x + b * QK), _mm256_set1_ps(d), acc);
     corr += d * xsum8[b];
   }
   return hsum(acc) - corr;
@@ -108,14 +121,16 @@ KERNEL static inline float dot_q8_q8(const block_q8_0 *row, int nb, const block_
   return hsum(acc);
 }
 
-/** y[r] = Σ_k W[r,k]·x[k] for rows r0 ≤ r < r1 of W [rows, K], float activations (exact dequantised product); xsum8 as dot_q4_f32's. */
-KERNEL void gemv_q4_f32(const block_q4_0 *w, int K, const float *x, const float *xsum8, float *y, int r0, int r1);
+/** Groups [g0, g1) of W [rows, K] (GGUF's rows) into out [⌈rows/8⌉ groups, K/32 blocks]; rows past the end get zero blocks. */
+void repack_q4_0x8(const block_q4_0 *w, int rows, int K, block_q4_0x8 *out, int g0, int g1);
+/** y[r] = Σ_k W[r,k]·x[k] for rows r0 ≤ r < r1 of repacked W [rows, K], int8 activations xq (level 4). */
+KERNEL void gemv_x8_q8(const block_q4_0x8 *w, int K, const block_q8 *xq, float *y, int r0, int r1);
+/** The same with float activations (level 0), row by row as dot_q4_f32 computes it; xsum8 as its. */
+KERNEL void gemv_x8_f32(const block_q4_0x8 *w, int K, const float *x, const float *xsum8, float *y, int r0, int r1);
 /** xsum8[b] = 8·Σ of x's block b, for dot_q4_f32. */
 KERNEL void block_sums8(const float *x, int K, float *xsum8);
 /** x [K] in the form a level's Q4_0 dot reads: int8 blocks into xq (level 4), or block sums into xsum8 (level 0). */
 KERNEL void prepare_input(const float *x, int K, int level, block_q8 *xq, float *xsum8);
-/** The same with int8 activations xq (quantize_q8): llama.cpp's and ONNX Runtime's accuracy level 4. */
-KERNEL void gemv_q4_q8(const block_q4_0 *w, int K, const block_q8 *xq, float *y, int r0, int r1);
 /** x [K] as K/32 int8 blocks: d = max|x|/127, q = round(x/d), and each block's sum8. */
 KERNEL void quantize_q8(const float *x, int K, block_q8 *out);
 /** out = x·rsqrt(mean(x²) + eps)·w (w already 1 + Gemma's weight). */

@@ -109,7 +109,7 @@ test('a native abort (SIGABRT) is named as one', async () => {
 });
 
 test('a model file cut short while loaded ends only the engine, named as such; the next request loads the file anew', async () => {
-  // The native decode kernels read the weights in place from the mapped file, so a file truncated under
+  // The native head reads the embedding table in place from the mapped file, so a file truncated under
   // the engine (cp over it, say) faults its next read.
   const file = path.join(tmp, 'mapped-q4.gguf');
   fs.copyFileSync(tiny, file);

@@ -28,8 +28,8 @@ export class NativeDecoder {
   }
 
   /**
-   * A decoder over the model's layer weights (~56 MB for the 270M, mapped from the file where stored as
-   * Q4_0, else read now), or why not.
+   * A decoder over a repacked copy of the model's layer weights (~56 MB for the 270M, read from the file
+   * mapped where stored as Q4_0, else from rows read now; the file is not read again), or why not.
    * `level`: 4 int8 activations, 0 float, as the runtime's MatMulNBits accuracy_level.
    */
   static create(weights: WeightSource, threads: number, level: 0 | 4): NativeDecoder | { reason: string } {
@@ -46,8 +46,8 @@ export class NativeDecoder {
   private static build(native: NativeModule, weights: WeightSource, threads: number, level: 0 | 4): NativeDecoder | { reason: string } {
     const cfg = weights.config;
     const layers: object[] = [];
-    // Weights stored in the file as the kernels read them are mapped there (no copy, no load time);
-    // others (converted from floats) are read.
+    // Weights stored in the file as Q4_0 are repacked straight from its mapping (no array in between);
+    // others (converted from floats) are read first.
     let file: string | undefined;
     for (let i = 0; i < cfg.layers; i++) {
       const n = layerWeightNames(i);
@@ -59,7 +59,6 @@ export class NativeDecoder {
         if (storage !== 'q4_0') return { reason: `${name} is ${storage}, not q4_0` };
         const placed = weights.stored?.(name);
         file ??= placed?.file;
-        // Kept as read: a file source's rows are a fresh array, an in-memory model's a view of weights that stay unchanged.
         layer[key] = placed && placed.file === file ? placed.offset : weights.rows(name, 0, weights.shape(name)[0]).data;
       }
       for (const [key, name] of Object.entries(norms)) {

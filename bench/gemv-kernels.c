@@ -31,9 +31,8 @@ typedef struct {
 
 KERNEL static void run(void *ctx, int ith, int nth) {
   const job *j = ctx;
-  // Whole groups of 8 per thread, as the decoder shares rows.
-  const int groups = j->n / 8, per = (groups + nth - 1) / nth;
-  const int r0 = ith * per * 8 < j->n ? ith * per * 8 : j->n, r1 = r0 + per * 8 < j->n ? r0 + per * 8 : j->n;
+  int r0, r1;
+  pool_share(j->n, QK, ith, nth, &r0, &r1);  // as the decoder shares rows
   if (j->x8) gemv_x8_q8(j->packed, j->K, j->xq, j->y, r0, r1);
   else
     for (int r = r0; r < r1; r++) j->y[r] = dot_q4_q8(j->rows + (size_t)r * (j->K / QK), j->K / QK, j->xq);

@@ -18,9 +18,8 @@ import { createTokenizer } from '../src/engine/model/tokenizer';
 import { createGemmaRuntime, type LoraMode } from '../src/engine/gemma/ortRuntime';
 import { baseIdentity, modelStamp } from '../src/engine/model/identity';
 import { classify } from '../src/engine/generate/labelScoring';
-import type { LoraAdapter } from '../src/engine/gemma/runtime';
-import type { GemmaConfig } from '../src/engine/model/config';
-import { targetShape } from '../src/engine/model/loraTargets';
+import { ALL_TARGETS } from '../src/engine/model/loraTargets';
+import { initLora, toRuntimeAdapter } from '../src/engine/train/lora';
 import type { OptLevel } from '../src/engine/onnx/session';
 import { flag, has } from './flags';
 import { mapsSummary, residentMB } from './procMemory';
@@ -40,19 +39,6 @@ function mapsLine(): string {
 function cpuSeconds(since: NodeJS.CpuUsage): number {
   const u = process.cpuUsage(since);
   return (u.user + u.system) / 1e6;
-}
-
-/** A rank-R adapter on all seven projections of every layer, small deterministic values (speed only). */
-function syntheticAdapter(cfg: GemmaConfig, R: number): LoraAdapter {
-  const modules = new Map<string, { a: Float32Array; b: Float32Array }>();
-  for (let l = 0; l < cfg.layers; l++) {
-    for (const t of ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const) {
-      const [out, inp] = targetShape(cfg, t);
-      const fill = (n: number) => Float32Array.from({ length: n }, (_, i) => ((i * 7919) % 97) / 97e3 - 5e-4);
-      modules.set(`model.layers.${l}.${['q', 'k', 'v', 'o'].includes(t) ? 'self_attn' : 'mlp'}.${t}_proj`, { a: fill(R * inp), b: fill(out * R) });
-    }
-  }
-  return { rank: R, alpha: 2 * R, modules };
 }
 
 function ids(n: number, V: number, salt: number): number[] {
@@ -101,7 +87,12 @@ async function main(): Promise<void> {
 
   const V = rt.config.vocabSize;
   const adapter = adapterRank > 0 ? 'bench' : undefined;
-  if (adapter) rt.setAdapter(adapter, syntheticAdapter(rt.config, adapterRank));
+  if (adapter) {
+    // A fresh adapter on all seven projections of every layer, B made nonzero (speed only).
+    const lora = initLora(rt.config, adapterRank, 2 * adapterRank, ALL_TARGETS, 1);
+    for (const m of lora.modules) m.b.fill(1e-3);
+    rt.setAdapter(adapter, toRuntimeAdapter(lora));
+  }
   await rt.step(rt.newCache(), ids(8, V, 0), { logits: 'last', adapter }); // first-run allocations, not counted
 
   const results: Record<string, number>[] = [];

@@ -27,7 +27,7 @@
     return NULL;                           \
   } while (0)
 
-/** The decoder and the references that keep its borrowed weights alive. */
+/** What JS holds: a decoder, an adapter or a head, with what keeps the arrays it borrows alive. */
 typedef struct {
   decoder *d;
   decoder_config cfg;
@@ -35,9 +35,10 @@ typedef struct {
   head_config hcfg;
   // An adapter's LoRA pairs (createAdapter), for decoders of cfg's shape.
   lora_layer *lora;
+  // The arrays it reads after the call that made it (a head's table given as an array, an adapter's pairs).
   napi_ref *refs;
   int nrefs;
-  // The model file, mapped read-only, when weights are given as offsets into it.
+  // The model file, mapped read-only, when weights are given as offsets into it (a decoder's only while it is made).
   const uint8_t *map;
   size_t map_size;
 } handle;
@@ -127,20 +128,20 @@ static void *get_array(napi_env env, napi_value obj, const char *key, napi_typed
 }
 
 /**
- * obj[key] as `bytes` bytes of weights: a Uint8Array of exactly that size (referenced in h so it stays
- * alive), or a byte offset into h's mapped file whose range fits in it. NULL when neither.
+ * v as `bytes` bytes of weights: a Uint8Array of exactly that size, or a byte offset into h's mapped file
+ * whose range fits in it. NULL when neither. `keep`: the array is referenced in h, for weights read after
+ * this call (the head's table; the decoder copies its weights during the call).
  */
-static const void *get_weight(napi_env env, handle *h, napi_value obj, const char *key, long long bytes) {
-  napi_value v;
+static const void *weight_at(napi_env env, handle *h, napi_value v, long long bytes, int keep) {
   napi_valuetype t;
-  if (!is_object(env, obj) || napi_get_named_property(env, obj, key, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return NULL;
+  if (napi_typeof(env, v, &t) != napi_ok) return NULL;
   if (t == napi_number) {
     double off;
     if (!h->map || napi_get_value_double(env, v, &off) != napi_ok || off < 0 || off + (double)bytes > (double)h->map_size) return NULL;
     return h->map + (size_t)off;
   }
   const void *data = typed(env, v, napi_uint8_array, bytes, NULL);
-  if (data && napi_create_reference(env, v, 1, &h->refs[h->nrefs++]) != napi_ok) return NULL;
+  if (data && keep && napi_create_reference(env, v, 1, &h->refs[h->nrefs++]) != napi_ok) return NULL;
   return data;
 }
 
@@ -217,7 +218,7 @@ static napi_value create_decoder(napi_env env, napi_callback_info info) {
   uint32_t n;
   if (napi_get_array_length(env, argv[1], &n) != napi_ok || (int)n != c.layers) FAIL("createDecoder: layers needs one entry per layer");
   handle *h = calloc(1, sizeof(handle));
-  if (!h || !(h->refs = calloc((size_t)c.layers * 7, sizeof(napi_ref)))) return give_up(env, h, "createDecoder: out of memory");
+  if (!h) return give_up(env, h, "createDecoder: out of memory");
   if (!map_file_arg(env, h, argc, argv, 3)) return give_up(env, h, "createDecoder: the model file cannot be mapped");
   decoder_layer *layers = calloc((size_t)c.layers, sizeof(decoder_layer));
   if (!layers) return give_up(env, h, "createDecoder: out of memory");
@@ -240,10 +241,10 @@ static napi_value create_decoder(napi_env env, napi_callback_info info) {
       {"postAttnNorm", C, &l->post_attn_norm}, {"preFfnNorm", C, &l->pre_ffn_norm}, {"postFfnNorm", C, &l->post_ffn_norm},
     };
     for (size_t j = 0; j < sizeof(linears) / sizeof(linears[0]) && !msg[0]; j++) {
-      *linears[j].into = get_weight(env, h, L, linears[j].key, linears[j].bytes);
+      napi_value v;
+      *linears[j].into = is_object(env, L) && napi_get_named_property(env, L, linears[j].key, &v) == napi_ok ? weight_at(env, h, v, linears[j].bytes, 0) : NULL;
       if (!*linears[j].into) snprintf(msg, sizeof msg, "createDecoder: layer %d: %s is neither %lld bytes nor an offset into the file", i, linears[j].key, linears[j].bytes);
     }
-    // Norms are copied into the decoder (small), so they need no reference.
     for (size_t j = 0; j < sizeof(norms) / sizeof(norms[0]) && !msg[0]; j++) {
       *norms[j].into = get_array(env, L, norms[j].key, napi_float32_array, norms[j].count, NULL, NULL);
       if (!*norms[j].into) snprintf(msg, sizeof msg, "createDecoder: layer %d: %s is not a Float32Array of %lld", i, norms[j].key, norms[j].count);
@@ -386,9 +387,7 @@ static napi_value create_head(napi_env env, napi_callback_info info) {
   handle *h = calloc(1, sizeof(handle));
   if (!h || !(h->refs = calloc(1, sizeof(napi_ref)))) return give_up(env, h, "createHead: out of memory");
   if (!map_file_arg(env, h, argc, argv, 4)) return give_up(env, h, "createHead: the model file cannot be mapped");
-  napi_value holder;
-  if (napi_create_object(env, &holder) != napi_ok || napi_set_named_property(env, holder, "table", argv[1]) != napi_ok) return give_up(env, h, "createHead: napi failed");
-  const void *table = get_weight(env, h, holder, "table", bytes);
+  const void *table = weight_at(env, h, argv[1], bytes, 1);
   const float *norm = typed(env, argv[2], napi_float32_array, c.hidden, NULL);
   if (!table || !norm) return give_up(env, h, "createHead: the table is neither the right size nor an offset into the file, or norm is not a Float32Array [hidden]");
   if (!(h->hd = head_create(&c, table, norm, threads))) return give_up(env, h, "createHead: out of memory or threads");

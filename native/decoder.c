@@ -4,17 +4,18 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/** A layer's seven matrices in the decoder's own memory, eight rows side by side (block_q4_0x8). */
+/** A layer as the decoder keeps it: its matrices repacked (block_q4_0x8) and its norms copied, in the decoder's memory. */
 typedef struct {
   const block_q4_0x8 *q, *k, *v, *o, *gate, *up, *down;
-} packed_layer;
+  const float *in_norm, *q_norm, *k_norm, *post_attn_norm, *pre_ffn_norm, *post_ffn_norm;
+  int window;
+} layer;
 
 struct decoder {
   decoder_config c;
-  decoder_layer *layers;  // norms and window (the weight pointers are the caller's, valid only in create)
-  packed_layer *packed;
-  block_q4_0x8 *weights;  // every packed matrix, one allocation
-  float *norms;  // the layers' norm vectors, copied
+  layer *layers;
+  block_q4_0x8 *weights;  // every layer's matrices, one allocation
+  float *norms;           // every layer's norms, one allocation
   pool *pool;
   // Scratch for one token: normed input, q|k|v, attention context, projections, MLP.
   float *xn, *qkv, *ctx, *proj, *h, *gateup, *act;
@@ -27,19 +28,10 @@ struct decoder {
   int lora_cap;
   const lora_pair *lora;
   // The phase in flight (pool functions read it).
-  const decoder_layer *L;
-  const packed_layer *P;
+  const layer *L;
   const decoder_cache *cache;
   int pos;
 };
-
-/** Rows [r0, r1) of n for thread ith of nth, in multiples of 32 so that each thread's rows are whole q8 blocks. */
-static void share(int n, int ith, int nth, int *r0, int *r1) {
-  int per = (n + nth - 1) / nth;
-  per = (per + QK - 1) / QK * QK;
-  *r0 = ith * per < n ? ith * per : n;
-  *r1 = *r0 + per < n ? *r0 + per : n;
-}
 
 // y rows [r0, r1) of W [.., K] on the current input (float xn or its q8 blocks, by level).
 KERNEL static void gemv(const decoder *d, const block_q4_0x8 *w, int K, const float *x, float *y, int r0, int r1) {
@@ -75,10 +67,11 @@ KERNEL static void phase_qkv(void *ctx, int ith, int nth) {
   decoder *d = ctx;
   const int C = d->c.hidden, Q = d->c.heads * d->c.head_dim, KV = d->c.kv_heads * d->c.head_dim;
   int r0, r1;
-  share(Q + 2 * KV, ith, nth, &r0, &r1);
+  // Each phase's rows go to the threads in multiples of 32: whole groups of 8 for gemv_x8_q8.
+  pool_share(Q + 2 * KV, QK, ith, nth, &r0, &r1);
   // The three matrices as one row space: q rows, then k, then v.
   const int edge[4] = {0, Q, Q + KV, Q + 2 * KV};
-  const block_q4_0x8 *w[3] = {d->P->q, d->P->k, d->P->v};
+  const block_q4_0x8 *w[3] = {d->L->q, d->L->k, d->L->v};
   for (int m = 0; m < 3; m++) {
     const int a = r0 > edge[m] ? r0 : edge[m], b = r1 < edge[m + 1] ? r1 : edge[m + 1];
     if (a < b) gemv(d, w[m], C, d->xn, d->qkv + edge[m], a - edge[m], b - edge[m]);
@@ -118,20 +111,20 @@ KERNEL static void phase_attention(void *ctx, int ith, int nth) {
 KERNEL static void phase_o(void *ctx, int ith, int nth) {
   decoder *d = ctx;
   int r0, r1;
-  share(d->c.hidden, ith, nth, &r0, &r1);
-  gemv(d, d->P->o, d->c.heads * d->c.head_dim, d->ctx, d->proj, r0, r1);
+  pool_share(d->c.hidden, QK, ith, nth, &r0, &r1);
+  gemv(d, d->L->o, d->c.heads * d->c.head_dim, d->ctx, d->proj, r0, r1);
   if (r0 < r1) lora_rows(d, d->proj + r0, r0, r1 - r0);
 }
 
-// gate and up rows [r0, r1) then gelu_tanh(gate)·up on them, and (level 4) their q8 blocks for down.
+// gate and up rows [r0, r1) then gelu_tanh(gate)·up on them.
 KERNEL static void phase_gateup(void *ctx, int ith, int nth) {
   decoder *d = ctx;
   const int C = d->c.hidden, F = d->c.ffn;
   int r0, r1;
-  share(F, ith, nth, &r0, &r1);
+  pool_share(F, QK, ith, nth, &r0, &r1);
   if (r0 >= r1) return;
-  gemv(d, d->P->gate, C, d->xn, d->gateup, r0, r1);
-  gemv(d, d->P->up, C, d->xn, d->gateup + F, r0, r1);
+  gemv(d, d->L->gate, C, d->xn, d->gateup, r0, r1);
+  gemv(d, d->L->up, C, d->xn, d->gateup + F, r0, r1);
   // The group's rows are gate's then up's.
   lora_rows(d, d->gateup + r0, r0, r1 - r0);
   lora_rows(d, d->gateup + F + r0, F + r0, r1 - r0);
@@ -141,8 +134,8 @@ KERNEL static void phase_gateup(void *ctx, int ith, int nth) {
 KERNEL static void phase_down(void *ctx, int ith, int nth) {
   decoder *d = ctx;
   int r0, r1;
-  share(d->c.hidden, ith, nth, &r0, &r1);
-  gemv(d, d->P->down, d->c.ffn, d->act, d->proj, r0, r1);
+  pool_share(d->c.hidden, QK, ith, nth, &r0, &r1);
+  gemv(d, d->L->down, d->c.ffn, d->act, d->proj, r0, r1);
   if (r0 < r1) lora_rows(d, d->proj + r0, r0, r1 - r0);
 }
 
@@ -158,48 +151,68 @@ typedef struct {
   int n;
 } repack_work;
 
+/** Blocks of a [rows, K] matrix repacked: ⌈rows/8⌉ groups of K/32. */
+static size_t packed_blocks(int rows, int K) {
+  return (size_t)((rows + 7) / 8) * (size_t)(K / QK);
+}
+
 static void phase_repack(void *ctx, int ith, int nth) {
   const repack_work *w = ctx;
   for (int j = 0; j < w->n; j++) {
     const repack_job *r = &w->jobs[j];
-    const int groups = (r->rows + 7) / 8, per = (groups + nth - 1) / nth;
-    const int g0 = ith * per < groups ? ith * per : groups, g1 = g0 + per < groups ? g0 + per : groups;
+    int g0, g1;
+    pool_share((r->rows + 7) / 8, 1, ith, nth, &g0, &g1);
     repack_q4_0x8(r->from, r->rows, r->K, r->to, g0, g1);
   }
 }
 
-/** The layers' matrices repacked into d->weights by the pool's threads; −1 when out of memory. */
-static int repack_layers(decoder *d, const decoder_layer *layers) {
+/**
+ * d->layers from the caller's: the matrices repacked into d->weights (by the pool's threads), the norms
+ * copied into d->norms; −1 when out of memory.
+ */
+static int copy_layers(decoder *d, const decoder_layer *from) {
   const decoder_config *c = &d->c;
-  const int C = c->hidden, Q = c->heads * c->head_dim, KV = c->kv_heads * c->head_dim, F = c->ffn;
+  const int C = c->hidden, D = c->head_dim, Q = c->heads * D, KV = c->kv_heads * D, F = c->ffn;
   const int shapes[7][2] = {{Q, C}, {KV, C}, {KV, C}, {C, Q}, {F, C}, {F, C}, {C, F}};
-  size_t per_layer = 0;
-  for (int m = 0; m < 7; m++) per_layer += (size_t)((shapes[m][0] + 7) / 8) * (size_t)(shapes[m][1] / QK);
+  size_t blocks = 0;
+  for (int m = 0; m < 7; m++) blocks += packed_blocks(shapes[m][0], shapes[m][1]);
   // In 2 MB pages where the kernel gives them: a tenth of the page faults while repacking (56 MB for the
   // 270M), and fewer TLB misses while streaming the weights each token.
-  const size_t bytes = sizeof(block_q4_0x8) * per_layer * (size_t)c->layers;
+  const size_t bytes = sizeof(block_q4_0x8) * blocks * (size_t)c->layers;
   void *weights = NULL;
   if (posix_memalign(&weights, 2u << 20, bytes) != 0) weights = NULL;
 #ifdef MADV_HUGEPAGE
   if (weights) madvise(weights, bytes, MADV_HUGEPAGE);
 #endif
   d->weights = weights;
-  d->packed = malloc(sizeof(packed_layer) * (size_t)c->layers);
+  const size_t norms = 4 * (size_t)C + 2 * (size_t)D;
+  d->norms = malloc(sizeof(float) * norms * (size_t)c->layers);
   repack_job *jobs = malloc(sizeof(repack_job) * 7 * (size_t)c->layers);
-  if (!d->weights || !d->packed || !jobs) {
+  if (!d->weights || !d->norms || !jobs) {
     free(jobs);
     return -1;
   }
   block_q4_0x8 *at = d->weights;
+  float *nat = d->norms;
   for (int l = 0; l < c->layers; l++) {
-    const decoder_layer *L = &layers[l];
-    const block_q4_0 *from[7] = {L->q, L->k, L->v, L->o, L->gate, L->up, L->down};
-    const block_q4_0x8 **to[7] = {&d->packed[l].q, &d->packed[l].k, &d->packed[l].v, &d->packed[l].o, &d->packed[l].gate, &d->packed[l].up, &d->packed[l].down};
+    const decoder_layer *src = &from[l];
+    layer *L = &d->layers[l];
+    const block_q4_0 *mats[7] = {src->q, src->k, src->v, src->o, src->gate, src->up, src->down};
+    const block_q4_0x8 **to[7] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
     for (int m = 0; m < 7; m++) {
-      jobs[7 * l + m] = (repack_job){from[m], shapes[m][0], shapes[m][1], at};
+      jobs[7 * l + m] = (repack_job){mats[m], shapes[m][0], shapes[m][1], at};
       *to[m] = at;
-      at += (size_t)((shapes[m][0] + 7) / 8) * (size_t)(shapes[m][1] / QK);
+      at += packed_blocks(shapes[m][0], shapes[m][1]);
     }
+    const float *vecs[6] = {src->in_norm, src->post_attn_norm, src->pre_ffn_norm, src->post_ffn_norm, src->q_norm, src->k_norm};
+    const float **into[6] = {&L->in_norm, &L->post_attn_norm, &L->pre_ffn_norm, &L->post_ffn_norm, &L->q_norm, &L->k_norm};
+    for (int f = 0; f < 6; f++) {
+      const int n = f < 4 ? C : D;
+      memcpy(nat, vecs[f], sizeof(float) * (size_t)n);
+      *into[f] = nat;
+      nat += n;
+    }
+    L->window = src->window;
   }
   repack_work work = {jobs, 7 * c->layers};
   pool_run(d->pool, phase_repack, &work);
@@ -214,7 +227,7 @@ decoder *decoder_create(const decoder_config *cfg, const decoder_layer *layers, 
   d->c = *cfg;
   const int C = cfg->hidden, Q = cfg->heads * cfg->head_dim, KV = cfg->kv_heads * cfg->head_dim, F = cfg->ffn;
   const int widest = C > Q ? (C > F ? C : F) : (Q > F ? Q : F);
-  d->layers = malloc(sizeof(decoder_layer) * (size_t)cfg->layers);
+  d->layers = malloc(sizeof(layer) * (size_t)cfg->layers);
   d->xn = malloc(sizeof(float) * (size_t)C);
   d->qkv = malloc(sizeof(float) * (size_t)(Q + 2 * KV));
   d->ctx = malloc(sizeof(float) * (size_t)Q);
@@ -225,32 +238,10 @@ decoder *decoder_create(const decoder_config *cfg, const decoder_layer *layers, 
   d->xq = malloc(sizeof(block_q8) * (size_t)(widest / QK));
   d->xsum8 = malloc(sizeof(float) * (size_t)(widest / QK));
   d->pool = pool_create(threads);
-  if (!d->layers || !d->xn || !d->qkv || !d->ctx || !d->proj || !d->h || !d->gateup || !d->act || !d->xq || !d->xsum8 || !d->pool) {
+  if (!d->layers || !d->xn || !d->qkv || !d->ctx || !d->proj || !d->h || !d->gateup || !d->act || !d->xq || !d->xsum8 || !d->pool ||
+      copy_layers(d, layers)) {
     decoder_destroy(d);
     return NULL;
-  }
-  memcpy(d->layers, layers, sizeof(decoder_layer) * (size_t)cfg->layers);
-  if (repack_layers(d, layers)) {
-    decoder_destroy(d);
-    return NULL;
-  }
-  // The norms are the caller's small arrays: copied, so that only the large weights are borrowed.
-  const size_t per = 4 * (size_t)C + 2 * (size_t)cfg->head_dim;
-  d->norms = malloc(sizeof(float) * per * (size_t)cfg->layers);
-  if (!d->norms) {
-    decoder_destroy(d);
-    return NULL;
-  }
-  for (int l = 0; l < cfg->layers; l++) {
-    decoder_layer *L = &d->layers[l];
-    float *at = d->norms + per * (size_t)l;
-    const float **fields[6] = {&L->in_norm, &L->post_attn_norm, &L->pre_ffn_norm, &L->post_ffn_norm, &L->q_norm, &L->k_norm};
-    for (int f = 0; f < 6; f++) {
-      const int n = f < 4 ? C : cfg->head_dim;
-      memcpy(at, *fields[f], sizeof(float) * (size_t)n);
-      *fields[f] = at;
-      at += n;
-    }
   }
   return d;
 }
@@ -260,10 +251,9 @@ KERNEL int decoder_step(decoder *d, float *x, int pos, const decoder_cache *cach
   const int C = c->hidden, H = c->heads, Hkv = c->kv_heads, D = c->head_dim;
   d->pos = pos;
   for (int l = 0; l < c->layers; l++) {
-    const decoder_layer *L = &d->layers[l];
+    const layer *L = &d->layers[l];
     const decoder_cache *cc = &caches[l];
     d->L = L;
-    d->P = &d->packed[l];
     d->cache = cc;
     if (cc->filled + 1 > d->scores_cap) {
       float *s = realloc(d->scores, sizeof(float) * (size_t)H * (size_t)(cc->filled + 1));
@@ -309,7 +299,6 @@ void decoder_destroy(decoder *d) {
   if (!d) return;
   pool_destroy(d->pool);
   free(d->layers);
-  free(d->packed);
   free(d->weights);
   free(d->norms);
   free(d->xn);

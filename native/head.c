@@ -38,8 +38,8 @@ head *head_create(const head_config *cfg, const void *table, const float *norm, 
 KERNEL static void phase_logits(void *ctx, int ith, int nth) {
   head *h = ctx;
   const int V = h->c.vocab, nb = h->c.hidden / QK, n = h->n;
-  const int per = (V + nth - 1) / nth;
-  const int r0 = ith * per, r1 = r0 + per < V ? r0 + per : V;
+  int r0, r1;
+  pool_share(V, 1, ith, nth, &r0, &r1);
   for (int r = r0; r < r1; r++) {
     if (h->c.type == HEAD_Q4_0) {
       const block_q4_0 *row = (const block_q4_0 *)h->table + (size_t)r * nb;

@@ -97,16 +97,10 @@ void repack_q4_0x8(const block_q4_0 *w, int rows, int K, block_q4_0x8 *out, int 
 // Eight rows of group w [nb blocks] times xq into y[0…8). Each row's block sum is an exact int32 (a hadd
 // tree puts row k in lane k), so a block is scaled once for all eight rows.
 KERNEL static void group_q8(const block_q4_0x8 *w, int nb, const block_q8 *xq, float *y) {
-  const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++) {
-    const __m256i x = _mm256_loadu_si256((const __m256i *)xq[b].qs);
     __m256i p[8];
-    for (int k = 0; k < 8; k++) {
-      const __m128i raw = _mm_loadu_si128((const __m128i *)w[b].qs[k]);
-      const __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), low);
-      p[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones);
-    }
+    for (int k = 0; k < 8; k++) p[k] = block_q4_q8(w[b].qs[k], xq[b].qs);
     const __m256i s0 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
     const __m256i s1 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
     // s0's lanes are rows 0…3 from each 128-bit half, s1's rows 4…7: add the halves.

@@ -1,6 +1,7 @@
-// The decode step's arithmetic on one token: Q4_0 matrix-vector products (GGUF's block layout, read in
-// place) and the small vector operations around them. Every function here is compiled for AVX2+FMA+F16C
-// (KERNEL); the binding calls none of them unless the CPU has those (kernels_supported).
+// The decode step's arithmetic on one token: Q4_0 and Q8_0 matrix-vector products (on GGUF's blocks, and
+// on the layers' repacked ones) and the small vector operations around them. Every function here is
+// compiled for AVX2+FMA+F16C (KERNEL); the binding calls none of them unless the CPU has those
+// (kernels_supported).
 #pragma once
 #include <immintrin.h>
 #include <stdint.h>
@@ -76,15 +77,20 @@ KERNEL static inline float dot_q4_f32(const block_q4_0 *row, int nb, const float
   return hsum(acc) - corr;
 }
 
+/** The unsigned codes qs [16 bytes] of one block times int8 xs [32], as 8 int32 partial sums. */
+KERNEL static inline __m256i block_q4_q8(const uint8_t *qs, const int8_t *xs) {
+  const __m128i raw = _mm_loadu_si128((const __m128i *)qs);
+  // Low nibbles are elements 0…15, high nibbles 16…31: the two halves of one 32-byte vector.
+  const __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), _mm256_set1_epi8(0x0F));
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)xs)), _mm256_set1_epi16(1));
+}
+
 /** One row of nb Q4_0 blocks times int8 blocks xq. */
 KERNEL static inline float dot_q4_q8(const block_q4_0 *row, int nb, const block_q8 *xq) {
-  const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   float corr = 0;
   for (int b = 0; b < nb; b++) {
-    const __m128i raw = _mm_loadu_si128((const __m128i *)row[b].qs);
-    const __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), low);
-    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)xq[b].qs)), ones);
+    const __m256i p = block_q4_q8(row[b].qs, xq[b].qs);
     const float d = _cvtsh_ss(row[b].d);
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * xq[b].d), acc);
     corr += d * xq[b].sum8;

@@ -18,8 +18,8 @@ const SIGNALS: Partial<Record<NodeJS.Signals, string>> = {
   SIGKILL: 'was killed (SIGKILL), by the system when memory ran out or by another process',
   SIGABRT: 'aborted (SIGABRT)',
   SIGSEGV: 'crashed (segmentation fault, SIGSEGV)',
-  // The engine maps the model file (the native decode kernels read its weights in place): a file cut short
-  // or rewritten in place while loaded ends it this way.
+  // The engine maps the model file (the native LM head reads the embedding table in place): a file cut
+  // short or rewritten in place while loaded ends it this way.
   SIGBUS: 'crashed (bus error, SIGBUS: a file it had mapped, such as the model file, was cut short while in use)',
   SIGILL: 'crashed (illegal instruction, SIGILL)',
   SIGFPE: 'crashed (arithmetic fault, SIGFPE)',

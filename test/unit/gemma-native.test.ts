@@ -19,6 +19,7 @@ import { NativeHead } from '../../src/engine/gemma/nativeHead';
 import { nativeModule } from '../../src/engine/gemma/nativeModule';
 import type { LoraAdapter } from '../../src/engine/gemma/runtime';
 import { targetShape, type LoraTarget } from '../../src/engine/model/loraTargets';
+import { modulePath } from '../../src/engine/train/lora';
 import { Rng } from '../../src/engine/rng';
 import { maxAbsDiff } from './gemma-helpers';
 import { tempDir } from './temp-helpers';
@@ -50,8 +51,7 @@ function someAdapter(cfg: GemmaConfig, seed: number): LoraAdapter {
   for (const [layer, targets] of Object.entries(chosen)) {
     for (const t of targets) {
       const [out, inp] = targetShape(cfg, t);
-      const part = ['q', 'k', 'v', 'o'].includes(t) ? 'self_attn' : 'mlp';
-      modules.set(`model.layers.${layer}.${part}.${t}_proj`, { a: random(R * inp), b: random(out * R) });
+      modules.set(modulePath({ layer: Number(layer), target: t }), { a: random(R * inp), b: random(out * R) });
     }
   }
   return { rank: R, alpha: 8, modules };

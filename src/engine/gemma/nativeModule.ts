@@ -9,11 +9,12 @@ const BINARY = 'gemma_native.node';
 
 export interface NativeModule {
   supported(): boolean;
-  /** Weights are Uint8Arrays or byte offsets into `file`, which the decoder maps. */
+  /** Weights are Uint8Arrays or byte offsets into `file`; the decoder copies them (repacked) before it returns. */
   createDecoder(config: object, layers: object[], threads: number, file?: string): object;
   /** layers[i]: { qkv, o, gateup, down }, each { a, b, rank } (the LoRA graph inputs' values). */
   createAdapter(decoder: object, layers: object[]): object;
   step(decoder: object, x: Float32Array, pos: number, caches: object[], newKv: Float32Array, adapter?: object): void;
+  /** The table is a Uint8Array or a byte offset into `file`, read in place (mapped) for the head's life. */
   createHead(config: object, table: Uint8Array | number, norm: Float32Array, threads: number, file?: string): object;
   logits(head: object, rows: Float32Array, n: number, out: Float32Array): void;
   /** Stops a decoder's or head's threads and lets its arrays go (the finalizer would, later). */

@@ -8,6 +8,7 @@
 //        [--chunk 256] [--attention gqa|matmul] [--lora lazy|always|never] [--decode native|onnx] [--config ort.key=value,...] [--repeat N] [--maps]
 //        [--cache DIR] (open the converted model from DIR, converting into it the first time, as the CLI and the extension do)
 //        [--adapter-rank R] (decode with a LoRA adapter of rank R on all seven projections of every layer, as a tuned task does)
+//        [--exact-head 1] (decode with every logit exact, instead of telling the runtime that greedy reads only the largest)
 // Make the model with: node dist/cli.js make-model --config 270m --format gguf --dtype q4_0 --seed 1
 //   --out bench/out/270m-q4.gguf   (Q8_0 embedding as in Google's QAT GGUF; --embedding q4_0 for Q4_0)
 
@@ -65,6 +66,8 @@ async function main(): Promise<void> {
   const lora = flag('lora', 'lazy') as LoraMode;
   const decode = flag('decode', 'native') as 'native' | 'onnx';
   const adapterRank = Number(flag('adapter-rank', '0'));
+  // Greedy decode tells the runtime it reads only the largest logit (as generate does); --exact-head 1 asks for every logit exact.
+  const exactHead = flag('exact-head', '0') === '1';
   const configEntries = Object.fromEntries(flag('config', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
   const rss: Record<string, number> = {};
   const showMaps = has('maps');
@@ -109,10 +112,11 @@ async function main(): Promise<void> {
     if (showMaps) console.error(`prefill: ${mapsLine()}`);
 
     const cache = rt.newCache();
-    let logits = await rt.step(cache, prompt.slice(0, 64), { logits: 'last', adapter });
+    const greedy = { logits: 'last', adapter, choice: exactHead ? undefined : { top: 1 } } as const;
+    let logits = await rt.step(cache, prompt.slice(0, 64), greedy);
     const td = performance.now();
     const ud = process.cpuUsage();
-    for (let i = 0; i < genLen; i++) logits = await rt.step(cache, [argmax(logits)], { logits: 'last', adapter });
+    for (let i = 0; i < genLen; i++) logits = await rt.step(cache, [argmax(logits)], greedy);
     const decodeS = (performance.now() - td) / 1000;
     const decodeCpu = cpuSeconds(ud);
     cache.dispose();

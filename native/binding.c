@@ -1,5 +1,5 @@
 // The Node-API face of the decoder (decoder.h) and the head (head.h): createDecoder, createAdapter, step,
-// createHead, logits, destroy, supported. Every array the JS side passes is checked for its type and
+// createHead, logits, choose, destroy, supported. Every array the JS side passes is checked for its type and
 // length before the kernels read it, so a wrong call throws instead of reading out of bounds.
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -391,17 +391,26 @@ static napi_value create_head(napi_env env, napi_callback_info info) {
   const float *norm = typed(env, argv[2], napi_float32_array, c.hidden, NULL);
   if (!table || !norm) return give_up(env, h, "createHead: the table is neither the right size nor an offset into the file, or norm is not a Float32Array [hidden]");
   if (!(h->hd = head_create(&c, table, norm, threads))) return give_up(env, h, "createHead: out of memory or threads");
+  // A head that keeps its own copy reads neither the file nor the array after this call.
+  if (head_copied(h->hd)) drop_sources(env, h);
   h->hcfg = c;
   return wrap(env, h);
 }
 
+/** A head call's `count` arguments into argv, and the live head its first names; NULL, with `usage` thrown, when not. */
+static handle *head_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv, const char *usage) {
+  size_t argc = count;
+  handle *h = napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == count ? unwrap(env, argv[0]) : NULL;
+  if (h && h->hd) return h;
+  napi_throw_error(env, NULL, usage);
+  return NULL;
+}
+
 // logits(head, rows, n, out): rows Float32Array [n·hidden], out Float32Array [n·vocab].
 static napi_value logits(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  handle *h = argc == 4 ? unwrap(env, argv[0]) : NULL;
-  if (!h || !h->hd) FAIL("logits(head, rows, n, out): no live head");
+  handle *h = head_args(env, info, 4, argv, "logits(head, rows, n, out): no live head");
+  if (!h) return NULL;
   int n;
   if (napi_get_value_int32(env, argv[2], &n) != napi_ok || n < 1 || n > 1 << 20) FAIL("logits: n must be a positive row count");
   const float *rows = typed(env, argv[1], napi_float32_array, (long long)n * h->hcfg.hidden, NULL);
@@ -409,6 +418,34 @@ static napi_value logits(napi_env env, napi_callback_info info) {
   if (!rows || !out) FAIL("logits: rows or out has the wrong type or size");
   if (head_logits(h->hd, rows, n, out) != 0) FAIL("logits: out of memory");
   return NULL;
+}
+
+// choose(head, row, top, among, out): row Float32Array [hidden]; top ≥ 1; among null or an Int32Array of
+// vocabulary ids; out Float32Array [vocab]. Returns how many rows were computed exactly (head_choose).
+static napi_value choose(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  handle *h = head_args(env, info, 5, argv, "choose(head, row, top, among, out): no live head");
+  if (!h) return NULL;
+  int top;
+  if (napi_get_value_int32(env, argv[2], &top) != napi_ok || top < 1) FAIL("choose: top must be a positive count");
+  const float *row = typed(env, argv[1], napi_float32_array, h->hcfg.hidden, NULL);
+  float *out = typed(env, argv[4], napi_float32_array, h->hcfg.vocab, NULL);
+  if (!row || !out) FAIL("choose: row or out has the wrong type or size");
+  napi_valuetype kind;
+  CHECK(napi_typeof(env, argv[3], &kind));
+  const int32_t *among = NULL;
+  size_t n_among = 0;
+  if (kind != napi_null && kind != napi_undefined) {
+    if (!(among = typed(env, argv[3], napi_int32_array, -1, &n_among)) || n_among > (size_t)h->hcfg.vocab)
+      FAIL("choose: among is not an Int32Array of at most vocab ids");
+    for (size_t i = 0; i < n_among; i++)
+      if (among[i] < 0 || among[i] >= h->hcfg.vocab) FAIL("choose: an id in among is outside the vocabulary");
+  }
+  const int exact = head_choose(h->hd, row, top, among, (int)n_among, out);
+  if (exact < 0) FAIL("choose: out of memory");
+  napi_value result;
+  CHECK(napi_create_int32(env, exact, &result));
+  return result;
 }
 
 static napi_value destroy(napi_env env, napi_callback_info info) {
@@ -428,6 +465,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"step", NULL, step, NULL, NULL, NULL, napi_default, NULL},
     {"createHead", NULL, create_head, NULL, NULL, NULL, napi_default, NULL},
     {"logits", NULL, logits, NULL, NULL, NULL, napi_default, NULL},
+    {"choose", NULL, choose, NULL, NULL, NULL, napi_default, NULL},
     {"destroy", NULL, destroy, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));

@@ -3,6 +3,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/** Rows a thread lists for rescoring before it gives up and rescans its share (a flat distribution). */
+#define CHOOSE_LIST 4096
 
 struct head {
   head_config c;
@@ -16,7 +20,85 @@ struct head {
   int cap;
   int n;
   float *out;
+  // A Q4_0 table at level 0, copied: repacked eight rows side by side (read by every call, exact or int8
+  // estimate), and per row what bounds the estimate's error (row_bound).
+  block_q4_0x8 *packed;
+  float *wnorm;  // ‖w_r‖₂, rounded up
+  float *wmag;   // 23·√32·√(Σ_b d_b²): bounds Σ_b d_b·(Σ|q|·|x_b| + 8·|Σx_b|) / ‖x‖₂
+  // The choose call in flight.
+  const int32_t *among;
+  int n_among, top, heap_cap;
+  float err, round, kth;
+  float *heaps;  // [threads, top]: each thread's largest lower bounds
+  int *heap_n;
+  int *lists;  // [threads, CHOOSE_LIST]: each thread's rows to rescore
+  int *list_n;  // −1: the list overflowed
+  int *exact_n;
+  int threads;
 };
+
+// An estimate from int8 activations x̂ differs from the float product by w·(x − x̂) plus the float rounding of
+// both, so |estimate − exact| ≤ ‖w‖·‖x − x̂‖ + magnitude·rounding, per row (Cauchy–Schwarz).
+// Computed as the vector form in phase_estimate computes it (one FMA over one product), so that both passes
+// see the same bound bit for bit.
+KERNEL static inline float row_bound(const head *h, int r) {
+  return fmaf(h->wnorm[r], h->err, h->wmag[r] * h->round);
+}
+
+// Groups [g0, g1) of the table repacked, and their rows' bounds (row_bound).
+KERNEL static void phase_pack(void *ctx, int ith, int nth) {
+  head *h = ctx;
+  const int V = h->c.vocab, nb = h->c.hidden / QK;
+  int g0, g1;
+  pool_share((V + 7) / 8, 1, ith, nth, &g0, &g1);
+  const float m = 23.0f * sqrtf((float)QK);
+  // A group at a time, so that its rows are still in cache for their bounds.
+  for (int g = g0; g < g1; g++) {
+    repack_q4_0x8(h->table, V, h->c.hidden, h->packed, g, g + 1);
+    for (int r = g * 8; r < g * 8 + 8 && r < V; r++) {
+      const block_q4_0 *row = (const block_q4_0 *)h->table + (size_t)r * nb;
+      double w2 = 0, d2 = 0;
+      for (int b = 0; b < nb; b++) {
+        const double d = _cvtsh_ss(row[b].d);
+        // Σ(q − 8)² of the block, exact in int: |q − 8| ≤ 8, so a pair of squares fits maddubs's int16.
+        const __m128i raw = _mm_loadu_si128((const __m128i *)row[b].qs);
+        const __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), _mm256_set1_epi8(0x0F));
+        const __m256i a = _mm256_abs_epi8(_mm256_sub_epi8(q, _mm256_set1_epi8(8)));
+        const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(a, a), _mm256_set1_epi16(1));
+        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+        d2 += d * d;
+        w2 += d * d * _mm_cvtsi128_si32(t);
+      }
+      // Rounded up, so that the bound stays a bound.
+      h->wnorm[r] = (float)sqrt(w2) * (1 + 1e-6f);
+      h->wmag[r] = m * (float)sqrt(d2) * (1 + 1e-6f);
+    }
+  }
+}
+
+static int pack_table(head *h) {
+  const int V = h->c.vocab;
+  const size_t bytes = sizeof(block_q4_0x8) * (size_t)((V + 7) / 8) * (size_t)(h->c.hidden / QK);
+  void *p = NULL;
+  // In 2 MB pages where the kernel gives them, as the decoder's layers (94 MB for the 270M's table).
+  if (posix_memalign(&p, 2u << 20, bytes) != 0) return -1;
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  h->packed = p;
+  h->wnorm = malloc(sizeof(float) * (size_t)V);
+  h->wmag = malloc(sizeof(float) * (size_t)V);
+  h->heap_n = calloc((size_t)h->threads, sizeof(int));
+  h->exact_n = calloc((size_t)h->threads, sizeof(int));
+  h->list_n = calloc((size_t)h->threads, sizeof(int));
+  h->lists = malloc(sizeof(int) * CHOOSE_LIST * (size_t)h->threads);
+  if (!h->wnorm || !h->wmag || !h->heap_n || !h->exact_n || !h->list_n || !h->lists) return -1;
+  pool_run(h->pool, phase_pack, h);
+  pool_park(h->pool);
+  return 0;
+}
 
 head *head_create(const head_config *cfg, const void *table, const float *norm, int threads) {
   head *h = calloc(1, sizeof(head));
@@ -30,7 +112,28 @@ head *head_create(const head_config *cfg, const void *table, const float *norm, 
     return NULL;
   }
   memcpy(h->norm, norm, sizeof(float) * (size_t)cfg->hidden);
+  h->threads = threads;
+  if (cfg->type == HEAD_Q4_0 && cfg->level == 0) {
+    if (pack_table(h) != 0) {
+      head_destroy(h);
+      return NULL;
+    }
+    h->table = NULL;  // the caller's may go: everything reads the copy
+  }
   return h;
+}
+
+/** Gemma 2's final softcap on vocabulary rows [r0, r1) of the n outputs (Gemma 3 has none). */
+static void softcap_rows(head *h, int n, int r0, int r1) {
+  if (!(h->c.softcap > 0)) return;
+  const float cap = h->c.softcap;
+  const int V = h->c.vocab;
+  for (int i = 0; i < n; i++)
+    for (int r = r0; r < r1; r++) h->out[(size_t)i * V + r] = cap * tanhf(h->out[(size_t)i * V + r] / cap);
+}
+
+int head_copied(const head *h) {
+  return h->packed != NULL;
 }
 
 // Vocabulary rows [r0, r1) for every input row: each table row is read from memory once and stays in L1
@@ -41,7 +144,10 @@ KERNEL static void phase_logits(void *ctx, int ith, int nth) {
   int r0, r1;
   pool_share(V, 1, ith, nth, &r0, &r1);
   for (int r = r0; r < r1; r++) {
-    if (h->c.type == HEAD_Q4_0) {
+    if (h->packed) {
+      const block_q4_0x8 *g = h->packed + (size_t)(r / 8) * nb;
+      for (int i = 0; i < n; i++) h->out[(size_t)i * V + r] = dot_x8_f32(g, r % 8, nb, h->normed + (size_t)i * h->c.hidden, h->xsum8 + (size_t)i * nb);
+    } else if (h->c.type == HEAD_Q4_0) {
       const block_q4_0 *row = (const block_q4_0 *)h->table + (size_t)r * nb;
       for (int i = 0; i < n; i++)
         h->out[(size_t)i * V + r] = h->c.level == 4 ? dot_q4_q8(row, nb, h->xq + (size_t)i * nb)
@@ -52,25 +158,27 @@ KERNEL static void phase_logits(void *ctx, int ith, int nth) {
         h->out[(size_t)i * V + r] = h->c.level == 4 ? dot_q8_q8(row, nb, h->xq + (size_t)i * nb) : dot_q8_f32(row, nb, h->normed + (size_t)i * h->c.hidden);
     }
   }
-  if (h->c.softcap > 0) {
-    const float cap = h->c.softcap;
-    for (int i = 0; i < n; i++)
-      for (int r = r0; r < r1; r++) h->out[(size_t)i * V + r] = cap * tanhf(h->out[(size_t)i * V + r] / cap);
-  }
+  softcap_rows(h, n, r0, r1);
+}
+
+/** Room for n rows of inputs; 0, or −1 when out of memory. */
+static int head_logits_reserve(head *h, int n) {
+  const int C = h->c.hidden;
+  if (n <= h->cap) return 0;
+  float *normed = realloc(h->normed, sizeof(float) * (size_t)n * C);
+  if (normed) h->normed = normed;
+  block_q8 *xq = realloc(h->xq, sizeof(block_q8) * (size_t)n * (C / QK));
+  if (xq) h->xq = xq;
+  float *xsum8 = realloc(h->xsum8, sizeof(float) * (size_t)n * (C / QK));
+  if (xsum8) h->xsum8 = xsum8;
+  if (!normed || !xq || !xsum8) return -1;
+  h->cap = n;
+  return 0;
 }
 
 KERNEL int head_logits(head *h, const float *rows, int n, float *out) {
   const int C = h->c.hidden;
-  if (n > h->cap) {
-    float *normed = realloc(h->normed, sizeof(float) * (size_t)n * C);
-    if (normed) h->normed = normed;
-    block_q8 *xq = realloc(h->xq, sizeof(block_q8) * (size_t)n * (C / QK));
-    if (xq) h->xq = xq;
-    float *xsum8 = realloc(h->xsum8, sizeof(float) * (size_t)n * (C / QK));
-    if (xsum8) h->xsum8 = xsum8;
-    if (!normed || !xq || !xsum8) return -1;
-    h->cap = n;
-  }
+  if (head_logits_reserve(h, n) != 0) return -1;
   for (int i = 0; i < n; i++) {
     rms_norm(rows + (size_t)i * C, h->norm, C, h->c.eps, h->normed + (size_t)i * C);
     prepare_input(h->normed + (size_t)i * C, C, h->c.level, h->xq + (size_t)i * (C / QK), h->xsum8 + (size_t)i * (C / QK));
@@ -82,6 +190,166 @@ KERNEL int head_logits(head *h, const float *rows, int n, float *out) {
   return 0;
 }
 
+// A min-heap of the `top` largest values pushed (heap[0] the smallest of them).
+static void heap_push(float *heap, int *n, int top, float v) {
+  int i;
+  if (*n < top) {
+    i = (*n)++;
+    while (i > 0 && heap[(i - 1) / 2] > v) {
+      heap[i] = heap[(i - 1) / 2];
+      i = (i - 1) / 2;
+    }
+    heap[i] = v;
+    return;
+  }
+  if (!(v > heap[0])) return;
+  i = 0;
+  for (;;) {
+    int c = 2 * i + 1;
+    if (c >= top) break;
+    if (c + 1 < top && heap[c + 1] < heap[c]) c++;
+    if (!(heap[c] < v)) break;
+    heap[i] = heap[c];
+    i = c;
+  }
+  heap[i] = v;
+}
+
+// The int8 estimate of rows [r0, r1), a group of eight at a time. Without `among`, also the thread's largest
+// lower bounds (its heap) and the rows whose upper bound reaches the heap's least as it stands (its list):
+// that least only rises, and never passes the final threshold, so the list holds every row rescoring needs
+// (unless it overflows: then rescoring scans the thread's rows).
+KERNEL static void phase_estimate(void *ctx, int ith, int nth) {
+  head *h = ctx;
+  const int V = h->c.vocab, top = h->top;
+  int r0, r1;
+  pool_share(V, 8, ith, nth, &r0, &r1);
+  h->heap_n[ith] = 0;
+  if (h->among) {
+    gemv_x8_q8(h->packed, h->c.hidden, h->xq, h->out, r0, r1);
+    return;
+  }
+  float *heap = h->heaps + (size_t)ith * top;
+  int *list = h->lists + (size_t)ith * CHOOSE_LIST;
+  int *hn = &h->heap_n[ith], ln = 0;
+  float least = -INFINITY;
+  const __m256 err = _mm256_set1_ps(h->err), round = _mm256_set1_ps(h->round);
+  for (int r = r0; r < r1; r += 8) {
+    const int end = r + 8 < r1 ? r + 8 : r1;
+    gemv_x8_q8(h->packed, h->c.hidden, h->xq, h->out, r, end);
+    int low, up;
+    if (end - r == 8) {
+      const __m256 est = _mm256_loadu_ps(h->out + r);
+      const __m256 bound = _mm256_fmadd_ps(_mm256_loadu_ps(h->wnorm + r), err, _mm256_mul_ps(_mm256_loadu_ps(h->wmag + r), round));
+      const __m256 t = _mm256_set1_ps(least);
+      low = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(est, bound), t, _CMP_GT_OQ));
+      up = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_add_ps(est, bound), t, _CMP_NLT_UQ));
+    } else {  // the vocabulary's last rows
+      low = up = (1 << (end - r)) - 1;
+    }
+    for (int k = 0; up && k < 8; k++) {
+      if (!(up >> k & 1)) continue;
+      const float b = row_bound(h, r + k), est = h->out[r + k];
+      if (low >> k & 1 && est - b > least) {
+        heap_push(heap, hn, top, est - b);
+        if (*hn == top) least = heap[0];
+      }
+      if (!(est + b < least) && ln >= 0) {
+        if (ln < CHOOSE_LIST) list[ln++] = r + k;
+        else ln = -1;
+      }
+    }
+  }
+  h->list_n[ith] = ln;
+}
+
+KERNEL static void phase_select(void *ctx, int ith, int nth) {
+  head *h = ctx;
+  int i0, i1;
+  pool_share(h->n_among, 1, ith, nth, &i0, &i1);
+  float *heap = h->heaps + (size_t)ith * h->top;
+  for (int i = i0; i < i1; i++) {
+    const int r = h->among[i];
+    const float lower = h->out[r] - row_bound(h, r);
+    if (lower == lower) heap_push(heap, &h->heap_n[ith], h->top, lower);
+  }
+}
+
+/** Row r exactly, as head_logits computes it (the same dot on the same inputs: the same bits), where its upper bound reaches kth; 1 if so. A NaN estimate is rescored too, so a NaN shows. */
+KERNEL static inline int rescore(head *h, int r) {
+  if (h->out[r] + row_bound(h, r) < h->kth) return 0;
+  const int nb = h->c.hidden / QK;
+  h->out[r] = dot_x8_f32(h->packed + (size_t)(r / 8) * nb, r % 8, nb, h->normed, h->xsum8);
+  return 1;
+}
+
+// Every candidate whose exact logit may reach the top-th largest lower bound: from the thread's list, or
+// its share of `among` or of the rows.
+KERNEL static void phase_rescore(void *ctx, int ith, int nth) {
+  head *h = ctx;
+  int n = 0;
+  if (!h->among && h->list_n[ith] >= 0) {
+    const int *list = h->lists + (size_t)ith * CHOOSE_LIST;
+    for (int i = 0; i < h->list_n[ith]; i++) n += rescore(h, list[i]);
+  } else if (h->among) {
+    int i0, i1;
+    pool_share(h->n_among, 1, ith, nth, &i0, &i1);
+    for (int i = i0; i < i1; i++) n += rescore(h, h->among[i]);
+  } else {
+    int r0, r1;
+    pool_share(h->c.vocab, 8, ith, nth, &r0, &r1);
+    for (int r = r0; r < r1; r++) n += rescore(h, r);
+  }
+  h->exact_n[ith] = n;
+}
+
+KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among, int n_among, float *out) {
+  const int C = h->c.hidden, nb = C / QK, V = h->c.vocab;
+  // A softcap could round an estimate up to a top logit's value: capped heads are computed whole.
+  if (!h->packed || h->c.softcap > 0 || top < 1 || top > HEAD_CHOOSE_MAX_TOP) return head_logits(h, row, 1, out) == 0 ? V : -1;
+  if (head_logits_reserve(h, 1) != 0) return -1;
+  if (top > h->heap_cap) {
+    float *heaps = realloc(h->heaps, sizeof(float) * (size_t)h->threads * top);
+    if (!heaps) return -1;
+    h->heaps = heaps;
+    h->heap_cap = top;
+  }
+  rms_norm(row, h->norm, C, h->c.eps, h->normed);
+  quantize_q8(h->normed, C, h->xq);
+  block_sums8(h->normed, C, h->xsum8);
+  // ‖x − x̂‖ and ‖x‖ in double, the bound's two terms rounded up. The rounding term is three times γ of the
+  // longest chain of float operations in either dot (under 6 per block per lane, plus the sums around them):
+  // one for each dot, one for the estimate ± bound.
+  double e2 = 0, x2 = 0;
+  for (int b = 0; b < nb; b++)
+    for (int j = 0; j < QK; j++) {
+      const double x = h->normed[b * QK + j], e = x - (double)h->xq[b].d * h->xq[b].qs[j];
+      e2 += e * e;
+      x2 += x * x;
+    }
+  const double err = sqrt(e2);
+  h->err = (float)err * (1 + 1e-6f);
+  h->round = (float)(3.0 * (6 * nb + 16) * ldexp(1.0, -24) * (2 * sqrt(x2) + err)) * (1 + 1e-6f);
+  if (!isfinite(h->err) || !isfinite(h->round)) return head_logits(h, row, 1, out) == 0 ? V : -1;
+  h->top = top;
+  h->among = among;
+  h->n_among = among ? n_among : 0;
+  h->out = out;
+  h->n = 1;
+  pool_run(h->pool, phase_estimate, h);
+  if (among) pool_run(h->pool, phase_select, h);
+  // The top largest lower bounds of all: the smallest of them is a value that the top exact logits reach.
+  int n = h->heap_n[0];
+  for (int t = 1; t < h->threads; t++)
+    for (int i = 0; i < h->heap_n[t]; i++) heap_push(h->heaps, &n, top, h->heaps[(size_t)t * top + i]);
+  h->kth = n < top ? -INFINITY : h->heaps[0];
+  pool_run(h->pool, phase_rescore, h);
+  pool_park(h->pool);
+  int exact = 0;
+  for (int t = 0; t < h->threads; t++) exact += h->exact_n[t];
+  return exact;
+}
+
 void head_destroy(head *h) {
   if (!h) return;
   if (h->pool) pool_destroy(h->pool);
@@ -89,5 +357,13 @@ void head_destroy(head *h) {
   free(h->normed);
   free(h->xq);
   free(h->xsum8);
+  free(h->packed);
+  free(h->wnorm);
+  free(h->wmag);
+  free(h->heaps);
+  free(h->heap_n);
+  free(h->exact_n);
+  free(h->lists);
+  free(h->list_n);
   free(h);
 }

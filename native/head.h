@@ -1,5 +1,7 @@
 // The LM head in native code (lmHead.ts's lmHead): logits [N, V] = softcap(final_norm(rows)·Eᵀ) on the tied
-// embedding table E as the model file stores it (Q4_0 or Q8_0 blocks), read in place.
+// embedding table E as the model file stores it (Q4_0 or Q8_0 blocks). A Q8_0 table is read in place; a
+// Q4_0 table at float activations (the exact 4-bit head) is copied at create, repacked eight rows side by
+// side, so that head_choose can score the vocabulary with the int8 kernel and rescore a few rows exactly.
 #pragma once
 #include "kernels.h"
 
@@ -17,8 +19,21 @@ typedef struct {
 
 typedef struct head head;
 
-/** A head over the borrowed table [vocab rows of hidden/32 blocks] and a copy of the final norm (1 + w) [hidden]; NULL when out of memory or threads. */
+/** A head over the table [vocab rows of hidden/32 blocks] (borrowed until destroy unless head_copied) and a copy of the final norm (1 + w) [hidden]; NULL when out of memory or threads. */
 head *head_create(const head_config *cfg, const void *table, const float *norm, int threads);
+/** 1 when the head keeps its own copy of the table: the caller's may go once head_create returns. */
+int head_copied(const head *h);
 /** out [n, vocab] for rows [n, hidden]; 0, or −1 when out of memory. */
 int head_logits(head *h, const float *rows, int n, float *out);
+/** Most `top` head_choose takes; more is the whole head_logits. */
+#define HEAD_CHOOSE_MAX_TOP 4096
+/**
+ * out [vocab] for one row, for a caller that reads only its `top` largest logits (among the rows listed in
+ * `among`, all rows when NULL): those are exactly head_logits's, bit for bit; every other logit is an estimate
+ * from int8 activations, not above them. For a Q4_0 table at level 0 (the exact float head) this scores the
+ * vocabulary with the int8 kernel on a repacked copy and rescores only the rows whose error bound reaches the
+ * top; any other head computes every row exactly. Returns how many rows were computed exactly, or −1 when out
+ * of memory.
+ */
+int head_choose(head *h, const float *row, int top, const int32_t *among, int n_among, float *out);
 void head_destroy(head *h);

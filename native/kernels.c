@@ -128,16 +128,5 @@ KERNEL void gemv_x8_q8(const block_q4_0x8 *w, int K, const block_q8 *xq, float *
 
 KERNEL void gemv_x8_f32(const block_q4_0x8 *w, int K, const float *x, const float *xsum8, float *y, int r0, int r1) {
   const int nb = K / QK;
-  for (int r = r0; r < r1; r++) {
-    const block_q4_0x8 *g = w + (size_t)(r / 8) * nb;
-    const int k = r % 8;
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
-    for (int b = 0; b < nb; b++) {
-      const float d = _cvtsh_ss(g[b].d[k]);
-      acc = _mm256_fmadd_ps(block_q4_f32(g[b].qs[k], x + b * QK), _mm256_set1_ps(d), acc);
-      corr += d * xsum8[b];
-    }
-    y[r] = hsum(acc) - corr;
-  }
+  for (int r = r0; r < r1; r++) y[r] = dot_x8_f32(w + (size_t)(r / 8) * nb, r % 8, nb, x, xsum8);
 }

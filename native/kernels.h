@@ -77,6 +77,18 @@ KERNEL static inline float dot_q4_f32(const block_q4_0 *row, int nb, const float
   return hsum(acc) - corr;
 }
 
+/** Row k of a repacked group g [nb blocks] times float x, the same operations in the same order as dot_q4_f32 (the same bits). */
+KERNEL static inline float dot_x8_f32(const block_q4_0x8 *g, int k, int nb, const float *x, const float *xsum8) {
+  __m256 acc = _mm256_setzero_ps();
+  float corr = 0;
+  for (int b = 0; b < nb; b++) {
+    const float d = _cvtsh_ss(g[b].d[k]);
+    acc = _mm256_fmadd_ps(block_q4_f32(g[b].qs[k], x + b * QK), _mm256_set1_ps(d), acc);
+    corr += d * xsum8[b];
+  }
+  return hsum(acc) - corr;
+}
+
 /** The unsigned codes qs [16 bytes] of one block times int8 xs [32], as 8 int32 partial sums. */
 KERNEL static inline __m256i block_q4_q8(const uint8_t *qs, const int8_t *xs) {
   const __m128i raw = _mm_loadu_si128((const __m128i *)qs);

@@ -17,7 +17,10 @@ import { GemmaKvCache } from '../../src/engine/gemma/kvCache';
 import { NativeDecoder } from '../../src/engine/gemma/nativeDecoder';
 import { NativeHead } from '../../src/engine/gemma/nativeHead';
 import { nativeModule } from '../../src/engine/gemma/nativeModule';
-import type { LoraAdapter } from '../../src/engine/gemma/runtime';
+import type { GemmaRuntime, KvCache, LoraAdapter, StepOptions } from '../../src/engine/gemma/runtime';
+import { openModel } from '../../src/engine/generate/openModel';
+import { generate } from '../../src/engine/generate/generator';
+import { extract } from '../../src/engine/generate/constrained';
 import { targetShape, type LoraTarget } from '../../src/engine/model/loraTargets';
 import { modulePath } from '../../src/engine/train/lora';
 import { Rng } from '../../src/engine/rng';
@@ -223,6 +226,103 @@ test('bad calls into the binary throw instead of reading out of bounds', () => {
   assert.ok(head instanceof NativeHead);
   assert.throws(() => native.logits(d, new Float32Array(cfg.hidden), 1, new Float32Array(cfg.vocabSize)), /no live head/);
   assert.equal(head.logits(new Float32Array(cfg.hidden).fill(1), 1).length, cfg.vocabSize);
+  const h = (head as unknown as { handle: object }).handle;
+  const row = new Float32Array(cfg.hidden);
+  const out = new Float32Array(cfg.vocabSize);
+  assert.throws(() => native.choose(h, row, 0, null, out), /top must be a positive count/);
+  assert.throws(() => native.choose(h, row, 1, Int32Array.of(3, cfg.vocabSize), out), /outside the vocabulary/);
+  assert.throws(() => native.choose(h, row, 1, Int32Array.of(-1), out), /outside the vocabulary/);
+  assert.throws(() => native.choose(h, row, 1, new Uint32Array(2) as unknown as Int32Array, out), /among is not an Int32Array/);
+  assert.throws(() => native.choose(h, row, 1, null, new Float32Array(cfg.vocabSize - 1)), /wrong type or size/);
   head.dispose();
   assert.throws(() => head.logits(new Float32Array(cfg.hidden), 1), /disposed/);
+  assert.throws(() => head.choose(row, 1), /disposed/);
+});
+
+/**
+ * Checks one choice against the whole exact head: the `top` largest of `among` (all ids when absent) bit for bit
+ * the exact ones, every other logit of `among` exact or below the top-th exact; returns how many were exact.
+ */
+function checkChoice(head: NativeHead, row: Float32Array, top: number, among?: Int32Array): number {
+  const full = head.logits(row, 1);
+  const { logits, exact } = head.choose(row, top, among);
+  const ids = among ? Array.from(among) : Array.from(full.keys());
+  ids.sort((a, b) => full[b] - full[a] || a - b);
+  const kept = Math.min(top, ids.length);
+  const kth = full[ids[kept - 1]];
+  for (const id of ids.slice(0, kept)) assert.ok(Object.is(logits[id], full[id]), `top ${top}: id ${id} is ${logits[id]}, exact ${full[id]}`);
+  for (const id of ids) assert.ok(Object.is(logits[id], full[id]) || logits[id] < kth, `top ${top}: id ${id}'s estimate ${logits[id]} reaches the top (${kth})`);
+  return exact;
+}
+
+test('the head\'s choice: the top logits exact to the bit, every other one an estimate below them', () => {
+  const rng = new Rng(11);
+  const random = (n: number, scale: number) => Float32Array.from({ length: n }, () => (rng.next() - 0.5) * scale);
+  // A vocabulary of 20000 overflows a thread's list (4096 rows) when every logit ties, as with a zero row.
+  for (const cfg of [GEMMA3_TINY, { ...GEMMA3_TINY, vocabSize: 20_000 }]) {
+    const V = cfg.vocabSize;
+    const head = NativeHead.create(openWeights(model(`choice-${V}`, cfg, 'q4_0'), { precision: 'q4' }).source, 2, 0);
+    assert.ok(head instanceof NativeHead);
+    try {
+      const everyThird = Int32Array.from({ length: Math.ceil(V / 3) }, (_, i) => 3 * i);
+      let fewest = V;
+      for (let k = 0; k < 6; k++) {
+        const row = random(cfg.hidden, 1 + 3 * k);
+        for (const top of [1, 7, 64]) {
+          fewest = Math.min(fewest, checkChoice(head, row, top));
+          checkChoice(head, row, top, everyThird);
+        }
+        // Fewer allowed ids than `top`: every one of them exact.
+        assert.equal(checkChoice(head, row, 5, Int32Array.of(1, 2, V - 1)), 3);
+      }
+      // The int8 estimate did the work: far fewer rows than the vocabulary were computed exactly.
+      assert.ok(fewest < V / 4, `${fewest} of ${V} rows exact`);
+      // Every logit ties: all are rescored, through the lists or, past their size, the whole share.
+      assert.equal(checkChoice(head, new Float32Array(cfg.hidden), 1), V);
+      // More than HEAD_CHOOSE_MAX_TOP: the whole head.
+      assert.equal(checkChoice(head, random(cfg.hidden, 2), 5000), V);
+    } finally {
+      head.dispose();
+    }
+  }
+});
+
+test('generation tells the runtime what it reads: greedy, top-k sampling and JSON extraction give the exact head\'s tokens', async () => {
+  const file = model('tiny', GEMMA3_TINY, 'q4_0');
+  const opened = await openModel(file, { precision: 'q4', threads: 2 });
+  const rt = opened.runtime;
+  const gen = opened.gen!;
+  // The same runtime with its steps' options seen (or changed) on the way.
+  const through = (options: (o: StepOptions) => StepOptions): GemmaRuntime => Object.assign(Object.create(rt) as GemmaRuntime, {
+    newCache: () => rt.newCache(),
+    step: (cache: KvCache, ids: number[], opts: StepOptions) => rt.step(cache, ids, options(opts)),
+  });
+  const exactOnly = through((o) => ({ ...o, choice: undefined }));
+  let chose = 0;
+  const counted = through((o) => {
+    if (o.choice) chose++;
+    return o;
+  });
+  try {
+    assert.equal(rt.decodeBy.note, 'layers native, head native');
+    const promptIds = [2, 10, 20, 30, 40];
+    for (const sampling of [{ temperature: 0 }, { temperature: 1, topK: 8, seed: 3 }, { temperature: 0.7, topK: 40, topP: 0.9, seed: 5 }]) {
+      const o = { promptIds, maxTokens: 24, sampling, stopIds: [] };
+      const a = await generate(counted, gen, o);
+      const b = await generate(exactOnly, gen, o);
+      assert.deepEqual(a.tokens, b.tokens, JSON.stringify(sampling));
+      assert.equal(a.tokens.length, 24);
+    }
+    assert.equal(chose, 3 * 24, 'every step of greedy and top-k generation carried a choice');
+    const shape = { fields: [{ name: 'name' }, { name: 'severity', enum: ['low', 'high'] }] };
+    for (const sampling of [{ temperature: 0 }, { temperature: 1, topK: 16, seed: 2 }]) {
+      const o = { promptIds, shape, maxTokens: 40, sampling };
+      const a = await extract(counted, gen, o);
+      const b = await extract(exactOnly, gen, o);
+      assert.deepEqual(a.tokens, b.tokens, JSON.stringify(sampling));
+      assert.ok(a.value);
+    }
+  } finally {
+    await rt.dispose();
+  }
 });

@@ -50,6 +50,19 @@ export class NativeHead {
     return out;
   }
 
+  /**
+   * Logits [V] of one row for a caller that reads only the `top` largest (among `among`, every id when
+   * absent): those are exact, as logits() gives them; every other one is an estimate not above them
+   * (head.h's head_choose). A 4-bit table at float activations scores the vocabulary in int8 and rescores
+   * only the rows that can reach the top; `exact` says how many rows were computed exactly.
+   */
+  choose(row: Float32Array, top: number, among?: Int32Array): { logits: Float32Array; exact: number } {
+    if (!this.handle) throw new Error('native head was disposed');
+    const logits = new Float32Array(this.config.vocabSize);
+    const exact = this.native.choose(this.handle, row, top, among ?? null, logits);
+    return { logits, exact };
+  }
+
   dispose(): void {
     if (this.handle) this.native.destroy(this.handle);
     this.handle = null;

@@ -17,6 +17,8 @@ export interface NativeModule {
   /** The table is a Uint8Array or a byte offset into `file`, read in place (mapped) for the head's life. */
   createHead(config: object, table: Uint8Array | number, norm: Float32Array, threads: number, file?: string): object;
   logits(head: object, rows: Float32Array, n: number, out: Float32Array): void;
+  /** head.h's head_choose: the top logits (among `among`) exact, the others estimates not above them; returns how many rows were exact. */
+  choose(head: object, row: Float32Array, top: number, among: Int32Array | null, out: Float32Array): number;
   /** Stops a decoder's or head's threads and lets its arrays go (the finalizer would, later). */
   destroy(handle: object): void;
 }

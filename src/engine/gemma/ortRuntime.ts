@@ -27,7 +27,7 @@ import { NATIVE_HEAD_MAX_ROWS, NativeHead } from './nativeHead';
 import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
 import { layerInverseFrequencies, ropeTables } from './rope';
-import { defaultAccuracyLevel, type BranchLogits, type BranchOptions, type DecodeBy, type GemmaRuntime, type KvCache, type LoraAdapter, type Precision, type RuntimeOptions, type StepOptions } from './runtime';
+import { defaultAccuracyLevel, type BranchLogits, type BranchOptions, type Choice, type DecodeBy, type GemmaRuntime, type KvCache, type LoraAdapter, type Precision, type RuntimeOptions, type StepOptions } from './runtime';
 import { quote } from '../../common/quote';
 
 type Feeds = Record<string, ortTypes.Tensor>;
@@ -366,7 +366,8 @@ class OrtGemmaRuntime implements GemmaRuntime {
   async step(cacheIn: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array> {
     if (ids.length === 0) throw new Error('step: no token ids');
     const cache = this.checked('step', cacheIn, ids, ids.length);
-    if (ids.length === 1 && this.native) return this.nativeStep(this.native, cache, ids[0], opts.adapter);
+    const choice = opts.logits === 'last' ? opts.choice : undefined;
+    if (ids.length === 1 && this.native) return this.nativeStep(this.native, cache, ids[0], opts.adapter, choice);
     const V = this.config.vocabSize;
     const lora = await this.loraFeeds('step', opts.adapter);
 
@@ -377,7 +378,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
       const last = done + T === ids.length;
       const index = opts.logits === 'all' ? range(0, T) : last ? [T - 1] : [];
       const chunk = ids.slice(done, done + T);
-      const logits = await this.run(cache, chunk, range(cache.length, cache.length + T), null, index, lora, T);
+      const logits = await this.run(cache, chunk, range(cache.length, cache.length + T), null, index, lora, T, last ? choice : undefined);
       // One run gives the whole answer as is; pieces are gathered (the ORT output is already a fresh copy).
       if (done === 0 && last) out = logits;
       else {
@@ -438,7 +439,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
   }
 
   /** One token through the native layers (as run() with T = 1), then the head. */
-  private async nativeStep(native: NativeDecoder, cache: GemmaKvCache, id: number, adapterName: string | undefined): Promise<Float32Array> {
+  private async nativeStep(native: NativeDecoder, cache: GemmaKvCache, id: number, adapterName: string | undefined, choice: Choice | undefined): Promise<Float32Array> {
     let adapter: NativeAdapter | undefined;
     if (adapterName !== undefined) {
       const a = this.adapter('step', adapterName);
@@ -451,11 +452,12 @@ class OrtGemmaRuntime implements GemmaRuntime {
     const start = cache.length;
     const kv = native.step(cache, x, (type) => ropeTables(this.invFreq.get(type)!, [start]), adapter);
     this.commit(cache, start, 1, kv, 1);
-    return this.logits(x, 1);
+    return this.logits(x, 1, choice);
   }
 
-  /** The head on hidden rows [n, C]: native for a few rows where it is there, else ONNX Runtime's. */
-  private async logits(rows: Float32Array, n: number): Promise<Float32Array> {
+  /** The head on hidden rows [n, C]: native for a few rows where it is there, else ONNX Runtime's; a choice lets one row's be estimated where they are not read. */
+  private async logits(rows: Float32Array, n: number, choice?: Choice): Promise<Float32Array> {
+    if (this.nativeHead && n === 1 && choice) return this.nativeHead.choose(rows, choice.top, choice.among).logits;
     if (this.nativeHead && n <= NATIVE_HEAD_MAX_ROWS) return this.nativeHead.logits(rows, n);
     return (await this.s.head.run({ rows: f32Tensor(rows, [n, this.config.hidden]) })).logits.data as Float32Array;
   }
@@ -484,10 +486,10 @@ class OrtGemmaRuntime implements GemmaRuntime {
   /**
    * One session run of T new tokens at `positions` after the cache. branchOf null: one sequence (token t
    * sees every earlier new token); else new token t sees new token u when u is in its branch or in branch
-   * −1 (a shared prefix). The first `commit` new tokens' keys/values join the cache.
+   * −1 (a shared prefix). The first `commit` new tokens' keys/values join the cache; `choice` as StepOptions' (one logit row).
    */
   private async run(cache: GemmaKvCache, ids: number[], positions: number[], branchOf: number[] | null, logitIndex: number[],
-    lora: Feeds, commit: number): Promise<Float32Array> {
+    lora: Feeds, commit: number, choice?: Choice): Promise<Float32Array> {
     const cfg = this.config;
     const T = ids.length;
     const start = cache.length;
@@ -515,7 +517,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     const result = await this.s.session.run(feeds);
     if (commit > 0) this.commit(cache, start, T, result.new_kv.data as Float32Array, commit);
     if (logitIndex.length === 0) return new Float32Array(0);
-    return this.logits(result.rows.data as Float32Array, logitIndex.length);
+    return this.logits(result.rows.data as Float32Array, logitIndex.length, choice);
   }
 
   setAdapter(name: string, adapter: LoraAdapter): void {

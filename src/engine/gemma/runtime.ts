@@ -48,6 +48,19 @@ export interface StepOptions {
   logits: 'last' | 'all';
   /** Name of an adapter registered with setAdapter, or undefined for the base model. */
   adapter?: string;
+  /** 'last' only: what the caller reads of the logits, when it only picks the next token from them. */
+  choice?: Choice;
+}
+
+/**
+ * A caller that picks the next token reads only the `top` largest logits (greedy: 1; top-k sampling: k)
+ * among `among` (every id when absent). Those come exactly as without a choice; every other logit may be an
+ * estimate below them, so a runtime may score the vocabulary with a cheaper head and compute exactly only
+ * the tokens that can reach the top (nativeHead.ts's choose).
+ */
+export interface Choice {
+  top: number;
+  among?: Int32Array;
 }
 
 export interface BranchOptions {

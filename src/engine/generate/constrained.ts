@@ -103,24 +103,14 @@ export class JsonConstraint {
     return this.state === this.table.automaton.done;
   }
 
-  /**
-   * Masks logits in place to the allowed tokens that still leave room to close the object within
-   * `remaining` tokens (this one included).
-   */
-  mask(logits: Float32Array, remaining: number): void {
+  /** The tokens allowed next that still leave room to close the object within `remaining` tokens (this one included). */
+  allowed(remaining: number): Int32Array {
     const { ids, next } = this.table.movesFrom(this.state);
-    const keep = new Float32Array(ids.length);
-    let any = false;
-    for (let i = 0; i < ids.length; i++) {
-      const ok = this.table.closeCost(next[i]) <= remaining - 1;
-      keep[i] = ok ? logits[ids[i]] : -Infinity;
-      // A NaN logit must not make an allowed token unselectable and leave nothing to choose.
-      if (ok && Number.isNaN(keep[i])) keep[i] = 0;
-      any ||= ok;
-    }
-    if (!any) throw new Error(`no token of the vocabulary can continue the JSON within ${remaining} tokens`);
-    logits.fill(-Infinity);
-    for (let i = 0; i < ids.length; i++) logits[ids[i]] = keep[i];
+    const out = new Int32Array(ids.length);
+    let n = 0;
+    for (let i = 0; i < ids.length; i++) if (this.table.closeCost(next[i]) <= remaining - 1) out[n++] = ids[i];
+    if (n === 0) throw new Error(`no token of the vocabulary can continue the JSON within ${remaining} tokens`);
+    return out.subarray(0, n);
   }
 
   /** Moves past a chosen token; true once the object is complete. */
@@ -162,7 +152,6 @@ export async function extract(runtime: GemmaRuntime, tok: GenTokenizer, o: Extra
   const table = o.table ?? new JsonConstraintTable(o.shape, packVocab(tok));
   const c = new JsonConstraint(table);
   if (c.minTokens() > o.maxTokens) throw new Error(`max tokens ${o.maxTokens} is too small for this JSON shape: it needs up to ${c.minTokens()}`);
-  const V = runtime.config.vocabSize;
   const r = await generate(runtime, tok, {
     promptIds: o.promptIds,
     maxTokens: o.maxTokens,
@@ -173,11 +162,8 @@ export async function extract(runtime: GemmaRuntime, tok: GenTokenizer, o: Extra
     onToken: o.onToken,
     start: o.start,
     constraint: {
-      mask: (logits, remaining) => {
-        // Ids past the tokenizer (padding rows of the embedding) are never allowed.
-        if (logits.length !== V) throw new Error(`expected ${V} logits, got ${logits.length}`);
-        c.mask(logits, remaining);
-      },
+      // Ids past the tokenizer (padding rows of the embedding) are never allowed: movesFrom lists only its ids.
+      allowed: (remaining) => c.allowed(remaining),
       advance: (id) => c.advance(id),
     },
   });

@@ -9,7 +9,7 @@
 //   StopStringCriteria leaves them.
 // - The last token is not fed back to the model: the budget's final step costs no forward pass.
 
-import type { GemmaRuntime, KvCache } from '../gemma/runtime';
+import type { GemmaRuntime, KvCache, StepOptions } from '../gemma/runtime';
 import { requireFiniteOutput } from '../model/finite';
 import { startLength } from './prefixCache';
 import { Sampler, type SamplingOptions } from './sampling';
@@ -49,8 +49,8 @@ export interface GenerateOptions {
 
 /** A rule over the output, consulted at every token. */
 export interface TokenConstraint {
-  /** Masks logits in place (-Infinity = not allowed); `remaining` counts this token too. */
-  mask(logits: Float32Array, remaining: number): void;
+  /** The ids allowed next, ascending; `remaining` counts this token too. Throws when none is. */
+  allowed(remaining: number): Int32Array;
   /** Moves past the chosen token; true when the output is complete (ends with finishReason 'stop'). */
   advance(id: number): boolean;
 }
@@ -73,6 +73,13 @@ export function validateGenerate(runtime: GemmaRuntime, o: GenerateOptions, tok:
   if (o.stop?.length && !tok) throw new Error('stop strings need a tokenizer, and this model has none');
   if (o.stop?.some((s) => s.length === 0)) throw new Error('a stop string is empty');
   startLength(o.start, o.promptIds);
+}
+
+/** Sets every logit but those of `ids` to -Infinity, in place. */
+function keepOnly(logits: Float32Array, ids: Int32Array): void {
+  const keep = Float32Array.from(ids, (id) => logits[id]);
+  logits.fill(-Infinity);
+  for (let i = 0; i < ids.length; i++) logits[ids[i]] = keep[i];
 }
 
 /** Yields to the event loop so that a cancel message (a macrotask) can be seen between tokens. */
@@ -105,7 +112,11 @@ export async function generate(runtime: GemmaRuntime, tok: GenTokenizer | undefi
   }
   const cache = o.start ? o.start.fork() : runtime.newCache();
   try {
-    let logits = await runtime.step(cache, o.promptIds.slice(cache.length), { logits: 'last', adapter: o.adapter });
+    // The sampler reads only the top of the allowed tokens' logits: the runtime may estimate the rest.
+    const reads = sampler.reads(runtime.config.vocabSize);
+    let allowed = o.constraint?.allowed(budget - tokens.length);
+    const choice = (): StepOptions => ({ logits: 'last', adapter: o.adapter, choice: reads ? { top: reads, among: allowed } : undefined });
+    let logits = await runtime.step(cache, o.promptIds.slice(cache.length), choice());
     for (;;) {
       if (o.signal?.aborted) {
         finishReason = 'cancelled';
@@ -113,7 +124,7 @@ export async function generate(runtime: GemmaRuntime, tok: GenTokenizer | undefi
       }
       // Before any masking: a token is never sampled from NaN or infinite logits.
       requireFiniteOutput(logits);
-      o.constraint?.mask(logits, budget - tokens.length);
+      if (allowed) keepOnly(logits, allowed);
       const id = sampler.sample(logits);
       if (stopIds.has(id)) {
         finishReason = 'stop';
@@ -144,7 +155,8 @@ export async function generate(runtime: GemmaRuntime, tok: GenTokenizer | undefi
         finishReason = 'cancelled';
         break;
       }
-      logits = await runtime.step(cache, [id], { logits: 'last', adapter: o.adapter });
+      allowed = o.constraint?.allowed(budget - tokens.length);
+      logits = await runtime.step(cache, [id], choice());
     }
   } finally {
     cache.dispose();

@@ -202,6 +202,14 @@ export class Sampler {
     this.rng = new Rng(options.seed ?? 0);
   }
 
+  /** How many of the largest logits a choice reads (greedy 1, top-k k), or undefined when it reads them all (runtime.ts's Choice). */
+  reads(vocab: number): number | undefined {
+    const o = this.options;
+    if (o.temperature === 0) return 1;
+    const k = o.topK ?? 0;
+    return k > 0 && k < vocab ? k : undefined;
+  }
+
   /** The next token id; throws if every token is masked. */
   sample(logits: Float32Array): number {
     const o = this.options;

@@ -406,7 +406,8 @@ static handle *head_args(napi_env env, napi_callback_info info, size_t count, na
   return NULL;
 }
 
-// logits(head, rows, n, out): rows Float32Array [n·hidden], out Float32Array [n·vocab].
+// logits(head, rows, n, out): rows Float32Array [n·hidden], out Float32Array [n·vocab]. Returns how many logits are
+// NaN or ±Infinity.
 static napi_value logits(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   handle *h = head_args(env, info, 4, argv, "logits(head, rows, n, out): no live head");
@@ -416,12 +417,16 @@ static napi_value logits(napi_env env, napi_callback_info info) {
   const float *rows = typed(env, argv[1], napi_float32_array, (long long)n * h->hcfg.hidden, NULL);
   float *out = typed(env, argv[3], napi_float32_array, (long long)n * h->hcfg.vocab, NULL);
   if (!rows || !out) FAIL("logits: rows or out has the wrong type or size");
-  if (head_logits(h->hd, rows, n, out) != 0) FAIL("logits: out of memory");
-  return NULL;
+  const int bad = head_logits(h->hd, rows, n, out);
+  if (bad < 0) FAIL("logits: out of memory");
+  napi_value result;
+  CHECK(napi_create_int32(env, bad, &result));
+  return result;
 }
 
 // choose(head, row, top, among, out): row Float32Array [hidden]; top ≥ 1; among null or an Int32Array of
-// vocabulary ids; out Float32Array [vocab]. Returns how many rows were computed exactly (head_choose).
+// vocabulary ids; out Float32Array [vocab]. Returns { exact, nonFinite }: how many rows were computed exactly,
+// how many of those (of `among`) are NaN or ±Infinity (head_choose).
 static napi_value choose(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   handle *h = head_args(env, info, 5, argv, "choose(head, row, top, among, out): no live head");
@@ -441,10 +446,15 @@ static napi_value choose(napi_env env, napi_callback_info info) {
     for (size_t i = 0; i < n_among; i++)
       if (among[i] < 0 || among[i] >= h->hcfg.vocab) FAIL("choose: an id in among is outside the vocabulary");
   }
-  const int exact = head_choose(h->hd, row, top, among, (int)n_among, out);
+  int nonfinite = 0;
+  const int exact = head_choose(h->hd, row, top, among, (int)n_among, out, &nonfinite);
   if (exact < 0) FAIL("choose: out of memory");
-  napi_value result;
-  CHECK(napi_create_int32(env, exact, &result));
+  napi_value result, v;
+  CHECK(napi_create_object(env, &result));
+  CHECK(napi_create_int32(env, exact, &v));
+  CHECK(napi_set_named_property(env, result, "exact", v));
+  CHECK(napi_create_int32(env, nonfinite, &v));
+  CHECK(napi_set_named_property(env, result, "nonFinite", v));
   return result;
 }
 

@@ -34,8 +34,20 @@ struct head {
   int *lists;  // [threads, CHOOSE_LIST]: each thread's rows to rescore
   int *list_n;  // −1: the list overflowed
   int *exact_n;
+  int *bad_n;  // [threads]: non-finite logits of the call in flight
   int threads;
 };
+
+/** Non-finite values among v[0…n) (an all-ones exponent), on the bits so that the compiler vectorises it. */
+static int count_nonfinite(const float *v, size_t n) {
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, v + i, 4);
+    bad += (u & 0x7f800000u) == 0x7f800000u;
+  }
+  return bad;
+}
 
 // An estimate from int8 activations x̂ differs from the float product by w·(x − x̂) plus the float rounding of
 // both, so |estimate − exact| ≤ ‖w‖·‖x − x̂‖ + magnitude·rounding, per row (Cauchy–Schwarz).
@@ -91,10 +103,9 @@ static int pack_table(head *h) {
   h->wnorm = malloc(sizeof(float) * (size_t)V);
   h->wmag = malloc(sizeof(float) * (size_t)V);
   h->heap_n = calloc((size_t)h->threads, sizeof(int));
-  h->exact_n = calloc((size_t)h->threads, sizeof(int));
   h->list_n = calloc((size_t)h->threads, sizeof(int));
   h->lists = malloc(sizeof(int) * CHOOSE_LIST * (size_t)h->threads);
-  if (!h->wnorm || !h->wmag || !h->heap_n || !h->exact_n || !h->list_n || !h->lists) return -1;
+  if (!h->wnorm || !h->wmag || !h->heap_n || !h->list_n || !h->lists) return -1;
   pool_run(h->pool, phase_pack, h);
   pool_park(h->pool);
   return 0;
@@ -107,7 +118,9 @@ head *head_create(const head_config *cfg, const void *table, const float *norm, 
   h->table = table;
   h->norm = malloc(sizeof(float) * (size_t)cfg->hidden);
   h->pool = pool_create(threads);
-  if (!h->norm || !h->pool) {
+  h->exact_n = calloc((size_t)threads, sizeof(int));
+  h->bad_n = calloc((size_t)threads, sizeof(int));
+  if (!h->norm || !h->pool || !h->exact_n || !h->bad_n) {
     head_destroy(h);
     return NULL;
   }
@@ -159,6 +172,16 @@ KERNEL static void phase_logits(void *ctx, int ith, int nth) {
     }
   }
   softcap_rows(h, n, r0, r1);
+  int bad = 0;
+  for (int i = 0; i < n; i++) bad += count_nonfinite(h->out + (size_t)i * V + r0, (size_t)(r1 - r0));
+  h->bad_n[ith] = bad;
+}
+
+/** The sum of a per-thread count. */
+static int total(const head *h, const int *per_thread) {
+  int n = 0;
+  for (int t = 0; t < h->threads; t++) n += per_thread[t];
+  return n;
 }
 
 /** Room for n rows of inputs; 0, or −1 when out of memory. */
@@ -187,7 +210,7 @@ KERNEL int head_logits(head *h, const float *rows, int n, float *out) {
   h->out = out;
   pool_run(h->pool, phase_logits, h);
   pool_park(h->pool);
-  return 0;
+  return total(h, h->bad_n);
 }
 
 // A min-heap of the `top` largest values pushed (heap[0] the smallest of them).
@@ -243,18 +266,22 @@ KERNEL static void phase_estimate(void *ctx, int ith, int nth) {
       const __m256 bound = _mm256_fmadd_ps(_mm256_loadu_ps(h->wnorm + r), err, _mm256_mul_ps(_mm256_loadu_ps(h->wmag + r), round));
       const __m256 t = _mm256_set1_ps(least);
       low = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(est, bound), t, _CMP_GT_OQ));
-      up = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_add_ps(est, bound), t, _CMP_NLT_UQ));
+      // Upper bounds that reach the least, and estimates that are not finite (rescored, so that they show).
+      const __m256 inf = _mm256_set1_ps(INFINITY);
+      const __m256 nonfinite = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), est), inf, _CMP_NLT_UQ);
+      up = _mm256_movemask_ps(_mm256_or_ps(_mm256_cmp_ps(_mm256_add_ps(est, bound), t, _CMP_NLT_UQ), nonfinite));
     } else {  // the vocabulary's last rows
       low = up = (1 << (end - r)) - 1;
     }
     for (int k = 0; up && k < 8; k++) {
       if (!(up >> k & 1)) continue;
       const float b = row_bound(h, r + k), est = h->out[r + k];
-      if (low >> k & 1 && est - b > least) {
+      // A non-finite estimate bounds nothing: it is rescored, never a lower bound.
+      if (low >> k & 1 && est - b > least && isfinite(est)) {
         heap_push(heap, hn, top, est - b);
         if (*hn == top) least = heap[0];
       }
-      if (!(est + b < least) && ln >= 0) {
+      if ((!(est + b < least) || !isfinite(est)) && ln >= 0) {
         if (ln < CHOOSE_LIST) list[ln++] = r + k;
         else ln = -1;
       }
@@ -270,16 +297,20 @@ KERNEL static void phase_select(void *ctx, int ith, int nth) {
   float *heap = h->heaps + (size_t)ith * h->top;
   for (int i = i0; i < i1; i++) {
     const int r = h->among[i];
-    const float lower = h->out[r] - row_bound(h, r);
-    if (lower == lower) heap_push(heap, &h->heap_n[ith], h->top, lower);
+    if (isfinite(h->out[r])) heap_push(heap, &h->heap_n[ith], h->top, h->out[r] - row_bound(h, r));
   }
 }
 
-/** Row r exactly, as head_logits computes it (the same dot on the same inputs: the same bits), where its upper bound reaches kth; 1 if so. A NaN estimate is rescored too, so a NaN shows. */
-KERNEL static inline int rescore(head *h, int r) {
-  if (h->out[r] + row_bound(h, r) < h->kth) return 0;
+/**
+ * Row r exactly, as head_logits computes it (the same dot on the same inputs: the same bits), where its upper
+ * bound reaches kth or its estimate is not finite (so that a NaN or infinity shows); 1 if so. *bad counts the
+ * non-finite results.
+ */
+KERNEL static inline int rescore(head *h, int r, int *bad) {
+  if (h->out[r] + row_bound(h, r) < h->kth && isfinite(h->out[r])) return 0;
   const int nb = h->c.hidden / QK;
   h->out[r] = dot_x8_f32(h->packed + (size_t)(r / 8) * nb, r % 8, nb, h->normed, h->xsum8);
+  *bad += !isfinite(h->out[r]);
   return 1;
 }
 
@@ -287,26 +318,35 @@ KERNEL static inline int rescore(head *h, int r) {
 // its share of `among` or of the rows.
 KERNEL static void phase_rescore(void *ctx, int ith, int nth) {
   head *h = ctx;
-  int n = 0;
+  int n = 0, bad = 0;
   if (!h->among && h->list_n[ith] >= 0) {
     const int *list = h->lists + (size_t)ith * CHOOSE_LIST;
-    for (int i = 0; i < h->list_n[ith]; i++) n += rescore(h, list[i]);
+    for (int i = 0; i < h->list_n[ith]; i++) n += rescore(h, list[i], &bad);
   } else if (h->among) {
     int i0, i1;
     pool_share(h->n_among, 1, ith, nth, &i0, &i1);
-    for (int i = i0; i < i1; i++) n += rescore(h, h->among[i]);
+    for (int i = i0; i < i1; i++) n += rescore(h, h->among[i], &bad);
   } else {
     int r0, r1;
     pool_share(h->c.vocab, 8, ith, nth, &r0, &r1);
-    for (int r = r0; r < r1; r++) n += rescore(h, r);
+    for (int r = r0; r < r1; r++) n += rescore(h, r, &bad);
   }
   h->exact_n[ith] = n;
+  h->bad_n[ith] = bad;
 }
 
-KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among, int n_among, float *out) {
-  const int C = h->c.hidden, nb = C / QK, V = h->c.vocab;
+/** The whole head_logits as head_choose's answer: every row exact. */
+static int choose_whole(head *h, const float *row, float *out, int *nonfinite) {
+  const int bad = head_logits(h, row, 1, out);
+  if (bad < 0) return -1;
+  *nonfinite = bad;
+  return h->c.vocab;
+}
+
+KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among, int n_among, float *out, int *nonfinite) {
+  const int C = h->c.hidden, nb = C / QK;
   // A softcap could round an estimate up to a top logit's value: capped heads are computed whole.
-  if (!h->packed || h->c.softcap > 0 || top < 1 || top > HEAD_CHOOSE_MAX_TOP) return head_logits(h, row, 1, out) == 0 ? V : -1;
+  if (!h->packed || h->c.softcap > 0 || top < 1 || top > HEAD_CHOOSE_MAX_TOP) return choose_whole(h, row, out, nonfinite);
   if (head_logits_reserve(h, 1) != 0) return -1;
   if (top > h->heap_cap) {
     float *heaps = realloc(h->heaps, sizeof(float) * (size_t)h->threads * top);
@@ -330,7 +370,7 @@ KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among,
   const double err = sqrt(e2);
   h->err = (float)err * (1 + 1e-6f);
   h->round = (float)(3.0 * (6 * nb + 16) * ldexp(1.0, -24) * (2 * sqrt(x2) + err)) * (1 + 1e-6f);
-  if (!isfinite(h->err) || !isfinite(h->round)) return head_logits(h, row, 1, out) == 0 ? V : -1;
+  if (!isfinite(h->err) || !isfinite(h->round)) return choose_whole(h, row, out, nonfinite);
   h->top = top;
   h->among = among;
   h->n_among = among ? n_among : 0;
@@ -345,9 +385,8 @@ KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among,
   h->kth = n < top ? -INFINITY : h->heaps[0];
   pool_run(h->pool, phase_rescore, h);
   pool_park(h->pool);
-  int exact = 0;
-  for (int t = 0; t < h->threads; t++) exact += h->exact_n[t];
-  return exact;
+  *nonfinite = total(h, h->bad_n);
+  return total(h, h->exact_n);
 }
 
 void head_destroy(head *h) {
@@ -363,6 +402,7 @@ void head_destroy(head *h) {
   free(h->heaps);
   free(h->heap_n);
   free(h->exact_n);
+  free(h->bad_n);
   free(h->lists);
   free(h->list_n);
   free(h);

@@ -23,7 +23,7 @@ typedef struct head head;
 head *head_create(const head_config *cfg, const void *table, const float *norm, int threads);
 /** 1 when the head keeps its own copy of the table: the caller's may go once head_create returns. */
 int head_copied(const head *h);
-/** out [n, vocab] for rows [n, hidden]; 0, or −1 when out of memory. */
+/** out [n, vocab] for rows [n, hidden]; returns how many of them are NaN or ±Infinity, or −1 when out of memory. */
 int head_logits(head *h, const float *rows, int n, float *out);
 /** Most `top` head_choose takes; more is the whole head_logits. */
 #define HEAD_CHOOSE_MAX_TOP 4096
@@ -32,8 +32,9 @@ int head_logits(head *h, const float *rows, int n, float *out);
  * `among`, all rows when NULL): those are exactly head_logits's, bit for bit; every other logit is an estimate
  * from int8 activations, not above them. For a Q4_0 table at level 0 (the exact float head) this scores the
  * vocabulary with the int8 kernel on a repacked copy and rescores only the rows whose error bound reaches the
- * top; any other head computes every row exactly. Returns how many rows were computed exactly, or −1 when out
- * of memory.
+ * top; any other head computes every row exactly. A NaN or infinite estimate is always rescored: *nonfinite
+ * counts the exact logits (of `among`) that are NaN or ±Infinity. Returns how many rows were computed exactly,
+ * or −1 when out of memory.
  */
-int head_choose(head *h, const float *row, int top, const int32_t *among, int n_among, float *out);
+int head_choose(head *h, const float *row, int top, const int32_t *among, int n_among, float *out, int *nonfinite);
 void head_destroy(head *h);

@@ -287,6 +287,35 @@ test('the head\'s choice: the top logits exact to the bit, every other one an es
   }
 });
 
+test('a logit that overflows is computed exactly and reported, never left as an estimate that looks masked', () => {
+  const m = nativeModule();
+  assert.ok('module' in m);
+  // One Q4_0 block per row (hidden 32): row 5 at the largest f16 scale with every code 0 (w = −8·65504), the
+  // others small. With inputs of 1e33 row 5's product overflows to −Infinity, estimated and exact alike, while
+  // every other logit stays finite and the bound's terms too: the estimate path runs and must rescore row 5.
+  const V = 64, C = 32;
+  const table = new Uint8Array(V * 18);
+  const rng = new Rng(2);
+  for (let r = 0; r < V; r++) {
+    new DataView(table.buffer).setUint16(r * 18, r === 5 ? 0x7bff : 0x211f, true);
+    for (let j = 2; j < 18; j++) table[r * 18 + j] = r === 5 ? 0 : Math.floor(rng.next() * 256);
+  }
+  const handle = m.module.createHead({ vocab: V, hidden: C, type: 0, eps: 1e-6, softcap: 0, level: 0 }, table, new Float32Array(C).fill(1e33), 2);
+  try {
+    const row = new Float32Array(C).fill(1);
+    const full = new Float32Array(V);
+    assert.equal(m.module.logits(handle, row, 1, full), 1);
+    assert.equal(full[5], -Infinity);
+    const out = new Float32Array(V);
+    const r = m.module.choose(handle, row, 1, null, out);
+    assert.equal(r.nonFinite, 1);
+    assert.ok(r.exact < V, 'the estimate path ran');
+    assert.equal(out[5], -Infinity);
+  } finally {
+    m.module.destroy(handle);
+  }
+});
+
 test('generation tells the runtime what it reads: greedy, top-k sampling and JSON extraction give the exact head\'s tokens', async () => {
   const file = model('tiny', GEMMA3_TINY, 'q4_0');
   const opened = await openModel(file, { precision: 'q4', threads: 2 });

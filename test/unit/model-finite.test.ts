@@ -123,16 +123,25 @@ test('a finite weight too large for 4-bit blocks is refused for q4 with a reason
   assert.doesNotThrow(() => loadModel(dir, { precision: 'f32' }));
 });
 
-// A final norm multiplier of 3e38 is finite and loads, but every logit overflows.
-const overflowing = path.join(tmp, 'overflow.gguf');
-writeRandomGguf(overflowing, GEMMA3_TINY, { seed: 4, dtype: 'q4_0' });
-for (let i = 0; i < GEMMA3_TINY.hidden; i++) patchTensorBytes(overflowing, 'output_norm.weight', 4 * i, f32Bytes(3e38));
+// A final norm multiplier of 3e38 is finite and loads, but every logit overflows. With a Q4_0 embedding the
+// native head estimates the vocabulary first (nativeHead.ts's choose): the overflow must show there too,
+// whether the head's input itself overflows (3e38) or only the logits do (1e37: the estimates' error bound
+// stays finite, so the estimates run and overflow).
+function overflowingModel(embedding: 'q8_0' | 'q4_0', norm: number): string {
+  const file = path.join(tmp, `overflow-${embedding}-${norm}.gguf`);
+  writeRandomGguf(file, GEMMA3_TINY, { seed: 4, dtype: 'q4_0', embedding });
+  for (let i = 0; i < GEMMA3_TINY.hidden; i++) patchTensorBytes(file, 'output_norm.weight', 4 * i, f32Bytes(norm));
+  return file;
+}
+const overflowing = overflowingModel('q8_0', 3e38);
 let m: OpenModel;
+let q4: OpenModel[];
 before(async () => {
   m = await openModel(overflowing, { precision: 'q4', threads: 1 });
+  q4 = [await openModel(overflowingModel('q4_0', 3e38), { precision: 'q4', threads: 2 }), await openModel(overflowingModel('q4_0', 1e37), { precision: 'q4', threads: 2 })];
 });
 after(async () => {
-  await m.runtime.dispose();
+  for (const model of [m, ...q4]) await model.runtime.dispose();
 });
 const nonFinite = (e: Error) => e.message.startsWith(NON_FINITE_OUTPUT);
 
@@ -140,11 +149,14 @@ test('classify on a model whose output overflows fails with "the model produced 
   await assert.rejects(classify(m.runtime, m.gen, { promptIds: [2, 105, 300, 106], labels: ['a', 'b'], labelIds: [[300], [301]] }), nonFinite);
 });
 
-test('generate (greedy, sampled, constrained) on a model whose output overflows fails the same way', async () => {
-  for (const sampling of [{ temperature: 0 }, { temperature: 1, seed: 1 }, { temperature: 0.7, topK: 5, topP: 0.9, seed: 1 }]) {
-    await assert.rejects(generate(m.runtime, m.gen, { promptIds: [2, 105, 300], maxTokens: 4, sampling }), nonFinite);
+test('generate (greedy, sampled, constrained) on a model whose output overflows fails the same way, with either embedding', async () => {
+  for (const model of [m, ...q4]) {
+    assert.equal(model.runtime.decodeBy.note, 'layers native, head native');
+    for (const sampling of [{ temperature: 0 }, { temperature: 1, seed: 1 }, { temperature: 0.7, topK: 5, topP: 0.9, seed: 1 }]) {
+      await assert.rejects(generate(model.runtime, model.gen, { promptIds: [2, 105, 300], maxTokens: 4, sampling }), nonFinite);
+    }
+    await assert.rejects(extract(model.runtime, model.gen!, { promptIds: [2, 105, 300], shape: { fields: [{ name: 'name' }] }, maxTokens: 16, sampling: { temperature: 0 } }), nonFinite);
   }
-  await assert.rejects(extract(m.runtime, m.gen!, { promptIds: [2, 105, 300], shape: { fields: [{ name: 'name' }] }, maxTokens: 16, sampling: { temperature: 0 } }), nonFinite);
 });
 
 test('gemma-tune classify exits 1 with the reason instead of printing a label', () => {

@@ -7,6 +7,7 @@
 import type { GemmaConfig } from '../model/config';
 import { EMBED_NAME, FINAL_NORM_NAME } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
+import { requireFiniteOutput } from '../model/finite';
 import { nativeModule, type NativeModule } from './nativeModule';
 
 /** Most rows one native head call takes; more go to ONNX Runtime's head. */
@@ -42,11 +43,12 @@ export class NativeHead {
     }
   }
 
-  /** Logits [n, V] of rows [n, C] (n ≤ NATIVE_HEAD_MAX_ROWS). */
+  /** Logits [n, V] of rows [n, C] (n ≤ NATIVE_HEAD_MAX_ROWS); throws NonFiniteError when one is NaN or ±Infinity. */
   logits(rows: Float32Array, n: number): Float32Array {
     if (!this.handle) throw new Error('native head was disposed');
     const out = new Float32Array(n * this.config.vocabSize);
-    this.native.logits(this.handle, rows, n, out);
+    // Counted in native code: the scan in JavaScript would cost a third of a millisecond a token.
+    if (this.native.logits(this.handle, rows, n, out) > 0) requireFiniteOutput(out);
     return out;
   }
 
@@ -54,12 +56,14 @@ export class NativeHead {
    * Logits [V] of one row for a caller that reads only the `top` largest (among `among`, every id when
    * absent): those are exact, as logits() gives them; every other one is an estimate not above them
    * (head.h's head_choose). A 4-bit table at float activations scores the vocabulary in int8 and rescores
-   * only the rows that can reach the top; `exact` says how many rows were computed exactly.
+   * only the rows that can reach the top; `exact` says how many rows were computed exactly. Throws
+   * NonFiniteError when a logit the choice can read is NaN or ±Infinity.
    */
   choose(row: Float32Array, top: number, among?: Int32Array): { logits: Float32Array; exact: number } {
     if (!this.handle) throw new Error('native head was disposed');
     const logits = new Float32Array(this.config.vocabSize);
-    const exact = this.native.choose(this.handle, row, top, among ?? null, logits);
+    const { exact, nonFinite } = this.native.choose(this.handle, row, top, among ?? null, logits);
+    if (nonFinite > 0) requireFiniteOutput(logits);
     return { logits, exact };
   }
 

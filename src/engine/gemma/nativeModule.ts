@@ -16,9 +16,10 @@ export interface NativeModule {
   step(decoder: object, x: Float32Array, pos: number, caches: object[], newKv: Float32Array, adapter?: object): void;
   /** The table is a Uint8Array or a byte offset into `file`, read in place (mapped) for the head's life. */
   createHead(config: object, table: Uint8Array | number, norm: Float32Array, threads: number, file?: string): object;
-  logits(head: object, rows: Float32Array, n: number, out: Float32Array): void;
-  /** head.h's head_choose: the top logits (among `among`) exact, the others estimates not above them; returns how many rows were exact. */
-  choose(head: object, row: Float32Array, top: number, among: Int32Array | null, out: Float32Array): number;
+  /** Returns how many logits are NaN or ±Infinity. */
+  logits(head: object, rows: Float32Array, n: number, out: Float32Array): number;
+  /** head.h's head_choose: the top logits (among `among`) exact, the others estimates below them; how many rows were exact, and how many of those are NaN or ±Infinity. */
+  choose(head: object, row: Float32Array, top: number, among: Int32Array | null, out: Float32Array): { exact: number; nonFinite: number };
   /** Stops a decoder's or head's threads and lets its arrays go (the finalizer would, later). */
   destroy(handle: object): void;
 }

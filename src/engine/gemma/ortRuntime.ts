@@ -15,6 +15,7 @@ import { EMBED_NAME, type ModelWeights } from '../model/weights';
 import { asWeightSource, type WeightSource } from '../model/weightSource';
 import { quantType } from '../model/quantTypes';
 import { loraScale, targetFromModuleName, targetShape, type LoraTarget } from '../model/loraTargets';
+import { requireFiniteOutput } from '../model/finite';
 import { ExternalDataFile, f32Tensor, ort, sessionFromDataFd, sessionFromFile, WEIGHTS_FILE, type SessionConfig } from '../onnx/session';
 import { FolderCache, type CacheEntry } from '../onnx/folderCache';
 import type { Device } from '../onnx/device';
@@ -455,11 +456,17 @@ class OrtGemmaRuntime implements GemmaRuntime {
     return this.logits(x, 1, choice);
   }
 
-  /** The head on hidden rows [n, C]: native for a few rows where it is there, else ONNX Runtime's; a choice lets one row's be estimated where they are not read. */
+  /**
+   * The head on hidden rows [n, C]: native for a few rows where it is there, else ONNX Runtime's; a choice lets
+   * one row's be estimated where they are not read. Every logit a caller reads is finite, or this throws
+   * NonFiniteError (GemmaRuntime's promise).
+   */
   private async logits(rows: Float32Array, n: number, choice?: Choice): Promise<Float32Array> {
     if (this.nativeHead && n === 1 && choice) return this.nativeHead.choose(rows, choice.top, choice.among).logits;
     if (this.nativeHead && n <= NATIVE_HEAD_MAX_ROWS) return this.nativeHead.logits(rows, n);
-    return (await this.s.head.run({ rows: f32Tensor(rows, [n, this.config.hidden]) })).logits.data as Float32Array;
+    const logits = (await this.s.head.run({ rows: f32Tensor(rows, [n, this.config.hidden]) })).logits.data as Float32Array;
+    requireFiniteOutput(logits);
+    return logits;
   }
 
   /** Appends the first `count` of a run's T new keys/values (new_kv: k_0 v_0 k_1 v_1 …, each [Hkv, T, D]) to the cache. */

@@ -94,14 +94,17 @@ export interface GemmaRuntime {
   /** Who runs one-token steps (decoding): native code, or ONNX Runtime and why. */
   readonly decodeBy: DecodeBy;
   newCache(): KvCache;
-  /** Feeds ids after the cache's contents, extends the cache, returns the requested logits. */
+  /**
+   * Feeds ids after the cache's contents, extends the cache, returns the requested logits. They are finite
+   * (those a choice reads, with one): an output holding NaN or ±Infinity throws NonFiniteError (model/finite.ts).
+   */
   step(cache: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array>;
   /**
    * Optional: the logits after every token of several continuations ("branches") of a sequence, in one
    * run where it can. `prefix` ids (may be empty) first extend the cache as step would; each branch then
    * sees the cache and its own earlier tokens, never another branch, and is not kept in the cache.
    * Returns the logits after the prefix's last token ([V], null without a prefix) and, per branch, its
-   * [length, V]. Callers without it use step and fork.
+   * [length, V], finite as step's. Callers without it use step and fork.
    */
   scoreBranches?(cache: KvCache, branches: number[][], opts?: BranchOptions): Promise<BranchLogits>;
   /** Registers (or replaces) an adapter under a name; the base weights are not reloaded. */

@@ -10,7 +10,6 @@
 // - The last token is not fed back to the model: the budget's final step costs no forward pass.
 
 import type { GemmaRuntime, KvCache, StepOptions } from '../gemma/runtime';
-import { requireFiniteOutput } from '../model/finite';
 import { startLength } from './prefixCache';
 import { Sampler, type SamplingOptions } from './sampling';
 import { type GenTokenizer, StopMatcher, TextStream } from './textStream';
@@ -122,8 +121,7 @@ export async function generate(runtime: GemmaRuntime, tok: GenTokenizer | undefi
         finishReason = 'cancelled';
         break;
       }
-      // Before any masking: a token is never sampled from NaN or infinite logits.
-      requireFiniteOutput(logits);
+      // The runtime's logits are finite (it throws otherwise): a token is never sampled from NaN or infinity.
       if (allowed) keepOnly(logits, allowed);
       const id = sampler.sample(logits);
       if (stopIds.has(id)) {

@@ -343,6 +343,20 @@ test('generation tells the runtime what it reads: greedy, top-k sampling and JSO
       assert.equal(a.tokens.length, 24);
     }
     assert.equal(chose, 3 * 24, 'every step of greedy and top-k generation carried a choice');
+    // Steps with a choice on one cache write into one array (read before the next step), each cache its own.
+    const [c1, c2] = [rt.newCache(), rt.newCache()];
+    const greedy = { logits: 'last', choice: { top: 1 } } as const;
+    const first = await rt.step(c1, promptIds, greedy);
+    const best = first.indexOf(Math.max(...first));
+    const second = await rt.step(c1, [best], greedy);
+    assert.equal(second, first);
+    const other = await rt.step(c2, promptIds, greedy);
+    assert.notEqual(other, first);
+    const plain = await rt.step(c2, [best], { logits: 'last' });
+    assert.notEqual(plain, other, 'a step without a choice returns an array of its own');
+    assert.equal(plain.indexOf(Math.max(...plain)), second.indexOf(Math.max(...second)));
+    c1.dispose();
+    c2.dispose();
     const shape = { fields: [{ name: 'name' }, { name: 'severity', enum: ['low', 'high'] }] };
     for (const sampling of [{ temperature: 0 }, { temperature: 1, topK: 16, seed: 2 }]) {
       const o = { promptIds, shape, maxTokens: 40, sampling };

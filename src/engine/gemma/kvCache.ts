@@ -108,6 +108,11 @@ export class GemmaKvCache implements KvCache {
   length = 0;
   disposed = false;
   readonly sets: Map<LayerType, SlotSet>;
+  /**
+   * Where a step with a choice writes its logits [V], kept for the next one (runtime.ts's Choice: valid until
+   * the next step on this cache): a fresh 1 MB array a token cost its zeroing and page faults.
+   */
+  choiceLogits: Float32Array | null = null;
 
   /** A fresh cache for cfg, or (fork) one over existing slot sets. */
   constructor(readonly owner: object, from: GemmaConfig | Map<LayerType, SlotSet>) {
@@ -133,6 +138,7 @@ export class GemmaKvCache implements KvCache {
 
   dispose(): void {
     this.disposed = true;
+    this.choiceLogits = null;
     for (const s of this.sets.values()) {
       s.k = [];
       s.v = [];

@@ -57,11 +57,12 @@ export class NativeHead {
    * absent): those are exact, as logits() gives them; every other one is an estimate not above them
    * (head.h's head_choose). A 4-bit table at float activations scores the vocabulary in int8 and rescores
    * only the rows that can reach the top; `exact` says how many rows were computed exactly. Throws
-   * NonFiniteError when a logit the choice can read is NaN or ±Infinity.
+   * NonFiniteError when a logit the choice can read is NaN or ±Infinity. `into` [V], when given, receives
+   * the logits (every entry is written).
    */
-  choose(row: Float32Array, top: number, among?: Int32Array): { logits: Float32Array; exact: number } {
+  choose(row: Float32Array, top: number, among?: Int32Array, into?: Float32Array): { logits: Float32Array; exact: number } {
     if (!this.handle) throw new Error('native head was disposed');
-    const logits = new Float32Array(this.config.vocabSize);
+    const logits = into ?? new Float32Array(this.config.vocabSize);
     const { exact, nonFinite } = this.native.choose(this.handle, row, top, among ?? null, logits);
     if (nonFinite > 0) requireFiniteOutput(logits);
     return { logits, exact };

@@ -453,16 +453,19 @@ class OrtGemmaRuntime implements GemmaRuntime {
     const start = cache.length;
     const kv = native.step(cache, x, (type) => ropeTables(this.invFreq.get(type)!, [start]), adapter);
     this.commit(cache, start, 1, kv, 1);
-    return this.logits(x, 1, choice);
+    return this.logits(x, 1, choice, cache);
   }
 
   /**
    * The head on hidden rows [n, C]: native for a few rows where it is there, else ONNX Runtime's; a choice lets
-   * one row's be estimated where they are not read. Every logit a caller reads is finite, or this throws
-   * NonFiniteError (GemmaRuntime's promise).
+   * one row's be estimated where they are not read, written into the cache's array for choices. Every logit a
+   * caller reads is finite, or this throws NonFiniteError (GemmaRuntime's promise).
    */
-  private async logits(rows: Float32Array, n: number, choice?: Choice): Promise<Float32Array> {
-    if (this.nativeHead && n === 1 && choice) return this.nativeHead.choose(rows, choice.top, choice.among).logits;
+  private async logits(rows: Float32Array, n: number, choice?: Choice, cache?: GemmaKvCache): Promise<Float32Array> {
+    if (this.nativeHead && n === 1 && choice) {
+      const into = cache ? (cache.choiceLogits ??= new Float32Array(this.config.vocabSize)) : undefined;
+      return this.nativeHead.choose(rows, choice.top, choice.among, into).logits;
+    }
     if (this.nativeHead && n <= NATIVE_HEAD_MAX_ROWS) return this.nativeHead.logits(rows, n);
     const logits = (await this.s.head.run({ rows: f32Tensor(rows, [n, this.config.hidden]) })).logits.data as Float32Array;
     requireFiniteOutput(logits);
@@ -524,7 +527,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     const result = await this.s.session.run(feeds);
     if (commit > 0) this.commit(cache, start, T, result.new_kv.data as Float32Array, commit);
     if (logitIndex.length === 0) return new Float32Array(0);
-    return this.logits(result.rows.data as Float32Array, logitIndex.length, choice);
+    return this.logits(result.rows.data as Float32Array, logitIndex.length, choice, cache);
   }
 
   setAdapter(name: string, adapter: LoraAdapter): void {

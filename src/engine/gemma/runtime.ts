@@ -56,7 +56,8 @@ export interface StepOptions {
  * A caller that picks the next token reads only the `top` largest logits (greedy: 1; top-k sampling: k)
  * among `among` (every id when absent). Those come exactly as without a choice; every other logit may be an
  * estimate below them, so a runtime may score the vocabulary with a cheaper head and compute exactly only
- * the tokens that can reach the top (nativeHead.ts's choose).
+ * the tokens that can reach the top (nativeHead.ts's choose). The logits of a step with a choice are read
+ * before the next step on the same cache: the runtime may write that step's into the same array.
  */
 export interface Choice {
   top: number;

@@ -19,17 +19,12 @@ import { createTokenizer } from '../src/engine/model/tokenizer';
 import { createGemmaRuntime, type LoraMode } from '../src/engine/gemma/ortRuntime';
 import { baseIdentity, modelStamp } from '../src/engine/model/identity';
 import { classify } from '../src/engine/generate/labelScoring';
+import { Sampler } from '../src/engine/generate/sampling';
 import { ALL_TARGETS } from '../src/engine/model/loraTargets';
 import { initLora, toRuntimeAdapter } from '../src/engine/train/lora';
 import type { OptLevel } from '../src/engine/onnx/session';
 import { flag, has } from './flags';
 import { mapsSummary, residentMB } from './procMemory';
-
-function argmax(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-  return best;
-}
 
 /** Where this process's resident memory lies, with the JS heap's share, for --maps. */
 function mapsLine(): string {
@@ -116,7 +111,9 @@ async function main(): Promise<void> {
     let logits = await rt.step(cache, prompt.slice(0, 64), greedy);
     const td = performance.now();
     const ud = process.cpuUsage();
-    for (let i = 0; i < genLen; i++) logits = await rt.step(cache, [argmax(logits)], greedy);
+    // Chosen as generate chooses: greedy, looking only at the ids the step computed exactly (all without a choice).
+    const sampler = new Sampler({ temperature: 0 });
+    for (let i = 0; i < genLen; i++) logits = await rt.step(cache, [sampler.sample(logits, cache.candidates)], greedy);
     const decodeS = (performance.now() - td) / 1000;
     const decodeCpu = cpuSeconds(ud);
     cache.dispose();

@@ -424,12 +424,13 @@ static napi_value logits(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// choose(head, row, top, among, out): row Float32Array [hidden]; top ≥ 1; among null or an Int32Array of
-// vocabulary ids; out Float32Array [vocab]. Returns { exact, nonFinite }: how many rows were computed exactly,
-// how many of those (of `among`) are NaN or ±Infinity (head_choose).
+// choose(head, row, top, among, out, ids): row Float32Array [hidden]; top ≥ 1; among null or an Int32Array of
+// vocabulary ids; out Float32Array [vocab]; ids an Int32Array. Returns { exact, nonFinite, listed }: how many rows
+// were computed exactly, how many of those (of `among`) are NaN or ±Infinity, and how many of ids hold them
+// (−1: they did not fit, or every row was exact) (head_choose).
 static napi_value choose(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  handle *h = head_args(env, info, 5, argv, "choose(head, row, top, among, out): no live head");
+  napi_value argv[6];
+  handle *h = head_args(env, info, 6, argv, "choose(head, row, top, among, out, ids): no live head");
   if (!h) return NULL;
   int top;
   if (napi_get_value_int32(env, argv[2], &top) != napi_ok || top < 1) FAIL("choose: top must be a positive count");
@@ -446,8 +447,11 @@ static napi_value choose(napi_env env, napi_callback_info info) {
     for (size_t i = 0; i < n_among; i++)
       if (among[i] < 0 || among[i] >= h->hcfg.vocab) FAIL("choose: an id in among is outside the vocabulary");
   }
-  int nonfinite = 0;
-  const int exact = head_choose(h->hd, row, top, among, (int)n_among, out, &nonfinite);
+  size_t ids_cap = 0;
+  int32_t *ids = typed(env, argv[5], napi_int32_array, -1, &ids_cap);
+  if (!ids) FAIL("choose: ids is not a non-empty Int32Array");
+  int nonfinite = 0, listed = -1;
+  const int exact = head_choose(h->hd, row, top, among, (int)n_among, out, &nonfinite, ids, ids_cap > INT32_MAX ? INT32_MAX : (int)ids_cap, &listed);
   if (exact < 0) FAIL("choose: out of memory");
   napi_value result, v;
   CHECK(napi_create_object(env, &result));
@@ -455,6 +459,8 @@ static napi_value choose(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, result, "exact", v));
   CHECK(napi_create_int32(env, nonfinite, &v));
   CHECK(napi_set_named_property(env, result, "nonFinite", v));
+  CHECK(napi_create_int32(env, listed, &v));
+  CHECK(napi_set_named_property(env, result, "listed", v));
   return result;
 }
 

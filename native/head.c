@@ -34,6 +34,7 @@ struct head {
   int *lists;  // [threads, CHOOSE_LIST]: each thread's rows to rescore
   int *list_n;  // −1: the list overflowed
   int *exact_n;
+  int *found;  // [threads, CHOOSE_LIST]: the rows each thread computed exactly
   int *bad_n;  // [threads]: non-finite logits of the call in flight
   int threads;
 };
@@ -105,7 +106,8 @@ static int pack_table(head *h) {
   h->heap_n = calloc((size_t)h->threads, sizeof(int));
   h->list_n = calloc((size_t)h->threads, sizeof(int));
   h->lists = malloc(sizeof(int) * CHOOSE_LIST * (size_t)h->threads);
-  if (!h->wnorm || !h->wmag || !h->heap_n || !h->list_n || !h->lists) return -1;
+  h->found = malloc(sizeof(int) * CHOOSE_LIST * (size_t)h->threads);
+  if (!h->wnorm || !h->wmag || !h->heap_n || !h->list_n || !h->lists || !h->found) return -1;
   pool_run(h->pool, phase_pack, h);
   pool_park(h->pool);
   return 0;
@@ -314,39 +316,48 @@ KERNEL static inline int rescore(head *h, int r, int *bad) {
   return 1;
 }
 
+/** Rescores row r (rescore) and notes it in the thread's found rows while they have room. */
+KERNEL static inline void rescore_noted(head *h, int r, int *found, int *n, int *bad) {
+  if (!rescore(h, r, bad)) return;
+  if (*n < CHOOSE_LIST) found[*n] = r;
+  (*n)++;
+}
+
 // Every candidate whose exact logit may reach the top-th largest lower bound: from the thread's list, or
 // its share of `among` or of the rows.
 KERNEL static void phase_rescore(void *ctx, int ith, int nth) {
   head *h = ctx;
+  int *found = h->found + (size_t)ith * CHOOSE_LIST;
   int n = 0, bad = 0;
   if (!h->among && h->list_n[ith] >= 0) {
     const int *list = h->lists + (size_t)ith * CHOOSE_LIST;
-    for (int i = 0; i < h->list_n[ith]; i++) n += rescore(h, list[i], &bad);
+    for (int i = 0; i < h->list_n[ith]; i++) rescore_noted(h, list[i], found, &n, &bad);
   } else if (h->among) {
     int i0, i1;
     pool_share(h->n_among, 1, ith, nth, &i0, &i1);
-    for (int i = i0; i < i1; i++) n += rescore(h, h->among[i], &bad);
+    for (int i = i0; i < i1; i++) rescore_noted(h, h->among[i], found, &n, &bad);
   } else {
     int r0, r1;
     pool_share(h->c.vocab, 8, ith, nth, &r0, &r1);
-    for (int r = r0; r < r1; r++) n += rescore(h, r, &bad);
+    for (int r = r0; r < r1; r++) rescore_noted(h, r, found, &n, &bad);
   }
   h->exact_n[ith] = n;
   h->bad_n[ith] = bad;
 }
 
-/** The whole head_logits as head_choose's answer: every row exact. */
-static int choose_whole(head *h, const float *row, float *out, int *nonfinite) {
+/** The whole head_logits as head_choose's answer: every row exact, none listed. */
+static int choose_whole(head *h, const float *row, float *out, int *nonfinite, int *n_ids) {
   const int bad = head_logits(h, row, 1, out);
   if (bad < 0) return -1;
   *nonfinite = bad;
+  *n_ids = -1;
   return h->c.vocab;
 }
 
-KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among, int n_among, float *out, int *nonfinite) {
+KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among, int n_among, float *out, int *nonfinite, int32_t *ids, int ids_cap, int *n_ids) {
   const int C = h->c.hidden, nb = C / QK;
   // A softcap could round an estimate up to a top logit's value: capped heads are computed whole.
-  if (!h->packed || h->c.softcap > 0 || top < 1 || top > HEAD_CHOOSE_MAX_TOP) return choose_whole(h, row, out, nonfinite);
+  if (!h->packed || h->c.softcap > 0 || top < 1 || top > HEAD_CHOOSE_MAX_TOP) return choose_whole(h, row, out, nonfinite, n_ids);
   if (head_logits_reserve(h, 1) != 0) return -1;
   if (top > h->heap_cap) {
     float *heaps = realloc(h->heaps, sizeof(float) * (size_t)h->threads * top);
@@ -370,7 +381,7 @@ KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among,
   const double err = sqrt(e2);
   h->err = (float)err * (1 + 1e-6f);
   h->round = (float)(3.0 * (6 * nb + 16) * ldexp(1.0, -24) * (2 * sqrt(x2) + err)) * (1 + 1e-6f);
-  if (!isfinite(h->err) || !isfinite(h->round)) return choose_whole(h, row, out, nonfinite);
+  if (!isfinite(h->err) || !isfinite(h->round)) return choose_whole(h, row, out, nonfinite, n_ids);
   h->top = top;
   h->among = among;
   h->n_among = among ? n_among : 0;
@@ -386,7 +397,18 @@ KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among,
   pool_run(h->pool, phase_rescore, h);
   pool_park(h->pool);
   *nonfinite = total(h, h->bad_n);
-  return total(h, h->exact_n);
+  const int exact = total(h, h->exact_n);
+  *n_ids = -1;
+  if (exact <= ids_cap) {
+    int k = 0;
+    for (int t = 0; t < h->threads && k >= 0; t++) {
+      if (h->exact_n[t] > CHOOSE_LIST) k = -1;
+      else
+        for (int i = 0; i < h->exact_n[t]; i++) ids[k++] = h->found[(size_t)t * CHOOSE_LIST + i];
+    }
+    *n_ids = k;
+  }
+  return exact;
 }
 
 void head_destroy(head *h) {
@@ -404,6 +426,7 @@ void head_destroy(head *h) {
   free(h->exact_n);
   free(h->bad_n);
   free(h->lists);
+  free(h->found);
   free(h->list_n);
   free(h);
 }

@@ -229,11 +229,14 @@ test('bad calls into the binary throw instead of reading out of bounds', () => {
   const h = (head as unknown as { handle: object }).handle;
   const row = new Float32Array(cfg.hidden);
   const out = new Float32Array(cfg.vocabSize);
-  assert.throws(() => native.choose(h, row, 0, null, out), /top must be a positive count/);
-  assert.throws(() => native.choose(h, row, 1, Int32Array.of(3, cfg.vocabSize), out), /outside the vocabulary/);
-  assert.throws(() => native.choose(h, row, 1, Int32Array.of(-1), out), /outside the vocabulary/);
-  assert.throws(() => native.choose(h, row, 1, new Uint32Array(2) as unknown as Int32Array, out), /among is not an Int32Array/);
-  assert.throws(() => native.choose(h, row, 1, null, new Float32Array(cfg.vocabSize - 1)), /wrong type or size/);
+  const ids = new Int32Array(16);
+  assert.throws(() => native.choose(h, row, 0, null, out, ids), /top must be a positive count/);
+  assert.throws(() => native.choose(h, row, 1, Int32Array.of(3, cfg.vocabSize), out, ids), /outside the vocabulary/);
+  assert.throws(() => native.choose(h, row, 1, Int32Array.of(-1), out, ids), /outside the vocabulary/);
+  assert.throws(() => native.choose(h, row, 1, new Uint32Array(2) as unknown as Int32Array, out, ids), /among is not an Int32Array/);
+  assert.throws(() => native.choose(h, row, 1, null, new Float32Array(cfg.vocabSize - 1), ids), /wrong type or size/);
+  assert.throws(() => native.choose(h, row, 1, null, out, new Float32Array(4) as unknown as Int32Array), /ids is not a non-empty Int32Array/);
+  assert.throws(() => (native.choose as (...a: unknown[]) => unknown)(h, row, 1, null, out), /no live head/, 'a missing argument');
   head.dispose();
   assert.throws(() => head.logits(new Float32Array(cfg.hidden), 1), /disposed/);
   assert.throws(() => head.choose(row, 1), /disposed/);
@@ -245,13 +248,22 @@ test('bad calls into the binary throw instead of reading out of bounds', () => {
  */
 function checkChoice(head: NativeHead, row: Float32Array, top: number, among?: Int32Array): number {
   const full = head.logits(row, 1);
-  const { logits, exact } = head.choose(row, top, among);
+  const { logits, exact, candidates } = head.choose(row, top, among);
   const ids = among ? Array.from(among) : Array.from(full.keys());
   ids.sort((a, b) => full[b] - full[a] || a - b);
   const kept = Math.min(top, ids.length);
   const kth = full[ids[kept - 1]];
   for (const id of ids.slice(0, kept)) assert.ok(Object.is(logits[id], full[id]), `top ${top}: id ${id} is ${logits[id]}, exact ${full[id]}`);
   for (const id of ids) assert.ok(Object.is(logits[id], full[id]) || logits[id] < kth, `top ${top}: id ${id}'s estimate ${logits[id]} reaches the top (${kth})`);
+  // The listed ids are the ones computed exactly, and hold the top.
+  if (candidates) {
+    assert.equal(candidates.length, exact);
+    assert.equal(new Set(candidates).size, exact);
+    for (const id of candidates) assert.ok(Object.is(logits[id], full[id]) && (!among || among.includes(id)), `listed id ${id}`);
+    for (const id of ids.slice(0, kept)) assert.ok(candidates.includes(id), `top id ${id} is listed`);
+  } else {
+    assert.ok(exact > 8192 || exact === full.length, `${exact} rows exact but none listed`);
+  }
   return exact;
 }
 
@@ -307,7 +319,7 @@ test('a logit that overflows is computed exactly and reported, never left as an 
     assert.equal(m.module.logits(handle, row, 1, full), 1);
     assert.equal(full[5], -Infinity);
     const out = new Float32Array(V);
-    const r = m.module.choose(handle, row, 1, null, out);
+    const r = m.module.choose(handle, row, 1, null, out, new Int32Array(V));
     assert.equal(r.nonFinite, 1);
     assert.ok(r.exact < V, 'the estimate path ran');
     assert.equal(out[5], -Infinity);

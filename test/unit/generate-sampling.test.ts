@@ -183,3 +183,23 @@ test('top-p on a flat 262144-token distribution (most of the vocabulary in the n
   assert.ok(got.ids.length > 200000);
   assert.deepEqual(Array.from(got.ids), want.ids);
 });
+
+test('given the candidates a choice computed, greedy and top-k sampling pick what they pick from every logit', () => {
+  const rng = new Rng(9);
+  const V = 5000;
+  for (let trial = 0; trial < 20; trial++) {
+    const logits = Float32Array.from({ length: V }, () => rng.next() * 8 - 4);
+    // Ties at the top: the lowest id must still win among the candidates, in whatever order they come.
+    if (trial % 4 === 0) logits[4000] = logits[17] = 10;
+    for (const options of [{ temperature: 0 }, { temperature: 1, topK: 5, seed: trial }, { temperature: 0.7, topK: 40, topP: 0.8, seed: trial }]) {
+      const k = options.temperature === 0 ? 1 : options.topK!;
+      // The top k and some others, shuffled, as the head lists its exact rows.
+      const top = Array.from(topKIndices(logits, k));
+      const others = Array.from({ length: 30 }, () => Math.floor(rng.next() * V)).filter((id) => !top.includes(id));
+      const candidates = Int32Array.from([...others, ...top].sort(() => rng.next() - 0.5));
+      const full = new Sampler(options);
+      const listed = new Sampler(options);
+      for (let draw = 0; draw < 5; draw++) assert.equal(listed.sample(logits, candidates), full.sample(logits), JSON.stringify(options));
+    }
+  }
+});

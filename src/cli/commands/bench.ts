@@ -8,7 +8,7 @@
 import type { CliCommand } from '../command';
 import { choiceFlag, numberFlag, parseFlags, UsageError, type ParsedArgs } from '../args';
 import type { GemmaRuntime } from '../../engine/gemma/runtime';
-import { argmax } from '../../engine/generate/sampling';
+import { Sampler } from '../../engine/generate/sampling';
 import { Rng } from '../../engine/rng';
 import { classify } from '../../engine/generate/labelScoring';
 import type { OpenModel } from '../../engine/generate/openModel';
@@ -67,11 +67,13 @@ const decode: BenchSection = {
     const rt = model.runtime;
     const cache = rt.newCache();
     try {
-      // Greedy, as `generate` decodes by default: only the largest logit is read.
+      // Greedy, as `generate` decodes by default: only the largest logit is read, and the sampler looks only
+      // at the ids the step computed exactly.
       const greedy = { logits: 'last', choice: { top: 1 } } as const;
+      const sampler = new Sampler({ temperature: 0 });
       let logits = await rt.step(cache, randomIds(rng, 64, rt.config.vocabSize), greedy);
       const [, ms] = await timed(async () => {
-        for (let i = 0; i < n; i++) logits = await rt.step(cache, [argmax(logits)], greedy);
+        for (let i = 0; i < n; i++) logits = await rt.step(cache, [sampler.sample(logits, cache.candidates)], greedy);
       });
       return {
         values: { decode_tok_s: (n * 1000) / ms },

@@ -113,6 +113,10 @@ export class GemmaKvCache implements KvCache {
    * the next step on this cache): a fresh 1 MB array a token cost its zeroing and page faults.
    */
   choiceLogits: Float32Array | null = null;
+  /** Room for the ids a choice lists (nativeHead.ts's CHOICE_IDS), kept as choiceLogits is. */
+  choiceIds: Int32Array | null = null;
+  /** KvCache's candidates: set by every step. */
+  candidates: Int32Array | null = null;
 
   /** A fresh cache for cfg, or (fork) one over existing slot sets. */
   constructor(readonly owner: object, from: GemmaConfig | Map<LayerType, SlotSet>) {
@@ -139,6 +143,8 @@ export class GemmaKvCache implements KvCache {
   dispose(): void {
     this.disposed = true;
     this.choiceLogits = null;
+    this.choiceIds = null;
+    this.candidates = null;
     for (const s of this.sets.values()) {
       s.k = [];
       s.v = [];

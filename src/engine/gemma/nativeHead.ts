@@ -10,6 +10,9 @@ import type { WeightSource } from '../model/weightSource';
 import { requireFiniteOutput } from '../model/finite';
 import { nativeModule, type NativeModule } from './nativeModule';
 
+/** Most ids a choice lists as computed exactly; with more, the caller scans every logit. */
+export const CHOICE_IDS = 8192;
+
 /** Most rows one native head call takes; more go to ONNX Runtime's head. */
 export const NATIVE_HEAD_MAX_ROWS = 64;
 
@@ -58,14 +61,16 @@ export class NativeHead {
    * (head.h's head_choose). A 4-bit table at float activations scores the vocabulary in int8 and rescores
    * only the rows that can reach the top; `exact` says how many rows were computed exactly. Throws
    * NonFiniteError when a logit the choice can read is NaN or ±Infinity. `into` [V], when given, receives
-   * the logits (every entry is written).
+   * the logits (every entry is written). `candidates`: the ids computed exactly, in no order, written into
+   * `ids` (a fresh array when not given); null when they do not fit or every id was computed.
    */
-  choose(row: Float32Array, top: number, among?: Int32Array, into?: Float32Array): { logits: Float32Array; exact: number } {
+  choose(row: Float32Array, top: number, among?: Int32Array, into?: Float32Array, ids?: Int32Array): { logits: Float32Array; exact: number; candidates: Int32Array | null } {
     if (!this.handle) throw new Error('native head was disposed');
     const logits = into ?? new Float32Array(this.config.vocabSize);
-    const { exact, nonFinite } = this.native.choose(this.handle, row, top, among ?? null, logits);
+    const list = ids ?? new Int32Array(CHOICE_IDS);
+    const { exact, nonFinite, listed } = this.native.choose(this.handle, row, top, among ?? null, logits, list);
     if (nonFinite > 0) requireFiniteOutput(logits);
-    return { logits, exact };
+    return { logits, exact, candidates: listed >= 0 ? list.subarray(0, listed) : null };
   }
 
   dispose(): void {

@@ -18,8 +18,11 @@ export interface NativeModule {
   createHead(config: object, table: Uint8Array | number, norm: Float32Array, threads: number, file?: string): object;
   /** Returns how many logits are NaN or ±Infinity. */
   logits(head: object, rows: Float32Array, n: number, out: Float32Array): number;
-  /** head.h's head_choose: the top logits (among `among`) exact, the others estimates below them; how many rows were exact, and how many of those are NaN or ±Infinity. */
-  choose(head: object, row: Float32Array, top: number, among: Int32Array | null, out: Float32Array): { exact: number; nonFinite: number };
+  /**
+   * head.h's head_choose: the top logits (among `among`) exact, the others estimates below them; how many rows
+   * were exact, how many of those are NaN or ±Infinity, and how many of `ids` list them (−1: not listed).
+   */
+  choose(head: object, row: Float32Array, top: number, among: Int32Array | null, out: Float32Array, ids: Int32Array): { exact: number; nonFinite: number; listed: number };
   /** Stops a decoder's or head's threads and lets its arrays go (the finalizer would, later). */
   destroy(handle: object): void;
 }

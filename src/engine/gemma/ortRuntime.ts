@@ -24,7 +24,7 @@ import { BASE_GRAPH, embeddingFromRecord, hasPackedHead, HEAD_GRAPH, HEAD_PACKED
 import { EmbeddingReader } from './embeddingReader';
 import { NativeDecoder, type NativeAdapter } from './nativeDecoder';
 import { embeddingScale } from './params';
-import { NATIVE_HEAD_MAX_ROWS, NativeHead } from './nativeHead';
+import { CHOICE_IDS, NATIVE_HEAD_MAX_ROWS, NativeHead } from './nativeHead';
 import { LORA_GROUPS, type LoraGroup } from './layer';
 import { GemmaKvCache, type SlotSet } from './kvCache';
 import { layerInverseFrequencies, ropeTables } from './rope';
@@ -367,6 +367,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
   async step(cacheIn: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array> {
     if (ids.length === 0) throw new Error('step: no token ids');
     const cache = this.checked('step', cacheIn, ids, ids.length);
+    cache.candidates = null;
     const choice = opts.logits === 'last' ? opts.choice : undefined;
     if (ids.length === 1 && this.native) return this.nativeStep(this.native, cache, ids[0], opts.adapter, choice);
     const V = this.config.vocabSize;
@@ -462,9 +463,13 @@ class OrtGemmaRuntime implements GemmaRuntime {
    * caller reads is finite, or this throws NonFiniteError (GemmaRuntime's promise).
    */
   private async logits(rows: Float32Array, n: number, choice?: Choice, cache?: GemmaKvCache): Promise<Float32Array> {
+    if (cache) cache.candidates = null;
     if (this.nativeHead && n === 1 && choice) {
       const into = cache ? (cache.choiceLogits ??= new Float32Array(this.config.vocabSize)) : undefined;
-      return this.nativeHead.choose(rows, choice.top, choice.among, into).logits;
+      const ids = cache ? (cache.choiceIds ??= new Int32Array(CHOICE_IDS)) : undefined;
+      const r = this.nativeHead.choose(rows, choice.top, choice.among, into, ids);
+      if (cache) cache.candidates = r.candidates;
+      return r.logits;
     }
     if (this.nativeHead && n <= NATIVE_HEAD_MAX_ROWS) return this.nativeHead.logits(rows, n);
     const logits = (await this.s.head.run({ rows: f32Tensor(rows, [n, this.config.hidden]) })).logits.data as Float32Array;

@@ -123,7 +123,7 @@ export async function generate(runtime: GemmaRuntime, tok: GenTokenizer | undefi
       }
       // The runtime's logits are finite (it throws otherwise): a token is never sampled from NaN or infinity.
       if (allowed) keepOnly(logits, allowed);
-      const id = sampler.sample(logits);
+      const id = sampler.sample(logits, cache.candidates);
       if (stopIds.has(id)) {
         finishReason = 'stop';
         break;

@@ -41,6 +41,20 @@ export function argmax(logits: Float32Array): number {
   return best;
 }
 
+/** argmax over the ids of `among` only (in any order): the largest logit, the lowest id on ties. */
+function argmaxOf(logits: Float32Array, among: Int32Array): number {
+  let best = -1;
+  let bestV = -Infinity;
+  for (const id of among) {
+    const v = logits[id];
+    if (v > bestV || (v === bestV && v > -Infinity && id < best)) {
+      bestV = v;
+      best = id;
+    }
+  }
+  return best;
+}
+
 /** True when token a ranks before token b: higher logit first, then lower index (a total order). */
 function before(logits: Float32Array, a: number, b: number): boolean {
   const va = logits[a];
@@ -48,8 +62,8 @@ function before(logits: Float32Array, a: number, b: number): boolean {
   return va > vb || (va === vb && a < b);
 }
 
-/** The k highest-ranked token ids (ranked as `before`), best first, via a k-sized min-heap: O(V log k). */
-export function topKIndices(logits: Float32Array, k: number): Int32Array {
+/** The k highest-ranked token ids (ranked as `before`), best first, via a k-sized min-heap: O(V log k); only ids of `among` when given. */
+export function topKIndices(logits: Float32Array, k: number, among?: Int32Array): Int32Array {
   // heap[0] is the worst of the kept tokens; a token that beats it replaces it.
   const heap = new Int32Array(k);
   let size = 0;
@@ -68,7 +82,9 @@ export function topKIndices(logits: Float32Array, k: number): Int32Array {
       i = m;
     }
   };
-  for (let id = 0; id < logits.length; id++) {
+  const n = among ? among.length : logits.length;
+  for (let j = 0; j < n; j++) {
+    const id = among ? among[j] : j;
     if (!(logits[id] > -Infinity)) continue;
     if (size < k) {
       let i = size++;
@@ -127,9 +143,9 @@ export interface Candidates {
  * transformers' TopPLogitsWarper keeps (it removes tokens whose ascending cumulative mass is ≤ 1 − top_p);
  * as there, top-p sees the distribution already cut to the top k.
  */
-export function nucleus(logits: Float32Array, temperature: number, topK = 0, topP = 1): Candidates {
+export function nucleus(logits: Float32Array, temperature: number, topK = 0, topP = 1, among?: Int32Array): Candidates {
   const invT = 1 / temperature;
-  const ranked = topK > 0 && topK < logits.length ? withTotal(logits, topKIndices(logits, topK), invT) : aboveMass(logits, invT, topP);
+  const ranked = topK > 0 && topK < logits.length ? withTotal(logits, topKIndices(logits, topK, among), invT) : aboveMass(logits, invT, topP);
   const { ids, total } = ranked;
   if (ids.length === 0) return { ids, probs: new Float64Array(0) };
   const maxL = logits[ids[0]];
@@ -210,18 +226,22 @@ export class Sampler {
     return k > 0 && k < vocab ? k : undefined;
   }
 
-  /** The next token id; throws if every token is masked. */
-  sample(logits: Float32Array): number {
+  /**
+   * The next token id; throws if every token is masked. `candidates` (KvCache's after a step with this
+   * sampler's choice): the only ids that can be among the top `reads()`, so only they are looked at.
+   */
+  sample(logits: Float32Array, candidates?: Int32Array | null): number {
     const o = this.options;
+    const among = candidates && this.reads(logits.length) !== undefined ? candidates : undefined;
     if (o.temperature === 0) {
-      const id = argmax(logits);
+      const id = among ? argmaxOf(logits, among) : argmax(logits);
       if (id < 0) throw new Error('no token is allowed: every logit is masked');
       return id;
     }
     const topK = o.topK ?? 0;
     const topP = o.topP ?? 1;
     if ((topK === 0 || topK >= logits.length) && topP >= 1) return this.fromAll(logits, o.temperature);
-    const c = nucleus(logits, o.temperature, topK, topP);
+    const c = nucleus(logits, o.temperature, topK, topP, among);
     if (c.ids.length === 0) throw new Error('no token is allowed: every logit is masked');
     const u = this.rng.next();
     let acc = 0;

@@ -22,16 +22,33 @@ KERNEL void prepare_input(const float *x, int K, int level, block_q8 *xq, float 
 }
 
 KERNEL void quantize_q8(const float *x, int K, block_q8 *out) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
   for (int b = 0; b < K / QK; b++) {
     const float *xb = x + b * QK;
-    float amax = 0;
-    for (int i = 0; i < QK; i++) amax = fmaxf(amax, fabsf(xb[i]));
+    const __m256 v[4] = {_mm256_loadu_ps(xb), _mm256_loadu_ps(xb + 8), _mm256_loadu_ps(xb + 16), _mm256_loadu_ps(xb + 24)};
+    // max|x| of the block (max is exact, so the order does not matter), as fmaxf over the elements would give.
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                             _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const float amax = _mm_cvtss_f32(h);
     const float d = amax / 127.0f;
     const float id = d != 0 ? 1.0f / d : 0.0f;
     out[b].d = d;
-    int sum = 0;
-    for (int i = 0; i < QK; i++) sum += out[b].qs[i] = (int8_t)lrintf(xb[i] * id);
-    out[b].sum8 = 8 * d * (float)sum;
+    // x·id rounded to the nearest integer, ties to even: lrintf's rounding in the default mode.
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int j = 0; j < 4; j++) q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], vid));
+    // int32 → int8, in order: packs interleave 128-bit lanes, the permute puts them back.
+    const __m256i q16a = _mm256_packs_epi32(q[0], q[1]), q16b = _mm256_packs_epi32(q[2], q[3]);
+    const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)out[b].qs, q8);
+    const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+    out[b].sum8 = 8 * d * (float)_mm_cvtsi128_si32(t);
   }
 }
 

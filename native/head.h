@@ -30,7 +30,7 @@ int head_logits(head *h, const float *rows, int n, float *out);
 /**
  * out [vocab] for one row, for a caller that reads only its `top` largest logits (among the rows listed in
  * `among`, all rows when NULL): those are exactly head_logits's, bit for bit; every other logit is an estimate
- * from int8 activations, not above them. For a Q4_0 table at level 0 (the exact float head) this scores the
+ * from int8 activations, below them. For a Q4_0 table at level 0 (the exact float head) this scores the
  * vocabulary with the int8 kernel on a repacked copy and rescores only the rows whose error bound reaches the
  * top; any other head computes every row exactly. A NaN or infinite estimate is always rescored: *nonfinite
  * counts the exact logits (of `among`) that are NaN or ±Infinity. The rows computed exactly go to ids [ids_cap]

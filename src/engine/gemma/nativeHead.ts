@@ -2,7 +2,8 @@
 // the model file stores it (Q4_0 or Q8_0), at the precision the ONNX head graph uses (headAccuracyFor). It
 // serves the decode steps and short scoring runs; ONNX Runtime's head keeps longer runs, where its
 // blocked GEMM is faster than row-by-row dots, so ONNX Runtime's packed copy of the table is paged in only
-// by those.
+// by those. For a step that only picks a token (runtime.ts's Choice), choose computes exactly only the
+// logits that can be picked.
 
 import type { GemmaConfig } from '../model/config';
 import { EMBED_NAME, FINAL_NORM_NAME } from '../model/weights';
@@ -57,7 +58,7 @@ export class NativeHead {
 
   /**
    * Logits [V] of one row for a caller that reads only the `top` largest (among `among`, every id when
-   * absent): those are exact, as logits() gives them; every other one is an estimate not above them
+   * absent): those are exact, as logits() gives them; every other one is an estimate below them
    * (head.h's head_choose). A 4-bit table at float activations scores the vocabulary in int8 and rescores
    * only the rows that can reach the top; `exact` says how many rows were computed exactly. Throws
    * NonFiniteError when a logit the choice can read is NaN or ±Infinity. `into` [V], when given, receives

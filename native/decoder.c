@@ -2,7 +2,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 /** A layer as the decoder keeps it: its matrices repacked (block_q4_0x8) and its norms copied, in the decoder's memory. */
 typedef struct {
@@ -151,11 +150,6 @@ typedef struct {
   int n;
 } repack_work;
 
-/** Blocks of a [rows, K] matrix repacked: ⌈rows/8⌉ groups of K/32. */
-static size_t packed_blocks(int rows, int K) {
-  return (size_t)((rows + 7) / 8) * (size_t)(K / QK);
-}
-
 static void phase_repack(void *ctx, int ith, int nth) {
   const repack_work *w = ctx;
   for (int j = 0; j < w->n; j++) {
@@ -176,15 +170,7 @@ static int copy_layers(decoder *d, const decoder_layer *from) {
   const int shapes[7][2] = {{Q, C}, {KV, C}, {KV, C}, {C, Q}, {F, C}, {F, C}, {C, F}};
   size_t blocks = 0;
   for (int m = 0; m < 7; m++) blocks += packed_blocks(shapes[m][0], shapes[m][1]);
-  // In 2 MB pages where the kernel gives them: a tenth of the page faults while repacking (56 MB for the
-  // 270M), and fewer TLB misses while streaming the weights each token.
-  const size_t bytes = sizeof(block_q4_0x8) * blocks * (size_t)c->layers;
-  void *weights = NULL;
-  if (posix_memalign(&weights, 2u << 20, bytes) != 0) weights = NULL;
-#ifdef MADV_HUGEPAGE
-  if (weights) madvise(weights, bytes, MADV_HUGEPAGE);
-#endif
-  d->weights = weights;
+  d->weights = packed_alloc(blocks * (size_t)c->layers);  // 56 MB for the 270M
   const size_t norms = 4 * (size_t)C + 2 * (size_t)D;
   d->norms = malloc(sizeof(float) * norms * (size_t)c->layers);
   repack_job *jobs = malloc(sizeof(repack_job) * 7 * (size_t)c->layers);

@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 /** Rows a thread lists for rescoring before it gives up and rescans its share (a flat distribution). */
 #define CHOOSE_LIST 4096
@@ -74,15 +73,9 @@ KERNEL static void phase_pack(void *ctx, int ith, int nth) {
       for (int b = 0; b < nb; b++) {
         const double d = _cvtsh_ss(row[b].d);
         // Σ(q − 8)² of the block, exact in int: |q − 8| ≤ 8, so a pair of squares fits maddubs's int16.
-        const __m128i raw = _mm_loadu_si128((const __m128i *)row[b].qs);
-        const __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), _mm256_set1_epi8(0x0F));
-        const __m256i a = _mm256_abs_epi8(_mm256_sub_epi8(q, _mm256_set1_epi8(8)));
-        const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(a, a), _mm256_set1_epi16(1));
-        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
-        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+        const __m256i a = _mm256_abs_epi8(_mm256_sub_epi8(unpack_q4(row[b].qs), _mm256_set1_epi8(8)));
         d2 += d * d;
-        w2 += d * d * _mm_cvtsi128_si32(t);
+        w2 += d * d * hsum_i32(_mm256_madd_epi16(_mm256_maddubs_epi16(a, a), _mm256_set1_epi16(1)));
       }
       // Rounded up, so that the bound stays a bound.
       h->wnorm[r] = (float)sqrt(w2) * (1 + 1e-6f);
@@ -93,21 +86,14 @@ KERNEL static void phase_pack(void *ctx, int ith, int nth) {
 
 static int pack_table(head *h) {
   const int V = h->c.vocab;
-  const size_t bytes = sizeof(block_q4_0x8) * (size_t)((V + 7) / 8) * (size_t)(h->c.hidden / QK);
-  void *p = NULL;
-  // In 2 MB pages where the kernel gives them, as the decoder's layers (94 MB for the 270M's table).
-  if (posix_memalign(&p, 2u << 20, bytes) != 0) return -1;
-#ifdef MADV_HUGEPAGE
-  madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-  h->packed = p;
+  h->packed = packed_alloc(packed_blocks(V, h->c.hidden));  // 94 MB for the 270M's table
   h->wnorm = malloc(sizeof(float) * (size_t)V);
   h->wmag = malloc(sizeof(float) * (size_t)V);
   h->heap_n = calloc((size_t)h->threads, sizeof(int));
   h->list_n = calloc((size_t)h->threads, sizeof(int));
   h->lists = malloc(sizeof(int) * CHOOSE_LIST * (size_t)h->threads);
   h->found = malloc(sizeof(int) * CHOOSE_LIST * (size_t)h->threads);
-  if (!h->wnorm || !h->wmag || !h->heap_n || !h->list_n || !h->lists || !h->found) return -1;
+  if (!h->packed || !h->wnorm || !h->wmag || !h->heap_n || !h->list_n || !h->lists || !h->found) return -1;
   pool_run(h->pool, phase_pack, h);
   pool_park(h->pool);
   return 0;
@@ -162,11 +148,9 @@ KERNEL static void phase_logits(void *ctx, int ith, int nth) {
     if (h->packed) {
       const block_q4_0x8 *g = h->packed + (size_t)(r / 8) * nb;
       for (int i = 0; i < n; i++) h->out[(size_t)i * V + r] = dot_x8_f32(g, r % 8, nb, h->normed + (size_t)i * h->c.hidden, h->xsum8 + (size_t)i * nb);
-    } else if (h->c.type == HEAD_Q4_0) {
+    } else if (h->c.type == HEAD_Q4_0) {  // at level 4: level 0 is always packed
       const block_q4_0 *row = (const block_q4_0 *)h->table + (size_t)r * nb;
-      for (int i = 0; i < n; i++)
-        h->out[(size_t)i * V + r] = h->c.level == 4 ? dot_q4_q8(row, nb, h->xq + (size_t)i * nb)
-                                                    : dot_q4_f32(row, nb, h->normed + (size_t)i * h->c.hidden, h->xsum8 + (size_t)i * nb);
+      for (int i = 0; i < n; i++) h->out[(size_t)i * V + r] = dot_q4_q8(row, nb, h->xq + (size_t)i * nb);
     } else {
       const block_q8_0 *row = (const block_q8_0 *)h->table + (size_t)r * nb;
       for (int i = 0; i < n; i++)
@@ -386,7 +370,6 @@ KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among,
   h->among = among;
   h->n_among = among ? n_among : 0;
   h->out = out;
-  h->n = 1;
   pool_run(h->pool, phase_estimate, h);
   if (among) pool_run(h->pool, phase_select, h);
   // The top largest lower bounds of all: the smallest of them is a value that the top exact logits reach.

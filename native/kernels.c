@@ -1,5 +1,7 @@
 #include "kernels.h"
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <immintrin.h>
 #include <math.h>
 
@@ -44,11 +46,7 @@ KERNEL void quantize_q8(const float *x, int K, block_q8 *out) {
     const __m256i q16a = _mm256_packs_epi32(q[0], q[1]), q16b = _mm256_packs_epi32(q[2], q[3]);
     const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256((__m256i *)out[b].qs, q8);
-    const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
-    out[b].sum8 = 8 * d * (float)_mm_cvtsi128_si32(t);
+    out[b].sum8 = 8 * d * (float)hsum_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
   }
 }
 
@@ -91,6 +89,18 @@ KERNEL void gelu_tanh_mul(const float *g, const float *u, float *out, int n) {
     const float v = g[i];
     out[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v))) * u[i];
   }
+}
+
+block_q4_0x8 *packed_alloc(size_t blocks) {
+  const size_t bytes = sizeof(block_q4_0x8) * blocks;
+  void *p = NULL;
+  // 2 MB pages: a tenth of the page faults while repacking, and fewer TLB misses while streaming the
+  // weights each token.
+  if (posix_memalign(&p, 2u << 20, bytes) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  return p;
 }
 
 void repack_q4_0x8(const block_q4_0 *w, int rows, int K, block_q4_0x8 *out, int g0, int g1) {

@@ -65,19 +65,7 @@ KERNEL static inline __m256 block_q4_f32(const uint8_t *qs, const float *xb) {
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4)), _mm256_loadu_ps(xb + 24), s);
 }
 
-/** One row of nb Q4_0 blocks times float x; xsum8[b] = 8·Σ of x's block b. */
-KERNEL static inline float dot_q4_f32(const block_q4_0 *row, int nb, const float *x, const float *xsum8) {
-  __m256 acc = _mm256_setzero_ps();
-  float corr = 0;
-  for (int b = 0; b < nb; b++) {
-    const float d = _cvtsh_ss(row[b].d);
-    acc = _mm256_fmadd_ps(block_q4_f32(row[b].qs, x + b * QK), _mm256_set1_ps(d), acc);
-    corr += d * xsum8[b];
-  }
-  return hsum(acc) - corr;
-}
-
-/** Row k of a repacked group g [nb blocks] times float x, the same operations in the same order as dot_q4_f32 (the same bits). */
+/** Row k of a repacked group g [nb blocks] times float x (the exact Q4_0 product); xsum8[b] = 8·Σ of x's block b. */
 KERNEL static inline float dot_x8_f32(const block_q4_0x8 *g, int k, int nb, const float *x, const float *xsum8) {
   __m256 acc = _mm256_setzero_ps();
   float corr = 0;
@@ -89,12 +77,24 @@ KERNEL static inline float dot_x8_f32(const block_q4_0x8 *g, int k, int nb, cons
   return hsum(acc) - corr;
 }
 
-/** The unsigned codes qs [16 bytes] of one block times int8 xs [32], as 8 int32 partial sums. */
-KERNEL static inline __m256i block_q4_q8(const uint8_t *qs, const int8_t *xs) {
+/** The 32 unsigned codes (0…15) of one block's qs [16 bytes], in element order. */
+KERNEL static inline __m256i unpack_q4(const uint8_t *qs) {
   const __m128i raw = _mm_loadu_si128((const __m128i *)qs);
   // Low nibbles are elements 0…15, high nibbles 16…31: the two halves of one 32-byte vector.
-  const __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), _mm256_set1_epi8(0x0F));
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)xs)), _mm256_set1_epi16(1));
+  return _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), _mm256_set1_epi8(0x0F));
+}
+
+/** The sum of v's eight int32 lanes. */
+KERNEL static inline int hsum_i32(__m256i v) {
+  __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+  t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+  return _mm_cvtsi128_si32(t);
+}
+
+/** The unsigned codes qs [16 bytes] of one block times int8 xs [32], as 8 int32 partial sums. */
+KERNEL static inline __m256i block_q4_q8(const uint8_t *qs, const int8_t *xs) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(unpack_q4(qs), _mm256_loadu_si256((const __m256i *)xs)), _mm256_set1_epi16(1));
 }
 
 /** One row of nb Q4_0 blocks times int8 blocks xq. */
@@ -139,13 +139,19 @@ KERNEL static inline float dot_q8_q8(const block_q8_0 *row, int nb, const block_
   return hsum(acc);
 }
 
+/** Blocks of a [rows, K] matrix repacked: ⌈rows/8⌉ groups of K/32. */
+static inline size_t packed_blocks(int rows, int K) {
+  return (size_t)((rows + 7) / 8) * (size_t)(K / QK);
+}
+/** Room for `blocks` repacked blocks, in 2 MB pages where the kernel gives them (free() releases it); NULL when out of memory. */
+block_q4_0x8 *packed_alloc(size_t blocks);
 /** Groups [g0, g1) of W [rows, K] (GGUF's rows) into out [⌈rows/8⌉ groups, K/32 blocks]; rows past the end get zero blocks. */
 void repack_q4_0x8(const block_q4_0 *w, int rows, int K, block_q4_0x8 *out, int g0, int g1);
 /** y[r] = Σ_k W[r,k]·x[k] for rows r0 ≤ r < r1 of repacked W [rows, K], int8 activations xq (level 4). */
 KERNEL void gemv_x8_q8(const block_q4_0x8 *w, int K, const block_q8 *xq, float *y, int r0, int r1);
-/** The same with float activations (level 0), row by row as dot_q4_f32 computes it; xsum8 as its. */
+/** The same with float activations (level 0), row by row (dot_x8_f32); xsum8 as its. */
 KERNEL void gemv_x8_f32(const block_q4_0x8 *w, int K, const float *x, const float *xsum8, float *y, int r0, int r1);
-/** xsum8[b] = 8·Σ of x's block b, for dot_q4_f32. */
+/** xsum8[b] = 8·Σ of x's block b, for dot_x8_f32. */
 KERNEL void block_sums8(const float *x, int K, float *xsum8);
 /** x [K] in the form a level's Q4_0 dot reads: int8 blocks into xq (level 4), or block sums into xsum8 (level 0). */
 KERNEL void prepare_input(const float *x, int K, int level, block_q8 *xq, float *xsum8);

@@ -367,7 +367,6 @@ class OrtGemmaRuntime implements GemmaRuntime {
   async step(cacheIn: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array> {
     if (ids.length === 0) throw new Error('step: no token ids');
     const cache = this.checked('step', cacheIn, ids, ids.length);
-    cache.candidates = null;
     const choice = opts.logits === 'last' ? opts.choice : undefined;
     if (ids.length === 1 && this.native) return this.nativeStep(this.native, cache, ids[0], opts.adapter, choice);
     const V = this.config.vocabSize;

@@ -76,7 +76,9 @@ export function validateGenerate(runtime: GemmaRuntime, o: GenerateOptions, tok:
 
 /** Sets every logit but those of `ids` to -Infinity, in place. */
 function keepOnly(logits: Float32Array, ids: Int32Array): void {
-  const keep = Float32Array.from(ids, (id) => logits[id]);
+  // A plain loop: Float32Array.from with a map function took ~55 ms for 250,000 ids.
+  const keep = new Float32Array(ids.length);
+  for (let i = 0; i < ids.length; i++) keep[i] = logits[ids[i]];
   logits.fill(-Infinity);
   for (let i = 0; i < ids.length; i++) logits[ids[i]] = keep[i];
 }
@@ -122,7 +124,8 @@ export async function generate(runtime: GemmaRuntime, tok: GenTokenizer | undefi
         break;
       }
       // The runtime's logits are finite (it throws otherwise): a token is never sampled from NaN or infinity.
-      if (allowed) keepOnly(logits, allowed);
+      // Candidates are all among the allowed ids (the choice named them): masking is needed only without.
+      if (allowed && !cache.candidates) keepOnly(logits, allowed);
       const id = sampler.sample(logits, cache.candidates);
       if (stopIds.has(id)) {
         finishReason = 'stop';

@@ -1,4 +1,4 @@
-// The Node-API face of the decoder (decoder.h) and the head (head.h): createDecoder, createAdapter, step,
+// The Node-API face of the decoder (decoder.h) and the head (head.h): createDecoder, createAdapter, run,
 // createHead, logits, choose, destroy, supported. Every array the JS side passes is checked for its type and
 // length before the kernels read it, so a wrong call throws instead of reading out of bounds.
 #define NAPI_VERSION 8
@@ -211,10 +211,10 @@ static napi_value create_decoder(napi_env env, napi_callback_info info) {
       !get_float(env, argv[0], "eps", &c.eps) || !get_float(env, argv[0], "attnScale", &c.attn_scale) || !get_int(env, argv[0], "level", &c.level) ||
       napi_get_value_int32(env, argv[2], &threads) != napi_ok)
     FAIL("createDecoder: config needs layers, hidden, heads, kvHeads, headDim, ffn, eps, attnScale, level; threads a number");
-  if (c.layers < 1 || c.layers > 1024 || c.hidden % QK || c.ffn % QK || c.head_dim % 2 || c.kv_heads < 1 || c.heads % c.kv_heads ||
+  if (c.layers < 1 || c.layers > 1024 || c.hidden % QK || c.ffn % QK || c.head_dim % 8 || c.kv_heads < 1 || c.heads % c.kv_heads ||
       (c.heads * c.head_dim) % QK || c.hidden > 65536 || c.ffn > 262144 || c.heads > 256 || c.head_dim > 1024 || (c.level != 0 && c.level != 4) ||
       threads < 1 || threads > 256)
-    FAIL("createDecoder: unsupported shape (widths must be multiples of 32)");
+    FAIL("createDecoder: unsupported shape (widths must be multiples of 32, the head size of 8)");
   uint32_t n;
   if (napi_get_array_length(env, argv[1], &n) != napi_ok || (int)n != c.layers) FAIL("createDecoder: layers needs one entry per layer");
   handle *h = calloc(1, sizeof(handle));
@@ -254,7 +254,7 @@ static napi_value create_decoder(napi_env env, napi_callback_info info) {
   if (!msg[0] && !(h->d = decoder_create(&c, layers, threads))) snprintf(msg, sizeof msg, "createDecoder: out of memory or threads");
   free(layers);
   if (msg[0]) return give_up(env, h, msg);
-  // The decoder holds a repacked copy: the model file is read only here, never during a step.
+  // The decoder holds a repacked copy: the model file is read only here, never during a run.
   drop_sources(env, h);
   h->cfg = c;
   return wrap(env, h);
@@ -271,44 +271,58 @@ static handle *unwrap(napi_env env, napi_value v) {
   return data;
 }
 
-// step(decoder, x, pos, caches, newKv, adapter?): caches[i] { k, v: Float32Array [kvHeads·capacity·headDim],
-// positions: Int32Array [≥ filled], capacity, filled, cos, sin: Float32Array [headDim/2] }.
-static napi_value step(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+// run(decoder, x, positions, branch, caches, newKv, adapter?): T = positions.length tokens; x Float32Array
+// [T·hidden]; positions Int32Array [T]; branch Int32Array [T] or null; caches[i] { k, v: Float32Array
+// [kvHeads·capacity·headDim], positions: Int32Array [≥ filled], capacity, filled, cos, sin: Float32Array
+// [T·headDim/2] }; newKv Float32Array [2·layers·kvHeads·T·headDim].
+static napi_value run(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  handle *h = argc >= 5 ? unwrap(env, argv[0]) : NULL;
-  if (!h || !h->d) FAIL("step(decoder, x, pos, caches, newKv, adapter?): no live decoder");
+  handle *h = argc >= 6 ? unwrap(env, argv[0]) : NULL;
+  if (!h || !h->d) FAIL("run(decoder, x, positions, branch, caches, newKv, adapter?): no live decoder");
   const decoder_config *c = &h->cfg;
   const lora_layer *lora = NULL;
   napi_valuetype at;
-  if (argc == 6 && napi_typeof(env, argv[5], &at) == napi_ok && at != napi_undefined) {
-    const handle *a = unwrap(env, argv[5]);
-    if (!a || !a->lora || memcmp(&a->cfg, c, sizeof *c) != 0) FAIL("step: the adapter is not one made for this decoder");
+  if (argc == 7 && napi_typeof(env, argv[6], &at) == napi_ok && at != napi_undefined) {
+    const handle *a = unwrap(env, argv[6]);
+    if (!a || !a->lora || memcmp(&a->cfg, c, sizeof *c) != 0) FAIL("run: the adapter is not one made for this decoder");
     lora = a->lora;
   }
-  float *x = typed(env, argv[1], napi_float32_array, c->hidden, NULL);
-  float *kv = typed(env, argv[4], napi_float32_array, 2LL * c->layers * c->kv_heads * c->head_dim, NULL);
-  int pos;
-  if (!x || !kv || napi_get_value_int32(env, argv[2], &pos) != napi_ok || pos < 0) FAIL("step: x, newKv or pos has the wrong type or size");
+  size_t T = 0;
+  const int32_t *positions = typed(env, argv[2], napi_int32_array, -1, &T);
+  if (!positions || T == 0 || T > 65536) FAIL("run: positions must be an Int32Array of 1 to 65536 positions");
+  for (size_t t = 0; t < T; t++)
+    if (positions[t] < 0) FAIL("run: a position is negative");
+  const int32_t *branch = NULL;
+  napi_valuetype bt;
+  if (napi_typeof(env, argv[3], &bt) != napi_ok) FAIL("run: branch must be an Int32Array or null");
+  if (bt != napi_null && bt != napi_undefined) {
+    branch = typed(env, argv[3], napi_int32_array, (long long)T, NULL);
+    if (!branch) FAIL("run: branch must be an Int32Array of one entry per position, or null");
+  }
+  float *x = typed(env, argv[1], napi_float32_array, (long long)T * c->hidden, NULL);
+  float *kv = typed(env, argv[5], napi_float32_array, 2LL * c->layers * c->kv_heads * (long long)T * c->head_dim, NULL);
+  if (!x || !kv) FAIL("run: x or newKv has the wrong type or size");
   bool is_array = false;
   uint32_t ncaches = 0;
-  if (napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[3], &ncaches) != napi_ok || (int)ncaches != c->layers)
-    FAIL("step: caches needs one entry per layer");
+  if (napi_is_array(env, argv[4], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[4], &ncaches) != napi_ok || (int)ncaches != c->layers)
+    FAIL("run: caches needs one entry per layer");
   decoder_cache *caches = calloc((size_t)c->layers, sizeof(decoder_cache));
-  if (!caches) FAIL("step: out of memory");
+  if (!caches) FAIL("run: out of memory");
   for (int i = 0; i < c->layers; i++) {
     napi_value e;
-    int ok = napi_get_element(env, argv[3], (uint32_t)i, &e) == napi_ok && get_int(env, e, "capacity", &caches[i].capacity) &&
+    int ok = napi_get_element(env, argv[4], (uint32_t)i, &e) == napi_ok && get_int(env, e, "capacity", &caches[i].capacity) &&
              get_int(env, e, "filled", &caches[i].filled) && caches[i].filled >= 0 && caches[i].capacity >= caches[i].filled;
     if (ok) {
       const long long n = (long long)c->kv_heads * caches[i].capacity * c->head_dim;
+      const long long rope = (long long)T * (c->head_dim / 2);
       size_t klen = 0, vlen = 0, plen = 0;
       caches[i].k = get_array(env, e, "k", napi_float32_array, -1, NULL, &klen);
       caches[i].v = get_array(env, e, "v", napi_float32_array, -1, NULL, &vlen);
       caches[i].positions = get_array(env, e, "positions", napi_int32_array, -1, NULL, &plen);
-      caches[i].cos = get_array(env, e, "cos", napi_float32_array, c->head_dim / 2, NULL, NULL);
-      caches[i].sin = get_array(env, e, "sin", napi_float32_array, c->head_dim / 2, NULL, NULL);
+      caches[i].cos = get_array(env, e, "cos", napi_float32_array, rope, NULL, NULL);
+      caches[i].sin = get_array(env, e, "sin", napi_float32_array, rope, NULL, NULL);
       // An empty typed array may have no data pointer: only a cache with slots needs one.
       ok = caches[i].cos && caches[i].sin && (caches[i].k || n == 0) && (caches[i].v || n == 0) && (caches[i].positions || caches[i].filled == 0) &&
            (long long)klen >= n && (long long)vlen >= n && (long long)plen >= caches[i].filled;
@@ -316,13 +330,13 @@ static napi_value step(napi_env env, napi_callback_info info) {
     if (!ok) {
       free(caches);
       char msg[120];
-      snprintf(msg, sizeof msg, "step: cache %d is not { k, v, positions, capacity, filled, cos, sin } of matching sizes", i);
+      snprintf(msg, sizeof msg, "run: cache %d is not { k, v, positions, capacity, filled, cos, sin } of matching sizes", i);
       FAIL(msg);
     }
   }
-  const int rc = decoder_step(h->d, x, pos, caches, kv, lora);
+  const int rc = decoder_run(h->d, x, (int)T, positions, branch, caches, kv, lora);
   free(caches);
-  if (rc != 0) FAIL("step: out of memory");
+  if (rc != 0) FAIL("run: out of memory");
   return NULL;
 }
 
@@ -478,7 +492,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"supported", NULL, supported, NULL, NULL, NULL, napi_default, NULL},
     {"createDecoder", NULL, create_decoder, NULL, NULL, NULL, napi_default, NULL},
     {"createAdapter", NULL, create_adapter, NULL, NULL, NULL, napi_default, NULL},
-    {"step", NULL, step, NULL, NULL, NULL, napi_default, NULL},
+    {"run", NULL, run, NULL, NULL, NULL, napi_default, NULL},
     {"createHead", NULL, create_head, NULL, NULL, NULL, napi_default, NULL},
     {"logits", NULL, logits, NULL, NULL, NULL, napi_default, NULL},
     {"choose", NULL, choose, NULL, NULL, NULL, napi_default, NULL},

@@ -16,103 +16,267 @@ struct decoder {
   block_q4_0x8 *weights;  // every layer's matrices, one allocation
   float *norms;           // every layer's norms, one allocation
   pool *pool;
-  // Scratch for one token: normed input, q|k|v, attention context, projections, MLP.
+  int threads;
+  // Scratch for `rows` tokens (a run of more grows it), each array [rows, width]: normed input, q|k|v,
+  // attention context, projections, residual, gate|up, MLP activation; the int8 (or block-sum) form of a
+  // phase's input.
+  int rows;
   float *xn, *qkv, *ctx, *proj, *h, *gateup, *act;
   block_q8 *xq;
   float *xsum8;
+  // Attention scratch: `scores_cap` floats per thread.
   float *scores;
   int scores_cap;
-  // LoRA: a·x of the phase in flight (its pair's r values), and room for the widest pair.
+  // LoRA: a·x of the phase in flight, [T, r] for its pair's r, and room for the widest.
   float *lora_t;
-  int lora_cap;
+  size_t lora_cap;
   const lora_pair *lora;
-  // The phase in flight (pool functions read it).
+  // The run and phase in flight (pool functions read them): the rows' work of for_rows, a phase's input.
+  void (*rows_fn)(struct decoder *d, int t0, int t1);
+  const float *in;
+  int in_k;
+  int layer;
+  float *x, *new_kv;
+  int T;
+  const int *positions, *branch;
   const layer *L;
   const decoder_cache *cache;
-  int pos;
 };
 
-// y rows [r0, r1) of W [.., K] on the current input (float xn or its q8 blocks, by level).
-KERNEL static void gemv(const decoder *d, const block_q4_0x8 *w, int K, const float *x, float *y, int r0, int r1) {
+// y [T, ldy] rows [r0, r1) of W [.., K] on the current input (float rows x [T, K] or their q8 blocks, by level).
+KERNEL static void gemm(const decoder *d, const block_q4_0x8 *w, int K, const float *x, float *y, int ldy, int r0, int r1) {
   if (r0 >= r1) return;
-  if (d->c.level == 4) gemv_x8_q8(w, K, d->xq, y, r0, r1);
-  else gemv_x8_f32(w, K, x, d->xsum8, y, r0, r1);
+  if (d->c.level == 4) gemm_x8_q8(w, K, d->xq, d->T, y, ldy, r0, r1);
+  else gemm_x8_f32(w, K, x, d->xsum8, d->T, y, ldy, r0, r1);
 }
 
-// y[i] += b[row0 + i]·t for i in [0, n): the LoRA update of n output rows, t = a·x computed before the phase.
-KERNEL static void lora_rows(const decoder *d, float *y, int row0, int n) {
+// y[t·ldy + i] += b[row0 + i]·t_t for i in [0, n) and every token t: the LoRA update of n output rows, t = a·x
+// computed before the phase.
+KERNEL static void lora_rows(const decoder *d, float *y, int ldy, int row0, int n) {
   const lora_pair *p = d->lora;
-  if (!p || p->r == 0) return;
-  for (int i = 0; i < n; i++) y[i] += dot_f32(p->b + (size_t)(row0 + i) * p->r, d->lora_t, p->r);
+  if (!p || p->r == 0 || n <= 0) return;
+  for (int t = 0; t < d->T; t++)
+    for (int i = 0; i < n; i++) y[(size_t)t * ldy + i] += dot_f32(p->b + (size_t)(row0 + i) * p->r, d->lora_t + (size_t)t * p->r, p->r);
 }
 
-// Before a phase on input x [K]: x in the form the level's products read, and t = a·x for the group's LoRA
-// pair (none: the phase adds nothing). −1 when out of memory.
-KERNEL static int begin_phase(decoder *d, const float *x, int K, const lora_pair *p) {
-  prepare_input(x, K, d->c.level, d->xq, d->xsum8);
-  d->lora = p;
-  if (!p || p->r == 0) return 0;
-  if (p->r > d->lora_cap) {
-    float *t = realloc(d->lora_t, sizeof(float) * (size_t)p->r);
-    if (!t) return -1;
-    d->lora_t = t;
-    d->lora_cap = p->r;
+static void phase_rows(void *ctx, int ith, int nth) {
+  decoder *d = ctx;
+  int t0, t1;
+  pool_share(d->T, 1, ith, nth, &t0, &t1);
+  if (t0 < t1) d->rows_fn(d, t0, t1);
+}
+
+// fn on every token's rows: shared among the threads for a run of many, on this one for a decode step
+// (whose rows are too small to pay for a meeting of the threads).
+static void for_rows(decoder *d, void (*fn)(decoder *, int, int)) {
+  if (d->T == 1) {
+    fn(d, 0, 1);
+    return;
   }
-  for (int j = 0; j < p->r; j++) d->lora_t[j] = dot_f32(p->a + (size_t)j * K, x, K);
+  d->rows_fn = fn;
+  pool_run(d->pool, phase_rows, d);
+}
+
+// The phase input's rows [t0, t1) in the form the level's products read, and t = a·x for its LoRA pair.
+KERNEL static void rows_prepare(decoder *d, int t0, int t1) {
+  const int K = d->in_k, nb = K / QK;
+  const lora_pair *p = d->lora;
+  for (int t = t0; t < t1; t++) {
+    const float *x = d->in + (size_t)t * K;
+    prepare_input(x, K, d->c.level, d->xq + (size_t)t * nb, d->xsum8 + (size_t)t * nb);
+    if (p && p->r > 0)
+      for (int j = 0; j < p->r; j++) d->lora_t[(size_t)t * p->r + j] = dot_f32(p->a + (size_t)j * K, x, K);
+  }
+}
+
+// Before a phase on input rows x [T, K]: x in the form the level's products read, and t = a·x for the
+// group's LoRA pair (none: the phase adds nothing). −1 when out of memory.
+KERNEL static int begin_phase(decoder *d, const float *x, int K, const lora_pair *p) {
+  d->lora = p;
+  if (p && p->r > 0) {
+    const size_t need = (size_t)p->r * (size_t)d->T;
+    if (need > d->lora_cap) {
+      float *t = realloc(d->lora_t, sizeof(float) * need);
+      if (!t) return -1;
+      d->lora_t = t;
+      d->lora_cap = need;
+    }
+  }
+  d->in = x;
+  d->in_k = K;
+  for_rows(d, rows_prepare);
   return 0;
+}
+
+// A layer's first rows' work: input_norm(x) into xn.
+KERNEL static void rows_in_norm(decoder *d, int t0, int t1) {
+  const int C = d->c.hidden;
+  const layer *L = d->L;
+  for (int t = t0; t < t1; t++) rms_norm(d->x + (size_t)t * C, L->in_norm, C, d->c.eps, d->xn + (size_t)t * C);
+}
+
+// After q|k|v: per-head norms and RoPE; the new keys and values to new_kv.
+KERNEL static void rows_qk(decoder *d, int t0, int t1) {
+  const decoder_config *c = &d->c;
+  const int H = c->heads, Hkv = c->kv_heads, D = c->head_dim, Q = H * D, N = Q + 2 * Hkv * D, T = d->T;
+  const layer *L = d->L;
+  const decoder_cache *cc = d->cache;
+  float *kout = d->new_kv + (size_t)(2 * d->layer) * Hkv * T * D, *vout = d->new_kv + (size_t)(2 * d->layer + 1) * Hkv * T * D;
+  for (int t = t0; t < t1; t++) {
+    float *q = d->qkv + (size_t)t * N, *k = q + Q, *v = k + Hkv * D;
+    const float *cos = cc->cos + (size_t)t * (D / 2), *sin = cc->sin + (size_t)t * (D / 2);
+    for (int h = 0; h < H; h++) {
+      rms_norm(q + h * D, L->q_norm, D, c->eps, q + h * D);
+      rope_head(q + h * D, cos, sin, D);
+    }
+    for (int g = 0; g < Hkv; g++) {
+      rms_norm(k + g * D, L->k_norm, D, c->eps, k + g * D);
+      rope_head(k + g * D, cos, sin, D);
+      memcpy(kout + ((size_t)g * T + t) * D, k + g * D, sizeof(float) * D);
+      memcpy(vout + ((size_t)g * T + t) * D, v + g * D, sizeof(float) * D);
+    }
+  }
+}
+
+// After o: h = x + post_attn_norm(o), and pre_ffn_norm(h) into xn.
+KERNEL static void rows_mid(decoder *d, int t0, int t1) {
+  const int C = d->c.hidden;
+  const layer *L = d->L;
+  for (int t = t0; t < t1; t++) {
+    float *proj = d->proj + (size_t)t * C, *h = d->h + (size_t)t * C;
+    const float *xt = d->x + (size_t)t * C;
+    rms_norm(proj, L->post_attn_norm, C, d->c.eps, proj);
+    for (int i = 0; i < C; i++) h[i] = xt[i] + proj[i];
+    rms_norm(h, L->pre_ffn_norm, C, d->c.eps, d->xn + (size_t)t * C);
+  }
+}
+
+// After down: x = h + post_ffn_norm(down).
+KERNEL static void rows_out(decoder *d, int t0, int t1) {
+  const int C = d->c.hidden;
+  const layer *L = d->L;
+  for (int t = t0; t < t1; t++) {
+    float *proj = d->proj + (size_t)t * C, *xt = d->x + (size_t)t * C;
+    const float *h = d->h + (size_t)t * C;
+    rms_norm(proj, L->post_ffn_norm, C, d->c.eps, proj);
+    for (int i = 0; i < C; i++) xt[i] = h[i] + proj[i];
+  }
 }
 
 KERNEL static void phase_qkv(void *ctx, int ith, int nth) {
   decoder *d = ctx;
-  const int C = d->c.hidden, Q = d->c.heads * d->c.head_dim, KV = d->c.kv_heads * d->c.head_dim;
+  const int C = d->c.hidden, Q = d->c.heads * d->c.head_dim, KV = d->c.kv_heads * d->c.head_dim, N = Q + 2 * KV;
   int r0, r1;
-  // Each phase's rows go to the threads in multiples of 32: whole groups of 8 for gemv_x8_q8.
-  pool_share(Q + 2 * KV, QK, ith, nth, &r0, &r1);
+  // Each phase's rows go to the threads in multiples of 32: whole groups of 8 for gemm_x8_q8.
+  pool_share(N, QK, ith, nth, &r0, &r1);
   // The three matrices as one row space: q rows, then k, then v.
-  const int edge[4] = {0, Q, Q + KV, Q + 2 * KV};
+  const int edge[4] = {0, Q, Q + KV, N};
   const block_q4_0x8 *w[3] = {d->L->q, d->L->k, d->L->v};
   for (int m = 0; m < 3; m++) {
     const int a = r0 > edge[m] ? r0 : edge[m], b = r1 < edge[m + 1] ? r1 : edge[m + 1];
-    if (a < b) gemv(d, w[m], C, d->xn, d->qkv + edge[m], a - edge[m], b - edge[m]);
+    if (a < b) gemm(d, w[m], C, d->xn, d->qkv + edge[m], N, a - edge[m], b - edge[m]);
   }
-  if (r0 < r1) lora_rows(d, d->qkv + r0, r0, r1 - r0);
+  lora_rows(d, d->qkv + r0, N, r0, r1 - r0);
 }
 
+// Whether new token t sees new token u (as the ONNX graph's mask: position, window, branch).
+static inline int sees(const decoder *d, int t, int u, int window) {
+  const int dist = d->positions[t] - d->positions[u];
+  if (dist < 0 || (window > 0 && dist >= window)) return 0;
+  return !d->branch || d->branch[u] == -1 || d->branch[u] == d->branch[t];
+}
+
+// The scores of M ≤ 4 queries q (rows D apart) against the visible keys (vis[a] < P: cache slot, else the
+// run's token vis[a] − P, whose key is Knew + (vis[a] − P)·N), scaled, into s[i·S + a]: dot_f32's sums in its
+// order, each key's chunk loaded once for the M heads that share it. Inlined with M constant, so that the
+// accumulators stay in registers.
+__attribute__((always_inline)) KERNEL static inline void group_scores(const float *q, const int M, int D, const float *K, const float *Knew, int N, int P,
+                                                                      const int *vis, int n, float scale, float *s, int S) {
+  for (int a = 0; a < n; a++) {
+    const float *k = vis[a] < P ? K + (size_t)vis[a] * D : Knew + (size_t)(vis[a] - P) * N;
+    __m256 acc[4];
+    for (int i = 0; i < M; i++) acc[i] = _mm256_setzero_ps();
+    for (int c = 0; c < D; c += 8) {
+      const __m256 kv = _mm256_loadu_ps(k + c);
+      for (int i = 0; i < M; i++) acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)i * D + c), kv, acc[i]);
+    }
+    for (int i = 0; i < M; i++) s[(size_t)i * S + a] = hsum(acc[i]) * scale;
+  }
+}
+
+// out_i = Σ_a p_i[a]·v_a for M ≤ 4 heads over the visible values (as group_scores' keys), in order: axpy_f32's
+// sums, each value's chunk loaded once for the M heads.
+__attribute__((always_inline)) KERNEL static inline void group_values(const float *p, const int M, int S, int D, const float *V, const float *Vnew, int N, int P,
+                                                                      const int *vis, int n, float *out) {
+  for (int c = 0; c < D; c += 8) {
+    __m256 acc[4];
+    for (int i = 0; i < M; i++) acc[i] = _mm256_setzero_ps();
+    for (int a = 0; a < n; a++) {
+      const __m256 v = _mm256_loadu_ps((vis[a] < P ? V + (size_t)vis[a] * D : Vnew + (size_t)(vis[a] - P) * N) + c);
+      for (int i = 0; i < M; i++) acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(p[(size_t)i * S + a]), v, acc[i]);
+    }
+    for (int i = 0; i < M; i++) _mm256_storeu_ps(out + (size_t)i * D + c, acc[i]);
+  }
+}
+
+// One (token, kv head) pair per job: the queries of the heads sharing that kv head (grouped-query attention)
+// against the cache's slots, then the run's own keys, each key and value read once for all of them.
 KERNEL static void phase_attention(void *ctx, int ith, int nth) {
   decoder *d = ctx;
-  const int H = d->c.heads, D = d->c.head_dim, group = H / d->c.kv_heads;
+  const int H = d->c.heads, Hkv = d->c.kv_heads, D = d->c.head_dim, G = H / Hkv, T = d->T;
+  const int Q = H * D, N = Q + 2 * Hkv * D;
   const decoder_cache *cc = d->cache;
-  const int P = cc->filled, window = d->L->window;
-  const float *kself = d->qkv + H * D, *vself = d->qkv + H * D + d->c.kv_heads * D;
-  for (int h = ith; h < H; h += nth) {
-    const int g = h / group;
-    const float *q = d->qkv + h * D;
-    float *s = d->scores + (size_t)h * (d->scores_cap);
+  const int P = cc->filled, window = d->L->window, S = P + T;
+  // This thread's scratch: the visible keys' indices, then G rows of S scores.
+  int *vis = (int *)(d->scores + (size_t)ith * d->scores_cap);
+  float *s = (float *)(vis + S);
+  for (int job = ith; job < T * Hkv; job += nth) {
+    const int t = job / Hkv, g = job % Hkv, pos = d->positions[t];
     const float *K = cc->k + (size_t)g * cc->capacity * D, *V = cc->v + (size_t)g * cc->capacity * D;
-    float mx = -INFINITY;
+    const float *Knew = d->qkv + Q + g * D, *Vnew = d->qkv + Q + Hkv * D + g * D;
+    // Index j < P: cache slot j; P + u: the run's token u.
+    int n = 0;
     for (int j = 0; j < P; j++) {
-      const int dist = d->pos - cc->positions[j];
-      s[j] = (dist < 0 || (window > 0 && dist >= window)) ? -INFINITY : dot_f32(q, K + (size_t)j * D, D) * d->c.attn_scale;
-      if (s[j] > mx) mx = s[j];
+      const int dist = pos - cc->positions[j];
+      if (dist >= 0 && !(window > 0 && dist >= window)) vis[n++] = j;
     }
-    s[P] = dot_f32(q, kself + g * D, D) * d->c.attn_scale;
-    if (s[P] > mx) mx = s[P];
-    float sum = 0;
-    for (int j = 0; j <= P; j++) sum += (s[j] = s[j] == -INFINITY ? 0 : expf(s[j] - mx));
-    float *out = d->ctx + h * D;
-    memset(out, 0, sizeof(float) * D);
-    const float inv = 1.0f / sum;
-    for (int j = 0; j < P; j++) if (s[j] != 0) axpy_f32(s[j] * inv, V + (size_t)j * D, out, D);
-    axpy_f32(s[P] * inv, vself + g * D, out, D);
+    for (int u = 0; u < T; u++)
+      if (sees(d, t, u, window)) vis[n++] = P + u;
+    const float *q = d->qkv + (size_t)t * N + (size_t)g * G * D;
+    // Heads four at a time (Gemma 3's groups are 2 or 4 heads), else one by one.
+    for (int i0 = 0; i0 < G; i0 += 4) {
+      const float *qi = q + (size_t)i0 * D;
+      float *si = s + (size_t)i0 * S;
+      if (G - i0 >= 4) group_scores(qi, 4, D, K, Knew, N, P, vis, n, d->c.attn_scale, si, S);
+      else
+        for (int i = 0; i < G - i0; i++) group_scores(qi + (size_t)i * D, 1, D, K, Knew, N, P, vis, n, d->c.attn_scale, si + (size_t)i * S, S);
+    }
+    for (int i = 0; i < G; i++) {
+      float *si = s + (size_t)i * S, mx = -INFINITY, sum = 0;
+      for (int a = 0; a < n; a++) mx = si[a] > mx ? si[a] : mx;
+      for (int a = 0; a < n; a++) sum += (si[a] = expf(si[a] - mx));
+      const float inv = 1.0f / sum;
+      for (int a = 0; a < n; a++) si[a] *= inv;
+    }
+    // The context rows of the group's heads from the visible values.
+    float *out = d->ctx + (size_t)t * Q + (size_t)g * G * D;
+    for (int i0 = 0; i0 < G; i0 += 4) {
+      const float *pi = s + (size_t)i0 * S;
+      float *oi = out + (size_t)i0 * D;
+      if (G - i0 >= 4) group_values(pi, 4, S, D, V, Vnew, N, P, vis, n, oi);
+      else
+        for (int i = 0; i < G - i0; i++) group_values(pi + (size_t)i * S, 1, S, D, V, Vnew, N, P, vis, n, oi + (size_t)i * D);
+    }
   }
 }
 
 KERNEL static void phase_o(void *ctx, int ith, int nth) {
   decoder *d = ctx;
+  const int C = d->c.hidden;
   int r0, r1;
-  pool_share(d->c.hidden, QK, ith, nth, &r0, &r1);
-  gemv(d, d->L->o, d->c.heads * d->c.head_dim, d->ctx, d->proj, r0, r1);
-  if (r0 < r1) lora_rows(d, d->proj + r0, r0, r1 - r0);
+  pool_share(C, QK, ith, nth, &r0, &r1);
+  gemm(d, d->L->o, d->c.heads * d->c.head_dim, d->ctx, d->proj, C, r0, r1);
+  lora_rows(d, d->proj + r0, C, r0, r1 - r0);
 }
 
 // gate and up rows [r0, r1) then gelu_tanh(gate)·up on them.
@@ -122,20 +286,24 @@ KERNEL static void phase_gateup(void *ctx, int ith, int nth) {
   int r0, r1;
   pool_share(F, QK, ith, nth, &r0, &r1);
   if (r0 >= r1) return;
-  gemv(d, d->L->gate, C, d->xn, d->gateup, r0, r1);
-  gemv(d, d->L->up, C, d->xn, d->gateup + F, r0, r1);
+  gemm(d, d->L->gate, C, d->xn, d->gateup, 2 * F, r0, r1);
+  gemm(d, d->L->up, C, d->xn, d->gateup + F, 2 * F, r0, r1);
   // The group's rows are gate's then up's.
-  lora_rows(d, d->gateup + r0, r0, r1 - r0);
-  lora_rows(d, d->gateup + F + r0, F + r0, r1 - r0);
-  gelu_tanh_mul(d->gateup + r0, d->gateup + F + r0, d->act + r0, r1 - r0);
+  lora_rows(d, d->gateup + r0, 2 * F, r0, r1 - r0);
+  lora_rows(d, d->gateup + F + r0, 2 * F, F + r0, r1 - r0);
+  for (int t = 0; t < d->T; t++) {
+    const float *gu = d->gateup + (size_t)t * 2 * F;
+    gelu_tanh_mul(gu + r0, gu + F + r0, d->act + (size_t)t * F + r0, r1 - r0);
+  }
 }
 
 KERNEL static void phase_down(void *ctx, int ith, int nth) {
   decoder *d = ctx;
+  const int C = d->c.hidden;
   int r0, r1;
-  pool_share(d->c.hidden, QK, ith, nth, &r0, &r1);
-  gemv(d, d->L->down, d->c.ffn, d->act, d->proj, r0, r1);
-  if (r0 < r1) lora_rows(d, d->proj + r0, r0, r1 - r0);
+  pool_share(C, QK, ith, nth, &r0, &r1);
+  gemm(d, d->L->down, d->c.ffn, d->act, d->proj, C, r0, r1);
+  lora_rows(d, d->proj + r0, C, r0, r1 - r0);
 }
 
 // One matrix to repack: the caller's rows [rows, K] into its place in the decoder's memory.
@@ -207,75 +375,80 @@ static int copy_layers(decoder *d, const decoder_layer *from) {
   return 0;
 }
 
+/** The scratch arrays for runs of up to T tokens; −1 when out of memory (the old ones are kept). */
+static int ensure_rows(decoder *d, int T) {
+  if (T <= d->rows) return 0;
+  const decoder_config *c = &d->c;
+  const size_t C = c->hidden, Q = (size_t)c->heads * c->head_dim, KV = (size_t)c->kv_heads * c->head_dim, F = c->ffn;
+  const size_t widest = C > Q ? (C > F ? C : F) : (Q > F ? Q : F);
+  float **f[7] = {&d->xn, &d->qkv, &d->ctx, &d->proj, &d->h, &d->gateup, &d->act};
+  const size_t width[7] = {C, Q + 2 * KV, Q, C, C, 2 * F, F};
+  for (int i = 0; i < 7; i++) {
+    float *p = realloc(*f[i], sizeof(float) * width[i] * (size_t)T);
+    if (!p) return -1;
+    *f[i] = p;
+  }
+  block_q8 *xq = realloc(d->xq, sizeof(block_q8) * (widest / QK) * (size_t)T);
+  if (!xq) return -1;
+  d->xq = xq;
+  float *xsum8 = realloc(d->xsum8, sizeof(float) * (widest / QK) * (size_t)T);
+  if (!xsum8) return -1;
+  d->xsum8 = xsum8;
+  d->rows = T;
+  return 0;
+}
+
 decoder *decoder_create(const decoder_config *cfg, const decoder_layer *layers, int threads) {
   decoder *d = calloc(1, sizeof(decoder));
   if (!d) return NULL;
   d->c = *cfg;
-  const int C = cfg->hidden, Q = cfg->heads * cfg->head_dim, KV = cfg->kv_heads * cfg->head_dim, F = cfg->ffn;
-  const int widest = C > Q ? (C > F ? C : F) : (Q > F ? Q : F);
+  d->threads = threads < 1 ? 1 : threads;
   d->layers = malloc(sizeof(layer) * (size_t)cfg->layers);
-  d->xn = malloc(sizeof(float) * (size_t)C);
-  d->qkv = malloc(sizeof(float) * (size_t)(Q + 2 * KV));
-  d->ctx = malloc(sizeof(float) * (size_t)Q);
-  d->proj = malloc(sizeof(float) * (size_t)C);
-  d->h = malloc(sizeof(float) * (size_t)C);
-  d->gateup = malloc(sizeof(float) * 2 * (size_t)F);
-  d->act = malloc(sizeof(float) * (size_t)F);
-  d->xq = malloc(sizeof(block_q8) * (size_t)(widest / QK));
-  d->xsum8 = malloc(sizeof(float) * (size_t)(widest / QK));
   d->pool = pool_create(threads);
-  if (!d->layers || !d->xn || !d->qkv || !d->ctx || !d->proj || !d->h || !d->gateup || !d->act || !d->xq || !d->xsum8 || !d->pool ||
-      copy_layers(d, layers)) {
+  if (!d->layers || !d->pool || ensure_rows(d, 1) || copy_layers(d, layers)) {
     decoder_destroy(d);
     return NULL;
   }
   return d;
 }
 
-KERNEL int decoder_step(decoder *d, float *x, int pos, const decoder_cache *caches, float *new_kv, const lora_layer *lora) {
+KERNEL int decoder_run(decoder *d, float *x, int T, const int *positions, const int *branch, const decoder_cache *caches, float *new_kv, const lora_layer *lora) {
   const decoder_config *c = &d->c;
   const int C = c->hidden, H = c->heads, Hkv = c->kv_heads, D = c->head_dim;
-  d->pos = pos;
+  if (ensure_rows(d, T)) return -1;
+  d->T = T;
+  d->positions = positions;
+  d->branch = branch;
+  d->x = x;
+  d->new_kv = new_kv;
   for (int l = 0; l < c->layers; l++) {
-    const layer *L = &d->layers[l];
     const decoder_cache *cc = &caches[l];
-    d->L = L;
+    d->L = &d->layers[l];
+    d->layer = l;
     d->cache = cc;
-    if (cc->filled + 1 > d->scores_cap) {
-      float *s = realloc(d->scores, sizeof(float) * (size_t)H * (size_t)(cc->filled + 1));
+    const int scratch = (H / Hkv + 1) * (cc->filled + T);  // phase_attention's: visible indices and scores
+    if (scratch > d->scores_cap) {
+      float *s = realloc(d->scores, sizeof(float) * (size_t)d->threads * (size_t)scratch);
       if (!s) return -1;
       d->scores = s;
-      d->scores_cap = cc->filled + 1;
+      d->scores_cap = scratch;
     }
-    // attention: q|k|v of input_norm(x); per-head norms and RoPE; the new key and value go to the cache.
-    rms_norm(x, L->in_norm, C, c->eps, d->xn);
+    // attention: q|k|v of input_norm(x); per-head norms and RoPE; the new keys and values go to new_kv.
     const lora_layer *LL = lora ? &lora[l] : NULL;
+    for_rows(d, rows_in_norm);
     if (begin_phase(d, d->xn, C, LL ? &LL->qkv : NULL)) return -1;
     pool_run(d->pool, phase_qkv, d);
-    float *q = d->qkv, *k = d->qkv + H * D, *v = k + Hkv * D;
-    for (int h = 0; h < H; h++) {
-      rms_norm(q + h * D, L->q_norm, D, c->eps, q + h * D);
-      rope_head(q + h * D, cc->cos, cc->sin, D);
-    }
-    for (int g = 0; g < Hkv; g++) {
-      rms_norm(k + g * D, L->k_norm, D, c->eps, k + g * D);
-      rope_head(k + g * D, cc->cos, cc->sin, D);
-    }
-    memcpy(new_kv + (size_t)(2 * l) * Hkv * D, k, sizeof(float) * (size_t)Hkv * D);
-    memcpy(new_kv + (size_t)(2 * l + 1) * Hkv * D, v, sizeof(float) * (size_t)Hkv * D);
+    for_rows(d, rows_qk);
     pool_run(d->pool, phase_attention, d);
     if (begin_phase(d, d->ctx, H * D, LL ? &LL->o : NULL)) return -1;
     pool_run(d->pool, phase_o, d);
     // h = x + post_attn_norm(o); the MLP on pre_ffn_norm(h); x = h + post_ffn_norm(down).
-    rms_norm(d->proj, L->post_attn_norm, C, c->eps, d->proj);
-    for (int i = 0; i < C; i++) d->h[i] = x[i] + d->proj[i];
-    rms_norm(d->h, L->pre_ffn_norm, C, c->eps, d->xn);
+    for_rows(d, rows_mid);
     if (begin_phase(d, d->xn, C, LL ? &LL->gateup : NULL)) return -1;
     pool_run(d->pool, phase_gateup, d);
     if (begin_phase(d, d->act, c->ffn, LL ? &LL->down : NULL)) return -1;
     pool_run(d->pool, phase_down, d);
-    rms_norm(d->proj, L->post_ffn_norm, C, c->eps, d->proj);
-    for (int i = 0; i < C; i++) x[i] = d->h[i] + d->proj[i];
+    for_rows(d, rows_out);
   }
   pool_park(d->pool);
   return 0;

@@ -1,5 +1,6 @@
-// One decode step of the Gemma 3 layers (layer.ts's gemmaLayer for T = 1) on Q4_0 weights: the token's
-// hidden row in, the last layer's row out, and each layer's new key and value for the caller's cache.
+// A run of T tokens through the Gemma 3 layers (layer.ts's gemmaLayer) on Q4_0 weights: the tokens' hidden
+// rows in, the last layer's rows out, and each layer's new keys and values for the caller's cache. A decode
+// step is a run of one token; a prefill, or the branches of label scoring, a run of many.
 #pragma once
 #include "kernels.h"
 #include "pool.h"
@@ -24,7 +25,7 @@ typedef struct {
   const float *k, *v;
   const int32_t *positions;
   int capacity, filled;
-  /** RoPE of this layer's type at the step's position: [head_dim/2] each. */
+  /** RoPE of this layer's type at each of the run's positions: [T, head_dim/2] each. */
   const float *cos, *sin;
 } decoder_cache;
 
@@ -44,9 +45,12 @@ typedef struct decoder decoder;
 /** A decoder over a copy of the layers' weights (repacked, block_q4_0x8) with `threads` threads; NULL when out of memory or threads. */
 decoder *decoder_create(const decoder_config *cfg, const decoder_layer *layers, int threads);
 /**
- * x [hidden]: the scaled embedding in, the last layer's output out. new_kv [2·layers·kv_heads·head_dim]:
- * k_0 v_0 k_1 v_1 …, as the ONNX graph's new_kv output. lora: one entry per layer, or NULL for the base
- * model. Returns 0, or −1 when out of memory.
+ * x [T, hidden]: the scaled embeddings in, the last layer's outputs out. positions [T]: each token's. branch
+ * [T] or NULL: token t sees an earlier token u of the run when u's branch is −1 (a shared prefix) or t's (NULL:
+ * every earlier one), as the ONNX graph's mask. new_kv [2·layers·kv_heads·T·head_dim]: k_0 v_0 k_1 v_1 …,
+ * each [kv_heads, T, head_dim] as the ONNX graph's new_kv output. lora: one entry per layer, or NULL for the
+ * base model. A token's rows are the same, bit for bit, whatever else runs with it. Returns 0, or −1 when
+ * out of memory.
  */
-int decoder_step(decoder *d, float *x, int pos, const decoder_cache *caches, float *new_kv, const lora_layer *lora);
+int decoder_run(decoder *d, float *x, int T, const int *positions, const int *branch, const decoder_cache *caches, float *new_kv, const lora_layer *lora);
 void decoder_destroy(decoder *d);

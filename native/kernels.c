@@ -10,6 +10,16 @@ int kernels_supported(void) {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
+int kernels_vnni512(void) {
+  static int known = -1;
+  if (known < 0) {
+    __builtin_cpu_init();
+    known = kernels_supported() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512vnni") && !getenv("GEMMA_TUNE_NO_AVX512");
+  }
+  return known;
+}
+
 KERNEL void block_sums8(const float *x, int K, float *xsum8) {
   for (int b = 0; b < K / QK; b++) {
     float s = 0;
@@ -67,11 +77,18 @@ KERNEL void axpy_f32(float a, const float *x, float *y, int n) {
 }
 
 KERNEL void rms_norm(const float *x, const float *w, int n, float eps, float *out) {
-  // The sum of squares in double: rounding-free for the widths here, whatever the summation order.
-  double ss = 0;
-  for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+  // The sum of squares in double (each square exact), four lanes at a time.
+  __m256d acc = _mm256_setzero_pd();
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(x + i));
+    acc = _mm256_fmadd_pd(v, v, acc);
+  }
+  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(acc), _mm256_extractf128_pd(acc, 1));
+  double ss = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+  for (; i < n; i++) ss += (double)x[i] * x[i];
   const float r = (float)(1.0 / sqrt(ss / n + eps));
-  for (int i = 0; i < n; i++) out[i] = x[i] * r * w[i];
+  for (i = 0; i < n; i++) out[i] = x[i] * r * w[i];
 }
 
 KERNEL void rope_head(float *x, const float *cos, const float *sin, int D) {
@@ -83,11 +100,42 @@ KERNEL void rope_head(float *x, const float *cos, const float *sin, int D) {
   }
 }
 
+// e^x for 8 lanes (Cephes' expf: x = n·ln2 + r, |r| ≤ ln2/2, a degree-6 polynomial for e^r; relative
+// error ~2e-7). x is clamped to ±88, where e^x is still finite.
+KERNEL static inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-88.0f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// gelu_tanh(v)·u for 8 lanes: 0.5·v·(1 + tanh z) = v / (1 + e^{−2z}), which keeps its relative precision
+// where tanh z is near −1.
+KERNEL static inline __m256 gelu_tanh_mul8(__m256 v, __m256 u) {
+  const __m256 z = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f), _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), v), _mm256_mul_ps(v, v), v));
+  const __m256 e = exp8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), z));
+  return _mm256_div_ps(_mm256_mul_ps(v, u), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
 KERNEL void gelu_tanh_mul(const float *g, const float *u, float *out, int n) {
-  const float c = 0.7978845608028654f;  // sqrt(2/pi)
-  for (int i = 0; i < n; i++) {
-    const float v = g[i];
-    out[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v))) * u[i];
+  // libm's tanhf was a sixth of a prefill's time.
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, gelu_tanh_mul8(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i)));
+  if (i < n) {
+    float gb[8] = {0}, ub[8] = {0}, ob[8];
+    memcpy(gb, g + i, sizeof(float) * (size_t)(n - i));
+    memcpy(ub, u + i, sizeof(float) * (size_t)(n - i));
+    _mm256_storeu_ps(ob, gelu_tanh_mul8(_mm256_loadu_ps(gb), _mm256_loadu_ps(ub)));
+    memcpy(out + i, ob, sizeof(float) * (size_t)(n - i));
   }
 }
 
@@ -139,21 +187,190 @@ KERNEL static void group_q8(const block_q4_0x8 *w, int nb, const block_q8 *xq, f
   _mm256_storeu_ps(y, _mm256_sub_ps(acc, corr));
 }
 
-KERNEL void gemv_x8_q8(const block_q4_0x8 *w, int K, const block_q8 *xq, float *y, int r0, int r1) {
-  const int nb = K / QK;
-  for (int g = r0 / 8; g * 8 < r1; g++) {
-    if (g * 8 >= r0 && g * 8 + 8 <= r1) {
-      group_q8(w + (size_t)g * nb, nb, xq, y + g * 8);
-    } else {  // a group cut by the range's edges: only its rows inside are written
-      float t[8];
-      group_q8(w + (size_t)g * nb, nb, xq, t);
-      for (int k = 0; k < 8; k++)
-        if (g * 8 + k >= r0 && g * 8 + k < r1) y[g * 8 + k] = t[k];
+// A group's blocks unpacked for many inputs: per block, 8 vectors, vector 2c + h holding in lane k row k's
+// codes (0…15) of elements 16h + 4c … 16h + 4c + 3, and the 8 rows' scales as floats. An input's 4 bytes
+// broadcast to every lane then meet all eight rows in one maddubs, and the rows' sums come out one per
+// lane: no horizontal adds, which cost group_q8 a third of its time.
+KERNEL static void unpack_group(const block_q4_0x8 *w, int nb, __m256i *codes, __m256 *scales) {
+  const __m256i low = _mm256_set1_epi8(0x0F);
+  // Row k's bytes 4c…4c+3 are the 32-bit word 4k + c of the block's codes.
+  const __m256i rows = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  for (int b = 0; b < nb; b++) {
+    const int *q = (const int *)w[b].qs;
+    for (int c = 0; c < 4; c++) {
+      const __m256i v = _mm256_i32gather_epi32(q, _mm256_add_epi32(rows, _mm256_set1_epi32(c)), 4);
+      codes[8 * b + 2 * c] = _mm256_and_si256(v, low);
+      codes[8 * b + 2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
     }
+    scales[b] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
   }
 }
 
-KERNEL void gemv_x8_f32(const block_q4_0x8 *w, int K, const float *x, const float *xsum8, float *y, int r0, int r1) {
+// Eight rows (unpacked) times input xq into y[0…8): group_q8's exact int32 sums (a maddubs pair is at most
+// 2·15·127 = 3810, so eight of them add in int16 without overflow), then its scalings in its order, so the
+// same bits.
+KERNEL static void unpacked_q8(const __m256i *codes, const __m256 *scales, int nb, const block_q8 *xq, float *y) {
+  __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    __m256i sum = _mm256_setzero_si256();
+    for (int v = 0; v < 8; v++) {
+      // Vector 2c + h holds elements 16h + 4c … 16h + 4c + 3 of each row.
+      const int at = (v & 1) * 16 + (v >> 1) * 4;
+      sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(_mm256_load_si256(codes + 8 * b + v), _mm256_set1_epi32(*(const int32_t *)(xq[b].qs + at))));
+    }
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(sum, _mm256_set1_epi16(1))), _mm256_mul_ps(scales[b], _mm256_set1_ps(xq[b].d)), acc);
+  }
+  for (int b = 0; b < nb; b++) corr = _mm256_fmadd_ps(scales[b], _mm256_set1_ps(xq[b].sum8), corr);
+  _mm256_storeu_ps(y, _mm256_sub_ps(acc, corr));
+}
+
+// unpacked_q8 for two inputs and two adjacent groups at once (16 rows): each code vector loaded serves two
+// inputs and each broadcast two groups, half the loads per product that bound the one-by-one kernel.
+KERNEL static void unpacked_q8_2x2(const __m256i *ca, const __m256i *cb, const __m256 *da, const __m256 *db, int nb, const block_q8 *x0,
+                                   const block_q8 *x1, float *y0, float *y1) {
+  const __m256i one = _mm256_set1_epi16(1);
+  __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00;  // [input][group]
+  for (int b = 0; b < nb; b++) {
+    __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00;
+    for (int v = 0; v < 8; v++) {
+      // Vector 2c + h holds elements 16h + 4c … 16h + 4c + 3 of each row.
+      const int at = (v & 1) * 16 + (v >> 1) * 4;
+      const __m256i b0 = _mm256_set1_epi32(*(const int32_t *)(x0[b].qs + at)), b1 = _mm256_set1_epi32(*(const int32_t *)(x1[b].qs + at));
+      const __m256i wa = _mm256_load_si256(ca + 8 * b + v), wb = _mm256_load_si256(cb + 8 * b + v);
+      s00 = _mm256_add_epi16(s00, _mm256_maddubs_epi16(wa, b0));
+      s10 = _mm256_add_epi16(s10, _mm256_maddubs_epi16(wa, b1));
+      s01 = _mm256_add_epi16(s01, _mm256_maddubs_epi16(wb, b0));
+      s11 = _mm256_add_epi16(s11, _mm256_maddubs_epi16(wb, b1));
+      // Keeps the compiler from re-associating the sums into a tree that spills registers.
+      __asm__("" : "+x"(s00), "+x"(s01), "+x"(s10), "+x"(s11));
+    }
+    const __m256 d0 = _mm256_set1_ps(x0[b].d), d1 = _mm256_set1_ps(x1[b].d);
+    a00 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s00, one)), _mm256_mul_ps(da[b], d0), a00);
+    a01 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s01, one)), _mm256_mul_ps(db[b], d0), a01);
+    a10 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s10, one)), _mm256_mul_ps(da[b], d1), a10);
+    a11 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s11, one)), _mm256_mul_ps(db[b], d1), a11);
+  }
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00;
+  for (int b = 0; b < nb; b++) {
+    const __m256 e0 = _mm256_set1_ps(x0[b].sum8), e1 = _mm256_set1_ps(x1[b].sum8);
+    c00 = _mm256_fmadd_ps(da[b], e0, c00);
+    c01 = _mm256_fmadd_ps(db[b], e0, c01);
+    c10 = _mm256_fmadd_ps(da[b], e1, c10);
+    c11 = _mm256_fmadd_ps(db[b], e1, c11);
+  }
+  _mm256_storeu_ps(y0, _mm256_sub_ps(a00, c00));
+  _mm256_storeu_ps(y0 + 8, _mm256_sub_ps(a01, c01));
+  _mm256_storeu_ps(y1, _mm256_sub_ps(a10, c10));
+  _mm256_storeu_ps(y1 + 8, _mm256_sub_ps(a11, c11));
+}
+
+#define VNNI512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+// Two adjacent groups (16 rows) unpacked as unpack_group does, side by side in 512-bit vectors: lanes 0…7
+// the first group's rows, 8…15 the second's.
+VNNI512 static void unpack_pair(const block_q4_0x8 *wa, int nb, __m512i *codes, __m512 *scales) {
+  const __m256i low = _mm256_set1_epi8(0x0F);
+  const __m256i rows = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  const block_q4_0x8 *wb = wa + nb;
+  for (int b = 0; b < nb; b++) {
+    for (int c = 0; c < 4; c++) {
+      const __m256i idx = _mm256_add_epi32(rows, _mm256_set1_epi32(c));
+      const __m256i va = _mm256_i32gather_epi32((const int *)wa[b].qs, idx, 4), vb = _mm256_i32gather_epi32((const int *)wb[b].qs, idx, 4);
+      codes[8 * b + 2 * c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(va, low)), _mm256_and_si256(vb, low), 1);
+      codes[8 * b + 2 * c + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(_mm256_srli_epi16(va, 4), low)),
+                                                    _mm256_and_si256(_mm256_srli_epi16(vb, 4), low), 1);
+    }
+    const __m256 da = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)wa[b].d)), db = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)wb[b].d));
+    scales[b] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_castps_si256(da)), _mm256_castps_si256(db), 1));
+  }
+}
+
+// Sixteen rows (unpack_pair's) times N ≤ 4 inputs xq[i·nb …] into y[i·ldy …+16): each row's exact int32 sum
+// (vpdpbusd), then group_q8's scalings in its order, so group_q8's bits. Inlined with N constant.
+__attribute__((always_inline)) VNNI512 static inline void pair_q8(const __m512i *codes, const __m512 *scales, int nb, const block_q8 *xq, const int N, float *y, int ldy) {
+  __m512 acc[4], corr[4];
+  for (int i = 0; i < N; i++) acc[i] = corr[i] = _mm512_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    __m512i sum[4];
+    for (int i = 0; i < N; i++) sum[i] = _mm512_setzero_si512();
+    for (int v = 0; v < 8; v++) {
+      const int at = (v & 1) * 16 + (v >> 1) * 4;
+      const __m512i w = _mm512_load_si512(codes + 8 * b + v);
+      for (int i = 0; i < N; i++) sum[i] = _mm512_dpbusd_epi32(sum[i], w, _mm512_set1_epi32(*(const int32_t *)(xq[(size_t)i * nb + b].qs + at)));
+    }
+    for (int i = 0; i < N; i++)
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[i]), _mm512_mul_ps(scales[b], _mm512_set1_ps(xq[(size_t)i * nb + b].d)), acc[i]);
+  }
+  for (int b = 0; b < nb; b++)
+    for (int i = 0; i < N; i++) corr[i] = _mm512_fmadd_ps(scales[b], _mm512_set1_ps(xq[(size_t)i * nb + b].sum8), corr[i]);
+  for (int i = 0; i < N; i++) _mm512_storeu_ps(y + (size_t)i * ldy, _mm512_sub_ps(acc[i], corr[i]));
+}
+
+// gemm_x8_q8's pairs of whole groups with AVX-512 VNNI: inputs four at a time.
+VNNI512 static void pair_gemm_512(const block_q4_0x8 *wg, int nb, const block_q8 *xq, int T, float *y, int ldy, __m512i *codes, __m512 *scales) {
+  unpack_pair(wg, nb, codes, scales);
+  int t = 0;
+  for (; t + 4 <= T; t += 4) pair_q8(codes, scales, nb, xq + (size_t)t * nb, 4, y + (size_t)t * ldy, ldy);
+  for (; t < T; t++) pair_q8(codes, scales, nb, xq + (size_t)t * nb, 1, y + (size_t)t * ldy, ldy);
+}
+
+KERNEL void gemm_x8_q8(const block_q4_0x8 *w, int K, const block_q8 *xq, int T, float *y, int ldy, int r0, int r1) {
   const int nb = K / QK;
-  for (int r = r0; r < r1; r++) y[r] = dot_x8_f32(w + (size_t)(r / 8) * nb, r % 8, nb, x, xsum8);
+  // Unpacking a group costs about what one input's products with it do: worth it from a few inputs on.
+  const int wide = T >= 4 && kernels_vnni512();
+  __m256i *codes = T >= 4 ? aligned_alloc(64, sizeof(__m256i) * 16 * (size_t)nb) : NULL;
+  __m256 *scales = codes ? aligned_alloc(64, sizeof(__m256) * 2 * (size_t)nb) : NULL;
+  if (!scales) {
+    free(codes);
+    codes = NULL;
+  }
+  for (int g = r0 / 8; g * 8 < r1;) {
+    const block_q4_0x8 *wg = w + (size_t)g * nb;
+    const int whole = g * 8 >= r0 && g * 8 + 8 <= r1;
+    if (codes && wide && whole && g * 8 + 16 <= r1) {
+      pair_gemm_512(wg, nb, xq, T, y + g * 8, ldy, (__m512i *)codes, (__m512 *)scales);
+      g += 2;
+      continue;
+    }
+    if (codes && whole && g * 8 + 16 <= r1) {  // two whole groups
+      unpack_group(wg, nb, codes, scales);
+      unpack_group(wg + nb, nb, codes + 8 * nb, scales + nb);
+      int t = 0;
+      for (; t + 2 <= T; t += 2)
+        unpacked_q8_2x2(codes, codes + 8 * nb, scales, scales + nb, nb, xq + (size_t)t * nb, xq + (size_t)(t + 1) * nb, y + (size_t)t * ldy + g * 8, y + (size_t)(t + 1) * ldy + g * 8);
+      for (; t < T; t++) {
+        unpacked_q8(codes, scales, nb, xq + (size_t)t * nb, y + (size_t)t * ldy + g * 8);
+        unpacked_q8(codes + 8 * nb, scales + nb, nb, xq + (size_t)t * nb, y + (size_t)t * ldy + g * 8 + 8);
+      }
+      g += 2;
+      continue;
+    }
+    for (int t = 0; t < T; t++) {
+      float u[8];
+      float *out = whole ? y + (size_t)t * ldy + g * 8 : u;
+      group_q8(wg, nb, xq + (size_t)t * nb, out);
+      if (!whole)  // a group cut by the range's edges: only its rows inside are written
+        for (int k = 0; k < 8; k++)
+          if (g * 8 + k >= r0 && g * 8 + k < r1) y[(size_t)t * ldy + g * 8 + k] = u[k];
+    }
+    g++;
+  }
+  free(codes);
+  free(scales);
+}
+
+KERNEL void gemv_x8_q8(const block_q4_0x8 *w, int K, const block_q8 *xq, float *y, int r0, int r1) {
+  gemm_x8_q8(w, K, xq, 1, y, 0, r0, r1);
+}
+
+KERNEL void gemm_x8_f32(const block_q4_0x8 *w, int K, const float *x, const float *xsum8, int T, float *y, int ldy, int r0, int r1) {
+  const int nb = K / QK;
+  for (int g = r0 / 8; g * 8 < r1; g++)
+    for (int t = 0; t < T; t++)
+      for (int r = g * 8 > r0 ? g * 8 : r0; r < g * 8 + 8 && r < r1; r++)
+        y[(size_t)t * ldy + r] = dot_x8_f32(w + (size_t)g * nb, r % 8, nb, x + (size_t)t * K, xsum8 + (size_t)t * nb);
+}
+
+KERNEL void gemv_x8_f32(const block_q4_0x8 *w, int K, const float *x, const float *xsum8, float *y, int r0, int r1) {
+  gemm_x8_f32(w, K, x, xsum8, 1, y, 0, r0, r1);
 }

@@ -42,6 +42,8 @@ typedef struct {
 
 /** 1 when this CPU runs the kernels (AVX2, FMA, F16C). */
 int kernels_supported(void);
+/** 1 when it also has AVX-512 with VNNI (BW, VL), which gemm_x8_q8 then uses, to the same bits (GEMMA_TUNE_NO_AVX512 set: 0). */
+int kernels_vnni512(void);
 
 KERNEL static inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -149,8 +151,12 @@ block_q4_0x8 *packed_alloc(size_t blocks);
 void repack_q4_0x8(const block_q4_0 *w, int rows, int K, block_q4_0x8 *out, int g0, int g1);
 /** y[r] = Σ_k W[r,k]·x[k] for rows r0 ≤ r < r1 of repacked W [rows, K], int8 activations xq (level 4). */
 KERNEL void gemv_x8_q8(const block_q4_0x8 *w, int K, const block_q8 *xq, float *y, int r0, int r1);
+/** The same for T inputs at once: xq [T, K/32], y[t·ldy + r]; each row's result is gemv_x8_q8's, bit for bit. */
+KERNEL void gemm_x8_q8(const block_q4_0x8 *w, int K, const block_q8 *xq, int T, float *y, int ldy, int r0, int r1);
 /** The same with float activations (level 0), row by row (dot_x8_f32); xsum8 as its. */
 KERNEL void gemv_x8_f32(const block_q4_0x8 *w, int K, const float *x, const float *xsum8, float *y, int r0, int r1);
+/** gemv_x8_f32 for T inputs: x [T, K], xsum8 [T, K/32], y[t·ldy + r]. */
+KERNEL void gemm_x8_f32(const block_q4_0x8 *w, int K, const float *x, const float *xsum8, int T, float *y, int ldy, int r0, int r1);
 /** xsum8[b] = 8·Σ of x's block b, for dot_x8_f32. */
 KERNEL void block_sums8(const float *x, int K, float *xsum8);
 /** x [K] in the form a level's Q4_0 dot reads: int8 blocks into xq (level 4), or block sums into xsum8 (level 0). */

@@ -143,6 +143,107 @@ test('with int8 activations, native decode is as close to the exact logits as ON
   }
 });
 
+test('a run of many tokens gives each token the bits of one step at a time, with and without an adapter', async () => {
+  // A window wider than the input: a ring that wraps orders its slots otherwise, and the softmax's sum with them.
+  const { source } = openWeights(model('gqa-wide', { ...GQA, slidingWindow: 32 }, 'q4_0'), { precision: 'q4' });
+  const ids = [2, ...STEPS, 11, 12, 13];
+  for (const level of [0, 4] as const) {
+    for (const adapter of [undefined, someAdapter(GQA, 9)]) {
+      const rt = await createGemmaRuntime(source, { precision: 'q4', threads: 2, accuracyLevel: level, decode: 'native' });
+      try {
+        if (adapter) rt.setAdapter('task', adapter);
+        const name = adapter ? 'task' : undefined;
+        const whole = rt.newCache() as GemmaKvCache;
+        const all = await rt.step(whole, ids, { logits: 'all', adapter: name });
+        const one = rt.newCache() as GemmaKvCache;
+        const V = GQA.vocabSize;
+        for (const [t, id] of ids.entries()) {
+          const step = await rt.step(one, [id], { logits: 'last', adapter: name });
+          const row = all.subarray(t * V, (t + 1) * V);
+          for (let v = 0; v < V; v++) assert.ok(Object.is(step[v], row[v]), `level ${level}${name ? ' adapter' : ''}: token ${t} logit ${v}: ${step[v]} one at a time, ${row[v]} in one run`);
+        }
+        for (const [type, set] of whole.sets) {
+          const other = one.sets.get(type)!;
+          assert.equal(set.filled, other.filled);
+          set.k.forEach((k, l) => assert.deepEqual(k, other.k[l], `${type} layer ${l}'s keys`));
+        }
+      } finally {
+        await rt.dispose();
+      }
+    }
+  }
+});
+
+test('the AVX2 kernels give the AVX-512 ones\' bits (where this CPU has AVX-512 VNNI; else both runs are AVX2)', () => {
+  const file = model('gqa-wide', { ...GQA, slidingWindow: 32 }, 'q4_0');
+  const child = (env: Record<string, string>) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'native-run-child.ts'), file], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  const wide = child({}), narrow = child({ GEMMA_TUNE_NO_AVX512: '1' });
+  assert.match(wide, /^[0-9a-f]{64}$/);
+  assert.equal(narrow, wide);
+});
+
+test('native runs split a long input at the runtime\'s limit, and score branches as ONNX Runtime does', async () => {
+  const { source } = openWeights(model('gqa', GQA, 'q8_0'), { precision: 'q4' });
+  const ids = [2, ...STEPS, 11, 12, 13];
+  const adapter = someAdapter(GQA, 9);
+  const open = async (decode: 'native' | 'onnx', maxChunk?: number) => {
+    const rt = await createGemmaRuntime(source, { precision: 'q4', threads: 2, accuracyLevel: 0, decode, maxChunk });
+    rt.setAdapter('task', adapter);
+    return rt;
+  };
+  const native = await open('native'), pieces = await open('native', 5), onnx = await open('onnx');
+  try {
+    const V = GQA.vocabSize;
+    const whole = await native.step(native.newCache(), ids, { logits: 'all' });
+    const cut = await pieces.step(pieces.newCache(), ids, { logits: 'all' });
+    assert.equal(cut.length, ids.length * V);
+    assert.ok(maxAbsDiff(whole, cut) <= 1e-5, `in runs of 5: max|Δ| ${maxAbsDiff(whole, cut)}`);
+    const last = await pieces.step(pieces.newCache(), ids, { logits: 'last' });
+    assert.ok(maxAbsDiff(last, whole.subarray((ids.length - 1) * V)) <= 1e-5);
+    for (const adapterName of [undefined, 'task']) {
+      const branches = [[40, 41, 42], [43], [44, 45]];
+      const prefix = [2, 10, 20, 30];
+      const score = async (rt: GemmaRuntime) => {
+        const cache = rt.newCache();
+        await rt.step(cache, [2, 9], { logits: 'last' });
+        return rt.scoreBranches!(cache, branches, { prefix, adapter: adapterName });
+      };
+      const a = await score(native), b = await score(onnx);
+      assert.ok(maxAbsDiff(a.prefixLast!, b.prefixLast!) <= 1e-4, `prefix: max|Δ| ${maxAbsDiff(a.prefixLast!, b.prefixLast!)}`);
+      a.branches.forEach((x, i) => assert.ok(maxAbsDiff(x, b.branches[i]) <= 1e-4, `branch ${i}${adapterName ? ' with the adapter' : ''}: max|Δ| ${maxAbsDiff(x, b.branches[i])}`));
+      // Branches too long for one run go one by one, and agree.
+      const c = await score(pieces);
+      c.branches.forEach((x, i) => assert.ok(maxAbsDiff(x, b.branches[i]) <= 1e-4, `branch ${i} in pieces: max|Δ| ${maxAbsDiff(x, b.branches[i])}`));
+    }
+  } finally {
+    await Promise.all([native.dispose(), pieces.dispose(), onnx.dispose()]);
+  }
+});
+
+test('rows past what the native head takes go to ONNX Runtime\'s head, opened when first needed, with or without a cache', async () => {
+  const { source } = openWeights(model('tiny', GEMMA3_TINY, 'q8_0'), { precision: 'q4' });
+  const ids = Array.from({ length: 70 }, (_, i) => 3 + ((i * 37) % 200));  // more than NATIVE_HEAD_MAX_ROWS
+  const V = GEMMA3_TINY.vocabSize;
+  const onnx = await createGemmaRuntime(source, { precision: 'q4', threads: 2, accuracyLevel: 0, decode: 'onnx' });
+  const want = await onnx.step(onnx.newCache(), ids, { logits: 'all' });
+  await onnx.dispose();
+  const root = path.join(dir, 'head-cache');
+  for (const cache of [undefined, { root, modelStamp: 'tiny-q8' }, { root, modelStamp: 'tiny-q8' }]) {
+    const rt = await createGemmaRuntime(source, { precision: 'q4', threads: 2, accuracyLevel: 0, cache });
+    try {
+      const got = await rt.step(rt.newCache(), ids, { logits: 'all' });
+      assert.equal(got.length, ids.length * V);
+      assert.ok(maxAbsDiff(got, want) <= 1e-4, `max|Δ| ${maxAbsDiff(got, want)}`);
+    } finally {
+      await rt.dispose();
+    }
+  }
+});
+
 test('one thread or three give the same logits bit for bit', async () => {
   const { source } = openWeights(model('gqa', GQA, 'q8_0'), { precision: 'q4' });
   for (const level of [0, 4] as const) {
@@ -183,7 +284,7 @@ test('decoders start and stop their threads cleanly, many times over', () => {
   assert.ok(d instanceof NativeDecoder);
   d.dispose();
   const rope = () => ({ cos: new Float32Array(GEMMA3_TINY.headDim / 2), sin: new Float32Array(GEMMA3_TINY.headDim / 2) });
-  assert.throws(() => d.step(new GemmaKvCache({}, GEMMA3_TINY), new Float32Array(GEMMA3_TINY.hidden), rope), /disposed/);
+  assert.throws(() => d.run(new GemmaKvCache({}, GEMMA3_TINY), new Float32Array(GEMMA3_TINY.hidden), [0], null, rope), /disposed/);
 });
 
 test('bad calls into the binary throw instead of reading out of bounds', () => {
@@ -206,22 +307,22 @@ test('bad calls into the binary throw instead of reading out of bounds', () => {
   const d = native.createDecoder(config, [good], 2);
   const kv = new Float32Array(2 * KV);
   const cache = { k: new Float32Array(0), v: new Float32Array(0), positions: new Int32Array(0), capacity: 0, filled: 0, cos: new Float32Array(cfg.headDim / 2), sin: new Float32Array(cfg.headDim / 2) };
-  native.step(d, new Float32Array(cfg.hidden), 0, [cache], kv);
-  assert.throws(() => native.step(d, new Float32Array(cfg.hidden - 1), 0, [cache], kv), /wrong type or size/);
-  assert.throws(() => native.step(d, new Float32Array(cfg.hidden), 0, [{ ...cache, filled: 2, capacity: 2 }], kv), /cache 0 is not/);
-  assert.throws(() => native.step({}, new Float32Array(cfg.hidden), 0, [cache], kv), /no live decoder/);
+  native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], kv);
+  assert.throws(() => native.run(d, new Float32Array(cfg.hidden - 1), Int32Array.of(0), null, [cache], kv), /wrong type or size/);
+  assert.throws(() => native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [{ ...cache, filled: 2, capacity: 2 }], kv), /cache 0 is not/);
+  assert.throws(() => native.run({}, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], kv), /no live decoder/);
   const pair = (rank: number, inp: number, out: number) => ({ a: new Float32Array(rank * inp), b: new Float32Array(out * rank), rank });
   const none = pair(0, 0, 0);
   assert.throws(() => native.createAdapter(d, [{ qkv: pair(2, cfg.hidden - 1, Q + 2 * KV), o: none, gateup: none, down: none }]), /layer 0: a pair is not/);
   assert.throws(() => native.createAdapter(d, [{ qkv: none, o: none, gateup: none }]), /layer 0: a pair is not/);
   const adapter = native.createAdapter(d, [{ qkv: pair(2, cfg.hidden, Q + 2 * KV), o: none, gateup: none, down: pair(1, cfg.intermediate, cfg.hidden) }]);
-  native.step(d, new Float32Array(cfg.hidden), 0, [cache], kv, adapter);
-  assert.throws(() => native.step(d, new Float32Array(cfg.hidden), 0, [cache], kv, {}), /adapter is not one made for this decoder/);
+  native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], kv, adapter);
+  assert.throws(() => native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], kv, {}), /adapter is not one made for this decoder/);
   const other = native.createDecoder({ ...config, level: 0 }, [good], 1);
-  assert.throws(() => native.step(other, new Float32Array(cfg.hidden), 0, [cache], kv, adapter), /adapter is not one made for this decoder/);
+  assert.throws(() => native.run(other, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], kv, adapter), /adapter is not one made for this decoder/);
   native.destroy(other);
   native.destroy(d);
-  assert.throws(() => native.step(d, new Float32Array(cfg.hidden), 0, [cache], kv), /no live decoder/);
+  assert.throws(() => native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], kv), /no live decoder/);
   const head = NativeHead.create(openWeights(file, { precision: 'q4' }).source, 1, 4);
   assert.ok(head instanceof NativeHead);
   assert.throws(() => native.logits(d, new Float32Array(cfg.hidden), 1, new Float32Array(cfg.vocabSize)), /no live head/);

@@ -1,5 +1,5 @@
-// A second process for gemma-native.test.ts: creates, steps and disposes `count` decoders on the model
-// file, then prints "done". A thread-start race makes a step wait forever; the parent's timeout then
+// A second process for gemma-native.test.ts: creates, runs and disposes `count` decoders on the model
+// file, then prints "done". A thread-start race makes a run wait forever; the parent's timeout then
 // fails the test instead of hanging the test run.
 //   node --import tsx native-threads-child.ts MODEL.gguf COUNT
 import { openWeights } from '../../src/engine/model/load';
@@ -14,7 +14,7 @@ const rope = () => ({ cos: new Float32Array(cfg.headDim / 2).fill(1), sin: new F
 for (let i = 0; i < Number(count); i++) {
   const d = NativeDecoder.create(source, 2 + (i % 3), 4);
   if (!(d instanceof NativeDecoder)) throw new Error(d.reason);
-  d.step(new GemmaKvCache({}, cfg), x, rope);
+  d.run(new GemmaKvCache({}, cfg), x, [0], null, rope);
   d.dispose();
 }
 console.log('done');

@@ -111,7 +111,7 @@ export const benchCommand: CliCommand = {
     '       gemma-tune bench --model PATH --train [--examples N] [--tokens N] [--completion N] [--epochs N] [--batch B] [--micro-batch M] [--rank R] [--warmup-steps N] [--threads auto|N] [--precision q4|f32] [--device auto|cpu|webgpu] [--json]',
   summary: 'Print load time, prefill and decode tokens/s, classify latency and peak RSS (--json: one object). With --train: training tokens/s, ' +
     'the wall time of a fine-tune (default 20 synthetic examples of 120 tokens, 40 completion, 3 epochs, batch 4 as 2 micro-batches of 2, r16) and peak RSS; ' +
-    '--warmup-steps N leaves the first N steps out of tokens/s. --decode onnx runs decode steps on ONNX Runtime instead of the native kernels, for comparison.',
+    '--warmup-steps N leaves the first N steps out of tokens/s. --decode onnx runs the layers and head on ONNX Runtime instead of the native kernels, for comparison.',
   async run(argv) {
     const flags = parseFlags(argv, { values: [...MODEL_FLAGS, 'prompt-tokens', 'gen-tokens', 'decode', ...TRAIN_BENCH_FLAGS], booleans: ['json', 'train'] });
     const json = flags.booleans.has('json');

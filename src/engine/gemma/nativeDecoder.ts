@@ -1,9 +1,9 @@
-// The decode step of the layers in native code (native/decoder.c): one token through every layer in one
-// call, on Q4_0 weights read from the model once, with the caller's KV cache read in place. ONNX Runtime
-// runs the same step as ~460 kernels, whose dispatch costs more than their arithmetic (bench/runtimeProfile.ts);
-// this is one call, two threads that meet between phases, with or without a LoRA adapter. Prefill and
-// branches stay on ONNX Runtime; the runtime falls back to it for the whole step where this is unavailable
-// (no binary, a CPU without AVX2, weights not all Q4_0).
+// The layers in native code (native/decoder.c): a run of tokens (a decode step's one, a prefill's many, the
+// branches of label scoring) through every layer in one call, on Q4_0 weights read from the model once, with
+// the caller's KV cache read in place. ONNX Runtime runs a decode step as ~460 kernels, whose dispatch costs
+// more than their arithmetic (bench/runtimeProfile.ts); this is one call, two threads that meet between
+// phases, with or without a LoRA adapter. The runtime falls back to ONNX Runtime's layers where this is
+// unavailable (no binary, a CPU without AVX2, weights not all Q4_0).
 
 import type { GemmaConfig, LayerType } from '../model/config';
 import { layerWeightNames } from '../model/weights';
@@ -17,7 +17,7 @@ export interface NativeAdapter {
   readonly handle: object;
 }
 
-/** The decode step of one runtime's layers in native code. */
+/** One runtime's layers in native code. */
 export class NativeDecoder {
   private handle: object | null;
   private readonly newKv: Float32Array;
@@ -76,12 +76,15 @@ export class NativeDecoder {
   }
 
   /**
-   * Token at position cache.length with (scaled) embedding x [C] through every layer: x becomes the last
-   * layer's output. Returns new_kv as the ONNX graph's (k_0 v_0 k_1 v_1 …, each [Hkv, 1, D]); valid until
-   * the next call. `rope(type)` gives the layer type's cos/sin row at the position.
+   * Tokens at `positions` after the cache, their (scaled) embeddings x [T, C], through every layer: x becomes
+   * the last layer's rows. branch null: one sequence (a token sees every earlier one of the run); else token
+   * t sees token u when u's branch is −1 (a shared prefix) or t's, as the ONNX graph's mask. Returns new_kv as
+   * the ONNX graph's (k_0 v_0 k_1 v_1 …, each [Hkv, T, D]); for T = 1 valid until the next call. `rope(type)`
+   * gives the layer type's cos/sin rows at the positions.
    */
-  step(cache: GemmaKvCache, x: Float32Array, rope: (type: LayerType) => { cos: Float32Array; sin: Float32Array }, adapter?: NativeAdapter): Float32Array {
+  run(cache: GemmaKvCache, x: Float32Array, positions: number[], branch: number[] | null, rope: (type: LayerType) => { cos: Float32Array; sin: Float32Array }, adapter?: NativeAdapter): Float32Array {
     if (!this.handle) throw new Error('native decoder was disposed');
+    const T = positions.length;
     const caches: object[] = new Array(this.config.layers);
     for (const [type, set] of cache.sets) {
       const { cos, sin } = rope(type);
@@ -89,12 +92,14 @@ export class NativeDecoder {
         caches[layer] = { k: set.k[l], v: set.v[l], positions: set.positions, capacity: set.capacity, filled: set.filled, cos, sin };
       });
     }
-    this.native.step(this.handle, x, cache.length, caches, this.newKv, adapter?.handle);
-    return this.newKv;
+    // A decode step's new keys go into one kept array; a longer run's into its own.
+    const newKv = T === 1 ? this.newKv : new Float32Array(this.newKv.length * T);
+    this.native.run(this.handle, x, Int32Array.from(positions), branch && Int32Array.from(branch), caches, newKv, adapter?.handle);
+    return newKv;
   }
 
   /**
-   * An adapter for step: per layer, the LoRA pair of each group of projections (layer.ts's LORA_GROUPS) as
+   * An adapter for run: per layer, the LoRA pair of each group of projections (layer.ts's LORA_GROUPS) as
    * the LoRA graph takes them (a [n·R, in], b [out, n·R] block-diagonal and scaled; n·R = 0 for none).
    */
   adapter(layers: Record<LoraGroup, { a: Float32Array; b: Float32Array; rank: number }>[]): NativeAdapter {

@@ -13,7 +13,8 @@ export interface NativeModule {
   createDecoder(config: object, layers: object[], threads: number, file?: string): object;
   /** layers[i]: { qkv, o, gateup, down }, each { a, b, rank } (the LoRA graph inputs' values). */
   createAdapter(decoder: object, layers: object[]): object;
-  step(decoder: object, x: Float32Array, pos: number, caches: object[], newKv: Float32Array, adapter?: object): void;
+  /** T = positions.length tokens through the layers (decoder.h's decoder_run); branch null: one sequence. */
+  run(decoder: object, x: Float32Array, positions: Int32Array, branch: Int32Array | null, caches: object[], newKv: Float32Array, adapter?: object): void;
   /** The table is a Uint8Array or a byte offset into `file`, read in place (mapped) for the head's life. */
   createHead(config: object, table: Uint8Array | number, norm: Float32Array, threads: number, file?: string): object;
   /** Returns how many logits are NaN or ±Infinity. */

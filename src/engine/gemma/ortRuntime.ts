@@ -1,10 +1,14 @@
-// GemmaRuntime on onnxruntime-node: one session over the layers (inferenceGraph.ts, `head: 'apart'`) and
-// one over the LM head (headGraph) serve prefill, decode and every adapter, so the base weights are in
-// memory once (until an adapter is first used, the layers run the graph variant without LoRA inputs; see
-// LoraMode). The head is a session of its own so that its packed form can be kept between loads
-// (runtimeCache.ts). Per step the runtime reads the tokens' embedding rows (embeddingReader.ts), computes
-// the small inputs (RoPE tables, masks, split sizes), passes the cache's K/V buffers in place, appends the
-// step's new K/V outputs to the cache, and runs the head on the rows whose logits are wanted.
+// GemmaRuntime on onnxruntime-node and native code. Where the native kernels run (nativeDecoder.ts,
+// nativeHead.ts: a CPU with AVX2, Q4_0 layers), every run of the layers (a decode step, a prefill, the
+// branches of label scoring) and the head on up to NATIVE_HEAD_MAX_ROWS rows is native, and ONNX Runtime's
+// sessions open only if a run needs them (the head on more rows), perhaps never. Otherwise one session over
+// the layers (inferenceGraph.ts, `head: 'apart'`) and one over the LM head (headGraph) serve prefill, decode
+// and every adapter, so the base weights are in memory once (until an adapter is first used, the layers run
+// the graph variant without LoRA inputs; see LoraMode). The head is a session of its own so that its packed
+// form can be kept between loads (runtimeCache.ts). Per run the runtime reads the tokens' embedding rows
+// (embeddingReader.ts), computes the small inputs (RoPE tables, masks, split sizes), passes the cache's K/V
+// buffers in place, appends the run's new K/V outputs to the cache, and runs the head on the rows whose
+// logits are wanted.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -20,7 +24,7 @@ import { ExternalDataFile, f32Tensor, ort, sessionFromDataFd, sessionFromFile, W
 import { FolderCache, type CacheEntry } from '../onnx/folderCache';
 import type { Device } from '../onnx/device';
 import { headGraphWithParams, inferenceGraphWithParams, loraGroupShape, loraInputNames, type InferenceGraphOptions } from './inferenceGraph';
-import { BASE_GRAPH, embeddingFromRecord, hasPackedHead, HEAD_GRAPH, HEAD_PACKED_DATA, HEAD_PACKED_GRAPH, LORA_GRAPH, runtimeCacheKey, runtimeRecord, type RuntimeCacheOptions, type RuntimeRecord } from './runtimeCache';
+import { BASE_GRAPH, checkGraph, embeddingFromRecord, graphHash, hasPackedHead, HEAD_GRAPH, HEAD_PACKED_DATA, HEAD_PACKED_GRAPH, LORA_GRAPH, runtimeCacheKey, runtimeRecord, type RuntimeCacheOptions, type RuntimeRecord } from './runtimeCache';
 import { EmbeddingReader } from './embeddingReader';
 import { NativeDecoder, type NativeAdapter } from './nativeDecoder';
 import { embeddingScale } from './params';
@@ -73,8 +77,8 @@ export interface OrtRuntimeOptions extends RuntimeOptions {
   /** Keep the converted model in (and open it from) this cache; default none: convert at every load. */
   cache?: RuntimeCacheOptions;
   /**
-   * Who runs one-token steps (decoding): 'native' (default; nativeDecoder.ts and nativeHead.ts, where they
-   * are available, else ONNX Runtime) or 'onnx' (always ONNX Runtime, for comparison).
+   * Who runs the layers and the head: 'native' (default; nativeDecoder.ts and nativeHead.ts, where they are
+   * available, else ONNX Runtime) or 'onnx' (always ONNX Runtime, for comparison).
    */
   decode?: 'native' | 'onnx';
 }
@@ -117,22 +121,33 @@ export async function createGemmaRuntime(weights: ModelWeights | WeightSource, o
       head: requantised ? { reason: 'the head is requantised to 4 bits' } : NativeHead.create(source, sessionCfg.threads!, graphOpts.headAccuracyLevel!),
     };
   };
-  const runtime = (o: OpenedRuntime, files: CacheEntry | null, opened: boolean) => new OrtGemmaRuntime(weights.config, opts.precision, device,
+  const runtime = (o: OpenedRuntime, files: CacheEntry | null, opened: boolean, parts: NativeParts) => new OrtGemmaRuntime(weights.config, opts.precision, device,
     { session: o.session, head: o.head, fd: o.fd, baseModel: o.models.base, loraModel: o.models.lora, loraActive: mode === 'always', mode, cfg: sessionCfg, gqa: graphOpts.attention === 'gqa', files },
-    o.embedding, opts.maxChunk ?? MAX_CHUNK, opened, native());
-  if (opts.cache) {
-    const cached = await openCachedRuntime(weights, opts.cache, graphOpts, mode, sessionCfg);
-    if (cached) return runtime(cached.runtime, cached.entry, cached.opened);
-  }
-  // Without a cache the converted files go to a temporary folder that is removed once the sessions exist:
-  // ORT keeps its mappings, the runtime a read descriptor on the data file (embedding rows, the LoRA graph later).
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-tune-ort-'));
+    o.embedding, opts.maxChunk ?? MAX_CHUNK, opened, parts);
+  const parts = native();
   try {
-    const record = await convertInto(dir, weights, graphOpts, sessionCfg, false);
-    const files = { file: (name: string) => path.join(dir, name), meta: record };
-    return runtime(await openConverted(files, weights.config, sessionCfg, mode), null, false);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    // Where native code runs the layers (every run) or the head (up to NATIVE_HEAD_MAX_ROWS rows), ONNX
+    // Runtime's session for them opens only if a run needs it: its packed weights cost ~0.6 s of a load and
+    // ~100 MB beside the native copies.
+    const eager = { layers: !(parts.decoder instanceof NativeDecoder), head: !(parts.head instanceof NativeHead) };
+    if (opts.cache) {
+      const cached = await openCachedRuntime(weights, opts.cache, graphOpts, mode, sessionCfg, eager);
+      if (cached) return runtime(cached.runtime, cached.entry, cached.opened, parts);
+    }
+    // Without a cache the converted files go to a temporary folder that is removed once the runtime is open:
+    // ORT keeps its mappings, the runtime a read descriptor on the data file (embedding rows, sessions opened later).
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-tune-ort-'));
+    try {
+      const record = await convertInto(dir, weights, graphOpts, sessionCfg, false);
+      const files = { file: (name: string) => path.join(dir, name), meta: record };
+      return runtime(await openConverted(files, null, weights.config, sessionCfg, mode, eager), null, false, parts);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  } catch (e) {
+    if (parts.decoder instanceof NativeDecoder) parts.decoder.dispose();
+    if (parts.head instanceof NativeHead) parts.head.dispose();
+    throw e;
   }
 }
 
@@ -157,14 +172,22 @@ async function convertInto(dir: string, weights: ModelWeights | WeightSource, gr
   } finally {
     file.close();
   }
-  fs.writeFileSync(path.join(dir, BASE_GRAPH), layers.graph.build().model);
-  fs.writeFileSync(path.join(dir, LORA_GRAPH), lora.graph.build().model);
-  fs.writeFileSync(path.join(dir, HEAD_GRAPH), head.graph.build().model);
+  const graphs: Record<string, string> = {};
+  const write = (name: string, bytes: Uint8Array) => {
+    fs.writeFileSync(path.join(dir, name), bytes);
+    graphs[name] = graphHash(bytes);
+  };
+  write(BASE_GRAPH, layers.graph.build().model);
+  write(LORA_GRAPH, lora.graph.build().model);
+  write(HEAD_GRAPH, head.graph.build().model);
   // Only the CPU packs weights at session creation (and only its packed head is known to reload exactly:
   // runtimeCache.ts says why the layers' are not kept).
   const packed = forCache && (cfg.device ?? 'cpu') === 'cpu';
-  if (packed) await (await sessionFromFile(path.join(dir, HEAD_GRAPH), { ...cfg, saveOptimized: { model: path.join(dir, HEAD_PACKED_GRAPH), data: HEAD_PACKED_DATA } })).release();
-  return runtimeRecord(weights.config, table, packed);
+  if (packed) {
+    await (await sessionFromFile(path.join(dir, HEAD_GRAPH), { ...cfg, saveOptimized: { model: path.join(dir, HEAD_PACKED_GRAPH), data: HEAD_PACKED_DATA } })).release();
+    graphs[HEAD_PACKED_GRAPH] = graphHash(fs.readFileSync(path.join(dir, HEAD_PACKED_GRAPH)));
+  }
+  return runtimeRecord(weights.config, table, packed, graphs);
 }
 
 /** The native decode step and head, or why each is not there (the runtime then uses ONNX Runtime's). */
@@ -184,15 +207,46 @@ function nativeAdapter(native: NativeDecoder, cfg: GemmaConfig, feeds: Feeds): N
 }
 
 interface OpenedRuntime {
-  session: ortTypes.InferenceSession;
-  head: ortTypes.InferenceSession;
+  session: LazySession;
+  head: LazySession;
   fd: number;
   models: { base: Uint8Array; lora: Uint8Array | null };
   embedding: EmbeddingReader;
 }
 
-/** Opens the sessions of a converted runtime's files (a cache entry, or convertInto's temporary folder). */
-async function openConverted(files: Pick<CacheEntry, 'file' | 'meta'>, config: GemmaConfig, cfg: SessionConfig, mode: LoraMode): Promise<OpenedRuntime> {
+/** An ONNX Runtime session opened now, or on first use (perhaps never) by `open`. */
+class LazySession {
+  private session: Promise<ortTypes.InferenceSession> | null;
+
+  constructor(public open: () => Promise<ortTypes.InferenceSession>, now: ortTypes.InferenceSession | null) {
+    this.session = now ? Promise.resolve(now) : null;
+  }
+
+  /** The session, opening it when it is not open (a failed open is tried again next time). */
+  get(): Promise<ortTypes.InferenceSession> {
+    this.session ??= this.open().catch((e) => {
+      this.session = null;
+      throw e;
+    });
+    return this.session;
+  }
+
+  /** Releases the session if it was opened; the next get() opens it again. */
+  async release(): Promise<void> {
+    const s = this.session;
+    this.session = null;
+    const opened = s && (await s.catch(() => null));
+    await opened?.release();
+  }
+}
+
+/**
+ * Opens a converted runtime's files (a cache entry, or convertInto's temporary folder): the layers' and the
+ * head's sessions now where `eager` says so, else when first used. `entry`: the cache entry the files are,
+ * whose graphs a later open reads in place while it still holds the data file (else from the bytes kept here).
+ */
+async function openConverted(files: Pick<CacheEntry, 'file' | 'meta'>, entry: CacheEntry | null, config: GemmaConfig, cfg: SessionConfig, mode: LoraMode,
+  eager: { layers: boolean; head: boolean }): Promise<OpenedRuntime> {
   const fd = fs.openSync(files.file(WEIGHTS_FILE), 'r');
   let session: ortTypes.InferenceSession | null = null;
   try {
@@ -201,14 +255,27 @@ async function openConverted(files: Pick<CacheEntry, 'file' | 'meta'>, config: G
     const running = mode === 'always' ? LORA_GRAPH : BASE_GRAPH;
     const base = fs.readFileSync(files.file(running));
     const lora = mode === 'lazy' ? fs.readFileSync(files.file(LORA_GRAPH)) : null;
-    session = await sessionFromFile(files.file(running), cfg);
+    const headBytes = fs.readFileSync(files.file(HEAD_GRAPH));
+    const packed = hasPackedHead(files.meta);
+    checkGraph(files.meta, running, base);
+    if (lora) checkGraph(files.meta, LORA_GRAPH, lora);
+    checkGraph(files.meta, HEAD_GRAPH, headBytes);
+    if (packed) checkGraph(files.meta, HEAD_PACKED_GRAPH, fs.readFileSync(files.file(HEAD_PACKED_GRAPH)));
+    const inPlace = () => sameFile(entry, fd);
+    const openLayers = () => (inPlace() ? sessionFromFile(entry!.file(running), cfg) : sessionFromDataFd(base, fd, cfg));
     // The head's only large buffers are its logits: without an arena of its own they are freed after each
     // run instead of held beside the layers' arena (peak RSS: bench/ab-bench.sh).
     const headCfg: SessionConfig = { ...cfg, memArena: false };
-    const head = hasPackedHead(files.meta)
-      ? await sessionFromFile(files.file(HEAD_PACKED_GRAPH), { ...headCfg, optimization: 'disabled' })
-      : await sessionFromFile(files.file(HEAD_GRAPH), headCfg);
-    return { session, head, fd, models: { base, lora }, embedding };
+    const openHead = (from: Pick<CacheEntry, 'file'> | null) => (from
+      ? packed ? sessionFromFile(from.file(HEAD_PACKED_GRAPH), { ...headCfg, optimization: 'disabled' }) : sessionFromFile(from.file(HEAD_GRAPH), headCfg)
+      : sessionFromDataFd(headBytes, fd, headCfg));
+    session = eager.layers ? await sessionFromFile(files.file(running), cfg) : null;
+    const head = eager.head ? await openHead(files) : null;
+    return {
+      session: new LazySession(openLayers, session),
+      head: new LazySession(() => openHead(inPlace() ? entry : null), head),
+      fd, models: { base, lora }, embedding,
+    };
   } catch (e) {
     await session?.release();
     fs.closeSync(fd);
@@ -221,7 +288,8 @@ async function openConverted(files: Pick<CacheEntry, 'file' | 'meta'>, config: G
  * the cache cannot serve (a full disk, a read-only folder): the caller converts into a temporary folder as
  * without a cache. A damaged entry is removed and built again once.
  */
-async function openCachedRuntime(weights: ModelWeights | WeightSource, c: RuntimeCacheOptions, graphOpts: GraphChoices, mode: LoraMode, cfg: SessionConfig): Promise<{ runtime: OpenedRuntime; entry: CacheEntry; opened: boolean } | null> {
+async function openCachedRuntime(weights: ModelWeights | WeightSource, c: RuntimeCacheOptions, graphOpts: GraphChoices, mode: LoraMode, cfg: SessionConfig,
+  eager: { layers: boolean; head: boolean }): Promise<{ runtime: OpenedRuntime; entry: CacheEntry; opened: boolean } | null> {
   const cache = new FolderCache(c.root);
   const key = runtimeCacheKey(c.modelStamp, graphOpts);
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -236,7 +304,7 @@ async function openCachedRuntime(weights: ModelWeights | WeightSource, c: Runtim
       }
     }
     try {
-      return { runtime: await openConverted(entry, weights.config, cfg, mode), entry, opened };
+      return { runtime: await openConverted(entry, entry, weights.config, cfg, mode, eager), entry, opened };
     } catch (e) {
       cache.remove(key);
       if (attempt === 1) throw e;
@@ -253,10 +321,10 @@ function isDiskError(e: unknown): boolean {
 
 /** The runtime's ORT session and what it needs to rebuild it as the LoRA variant. */
 interface SessionState {
-  /** The layers (inferenceGraph with `head: 'apart'`): hidden rows and the new keys and values. */
-  session: ortTypes.InferenceSession;
-  /** The LM head (headGraph): rows → logits; the same for the base and LoRA variants. */
-  head: ortTypes.InferenceSession;
+  /** The layers (inferenceGraph with `head: 'apart'`): hidden rows and the new keys and values; never opened where native code runs them. */
+  session: LazySession;
+  /** The LM head (headGraph): rows → logits; the same for the base and LoRA variants; opened where the native head does not serve. */
+  head: LazySession;
   /** Read descriptor on the external data file both layer variants use (a cache entry's, or an unlinked temporary one). */
   fd: number;
   baseModel: Uint8Array;
@@ -316,12 +384,15 @@ class OrtGemmaRuntime implements GemmaRuntime {
     if (!s.loraModel) throw new Error('this runtime was built without LoRA inputs');
     this.switching ??= (async () => {
       await s.session.release();
+      const base = s.session.open;
+      const lora = s.loraModel!;
+      s.session.open = () => (sameFile(s.files, s.fd) ? sessionFromFile(s.files!.file(LORA_GRAPH), s.cfg) : sessionFromDataFd(lora, s.fd, s.cfg));
       try {
-        s.session = sameFile(s.files, s.fd) ? await sessionFromFile(s.files!.file(LORA_GRAPH), s.cfg) : await sessionFromDataFd(s.loraModel!, s.fd, s.cfg);
+        await s.session.get();
         s.loraActive = true;
         s.loraModel = null;
       } catch (e) {
-        s.session = await sessionFromDataFd(s.baseModel, s.fd, s.cfg);
+        s.session.open = base;
         throw e;
       } finally {
         this.switching = null;
@@ -368,7 +439,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     if (ids.length === 0) throw new Error('step: no token ids');
     const cache = this.checked('step', cacheIn, ids, ids.length);
     const choice = opts.logits === 'last' ? opts.choice : undefined;
-    if (ids.length === 1 && this.native) return this.nativeStep(this.native, cache, ids[0], opts.adapter, choice);
+    if (this.native) return this.nativeSteps(this.native, cache, ids, opts.logits, opts.adapter, choice);
     const V = this.config.vocabSize;
     const lora = await this.loraFeeds('step', opts.adapter);
 
@@ -398,8 +469,8 @@ class OrtGemmaRuntime implements GemmaRuntime {
     const longest = branches.reduce((m, b) => Math.max(m, b.length), 0);
     const cache = this.checked('scoreBranches', cacheIn, all, prefix.length + longest);
     const V = this.config.vocabSize;
-    const lora = await this.loraFeeds('scoreBranches', opts.adapter);
-    if (all.length > this.chunkSize(cache)) {
+    const lora = this.native ? {} : await this.loraFeeds('scoreBranches', opts.adapter);
+    if (all.length > (this.native ? this.maxRunTokens : this.chunkSize(cache))) {
       // Too many tokens for one run: the prefix as a step, then each branch on its own fork.
       const prefixLast = prefix.length ? await this.step(cache, prefix, { logits: 'last', adapter: opts.adapter }) : null;
       const out: Float32Array[] = [];
@@ -427,7 +498,9 @@ class OrtGemmaRuntime implements GemmaRuntime {
       branchOf.push(i);
     }));
     const index = [...(prefix.length ? [prefix.length - 1] : []), ...range(prefix.length, all.length)];
-    const logits = await this.run(cache, all, positions, branchOf, index, lora, prefix.length);
+    const logits = this.native
+      ? await this.nativeRun(this.native, cache, all, positions, branchOf, index, this.nativeAdapterFor('scoreBranches', opts.adapter), prefix.length)
+      : await this.run(cache, all, positions, branchOf, index, lora, prefix.length);
     let row = prefix.length ? 1 : 0;
     return {
       prefixLast: prefix.length ? logits.subarray(0, V) : null,
@@ -439,21 +512,47 @@ class OrtGemmaRuntime implements GemmaRuntime {
     };
   }
 
-  /** One token through the native layers (as run() with T = 1), then the head. */
-  private async nativeStep(native: NativeDecoder, cache: GemmaKvCache, id: number, adapterName: string | undefined, choice: Choice | undefined): Promise<Float32Array> {
-    let adapter: NativeAdapter | undefined;
-    if (adapterName !== undefined) {
-      const a = this.adapter('step', adapterName);
-      adapter = a.native ??= nativeAdapter(native, this.config, a.feeds);
+  /** A registered adapter's native form (made from its feeds on first use), or undefined for the base model. */
+  private nativeAdapterFor(what: string, name: string | undefined): NativeAdapter | undefined {
+    if (name === undefined) return undefined;
+    const a = this.adapter(what, name);
+    return (a.native ??= nativeAdapter(this.native!, this.config, a.feeds));
+  }
+
+  /** step() on the native layers: the ids in runs of at most maxRunTokens. */
+  private async nativeSteps(native: NativeDecoder, cache: GemmaKvCache, ids: number[], which: 'last' | 'all', adapterName: string | undefined, choice: Choice | undefined): Promise<Float32Array> {
+    const adapter = this.nativeAdapterFor('step', adapterName);
+    const V = this.config.vocabSize;
+    if (ids.length <= this.maxRunTokens) {
+      const T = ids.length, start = cache.length;
+      return this.nativeRun(native, cache, ids, range(start, start + T), null, which === 'all' ? range(0, T) : [T - 1], adapter, T, choice);
     }
-    const x = this.embedding.rows([id]);
+    const out = new Float32Array(which === 'all' ? ids.length * V : V);
+    for (let done = 0; done < ids.length;) {
+      const T = Math.min(ids.length - done, this.maxRunTokens), start = cache.length;
+      const last = done + T === ids.length;
+      const index = which === 'all' ? range(0, T) : last ? [T - 1] : [];
+      const logits = await this.nativeRun(native, cache, ids.slice(done, done + T), range(start, start + T), null, index, adapter, T, last ? choice : undefined);
+      out.set(logits, which === 'all' ? done * V : 0);
+      done += T;
+    }
+    return out;
+  }
+
+  /** run() on the native layers: the same tokens, positions, branches, logits and commit. */
+  private async nativeRun(native: NativeDecoder, cache: GemmaKvCache, ids: number[], positions: number[], branchOf: number[] | null, logitIndex: number[],
+    adapter: NativeAdapter | undefined, commit: number, choice?: Choice): Promise<Float32Array> {
+    const C = this.config.hidden, T = ids.length, start = cache.length;
+    const x = this.embedding.rows(ids);
     // The graph's scaleEmbedding, as a float32 product rounded to float32.
     const scale = embeddingScale(this.config);
     for (let i = 0; i < x.length; i++) x[i] *= scale;
-    const start = cache.length;
-    const kv = native.step(cache, x, (type) => ropeTables(this.invFreq.get(type)!, [start]), adapter);
-    this.commit(cache, start, 1, kv, 1);
-    return this.logits(x, 1, choice, cache);
+    const kv = native.run(cache, x, positions, branchOf, (type) => ropeTables(this.invFreq.get(type)!, positions), adapter);
+    if (commit > 0) this.commit(cache, start, T, kv, commit);
+    if (logitIndex.length === 0) return new Float32Array(0);
+    const rows = new Float32Array(logitIndex.length * C);
+    logitIndex.forEach((t, i) => rows.set(x.subarray(t * C, (t + 1) * C), i * C));
+    return this.logits(rows, logitIndex.length, choice, cache);
   }
 
   /**
@@ -471,7 +570,8 @@ class OrtGemmaRuntime implements GemmaRuntime {
       return r.logits;
     }
     if (this.nativeHead && n <= NATIVE_HEAD_MAX_ROWS) return this.nativeHead.logits(rows, n);
-    const logits = (await this.s.head.run({ rows: f32Tensor(rows, [n, this.config.hidden]) })).logits.data as Float32Array;
+    const head = await this.s.head.get();
+    const logits = (await head.run({ rows: f32Tensor(rows, [n, this.config.hidden]) })).logits.data as Float32Array;
     requireFiniteOutput(logits);
     return logits;
   }
@@ -528,7 +628,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
         feeds[`past_v_${layer}`] = f32Tensor(set.view('v', l), dims);
       });
     }
-    const result = await this.s.session.run(feeds);
+    const result = await (await this.s.session.get()).run(feeds);
     if (commit > 0) this.commit(cache, start, T, result.new_kv.data as Float32Array, commit);
     if (logitIndex.length === 0) return new Float32Array(0);
     return this.logits(result.rows.data as Float32Array, logitIndex.length, choice, cache);

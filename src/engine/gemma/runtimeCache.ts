@@ -2,8 +2,9 @@
 // loaded before skips reading and converting every weight, the longest part of a load.
 //
 // An entry holds weights.bin (the converted initializers, as ExternalDataFile writes them), base.onnx and
-// lora.onnx (the inference graph without and with LoRA inputs, both reading weights.bin), and a record of
-// where the embedding table lies in weights.bin. Its key hashes everything the bytes depend on: the model's
+// lora.onnx (the inference graph without and with LoRA inputs, both reading weights.bin), head.onnx (and,
+// on the CPU, the head as ONNX Runtime packed it), and a record of where the embedding table lies in
+// weights.bin and of each graph's hash. Its key hashes everything the bytes depend on: the model's
 // files (identity.ts modelStamp: paths, sizes, times, inodes, sampled bytes), the graph options, and the
 // code that converted them (the bytes of the running bundle, which hold the package version too), so a
 // changed model, a changed setting or a new build never reads an old entry.
@@ -71,6 +72,11 @@ export interface RuntimeRecord {
   /** Whether the entry holds HEAD_PACKED_GRAPH and HEAD_PACKED_DATA. */
   packedHead: boolean;
   shape: { layers: number; hidden: number; vocabSize: number };
+  /**
+   * The sha256 of each graph file (they are small): checked when the entry is opened, because a runtime whose
+   * layers and head run natively may never open a graph in ONNX Runtime, which would otherwise find it damaged.
+   */
+  graphs: Record<string, string>;
   embedding:
     | { kind: 'nbits'; layout: NbitsLayout; columns: number; data: number; scales: number; mins: number | null }
     | { kind: 'f32'; columns: number; data: number };
@@ -82,13 +88,25 @@ function offsetOf(b: PlacedBytes): number {
   return p.offset;
 }
 
-/** The record of a runtime whose embedding table is `table` (its bytes streamed to the data file). */
-export function runtimeRecord(cfg: GemmaConfig, table: EmbeddingTable, packedHead: boolean): RuntimeRecord {
+/** The hash RuntimeRecord.graphs keeps of a graph file's bytes. */
+export function graphHash(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Throws unless `bytes` are the graph file `name` the entry's record describes. */
+export function checkGraph(meta: unknown, name: string, bytes: Uint8Array): void {
+  const graphs = (meta as Partial<RuntimeRecord> | null)?.graphs;
+  if (!graphs || typeof graphs !== 'object' || graphs[name] !== graphHash(bytes)) throw new Error(`the cached runtime's ${name} is not the one it was built with`);
+}
+
+/** The record of a runtime whose embedding table is `table` (its bytes streamed to the data file) and whose graph files hash to `graphs`. */
+export function runtimeRecord(cfg: GemmaConfig, table: EmbeddingTable, packedHead: boolean, graphs: Record<string, string>): RuntimeRecord {
   const shape = { layers: cfg.layers, hidden: cfg.hidden, vocabSize: cfg.vocabSize };
-  if (table.kind === 'f32') return { packedHead, shape, embedding: { kind: 'f32', columns: table.columns, data: offsetOf(table.data) } };
+  if (table.kind === 'f32') return { packedHead, shape, graphs, embedding: { kind: 'f32', columns: table.columns, data: offsetOf(table.data) } };
   return {
     packedHead,
     shape,
+    graphs,
     embedding: {
       kind: 'nbits', layout: table.layout, columns: table.columns, data: offsetOf(table.data), scales: offsetOf(table.scales),
       mins: table.mins ? offsetOf(table.mins) : null,

@@ -42,7 +42,7 @@ export interface OpenOptions {
    * options opens from there without converting. Default none.
    */
   weightCache?: string;
-  /** Who runs decode steps: 'native' where available (default), or 'onnx' (OrtRuntimeOptions.decode). */
+  /** Who runs the layers and head: 'native' where available (default), or 'onnx' (OrtRuntimeOptions.decode). */
   decode?: 'native' | 'onnx';
   /** Called with the model's shape once its header is read, before the runtime is built (the costly part); may throw to stop. */
   beforeBuild?: (config: GemmaConfig) => void | Promise<void>;

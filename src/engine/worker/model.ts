@@ -37,6 +37,8 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
   const resolved = await resolveDevice(device);
   const { value: m, resolution } = await openOnDevice(resolved, deviceRoles(resolved).inference,
     (d) => openModel(modelPath, { precision, threads: threads ?? ctx.state.threads, device: d, beforeBuild, weightCache: ctx.state.weightCache }));
+  // A cancel sent during the load may still wait in the channel: one turn of the event loop lets it in.
+  await new Promise((resolve) => setImmediate(resolve));
   if (ctx.signal.aborted) {
     await m.runtime.dispose();
     throw cancelled();

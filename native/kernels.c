@@ -5,6 +5,8 @@
 #include <immintrin.h>
 #include <math.h>
 
+#define VNNI512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
 int kernels_supported(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
@@ -158,47 +160,43 @@ void repack_q4_0x8(const block_q4_0 *w, int rows, int K, block_q4_0x8 *out, int 
       block_q4_0x8 *o = out + (size_t)g * nb + b;
       for (int k = 0; k < 8; k++) {
         const int r = g * 8 + k;
-        if (r < rows) {
-          o->d[k] = w[(size_t)r * nb + b].d;
-          memcpy(o->qs[k], w[(size_t)r * nb + b].qs, QK / 2);
-        } else {
-          o->d[k] = 0;
-          memset(o->qs[k], 0, QK / 2);
+        for (int c = 0; c < 4; c++) {
+          if (r < rows) memcpy(o->qs[c][k], w[(size_t)r * nb + b].qs + 4 * c, 4);
+          else memset(o->qs[c][k], 0, 4);
         }
+        o->d[k] = r < rows ? w[(size_t)r * nb + b].d : 0;
       }
     }
 }
 
-// Eight rows of group w [nb blocks] times xq into y[0…8). Each row's block sum is an exact int32 (a hadd
-// tree puts row k in lane k), so a block is scaled once for all eight rows.
+// Eight rows of group w [nb blocks] times xq into y[0…8). Each row's block sum is an exact int32 in its own
+// lane (a maddubs pair is at most 2·15·127 = 3810, so eight of them add in int16 without overflow), so a
+// block is scaled once for all eight rows.
 KERNEL static void group_q8(const block_q4_0x8 *w, int nb, const block_q8 *xq, float *y) {
+  const __m256i low = _mm256_set1_epi8(0x0F);
   __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++) {
-    __m256i p[8];
-    for (int k = 0; k < 8; k++) p[k] = block_q4_q8(w[b].qs[k], xq[b].qs);
-    const __m256i s0 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-    const __m256i s1 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
-    // s0's lanes are rows 0…3 from each 128-bit half, s1's rows 4…7: add the halves.
-    const __m256i s = _mm256_add_epi32(_mm256_permute2x128_si256(s0, s1, 0x20), _mm256_permute2x128_si256(s0, s1, 0x31));
+    __m256i s = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+      const __m256i v = _mm256_loadu_si256((const __m256i *)w[b].qs[c]);
+      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(v, low), _mm256_set1_epi32(*(const int32_t *)(xq[b].qs + 4 * c))));
+      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), _mm256_set1_epi32(*(const int32_t *)(xq[b].qs + 16 + 4 * c))));
+    }
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(xq[b].d)), acc);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s, _mm256_set1_epi16(1))), _mm256_mul_ps(d, _mm256_set1_ps(xq[b].d)), acc);
     corr = _mm256_fmadd_ps(d, _mm256_set1_ps(xq[b].sum8), corr);
   }
   _mm256_storeu_ps(y, _mm256_sub_ps(acc, corr));
 }
 
 // A group's blocks unpacked for many inputs: per block, 8 vectors, vector 2c + h holding in lane k row k's
-// codes (0…15) of elements 16h + 4c … 16h + 4c + 3, and the 8 rows' scales as floats. An input's 4 bytes
-// broadcast to every lane then meet all eight rows in one maddubs, and the rows' sums come out one per
-// lane: no horizontal adds, which cost group_q8 a third of its time.
+// codes (0…15) of elements 16h + 4c … 16h + 4c + 3, and the 8 rows' scales as floats; group_q8 does this
+// for every input, gemm_x8_q8 once for all of them.
 KERNEL static void unpack_group(const block_q4_0x8 *w, int nb, __m256i *codes, __m256 *scales) {
   const __m256i low = _mm256_set1_epi8(0x0F);
-  // Row k's bytes 4c…4c+3 are the 32-bit word 4k + c of the block's codes.
-  const __m256i rows = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
   for (int b = 0; b < nb; b++) {
-    const int *q = (const int *)w[b].qs;
     for (int c = 0; c < 4; c++) {
-      const __m256i v = _mm256_i32gather_epi32(q, _mm256_add_epi32(rows, _mm256_set1_epi32(c)), 4);
+      const __m256i v = _mm256_loadu_si256((const __m256i *)w[b].qs[c]);
       codes[8 * b + 2 * c] = _mm256_and_si256(v, low);
       codes[8 * b + 2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
     }
@@ -264,18 +262,14 @@ KERNEL static void unpacked_q8_2x2(const __m256i *ca, const __m256i *cb, const _
   _mm256_storeu_ps(y1 + 8, _mm256_sub_ps(a11, c11));
 }
 
-#define VNNI512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
-
 // Two adjacent groups (16 rows) unpacked as unpack_group does, side by side in 512-bit vectors: lanes 0…7
 // the first group's rows, 8…15 the second's.
 VNNI512 static void unpack_pair(const block_q4_0x8 *wa, int nb, __m512i *codes, __m512 *scales) {
   const __m256i low = _mm256_set1_epi8(0x0F);
-  const __m256i rows = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
   const block_q4_0x8 *wb = wa + nb;
   for (int b = 0; b < nb; b++) {
     for (int c = 0; c < 4; c++) {
-      const __m256i idx = _mm256_add_epi32(rows, _mm256_set1_epi32(c));
-      const __m256i va = _mm256_i32gather_epi32((const int *)wa[b].qs, idx, 4), vb = _mm256_i32gather_epi32((const int *)wb[b].qs, idx, 4);
+      const __m256i va = _mm256_loadu_si256((const __m256i *)wa[b].qs[c]), vb = _mm256_loadu_si256((const __m256i *)wb[b].qs[c]);
       codes[8 * b + 2 * c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(va, low)), _mm256_and_si256(vb, low), 1);
       codes[8 * b + 2 * c + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(_mm256_srli_epi16(va, 4), low)),
                                                     _mm256_and_si256(_mm256_srli_epi16(vb, 4), low), 1);

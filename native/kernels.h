@@ -6,6 +6,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 
 #define QK 32
 
@@ -16,13 +17,16 @@ typedef struct {
 } block_q4_0;
 
 /**
- * Eight rows of a Q4_0 matrix side by side, block b of each: their scales, then their codes (each row's bytes
- * as GGUF orders them). The decoder's layers are kept in this form (repack_q4_0x8): one activation block
- * then meets eight rows at once, and their scales convert and scale as one vector (bench/gemv-kernels.c).
+ * Eight rows of a Q4_0 matrix side by side, block b of each: their scales, then their codes four bytes at a
+ * time: qs[c][k] holds bytes 4c…4c+3 of row k's codes as GGUF orders them (elements 4c…4c+3 in the low
+ * nibbles, 16+4c…16+4c+3 in the high). One 32-byte load then holds four elements of each of the eight rows,
+ * one row per lane: an activation's four bytes, broadcast, meet all eight rows in one maddubs, and each row's
+ * sum comes out in its own lane, without the horizontal adds that row-by-row codes need. The decoder's
+ * layers and the head's 4-bit table are kept in this form (repack_q4_0x8).
  */
 typedef struct {
   uint16_t d[8];  // float16
-  uint8_t qs[8][QK / 2];
+  uint8_t qs[4][8][4];
 } block_q4_0x8;
 
 /** GGUF's Q8_0 block: w = d·q. */
@@ -55,12 +59,19 @@ KERNEL static inline float hsum(__m256 v) {
 // Both Q4_0 dots take the codes unsigned (0…15) and subtract 8·Σx once per block (a scalar, precomputed
 // per input block): unpacking then needs no sign handling, the costliest part of a 4-bit dot.
 
-/** The unsigned codes qs [16 bytes] of one block times float xb [32], as 8 partial sums. */
-KERNEL static inline __m256 block_q4_f32(const uint8_t *qs, const float *xb) {
+/** Row k's 16 code bytes of a repacked block, in GGUF's order. */
+KERNEL static inline __m128i row_codes(const block_q4_0x8 *b, int k) {
+  int32_t c[4];
+  for (int i = 0; i < 4; i++) memcpy(&c[i], b->qs[i][k], 4);
+  return _mm_setr_epi32(c[0], c[1], c[2], c[3]);
+}
+
+/** The unsigned codes qs (one block's 16 bytes) times float xb [32], as 8 partial sums. */
+KERNEL static inline __m256 block_q4_f32(__m128i qs, const float *xb) {
   const __m256i low = _mm256_set1_epi32(0x0F);
   // Bytes 0…7 hold elements 0…7 (low nibbles) and 16…23 (high); bytes 8…15 elements 8…15 and 24…31.
-  const __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)qs));
-  const __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8)));
+  const __m256i v0 = _mm256_cvtepu8_epi32(qs);
+  const __m256i v1 = _mm256_cvtepu8_epi32(_mm_srli_si128(qs, 8));
   __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v0, low)), _mm256_loadu_ps(xb));
   s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v1, low)), _mm256_loadu_ps(xb + 8), s);
   s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4)), _mm256_loadu_ps(xb + 16), s);
@@ -73,7 +84,7 @@ KERNEL static inline float dot_x8_f32(const block_q4_0x8 *g, int k, int nb, cons
   float corr = 0;
   for (int b = 0; b < nb; b++) {
     const float d = _cvtsh_ss(g[b].d[k]);
-    acc = _mm256_fmadd_ps(block_q4_f32(g[b].qs[k], x + b * QK), _mm256_set1_ps(d), acc);
+    acc = _mm256_fmadd_ps(block_q4_f32(row_codes(&g[b], k), x + b * QK), _mm256_set1_ps(d), acc);
     corr += d * xsum8[b];
   }
   return hsum(acc) - corr;

@@ -5,21 +5,13 @@
 //   cc -O3 -pthread -Inative bench/gemm-kernels.c native/kernels.c native/pool.c -lm -o /tmp/gemm && /tmp/gemm 2 256
 #include "kernels.h"
 #include "pool.h"
+#include "kernel-shapes.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-typedef struct {
-  const char *name;
-  int rows, K, count;  // count: matrices of this shape per token (18 layers)
-} shape;
-
-static const shape SHAPES[] = {
-  {"q|k|v 1536x640 (x18)", 1536, 640, 18}, {"o 640x1024 (x18)", 640, 1024, 18}, {"gate, up 2048x640 (x36)", 2048, 640, 36},
-  {"down 640x2048 (x18)", 640, 2048, 18},
-};
 
 typedef struct {
   const block_q4_0x8 *packed;
@@ -53,7 +45,7 @@ KERNEL int main(int argc, char **argv) {
   srand(1);
   printf("%d threads, %d inputs; ms per product, best of 10\n", threads, T);
   double total[2] = {0, 0};
-  for (size_t s = 0; s < sizeof(SHAPES) / sizeof(SHAPES[0]); s++) {
+  for (size_t s = 0; s < LAYER_SHAPES; s++) {
     const shape *sh = &SHAPES[s];
     const int nb = sh->K / QK;
     block_q4_0 *w = malloc(sizeof(block_q4_0) * (size_t)sh->rows * nb);

@@ -5,21 +5,13 @@
 //   cc -O3 -pthread -Inative bench/gemv-kernels.c native/kernels.c native/pool.c -lm -o /tmp/gemv && /tmp/gemv 2
 #include "kernels.h"
 #include "pool.h"
+#include "kernel-shapes.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-typedef struct {
-  const char *name;
-  int rows, K, count;  // count: matrices of this shape per token (18 layers)
-} shape;
-
-static const shape SHAPES[] = {
-  {"q|k|v 1536x640 (x18)", 1536, 640, 18}, {"o 640x1024 (x18)", 640, 1024, 18}, {"gate, up 2048x640 (x36)", 2048, 640, 36},
-  {"down 640x2048 (x18)", 640, 2048, 18},  {"all-Q4_0 head 262144x640", 262144, 640, 1},
-};
 
 typedef struct {
   const block_q4_0 *rows;

@@ -138,29 +138,26 @@ KERNEL static void rows_qk(decoder *d, int t0, int t1) {
   }
 }
 
+// out = base + rms_norm(proj)·w, proj normed in place: a block's output joining the residual stream.
+KERNEL static void join_residual(const decoder *d, const float *base, float *proj, const float *w, float *out) {
+  const int C = d->c.hidden;
+  rms_norm(proj, w, C, d->c.eps, proj);
+  for (int i = 0; i < C; i++) out[i] = base[i] + proj[i];
+}
+
 // After o: h = x + post_attn_norm(o), and pre_ffn_norm(h) into xn.
 KERNEL static void rows_mid(decoder *d, int t0, int t1) {
-  const int C = d->c.hidden;
-  const layer *L = d->L;
+  const size_t C = (size_t)d->c.hidden;
   for (int t = t0; t < t1; t++) {
-    float *proj = d->proj + (size_t)t * C, *h = d->h + (size_t)t * C;
-    const float *xt = d->x + (size_t)t * C;
-    rms_norm(proj, L->post_attn_norm, C, d->c.eps, proj);
-    for (int i = 0; i < C; i++) h[i] = xt[i] + proj[i];
-    rms_norm(h, L->pre_ffn_norm, C, d->c.eps, d->xn + (size_t)t * C);
+    join_residual(d, d->x + t * C, d->proj + t * C, d->L->post_attn_norm, d->h + t * C);
+    rms_norm(d->h + t * C, d->L->pre_ffn_norm, (int)C, d->c.eps, d->xn + t * C);
   }
 }
 
 // After down: x = h + post_ffn_norm(down).
 KERNEL static void rows_out(decoder *d, int t0, int t1) {
-  const int C = d->c.hidden;
-  const layer *L = d->L;
-  for (int t = t0; t < t1; t++) {
-    float *proj = d->proj + (size_t)t * C, *xt = d->x + (size_t)t * C;
-    const float *h = d->h + (size_t)t * C;
-    rms_norm(proj, L->post_ffn_norm, C, d->c.eps, proj);
-    for (int i = 0; i < C; i++) xt[i] = h[i] + proj[i];
-  }
+  const size_t C = (size_t)d->c.hidden;
+  for (int t = t0; t < t1; t++) join_residual(d, d->h + t * C, d->proj + t * C, d->L->post_ffn_norm, d->x + t * C);
 }
 
 KERNEL static void phase_qkv(void *ctx, int ith, int nth) {

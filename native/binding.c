@@ -211,10 +211,10 @@ static napi_value create_decoder(napi_env env, napi_callback_info info) {
       !get_float(env, argv[0], "eps", &c.eps) || !get_float(env, argv[0], "attnScale", &c.attn_scale) || !get_int(env, argv[0], "level", &c.level) ||
       napi_get_value_int32(env, argv[2], &threads) != napi_ok)
     FAIL("createDecoder: config needs layers, hidden, heads, kvHeads, headDim, ffn, eps, attnScale, level; threads a number");
-  if (c.layers < 1 || c.layers > 1024 || c.hidden % QK || c.ffn % QK || c.head_dim % 8 || c.kv_heads < 1 || c.heads % c.kv_heads ||
+  if (c.layers < 1 || c.layers > 1024 || c.hidden % QK || c.ffn % QK || c.head_dim % 16 || c.kv_heads < 1 || c.heads % c.kv_heads ||
       (c.heads * c.head_dim) % QK || c.hidden > 65536 || c.ffn > 262144 || c.heads > 256 || c.head_dim > 1024 || (c.level != 0 && c.level != 4) ||
       threads < 1 || threads > 256)
-    FAIL("createDecoder: unsupported shape (widths must be multiples of 32, the head size of 8)");
+    FAIL("createDecoder: unsupported shape (widths must be multiples of 32, the head size of 16)");
   uint32_t n;
   if (napi_get_array_length(env, argv[1], &n) != napi_ok || (int)n != c.layers) FAIL("createDecoder: layers needs one entry per layer");
   handle *h = calloc(1, sizeof(handle));

@@ -185,12 +185,31 @@ static inline int sees(const decoder *d, int t, int u, int window) {
 
 // The scores of M ≤ 4 queries q (rows D apart) against the visible keys (vis[a] < P: cache slot, else the
 // run's token vis[a] − P, whose key is Knew + (vis[a] − P)·N), scaled, into s[i·S + a]: dot_f32's sums in its
-// order, each key's chunk loaded once for the M heads that share it. Inlined with M constant, so that the
-// accumulators stay in registers.
+// order. Two keys at a time, so that each query chunk loaded serves two keys and each key chunk M queries.
+// Inlined with M constant, so that the accumulators stay in registers.
 __attribute__((always_inline)) KERNEL static inline void group_scores(const float *q, const int M, int D, const float *K, const float *Knew, int N, int P,
                                                                       const int *vis, int n, float scale, float *s, int S) {
-  for (int a = 0; a < n; a++) {
-    const float *k = vis[a] < P ? K + (size_t)vis[a] * D : Knew + (size_t)(vis[a] - P) * N;
+#define KEY(a) (vis[a] < P ? K + (size_t)vis[a] * D : Knew + (size_t)(vis[a] - P) * N)
+  int a = 0;
+  for (; a + 2 <= n; a += 2) {
+    const float *k0 = KEY(a), *k1 = KEY(a + 1);
+    __m256 acc0[4], acc1[4];
+    for (int i = 0; i < M; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
+    for (int c = 0; c < D; c += 8) {
+      const __m256 kv0 = _mm256_loadu_ps(k0 + c), kv1 = _mm256_loadu_ps(k1 + c);
+      for (int i = 0; i < M; i++) {
+        const __m256 qv = _mm256_loadu_ps(q + (size_t)i * D + c);
+        acc0[i] = _mm256_fmadd_ps(qv, kv0, acc0[i]);
+        acc1[i] = _mm256_fmadd_ps(qv, kv1, acc1[i]);
+      }
+    }
+    for (int i = 0; i < M; i++) {
+      s[(size_t)i * S + a] = hsum(acc0[i]) * scale;
+      s[(size_t)i * S + a + 1] = hsum(acc1[i]) * scale;
+    }
+  }
+  for (; a < n; a++) {
+    const float *k = KEY(a);
     __m256 acc[4];
     for (int i = 0; i < M; i++) acc[i] = _mm256_setzero_ps();
     for (int c = 0; c < D; c += 8) {
@@ -202,18 +221,28 @@ __attribute__((always_inline)) KERNEL static inline void group_scores(const floa
 }
 
 // out_i = Σ_a p_i[a]·v_a for M ≤ 4 heads over the visible values (as group_scores' keys), in order: axpy_f32's
-// sums, each value's chunk loaded once for the M heads.
+// sums. Sixteen of the D columns at a time, so that each weight broadcast serves two value chunks and each
+// value chunk M heads.
 __attribute__((always_inline)) KERNEL static inline void group_values(const float *p, const int M, int S, int D, const float *V, const float *Vnew, int N, int P,
                                                                       const int *vis, int n, float *out) {
-  for (int c = 0; c < D; c += 8) {
-    __m256 acc[4];
-    for (int i = 0; i < M; i++) acc[i] = _mm256_setzero_ps();
+  for (int c = 0; c < D; c += 16) {
+    __m256 acc0[4], acc1[4];
+    for (int i = 0; i < M; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
     for (int a = 0; a < n; a++) {
-      const __m256 v = _mm256_loadu_ps((vis[a] < P ? V + (size_t)vis[a] * D : Vnew + (size_t)(vis[a] - P) * N) + c);
-      for (int i = 0; i < M; i++) acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(p[(size_t)i * S + a]), v, acc[i]);
+      const float *v = (vis[a] < P ? V + (size_t)vis[a] * D : Vnew + (size_t)(vis[a] - P) * N) + c;
+      const __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+      for (int i = 0; i < M; i++) {
+        const __m256 w = _mm256_set1_ps(p[(size_t)i * S + a]);
+        acc0[i] = _mm256_fmadd_ps(w, v0, acc0[i]);
+        acc1[i] = _mm256_fmadd_ps(w, v1, acc1[i]);
+      }
     }
-    for (int i = 0; i < M; i++) _mm256_storeu_ps(out + (size_t)i * D + c, acc[i]);
+    for (int i = 0; i < M; i++) {
+      _mm256_storeu_ps(out + (size_t)i * D + c, acc0[i]);
+      _mm256_storeu_ps(out + (size_t)i * D + c + 8, acc1[i]);
+    }
   }
+#undef KEY
 }
 
 // One (token, kv head) pair per job: the queries of the heads sharing that kv head (grouped-query attention)

@@ -277,13 +277,7 @@ KERNEL static void phase_attention(void *ctx, int ith, int nth) {
       else
         for (int i = 0; i < G - i0; i++) group_scores(qi + (size_t)i * D, 1, D, K, Knew, N, P, vis, n, d->c.attn_scale, si + (size_t)i * S, S);
     }
-    for (int i = 0; i < G; i++) {
-      float *si = s + (size_t)i * S, mx = -INFINITY, sum = 0;
-      for (int a = 0; a < n; a++) mx = si[a] > mx ? si[a] : mx;
-      for (int a = 0; a < n; a++) sum += (si[a] = expf(si[a] - mx));
-      const float inv = 1.0f / sum;
-      for (int a = 0; a < n; a++) si[a] *= inv;
-    }
+    for (int i = 0; i < G; i++) softmax(s + (size_t)i * S, n);
     // The context rows of the group's heads from the visible values.
     float *out = d->ctx + (size_t)t * Q + (size_t)g * G * D;
     for (int i0 = 0; i0 < G; i0 += 4) {

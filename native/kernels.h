@@ -66,6 +66,24 @@ KERNEL static inline __m128i row_codes(const block_q4_0x8 *b, int k) {
   return _mm_setr_epi32(c[0], c[1], c[2], c[3]);
 }
 
+// e^x for 8 lanes (Cephes' expf: x = n·ln2 + r, |r| ≤ ln2/2, a degree-6 polynomial for e^r; relative
+// error ~2e-7). x is clamped to ±88, where e^x is still finite.
+KERNEL static inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-88.0f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
 /** The unsigned codes qs (one block's 16 bytes) times float xb [32], as 8 partial sums. */
 KERNEL static inline __m256 block_q4_f32(__m128i qs, const float *xb) {
   const __m256i low = _mm256_set1_epi32(0x0F);
@@ -182,5 +200,7 @@ KERNEL void rope_head(float *x, const float *cos, const float *sin, int D);
 KERNEL float dot_f32(const float *a, const float *b, int n);
 /** y += a·x. */
 KERNEL void axpy_f32(float a, const float *x, float *y, int n);
+/** s [n] ← softmax(s): e^(s − max) with exp8 (the tail with expf), over their sum. */
+KERNEL void softmax(float *s, int n);
 /** gelu_tanh(g)·u, element-wise, into out. */
 KERNEL void gelu_tanh_mul(const float *g, const float *u, float *out, int n);

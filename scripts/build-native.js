@@ -1,7 +1,7 @@
-// Compiles native/*.c into build/native/gemma_native.node (the decode step, src/engine/gemma/nativeDecoder.ts)
+// Compiles native/*.c into build/native/gemma_native.node (the layers and head, src/engine/gemma/native*.ts)
 // and copies it beside the bundles as dist/gemma_native.node. Called by esbuild.js, so `npm run build`,
 // `npm run demo` and `npm test` build it; skipped, with the reason printed, where it cannot be built here
-// (not x86-64, no C compiler, no Node headers): the engine then decodes with ONNX Runtime, as it says.
+// (not x86-64, no C compiler, no Node headers): the engine then runs the model on ONNX Runtime, as it says.
 // Plain cc rather than node-gyp: five C files, no dependencies, and node-gyp would fetch headers that
 // Node's own include folder already has.
 const { execFileSync } = require('node:child_process');

@@ -190,7 +190,7 @@ async function convertInto(dir: string, weights: ModelWeights | WeightSource, gr
   return runtimeRecord(weights.config, table, packed, graphs);
 }
 
-/** The native decode step and head, or why each is not there (the runtime then uses ONNX Runtime's). */
+/** The native layers and head, or why each is not there (the runtime then uses ONNX Runtime's). */
 interface NativeParts {
   decoder: NativeDecoder | { reason: string };
   head: NativeHead | { reason: string };

@@ -35,6 +35,7 @@ struct decoder {
   void (*rows_fn)(struct decoder *d, int t0, int t1);
   const float *in;
   int in_k;
+  const block_q4_0x8 *to_hidden;
   int layer;
   float *x, *new_kv;
   int T;
@@ -290,12 +291,14 @@ KERNEL static void phase_attention(void *ctx, int ith, int nth) {
   }
 }
 
-KERNEL static void phase_o(void *ctx, int ith, int nth) {
+// proj = W·in for the phase's input (begin_phase's) and W = d->to_hidden: attention's output projection, the
+// MLP's down projection.
+KERNEL static void phase_to_hidden(void *ctx, int ith, int nth) {
   decoder *d = ctx;
   const int C = d->c.hidden;
   int r0, r1;
   pool_share(C, QK, ith, nth, &r0, &r1);
-  gemm(d, d->L->o, d->c.heads * d->c.head_dim, d->ctx, d->proj, C, r0, r1);
+  gemm(d, d->to_hidden, d->in_k, d->in, d->proj, C, r0, r1);
   lora_rows(d, d->proj + r0, C, r0, r1 - r0);
 }
 
@@ -315,15 +318,6 @@ KERNEL static void phase_gateup(void *ctx, int ith, int nth) {
     const float *gu = d->gateup + (size_t)t * 2 * F;
     gelu_tanh_mul(gu + r0, gu + F + r0, d->act + (size_t)t * F + r0, r1 - r0);
   }
-}
-
-KERNEL static void phase_down(void *ctx, int ith, int nth) {
-  decoder *d = ctx;
-  const int C = d->c.hidden;
-  int r0, r1;
-  pool_share(C, QK, ith, nth, &r0, &r1);
-  gemm(d, d->L->down, d->c.ffn, d->act, d->proj, C, r0, r1);
-  lora_rows(d, d->proj + r0, C, r0, r1 - r0);
 }
 
 // One matrix to repack: the caller's rows [rows, K] into its place in the decoder's memory.
@@ -461,13 +455,15 @@ KERNEL int decoder_run(decoder *d, float *x, int T, const int *positions, const 
     for_rows(d, rows_qk);
     pool_run(d->pool, phase_attention, d);
     if (begin_phase(d, d->ctx, H * D, LL ? &LL->o : NULL)) return -1;
-    pool_run(d->pool, phase_o, d);
+    d->to_hidden = d->L->o;
+    pool_run(d->pool, phase_to_hidden, d);
     // h = x + post_attn_norm(o); the MLP on pre_ffn_norm(h); x = h + post_ffn_norm(down).
     for_rows(d, rows_mid);
     if (begin_phase(d, d->xn, C, LL ? &LL->gateup : NULL)) return -1;
     pool_run(d->pool, phase_gateup, d);
     if (begin_phase(d, d->act, c->ffn, LL ? &LL->down : NULL)) return -1;
-    pool_run(d->pool, phase_down, d);
+    d->to_hidden = d->L->down;
+    pool_run(d->pool, phase_to_hidden, d);
     for_rows(d, rows_out);
   }
   pool_park(d->pool);

@@ -177,14 +177,13 @@ void repack_q4_0x8(const block_q4_0 *w, int rows, int K, block_q4_0x8 *out, int 
 // lane (a maddubs pair is at most 2·15·127 = 3810, so eight of them add in int16 without overflow), so a
 // block is scaled once for all eight rows.
 KERNEL static void group_q8(const block_q4_0x8 *w, int nb, const block_q8 *xq, float *y) {
-  const __m256i low = _mm256_set1_epi8(0x0F);
   __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++) {
     __m256i s = _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
       const __m256i v = _mm256_loadu_si256((const __m256i *)w[b].qs[c]);
-      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(v, low), _mm256_set1_epi32(*(const int32_t *)(xq[b].qs + 4 * c))));
-      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), _mm256_set1_epi32(*(const int32_t *)(xq[b].qs + 16 + 4 * c))));
+      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(low_codes(v), _mm256_set1_epi32(*(const int32_t *)(xq[b].qs + 4 * c))));
+      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(high_codes(v), _mm256_set1_epi32(*(const int32_t *)(xq[b].qs + 16 + 4 * c))));
     }
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s, _mm256_set1_epi16(1))), _mm256_mul_ps(d, _mm256_set1_ps(xq[b].d)), acc);
@@ -197,12 +196,11 @@ KERNEL static void group_q8(const block_q4_0x8 *w, int nb, const block_q8 *xq, f
 // codes (0…15) of elements 16h + 4c … 16h + 4c + 3, and the 8 rows' scales as floats; group_q8 does this
 // for every input, gemm_x8_q8 once for all of them.
 KERNEL static void unpack_group(const block_q4_0x8 *w, int nb, __m256i *codes, __m256 *scales) {
-  const __m256i low = _mm256_set1_epi8(0x0F);
   for (int b = 0; b < nb; b++) {
     for (int c = 0; c < 4; c++) {
       const __m256i v = _mm256_loadu_si256((const __m256i *)w[b].qs[c]);
-      codes[8 * b + 2 * c] = _mm256_and_si256(v, low);
-      codes[8 * b + 2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+      codes[8 * b + 2 * c] = low_codes(v);
+      codes[8 * b + 2 * c + 1] = high_codes(v);
     }
     scales[b] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
   }
@@ -269,14 +267,12 @@ KERNEL static void unpacked_q8_2x2(const __m256i *ca, const __m256i *cb, const _
 // Two adjacent groups (16 rows) unpacked as unpack_group does, side by side in 512-bit vectors: lanes 0…7
 // the first group's rows, 8…15 the second's.
 VNNI512 static void unpack_pair(const block_q4_0x8 *wa, int nb, __m512i *codes, __m512 *scales) {
-  const __m256i low = _mm256_set1_epi8(0x0F);
   const block_q4_0x8 *wb = wa + nb;
   for (int b = 0; b < nb; b++) {
     for (int c = 0; c < 4; c++) {
       const __m256i va = _mm256_loadu_si256((const __m256i *)wa[b].qs[c]), vb = _mm256_loadu_si256((const __m256i *)wb[b].qs[c]);
-      codes[8 * b + 2 * c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(va, low)), _mm256_and_si256(vb, low), 1);
-      codes[8 * b + 2 * c + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(_mm256_srli_epi16(va, 4), low)),
-                                                    _mm256_and_si256(_mm256_srli_epi16(vb, 4), low), 1);
+      codes[8 * b + 2 * c] = _mm512_inserti64x4(_mm512_castsi256_si512(low_codes(va)), low_codes(vb), 1);
+      codes[8 * b + 2 * c + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(high_codes(va)), high_codes(vb), 1);
     }
     const __m256 da = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)wa[b].d)), db = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)wb[b].d));
     scales[b] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_castps_si256(da)), _mm256_castps_si256(db), 1));

@@ -115,6 +115,15 @@ KERNEL static inline __m256i unpack_q4(const uint8_t *qs) {
   return _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), _mm256_set1_epi8(0x0F));
 }
 
+/** A repacked block's 32-byte code vector qs[c]: the low nibbles (elements 4c…4c+3 of each row, a lane each). */
+KERNEL static inline __m256i low_codes(__m256i v) {
+  return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+}
+/** The same vector's high nibbles (elements 16+4c…16+4c+3 of each row). */
+KERNEL static inline __m256i high_codes(__m256i v) {
+  return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
+}
+
 /** The sum of v's eight int32 lanes. */
 KERNEL static inline int hsum_i32(__m256i v) {
   __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));

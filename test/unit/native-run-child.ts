@@ -6,10 +6,10 @@ import { createHash } from 'node:crypto';
 import { openWeights } from '../../src/engine/model/load';
 import { createGemmaRuntime } from '../../src/engine/gemma/ortRuntime';
 
-export const RUN_IDS = Array.from({ length: 40 }, (_, i) => 2 + ((i * 31) % 250));
+const RUN_IDS = Array.from({ length: 40 }, (_, i) => 2 + ((i * 31) % 250));
 
 /** The sha256 of the logits of one native run of RUN_IDS on `file`. */
-export async function runHash(file: string): Promise<string> {
+async function runHash(file: string): Promise<string> {
   const { source } = openWeights(file, { precision: 'q4' });
   const rt = await createGemmaRuntime(source, { precision: 'q4', threads: 2, accuracyLevel: 4, decode: 'native' });
   try {
@@ -20,6 +20,4 @@ export async function runHash(file: string): Promise<string> {
   }
 }
 
-if (require.main === module) {
-  void runHash(process.argv[2]).then((h) => console.log(h));
-}
+void runHash(process.argv[2]).then((h) => console.log(h));

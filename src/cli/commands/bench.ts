@@ -9,7 +9,7 @@
 
 import type { CliCommand } from '../command';
 import { choiceFlag, numberFlag, parseFlags, UsageError, type ParsedArgs } from '../args';
-import type { GemmaRuntime } from '../../engine/gemma/runtime';
+import type { GemmaRuntime, KvCache } from '../../engine/gemma/runtime';
 import { Sampler } from '../../engine/generate/sampling';
 import { Rng } from '../../engine/rng';
 import { classify } from '../../engine/generate/labelScoring';
@@ -55,14 +55,7 @@ const prefill: BenchSection = {
     // The first prompt after the load is the user's time to first token (it also grows the run's buffers);
     // the speed is the mean of the runs after it.
     const times: number[] = [];
-    for (let i = 0; i <= REPEATS; i++) {
-      const cache = rt.newCache();
-      try {
-        times.push((await timed(() => rt.step(cache, ids, { logits: 'last' })))[1]);
-      } finally {
-        cache.dispose();
-      }
-    }
+    for (let i = 0; i <= REPEATS; i++) times.push(await withCache(rt, async (cache) => (await timed(() => rt.step(cache, ids, { logits: 'last' })))[1]));
     const ttft = times[0];
     const tokS = mean(times.slice(1).map((ms) => (n * 1000) / ms));
     return {
@@ -83,16 +76,13 @@ const decode: BenchSection = {
     const sampler = new Sampler({ temperature: 0 });
     const rates: number[] = [];
     for (let i = 0; i <= REPEATS; i++) {
-      const cache = rt.newCache();
-      try {
+      const ms = await withCache(rt, async (cache) => {
         let logits = await rt.step(cache, randomIds(rng, 64, rt.config.vocabSize), greedy);
-        const [, ms] = await timed(async () => {
+        return (await timed(async () => {
           for (let t = 0; t < n; t++) logits = await rt.step(cache, [sampler.sample(logits, cache.candidates)], greedy);
-        });
-        rates.push((n * 1000) / ms);
-      } finally {
-        cache.dispose();
-      }
+        }))[1];
+      });
+      rates.push((n * 1000) / ms);
     }
     const tokS = mean(rates.slice(1));
     return {
@@ -101,6 +91,16 @@ const decode: BenchSection = {
     };
   },
 };
+
+/** f on a fresh cache of rt, disposed afterwards. */
+async function withCache<T>(rt: GemmaRuntime, f: (cache: KvCache) => Promise<T>): Promise<T> {
+  const cache = rt.newCache();
+  try {
+    return await f(cache);
+  } finally {
+    cache.dispose();
+  }
+}
 
 function mean(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -319,6 +319,12 @@ function isDiskError(e: unknown): boolean {
   return typeof code === 'string' && ['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO', 'EMFILE', 'ENFILE', 'ENOTDIR', 'EEXIST'].includes(code);
 }
 
+/** A request's adapter for one run of the layers: the LoRA graph's feeds (ONNX Runtime) or its native form. */
+interface RunAdapter {
+  feeds: Feeds;
+  native?: NativeAdapter;
+}
+
 /** The runtime's ORT session and what it needs to rebuild it as the LoRA variant. */
 interface SessionState {
   /** The layers (inferenceGraph with `head: 'apart'`): hidden rows and the new keys and values; never opened where native code runs them. */
@@ -439,19 +445,18 @@ class OrtGemmaRuntime implements GemmaRuntime {
     if (ids.length === 0) throw new Error('step: no token ids');
     const cache = this.checked('step', cacheIn, ids, ids.length);
     const choice = opts.logits === 'last' ? opts.choice : undefined;
-    if (this.native) return this.nativeSteps(this.native, cache, ids, opts.logits, opts.adapter, choice);
     const V = this.config.vocabSize;
-    const lora = await this.loraFeeds('step', opts.adapter);
+    const adapter = await this.runAdapter('step', opts.adapter);
 
     let out: Float32Array | null = null;
     let done = 0;
     while (done < ids.length) {
-      const T = Math.min(ids.length - done, this.chunkSize(cache));
+      const T = Math.min(ids.length - done, this.runLimit(cache));
       const last = done + T === ids.length;
       const index = opts.logits === 'all' ? range(0, T) : last ? [T - 1] : [];
       const chunk = ids.slice(done, done + T);
-      const logits = await this.run(cache, chunk, range(cache.length, cache.length + T), null, index, lora, T, last ? choice : undefined);
-      // One run gives the whole answer as is; pieces are gathered (the ORT output is already a fresh copy).
+      const logits = await this.runLayers(cache, chunk, range(cache.length, cache.length + T), null, index, adapter, T, last ? choice : undefined);
+      // One run gives the whole answer as is; pieces are gathered.
       if (done === 0 && last) out = logits;
       else {
         out ??= new Float32Array(opts.logits === 'all' ? ids.length * V : V);
@@ -469,8 +474,8 @@ class OrtGemmaRuntime implements GemmaRuntime {
     const longest = branches.reduce((m, b) => Math.max(m, b.length), 0);
     const cache = this.checked('scoreBranches', cacheIn, all, prefix.length + longest);
     const V = this.config.vocabSize;
-    const lora = this.native ? {} : await this.loraFeeds('scoreBranches', opts.adapter);
-    if (all.length > (this.native ? this.maxRunTokens : this.chunkSize(cache))) {
+    const adapter = await this.runAdapter('scoreBranches', opts.adapter);
+    if (all.length > this.runLimit(cache)) {
       // Too many tokens for one run: the prefix as a step, then each branch on its own fork.
       const prefixLast = prefix.length ? await this.step(cache, prefix, { logits: 'last', adapter: opts.adapter }) : null;
       const out: Float32Array[] = [];
@@ -498,9 +503,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
       branchOf.push(i);
     }));
     const index = [...(prefix.length ? [prefix.length - 1] : []), ...range(prefix.length, all.length)];
-    const logits = this.native
-      ? await this.nativeRun(this.native, cache, all, positions, branchOf, index, this.nativeAdapterFor('scoreBranches', opts.adapter), prefix.length)
-      : await this.run(cache, all, positions, branchOf, index, lora, prefix.length);
+    const logits = await this.runLayers(cache, all, positions, branchOf, index, adapter, prefix.length);
     let row = prefix.length ? 1 : 0;
     return {
       prefixLast: prefix.length ? logits.subarray(0, V) : null,
@@ -512,31 +515,28 @@ class OrtGemmaRuntime implements GemmaRuntime {
     };
   }
 
-  /** A registered adapter's native form (made from its feeds on first use), or undefined for the base model. */
-  private nativeAdapterFor(what: string, name: string | undefined): NativeAdapter | undefined {
-    if (name === undefined) return undefined;
+  /**
+   * A request's adapter as the layers that run take it: the native form (made from its feeds on first use),
+   * or the LoRA graph feeds (switching to the LoRA graph when an adapter is named).
+   */
+  private async runAdapter(what: string, name: string | undefined): Promise<RunAdapter> {
+    if (!this.native) return { feeds: await this.loraFeeds(what, name) };
+    if (name === undefined) return { feeds: {} };
     const a = this.adapter(what, name);
-    return (a.native ??= nativeAdapter(this.native!, this.config, a.feeds));
+    return { feeds: {}, native: (a.native ??= nativeAdapter(this.native, this.config, a.feeds)) };
   }
 
-  /** step() on the native layers: the ids in runs of at most maxRunTokens. */
-  private async nativeSteps(native: NativeDecoder, cache: GemmaKvCache, ids: number[], which: 'last' | 'all', adapterName: string | undefined, choice: Choice | undefined): Promise<Float32Array> {
-    const adapter = this.nativeAdapterFor('step', adapterName);
-    const V = this.config.vocabSize;
-    if (ids.length <= this.maxRunTokens) {
-      const T = ids.length, start = cache.length;
-      return this.nativeRun(native, cache, ids, range(start, start + T), null, which === 'all' ? range(0, T) : [T - 1], adapter, T, choice);
-    }
-    const out = new Float32Array(which === 'all' ? ids.length * V : V);
-    for (let done = 0; done < ids.length;) {
-      const T = Math.min(ids.length - done, this.maxRunTokens), start = cache.length;
-      const last = done + T === ids.length;
-      const index = which === 'all' ? range(0, T) : last ? [T - 1] : [];
-      const logits = await this.nativeRun(native, cache, ids.slice(done, done + T), range(start, start + T), null, index, adapter, T, last ? choice : undefined);
-      out.set(logits, which === 'all' ? done * V : 0);
-      done += T;
-    }
-    return out;
+  /** Most new tokens one run of the layers takes here (ONNX Runtime's attention scores also bound it). */
+  private runLimit(cache: GemmaKvCache): number {
+    return this.native ? this.maxRunTokens : this.chunkSize(cache);
+  }
+
+  /** One run of the layers (native where there, else ONNX Runtime's), then the head: run()'s arguments and result. */
+  private runLayers(cache: GemmaKvCache, ids: number[], positions: number[], branchOf: number[] | null, logitIndex: number[],
+    adapter: RunAdapter, commit: number, choice?: Choice): Promise<Float32Array> {
+    return this.native
+      ? this.nativeRun(this.native, cache, ids, positions, branchOf, logitIndex, adapter.native, commit, choice)
+      : this.run(cache, ids, positions, branchOf, logitIndex, adapter.feeds, commit, choice);
   }
 
   /** run() on the native layers: the same tokens, positions, branches, logits and commit. */

@@ -26,20 +26,22 @@ export const loadModel: Handler<'loadModel'> = async ({ path: modelPath, precisi
     await old.runtime.dispose();
   }
   throwIfCancelled(ctx.signal);
-  // The header is read: give the engine the room this model needs, or stop if the host gave up
-  // meanwhile (one turn of the event loop lets a cancel that arrived during the read in).
   const cancelled = (): CancelledError => new CancelledError(`loading ${path.basename(modelPath)} was cancelled`);
-  const beforeBuild = async (config: GemmaConfig): Promise<void> => {
+  // Whether the host cancelled: one turn of the event loop first lets in a cancel that waits in the channel
+  // while the load reads or builds without yielding.
+  const cancelSeen = async (): Promise<boolean> => {
     await new Promise((resolve) => setImmediate(resolve));
-    if (ctx.signal.aborted) throw cancelled();
+    return ctx.signal.aborted;
+  };
+  // The header is read: give the engine the room this model needs, or stop if the host gave up meanwhile.
+  const beforeBuild = async (config: GemmaConfig): Promise<void> => {
+    if (await cancelSeen()) throw cancelled();
     growCap(ctx, modelNeedMB(config, precision), `this model (${precision})`);
   };
   const resolved = await resolveDevice(device);
   const { value: m, resolution } = await openOnDevice(resolved, deviceRoles(resolved).inference,
     (d) => openModel(modelPath, { precision, threads: threads ?? ctx.state.threads, device: d, beforeBuild, weightCache: ctx.state.weightCache }));
-  // A cancel sent during the load may still wait in the channel: one turn of the event loop lets it in.
-  await new Promise((resolve) => setImmediate(resolve));
-  if (ctx.signal.aborted) {
+  if (await cancelSeen()) {
     await m.runtime.dispose();
     throw cancelled();
   }

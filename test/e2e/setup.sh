@@ -51,7 +51,8 @@ fi
 #    never passes for a finished one: the next run removes what it left and starts over.
 CS="$ROOT/.e2e/cs"
 STAGING="$ROOT/.e2e/cs.partial"
-cs_version() { PATH="$1/node_modules/.bin:$PATH" "$1/node_modules/.bin/code-server" --version 2>/dev/null | head -1; }
+# The version line, not the first: code-server's first run on a machine prints "Wrote default config file" before it.
+cs_version() { PATH="$1/node_modules/.bin:$PATH" "$1/node_modules/.bin/code-server" --version 2>/dev/null | grep -m1 -E '^[0-9]+\.[0-9]+\.[0-9]+ '; }
 if ((!only_deps)) && [[ "$(cs_version "$CS")" != "$CODE_SERVER_VERSION "* ]]; then
   log "installing $NODE24_SPEC and code-server@$CODE_SERVER_VERSION into .e2e/cs (about 3-5 minutes)"
   rm -rf "$STAGING"

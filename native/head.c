@@ -137,23 +137,81 @@ int head_copied(const head *h) {
   return h->packed != NULL;
 }
 
+/** Inputs a pass of logits_tile meets (with two table rows): eight float accumulators. */
+#define TILE_INPUTS 4
+
+// Table rows r and r+1 against inputs [i, i + TILE_INPUTS) at int8 activations: each block of the two rows and
+// of the four inputs is loaded once for the eight products. The float operations are dot_q8_q8's and
+// dot_q4_q8's, in their order: the same logits to the bit.
+KERNEL static void logits_tile(head *h, int r, int i) {
+  const int V = h->c.vocab, nb = h->c.hidden / QK;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[2][TILE_INPUTS];
+  float corr[2][TILE_INPUTS];
+  for (int j = 0; j < 2; j++)
+    for (int k = 0; k < TILE_INPUTS; k++) acc[j][k] = _mm256_setzero_ps(), corr[j][k] = 0;
+  const block_q8 *x = h->xq + (size_t)i * nb;
+  if (h->c.type == HEAD_Q8_0) {
+    const block_q8_0 *w0 = (const block_q8_0 *)h->table + (size_t)r * nb, *w1 = w0 + nb;
+    for (int b = 0; b < nb; b++) {
+      const __m256i q0 = _mm256_loadu_si256((const __m256i *)w0[b].qs), q1 = _mm256_loadu_si256((const __m256i *)w1[b].qs);
+      const __m256i u0 = _mm256_sign_epi8(q0, q0), u1 = _mm256_sign_epi8(q1, q1);
+      const float d0 = _cvtsh_ss(w0[b].d), d1 = _cvtsh_ss(w1[b].d);
+      for (int k = 0; k < TILE_INPUTS; k++) {
+        const block_q8 *xb = x + (size_t)k * nb + b;
+        const __m256i a = _mm256_loadu_si256((const __m256i *)xb->qs);
+        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(u0, _mm256_sign_epi8(a, q0)), ones);
+        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(u1, _mm256_sign_epi8(a, q1)), ones);
+        acc[0][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xb->d), acc[0][k]);
+        acc[1][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xb->d), acc[1][k]);
+      }
+    }
+  } else {
+    const block_q4_0 *w0 = (const block_q4_0 *)h->table + (size_t)r * nb, *w1 = w0 + nb;
+    for (int b = 0; b < nb; b++) {
+      const __m256i q0 = unpack_q4(w0[b].qs), q1 = unpack_q4(w1[b].qs);
+      const float d0 = _cvtsh_ss(w0[b].d), d1 = _cvtsh_ss(w1[b].d);
+      for (int k = 0; k < TILE_INPUTS; k++) {
+        const block_q8 *xb = x + (size_t)k * nb + b;
+        const __m256i a = _mm256_loadu_si256((const __m256i *)xb->qs);
+        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q0, a), ones);
+        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(q1, a), ones);
+        acc[0][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xb->d), acc[0][k]);
+        acc[1][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xb->d), acc[1][k]);
+        corr[0][k] += d0 * xb->sum8;
+        corr[1][k] += d1 * xb->sum8;
+      }
+    }
+  }
+  for (int k = 0; k < TILE_INPUTS; k++) {
+    h->out[(size_t)(i + k) * V + r] = hsum(acc[0][k]) - corr[0][k];
+    h->out[(size_t)(i + k) * V + r + 1] = hsum(acc[1][k]) - corr[1][k];
+  }
+}
+
 // Vocabulary rows [r0, r1) for every input row: each table row is read from memory once and stays in L1
 // for the n inputs.
 KERNEL static void phase_logits(void *ctx, int ith, int nth) {
   head *h = ctx;
   const int V = h->c.vocab, nb = h->c.hidden / QK, n = h->n;
   int r0, r1;
-  pool_share(V, 1, ith, nth, &r0, &r1);
+  pool_share(V, 2, ith, nth, &r0, &r1);
+  // At int8 activations, pairs of rows by TILE_INPUTS inputs; what is left, a product at a time below.
+  const int tiled = !h->packed && h->c.level == 4 ? n - n % TILE_INPUTS : 0;
+  const int paired = r0 + ((r1 - r0) & ~1);
+  for (int r = r0; tiled && r < paired; r += 2)
+    for (int i = 0; i < tiled; i += TILE_INPUTS) logits_tile(h, r, i);
   for (int r = r0; r < r1; r++) {
+    const int from = r < paired ? tiled : 0;
     if (h->packed) {
       const block_q4_0x8 *g = h->packed + (size_t)(r / 8) * nb;
       for (int i = 0; i < n; i++) h->out[(size_t)i * V + r] = dot_x8_f32(g, r % 8, nb, h->normed + (size_t)i * h->c.hidden, h->xsum8 + (size_t)i * nb);
     } else if (h->c.type == HEAD_Q4_0) {  // at level 4: level 0 is always packed
       const block_q4_0 *row = (const block_q4_0 *)h->table + (size_t)r * nb;
-      for (int i = 0; i < n; i++) h->out[(size_t)i * V + r] = dot_q4_q8(row, nb, h->xq + (size_t)i * nb);
+      for (int i = from; i < n; i++) h->out[(size_t)i * V + r] = dot_q4_q8(row, nb, h->xq + (size_t)i * nb);
     } else {
       const block_q8_0 *row = (const block_q8_0 *)h->table + (size_t)r * nb;
-      for (int i = 0; i < n; i++)
+      for (int i = from; i < n; i++)
         h->out[(size_t)i * V + r] = h->c.level == 4 ? dot_q8_q8(row, nb, h->xq + (size_t)i * nb) : dot_q8_f32(row, nb, h->normed + (size_t)i * h->c.hidden);
     }
   }

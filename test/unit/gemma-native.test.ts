@@ -368,6 +368,28 @@ function checkChoice(head: NativeHead, row: Float32Array, top: number, among?: I
   return exact;
 }
 
+test('the head on many rows at int8 activations (pairs of table rows by four inputs) gives each row the bits it has alone', () => {
+  const rng = new Rng(12);
+  for (const embedding of ['q8_0', 'q4_0'] as const) {
+    // An odd vocabulary: each thread's share ends on a row without a pair.
+    const cfg = { ...GEMMA3_TINY, vocabSize: 1001 };
+    const head = NativeHead.create(openWeights(model(`tile-${embedding}`, cfg, embedding), { precision: 'q4' }).source, 2, 4);
+    assert.ok(head instanceof NativeHead);
+    try {
+      // 11 rows: two passes of four inputs and three rows a product at a time.
+      const n = 11, C = cfg.hidden;
+      const rows = Float32Array.from({ length: n * C }, () => (rng.next() - 0.5) * 4);
+      const all = head.logits(rows, n);
+      for (let i = 0; i < n; i++) {
+        const alone: Float32Array = head.logits(rows.subarray(i * C, (i + 1) * C), 1);
+        assert.deepEqual(all.subarray(i * cfg.vocabSize, (i + 1) * cfg.vocabSize), alone, `${embedding}: row ${i}`);
+      }
+    } finally {
+      head.dispose();
+    }
+  }
+});
+
 test('the head\'s choice: the top logits exact to the bit, every other one an estimate below them', () => {
   const rng = new Rng(11);
   const random = (n: number, scale: number) => Float32Array.from({ length: n }, () => (rng.next() - 0.5) * scale);

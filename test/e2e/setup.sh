@@ -52,7 +52,7 @@ fi
 CS="$ROOT/.e2e/cs"
 STAGING="$ROOT/.e2e/cs.partial"
 # The version line, not the first: code-server's first run on a machine prints "Wrote default config file" before it.
-cs_version() { PATH="$1/node_modules/.bin:$PATH" "$1/node_modules/.bin/code-server" --version 2>/dev/null | grep -m1 -E '^[0-9]+\.[0-9]+\.[0-9]+ '; }
+cs_version() { PATH="$1/node_modules/.bin:$PATH" "$1/node_modules/.bin/code-server" --version 2>/dev/null | grep -m1 -E '^[0-9]+\.[0-9]+\.[0-9]+ ' || true; }
 if ((!only_deps)) && [[ "$(cs_version "$CS")" != "$CODE_SERVER_VERSION "* ]]; then
   log "installing $NODE24_SPEC and code-server@$CODE_SERVER_VERSION into .e2e/cs (about 3-5 minutes)"
   rm -rf "$STAGING"

@@ -142,51 +142,46 @@ int head_copied(const head *h) {
 
 // Table rows r and r+1 against inputs [i, i + TILE_INPUTS) at int8 activations: each block of the two rows and
 // of the four inputs is loaded once for the eight products. The float operations are dot_q8_q8's and
-// dot_q4_q8's, in their order: the same logits to the bit.
-KERNEL static void logits_tile(head *h, int r, int i) {
+// dot_q4_q8's (q4: a Q4_0 table), in their order: the same logits to the bit. Inlined with q4 constant.
+__attribute__((always_inline)) KERNEL static inline void tile_rows(head *h, int r, int i, const int q4) {
   const int V = h->c.vocab, nb = h->c.hidden / QK;
-  const __m256i ones = _mm256_set1_epi16(1);
+  const size_t row_bytes = (size_t)nb * (q4 ? sizeof(block_q4_0) : sizeof(block_q8_0));
+  const uint8_t *w0 = (const uint8_t *)h->table + (size_t)r * row_bytes, *w1 = w0 + row_bytes;
   __m256 acc[2][TILE_INPUTS];
   float corr[2][TILE_INPUTS];
   for (int j = 0; j < 2; j++)
     for (int k = 0; k < TILE_INPUTS; k++) acc[j][k] = _mm256_setzero_ps(), corr[j][k] = 0;
   const block_q8 *x = h->xq + (size_t)i * nb;
-  if (h->c.type == HEAD_Q8_0) {
-    const block_q8_0 *w0 = (const block_q8_0 *)h->table + (size_t)r * nb, *w1 = w0 + nb;
-    for (int b = 0; b < nb; b++) {
-      const __m256i q0 = _mm256_loadu_si256((const __m256i *)w0[b].qs), q1 = _mm256_loadu_si256((const __m256i *)w1[b].qs);
-      const __m256i u0 = _mm256_sign_epi8(q0, q0), u1 = _mm256_sign_epi8(q1, q1);
-      const float d0 = _cvtsh_ss(w0[b].d), d1 = _cvtsh_ss(w1[b].d);
-      for (int k = 0; k < TILE_INPUTS; k++) {
-        const block_q8 *xb = x + (size_t)k * nb + b;
-        const __m256i a = _mm256_loadu_si256((const __m256i *)xb->qs);
-        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(u0, _mm256_sign_epi8(a, q0)), ones);
-        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(u1, _mm256_sign_epi8(a, q1)), ones);
-        acc[0][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xb->d), acc[0][k]);
-        acc[1][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xb->d), acc[1][k]);
-      }
+  for (int b = 0; b < nb; b++) {
+    // The two rows' block b: unsigned codes (Q4_0) or signed ones (Q8_0), and their scales.
+    __m256i q0, q1;
+    float d0, d1;
+    if (q4) {
+      const block_q4_0 *b0 = (const block_q4_0 *)w0 + b, *b1 = (const block_q4_0 *)w1 + b;
+      q0 = unpack_q4(b0->qs), q1 = unpack_q4(b1->qs), d0 = _cvtsh_ss(b0->d), d1 = _cvtsh_ss(b1->d);
+    } else {
+      const block_q8_0 *b0 = (const block_q8_0 *)w0 + b, *b1 = (const block_q8_0 *)w1 + b;
+      q0 = _mm256_loadu_si256((const __m256i *)b0->qs), q1 = _mm256_loadu_si256((const __m256i *)b1->qs);
+      d0 = _cvtsh_ss(b0->d), d1 = _cvtsh_ss(b1->d);
     }
-  } else {
-    const block_q4_0 *w0 = (const block_q4_0 *)h->table + (size_t)r * nb, *w1 = w0 + nb;
-    for (int b = 0; b < nb; b++) {
-      const __m256i q0 = unpack_q4(w0[b].qs), q1 = unpack_q4(w1[b].qs);
-      const float d0 = _cvtsh_ss(w0[b].d), d1 = _cvtsh_ss(w1[b].d);
-      for (int k = 0; k < TILE_INPUTS; k++) {
-        const block_q8 *xb = x + (size_t)k * nb + b;
-        const __m256i a = _mm256_loadu_si256((const __m256i *)xb->qs);
-        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q0, a), ones);
-        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(q1, a), ones);
-        acc[0][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xb->d), acc[0][k]);
-        acc[1][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xb->d), acc[1][k]);
-        corr[0][k] += d0 * xb->sum8;
-        corr[1][k] += d1 * xb->sum8;
-      }
+    for (int k = 0; k < TILE_INPUTS; k++) {
+      const block_q8 *xb = x + (size_t)k * nb + b;
+      const __m256i a = _mm256_loadu_si256((const __m256i *)xb->qs);
+      const __m256i p0 = q4 ? codes_q8(q0, a) : block_q8_q8(q0, a), p1 = q4 ? codes_q8(q1, a) : block_q8_q8(q1, a);
+      acc[0][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xb->d), acc[0][k]);
+      acc[1][k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xb->d), acc[1][k]);
+      if (q4) corr[0][k] += d0 * xb->sum8, corr[1][k] += d1 * xb->sum8;
     }
   }
   for (int k = 0; k < TILE_INPUTS; k++) {
     h->out[(size_t)(i + k) * V + r] = hsum(acc[0][k]) - corr[0][k];
     h->out[(size_t)(i + k) * V + r + 1] = hsum(acc[1][k]) - corr[1][k];
   }
+}
+
+KERNEL static void logits_tile(head *h, int r, int i) {
+  if (h->c.type == HEAD_Q4_0) tile_rows(h, r, i, 1);
+  else tile_rows(h, r, i, 0);
 }
 
 // Vocabulary rows [r0, r1) for every input row: each table row is read from memory once and stays in L1

@@ -132,9 +132,20 @@ KERNEL static inline int hsum_i32(__m256i v) {
   return _mm_cvtsi128_si32(t);
 }
 
+/** Unsigned codes (0…15, a block's in element order: unpack_q4) times an int8 block a, as 8 int32 partial sums. */
+KERNEL static inline __m256i codes_q8(__m256i codes, __m256i a) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(codes, a), _mm256_set1_epi16(1));
+}
+
 /** The unsigned codes qs [16 bytes] of one block times int8 xs [32], as 8 int32 partial sums. */
 KERNEL static inline __m256i block_q4_q8(const uint8_t *qs, const int8_t *xs) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(unpack_q4(qs), _mm256_loadu_si256((const __m256i *)xs)), _mm256_set1_epi16(1));
+  return codes_q8(unpack_q4(qs), _mm256_loadu_si256((const __m256i *)xs));
+}
+
+/** A Q8_0 block's codes q times an int8 block a, as 8 int32 partial sums. maddubs multiplies unsigned by signed
+ * bytes, so q's sign moves onto a (|q| ≤ 128, |a| ≤ 127: a pair's sum stays within int16). */
+KERNEL static inline __m256i block_q8_q8(__m256i q, __m256i a) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q)), _mm256_set1_epi16(1));
 }
 
 /** One row of nb Q4_0 blocks times int8 blocks xq. */
@@ -165,15 +176,11 @@ KERNEL static inline float dot_q8_f32(const block_q8_0 *row, int nb, const float
   return hsum(acc);
 }
 
-/** One row of nb Q8_0 blocks times int8 blocks xq. maddubs multiplies unsigned by signed bytes, so q's sign
- * moves onto a (|q| ≤ 128, |a| ≤ 127: a pair's sum stays within int16). */
+/** One row of nb Q8_0 blocks times int8 blocks xq. */
 KERNEL static inline float dot_q8_q8(const block_q8_0 *row, int nb, const block_q8 *xq) {
-  const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++) {
-    const __m256i q = _mm256_loadu_si256((const __m256i *)row[b].qs);
-    const __m256i a = _mm256_loadu_si256((const __m256i *)xq[b].qs);
-    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q)), ones);
+    const __m256i p = block_q8_q8(_mm256_loadu_si256((const __m256i *)row[b].qs), _mm256_loadu_si256((const __m256i *)xq[b].qs));
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(row[b].d) * xq[b].d), acc);
   }
   return hsum(acc);

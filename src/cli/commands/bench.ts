@@ -54,10 +54,7 @@ const prefill: BenchSection = {
     const ids = randomIds(rng, n, rt.config.vocabSize);
     // The first prompt after the load is the user's time to first token (it also grows the run's buffers);
     // the speed is the mean of the runs after it.
-    const times: number[] = [];
-    for (let i = 0; i <= REPEATS; i++) times.push(await withCache(rt, async (cache) => (await timed(() => rt.step(cache, ids, { logits: 'last' })))[1]));
-    const ttft = times[0];
-    const tokS = mean(times.slice(1).map((ms) => (n * 1000) / ms));
+    const { firstMs: ttft, tokS } = await repeated(rt, n, async (cache) => (await timed(() => rt.step(cache, ids, { logits: 'last' })))[1]);
     return {
       values: { prefill_tok_s: tokS, ttft_ms: ttft },
       lines: [`prefill: ${n} tokens at ${tokS.toFixed(1)} tokens/s (mean of ${REPEATS} runs after the first); time to first token ${ttft.toFixed(0)} ms (the first)`],
@@ -74,17 +71,12 @@ const decode: BenchSection = {
     // at the ids the step computed exactly.
     const greedy = { logits: 'last', choice: { top: 1 } } as const;
     const sampler = new Sampler({ temperature: 0 });
-    const rates: number[] = [];
-    for (let i = 0; i <= REPEATS; i++) {
-      const ms = await withCache(rt, async (cache) => {
-        let logits = await rt.step(cache, randomIds(rng, 64, rt.config.vocabSize), greedy);
-        return (await timed(async () => {
-          for (let t = 0; t < n; t++) logits = await rt.step(cache, [sampler.sample(logits, cache.candidates)], greedy);
-        }))[1];
-      });
-      rates.push((n * 1000) / ms);
-    }
-    const tokS = mean(rates.slice(1));
+    const { tokS } = await repeated(rt, n, async (cache) => {
+      let logits = await rt.step(cache, randomIds(rng, 64, rt.config.vocabSize), greedy);
+      return (await timed(async () => {
+        for (let t = 0; t < n; t++) logits = await rt.step(cache, [sampler.sample(logits, cache.candidates)], greedy);
+      }))[1];
+    });
     return {
       values: { decode_tok_s: tokS },
       lines: [`decode: ${n} tokens after a 64-token prompt at ${tokS.toFixed(1)} tokens/s (mean of ${REPEATS} runs after the first)`],
@@ -92,18 +84,22 @@ const decode: BenchSection = {
   },
 };
 
-/** f on a fresh cache of rt, disposed afterwards. */
-async function withCache<T>(rt: GemmaRuntime, f: (cache: KvCache) => Promise<T>): Promise<T> {
-  const cache = rt.newCache();
-  try {
-    return await f(cache);
-  } finally {
-    cache.dispose();
+/**
+ * REPEATS + 1 runs of `measure` (the ms it timed), each on a fresh cache of rt disposed afterwards: the first
+ * run's ms, and the mean tokens/s of the others for n tokens per run.
+ */
+async function repeated(rt: GemmaRuntime, n: number, measure: (cache: KvCache) => Promise<number>): Promise<{ firstMs: number; tokS: number }> {
+  const ms: number[] = [];
+  for (let i = 0; i <= REPEATS; i++) {
+    const cache = rt.newCache();
+    try {
+      ms.push(await measure(cache));
+    } finally {
+      cache.dispose();
+    }
   }
-}
-
-function mean(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0) / xs.length;
+  const rates = ms.slice(1).map((m) => (n * 1000) / m);
+  return { firstMs: ms[0], tokS: rates.reduce((a, b) => a + b, 0) / rates.length };
 }
 
 const classifyLatency: BenchSection = {

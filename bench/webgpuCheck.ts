@@ -73,9 +73,9 @@ async function inferenceCases(rt: GemmaRuntime, promptLen: number): Promise<Map<
     const decoded: Float32Array[] = [];
     for (let i = 0; i < 8; i++) decoded.push(await rt.step(cache, [id(1000 + 37 * i)], { logits: 'last', adapter }));
     out.set(key('decode, 8 steps'), joined(decoded));
-    if (rt.scoreBranches) {
-      const b = await rt.scoreBranches(cache, [[id(500)], [id(501), id(502)], [id(503), id(504), id(505)]], { prefix: ids(20), adapter });
-      out.set(key('branches after a prefix'), joined([b.prefixLast!, ...b.branches]));
+    if (rt.scoreSequences) {
+      const lp = await rt.scoreSequences(cache, [[id(500)], [id(501), id(502)], [id(503), id(504), id(505)]], { prefix: ids(20), adapter });
+      out.set(key('sequences after a prefix, log-probabilities'), Float32Array.from(lp.flat()));
     }
     cache.dispose();
     const labels = ['alpha', 'beta', 'gamma', 'delta'];

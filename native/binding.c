@@ -271,21 +271,21 @@ static handle *unwrap(napi_env env, napi_value v) {
   return data;
 }
 
-// run(decoder, x, positions, branch, caches, newKv, adapter?): T = positions.length tokens; x Float32Array
+// run(decoder, x, positions, branch, caches, adapter?): T = positions.length tokens; x Float32Array
 // [T·hidden]; positions Int32Array [T]; branch Int32Array [T] or null; caches[i] { k, v: Float32Array
-// [kvHeads·capacity·headDim], positions: Int32Array [≥ filled], capacity, filled, cos, sin: Float32Array
-// [T·headDim/2] }; newKv Float32Array [2·layers·kvHeads·T·headDim].
+// [kvHeads·capacity·headDim], positions: Int32Array [≥ filled], slots: Int32Array [T] (each a slot < capacity
+// or −1), capacity, filled, cos, sin: Float32Array [T·headDim/2] }. The new keys and values go into the slots.
 static napi_value run(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  handle *h = argc >= 6 ? unwrap(env, argv[0]) : NULL;
-  if (!h || !h->d) FAIL("run(decoder, x, positions, branch, caches, newKv, adapter?): no live decoder");
+  handle *h = argc >= 5 ? unwrap(env, argv[0]) : NULL;
+  if (!h || !h->d) FAIL("run(decoder, x, positions, branch, caches, adapter?): no live decoder");
   const decoder_config *c = &h->cfg;
   const lora_layer *lora = NULL;
   napi_valuetype at;
-  if (argc == 7 && napi_typeof(env, argv[6], &at) == napi_ok && at != napi_undefined) {
-    const handle *a = unwrap(env, argv[6]);
+  if (argc == 6 && napi_typeof(env, argv[5], &at) == napi_ok && at != napi_undefined) {
+    const handle *a = unwrap(env, argv[5]);
     if (!a || !a->lora || memcmp(&a->cfg, c, sizeof *c) != 0) FAIL("run: the adapter is not one made for this decoder");
     lora = a->lora;
   }
@@ -302,8 +302,7 @@ static napi_value run(napi_env env, napi_callback_info info) {
     if (!branch) FAIL("run: branch must be an Int32Array of one entry per position, or null");
   }
   float *x = typed(env, argv[1], napi_float32_array, (long long)T * c->hidden, NULL);
-  float *kv = typed(env, argv[5], napi_float32_array, 2LL * c->layers * c->kv_heads * (long long)T * c->head_dim, NULL);
-  if (!x || !kv) FAIL("run: x or newKv has the wrong type or size");
+  if (!x) FAIL("run: x has the wrong type or size");
   bool is_array = false;
   uint32_t ncaches = 0;
   if (napi_is_array(env, argv[4], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[4], &ncaches) != napi_ok || (int)ncaches != c->layers)
@@ -321,20 +320,23 @@ static napi_value run(napi_env env, napi_callback_info info) {
       caches[i].k = get_array(env, e, "k", napi_float32_array, -1, NULL, &klen);
       caches[i].v = get_array(env, e, "v", napi_float32_array, -1, NULL, &vlen);
       caches[i].positions = get_array(env, e, "positions", napi_int32_array, -1, NULL, &plen);
+      caches[i].slots = get_array(env, e, "slots", napi_int32_array, (long long)T, NULL, NULL);
       caches[i].cos = get_array(env, e, "cos", napi_float32_array, rope, NULL, NULL);
       caches[i].sin = get_array(env, e, "sin", napi_float32_array, rope, NULL, NULL);
       // An empty typed array may have no data pointer: only a cache with slots needs one.
-      ok = caches[i].cos && caches[i].sin && (caches[i].k || n == 0) && (caches[i].v || n == 0) && (caches[i].positions || caches[i].filled == 0) &&
+      ok = caches[i].cos && caches[i].sin && caches[i].slots && (caches[i].k || n == 0) && (caches[i].v || n == 0) && (caches[i].positions || caches[i].filled == 0) &&
            (long long)klen >= n && (long long)vlen >= n && (long long)plen >= caches[i].filled;
+      // Every slot written must lie inside the cache.
+      for (size_t t = 0; ok && t < T; t++) ok = caches[i].slots[t] >= -1 && caches[i].slots[t] < caches[i].capacity;
     }
     if (!ok) {
       free(caches);
-      char msg[120];
-      snprintf(msg, sizeof msg, "run: cache %d is not { k, v, positions, capacity, filled, cos, sin } of matching sizes", i);
+      char msg[160];
+      snprintf(msg, sizeof msg, "run: cache %d is not { k, v, positions, slots, capacity, filled, cos, sin } of matching sizes", i);
       FAIL(msg);
     }
   }
-  const int rc = decoder_run(h->d, x, (int)T, positions, branch, caches, kv, lora);
+  const int rc = decoder_run(h->d, x, (int)T, positions, branch, caches, lora);
   free(caches);
   if (rc != 0) FAIL("run: out of memory");
   return NULL;
@@ -438,6 +440,30 @@ static napi_value logits(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// logProbs(head, rows, n, pickRow, pickId, out): rows Float32Array [n·hidden]; pickRow, pickId Int32Array [m]
+// (a row < n, an id < vocab); out Float64Array [m]: log softmax of pick j's row at its id (head_log_probs).
+// Returns how many logits of the rows are NaN or ±Infinity.
+static napi_value log_probs(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  handle *h = head_args(env, info, 6, argv, "logProbs(head, rows, n, pickRow, pickId, out): no live head");
+  if (!h) return NULL;
+  int n;
+  if (napi_get_value_int32(env, argv[2], &n) != napi_ok || n < 1 || n > 1 << 20) FAIL("logProbs: n must be a positive row count");
+  const float *rows = typed(env, argv[1], napi_float32_array, (long long)n * h->hcfg.hidden, NULL);
+  size_t m = 0;
+  const int32_t *pick_row = typed(env, argv[3], napi_int32_array, -1, &m);
+  const int32_t *pick_id = pick_row ? typed(env, argv[4], napi_int32_array, (long long)m, NULL) : NULL;
+  double *out = pick_id ? typed(env, argv[5], napi_float64_array, (long long)m, NULL) : NULL;
+  if (!rows || !pick_row || !pick_id || !out || m == 0) FAIL("logProbs: rows, pickRow, pickId or out has the wrong type or size");
+  for (size_t j = 0; j < m; j++)
+    if (pick_row[j] < 0 || pick_row[j] >= n || pick_id[j] < 0 || pick_id[j] >= h->hcfg.vocab) FAIL("logProbs: a pick is outside the rows or the vocabulary");
+  const int bad = head_log_probs(h->hd, rows, n, pick_row, pick_id, (int)m, out);
+  if (bad < 0) FAIL("logProbs: out of memory");
+  napi_value result;
+  CHECK(napi_create_int32(env, bad, &result));
+  return result;
+}
+
 // choose(head, row, top, among, out, ids): row Float32Array [hidden]; top ≥ 1; among null or an Int32Array of
 // vocabulary ids; out Float32Array [vocab]; ids an Int32Array. Returns { exact, nonFinite, listed }: how many rows
 // were computed exactly, how many of those (of `among`) are NaN or ±Infinity, and how many of ids hold them
@@ -496,6 +522,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"createHead", NULL, create_head, NULL, NULL, NULL, napi_default, NULL},
     {"logits", NULL, logits, NULL, NULL, NULL, napi_default, NULL},
     {"choose", NULL, choose, NULL, NULL, NULL, napi_default, NULL},
+    {"logProbs", NULL, log_probs, NULL, NULL, NULL, napi_default, NULL},
     {"destroy", NULL, destroy, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));

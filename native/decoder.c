@@ -36,8 +36,7 @@ struct decoder {
   const float *in;
   int in_k;
   const block_q4_0x8 *to_hidden;
-  int layer;
-  float *x, *new_kv;
+  float *x;
   int T;
   const int *positions, *branch;
   const layer *L;
@@ -91,22 +90,12 @@ KERNEL static void rows_prepare(decoder *d, int t0, int t1) {
 }
 
 // Before a phase on input rows x [T, K]: x in the form the level's products read, and t = a·x for the
-// group's LoRA pair (none: the phase adds nothing). −1 when out of memory.
-KERNEL static int begin_phase(decoder *d, const float *x, int K, const lora_pair *p) {
+// group's LoRA pair (none: the phase adds nothing) into lora_t, which reserve_run made room for.
+KERNEL static void begin_phase(decoder *d, const float *x, int K, const lora_pair *p) {
   d->lora = p;
-  if (p && p->r > 0) {
-    const size_t need = (size_t)p->r * (size_t)d->T;
-    if (need > d->lora_cap) {
-      float *t = realloc(d->lora_t, sizeof(float) * need);
-      if (!t) return -1;
-      d->lora_t = t;
-      d->lora_cap = need;
-    }
-  }
   d->in = x;
   d->in_k = K;
   for_rows(d, rows_prepare);
-  return 0;
 }
 
 // A layer's first rows' work: input_norm(x) into xn.
@@ -116,15 +105,14 @@ KERNEL static void rows_in_norm(decoder *d, int t0, int t1) {
   for (int t = t0; t < t1; t++) rms_norm(d->x + (size_t)t * C, L->in_norm, C, d->c.eps, d->xn + (size_t)t * C);
 }
 
-// After q|k|v: per-head norms and RoPE; the new keys and values to new_kv.
+// After q|k|v: per-head norms and RoPE of the queries and the new keys, in place.
 KERNEL static void rows_qk(decoder *d, int t0, int t1) {
   const decoder_config *c = &d->c;
-  const int H = c->heads, Hkv = c->kv_heads, D = c->head_dim, Q = H * D, N = Q + 2 * Hkv * D, T = d->T;
+  const int H = c->heads, Hkv = c->kv_heads, D = c->head_dim, Q = H * D, N = Q + 2 * Hkv * D;
   const layer *L = d->L;
   const decoder_cache *cc = d->cache;
-  float *kout = d->new_kv + (size_t)(2 * d->layer) * Hkv * T * D, *vout = d->new_kv + (size_t)(2 * d->layer + 1) * Hkv * T * D;
   for (int t = t0; t < t1; t++) {
-    float *q = d->qkv + (size_t)t * N, *k = q + Q, *v = k + Hkv * D;
+    float *q = d->qkv + (size_t)t * N, *k = q + Q;
     const float *cos = cc->cos + (size_t)t * (D / 2), *sin = cc->sin + (size_t)t * (D / 2);
     for (int h = 0; h < H; h++) {
       rms_norm(q + h * D, L->q_norm, D, c->eps, q + h * D);
@@ -133,8 +121,22 @@ KERNEL static void rows_qk(decoder *d, int t0, int t1) {
     for (int g = 0; g < Hkv; g++) {
       rms_norm(k + g * D, L->k_norm, D, c->eps, k + g * D);
       rope_head(k + g * D, cos, sin, D);
-      memcpy(kout + ((size_t)g * T + t) * D, k + g * D, sizeof(float) * D);
-      memcpy(vout + ((size_t)g * T + t) * D, v + g * D, sizeof(float) * D);
+    }
+  }
+}
+
+// After attention: the kept tokens' keys and values into their cache slots. Only now, as this layer's
+// queries are done with its cache: a ring's slot may be one they saw.
+static void store_kv(decoder *d) {
+  const int Hkv = d->c.kv_heads, D = d->c.head_dim, Q = d->c.heads * D, N = Q + 2 * Hkv * D;
+  const decoder_cache *cc = d->cache;
+  for (int t = 0; t < d->T; t++) {
+    const int slot = cc->slots[t];
+    if (slot < 0) continue;
+    const float *k = d->qkv + (size_t)t * N + Q, *v = k + Hkv * D;
+    for (int g = 0; g < Hkv; g++) {
+      memcpy(cc->k + ((size_t)g * cc->capacity + slot) * D, k + g * D, sizeof(float) * D);
+      memcpy(cc->v + ((size_t)g * cc->capacity + slot) * D, v + g * D, sizeof(float) * D);
     }
   }
 }
@@ -426,42 +428,63 @@ decoder *decoder_create(const decoder_config *cfg, const decoder_layer *layers, 
   return d;
 }
 
-KERNEL int decoder_run(decoder *d, float *x, int T, const int *positions, const int *branch, const decoder_cache *caches, float *new_kv, const lora_layer *lora) {
+// Room for a run of T tokens over these caches and adapter: the rows' scratch, attention's (visible indices
+// and scores), LoRA's a·x. All of it before the first layer, so that a run that fails has written no cache.
+static int reserve_run(decoder *d, int T, const decoder_cache *caches, const lora_layer *lora) {
   const decoder_config *c = &d->c;
-  const int C = c->hidden, H = c->heads, Hkv = c->kv_heads, D = c->head_dim;
   if (ensure_rows(d, T)) return -1;
+  int scratch = 0;
+  size_t rank = 0;
+  for (int l = 0; l < c->layers; l++) {
+    const int s = (c->heads / c->kv_heads + 1) * (caches[l].filled + T);
+    if (s > scratch) scratch = s;
+    if (!lora) continue;
+    const lora_pair *p[4] = {&lora[l].qkv, &lora[l].o, &lora[l].gateup, &lora[l].down};
+    for (int i = 0; i < 4; i++)
+      if ((size_t)p[i]->r > rank) rank = (size_t)p[i]->r;
+  }
+  if (scratch > d->scores_cap) {
+    float *s = realloc(d->scores, sizeof(float) * (size_t)d->threads * (size_t)scratch);
+    if (!s) return -1;
+    d->scores = s;
+    d->scores_cap = scratch;
+  }
+  if (rank * (size_t)T > d->lora_cap) {
+    float *t = realloc(d->lora_t, sizeof(float) * rank * (size_t)T);
+    if (!t) return -1;
+    d->lora_t = t;
+    d->lora_cap = rank * (size_t)T;
+  }
+  return 0;
+}
+
+KERNEL int decoder_run(decoder *d, float *x, int T, const int *positions, const int *branch, const decoder_cache *caches, const lora_layer *lora) {
+  const decoder_config *c = &d->c;
+  const int C = c->hidden, H = c->heads, D = c->head_dim;
+  if (reserve_run(d, T, caches, lora)) return -1;
   d->T = T;
   d->positions = positions;
   d->branch = branch;
   d->x = x;
-  d->new_kv = new_kv;
   for (int l = 0; l < c->layers; l++) {
-    const decoder_cache *cc = &caches[l];
     d->L = &d->layers[l];
-    d->layer = l;
-    d->cache = cc;
-    const int scratch = (H / Hkv + 1) * (cc->filled + T);  // phase_attention's: visible indices and scores
-    if (scratch > d->scores_cap) {
-      float *s = realloc(d->scores, sizeof(float) * (size_t)d->threads * (size_t)scratch);
-      if (!s) return -1;
-      d->scores = s;
-      d->scores_cap = scratch;
-    }
-    // attention: q|k|v of input_norm(x); per-head norms and RoPE; the new keys and values go to new_kv.
+    d->cache = &caches[l];
+    // attention: q|k|v of input_norm(x); per-head norms and RoPE; then the new keys and values to the cache.
     const lora_layer *LL = lora ? &lora[l] : NULL;
     for_rows(d, rows_in_norm);
-    if (begin_phase(d, d->xn, C, LL ? &LL->qkv : NULL)) return -1;
+    begin_phase(d, d->xn, C, LL ? &LL->qkv : NULL);
     pool_run(d->pool, phase_qkv, d);
     for_rows(d, rows_qk);
     pool_run(d->pool, phase_attention, d);
-    if (begin_phase(d, d->ctx, H * D, LL ? &LL->o : NULL)) return -1;
+    store_kv(d);
+    begin_phase(d, d->ctx, H * D, LL ? &LL->o : NULL);
     d->to_hidden = d->L->o;
     pool_run(d->pool, phase_to_hidden, d);
     // h = x + post_attn_norm(o); the MLP on pre_ffn_norm(h); x = h + post_ffn_norm(down).
     for_rows(d, rows_mid);
-    if (begin_phase(d, d->xn, C, LL ? &LL->gateup : NULL)) return -1;
+    begin_phase(d, d->xn, C, LL ? &LL->gateup : NULL);
     pool_run(d->pool, phase_gateup, d);
-    if (begin_phase(d, d->act, c->ffn, LL ? &LL->down : NULL)) return -1;
+    begin_phase(d, d->act, c->ffn, LL ? &LL->down : NULL);
     d->to_hidden = d->L->down;
     pool_run(d->pool, phase_to_hidden, d);
     for_rows(d, rows_out);

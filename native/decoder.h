@@ -20,10 +20,14 @@ typedef struct {
   int window;
 } decoder_layer;
 
-/** A layer's cache as the caller holds it: [kv_heads, capacity, head_dim] per K and V, `filled` slots. */
+/**
+ * A layer's cache as the caller holds it: [kv_heads, capacity, head_dim] per K and V, `filled` slots read.
+ * slots [T]: where each of the run's tokens' key and value go once this layer's attention is done (a slot
+ * < capacity, or −1: not kept). The caller records their positions after the run.
+ */
 typedef struct {
-  const float *k, *v;
-  const int32_t *positions;
+  float *k, *v;
+  const int32_t *positions, *slots;
   int capacity, filled;
   /** RoPE of this layer's type at each of the run's positions: [T, head_dim/2] each. */
   const float *cos, *sin;
@@ -47,10 +51,9 @@ decoder *decoder_create(const decoder_config *cfg, const decoder_layer *layers, 
 /**
  * x [T, hidden]: the scaled embeddings in, the last layer's outputs out. positions [T]: each token's. branch
  * [T] or NULL: token t sees an earlier token u of the run when u's branch is −1 (a shared prefix) or t's (NULL:
- * every earlier one), as the ONNX graph's mask. new_kv [2·layers·kv_heads·T·head_dim]: k_0 v_0 k_1 v_1 …,
- * each [kv_heads, T, head_dim] as the ONNX graph's new_kv output. lora: one entry per layer, or NULL for the
- * base model. A token's rows are the same, bit for bit, whatever else runs with it. Returns 0, or −1 when
- * out of memory.
+ * every earlier one), as the ONNX graph's mask. Each layer's new keys and values go into its cache's slots.
+ * lora: one entry per layer, or NULL for the base model. A token's rows are the same, bit for bit, whatever
+ * else runs with it. Returns 0, or −1 when out of memory, found before any cache is written.
  */
-int decoder_run(decoder *d, float *x, int T, const int *positions, const int *branch, const decoder_cache *caches, float *new_kv, const lora_layer *lora);
+int decoder_run(decoder *d, float *x, int T, const int *positions, const int *branch, const decoder_cache *caches, const lora_layer *lora);
 void decoder_destroy(decoder *d);

@@ -3,9 +3,14 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /** Rows a thread lists for rescoring before it gives up and rescans its share (a flat distribution). */
 #define CHOOSE_LIST 4096
+/** Rows of logits head_log_probs holds at once: 16 MB for the 270M's vocabulary. */
+#define LOGPROB_ROWS 16
+/** Logits per part of a row's softmax sum: the parts are added in order, so the threads do not change the bits. */
+#define LOGPROB_PART 4096
 
 struct head {
   head_config c;
@@ -35,6 +40,7 @@ struct head {
   int *exact_n;
   int *found;  // [threads, CHOOSE_LIST]: the rows each thread computed exactly
   int *bad_n;  // [threads]: non-finite logits of the call in flight
+  double *parts;  // head_log_probs: [n, parts of a row] of (max, Σ exp(x − max))
   int threads;
 };
 
@@ -250,6 +256,53 @@ KERNEL int head_logits(head *h, const float *rows, int n, float *out) {
   pool_run(h->pool, phase_logits, h);
   pool_park(h->pool);
   return total(h, h->bad_n);
+}
+
+// Each part of each row of the logits in out [n, vocab]: its max and Σ exp(x − max), in double.
+KERNEL static void phase_softmax_parts(void *ctx, int ith, int nth) {
+  head *h = ctx;
+  const int V = h->c.vocab, parts = (V + LOGPROB_PART - 1) / LOGPROB_PART;
+  for (int j = ith; j < h->n * parts; j += nth) {
+    const int p = j % parts, len = V - p * LOGPROB_PART < LOGPROB_PART ? V - p * LOGPROB_PART : LOGPROB_PART;
+    const float *x = h->out + (size_t)(j / parts) * V + (size_t)p * LOGPROB_PART;
+    float max = -INFINITY;
+    for (int k = 0; k < len; k++) max = x[k] > max ? x[k] : max;
+    double sum = 0;
+    for (int k = 0; k < len; k++) sum += exp((double)x[k] - max);
+    h->parts[2 * (size_t)j] = max;
+    h->parts[2 * (size_t)j + 1] = sum;
+  }
+}
+
+KERNEL int head_log_probs(head *h, const float *rows, int n, const int32_t *pick_row, const int32_t *pick_id, int m, double *out) {
+  const int V = h->c.vocab, C = h->c.hidden, parts = (V + LOGPROB_PART - 1) / LOGPROB_PART;
+  const int group = n < LOGPROB_ROWS ? n : LOGPROB_ROWS;
+  // Mapped, not allocated: glibc may keep a freed block of this size in its heap for the life of the process.
+  const size_t bytes = sizeof(float) * (size_t)group * V;
+  float *logits = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  double *part = malloc(sizeof(double) * 2 * (size_t)group * parts);
+  int rc = logits == MAP_FAILED || !part ? -1 : 0;
+  for (int r0 = 0; rc == 0 && r0 < n; r0 += group) {
+    const int k = n - r0 < group ? n - r0 : group;
+    if ((rc = head_logits(h, rows + (size_t)r0 * C, k, logits)) != 0) break;
+    h->out = logits;
+    h->n = k;
+    h->parts = part;
+    pool_run(h->pool, phase_softmax_parts, h);
+    pool_park(h->pool);
+    for (int j = 0; j < m; j++) {
+      const int i = pick_row[j] - r0;
+      if (i < 0 || i >= k) continue;
+      const double *pp = part + 2 * (size_t)i * parts;
+      double max = -INFINITY, sum = 0;
+      for (int p = 0; p < parts; p++) max = pp[2 * p] > max ? pp[2 * p] : max;
+      for (int p = 0; p < parts; p++) sum += pp[2 * p + 1] * exp(pp[2 * p] - max);
+      out[j] = (double)logits[(size_t)i * V + pick_id[j]] - max - log(sum);
+    }
+  }
+  if (logits != MAP_FAILED) munmap(logits, bytes);
+  free(part);
+  return rc;
 }
 
 // A min-heap of the `top` largest values pushed (heap[0] the smallest of them).

@@ -25,6 +25,13 @@ head *head_create(const head_config *cfg, const void *table, const float *norm, 
 int head_copied(const head *h);
 /** out [n, vocab] for rows [n, hidden]; returns how many of them are NaN or ±Infinity, or −1 when out of memory. */
 int head_logits(head *h, const float *rows, int n, float *out);
+/**
+ * log softmax of the logits of rows [n, hidden] at m picks (row pick_row[j], id pick_id[j]) into out [m], in
+ * double: the logits are head_logits's, a few rows at a time in a block mapped for the call alone, so that no
+ * [n, vocab] array outlives it. Returns how many of those logits are NaN or ±Infinity (out is then not all
+ * set), or −1 when out of memory.
+ */
+int head_log_probs(head *h, const float *rows, int n, const int32_t *pick_row, const int32_t *pick_id, int m, double *out);
 /** Most `top` head_choose takes; more is the whole head_logits. */
 #define HEAD_CHOOSE_MAX_TOP 4096
 /**

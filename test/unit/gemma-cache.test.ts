@@ -1,9 +1,19 @@
 // Cached generation: prefill then one token at a time must reproduce HF's logits_full (one forward over
-// prompt + greedy continuation); sliding layers' memory must stop at the window; fork must be independent.
+// prompt + greedy continuation); sliding layers' memory must stop at the window; fork must be independent;
+// buffers that a disposed cache hands back serve the next one.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
 import { GemmaKvCache } from '../../src/engine/gemma/kvCache';
+import { createGemmaRuntime } from '../../src/engine/gemma/ortRuntime';
+import type { GemmaRuntime } from '../../src/engine/gemma/runtime';
+import { GEMMA3_TINY, type GemmaConfig } from '../../src/engine/model/config';
+import { openWeights } from '../../src/engine/model/load';
+import { writeRandomGguf } from '../../src/engine/model/randomModel';
 import { fixtureRuntime, readRef, maxAbsDiff } from './gemma-helpers';
+import { tempDir } from './temp-helpers';
+
+const tmp = tempDir('gemma-cache-');
 
 for (const name of ['tiny', 'mini-270m-shape']) {
   test(`prefill + cached decode reproduces HF logits_full (${name})`, async () => {
@@ -63,3 +73,52 @@ test('sliding layers hold at most W-1 positions; full layers grow; fork is indep
   await assert.rejects(rt.step(fork, [5], { logits: 'last' }), /disposed/);
   await rt.dispose();
 });
+
+for (const decode of ['onnx', 'native'] as const) {
+  test(`a disposed cache's buffers serve the next cache, whatever they held; a fork holds only its filled slots (${decode} layers)`, async () => {
+    const { rt, cfg } = await reuseRuntime(decode);
+    const ids = Array.from({ length: 100 }, (_, i) => 3 + ((i * 53) % 400));
+    try {
+      // What 10 ids give on buffers never used before.
+      const fresh = rt.newCache();
+      const want = await rt.step(fresh, ids.slice(0, 10), { logits: 'all' });
+      const big = rt.newCache() as GemmaKvCache;
+      await rt.step(big, ids, { logits: 'last' });
+      const held = big.sets.get('full')!.k[0];
+      big.dispose();
+      // The next cache takes the larger buffers back, stale keys and all (nothing smaller is kept), and
+      // computes the same bits.
+      const next = rt.newCache() as GemmaKvCache;
+      const got = await rt.step(next, ids.slice(0, 10), { logits: 'all' });
+      const full = next.sets.get('full')!;
+      assert.equal(full.k[0], held, 'the full layers\' buffers of the disposed 100-id cache');
+      assert.ok(full.capacity >= 100);
+      assert.deepEqual(got, want);
+      fresh.dispose();
+      // A fork copies 10 slots into the smallest buffers, and goes on as the original does.
+      const fork = next.fork() as GemmaKvCache;
+      assert.equal(fork.sets.get('full')!.capacity, 64);
+      assert.equal(fork.sets.get('sliding')!.capacity, Math.min(64, cfg.slidingWindow - 1));
+      const a = await rt.step(next, ids.slice(10, 80), { logits: 'all' });
+      const b = await rt.step(fork, ids.slice(10, 80), { logits: 'all' });
+      assert.deepEqual(a, b);
+      next.dispose();
+      fork.dispose();
+    } finally {
+      await rt.dispose();
+    }
+  });
+}
+
+/** The tiny fixture in f32 on ONNX Runtime's layers, or a random Q4_0 GGUF of its shape on the native ones. */
+async function reuseRuntime(decode: 'onnx' | 'native'): Promise<{ rt: GemmaRuntime; cfg: GemmaConfig }> {
+  if (decode === 'onnx') {
+    const { weights, rt } = await fixtureRuntime('tiny');
+    return { rt, cfg: weights.config };
+  }
+  const file = path.join(tmp, 'tiny.gguf');
+  writeRandomGguf(file, GEMMA3_TINY, { seed: 4, dtype: 'q4_0', embedding: 'q8_0' });
+  const rt = await createGemmaRuntime(openWeights(file, { precision: 'q4' }).source, { precision: 'q4', threads: 2 });
+  assert.equal(rt.decodeBy.note, 'layers native, head native');
+  return { rt, cfg: GEMMA3_TINY };
+}

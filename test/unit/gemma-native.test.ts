@@ -186,7 +186,7 @@ test('the AVX2 kernels give the AVX-512 ones\' bits (where this CPU has AVX-512 
   assert.equal(narrow, wide);
 });
 
-test('native runs split a long input at the runtime\'s limit, and score branches as ONNX Runtime does', async () => {
+test('native runs split a long input at the runtime\'s limit, and score sequences as ONNX Runtime does', async () => {
   const { source } = openWeights(model('gqa', GQA, 'q8_0'), { precision: 'q4' });
   const ids = [2, ...STEPS, 11, 12, 13];
   const adapter = someAdapter(GQA, 9);
@@ -205,19 +205,20 @@ test('native runs split a long input at the runtime\'s limit, and score branches
     const last = await pieces.step(pieces.newCache(), ids, { logits: 'last' });
     assert.ok(maxAbsDiff(last, whole.subarray((ids.length - 1) * V)) <= 1e-5);
     for (const adapterName of [undefined, 'task']) {
-      const branches = [[40, 41, 42], [43], [44, 45]];
+      const sequences = [[40, 41, 42, 46], [43], [44, 45, 47]];
       const prefix = [2, 10, 20, 30];
       const score = async (rt: GemmaRuntime) => {
         const cache = rt.newCache();
         await rt.step(cache, [2, 9], { logits: 'last' });
-        return rt.scoreBranches!(cache, branches, { prefix, adapter: adapterName });
+        return rt.scoreSequences!(cache, sequences, { prefix, adapter: adapterName });
       };
+      const worstOf = (x: number[][], y: number[][]) => x.reduce((m, row, i) => row.reduce((mm, v, k) => Math.max(mm, Math.abs(v - y[i][k])), m), 0);
       const a = await score(native), b = await score(onnx);
-      assert.ok(maxAbsDiff(a.prefixLast!, b.prefixLast!) <= 1e-4, `prefix: max|Δ| ${maxAbsDiff(a.prefixLast!, b.prefixLast!)}`);
-      a.branches.forEach((x, i) => assert.ok(maxAbsDiff(x, b.branches[i]) <= 1e-4, `branch ${i}${adapterName ? ' with the adapter' : ''}: max|Δ| ${maxAbsDiff(x, b.branches[i])}`));
-      // Branches too long for one run go one by one, and agree.
+      assert.deepEqual(a.map((r) => r.length), [4, 1, 3]);
+      assert.ok(worstOf(a, b) <= 1e-4, `log-probs${adapterName ? ' with the adapter' : ''}: max|Δ| ${worstOf(a, b)}`);
+      // Sequences too long for one run go one by one, and agree.
       const c = await score(pieces);
-      c.branches.forEach((x, i) => assert.ok(maxAbsDiff(x, b.branches[i]) <= 1e-4, `branch ${i} in pieces: max|Δ| ${maxAbsDiff(x, b.branches[i])}`));
+      assert.ok(worstOf(c, b) <= 1e-4, `log-probs in pieces: max|Δ| ${worstOf(c, b)}`);
     }
   } finally {
     await Promise.all([native.dispose(), pieces.dispose(), onnx.dispose()]);
@@ -284,7 +285,8 @@ test('decoders start and stop their threads cleanly, many times over', () => {
   assert.ok(d instanceof NativeDecoder);
   d.dispose();
   const rope = () => ({ cos: new Float32Array(GEMMA3_TINY.headDim / 2), sin: new Float32Array(GEMMA3_TINY.headDim / 2) });
-  assert.throws(() => d.run(new GemmaKvCache({}, GEMMA3_TINY), new Float32Array(GEMMA3_TINY.hidden), [0], null, rope), /disposed/);
+  const cache = new GemmaKvCache({}, GEMMA3_TINY);
+  assert.throws(() => d.run(cache, new Float32Array(GEMMA3_TINY.hidden), [0], null, cache.plan(1, 1), rope), /disposed/);
 });
 
 test('bad calls into the binary throw instead of reading out of bounds', () => {
@@ -305,24 +307,32 @@ test('bad calls into the binary throw instead of reading out of bounds', () => {
   assert.throws(() => native.createDecoder({ ...config, hidden: 48 }, [good], 1), /unsupported shape/);
   assert.throws(() => native.createDecoder(config, [good], 1, path.join(dir, 'missing.gguf')), /cannot be mapped/);
   const d = native.createDecoder(config, [good], 2);
-  const kv = new Float32Array(2 * KV);
-  const cache = { k: new Float32Array(0), v: new Float32Array(0), positions: new Int32Array(0), capacity: 0, filled: 0, cos: new Float32Array(cfg.headDim / 2), sin: new Float32Array(cfg.headDim / 2) };
-  native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], kv);
-  assert.throws(() => native.run(d, new Float32Array(cfg.hidden - 1), Int32Array.of(0), null, [cache], kv), /wrong type or size/);
-  assert.throws(() => native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [{ ...cache, filled: 2, capacity: 2 }], kv), /cache 0 is not/);
-  assert.throws(() => native.run({}, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], kv), /no live decoder/);
+  // Slots 0 and 1 of an empty cache hold NaN, which the run never reads; its one token's key and value go to slot 1.
+  const cache = { k: new Float32Array(2 * KV).fill(NaN), v: new Float32Array(2 * KV).fill(NaN), positions: new Int32Array(2), slots: Int32Array.of(1), capacity: 2, filled: 0, cos: new Float32Array(cfg.headDim / 2), sin: new Float32Array(cfg.headDim / 2) };
+  native.run(d, new Float32Array(cfg.hidden).fill(1), Int32Array.of(0), null, [cache]);
+  for (let g = 0; g < cfg.kvHeads; g++) {
+    const at = (a: Float32Array, slot: number) => Array.from(a.subarray((g * 2 + slot) * cfg.headDim, (g * 2 + slot + 1) * cfg.headDim));
+    assert.ok(at(cache.k, 0).every(Number.isNaN) && at(cache.v, 0).every(Number.isNaN), 'slot 0 was written');
+    assert.ok(at(cache.k, 1).every(Number.isFinite) && at(cache.v, 1).every(Number.isFinite), 'slot 1 was not written');
+  }
+  assert.throws(() => native.run(d, new Float32Array(cfg.hidden - 1), Int32Array.of(0), null, [cache]), /wrong type or size/);
+  assert.throws(() => native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [{ ...cache, filled: 3 }]), /cache 0 is not/);
+  // A slot outside the cache, or a slot list of the wrong length, would write out of bounds.
+  for (const slots of [Int32Array.of(2), Int32Array.of(-2), Int32Array.of(0, 1), new Int32Array(0)])
+    assert.throws(() => native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [{ ...cache, slots }]), /cache 0 is not/, `slots ${slots}`);
+  assert.throws(() => native.run({}, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache]), /no live decoder/);
   const pair = (rank: number, inp: number, out: number) => ({ a: new Float32Array(rank * inp), b: new Float32Array(out * rank), rank });
   const none = pair(0, 0, 0);
   assert.throws(() => native.createAdapter(d, [{ qkv: pair(2, cfg.hidden - 1, Q + 2 * KV), o: none, gateup: none, down: none }]), /layer 0: a pair is not/);
   assert.throws(() => native.createAdapter(d, [{ qkv: none, o: none, gateup: none }]), /layer 0: a pair is not/);
   const adapter = native.createAdapter(d, [{ qkv: pair(2, cfg.hidden, Q + 2 * KV), o: none, gateup: none, down: pair(1, cfg.intermediate, cfg.hidden) }]);
-  native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], kv, adapter);
-  assert.throws(() => native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], kv, {}), /adapter is not one made for this decoder/);
+  native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], adapter);
+  assert.throws(() => native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], {}), /adapter is not one made for this decoder/);
   const other = native.createDecoder({ ...config, level: 0 }, [good], 1);
-  assert.throws(() => native.run(other, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], kv, adapter), /adapter is not one made for this decoder/);
+  assert.throws(() => native.run(other, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], adapter), /adapter is not one made for this decoder/);
   native.destroy(other);
   native.destroy(d);
-  assert.throws(() => native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache], kv), /no live decoder/);
+  assert.throws(() => native.run(d, new Float32Array(cfg.hidden), Int32Array.of(0), null, [cache]), /no live decoder/);
   const head = NativeHead.create(openWeights(file, { precision: 'q4' }).source, 1, 4);
   assert.ok(head instanceof NativeHead);
   assert.throws(() => native.logits(d, new Float32Array(cfg.hidden), 1, new Float32Array(cfg.vocabSize)), /no live head/);
@@ -338,9 +348,36 @@ test('bad calls into the binary throw instead of reading out of bounds', () => {
   assert.throws(() => native.choose(h, row, 1, null, new Float32Array(cfg.vocabSize - 1), ids), /wrong type or size/);
   assert.throws(() => native.choose(h, row, 1, null, out, new Float32Array(4) as unknown as Int32Array), /ids is not a non-empty Int32Array/);
   assert.throws(() => (native.choose as (...a: unknown[]) => unknown)(h, row, 1, null, out), /no live head/, 'a missing argument');
+  const lp = new Float64Array(1);
+  assert.throws(() => native.logProbs(h, row, 1, Int32Array.of(1), Int32Array.of(0), lp), /a pick is outside the rows/);
+  assert.throws(() => native.logProbs(h, row, 1, Int32Array.of(0), Int32Array.of(cfg.vocabSize), lp), /a pick is outside the rows or the vocabulary/);
+  assert.throws(() => native.logProbs(h, row, 1, Int32Array.of(0), Int32Array.of(0, 1), lp), /wrong type or size/);
+  assert.throws(() => native.logProbs(h, row, 1, Int32Array.of(0), Int32Array.of(0), new Float32Array(1) as unknown as Float64Array), /wrong type or size/);
+  assert.throws(() => native.logProbs(h, row, 2, Int32Array.of(0), Int32Array.of(0), lp), /wrong type or size/, 'two rows asked of one');
   head.dispose();
   assert.throws(() => head.logits(new Float32Array(cfg.hidden), 1), /disposed/);
   assert.throws(() => head.choose(row, 1), /disposed/);
+});
+
+test('the native head\'s log-probabilities are log softmax of its logits, without the logits leaving it', () => {
+  for (const embedding of ['q8_0', 'q4_0'] as const) {
+    // A vocabulary that is not a multiple of the head's parts, and more rows than it holds at once (16).
+    const cfg = { ...GEMMA3_TINY, vocabSize: 5000 };
+    const head = NativeHead.create(openWeights(model(`lp-${embedding}`, cfg, embedding), { precision: 'q4' }).source, 2, 4);
+    assert.ok(head instanceof NativeHead);
+    const n = 19, C = cfg.hidden, V = cfg.vocabSize;
+    const rows = Float32Array.from({ length: n * C }, (_, i) => Math.sin(i * 0.37) * 3);
+    const logits = head.logits(rows, n);
+    const pickRow = Int32Array.from({ length: 40 }, (_, j) => j % n), pickId = Int32Array.from({ length: 40 }, (_, j) => (j * 997) % V);
+    const got = head.logProbs(rows, n, pickRow, pickId);
+    for (let j = 0; j < got.length; j++) {
+      const x = Array.from(logits.subarray(pickRow[j] * V, (pickRow[j] + 1) * V));
+      const max = x.reduce((m, v) => Math.max(m, v), -Infinity);
+      const want = x[pickId[j]] - max - Math.log(x.reduce((s, v) => s + Math.exp(v - max), 0));
+      assert.ok(Math.abs(got[j] - want) <= 1e-9, `${embedding}: pick ${j} (row ${pickRow[j]}, id ${pickId[j]}): ${got[j]} against ${want}`);
+    }
+    head.dispose();
+  }
 });
 
 /**

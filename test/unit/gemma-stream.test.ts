@@ -1,7 +1,7 @@
 // The runtime's memory-saving paths compute exactly what the plain ones do, on real random-weight GGUF
 // files: weights streamed from the file (openWeights) vs loaded whole (loadModel); the LM head split into
 // vocabulary parts vs one MatMulNBits; the base graph without LoRA inputs, and its switch to the LoRA
-// graph when an adapter is first used; a prompt and all labels scored in one run (scoreBranches) vs a
+// graph when an adapter is first used; a prompt and all labels scored in one run (scoreSequences) vs a
 // step and one fork per label.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -127,38 +127,49 @@ test('lazy LoRA: the base graph matches the LoRA graph at rank 0, and the first 
   await never.dispose();
 });
 
-test('scoreBranches: a prefix and every branch in one run equal a step and one fork + step per branch', async () => {
+test('scoreSequences: a prefix and every sequence in one run equal a step and one fork + step per sequence', async () => {
   const rt = await createGemmaRuntime(openWeights(files.q8_0, { precision: 'f32' }).source, { precision: 'f32', threads: 1 });
-  const maxDiff = (x: Float32Array, y: Float32Array) => x.reduce((m, v, k) => Math.max(m, Math.abs(v - y[k])), 0);
+  const V = CFG.vocabSize;
+  /** log softmax of row `row` of a [T, V] block at id, in float64. */
+  const logProbAt = (logits: Float32Array, row: number, id: number) => {
+    const x = Array.from(logits.subarray(row * V, (row + 1) * V));
+    const max = x.reduce((m, v) => Math.max(m, v), -Infinity);
+    return x[id] - max - Math.log(x.reduce((s, v) => s + Math.exp(v - max), 0));
+  };
   try {
-    const branches = [[300], [300, 301, 302], [], [4000, 12, 13, 14, 15, 16], [301, 300]];
-    // Cache past the sliding window (4), so the window rules apply across the prompt/branch boundary too.
+    const sequences = [[300], [300, 301, 302], [7], [4000, 12, 13, 14, 15, 16], [301, 300]];
+    // Cache past the sliding window (4), so the window rules apply across the prompt/sequence boundary too.
     const ref = rt.newCache();
     const refLast = await rt.step(ref, PROMPT, { logits: 'last' });
-    for (const split of [0, 5, PROMPT.length]) {
+    for (const split of [0, 5, PROMPT.length - 1]) {
       // `split` prompt ids already in the cache, the rest passed as the prefix.
       const cache = rt.newCache();
       if (split) await rt.step(cache, PROMPT.slice(0, split), { logits: 'last' });
-      const prefix = PROMPT.slice(split);
-      const got = await rt.scoreBranches!(cache, branches, { prefix });
-      assert.equal(cache.length, PROMPT.length, 'the prefix joins the cache, the branches do not');
-      if (prefix.length) assert.ok(maxDiff(got.prefixLast!, refLast) <= 1e-4, 'logits after the prefix');
-      else assert.equal(got.prefixLast, null);
-      for (let i = 0; i < branches.length; i++) {
-        assert.equal(got.branches[i].length, branches[i].length * CFG.vocabSize);
-        if (branches[i].length === 0) continue;
-        const fork = ref.fork();
-        const want = await rt.step(fork, branches[i], { logits: 'all' });
-        fork.dispose();
-        assert.ok(maxDiff(got.branches[i], want) <= 1e-4, `split ${split}, branch ${i}: max|Δ| ${maxDiff(got.branches[i], want)}`);
+      const got = await rt.scoreSequences!(cache, sequences, { prefix: PROMPT.slice(split) });
+      assert.equal(cache.length, PROMPT.length, 'the prefix joins the cache, the sequences do not');
+      for (const [i, s] of sequences.entries()) {
+        const want = [logProbAt(refLast, 0, s[0])];
+        if (s.length > 1) {
+          const fork = ref.fork();
+          const logits = await rt.step(fork, s.slice(0, -1), { logits: 'all' });
+          fork.dispose();
+          for (let k = 1; k < s.length; k++) want.push(logProbAt(logits, k - 1, s[k]));
+        }
+        assert.equal(got[i].length, s.length);
+        const d = got[i].reduce((m, v, k) => Math.max(m, Math.abs(v - want[k])), 0);
+        assert.ok(d <= 1e-4, `split ${split}, sequence ${i}: max|Δ| ${d}`);
       }
       // The cache continues as if only the prefix had been stepped.
       const next = await rt.step(cache, [300], { logits: 'last' });
       const fork = ref.fork();
-      assert.ok(maxDiff(next, await rt.step(fork, [300], { logits: 'last' })) <= 1e-4, `split ${split}: cache after`);
+      const ahead = await rt.step(fork, [300], { logits: 'last' });
+      assert.ok(next.reduce((m, v, k) => Math.max(m, Math.abs(v - ahead[k])), 0) <= 1e-4, `split ${split}: cache after`);
       fork.dispose();
       cache.dispose();
     }
+    await assert.rejects(rt.scoreSequences!(rt.newCache(), sequences, { prefix: [] }), /no prefix ids/);
+    await assert.rejects(rt.scoreSequences!(rt.newCache(), [[300], []], { prefix: [2] }), /a sequence has no ids/);
+    await assert.rejects(rt.scoreSequences!(rt.newCache(), [[300, V]], { prefix: [2] }), /outside the vocabulary/);
     ref.dispose();
   } finally {
     await rt.dispose();

@@ -3,7 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { classify, END_OF_TURN, logProbAt } from '../../src/engine/generate/labelScoring';
+import { classify, END_OF_TURN } from '../../src/engine/generate/labelScoring';
 import { chatPromptIds, type OpenModel } from '../../src/engine/generate/openModel';
 import { openTiny } from './generate-helpers';
 
@@ -15,6 +15,13 @@ after(async () => {
   await m.runtime.dispose();
   fs.rmSync(m.dir, { recursive: true, force: true });
 });
+
+/** log softmax(logits)[id] of row `row` of a [T, V] block, in float64, computed here as plainly as it can be. */
+function logProbAt(logits: Float32Array, V: number, row: number, id: number): number {
+  const x = Array.from(logits.subarray(row * V, (row + 1) * V));
+  const max = x.reduce((m, v) => Math.max(m, v), -Infinity);
+  return x[id] - max - Math.log(x.reduce((s, v) => s + Math.exp(v - max), 0));
+}
 
 /** log P(label | prompt) from one forward over the whole sequence. */
 async function bruteForce(prompt: number[], label: number[]): Promise<number> {

@@ -121,8 +121,9 @@ test('the count and byte bounds evict the least recently used entries; an entry 
   assert.equal((await byCount.take(p(11), undefined)).hit, true);
   assert.equal((await byCount.take(p(12), undefined)).hit, false);
 
-  const one = (await new PrefixCache(m.runtime).take(p(10), undefined)).cache as unknown as { bytes(): number };
-  const entryBytes = one.bytes();
+  const single = new PrefixCache(m.runtime);
+  (await single.take(p(10), undefined)).cache.dispose();
+  const entryBytes = single.stats().bytes;
   assert.ok(entryBytes > 0);
   const byBytes = new PrefixCache(m.runtime, { maxEntries: 100, maxBytes: entryBytes * 2 });
   for (const n of [10, 11, 12]) (await byBytes.take(p(n), undefined)).cache.dispose();

@@ -14,7 +14,8 @@ const rope = () => ({ cos: new Float32Array(cfg.headDim / 2).fill(1), sin: new F
 for (let i = 0; i < Number(count); i++) {
   const d = NativeDecoder.create(source, 2 + (i % 3), 4);
   if (!(d instanceof NativeDecoder)) throw new Error(d.reason);
-  d.run(new GemmaKvCache({}, cfg), x, [0], null, rope);
+  const cache = new GemmaKvCache({}, cfg);
+  d.run(cache, x, [0], null, cache.plan(1, 1), rope);
   d.dispose();
 }
 console.log('done');

@@ -73,9 +73,9 @@ export class EmbeddingReader {
     };
   }
 
-  /** The rows of `ids`, [ids.length, C] float32. */
-  rows(ids: readonly number[]): Float32Array {
-    const out = new Float32Array(ids.length * this.columns);
+  /** The rows of `ids`, [ids.length, C] float32, into `out` when given (of that size). */
+  rows(ids: readonly number[], out = new Float32Array(ids.length * this.columns)): Float32Array {
+    if (out.length !== ids.length * this.columns) throw new Error(`embedding rows: room for ${out.length / this.columns} rows, ${ids.length} ids`);
     ids.forEach((id, t) => this.row(id, out, t * this.columns));
     return out;
   }

@@ -9,11 +9,60 @@
 //
 // Per layer buffer layout: [Hkv, capacity, D]; with Hkv = 1 the first `filled` slots are one contiguous
 // [1, 1, filled, D] tensor, passed without a copy.
+//
+// A run's new keys and values reach the cache in two ways: written by the caller from ONNX Runtime's
+// outputs (append), or by the native layers straight into the slots that plan gave them, the positions
+// recorded after the run (record). Buffers come from, and go back to, the runtime's KvArrays: a 512-token
+// prompt's cache is 19 MB on the 270M, and left to the garbage collector a few of them sat in memory at once.
 
 import type { GemmaConfig, LayerType } from '../model/config';
 import type { KvCache } from './runtime';
 
 const MIN_CAPACITY = 64;
+
+/**
+ * Most bytes of released K/V buffers kept for the next cache: one prompt of a few thousand tokens on the
+ * 270M. Beyond it buffers are left to the garbage collector.
+ */
+const KEPT_BYTES = 32 << 20;
+
+/**
+ * Released K/V buffers by length, reused by the next caches of the same runtime: a cache that asks for less
+ * room than a kept buffer holds gets the larger one (the memory is there already) rather than a new one.
+ */
+export class KvArrays {
+  private readonly free = new Map<number, Float32Array[]>();
+  private bytes = 0;
+
+  constructor(private readonly keep = KEPT_BYTES) {}
+
+  /**
+   * `count` buffers of one length between `min` and `max` floats: the smallest kept ones that fit, else new
+   * ones of `min`. Kept buffers are not cleared: a cache reads only the slots it filled.
+   */
+  take(count: number, min: number, max: number): Float32Array[] {
+    let best = 0;
+    for (const [n, list] of this.free) if (n >= min && n <= max && list.length >= count && (best === 0 || n < best)) best = n;
+    if (best === 0) return Array.from({ length: count }, () => new Float32Array(min));
+    const out = this.free.get(best)!.splice(-count, count);
+    this.bytes -= count * best * 4;
+    return out;
+  }
+
+  /** Hands back a buffer no cache reads any more. */
+  give(a: Float32Array): void {
+    if (a.length === 0 || this.bytes + a.byteLength > this.keep) return;
+    const list = this.free.get(a.length) ?? [];
+    list.push(a);
+    this.free.set(a.length, list);
+    this.bytes += a.byteLength;
+  }
+
+  /** Bytes of buffers kept. */
+  kept(): number {
+    return this.bytes;
+  }
+}
 
 /** Slots of one layer type: their positions and each layer's K/V buffers. */
 export class SlotSet {
@@ -25,26 +74,61 @@ export class SlotSet {
   k: Float32Array[];
   v: Float32Array[];
 
-  constructor(readonly layers: number[], readonly maxSlots: number, private readonly kvHeads: number, private readonly headDim: number) {
+  constructor(readonly layers: number[], readonly maxSlots: number, private readonly kvHeads: number, private readonly headDim: number, private readonly arrays: KvArrays) {
     this.k = layers.map(() => new Float32Array(0));
     this.v = layers.map(() => new Float32Array(0));
   }
 
-  private grow(want: number): void {
-    const cap = Math.min(this.maxSlots, Math.max(MIN_CAPACITY, this.capacity * 2, want));
-    if (cap <= this.capacity) return;
+  /** Room for `want` slots (at most maxSlots), doubling at least (or more, where a kept buffer is larger), the filled slots moved. */
+  reserve(want: number): void {
+    want = Math.min(this.maxSlots, want);
+    if (want <= this.capacity) return;
     const { kvHeads: Hkv, headDim: D } = this;
-    const move = (old: Float32Array) => {
-      const next = new Float32Array(Hkv * cap * D);
+    const least = Math.min(this.maxSlots, Math.max(MIN_CAPACITY, this.capacity * 2, want));
+    const fresh = this.arrays.take(2 * this.layers.length, Hkv * least * D, Hkv * this.maxSlots * D);
+    const cap = fresh[0].length / (Hkv * D);
+    const move = (old: Float32Array, i: number) => {
+      const next = fresh[i];
       for (let h = 0; h < Hkv; h++) next.set(old.subarray(h * this.capacity * D, (h * this.capacity + this.filled) * D), h * cap * D);
+      this.arrays.give(old);
       return next;
     };
-    this.k = this.k.map(move);
-    this.v = this.v.map(move);
+    this.k = this.k.map((a, l) => move(a, l));
+    this.v = this.v.map((a, l) => move(a, this.layers.length + l));
     const pos = new Int32Array(cap);
     pos.set(this.positions.subarray(0, this.filled));
     this.positions = pos;
     this.capacity = cap;
+  }
+
+  /**
+   * The slots that the first `count` of a run's T new positions go to (−1 for the others; a ring keeps
+   * only the newest maxSlots), room made first. Nothing is recorded: until `record`, the cache reads as before.
+   */
+  plan(T: number, count: number): Int32Array {
+    const slots = new Int32Array(T).fill(-1);
+    if (this.maxSlots === 0) return slots;
+    const first = Math.max(0, count - this.maxSlots);
+    this.reserve(this.filled + (count - first));
+    let filled = this.filled, next = this.next;
+    for (let t = first; t < count; t++) {
+      if (filled < this.capacity) slots[t] = filled++;
+      else {
+        slots[t] = next;
+        next = (next + 1) % this.capacity;
+      }
+    }
+    return slots;
+  }
+
+  /** Takes the planned slots as holding positions start + t, their keys and values written. */
+  record(start: number, slots: Int32Array): void {
+    for (let t = 0; t < slots.length; t++) {
+      if (slots[t] < 0) continue;
+      if (this.filled < this.capacity) this.filled++;
+      else this.next = (this.next + 1) % this.capacity;
+      this.positions[slots[t]] = start + t;
+    }
   }
 
   /**
@@ -53,19 +137,11 @@ export class SlotSet {
    * maxSlots of them.
    */
   append(start: number, T: number, newK: Float32Array[], newV: Float32Array[], count: number): void {
-    if (this.maxSlots === 0) return;
     const { kvHeads: Hkv, headDim: D } = this;
-    const first = Math.max(0, count - this.maxSlots);
-    if (this.filled + (count - first) > this.capacity) this.grow(this.filled + (count - first));
-    for (let t = first; t < count; t++) {
-      let slot: number;
-      if (this.filled < this.capacity) {
-        slot = this.filled++;
-      } else {
-        slot = this.next;
-        this.next = (this.next + 1) % this.capacity;
-      }
-      this.positions[slot] = start + t;
+    const slots = this.plan(T, count);
+    for (let t = 0; t < T; t++) {
+      const slot = slots[t];
+      if (slot < 0) continue;
       for (let l = 0; l < this.layers.length; l++) {
         for (let h = 0; h < Hkv; h++) {
           const src = (h * T + t) * D;
@@ -75,6 +151,7 @@ export class SlotSet {
         }
       }
     }
+    this.record(start, slots);
   }
 
   /** Layer l's keys or values of the filled slots as one [1, Hkv, filled, D] array (no copy when Hkv = 1). */
@@ -87,15 +164,34 @@ export class SlotSet {
     return out;
   }
 
+  /**
+   * A copy that holds only the filled slots (at least MIN_CAPACITY; a ring that wrapped keeps its order, so
+   * its whole capacity): a kept prefix takes no more than it needs, and a fork grows as it is extended.
+   */
   clone(): SlotSet {
-    const c = new SlotSet(this.layers, this.maxSlots, this.kvHeads, this.headDim);
-    c.capacity = this.capacity;
-    c.filled = this.filled;
+    const c = new SlotSet(this.layers, this.maxSlots, this.kvHeads, this.headDim, this.arrays);
+    const { kvHeads: Hkv, headDim: D, filled } = this;
+    const cap = filled < this.capacity ? Math.min(this.capacity, Math.max(MIN_CAPACITY, filled)) : this.capacity;
+    const fresh = this.arrays.take(2 * this.layers.length, Hkv * cap * D, Hkv * cap * D);
+    const copy = (a: Float32Array, i: number) => {
+      for (let h = 0; h < Hkv; h++) fresh[i].set(a.subarray(h * this.capacity * D, (h * this.capacity + filled) * D), h * cap * D);
+      return fresh[i];
+    };
+    c.k = this.k.map((a, l) => copy(a, l));
+    c.v = this.v.map((a, l) => copy(a, this.layers.length + l));
+    c.capacity = cap;
+    c.filled = filled;
     c.next = this.next;
-    c.positions = this.positions.slice();
-    c.k = this.k.map((a) => a.slice());
-    c.v = this.v.map((a) => a.slice());
+    c.positions = new Int32Array(cap);
+    c.positions.set(this.positions.subarray(0, filled));
     return c;
+  }
+
+  /** Hands the buffers back; the set holds none after. */
+  release(): void {
+    for (const a of [...this.k, ...this.v]) this.arrays.give(a);
+    this.k = [];
+    this.v = [];
   }
 
   /** Bytes held by the K/V buffers. */
@@ -118,8 +214,8 @@ export class GemmaKvCache implements KvCache {
   /** KvCache's candidates: set by every step. */
   candidates: Int32Array | null = null;
 
-  /** A fresh cache for cfg, or (fork) one over existing slot sets. */
-  constructor(readonly owner: object, from: GemmaConfig | Map<LayerType, SlotSet>) {
+  /** A fresh cache for cfg with buffers from `arrays`, or (fork) one over existing slot sets. */
+  constructor(readonly owner: object, from: GemmaConfig | Map<LayerType, SlotSet>, arrays = new KvArrays(0)) {
     if (from instanceof Map) {
       this.sets = from;
       return;
@@ -129,8 +225,24 @@ export class GemmaKvCache implements KvCache {
     for (const type of new Set(cfg.layerTypes)) {
       const layers = cfg.layerTypes.flatMap((t, i) => (t === type ? [i] : []));
       const max = type === 'sliding' ? cfg.slidingWindow - 1 : cfg.maxPositions;
-      this.sets.set(type, new SlotSet(layers, max, cfg.kvHeads, cfg.headDim));
+      this.sets.set(type, new SlotSet(layers, max, cfg.kvHeads, cfg.headDim, arrays));
     }
+  }
+
+  /** Room for n more positions in every slot set, made at once rather than doubling run by run. */
+  reserve(n: number): void {
+    for (const s of this.sets.values()) s.reserve(s.filled + n);
+  }
+
+  /** plan() of every slot set for a run of T new positions of which the first `count` are kept. */
+  plan(T: number, count: number): Map<LayerType, Int32Array> {
+    return new Map([...this.sets].map(([type, s]) => [type, s.plan(T, count)]));
+  }
+
+  /** record() of a run's planned slots (at positions start…), and the cache's length grown by `count`. */
+  record(start: number, slots: Map<LayerType, Int32Array>, count: number): void {
+    for (const [type, s] of this.sets) s.record(start, slots.get(type)!);
+    this.length += count;
   }
 
   fork(): GemmaKvCache {
@@ -145,10 +257,7 @@ export class GemmaKvCache implements KvCache {
     this.choiceLogits = null;
     this.choiceIds = null;
     this.candidates = null;
-    for (const s of this.sets.values()) {
-      s.k = [];
-      s.v = [];
-    }
+    for (const s of this.sets.values()) s.release();
   }
 
   /** Bytes held by all K/V buffers (for tests and stats). */

@@ -20,11 +20,9 @@ export interface NativeAdapter {
 /** One runtime's layers in native code. */
 export class NativeDecoder {
   private handle: object | null;
-  private readonly newKv: Float32Array;
 
   private constructor(private readonly native: NativeModule, private readonly config: GemmaConfig, handle: object) {
     this.handle = handle;
-    this.newKv = new Float32Array(2 * config.layers * config.kvHeads * config.headDim);
   }
 
   /**
@@ -78,24 +76,22 @@ export class NativeDecoder {
   /**
    * Tokens at `positions` after the cache, their (scaled) embeddings x [T, C], through every layer: x becomes
    * the last layer's rows. branch null: one sequence (a token sees every earlier one of the run); else token
-   * t sees token u when u's branch is −1 (a shared prefix) or t's, as the ONNX graph's mask. Returns new_kv as
-   * the ONNX graph's (k_0 v_0 k_1 v_1 …, each [Hkv, T, D]); for T = 1 valid until the next call. `rope(type)`
-   * gives the layer type's cos/sin rows at the positions.
+   * t sees token u when u's branch is −1 (a shared prefix) or t's, as the ONNX graph's mask. Each token's keys
+   * and values go into the slot `slots` gives it in its layer type's set (GemmaKvCache.plan; −1: not kept);
+   * the caller records them. `rope(type)` gives the layer type's cos/sin rows at the positions.
    */
-  run(cache: GemmaKvCache, x: Float32Array, positions: number[], branch: number[] | null, rope: (type: LayerType) => { cos: Float32Array; sin: Float32Array }, adapter?: NativeAdapter): Float32Array {
+  run(cache: GemmaKvCache, x: Float32Array, positions: number[], branch: number[] | null, slots: Map<LayerType, Int32Array>,
+    rope: (type: LayerType) => { cos: Float32Array; sin: Float32Array }, adapter?: NativeAdapter): void {
     if (!this.handle) throw new Error('native decoder was disposed');
-    const T = positions.length;
     const caches: object[] = new Array(this.config.layers);
     for (const [type, set] of cache.sets) {
       const { cos, sin } = rope(type);
+      const at = slots.get(type)!;
       set.layers.forEach((layer, l) => {
-        caches[layer] = { k: set.k[l], v: set.v[l], positions: set.positions, capacity: set.capacity, filled: set.filled, cos, sin };
+        caches[layer] = { k: set.k[l], v: set.v[l], positions: set.positions, slots: at, capacity: set.capacity, filled: set.filled, cos, sin };
       });
     }
-    // A decode step's new keys go into one kept array; a longer run's into its own.
-    const newKv = T === 1 ? this.newKv : new Float32Array(this.newKv.length * T);
-    this.native.run(this.handle, x, Int32Array.from(positions), branch && Int32Array.from(branch), caches, newKv, adapter?.handle);
-    return newKv;
+    this.native.run(this.handle, x, Int32Array.from(positions), branch && Int32Array.from(branch), caches, adapter?.handle);
   }
 
   /**

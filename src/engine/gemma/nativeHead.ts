@@ -8,7 +8,7 @@
 import type { GemmaConfig } from '../model/config';
 import { EMBED_NAME, FINAL_NORM_NAME } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
-import { requireFiniteOutput } from '../model/finite';
+import { NON_FINITE_OUTPUT, NonFiniteError, requireFiniteOutput } from '../model/finite';
 import { nativeModule, type NativeModule } from './nativeModule';
 
 /** Most ids a choice lists as computed exactly; with more, the caller scans every logit. */
@@ -53,6 +53,18 @@ export class NativeHead {
     const out = new Float32Array(n * this.config.vocabSize);
     // Counted in native code: the scan in JavaScript would cost a third of a millisecond a token.
     if (this.native.logits(this.handle, rows, n, out) > 0) requireFiniteOutput(out);
+    return out;
+  }
+
+  /**
+   * log softmax of the logits of rows [n, C] (n ≤ NATIVE_HEAD_MAX_ROWS) at picks (row pickRow[j], id
+   * pickId[j]), in float64, without a [n, V] array; throws NonFiniteError when a logit of the rows is NaN or ±Infinity.
+   */
+  logProbs(rows: Float32Array, n: number, pickRow: Int32Array, pickId: Int32Array): Float64Array {
+    if (!this.handle) throw new Error('native head was disposed');
+    const out = new Float64Array(pickRow.length);
+    const bad = this.native.logProbs(this.handle, rows, n, pickRow, pickId, out);
+    if (bad > 0) throw new NonFiniteError(`${NON_FINITE_OUTPUT} (${bad} of its logits are NaN or infinite): the model file or the adapter makes it overflow`);
     return out;
   }
 

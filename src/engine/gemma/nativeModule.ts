@@ -13,12 +13,14 @@ export interface NativeModule {
   createDecoder(config: object, layers: object[], threads: number, file?: string): object;
   /** layers[i]: { qkv, o, gateup, down }, each { a, b, rank } (the LoRA graph inputs' values). */
   createAdapter(decoder: object, layers: object[]): object;
-  /** T = positions.length tokens through the layers (decoder.h's decoder_run); branch null: one sequence. */
-  run(decoder: object, x: Float32Array, positions: Int32Array, branch: Int32Array | null, caches: object[], newKv: Float32Array, adapter?: object): void;
+  /** T = positions.length tokens through the layers (decoder.h's decoder_run), their keys and values into each cache's slots; branch null: one sequence. */
+  run(decoder: object, x: Float32Array, positions: Int32Array, branch: Int32Array | null, caches: object[], adapter?: object): void;
   /** The table is a Uint8Array or a byte offset into `file`, read in place (mapped) for the head's life. */
   createHead(config: object, table: Uint8Array | number, norm: Float32Array, threads: number, file?: string): object;
   /** Returns how many logits are NaN or ±Infinity. */
   logits(head: object, rows: Float32Array, n: number, out: Float32Array): number;
+  /** log softmax of rows' logits at picks (row, id) into out (head.h's head_log_probs); returns how many of the rows' logits are NaN or ±Infinity. */
+  logProbs(head: object, rows: Float32Array, n: number, pickRow: Int32Array, pickId: Int32Array, out: Float64Array): number;
   /**
    * head.h's head_choose: the top logits (among `among`) exact, the others estimates below them; how many rows
    * were exact, how many of those are NaN or ±Infinity, and how many of `ids` list them (−1: not listed).

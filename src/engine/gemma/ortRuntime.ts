@@ -7,8 +7,8 @@
 // the graph variant without LoRA inputs; see LoraMode). The head is a session of its own so that its packed
 // form can be kept between loads (runtimeCache.ts). Per run the runtime reads the tokens' embedding rows
 // (embeddingReader.ts), computes the small inputs (RoPE tables, masks, split sizes), passes the cache's K/V
-// buffers in place, appends the run's new K/V outputs to the cache, and runs the head on the rows whose
-// logits are wanted.
+// buffers in place, appends the run's new K/V outputs to the cache (native code writes them there itself),
+// and runs the head on the rows whose logits are wanted.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -30,9 +30,10 @@ import { NativeDecoder, type NativeAdapter } from './nativeDecoder';
 import { embeddingScale } from './params';
 import { CHOICE_IDS, NATIVE_HEAD_MAX_ROWS, NativeHead } from './nativeHead';
 import { LORA_GROUPS, type LoraGroup } from './layer';
-import { GemmaKvCache, type SlotSet } from './kvCache';
+import { GemmaKvCache, KvArrays, type SlotSet } from './kvCache';
 import { layerInverseFrequencies, ropeTables } from './rope';
-import { defaultAccuracyLevel, type BranchLogits, type BranchOptions, type Choice, type DecodeBy, type GemmaRuntime, type KvCache, type LoraAdapter, type Precision, type RuntimeOptions, type StepOptions } from './runtime';
+import { defaultAccuracyLevel, type Choice, type DecodeBy, type GemmaRuntime, type KvCache, type LoraAdapter, type Precision, type RuntimeOptions, type SequenceOptions, type StepOptions } from './runtime';
+import { logProbsAt } from './logSoftmax';
 import { quote } from '../../common/quote';
 
 type Feeds = Record<string, ortTypes.Tensor>;
@@ -350,6 +351,10 @@ class OrtGemmaRuntime implements GemmaRuntime {
   private readonly adapters = new Map<string, { feeds: Feeds; native?: NativeAdapter }>();
   private readonly baseLora: Feeds;
   private readonly invFreq: Map<LayerType, Float32Array>;
+  /** The native layers' input and output rows of a run, [T, C], kept between runs. */
+  private x = new Float32Array(0);
+  /** K/V buffers that disposed caches handed back, for the next ones. */
+  private readonly kvArrays = new KvArrays();
   private disposed = false;
   private switching: Promise<void> | null = null;
 
@@ -408,7 +413,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
   }
 
   newCache(): KvCache {
-    return new GemmaKvCache(this, this.config);
+    return new GemmaKvCache(this, this.config, this.kvArrays);
   }
 
   /** The cache as this runtime's, checked usable, and the token ids checked against the vocabulary and context. */
@@ -450,50 +455,57 @@ class OrtGemmaRuntime implements GemmaRuntime {
 
     let out: Float32Array | null = null;
     let done = 0;
+    cache.reserve(ids.length);
     while (done < ids.length) {
       const T = Math.min(ids.length - done, this.runLimit(cache));
       const last = done + T === ids.length;
       const index = opts.logits === 'all' ? range(0, T) : last ? [T - 1] : [];
       const chunk = ids.slice(done, done + T);
-      const logits = await this.runLayers(cache, chunk, range(cache.length, cache.length + T), null, index, adapter, T, last ? choice : undefined);
-      // One run gives the whole answer as is; pieces are gathered.
-      if (done === 0 && last) out = logits;
-      else {
-        out ??= new Float32Array(opts.logits === 'all' ? ids.length * V : V);
-        if (opts.logits === 'all') out.set(logits, done * V);
-        else if (last) out.set(logits);
+      const rows = await this.runLayers(cache, chunk, range(cache.length, cache.length + T), null, index, adapter, T);
+      const logits = index.length ? await this.logits(rows, index.length, last ? choice : undefined, cache) : new Float32Array(0);
+      // The last run's logits are the answer as is, unless the logits of earlier pieces are wanted too.
+      if (opts.logits === 'last' || (done === 0 && last)) {
+        if (last) out = logits;
+      } else {
+        out ??= new Float32Array(ids.length * V);
+        out.set(logits, done * V);
       }
       done += T;
     }
     return out!;
   }
 
-  async scoreBranches(cacheIn: KvCache, branches: number[][], opts: BranchOptions = {}): Promise<BranchLogits> {
-    const prefix = opts.prefix ?? [];
+  async scoreSequences(cacheIn: KvCache, sequences: number[][], opts: SequenceOptions): Promise<number[][]> {
+    const prefix = opts.prefix;
+    if (prefix.length === 0) throw new Error('scoreSequences: no prefix ids (the first token of each sequence is scored after the last of them)');
+    if (sequences.some((s) => s.length === 0)) throw new Error('scoreSequences: a sequence has no ids');
+    // Each sequence runs but for its last id, which is only scored.
+    const branches = sequences.map((s) => s.slice(0, -1));
     const all = [...prefix, ...branches.flat()];
     const longest = branches.reduce((m, b) => Math.max(m, b.length), 0);
-    const cache = this.checked('scoreBranches', cacheIn, all, prefix.length + longest);
+    const cache = this.checked('scoreSequences', cacheIn, [...prefix, ...sequences.flat()], prefix.length + longest);
     const V = this.config.vocabSize;
-    const adapter = await this.runAdapter('scoreBranches', opts.adapter);
+    const adapter = await this.runAdapter('scoreSequences', opts.adapter);
     if (all.length > this.runLimit(cache)) {
-      // Too many tokens for one run: the prefix as a step, then each branch on its own fork.
-      const prefixLast = prefix.length ? await this.step(cache, prefix, { logits: 'last', adapter: opts.adapter }) : null;
-      const out: Float32Array[] = [];
-      for (const b of branches) {
-        if (b.length === 0) {
-          out.push(new Float32Array(0));
+      // Too many tokens for one run: the prefix as a step, then each sequence on its own fork.
+      const last = await this.step(cache, prefix, { logits: 'last', adapter: opts.adapter });
+      const first = logProbsAt(last, V, new Int32Array(sequences.length), Int32Array.from(sequences, (s) => s[0]));
+      const out: number[][] = [];
+      for (const [i, s] of sequences.entries()) {
+        if (s.length === 1) {
+          out.push([first[i]]);
           continue;
         }
         const fork = cache.fork();
         try {
-          out.push(await this.step(fork, b, { logits: 'all', adapter: opts.adapter }));
+          const logits = await this.step(fork, branches[i], { logits: 'all', adapter: opts.adapter });
+          out.push([first[i], ...logProbsAt(logits, V, Int32Array.from(branches[i], (_, k) => k), Int32Array.from(s.slice(1)))]);
         } finally {
           fork.dispose();
         }
       }
-      return { prefixLast, branches: out };
+      return out;
     }
-    if (all.length === 0) return { prefixLast: null, branches: branches.map(() => new Float32Array(0)) };
     // Prefix tokens are branch −1, seen by every token after them; branch tokens follow the prefix.
     const start = cache.length;
     const positions: number[] = prefix.map((_, t) => start + t);
@@ -502,17 +514,23 @@ class OrtGemmaRuntime implements GemmaRuntime {
       positions.push(start + prefix.length + t);
       branchOf.push(i);
     }));
-    const index = [...(prefix.length ? [prefix.length - 1] : []), ...range(prefix.length, all.length)];
-    const logits = await this.runLayers(cache, all, positions, branchOf, index, adapter, prefix.length);
-    let row = prefix.length ? 1 : 0;
-    return {
-      prefixLast: prefix.length ? logits.subarray(0, V) : null,
-      branches: branches.map((b) => {
-        const part = logits.subarray(row * V, (row + b.length) * V);
-        row += b.length;
-        return part;
-      }),
-    };
+    // Row 0: after the prefix's last id, where every sequence's first id is scored; then each branch token's
+    // row, where its sequence's next id is.
+    const index = [prefix.length - 1, ...range(prefix.length, all.length)];
+    const pickRow: number[] = sequences.map(() => 0), pickId = sequences.map((s) => s[0]);
+    let row = 1;
+    for (const s of sequences) for (let k = 1; k < s.length; k++) {
+      pickRow.push(row++);
+      pickId.push(s[k]);
+    }
+    const rows = await this.runLayers(cache, all, positions, branchOf, index, adapter, prefix.length);
+    const lp = await this.logProbs(rows, index.length, Int32Array.from(pickRow), Int32Array.from(pickId));
+    let at = sequences.length;
+    return sequences.map((s, i) => {
+      const mine = [lp[i], ...lp.subarray(at, at + s.length - 1)];
+      at += s.length - 1;
+      return mine;
+    });
   }
 
   /**
@@ -531,28 +549,30 @@ class OrtGemmaRuntime implements GemmaRuntime {
     return this.native ? this.maxRunTokens : this.chunkSize(cache);
   }
 
-  /** One run of the layers (native where there, else ONNX Runtime's), then the head: run()'s arguments and result. */
+  /** One run of the layers (native where there, else ONNX Runtime's): run()'s arguments and result. */
   private runLayers(cache: GemmaKvCache, ids: number[], positions: number[], branchOf: number[] | null, logitIndex: number[],
-    adapter: RunAdapter, commit: number, choice?: Choice): Promise<Float32Array> {
+    adapter: RunAdapter, commit: number): Promise<Float32Array> {
     return this.native
-      ? this.nativeRun(this.native, cache, ids, positions, branchOf, logitIndex, adapter.native, commit, choice)
-      : this.run(cache, ids, positions, branchOf, logitIndex, adapter.feeds, commit, choice);
+      ? Promise.resolve(this.nativeRun(this.native, cache, ids, positions, branchOf, logitIndex, adapter.native, commit))
+      : this.run(cache, ids, positions, branchOf, logitIndex, adapter.feeds, commit);
   }
 
-  /** run() on the native layers: the same tokens, positions, branches, logits and commit. */
-  private async nativeRun(native: NativeDecoder, cache: GemmaKvCache, ids: number[], positions: number[], branchOf: number[] | null, logitIndex: number[],
-    adapter: NativeAdapter | undefined, commit: number, choice?: Choice): Promise<Float32Array> {
+  /** run() on the native layers: the same tokens, positions, branches, rows and commit. */
+  private nativeRun(native: NativeDecoder, cache: GemmaKvCache, ids: number[], positions: number[], branchOf: number[] | null, logitIndex: number[],
+    adapter: NativeAdapter | undefined, commit: number): Float32Array {
     const C = this.config.hidden, T = ids.length, start = cache.length;
-    const x = this.embedding.rows(ids);
+    // Each run's input rows in one kept array: a fresh one per run was garbage left for the collector.
+    if (this.x.length < T * C) this.x = new Float32Array(Math.min(this.maxRunTokens, Math.max(T, 16)) * C);
+    const x = this.embedding.rows(ids, this.x.subarray(0, T * C));
     // The graph's scaleEmbedding, as a float32 product rounded to float32.
     const scale = embeddingScale(this.config);
     for (let i = 0; i < x.length; i++) x[i] *= scale;
-    const kv = native.run(cache, x, positions, branchOf, (type) => ropeTables(this.invFreq.get(type)!, positions), adapter);
-    if (commit > 0) this.commit(cache, start, T, kv, commit);
-    if (logitIndex.length === 0) return new Float32Array(0);
+    const slots = cache.plan(T, commit);
+    native.run(cache, x, positions, branchOf, slots, (type) => ropeTables(this.invFreq.get(type)!, positions), adapter);
+    cache.record(start, slots, commit);
     const rows = new Float32Array(logitIndex.length * C);
     logitIndex.forEach((t, i) => rows.set(x.subarray(t * C, (t + 1) * C), i * C));
-    return this.logits(rows, logitIndex.length, choice, cache);
+    return rows;
   }
 
   /**
@@ -574,6 +594,12 @@ class OrtGemmaRuntime implements GemmaRuntime {
     const logits = (await head.run({ rows: f32Tensor(rows, [n, this.config.hidden]) })).logits.data as Float32Array;
     requireFiniteOutput(logits);
     return logits;
+  }
+
+  /** log softmax of the head on hidden rows [n, C] at picks (row, id): native without a [n, V] array where it is there, else from the logits. */
+  private async logProbs(rows: Float32Array, n: number, pickRow: Int32Array, pickId: Int32Array): Promise<Float64Array> {
+    if (this.nativeHead && n <= NATIVE_HEAD_MAX_ROWS) return this.nativeHead.logProbs(rows, n, pickRow, pickId);
+    return logProbsAt(await this.logits(rows, n), this.config.vocabSize, pickRow, pickId);
   }
 
   /** Appends the first `count` of a run's T new keys/values (new_kv: k_0 v_0 k_1 v_1 …, each [Hkv, T, D]) to the cache. */
@@ -600,10 +626,11 @@ class OrtGemmaRuntime implements GemmaRuntime {
   /**
    * One session run of T new tokens at `positions` after the cache. branchOf null: one sequence (token t
    * sees every earlier new token); else new token t sees new token u when u is in its branch or in branch
-   * −1 (a shared prefix). The first `commit` new tokens' keys/values join the cache; `choice` as StepOptions' (one logit row).
+   * −1 (a shared prefix). The first `commit` new tokens' keys/values join the cache. Returns the last
+   * layer's rows [logitIndex.length, C] at logitIndex, for the head.
    */
   private async run(cache: GemmaKvCache, ids: number[], positions: number[], branchOf: number[] | null, logitIndex: number[],
-    lora: Feeds, commit: number, choice?: Choice): Promise<Float32Array> {
+    lora: Feeds, commit: number): Promise<Float32Array> {
     const cfg = this.config;
     const T = ids.length;
     const start = cache.length;
@@ -630,8 +657,7 @@ class OrtGemmaRuntime implements GemmaRuntime {
     }
     const result = await (await this.s.session.get()).run(feeds);
     if (commit > 0) this.commit(cache, start, T, result.new_kv.data as Float32Array, commit);
-    if (logitIndex.length === 0) return new Float32Array(0);
-    return this.logits(result.rows.data as Float32Array, logitIndex.length, choice, cache);
+    return logitIndex.length ? result.rows.data as Float32Array : new Float32Array(0);
   }
 
   setAdapter(name: string, adapter: LoraAdapter): void {

@@ -69,17 +69,10 @@ export interface Choice {
   among?: Int32Array;
 }
 
-export interface BranchOptions {
+export interface SequenceOptions {
   adapter?: string;
-  /** Ids appended to the cache before the branches (e.g. a classification prompt). */
-  prefix?: number[];
-}
-
-export interface BranchLogits {
-  /** The logits after the last prefix id, [V]; null when there is no prefix. */
-  prefixLast: Float32Array | null;
-  /** Per branch, the logits after each of its ids, [length, V]. */
-  branches: Float32Array[];
+  /** Ids appended to the cache before the sequences (e.g. a classification prompt): at least one. */
+  prefix: number[];
 }
 
 /** Who runs each part of a one-token step, e.g. note 'layers native, head ONNX Runtime (why not native)'. */
@@ -95,7 +88,7 @@ export interface GemmaRuntime {
   readonly device: Device;
   /** Where its weights came from: converted from the model now, or opened from the converted-model cache. */
   readonly weightsFrom: 'converted' | 'cache';
-  /** Most new tokens one run takes; step and scoreBranches cut longer inputs into runs of this size. */
+  /** Most new tokens one run takes; step and scoreSequences cut longer inputs into runs of this size. */
   readonly maxRunTokens: number;
   /** Who runs one-token steps (decoding): native code, or ONNX Runtime and why. */
   readonly decodeBy: DecodeBy;
@@ -106,13 +99,14 @@ export interface GemmaRuntime {
    */
   step(cache: KvCache, ids: number[], opts: StepOptions): Promise<Float32Array>;
   /**
-   * Optional: the logits after every token of several continuations ("branches") of a sequence, in one
-   * run where it can. `prefix` ids (may be empty) first extend the cache as step would; each branch then
-   * sees the cache and its own earlier tokens, never another branch, and is not kept in the cache.
-   * Returns the logits after the prefix's last token ([V], null without a prefix) and, per branch, its
-   * [length, V], finite as step's. Callers without it use step and fork.
+   * Optional: log P(seq[k] | cache, prefix, seq[<k]) for every token of several continuations of the cache
+   * ("sequences", none empty), natural logs in float64, in one run where it can. The `prefix` ids first
+   * extend the cache as step would; each sequence then sees the cache, the prefix and its own earlier tokens,
+   * never another sequence, and is not kept in the cache. Only the log-probabilities asked for leave the
+   * runtime, not rows of logits. From finite logits, as step's (NonFiniteError otherwise). Callers without
+   * it use step and fork.
    */
-  scoreBranches?(cache: KvCache, branches: number[][], opts?: BranchOptions): Promise<BranchLogits>;
+  scoreSequences?(cache: KvCache, sequences: number[][], opts: SequenceOptions): Promise<number[][]>;
   /** Registers (or replaces) an adapter under a name; the base weights are not reloaded. */
   setAdapter(name: string, adapter: LoraAdapter): void;
   removeAdapter(name: string): void;

@@ -2,8 +2,9 @@
 // after a prompt, so the answer is always one of the labels, with a probability (softmax over labels).
 //
 // The prompt is run once, and every label's continuation is scored after it: when the runtime offers
-// scoreBranches, the prompt's end and all labels go in one run (each label sees the prompt and its own
-// tokens only), else one step for the prompt and one per label on a fork of its cache. Labels that share
+// scoreSequences, the prompt's end and all labels go in one run (each label sees the prompt and its own
+// tokens only) and only the labels' log-probabilities come back, else one step for the prompt and one per
+// label on a fork of its cache. Labels that share
 // leading tokens, or differ in length, need no special care: each sequence is scored on its own, and the
 // shared prompt is never re-run.
 //
@@ -20,6 +21,7 @@
 // every longer answer starting with it, and would always win. Pass terminator null for raw prompts.
 
 import type { GemmaRuntime, KvCache } from '../gemma/runtime';
+import { logProbsAt } from '../gemma/logSoftmax';
 import { startLength } from './prefixCache';
 import type { GenTokenizer } from './textStream';
 import { quote } from '../../common/quote';
@@ -64,25 +66,6 @@ export interface ClassifyResult {
   ranTokens: number;
 }
 
-/** log softmax(logits)[id] for row `row` of a [T, V] block, in float64. */
-export function logProbAt(logits: Float32Array, V: number, row: number, id: number): number {
-  return logProbWith(logits, V, row, id, rowNormalizer(logits, V, row));
-}
-
-/** A row's max and log Σ exp(x − max): what log softmax subtracts, computed once per row (the runtime's logits are finite: it throws otherwise). */
-function rowNormalizer(logits: Float32Array, V: number, row: number): { max: number; logSum: number } {
-  const base = row * V;
-  let max = -Infinity;
-  for (let i = 0; i < V; i++) if (logits[base + i] > max) max = logits[base + i];
-  let sum = 0;
-  for (let i = 0; i < V; i++) sum += Math.exp(logits[base + i] - max);
-  return { max, logSum: Math.log(sum) };
-}
-
-function logProbWith(logits: Float32Array, V: number, row: number, id: number, n: { max: number; logSum: number }): number {
-  return logits[row * V + id] - n.max - n.logSum;
-}
-
 /** The token ids of each label (terminator appended), checked to be non-empty, in range and distinct. */
 export function labelSequences(tok: GenTokenizer | undefined, o: ClassifyOptions, V: number): number[][] {
   if (o.labels.length === 0) throw new Error('no labels given');
@@ -121,9 +104,8 @@ export async function classify(runtime: GemmaRuntime, tok: GenTokenizer | undefi
   const ranTokens = rest.length;
   const logprobs: number[] = [];
   try {
-    if (runtime.scoreBranches) {
-      const branches = sequences.map((ids) => ids.slice(0, -1));
-      const branchTokens = branches.reduce((n, b) => n + b.length, 0);
+    if (runtime.scoreSequences) {
+      const branchTokens = sequences.reduce((n, ids) => n + ids.length - 1, 0);
       const tail = Math.max(1, runtime.maxRunTokens - branchTokens);
       if (rest.length > tail) {
         await runtime.step(prefix, rest.slice(0, rest.length - tail), { logits: 'last', adapter: o.adapter });
@@ -131,16 +113,14 @@ export async function classify(runtime: GemmaRuntime, tok: GenTokenizer | undefi
         if (o.signal?.aborted) throw new Error('cancelled');
       }
       // The prompt's tail and every label's continuation in one run.
-      const r = await runtime.scoreBranches(prefix, branches, { adapter: o.adapter, prefix: rest });
-      const first = r.prefixLast!;
-      const firstNorm = rowNormalizer(first, V, 0);
-      sequences.forEach((ids, i) => logprobs.push(logProbWith(first, V, 0, ids[0], firstNorm) + continuationLogProb(r.branches[i], V, ids)));
+      const lp = await runtime.scoreSequences(prefix, sequences, { adapter: o.adapter, prefix: rest });
+      for (const each of lp) logprobs.push(each.reduce((a, b) => a + b, 0));
     } else {
       const first = await runtime.step(prefix, rest, { logits: 'last', adapter: o.adapter });
-      const firstNorm = rowNormalizer(first, V, 0);
-      for (const ids of sequences) {
+      const firsts = logProbsAt(first, V, new Int32Array(sequences.length), Int32Array.from(sequences, (ids) => ids[0]));
+      for (const [i, ids] of sequences.entries()) {
         if (o.signal?.aborted) throw new Error('cancelled');
-        let lp = logProbWith(first, V, 0, ids[0], firstNorm);
+        let lp = firsts[i];
         if (ids.length > 1) lp += await continuation(runtime, prefix, ids, o.adapter);
         logprobs.push(lp);
       }
@@ -159,18 +139,13 @@ export async function classify(runtime: GemmaRuntime, tok: GenTokenizer | undefi
 
 /** Σ log P(ids[k] | prompt, ids[<k]) for k ≥ 1, on a fork of the prompt's cache. */
 async function continuation(runtime: GemmaRuntime, prefix: KvCache, ids: number[], adapter: string | undefined): Promise<number> {
-  const V = runtime.config.vocabSize;
   const fork = prefix.fork();
   try {
-    return continuationLogProb(await runtime.step(fork, ids.slice(0, -1), { logits: 'all', adapter }), V, ids);
+    const logits = await runtime.step(fork, ids.slice(0, -1), { logits: 'all', adapter });
+    // Row k − 1 holds the logits after ids[0…k−1], where ids[k] is scored.
+    const lp = logProbsAt(logits, runtime.config.vocabSize, Int32Array.from(ids.slice(1), (_, k) => k), Int32Array.from(ids.slice(1)));
+    return lp.reduce((a, b) => a + b, 0);
   } finally {
     fork.dispose();
   }
-}
-
-/** Σ log P(ids[k] | …) for k ≥ 1 from the logits after ids[0…k−1] (rows of a [len−1, V] block). */
-function continuationLogProb(logits: Float32Array, V: number, ids: number[]): number {
-  let lp = 0;
-  for (let k = 1; k < ids.length; k++) lp += logProbAt(logits, V, k - 1, ids[k]);
-  return lp;
 }

@@ -85,11 +85,16 @@ export class PrefixCache {
       cache.dispose();
       throw e;
     }
-    const bytes = cacheBytes(this.runtime, cache);
-    if (bytes > this.limits.maxBytes || this.limits.maxEntries < 1) return { cache, hit: false };
-    this.entries.set(key, { adapter, cache, bytes });
+    // The entry keeps a fork, which holds only the prefix; the caller, who goes on from it, gets the original's room.
+    const kept = cache.fork();
+    const bytes = cacheBytes(this.runtime, kept);
+    if (bytes > this.limits.maxBytes || this.limits.maxEntries < 1) {
+      kept.dispose();
+      return { cache, hit: false };
+    }
+    this.entries.set(key, { adapter, cache: kept, bytes });
     this.evict();
-    return { cache: cache.fork(), hit: false };
+    return { cache, hit: false };
   }
 
   /** Drops every entry made with this adapter (replaced or removed); returns how many. */

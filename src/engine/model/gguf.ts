@@ -68,7 +68,9 @@ const labelText = (l: Label): string => (typeof l === 'string' ? l : l());
 /** A forward reader over the header part of a file, through a 1 MiB window of positioned reads. */
 class HeaderCursor {
   pos = 0;
+  /** The bytes read, at winStart; a view of `room`, which is reused (a 262k vocabulary moves the window a dozen times). */
   private win = Buffer.alloc(0);
+  private room = Buffer.alloc(0);
   private winStart = 0;
 
   constructor(private fd: number, private file: string, readonly size: number) {}
@@ -84,7 +86,8 @@ class HeaderCursor {
     }
     if (this.pos < this.winStart || this.pos + n > this.winStart + this.win.length) {
       const len = Math.min(Math.max(n, WINDOW), this.size - this.pos);
-      this.win = Buffer.alloc(len);
+      if (this.room.length < len) this.room = Buffer.alloc(len);
+      this.win = this.room.subarray(0, len);
       readFdInto(this.fd, this.file, this.pos, len, this.win);
       this.winStart = this.pos;
     }

@@ -42,9 +42,10 @@ type Feeds = Record<string, ortTypes.Tensor>;
 const MAX_SCORES = 8 << 20;
 /**
  * Most new tokens per run (longer prompts run in pieces): bounds the activations a run holds. 256 rather
- * than 512 saves ~30 MB of peak memory at no measurable prefill cost (bench/runtime.ts --chunk).
+ * than 512 saved ~30 MB of peak memory at no measurable prefill cost, 128 rather than 256 another 8 MB
+ * (the native layers' scratch), again at none (bench/runtime.ts --chunk).
  */
-const MAX_CHUNK = 256;
+const MAX_CHUNK = 128;
 
 export class AdapterShapeError extends Error {}
 

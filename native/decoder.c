@@ -248,19 +248,37 @@ __attribute__((always_inline)) KERNEL static inline void group_values(const floa
 #undef KEY
 }
 
+// The scores, then the context rows, of m heads' queries q (rows D apart) into s (rows S apart) and out:
+// four at a time, then two, then one (group_scores' and group_values' M constant), each head's sums the same
+// whichever way its group is cut.
+KERNEL static void heads_attend(const float *q, int m, int D, const float *K, const float *Knew, const float *V, const float *Vnew, int N, int P,
+                                const int *vis, int n, float scale, float *s, int S, float *out) {
+  int i = 0;
+  for (; m - i >= 4; i += 4) group_scores(q + (size_t)i * D, 4, D, K, Knew, N, P, vis, n, scale, s + (size_t)i * S, S);
+  for (; m - i >= 2; i += 2) group_scores(q + (size_t)i * D, 2, D, K, Knew, N, P, vis, n, scale, s + (size_t)i * S, S);
+  for (; i < m; i++) group_scores(q + (size_t)i * D, 1, D, K, Knew, N, P, vis, n, scale, s + (size_t)i * S, S);
+  for (i = 0; i < m; i++) softmax(s + (size_t)i * S, n);
+  for (i = 0; m - i >= 4; i += 4) group_values(s + (size_t)i * S, 4, S, D, V, Vnew, N, P, vis, n, out + (size_t)i * D);
+  for (; m - i >= 2; i += 2) group_values(s + (size_t)i * S, 2, S, D, V, Vnew, N, P, vis, n, out + (size_t)i * D);
+  for (; i < m; i++) group_values(s + (size_t)i * S, 1, S, D, V, Vnew, N, P, vis, n, out + (size_t)i * D);
+}
+
 // One (token, kv head) pair per job: the queries of the heads sharing that kv head (grouped-query attention)
-// against the cache's slots, then the run's own keys, each key and value read once for all of them.
+// against the cache's slots, then the run's own keys, each key and value read once for all of them. With
+// fewer pairs than threads (a decode step has one), each pair's heads are cut among the threads.
 KERNEL static void phase_attention(void *ctx, int ith, int nth) {
   decoder *d = ctx;
   const int H = d->c.heads, Hkv = d->c.kv_heads, D = d->c.head_dim, G = H / Hkv, T = d->T;
   const int Q = H * D, N = Q + 2 * Hkv * D;
   const decoder_cache *cc = d->cache;
   const int P = cc->filled, window = d->L->window, S = P + T;
+  const int cuts = T * Hkv < nth ? (G < nth ? G : nth) : 1;
   // This thread's scratch: the visible keys' indices, then G rows of S scores.
   int *vis = (int *)(d->scores + (size_t)ith * d->scores_cap);
   float *s = (float *)(vis + S);
-  for (int job = ith; job < T * Hkv; job += nth) {
-    const int t = job / Hkv, g = job % Hkv, pos = d->positions[t];
+  for (int job = ith; job < T * Hkv * cuts; job += nth) {
+    const int pair = job / cuts, cut = job % cuts, t = pair / Hkv, g = pair % Hkv, pos = d->positions[t];
+    const int h0 = G * cut / cuts, h1 = G * (cut + 1) / cuts;  // this job's heads of the group
     const float *K = cc->k + (size_t)g * cc->capacity * D, *V = cc->v + (size_t)g * cc->capacity * D;
     const float *Knew = d->qkv + Q + g * D, *Vnew = d->qkv + Q + Hkv * D + g * D;
     // Index j < P: cache slot j; P + u: the run's token u.
@@ -271,25 +289,8 @@ KERNEL static void phase_attention(void *ctx, int ith, int nth) {
     }
     for (int u = 0; u < T; u++)
       if (sees(d, t, u, window)) vis[n++] = P + u;
-    const float *q = d->qkv + (size_t)t * N + (size_t)g * G * D;
-    // Heads four at a time (Gemma 3's groups are 2 or 4 heads), else one by one.
-    for (int i0 = 0; i0 < G; i0 += 4) {
-      const float *qi = q + (size_t)i0 * D;
-      float *si = s + (size_t)i0 * S;
-      if (G - i0 >= 4) group_scores(qi, 4, D, K, Knew, N, P, vis, n, d->c.attn_scale, si, S);
-      else
-        for (int i = 0; i < G - i0; i++) group_scores(qi + (size_t)i * D, 1, D, K, Knew, N, P, vis, n, d->c.attn_scale, si + (size_t)i * S, S);
-    }
-    for (int i = 0; i < G; i++) softmax(s + (size_t)i * S, n);
-    // The context rows of the group's heads from the visible values.
-    float *out = d->ctx + (size_t)t * Q + (size_t)g * G * D;
-    for (int i0 = 0; i0 < G; i0 += 4) {
-      const float *pi = s + (size_t)i0 * S;
-      float *oi = out + (size_t)i0 * D;
-      if (G - i0 >= 4) group_values(pi, 4, S, D, V, Vnew, N, P, vis, n, oi);
-      else
-        for (int i = 0; i < G - i0; i++) group_values(pi + (size_t)i * S, 1, S, D, V, Vnew, N, P, vis, n, oi + (size_t)i * D);
-    }
+    const size_t head0 = (size_t)g * G + h0;
+    heads_attend(d->qkv + (size_t)t * N + head0 * D, h1 - h0, D, K, Knew, V, Vnew, N, P, vis, n, d->c.attn_scale, s, S, d->ctx + (size_t)t * Q + head0 * D);
   }
 }
 

@@ -422,22 +422,45 @@ static handle *head_args(napi_env env, napi_callback_info info, size_t count, na
   return NULL;
 }
 
+// A head call's count of NaN or ±Infinity logits as its result; a negative count is out of memory (`what` names the call).
+static napi_value nonfinite_count(napi_env env, int bad, const char *what) {
+  if (bad < 0) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s: out of memory", what);
+    FAIL(msg);
+  }
+  napi_value result;
+  CHECK(napi_create_int32(env, bad, &result));
+  return result;
+}
+
+// The rows [n·hidden] of a head call (argv[1], n in argv[2]), or NULL with an exception thrown.
+static const float *head_rows(napi_env env, const handle *h, napi_value *argv, int *n, const char *what) {
+  char msg[80];
+  if (napi_get_value_int32(env, argv[2], n) != napi_ok || *n < 1 || *n > 1 << 20) {
+    snprintf(msg, sizeof msg, "%s: n must be a positive row count", what);
+    napi_throw_error(env, NULL, msg);
+    return NULL;
+  }
+  const float *rows = typed(env, argv[1], napi_float32_array, (long long)*n * h->hcfg.hidden, NULL);
+  if (!rows) {
+    snprintf(msg, sizeof msg, "%s: rows has the wrong type or size", what);
+    napi_throw_error(env, NULL, msg);
+  }
+  return rows;
+}
+
 // logits(head, rows, n, out): rows Float32Array [n·hidden], out Float32Array [n·vocab]. Returns how many logits are
 // NaN or ±Infinity.
 static napi_value logits(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   handle *h = head_args(env, info, 4, argv, "logits(head, rows, n, out): no live head");
-  if (!h) return NULL;
   int n;
-  if (napi_get_value_int32(env, argv[2], &n) != napi_ok || n < 1 || n > 1 << 20) FAIL("logits: n must be a positive row count");
-  const float *rows = typed(env, argv[1], napi_float32_array, (long long)n * h->hcfg.hidden, NULL);
+  const float *rows = h ? head_rows(env, h, argv, &n, "logits") : NULL;
+  if (!rows) return NULL;
   float *out = typed(env, argv[3], napi_float32_array, (long long)n * h->hcfg.vocab, NULL);
-  if (!rows || !out) FAIL("logits: rows or out has the wrong type or size");
-  const int bad = head_logits(h->hd, rows, n, out);
-  if (bad < 0) FAIL("logits: out of memory");
-  napi_value result;
-  CHECK(napi_create_int32(env, bad, &result));
-  return result;
+  if (!out) FAIL("logits: out has the wrong type or size");
+  return nonfinite_count(env, head_logits(h->hd, rows, n, out), "logits");
 }
 
 // logProbs(head, rows, n, pickRow, pickId, out): rows Float32Array [n·hidden]; pickRow, pickId Int32Array [m]
@@ -446,22 +469,17 @@ static napi_value logits(napi_env env, napi_callback_info info) {
 static napi_value log_probs(napi_env env, napi_callback_info info) {
   napi_value argv[6];
   handle *h = head_args(env, info, 6, argv, "logProbs(head, rows, n, pickRow, pickId, out): no live head");
-  if (!h) return NULL;
   int n;
-  if (napi_get_value_int32(env, argv[2], &n) != napi_ok || n < 1 || n > 1 << 20) FAIL("logProbs: n must be a positive row count");
-  const float *rows = typed(env, argv[1], napi_float32_array, (long long)n * h->hcfg.hidden, NULL);
+  const float *rows = h ? head_rows(env, h, argv, &n, "logProbs") : NULL;
+  if (!rows) return NULL;
   size_t m = 0;
   const int32_t *pick_row = typed(env, argv[3], napi_int32_array, -1, &m);
   const int32_t *pick_id = pick_row ? typed(env, argv[4], napi_int32_array, (long long)m, NULL) : NULL;
   double *out = pick_id ? typed(env, argv[5], napi_float64_array, (long long)m, NULL) : NULL;
-  if (!rows || !pick_row || !pick_id || !out || m == 0) FAIL("logProbs: rows, pickRow, pickId or out has the wrong type or size");
+  if (!pick_row || !pick_id || !out || m == 0) FAIL("logProbs: pickRow, pickId or out has the wrong type or size");
   for (size_t j = 0; j < m; j++)
     if (pick_row[j] < 0 || pick_row[j] >= n || pick_id[j] < 0 || pick_id[j] >= h->hcfg.vocab) FAIL("logProbs: a pick is outside the rows or the vocabulary");
-  const int bad = head_log_probs(h->hd, rows, n, pick_row, pick_id, (int)m, out);
-  if (bad < 0) FAIL("logProbs: out of memory");
-  napi_value result;
-  CHECK(napi_create_int32(env, bad, &result));
-  return result;
+  return nonfinite_count(env, head_log_probs(h->hd, rows, n, pick_row, pick_id, (int)m, out), "logProbs");
 }
 
 // choose(head, row, top, among, out, ids): row Float32Array [hidden]; top ≥ 1; among null or an Int32Array of

@@ -73,7 +73,7 @@ test('a prompt longer than one run (head, then tail and labels) scores as the fu
   const { ids } = taskPromptIds(m.tokenizer!, task, long);
   assert.ok(ids.length > 300, `${ids.length} ids`);
   const labels = task.labels!;
-  // The same runtime without scoreBranches: a step for the prompt, then one fork and step per label.
+  // The same runtime without scoreSequences: a step for the prompt, then one fork and step per label.
   const rt = m.runtime;
   const stepsOnly: GemmaRuntime = {
     config: rt.config, precision: rt.precision, device: rt.device, weightsFrom: rt.weightsFrom, maxRunTokens: rt.maxRunTokens, decodeBy: rt.decodeBy, newCache: () => rt.newCache(), step: (c, x, o) => rt.step(c, x, o),

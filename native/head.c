@@ -290,14 +290,18 @@ KERNEL int head_log_probs(head *h, const float *rows, int n, const int32_t *pick
     h->parts = part;
     pool_run(h->pool, phase_softmax_parts, h);
     pool_park(h->pool);
-    for (int j = 0; j < m; j++) {
-      const int i = pick_row[j] - r0;
-      if (i < 0 || i >= k) continue;
+    // Each row's parts joined, in order, into what log softmax subtracts: max + log Σ exp(x − max).
+    double norm[LOGPROB_ROWS];
+    for (int i = 0; i < k; i++) {
       const double *pp = part + 2 * (size_t)i * parts;
       double max = -INFINITY, sum = 0;
       for (int p = 0; p < parts; p++) max = pp[2 * p] > max ? pp[2 * p] : max;
       for (int p = 0; p < parts; p++) sum += pp[2 * p + 1] * exp(pp[2 * p] - max);
-      out[j] = (double)logits[(size_t)i * V + pick_id[j]] - max - log(sum);
+      norm[i] = max + log(sum);
+    }
+    for (int j = 0; j < m; j++) {
+      const int i = pick_row[j] - r0;
+      if (i >= 0 && i < k) out[j] = (double)logits[(size_t)i * V + pick_id[j]] - norm[i];
     }
   }
   if (logits != MAP_FAILED) munmap(logits, bytes);

@@ -57,11 +57,6 @@ export class KvArrays {
     this.free.set(a.length, list);
     this.bytes += a.byteLength;
   }
-
-  /** Bytes of buffers kept. */
-  kept(): number {
-    return this.bytes;
-  }
 }
 
 /** Slots of one layer type: their positions and each layer's K/V buffers. */
@@ -123,12 +118,16 @@ export class SlotSet {
 
   /** Takes the planned slots as holding positions start + t, their keys and values written. */
   record(start: number, slots: Int32Array): void {
+    let kept = 0;
     for (let t = 0; t < slots.length; t++) {
       if (slots[t] < 0) continue;
-      if (this.filled < this.capacity) this.filled++;
-      else this.next = (this.next + 1) % this.capacity;
       this.positions[slots[t]] = start + t;
+      kept++;
     }
+    // As plan gave them out: free slots first, then the ring's oldest from `next` on.
+    const free = Math.min(kept, this.capacity - this.filled);
+    this.filled += free;
+    if (kept > free) this.next = (this.next + kept - free) % this.capacity;
   }
 
   /**

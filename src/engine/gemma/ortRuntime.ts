@@ -34,6 +34,7 @@ import { GemmaKvCache, KvArrays, type SlotSet } from './kvCache';
 import { layerInverseFrequencies, ropeTables } from './rope';
 import { defaultAccuracyLevel, type Choice, type DecodeBy, type GemmaRuntime, type KvCache, type LoraAdapter, type Precision, type RuntimeOptions, type SequenceOptions, type StepOptions } from './runtime';
 import { logProbsAt } from './logSoftmax';
+import { scoreSequencesByForks } from './scoreByForks';
 import { quote } from '../../common/quote';
 
 type Feeds = Record<string, ortTypes.Tensor>;
@@ -485,28 +486,9 @@ class OrtGemmaRuntime implements GemmaRuntime {
     const all = [...prefix, ...branches.flat()];
     const longest = branches.reduce((m, b) => Math.max(m, b.length), 0);
     const cache = this.checked('scoreSequences', cacheIn, [...prefix, ...sequences.flat()], prefix.length + longest);
-    const V = this.config.vocabSize;
     const adapter = await this.runAdapter('scoreSequences', opts.adapter);
-    if (all.length > this.runLimit(cache)) {
-      // Too many tokens for one run: the prefix as a step, then each sequence on its own fork.
-      const last = await this.step(cache, prefix, { logits: 'last', adapter: opts.adapter });
-      const first = logProbsAt(last, V, new Int32Array(sequences.length), Int32Array.from(sequences, (s) => s[0]));
-      const out: number[][] = [];
-      for (const [i, s] of sequences.entries()) {
-        if (s.length === 1) {
-          out.push([first[i]]);
-          continue;
-        }
-        const fork = cache.fork();
-        try {
-          const logits = await this.step(fork, branches[i], { logits: 'all', adapter: opts.adapter });
-          out.push([first[i], ...logProbsAt(logits, V, Int32Array.from(branches[i], (_, k) => k), Int32Array.from(s.slice(1)))]);
-        } finally {
-          fork.dispose();
-        }
-      }
-      return out;
-    }
+    // Too many tokens for one run: the prefix as a step, then each sequence on its own fork.
+    if (all.length > this.runLimit(cache)) return scoreSequencesByForks(this, cache, sequences, opts);
     // Prefix tokens are branch −1, seen by every token after them; branch tokens follow the prefix.
     const start = cache.length;
     const positions: number[] = prefix.map((_, t) => start + t);

@@ -21,7 +21,7 @@
 // every longer answer starting with it, and would always win. Pass terminator null for raw prompts.
 
 import type { GemmaRuntime, KvCache } from '../gemma/runtime';
-import { logProbsAt } from '../gemma/logSoftmax';
+import { scoreSequencesByForks } from '../gemma/scoreByForks';
 import { startLength } from './prefixCache';
 import type { GenTokenizer } from './textStream';
 import { quote } from '../../common/quote';
@@ -104,6 +104,7 @@ export async function classify(runtime: GemmaRuntime, tok: GenTokenizer | undefi
   const ranTokens = rest.length;
   const logprobs: number[] = [];
   try {
+    let lp: number[][];
     if (runtime.scoreSequences) {
       const branchTokens = sequences.reduce((n, ids) => n + ids.length - 1, 0);
       const tail = Math.max(1, runtime.maxRunTokens - branchTokens);
@@ -113,18 +114,11 @@ export async function classify(runtime: GemmaRuntime, tok: GenTokenizer | undefi
         if (o.signal?.aborted) throw new Error('cancelled');
       }
       // The prompt's tail and every label's continuation in one run.
-      const lp = await runtime.scoreSequences(prefix, sequences, { adapter: o.adapter, prefix: rest });
-      for (const each of lp) logprobs.push(each.reduce((a, b) => a + b, 0));
+      lp = await runtime.scoreSequences(prefix, sequences, { adapter: o.adapter, prefix: rest });
     } else {
-      const first = await runtime.step(prefix, rest, { logits: 'last', adapter: o.adapter });
-      const firsts = logProbsAt(first, V, new Int32Array(sequences.length), Int32Array.from(sequences, (ids) => ids[0]));
-      for (const [i, ids] of sequences.entries()) {
-        if (o.signal?.aborted) throw new Error('cancelled');
-        let lp = firsts[i];
-        if (ids.length > 1) lp += await continuation(runtime, prefix, ids, o.adapter);
-        logprobs.push(lp);
-      }
+      lp = await scoreSequencesByForks(runtime, prefix, sequences, { adapter: o.adapter, prefix: rest }, o.signal);
     }
+    for (const each of lp) logprobs.push(each.reduce((a, b) => a + b, 0));
   } finally {
     prefix.dispose();
   }
@@ -135,17 +129,4 @@ export async function classify(runtime: GemmaRuntime, tok: GenTokenizer | undefi
   let best = 0;
   for (let i = 1; i < scores.length; i++) if (scores[i].logprob > scores[best].logprob) best = i;
   return { label: scores[best].label, probability: scores[best].probability, scores, cachedTokens: cached, ranTokens };
-}
-
-/** Σ log P(ids[k] | prompt, ids[<k]) for k ≥ 1, on a fork of the prompt's cache. */
-async function continuation(runtime: GemmaRuntime, prefix: KvCache, ids: number[], adapter: string | undefined): Promise<number> {
-  const fork = prefix.fork();
-  try {
-    const logits = await runtime.step(fork, ids.slice(0, -1), { logits: 'all', adapter });
-    // Row k − 1 holds the logits after ids[0…k−1], where ids[k] is scored.
-    const lp = logProbsAt(logits, runtime.config.vocabSize, Int32Array.from(ids.slice(1), (_, k) => k), Int32Array.from(ids.slice(1)));
-    return lp.reduce((a, b) => a + b, 0);
-  } finally {
-    fork.dispose();
-  }
 }

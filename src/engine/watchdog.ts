@@ -57,7 +57,8 @@ export function watchdogMain(data: WatchdogData): void {
   setInterval(() => {
     const rss = process.memoryUsage.rss();
     if (cap !== null && rss > cap * MB) {
-      end(`the engine used ${Math.round(rss / MB)} MB of memory, over its cap of ${cap} MB, and was stopped`);
+      // Rounded up: 90.3 MB over a cap of 90 must not read "used 90 MB, over its cap of 90 MB".
+      end(`the engine used ${Math.ceil(rss / MB)} MB of memory, over its cap of ${cap} MB, and was stopped`);
     }
     if (orphaned(data.parentPid)) end('the extension host that started the engine is gone');
   }, TICK_MS);

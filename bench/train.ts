@@ -3,7 +3,7 @@
 // tokens/s of training steps, the wall time of a 20-example × 3-epoch fine-tune with validation, peak RSS.
 // --phases: wall and CPU seconds of each phase of the fine-tune (step session runs, gradient sums, AdamW,
 // validation, checkpoints, …) and the cores kept busy overall (CPU s / wall s).
-//   node --import tsx bench/train.ts MODEL [--threads N] [--precision q4|f32] [--rank R] [--epochs N] [--micro-batch M] [--phases] [--spin] [--quiet]
+//   node --import tsx bench/train.ts MODEL [--threads N] [--precision q4|f32] [--rank R] [--epochs N] [--micro-batch M] [--phases] [--spin] [--engine auto|native|onnx] [--quiet]
 import { benchTrain } from '../src/engine/train/benchTrain';
 import { PhaseClock, phaseTable } from '../src/engine/train/phaseClock';
 
@@ -21,6 +21,7 @@ benchTrain(model, {
   epochs: Number(flag('epochs') ?? 3),
   microBatch: Number(flag('micro-batch') ?? 2),
   spinning: rest.includes('--spin'),
+  engine: (flag('engine') ?? 'auto') as 'auto' | 'native' | 'onnx',
   phases,
   onEvent: (e) => { if (!rest.includes('--quiet') && (e.type === 'step' || e.type === 'eval')) console.error(JSON.stringify(e)); },
 }).then((r) => {

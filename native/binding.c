@@ -1,5 +1,6 @@
 // The Node-API face of the decoder (decoder.h) and the head (head.h): createDecoder, createAdapter, run,
-// createHead, logits, choose, destroy, supported. Every array the JS side passes is checked for its type and
+// createHead, logits, choose, logProbs, loss, destroy, supported; and a decoder's training step, trainForward and
+// trainBackward. Every array the JS side passes is checked for its type and
 // length before the kernels read it, so a wrong call throws instead of reading out of bounds.
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 #include "decoder.h"
 #include "head.h"
+#include "train.h"
 
 #define CHECK(call)                                                     \
   do {                                                                  \
@@ -31,6 +33,10 @@
 typedef struct {
   decoder *d;
   decoder_config cfg;
+  // A decoder's training state (trainForward), the tokens its last forward kept (0: none) and with which adapter.
+  trainer *tr;
+  int trained;
+  const lora_layer *trained_lora;
   head *hd;
   head_config hcfg;
   // An adapter's LoRA pairs (createAdapter), for decoders of cfg's shape.
@@ -70,10 +76,19 @@ static void drop_sources(napi_env env, handle *h) {
 }
 
 static void release(napi_env env, handle *h) {
+  trainer_destroy(h->tr);
+  h->tr = NULL;
   if (h->d) decoder_destroy(h->d);
   h->d = NULL;
   if (h->hd) head_destroy(h->hd);
   h->hd = NULL;
+  for (int l = 0; h->lora && l < h->cfg.layers; l++) {
+    lora_pair *p[4] = {&h->lora[l].qkv, &h->lora[l].o, &h->lora[l].gateup, &h->lora[l].down};
+    for (int i = 0; i < 4; i++) {
+      free((void *)p[i]->at);
+      free((void *)p[i]->bt);
+    }
+  }
   free(h->lora);
   h->lora = NULL;
   drop_sources(env, h);
@@ -275,40 +290,55 @@ static handle *unwrap(napi_env env, napi_value v) {
 // [T·hidden]; positions Int32Array [T]; branch Int32Array [T] or null; caches[i] { k, v: Float32Array
 // [kvHeads·capacity·headDim], positions: Int32Array [≥ filled], slots: Int32Array [T] (each a slot < capacity
 // or −1), capacity, filled, cos, sin: Float32Array [T·headDim/2] }. The new keys and values go into the slots.
-static napi_value run(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+/** A run's arguments (run, trainForward, trainBackward), checked; caches is the caller's to free. */
+typedef struct {
+  handle *h;
+  float *x;
+  const int32_t *positions, *branch;
+  size_t T;
+  decoder_cache *caches;
+  const lora_layer *lora;
+} run_call;
+
+/** argv[0…5) as decoder, x, positions, branch, caches and argv[5] as the adapter (undefined: none) into r; 0 with the error thrown. */
+static int run_args(napi_env env, size_t argc, napi_value *argv, const char *name, run_call *r) {
+  char msg[200];
+  memset(r, 0, sizeof *r);
   handle *h = argc >= 5 ? unwrap(env, argv[0]) : NULL;
-  if (!h || !h->d) FAIL("run(decoder, x, positions, branch, caches, adapter?): no live decoder");
+#define ARG_FAIL(...)                           \
+  do {                                          \
+    snprintf(msg, sizeof msg, __VA_ARGS__);     \
+    napi_throw_error(env, NULL, msg);           \
+    return 0;                                   \
+  } while (0)
+  if (!h || !h->d) ARG_FAIL("%s(decoder, x, positions, branch, caches, adapter?): no live decoder", name);
   const decoder_config *c = &h->cfg;
-  const lora_layer *lora = NULL;
   napi_valuetype at;
-  if (argc == 6 && napi_typeof(env, argv[5], &at) == napi_ok && at != napi_undefined) {
+  if (argc >= 6 && napi_typeof(env, argv[5], &at) == napi_ok && at != napi_undefined) {
     const handle *a = unwrap(env, argv[5]);
-    if (!a || !a->lora || memcmp(&a->cfg, c, sizeof *c) != 0) FAIL("run: the adapter is not one made for this decoder");
-    lora = a->lora;
+    if (!a || !a->lora || memcmp(&a->cfg, c, sizeof *c) != 0) ARG_FAIL("%s: the adapter is not one made for this decoder", name);
+    r->lora = a->lora;
   }
   size_t T = 0;
   const int32_t *positions = typed(env, argv[2], napi_int32_array, -1, &T);
-  if (!positions || T == 0 || T > 65536) FAIL("run: positions must be an Int32Array of 1 to 65536 positions");
+  if (!positions || T == 0 || T > 65536) ARG_FAIL("%s: positions must be an Int32Array of 1 to 65536 positions", name);
   for (size_t t = 0; t < T; t++)
-    if (positions[t] < 0) FAIL("run: a position is negative");
+    if (positions[t] < 0) ARG_FAIL("%s: a position is negative", name);
   const int32_t *branch = NULL;
   napi_valuetype bt;
-  if (napi_typeof(env, argv[3], &bt) != napi_ok) FAIL("run: branch must be an Int32Array or null");
+  if (napi_typeof(env, argv[3], &bt) != napi_ok) ARG_FAIL("%s: branch must be an Int32Array or null", name);
   if (bt != napi_null && bt != napi_undefined) {
     branch = typed(env, argv[3], napi_int32_array, (long long)T, NULL);
-    if (!branch) FAIL("run: branch must be an Int32Array of one entry per position, or null");
+    if (!branch) ARG_FAIL("%s: branch must be an Int32Array of one entry per position, or null", name);
   }
   float *x = typed(env, argv[1], napi_float32_array, (long long)T * c->hidden, NULL);
-  if (!x) FAIL("run: x has the wrong type or size");
+  if (!x) ARG_FAIL("%s: x has the wrong type or size", name);
   bool is_array = false;
   uint32_t ncaches = 0;
   if (napi_is_array(env, argv[4], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[4], &ncaches) != napi_ok || (int)ncaches != c->layers)
-    FAIL("run: caches needs one entry per layer");
+    ARG_FAIL("%s: caches needs one entry per layer", name);
   decoder_cache *caches = calloc((size_t)c->layers, sizeof(decoder_cache));
-  if (!caches) FAIL("run: out of memory");
+  if (!caches) ARG_FAIL("%s: out of memory", name);
   for (int i = 0; i < c->layers; i++) {
     napi_value e;
     int ok = napi_get_element(env, argv[4], (uint32_t)i, &e) == napi_ok && get_int(env, e, "capacity", &caches[i].capacity) &&
@@ -331,14 +361,103 @@ static napi_value run(napi_env env, napi_callback_info info) {
     }
     if (!ok) {
       free(caches);
-      char msg[160];
-      snprintf(msg, sizeof msg, "run: cache %d is not { k, v, positions, slots, capacity, filled, cos, sin } of matching sizes", i);
-      FAIL(msg);
+      ARG_FAIL("%s: cache %d is not { k, v, positions, slots, capacity, filled, cos, sin } of matching sizes", name, i);
     }
   }
-  const int rc = decoder_run(h->d, x, (int)T, positions, branch, caches, lora);
-  free(caches);
+#undef ARG_FAIL
+  *r = (run_call){h, x, positions, branch, T, caches, r->lora};
+  return 1;
+}
+
+// run(decoder, x, positions, branch, caches, adapter?): T = positions.length tokens; x Float32Array
+// [T·hidden]; positions Int32Array [T]; branch Int32Array [T] or null; caches[i] { k, v: Float32Array
+// [kvHeads·capacity·headDim], positions: Int32Array [≥ filled], slots: Int32Array [T] (each a slot < capacity
+// or −1), capacity, filled, cos, sin: Float32Array [T·headDim/2] }. The new keys and values go into the slots.
+static napi_value run(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  run_call r;
+  if (!run_args(env, argc, argv, "run", &r)) return NULL;
+  const int rc = decoder_run(r.h->d, r.x, (int)r.T, r.positions, r.branch, r.caches, r.lora);
+  free(r.caches);
   if (rc != 0) FAIL("run: out of memory");
+  return NULL;
+}
+
+// trainForward(decoder, x, positions, branch, caches, adapter?): run's forward (caches as run's, every slot −1),
+// keeping each layer's activations in the decoder's trainer for trainBackward.
+static napi_value train_forward(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  run_call r;
+  if (!run_args(env, argc, argv, "trainForward", &r)) return NULL;
+  for (int i = 0; i < r.h->cfg.layers; i++)
+    for (size_t t = 0; t < r.T; t++)
+      if (r.caches[i].slots[t] != -1) {
+        free(r.caches);
+        FAIL("trainForward: a training forward keeps no keys or values (every slot must be -1)");
+      }
+  if (!r.h->tr && !(r.h->tr = trainer_create(r.h->d))) {
+    free(r.caches);
+    FAIL("trainForward: out of memory");
+  }
+  r.h->trained = 0;
+  const int rc = trainer_forward(r.h->tr, r.x, (int)r.T, r.positions, r.branch, r.caches, r.lora);
+  free(r.caches);
+  if (rc != 0) FAIL("trainForward: out of memory");
+  r.h->trained = (int)r.T;
+  r.h->trained_lora = r.lora;
+  return NULL;
+}
+
+/** obj[key] { a: Float32Array [r·in], b: Float32Array [out·r] } for a pair of rank r into g; 0 when malformed. */
+static int get_grad(napi_env env, napi_value obj, const char *key, const lora_pair *p, long long in, long long out, lora_grad *g) {
+  napi_value v;
+  if (p->r == 0) return 1;
+  if (!is_object(env, obj) || napi_get_named_property(env, obj, key, &v) != napi_ok) return 0;
+  g->a = get_array(env, v, "a", napi_float32_array, p->r * in, NULL, NULL);
+  g->b = get_array(env, v, "b", napi_float32_array, out * p->r, NULL, NULL);
+  return g->a && g->b;
+}
+
+// trainBackward(decoder, dx, positions, branch, caches, adapter, grads): after trainForward with the same
+// positions, branch, caches and adapter; dx Float32Array [T·hidden], the gradient with respect to the last
+// layer's rows (it ends as the gradient with respect to the first layer's input); grads[i] { qkv, o, gateup,
+// down }, each { a, b } Float32Arrays shaped as the adapter's pair (written).
+static napi_value train_backward(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  run_call r;
+  if (argc != 7 || !run_args(env, 6, argv, "trainBackward", &r)) {
+    if (argc != 7) FAIL("trainBackward(decoder, dx, positions, branch, caches, adapter, grads)");
+    return NULL;
+  }
+  handle *h = r.h;
+  if (!h->tr || h->trained != (int)r.T || h->trained_lora != r.lora || !r.lora) {
+    free(r.caches);
+    FAIL("trainBackward: no trainForward of these tokens with this adapter before it");
+  }
+  const decoder_config *c = &h->cfg;
+  const long long C = c->hidden, Q = (long long)c->heads * c->head_dim, KV = (long long)c->kv_heads * c->head_dim, F = c->ffn;
+  lora_layer_grad *grads = calloc((size_t)c->layers, sizeof(lora_layer_grad));
+  uint32_t n = 0;
+  int ok = grads && napi_get_array_length(env, argv[6], &n) == napi_ok && (int)n == c->layers;
+  for (int i = 0; ok && i < c->layers; i++) {
+    napi_value L;
+    const lora_layer *p = &r.lora[i];
+    lora_layer_grad *g = &grads[i];
+    ok = napi_get_element(env, argv[6], (uint32_t)i, &L) == napi_ok && get_grad(env, L, "qkv", &p->qkv, C, Q + 2 * KV, &g->qkv) &&
+         get_grad(env, L, "o", &p->o, Q, C, &g->o) && get_grad(env, L, "gateup", &p->gateup, C, 2 * F, &g->gateup) && get_grad(env, L, "down", &p->down, F, C, &g->down);
+  }
+  const int rc = ok ? trainer_backward(h->tr, r.x, r.positions, r.branch, r.caches, r.lora, grads) : 0;
+  free(r.caches);
+  free(grads);
+  if (!ok) FAIL("trainBackward: grads needs per layer { qkv, o, gateup, down } of { a, b } shaped as the adapter's pairs");
+  if (rc != 0) FAIL("trainBackward: out of memory");
+  h->trained = 0;
   return NULL;
 }
 
@@ -351,11 +470,26 @@ static int get_pair(napi_env env, handle *h, napi_value obj, const char *key, lo
   p->b = get_array(env, v, "b", napi_float32_array, out * p->r, &b, NULL);
   if (p->r == 0) return 1;
   if (!p->a || !p->b) return 0;
+  // The adapter's own a and b transposed (lora_pair.at, .bt), freed with it: a and b may change after this
+  // call, the adapter does not.
+  float *at = malloc(sizeof(float) * (size_t)p->r * (size_t)in), *bt = malloc(sizeof(float) * (size_t)p->r * (size_t)out);
+  if (!at || !bt) {
+    free(at);
+    free(bt);
+    return 0;
+  }
+  for (long long i = 0; i < in; i++)
+    for (int j = 0; j < p->r; j++) at[(size_t)i * (size_t)p->r + (size_t)j] = p->a[(size_t)j * (size_t)in + (size_t)i];
+  for (long long o = 0; o < out; o++)
+    for (int j = 0; j < p->r; j++) bt[(size_t)j * (size_t)out + (size_t)o] = p->b[(size_t)o * (size_t)p->r + (size_t)j];
+  p->at = at;
+  p->bt = bt;
   return napi_create_reference(env, a, 1, &h->refs[h->nrefs++]) == napi_ok && napi_create_reference(env, b, 1, &h->refs[h->nrefs++]) == napi_ok;
 }
 
 // createAdapter(decoder, layers): layers[i] { qkv, o, gateup, down }, each { a, b, rank } as the ONNX graph's
-// lora_a/lora_b inputs (b already scaled). The adapter serves every decoder of the same shape.
+// lora_a/lora_b inputs (b already scaled). The adapter serves every decoder of the same shape; it keeps its
+// own transposed copies of a and b as they were at this call.
 static napi_value create_adapter(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -522,6 +656,34 @@ static napi_value choose(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// loss(head, rows, n, labels, logits, loss, hit, dNormed): rows Float32Array [n·hidden] (the last layer's outputs,
+// before the final norm); labels Int32Array [n] of vocabulary ids; logits Float32Array [n·vocab] (scratch); loss and
+// hit Float32Array [n]; dNormed null or Float32Array [n·hidden], the gradient with respect to the normed rows
+// (head.h's head_loss). Returns how many logits are NaN or ±Infinity (0: every output written; else none is).
+static napi_value loss(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  handle *h = head_args(env, info, 8, argv, "loss(head, rows, n, labels, logits, loss, hit, dNormed): no live head");
+  int n;
+  const float *rows = h ? head_rows(env, h, argv, &n, "loss") : NULL;
+  if (!rows) return NULL;
+  const long long C = h->hcfg.hidden, V = h->hcfg.vocab;
+  const int32_t *labels = typed(env, argv[3], napi_int32_array, n, NULL);
+  float *scratch = typed(env, argv[4], napi_float32_array, n * V, NULL);
+  float *out = typed(env, argv[5], napi_float32_array, n, NULL);
+  float *hit = typed(env, argv[6], napi_float32_array, n, NULL);
+  if (!labels || !scratch || !out || !hit) FAIL("loss: labels, logits, loss or hit has the wrong type or size");
+  for (int i = 0; i < n; i++)
+    if (labels[i] < 0 || labels[i] >= V) FAIL("loss: a label is outside the vocabulary");
+  napi_valuetype kind;
+  CHECK(napi_typeof(env, argv[7], &kind));
+  float *d_normed = NULL;
+  if (kind != napi_null && kind != napi_undefined && !(d_normed = typed(env, argv[7], napi_float32_array, n * C, NULL)))
+    FAIL("loss: dNormed is neither null nor a Float32Array [n·hidden]");
+  const int bad = head_loss(h->hd, rows, n, labels, scratch, out, hit, d_normed);
+  if (bad == -2) FAIL("loss: this head caps its logits");
+  return nonfinite_count(env, bad, "loss");
+}
+
 static napi_value destroy(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -537,9 +699,12 @@ static napi_value init(napi_env env, napi_value exports) {
     {"createDecoder", NULL, create_decoder, NULL, NULL, NULL, napi_default, NULL},
     {"createAdapter", NULL, create_adapter, NULL, NULL, NULL, napi_default, NULL},
     {"run", NULL, run, NULL, NULL, NULL, napi_default, NULL},
+    {"trainForward", NULL, train_forward, NULL, NULL, NULL, napi_default, NULL},
+    {"trainBackward", NULL, train_backward, NULL, NULL, NULL, napi_default, NULL},
     {"createHead", NULL, create_head, NULL, NULL, NULL, napi_default, NULL},
     {"logits", NULL, logits, NULL, NULL, NULL, napi_default, NULL},
     {"choose", NULL, choose, NULL, NULL, NULL, napi_default, NULL},
+    {"loss", NULL, loss, NULL, NULL, NULL, napi_default, NULL},
     {"logProbs", NULL, log_probs, NULL, NULL, NULL, napi_default, NULL},
     {"destroy", NULL, destroy, NULL, NULL, NULL, napi_default, NULL},
   };

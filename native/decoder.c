@@ -1,47 +1,7 @@
-#include "decoder.h"
+#include "decoder_impl.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/** A layer as the decoder keeps it: its matrices repacked (block_q4_0x8) and its norms copied, in the decoder's memory. */
-typedef struct {
-  const block_q4_0x8 *q, *k, *v, *o, *gate, *up, *down;
-  const float *in_norm, *q_norm, *k_norm, *post_attn_norm, *pre_ffn_norm, *post_ffn_norm;
-  int window;
-} layer;
-
-struct decoder {
-  decoder_config c;
-  layer *layers;
-  block_q4_0x8 *weights;  // every layer's matrices, one allocation
-  float *norms;           // every layer's norms, one allocation
-  pool *pool;
-  int threads;
-  // Scratch for `rows` tokens (a run of more grows it), each array [rows, width]: normed input, q|k|v,
-  // attention context, projections, residual, gate|up, MLP activation; the int8 (or block-sum) form of a
-  // phase's input.
-  int rows;
-  float *xn, *qkv, *ctx, *proj, *h, *gateup, *act;
-  block_q8 *xq;
-  float *xsum8;
-  // Attention scratch: `scores_cap` floats per thread.
-  float *scores;
-  int scores_cap;
-  // LoRA: a·x of the phase in flight, [T, r] for its pair's r, and room for the widest.
-  float *lora_t;
-  size_t lora_cap;
-  const lora_pair *lora;
-  // The run and phase in flight (pool functions read them): the rows' work of for_rows, a phase's input.
-  void (*rows_fn)(struct decoder *d, int t0, int t1);
-  const float *in;
-  int in_k;
-  const block_q4_0x8 *to_hidden;
-  float *x;
-  int T;
-  const int *positions, *branch;
-  const layer *L;
-  const decoder_cache *cache;
-};
 
 // y [T, ldy] rows [r0, r1) of W [.., K] on the current input (float rows x [T, K] or their q8 blocks, by level).
 KERNEL static void gemm(const decoder *d, const block_q4_0x8 *w, int K, const float *x, float *y, int ldy, int r0, int r1) {
@@ -50,13 +10,12 @@ KERNEL static void gemm(const decoder *d, const block_q4_0x8 *w, int K, const fl
   else gemm_x8_f32(w, K, x, d->xsum8, d->T, y, ldy, r0, r1);
 }
 
-// y[t·ldy + i] += b[row0 + i]·t_t for i in [0, n) and every token t: the LoRA update of n output rows, t = a·x
-// computed before the phase.
-KERNEL static void lora_rows(const decoder *d, float *y, int ldy, int row0, int n) {
+// y[t·ldy + i] += Σ_j t_t[j]·b[row0 + i, j] for i in [0, n) and every token t, j in order: the LoRA update of n
+// output rows (of `out`), t = a·x computed before the phase; a GEMM on bt's rows, not a dot of r per output.
+KERNEL static void lora_rows(const decoder *d, float *y, int ldy, int row0, int n, int out) {
   const lora_pair *p = d->lora;
   if (!p || p->r == 0 || n <= 0) return;
-  for (int t = 0; t < d->T; t++)
-    for (int i = 0; i < n; i++) y[(size_t)t * ldy + i] += dot_f32(p->b + (size_t)(row0 + i) * p->r, d->lora_t + (size_t)t * p->r, p->r);
+  gemm_add_f32(y, ldy, d->lora_t, p->r, p->bt + row0, out, d->T, n, p->r);
 }
 
 static void phase_rows(void *ctx, int ith, int nth) {
@@ -81,12 +40,11 @@ static void for_rows(decoder *d, void (*fn)(decoder *, int, int)) {
 KERNEL static void rows_prepare(decoder *d, int t0, int t1) {
   const int K = d->in_k, nb = K / QK;
   const lora_pair *p = d->lora;
-  for (int t = t0; t < t1; t++) {
-    const float *x = d->in + (size_t)t * K;
-    prepare_input(x, K, d->c.level, d->xq + (size_t)t * nb, d->xsum8 + (size_t)t * nb);
-    if (p && p->r > 0)
-      for (int j = 0; j < p->r; j++) d->lora_t[(size_t)t * p->r + j] = dot_f32(p->a + (size_t)j * K, x, K);
-  }
+  for (int t = t0; t < t1; t++) prepare_input(d->in + (size_t)t * K, K, d->c.level, d->xq + (size_t)t * nb, d->xsum8 + (size_t)t * nb);
+  if (!p || p->r == 0) return;
+  float *tt = d->lora_t + (size_t)t0 * p->r;
+  memset(tt, 0, sizeof(float) * (size_t)(t1 - t0) * p->r);
+  gemm_add_f32(tt, p->r, d->in + (size_t)t0 * K, K, p->at, p->r, t1 - t0, p->r, K);
 }
 
 // Before a phase on input rows x [T, K]: x in the form the level's products read, and t = a·x for the
@@ -176,14 +134,7 @@ KERNEL static void phase_qkv(void *ctx, int ith, int nth) {
     const int a = r0 > edge[m] ? r0 : edge[m], b = r1 < edge[m + 1] ? r1 : edge[m + 1];
     if (a < b) gemm(d, w[m], C, d->xn, d->qkv + edge[m], N, a - edge[m], b - edge[m]);
   }
-  lora_rows(d, d->qkv + r0, N, r0, r1 - r0);
-}
-
-// Whether new token t sees new token u (as the ONNX graph's mask: position, window, branch).
-static inline int sees(const decoder *d, int t, int u, int window) {
-  const int dist = d->positions[t] - d->positions[u];
-  if (dist < 0 || (window > 0 && dist >= window)) return 0;
-  return !d->branch || d->branch[u] == -1 || d->branch[u] == d->branch[t];
+  lora_rows(d, d->qkv + r0, N, r0, r1 - r0, N);
 }
 
 // The scores of M ≤ 4 queries q (rows D apart) against the visible keys (vis[a] < P: cache slot, else the
@@ -302,7 +253,7 @@ KERNEL static void phase_to_hidden(void *ctx, int ith, int nth) {
   int r0, r1;
   pool_share(C, QK, ith, nth, &r0, &r1);
   gemm(d, d->to_hidden, d->in_k, d->in, d->proj, C, r0, r1);
-  lora_rows(d, d->proj + r0, C, r0, r1 - r0);
+  lora_rows(d, d->proj + r0, C, r0, r1 - r0, C);
 }
 
 // gate and up rows [r0, r1) then gelu_tanh(gate)·up on them.
@@ -315,8 +266,8 @@ KERNEL static void phase_gateup(void *ctx, int ith, int nth) {
   gemm(d, d->L->gate, C, d->xn, d->gateup, 2 * F, r0, r1);
   gemm(d, d->L->up, C, d->xn, d->gateup + F, 2 * F, r0, r1);
   // The group's rows are gate's then up's.
-  lora_rows(d, d->gateup + r0, 2 * F, r0, r1 - r0);
-  lora_rows(d, d->gateup + F + r0, 2 * F, F + r0, r1 - r0);
+  lora_rows(d, d->gateup + r0, 2 * F, r0, r1 - r0, 2 * F);
+  lora_rows(d, d->gateup + F + r0, 2 * F, F + r0, r1 - r0, 2 * F);
   for (int t = 0; t < d->T; t++) {
     const float *gu = d->gateup + (size_t)t * 2 * F;
     gelu_tanh_mul(gu + r0, gu + F + r0, d->act + (size_t)t * F + r0, r1 - r0);
@@ -467,28 +418,46 @@ KERNEL int decoder_run(decoder *d, float *x, int T, const int *positions, const 
   d->positions = positions;
   d->branch = branch;
   d->x = x;
+  const int N = H * D + 2 * c->kv_heads * D;
   for (int l = 0; l < c->layers; l++) {
     d->L = &d->layers[l];
     d->cache = &caches[l];
+    // A training forward keeps what its backward reads; an inference run keeps nothing.
+    decoder_saves *S = d->saves ? &d->saves[l] : NULL;
+#define KEEP(field, from, width) \
+  if (S && S->field) memcpy(S->field, (from), sizeof(float) * (size_t)T * (size_t)(width))
     // attention: q|k|v of input_norm(x); per-head norms and RoPE; then the new keys and values to the cache.
     const lora_layer *LL = lora ? &lora[l] : NULL;
+    KEEP(x, d->x, C);
     for_rows(d, rows_in_norm);
     begin_phase(d, d->xn, C, LL ? &LL->qkv : NULL);
+    KEEP(t_qkv, d->lora_t, LL->qkv.r);
     pool_run(d->pool, phase_qkv, d);
+    KEEP(qkv_raw, d->qkv, N);
     for_rows(d, rows_qk);
+    KEEP(qkv, d->qkv, N);
     pool_run(d->pool, phase_attention, d);
     store_kv(d);
+    KEEP(ctx, d->ctx, H * D);
     begin_phase(d, d->ctx, H * D, LL ? &LL->o : NULL);
+    KEEP(t_o, d->lora_t, LL->o.r);
     d->to_hidden = d->L->o;
     pool_run(d->pool, phase_to_hidden, d);
+    KEEP(o, d->proj, C);
     // h = x + post_attn_norm(o); the MLP on pre_ffn_norm(h); x = h + post_ffn_norm(down).
     for_rows(d, rows_mid);
+    KEEP(h, d->h, C);
     begin_phase(d, d->xn, C, LL ? &LL->gateup : NULL);
+    KEEP(t_gateup, d->lora_t, LL->gateup.r);
     pool_run(d->pool, phase_gateup, d);
+    KEEP(gateup, d->gateup, 2 * c->ffn);
     begin_phase(d, d->act, c->ffn, LL ? &LL->down : NULL);
+    KEEP(t_down, d->lora_t, LL->down.r);
     d->to_hidden = d->L->down;
     pool_run(d->pool, phase_to_hidden, d);
+    KEEP(down, d->proj, C);
     for_rows(d, rows_out);
+#undef KEEP
   }
   pool_park(d->pool);
   return 0;

@@ -33,9 +33,12 @@ typedef struct {
   const float *cos, *sin;
 } decoder_cache;
 
-/** A LoRA pair already scaled by alpha/R, as the ONNX graph takes it: a [r, in], b [out, r] (r = 0: none). */
+/**
+ * A LoRA pair already scaled by alpha/R, as the ONNX graph takes it: a [r, in], b [out, r] (r = 0: none), and
+ * both transposed, at [in, r] and bt [r, out]: the forms the products read (a·x and b·t as small GEMMs).
+ */
 typedef struct {
-  const float *a, *b;
+  const float *a, *b, *at, *bt;
   int r;
 } lora_pair;
 
@@ -43,6 +46,17 @@ typedef struct {
 typedef struct {
   lora_pair qkv, o, gateup, down;
 } lora_layer;
+
+/**
+ * What a training forward keeps of one layer for its backward (train.c), each [T, width]: the layer's input
+ * x [C]; q|k|v before (qkv_raw) and after (qkv) the per-head norms and RoPE [Q + 2·KV]; the attention context
+ * [Q]; o's and down's outputs before their norms [C]; h = x + the attention block [C]; gate|up [2F]; and each
+ * LoRA group's a·x [T, r] (NULL where the group has none).
+ */
+typedef struct {
+  float *x, *qkv_raw, *qkv, *ctx, *o, *h, *gateup, *down;
+  float *t_qkv, *t_o, *t_gateup, *t_down;
+} decoder_saves;
 
 typedef struct decoder decoder;
 

@@ -11,6 +11,8 @@
 #define LOGPROB_ROWS 16
 /** Logits per part of a row's softmax sum: the parts are added in order, so the threads do not change the bits. */
 #define LOGPROB_PART 4096
+/** Logits per float partial sum of a row's softmax denominator in head_loss; the partial sums add in double. */
+#define LOSS_PART 1024
 
 struct head {
   head_config c;
@@ -41,6 +43,12 @@ struct head {
   int *found;  // [threads, CHOOSE_LIST]: the rows each thread computed exactly
   int *bad_n;  // [threads]: non-finite logits of the call in flight
   double *parts;  // head_log_probs: [n, parts of a row] of (max, Σ exp(x − max))
+  // The loss call in flight (head_loss): its labels, per-row results and gradient, and per thread the
+  // scratch of the table's float kernels (GEMM_TABLE_SCRATCH).
+  const int32_t *labels;
+  float *loss, *hit, *d_normed;
+  int want_grad;
+  float *loss_scratch;
   int threads;
 };
 
@@ -504,6 +512,114 @@ KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among,
   return exact;
 }
 
+/** The largest of 8 lanes (none NaN). */
+KERNEL static inline float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+// Each row's cross-entropy (the rows shared among the threads; every logit finite): the largest logit and the
+// first row that holds it (argmax's tie rule), log Σ exp(x − max) from float partial sums of LOSS_PART logits
+// added in double, and with a gradient, the row turned into its softmax in place.
+KERNEL static void phase_cross_entropy(void *ctx, int ith, int nth) {
+  head *h = ctx;
+  const int V = h->c.vocab;
+  int i0, i1;
+  pool_share(h->n, 1, ith, nth, &i0, &i1);
+  for (int i = i0; i < i1; i++) {
+    float *l = h->out + (size_t)i * V;
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    int v = 0;
+    for (; v + 8 <= V; v += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(l + v));
+    float top = hmax(mv);
+    for (; v < V; v++) top = l[v] > top ? l[v] : top;
+    int arg = 0;
+    while (l[arg] != top) arg++;
+    const __m256 m = _mm256_set1_ps(top);
+    double sum = 0;
+    for (int v0 = 0; v0 < V; v0 += LOSS_PART) {
+      const int v1 = v0 + LOSS_PART < V ? v0 + LOSS_PART : V;
+      __m256 acc = _mm256_setzero_ps();
+      for (v = v0; v + 8 <= v1; v += 8) acc = _mm256_add_ps(acc, exp8(_mm256_sub_ps(_mm256_loadu_ps(l + v), m)));
+      float part = hsum(acc);
+      for (; v < v1; v++) part += expf(l[v] - top);
+      sum += part;
+    }
+    const double lse = top + log(sum);
+    const int label = h->labels[i];
+    h->loss[i] = (float)(lse - l[label]);
+    h->hit[i] = arg == label ? 1.0f : 0.0f;
+    if (!h->want_grad) continue;
+    const float s = (float)lse;
+    const __m256 sv = _mm256_set1_ps(s);
+    for (v = 0; v + 8 <= V; v += 8) _mm256_storeu_ps(l + v, exp8(_mm256_sub_ps(_mm256_loadu_ps(l + v), sv)));
+    for (; v < V; v++) l[v] = expf(l[v] - s);
+  }
+}
+
+/** The table as kernels.h's table_ref: the stored rows, or a Q4_0 table's repacked copy. */
+static table_ref table_of(const head *h) {
+  return (table_ref){h->packed ? NULL : h->table, h->packed, h->c.type == HEAD_Q8_0, h->c.hidden};
+}
+
+// The logits of the normed rows at float activations over the thread's share of the vocabulary, and how many
+// are not finite.
+KERNEL static void phase_loss_logits(void *ctx, int ith, int nth) {
+  head *h = ctx;
+  const int V = h->c.vocab;
+  int r0, r1;
+  pool_share(V, 8, ith, nth, &r0, &r1);
+  gemm_x_table(table_of(h), h->normed, h->n, h->out, V, r0, r1, h->loss_scratch + (size_t)ith * GEMM_TABLE_SCRATCH);
+  int bad = 0;
+  for (int i = 0; i < h->n; i++) bad += count_nonfinite(h->out + (size_t)i * V + r0, (size_t)(r1 - r0));
+  h->bad_n[ith] = bad;
+}
+
+// softmax · E into d_normed, the thread's columns (blocks of 32) over the whole vocabulary; then − E[label].
+KERNEL static void phase_loss_backward(void *ctx, int ith, int nth) {
+  head *h = ctx;
+  const int V = h->c.vocab, C = h->c.hidden;
+  int k0, k1;
+  pool_share(C, QK, ith, nth, &k0, &k1);
+  if (k0 >= k1) return;
+  float *scratch = h->loss_scratch + (size_t)ith * GEMM_TABLE_SCRATCH;
+  gemm_dy_table(table_of(h), V, h->out, V, h->n, h->d_normed, C, k0, k1, 0, scratch);
+  for (int i = 0; i < h->n; i++) {
+    table_rows_f32(table_of(h), h->labels[i], 1, scratch);
+    float *d = h->d_normed + (size_t)i * C;
+    for (int c = k0; c < k1; c++) d[c] -= scratch[c];
+  }
+}
+
+KERNEL int head_loss(head *h, const float *rows, int n, const int32_t *labels, float *logits, float *loss, float *hit, float *d_normed) {
+  const int C = h->c.hidden;
+  if (h->c.softcap > 0) return -2;
+  if (head_logits_reserve(h, n) != 0) return -1;
+  if (!h->loss_scratch && !(h->loss_scratch = malloc(sizeof(float) * GEMM_TABLE_SCRATCH * (size_t)h->threads))) return -1;
+  for (int i = 0; i < n; i++) rms_norm(rows + (size_t)i * C, h->norm, C, h->c.eps, h->normed + (size_t)i * C);
+  h->n = n;
+  h->out = logits;
+  pool_run(h->pool, phase_loss_logits, h);
+  const int bad = total(h, h->bad_n);
+  if (bad != 0) {
+    pool_park(h->pool);
+    return bad;
+  }
+  h->labels = labels;
+  h->loss = loss;
+  h->hit = hit;
+  h->want_grad = d_normed != NULL;
+  pool_run(h->pool, phase_cross_entropy, h);
+  if (d_normed) {
+    h->d_normed = d_normed;
+    pool_run(h->pool, phase_loss_backward, h);
+  }
+  pool_park(h->pool);
+  return 0;
+}
+
 void head_destroy(head *h) {
   if (!h) return;
   if (h->pool) pool_destroy(h->pool);
@@ -521,5 +637,6 @@ void head_destroy(head *h) {
   free(h->lists);
   free(h->found);
   free(h->list_n);
+  free(h->loss_scratch);
   free(h);
 }

@@ -368,3 +368,240 @@ KERNEL void gemm_x8_f32(const block_q4_0x8 *w, int K, const float *x, const floa
 KERNEL void gemv_x8_f32(const block_q4_0x8 *w, int K, const float *x, const float *xsum8, float *y, int r0, int r1) {
   gemm_x8_f32(w, K, x, xsum8, 1, y, 0, r0, r1);
 }
+
+// ---- dx = dy·W for a frozen 4-bit W (a linear layer's backward) ----
+
+// Rows [m0, m0 + n) (m0, n multiples of 8) of W's column block b, as floats d·(q − 8) (exact: an 11-bit
+// scale times a 4-bit integer) into out[(m − m0)·32 + i].
+KERNEL static void dequant_strip(const block_q4_0x8 *w, int nb, int b, int m0, int n, float *out) {
+  const __m256i low = _mm256_set1_epi32(0x0F), eight = _mm256_set1_epi32(8);
+  for (int g = m0 / 8; g < (m0 + n) / 8; g++) {
+    const block_q4_0x8 *blk = w + (size_t)g * nb + b;
+    float d[8];
+    _mm256_storeu_ps(d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk->d)));
+    for (int k = 0; k < 8; k++) {
+      const __m128i qs = row_codes(blk, k);
+      // Bytes 0…7 hold elements 0…7 (low nibbles) and 16…23 (high); bytes 8…15 elements 8…15 and 24…31.
+      const __m256i v0 = _mm256_cvtepu8_epi32(qs), v1 = _mm256_cvtepu8_epi32(_mm_srli_si128(qs, 8));
+      const __m256 s = _mm256_set1_ps(d[k]);
+      float *o = out + (size_t)(g * 8 + k - m0) * QK;
+      _mm256_storeu_ps(o, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v0, low), eight)), s));
+      _mm256_storeu_ps(o + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v1, low), eight)), s));
+      _mm256_storeu_ps(o + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(v0, 4), eight)), s));
+      _mm256_storeu_ps(o + 24, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(v1, 4), eight)), s));
+    }
+  }
+}
+
+// N ≤ 3 tokens' 32 columns of dx plus Σ over n rows m of dy[t, m]·wd[m], m ascending: 4N accumulators, each
+// dequantised row read once for N tokens. Three tokens' 12 accumulators, a broadcast and the row's vectors
+// (some as FMA memory operands) fit AVX2's 16 registers, and 12 FMAs per row then need fewer loads than
+// the load ports give in the 6 cycles the two FMA pipes take. Inlined with N constant.
+__attribute__((always_inline)) KERNEL static inline void dyw_tile(const float *wd, int n, const float *dy, int ldy, float *dx, int ldx, const int N,
+                                                                  int load) {
+  __m256 a[3][4];
+  for (int i = 0; i < N; i++)
+    for (int c = 0; c < 4; c++) a[i][c] = load ? _mm256_loadu_ps(dx + (size_t)i * ldx + 8 * c) : _mm256_setzero_ps();
+  for (int m = 0; m < n; m++) {
+    const __m256 w0 = _mm256_load_ps(wd + m * QK), w1 = _mm256_load_ps(wd + m * QK + 8), w2 = _mm256_load_ps(wd + m * QK + 16),
+                 w3 = _mm256_load_ps(wd + m * QK + 24);
+    for (int i = 0; i < N; i++) {
+      const __m256 y = _mm256_broadcast_ss(dy + (size_t)i * ldy + m);
+      a[i][0] = _mm256_fmadd_ps(y, w0, a[i][0]);
+      a[i][1] = _mm256_fmadd_ps(y, w1, a[i][1]);
+      a[i][2] = _mm256_fmadd_ps(y, w2, a[i][2]);
+      a[i][3] = _mm256_fmadd_ps(y, w3, a[i][3]);
+    }
+  }
+  for (int i = 0; i < N; i++)
+    for (int c = 0; c < 4; c++) _mm256_storeu_ps(dx + (size_t)i * ldx + 8 * c, a[i][c]);
+}
+
+// Rows of W that gemm_dy_w dequantises at a time (128 KB of floats: L2, not L1, but 128 bytes per 6 cycles
+// is well within L2's bandwidth). A tile's cost outside its FMAs (loading and storing dx, the cold start of
+// its dy rows) is paid once per chunk, so longer chunks win: on the 270M's shapes with T = 512 one thread
+// ran at about 42, 43, 46, 47.5 and 49 GMAC/s with 64, 128, 256, 512 and 1024 rows (2048: as 1024), of a
+// 51 peak (bench/dyw-kernel.c).
+#define DYW_ROWS 1024
+_Static_assert(GEMM_DY_W_SCRATCH >= DYW_ROWS * QK + 8, "scratch for a chunk, aligned");
+
+// Column block by column block (32 columns), each on its own: rows of W in chunks of DYW_ROWS dequantised
+// into scratch once and met by every token (the dequantising, shared by T tokens, is then a fraction of a
+// percent of the work), the chunks in order of m, so each dx element's sum runs over m in the same order
+// however [k0, k1) is cut.
+KERNEL void gemm_dy_w(const block_q4_0x8 *w, int M, int K, const float *dy, int ldy, int T, float *dx, int ldx, int k0, int k1, int accumulate,
+                      float *scratch) {
+  const int nb = K / QK;
+  float *wd = (float *)(((uintptr_t)scratch + 31) & ~(uintptr_t)31);
+  if (M == 0 && !accumulate)  // an empty sum: no chunk would write dx
+    for (int t = 0; t < T; t++) memset(dx + (size_t)t * ldx + k0, 0, sizeof(float) * (size_t)(k1 - k0));
+  for (int b = k0 / QK; b < k1 / QK; b++)
+    for (int m0 = 0; m0 < M; m0 += DYW_ROWS) {
+      const int n = M - m0 < DYW_ROWS ? M - m0 : DYW_ROWS, load = accumulate || m0 > 0;
+      dequant_strip(w, nb, b, m0, n, wd);
+      const float *y = dy + m0;
+      float *x = dx + b * QK;
+      int t = 0;
+      for (; t + 3 <= T; t += 3) dyw_tile(wd, n, y + (size_t)t * ldy, ldy, x + (size_t)t * ldx, ldx, 3, load);
+      if (T - t == 2) dyw_tile(wd, n, y + (size_t)t * ldy, ldy, x + (size_t)t * ldx, ldx, 2, load);
+      else if (T - t == 1) dyw_tile(wd, n, y + (size_t)t * ldy, ldy, x + (size_t)t * ldx, ldx, 1, load);
+    }
+}
+
+// ---- the LM head's table (GGUF rows) in float: logits at float activations, and the head's backward ----
+
+// Row r's block b as 32 floats, exactly the stored values.
+KERNEL static inline void table_block_f32(table_ref t, int r, int b, float *out) {
+  const int nb = t.K / QK;
+  int8_t q[QK];
+  float d;
+  if (t.packed) {
+    const block_q4_0x8 *g = t.packed + (size_t)(r / 8) * nb + b;
+    uint8_t qs[QK / 2];
+    _mm_storeu_si128((__m128i *)qs, row_codes(g, r % 8));
+    _mm256_storeu_si256((__m256i *)q, _mm256_sub_epi8(unpack_q4(qs), _mm256_set1_epi8(8)));
+    d = _cvtsh_ss(g->d[r % 8]);
+  } else if (t.q8) {
+    const block_q8_0 *blk = (const block_q8_0 *)t.rows + (size_t)r * nb + b;
+    memcpy(q, blk->qs, QK);
+    d = _cvtsh_ss(blk->d);
+  } else {
+    const block_q4_0 *blk = (const block_q4_0 *)t.rows + (size_t)r * nb + b;
+    _mm256_storeu_si256((__m256i *)q, _mm256_sub_epi8(unpack_q4(blk->qs), _mm256_set1_epi8(8)));
+    d = _cvtsh_ss(blk->d);
+  }
+  // An fp16 scale (11 bits) times a code of at most 8 bits: exact in float.
+  const __m256 dv = _mm256_set1_ps(d);
+  for (int j = 0; j < QK; j += 8)
+    _mm256_storeu_ps(out + j, _mm256_mul_ps(dv, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + j))))));
+}
+
+KERNEL void table_rows_f32(table_ref t, int r0, int n, float *out) {
+  const int nb = t.K / QK;
+  for (int r = 0; r < n; r++)
+    for (int b = 0; b < nb; b++) table_block_f32(t, r0 + r, b, out + (size_t)r * t.K + b * QK);
+}
+
+// y[i·ldy + r] = Σ_k x[i·ldx + k]·wf[r·K + k] for N ≤ 4 tokens and R ≤ 3 rows: 12 accumulators, each row chunk
+// loaded once for N tokens and each token chunk once for R rows (7 loads per 12 FMAs: the FMA pipes bind).
+// Inlined with N and R constant.
+__attribute__((always_inline)) KERNEL static inline void xw_tile(const float *wf, int K, const float *x, int ldx, float *y, int ldy, const int N, const int R) {
+  __m256 a[4][3];
+  for (int i = 0; i < N; i++)
+    for (int r = 0; r < R; r++) a[i][r] = _mm256_setzero_ps();
+  for (int k = 0; k < K; k += 8) {
+    __m256 w[3];
+    for (int r = 0; r < R; r++) w[r] = _mm256_loadu_ps(wf + (size_t)r * K + k);
+    for (int i = 0; i < N; i++) {
+      const __m256 xv = _mm256_loadu_ps(x + (size_t)i * ldx + k);
+      for (int r = 0; r < R; r++) a[i][r] = _mm256_fmadd_ps(xv, w[r], a[i][r]);
+    }
+  }
+  for (int i = 0; i < N; i++)
+    for (int r = 0; r < R; r++) y[(size_t)i * ldy + r] = hsum(a[i][r]);
+}
+
+// Rows of the table gemm_x_table turns into floats at a time (48 × 640 floats: 120 KB, in L2, for every token).
+#define XT_ROWS 48
+_Static_assert(GEMM_TABLE_SCRATCH >= XT_ROWS * 2048, "scratch for a strip of rows");
+
+KERNEL void gemm_x_table(table_ref E, const float *x, int T, float *y, int ldy, int m0, int m1, float *scratch) {
+  const int K = E.K;
+  for (int s0 = m0; s0 < m1; s0 += XT_ROWS) {
+    const int n = m1 - s0 < XT_ROWS ? m1 - s0 : XT_ROWS;
+    table_rows_f32(E, s0, n, scratch);
+    for (int t = 0; t < T; t += 4) {
+      const int N = T - t < 4 ? T - t : 4;
+      const float *xt = x + (size_t)t * K;
+      float *yt = y + (size_t)t * ldy + s0;
+      int r = 0;
+#define XW(NN, RR) xw_tile(scratch + (size_t)r * K, K, xt, K, yt + r, ldy, NN, RR)
+      if (N == 4)
+        for (; r + 3 <= n; r += 3) XW(4, 3);
+      else if (N == 3)
+        for (; r + 3 <= n; r += 3) XW(3, 3);
+      else if (N == 2)
+        for (; r + 3 <= n; r += 3) XW(2, 3);
+      else
+        for (; r + 3 <= n; r += 3) XW(1, 3);
+      for (; r < n; r++) {
+        if (N == 4) XW(4, 1);
+        else if (N == 3) XW(3, 1);
+        else if (N == 2) XW(2, 1);
+        else XW(1, 1);
+      }
+#undef XW
+    }
+  }
+}
+
+// Rows of the table gemm_dy_table takes at a time: 256 rows' blocks of one column block are 32 KB of floats
+// (L1-sized), and the chunk's rows (174 KB of a Q8_0 row of 640) stay in L2 for every column block.
+#define DYT_ROWS 256
+
+KERNEL void gemm_dy_table(table_ref E, int M, const float *dy, int ldy, int T, float *dx, int ldx, int k0, int k1, int accumulate, float *scratch) {
+  float *wd = (float *)(((uintptr_t)scratch + 31) & ~(uintptr_t)31);
+  if (M == 0 && !accumulate)
+    for (int t = 0; t < T; t++) memset(dx + (size_t)t * ldx + k0, 0, sizeof(float) * (size_t)(k1 - k0));
+  for (int m0 = 0; m0 < M; m0 += DYT_ROWS) {
+    const int n = M - m0 < DYT_ROWS ? M - m0 : DYT_ROWS, load = accumulate || m0 > 0;
+    for (int b = k0 / QK; b < k1 / QK; b++) {
+      for (int m = 0; m < n; m++) table_block_f32(E, m0 + m, b, wd + (size_t)m * QK);
+      const float *y = dy + m0;
+      float *x = dx + b * QK;
+      int t = 0;
+      for (; t + 3 <= T; t += 3) dyw_tile(wd, n, y + (size_t)t * ldy, ldy, x + (size_t)t * ldx, ldx, 3, load);
+      if (T - t == 2) dyw_tile(wd, n, y + (size_t)t * ldy, ldy, x + (size_t)t * ldx, ldx, 2, load);
+      else if (T - t == 1) dyw_tile(wd, n, y + (size_t)t * ldy, ldy, x + (size_t)t * ldx, ldx, 1, load);
+    }
+  }
+}
+
+// ---- small float GEMMs (LoRA) ----
+
+// c rows [0, R) × 8·V columns += Σ_k a[i, k]·b[k, :], R ≤ 3 rows and V ≤ 4 vectors of 8, in registers over k.
+__attribute__((always_inline)) KERNEL static inline void gemm_add_tile(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int K, const int R,
+                                                                       const int V) {
+  __m256 acc[3][4];
+  for (int i = 0; i < R; i++)
+    for (int v = 0; v < V; v++) acc[i][v] = _mm256_loadu_ps(c + (size_t)i * ldc + 8 * v);
+  for (int k = 0; k < K; k++) {
+    __m256 bv[4];
+    for (int v = 0; v < V; v++) bv[v] = _mm256_loadu_ps(b + (size_t)k * ldb + 8 * v);
+    for (int i = 0; i < R; i++) {
+      const __m256 x = _mm256_broadcast_ss(a + (size_t)i * lda + k);
+      for (int v = 0; v < V; v++) acc[i][v] = _mm256_fmadd_ps(x, bv[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < R; i++)
+    for (int v = 0; v < V; v++) _mm256_storeu_ps(c + (size_t)i * ldc + 8 * v, acc[i][v]);
+}
+
+KERNEL void gemm_add_f32(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int M, int N, int K) {
+  const int N8 = N & ~7;
+  for (int i = 0; i < M; i += 3) {
+    const int R = M - i < 3 ? M - i : 3;
+    float *ci = c + (size_t)i * ldc;
+    const float *ai = a + (size_t)i * lda;
+    int n = 0;
+#define TILE(RR, VV) gemm_add_tile(ci + n, ldc, ai, lda, b + n, ldb, K, RR, VV)
+    for (; n + 32 <= N8; n += 32) {
+      if (R == 3) TILE(3, 4);
+      else if (R == 2) TILE(2, 4);
+      else TILE(1, 4);
+    }
+    for (; n < N8; n += 8) {
+      if (R == 3) TILE(3, 1);
+      else if (R == 2) TILE(2, 1);
+      else TILE(1, 1);
+    }
+#undef TILE
+    // The last N mod 8 columns, k ascending as above.
+    for (int r = 0; r < R; r++)
+      for (int m = N8; m < N; m++) {
+        float s = ci[(size_t)r * ldc + m];
+        for (int k = 0; k < K; k++) s = fmaf(ai[(size_t)r * lda + k], b[(size_t)k * ldb + m], s);
+        ci[(size_t)r * ldc + m] = s;
+      }
+  }
+}

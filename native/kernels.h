@@ -202,6 +202,43 @@ KERNEL void gemm_x8_q8(const block_q4_0x8 *w, int K, const block_q8 *xq, int T, 
 KERNEL void gemv_x8_f32(const block_q4_0x8 *w, int K, const float *x, const float *xsum8, float *y, int r0, int r1);
 /** gemv_x8_f32 for T inputs: x [T, K], xsum8 [T, K/32], y[t·ldy + r]. */
 KERNEL void gemm_x8_f32(const block_q4_0x8 *w, int K, const float *x, const float *xsum8, int T, float *y, int ldy, int r0, int r1);
+/** Floats of scratch gemm_dy_w needs per calling thread (128 KB: 1024 rows of a 32-column block, and room to align them). */
+#define GEMM_DY_W_SCRATCH (1024 * QK + 8)
+/**
+ * dx[t·ldx + k] = (accumulate ? dx[t·ldx + k] : 0) + Σ_{m<M} dy[t·ldy + m]·W[m, k] for every t < T and k0 ≤ k < k1
+ * (k0, k1 multiples of 32), W [M, K] repacked (block_q4_0x8, M a multiple of 8), its values exactly d·(q − 8) in float.
+ * scratch: GEMM_DY_W_SCRATCH floats of the caller's (per thread).
+ */
+KERNEL void gemm_dy_w(const block_q4_0x8 *w, int M, int K, const float *dy, int ldy, int T, float *dx, int ldx, int k0, int k1, int accumulate, float *scratch);
+/** The LM head's embedding table: GGUF's rows as stored (Q4_0 or Q8_0 blocks, K/32 to a row), or a Q4_0 table repacked. */
+typedef struct {
+  const void *rows;              // when packed is NULL
+  const block_q4_0x8 *packed;  // a Q4_0 table repacked (repack_q4_0x8), or NULL
+  int q8;                        // rows: 1 block_q8_0, 0 block_q4_0
+  int K;
+} table_ref;
+/** Rows [r0, r0 + n) of t as floats, exactly the stored values (d·q, d·(q − 8)), into out [n, K]. */
+KERNEL void table_rows_f32(table_ref t, int r0, int n, float *out);
+/** Floats of scratch gemm_x_table and gemm_dy_table need per calling thread. */
+#define GEMM_TABLE_SCRATCH (48 * 2048 + 8)
+/**
+ * y[t·ldy + m] = Σ_k x[t·K + k]·E[m, k] for rows m0 ≤ m < m1 of table E and every t < T, x float (the head's
+ * logits at float activations, exact table values): 8 lanes of partial sums over k, then their sum, so a
+ * logit's bits depend on neither T nor how [m0, m1) is cut. K ≤ 2048.
+ */
+KERNEL void gemm_x_table(table_ref E, const float *x, int T, float *y, int ldy, int m0, int m1, float *scratch);
+/**
+ * gemm_dy_w for a table's rows as stored: dx[t·ldx + k] (+)= Σ_{m<M} dy[t·ldy + m]·E[m, k], k in [k0, k1)
+ * (multiples of 32), the LM head's backward (softmax · E). Chunks of rows outside the column blocks, so that the
+ * table is read from memory once. scratch: GEMM_TABLE_SCRATCH floats.
+ */
+KERNEL void gemm_dy_table(table_ref E, int M, const float *dy, int ldy, int T, float *dx, int ldx, int k0, int k1, int accumulate, float *scratch);
+/**
+ * c[i·ldc + n'] += Σ_k a[i·lda + k]·b[k·ldb + n'] for rows i < M, columns n' < N, k ascending (a small float
+ * GEMM: the LoRA products, whose inner size is a rank or a run's tokens): three rows by 32 columns of c held in
+ * registers over k, so each row of b is loaded once per three rows of c.
+ */
+KERNEL void gemm_add_f32(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int M, int N, int K);
 /** xsum8[b] = 8·Σ of x's block b, for dot_x8_f32. */
 KERNEL void block_sums8(const float *x, int K, float *xsum8);
 /** x [K] in the form a level's Q4_0 dot reads: int8 blocks into xq (level 4), or block sums into xsum8 (level 0). */

@@ -18,14 +18,15 @@ const workload = (argv: string[]) => trainBenchWorkload(parseFlags(['--model', '
 
 test('defaults are issue 4 fine-tune: 20 examples (16 train) × 3 epochs in batches of 4 = 12 steps', () => {
   const w = workload([]);
-  assert.deepEqual(w.options, { precision: 'q4', threads: 2, examples: 20, tokens: 120, completion: 40, epochs: 3, batch: 4, microBatch: 2, rank: 16 });
+  assert.deepEqual(w.options, { precision: 'q4', threads: 2, examples: 20, tokens: 120, completion: 40, epochs: 3, batch: 4, microBatch: 2, rank: 16, engine: 'auto' });
   assert.equal(w.steps, 12);
   assert.equal(w.warmupSteps, 0);
 });
 
 test('the PyTorch comparison shape: 50 examples (40 train) × 1 epoch = 10 steps of 4 × 128, 2 of them warm-up', () => {
   const w = workload(['--rank', '8', '--examples', '50', '--tokens', '128', '--completion', '32', '--epochs', '1', '--batch', '4', '--micro-batch', '4', '--warmup-steps', '2', '--threads', '2']);
-  assert.deepEqual(w.options, { precision: 'q4', threads: 2, examples: 50, tokens: 128, completion: 32, epochs: 1, batch: 4, microBatch: 4, rank: 8 });
+  assert.deepEqual(w.options, { precision: 'q4', threads: 2, examples: 50, tokens: 128, completion: 32, epochs: 1, batch: 4, microBatch: 4, rank: 8, engine: 'auto' });
+  assert.equal(workload(['--engine', 'onnx']).options.engine, 'onnx');
   assert.equal(w.steps, 10);
   assert.equal(w.warmupSteps, 2);
   assert.equal(workload(['--batch', '1']).options.microBatch, 1, 'the default micro-batch never exceeds the batch');
@@ -38,6 +39,7 @@ test('bad values are usage errors naming the flag', () => {
     [['--tokens', '1'], /--tokens must be between 2/],
     [['--tokens', '64', '--completion', '64'], /--completion must be between 1 and 63/],
     [['--batch', '4', '--micro-batch', '3'], /multiple of --micro-batch/],
+    [['--engine', 'gpu'], /--engine must be auto, native, onnx/],
     [['--batch', '2', '--micro-batch', '4'], /--micro-batch must be between 1 and 2/],
     [['--examples', 'many'], /--examples must be a number/],
     [['--epochs', '0'], /--epochs/],

@@ -125,10 +125,10 @@ const sections: BenchSection[] = [prefill, decode, classifyLatency];
 export const benchCommand: CliCommand = {
   name: 'bench',
   usage: 'gemma-tune bench --model PATH [--prompt-tokens N] [--gen-tokens N] [--threads auto|N] [--precision q4|f32] [--device auto|cpu|webgpu] [--decode native|onnx] [--json]\n' +
-    '       gemma-tune bench --model PATH --train [--examples N] [--tokens N] [--completion N] [--epochs N] [--batch B] [--micro-batch M] [--rank R] [--warmup-steps N] [--threads auto|N] [--precision q4|f32] [--device auto|cpu|webgpu] [--json]',
+    '       gemma-tune bench --model PATH --train [--examples N] [--tokens N] [--completion N] [--epochs N] [--batch B] [--micro-batch M] [--rank R] [--warmup-steps N] [--engine auto|native|onnx] [--threads auto|N] [--precision q4|f32] [--device auto|cpu|webgpu] [--json]',
   summary: 'Print load time, prefill and decode tokens/s, classify latency and peak RSS (--json: one object). With --train: training tokens/s, ' +
     'the wall time of a fine-tune (default 20 synthetic examples of 120 tokens, 40 completion, 3 epochs, batch 4 as 2 micro-batches of 2, r16) and peak RSS; ' +
-    '--warmup-steps N leaves the first N steps out of tokens/s. --decode onnx runs the layers and head on ONNX Runtime instead of the native kernels, for comparison.',
+    '--warmup-steps N leaves the first N steps out of tokens/s. --engine onnx runs the training steps on the ONNX Runtime step graph instead of native code (auto: native where it runs), for comparison. --decode onnx runs the layers and head on ONNX Runtime instead of the native kernels, for comparison.',
   async run(argv) {
     const flags = parseFlags(argv, { values: [...MODEL_FLAGS, 'prompt-tokens', 'gen-tokens', 'decode', ...TRAIN_BENCH_FLAGS], booleans: ['json', 'train'] });
     const json = flags.booleans.has('json');

@@ -11,13 +11,14 @@ import { stepsPerEpoch } from '../../engine/train/plan';
 import type { TrainEvent } from '../../engine/train/trainer';
 import { describeRole, deviceRoles } from '../../engine/onnx/device';
 import { deviceFromFlags, threadsFlag } from './modelFlags';
+import { ENGINE_CHOICES, type EngineChoice } from '../../engine/train/stepEngine';
 
 /** The value flags only `bench --train` takes. */
-export const TRAIN_BENCH_FLAGS = ['examples', 'tokens', 'completion', 'epochs', 'batch', 'micro-batch', 'rank', 'warmup-steps'];
+export const TRAIN_BENCH_FLAGS = ['examples', 'tokens', 'completion', 'epochs', 'batch', 'micro-batch', 'rank', 'warmup-steps', 'engine'];
 
 /** The workload `bench --train` runs, from its flags. */
 export interface TrainBenchWorkload {
-  options: TrainBenchOptions & Required<Pick<TrainBenchOptions, 'examples' | 'tokens' | 'completion' | 'epochs' | 'batch' | 'microBatch' | 'rank' | 'threads' | 'precision'>>;
+  options: TrainBenchOptions & Required<Pick<TrainBenchOptions, 'examples' | 'tokens' | 'completion' | 'epochs' | 'batch' | 'microBatch' | 'rank' | 'threads' | 'precision' | 'engine'>>;
   /** Optimizer steps the fine-tune will take. */
   steps: number;
   /** Leading steps left out of train_tok_s (one-time costs of the first runs). */
@@ -36,12 +37,14 @@ export function trainBenchWorkload(flags: ParsedArgs): TrainBenchWorkload {
   const microBatch = numberFlag(flags, 'micro-batch', Math.min(2, batch), 1, batch, true);
   if (batch % microBatch !== 0) throw new UsageError(`--batch (${batch}) must be a multiple of --micro-batch (${microBatch})`);
   const rank = numberFlag(flags, 'rank', 16, 1, 1024, true);
+  const engine = (flags.values.get('engine') ?? 'auto') as EngineChoice;
+  if (!ENGINE_CHOICES.includes(engine)) throw new UsageError(`--engine must be ${ENGINE_CHOICES.join(', ')}; got "${engine}"`);
   const threads = threadsFlag(flags);
   // The same split the benchmark makes, to know the step count before the model is loaded.
   const train = splitValidation(Array.from({ length: examples }, (_, i) => ({ id: `s${i}` })), { fraction: 0.2, seed: 1 }).train.length;
   const steps = stepsPerEpoch(train, microBatch, batch / microBatch) * epochs;
   const warmupSteps = numberFlag(flags, 'warmup-steps', 0, 0, Math.max(0, steps - 1), true);
-  return { options: { precision, threads, examples, tokens, completion, epochs, batch, microBatch, rank }, steps, warmupSteps };
+  return { options: { precision, threads, examples, tokens, completion, epochs, batch, microBatch, rank, engine }, steps, warmupSteps };
 }
 
 /** The memory a user needs for a run whose peak RSS was `peakMB`: that peak, rounded up to 100 MB. */
@@ -88,14 +91,14 @@ export async function runTrainBench(flags: ParsedArgs, json: boolean): Promise<v
     process.stdout.write(JSON.stringify({
       train_tok_s: round(tokS), finetune_s: round(r.finetune_s), peak_rss_mb: round(r.peak_rss_mb), ram_needed_mb: ramNeededMB(r.peak_rss_mb), setup_s: round(r.setup_s),
       finetune_cpu_s: round(r.finetune_cpu_s), steps: r.steps, step_s: round(stepS), warmup_steps: w.warmupSteps,
-      ...(cpuPerStep === undefined ? {} : { cpu_s_per_step: round(cpuPerStep) }), device: deviceRoles(device).training,
+      ...(cpuPerStep === undefined ? {} : { cpu_s_per_step: round(cpuPerStep) }), device: deviceRoles(device).training, engine: r.engine,
     }) + '\n');
   } else {
     const micro = o.batch / o.microBatch;
     const shape = `${o.batch} × ${o.tokens} tokens${micro > 1 ? ` as ${micro} micro-batches of ${o.microBatch}` : ''}, last ${o.completion} labelled, r${o.rank}`;
     const counted = cpuPerStep !== undefined ? `, steps ${w.warmupSteps + 1}–${steps.length} (first ${w.warmupSteps} as warm-up) using ${cpuPerStep.toFixed(2)} CPU s/step` : '';
     process.stdout.write([
-      `device: training on ${describeRole(device, 'training')}`,
+      `device: training on ${describeRole(device, 'training')}, steps on ${r.engine === 'native' ? 'native code' : 'ONNX Runtime'}`,
       `training: ${tokS.toFixed(1)} tokens/s (forward + backward + AdamW, ${r.steps} steps of ${shape}, ${stepS.toFixed(2)} s/step${counted})`,
       `fine-tune: ${o.examples} examples × ${o.epochs} epochs with validation in ${r.finetune_s.toFixed(1)} s (+ ${r.setup_s.toFixed(1)} s to load the model and build the step graph)`,
       `CPU time of the fine-tune: ${r.finetune_cpu_s.toFixed(1)} s (all threads; on a busy machine CPU time / threads estimates the idle wall time)`,

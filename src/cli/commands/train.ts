@@ -18,7 +18,7 @@ import { splitValidation } from '../../engine/train/split';
 import { ALL_TARGETS, initLora, type LoraTarget } from '../../engine/train/lora';
 import { readPeftParams } from '../../engine/train/peftParams';
 import { train, type TrainEvent } from '../../engine/train/trainer';
-import { createOrtEngine } from '../../engine/train/ortEngine';
+import { createStepEngine } from '../../engine/train/stepEngine';
 import type { ScheduleKind } from '../../engine/train/schedule';
 import { progressPrinter } from '../trainProgress';
 import { deviceFlag, precisionFlag, threadsFlag } from './modelFlags';
@@ -120,7 +120,7 @@ export const trainCommand: CliCommand = {
       params = initLora(cfg, hp.rank, hp.alpha, hp.targets, hp.seed);
     }
 
-    const engine = await createOrtEngine(opened.source, { precision, rank: params.rank, alpha: params.alpha, targets: params.targets, threads, device });
+    const { engine } = await createStepEngine(opened.source, { precision, rank: params.rank, alpha: params.alpha, targets: params.targets, threads, device });
     const print = json ? (e: TrainEvent) => process.stdout.write(JSON.stringify(e) + '\n') : progressPrinter(process.stdout);
     // Ctrl-C stops between steps and leaves the best adapter so far on disk; a second one exits at once.
     const abort = new AbortController();

@@ -13,7 +13,7 @@ import { splitValidation } from '../../engine/train/split';
 import { initLora } from '../../engine/train/lora';
 import { type FullHyperparameters, TRAIN_DEFAULTS, trainSettingsOf } from '../../engine/train/defaults';
 import { train, type TrainEvent } from '../../engine/train/trainer';
-import { createOrtEngine } from '../../engine/train/ortEngine';
+import { createStepEngine } from '../../engine/train/stepEngine';
 import { chatPromptIds, loadAdapter, needTokenizer, openModel, type OpenModel } from '../../engine/generate/openModel';
 import { classify } from '../../engine/generate/labelScoring';
 import { generate } from '../../engine/generate/generator';
@@ -92,7 +92,7 @@ export async function runDemoTask(task: DemoTask, modelPath: string, outDir: str
   const losses: { epoch: number; loss: number }[] = [];
   const vals: number[] = [];
   const t0 = performance.now();
-  const engine = await createOrtEngine(loaded.weights, { precision: s.precision, rank: hp.rank, alpha: hp.alpha, targets: hp.targets, threads: s.threads, device: s.devices?.training });
+  const { engine } = await createStepEngine(loaded.weights, { precision: s.precision, rank: hp.rank, alpha: hp.alpha, targets: hp.targets, threads: s.threads, device: s.devices?.training });
   let res;
   try {
     res = await train(cfg, engine, split, initLora(cfg, hp.rank, hp.alpha, hp.targets, hp.seed), {

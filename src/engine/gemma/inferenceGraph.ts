@@ -31,6 +31,7 @@ import { targetShape, type LoraTarget } from '../model/loraTargets';
 import type { GemmaConfig } from '../model/config';
 import { GraphParams, type ParamsOptions } from './params';
 import { gemmaLayer, layerTypeInputs, LORA_GROUPS, type AttentionInputs, type LoraGroup, type LoraValues } from './layer';
+import { loraGroupShape } from './loraStack';
 import { finalNorm, lmHead } from './lmHead';
 
 export interface InferenceGraphOptions extends ParamsOptions {
@@ -62,12 +63,6 @@ function groupOf(targets: readonly LoraTarget[]): LoraGroup {
   const hit = (Object.keys(LORA_GROUPS) as LoraGroup[]).find((gname) => LORA_GROUPS[gname].join(',') === key);
   if (!hit) throw new Error(`no LoRA group for projections ${key}`);
   return hit;
-}
-
-/** [out, in] of a LoRA group: the outputs of its targets stacked, their shared input. */
-export function loraGroupShape(cfg: GemmaConfig, group: LoraGroup): [number, number] {
-  const shapes = LORA_GROUPS[group].map((t) => targetShape(cfg, t));
-  return [shapes.reduce((s, [o]) => s + o, 0), shapes[0][1]];
 }
 
 /**

@@ -95,12 +95,49 @@ export class NativeDecoder {
   }
 
   /**
+   * Sequences side by side without a cache, as a training batch: x [T, C] (scaled embeddings in, the last
+   * layer's rows out), each token's position within its sequence and its sequence's index (branch), the RoPE rows
+   * of each layer type at those positions. `keep`: a training forward, whose activations backward() reads.
+   */
+  runBatch(x: Float32Array, positions: Int32Array, branch: Int32Array, rope: ReadonlyMap<LayerType, { cos: Float32Array; sin: Float32Array }>,
+    adapter: NativeAdapter | undefined, keep: boolean): void {
+    if (!this.handle) throw new Error('native decoder was disposed');
+    const caches = this.batchCaches(positions.length, rope);
+    if (keep) this.native.trainForward(this.handle, x, positions, branch, caches, adapter?.handle);
+    else this.native.run(this.handle, x, positions, branch, caches, adapter?.handle);
+  }
+
+  /**
+   * The backward of the last runBatch with `keep`, given its arguments: dx [T, C] from the gradient with respect
+   * to the last layer's rows to that with respect to the embeddings; each layer's LoRA gradients into grads[l]
+   * (per group { a, b } shaped as the adapter's pair, with respect to its a and its scaled b).
+   */
+  backward(dx: Float32Array, positions: Int32Array, branch: Int32Array, rope: ReadonlyMap<LayerType, { cos: Float32Array; sin: Float32Array }>,
+    adapter: NativeAdapter, grads: Partial<Record<LoraGroup, { a: Float32Array; b: Float32Array }>>[]): void {
+    if (!this.handle) throw new Error('native decoder was disposed');
+    this.native.trainBackward(this.handle, dx, positions, branch, this.batchCaches(positions.length, rope), adapter.handle, grads);
+  }
+
+  // Each layer's "cache" for a batch: none to read, nothing kept, only its type's RoPE rows.
+  private batchCaches(T: number, rope: ReadonlyMap<LayerType, { cos: Float32Array; sin: Float32Array }>): object[] {
+    const slots = new Int32Array(T).fill(-1);
+    const empty = { k: new Float32Array(0), v: new Float32Array(0), positions: new Int32Array(0), slots, capacity: 0, filled: 0 };
+    return this.config.layerTypes.map((type) => ({ ...empty, ...rope.get(type)! }));
+  }
+
+  /**
    * An adapter for run: per layer, the LoRA pair of each group of projections (layer.ts's LORA_GROUPS) as
-   * the LoRA graph takes them (a [n·R, in], b [out, n·R] block-diagonal and scaled; n·R = 0 for none).
+   * the LoRA graph takes them (a [n·R, in], b [out, n·R] block-diagonal and scaled; n·R = 0 for none). The
+   * adapter reads a in place and keeps a transposed copy of b: a change to b needs a new adapter.
    */
   adapter(layers: Record<LoraGroup, { a: Float32Array; b: Float32Array; rank: number }>[]): NativeAdapter {
     if (!this.handle) throw new Error('native decoder was disposed');
     return { handle: this.native.createAdapter(this.handle, layers) };
+  }
+
+  /** Lets an adapter's arrays go now (its finalizer would, once collected); it must not be run with again. */
+  dropAdapter(adapter: NativeAdapter): void {
+    this.native.destroy(adapter.handle);
   }
 
   /** Stops the threads and lets the weights go. */

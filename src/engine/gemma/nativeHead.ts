@@ -21,6 +21,8 @@ const TYPES = { q4_0: 0, q8_0: 1 } as const;
 
 export class NativeHead {
   private handle: object | null;
+  /** loss()'s [n, V] logits, kept between calls: the largest array of a training step. */
+  private lossScratch: Float32Array | null = null;
 
   private constructor(private readonly native: NativeModule, private readonly config: GemmaConfig, handle: object) {
     this.handle = handle;
@@ -86,7 +88,29 @@ export class NativeHead {
     return { logits, exact, candidates: listed >= 0 ? list.subarray(0, listed) : null };
   }
 
+  /**
+   * The training loss on rows [n, C] (the last layer's outputs at label positions, before the final norm): per
+   * row the cross-entropy against its label (labels [n], ids < V) and 1 where the label is the first argmax,
+   * else 0; with `grad`, the gradient of their sum with respect to the normed rows (after the final norm),
+   * softmax·E − E[label] [n, C] (lmHead.ts's crossEntropy and headCrossEntropyBackward, head.h's head_loss).
+   * The logits are logits()'s. Logits that are NaN or ±Infinity make every loss NaN, every hit 0 and the
+   * gradient null. Throws for a head that keeps a repacked table (a Q4_0 table at level 0) or caps its logits.
+   */
+  loss(rows: Float32Array, n: number, labels: Int32Array, grad: boolean): { loss: Float32Array; hits: Float32Array; dNormed: Float32Array | null } {
+    if (!this.handle) throw new Error('native head was disposed');
+    const { vocabSize: V, hidden: C } = this.config;
+    // 134 MB for 128 rows of the 262k vocabulary: kept rather than allocated each step.
+    if (!this.lossScratch || this.lossScratch.length < n * V) this.lossScratch = new Float32Array(n * V);
+    const loss = new Float32Array(n);
+    const hits = new Float32Array(n);
+    const dNormed = grad ? new Float32Array(n * C) : null;
+    const bad = this.native.loss(this.handle, rows, n, labels, this.lossScratch.subarray(0, n * V), loss, hits, dNormed);
+    if (bad > 0) return { loss: loss.fill(NaN), hits, dNormed: null };
+    return { loss, hits, dNormed };
+  }
+
   dispose(): void {
+    this.lossScratch = null;
     if (this.handle) this.native.destroy(this.handle);
     this.handle = null;
   }

@@ -15,6 +15,13 @@ export interface NativeModule {
   createAdapter(decoder: object, layers: object[]): object;
   /** T = positions.length tokens through the layers (decoder.h's decoder_run), their keys and values into each cache's slots; branch null: one sequence. */
   run(decoder: object, x: Float32Array, positions: Int32Array, branch: Int32Array | null, caches: object[], adapter?: object): void;
+  /** run's forward for training (every slot −1), keeping each layer's activations for trainBackward (train.h's trainer_forward). */
+  trainForward(decoder: object, x: Float32Array, positions: Int32Array, branch: Int32Array | null, caches: object[], adapter?: object): void;
+  /**
+   * The backward of the last trainForward, with its arguments: dx [T·hidden] from d of the last layer's rows to d of
+   * the first layer's input; grads[i] { qkv, o, gateup, down } of { a, b } shaped as the adapter's pairs (written).
+   */
+  trainBackward(decoder: object, dx: Float32Array, positions: Int32Array, branch: Int32Array | null, caches: object[], adapter: object, grads: object[]): void;
   /** The table is a Uint8Array or a byte offset into `file`, read in place (mapped) for the head's life. */
   createHead(config: object, table: Uint8Array | number, norm: Float32Array, threads: number, file?: string): object;
   /** Returns how many logits are NaN or ±Infinity. */
@@ -26,6 +33,13 @@ export interface NativeModule {
    * were exact, how many of those are NaN or ±Infinity, and how many of `ids` list them (−1: not listed).
    */
   choose(head: object, row: Float32Array, top: number, among: Int32Array | null, out: Float32Array, ids: Int32Array): { exact: number; nonFinite: number; listed: number };
+  /**
+   * head.h's head_loss on rows [n·hidden] (before the final norm): per row the cross-entropy against labels[i]
+   * into loss and 1 or 0 (the label is the first argmax) into hit; with dNormed [n·hidden], the gradient of their
+   * sum with respect to the normed rows. logits [n·vocab] is scratch. Returns how many logits are NaN or ±Infinity
+   * (0: every output written; else none is); throws for bad arguments or a head it cannot serve.
+   */
+  loss(head: object, rows: Float32Array, n: number, labels: Int32Array, logits: Float32Array, loss: Float32Array, hit: Float32Array, dNormed: Float32Array | null): number;
   /** Stops a decoder's or head's threads and lets its arrays go (the finalizer would, later). */
   destroy(handle: object): void;
 }

@@ -23,7 +23,8 @@ import { requireFiniteOutput } from '../model/finite';
 import { ExternalDataFile, f32Tensor, ort, sessionFromDataFd, sessionFromFile, WEIGHTS_FILE, type SessionConfig } from '../onnx/session';
 import { FolderCache, type CacheEntry } from '../onnx/folderCache';
 import type { Device } from '../onnx/device';
-import { headGraphWithParams, inferenceGraphWithParams, loraGroupShape, loraInputNames, type InferenceGraphOptions } from './inferenceGraph';
+import { headGraphWithParams, inferenceGraphWithParams, loraInputNames, type InferenceGraphOptions } from './inferenceGraph';
+import { loraGroupShape, stackGroup } from './loraStack';
 import { BASE_GRAPH, checkGraph, embeddingFromRecord, graphHash, hasPackedHead, HEAD_GRAPH, HEAD_PACKED_DATA, HEAD_PACKED_GRAPH, LORA_GRAPH, runtimeCacheKey, runtimeRecord, type RuntimeCacheOptions, type RuntimeRecord } from './runtimeCache';
 import { EmbeddingReader } from './embeddingReader';
 import { NativeDecoder, type NativeAdapter } from './nativeDecoder';
@@ -665,42 +666,28 @@ class OrtGemmaRuntime implements GemmaRuntime {
     const feeds: Feeds = { ...this.baseLora };
     for (const [layer, targets] of byLayer) {
       for (const group of Object.keys(LORA_GROUPS) as LoraGroup[]) {
-        const present = LORA_GROUPS[group].filter((t) => targets.has(t));
-        if (present.length === 0) continue;
-        // A: the present targets' A stacked [n·R, in]; B: [out_group, n·R] block-diagonal, scaled, with
-        // zero rows for the group's targets the adapter leaves alone.
+        const stacked = stackGroup(cfg, group, targets, R, scale);
+        if (!stacked) continue;
         const [outAll, inp] = loraGroupShape(cfg, group);
-        const nR = present.length * R;
-        const a = new Float32Array(nR * inp);
-        const b = new Float32Array(outAll * nR);
-        let row = 0;
-        for (const t of LORA_GROUPS[group]) {
-          const [out] = targetShape(cfg, t);
-          const j = present.indexOf(t);
-          if (j >= 0) {
-            const m = targets.get(t)!;
-            a.set(m.a, j * R * inp);
-            for (let o = 0; o < out; o++) {
-              for (let r = 0; r < R; r++) b[(row + o) * nR + j * R + r] = m.b[o * R + r] * scale;
-            }
-          }
-          row += out;
-        }
         const n = loraInputNames(layer, group);
-        feeds[n.a] = f32Tensor(a, [nR, inp]);
-        feeds[n.b] = f32Tensor(b, [outAll, nR]);
+        feeds[n.a] = f32Tensor(stacked.a, [stacked.rank, inp]);
+        feeds[n.b] = f32Tensor(stacked.b, [outAll, stacked.rank]);
       }
     }
+    this.removeAdapter(name);
     this.adapters.set(name, { feeds });
   }
 
   removeAdapter(name: string): void {
+    const old = this.adapters.get(name)?.native;
+    if (old) this.native?.dropAdapter(old);
     this.adapters.delete(name);
   }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    for (const a of this.adapters.values()) if (a.native) this.native?.dropAdapter(a.native);
     this.adapters.clear();
     this.native?.dispose();
     this.nativeHead?.dispose();

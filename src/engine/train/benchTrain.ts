@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { openWeights } from '../model/load';
 import type { Precision } from '../gemma/runtime';
 import type { Device } from '../onnx/device';
-import { createOrtEngine } from './ortEngine';
+import { createStepEngine, type EngineChoice } from './stepEngine';
 import { ALL_TARGETS, initLora } from './lora';
 import { Rng } from '../rng';
 import { splitValidation } from './split';
@@ -35,6 +35,8 @@ export interface TrainBenchOptions {
   onEvent?: (e: TrainEvent) => void;
   /** Times the fine-tune's phases (bench/train.ts --phases). */
   phases?: PhaseClock;
+  /** Which step engine (stepEngine.ts); default 'auto'. */
+  engine?: EngineChoice;
 }
 
 export interface TrainBenchResult {
@@ -47,6 +49,8 @@ export interface TrainBenchResult {
   finetune_cpu_s: number;
   steps: number;
   step_s_mean: number;
+  /** The step engine that ran. */
+  engine: 'native' | 'onnx';
 }
 
 /** Synthetic pre-tokenised examples: BOS then random ids, the last `completion` tokens labelled. */
@@ -67,7 +71,7 @@ export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): 
   const cfg = source.config;
   const rank = o.rank ?? 16;
   const params = initLora(cfg, rank, 2 * rank, ALL_TARGETS, 1);
-  const engine = await createOrtEngine(source, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2, device: o.device, spinning: o.spinning });
+  const { engine, kind } = await createStepEngine(source, { precision, rank, alpha: 2 * rank, targets: ALL_TARGETS, threads: o.threads ?? 2, device: o.device, spinning: o.spinning, engine: o.engine });
   const setup = (performance.now() - t0) / 1000;
   const data = splitValidation(syntheticExamples(o.examples ?? 20, o.tokens ?? 120, o.completion ?? 40, cfg.vocabSize, 7), { fraction: 0.2, seed: 1 });
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-bench-train-'));
@@ -100,6 +104,7 @@ export async function benchTrain(modelPath: string, o: TrainBenchOptions = {}): 
       finetune_cpu_s: (cpu.user + cpu.system) / 1e6,
       steps,
       step_s_mean: stepSeconds / steps,
+      engine: kind,
     };
   } finally {
     await engine.dispose();

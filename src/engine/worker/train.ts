@@ -18,7 +18,7 @@ import { openWeights } from '../model/load';
 import { TRAIN_DEFAULTS, trainSettingsOf } from '../train/defaults';
 import type { TrainExample } from '../train/examples';
 import { initLora, type LoraTarget } from '../train/lora';
-import { createOrtEngine, type OrtStepEngine } from '../train/ortEngine';
+import { createStepEngine, type OwnedStepEngine } from '../train/stepEngine';
 import { splitValidation } from '../train/split';
 import { modelRenderer, tokenizeExample } from '../train/tokenize';
 import { train as runTrainer, type TrainResult } from '../train/trainer';
@@ -74,7 +74,7 @@ export const train: Handler<'train'> = async (params, ctx) => {
   const sampler = setInterval(sample, 200);
   const t0 = performance.now();
   const times = { setupS: 0, reloadS: 0 };
-  let engine: OrtStepEngine | undefined;
+  let engine: OwnedStepEngine | undefined;
   let result: TrainResult;
   model.prefixes.clear(); // its KV caches belong to the runtime disposed here
   await model.runtime.dispose();
@@ -82,16 +82,17 @@ export const train: Handler<'train'> = async (params, ctx) => {
     // Streamed from the file into the session's data file: the weights are never whole in JS. On the training
     // device of the model's resolution; under 'auto' a step graph WebGPU cannot take is built for the CPU.
     const resolved: DeviceResolution = ctx.state.device ?? { requested: 'cpu', device: 'cpu', tried: false };
-    const opened = await openOnDevice(resolved, deviceRoles(resolved).training, (device) => createOrtEngine(openWeights(model.summary.source, { precision: model.summary.precision }).source,
+    const opened = await openOnDevice(resolved, deviceRoles(resolved).training, (device) => createStepEngine(openWeights(model.summary.source, { precision: model.summary.precision }).source,
       { precision: model.summary.precision, rank: lora.rank, alpha: lora.alpha, targets: lora.targets, threads, device }));
-    engine = opened.value;
+    engine = opened.value.engine;
+    const kind = opened.value.kind === 'native' ? 'native code' : `ONNX Runtime${opened.value.why ? ` (${opened.value.why})` : ''}`;
     if (opened.resolution !== resolved) {
       ctx.state.device = opened.resolution;
       ctx.log('warn', `train: ${describeDevice(opened.resolution)}; training on the CPU`);
     }
     sample();
     times.setupS = (performance.now() - t0) / 1000;
-    ctx.log('info', `train: ${split.train.length} training and ${split.val.length} held-out examples; step session built in ${times.setupS.toFixed(2)} s`);
+    ctx.log('info', `train: ${split.train.length} training and ${split.val.length} held-out examples; steps on ${kind}, ready in ${times.setupS.toFixed(2)} s`);
     result = await runTrainer(cfg, engine, split, lora, {
       ...trainSettingsOf(hp), shuffle: true,
       evalEvery: TRAIN_DEFAULTS.evalEvery, checkpointEverySeconds: TRAIN_DEFAULTS.checkpointEverySeconds, padId: cfg.padId,

@@ -1,0 +1,188 @@
+// The StepEngine in native code: the layers' forward and backward on the 4-bit weights (native/train.c, the
+// decoder's own forward told to keep its activations), the LM head and cross-entropy with their gradient
+// (head.c's head_loss), and here only what joins them: the embedding rows, the final norm's backward, and the
+// LoRA pairs stacked per group of projections (the decoder's form) and their gradients unstacked.
+// The ONNX Runtime step graph (ortEngine.ts) computes the same; this one keeps both cores busy in every phase
+// and runs the 4-bit products on the decoder's kernels.
+
+import type { GemmaConfig, LayerType } from '../model/config';
+import { EMBED_NAME, FINAL_NORM_NAME } from '../model/weights';
+import type { WeightSource } from '../model/weightSource';
+import { dequantizeBlocks } from '../model/quantTypes';
+import { embeddingScale } from '../gemma/params';
+import { layerInverseFrequencies, ropeTables } from '../gemma/rope';
+import { LORA_GROUPS, type LoraGroup } from '../gemma/layer';
+import { stackGroup, unstackGroupGrads, type StackedPair, type TargetPair } from '../gemma/loraStack';
+import { NativeDecoder, type NativeAdapter } from '../gemma/nativeDecoder';
+import { NativeHead } from '../gemma/nativeHead';
+import type { MicroBatch } from './batch';
+import { loraScale, type LoraParams, type LoraTarget } from './lora';
+import type { StepEngine } from './trainer';
+
+const GROUPS = Object.keys(LORA_GROUPS) as LoraGroup[];
+
+export interface NativeEngineOptions {
+  rank: number;
+  alpha: number;
+  targets: readonly LoraTarget[];
+  threads: number;
+  /** 4: int8 activations for the 4-bit products (ONNX Runtime's accuracy level 4, the default); 0: float. */
+  level?: 0 | 4;
+}
+
+/** The per-step arrays of one adapter shape: the stacked pairs the decoder's adapter reads, and their gradients. */
+interface Stacks {
+  modules: number;
+  adapter: NativeAdapter;
+  pairs: Partial<Record<LoraGroup, StackedPair>>[];
+  grads: Partial<Record<LoraGroup, { a: Float32Array; b: Float32Array }>>[];
+}
+
+export class NativeStepEngine implements StepEngine {
+  private stacks: Stacks | null = null;
+  private readonly rope = new Map<string, Map<LayerType, { cos: Float32Array; sin: Float32Array }>>();
+  private readonly finalNorm: Float32Array;
+
+  private constructor(readonly config: GemmaConfig, private readonly source: WeightSource, private readonly decoder: NativeDecoder,
+    private readonly head: NativeHead, readonly rank: number, readonly targets: readonly LoraTarget[]) {
+    this.finalNorm = source.rows(FINAL_NORM_NAME, 0, 1).data as Float32Array;
+  }
+
+  /** The engine on `source`'s weights (Q4_0 layers, a Q4_0 or Q8_0 embedding), or why it cannot run here. */
+  static create(source: WeightSource, opts: NativeEngineOptions): NativeStepEngine | { reason: string } {
+    const level = opts.level ?? 4;
+    const decoder = NativeDecoder.create(source, opts.threads, level);
+    if ('reason' in decoder) return decoder;
+    const head = NativeHead.create(source, opts.threads, level);
+    if ('reason' in head) {
+      decoder.dispose();
+      return head;
+    }
+    if (source.rows(FINAL_NORM_NAME, 0, 1).type !== 'f32') {
+      decoder.dispose();
+      head.dispose();
+      return { reason: `${FINAL_NORM_NAME} is not f32` };
+    }
+    return new NativeStepEngine(source.config, source, decoder, head, opts.rank, opts.targets);
+  }
+
+  async lossAndGrads(batch: MicroBatch, params: LoraParams, scale: number): Promise<{ lossSum: number; grads: Float32Array[] }> {
+    const cfg = this.config, C = cfg.hidden;
+    const s = this.stacked(params);
+    const { x, positions, branch, rope } = this.inputs(batch);
+    this.decoder.runBatch(x, positions, branch, rope, s.adapter, true);
+    const P = batch.labelPositions.length;
+    const rows = this.labelRows(x, batch.labelPositions);
+    const { loss, dNormed } = this.head.loss(rows, P, batch.labelTargets, true);
+    const grads = params.modules.flatMap((m) => [new Float32Array(m.a.length), new Float32Array(m.b.length)]);
+    const lossSum = loss.reduce((a, v) => a + v, 0);
+    if (!dNormed) return { lossSum: NaN, grads };
+    // d of the last layer's rows: through the final norm at the label positions, nothing elsewhere.
+    const dx = new Float32Array(x.length);
+    for (let p = 0; p < P; p++) rmsNormBackward(rows, dNormed, p * C, this.finalNorm, C, cfg.rmsNormEps, dx, batch.labelPositions[p] * C);
+    this.decoder.backward(dx, positions, branch, rope, s.adapter, s.grads);
+    const R = params.rank, ls = loraScale(params.alpha, R);
+    const byLayer = modulesByLayer(params, grads);
+    for (let l = 0; l < cfg.layers; l++) {
+      for (const group of GROUPS) {
+        const g = s.grads[l][group];
+        if (g) unstackGroupGrads(cfg, group, byLayer[l], R, ls, g.a, g.b, scale);
+      }
+    }
+    return { lossSum, grads };
+  }
+
+  async evaluate(batch: MicroBatch, params: LoraParams): Promise<{ lossSum: number; hits: Float32Array }> {
+    const s = this.stacked(params);
+    const { x, positions, branch, rope } = this.inputs(batch);
+    this.decoder.runBatch(x, positions, branch, rope, s.adapter, false);
+    const { loss, hits } = this.head.loss(this.labelRows(x, batch.labelPositions), batch.labelPositions.length, batch.labelTargets, false);
+    return { lossSum: loss.reduce((a, v) => a + v, 0), hits };
+  }
+
+  async dispose(): Promise<void> {
+    if (this.stacks) this.decoder.dropAdapter(this.stacks.adapter);
+    this.stacks = null;
+    this.decoder.dispose();
+    this.head.dispose();
+  }
+
+  // The batch's scaled embedding rows, each token's position in its sequence and its sequence, RoPE rows.
+  private inputs(batch: MicroBatch): { x: Float32Array; positions: Int32Array; branch: Int32Array; rope: Map<LayerType, { cos: Float32Array; sin: Float32Array }> } {
+    const cfg = this.config, C = cfg.hidden, { B, T } = batch, N = B * T;
+    const dtype = this.source.storage(EMBED_NAME) as 'q4_0' | 'q8_0';
+    const x = new Float32Array(N * C);
+    const k = embeddingScale(cfg);
+    for (let i = 0; i < N; i++) {
+      dequantizeBlocks(dtype, this.source.rows(EMBED_NAME, batch.inputIds[i], 1).data as Uint8Array, C, x, i * C);
+      for (let c = i * C; c < (i + 1) * C; c++) x[c] = Math.fround(x[c] * k);
+    }
+    const positions = new Int32Array(N), branch = new Int32Array(N);
+    for (let i = 0; i < N; i++) positions[i] = i % T, branch[i] = Math.floor(i / T);
+    const key = `${B}x${T}`;
+    let rope = this.rope.get(key);
+    if (!rope) {
+      rope = new Map();
+      for (const type of new Set<LayerType>(cfg.layerTypes)) rope.set(type, ropeTables(layerInverseFrequencies(cfg, type), Array.from(positions)));
+      if (this.rope.size > 64) this.rope.clear();
+      this.rope.set(key, rope);
+    }
+    return { x, positions, branch, rope };
+  }
+
+  private labelRows(x: Float32Array, at: Int32Array): Float32Array {
+    const C = this.config.hidden;
+    const rows = new Float32Array(at.length * C);
+    at.forEach((pos, p) => rows.set(x.subarray(pos * C, (pos + 1) * C), p * C));
+    return rows;
+  }
+
+  // The decoder's adapter for params as they are now: the stacked pairs refilled in place, and a new adapter
+  // over them (it copies b), the last one let go.
+  private stacked(params: LoraParams): Stacks {
+    if (params.rank !== this.rank || params.targets.join() !== this.targets.join()) throw new Error('step engine: LoRA rank/targets differ from the engine');
+    const cfg = this.config, R = params.rank, ls = loraScale(params.alpha, R);
+    const byLayer = modulesByLayer(params);
+    let s = this.stacks;
+    if (!s || s.modules !== params.modules.length) {
+      const pairs = byLayer.map((targets) => Object.fromEntries(GROUPS.flatMap((g) => {
+        const p = stackGroup(cfg, g, targets, R, ls);
+        return p ? [[g, p]] : [];
+      })) as Partial<Record<LoraGroup, StackedPair>>);
+      const grads = pairs.map((p) => Object.fromEntries(GROUPS.flatMap((g) => {
+        const pair = p[g];
+        return pair ? [[g, { a: new Float32Array(pair.a.length), b: new Float32Array(pair.b.length) }]] : [];
+      })) as Partial<Record<LoraGroup, { a: Float32Array; b: Float32Array }>>);
+      if (s) this.decoder.dropAdapter(s.adapter);
+      s = this.stacks = { modules: params.modules.length, adapter: null as unknown as NativeAdapter, pairs, grads };
+    } else {
+      for (let l = 0; l < cfg.layers; l++) for (const g of GROUPS) if (s.pairs[l][g]) stackGroup(cfg, g, byLayer[l], R, ls, s.pairs[l][g]);
+      this.decoder.dropAdapter(s.adapter);
+    }
+    const none = { a: new Float32Array(0), b: new Float32Array(0), rank: 0 };
+    const pairs = s.pairs;
+    s.adapter = this.decoder.adapter(pairs.map((p) => Object.fromEntries(GROUPS.map((g) => [g, p[g] ?? none])) as Record<LoraGroup, StackedPair>));
+    return s;
+  }
+}
+
+/** Per layer, each target's pair: params' own arrays, or with `grads` (flatTensors order) those. */
+function modulesByLayer(params: LoraParams, grads?: Float32Array[]): Map<LoraTarget, TargetPair>[] {
+  const out: Map<LoraTarget, TargetPair>[] = [];
+  params.modules.forEach((m, i) => {
+    (out[m.layer] ??= new Map()).set(m.target, grads ? { a: grads[2 * i], b: grads[2 * i + 1] } : { a: m.a, b: m.b });
+  });
+  return out;
+}
+
+/** out[at…] += d of y = x·r·w (r = rsqrt(mean(x²) + eps)) given dy, for rows x and dy at `from` (in double). */
+function rmsNormBackward(x: Float32Array, dy: Float32Array, from: number, w: Float32Array, n: number, eps: number, out: Float32Array, at: number): void {
+  let ss = 0, gx = 0;
+  for (let i = 0; i < n; i++) {
+    ss += x[from + i] * x[from + i];
+    gx += w[i] * dy[from + i] * x[from + i];
+  }
+  const r = 1 / Math.sqrt(ss / n + eps);
+  const k = gx * r * r * r / n;
+  for (let i = 0; i < n; i++) out[at + i] += r * w[i] * dy[from + i] - x[from + i] * k;
+}

@@ -369,9 +369,8 @@ KERNEL static void phase_rows_in(void *ctx, int ith, int nth) {
 }
 
 /** tr->G for one group's backward. */
-static void set_group(trainer *tr, const float *x, int K, const float *dy, int M, const layer *L, const block_q4_0x8 *const *w, const int *rows, int nw,
-                      const lora_pair *p, const float *t, const lora_grad *g, float *dx) {
-  (void)L;
+static void set_group(trainer *tr, const float *x, int K, const float *dy, int M, const block_q4_0x8 *const *w, const int *rows, int nw, const lora_pair *p,
+                      const float *t, const lora_grad *g, float *dx) {
   group *G = &tr->G;
   *G = (group){x, K, dy, M, {NULL, NULL, NULL}, {0, 0, 0}, nw, p && p->r > 0 ? p : NULL, t, g, dx};
   for (int i = 0; i < nw; i++) G->w[i] = w[i], G->rows[i] = rows[i];
@@ -396,18 +395,18 @@ int trainer_backward(trainer *tr, float *dx, const int *positions, const int *br
     tr->cache = &caches[l];
     // The MLP: down, the activation, gate|up; then pre_ffn_norm.
     pool_run(d->pool, phase_rows_out, tr);
-    set_group(tr, tr->act, F, tr->dproj, C, L, (const block_q4_0x8 *[]){L->down}, (int[]){C}, 1, LL ? &LL->down : NULL, tr->S->t_down, &GL->down, tr->dact);
+    set_group(tr, tr->act, F, tr->dproj, C, (const block_q4_0x8 *[]){L->down}, (int[]){C}, 1, LL ? &LL->down : NULL, tr->S->t_down, &GL->down, tr->dact);
     group_backward(tr);
     pool_run(d->pool, phase_rows_gelu, tr);
-    set_group(tr, tr->xn, C, tr->dgu, 2 * F, L, (const block_q4_0x8 *[]){L->gate, L->up}, (int[]){F, F}, 2, LL ? &LL->gateup : NULL, tr->S->t_gateup, &GL->gateup, tr->dxn);
+    set_group(tr, tr->xn, C, tr->dgu, 2 * F, (const block_q4_0x8 *[]){L->gate, L->up}, (int[]){F, F}, 2, LL ? &LL->gateup : NULL, tr->S->t_gateup, &GL->gateup, tr->dxn);
     group_backward(tr);
     // Attention: post_attn_norm, o, the weights, RoPE and the per-head norms, q|k|v; then input_norm.
     pool_run(d->pool, phase_rows_mid, tr);
-    set_group(tr, tr->S->ctx, Q, tr->dproj, C, L, (const block_q4_0x8 *[]){L->o}, (int[]){C}, 1, LL ? &LL->o : NULL, tr->S->t_o, &GL->o, tr->dctx);
+    set_group(tr, tr->S->ctx, Q, tr->dproj, C, (const block_q4_0x8 *[]){L->o}, (int[]){C}, 1, LL ? &LL->o : NULL, tr->S->t_o, &GL->o, tr->dctx);
     group_backward(tr);
     pool_run(d->pool, phase_attention_backward, tr);
     pool_run(d->pool, phase_rows_qk, tr);
-    set_group(tr, tr->xn, C, tr->dqkv, N, L, (const block_q4_0x8 *[]){L->q, L->k, L->v}, (int[]){Q, KV, KV}, 3, LL ? &LL->qkv : NULL, tr->S->t_qkv, &GL->qkv, tr->dxn);
+    set_group(tr, tr->xn, C, tr->dqkv, N, (const block_q4_0x8 *[]){L->q, L->k, L->v}, (int[]){Q, KV, KV}, 3, LL ? &LL->qkv : NULL, tr->S->t_qkv, &GL->qkv, tr->dxn);
     group_backward(tr);
     pool_run(d->pool, phase_rows_in, tr);
   }

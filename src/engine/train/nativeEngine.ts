@@ -30,9 +30,8 @@ export interface NativeEngineOptions {
   level?: 0 | 4;
 }
 
-/** The per-step arrays of one adapter shape: the stacked pairs the decoder's adapter reads, and their gradients. */
+/** The arrays of the engine's adapter shape (its rank and targets are fixed): the stacked pairs, the decoder's adapter made from them, their gradients. */
 interface Stacks {
-  modules: number;
   adapter: NativeAdapter;
   pairs: Partial<Record<LoraGroup, StackedPair>>[];
   grads: Partial<Record<LoraGroup, { a: Float32Array; b: Float32Array }>>[];
@@ -71,9 +70,11 @@ export class NativeStepEngine implements StepEngine {
     const s = this.stacked(params);
     const { x, positions, branch, rope } = this.inputs(batch);
     this.decoder.runBatch(x, positions, branch, rope, s.adapter, true);
+    await betweenCalls();
     const P = batch.labelPositions.length;
     const rows = this.labelRows(x, batch.labelPositions);
     const { loss, dNormed } = this.head.loss(rows, P, batch.labelTargets, true);
+    await betweenCalls();
     const grads = params.modules.flatMap((m) => [new Float32Array(m.a.length), new Float32Array(m.b.length)]);
     const lossSum = loss.reduce((a, v) => a + v, 0);
     if (!dNormed) return { lossSum: NaN, grads };
@@ -96,6 +97,7 @@ export class NativeStepEngine implements StepEngine {
     const s = this.stacked(params);
     const { x, positions, branch, rope } = this.inputs(batch);
     this.decoder.runBatch(x, positions, branch, rope, s.adapter, false);
+    await betweenCalls();
     const { loss, hits } = this.head.loss(this.labelRows(x, batch.labelPositions), batch.labelPositions.length, batch.labelTargets, false);
     return { lossSum: loss.reduce((a, v) => a + v, 0), hits };
   }
@@ -138,32 +140,38 @@ export class NativeStepEngine implements StepEngine {
   }
 
   // The decoder's adapter for params as they are now: the stacked pairs refilled in place, and a new adapter
-  // over them (it copies b), the last one let go.
+  // over them (it copies them), the last one let go.
   private stacked(params: LoraParams): Stacks {
     if (params.rank !== this.rank || params.targets.join() !== this.targets.join()) throw new Error('step engine: LoRA rank/targets differ from the engine');
     const cfg = this.config, R = params.rank, ls = loraScale(params.alpha, R);
     const byLayer = modulesByLayer(params);
-    let s = this.stacks;
-    if (!s || s.modules !== params.modules.length) {
-      const pairs = byLayer.map((targets) => Object.fromEntries(GROUPS.flatMap((g) => {
+    if (this.stacks) this.decoder.dropAdapter(this.stacks.adapter);
+    let pairs = this.stacks?.pairs;
+    let grads = this.stacks?.grads;
+    if (pairs && grads) {
+      for (let l = 0; l < cfg.layers; l++) for (const g of GROUPS) if (pairs[l][g]) stackGroup(cfg, g, byLayer[l], R, ls, pairs[l][g]);
+    } else {
+      pairs = byLayer.map((targets) => Object.fromEntries(GROUPS.flatMap((g) => {
         const p = stackGroup(cfg, g, targets, R, ls);
         return p ? [[g, p]] : [];
       })) as Partial<Record<LoraGroup, StackedPair>>);
-      const grads = pairs.map((p) => Object.fromEntries(GROUPS.flatMap((g) => {
+      grads = pairs.map((p) => Object.fromEntries(GROUPS.flatMap((g) => {
         const pair = p[g];
         return pair ? [[g, { a: new Float32Array(pair.a.length), b: new Float32Array(pair.b.length) }]] : [];
       })) as Partial<Record<LoraGroup, { a: Float32Array; b: Float32Array }>>);
-      if (s) this.decoder.dropAdapter(s.adapter);
-      s = this.stacks = { modules: params.modules.length, adapter: null as unknown as NativeAdapter, pairs, grads };
-    } else {
-      for (let l = 0; l < cfg.layers; l++) for (const g of GROUPS) if (s.pairs[l][g]) stackGroup(cfg, g, byLayer[l], R, ls, s.pairs[l][g]);
-      this.decoder.dropAdapter(s.adapter);
     }
     const none = { a: new Float32Array(0), b: new Float32Array(0), rank: 0 };
-    const pairs = s.pairs;
-    s.adapter = this.decoder.adapter(pairs.map((p) => Object.fromEntries(GROUPS.map((g) => [g, p[g] ?? none])) as Record<LoraGroup, StackedPair>));
-    return s;
+    const adapter = this.decoder.adapter(pairs.map((p) => Object.fromEntries(GROUPS.map((g) => [g, p[g] ?? none])) as Record<LoraGroup, StackedPair>));
+    return (this.stacks = { adapter, pairs, grads });
   }
+}
+
+/**
+ * Lets the engine's event loop run between native calls, which hold its thread for up to a second each on the
+ * 270M: a cancel or another request from the host is read then, not only once the whole step is done.
+ */
+function betweenCalls(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Per layer, each target's pair: params' own arrays, or with `grads` (flatTensors order) those. */

@@ -15,6 +15,7 @@ import { initLora, type LoraParams, type LoraTarget } from '../../src/engine/tra
 import { IGNORE, type TokenizedExample } from '../../src/engine/train/tokenize';
 import { Rng } from '../../src/engine/rng';
 import { tempDir } from './temp-helpers';
+import { f32Bytes, patchTensorBytes } from './damage-helpers';
 
 const tmp = tempDir('train-native-');
 // Two heads per kv head and a window of 4 that the sequences pass: grouped-query attention and the sliding mask.
@@ -116,5 +117,36 @@ test('the native step gives the same loss and gradients on one thread as on thre
   } finally {
     await one.dispose();
     await three.dispose();
+  }
+});
+
+test('a model whose logits overflow gives a NaN loss, which the trainer stops on, and no gradient', async () => {
+  const file = path.join(tmp, 'overflow.gguf');
+  writeRandomGguf(file, CFG, { seed: 11, dtype: 'q4_0', embedding: 'q8_0' });
+  for (let i = 0; i < CFG.hidden; i++) patchTensorBytes(file, 'output_norm.weight', 4 * i, f32Bytes(3e38));
+  const { p, batch } = setup(['q', 'down'], 9);
+  const eng = engine(file, p, 4);
+  try {
+    const r = await eng.lossAndGrads(batch, p, 1);
+    assert.ok(Number.isNaN(r.lossSum), `loss ${r.lossSum}`);
+    assert.ok(r.grads.every((g) => g.every((v) => v === 0)), 'no gradient from non-finite logits');
+    assert.ok(Number.isNaN((await eng.evaluate(batch, p)).lossSum));
+  } finally {
+    await eng.dispose();
+  }
+});
+
+test('a batch without label positions costs nothing and gives zero', async () => {
+  const file = model('q8_0');
+  const { p, batch } = setup(['o'], 4);
+  const eng = engine(file, p, 4);
+  try {
+    const none = { ...batch, labelPositions: new Int32Array(0), labelTargets: new Int32Array(0) };
+    const r = await eng.lossAndGrads(none, p, 1);
+    assert.equal(r.lossSum, 0);
+    assert.equal(r.grads.length, 2 * p.modules.length);
+    assert.ok(r.grads.every((g) => g.every((v) => v === 0)));
+  } finally {
+    await eng.dispose();
   }
 });

@@ -67,6 +67,9 @@ export class NativeStepEngine implements StepEngine {
 
   async lossAndGrads(batch: MicroBatch, params: LoraParams, scale: number): Promise<{ lossSum: number; grads: Float32Array[] }> {
     const cfg = this.config, C = cfg.hidden;
+    const grads = params.modules.flatMap((m) => [new Float32Array(m.a.length), new Float32Array(m.b.length)]);
+    // No label, no loss: nothing to run (collate's examples each have one, so only a hand-made batch).
+    if (batch.labelPositions.length === 0) return { lossSum: 0, grads };
     const s = this.stacked(params);
     const { x, positions, branch, rope } = this.inputs(batch);
     this.decoder.runBatch(x, positions, branch, rope, s.adapter, true);
@@ -75,7 +78,6 @@ export class NativeStepEngine implements StepEngine {
     const rows = this.labelRows(x, batch.labelPositions);
     const { loss, dNormed } = this.head.loss(rows, P, batch.labelTargets, true);
     await betweenCalls();
-    const grads = params.modules.flatMap((m) => [new Float32Array(m.a.length), new Float32Array(m.b.length)]);
     const lossSum = loss.reduce((a, v) => a + v, 0);
     if (!dNormed) return { lossSum: NaN, grads };
     // d of the last layer's rows: through the final norm at the label positions, nothing elsewhere.
@@ -94,6 +96,7 @@ export class NativeStepEngine implements StepEngine {
   }
 
   async evaluate(batch: MicroBatch, params: LoraParams): Promise<{ lossSum: number; hits: Float32Array }> {
+    if (batch.labelPositions.length === 0) return { lossSum: 0, hits: new Float32Array(0) };
     const s = this.stacked(params);
     const { x, positions, branch, rope } = this.inputs(batch);
     this.decoder.runBatch(x, positions, branch, rope, s.adapter, false);

@@ -1,5 +1,6 @@
-// The production StepEngine: the train-step graph (gemma/trainGraph.ts) in one onnxruntime-node
-// session. Per micro-batch it feeds the ids, the RoPE tables and masks for T, the label positions and
+// The ONNX Runtime StepEngine: the train-step graph (gemma/trainGraph.ts) in one onnxruntime-node
+// session, for float weights, WebGPU and CPUs without the native kernels (stepEngine.ts picks; nativeEngine.ts
+// runs 4-bit weights on the CPU). Per micro-batch it feeds the ids, the RoPE tables and masks for T, the label positions and
 // the LoRA tensors (views of the trainer's buffers, no copy) and returns Σ CE and the gradients.
 
 import type * as ortTypes from 'onnxruntime-node';

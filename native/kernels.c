@@ -417,6 +417,14 @@ __attribute__((always_inline)) KERNEL static inline void dyw_tile(const float *w
     for (int c = 0; c < 4; c++) _mm256_storeu_ps(dx + (size_t)i * ldx + 8 * c, a[i][c]);
 }
 
+// Every token's 32 columns of dx against n dequantised rows wd: three tokens at a time, then the one or two left.
+KERNEL static void dyw_tokens(const float *wd, int n, const float *dy, int ldy, float *dx, int ldx, int T, int load) {
+  int t = 0;
+  for (; t + 3 <= T; t += 3) dyw_tile(wd, n, dy + (size_t)t * ldy, ldy, dx + (size_t)t * ldx, ldx, 3, load);
+  if (T - t == 2) dyw_tile(wd, n, dy + (size_t)t * ldy, ldy, dx + (size_t)t * ldx, ldx, 2, load);
+  else if (T - t == 1) dyw_tile(wd, n, dy + (size_t)t * ldy, ldy, dx + (size_t)t * ldx, ldx, 1, load);
+}
+
 // Rows of W that gemm_dy_w dequantises at a time (128 KB of floats: L2, not L1, but 128 bytes per 6 cycles
 // is well within L2's bandwidth). A tile's cost outside its FMAs (loading and storing dx, the cold start of
 // its dy rows) is paid once per chunk, so longer chunks win: on the 270M's shapes with T = 512 one thread
@@ -439,12 +447,7 @@ KERNEL void gemm_dy_w(const block_q4_0x8 *w, int M, int K, const float *dy, int 
     for (int m0 = 0; m0 < M; m0 += DYW_ROWS) {
       const int n = M - m0 < DYW_ROWS ? M - m0 : DYW_ROWS, load = accumulate || m0 > 0;
       dequant_strip(w, nb, b, m0, n, wd);
-      const float *y = dy + m0;
-      float *x = dx + b * QK;
-      int t = 0;
-      for (; t + 3 <= T; t += 3) dyw_tile(wd, n, y + (size_t)t * ldy, ldy, x + (size_t)t * ldx, ldx, 3, load);
-      if (T - t == 2) dyw_tile(wd, n, y + (size_t)t * ldy, ldy, x + (size_t)t * ldx, ldx, 2, load);
-      else if (T - t == 1) dyw_tile(wd, n, y + (size_t)t * ldy, ldy, x + (size_t)t * ldx, ldx, 1, load);
+      dyw_tokens(wd, n, dy + m0, ldy, dx + b * QK, ldx, T, load);
     }
 }
 
@@ -547,12 +550,7 @@ KERNEL void gemm_dy_table(table_ref E, int M, const float *dy, int ldy, int T, f
     const int n = M - m0 < DYT_ROWS ? M - m0 : DYT_ROWS, load = accumulate || m0 > 0;
     for (int b = k0 / QK; b < k1 / QK; b++) {
       for (int m = 0; m < n; m++) table_block_f32(E, m0 + m, b, wd + (size_t)m * QK);
-      const float *y = dy + m0;
-      float *x = dx + b * QK;
-      int t = 0;
-      for (; t + 3 <= T; t += 3) dyw_tile(wd, n, y + (size_t)t * ldy, ldy, x + (size_t)t * ldx, ldx, 3, load);
-      if (T - t == 2) dyw_tile(wd, n, y + (size_t)t * ldy, ldy, x + (size_t)t * ldx, ldx, 2, load);
-      else if (T - t == 1) dyw_tile(wd, n, y + (size_t)t * ldy, ldy, x + (size_t)t * ldx, ldx, 1, load);
+      dyw_tokens(wd, n, dy + m0, ldy, dx + b * QK, ldx, T, load);
     }
   }
 }

@@ -35,6 +35,7 @@ struct trainer {
   float *scratch;  // per thread: gemm_dy_w's, then attention's visible indices, weights and their gradients
   size_t scratch_per;
   // The step in flight, read by the phases.
+  void (*rows_fn)(struct trainer *tr, int t0, int t1);
   int T;
   float *dx;
   const decoder_saves *S;
@@ -240,15 +241,25 @@ static void group_backward(trainer *tr) {
 
 // --- the layer's rows ---
 
+static void phase_rows(void *ctx, int ith, int nth) {
+  trainer *tr = ctx;
+  int t0, t1;
+  pool_share(tr->T, 1, ith, nth, &t0, &t1);
+  if (t0 < t1) tr->rows_fn(tr, t0, t1);
+}
+
+// fn on every token's rows, shared among the threads.
+static void for_rows(trainer *tr, void (*fn)(trainer *, int, int)) {
+  tr->rows_fn = fn;
+  pool_run(tr->d->pool, phase_rows, tr);
+}
+
 // From d of the layer's output (tr->dx): dh = dx (the residual), dproj = d down through post_ffn_norm; the
 // MLP activation and pre_ffn_norm(h) recomputed.
-KERNEL static void phase_rows_out(void *ctx, int ith, int nth) {
-  trainer *tr = ctx;
+KERNEL static void rows_out(trainer *tr, int t0, int t1) {
   const decoder_config *c = &tr->d->c;
   const size_t C = c->hidden, F = c->ffn;
   const decoder_saves *S = tr->S;
-  int t0, t1;
-  pool_share(tr->T, 1, ith, nth, &t0, &t1);
   for (size_t t = (size_t)t0; t < (size_t)t1; t++) {
     memcpy(tr->dh + t * C, tr->dx + t * C, sizeof(float) * C);
     rms_norm_backward(S->down + t * C, tr->L->post_ffn_norm, tr->dx + t * C, (int)C, c->eps, tr->dproj + t * C, 0);
@@ -258,11 +269,8 @@ KERNEL static void phase_rows_out(void *ctx, int ith, int nth) {
 }
 
 // d gate|up from d of the MLP activation.
-KERNEL static void phase_rows_gelu(void *ctx, int ith, int nth) {
-  trainer *tr = ctx;
+KERNEL static void rows_gelu(trainer *tr, int t0, int t1) {
   const size_t F = tr->d->c.ffn;
-  int t0, t1;
-  pool_share(tr->T, 1, ith, nth, &t0, &t1);
   for (size_t t = (size_t)t0; t < (size_t)t1; t++) {
     const float *gu = tr->S->gateup + t * 2 * F;
     gelu_mul_backward(gu, gu + F, tr->dact + t * F, tr->dgu + t * 2 * F, tr->dgu + t * 2 * F + F, (int)F);
@@ -270,12 +278,9 @@ KERNEL static void phase_rows_gelu(void *ctx, int ith, int nth) {
 }
 
 // dh += d h through pre_ffn_norm; dproj = d o through post_attn_norm.
-KERNEL static void phase_rows_mid(void *ctx, int ith, int nth) {
-  trainer *tr = ctx;
+KERNEL static void rows_mid(trainer *tr, int t0, int t1) {
   const decoder_config *c = &tr->d->c;
   const size_t C = c->hidden;
-  int t0, t1;
-  pool_share(tr->T, 1, ith, nth, &t0, &t1);
   for (size_t t = (size_t)t0; t < (size_t)t1; t++) {
     rms_norm_backward(tr->S->h + t * C, tr->L->pre_ffn_norm, tr->dxn + t * C, (int)C, c->eps, tr->dh + t * C, 1);
     rms_norm_backward(tr->S->o + t * C, tr->L->post_attn_norm, tr->dh + t * C, (int)C, c->eps, tr->dproj + t * C, 0);
@@ -325,13 +330,10 @@ KERNEL static void phase_attention_backward(void *ctx, int ith, int nth) {
 
 // d keys and values summed over each group's heads, then q and k back through RoPE and their per-head norms;
 // input_norm(x) recomputed for the q|k|v group's LoRA.
-KERNEL static void phase_rows_qk(void *ctx, int ith, int nth) {
-  trainer *tr = ctx;
+KERNEL static void rows_qk(trainer *tr, int t0, int t1) {
   const decoder_config *c = &tr->d->c;
   const int H = c->heads, Hkv = c->kv_heads, D = c->head_dim, G = H / Hkv, Q = H * D, KV = Hkv * D, N = Q + 2 * KV;
   const size_t C = c->hidden;
-  int t0, t1;
-  pool_share(tr->T, 1, ith, nth, &t0, &t1);
   for (int t = t0; t < t1; t++) {
     float *row = tr->dqkv + (size_t)t * N;
     const float *raw = tr->S->qkv_raw + (size_t)t * N;
@@ -356,12 +358,9 @@ KERNEL static void phase_rows_qk(void *ctx, int ith, int nth) {
 }
 
 // d of the layer's input: dh (the residual) + d x through input_norm.
-KERNEL static void phase_rows_in(void *ctx, int ith, int nth) {
-  trainer *tr = ctx;
+KERNEL static void rows_in(trainer *tr, int t0, int t1) {
   const decoder_config *c = &tr->d->c;
   const size_t C = c->hidden;
-  int t0, t1;
-  pool_share(tr->T, 1, ith, nth, &t0, &t1);
   for (size_t t = (size_t)t0; t < (size_t)t1; t++) {
     memcpy(tr->dx + t * C, tr->dh + t * C, sizeof(float) * C);
     rms_norm_backward(tr->S->x + t * C, tr->L->in_norm, tr->dxn + t * C, (int)C, c->eps, tr->dx + t * C, 1);
@@ -394,21 +393,21 @@ int trainer_backward(trainer *tr, float *dx, const int *positions, const int *br
     tr->S = &tr->saves[l];
     tr->cache = &caches[l];
     // The MLP: down, the activation, gate|up; then pre_ffn_norm.
-    pool_run(d->pool, phase_rows_out, tr);
+    for_rows(tr, rows_out);
     set_group(tr, tr->act, F, tr->dproj, C, (const block_q4_0x8 *[]){L->down}, (int[]){C}, 1, LL ? &LL->down : NULL, tr->S->t_down, &GL->down, tr->dact);
     group_backward(tr);
-    pool_run(d->pool, phase_rows_gelu, tr);
+    for_rows(tr, rows_gelu);
     set_group(tr, tr->xn, C, tr->dgu, 2 * F, (const block_q4_0x8 *[]){L->gate, L->up}, (int[]){F, F}, 2, LL ? &LL->gateup : NULL, tr->S->t_gateup, &GL->gateup, tr->dxn);
     group_backward(tr);
     // Attention: post_attn_norm, o, the weights, RoPE and the per-head norms, q|k|v; then input_norm.
-    pool_run(d->pool, phase_rows_mid, tr);
+    for_rows(tr, rows_mid);
     set_group(tr, tr->S->ctx, Q, tr->dproj, C, (const block_q4_0x8 *[]){L->o}, (int[]){C}, 1, LL ? &LL->o : NULL, tr->S->t_o, &GL->o, tr->dctx);
     group_backward(tr);
     pool_run(d->pool, phase_attention_backward, tr);
-    pool_run(d->pool, phase_rows_qk, tr);
+    for_rows(tr, rows_qk);
     set_group(tr, tr->xn, C, tr->dqkv, N, (const block_q4_0x8 *[]){L->q, L->k, L->v}, (int[]){Q, KV, KV}, 3, LL ? &LL->qkv : NULL, tr->S->t_qkv, &GL->qkv, tr->dxn);
     group_backward(tr);
-    pool_run(d->pool, phase_rows_in, tr);
+    for_rows(tr, rows_in);
   }
   pool_park(d->pool);
   return 0;

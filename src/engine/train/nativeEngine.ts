@@ -85,7 +85,7 @@ export class NativeStepEngine implements StepEngine {
     for (let p = 0; p < P; p++) rmsNormBackward(rows, dNormed, p * C, this.finalNorm, C, cfg.rmsNormEps, dx, batch.labelPositions[p] * C);
     this.decoder.backward(dx, positions, branch, rope, s.adapter, s.grads);
     const R = params.rank, ls = loraScale(params.alpha, R);
-    const byLayer = modulesByLayer(params, grads);
+    const byLayer = modulesByLayer(cfg.layers, params, grads);
     for (let l = 0; l < cfg.layers; l++) {
       for (const group of GROUPS) {
         const g = s.grads[l][group];
@@ -123,7 +123,10 @@ export class NativeStepEngine implements StepEngine {
       for (let c = i * C; c < (i + 1) * C; c++) x[c] = Math.fround(x[c] * k);
     }
     const positions = new Int32Array(N), branch = new Int32Array(N);
-    for (let i = 0; i < N; i++) positions[i] = i % T, branch[i] = Math.floor(i / T);
+    for (let i = 0; i < N; i++) {
+      positions[i] = i % T;
+      branch[i] = Math.floor(i / T);
+    }
     const key = `${B}x${T}`;
     let rope = this.rope.get(key);
     if (!rope) {
@@ -147,7 +150,7 @@ export class NativeStepEngine implements StepEngine {
   private stacked(params: LoraParams): Stacks {
     if (params.rank !== this.rank || params.targets.join() !== this.targets.join()) throw new Error('step engine: LoRA rank/targets differ from the engine');
     const cfg = this.config, R = params.rank, ls = loraScale(params.alpha, R);
-    const byLayer = modulesByLayer(params);
+    const byLayer = modulesByLayer(cfg.layers, params);
     if (this.stacks) this.decoder.dropAdapter(this.stacks.adapter);
     let pairs = this.stacks?.pairs;
     let grads = this.stacks?.grads;
@@ -177,12 +180,10 @@ function betweenCalls(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/** Per layer, each target's pair: params' own arrays, or with `grads` (flatTensors order) those. */
-function modulesByLayer(params: LoraParams, grads?: Float32Array[]): Map<LoraTarget, TargetPair>[] {
-  const out: Map<LoraTarget, TargetPair>[] = [];
-  params.modules.forEach((m, i) => {
-    (out[m.layer] ??= new Map()).set(m.target, grads ? { a: grads[2 * i], b: grads[2 * i + 1] } : { a: m.a, b: m.b });
-  });
+/** Per layer (of `layers`), each target's pair: params' own arrays, or with `grads` (flatTensors order) those. */
+function modulesByLayer(layers: number, params: LoraParams, grads?: Float32Array[]): Map<LoraTarget, TargetPair>[] {
+  const out = Array.from({ length: layers }, () => new Map<LoraTarget, TargetPair>());
+  params.modules.forEach((m, i) => out[m.layer].set(m.target, grads ? { a: grads[2 * i], b: grads[2 * i + 1] } : { a: m.a, b: m.b }));
   return out;
 }
 

@@ -93,8 +93,9 @@ export class NativeHead {
    * row the cross-entropy against its label (labels [n], ids < V) and 1 where the label is the first argmax,
    * else 0; with `grad`, the gradient of their sum with respect to the normed rows (after the final norm),
    * softmax·E − E[label] [n, C] (lmHead.ts's crossEntropy and headCrossEntropyBackward, head.h's head_loss).
-   * The logits are logits()'s. Logits that are NaN or ±Infinity make every loss NaN, every hit 0 and the
-   * gradient null. Throws for a head that keeps a repacked table (a Q4_0 table at level 0) or caps its logits.
+   * The logits are computed at float activations from the table's exact values whatever the head's level
+   * (logits() at level 0 gives them to float rounding). Logits that are NaN or ±Infinity make every loss NaN, every hit 0 and the
+   * gradient null. Throws for a head that caps its logits (Gemma 3's does not).
    */
   loss(rows: Float32Array, n: number, labels: Int32Array, grad: boolean): { loss: Float32Array; hits: Float32Array; dNormed: Float32Array | null } {
     if (!this.handle) throw new Error('native head was disposed');

@@ -656,13 +656,13 @@ static napi_value choose(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// loss(head, rows, n, labels, logits, loss, hit, dNormed): rows Float32Array [n·hidden] (the last layer's outputs,
+// loss(head, rows, n, labels, logits, loss, hit, dRows): rows Float32Array [n·hidden] (the last layer's outputs,
 // before the final norm); labels Int32Array [n] of vocabulary ids; logits Float32Array [n·vocab] (scratch); loss and
-// hit Float32Array [n]; dNormed null or Float32Array [n·hidden], the gradient with respect to the normed rows
+// hit Float32Array [n]; dRows null or Float32Array [n·hidden], the gradient with respect to the rows
 // (head.h's head_loss). Returns how many logits are NaN or ±Infinity (0: every output written; else none is).
 static napi_value loss(napi_env env, napi_callback_info info) {
   napi_value argv[8];
-  handle *h = head_args(env, info, 8, argv, "loss(head, rows, n, labels, logits, loss, hit, dNormed): no live head");
+  handle *h = head_args(env, info, 8, argv, "loss(head, rows, n, labels, logits, loss, hit, dRows): no live head");
   int n;
   const float *rows = h ? head_rows(env, h, argv, &n, "loss") : NULL;
   if (!rows) return NULL;
@@ -676,10 +676,10 @@ static napi_value loss(napi_env env, napi_callback_info info) {
     if (labels[i] < 0 || labels[i] >= V) FAIL("loss: a label is outside the vocabulary");
   napi_valuetype kind;
   CHECK(napi_typeof(env, argv[7], &kind));
-  float *d_normed = NULL;
-  if (kind != napi_null && kind != napi_undefined && !(d_normed = typed(env, argv[7], napi_float32_array, n * C, NULL)))
-    FAIL("loss: dNormed is neither null nor a Float32Array [n·hidden]");
-  const int bad = head_loss(h->hd, rows, n, labels, scratch, out, hit, d_normed);
+  float *d_rows = NULL;
+  if (kind != napi_null && kind != napi_undefined && !(d_rows = typed(env, argv[7], napi_float32_array, n * C, NULL)))
+    FAIL("loss: dRows is neither null nor a Float32Array [n·hidden]");
+  const int bad = head_loss(h->hd, rows, n, labels, scratch, out, hit, d_rows);
   if (bad == -2) FAIL("loss: this head caps its logits");
   return nonfinite_count(env, bad, "loss");
 }

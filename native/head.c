@@ -46,7 +46,8 @@ struct head {
   // The loss call in flight (head_loss): its labels, per-row results and gradient, and per thread the
   // scratch of the table's float kernels (GEMM_TABLE_SCRATCH).
   const int32_t *labels;
-  float *loss, *hit, *d_normed;
+  float *loss, *hit, *d_rows;
+  const float *rows;
   int want_grad;
   float *loss_scratch;
   int threads;
@@ -577,7 +578,8 @@ KERNEL static void phase_loss_logits(void *ctx, int ith, int nth) {
   h->bad_n[ith] = bad;
 }
 
-// softmax · E into d_normed, the thread's columns (blocks of 32) over the whole vocabulary; then − E[label].
+// softmax · E into d_rows, the thread's columns (blocks of 32) over the whole vocabulary; then − E[label]: the
+// gradient with respect to the normed rows, which phase_loss_rows takes back through the final norm.
 KERNEL static void phase_loss_backward(void *ctx, int ith, int nth) {
   head *h = ctx;
   const int V = h->c.vocab, C = h->c.hidden;
@@ -585,15 +587,24 @@ KERNEL static void phase_loss_backward(void *ctx, int ith, int nth) {
   pool_share(C, QK, ith, nth, &k0, &k1);
   if (k0 >= k1) return;
   float *scratch = h->loss_scratch + (size_t)ith * GEMM_TABLE_SCRATCH;
-  gemm_dy_table(table_of(h), V, h->out, V, h->n, h->d_normed, C, k0, k1, 0, scratch);
+  gemm_dy_table(table_of(h), V, h->out, V, h->n, h->d_rows, C, k0, k1, 0, scratch);
   for (int i = 0; i < h->n; i++) {
     table_rows_f32(table_of(h), h->labels[i], 1, scratch);
-    float *d = h->d_normed + (size_t)i * C;
+    float *d = h->d_rows + (size_t)i * C;
     for (int c = k0; c < k1; c++) d[c] -= scratch[c];
   }
 }
 
-KERNEL int head_loss(head *h, const float *rows, int n, const int32_t *labels, float *logits, float *loss, float *hit, float *d_normed) {
+// Each row's gradient back through the final norm, in place (the rows shared among the threads).
+KERNEL static void phase_loss_rows(void *ctx, int ith, int nth) {
+  head *h = ctx;
+  const int C = h->c.hidden;
+  int i0, i1;
+  pool_share(h->n, 1, ith, nth, &i0, &i1);
+  for (int i = i0; i < i1; i++) rms_norm_backward(h->rows + (size_t)i * C, h->norm, h->d_rows + (size_t)i * C, C, h->c.eps, h->d_rows + (size_t)i * C, 0);
+}
+
+KERNEL int head_loss(head *h, const float *rows, int n, const int32_t *labels, float *logits, float *loss, float *hit, float *d_rows) {
   const int C = h->c.hidden;
   if (h->c.softcap > 0) return -2;
   if (head_logits_reserve(h, n) != 0) return -1;
@@ -610,11 +621,13 @@ KERNEL int head_loss(head *h, const float *rows, int n, const int32_t *labels, f
   h->labels = labels;
   h->loss = loss;
   h->hit = hit;
-  h->want_grad = d_normed != NULL;
+  h->want_grad = d_rows != NULL;
   pool_run(h->pool, phase_cross_entropy, h);
-  if (d_normed) {
-    h->d_normed = d_normed;
+  if (d_rows) {
+    h->d_rows = d_rows;
+    h->rows = rows;
     pool_run(h->pool, phase_loss_backward, h);
+    pool_run(h->pool, phase_loss_rows, h);
   }
   pool_park(h->pool);
   return 0;

@@ -50,15 +50,15 @@ int head_choose(head *h, const float *row, int top, const int32_t *among, int n_
  * The training loss of the head (lmHead.ts's crossEntropy and headCrossEntropyBackward, in native code) on
  * rows [n, hidden]: the last layer's outputs, before the final norm, which it applies itself. The logits are
  * computed at float activations from the table's exact values whatever the head's level (finer than
- * head_logits's at level 4), into logits [n, vocab], which is scratch: it ends as the logits, or with d_normed
+ * head_logits's at level 4), into logits [n, vocab], which is scratch: it ends as the logits, or with d_rows
  * their softmax. A logit's bits depend on neither n nor the thread count.
  * labels [n] are vocabulary ids, each in [0, vocab). Per row: loss[i] = logsumexp(logits_i) − logits_i[label_i]
  * (in double, rounded to float), hit[i] = 1 when label_i is the first largest logit (argmax's tie rule), else 0.
- * With d_normed [n, hidden] (may be NULL), the gradient of Σ_i loss[i] with respect to the normed rows (after the
- * final norm, the head's matmul input): softmax(logits_i)·E − E[label_i], E [vocab, hidden] the table's rows as
- * stored, dequantised exactly, each entry summed over the vocabulary in order (the same bits for any thread
- * count). Returns 0; how many of the logits are NaN or ±Infinity (loss, hit and d_normed are then not written);
- * −1 when out of memory; −2 for a head with a softcap (Gemma 3 has none).
+ * With d_rows [n, hidden] (may be NULL), the gradient of Σ_i loss[i] with respect to the rows: softmax(logits_i)·E −
+ * E[label_i] (E [vocab, hidden] the table's rows as stored, dequantised exactly, each entry summed over the
+ * vocabulary in order: the same bits for any thread count), then back through the final norm. Returns 0; how many
+ * of the logits are NaN or ±Infinity (loss, hit and d_rows are then not written); −1 when out of memory; −2 for a
+ * head with a softcap (Gemma 3 has none).
  */
-int head_loss(head *h, const float *rows, int n, const int32_t *labels, float *logits, float *loss, float *hit, float *d_normed);
+int head_loss(head *h, const float *rows, int n, const int32_t *labels, float *logits, float *loss, float *hit, float *d_rows);
 void head_destroy(head *h);

@@ -93,6 +93,20 @@ KERNEL void rms_norm(const float *x, const float *w, int n, float eps, float *ou
   for (i = 0; i < n; i++) out[i] = x[i] * r * w[i];
 }
 
+KERNEL void rms_norm_backward(const float *x, const float *w, const float *dy, int n, float eps, float *out, int add) {
+  double ss = 0, gx = 0;
+  for (int i = 0; i < n; i++) {
+    ss += (double)x[i] * x[i];
+    gx += (double)w[i] * dy[i] * x[i];
+  }
+  const float r = (float)(1.0 / sqrt(ss / n + eps));
+  const float k = (float)(gx * r * r * r / n);
+  for (int i = 0; i < n; i++) {
+    const float v = r * w[i] * dy[i] - x[i] * k;
+    out[i] = add ? out[i] + v : v;
+  }
+}
+
 KERNEL void rope_head(float *x, const float *cos, const float *sin, int D) {
   const int h = D / 2;
   for (int i = 0; i < h; i++) {

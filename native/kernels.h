@@ -247,6 +247,11 @@ KERNEL void prepare_input(const float *x, int K, int level, block_q8 *xq, float 
 KERNEL void quantize_q8(const float *x, int K, block_q8 *out);
 /** out = x·rsqrt(mean(x²) + eps)·w (w already 1 + Gemma's weight). */
 KERNEL void rms_norm(const float *x, const float *w, int n, float eps, float *out);
+/**
+ * out = (add ? out : 0) + the gradient through rms_norm of dy [n] at x [n]: r·w·dy − x·r³·Σ(w·dy·x)/n, r as
+ * rms_norm's (sums in double). out may be dy when add is 0.
+ */
+KERNEL void rms_norm_backward(const float *x, const float *w, const float *dy, int n, float eps, float *out, int add);
 /** NeoX rotation of one head x [D] by cos/sin [D/2]: (x1·c − x2·s, x2·c + x1·s). */
 KERNEL void rope_head(float *x, const float *cos, const float *sin, int D);
 /** Σ a[i]·b[i]. */

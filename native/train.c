@@ -128,22 +128,6 @@ int trainer_forward(trainer *tr, float *x, int T, const int *positions, const in
   return rc;
 }
 
-// out = (add ? out : 0) + the gradient through y = x·r·w of dy (r = rsqrt(mean(x²) + eps), w already 1 +
-// Gemma's weight): r·w·dy − x·r³·Σ(w·dy·x)/n. out may be dy (add 0).
-KERNEL static void rms_norm_backward(const float *x, const float *w, const float *dy, int n, float eps, float *out, int add) {
-  double ss = 0, gx = 0;
-  for (int i = 0; i < n; i++) {
-    ss += (double)x[i] * x[i];
-    gx += (double)w[i] * dy[i] * x[i];
-  }
-  const float r = (float)(1.0 / sqrt(ss / n + eps));
-  const float k = (float)(gx * r * r * r / n);
-  for (int i = 0; i < n; i++) {
-    const float v = r * w[i] * dy[i] - x[i] * k;
-    out[i] = add ? out[i] + v : v;
-  }
-}
-
 // d of gelu_tanh(g)·u into dg and du, from da: with s = σ(2z) (gelu_tanh(g) = g·s, z = c·(g + 0.044715·g³)),
 // gelu' = s + g·2s(1 − s)·c·(1 + 3·0.044715·g²).
 KERNEL static void gelu_mul_backward(const float *g, const float *u, const float *da, float *dg, float *du, int n) {

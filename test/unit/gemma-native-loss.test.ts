@@ -1,8 +1,8 @@
 // The native head's training loss (head.c's head_loss, NativeHead.loss) on random tiny models with a Q8_0 and a
 // Q4_0 embedding, the head made at int8 activations (level 4, the CPU's default) and float ones: the loss reads
 // the table at float activations either way, so each row's cross-entropy and hit are held to float64 logits of
-// the normed row and E dequantised in JS from the file's table, and the gradient with respect to the normed rows
-// to softmax·E − E[label]; non-finite logits give NaN and no gradient; bad calls throw.
+// the normed row and E dequantised in JS from the file's table, and the gradient with respect to the rows to
+// softmax·E − E[label] taken back through the final norm in float64; non-finite logits give NaN and no gradient; bad calls throw.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -79,6 +79,19 @@ function exactLogits(src: WeightSource, E: Float32Array, rows: Float32Array, n: 
   return out;
 }
 
+/** dNormed [C] (float64) back through the final norm at row i of rows, in float64: r·w·d − x·r³·Σ(w·d·x)/C. */
+function throughNorm(src: WeightSource, rows: Float32Array, i: number, dNormed: Float64Array): Float64Array {
+  const { hidden: C, rmsNormEps: eps } = CFG;
+  const w = src.rows(FINAL_NORM_NAME, 0, 1).data as Float32Array;
+  let ss = 0, gx = 0;
+  for (let c = 0; c < C; c++) {
+    ss += rows[i * C + c] ** 2;
+    gx += w[c] * dNormed[c] * rows[i * C + c];
+  }
+  const r = 1 / Math.sqrt(ss / C + eps);
+  return Float64Array.from({ length: C }, (_, c) => r * w[c] * dNormed[c] - rows[i * C + c] * r ** 3 * gx / C);
+}
+
 /** Row i's loss, hit and gradient with respect to its normed row, in float64 from its logits and E. */
 function expected(logits: Float64Array, E: Float32Array, i: number, label: number): { loss: number; hit: boolean; grad: Float64Array } {
   const { vocabSize: V, hidden: C } = CFG;
@@ -106,7 +119,7 @@ const CASES = [
 ] as const;
 
 for (const { embedding, level } of CASES) {
-  test(`the loss, hits and gradient of the normed rows are the float64 ones of the exact logits (${embedding} table, level ${level})`, { skip }, () => {
+  test(`the loss, hits and gradient of the rows are the float64 ones of the exact logits (${embedding} table, level ${level})`, { skip }, () => {
     const src = source(embedding);
     const h = head(src, level);
     try {
@@ -118,25 +131,26 @@ for (const { embedding, level } of CASES) {
       const rows = randomRows(rng, n);
       const logits = exactLogits(src, E, rows, n);
       const labels = labelsFor(rng, logits, n);
-      const { loss, hits, dNormed } = h.loss(rows, n, labels, true);
-      assert.ok(dNormed);
+      const { loss, hits, dRows } = h.loss(rows, n, labels, true);
+      assert.ok(dRows);
       assert.equal(loss.length, n);
-      assert.equal(dNormed.length, n * C);
+      assert.equal(dRows.length, n * C);
       let hitCount = 0;
       for (let i = 0; i < n; i++) {
         const want = expected(logits, E, i, labels[i]);
         assert.ok(Math.abs(loss[i] - want.loss) <= 1e-5 * Math.max(1, Math.abs(want.loss)), `row ${i}: loss ${loss[i]} against ${want.loss}`);
         assert.equal(hits[i], want.hit ? 1 : 0, `row ${i}: hit`);
         hitCount += hits[i];
+        const grad = throughNorm(src, rows, i, want.grad);
         let scale = 0, worst = 0;
-        for (let c = 0; c < C; c++) scale = Math.max(scale, Math.abs(want.grad[c]));
-        for (let c = 0; c < C; c++) worst = Math.max(worst, Math.abs(dNormed[i * C + c] - want.grad[c]));
+        for (let c = 0; c < C; c++) scale = Math.max(scale, Math.abs(grad[c]));
+        for (let c = 0; c < C; c++) worst = Math.max(worst, Math.abs(dRows[i * C + c] - grad[c]));
         assert.ok(scale > 0 && worst <= 1e-4 * scale, `row ${i}: gradient off by ${worst} (largest ${scale})`);
       }
       assert.ok(hitCount >= Math.ceil(n / 3) && hitCount < n, `${hitCount} hits`);
       // Without the gradient: the same loss and hits, bit for bit.
       const again = h.loss(rows, n, labels, false);
-      assert.equal(again.dNormed, null);
+      assert.equal(again.dRows, null);
       assert.deepEqual(again.loss, loss);
       assert.deepEqual(again.hits, hits);
       // One row alone: its loss has the bits it has among the others.
@@ -160,7 +174,7 @@ test('one thread or three give the same loss and gradient, bit for bit', { skip 
     assert.deepEqual(b.loss, a.loss);
     assert.deepEqual(b.hits, a.hits);
     // Each gradient entry sums over the whole vocabulary in order, whichever thread has its column.
-    assert.deepEqual(b.dNormed, a.dNormed);
+    assert.deepEqual(b.dRows, a.dRows);
   } finally {
     one.dispose();
     three.dispose();
@@ -175,14 +189,14 @@ test('a row whose logits are not finite makes every loss NaN and the gradient nu
       const rows = randomRows(new Rng(9), n);
       rows.fill(NaN, 2 * C, 3 * C);
       const labels = Int32Array.from({ length: n }, (_, i) => i * 7);
-      const { loss, hits, dNormed } = h.loss(rows, n, labels, true);
-      assert.equal(dNormed, null, embedding);
+      const { loss, hits, dRows } = h.loss(rows, n, labels, true);
+      assert.equal(dRows, null, embedding);
       assert.ok(loss.every(Number.isNaN), `${embedding}: ${loss}`);
       assert.ok(hits.every((x) => x === 0), embedding);
       // The head is still good for finite rows afterwards.
       rows.fill(1, 2 * C, 3 * C);
       const ok = h.loss(rows, n, labels, true);
-      assert.ok(ok.loss.every(Number.isFinite) && ok.dNormed !== null, embedding);
+      assert.ok(ok.loss.every(Number.isFinite) && ok.dRows !== null, embedding);
     } finally {
       h.dispose();
     }
@@ -206,8 +220,8 @@ test('bad calls to loss throw instead of reading out of bounds', { skip }, () =>
   assert.throws(() => native.loss(handle, rows, n, labels, new Float32Array(n * V - 1), loss, hit, d), /wrong type or size/);
   assert.throws(() => native.loss(handle, rows, n, labels, logits, new Float32Array(n + 1), hit, d), /wrong type or size/);
   assert.throws(() => native.loss(handle, rows, n, labels, logits, loss, new Float64Array(n) as unknown as Float32Array, d), /wrong type or size/);
-  assert.throws(() => native.loss(handle, rows, n, labels, logits, loss, hit, new Float32Array(n * C - 1)), /dNormed is neither/);
-  assert.throws(() => native.loss(handle, rows, n, labels, logits, loss, hit, new Float64Array(n * C) as unknown as Float32Array), /dNormed is neither/);
+  assert.throws(() => native.loss(handle, rows, n, labels, logits, loss, hit, new Float32Array(n * C - 1)), /dRows is neither/);
+  assert.throws(() => native.loss(handle, rows, n, labels, logits, loss, hit, new Float64Array(n * C) as unknown as Float32Array), /dRows is neither/);
   assert.throws(() => native.loss(handle, rows.subarray(1), n, labels, logits, loss, hit, d), /rows has the wrong type or size/);
   assert.throws(() => native.loss(handle, rows, 0, labels, logits, loss, hit, d), /n must be a positive row count/);
   assert.throws(() => native.loss({}, rows, n, labels, logits, loss, hit, d), /no live head/);

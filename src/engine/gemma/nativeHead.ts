@@ -91,23 +91,23 @@ export class NativeHead {
   /**
    * The training loss on rows [n, C] (the last layer's outputs at label positions, before the final norm): per
    * row the cross-entropy against its label (labels [n], ids < V) and 1 where the label is the first argmax,
-   * else 0; with `grad`, the gradient of their sum with respect to the normed rows (after the final norm),
-   * softmax·E − E[label] [n, C] (lmHead.ts's crossEntropy and headCrossEntropyBackward, head.h's head_loss).
-   * The logits are computed at float activations from the table's exact values whatever the head's level
-   * (logits() at level 0 gives them to float rounding). Logits that are NaN or ±Infinity make every loss NaN, every hit 0 and the
-   * gradient null. Throws for a head that caps its logits (Gemma 3's does not).
+   * else 0; with `grad`, the gradient of their sum with respect to the rows [n, C] (lmHead.ts's crossEntropy and
+   * headCrossEntropyBackward, then the final norm's backward; head.h's head_loss). The logits are computed at
+   * float activations from the table's exact values whatever the head's level (logits() at level 0 gives them
+   * to float rounding). Logits that are NaN or ±Infinity make every loss NaN, every hit 0 and the gradient
+   * null. Throws for a head that caps its logits (Gemma 3's does not).
    */
-  loss(rows: Float32Array, n: number, labels: Int32Array, grad: boolean): { loss: Float32Array; hits: Float32Array; dNormed: Float32Array | null } {
+  loss(rows: Float32Array, n: number, labels: Int32Array, grad: boolean): { loss: Float32Array; hits: Float32Array; dRows: Float32Array | null } {
     if (!this.handle) throw new Error('native head was disposed');
     const { vocabSize: V, hidden: C } = this.config;
     // 134 MB for 128 rows of the 262k vocabulary: kept rather than allocated each step.
     if (!this.lossScratch || this.lossScratch.length < n * V) this.lossScratch = new Float32Array(n * V);
     const loss = new Float32Array(n);
     const hits = new Float32Array(n);
-    const dNormed = grad ? new Float32Array(n * C) : null;
-    const bad = this.native.loss(this.handle, rows, n, labels, this.lossScratch.subarray(0, n * V), loss, hits, dNormed);
-    if (bad > 0) return { loss: loss.fill(NaN), hits, dNormed: null };
-    return { loss, hits, dNormed };
+    const dRows = grad ? new Float32Array(n * C) : null;
+    const bad = this.native.loss(this.handle, rows, n, labels, this.lossScratch.subarray(0, n * V), loss, hits, dRows);
+    if (bad > 0) return { loss: loss.fill(NaN), hits, dRows: null };
+    return { loss, hits, dRows };
   }
 
   dispose(): void {

@@ -35,11 +35,11 @@ export interface NativeModule {
   choose(head: object, row: Float32Array, top: number, among: Int32Array | null, out: Float32Array, ids: Int32Array): { exact: number; nonFinite: number; listed: number };
   /**
    * head.h's head_loss on rows [n·hidden] (before the final norm): per row the cross-entropy against labels[i]
-   * into loss and 1 or 0 (the label is the first argmax) into hit; with dNormed [n·hidden], the gradient of their
-   * sum with respect to the normed rows. logits [n·vocab] is scratch. Returns how many logits are NaN or ±Infinity
+   * into loss and 1 or 0 (the label is the first argmax) into hit; with dRows [n·hidden], the gradient of their
+   * sum with respect to the rows. logits [n·vocab] is scratch. Returns how many logits are NaN or ±Infinity
    * (0: every output written; else none is); throws for bad arguments or a head it cannot serve.
    */
-  loss(head: object, rows: Float32Array, n: number, labels: Int32Array, logits: Float32Array, loss: Float32Array, hit: Float32Array, dNormed: Float32Array | null): number;
+  loss(head: object, rows: Float32Array, n: number, labels: Int32Array, logits: Float32Array, loss: Float32Array, hit: Float32Array, dRows: Float32Array | null): number;
   /** Stops a decoder's or head's threads and lets its arrays go (the finalizer would, later). */
   destroy(handle: object): void;
 }

@@ -1,12 +1,12 @@
 // The StepEngine in native code: the layers' forward and backward on the 4-bit weights (native/train.c, the
 // decoder's own forward told to keep its activations), the LM head and cross-entropy with their gradient
-// (head.c's head_loss), and here only what joins them: the embedding rows, the final norm's backward, and the
-// LoRA pairs stacked per group of projections (the decoder's form) and their gradients unstacked.
+// (head.c's head_loss, through the final norm), and here only what joins them: the embedding rows and the LoRA
+// pairs stacked per group of projections (the decoder's form) and their gradients unstacked.
 // The ONNX Runtime step graph (ortEngine.ts) computes the same; this one keeps both cores busy in every phase
 // and runs the 4-bit products on the decoder's kernels.
 
 import type { GemmaConfig, LayerType } from '../model/config';
-import { EMBED_NAME, FINAL_NORM_NAME } from '../model/weights';
+import { EMBED_NAME } from '../model/weights';
 import type { WeightSource } from '../model/weightSource';
 import { dequantizeBlocks } from '../model/quantTypes';
 import { embeddingScale } from '../gemma/params';
@@ -40,12 +40,9 @@ interface Stacks {
 export class NativeStepEngine implements StepEngine {
   private stacks: Stacks | null = null;
   private readonly rope = new Map<string, Map<LayerType, { cos: Float32Array; sin: Float32Array }>>();
-  private readonly finalNorm: Float32Array;
 
   private constructor(readonly config: GemmaConfig, private readonly source: WeightSource, private readonly decoder: NativeDecoder,
-    private readonly head: NativeHead, readonly rank: number, readonly targets: readonly LoraTarget[]) {
-    this.finalNorm = source.rows(FINAL_NORM_NAME, 0, 1).data as Float32Array;
-  }
+    private readonly head: NativeHead, readonly rank: number, readonly targets: readonly LoraTarget[]) {}
 
   /** The engine on `source`'s weights (Q4_0 layers, a Q4_0 or Q8_0 embedding), or why it cannot run here. */
   static create(source: WeightSource, opts: NativeEngineOptions): NativeStepEngine | { reason: string } {
@@ -56,11 +53,6 @@ export class NativeStepEngine implements StepEngine {
     if ('reason' in head) {
       decoder.dispose();
       return head;
-    }
-    if (source.rows(FINAL_NORM_NAME, 0, 1).type !== 'f32') {
-      decoder.dispose();
-      head.dispose();
-      return { reason: `${FINAL_NORM_NAME} is not f32` };
     }
     return new NativeStepEngine(source.config, source, decoder, head, opts.rank, opts.targets);
   }
@@ -76,13 +68,13 @@ export class NativeStepEngine implements StepEngine {
     await betweenCalls();
     const P = batch.labelPositions.length;
     const rows = this.labelRows(x, batch.labelPositions);
-    const { loss, dNormed } = this.head.loss(rows, P, batch.labelTargets, true);
+    const { loss, dRows } = this.head.loss(rows, P, batch.labelTargets, true);
     await betweenCalls();
     const lossSum = loss.reduce((a, v) => a + v, 0);
-    if (!dNormed) return { lossSum: NaN, grads };
-    // d of the last layer's rows: through the final norm at the label positions, nothing elsewhere.
+    if (!dRows) return { lossSum: NaN, grads };
+    // d of the last layer's rows: the head's at the label positions, nothing elsewhere.
     const dx = new Float32Array(x.length);
-    for (let p = 0; p < P; p++) rmsNormBackward(rows, dNormed, p * C, this.finalNorm, C, cfg.rmsNormEps, dx, batch.labelPositions[p] * C);
+    batch.labelPositions.forEach((pos, p) => dx.set(dRows.subarray(p * C, (p + 1) * C), pos * C));
     this.decoder.backward(dx, positions, branch, rope, s.adapter, s.grads);
     const R = params.rank, ls = loraScale(params.alpha, R);
     const byLayer = modulesByLayer(cfg.layers, params, grads);
@@ -185,16 +177,4 @@ function modulesByLayer(layers: number, params: LoraParams, grads?: Float32Array
   const out = Array.from({ length: layers }, () => new Map<LoraTarget, TargetPair>());
   params.modules.forEach((m, i) => out[m.layer].set(m.target, grads ? { a: grads[2 * i], b: grads[2 * i + 1] } : { a: m.a, b: m.b }));
   return out;
-}
-
-/** out[at…] += d of y = x·r·w (r = rsqrt(mean(x²) + eps)) given dy, for rows x and dy at `from` (in double). */
-function rmsNormBackward(x: Float32Array, dy: Float32Array, from: number, w: Float32Array, n: number, eps: number, out: Float32Array, at: number): void {
-  let ss = 0, gx = 0;
-  for (let i = 0; i < n; i++) {
-    ss += x[from + i] * x[from + i];
-    gx += w[i] * dy[from + i] * x[from + i];
-  }
-  const r = 1 / Math.sqrt(ss / n + eps);
-  const k = gx * r * r * r / n;
-  for (let i = 0; i < n; i++) out[at + i] += r * w[i] * dy[from + i] - x[from + i] * k;
 }

@@ -435,7 +435,6 @@ KERNEL int decoder_run(decoder *d, float *x, int T, const int *positions, const 
     pool_run(d->pool, phase_qkv, d);
     KEEP(qkv_raw, d->qkv, N);
     for_rows(d, rows_qk);
-    KEEP(qkv, d->qkv, N);
     pool_run(d->pool, phase_attention, d);
     store_kv(d);
     KEEP(ctx, d->ctx, H * D);
@@ -446,7 +445,6 @@ KERNEL int decoder_run(decoder *d, float *x, int T, const int *positions, const 
     KEEP(o, d->proj, C);
     // h = x + post_attn_norm(o); the MLP on pre_ffn_norm(h); x = h + post_ffn_norm(down).
     for_rows(d, rows_mid);
-    KEEP(h, d->h, C);
     begin_phase(d, d->xn, C, LL ? &LL->gateup : NULL);
     KEEP(t_gateup, d->lora_t, LL->gateup.r);
     pool_run(d->pool, phase_gateup, d);

@@ -49,12 +49,12 @@ typedef struct {
 
 /**
  * What a training forward keeps of one layer for its backward (train.c), each [T, width]: the layer's input
- * x [C]; q|k|v before (qkv_raw) and after (qkv) the per-head norms and RoPE [Q + 2·KV]; the attention context
- * [Q]; o's and down's outputs before their norms [C]; h = x + the attention block [C]; gate|up [2F]; and each
- * LoRA group's a·x [T, r] (NULL where the group has none).
+ * x [C]; q|k|v before the per-head norms and RoPE [Q + 2·KV]; the attention context [Q]; o's and down's outputs
+ * before their norms [C]; gate|up [2F]; and each LoRA group's a·x [T, r] (NULL where the group has none). What
+ * is cheap to compute again from these (q|k after their norms and RoPE, h = x + the attention block) is not kept.
  */
 typedef struct {
-  float *x, *qkv_raw, *qkv, *ctx, *o, *h, *gateup, *down;
+  float *x, *qkv_raw, *ctx, *o, *gateup, *down;
   float *t_qkv, *t_o, *t_gateup, *t_down;
 } decoder_saves;
 

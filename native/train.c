@@ -30,8 +30,9 @@ struct trainer {
   float *store;
   // The backward's rows [cap, width]: d of the residual stream after attention (dh), of o's or down's output
   // (dproj), of a group's input (dxn), of the MLP activation, of gate|up, of the context, of q|k|v; a recomputed
-  // normed input (xn) and MLP activation (act); d(a·x) (dt); each head's share of d keys and values.
-  float *dh, *dproj, *dxn, *dact, *dgu, *dctx, *dqkv, *xn, *act, *dt, *dk_heads, *dv_heads;
+  // normed input (xn), MLP activation (act), q|k|v after their norms and RoPE (qkv) and h; d(a·x) (dt); each
+  // head's share of d keys and values.
+  float *dh, *dproj, *dxn, *dact, *dgu, *dctx, *dqkv, *xn, *act, *qkv, *h, *dt, *dk_heads, *dv_heads;
   float *scratch;  // per thread: gemm_dy_w's, then attention's visible indices, weights and their gradients
   size_t scratch_per;
   // The step in flight, read by the phases.
@@ -47,7 +48,7 @@ struct trainer {
 /** Floats per token one layer keeps (decoder_saves) at LoRA rank r per group. */
 static size_t saved_per_token(const decoder_config *c, int r) {
   const size_t C = c->hidden, Q = (size_t)c->heads * c->head_dim, N = Q + 2 * (size_t)c->kv_heads * c->head_dim, F = c->ffn;
-  return 4 * C + 2 * N + Q + 2 * F + 4 * (size_t)r;
+  return 3 * C + N + Q + 2 * F + 4 * (size_t)r;
 }
 
 trainer *trainer_create(decoder *d) {
@@ -70,8 +71,8 @@ static int reserve(trainer *tr, int T, int r) {
   const size_t n = (size_t)T;
   free(tr->store);
   tr->store = malloc(sizeof(float) * saved_per_token(c, r) * n * (size_t)c->layers);
-  float **rows[] = {&tr->dh, &tr->dproj, &tr->dxn, &tr->dact, &tr->dgu, &tr->dctx, &tr->dqkv, &tr->xn, &tr->act, &tr->dt, &tr->dk_heads, &tr->dv_heads};
-  const size_t width[] = {C, C, C, F, 2 * F, Q, N, C, F, (size_t)r, H * D, H * D};
+  float **rows[] = {&tr->dh, &tr->dproj, &tr->dxn, &tr->dact, &tr->dgu, &tr->dctx, &tr->dqkv, &tr->xn, &tr->act, &tr->qkv, &tr->h, &tr->dt, &tr->dk_heads, &tr->dv_heads};
+  const size_t width[] = {C, C, C, F, 2 * F, Q, N, C, F, N, C, (size_t)r, H * D, H * D};
   int ok = tr->store != NULL;
   for (size_t i = 0; i < sizeof(width) / sizeof(width[0]); i++) {
     free(*rows[i]);
@@ -114,7 +115,7 @@ int trainer_forward(trainer *tr, float *x, int T, const int *positions, const in
 #define TAKE(width) (at += (width) * n, at - (width) * n)
   for (int l = 0; l < c->layers; l++) {
     decoder_saves *S = &tr->saves[l];
-    S->x = TAKE(C), S->qkv_raw = TAKE(N), S->qkv = TAKE(N), S->ctx = TAKE(Q), S->o = TAKE(C), S->h = TAKE(C), S->gateup = TAKE(2 * F), S->down = TAKE(C);
+    S->x = TAKE(C), S->qkv_raw = TAKE(N), S->ctx = TAKE(Q), S->o = TAKE(C), S->gateup = TAKE(2 * F), S->down = TAKE(C);
     const lora_layer *LL = lora ? &lora[l] : NULL;
     S->t_qkv = LL && LL->qkv.r ? TAKE((size_t)LL->qkv.r) : NULL;
     S->t_o = LL && LL->o.r ? TAKE((size_t)LL->o.r) : NULL;
@@ -238,17 +239,42 @@ static void for_rows(trainer *tr, void (*fn)(trainer *, int, int)) {
   pool_run(tr->d->pool, phase_rows, tr);
 }
 
-// From d of the layer's output (tr->dx): dh = dx (the residual), dproj = d down through post_ffn_norm; the
-// MLP activation and pre_ffn_norm(h) recomputed.
+// What the forward did not keep of token t, as the forward computed it (decoder.c's rows_qk and rows_mid, the
+// same functions in the same order, so the same bits): q|k|v after the per-head norms and RoPE, and
+// h = x + post_attn_norm(o).
+KERNEL static void recompute_row(trainer *tr, int t) {
+  const decoder_config *c = &tr->d->c;
+  const int H = c->heads, Hkv = c->kv_heads, D = c->head_dim, Q = H * D, N = Q + 2 * Hkv * D, C = c->hidden;
+  const decoder_saves *S = tr->S;
+  float *q = tr->qkv + (size_t)t * N, *k = q + Q;
+  memcpy(q, S->qkv_raw + (size_t)t * N, sizeof(float) * (size_t)N);
+  const float *cos = tr->cache->cos + (size_t)t * (D / 2), *sin = tr->cache->sin + (size_t)t * (D / 2);
+  for (int h = 0; h < H; h++) {
+    rms_norm(q + h * D, tr->L->q_norm, D, c->eps, q + h * D);
+    rope_head(q + h * D, cos, sin, D);
+  }
+  for (int g = 0; g < Hkv; g++) {
+    rms_norm(k + g * D, tr->L->k_norm, D, c->eps, k + g * D);
+    rope_head(k + g * D, cos, sin, D);
+  }
+  float *h = tr->h + (size_t)t * C;
+  rms_norm(S->o + (size_t)t * C, tr->L->post_attn_norm, C, c->eps, h);
+  const float *x = S->x + (size_t)t * C;
+  for (int i = 0; i < C; i++) h[i] = x[i] + h[i];
+}
+
+// From d of the layer's output (tr->dx): dh = dx (the residual), dproj = d down through post_ffn_norm; what the
+// forward did not keep, the MLP activation and pre_ffn_norm(h) recomputed.
 KERNEL static void rows_out(trainer *tr, int t0, int t1) {
   const decoder_config *c = &tr->d->c;
   const size_t C = c->hidden, F = c->ffn;
   const decoder_saves *S = tr->S;
   for (size_t t = (size_t)t0; t < (size_t)t1; t++) {
+    recompute_row(tr, (int)t);
     memcpy(tr->dh + t * C, tr->dx + t * C, sizeof(float) * C);
     rms_norm_backward(S->down + t * C, tr->L->post_ffn_norm, tr->dx + t * C, (int)C, c->eps, tr->dproj + t * C, 0);
     gelu_tanh_mul(S->gateup + t * 2 * F, S->gateup + t * 2 * F + F, tr->act + t * F, (int)F);
-    rms_norm(S->h + t * C, tr->L->pre_ffn_norm, (int)C, c->eps, tr->xn + t * C);
+    rms_norm(tr->h + t * C, tr->L->pre_ffn_norm, (int)C, c->eps, tr->xn + t * C);
   }
 }
 
@@ -266,7 +292,7 @@ KERNEL static void rows_mid(trainer *tr, int t0, int t1) {
   const decoder_config *c = &tr->d->c;
   const size_t C = c->hidden;
   for (size_t t = (size_t)t0; t < (size_t)t1; t++) {
-    rms_norm_backward(tr->S->h + t * C, tr->L->pre_ffn_norm, tr->dxn + t * C, (int)C, c->eps, tr->dh + t * C, 1);
+    rms_norm_backward(tr->h + t * C, tr->L->pre_ffn_norm, tr->dxn + t * C, (int)C, c->eps, tr->dh + t * C, 1);
     rms_norm_backward(tr->S->o + t * C, tr->L->post_attn_norm, tr->dh + t * C, (int)C, c->eps, tr->dproj + t * C, 0);
   }
 }
@@ -290,13 +316,13 @@ KERNEL static void phase_attention_backward(void *ctx, int ith, int nth) {
       int n = 0;
       for (int u = 0; u < T; u++)
         if (sees(d, t, u, window)) vis[n++] = u;
-      const float *q = tr->S->qkv + (size_t)t * N + (size_t)h * D;
+      const float *q = tr->qkv + (size_t)t * N + (size_t)h * D;
       const float *dc = tr->dctx + (size_t)t * Q + (size_t)h * D;
-      for (int a = 0; a < n; a++) p[a] = dot_f32(q, tr->S->qkv + (size_t)vis[a] * N + Q + (size_t)g * D, D) * scale;
+      for (int a = 0; a < n; a++) p[a] = dot_f32(q, tr->qkv + (size_t)vis[a] * N + Q + (size_t)g * D, D) * scale;
       softmax(p, n);
       float dsum = 0;
       for (int a = 0; a < n; a++) {
-        dp[a] = dot_f32(dc, tr->S->qkv + (size_t)vis[a] * N + Q + KV + (size_t)g * D, D);
+        dp[a] = dot_f32(dc, tr->qkv + (size_t)vis[a] * N + Q + KV + (size_t)g * D, D);
         dsum += p[a] * dp[a];
       }
       float *dq = tr->dqkv + (size_t)t * N + (size_t)h * D;
@@ -304,7 +330,7 @@ KERNEL static void phase_attention_backward(void *ctx, int ith, int nth) {
       for (int a = 0; a < n; a++) {
         const int u = vis[a];
         const float ds = p[a] * (dp[a] - dsum) * scale;
-        axpy_f32(ds, tr->S->qkv + (size_t)u * N + Q + (size_t)g * D, dq, D);
+        axpy_f32(ds, tr->qkv + (size_t)u * N + Q + (size_t)g * D, dq, D);
         axpy_f32(ds, q, dk + (size_t)u * Q, D);
         axpy_f32(p[a], dc, dv + (size_t)u * Q, D);
       }
@@ -400,7 +426,7 @@ int trainer_backward(trainer *tr, float *dx, const int *positions, const int *br
 void trainer_destroy(trainer *tr) {
   if (!tr) return;
   free(tr->store);
-  float *rows[] = {tr->dh, tr->dproj, tr->dxn, tr->dact, tr->dgu, tr->dctx, tr->dqkv, tr->xn, tr->act, tr->dt, tr->dk_heads, tr->dv_heads, tr->scratch};
+  float *rows[] = {tr->dh, tr->dproj, tr->dxn, tr->dact, tr->dgu, tr->dctx, tr->dqkv, tr->xn, tr->act, tr->qkv, tr->h, tr->dt, tr->dk_heads, tr->dv_heads, tr->scratch};
   for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) free(rows[i]);
   free(tr->saves);
   free(tr);

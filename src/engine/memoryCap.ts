@@ -42,8 +42,8 @@ const CAP_RANK = 64;
  */
 function nativeRunBytes(config: GemmaConfig, runTokens: number): number {
   const C = config.hidden, Q = config.heads * config.headDim, N = Q + 2 * config.kvHeads * config.headDim, F = config.intermediate, r = 3 * CAP_RANK;
-  const kept = config.layers * (4 * C + 2 * N + Q + 2 * F + 4 * r);
-  const backward = 5 * C + 5 * F + 3 * Q + N + r;
+  const kept = config.layers * (3 * C + N + Q + 2 * F + 4 * r);
+  const backward = 6 * C + 5 * F + 3 * Q + 2 * N + r;
   const head = Math.min(runTokens, RUN_LABELS) * config.vocabSize;
   return 1.25 * 4 * (runTokens * (kept + backward) + head);
 }

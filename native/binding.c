@@ -300,10 +300,18 @@ typedef struct {
   const lora_layer *lora;
 } run_call;
 
-/** argv[0…5) as decoder, x, positions, branch, caches and argv[5] as the adapter (undefined: none) into r; 0 with the error thrown. */
-static int run_args(napi_env env, size_t argc, napi_value *argv, const char *name, run_call *r) {
+/**
+ * A run-shaped call's arguments: argv[0…5) as decoder, x, positions, branch, caches and argv[5] as the adapter
+ * (undefined: none) into r, and its first `n` (≥ 6) arguments into argv; 0 with the error thrown.
+ */
+static int run_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *name, run_call *r) {
   char msg[200];
   memset(r, 0, sizeof *r);
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "gemma native: napi_get_cb_info failed");
+    return 0;
+  }
   handle *h = argc >= 5 ? unwrap(env, argv[0]) : NULL;
 #define ARG_FAIL(...)                           \
   do {                                          \
@@ -374,11 +382,9 @@ static int run_args(napi_env env, size_t argc, napi_value *argv, const char *nam
 // [kvHeads·capacity·headDim], positions: Int32Array [≥ filled], slots: Int32Array [T] (each a slot < capacity
 // or −1), capacity, filled, cos, sin: Float32Array [T·headDim/2] }. The new keys and values go into the slots.
 static napi_value run(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   run_call r;
-  if (!run_args(env, argc, argv, "run", &r)) return NULL;
+  if (!run_args(env, info, 6, argv, "run", &r)) return NULL;
   const int rc = decoder_run(r.h->d, r.x, (int)r.T, r.positions, r.branch, r.caches, r.lora);
   free(r.caches);
   if (rc != 0) FAIL("run: out of memory");
@@ -388,11 +394,9 @@ static napi_value run(napi_env env, napi_callback_info info) {
 // trainForward(decoder, x, positions, branch, caches, adapter?): run's forward (caches as run's, every slot −1),
 // keeping each layer's activations in the decoder's trainer for trainBackward.
 static napi_value train_forward(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   run_call r;
-  if (!run_args(env, argc, argv, "trainForward", &r)) return NULL;
+  if (!run_args(env, info, 6, argv, "trainForward", &r)) return NULL;
   for (int i = 0; i < r.h->cfg.layers; i++)
     for (size_t t = 0; t < r.T; t++)
       if (r.caches[i].slots[t] != -1) {
@@ -427,14 +431,9 @@ static int get_grad(napi_env env, napi_value obj, const char *key, const lora_pa
 // layer's rows (it ends as the gradient with respect to the first layer's input); grads[i] { qkv, o, gateup,
 // down }, each { a, b } Float32Arrays shaped as the adapter's pair (written).
 static napi_value train_backward(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   run_call r;
-  if (argc != 7 || !run_args(env, 6, argv, "trainBackward", &r)) {
-    if (argc != 7) FAIL("trainBackward(decoder, dx, positions, branch, caches, adapter, grads)");
-    return NULL;
-  }
+  if (!run_args(env, info, 7, argv, "trainBackward", &r)) return NULL;
   handle *h = r.h;
   if (!h->tr || h->trained != (int)r.T || h->trained_lora != r.lora || !r.lora) {
     free(r.caches);

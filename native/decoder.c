@@ -386,14 +386,10 @@ static int reserve_run(decoder *d, int T, const decoder_cache *caches, const lor
   const decoder_config *c = &d->c;
   if (ensure_rows(d, T)) return -1;
   int scratch = 0;
-  size_t rank = 0;
+  const size_t rank = (size_t)lora_rank(c->layers, lora);
   for (int l = 0; l < c->layers; l++) {
     const int s = (c->heads / c->kv_heads + 1) * (caches[l].filled + T);
     if (s > scratch) scratch = s;
-    if (!lora) continue;
-    const lora_pair *p[4] = {&lora[l].qkv, &lora[l].o, &lora[l].gateup, &lora[l].down};
-    for (int i = 0; i < 4; i++)
-      if ((size_t)p[i]->r > rank) rank = (size_t)p[i]->r;
   }
   if (scratch > d->scores_cap) {
     float *s = realloc(d->scores, sizeof(float) * (size_t)d->threads * (size_t)scratch);

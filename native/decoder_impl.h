@@ -46,6 +46,17 @@ struct decoder {
 };
 
 
+/** The largest rank of an adapter's pairs (a group's counts each of its projections; 0 without an adapter). */
+static inline int lora_rank(int layers, const lora_layer *lora) {
+  int r = 0;
+  for (int l = 0; lora && l < layers; l++) {
+    const lora_pair *p[4] = {&lora[l].qkv, &lora[l].o, &lora[l].gateup, &lora[l].down};
+    for (int i = 0; i < 4; i++)
+      if (p[i]->r > r) r = p[i]->r;
+  }
+  return r;
+}
+
 // Whether new token t sees new token u (as the ONNX graph's mask: position, window, branch).
 static inline int sees(const decoder *d, int t, int u, int window) {
   const int dist = d->positions[t] - d->positions[u];

@@ -46,9 +46,8 @@ struct head {
   // The loss call in flight (head_loss): its labels, per-row results and gradient, and per thread the
   // scratch of the table's float kernels (GEMM_TABLE_SCRATCH).
   const int32_t *labels;
-  float *loss, *hit, *d_rows;
+  float *loss, *hit, *d_rows;  // d_rows NULL: no gradient
   const float *rows;
-  int want_grad;
   float *loss_scratch;
   int threads;
 };
@@ -552,7 +551,7 @@ KERNEL static void phase_cross_entropy(void *ctx, int ith, int nth) {
     const int label = h->labels[i];
     h->loss[i] = (float)(lse - l[label]);
     h->hit[i] = arg == label ? 1.0f : 0.0f;
-    if (!h->want_grad) continue;
+    if (!h->d_rows) continue;
     const float s = (float)lse;
     const __m256 sv = _mm256_set1_ps(s);
     for (v = 0; v + 8 <= V; v += 8) _mm256_storeu_ps(l + v, exp8(_mm256_sub_ps(_mm256_loadu_ps(l + v), sv)));
@@ -621,10 +620,9 @@ KERNEL int head_loss(head *h, const float *rows, int n, const int32_t *labels, f
   h->labels = labels;
   h->loss = loss;
   h->hit = hit;
-  h->want_grad = d_rows != NULL;
+  h->d_rows = d_rows;
   pool_run(h->pool, phase_cross_entropy, h);
   if (d_rows) {
-    h->d_rows = d_rows;
     h->rows = rows;
     pool_run(h->pool, phase_loss_backward, h);
     pool_run(h->pool, phase_loss_rows, h);

@@ -94,21 +94,10 @@ static int reserve(trainer *tr, int T, int r) {
   return 0;
 }
 
-/** The largest rank of the adapter's pairs (r of a group counts every projection of it). */
-static int adapter_rank(const decoder *d, const lora_layer *lora) {
-  int r = 0;
-  for (int l = 0; lora && l < d->c.layers; l++) {
-    const lora_pair *p[4] = {&lora[l].qkv, &lora[l].o, &lora[l].gateup, &lora[l].down};
-    for (int i = 0; i < 4; i++)
-      if (p[i]->r > r) r = p[i]->r;
-  }
-  return r;
-}
-
 int trainer_forward(trainer *tr, float *x, int T, const int *positions, const int *branch, const decoder_cache *caches, const lora_layer *lora) {
   decoder *d = tr->d;
   const decoder_config *c = &d->c;
-  if (reserve(tr, T, adapter_rank(d, lora))) return -1;
+  if (reserve(tr, T, lora_rank(c->layers, lora))) return -1;
   tr->T = T;
   const size_t C = c->hidden, Q = (size_t)c->heads * c->head_dim, N = Q + 2 * (size_t)c->kv_heads * c->head_dim, F = c->ffn, n = (size_t)T;
   float *at = tr->store;

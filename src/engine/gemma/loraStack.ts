@@ -31,6 +31,19 @@ export function presentTargets(group: LoraGroup, pairs: ReadonlyMap<LoraTarget, 
   return LORA_GROUPS[group].filter((t) => pairs.has(t));
 }
 
+/** Each present target of the group with its block: column block j (its R columns of the stacked pair) and its first row. */
+function blocks(cfg: GemmaConfig, group: LoraGroup, present: readonly LoraTarget[]): { target: LoraTarget; j: number; row: number; out: number }[] {
+  const out: { target: LoraTarget; j: number; row: number; out: number }[] = [];
+  let row = 0;
+  for (const target of LORA_GROUPS[group]) {
+    const [rows] = targetShape(cfg, target);
+    const j = present.indexOf(target);
+    if (j >= 0) out.push({ target, j, row, out: rows });
+    row += rows;
+  }
+  return out;
+}
+
 /**
  * The stacked pair of the group's targets in `pairs` (rank R each, B times `scale`), or null when none is
  * there. `into`: arrays of the right sizes to fill instead of new ones (every entry is written).
@@ -44,18 +57,12 @@ export function stackGroup(cfg: GemmaConfig, group: LoraGroup, pairs: ReadonlyMa
   const b = into?.b ?? new Float32Array(outAll * nR);
   if (a.length !== nR * inp || b.length !== outAll * nR) throw new Error(`LoRA ${group}: arrays of ${a.length} and ${b.length} for [${nR}, ${inp}] and [${outAll}, ${nR}]`);
   if (into) b.fill(0);
-  let row = 0;
-  for (const t of LORA_GROUPS[group]) {
-    const [out] = targetShape(cfg, t);
-    const j = present.indexOf(t);
-    if (j >= 0) {
-      const m = pairs.get(t)!;
-      a.set(m.a, j * R * inp);
-      for (let o = 0; o < out; o++) {
-        for (let r = 0; r < R; r++) b[(row + o) * nR + j * R + r] = m.b[o * R + r] * scale;
-      }
+  for (const { target, j, row, out } of blocks(cfg, group, present)) {
+    const m = pairs.get(target)!;
+    a.set(m.a, j * R * inp);
+    for (let o = 0; o < out; o++) {
+      for (let r = 0; r < R; r++) b[(row + o) * nR + j * R + r] = m.b[o * R + r] * scale;
     }
-    row += out;
   }
   return { a, b, rank: nR };
 }
@@ -69,19 +76,12 @@ export function unstackGroupGrads(cfg: GemmaConfig, group: LoraGroup, into: Read
   ga: Float32Array, gb: Float32Array, gradScale: number): void {
   const present = presentTargets(group, into);
   const [, inp] = loraGroupShape(cfg, group);
-  const nR = present.length * R;
-  let row = 0;
-  for (const t of LORA_GROUPS[group]) {
-    const [out] = targetShape(cfg, t);
-    const j = present.indexOf(t);
-    if (j >= 0) {
-      const g = into.get(t)!;
-      for (let i = 0; i < R * inp; i++) g.a[i] = ga[j * R * inp + i] * gradScale;
-      const k = scale * gradScale;
-      for (let o = 0; o < out; o++) {
-        for (let r = 0; r < R; r++) g.b[o * R + r] = gb[(row + o) * nR + j * R + r] * k;
-      }
+  const nR = present.length * R, k = scale * gradScale;
+  for (const { target, j, row, out } of blocks(cfg, group, present)) {
+    const g = into.get(target)!;
+    for (let i = 0; i < R * inp; i++) g.a[i] = ga[j * R * inp + i] * gradScale;
+    for (let o = 0; o < out; o++) {
+      for (let r = 0; r < R; r++) g.b[o * R + r] = gb[(row + o) * nR + j * R + r] * k;
     }
-    row += out;
   }
 }

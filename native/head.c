@@ -13,6 +13,8 @@
 #define LOGPROB_PART 4096
 /** Logits per float partial sum of a row's softmax denominator in head_loss; the partial sums add in double. */
 #define LOSS_PART 1024
+/** Rows a thread lists as holding its share's largest logit (ties) before it gives up listing. */
+#define TIED_LIST 64
 
 struct head {
   head_config c;
@@ -42,6 +44,11 @@ struct head {
   int *exact_n;
   int *found;  // [threads, CHOOSE_LIST]: the rows each thread computed exactly
   int *bad_n;  // [threads]: non-finite logits of the call in flight
+  // A greedy choice computed whole (head_choose's top 1): each thread's largest logit and the rows that hold it.
+  int want_max;
+  float *share_max;  // [threads]
+  int *tied;  // [threads, TIED_LIST]
+  int *tied_n;  // [threads]; past TIED_LIST: too many to list
   double *parts;  // head_log_probs: [n, parts of a row] of (max, Σ exp(x − max))
   // The loss call in flight (head_loss): its labels, per-row results and gradient, and per thread the
   // scratch of the table's float kernels (GEMM_TABLE_SCRATCH).
@@ -122,7 +129,10 @@ head *head_create(const head_config *cfg, const void *table, const float *norm, 
   h->pool = pool_create(threads);
   h->exact_n = calloc((size_t)threads, sizeof(int));
   h->bad_n = calloc((size_t)threads, sizeof(int));
-  if (!h->norm || !h->pool || !h->exact_n || !h->bad_n) {
+  h->share_max = calloc((size_t)threads, sizeof(float));
+  h->tied = calloc((size_t)threads * TIED_LIST, sizeof(int));
+  h->tied_n = calloc((size_t)threads, sizeof(int));
+  if (!h->norm || !h->pool || !h->exact_n || !h->bad_n || !h->share_max || !h->tied || !h->tied_n) {
     head_destroy(h);
     return NULL;
   }
@@ -198,6 +208,43 @@ KERNEL static void logits_tile(head *h, int r, int i) {
   else tile_rows(h, r, i, 0);
 }
 
+/** The largest of 8 lanes (none NaN). */
+KERNEL static inline float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+/** The largest of out[0…n), NaN skipped (−INFINITY when none is larger). */
+KERNEL static float max_of(const float *out, int n) {
+  __m256 m = _mm256_set1_ps(-INFINITY);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(_mm256_loadu_ps(out + i), m);  // a NaN in the first operand gives m
+  float best = hmax(m);
+  for (; i < n; i++)
+    if (out[i] > best) best = out[i];
+  return best;
+}
+
+// The largest logit of rows [r0, r1) of a one-row call and the rows that hold it, while they are in this
+// thread's cache (a second pass over the vocabulary on one thread cost a decode step 0.5 ms).
+KERNEL static void share_argmax(head *h, int ith, int r0, int r1) {
+  const float m = max_of(h->out + r0, r1 - r0);
+  int *tied = h->tied + (size_t)ith * TIED_LIST, k = 0, r = r0;
+  const __m256 mv = _mm256_set1_ps(m);
+  for (; r + 8 <= r1; r += 8)
+    for (int bits = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(h->out + r), mv, _CMP_EQ_OQ)); bits; bits &= bits - 1, k++)
+      if (k < TIED_LIST) tied[k] = r + __builtin_ctz(bits);
+  for (; r < r1; r++)
+    if (h->out[r] == m) {
+      if (k < TIED_LIST) tied[k] = r;
+      k++;
+    }
+  h->share_max[ith] = m;
+  h->tied_n[ith] = k;
+}
+
 // Vocabulary rows [r0, r1) for every input row: each table row is read from memory once and stays in L1
 // for the n inputs.
 KERNEL static void phase_logits(void *ctx, int ith, int nth) {
@@ -228,6 +275,7 @@ KERNEL static void phase_logits(void *ctx, int ith, int nth) {
   int bad = 0;
   for (int i = 0; i < n; i++) bad += count_nonfinite(h->out + (size_t)i * V + r0, (size_t)(r1 - r0));
   h->bad_n[ith] = bad;
+  if (h->want_max) share_argmax(h, ith, r0, r1);
 }
 
 /** The sum of a per-thread count. */
@@ -447,26 +495,62 @@ KERNEL static void phase_rescore(void *ctx, int ith, int nth) {
   h->bad_n[ith] = bad;
 }
 
-/** The whole head_logits as head_choose's answer: every row exact, none listed. */
-static int choose_whole(head *h, const float *row, float *out, int *nonfinite, int *n_ids) {
-  const int bad = head_logits(h, row, 1, out);
+// The whole head_logits as head_choose's answer: every row exact. Listed, the rows (of `among`) whose logit
+// reaches the top-th largest of them (ties included), where they fit: a sampler then reads those instead of
+// scanning the vocabulary, which cost a decode step about as much as the layers' attention.
+static int choose_whole(head *h, const float *row, int top, const int32_t *among, int n_among, float *out, int *nonfinite,
+                        int32_t *ids, int ids_cap, int *n_ids) {
+  h->want_max = top == 1 && !among;
+  const int V = h->c.vocab, bad = head_logits(h, row, 1, out);
+  h->want_max = 0;
   if (bad < 0) return -1;
   *nonfinite = bad;
   *n_ids = -1;
-  return h->c.vocab;
+  if (bad > 0 || top < 1 || top > ids_cap || top > h->heap_cap) return V;
+  if (top == 1 && !among) {
+    float m = -INFINITY;
+    for (int t = 0; t < h->threads; t++) m = h->share_max[t] > m ? h->share_max[t] : m;
+    int k = 0;
+    for (int t = 0; t < h->threads; t++) {
+      if (h->share_max[t] != m) continue;
+      if (h->tied_n[t] > TIED_LIST || k + h->tied_n[t] > ids_cap) return V;
+      memcpy(ids + k, h->tied + (size_t)t * TIED_LIST, sizeof(int32_t) * (size_t)h->tied_n[t]);
+      k += h->tied_n[t];
+    }
+    *n_ids = k;
+    return V;
+  }
+  // A sampler's top k, or a choice among allowed ids: the top-th largest by a heap, on this thread.
+  const int n = among ? n_among : V;
+  int hn = 0;
+  for (int i = 0; i < n; i++) {
+    const float v = out[among ? among[i] : i];
+    if (hn < top || v > h->heaps[0]) heap_push(h->heaps, &hn, top, v);
+  }
+  const float kth = hn < top ? -INFINITY : h->heaps[0];
+  int k = 0;
+  for (int i = 0; i < n; i++) {
+    const int r = among ? among[i] : i;
+    if (out[r] >= kth) {
+      if (k == ids_cap) return V;
+      ids[k++] = r;
+    }
+  }
+  *n_ids = k;
+  return V;
 }
 
 KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among, int n_among, float *out, int *nonfinite, int32_t *ids, int ids_cap, int *n_ids) {
   const int C = h->c.hidden, nb = C / QK;
-  // A softcap could round an estimate up to a top logit's value: capped heads are computed whole.
-  if (!h->packed || h->c.softcap > 0 || top < 1 || top > HEAD_CHOOSE_MAX_TOP) return choose_whole(h, row, out, nonfinite, n_ids);
-  if (head_logits_reserve(h, 1) != 0) return -1;
-  if (top > h->heap_cap) {
+  if (top > 0 && top <= HEAD_CHOOSE_MAX_TOP && top > h->heap_cap) {
     float *heaps = realloc(h->heaps, sizeof(float) * (size_t)h->threads * top);
     if (!heaps) return -1;
     h->heaps = heaps;
     h->heap_cap = top;
   }
+  // A softcap could round an estimate up to a top logit's value: capped heads are computed whole.
+  if (!h->packed || h->c.softcap > 0 || top < 1 || top > HEAD_CHOOSE_MAX_TOP) return choose_whole(h, row, top, among, n_among, out, nonfinite, ids, ids_cap, n_ids);
+  if (head_logits_reserve(h, 1) != 0) return -1;
   rms_norm(row, h->norm, C, h->c.eps, h->normed);
   quantize_q8(h->normed, C, h->xq);
   block_sums8(h->normed, C, h->xsum8);
@@ -483,7 +567,7 @@ KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among,
   const double err = sqrt(e2);
   h->err = (float)err * (1 + 1e-6f);
   h->round = (float)(3.0 * (6 * nb + 16) * ldexp(1.0, -24) * (2 * sqrt(x2) + err)) * (1 + 1e-6f);
-  if (!isfinite(h->err) || !isfinite(h->round)) return choose_whole(h, row, out, nonfinite, n_ids);
+  if (!isfinite(h->err) || !isfinite(h->round)) return choose_whole(h, row, top, among, n_among, out, nonfinite, ids, ids_cap, n_ids);
   h->top = top;
   h->among = among;
   h->n_among = among ? n_among : 0;
@@ -512,13 +596,6 @@ KERNEL int head_choose(head *h, const float *row, int top, const int32_t *among,
   return exact;
 }
 
-/** The largest of 8 lanes (none NaN). */
-KERNEL static inline float hmax(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_movehdup_ps(m));
-  return _mm_cvtss_f32(m);
-}
 
 // Each row's cross-entropy (the rows shared among the threads; every logit finite): the largest logit and the
 // first row that holds it (argmax's tie rule), log Σ exp(x − max) from float partial sums of LOSS_PART logits
@@ -644,6 +721,9 @@ void head_destroy(head *h) {
   free(h->heaps);
   free(h->heap_n);
   free(h->exact_n);
+  free(h->share_max);
+  free(h->tied);
+  free(h->tied_n);
   free(h->bad_n);
   free(h->lists);
   free(h->found);

@@ -40,9 +40,10 @@ int head_log_probs(head *h, const float *rows, int n, const int32_t *pick_row, c
  * from int8 activations, below them. For a Q4_0 table at level 0 (the exact float head) this scores the
  * vocabulary with the int8 kernel on a repacked copy and rescores only the rows whose error bound reaches the
  * top; any other head computes every row exactly. A NaN or infinite estimate is always rescored: *nonfinite
- * counts the exact logits (of `among`) that are NaN or ±Infinity. The rows computed exactly go to ids [ids_cap]
- * (in no order), their count to *n_ids; −1 there when they do not fit (or every row was). Returns how many
- * rows were computed exactly, or −1 when out of memory.
+ * counts the exact logits (of `among`) that are NaN or ±Infinity. Rows computed exactly that hold the top go to
+ * ids [ids_cap] (in no order), their count to *n_ids; −1 there when they do not fit or a logit is not finite.
+ * They are the rows computed exactly, or for a head computed whole, the rows whose logit reaches the top-th
+ * largest (ties included). Returns how many rows were computed exactly, or −1 when out of memory.
  */
 int head_choose(head *h, const float *row, int top, const int32_t *among, int n_among, float *out, int *nonfinite, int32_t *ids, int ids_cap,
                 int *n_ids);

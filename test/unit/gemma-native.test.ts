@@ -393,17 +393,55 @@ function checkChoice(head: NativeHead, row: Float32Array, top: number, among?: I
   const kth = full[ids[kept - 1]];
   for (const id of ids.slice(0, kept)) assert.ok(Object.is(logits[id], full[id]), `top ${top}: id ${id} is ${logits[id]}, exact ${full[id]}`);
   for (const id of ids) assert.ok(Object.is(logits[id], full[id]) || logits[id] < kth, `top ${top}: id ${id}'s estimate ${logits[id]} reaches the top (${kth})`);
-  // The listed ids are the ones computed exactly, and hold the top.
+  // The listed ids were computed exactly and hold the top: all the rows computed exactly, or where the head
+  // computed every row, those that reach the top-th (ties included).
   if (candidates) {
-    assert.equal(candidates.length, exact);
-    assert.equal(new Set(candidates).size, exact);
+    const reaching = ids.filter((id) => full[id] >= kth);
+    assert.equal(candidates.length, exact === full.length ? reaching.length : exact);
+    assert.equal(new Set(candidates).size, candidates.length);
     for (const id of candidates) assert.ok(Object.is(logits[id], full[id]) && (!among || among.includes(id)), `listed id ${id}`);
     for (const id of ids.slice(0, kept)) assert.ok(candidates.includes(id), `top id ${id} is listed`);
   } else {
-    assert.ok(exact > 8192 || exact === full.length, `${exact} rows exact but none listed`);
+    // None listed: too many to list (greedy on a head computed whole: more than 64 ties), or a top past
+    // HEAD_CHOOSE_MAX_TOP (4096).
+    const reaching = ids.filter((id) => full[id] >= kth).length;
+    const whole = exact === full.length;
+    assert.ok(exact > 8192 || top > 4096 || reaching > 8192 || (whole && top === 1 && reaching > 64), `${exact} rows exact but none listed`);
   }
   return exact;
 }
+
+test('a head computed whole lists the rows that reach the choice\'s top, ties included, for the sampler to read', () => {
+  const rng = new Rng(13);
+  const random = (n: number, scale: number) => Float32Array.from({ length: n }, () => (rng.next() - 0.5) * scale);
+  for (const V of [GEMMA3_TINY.vocabSize, 20_000]) {
+    const cfg = { ...GEMMA3_TINY, vocabSize: V };
+    // A Q8_0 table at int8 activations: every row computed, as on Google's shipped file.
+    const head = NativeHead.create(openWeights(model(`whole-${V}`, cfg, 'q8_0'), { precision: 'q4' }).source, 2, 4);
+    assert.ok(head instanceof NativeHead);
+    try {
+      const everyThird = Int32Array.from({ length: Math.ceil(V / 3) }, (_, i) => 3 * i);
+      for (let k = 0; k < 4; k++) {
+        const row = random(cfg.hidden, 1 + 3 * k);
+        for (const top of [1, 7, 64]) {
+          assert.equal(checkChoice(head, row, top), V);
+          assert.equal(checkChoice(head, row, top, everyThird), V);
+          assert.equal(head.choose(row, top).candidates?.length, top, `top ${top}: only the top listed`);
+        }
+        assert.equal(head.choose(row, 5, Int32Array.of(1, 2, V - 1)).candidates?.length, 3);
+      }
+      // Every logit ties: each reaches the top, so all are listed where they fit, and none where they do not
+      // (greedy lists at most 64 ties a thread).
+      const zero = new Float32Array(cfg.hidden);
+      assert.equal(head.choose(zero, 7).candidates?.length ?? null, V <= 8192 ? V : null);
+      assert.equal(head.choose(zero, 1).candidates, null);
+      checkChoice(head, zero, 1);
+      checkChoice(head, zero, 7);
+    } finally {
+      head.dispose();
+    }
+  }
+});
 
 test('the head on many rows at int8 activations (pairs of table rows by four inputs) gives each row the bits it has alone', () => {
   const rng = new Rng(12);

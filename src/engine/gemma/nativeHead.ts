@@ -76,8 +76,9 @@ export class NativeHead {
    * (head.h's head_choose). A 4-bit table at float activations scores the vocabulary in int8 and rescores
    * only the rows that can reach the top; `exact` says how many rows were computed exactly. Throws
    * NonFiniteError when a logit the choice can read is NaN or ±Infinity. `into` [V], when given, receives
-   * the logits (every entry is written). `candidates`: the ids computed exactly, in no order, written into
-   * `ids` (a fresh array when not given); null when they do not fit or every id was computed.
+   * the logits (every entry is written). `candidates`: ids computed exactly that hold the top, in no order,
+   * written into `ids` (a fresh array when not given): every id computed exactly, or where the head computed
+   * them all, those whose logit reaches the top-th largest (ties included); null when they do not fit.
    */
   choose(row: Float32Array, top: number, among?: Int32Array, into?: Float32Array, ids?: Int32Array): { logits: Float32Array; exact: number; candidates: Int32Array | null } {
     if (!this.handle) throw new Error('native head was disposed');

@@ -31,8 +31,8 @@ export interface KvCache {
   /** Tokens seen so far (the position of the next token). */
   readonly length: number;
   /**
-   * After a step with a choice, the ids whose logits it computed exactly (in no order): the choice's top are
-   * among them, so a sampler need look no further. Null when any id may be (or after a step without a choice).
+   * After a step with a choice, ids whose logits it computed exactly (in no order) that hold the choice's top,
+   * so a sampler need look no further. Null when any id may be (or after a step without a choice).
    */
   readonly candidates?: Int32Array | null;
   /** An independent copy, for scoring several continuations of one prefix. */

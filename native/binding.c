@@ -1,7 +1,8 @@
 // The Node-API face of the decoder (decoder.h) and the head (head.h): createDecoder, createAdapter, run,
-// createHead, logits, choose, logProbs, loss, destroy, supported; and a decoder's training step, trainForward and
-// trainBackward. Every array the JS side passes is checked for its type and
-// length before the kernels read it, so a wrong call throws instead of reading out of bounds.
+// createHead, logits, choose, logProbs, loss, destroy, supported; a decoder's training step, trainForward and
+// trainBackward; and the optimizer step's loops (optim.h), adamw, sumSquares and scale. Every array the JS
+// side passes is checked for its type and length before the kernels read it, so a wrong call throws instead
+// of reading out of bounds.
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 #include "decoder.h"
 #include "head.h"
+#include "optim.h"
 #include "train.h"
 
 #define CHECK(call)                                                     \
@@ -683,6 +685,74 @@ static napi_value loss(napi_env env, napi_callback_info info) {
   return nonfinite_count(env, bad, "loss");
 }
 
+/** v as a Float32Array of exactly `count` elements (count < 0: any) into *data (NULL when empty: it may have no buffer) and *len; 0 when not. */
+static int floats(napi_env env, napi_value v, long long count, float **data, size_t *len) {
+  bool is;
+  napi_typedarray_type t;
+  void *d;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is || napi_get_typedarray_info(env, v, &t, len, &d, NULL, NULL) != napi_ok ||
+      t != napi_float32_array || (count >= 0 && (long long)*len != count))
+    return 0;
+  *data = *len ? d : NULL;
+  return 1;
+}
+
+/** An optimizer call's `count` arguments into argv; 0, with `usage` thrown, when fewer came or this CPU cannot run optim.c. */
+static int optim_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv, const char *usage) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < count) {
+    napi_throw_error(env, NULL, usage);
+    return 0;
+  }
+  if (!kernels_supported()) {
+    napi_throw_error(env, NULL, "gemma native: this CPU lacks AVX2, FMA or F16C");
+    return 0;
+  }
+  return 1;
+}
+
+// adamw(param, grad, m, v, scalars): one AdamW step (optim.h's adamw_update) over Float32Arrays of one length,
+// param, m and v updated in place; scalars { decay, w1, b2, w2, negStep, bc2Sqrt, eps }, each rounded to float32.
+static napi_value adamw(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!optim_args(env, info, 5, argv, "adamw(param, grad, m, v, scalars)")) return NULL;
+  float *p, *g, *m, *v;
+  size_t n, len;
+  if (!floats(env, argv[0], -1, &p, &n) || !floats(env, argv[1], (long long)n, &g, &len) || !floats(env, argv[2], (long long)n, &m, &len) ||
+      !floats(env, argv[3], (long long)n, &v, &len))
+    FAIL("adamw: param, grad, m and v must be Float32Arrays of one length");
+  adamw_scalars s;
+  if (!get_float(env, argv[4], "decay", &s.decay) || !get_float(env, argv[4], "w1", &s.w1) || !get_float(env, argv[4], "b2", &s.b2) ||
+      !get_float(env, argv[4], "w2", &s.w2) || !get_float(env, argv[4], "negStep", &s.neg_step) || !get_float(env, argv[4], "bc2Sqrt", &s.bc2_sqrt) ||
+      !get_float(env, argv[4], "eps", &s.eps))
+    FAIL("adamw: scalars needs decay, w1, b2, w2, negStep, bc2Sqrt, eps (numbers)");
+  adamw_update(p, g, m, v, n, &s);
+  return NULL;
+}
+
+// sumSquares(grad): Σ grad[j]² of a Float32Array in float64, in order (optim.h's grad_sum_squares).
+static napi_value sum_squares(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  if (!optim_args(env, info, 1, argv, "sumSquares(grad)")) return NULL;
+  float *g;
+  size_t n;
+  if (!floats(env, argv[0], -1, &g, &n)) FAIL("sumSquares: grad must be a Float32Array");
+  CHECK(napi_create_double(env, grad_sum_squares(g, n), &out));
+  return out;
+}
+
+// scale(grad, coef): grad[j] = grad[j]·coef in float32 (coef rounded to float32), in place.
+static napi_value scale(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!optim_args(env, info, 2, argv, "scale(grad, coef)")) return NULL;
+  float *g;
+  size_t n;
+  double coef;
+  if (!floats(env, argv[0], -1, &g, &n) || napi_get_value_double(env, argv[1], &coef) != napi_ok) FAIL("scale: grad must be a Float32Array, coef a number");
+  grad_scale(g, n, (float)coef);
+  return NULL;
+}
+
 static napi_value destroy(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -706,6 +776,9 @@ static napi_value init(napi_env env, napi_value exports) {
     {"loss", NULL, loss, NULL, NULL, NULL, napi_default, NULL},
     {"logProbs", NULL, log_probs, NULL, NULL, NULL, napi_default, NULL},
     {"destroy", NULL, destroy, NULL, NULL, NULL, napi_default, NULL},
+    {"adamw", NULL, adamw, NULL, NULL, NULL, napi_default, NULL},
+    {"sumSquares", NULL, sum_squares, NULL, NULL, NULL, napi_default, NULL},
+    {"scale", NULL, scale, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
   return exports;

@@ -2,15 +2,15 @@
 // and copies it beside the bundles as dist/gemma_native.node. Called by esbuild.js, so `npm run build`,
 // `npm run demo` and `npm test` build it; skipped, with the reason printed, where it cannot be built here
 // (not x86-64, no C compiler, no Node headers): the engine then runs the model on ONNX Runtime, as it says.
-// Plain cc rather than node-gyp: six C files, no dependencies, and node-gyp would fetch headers that
+// Plain cc rather than node-gyp: seven C files, no dependencies, and node-gyp would fetch headers that
 // Node's own include folder already has.
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const SOURCES = ['pool.c', 'kernels.c', 'decoder.c', 'train.c', 'head.c', 'binding.c'].map((f) => path.join(root, 'native', f));
-const HEADERS = ['pool.h', 'kernels.h', 'decoder.h', 'decoder_impl.h', 'train.h', 'head.h'].map((f) => path.join(root, 'native', f));
+const SOURCES = ['pool.c', 'kernels.c', 'decoder.c', 'train.c', 'head.c', 'optim.c', 'binding.c'].map((f) => path.join(root, 'native', f));
+const HEADERS = ['pool.h', 'kernels.h', 'decoder.h', 'decoder_impl.h', 'train.h', 'head.h', 'optim.h'].map((f) => path.join(root, 'native', f));
 const OUT = path.join(root, 'build', 'native', 'gemma_native.node');
 const DIST = path.join(root, 'dist', 'gemma_native.node');
 

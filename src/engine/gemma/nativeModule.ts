@@ -40,6 +40,12 @@ export interface NativeModule {
    * (0: every output written; else none is); throws for bad arguments or a head it cannot serve.
    */
   loss(head: object, rows: Float32Array, n: number, labels: Int32Array, logits: Float32Array, loss: Float32Array, hit: Float32Array, dRows: Float32Array | null): number;
+  /** One AdamW step over param, grad, m, v of one length (param, m, v in place; optim.h's adamw_update): adamw.ts's loop, to the bit. */
+  adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, scalars: { decay: number; w1: number; b2: number; w2: number; negStep: number; bc2Sqrt: number; eps: number }): void;
+  /** Σ grad[j]² in float64, summed in order: clipGradNorm's loop, to the bit. */
+  sumSquares(grad: Float32Array): number;
+  /** grad[j] = fround(grad[j]·coef) in place, coef a float32 value. */
+  scale(grad: Float32Array, coef: number): void;
   /** Stops a decoder's or head's threads and lets its arrays go (the finalizer would, later). */
   destroy(handle: object): void;
 }

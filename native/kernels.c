@@ -572,43 +572,67 @@ KERNEL void gemm_dy_table(table_ref E, int M, const float *dy, int ldy, int T, f
 
 // ---- small float GEMMs (LoRA) ----
 
-// c rows [0, R) × 8·V columns += Σ_k a[i, k]·b[k, :], R ≤ 3 rows and V ≤ 4 vectors of 8, in registers over k.
-__attribute__((always_inline)) KERNEL static inline void gemm_add_tile(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int K, const int R,
-                                                                       const int V) {
-  __m256 acc[3][4];
-  for (int i = 0; i < R; i++)
-    for (int v = 0; v < V; v++) acc[i][v] = _mm256_loadu_ps(c + (size_t)i * ldc + 8 * v);
-  for (int k = 0; k < K; k++) {
-    __m256 bv[4];
-    for (int v = 0; v < V; v++) bv[v] = _mm256_loadu_ps(b + (size_t)k * ldb + 8 * v);
-    for (int i = 0; i < R; i++) {
-      const __m256 x = _mm256_broadcast_ss(a + (size_t)i * lda + k);
-      for (int v = 0; v < V; v++) acc[i][v] = _mm256_fmadd_ps(x, bv[v], acc[i][v]);
-    }
+// c rows [0, R) × 8·V columns += Σ_k a[i, k]·b[k, :], in registers over k: R ≤ RMAX rows of V ≤ VMAX vectors of 8
+// (AVX2's 16 registers hold the accumulators, V of b and a broadcast). The accumulators' array is sized for
+// the shape: GCC keeps a larger one (6 × 4) in memory, storing it every k.
+#define GEMM_ADD_TILE(name, RMAX, VMAX)                                                                                          \
+  __attribute__((always_inline)) KERNEL static inline void name(float *c, int ldc, const float *a, int lda, const float *b, int ldb, \
+                                                                int K, const int R, const int V) {                             \
+    __m256 acc[RMAX][VMAX];                                                                                                      \
+    for (int i = 0; i < R; i++)                                                                                                  \
+      for (int v = 0; v < V; v++) acc[i][v] = _mm256_loadu_ps(c + (size_t)i * ldc + 8 * v);                                     \
+    for (int k = 0; k < K; k++) {                                                                                                \
+      __m256 bv[VMAX];                                                                                                           \
+      for (int v = 0; v < V; v++) bv[v] = _mm256_loadu_ps(b + (size_t)k * ldb + 8 * v);                                         \
+      for (int i = 0; i < R; i++) {                                                                                              \
+        const __m256 x = _mm256_broadcast_ss(a + (size_t)i * lda + k);                                                           \
+        for (int v = 0; v < V; v++) acc[i][v] = _mm256_fmadd_ps(x, bv[v], acc[i][v]);                                           \
+      }                                                                                                                          \
+    }                                                                                                                            \
+    for (int i = 0; i < R; i++)                                                                                                  \
+      for (int v = 0; v < V; v++) _mm256_storeu_ps(c + (size_t)i * ldc + 8 * v, acc[i][v]);                                     \
   }
-  for (int i = 0; i < R; i++)
-    for (int v = 0; v < V; v++) _mm256_storeu_ps(c + (size_t)i * ldc + 8 * v, acc[i][v]);
-}
+GEMM_ADD_TILE(gemm_add_tile, 3, 4)
+GEMM_ADD_TILE(gemm_add_tall, 6, 2)
+#undef GEMM_ADD_TILE
 
 KERNEL void gemm_add_f32(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int M, int N, int K) {
-  const int N8 = N & ~7;
+  const int N8 = N & ~7, N32 = N & ~31;
+  // Columns 32 at a time, three rows by four vectors.
   for (int i = 0; i < M; i += 3) {
     const int R = M - i < 3 ? M - i : 3;
     float *ci = c + (size_t)i * ldc;
     const float *ai = a + (size_t)i * lda;
-    int n = 0;
-#define TILE(RR, VV) gemm_add_tile(ci + n, ldc, ai, lda, b + n, ldb, K, RR, VV)
-    for (; n + 32 <= N8; n += 32) {
-      if (R == 3) TILE(3, 4);
-      else if (R == 2) TILE(2, 4);
-      else TILE(1, 4);
+#define WIDE(RR) gemm_add_tile(ci + n, ldc, ai, lda, b + n, ldb, K, RR, 4)
+    for (int n = 0; n < N32; n += 32) {
+      if (R == 3) WIDE(3);
+      else if (R == 2) WIDE(2);
+      else WIDE(1);
     }
-    for (; n < N8; n += 8) {
-      if (R == 3) TILE(3, 1);
-      else if (R == 2) TILE(2, 1);
-      else TILE(1, 1);
-    }
-#undef TILE
+#undef WIDE
+  }
+  // The rest, six rows at a time: a LoRA rank of 16 is two vectors wide, and three rows of those held only six
+  // accumulators, too few to cover the FMA's latency (38 against 101 GFLOP/s, bench/lora-gemm.c). Every c[i, j]
+  // still sums k in order, so the tiling changes no bits.
+  for (int i = 0; i < M; i += 6) {
+    const int R = M - i < 6 ? M - i : 6;
+    float *ci = c + (size_t)i * ldc;
+    const float *ai = a + (size_t)i * lda;
+#define TALL(RR, VV) gemm_add_tall(ci + n, ldc, ai, lda, b + n, ldb, K, RR, VV)
+#define ROWS(VV)                \
+  switch (R) {                  \
+    case 6: TALL(6, VV); break; \
+    case 5: TALL(5, VV); break; \
+    case 4: TALL(4, VV); break; \
+    case 3: TALL(3, VV); break; \
+    case 2: TALL(2, VV); break; \
+    default: TALL(1, VV); break; \
+  }
+    int n = N32;
+    for (; n + 16 <= N8; n += 16) ROWS(2)
+    for (; n < N8; n += 8) ROWS(1)
+#undef ROWS
+#undef TALL
     // The last N mod 8 columns, k ascending as above.
     for (int r = 0; r < R; r++)
       for (int m = N8; m < N; m++) {

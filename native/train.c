@@ -33,8 +33,10 @@ struct trainer {
   // normed input (xn), MLP activation (act), q|k|v after their norms and RoPE (qkv) and h; d(a·x) (dt); each
   // head's share of d keys and values.
   float *dh, *dproj, *dxn, *dact, *dgu, *dctx, *dqkv, *xn, *act, *qkv, *h, *dt, *dk_heads, *dv_heads;
-  float *scratch;  // per thread: gemm_dy_w's, then attention's visible indices, weights and their gradients
+  float *scratch;  // per thread: gemm_dy_w's or add_outer's
   size_t scratch_per;
+  float *attn;  // per thread: attention's backward (attention_scratch)
+  size_t attn_per;
   // The step in flight, read by the phases.
   void (*rows_fn)(struct trainer *tr, int t0, int t1);
   int T;
@@ -49,6 +51,14 @@ struct trainer {
 static size_t saved_per_token(const decoder_config *c, int r) {
   const size_t C = c->hidden, Q = (size_t)c->heads * c->head_dim, N = Q + 2 * (size_t)c->kv_heads * c->head_dim, F = c->ffn;
   return 3 * C + N + Q + 2 * F + 4 * (size_t)r;
+}
+
+/** Queries attention's backward takes at a time: their scores against the keys they see are small GEMMs. */
+#define ATTN_TILE 32
+
+/** Floats of attention's backward scratch per thread for T tokens (phase_attention_backward's layout). */
+static size_t attention_scratch(const decoder_config *c, size_t T) {
+  return 2 * (size_t)c->head_dim * T + 3 * ATTN_TILE * T + 2 * T;
 }
 
 trainer *trainer_create(decoder *d) {
@@ -79,13 +89,15 @@ static int reserve(trainer *tr, int T, int r) {
     *rows[i] = malloc(sizeof(float) * (width[i] ? width[i] : 1) * n);
     ok = ok && *rows[i];
   }
-  // Per thread: gemm_dy_w's scratch, or attention's visible indices and T weights and T gradients, or
-  // add_outer's.
-  tr->scratch_per = GEMM_DY_W_SCRATCH > 3 * n ? GEMM_DY_W_SCRATCH : 3 * n;
-  if (tr->scratch_per < (size_t)r * (n + OUTER_BAND)) tr->scratch_per = (size_t)r * (n + OUTER_BAND);
+  // Per thread: gemm_dy_w's scratch or add_outer's; and attention's.
+  tr->scratch_per = GEMM_DY_W_SCRATCH > (size_t)r * (n + OUTER_BAND) ? GEMM_DY_W_SCRATCH : (size_t)r * (n + OUTER_BAND);
   free(tr->scratch);
   tr->scratch = malloc(sizeof(float) * tr->scratch_per * (size_t)tr->d->threads);
-  if (!ok || !tr->scratch) {
+  // Attention's backward is a head per thread: threads past the heads have no job.
+  tr->attn_per = attention_scratch(c, n);
+  free(tr->attn);
+  tr->attn = malloc(sizeof(float) * tr->attn_per * (size_t)(tr->d->threads < c->heads ? tr->d->threads : c->heads));
+  if (!ok || !tr->scratch || !tr->attn) {
     tr->cap = tr->rank = 0;
     return -1;
   }
@@ -286,8 +298,16 @@ KERNEL static void rows_mid(trainer *tr, int t0, int t1) {
   }
 }
 
-// Attention's backward, a head per job: each query's weights recomputed, then d q, and the head's own share of
-// d keys and values (summed over the group's heads after).
+// [rows, cols] at a (rows lda apart) into out [cols, rows].
+KERNEL static void transpose(const float *a, int lda, int rows, int cols, float *out) {
+  for (int i = 0; i < rows; i++)
+    for (int j = 0; j < cols; j++) out[(size_t)j * rows + i] = a[(size_t)i * lda + j];
+}
+
+// Attention's backward, a head per job, ATTN_TILE queries at a time against the span of keys any of them sees
+// (the rest of the span masked): the weights recomputed as S = q·kᵀ, dP = d ctx·vᵀ, then d q = dS·k and the
+// head's own share of d keys (dSᵀ·q) and values (Pᵀ·d ctx), summed over the group's heads after. Written as
+// products of a key per query, it spent most of its time loading and storing rows of 256 for a few FMAs each.
 KERNEL static void phase_attention_backward(void *ctx, int ith, int nth) {
   trainer *tr = ctx;
   const decoder *d = tr->d;
@@ -295,34 +315,57 @@ KERNEL static void phase_attention_backward(void *ctx, int ith, int nth) {
   const int H = c->heads, Hkv = c->kv_heads, D = c->head_dim, G = H / Hkv, T = tr->T;
   const int Q = H * D, KV = Hkv * D, N = Q + 2 * KV, window = tr->L->window;
   const float scale = c->attn_scale;
-  int *vis = (int *)(tr->scratch + (size_t)ith * tr->scratch_per);
-  float *p = (float *)(vis + T), *dp = p + T;
+  if (ith >= H) return;  // its scratch was not made (reserve)
+  float *kt = tr->attn + (size_t)ith * tr->attn_per, *vt = kt + (size_t)D * T;  // the group's keys and values, [D, T]
+  float *P = vt + (size_t)D * T, *dS = P + (size_t)ATTN_TILE * T, *tp = dS + (size_t)ATTN_TILE * T;
+  float *p = tp + (size_t)ATTN_TILE * T;
+  int *vis = (int *)(p + T);
+  int group = -1;
   for (int h = ith; h < H; h += nth) {
     const int g = h / G;
+    if (g != group) {
+      transpose(tr->qkv + Q + (size_t)g * D, N, T, D, kt);
+      transpose(tr->qkv + Q + KV + (size_t)g * D, N, T, D, vt);
+      group = g;
+    }
     float *dk = tr->dk_heads + (size_t)h * D, *dv = tr->dv_heads + (size_t)h * D;  // rows H·D apart
     for (int t = 0; t < T; t++) memset(dk + (size_t)t * Q, 0, sizeof(float) * D), memset(dv + (size_t)t * Q, 0, sizeof(float) * D);
-    for (int t = 0; t < T; t++) {
-      int n = 0;
-      for (int u = 0; u < T; u++)
-        if (sees(d, t, u, window)) vis[n++] = u;
-      const float *q = tr->qkv + (size_t)t * N + (size_t)h * D;
-      const float *dc = tr->dctx + (size_t)t * Q + (size_t)h * D;
-      for (int a = 0; a < n; a++) p[a] = dot_f32(q, tr->qkv + (size_t)vis[a] * N + Q + (size_t)g * D, D) * scale;
-      softmax(p, n);
-      float dsum = 0;
-      for (int a = 0; a < n; a++) {
-        dp[a] = dot_f32(dc, tr->qkv + (size_t)vis[a] * N + Q + KV + (size_t)g * D, D);
-        dsum += p[a] * dp[a];
+    for (int t0 = 0; t0 < T; t0 += ATTN_TILE) {
+      const int nq = T - t0 < ATTN_TILE ? T - t0 : ATTN_TILE;
+      int u0 = T, u1 = 0;
+      for (int t = t0; t < t0 + nq; t++)
+        for (int u = 0; u < T; u++)
+          if (sees(d, t, u, window)) u0 = u < u0 ? u : u0, u1 = u + 1 > u1 ? u + 1 : u1;
+      const float *q = tr->qkv + (size_t)t0 * N + (size_t)h * D, *dc = tr->dctx + (size_t)t0 * Q + (size_t)h * D;
+      float *dq = tr->dqkv + (size_t)t0 * N + (size_t)h * D;
+      for (int i = 0; i < nq; i++) memset(dq + (size_t)i * N, 0, sizeof(float) * D);
+      if (u0 >= u1) continue;
+      const int L = u1 - u0;
+      memset(P, 0, sizeof(float) * (size_t)nq * L);
+      memset(dS, 0, sizeof(float) * (size_t)nq * L);
+      gemm_add_f32(P, L, q, N, kt + u0, T, nq, L, D);
+      gemm_add_f32(dS, L, dc, Q, vt + u0, T, nq, L, D);
+      for (int i = 0; i < nq; i++) {
+        float *Pi = P + (size_t)i * L, *dSi = dS + (size_t)i * L;
+        int n = 0;
+        for (int u = u0; u < u1; u++)
+          if (sees(d, t0 + i, u, window)) vis[n] = u - u0, p[n++] = Pi[u - u0] * scale;
+        softmax(p, n);
+        float dsum = 0;
+        for (int a = 0; a < n; a++) dsum += p[a] * dSi[vis[a]];
+        // The weights and dS = P∘(dP − Σ P·dP)·scale at the keys seen; zero at the rest of the span.
+        for (int a = 0, u = 0; u < L; u++) {
+          const int seen = a < n && vis[a] == u;
+          const float w = seen ? p[a] : 0, ds = seen ? p[a] * (dSi[u] - dsum) * scale : 0;
+          Pi[u] = w, dSi[u] = ds;
+          a += seen;
+        }
       }
-      float *dq = tr->dqkv + (size_t)t * N + (size_t)h * D;
-      memset(dq, 0, sizeof(float) * D);
-      for (int a = 0; a < n; a++) {
-        const int u = vis[a];
-        const float ds = p[a] * (dp[a] - dsum) * scale;
-        axpy_f32(ds, tr->qkv + (size_t)u * N + Q + (size_t)g * D, dq, D);
-        axpy_f32(ds, q, dk + (size_t)u * Q, D);
-        axpy_f32(p[a], dc, dv + (size_t)u * Q, D);
-      }
+      gemm_add_f32(dq, N, dS, L, tr->qkv + (size_t)u0 * N + Q + (size_t)g * D, N, nq, D, L);
+      transpose(dS, L, nq, L, tp);
+      gemm_add_f32(dk + (size_t)u0 * Q, Q, tp, nq, q, N, L, D, nq);
+      transpose(P, L, nq, L, tp);
+      gemm_add_f32(dv + (size_t)u0 * Q, Q, tp, nq, dc, Q, L, D, nq);
     }
   }
 }
@@ -415,7 +458,7 @@ int trainer_backward(trainer *tr, float *dx, const int *positions, const int *br
 void trainer_destroy(trainer *tr) {
   if (!tr) return;
   free(tr->store);
-  float *rows[] = {tr->dh, tr->dproj, tr->dxn, tr->dact, tr->dgu, tr->dctx, tr->dqkv, tr->xn, tr->act, tr->qkv, tr->h, tr->dt, tr->dk_heads, tr->dv_heads, tr->scratch};
+  float *rows[] = {tr->dh, tr->dproj, tr->dxn, tr->dact, tr->dgu, tr->dctx, tr->dqkv, tr->xn, tr->act, tr->qkv, tr->h, tr->dt, tr->dk_heads, tr->dv_heads, tr->scratch, tr->attn};
   for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) free(rows[i]);
   free(tr->saves);
   free(tr);

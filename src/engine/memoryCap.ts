@@ -37,13 +37,14 @@ const CAP_RANK = 64;
 
 /**
  * What the native training step (train/nativeEngine.ts) holds for a run of `runTokens`: every layer's kept
- * activations (native/train.c's decoder_saves), one layer's backward rows, and the head's [labels, vocabulary]
- * logits, with a quarter more for the rest.
+ * activations (native/train.c's decoder_saves), one layer's backward rows and attention's scratch (a head per
+ * thread: keys and values transposed, 32 queries' weights), and the head's [labels, vocabulary] logits, with a
+ * quarter more for the rest.
  */
 function nativeRunBytes(config: GemmaConfig, runTokens: number): number {
   const C = config.hidden, Q = config.heads * config.headDim, N = Q + 2 * config.kvHeads * config.headDim, F = config.intermediate, r = 3 * CAP_RANK;
   const kept = config.layers * (3 * C + N + Q + 2 * F + 4 * r);
-  const backward = 6 * C + 5 * F + 3 * Q + 2 * N + r;
+  const backward = 6 * C + 5 * F + 3 * Q + 2 * N + r + config.heads * (2 * config.headDim + 3 * 32 + 2);
   const head = Math.min(runTokens, RUN_LABELS) * config.vocabSize;
   return 1.25 * 4 * (runTokens * (kept + backward) + head);
 }

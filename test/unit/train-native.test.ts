@@ -84,6 +84,26 @@ for (const embedding of ['q8_0', 'q4_0'] as const) {
   });
 }
 
+test('attention\'s backward over several tiles of queries (32 each) and spans of keys: the float64 reference to 1e-4', async () => {
+  const file = model('q4_0');
+  const { p } = setup(['q', 'k', 'v', 'o'], 7);
+  // 2 × 47 tokens: tiles that end inside a sequence, a tile holding two sequences' queries, and on the full layer
+  // keys from the tiles before.
+  const rng = new Rng(8);
+  const batch = collate([example('a', rng, 47, 10), example('b', rng, 41, 4)], 0);
+  const want = referenceStep(loadModel(file, { precision: 'f32' }).weights, p, batch, 0.5);
+  const eng = engine(file, p, 0);
+  try {
+    const got = await eng.lossAndGrads(batch, p, 0.5);
+    const rel = maxRel(got.grads, want.grads);
+    console.log(`# native step vs reference, 2 × 47 tokens: gradients max rel ${rel.toExponential(2)}`);
+    assert.ok(Math.abs(got.lossSum - want.lossSum) / want.lossSum < 1e-5, `loss ${got.lossSum} vs ${want.lossSum}`);
+    assert.ok(rel < 1e-4, `gradients max rel ${rel}`);
+  } finally {
+    await eng.dispose();
+  }
+});
+
 test('native step at int8 activations (the default) is ONNX Runtime\'s at its level 4, to the rounding of the activations', async () => {
   const file = model('q8_0');
   const { p, batch } = setup(['q', 'v', 'up', 'down'], 5);

@@ -198,8 +198,8 @@ static napi_value wrap(napi_env env, handle *h) {
 }
 
 /**
- * A create call's arguments into argv[0…n) (missing ones undefined, as Node-API fills them); 0, with the
- * error thrown, when fewer than `min` came or this CPU cannot run the kernels.
+ * A create or optimizer call's arguments into argv[0…n) (missing ones undefined, as Node-API fills them); 0,
+ * with the error thrown, when fewer than `min` came or this CPU cannot run the kernels.
  */
 static int create_args(napi_env env, napi_callback_info info, size_t n, size_t min, napi_value *argv, size_t *argc, const char *usage) {
   *argc = n;
@@ -697,25 +697,12 @@ static int floats(napi_env env, napi_value v, long long count, float **data, siz
   return 1;
 }
 
-/** An optimizer call's `count` arguments into argv; 0, with `usage` thrown, when fewer came or this CPU cannot run optim.c. */
-static int optim_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv, const char *usage) {
-  size_t argc = count;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < count) {
-    napi_throw_error(env, NULL, usage);
-    return 0;
-  }
-  if (!kernels_supported()) {
-    napi_throw_error(env, NULL, "gemma native: this CPU lacks AVX2, FMA or F16C");
-    return 0;
-  }
-  return 1;
-}
-
 // adamw(param, grad, m, v, scalars): one AdamW step (optim.h's adamw_update) over Float32Arrays of one length,
 // param, m and v updated in place; scalars { decay, w1, b2, w2, negStep, bc2Sqrt, eps }, each rounded to float32.
 static napi_value adamw(napi_env env, napi_callback_info info) {
   napi_value argv[5];
-  if (!optim_args(env, info, 5, argv, "adamw(param, grad, m, v, scalars)")) return NULL;
+  size_t argc;
+  if (!create_args(env, info, 5, 5, argv, &argc, "adamw(param, grad, m, v, scalars)")) return NULL;
   float *p, *g, *m, *v;
   size_t n, len;
   if (!floats(env, argv[0], -1, &p, &n) || !floats(env, argv[1], (long long)n, &g, &len) || !floats(env, argv[2], (long long)n, &m, &len) ||
@@ -733,7 +720,8 @@ static napi_value adamw(napi_env env, napi_callback_info info) {
 // sumSquares(grad): Σ grad[j]² of a Float32Array in float64, in order (optim.h's grad_sum_squares).
 static napi_value sum_squares(napi_env env, napi_callback_info info) {
   napi_value argv[1], out;
-  if (!optim_args(env, info, 1, argv, "sumSquares(grad)")) return NULL;
+  size_t argc;
+  if (!create_args(env, info, 1, 1, argv, &argc, "sumSquares(grad)")) return NULL;
   float *g;
   size_t n;
   if (!floats(env, argv[0], -1, &g, &n)) FAIL("sumSquares: grad must be a Float32Array");
@@ -744,7 +732,8 @@ static napi_value sum_squares(napi_env env, napi_callback_info info) {
 // scale(grad, coef): grad[j] = grad[j]·coef in float32 (coef rounded to float32), in place.
 static napi_value scale(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  if (!optim_args(env, info, 2, argv, "scale(grad, coef)")) return NULL;
+  size_t argc;
+  if (!create_args(env, info, 2, 2, argv, &argc, "scale(grad, coef)")) return NULL;
   float *g;
   size_t n;
   double coef;

@@ -497,7 +497,7 @@ KERNEL static void phase_rescore(void *ctx, int ith, int nth) {
 
 // The whole head_logits as head_choose's answer: every row exact. Listed, the rows (of `among`) whose logit
 // reaches the top-th largest of them (ties included), where they fit: a sampler then reads those instead of
-// scanning the vocabulary, which cost a decode step about as much as the layers' attention.
+// scanning the vocabulary in JavaScript, which took 0.7–1.4 ms of a 10–13 ms decode step.
 static int choose_whole(head *h, const float *row, int top, const int32_t *among, int n_among, float *out, int *nonfinite,
                         int32_t *ids, int ids_cap, int *n_ids) {
   h->want_max = top == 1 && !among;

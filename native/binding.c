@@ -123,15 +123,23 @@ static int get_float(napi_env env, napi_value obj, const char *key, float *out) 
   return 1;
 }
 
-/** arr as a typed array of `type` with exactly `count` elements (count < 0: any, *len gets it); its data or NULL. */
-static void *typed(napi_env env, napi_value arr, napi_typedarray_type type, long long count, size_t *len) {
+/**
+ * arr as a typed array of `type` with exactly `count` elements (count < 0: any) into *data and *len; 0 when it is
+ * not. An empty array's data may be NULL (it may have no buffer).
+ */
+static int typed_info(napi_env env, napi_value arr, napi_typedarray_type type, long long count, void **data, size_t *len) {
   bool is;
   napi_typedarray_type t;
-  size_t n;
+  if (napi_is_typedarray(env, arr, &is) != napi_ok || !is) return 0;
+  if (napi_get_typedarray_info(env, arr, &t, len, data, NULL, NULL) != napi_ok || t != type) return 0;
+  return count < 0 || (long long)*len == count;
+}
+
+/** arr as a typed array of `type` with exactly `count` elements (count < 0: any, *len gets it); its data or NULL. */
+static void *typed(napi_env env, napi_value arr, napi_typedarray_type type, long long count, size_t *len) {
   void *data;
-  if (napi_is_typedarray(env, arr, &is) != napi_ok || !is) return NULL;
-  if (napi_get_typedarray_info(env, arr, &t, &n, &data, NULL, NULL) != napi_ok || t != type) return NULL;
-  if (count >= 0 && (long long)n != count) return NULL;
+  size_t n;
+  if (!typed_info(env, arr, type, count, &data, &n)) return NULL;
   if (len) *len = n;
   return data;
 }
@@ -288,10 +296,6 @@ static handle *unwrap(napi_env env, napi_value v) {
   return data;
 }
 
-// run(decoder, x, positions, branch, caches, adapter?): T = positions.length tokens; x Float32Array
-// [T·hidden]; positions Int32Array [T]; branch Int32Array [T] or null; caches[i] { k, v: Float32Array
-// [kvHeads·capacity·headDim], positions: Int32Array [≥ filled], slots: Int32Array [T] (each a slot < capacity
-// or −1), capacity, filled, cos, sin: Float32Array [T·headDim/2] }. The new keys and values go into the slots.
 /** A run's arguments (run, trainForward, trainBackward), checked; caches is the caller's to free. */
 typedef struct {
   handle *h;
@@ -479,10 +483,8 @@ static int get_pair(napi_env env, handle *h, napi_value obj, const char *key, lo
     free(bt);
     return 0;
   }
-  for (long long i = 0; i < in; i++)
-    for (int j = 0; j < p->r; j++) at[(size_t)i * (size_t)p->r + (size_t)j] = p->a[(size_t)j * (size_t)in + (size_t)i];
-  for (long long o = 0; o < out; o++)
-    for (int j = 0; j < p->r; j++) bt[(size_t)j * (size_t)out + (size_t)o] = p->b[(size_t)o * (size_t)p->r + (size_t)j];
+  transpose_f32(p->a, (int)in, p->r, (int)in, at);
+  transpose_f32(p->b, p->r, (int)out, p->r, bt);
   p->at = at;
   p->bt = bt;
   return napi_create_reference(env, a, 1, &h->refs[h->nrefs++]) == napi_ok && napi_create_reference(env, b, 1, &h->refs[h->nrefs++]) == napi_ok;
@@ -685,28 +687,16 @@ static napi_value loss(napi_env env, napi_callback_info info) {
   return nonfinite_count(env, bad, "loss");
 }
 
-/** v as a Float32Array of exactly `count` elements (count < 0: any) into *data (NULL when empty: it may have no buffer) and *len; 0 when not. */
-static int floats(napi_env env, napi_value v, long long count, float **data, size_t *len) {
-  bool is;
-  napi_typedarray_type t;
-  void *d;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is || napi_get_typedarray_info(env, v, &t, len, &d, NULL, NULL) != napi_ok ||
-      t != napi_float32_array || (count >= 0 && (long long)*len != count))
-    return 0;
-  *data = *len ? d : NULL;
-  return 1;
-}
-
 // adamw(param, grad, m, v, scalars): one AdamW step (optim.h's adamw_update) over Float32Arrays of one length,
 // param, m and v updated in place; scalars { decay, w1, b2, w2, negStep, bc2Sqrt, eps }, each rounded to float32.
 static napi_value adamw(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   size_t argc;
   if (!create_args(env, info, 5, 5, argv, &argc, "adamw(param, grad, m, v, scalars)")) return NULL;
-  float *p, *g, *m, *v;
+  void *p, *g, *m, *v;
   size_t n, len;
-  if (!floats(env, argv[0], -1, &p, &n) || !floats(env, argv[1], (long long)n, &g, &len) || !floats(env, argv[2], (long long)n, &m, &len) ||
-      !floats(env, argv[3], (long long)n, &v, &len))
+  if (!typed_info(env, argv[0], napi_float32_array, -1, &p, &n) || !typed_info(env, argv[1], napi_float32_array, (long long)n, &g, &len) ||
+      !typed_info(env, argv[2], napi_float32_array, (long long)n, &m, &len) || !typed_info(env, argv[3], napi_float32_array, (long long)n, &v, &len))
     FAIL("adamw: param, grad, m and v must be Float32Arrays of one length");
   adamw_scalars s;
   if (!get_float(env, argv[4], "decay", &s.decay) || !get_float(env, argv[4], "w1", &s.w1) || !get_float(env, argv[4], "b2", &s.b2) ||
@@ -722,9 +712,9 @@ static napi_value sum_squares(napi_env env, napi_callback_info info) {
   napi_value argv[1], out;
   size_t argc;
   if (!create_args(env, info, 1, 1, argv, &argc, "sumSquares(grad)")) return NULL;
-  float *g;
+  void *g;
   size_t n;
-  if (!floats(env, argv[0], -1, &g, &n)) FAIL("sumSquares: grad must be a Float32Array");
+  if (!typed_info(env, argv[0], napi_float32_array, -1, &g, &n)) FAIL("sumSquares: grad must be a Float32Array");
   CHECK(napi_create_double(env, grad_sum_squares(g, n), &out));
   return out;
 }
@@ -734,10 +724,10 @@ static napi_value scale(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   size_t argc;
   if (!create_args(env, info, 2, 2, argv, &argc, "scale(grad, coef)")) return NULL;
-  float *g;
+  void *g;
   size_t n;
   double coef;
-  if (!floats(env, argv[0], -1, &g, &n) || napi_get_value_double(env, argv[1], &coef) != napi_ok) FAIL("scale: grad must be a Float32Array, coef a number");
+  if (!typed_info(env, argv[0], napi_float32_array, -1, &g, &n) || napi_get_value_double(env, argv[1], &coef) != napi_ok) FAIL("scale: grad must be a Float32Array, coef a number");
   grad_scale(g, n, (float)coef);
   return NULL;
 }

@@ -41,10 +41,9 @@ struct decoder {
   const int *positions, *branch;
   const layer *L;
   const decoder_cache *cache;
-  // A training forward's per-layer activations (decoder_train_forward), [layers] of what train.c reads.
+  // A training forward's per-layer activations (train.c's trainer_forward), [layers] of what its backward reads.
   decoder_saves *saves;
 };
-
 
 /** The largest rank of an adapter's pairs (a group's counts each of its projections; 0 without an adapter). */
 static inline int lora_rank(int layers, const lora_layer *lora) {

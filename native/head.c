@@ -523,10 +523,7 @@ static int choose_whole(head *h, const float *row, int top, const int32_t *among
   // A sampler's top k, or a choice among allowed ids: the top-th largest by a heap, on this thread.
   const int n = among ? n_among : V;
   int hn = 0;
-  for (int i = 0; i < n; i++) {
-    const float v = out[among ? among[i] : i];
-    if (hn < top || v > h->heaps[0]) heap_push(h->heaps, &hn, top, v);
-  }
+  for (int i = 0; i < n; i++) heap_push(h->heaps, &hn, top, out[among ? among[i] : i]);
   const float kth = hn < top ? -INFINITY : h->heaps[0];
   int k = 0;
   for (int i = 0; i < n; i++) {
@@ -607,12 +604,8 @@ KERNEL static void phase_cross_entropy(void *ctx, int ith, int nth) {
   pool_share(h->n, 1, ith, nth, &i0, &i1);
   for (int i = i0; i < i1; i++) {
     float *l = h->out + (size_t)i * V;
-    __m256 mv = _mm256_set1_ps(-INFINITY);
-    int v = 0;
-    for (; v + 8 <= V; v += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(l + v));
-    float top = hmax(mv);
-    for (; v < V; v++) top = l[v] > top ? l[v] : top;
-    int arg = 0;
+    const float top = max_of(l, V);
+    int arg = 0, v;
     while (l[arg] != top) arg++;
     const __m256 m = _mm256_set1_ps(top);
     double sum = 0;

@@ -93,6 +93,11 @@ KERNEL void rms_norm(const float *x, const float *w, int n, float eps, float *ou
   for (i = 0; i < n; i++) out[i] = x[i] * r * w[i];
 }
 
+void transpose_f32(const float *a, int lda, int rows, int cols, float *out) {
+  for (int i = 0; i < rows; i++)
+    for (int j = 0; j < cols; j++) out[(size_t)j * rows + i] = a[(size_t)i * lda + j];
+}
+
 KERNEL void rms_norm_backward(const float *x, const float *w, const float *dy, int n, float eps, float *out, int add) {
   double ss = 0, gx = 0;
   for (int i = 0; i < n; i++) {

@@ -235,8 +235,8 @@ KERNEL void gemm_x_table(table_ref E, const float *x, int T, float *y, int ldy, 
 KERNEL void gemm_dy_table(table_ref E, int M, const float *dy, int ldy, int T, float *dx, int ldx, int k0, int k1, int accumulate, float *scratch);
 /**
  * c[i·ldc + n'] += Σ_k a[i·lda + k]·b[k·ldb + n'] for rows i < M, columns n' < N, k ascending (a small float
- * GEMM: the LoRA products, whose inner size is a rank or a run's tokens): three rows by 32 columns of c held in
- * registers over k, so each row of b is loaded once per three rows of c.
+ * GEMM: the LoRA products and attention's backward, whose inner size is a rank, a head or a run's tokens): three
+ * rows by 32 columns of c held in registers over k, and the columns past the last 32 six rows at a time.
  */
 KERNEL void gemm_add_f32(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int M, int N, int K);
 /** xsum8[b] = 8·Σ of x's block b, for dot_x8_f32. */
@@ -254,6 +254,8 @@ KERNEL void rms_norm(const float *x, const float *w, int n, float eps, float *ou
 KERNEL void rms_norm_backward(const float *x, const float *w, const float *dy, int n, float eps, float *out, int add);
 /** NeoX rotation of one head x [D] by cos/sin [D/2]: (x1·c − x2·s, x2·c + x1·s). */
 KERNEL void rope_head(float *x, const float *cos, const float *sin, int D);
+/** a [rows, cols] (rows lda apart) into out [cols, rows]. */
+void transpose_f32(const float *a, int lda, int rows, int cols, float *out);
 /** Σ a[i]·b[i]. */
 KERNEL float dot_f32(const float *a, const float *b, int n);
 /** y += a·x. */

@@ -169,8 +169,7 @@ KERNEL static void rope_head_backward(float *x, const float *cos, const float *s
 // out[c·R + j] (1, through OUTER_BAND columns at a time). scratch: R·T + R·OUTER_BAND floats.
 KERNEL static void add_outer(float *out, int ldo, int c0, int c1, const float *u, int R, const float *v, int ldv, int T, float *scratch, int transposed) {
   float *ut = scratch, *acc = scratch + (size_t)R * T;
-  for (int t = 0; t < T; t++)
-    for (int j = 0; j < R; j++) ut[(size_t)j * T + t] = u[(size_t)t * R + j];
+  transpose_f32(u, R, T, R, ut);
   if (!transposed) {
     for (int j = 0; j < R; j++) memset(out + (size_t)j * ldo + c0, 0, sizeof(float) * (size_t)(c1 - c0));
     gemm_add_f32(out + c0, ldo, ut, T, v + c0, ldv, R, c1 - c0, T);
@@ -298,12 +297,6 @@ KERNEL static void rows_mid(trainer *tr, int t0, int t1) {
   }
 }
 
-// [rows, cols] at a (rows lda apart) into out [cols, rows].
-KERNEL static void transpose(const float *a, int lda, int rows, int cols, float *out) {
-  for (int i = 0; i < rows; i++)
-    for (int j = 0; j < cols; j++) out[(size_t)j * rows + i] = a[(size_t)i * lda + j];
-}
-
 // Attention's backward, a head per job, ATTN_TILE queries at a time against the span of keys any of them sees
 // (the rest of the span masked): the weights recomputed as S = q·kᵀ, dP = d ctx·vᵀ, then d q = dS·k and the
 // head's own share of d keys (dSᵀ·q) and values (Pᵀ·d ctx), summed over the group's heads after. Written as
@@ -324,8 +317,8 @@ KERNEL static void phase_attention_backward(void *ctx, int ith, int nth) {
   for (int h = ith; h < H; h += nth) {
     const int g = h / G;
     if (g != group) {
-      transpose(tr->qkv + Q + (size_t)g * D, N, T, D, kt);
-      transpose(tr->qkv + Q + KV + (size_t)g * D, N, T, D, vt);
+      transpose_f32(tr->qkv + Q + (size_t)g * D, N, T, D, kt);
+      transpose_f32(tr->qkv + Q + KV + (size_t)g * D, N, T, D, vt);
       group = g;
     }
     float *dk = tr->dk_heads + (size_t)h * D, *dv = tr->dv_heads + (size_t)h * D;  // rows H·D apart
@@ -362,9 +355,9 @@ KERNEL static void phase_attention_backward(void *ctx, int ith, int nth) {
         }
       }
       gemm_add_f32(dq, N, dS, L, tr->qkv + (size_t)u0 * N + Q + (size_t)g * D, N, nq, D, L);
-      transpose(dS, L, nq, L, tp);
+      transpose_f32(dS, L, nq, L, tp);
       gemm_add_f32(dk + (size_t)u0 * Q, Q, tp, nq, q, N, L, D, nq);
-      transpose(P, L, nq, L, tp);
+      transpose_f32(P, L, nq, L, tp);
       gemm_add_f32(dv + (size_t)u0 * Q, Q, tp, nq, dc, Q, L, D, nq);
     }
   }

@@ -128,7 +128,8 @@ export class NativeDecoder {
   /**
    * An adapter for run: per layer, the LoRA pair of each group of projections (layer.ts's LORA_GROUPS) as
    * the LoRA graph takes them (a [n·R, in], b [out, n·R] block-diagonal and scaled; n·R = 0 for none). The
-   * adapter reads a in place and keeps a transposed copy of b: a change to b needs a new adapter.
+   * adapter keeps transposed copies of a and b (and a training step reads a and b in place): a change to either
+   * needs a new adapter.
    */
   adapter(layers: Record<LoraGroup, { a: Float32Array; b: Float32Array; rank: number }>[]): NativeAdapter {
     if (!this.handle) throw new Error('native decoder was disposed');

@@ -13,7 +13,7 @@ import type { StepEngine } from './trainer';
 export type EngineChoice = 'auto' | 'native' | 'onnx';
 export const ENGINE_CHOICES: readonly EngineChoice[] = ['auto', 'native', 'onnx'];
 
-/** A step engine a run owns, and which one it is. */
+/** A step engine a run owns: it lets the engine's threads and arrays go when done. */
 export interface OwnedStepEngine extends StepEngine {
   dispose(): Promise<void>;
 }
